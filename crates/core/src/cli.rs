@@ -1,0 +1,142 @@
+//! The flags every tool shares. Each tool flattens [`CommonArgs`] into its own clap derive, so a
+//! flag means the same thing everywhere; values are resolved (flag, environment, state document,
+//! cloud default) in one place, [`crate::config::Config::resolve`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Cloud {
+    /// Global Azure (login.microsoftonline.com, graph.microsoft.com, *.crm.dynamics.com).
+    Public,
+    /// US Government GCC: public Entra ID and Graph, Dynamics on *.crm9.dynamics.com.
+    Usgov,
+    /// US Government GCC High (login.microsoftonline.us, graph.microsoft.us).
+    Usgovhigh,
+    /// US Government DoD (login.microsoftonline.us, dod-graph.microsoft.us).
+    Usgovdod,
+    /// Azure operated by 21Vianet (login.chinacloudapi.cn, microsoftgraph.chinacloudapi.cn).
+    China,
+}
+
+impl Cloud {
+    pub fn name(self) -> &'static str {
+        match self {
+            Cloud::Public => "public",
+            Cloud::Usgov => "usgov",
+            Cloud::Usgovhigh => "usgovhigh",
+            Cloud::Usgovdod => "usgovdod",
+            Cloud::China => "china",
+        }
+    }
+    pub fn from_name(s: &str) -> Option<Cloud> {
+        Cloud::from_str(s, true).ok()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthSource {
+    /// A service principal from AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET.
+    Env,
+    /// The refresh token saved by an earlier device-code sign-in.
+    Cache,
+    /// The Azure CLI's login (`az account get-access-token`).
+    Az,
+    /// Device-code sign-in on this terminal.
+    DeviceCode,
+}
+
+/// Flags shared by every tool.
+#[derive(Debug, Clone, Args)]
+pub struct CommonArgs {
+    /// Entra ID tenant: its id or a domain such as contoso.onmicrosoft.com
+    /// [state: tenant.id]
+    #[arg(long, env = "AZURE_TENANT_ID", value_name = "TENANT", help_heading = "Connection")]
+    pub tenant: Option<String>,
+
+    /// Azure cloud whose sign-in, Graph and Dynamics hosts to use [state: tenant.cloud] [default: public]
+    #[arg(long, env = "MKTO_S2S_CLOUD", value_enum, help_heading = "Connection")]
+    pub cloud: Option<Cloud>,
+
+    /// Sign-in authority, overriding the cloud's (https, or http on loopback only)
+    #[arg(long, env = "AZURE_AUTHORITY_HOST", value_name = "URL", help_heading = "Connection")]
+    pub authority_host: Option<String>,
+
+    /// Microsoft Graph root, overriding the cloud's (https, or http on loopback only)
+    #[arg(long, env = "MKTO_S2S_GRAPH_URL", value_name = "URL", help_heading = "Connection")]
+    pub graph_url: Option<String>,
+
+    /// Dynamics 365 org URL, e.g. https://contoso.crm.dynamics.com [state: dynamics.url]
+    #[arg(long, env = "MKTO_S2S_DYNAMICS_URL", value_name = "URL", help_heading = "Connection")]
+    pub dynamics_url: Option<String>,
+
+    /// Use only this credential source instead of trying env, cache, az and device code in turn
+    #[arg(long, env = "MKTO_S2S_AUTH", value_enum, help_heading = "Connection")]
+    pub auth: Option<AuthSource>,
+
+    /// Public client id for device-code sign-in [default: the Azure CLI's, 04b07795-8ddb-461a-bbee-02f9e1bf7b46]
+    #[arg(long, env = "MKTO_S2S_LOGIN_CLIENT_ID", value_name = "GUID", value_parser = crate::guid::clap_parser, help_heading = "Connection")]
+    pub login_client_id: Option<String>,
+
+    /// Extra root certificate (PEM) to trust, e.g. a TLS-inspecting proxy's
+    #[arg(long, env = "MKTO_S2S_CA_FILE", value_name = "FILE", help_heading = "Connection")]
+    pub ca_file: Option<PathBuf>,
+
+    /// Give up after this long, retries and replication waits included (e.g. 90s, 10m)
+    #[arg(long, env = "MKTO_S2S_TIMEOUT", value_name = "DURATION", default_value = "10m", value_parser = parse_duration, help_heading = "Run")]
+    pub timeout: Duration,
+
+    /// Do every read, send no write, and add the planned writes to the document as `plan`
+    #[arg(long, help_heading = "Run")]
+    pub dry_run: bool,
+
+    /// Read the state document from FILE and rewrite it there atomically, instead of stdin/stdout
+    #[arg(long, value_name = "FILE", help_heading = "Run")]
+    pub state: Option<PathBuf>,
+
+    /// Print nothing on stderr but errors
+    #[arg(short, long, help_heading = "Run", conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Trace requests on stderr (-v), with headers and bodies, secrets redacted (-vv)
+    #[arg(short, long, action = clap::ArgAction::Count, help_heading = "Run")]
+    pub verbose: u8,
+}
+
+/// `90`, `90s`, `1500ms`, `10m`, `1h`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let (num, unit) = match t.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(i) => (&t[..i], &t[i..]),
+        None => (t, "s"),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (try 90s, 10m or 1h)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" | "" => n,
+        "m" | "min" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("{s:?} has an unknown unit (use ms, s, m or h)")),
+    };
+    if !(secs.is_finite() && secs > 0.0 && secs < 86_400.0 * 7.0) {
+        return Err(format!("{s:?} is out of range"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("1500ms").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("10m").unwrap(), Duration::from_secs(600));
+        assert!(parse_duration("10x").is_err());
+        assert!(parse_duration("-1").is_err());
+    }
+}

@@ -1,0 +1,26 @@
+//! The shared core of the marketo-s2s tools: the state document, the shared flags, configuration,
+//! the credential chain, the HTTP layer (retry, Retry-After, deadline, eventual-consistency waits,
+//! redaction, dry-run plans), the error type and its exit codes, and stdout/stderr output.
+//!
+//! Dependencies point down: tools use the typed clients (graph, dataverse), which use this crate;
+//! only [`run`] writes stdout.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod fsutil;
+pub mod guid;
+pub mod http;
+pub mod odata;
+pub mod output;
+pub mod redact;
+pub mod retry;
+pub mod run;
+pub mod state;
+
+pub use cli::CommonArgs;
+pub use error::{Error, Kind, Result, ResultExt, ServiceError};
+pub use http::{Auth, Http, Method, Request, Response, Service};
+pub use run::{Ctx, Tool};
+pub use state::StateDoc;

@@ -1,0 +1,140 @@
+//! Backoff, `Retry-After` in all its forms, and the eventual-consistency wait helper.
+//!
+//! Policy as azure_core's: retry 408, 429, 500, 502, 503, 504 and connection failures, honour
+//! `retry-after-ms`, `x-ms-retry-after-ms` and `Retry-After` (seconds — Graph sends fractional
+//! ones such as `2.128` — or an HTTP date), otherwise exponential backoff with jitter; everything
+//! bounded by the tool's one deadline.
+
+use std::future::Future;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::error::{Error, Result};
+
+pub fn is_retryable_status(status: u16) -> bool {
+    matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
+}
+
+/// The delay a response asks for, from its headers (`name` is matched case-insensitively).
+pub fn retry_after<'a>(
+    headers: impl IntoIterator<Item = (&'a str, &'a str)>,
+    now: SystemTime,
+) -> Option<Duration> {
+    let mut secs = None;
+    for (name, value) in headers {
+        let v = value.trim();
+        if name.eq_ignore_ascii_case("retry-after-ms") || name.eq_ignore_ascii_case("x-ms-retry-after-ms") {
+            // Millisecond headers are more precise; they win over Retry-After.
+            if let Ok(ms) = v.parse::<f64>() {
+                if ms.is_finite() && ms >= 0.0 {
+                    return Some(Duration::from_secs_f64((ms / 1000.0).min(86_400.0)));
+                }
+            }
+        } else if name.eq_ignore_ascii_case("retry-after") {
+            secs = parse_retry_after(v, now);
+        }
+    }
+    secs
+}
+
+/// `Retry-After` value: delta-seconds (integer or fractional) or an HTTP date.
+pub fn parse_retry_after(v: &str, now: SystemTime) -> Option<Duration> {
+    let v = v.trim();
+    if let Ok(s) = v.parse::<f64>() {
+        return (s.is_finite() && s >= 0.0).then(|| Duration::from_secs_f64(s.min(86_400.0)));
+    }
+    let at = httpdate::parse_http_date(v).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// Exponential backoff with "equal jitter": half fixed, half random, so retries of parallel
+/// clients spread out but never collapse to zero.
+pub fn backoff(attempt: u32, base: Duration, cap: Duration) -> Duration {
+    let exp = base.saturating_mul(2u32.saturating_pow(attempt.min(16)));
+    let d = exp.min(cap);
+    let half = d / 2;
+    half + Duration::from_secs_f64(half.as_secs_f64() * rand::random::<f64>())
+}
+
+/// Sleeps for `d`, or fails with exit 5 when the deadline would pass first.
+pub async fn sleep_within(d: Duration, deadline: Instant, what: &str) -> Result<()> {
+    let now = Instant::now();
+    if now + d > deadline {
+        return Err(Error::timeout(format!(
+            "{what}: the deadline (--timeout) would pass before the next attempt"
+        )));
+    }
+    tokio::time::sleep(d).await;
+    Ok(())
+}
+
+/// Outcome of one poll of an eventually consistent read.
+pub enum Poll<T> {
+    Ready(T),
+    /// Not visible yet; the string says what we are waiting for.
+    Pending(String),
+}
+
+/// Polls `probe` until it is ready, with backoff from 100 ms growing by 1.5× to 2 s, until the
+/// deadline. This is how every tool waits out replication (design.md, "Eventual consistency"):
+/// never a fixed sleep, so a fast tenant costs one round trip and a slow one only the lag.
+pub async fn until_ready<T, F, Fut>(
+    deadline: Instant,
+    what: &str,
+    progress: &crate::output::Reporter,
+    mut probe: F,
+) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Poll<T>>>,
+{
+    let start = Instant::now();
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match probe().await? {
+            Poll::Ready(v) => {
+                progress.clear_progress();
+                return Ok(v);
+            }
+            Poll::Pending(why) => {
+                progress.progress(&format!("{what}: {why}"), start.elapsed());
+                let jittered = delay.mul_f64(0.75 + rand::random::<f64>() * 0.5);
+                if Instant::now() + jittered > deadline {
+                    progress.clear_progress();
+                    return Err(Error::timeout(format!(
+                        "{what}: still not done after {:.1} s ({why})",
+                        start.elapsed().as_secs_f64()
+                    ))
+                    .with_hint("replication can take minutes in a large tenant: re-run the same command, or raise --timeout"));
+                }
+                tokio::time::sleep(jittered).await;
+                delay = (delay.mul_f64(1.5)).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn retry_after_forms() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+        assert_eq!(parse_retry_after("2", now), Some(Duration::from_secs(2)));
+        assert_eq!(parse_retry_after("2.128", now), Some(Duration::from_millis(2128)));
+        assert_eq!(parse_retry_after("-1", now), None);
+        let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
+        assert_eq!(parse_retry_after(&later, now), Some(Duration::from_secs(30)));
+        assert_eq!(
+            retry_after([("Retry-After", "5"), ("x-ms-retry-after-ms", "250")], now),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+    #[test]
+    fn backoff_is_bounded() {
+        for a in 0..40 {
+            let d = backoff(a, Duration::from_millis(200), Duration::from_secs(8));
+            assert!(d <= Duration::from_secs(8) && d >= Duration::from_millis(100));
+        }
+    }
+}

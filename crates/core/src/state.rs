@@ -1,0 +1,268 @@
+//! The state document: one JSON object read from stdin or `--state FILE`, enriched by each tool
+//! and written back. Keys a tool does not own pass through untouched (design.md, "The state
+//! document").
+
+use std::io::{IsTerminal, Read};
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+
+/// Larger documents are refused: the contract is a few kilobytes, and reading an unbounded
+/// stdin into memory is how a mistaken `cat big.log |` takes a machine down.
+pub const MAX_DOCUMENT_BYTES: usize = 4 * 1024 * 1024;
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StateDoc {
+    root: Map<String, Value>,
+}
+
+impl StateDoc {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Parses a document. Empty input (only whitespace) is the empty document.
+    pub fn parse(text: &str, source: &str) -> Result<Self> {
+        if text.trim().is_empty() {
+            return Ok(Self::default());
+        }
+        match serde_json::from_str::<Value>(text) {
+            Ok(Value::Object(root)) => Ok(StateDoc { root }),
+            Ok(other) => Err(Error::usage(format!(
+                "the state document on {source} must be a JSON object, found {}",
+                type_name(&other)
+            ))
+            .with_hint("pipe the output of the previous tool, or pass --state FILE")),
+            Err(e) => Err(Error::usage(format!(
+                "the state document on {source} is not valid JSON ({e})"
+            ))
+            .with_hint("pipe the unchanged output of the previous tool, or start with no input")),
+        }
+    }
+
+    /// Reads the document from `--state FILE` (missing file = empty document) or from stdin when
+    /// stdin is not a terminal.
+    pub fn load(state_file: Option<&Path>) -> Result<Self> {
+        match state_file {
+            Some(path) => match std::fs::File::open(path) {
+                Ok(f) => {
+                    let text = read_bounded(f, &format!("--state {}", path.display()))?;
+                    Self::parse(&text, &format!("--state {}", path.display()))
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+                Err(e) => Err(Error::usage(format!(
+                    "cannot read --state {}: {e}",
+                    path.display()
+                ))),
+            },
+            None => {
+                let stdin = std::io::stdin();
+                if stdin.is_terminal() {
+                    return Ok(Self::default());
+                }
+                let text = read_bounded(stdin.lock(), "stdin")?;
+                Self::parse(&text, "stdin")
+            }
+        }
+    }
+
+    pub fn as_value(&self) -> Value {
+        Value::Object(self.root.clone())
+    }
+
+    pub fn root(&self) -> &Map<String, Value> {
+        &self.root
+    }
+
+    /// The value at a dotted path (`"app.client_id"`), if present and not null.
+    pub fn get(&self, path: &str) -> Option<&Value> {
+        let mut parts = path.split('.');
+        let mut cur = self.root.get(parts.next()?)?;
+        for p in parts {
+            cur = cur.as_object()?.get(p)?;
+        }
+        (!cur.is_null()).then_some(cur)
+    }
+
+    /// A string at `path`; a value of another type is bad input (exit 2) naming the key.
+    pub fn get_str(&self, path: &str) -> Result<Option<&str>> {
+        self.check_parents(path)?;
+        match self.get(path) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.as_str())),
+            Some(other) => Err(wrong_type(path, "a string", other)),
+        }
+    }
+
+    pub fn get_bool(&self, path: &str) -> Result<Option<bool>> {
+        self.check_parents(path)?;
+        match self.get(path) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(other) => Err(wrong_type(path, "true or false", other)),
+        }
+    }
+
+    pub fn get_object(&self, path: &str) -> Result<Option<&Map<String, Value>>> {
+        self.check_parents(path)?;
+        match self.get(path) {
+            None => Ok(None),
+            Some(Value::Object(m)) => Ok(Some(m)),
+            Some(other) => Err(wrong_type(path, "an object", other)),
+        }
+    }
+
+    pub fn get_array(&self, path: &str) -> Result<Option<&Vec<Value>>> {
+        self.check_parents(path)?;
+        match self.get(path) {
+            None => Ok(None),
+            Some(Value::Array(a)) => Ok(Some(a)),
+            Some(other) => Err(wrong_type(path, "an array", other)),
+        }
+    }
+
+    /// A GUID at `path`, checked for shape.
+    pub fn get_guid(&self, path: &str) -> Result<Option<String>> {
+        match self.get_str(path)? {
+            None => Ok(None),
+            Some(s) => crate::guid::parse(s)
+                .map(Some)
+                .map_err(|_| Error::usage(format!("state document key {path} is not a GUID: {s:?}"))),
+        }
+    }
+
+    /// Every parent on the path that exists must be an object: `{"app": "x"}` is bad input for
+    /// `app.client_id`, not "missing".
+    fn check_parents(&self, path: &str) -> Result<()> {
+        let parts: Vec<&str> = path.split('.').collect();
+        let mut cur: &Map<String, Value> = &self.root;
+        for (i, p) in parts[..parts.len() - 1].iter().enumerate() {
+            match cur.get(*p) {
+                None | Some(Value::Null) => return Ok(()),
+                Some(Value::Object(m)) => cur = m,
+                Some(other) => {
+                    let key = parts[..=i].join(".");
+                    return Err(wrong_type(&key, "an object", other));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets the value at a dotted path, creating (or replacing non-object) parents.
+    pub fn set(&mut self, path: &str, value: impl Into<Value>) {
+        let parts: Vec<&str> = path.split('.').collect();
+        let mut cur = &mut self.root;
+        for p in &parts[..parts.len() - 1] {
+            let entry = cur
+                .entry((*p).to_string())
+                .or_insert_with(|| Value::Object(Map::new()));
+            if !entry.is_object() {
+                *entry = Value::Object(Map::new());
+            }
+            cur = entry.as_object_mut().expect("just made an object");
+        }
+        cur.insert(parts[parts.len() - 1].to_string(), value.into());
+    }
+
+    pub fn remove(&mut self, path: &str) {
+        let parts: Vec<&str> = path.split('.').collect();
+        let mut cur = &mut self.root;
+        for p in &parts[..parts.len() - 1] {
+            match cur.get_mut(*p).and_then(Value::as_object_mut) {
+                Some(m) => cur = m,
+                None => return,
+            }
+        }
+        cur.remove(parts[parts.len() - 1]);
+    }
+
+    /// Serialises the document: pretty for a person, compact for a pipe.
+    pub fn to_text(&self, pretty: bool) -> String {
+        let v = Value::Object(self.root.clone());
+        let mut s = if pretty {
+            serde_json::to_string_pretty(&v)
+        } else {
+            serde_json::to_string(&v)
+        }
+        .expect("a JSON value always serialises");
+        s.push('\n');
+        s
+    }
+
+    /// Rewrites `--state FILE` atomically (mode 0600: the document can hold a revealed secret).
+    pub fn save(&self, path: &PathBuf) -> Result<()> {
+        crate::fsutil::write_atomic(path, self.to_text(true).as_bytes(), 0o600)
+            .map_err(|e| Error::internal(format!("cannot write --state {}: {e}", path.display())))
+    }
+}
+
+fn read_bounded(r: impl Read, source: &str) -> Result<String> {
+    let mut buf = Vec::new();
+    let n = r
+        .take(MAX_DOCUMENT_BYTES as u64 + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| Error::usage(format!("cannot read the state document from {source}: {e}")))?;
+    if n > MAX_DOCUMENT_BYTES {
+        return Err(Error::usage(format!(
+            "the state document on {source} is larger than {} MiB; is this the output of a marketo-s2s tool?",
+            MAX_DOCUMENT_BYTES / (1024 * 1024)
+        )));
+    }
+    String::from_utf8(buf)
+        .map_err(|_| Error::usage(format!("the state document on {source} is not UTF-8 text")))
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn wrong_type(path: &str, want: &str, got: &Value) -> Error {
+    Error::usage(format!(
+        "state document key {path} must be {want}, found {}",
+        type_name(got)
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn unknown_keys_pass_through_and_set_creates_parents() {
+        let mut d = StateDoc::parse(r#"{"x":{"y":1},"app":{"client_id":"a"}}"#, "t").unwrap();
+        d.set("app.object_id", "b");
+        d.set("steps.register-app.changed", true);
+        assert_eq!(
+            d.as_value(),
+            json!({"x":{"y":1},"app":{"client_id":"a","object_id":"b"},"steps":{"register-app":{"changed":true}}})
+        );
+    }
+
+    #[test]
+    fn wrong_types_are_usage_errors_naming_the_key() {
+        let d = StateDoc::parse(r#"{"app":{"client_id":5},"tenant":"x"}"#, "t").unwrap();
+        let e = d.get_str("app.client_id").unwrap_err();
+        assert_eq!(e.kind.code(), 2);
+        assert!(e.message.contains("app.client_id"));
+        let e = d.get_str("tenant.id").unwrap_err();
+        assert!(e.message.contains("tenant"), "{e}");
+    }
+
+    #[test]
+    fn empty_and_non_objects() {
+        assert_eq!(StateDoc::parse("  \n", "t").unwrap(), StateDoc::default());
+        assert_eq!(StateDoc::parse("[1]", "t").unwrap_err().kind.code(), 2);
+        assert_eq!(StateDoc::parse("{\"a\":", "t").unwrap_err().kind.code(), 2);
+    }
+}

@@ -1,0 +1,4 @@
+//! (in progress)
+pub fn main() -> std::process::ExitCode {
+    std::process::ExitCode::FAILURE
+}

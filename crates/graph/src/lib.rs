@@ -1,0 +1,505 @@
+//! A typed subset of Microsoft Graph v1.0: exactly what the Entra ID steps need, nothing else.
+//! Each function builds one request through core's HTTP layer (retries, tokens, redaction,
+//! dry-run) and returns a typed answer; nothing here prints.
+//!
+//! Sources: reference/graph.md §1–7 (application upsert by `uniqueName`, service principals,
+//! oauth2PermissionGrants, addPassword/removePassword, HRD policies, paging, error codes).
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use s2s_core::odata::{encode, key_segment, quote};
+use s2s_core::{Auth, Error, Http, Method, Request, Response, Result, Service};
+
+/// Dynamics CRM (Dataverse) first-party application id (graph.md §1.2). Its
+/// `user_impersonation` scope id is read from the service principal, never hard-coded.
+pub const DYNAMICS_CRM_APP_ID: &str = "00000007-0000-0000-c000-000000000000";
+pub const USER_IMPERSONATION: &str = "user_impersonation";
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceAccess {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RequiredResourceAccess {
+    pub resource_app_id: String,
+    #[serde(default)]
+    pub resource_access: Vec<ResourceAccess>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PasswordCredential {
+    pub key_id: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub hint: Option<String>,
+    #[serde(default)]
+    pub start_date_time: Option<String>,
+    #[serde(default)]
+    pub end_date_time: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Application {
+    pub id: String,
+    pub app_id: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub unique_name: Option<String>,
+    #[serde(default)]
+    pub sign_in_audience: Option<String>,
+    #[serde(default)]
+    pub required_resource_access: Vec<RequiredResourceAccess>,
+    #[serde(default)]
+    pub password_credentials: Vec<PasswordCredential>,
+}
+
+/// The properties `register-app` owns, for create and update.
+pub const APPLICATION_SELECT: &str =
+    "id,appId,displayName,uniqueName,signInAudience,requiredResourceAccess,passwordCredentials";
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PermissionScope {
+    pub id: String,
+    #[serde(default)]
+    pub value: Option<String>,
+    #[serde(default)]
+    pub is_enabled: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ServicePrincipal {
+    pub id: String,
+    pub app_id: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub oauth2_permission_scopes: Vec<PermissionScope>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PermissionGrant {
+    pub id: String,
+    pub client_id: String,
+    pub consent_type: Option<String>,
+    #[serde(default)]
+    pub principal_id: Option<String>,
+    pub resource_id: String,
+    #[serde(default)]
+    pub scope: Option<String>,
+}
+
+impl PermissionGrant {
+    pub fn scopes(&self) -> Vec<&str> {
+        self.scope
+            .as_deref()
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct HrdPolicy {
+    pub id: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub definition: Vec<String>,
+    #[serde(default)]
+    pub is_organization_default: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Domain {
+    pub id: String,
+    #[serde(default)]
+    pub authentication_type: Option<String>,
+    #[serde(default)]
+    pub is_verified: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Organization {
+    pub id: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+}
+
+/// Graph's answers that mean "written, but not replicated to the replica you asked yet"
+/// (graph.md §7.4, §2; the Entra eventual-consistency guidance): retry with backoff.
+pub fn is_replication_lag(e: &Error) -> bool {
+    let Some(se) = &e.service else { return false };
+    match se.status {
+        404 => se.has_code("Request_ResourceNotFound") || se.code.is_empty(),
+        400 => {
+            se.has_code("NoBackingApplicationObject")
+                || se.message.contains("does not reference a valid application object")
+        }
+        409 => se.has_code("Directory_ConcurrencyViolation"),
+        _ => false,
+    }
+}
+
+/// A uniqueness conflict: the object already exists (e.g. after a committed request whose
+/// answer was lost and which the transport then retried).
+pub fn is_conflict(e: &Error) -> bool {
+    e.service.as_ref().is_some_and(|s| {
+        s.status == 409 && !s.has_code("Directory_ConcurrencyViolation")
+            || s.has_code("Request_MultipleObjectsWithSameKeyValue")
+    })
+}
+
+pub struct Graph<'a> {
+    http: &'a Http,
+    /// `https://graph.microsoft.com` (no trailing slash); also the token audience.
+    root: String,
+}
+
+#[derive(Deserialize)]
+struct Page<T> {
+    value: Vec<T>,
+    #[serde(rename = "@odata.nextLink")]
+    next: Option<String>,
+}
+
+impl<'a> Graph<'a> {
+    pub fn new(http: &'a Http) -> Self {
+        Graph {
+            http,
+            root: s2s_core::config::base(&http.config().graph),
+        }
+    }
+
+    pub fn root(&self) -> &str {
+        &self.root
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/v1.0/{path}", self.root)
+    }
+
+    fn req(&self, method: Method, path: &str) -> Request {
+        Request::new(method, Service::Graph, self.url(path))
+            .auth(Auth::Resource(self.root.clone()))
+            .header("Accept", "application/json")
+    }
+
+    async fn get_json(&self, path: &str) -> Result<Response> {
+        self.http.send(self.req(Method::Get, path)).await
+    }
+
+    /// GET that answers `None` on 404.
+    async fn get_opt<T: serde::de::DeserializeOwned>(&self, path: &str, what: &str) -> Result<Option<T>> {
+        let resp = self.http.send(self.req(Method::Get, path).accept(404)).await?;
+        if resp.status == 404 {
+            return Ok(None);
+        }
+        resp.parse(what).map(Some)
+    }
+
+    /// All pages of a collection (graph.md §7.3: follow `@odata.nextLink` as-is until absent).
+    async fn list<T: serde::de::DeserializeOwned>(&self, path: &str, what: &str) -> Result<Vec<T>> {
+        let mut out = Vec::new();
+        let mut url = self.url(path);
+        loop {
+            let req = Request::new(Method::Get, Service::Graph, url)
+                .auth(Auth::Resource(self.root.clone()))
+                .header("Accept", "application/json");
+            let page: Page<T> = self.http.send(req).await?.parse(what)?;
+            out.extend(page.value);
+            match page.next {
+                Some(n) => url = n,
+                None => return Ok(out),
+            }
+        }
+    }
+
+    // ---- organization and domains -------------------------------------------------------
+
+    pub async fn organization(&self) -> Result<Organization> {
+        let mut orgs: Vec<Organization> = self.list("organization?$select=id,displayName", "organization").await?;
+        orgs.pop()
+            .ok_or_else(|| Error::refused("Graph listed no organization for this tenant"))
+    }
+
+    pub async fn domains(&self) -> Result<Vec<Domain>> {
+        self.list("domains?$select=id,authenticationType,isVerified", "domains").await
+    }
+
+    /// `directory/onPremisesSynchronization` → `features.passwordSyncEnabled`; `None` when the
+    /// caller may not read it (graph.md §1.6).
+    pub async fn password_hash_sync_enabled(&self) -> Result<Option<bool>> {
+        let resp = self
+            .http
+            .send(self.req(Method::Get, "directory/onPremisesSynchronization").accept(403).accept(404))
+            .await?;
+        if resp.status != 200 {
+            return Ok(None);
+        }
+        let v = resp.json()?;
+        Ok(v["value"]
+            .as_array()
+            .and_then(|a| a.first())
+            .and_then(|s| s["features"]["passwordSyncEnabled"].as_bool()))
+    }
+
+    // ---- applications -------------------------------------------------------------------
+
+    pub async fn application_by_unique_name(&self, unique_name: &str) -> Result<Option<Application>> {
+        let path = format!(
+            "{}?$select={APPLICATION_SELECT}",
+            key_segment("applications", "uniqueName", unique_name)
+        );
+        self.get_opt(&path, "application").await
+    }
+
+    pub async fn application_by_app_id(&self, app_id: &str) -> Result<Option<Application>> {
+        let path = format!(
+            "{}?$select={APPLICATION_SELECT}",
+            key_segment("applications", "appId", app_id)
+        );
+        self.get_opt(&path, "application").await
+    }
+
+    /// Lists applications whose display name is exactly `name` (for messages, never as a key).
+    pub async fn applications_named(&self, name: &str) -> Result<Vec<Application>> {
+        let filter = format!("displayName eq {}", quote(name));
+        self.list(
+            &format!("applications?$filter={}&$select=id,appId,displayName,uniqueName", encode(&filter)),
+            "applications",
+        )
+        .await
+    }
+
+    /// `PATCH /applications(uniqueName='..')` with `Prefer: create-if-missing` (graph.md §1.5):
+    /// 201 + the new application, or 204 when it existed (and was updated with `body`).
+    /// Idempotent, so the transport may retry it safely after a lost answer.
+    pub async fn upsert_application(&self, unique_name: &str, body: Value) -> Result<Option<Upserted<Application>>> {
+        let req = self
+            .req(Method::Patch, &key_segment("applications", "uniqueName", unique_name))
+            .header("Prefer", "create-if-missing")
+            .json(body);
+        let Some(resp) = self.http.write(req).await? else {
+            return Ok(None);
+        };
+        Ok(Some(if resp.status == 201 {
+            Upserted::Created(resp.parse("application")?)
+        } else {
+            Upserted::Updated
+        }))
+    }
+
+    /// `PATCH /applications/{id}` with only the properties that differ.
+    pub async fn update_application(&self, object_id: &str, body: Value) -> Result<bool> {
+        let req = self.req(Method::Patch, &format!("applications/{}", encode(object_id))).json(body);
+        Ok(self.http.write(req).await?.is_some())
+    }
+
+    /// `POST /applications/{id}/addPassword` (graph.md §4.1). The answer holds `secretText`, the
+    /// only time it exists; callers keep it in a `SecretString`.
+    pub async fn add_password(&self, object_id: &str, display_name: &str, end: &str) -> Result<Option<Value>> {
+        let req = self
+            .req(Method::Post, &format!("applications/{}/addPassword", encode(object_id)))
+            .json(json!({"passwordCredential": {"displayName": display_name, "endDateTime": end}}));
+        match self.http.write(req).await? {
+            Some(resp) => resp.json().map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// `POST /applications/{id}/removePassword` (graph.md §4.2); 404 means already gone.
+    pub async fn remove_password(&self, object_id: &str, key_id: &str) -> Result<bool> {
+        let req = self
+            .req(Method::Post, &format!("applications/{}/removePassword", encode(object_id)))
+            .json(json!({"keyId": key_id}))
+            .accept(404);
+        Ok(self.http.write(req).await?.is_some())
+    }
+
+    // ---- service principals -------------------------------------------------------------
+
+    pub async fn service_principal_by_app_id(&self, app_id: &str) -> Result<Option<ServicePrincipal>> {
+        let path = format!(
+            "{}?$select=id,appId,displayName,oauth2PermissionScopes",
+            key_segment("servicePrincipals", "appId", app_id)
+        );
+        self.get_opt(&path, "service principal").await
+    }
+
+    /// `PATCH /servicePrincipals(appId='..')` + `Prefer: create-if-missing` (graph.md §2): an
+    /// idempotent create, so a retry after a lost answer cannot make a second one.
+    pub async fn ensure_service_principal(&self, app_id: &str) -> Result<Option<Upserted<ServicePrincipal>>> {
+        let req = self
+            .req(Method::Patch, &key_segment("servicePrincipals", "appId", app_id))
+            .header("Prefer", "create-if-missing")
+            .json(json!({}));
+        let Some(resp) = self.http.write(req).await? else {
+            return Ok(None);
+        };
+        Ok(Some(if resp.status == 201 {
+            Upserted::Created(resp.parse("service principal")?)
+        } else {
+            Upserted::Updated
+        }))
+    }
+
+    // ---- oauth2PermissionGrants ---------------------------------------------------------
+
+    pub async fn grants_for(&self, client_sp: &str, resource_sp: &str) -> Result<Vec<PermissionGrant>> {
+        let filter = format!(
+            "clientId eq {} and consentType eq 'AllPrincipals' and resourceId eq {}",
+            quote(client_sp),
+            quote(resource_sp)
+        );
+        self.list(&format!("oauth2PermissionGrants?$filter={}", encode(&filter)), "oauth2PermissionGrants")
+            .await
+    }
+
+    pub async fn create_grant(&self, client_sp: &str, resource_sp: &str, scope: &str) -> Result<Option<PermissionGrant>> {
+        let req = self.req(Method::Post, "oauth2PermissionGrants").json(json!({
+            "clientId": client_sp,
+            "consentType": "AllPrincipals",
+            "resourceId": resource_sp,
+            "scope": scope,
+        }));
+        match self.http.write(req).await? {
+            Some(r) => r.parse("oauth2PermissionGrant").map(Some),
+            None => Ok(None),
+        }
+    }
+
+    pub async fn update_grant_scope(&self, grant_id: &str, scope: &str) -> Result<bool> {
+        let req = self
+            .req(Method::Patch, &format!("oauth2PermissionGrants/{}", encode(grant_id)))
+            .json(json!({"scope": scope}));
+        Ok(self.http.write(req).await?.is_some())
+    }
+
+    pub async fn delete_grant(&self, grant_id: &str) -> Result<bool> {
+        let req = self
+            .req(Method::Delete, &format!("oauth2PermissionGrants/{}", encode(grant_id)))
+            .accept(404);
+        Ok(self.http.write(req).await?.is_some())
+    }
+
+    // ---- Home Realm Discovery policies --------------------------------------------------
+
+    pub async fn hrd_policies(&self) -> Result<Vec<HrdPolicy>> {
+        self.list("policies/homeRealmDiscoveryPolicies", "homeRealmDiscoveryPolicies").await
+    }
+
+    pub async fn hrd_policies_of(&self, sp_id: &str) -> Result<Vec<HrdPolicy>> {
+        self.list(
+            &format!("servicePrincipals/{}/homeRealmDiscoveryPolicies", encode(sp_id)),
+            "homeRealmDiscoveryPolicies",
+        )
+        .await
+    }
+
+    pub async fn create_hrd_policy(&self, body: Value) -> Result<Option<HrdPolicy>> {
+        let req = self.req(Method::Post, "policies/homeRealmDiscoveryPolicies").json(body);
+        match self.http.write(req).await? {
+            Some(r) => r.parse("homeRealmDiscoveryPolicy").map(Some),
+            None => Ok(None),
+        }
+    }
+
+    pub async fn delete_hrd_policy(&self, id: &str) -> Result<bool> {
+        let req = self
+            .req(Method::Delete, &format!("policies/homeRealmDiscoveryPolicies/{}", encode(id)))
+            .accept(404);
+        Ok(self.http.write(req).await?.is_some())
+    }
+
+    /// `POST /servicePrincipals/{id}/homeRealmDiscoveryPolicies/$ref` (graph.md §5.3); the
+    /// `@odata.id` uses this cloud's own Graph host.
+    pub async fn assign_hrd_policy(&self, sp_id: &str, policy_id: &str) -> Result<bool> {
+        let req = self
+            .req(Method::Post, &format!("servicePrincipals/{}/homeRealmDiscoveryPolicies/$ref", encode(sp_id)))
+            .json(json!({"@odata.id": self.url(&format!("policies/homeRealmDiscoveryPolicies/{policy_id}"))}));
+        Ok(self.http.write(req).await?.is_some())
+    }
+
+    pub async fn unassign_hrd_policy(&self, sp_id: &str, policy_id: &str) -> Result<bool> {
+        let req = self
+            .req(
+                Method::Delete,
+                &format!(
+                    "servicePrincipals/{}/homeRealmDiscoveryPolicies/{}/$ref",
+                    encode(sp_id),
+                    encode(policy_id)
+                ),
+            )
+            .accept(404);
+        Ok(self.http.write(req).await?.is_some())
+    }
+
+    /// Raw GET for callers that need a property this subset does not type.
+    pub async fn get_value(&self, path: &str) -> Result<Value> {
+        self.get_json(path).await?.json()
+    }
+}
+
+/// The outcome of an upsert.
+#[derive(Debug)]
+pub enum Upserted<T> {
+    Created(T),
+    Updated,
+}
+
+/// The `user_impersonation` scope id of the Dynamics CRM service principal, read from its
+/// `oauth2PermissionScopes` (graph.md §1.2: never hard-coded; sovereign clouds differ).
+pub fn user_impersonation_scope(sp: &ServicePrincipal) -> Result<String> {
+    sp.oauth2_permission_scopes
+        .iter()
+        .find(|s| s.value.as_deref() == Some(USER_IMPERSONATION))
+        .map(|s| s.id.clone())
+        .ok_or_else(|| {
+            Error::refused(format!(
+                "the Dynamics CRM service principal {} has no {USER_IMPERSONATION} scope",
+                sp.id
+            ))
+        })
+}
+
+// ---- reads by object id (grant-consent, make-secret, set-hrd-policy) ------------------------
+// A separate impl block so these additions stay apart from the functions above.
+impl Graph<'_> {
+    /// `GET /servicePrincipals/{id}` (graph.md §2); `None` on 404, which right after a create can
+    /// also mean "not replicated yet" (§7.4), so callers wait with `until_ready`.
+    pub async fn service_principal(&self, id: &str) -> Result<Option<ServicePrincipal>> {
+        let path = format!(
+            "servicePrincipals/{}?$select=id,appId,displayName,oauth2PermissionScopes",
+            encode(id)
+        );
+        self.get_opt(&path, "service principal").await
+    }
+
+    /// `GET /applications/{id}` with its password credentials (graph.md §4.3: `secretText` is
+    /// never returned here, only key ids, hints and dates); `None` on 404.
+    pub async fn application(&self, object_id: &str) -> Result<Option<Application>> {
+        let path = format!(
+            "applications/{}?$select={APPLICATION_SELECT}",
+            encode(object_id)
+        );
+        self.get_opt(&path, "application").await
+    }
+}

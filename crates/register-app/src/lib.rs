@@ -1,0 +1,449 @@
+//! `register-app` — Marketo's step 2, "create the client application": ensures a single-tenant
+//! Entra ID application (`signInAudience` `AzureADMyOrg`) that requests Dynamics CRM
+//! `user_impersonation`, and its service principal.
+//!
+//! - Reads: `tenant.id`, `tenant.cloud`, `app.display_name`, `app.unique_name`, `app.client_id`
+//!   (all optional; flags override them).
+//! - Writes: `tenant.id`, `tenant.cloud`, `app.display_name`, `app.unique_name`,
+//!   `app.client_id`, `app.object_id`, `app.service_principal_id`, `steps.register-app`.
+//! - Idempotency key: the application's `uniqueName` (derived from the display name unless
+//!   given), through `PATCH /applications(uniqueName='…')` with `Prefer: create-if-missing`
+//!   (reference/graph.md §1.5) — never the display name alone. `--client-id` adopts an app
+//!   made in the portal instead. It reads first and writes only what differs, so a re-run on a
+//!   finished setup sends no write.
+//! - Exit codes: 0 done; 2 bad input (no request sent); 3 sign-in failed; 4 Graph refused (e.g.
+//!   the caller lacks Application.ReadWrite.All); 5 not done before `--timeout`.
+//!
+//! Example: `register-app --tenant contoso.onmicrosoft.com | grant-consent | make-secret`
+
+use clap::Parser;
+use serde_json::{Value, json};
+
+use s2s_core::retry::{Poll, until_ready};
+use s2s_core::{CommonArgs, Ctx, Error, Result, Tool};
+use s2s_graph::{
+    Application, DYNAMICS_CRM_APP_ID, Graph, RequiredResourceAccess, ResourceAccess, Upserted,
+    is_replication_lag, user_impersonation_scope,
+};
+
+const DEFAULT_NAME: &str = "Marketo Integration";
+const SINGLE_TENANT: &str = "AzureADMyOrg";
+
+/// Register the Marketo integration app in Entra ID (single tenant, Dynamics CRM
+/// user_impersonation) and its service principal.
+#[derive(Debug, Parser)]
+#[command(
+    name = "register-app",
+    version,
+    after_help = "\
+Examples:
+  register-app --tenant contoso.onmicrosoft.com > state.json
+  register-app --name 'Marketo Integration' | grant-consent | make-secret
+  register-app --client-id 0d9f3c5e-1111-2222-3333-444455556666   # adopt a portal app
+
+Reads tenant.id and app.* from the state document on stdin; writes tenant.id, app.client_id,
+app.object_id, app.service_principal_id. Re-running on a finished setup sends no write.
+Exit codes: 0 done, 2 bad input, 3 sign-in failed, 4 Graph refused, 5 timed out."
+)]
+pub struct Cli {
+    /// Display name of the application [state: app.display_name] [default: Marketo Integration]
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Stable key that identifies the app on every run [state: app.unique_name] [default: derived
+    /// from the name, e.g. marketo-integration]
+    #[arg(long, value_name = "KEY")]
+    pub unique_name: Option<String>,
+
+    /// Adopt an existing app (e.g. created in the portal) by its Application (client) ID
+    /// instead of creating one
+    #[arg(long, value_name = "GUID", value_parser = s2s_core::guid::clap_parser)]
+    pub client_id: Option<String>,
+
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+impl Tool for Cli {
+    const NAME: &'static str = "register-app";
+    fn common(&self) -> &CommonArgs {
+        &self.common
+    }
+    fn validate(&self) -> Result<()> {
+        if let Some(n) = &self.name {
+            check_text(n, "--name")?;
+        }
+        if let Some(u) = &self.unique_name {
+            check_text(u, "--unique-name")?;
+        }
+        Ok(())
+    }
+}
+
+pub fn main() -> std::process::ExitCode {
+    s2s_core::run::main::<Cli, _>(run)
+}
+
+fn check_text(s: &str, flag: &str) -> Result<()> {
+    if s.trim().is_empty() || s.chars().count() > 120 || s.chars().any(char::is_control) {
+        return Err(Error::usage(format!(
+            "{flag} must be 1 to 120 printable characters, got {s:?}"
+        )));
+    }
+    Ok(())
+}
+
+/// `Marketo Integration` → `marketo-integration`: lower case, runs of anything else → one `-`.
+pub fn derive_unique_name(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_alphanumeric() {
+            out.push(c);
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+    }
+    let out = out.trim_end_matches('-').to_string();
+    if out.is_empty() {
+        "marketo-integration".to_string()
+    } else {
+        out
+    }
+}
+
+async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
+    let doc_name = ctx.doc.get_str("app.display_name")?.map(str::to_string);
+    let doc_unique = ctx.doc.get_str("app.unique_name")?.map(str::to_string);
+    let doc_client = ctx.doc.get_guid("app.client_id")?;
+    let name = cli
+        .name
+        .clone()
+        .or(doc_name)
+        .unwrap_or_else(|| DEFAULT_NAME.to_string());
+    check_text(&name, "app.display_name")?;
+    // Adopt by client id when asked, or when an earlier run adopted one (no unique name then).
+    let adopt = cli
+        .client_id
+        .clone()
+        .or_else(|| doc_unique.is_none().then_some(doc_client).flatten());
+    let unique_name = match (&adopt, &cli.unique_name, &doc_unique) {
+        (_, Some(u), _) => Some(u.clone()),
+        (None, None, Some(u)) => Some(u.clone()),
+        (None, None, None) => Some(derive_unique_name(&name)),
+        (Some(_), None, _) => None,
+    };
+    if let Some(u) = &unique_name {
+        check_text(u, "app.unique_name")?;
+    }
+    ctx.config().tenant()?;
+
+    let tenant_id = ensure_tenant_id(ctx).await?;
+    ctx.doc.set("tenant.id", tenant_id.as_str());
+    ctx.doc.set("tenant.cloud", ctx.config().cloud.name());
+
+    let graph = Graph::new(&ctx.http);
+    let scope_id = dynamics_scope_id(ctx, &graph).await?;
+    let wanted_access = RequiredResourceAccess {
+        resource_app_id: DYNAMICS_CRM_APP_ID.to_string(),
+        resource_access: vec![ResourceAccess {
+            id: scope_id.clone(),
+            kind: "Scope".into(),
+        }],
+    };
+
+    let app = match &adopt {
+        Some(client_id) => adopt_application(ctx, &graph, client_id, &name, &wanted_access).await?,
+        None => {
+            let u = unique_name.as_deref().unwrap_or_default();
+            ensure_application(ctx, &graph, u, &name, &wanted_access).await?
+        }
+    };
+    ctx.doc.set("app.display_name", name.as_str());
+    match &unique_name {
+        Some(u) => ctx.doc.set("app.unique_name", u.as_str()),
+        None => ctx.doc.set("app.unique_name", Value::Null),
+    }
+    let Some(app) = app else {
+        // Dry run of a fresh create: there is no client id to look further with.
+        ctx.say(&format!(
+            "dry run: would create application {name:?} and its service principal"
+        ));
+        return Ok(());
+    };
+    ctx.doc.set("app.client_id", app.app_id.as_str());
+    ctx.doc.set("app.object_id", app.id.as_str());
+
+    if let Some(sp_id) = ensure_service_principal(ctx, &graph, &app).await? {
+        ctx.doc.set("app.service_principal_id", sp_id.as_str());
+    }
+    Ok(())
+}
+
+/// The tenant id: the `--tenant` value when it already is one, else `GET /organization`.
+async fn ensure_tenant_id(ctx: &Ctx) -> Result<String> {
+    let t = ctx.config().tenant()?;
+    if s2s_core::guid::parse(t).is_ok() {
+        return Ok(t.to_string());
+    }
+    let org = Graph::new(&ctx.http).organization().await?;
+    Ok(org.id)
+}
+
+/// The Dynamics CRM `user_impersonation` scope id, from the resource's service principal. A
+/// tenant without Dynamics CRM's service principal gets it (graph.md §1.2), as the portal does
+/// when an admin first adds the permission.
+async fn dynamics_scope_id(ctx: &Ctx, graph: &Graph<'_>) -> Result<String> {
+    if let Some(sp) = graph.service_principal_by_app_id(DYNAMICS_CRM_APP_ID).await? {
+        return user_impersonation_scope(&sp);
+    }
+    ctx.say("this tenant has no Dynamics CRM service principal yet: creating it");
+    match graph.ensure_service_principal(DYNAMICS_CRM_APP_ID).await? {
+        Some(Upserted::Created(sp)) if !sp.oauth2_permission_scopes.is_empty() => {
+            return user_impersonation_scope(&sp);
+        }
+        Some(_) => {}
+        None => {
+            return Err(Error::refused(
+                "dry run: the Dynamics CRM service principal does not exist yet, so the plan stops here",
+            )
+            .with_kind(s2s_core::Kind::Refused)
+            .with_hint("run without --dry-run, or run grant-consent first"));
+        }
+    }
+    let sp = until_ready(
+        ctx.http.deadline(),
+        "waiting for the Dynamics CRM service principal to replicate",
+        ctx.reporter(),
+        || async {
+            Ok(match graph.service_principal_by_app_id(DYNAMICS_CRM_APP_ID).await? {
+                Some(sp) => Poll::Ready(sp),
+                None => Poll::Pending("not visible yet".into()),
+            })
+        },
+    )
+    .await?;
+    user_impersonation_scope(&sp)
+}
+
+/// The body that makes an application what Marketo needs, from what it is now (`None` = new).
+/// Other resource permissions the admin added stay.
+fn desired_changes(current: Option<&Application>, name: &str, wanted: &RequiredResourceAccess) -> Value {
+    let mut body = serde_json::Map::new();
+    if current.and_then(|a| a.display_name.as_deref()) != Some(name) {
+        body.insert("displayName".into(), json!(name));
+    }
+    if current.and_then(|a| a.sign_in_audience.as_deref()) != Some(SINGLE_TENANT) {
+        body.insert("signInAudience".into(), json!(SINGLE_TENANT));
+    }
+    let mut rra: Vec<RequiredResourceAccess> =
+        current.map(|a| a.required_resource_access.clone()).unwrap_or_default();
+    let scope = &wanted.resource_access[0];
+    let has = rra.iter().any(|r| {
+        r.resource_app_id.eq_ignore_ascii_case(&wanted.resource_app_id)
+            && r.resource_access
+                .iter()
+                .any(|a| a.id.eq_ignore_ascii_case(&scope.id) && a.kind == scope.kind)
+    });
+    if !has {
+        match rra
+            .iter_mut()
+            .find(|r| r.resource_app_id.eq_ignore_ascii_case(&wanted.resource_app_id))
+        {
+            Some(r) => r.resource_access.push(scope.clone()),
+            None => rra.push(wanted.clone()),
+        }
+        body.insert("requiredResourceAccess".into(), json!(rra));
+    }
+    Value::Object(body)
+}
+
+fn describe(body: &Value) -> String {
+    body.as_object()
+        .map(|m| m.keys().cloned().collect::<Vec<_>>().join(", "))
+        .unwrap_or_default()
+}
+
+async fn ensure_application(
+    ctx: &Ctx,
+    graph: &Graph<'_>,
+    unique_name: &str,
+    name: &str,
+    wanted: &RequiredResourceAccess,
+) -> Result<Option<Application>> {
+    if let Some(app) = graph.application_by_unique_name(unique_name).await? {
+        update_if_needed(ctx, graph, &app, name, wanted).await?;
+        return Ok(Some(app));
+    }
+    // Not there (or not replicated yet: the upsert is keyed, so it cannot make a second one).
+    let mut body = desired_changes(None, name, wanted);
+    body["displayName"] = json!(name);
+    match graph.upsert_application(unique_name, body).await? {
+        None => Ok(None),
+        Some(Upserted::Created(app)) => {
+            ctx.say(&format!(
+                "created application {name:?} (client id {}, unique name {unique_name:?})",
+                app.app_id
+            ));
+            Ok(Some(app))
+        }
+        Some(Upserted::Updated) => {
+            // It existed after all (a replica lagged, or a concurrent run made it): read it back.
+            let app = read_back(ctx, graph, unique_name).await?;
+            ctx.say(&format!(
+                "application {name:?} already existed (client id {}); made it match",
+                app.app_id
+            ));
+            Ok(Some(app))
+        }
+    }
+}
+
+async fn read_back(ctx: &Ctx, graph: &Graph<'_>, unique_name: &str) -> Result<Application> {
+    until_ready(
+        ctx.http.deadline(),
+        "waiting for the application to replicate",
+        ctx.reporter(),
+        || async {
+            Ok(match graph.application_by_unique_name(unique_name).await? {
+                Some(a) => Poll::Ready(a),
+                None => Poll::Pending("not visible yet".into()),
+            })
+        },
+    )
+    .await
+}
+
+async fn adopt_application(
+    ctx: &Ctx,
+    graph: &Graph<'_>,
+    client_id: &str,
+    name: &str,
+    wanted: &RequiredResourceAccess,
+) -> Result<Option<Application>> {
+    let app = graph.application_by_app_id(client_id).await?.ok_or_else(|| {
+        Error::refused(format!(
+            "no application with client id {client_id} exists in this tenant"
+        ))
+        .with_hint("check the Application (client) ID in the portal and --tenant; a just-created app may need a minute to replicate")
+    })?;
+    update_if_needed(ctx, graph, &app, name, wanted).await?;
+    Ok(Some(app))
+}
+
+async fn update_if_needed(
+    ctx: &Ctx,
+    graph: &Graph<'_>,
+    app: &Application,
+    name: &str,
+    wanted: &RequiredResourceAccess,
+) -> Result<()> {
+    let body = desired_changes(Some(app), name, wanted);
+    if body.as_object().is_none_or(|m| m.is_empty()) {
+        ctx.say(&format!(
+            "application {name:?} is up to date (client id {})",
+            app.app_id
+        ));
+        return Ok(());
+    }
+    let what = describe(&body);
+    if graph.update_application(&app.id, body).await? {
+        ctx.say(&format!(
+            "updated application {name:?} (client id {}): {what}",
+            app.app_id
+        ));
+    } else {
+        ctx.say(&format!("dry run: would update application {name:?}: {what}"));
+    }
+    Ok(())
+}
+
+/// The app's service principal, created by a keyed upsert; right after the app was created
+/// Graph answers `NoBackingApplicationObject` until the app replicates (graph.md §2), which is
+/// waited out.
+async fn ensure_service_principal(ctx: &Ctx, graph: &Graph<'_>, app: &Application) -> Result<Option<String>> {
+    if let Some(sp) = graph.service_principal_by_app_id(&app.app_id).await? {
+        ctx.say(&format!("service principal exists (object id {})", sp.id));
+        return Ok(Some(sp.id));
+    }
+    let created = until_ready(
+        ctx.http.deadline(),
+        "waiting for the new application to replicate before creating its service principal",
+        ctx.reporter(),
+        || async {
+            match graph.ensure_service_principal(&app.app_id).await {
+                Ok(r) => Ok(Poll::Ready(r)),
+                Err(e) if is_replication_lag(&e) => Ok(Poll::Pending(
+                    "Graph does not see the application yet".into(),
+                )),
+                Err(e) => Err(e),
+            }
+        },
+    )
+    .await?;
+    let sp = match created {
+        None => {
+            ctx.say("dry run: would create the service principal");
+            return Ok(None);
+        }
+        Some(Upserted::Created(sp)) => {
+            ctx.say(&format!("created service principal (object id {})", sp.id));
+            sp
+        }
+        Some(Upserted::Updated) => {
+            let sp = until_ready(
+                ctx.http.deadline(),
+                "waiting for the service principal to replicate",
+                ctx.reporter(),
+                || async {
+                    Ok(match graph.service_principal_by_app_id(&app.app_id).await? {
+                        Some(sp) => Poll::Ready(sp),
+                        None => Poll::Pending("not visible yet".into()),
+                    })
+                },
+            )
+            .await?;
+            ctx.say(&format!("service principal exists (object id {})", sp.id));
+            sp
+        }
+    };
+    Ok(Some(sp.id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn unique_names() {
+        assert_eq!(derive_unique_name("Marketo Integration"), "marketo-integration");
+        assert_eq!(derive_unique_name("  O'Brien & Co / #1 "), "o-brien-co-1");
+        assert_eq!(derive_unique_name("!!!"), "marketo-integration");
+    }
+
+    #[test]
+    fn changes_only_what_differs() {
+        let wanted = RequiredResourceAccess {
+            resource_app_id: DYNAMICS_CRM_APP_ID.into(),
+            resource_access: vec![ResourceAccess { id: "s".into(), kind: "Scope".into() }],
+        };
+        let mut app = Application {
+            display_name: Some("X".into()),
+            sign_in_audience: Some(SINGLE_TENANT.into()),
+            required_resource_access: vec![wanted.clone()],
+            ..Default::default()
+        };
+        assert_eq!(desired_changes(Some(&app), "X", &wanted), json!({}));
+        app.required_resource_access = vec![RequiredResourceAccess {
+            resource_app_id: "other".into(),
+            resource_access: vec![],
+        }];
+        let b = desired_changes(Some(&app), "X", &wanted);
+        assert_eq!(b["requiredResourceAccess"].as_array().map(Vec::len), Some(2));
+    }
+}

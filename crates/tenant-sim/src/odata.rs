@@ -1,0 +1,408 @@
+//! OData URL pieces shared by the Graph and Dataverse emulations: query-string decoding, key
+//! segments (`applications(uniqueName='a''b')`), a small `$filter` parser (`eq`/`ne` joined by
+//! `and`), `$select` lists and `$expand` options.
+//!
+//! Why hand-written: the emulator must reject what the real services reject (a quoted GUID in a
+//! Dataverse filter, an unknown property) and accept what they accept (`''` escaping, percent
+//! encoding, `+` for spaces in query strings), which a lenient generic parser would blur.
+
+use percent_encoding::percent_decode_str;
+use serde_json::Value;
+
+/// Percent-decode one path segment (no `+` translation: `+` is literal in paths).
+pub fn decode_path(s: &str) -> String {
+    percent_decode_str(s).decode_utf8_lossy().into_owned()
+}
+
+/// Decode a query-string component: `+` is a space (form encoding, as ASP.NET decodes it), then
+/// percent-decoding.
+pub fn decode_query(s: &str) -> String {
+    let s = s.replace('+', " ");
+    percent_decode_str(&s).decode_utf8_lossy().into_owned()
+}
+
+/// Split a raw query string into decoded `(name, value)` pairs, in order.
+pub fn parse_query(raw: Option<&str>) -> Vec<(String, String)> {
+    let Some(raw) = raw else { return Vec::new() };
+    raw.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (decode_query(k), decode_query(v)),
+            None => (decode_query(p), String::new()),
+        })
+        .collect()
+}
+
+/// A literal value in a key or a filter.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Literal {
+    Str(String),
+    Guid(String),
+    Num(f64),
+    Bool(bool),
+    Null,
+}
+
+impl Literal {
+    /// The EDM type name the literal has, as OData error messages spell it.
+    pub fn edm(&self) -> &'static str {
+        match self {
+            Literal::Str(_) => "Edm.String",
+            Literal::Guid(_) => "Edm.Guid",
+            Literal::Num(_) => "Edm.Int32",
+            Literal::Bool(_) => "Edm.Boolean",
+            Literal::Null => "null",
+        }
+    }
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            Literal::Str(s) | Literal::Guid(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+pub fn is_guid(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.len() != 36 {
+        return false;
+    }
+    b.iter().enumerate().all(|(i, c)| match i {
+        8 | 13 | 18 | 23 => *c == b'-',
+        _ => c.is_ascii_hexdigit(),
+    })
+}
+
+/// Parse one literal at the start of `s`; returns the literal and the rest.
+pub fn parse_literal(s: &str) -> Result<(Literal, &str), String> {
+    let s = s.trim_start();
+    if let Some(rest) = s.strip_prefix('\'') {
+        // '' inside a string is an escaped quote
+        let mut out = String::new();
+        let mut chars = rest.char_indices().peekable();
+        while let Some((i, c)) = chars.next() {
+            if c == '\'' {
+                if let Some((_, '\'')) = chars.peek() {
+                    out.push('\'');
+                    chars.next();
+                    continue;
+                }
+                return Ok((Literal::Str(out), &rest[i + 1..]));
+            }
+            out.push(c);
+        }
+        return Err("unterminated string literal".into());
+    }
+    let end = s
+        .find(|c: char| c.is_whitespace() || c == ')' || c == ',')
+        .unwrap_or(s.len());
+    let (tok, rest) = s.split_at(end);
+    let lit = match tok {
+        "" => return Err("missing literal".into()),
+        "null" => Literal::Null,
+        "true" => Literal::Bool(true),
+        "false" => Literal::Bool(false),
+        t if is_guid(t) => Literal::Guid(t.to_ascii_lowercase()),
+        t => match t.parse::<f64>() {
+            Ok(n) => Literal::Num(n),
+            Err(_) => return Err(format!("unrecognized literal '{t}'")),
+        },
+    };
+    Ok((lit, rest))
+}
+
+/// A key in parentheses after a segment name.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Key {
+    /// `(value)`
+    Single(Literal),
+    /// `(name=value, ...)`
+    Named(Vec<(String, Literal)>),
+}
+
+/// A decoded path segment: `name` or `name(key)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Segment {
+    pub name: String,
+    pub key: Option<Key>,
+}
+
+/// Parse a raw (still percent-encoded) path segment into name + key. The segment is decoded
+/// first, so `%27` and `%2F` inside a key are plain characters of the key.
+pub fn parse_segment(raw: &str) -> Result<Segment, String> {
+    let s = decode_path(raw);
+    let Some(open) = s.find('(') else {
+        return Ok(Segment { name: s, key: None });
+    };
+    if !s.ends_with(')') {
+        return Err(s);
+    }
+    let name = s[..open].to_string();
+    let inner = &s[open + 1..s.len() - 1];
+    let key = parse_key(inner).map_err(|_| s.clone())?;
+    Ok(Segment {
+        name,
+        key: Some(key),
+    })
+}
+
+fn parse_key(inner: &str) -> Result<Key, String> {
+    let t = inner.trim_start();
+    // named form: ident '=' literal (',' ident '=' literal)*
+    let ident_len = t
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(t.len());
+    if ident_len > 0 && t[ident_len..].trim_start().starts_with('=') {
+        let mut parts = Vec::new();
+        let mut rest = t;
+        loop {
+            let rest_t = rest.trim_start();
+            let il = rest_t
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(rest_t.len());
+            let name = rest_t[..il].to_string();
+            let after = rest_t[il..].trim_start();
+            let after = after.strip_prefix('=').ok_or("expected =")?;
+            let (lit, r) = parse_literal(after)?;
+            parts.push((name, lit));
+            let r = r.trim_start();
+            if r.is_empty() {
+                break;
+            }
+            rest = r.strip_prefix(',').ok_or("expected ,")?;
+        }
+        return Ok(Key::Named(parts));
+    }
+    let (lit, rest) = parse_literal(t)?;
+    if !rest.trim().is_empty() {
+        return Err("trailing characters in key".into());
+    }
+    Ok(Key::Single(lit))
+}
+
+/// Comparison operator.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Op {
+    Eq,
+    Ne,
+}
+
+/// One `prop op literal` clause.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Clause {
+    pub prop: String,
+    pub op: Op,
+    pub value: Literal,
+}
+
+/// A conjunction of clauses.
+pub type Filter = Vec<Clause>;
+
+/// Parse `$filter`. Only `eq`/`ne` comparisons joined by `and` are supported, optionally in
+/// parentheses; anything else is an error the caller turns into the service's 400.
+pub fn parse_filter(s: &str) -> Result<Filter, String> {
+    let mut out = Vec::new();
+    let mut rest = s.trim();
+    loop {
+        rest = rest.trim_start();
+        let mut parens = 0;
+        while let Some(r) = rest.strip_prefix('(') {
+            parens += 1;
+            rest = r.trim_start();
+        }
+        let il = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '/' || c == '.'))
+            .unwrap_or(rest.len());
+        if il == 0 {
+            return Err(format!("Syntax error at position {} in '{s}'.", s.len() - rest.len()));
+        }
+        let prop = rest[..il].to_string();
+        rest = rest[il..].trim_start();
+        let (op, r) = if let Some(r) = rest.strip_prefix("eq ") {
+            (Op::Eq, r)
+        } else if let Some(r) = rest.strip_prefix("ne ") {
+            (Op::Ne, r)
+        } else {
+            return Err(format!(
+                "Syntax error: unsupported operator or function near '{}' in '{s}'.",
+                rest.split_whitespace().next().unwrap_or("")
+            ));
+        };
+        let (value, r) = parse_literal(r)?;
+        rest = r.trim_start();
+        for _ in 0..parens {
+            rest = rest
+                .strip_prefix(')')
+                .ok_or_else(|| format!("Syntax error: ')' expected in '{s}'."))?
+                .trim_start();
+        }
+        out.push(Clause { prop, op, value });
+        if rest.is_empty() {
+            return Ok(out);
+        }
+        rest = rest
+            .strip_prefix("and ")
+            .ok_or_else(|| format!("Syntax error at position {} in '{s}'.", s.len() - rest.len()))?;
+    }
+}
+
+/// Does a JSON value equal a literal? Strings and GUIDs compare case-insensitively (both services
+/// use case-insensitive collations for these comparisons).
+pub fn value_eq(v: Option<&Value>, lit: &Literal) -> bool {
+    match (v, lit) {
+        (None | Some(Value::Null), Literal::Null) => true,
+        (Some(Value::String(a)), Literal::Str(b) | Literal::Guid(b)) => a.eq_ignore_ascii_case(b),
+        (Some(Value::Bool(a)), Literal::Bool(b)) => a == b,
+        (Some(Value::Number(a)), Literal::Num(b)) => a.as_f64() == Some(*b),
+        _ => false,
+    }
+}
+
+/// Evaluate a filter against an object.
+pub fn matches(obj: &Value, f: &Filter) -> bool {
+    f.iter().all(|c| {
+        let eq = value_eq(obj.get(&c.prop), &c.value);
+        match c.op {
+            Op::Eq => eq,
+            Op::Ne => !eq,
+        }
+    })
+}
+
+/// Split a `$select` list.
+pub fn parse_select(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+/// One `$expand` item: `nav($select=a,b)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expand {
+    pub nav: String,
+    pub select: Option<Vec<String>>,
+    pub filter: Option<String>,
+}
+
+/// Parse `$expand` (top-level comma list; nested options separated by `;`).
+pub fn parse_expand(s: &str) -> Result<Vec<Expand>, String> {
+    let mut items = Vec::new();
+    let mut depth = 0i32;
+    let mut start = 0;
+    let bytes: Vec<char> = s.chars().collect();
+    let mut cur = String::new();
+    for (i, c) in bytes.iter().enumerate() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                items.push(std::mem::take(&mut cur));
+                start = i + 1;
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(*c);
+    }
+    let _ = start;
+    if depth != 0 {
+        return Err(format!("unbalanced parentheses in $expand '{s}'"));
+    }
+    items.push(cur);
+    let mut out = Vec::new();
+    for it in items.into_iter().map(|i| i.trim().to_string()).filter(|i| !i.is_empty()) {
+        let (nav, opts) = match it.find('(') {
+            Some(p) if it.ends_with(')') => (it[..p].to_string(), Some(it[p + 1..it.len() - 1].to_string())),
+            Some(_) => return Err(format!("bad $expand item '{it}'")),
+            None => (it.clone(), None),
+        };
+        let mut e = Expand {
+            nav,
+            select: None,
+            filter: None,
+        };
+        if let Some(opts) = opts {
+            for o in opts.split(';') {
+                let o = o.trim();
+                if let Some(v) = o.strip_prefix("$select=") {
+                    e.select = Some(parse_select(v));
+                } else if let Some(v) = o.strip_prefix("$filter=") {
+                    e.filter = Some(v.to_string());
+                } else if !o.is_empty() {
+                    return Err(format!("unsupported $expand option '{o}'"));
+                }
+            }
+        }
+        out.push(e);
+    }
+    Ok(out)
+}
+
+/// Keep only the selected keys (plus OData annotations) of an object.
+pub fn project(obj: &Value, select: &[String], always: &[&str]) -> Value {
+    let Value::Object(m) = obj else { return obj.clone() };
+    let mut out = serde_json::Map::new();
+    for (k, v) in m {
+        if k.starts_with('@') || select.iter().any(|s| s == k) || always.contains(&k.as_str()) {
+            out.insert(k.clone(), v.clone());
+        }
+    }
+    Value::Object(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_with_escaped_quote_and_percent() {
+        let seg = parse_segment("applications(uniqueName='a''b%25c%23d%2Fe')").expect("parse");
+        assert_eq!(seg.name, "applications");
+        assert_eq!(
+            seg.key,
+            Some(Key::Named(vec![("uniqueName".into(), Literal::Str("a'b%c#d/e".into()))]))
+        );
+        let seg = parse_segment("roles(0a1b2c3d-0000-0000-0000-00000000000A)").expect("parse");
+        assert_eq!(
+            seg.key,
+            Some(Key::Single(Literal::Guid("0a1b2c3d-0000-0000-0000-00000000000a".into())))
+        );
+        assert!(parse_segment("applications(uniqueName='x)").is_err());
+        let seg = parse_segment("EntityDefinitions(LogicalName='lead')").expect("parse");
+        assert_eq!(seg.name, "EntityDefinitions");
+    }
+
+    #[test]
+    fn filter_parser() {
+        let f = parse_filter("name eq 'Marketo Sync User' and _businessunitid_value eq 5b3f6a2e-1111-2222-3333-444455556666")
+            .expect("parse");
+        assert_eq!(f.len(), 2);
+        assert_eq!(f[0].value, Literal::Str("Marketo Sync User".into()));
+        assert!(matches!(f[1].value, Literal::Guid(_)));
+        let f = parse_filter("displayName eq 'it''s 100% #1/2'").expect("parse");
+        assert_eq!(f[0].value, Literal::Str("it's 100% #1/2".into()));
+        let f = parse_filter("(parentbusinessunitid eq null)").expect("parse");
+        assert_eq!(f[0].value, Literal::Null);
+        assert!(parse_filter("startswith(displayName,'a')").is_err());
+        assert!(parse_filter("a eq 'x' or b eq 'y'").is_err());
+        assert!(parse_filter("a eq 'unterminated").is_err());
+        let obj = serde_json::json!({"name":"Marketo Sync User","x":null,"n":4,"b":true});
+        assert!(matches(&obj, &parse_filter("name eq 'marketo sync user' and x eq null and n eq 4 and b eq true").expect("p")));
+        assert!(!matches(&obj, &parse_filter("name ne 'Marketo Sync User'").expect("p")));
+    }
+
+    #[test]
+    fn query_decoding() {
+        let q = parse_query(Some("%24filter=displayName+eq+%27a%2Bb%27&$top=5"));
+        assert_eq!(q[0], ("$filter".into(), "displayName eq 'a+b'".into()));
+        assert_eq!(q[1], ("$top".into(), "5".into()));
+    }
+
+    #[test]
+    fn expand_parser() {
+        let e = parse_expand("systemuserroles_association($select=roleid,name,_businessunitid_value)").expect("p");
+        assert_eq!(e[0].nav, "systemuserroles_association");
+        assert_eq!(e[0].select.as_ref().map(Vec::len), Some(3));
+    }
+}

@@ -1,0 +1,375 @@
+//! HTTP plumbing: the two routers, the request pipeline (log, faults, latency), the control
+//! routes, and a listener whose connections can be dropped mid-request (for the `drop` and
+//! `lost_response` faults).
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::faults::{Fault, FaultKind, ScriptedFault, random_fault, take_scripted};
+use crate::state::{SharedState, Sim, lock, new_guid, now_ms, rfc3339};
+
+/// A handler's answer, converted to an HTTP response by the pipeline.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json(status: u16, v: Value) -> Reply {
+        Reply {
+            status,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: v.to_string().into_bytes(),
+        }
+    }
+    pub fn empty(status: u16) -> Reply {
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+    pub fn header(mut self, k: &str, v: impl Into<String>) -> Reply {
+        let k = k.to_ascii_lowercase();
+        self.headers.retain(|(n, _)| *n != k);
+        self.headers.push((k, v.into()));
+        self
+    }
+    fn into_response(self) -> Response {
+        let mut r = Response::new(Body::from(self.body));
+        *r.status_mut() = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        for (k, v) in self.headers {
+            if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(&v)) {
+                r.headers_mut().insert(n, v);
+            }
+        }
+        r
+    }
+}
+
+/// Which listener a request arrived on.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Which {
+    Main,
+    Dynamics,
+}
+
+/// Everything a service handler needs about the request.
+pub struct Ctx {
+    pub method: String,
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    pub raw_query: Option<String>,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+    pub request_id: String,
+    pub client_request_id: Option<String>,
+}
+
+impl Ctx {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+    pub fn q(&self, name: &str) -> Option<&str> {
+        self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+// ---------- connections that can be killed ----------
+
+/// Per-connection control: once `killed`, every read sees EOF and every write fails, so hyper
+/// closes the socket without having sent a byte of the response.
+#[derive(Clone, Debug, Default)]
+pub struct ConnCtl(pub Arc<AtomicBool>);
+
+impl ConnCtl {
+    pub fn kill(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+    fn killed(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// A TCP stream wrapped with a [`ConnCtl`].
+pub struct SimIo {
+    stream: TcpStream,
+    ctl: ConnCtl,
+}
+
+impl AsyncRead for SimIo {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let me = self.get_mut();
+        if me.ctl.killed() {
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut me.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for SimIo {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let me = self.get_mut();
+        if me.ctl.killed() {
+            return Poll::Ready(Err(io::Error::new(io::ErrorKind::BrokenPipe, "dropped by fault")));
+        }
+        Pin::new(&mut me.stream).poll_write(cx, buf)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let me = self.get_mut();
+        if me.ctl.killed() {
+            return Poll::Ready(Err(io::Error::new(io::ErrorKind::BrokenPipe, "dropped by fault")));
+        }
+        Pin::new(&mut me.stream).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
+
+/// A listener producing [`SimIo`] connections.
+pub struct SimListener(pub TcpListener);
+
+impl axum::serve::Listener for SimListener {
+    type Io = SimIo;
+    type Addr = std::net::SocketAddr;
+    async fn accept(&mut self) -> (SimIo, std::net::SocketAddr) {
+        loop {
+            match self.0.accept().await {
+                Ok((stream, addr)) => {
+                    let _ = stream.set_nodelay(true);
+                    return (
+                        SimIo {
+                            stream,
+                            ctl: ConnCtl::default(),
+                        },
+                        addr,
+                    );
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+            }
+        }
+    }
+    fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
+        self.0.local_addr()
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, SimListener>> for ConnCtl {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, SimListener>) -> Self {
+        stream.io().ctl.clone()
+    }
+}
+
+/// Serve a router on a [`SimListener`] until `shutdown` resolves.
+pub async fn serve(listener: TcpListener, router: Router, shutdown: impl std::future::Future<Output = ()> + Send + 'static) {
+    let _ = axum::serve(SimListener(listener), router.into_make_service_with_connect_info::<ConnCtl>())
+        .with_graceful_shutdown(shutdown)
+        .await;
+}
+
+// ---------- routers ----------
+
+fn control_routes() -> Router<SharedState> {
+    Router::new()
+        .route("/_sim/requests", get(get_requests).delete(delete_requests))
+        .route("/_sim/state", get(get_state))
+        .route("/_sim/faults", axum::routing::post(post_faults).get(get_faults))
+        .route("/_sim/reset", axum::routing::post(post_reset))
+}
+
+/// The router of the main listener: login (token endpoint) and Graph under `/v1.0`.
+pub fn app(shared: SharedState) -> Router {
+    control_routes()
+        .fallback(|State(s): State<SharedState>, req: Request| async move { pipeline(s, Which::Main, req).await })
+        .with_state(shared)
+}
+
+/// The router of the Dataverse org listener (`/api/data/v9.2`).
+pub fn dynamics_app(shared: SharedState) -> Router {
+    control_routes()
+        .fallback(|State(s): State<SharedState>, req: Request| async move { pipeline(s, Which::Dynamics, req).await })
+        .with_state(shared)
+}
+
+async fn get_requests(State(s): State<SharedState>) -> Response {
+    axum::Json(Value::Array(lock(&s.log).clone())).into_response()
+}
+async fn delete_requests(State(s): State<SharedState>) -> Response {
+    lock(&s.log).clear();
+    StatusCode::NO_CONTENT.into_response()
+}
+async fn get_state(State(s): State<SharedState>) -> Response {
+    axum::Json(s.state_json()).into_response()
+}
+async fn get_faults(State(s): State<SharedState>) -> Response {
+    axum::Json(serde_json::to_value(&*lock(&s.faults)).unwrap_or(Value::Null)).into_response()
+}
+async fn post_faults(State(s): State<SharedState>, body: axum::body::Bytes) -> Response {
+    match add_fault(&s, serde_json::from_slice(&body).unwrap_or(Value::Null)) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => (StatusCode::BAD_REQUEST, axum::Json(json!({"error": e}))).into_response(),
+    }
+}
+async fn post_reset(State(s): State<SharedState>) -> Response {
+    s.reset();
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// Add a scripted fault (body of `POST /_sim/faults`; an array adds several).
+pub fn add_fault(sim: &Sim, v: Value) -> Result<(), String> {
+    let list: Vec<ScriptedFault> = match v {
+        Value::Array(_) => serde_json::from_value(v).map_err(|e| e.to_string())?,
+        other => vec![serde_json::from_value(other).map_err(|e| e.to_string())?],
+    };
+    lock(&sim.faults).extend(list);
+    Ok(())
+}
+
+// ---------- the pipeline ----------
+
+fn fault_reply(service: &str, f: &Fault, ctx: &Ctx) -> Reply {
+    let mut r = if let Some(b) = &f.body {
+        Reply::json(f.status, b.clone())
+    } else {
+        match service {
+            "graph" => {
+                let (code, msg) = match f.status {
+                    429 => ("TooManyRequests", "Please retry again later."),
+                    503 => ("serviceNotAvailable", "The service is temporarily unavailable. Please retry after a delay."),
+                    504 => ("GatewayTimeout", "The gateway did not receive a timely response."),
+                    409 => ("Directory_ConcurrencyViolation", "Another object with the same value for property proxyAddresses already exists."),
+                    404 => ("Request_ResourceNotFound", "Resource does not exist or one of its queried reference-property objects are not present."),
+                    _ => ("UnknownError", "An error occurred."),
+                };
+                crate::graph::error_reply(f.status, code, msg, ctx)
+            }
+            "dataverse" => {
+                let (code, msg) = match f.status {
+                    429 => ("0x80072322", "Number of requests exceeded the limit of 6000 over time window of 300 seconds."),
+                    400 => ("0x80090412", "Cannot start the requested operation because there is an entity customization running at this moment."),
+                    _ => ("", "The service is temporarily unavailable."),
+                };
+                crate::dataverse::error_reply(f.status, code, msg)
+            }
+            _ => Reply::json(
+                f.status,
+                json!({"error": "temporarily_unavailable", "error_description": "AADSTS90014: The service is temporarily unavailable. Retry the request.", "error_codes": [90014]}),
+            ),
+        }
+    };
+    if let Some(ra) = &f.retry_after {
+        r = r.header("retry-after", ra.clone());
+    }
+    r
+}
+
+async fn pipeline(sim: SharedState, which: Which, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().to_string();
+    let raw_query = parts.uri.query().map(str::to_string);
+    let method = parts.method.as_str().to_string();
+    let service = match which {
+        Which::Dynamics => "dataverse",
+        Which::Main if path == "/v1.0" || path.starts_with("/v1.0/") => "graph",
+        Which::Main => "login",
+    };
+    let seq = sim.next_seq();
+    let ctl = parts.extensions.get::<ConnectInfo<ConnCtl>>().map(|c| c.0.clone());
+    let hdr = |n: &str| parts.headers.get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let mut entry = json!({
+        "seq": seq, "service": service, "method": method, "path": path,
+        "query": raw_query, "status": null, "user_agent": hdr("user-agent"),
+        "client_request_id": hdr("client-request-id"), "time": rfc3339(now_ms()), "fault": null
+    });
+
+    let fault = if sim.opts.stall_at == Some(seq) {
+        Some(Fault { kind: FaultKind::Stall, status: 0, retry_after: None, body: None })
+    } else {
+        take_scripted(&mut lock(&sim.faults), &method, &path).or_else(|| {
+            random_fault(sim.opts.fault_seed, seq, sim.opts.fault_rate, sim.opts.retry_after_secs)
+        })
+    };
+    if let Some(f) = &fault {
+        entry["fault"] = json!(f.label());
+    }
+    if sim.opts.latency_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(sim.opts.latency_ms)).await;
+    }
+    let body = axum::body::to_bytes(body, 16 * 1024 * 1024).await.map(|b| b.to_vec()).unwrap_or_default();
+    let ctx = Ctx {
+        method: method.clone(),
+        path: path.clone(),
+        query: crate::odata::parse_query(raw_query.as_deref()),
+        raw_query: raw_query.clone(),
+        headers: parts.headers.clone(),
+        body,
+        request_id: new_guid(),
+        client_request_id: hdr("client-request-id"),
+    };
+    let kind = fault.as_ref().map(|f| f.kind.clone());
+    let reply = match (&kind, &fault) {
+        (Some(FaultKind::Stall), _) => {
+            lock(&sim.log).push(entry);
+            std::future::pending::<()>().await;
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
+        (Some(FaultKind::Drop), _) => {
+            lock(&sim.log).push(entry);
+            if let Some(c) = &ctl {
+                c.kill();
+            }
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
+        (Some(FaultKind::Status), Some(f)) => fault_reply(service, f, &ctx),
+        _ => match service {
+            "graph" => crate::graph::handle(&sim, &ctx),
+            "dataverse" => crate::dataverse::handle(&sim, &ctx).await,
+            _ => {
+                let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+                crate::token::handle(&sim, &method, &segs, ctx.header("authorization"), ctx.header("content-type"), &ctx.body)
+            }
+        },
+    };
+    let mut reply = reply;
+    if service == "graph" {
+        reply = reply.header("request-id", ctx.request_id.clone());
+        if let Some(c) = &ctx.client_request_id {
+            reply = reply.header("client-request-id", c.clone());
+        }
+    }
+    if service == "dataverse" {
+        reply = reply.header("odata-version", "4.0").header("req_id", ctx.request_id.clone());
+        if reply.headers.iter().any(|(k, v)| k == "content-type" && v == "application/json") {
+            reply = reply.header("content-type", "application/json; odata.metadata=minimal");
+        }
+    }
+    reply = reply.header("date", httpdate::fmt_http_date(std::time::SystemTime::now()));
+    entry["status"] = json!(reply.status);
+    lock(&sim.log).push(entry);
+    if method != "GET" && reply.status < 400 {
+        sim.save();
+    }
+    if kind == Some(FaultKind::LostResponse) {
+        if let Some(c) = &ctl {
+            c.kill();
+        }
+    }
+    reply.into_response()
+}

@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    configure_marketo::main()
+}

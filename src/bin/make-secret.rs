@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    make_secret::main()
+}

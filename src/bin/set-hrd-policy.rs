@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    set_hrd_policy::main()
+}

@@ -1,0 +1,294 @@
+//! Shared test helpers: an in-process emulator per test, tools run as real processes with a
+//! scrubbed environment (no HOME, no token cache, no developer credentials — xh's rule), and
+//! assertions on the emulator's request log and state.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+use serde_json::Value;
+use tenant_sim::{Options, TestServer};
+
+pub struct Sim {
+    pub server: TestServer,
+    pub dir: tempfile::TempDir,
+}
+
+pub fn sim() -> Sim {
+    sim_with(Options::default())
+}
+
+pub fn sim_with(opts: Options) -> Sim {
+    Sim {
+        server: TestServer::start(opts),
+        dir: tempfile::tempdir().expect("temp dir"),
+    }
+}
+
+/// What one tool run produced.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    /// stdout parsed as JSON (Null when empty or not JSON).
+    pub doc: Value,
+}
+
+impl Run {
+    pub fn from_output(o: Output) -> Run {
+        let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
+        let doc = serde_json::from_str(&stdout).unwrap_or(Value::Null);
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout,
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+            doc,
+        }
+    }
+    #[track_caller]
+    pub fn ok(self) -> Run {
+        assert_eq!(self.code, 0, "expected success\nstderr:\n{}\nstdout:\n{}", self.stderr, self.stdout);
+        self
+    }
+    #[track_caller]
+    pub fn code_is(self, code: i32) -> Run {
+        assert_eq!(self.code, code, "unexpected exit code\nstderr:\n{}\nstdout:\n{}", self.stderr, self.stdout);
+        self
+    }
+    pub fn changed(&self, tool: &str) -> bool {
+        self.doc["steps"][tool]["changed"].as_bool().expect("steps.<tool>.changed")
+    }
+    /// Every byte the tool printed.
+    pub fn all_output(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+}
+
+/// A command for `tool` with nothing from the developer's environment.
+pub fn bare_cmd(tool: &str, cwd: &Path) -> Command {
+    let mut c = Command::cargo_bin(tool).expect("tool binary");
+    c.env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", cwd)
+        .env("XDG_CACHE_HOME", cwd.join(".cache"))
+        .current_dir(cwd)
+        .timeout(std::time::Duration::from_secs(120));
+    c
+}
+
+impl Sim {
+    pub fn url(&self) -> String {
+        self.server.url()
+    }
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// A command signed in as the emulator's admin through the environment service principal.
+    pub fn cmd(&self, tool: &str) -> Command {
+        let mut c = bare_cmd(tool, self.dir.path());
+        c.env("AZURE_TENANT_ID", self.server.tenant_id())
+            .env("AZURE_CLIENT_ID", self.server.admin_client_id())
+            .env("AZURE_CLIENT_SECRET", self.server.admin_client_secret())
+            .env("AZURE_AUTHORITY_HOST", self.server.url())
+            .env("MKTO_S2S_GRAPH_URL", self.server.url())
+            .env("MKTO_S2S_DYNAMICS_URL", self.server.dynamics_url())
+            .env("MKTO_S2S_TIMEOUT", "60s");
+        c
+    }
+
+    /// Runs `tool args` with `stdin` (a document, or Null for no input).
+    pub fn run(&self, tool: &str, args: &[&str], stdin: &Value) -> Run {
+        let mut c = self.cmd(tool);
+        c.args(args);
+        c.write_stdin(if stdin.is_null() { String::new() } else { stdin.to_string() });
+        Run::from_output(c.output().expect("run tool"))
+    }
+
+    /// API requests logged since the last clear.
+    pub fn requests(&self) -> Vec<Value> {
+        self.server.requests()
+    }
+    pub fn clear(&self) {
+        self.server.clear_requests()
+    }
+    /// Writes (anything but GET) to Graph or Dataverse since the last clear; token requests are
+    /// sign-ins, not changes.
+    pub fn writes(&self) -> Vec<Value> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r["method"] != "GET" && r["service"] != "login")
+            .collect()
+    }
+    #[track_caller]
+    pub fn assert_no_writes(&self) {
+        let w = self.writes();
+        assert!(w.is_empty(), "expected no writes, got {w:#?}");
+    }
+    pub fn api_requests(&self) -> usize {
+        self.requests().iter().filter(|r| r["service"] != "login").count()
+    }
+    pub fn state(&self) -> Value {
+        self.server.state()
+    }
+}
+
+/// Compares `text` with the snapshot file `tests/snapshots/<name>`; `SNAPSHOTS=overwrite`
+/// rewrites it (review the diff, as with trycmd).
+#[track_caller]
+pub fn assert_snapshot(name: &str, text: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots").join(name);
+    if std::env::var("SNAPSHOTS").as_deref() == Ok("overwrite") {
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&path, text).expect("write snapshot");
+        return;
+    }
+    let want = std::fs::read_to_string(&path)
+        .unwrap_or_else(|_| panic!("missing snapshot {}; run with SNAPSHOTS=overwrite", path.display()));
+    assert_eq!(text, want, "snapshot {name} differs; run with SNAPSHOTS=overwrite and review the diff");
+}
+
+/// Every tool the product ships (tenant-sim aside).
+pub const TOOLS: &[&str] = &[
+    "register-app",
+    "grant-consent",
+    "make-secret",
+    "set-hrd-policy",
+    "assign-role",
+    "configure-marketo",
+    "publish-customizations",
+    "verify-sync",
+    "add-sync-filter",
+];
+
+/// A minimal HTTP/1.1 client over std (the tests must not share the tools' HTTP stack, or a bug
+/// there could hide itself): one request per connection.
+pub fn http(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&str>) -> (u16, String) {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").expect("http URL");
+    let (host, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let mut s = std::net::TcpStream::connect(host).expect("connect");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30))).ok();
+    let body = body.unwrap_or("");
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).expect("send");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
+    let body = if chunked { dechunk(rest) } else { rest.to_string() };
+    (status, body)
+}
+
+fn dechunk(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some((size, tail)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || tail.len() < n {
+            break;
+        }
+        out.push_str(&tail[..n]);
+        rest = tail[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+impl Sim {
+    /// A client-credentials token for `resource` (the Graph url or the Dynamics url).
+    pub fn token_for(&self, client_id: &str, secret: &str, resource: &str) -> (u16, Value) {
+        let form = format!(
+            "grant_type=client_credentials&client_id={client_id}&client_secret={}&scope={}",
+            urlencode(secret),
+            urlencode(&format!("{resource}/.default"))
+        );
+        let (status, body) = http(
+            "POST",
+            &format!("{}/{}/oauth2/v2.0/token", self.url(), self.server.tenant_id()),
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            Some(&form),
+        );
+        (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+    }
+
+    pub fn admin_token(&self, resource: &str) -> String {
+        let (status, v) = self.token_for(&self.server.admin_client_id(), &self.server.admin_client_secret(), resource);
+        assert_eq!(status, 200, "admin token: {v}");
+        v["access_token"].as_str().expect("access_token").to_string()
+    }
+
+    /// Calls Graph as the admin: `graph("GET", "applications", None)`.
+    pub fn graph(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let token = self.admin_token(&self.url());
+        let auth = format!("Bearer {token}");
+        let b = body.map(|v| v.to_string());
+        let (status, text) = http(
+            method,
+            &format!("{}/v1.0/{path}", self.url()),
+            &[("Authorization", &auth), ("Content-Type", "application/json"), ("Accept", "application/json")],
+            b.as_deref(),
+        );
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Calls the Dataverse org as the admin: `dataverse("GET", "systemusers", None)`.
+    pub fn dataverse(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let org = self.server.dynamics_url();
+        let token = self.admin_token(&org);
+        let auth = format!("Bearer {token}");
+        let b = body.map(|v| v.to_string());
+        let (status, text) = http(
+            method,
+            &format!("{org}/api/data/v9.2/{path}"),
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/json"),
+                ("Accept", "application/json"),
+                ("OData-MaxVersion", "4.0"),
+                ("OData-Version", "4.0"),
+                ("If-Match", "*"),
+            ],
+            b.as_deref(),
+        );
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// The applications in the emulated tenant, read through Graph.
+    pub fn applications(&self) -> Vec<Value> {
+        let (s, v) = self.graph("GET", "applications", None);
+        assert_eq!(s, 200, "{v}");
+        v["value"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Runs `cargo`-built tool with nothing but the given environment (for bad-input tests).
+pub fn run_bare(tool: &str, cwd: &Path, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Run {
+    let mut c = bare_cmd(tool, cwd);
+    c.args(args).envs(env.iter().copied()).write_stdin(stdin.to_string());
+    Run::from_output(c.output().expect("run tool"))
+}
