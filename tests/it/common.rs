@@ -50,16 +50,26 @@ impl Run {
     }
     #[track_caller]
     pub fn ok(self) -> Run {
-        assert_eq!(self.code, 0, "expected success\nstderr:\n{}\nstdout:\n{}", self.stderr, self.stdout);
+        assert_eq!(
+            self.code, 0,
+            "expected success\nstderr:\n{}\nstdout:\n{}",
+            self.stderr, self.stdout
+        );
         self
     }
     #[track_caller]
     pub fn code_is(self, code: i32) -> Run {
-        assert_eq!(self.code, code, "unexpected exit code\nstderr:\n{}\nstdout:\n{}", self.stderr, self.stdout);
+        assert_eq!(
+            self.code, code,
+            "unexpected exit code\nstderr:\n{}\nstdout:\n{}",
+            self.stderr, self.stdout
+        );
         self
     }
     pub fn changed(&self, tool: &str) -> bool {
-        self.doc["steps"][tool]["changed"].as_bool().expect("steps.<tool>.changed")
+        self.doc["steps"][tool]["changed"]
+            .as_bool()
+            .expect("steps.<tool>.changed")
     }
     /// Every byte the tool printed.
     pub fn all_output(&self) -> String {
@@ -107,7 +117,11 @@ impl Sim {
     pub fn run(&self, tool: &str, args: &[&str], stdin: &Value) -> Run {
         let mut c = self.cmd(tool);
         c.args(args);
-        c.write_stdin(if stdin.is_null() { String::new() } else { stdin.to_string() });
+        c.write_stdin(if stdin.is_null() {
+            String::new()
+        } else {
+            stdin.to_string()
+        });
         Run::from_output(c.output().expect("run tool"))
     }
 
@@ -132,7 +146,10 @@ impl Sim {
         assert!(w.is_empty(), "expected no writes, got {w:#?}");
     }
     pub fn api_requests(&self) -> usize {
-        self.requests().iter().filter(|r| r["service"] != "login").count()
+        self.requests()
+            .iter()
+            .filter(|r| r["service"] != "login")
+            .count()
     }
     pub fn state(&self) -> Value {
         self.server.state()
@@ -143,15 +160,24 @@ impl Sim {
 /// rewrites it (review the diff, as with trycmd).
 #[track_caller]
 pub fn assert_snapshot(name: &str, text: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/snapshots")
+        .join(name);
     if std::env::var("SNAPSHOTS").as_deref() == Ok("overwrite") {
         std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
         std::fs::write(&path, text).expect("write snapshot");
         return;
     }
-    let want = std::fs::read_to_string(&path)
-        .unwrap_or_else(|_| panic!("missing snapshot {}; run with SNAPSHOTS=overwrite", path.display()));
-    assert_eq!(text, want, "snapshot {name} differs; run with SNAPSHOTS=overwrite and review the diff");
+    let want = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        panic!(
+            "missing snapshot {}; run with SNAPSHOTS=overwrite",
+            path.display()
+        )
+    });
+    assert_eq!(
+        text, want,
+        "snapshot {name} differs; run with SNAPSHOTS=overwrite and review the diff"
+    );
 }
 
 /// Every tool the product ships (tenant-sim aside).
@@ -169,7 +195,12 @@ pub const TOOLS: &[&str] = &[
 
 /// A minimal HTTP/1.1 client over std (the tests must not share the tools' HTTP stack, or a bug
 /// there could hide itself): one request per connection.
-pub fn http(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&str>) -> (u16, String) {
+pub fn http(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> (u16, String) {
     use std::io::{Read, Write};
     let rest = url.strip_prefix("http://").expect("http URL");
     let (host, path) = match rest.find('/') {
@@ -177,9 +208,13 @@ pub fn http(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&str
         None => (rest, "/"),
     };
     let mut s = std::net::TcpStream::connect(host).expect("connect");
-    s.set_read_timeout(Some(std::time::Duration::from_secs(30))).ok();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .ok();
     let body = body.unwrap_or("");
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -190,9 +225,19 @@ pub fn http(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&str
     s.read_to_end(&mut raw).expect("read");
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
-    let body = if chunked { dechunk(rest) } else { rest.to_string() };
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    let body = if chunked {
+        dechunk(rest)
+    } else {
+        rest.to_string()
+    };
     (status, body)
 }
 
@@ -220,7 +265,11 @@ impl Sim {
         );
         let (status, body) = http(
             "POST",
-            &format!("{}/{}/oauth2/v2.0/token", self.url(), self.server.tenant_id()),
+            &format!(
+                "{}/{}/oauth2/v2.0/token",
+                self.url(),
+                self.server.tenant_id()
+            ),
             &[("Content-Type", "application/x-www-form-urlencoded")],
             Some(&form),
         );
@@ -228,9 +277,16 @@ impl Sim {
     }
 
     pub fn admin_token(&self, resource: &str) -> String {
-        let (status, v) = self.token_for(&self.server.admin_client_id(), &self.server.admin_client_secret(), resource);
+        let (status, v) = self.token_for(
+            &self.server.admin_client_id(),
+            &self.server.admin_client_secret(),
+            resource,
+        );
         assert_eq!(status, 200, "admin token: {v}");
-        v["access_token"].as_str().expect("access_token").to_string()
+        v["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_string()
     }
 
     /// Calls Graph as the admin: `graph("GET", "applications", None)`.
@@ -241,7 +297,11 @@ impl Sim {
         let (status, text) = http(
             method,
             &format!("{}/v1.0/{path}", self.url()),
-            &[("Authorization", &auth), ("Content-Type", "application/json"), ("Accept", "application/json")],
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/json"),
+                ("Accept", "application/json"),
+            ],
             b.as_deref(),
         );
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
@@ -280,7 +340,9 @@ impl Sim {
 pub fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -289,6 +351,8 @@ pub fn urlencode(s: &str) -> String {
 /// Runs `cargo`-built tool with nothing but the given environment (for bad-input tests).
 pub fn run_bare(tool: &str, cwd: &Path, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Run {
     let mut c = bare_cmd(tool, cwd);
-    c.args(args).envs(env.iter().copied()).write_stdin(stdin.to_string());
+    c.args(args)
+        .envs(env.iter().copied())
+        .write_stdin(stdin.to_string());
     Run::from_output(c.output().expect("run tool"))
 }

@@ -14,7 +14,13 @@ fn guid(v: &Value) -> String {
 #[test]
 fn creates_app_and_service_principal_then_rerun_writes_nothing() {
     let sim = sim();
-    let first = sim.run("register-app", &["--name", "Marketo Integration"], &Value::Null).ok();
+    let first = sim
+        .run(
+            "register-app",
+            &["--name", "Marketo Integration"],
+            &Value::Null,
+        )
+        .ok();
     let d = &first.doc;
     assert_eq!(d["tenant"]["id"], json!(sim.server.tenant_id()));
     assert_eq!(d["app"]["display_name"], "Marketo Integration");
@@ -23,7 +29,13 @@ fn creates_app_and_service_principal_then_rerun_writes_nothing() {
     guid(&d["app"]["object_id"]);
     let sp_id = guid(&d["app"]["service_principal_id"]);
     assert!(first.changed("register-app"));
-    assert!(first.stderr.contains("register-app: created application \"Marketo Integration\""), "{}", first.stderr);
+    assert!(
+        first
+            .stderr
+            .contains("register-app: created application \"Marketo Integration\""),
+        "{}",
+        first.stderr
+    );
 
     // The emulator holds exactly one such app, single-tenant, asking for user_impersonation.
     let apps: Vec<Value> = sim
@@ -37,7 +49,11 @@ fn creates_app_and_service_principal_then_rerun_writes_nothing() {
     let rra = &apps[0]["requiredResourceAccess"][0];
     assert_eq!(rra["resourceAppId"], "00000007-0000-0000-c000-000000000000");
     assert_eq!(rra["resourceAccess"][0]["type"], "Scope");
-    let (s, sp) = sim.graph("GET", &format!("servicePrincipals(appId='{client_id}')"), None);
+    let (s, sp) = sim.graph(
+        "GET",
+        &format!("servicePrincipals(appId='{client_id}')"),
+        None,
+    );
     assert_eq!(s, 200);
     assert_eq!(sp["id"], json!(sp_id));
 
@@ -48,14 +64,22 @@ fn creates_app_and_service_principal_then_rerun_writes_nothing() {
     assert_eq!(second.doc["app"], first.doc["app"]);
     assert!(second.stderr.contains("is up to date"), "{}", second.stderr);
     sim.assert_no_writes();
-    assert_eq!(sim.applications().iter().filter(|a| a["displayName"] == "Marketo Integration").count(), 1);
+    assert_eq!(
+        sim.applications()
+            .iter()
+            .filter(|a| a["displayName"] == "Marketo Integration")
+            .count(),
+        1
+    );
 }
 
 #[test]
 fn unknown_keys_pass_through_and_flags_override_the_document() {
     let sim = sim();
     let input = json!({"custom": {"keep": [1, 2]}, "app": {"display_name": "From Doc"}});
-    let r = sim.run("register-app", &["--name", "From Flag"], &input).ok();
+    let r = sim
+        .run("register-app", &["--name", "From Flag"], &input)
+        .ok();
     assert_eq!(r.doc["custom"], json!({"keep": [1, 2]}));
     assert_eq!(r.doc["app"]["display_name"], "From Flag");
     assert_eq!(r.doc["app"]["unique_name"], "from-flag");
@@ -72,14 +96,21 @@ fn adopts_a_portal_app_by_client_id_and_fixes_it() {
     assert_eq!(s, 201, "{app}");
     let client_id = app["appId"].as_str().unwrap().to_string();
     let r = sim
-        .run("register-app", &["--client-id", &client_id, "--name", "Portal App"], &Value::Null)
+        .run(
+            "register-app",
+            &["--client-id", &client_id, "--name", "Portal App"],
+            &Value::Null,
+        )
         .ok();
     assert_eq!(r.doc["app"]["client_id"], json!(client_id));
     assert_eq!(r.doc["app"]["object_id"], app["id"]);
     assert!(r.doc["app"]["unique_name"].is_null());
     let (_, after) = sim.graph("GET", &format!("applications(appId='{client_id}')"), None);
     assert_eq!(after["signInAudience"], "AzureADMyOrg");
-    assert_eq!(after["requiredResourceAccess"][0]["resourceAppId"], "00000007-0000-0000-c000-000000000000");
+    assert_eq!(
+        after["requiredResourceAccess"][0]["resourceAppId"],
+        "00000007-0000-0000-c000-000000000000"
+    );
     guid(&r.doc["app"]["service_principal_id"]);
     // Re-run from the document alone: still the adopted app, no write.
     sim.clear();
@@ -93,46 +124,84 @@ fn adopts_a_portal_app_by_client_id_and_fixes_it() {
 fn adopting_an_unknown_client_id_is_refused() {
     let sim = sim();
     let r = sim
-        .run("register-app", &["--client-id", "11111111-2222-3333-4444-555555555555"], &Value::Null)
+        .run(
+            "register-app",
+            &["--client-id", "11111111-2222-3333-4444-555555555555"],
+            &Value::Null,
+        )
         .code_is(4);
-    assert!(r.stderr.contains("register-app: error: no application with client id"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("register-app: error: no application with client id"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
 fn throttling_and_unavailability_are_retried() {
     let sim = sim();
-    sim.server.add_fault(json!({"path_prefix": "/v1.0/applications", "status": 429, "retry_after": "1", "count": 1}));
-    sim.server.add_fault(json!({"path_prefix": "/v1.0/servicePrincipals", "status": 503, "count": 2}));
+    sim.server.add_fault(
+        json!({"path_prefix": "/v1.0/applications", "status": 429, "retry_after": "1", "count": 1}),
+    );
+    sim.server
+        .add_fault(json!({"path_prefix": "/v1.0/servicePrincipals", "status": 503, "count": 2}));
     let r = sim.run("register-app", &[], &Value::Null).ok();
     guid(&r.doc["app"]["service_principal_id"]);
-    let statuses: Vec<u64> = sim.requests().iter().filter_map(|r| r["status"].as_u64()).collect();
-    assert!(statuses.contains(&429) && statuses.contains(&503), "{statuses:?}");
+    let statuses: Vec<u64> = sim
+        .requests()
+        .iter()
+        .filter_map(|r| r["status"].as_u64())
+        .collect();
+    assert!(
+        statuses.contains(&429) && statuses.contains(&503),
+        "{statuses:?}"
+    );
     assert_eq!(sim.applications().len(), 1);
 }
 
 #[test]
 fn a_fault_that_never_ends_stops_at_the_timeout_with_exit_5() {
     let sim = sim();
-    sim.server.add_fault(json!({"path_prefix": "/v1.0/", "status": 503, "count": 100000}));
+    sim.server
+        .add_fault(json!({"path_prefix": "/v1.0/", "status": 503, "count": 100000}));
     let started = std::time::Instant::now();
-    let r = sim.run("register-app", &["--timeout", "2s"], &Value::Null).code_is(5);
+    let r = sim
+        .run("register-app", &["--timeout", "2s"], &Value::Null)
+        .code_is(5);
     assert!(started.elapsed() < std::time::Duration::from_secs(20));
-    assert!(r.stderr.contains("register-app: error: gave up"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("register-app: error: gave up"),
+        "{}",
+        r.stderr
+    );
     assert!(r.stdout.is_empty());
 }
 
 #[test]
 fn replication_lag_is_waited_out() {
-    let sim = sim_with(Options { replication_lag_ms: 1500, ..Default::default() });
+    let sim = sim_with(Options {
+        replication_lag_ms: 1500,
+        ..Default::default()
+    });
     let r = sim.run("register-app", &[], &Value::Null).ok();
     guid(&r.doc["app"]["service_principal_id"]);
     // The service principal could only be created once the app had replicated.
     let sp_writes: Vec<Value> = sim
         .requests()
         .into_iter()
-        .filter(|q| q["method"] != "GET" && q["path"].as_str().unwrap_or("").contains("servicePrincipals"))
+        .filter(|q| {
+            q["method"] != "GET"
+                && q["path"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("servicePrincipals")
+        })
         .collect();
-    assert!(sp_writes.iter().any(|q| q["status"] == 400), "expected a NoBackingApplicationObject answer first: {sp_writes:#?}");
+    assert!(
+        sp_writes.iter().any(|q| q["status"] == 400),
+        "expected a NoBackingApplicationObject answer first: {sp_writes:#?}"
+    );
     assert!(sp_writes.iter().any(|q| q["status"] == 201));
 }
 
@@ -145,8 +214,16 @@ fn bad_input_sends_no_request_and_exits_2() {
         (&[], "{\"app\": {\"client_id\": 7}}", "app.client_id"),
         (&[], "{\"app\": \"x\"}", "app"),
         (&["--client-id", "not-a-guid"], "", "not a GUID"),
-        (&["--graph-url", "http://graph.example.com"], "", "only https"),
-        (&["--graph-url", "https://user:pw@graph.example.com"], "", "user name or password"),
+        (
+            &["--graph-url", "http://graph.example.com"],
+            "",
+            "only https",
+        ),
+        (
+            &["--graph-url", "https://user:pw@graph.example.com"],
+            "",
+            "user name or password",
+        ),
         (&["--cloud", "mars"], "", "mars"),
         (&["--no-such-flag"], "", "--no-such-flag"),
     ];
@@ -155,8 +232,16 @@ fn bad_input_sends_no_request_and_exits_2() {
         let mut c = sim.cmd("register-app");
         c.args(*args).write_stdin(stdin.to_string());
         let r = Run::from_output(c.output().unwrap()).code_is(2);
-        assert!(r.stderr.contains(needle), "{args:?} {stdin:?}: {}", r.stderr);
-        assert!(r.stderr.starts_with("register-app: error: "), "{}", r.stderr);
+        assert!(
+            r.stderr.contains(needle),
+            "{args:?} {stdin:?}: {}",
+            r.stderr
+        );
+        assert!(
+            r.stderr.starts_with("register-app: error: "),
+            "{}",
+            r.stderr
+        );
         assert!(r.stdout.is_empty());
         assert!(sim.requests().is_empty(), "{args:?} sent requests");
     }
@@ -166,7 +251,11 @@ fn bad_input_sends_no_request_and_exits_2() {
 fn missing_tenant_names_flag_and_key() {
     let dir = tempfile::tempdir().unwrap();
     let r = run_bare("register-app", dir.path(), &[], "", &[]).code_is(2);
-    assert!(r.stderr.contains("--tenant") && r.stderr.contains("tenant.id"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("--tenant") && r.stderr.contains("tenant.id"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
@@ -175,7 +264,11 @@ fn a_wrong_admin_secret_exits_3_naming_the_credential_source() {
     let mut c = sim.cmd("register-app");
     c.env("AZURE_CLIENT_SECRET", "definitely-wrong");
     let r = Run::from_output(c.output().unwrap()).code_is(3);
-    assert!(r.stderr.contains("AZURE_CLIENT_ID/AZURE_CLIENT_SECRET"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("AZURE_CLIENT_ID/AZURE_CLIENT_SECRET"),
+        "{}",
+        r.stderr
+    );
     assert!(r.stderr.contains("AADSTS7000215"), "{}", r.stderr);
     assert!(sim.applications().is_empty());
 }
@@ -185,8 +278,14 @@ fn no_secret_or_token_at_vv() {
     let sim = sim();
     let r = sim.run("register-app", &["-vv"], &Value::Null).ok();
     let out = r.all_output();
-    assert!(out.contains("Authorization: (redacted)"), "trace should show the header redacted");
-    assert!(!out.contains(&sim.server.admin_client_secret()), "admin secret leaked");
+    assert!(
+        out.contains("Authorization: (redacted)"),
+        "trace should show the header redacted"
+    );
+    assert!(
+        !out.contains(&sim.server.admin_client_secret()),
+        "admin secret leaked"
+    );
     let token = sim.admin_token(&sim.url());
     // Tokens are unique per issue; check the shape instead: no JWT-looking string at all.
     assert!(!out.contains("eyJ"), "a token leaked:\n{out}");
@@ -200,7 +299,12 @@ fn dry_run_plans_and_writes_nothing() {
     sim.assert_no_writes();
     let plan = r.doc["plan"].as_array().expect("plan");
     assert_eq!(plan[0]["method"], "PATCH");
-    assert!(plan[0]["url"].as_str().unwrap().contains("applications(uniqueName="));
+    assert!(
+        plan[0]["url"]
+            .as_str()
+            .unwrap()
+            .contains("applications(uniqueName=")
+    );
     assert!(sim.applications().is_empty());
     assert!(!r.changed("register-app"));
 }
@@ -209,7 +313,13 @@ fn dry_run_plans_and_writes_nothing() {
 fn names_with_odata_special_characters_are_data_not_syntax() {
     let sim = sim();
     let name = "O'Brien % #1 / test";
-    let r = sim.run("register-app", &["--name", name, "--unique-name", name], &Value::Null).ok();
+    let r = sim
+        .run(
+            "register-app",
+            &["--name", name, "--unique-name", name],
+            &Value::Null,
+        )
+        .ok();
     assert_eq!(r.doc["app"]["unique_name"], json!(name));
     sim.clear();
     sim.run("register-app", &[], &r.doc).ok();

@@ -1,4 +1,321 @@
-//! (in progress)
+//! `add-sync-filter` — the optional "custom sync filter" before Marketo's step 3
+//! (reference/dataverse.md §5.4): a Two Options (Boolean) column whose logical name is exactly
+//! `new_synctomkto` on each entity to filter. Marketo syncs a record unless this field is
+//! explicitly No; empty or missing syncs. Marketo cannot work with any other prefix than `new`,
+//! so the schema name is `new_SyncToMkto` whatever the org's default publisher is.
+//!
+//! For each `--entity`: an existing Boolean `new_synctomkto` is left alone; one of another type
+//! is an error (exit 4, nothing written); an unknown entity is an error (exit 4, nothing
+//! written). All entities are checked before anything is created. The columns created are then
+//! published with `PublishXml` naming exactly those entities, not everything.
+//!
+//! Input keys:  `dynamics.url` (or `--dynamics-url`).
+//! Output keys: `sync_filter.field` (`new_synctomkto`), `sync_filter.entities`
+//!              (`[{entity, status: created|exists|planned}]`), `sync_filter.published`,
+//!              `sync_filter.default`, `steps.add-sync-filter`.
+//! Exit codes:  0 done; 2 bad input (no request sent); 3 sign-in failed; 4 Dataverse refused,
+//!              an entity is unknown or has the field with another type; 5 not done in time;
+//!              1 unexpected.
+//!
+//! Example:
+//! ```text
+//! ... | configure-marketo | add-sync-filter --entity lead --entity contact --default unset \
+//!     | publish-customizations --if-changed | verify-sync
+//! ```
+
+use clap::{Parser, ValueEnum};
+use serde_json::json;
+
+use s2s_core::{CommonArgs, Ctx, Error, Result};
+use s2s_dataverse::{BooleanAttributeSpec, Dataverse, Written, is_duplicate_attribute};
+
+/// The logical name Marketo looks for (reference §5.4: "Name must be exactly new_synctomkto").
+pub const FIELD: &str = "new_synctomkto";
+/// Its schema name; the logical name is the lower-case form.
+pub const SCHEMA_NAME: &str = "new_SyncToMkto";
+
+/// Add Marketo's custom sync filter field (new_synctomkto, Two Options) to Dynamics entities.
+///
+/// Reads the state document on stdin and writes it, enriched with `sync_filter.*`, on stdout.
+/// Marketo syncs a record unless the field is explicitly No. After this, tick the field in
+/// Marketo: Admin > Microsoft Dynamics > Field Sync Details > Edit.
+#[derive(Debug, Parser)]
+#[command(
+    name = "add-sync-filter",
+    version,
+    after_help = "EXAMPLE:\n  ... | configure-marketo | add-sync-filter --entity lead --entity contact \\\n    | publish-customizations --if-changed\n\nEXIT CODES:\n  0 done, 2 bad input, 3 sign-in failed, 4 Dataverse refused, an entity is unknown or has\n  new_synctomkto with another type, 5 not done in time, 1 unexpected failure"
+)]
+pub struct Cli {
+    /// Entity (logical name) to filter: lead, contact, account, opportunity or a custom one
+    /// (repeatable)
+    #[arg(long = "entity", value_name = "NAME", value_parser = logical_name, default_values_t = [String::from("lead"), String::from("contact")])]
+    pub entities: Vec<String>,
+
+    /// Display name of the new field
+    #[arg(long, value_name = "TEXT", default_value = "Sync to Marketo")]
+    pub display_name: String,
+
+    /// Default value of the field on new records
+    #[arg(long = "default", value_enum, value_name = "CHOICE", default_value_t = DefaultChoice::Unset)]
+    pub default_choice: DefaultChoice,
+
+    /// Language (LCID) of the field's labels; must be a language installed in the org
+    #[arg(long, value_name = "LCID", default_value_t = 1033)]
+    pub language_code: u32,
+
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// What new records get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DefaultChoice {
+    /// New records default to Yes: synced
+    Yes,
+    /// New records default to No: NOT synced until someone sets Yes
+    No,
+    /// No default is set: records stay empty, and empty syncs
+    Unset,
+}
+
+impl DefaultChoice {
+    fn value(self) -> Option<bool> {
+        match self {
+            DefaultChoice::Yes => Some(true),
+            DefaultChoice::No => Some(false),
+            DefaultChoice::Unset => None,
+        }
+    }
+    fn name(self) -> &'static str {
+        match self {
+            DefaultChoice::Yes => "yes",
+            DefaultChoice::No => "no",
+            DefaultChoice::Unset => "unset",
+        }
+    }
+    /// What the choice means for Marketo's sync (reference §5.4).
+    fn meaning(self) -> &'static str {
+        match self {
+            DefaultChoice::Yes => {
+                "--default yes: new records default to Yes and sync to Marketo; existing records stay empty, which also syncs"
+            }
+            DefaultChoice::No => {
+                "--default no: new records default to No and Marketo will NOT sync them until someone sets Yes; \
+                 existing records stay empty and keep syncing"
+            }
+            DefaultChoice::Unset => {
+                "--default unset: no default; records stay empty and keep syncing (Marketo shows empty as false) — \
+                 only an explicit No keeps a record out of Marketo's sync"
+            }
+        }
+    }
+}
+
+impl s2s_core::Tool for Cli {
+    const NAME: &'static str = "add-sync-filter";
+    fn common(&self) -> &CommonArgs {
+        &self.common
+    }
+    fn validate(&self) -> Result<()> {
+        if self.display_name.trim().is_empty() {
+            return Err(Error::usage("--display-name must not be empty"));
+        }
+        Ok(())
+    }
+}
+
+/// An entity logical name: lower-case letters, digits and underscores. Upper case is folded
+/// because logical names are always lower case.
+fn logical_name(s: &str) -> std::result::Result<String, String> {
+    let n = s.trim().to_ascii_lowercase();
+    let ok = !n.is_empty()
+        && n.len() <= 64
+        && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && n.as_bytes()[0].is_ascii_alphabetic();
+    if ok {
+        Ok(n)
+    } else {
+        Err(format!(
+            "{s:?} is not an entity logical name (letters, digits and underscores, e.g. lead)"
+        ))
+    }
+}
+
 pub fn main() -> std::process::ExitCode {
-    std::process::ExitCode::FAILURE
+    s2s_core::run::main::<Cli, _>(run)
+}
+
+/// What the read phase found for one entity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Found {
+    Exists,
+    Missing,
+}
+
+async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
+    let entities = unique(&cli.entities);
+    let dv = Dataverse::from_config(&ctx.http)?;
+    ctx.say(cli.default_choice.meaning());
+
+    // Every entity is checked before anything is created, so one bad name leaves the org as it was.
+    let mut found = Vec::new();
+    for e in &entities {
+        found.push(check_entity(&dv, e).await?);
+    }
+
+    let description =
+        "Marketo syncs this record unless the value is No (Marketo custom sync filter)";
+    let spec = BooleanAttributeSpec {
+        schema_name: SCHEMA_NAME,
+        display_name: cli.display_name.trim(),
+        description,
+        true_label: "Yes",
+        false_label: "No",
+        default_value: cli.default_choice.value(),
+        language_code: i64::from(cli.language_code),
+    };
+    let mut statuses = Vec::new();
+    let mut to_publish = Vec::new();
+    for (entity, f) in entities.iter().zip(found) {
+        let status = match f {
+            Found::Exists => {
+                ctx.say(&format!("{entity} already has the Boolean field {FIELD}"));
+                "exists"
+            }
+            Found::Missing => match ensure_field(&dv, entity, &spec).await? {
+                Written::Planned => {
+                    ctx.say(&format!(
+                        "dry run: would create the Boolean field {FIELD} on {entity}"
+                    ));
+                    "planned"
+                }
+                Written::Done(created) => {
+                    // A duplicate answer may be our own lost create: publish it either way.
+                    to_publish.push(entity.clone());
+                    if created {
+                        ctx.say(&format!(
+                            "created the Boolean field {FIELD} (\"{}\") on {entity}",
+                            spec.display_name
+                        ));
+                        "created"
+                    } else {
+                        ctx.say(&format!("{entity} already has the Boolean field {FIELD}"));
+                        "exists"
+                    }
+                }
+            },
+        };
+        statuses.push(json!({"entity": entity, "status": status}));
+    }
+
+    let planned: Vec<String> = statuses
+        .iter()
+        .filter(|s| s["status"] == "planned")
+        .filter_map(|s| s["entity"].as_str().map(str::to_string))
+        .collect();
+    let publish_list = if ctx.dry_run() { planned } else { to_publish };
+    if !publish_list.is_empty() {
+        match dv.publish_entities(&publish_list).await? {
+            Written::Done(()) => ctx.say(&format!("published {}", publish_list.join(", "))),
+            Written::Planned => ctx.say(&format!(
+                "dry run: would publish {}",
+                publish_list.join(", ")
+            )),
+        }
+    }
+
+    ctx.doc.set("sync_filter.field", json!(FIELD));
+    ctx.doc.set("sync_filter.entities", json!(statuses));
+    ctx.doc.set(
+        "sync_filter.published",
+        json!(if ctx.dry_run() {
+            Vec::new()
+        } else {
+            publish_list
+        }),
+    );
+    ctx.doc
+        .set("sync_filter.default", json!(cli.default_choice.name()));
+    Ok(())
+}
+
+/// The entity exists, and `new_synctomkto` on it is either missing or a Boolean.
+async fn check_entity(dv: &Dataverse<'_>, entity: &str) -> Result<Found> {
+    if dv.entity(entity).await?.is_none() {
+        return Err(Error::refused(format!(
+            "entity {entity:?} does not exist in {}",
+            dv.org()
+        ))
+        .with_hint("use the entity's logical name (lead, contact, account, opportunity, or a custom entity's name)"));
+    }
+    match dv.attribute(entity, FIELD).await? {
+        None => Ok(Found::Missing),
+        Some(a) if a.is_boolean() => Ok(Found::Exists),
+        Some(a) => Err(Error::refused(format!(
+            "entity {entity} already has a field {FIELD} of type {}, but Marketo's sync filter must be Two Options (Boolean)",
+            a.type_name()
+        ))
+        .with_hint(format!(
+            "delete or rename that field in Dynamics (Settings > Customizations > {entity} > Fields), then re-run"
+        ))),
+    }
+}
+
+/// Creates the field; `Done(false)` when it turned out to exist already (a concurrent run, or an
+/// earlier attempt whose answer was lost but which was committed).
+async fn ensure_field(
+    dv: &Dataverse<'_>,
+    entity: &str,
+    spec: &BooleanAttributeSpec<'_>,
+) -> Result<Written<bool>> {
+    match dv.create_boolean_attribute(entity, spec).await {
+        Ok(Written::Planned) => Ok(Written::Planned),
+        Ok(Written::Done(_)) => Ok(Written::Done(true)),
+        Err(e) if is_duplicate_attribute(&e) || e.ambiguous => {
+            match dv.attribute(entity, FIELD).await? {
+                Some(a) if a.is_boolean() => Ok(Written::Done(!is_duplicate_attribute(&e))),
+                Some(a) => Err(Error::refused(format!(
+                    "entity {entity} has a field {FIELD} of type {}, but Marketo's sync filter must be Boolean",
+                    a.type_name()
+                ))),
+                None => Err(e.context(format!("creating {FIELD} on {entity}"))),
+            }
+        }
+        Err(e) => Err(e.context(format!("creating {FIELD} on {entity}"))),
+    }
+}
+
+fn unique(names: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for n in names {
+        if !out.contains(n) {
+            out.push(n.clone());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_and_entity_names() {
+        let c = Cli::try_parse_from(["add-sync-filter"]).unwrap();
+        assert_eq!(c.entities, vec!["lead".to_string(), "contact".to_string()]);
+        assert_eq!(c.default_choice, DefaultChoice::Unset);
+        let c = Cli::try_parse_from(["add-sync-filter", "--entity", "Account", "--default", "no"])
+            .unwrap();
+        assert_eq!(c.entities, vec!["account".to_string()]);
+        assert_eq!(c.default_choice.value(), Some(false));
+        assert!(Cli::try_parse_from(["add-sync-filter", "--entity", "lead'"]).is_err());
+        assert!(Cli::try_parse_from(["add-sync-filter", "--entity", "a/b"]).is_err());
+        assert!(Cli::try_parse_from(["add-sync-filter", "--default", "maybe"]).is_err());
+    }
 }

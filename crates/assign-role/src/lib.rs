@@ -1,4 +1,532 @@
-//! (in progress)
+//! `assign-role` — Marketo step 2, "Create Application User in Microsoft" and "assign it to the
+//! Marketo Sync User role" (reference/dataverse.md §1, §2).
+//!
+//! Checks that step 1 was done (the solution "Marketo Lead Management" is installed; below
+//! version 4.0.0.14 every user needs the role, and it says so), then ensures an enabled
+//! application user for the app's client id — found by `applicationid`, soft-deleted rows
+//! ignored, created in the root business unit or `--business-unit` — holding each `--role` from
+//! its own business unit.
+//!
+//! Input keys:  `app.client_id` (or `--client-id`), `dynamics.url` (or `--dynamics-url`).
+//! Output keys: `dynamics.url`, `dynamics.application_user_id`, `dynamics.username` (the user's
+//!              e-mail: the username Marketo's step 3 asks for), `dynamics.business_unit_id`,
+//!              `dynamics.roles` (`[{id, name}]`), `dynamics.solution` (`{unique_name, version}`),
+//!              `steps.assign-role`.
+//! Exit codes:  0 done; 2 bad input (no request sent); 3 sign-in failed; 4 Dataverse refused
+//!              (Marketo solution missing, role or business unit not found, missing privilege);
+//!              5 not done in time (Dataverse never learnt about the app); 1 unexpected.
+//!
+//! Example:
+//! ```text
+//! register-app | grant-consent | make-secret \
+//!   | assign-role --dynamics-url https://contoso.crm.dynamics.com \
+//!   | configure-marketo | publish-customizations
+//! ```
+
+use std::cmp::Ordering;
+
+use clap::Parser;
+use serde_json::json;
+
+use s2s_core::retry::{Poll, until_ready};
+use s2s_core::{CommonArgs, Ctx, Error, Result, config};
+use s2s_dataverse::{
+    Associated, BusinessUnit, Dataverse, MARKETO_ROLE_ONLY_FOR_SYNC_USER_SINCE, MARKETO_SOLUTION,
+    Role, Solution, SystemUser, Written, compare_versions, is_app_not_yet_known,
+    is_duplicate_application_user,
+};
+
+/// The role Marketo's sync user needs (reference §2).
+pub const DEFAULT_ROLE: &str = "Marketo Sync User";
+
+/// Shown in place of the id of an application user a dry run would create.
+const NEW_USER: &str = "00000000-0000-0000-0000-000000000000";
+
+/// Ensure the Dynamics 365 application user for the Marketo app, holding the Marketo Sync User role.
+///
+/// Reads the state document on stdin and writes it, enriched with `dynamics.*`, on stdout.
+#[derive(Debug, Parser)]
+#[command(
+    name = "assign-role",
+    version,
+    after_help = "EXAMPLE:\n  register-app | grant-consent | make-secret \\\n    | assign-role --dynamics-url https://contoso.crm.dynamics.com \\\n    | configure-marketo | publish-customizations\n\nEXIT CODES:\n  0 done, 2 bad input, 3 sign-in failed, 4 Dataverse refused (e.g. Marketo solution not installed),\n  5 not done in time, 1 unexpected failure"
+)]
+pub struct Cli {
+    /// Application (client) id of the Marketo app [state: app.client_id]
+    #[arg(long, value_name = "GUID", value_parser = s2s_core::guid::clap_parser)]
+    pub client_id: Option<String>,
+
+    /// Business unit for a new application user, by name [default: the root business unit]
+    #[arg(long, value_name = "NAME")]
+    pub business_unit: Option<String>,
+
+    /// Security role to hold, from the user's business unit (repeatable)
+    #[arg(long = "role", value_name = "NAME", default_value = DEFAULT_ROLE)]
+    pub roles: Vec<String>,
+
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+impl s2s_core::Tool for Cli {
+    const NAME: &'static str = "assign-role";
+    fn common(&self) -> &CommonArgs {
+        &self.common
+    }
+    fn validate(&self) -> Result<()> {
+        if self.roles.iter().any(|r| r.trim().is_empty()) {
+            return Err(Error::usage("--role must not be empty"));
+        }
+        if self
+            .business_unit
+            .as_deref()
+            .is_some_and(|b| b.trim().is_empty())
+        {
+            return Err(Error::usage("--business-unit must not be empty"));
+        }
+        Ok(())
+    }
+}
+
 pub fn main() -> std::process::ExitCode {
-    std::process::ExitCode::FAILURE
+    s2s_core::run::main::<Cli, _>(run)
+}
+
+async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
+    let client_id = match &cli.client_id {
+        Some(c) => c.clone(),
+        None => ctx.doc.get_guid("app.client_id")?.ok_or_else(|| {
+            config::missing(
+                "the application (client) id",
+                "--client-id",
+                "app.client_id",
+            )
+        })?,
+    };
+    let dv = Dataverse::from_config(&ctx.http)?;
+    let org = dv.org().to_string();
+
+    let solution = ensure_marketo_solution(ctx, &dv).await?;
+    let user = ensure_application_user(ctx, &dv, &client_id, cli.business_unit.as_deref()).await?;
+    let roles = ensure_roles(ctx, &dv, &user, &unique(&cli.roles)).await?;
+
+    ctx.doc.set("dynamics.url", json!(org));
+    if let Some(u) = &user.existing {
+        ctx.doc
+            .set("dynamics.application_user_id", json!(u.systemuserid));
+        match u.internalemailaddress.as_deref().filter(|e| !e.is_empty()) {
+            Some(mail) => ctx.doc.set("dynamics.username", json!(mail)),
+            None => ctx.warn(&format!(
+                "application user {} has no primary e-mail address; Marketo's step 3 needs it as the username",
+                u.systemuserid
+            )),
+        }
+    }
+    ctx.doc.set(
+        "dynamics.business_unit_id",
+        json!(user.business_unit.businessunitid),
+    );
+    ctx.doc.set(
+        "dynamics.roles",
+        json!(
+            roles
+                .iter()
+                .map(|r| json!({"id": r.roleid, "name": r.name}))
+                .collect::<Vec<_>>()
+        ),
+    );
+    ctx.doc.set(
+        "dynamics.solution",
+        json!({"unique_name": solution.uniquename, "version": solution.version}),
+    );
+    Ok(())
+}
+
+/// Step 1 must have been done: the Marketo solution is installed (reference §4, §5.1).
+async fn ensure_marketo_solution(ctx: &Ctx, dv: &Dataverse<'_>) -> Result<Solution> {
+    let mut found = dv.solutions_by_friendly_name(MARKETO_SOLUTION).await?;
+    // Should there be several (an unusual manual import), the newest is the one that runs.
+    found.sort_by(|a, b| {
+        compare_versions(
+            a.version.as_deref().unwrap_or("0"),
+            b.version.as_deref().unwrap_or("0"),
+        )
+        .unwrap_or(Ordering::Equal)
+    });
+    let Some(solution) = found.pop() else {
+        return Err(Error::refused(format!(
+            "the Marketo solution \"{MARKETO_SOLUTION}\" is not installed in {}",
+            dv.org()
+        ))
+        .with_hint(
+            "import the Marketo solution first (Marketo step 1: download it from Marketo Admin > CRM > Microsoft, \
+             then Dynamics Settings > Solutions > Import), then re-run",
+        ));
+    };
+    let version = solution.version.as_deref().unwrap_or("unknown");
+    match compare_versions(version, MARKETO_ROLE_ONLY_FOR_SYNC_USER_SINCE) {
+        Some(Ordering::Less) => ctx.warn(&format!(
+            "the Marketo solution is version {version}, older than {MARKETO_ROLE_ONLY_FOR_SYNC_USER_SINCE}: \
+             every Dynamics user who works with Marketo data then needs the \"{DEFAULT_ROLE}\" role, not only the sync user; \
+             consider updating the solution"
+        )),
+        None => ctx.warn(&format!(
+            "cannot read the Marketo solution's version {version:?}; versions before \
+             {MARKETO_ROLE_ONLY_FOR_SYNC_USER_SINCE} need the role on every user"
+        )),
+        _ => {}
+    }
+    ctx.say(&format!(
+        "found the Marketo solution \"{MARKETO_SOLUTION}\" ({}, version {version})",
+        solution.uniquename
+    ));
+    Ok(solution)
+}
+
+/// The application user, once ensured. `existing` is `None` only in a dry run that would create it.
+struct AppUser {
+    existing: Option<SystemUser>,
+    business_unit: BusinessUnit,
+}
+
+impl AppUser {
+    fn id(&self) -> &str {
+        self.existing
+            .as_ref()
+            .map(|u| u.systemuserid.as_str())
+            .unwrap_or(NEW_USER)
+    }
+}
+
+/// The one active application user for the client id (reference §1.4), created and enabled when
+/// needed.
+async fn ensure_application_user(
+    ctx: &Ctx,
+    dv: &Dataverse<'_>,
+    client_id: &str,
+    business_unit: Option<&str>,
+) -> Result<AppUser> {
+    let user = match find_application_user(dv, client_id).await? {
+        Some(u) => {
+            ctx.say(&format!(
+                "found application user {} for client id {client_id} (systemuserid {})",
+                display_user(&u),
+                u.systemuserid
+            ));
+            u
+        }
+        None => {
+            let bu = target_business_unit(dv, business_unit).await?;
+            match create_application_user(ctx, dv, client_id, &bu).await? {
+                Some(u) => u,
+                None => {
+                    ctx.say(&format!(
+                        "dry run: would create an application user for client id {client_id} in business unit {}",
+                        bu_name(&bu)
+                    ));
+                    return Ok(AppUser {
+                        existing: None,
+                        business_unit: bu,
+                    });
+                }
+            }
+        }
+    };
+
+    let bu_id = user.business_unit_id.clone().ok_or_else(|| {
+        Error::internal(format!(
+            "application user {} has no business unit in Dataverse's answer",
+            user.systemuserid
+        ))
+    })?;
+    let bu = dv.business_unit(&bu_id).await?.unwrap_or(BusinessUnit {
+        businessunitid: bu_id,
+        name: None,
+        parent_id: None,
+    });
+    if let Some(wanted) = business_unit {
+        if !bu
+            .name
+            .as_deref()
+            .is_some_and(|n| n.eq_ignore_ascii_case(wanted))
+        {
+            // Moving a user between business units drops its roles; not this tool's call.
+            ctx.warn(&format!(
+                "the application user is in business unit {}, not --business-unit {wanted:?}; \
+                 it stays there and its roles come from that unit",
+                bu_name(&bu)
+            ));
+        }
+    }
+
+    if user.is_disabled() {
+        // Terraform's model starts a new application user disabled (reference §1.4).
+        match dv.enable_user(&user.systemuserid).await? {
+            Written::Done(()) => ctx.say(&format!(
+                "enabled application user {} (systemuserid {})",
+                display_user(&user),
+                user.systemuserid
+            )),
+            Written::Planned => ctx.say(&format!(
+                "dry run: would enable application user {}",
+                user.systemuserid
+            )),
+        }
+    }
+    Ok(AppUser {
+        existing: Some(user),
+        business_unit: bu,
+    })
+}
+
+/// The one active user for the app; several are an error Terraform also refuses (reference §1.4).
+async fn find_application_user(dv: &Dataverse<'_>, client_id: &str) -> Result<Option<SystemUser>> {
+    let mut users = dv.application_users(client_id).await?;
+    match users.len() {
+        0 => Ok(None),
+        1 => Ok(users.pop()),
+        _ => Err(Error::refused(format!(
+            "found {} active application users for client id {client_id}: {}",
+            users.len(),
+            users
+                .iter()
+                .map(|u| u.systemuserid.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .with_hint("Dataverse supports one application user per app: disable and delete the extra ones, then re-run")),
+    }
+}
+
+/// `--business-unit NAME`, or the root unit (reference §1.5).
+async fn target_business_unit(dv: &Dataverse<'_>, name: Option<&str>) -> Result<BusinessUnit> {
+    let Some(name) = name else {
+        return dv.root_business_unit().await;
+    };
+    let mut units = dv.business_units_by_name(name).await?;
+    match units.len() {
+        1 => Ok(units.remove(0)),
+        0 => Err(Error::refused(format!(
+            "no business unit named {name:?} in {}",
+            dv.org()
+        ))
+        .with_hint("check the name in Power Platform admin center > Settings > Business units, or omit --business-unit for the root unit")),
+        n => Err(Error::refused(format!(
+            "{n} business units are named {name:?}: {}",
+            units
+                .iter()
+                .map(|u| u.businessunitid.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+/// Creates the user, waiting while Dataverse does not know the app yet (reference §1.6: no
+/// documented replication SLA, so poll with backoff until the deadline, never a fixed sleep).
+/// A duplicate (0x8004F511) or a write whose answer was lost means it may exist: re-read and
+/// adopt. `None` in a dry run.
+async fn create_application_user(
+    ctx: &Ctx,
+    dv: &Dataverse<'_>,
+    client_id: &str,
+    bu: &BusinessUnit,
+) -> Result<Option<SystemUser>> {
+    let created = until_ready(
+        ctx.http.deadline(),
+        "creating the application user",
+        ctx.reporter(),
+        || async move {
+            match dv.create_application_user(client_id, &bu.businessunitid).await {
+                Ok(Written::Planned) => Ok(Poll::Ready(None)),
+                Ok(Written::Done(Some(id))) => Ok(Poll::Ready(Some((id, true)))),
+                Ok(Written::Done(None)) => match find_application_user(dv, client_id).await? {
+                    Some(u) => Ok(Poll::Ready(Some((u.systemuserid, true)))),
+                    None => Err(Error::internal(
+                        "Dataverse accepted the new application user but neither named it (no OData-EntityId) nor lists it",
+                    )),
+                },
+                Err(e) if is_app_not_yet_known(&e) => Ok(Poll::Pending(format!(
+                    "Dataverse does not know client id {client_id} yet (replication from Entra ID)"
+                ))),
+                Err(e) if is_duplicate_application_user(&e) || e.ambiguous => {
+                    match find_application_user(dv, client_id).await? {
+                        Some(u) => Ok(Poll::Ready(Some((u.systemuserid, false)))),
+                        None if e.ambiguous => Ok(Poll::Pending(
+                            "the create's answer was lost and no user is visible yet".into(),
+                        )),
+                        None => Err(e.context(
+                            "Dataverse reports an application user for this app, but none is active (a soft-deleted one?)",
+                        )),
+                    }
+                }
+                Err(e) => Err(e.context("creating the application user")),
+            }
+        },
+    )
+    .await?;
+    let Some((id, new)) = created else {
+        return Ok(None);
+    };
+    let user = dv.system_user(&id).await?.ok_or_else(|| {
+        Error::internal(format!(
+            "the application user {id} Dataverse just named cannot be read back"
+        ))
+    })?;
+    if new {
+        ctx.say(&format!(
+            "created application user {} in business unit {} (systemuserid {id})",
+            display_user(&user),
+            bu_name(bu)
+        ));
+    } else {
+        ctx.say(&format!(
+            "adopted application user {} that already existed for client id {client_id} (systemuserid {id})",
+            display_user(&user)
+        ));
+    }
+    Ok(Some(user))
+}
+
+/// Each role by name from the user's business unit, associated unless already held (reference §2:
+/// read before write, a duplicate 0x80040237 also means done).
+async fn ensure_roles(
+    ctx: &Ctx,
+    dv: &Dataverse<'_>,
+    user: &AppUser,
+    names: &[String],
+) -> Result<Vec<Role>> {
+    let bu = &user.business_unit;
+    let held: Vec<String> = match &user.existing {
+        Some(u) => match &u.systemuserroles_association {
+            Some(r) => r.iter().map(|r| r.roleid.to_ascii_lowercase()).collect(),
+            None => dv
+                .user_roles(&u.systemuserid)
+                .await?
+                .into_iter()
+                .map(|r| r.roleid.to_ascii_lowercase())
+                .collect(),
+        },
+        None => Vec::new(),
+    };
+    let mut out = Vec::new();
+    for name in names {
+        let role = find_role(dv, name, bu).await?;
+        if held.contains(&role.roleid.to_ascii_lowercase()) {
+            ctx.say(&format!(
+                "application user already holds role \"{name}\" ({})",
+                role.roleid
+            ));
+        } else {
+            match dv.associate_role(user.id(), &role.roleid).await? {
+                Written::Done(Associated::Added) => ctx.say(&format!(
+                    "assigned role \"{name}\" ({}) to the application user",
+                    role.roleid
+                )),
+                Written::Done(Associated::AlreadyThere) => ctx.say(&format!(
+                    "application user already holds role \"{name}\" ({})",
+                    role.roleid
+                )),
+                Written::Planned => ctx.say(&format!(
+                    "dry run: would assign role \"{name}\" ({}) to the application user",
+                    role.roleid
+                )),
+            }
+        }
+        out.push(Role {
+            name: Some(role.name.clone().unwrap_or_else(|| name.clone())),
+            ..role
+        });
+    }
+    Ok(out)
+}
+
+async fn find_role(dv: &Dataverse<'_>, name: &str, bu: &BusinessUnit) -> Result<Role> {
+    let mut roles = dv.roles_by_name(name, &bu.businessunitid).await?;
+    match roles.len() {
+        1 => Ok(roles.remove(0)),
+        0 => {
+            let hint = if name == DEFAULT_ROLE {
+                "the Marketo solution (step 1) brings this role; check its import completed, or name the role with --role"
+            } else {
+                "check the role's exact name in the business unit (Settings > Security roles)"
+            };
+            Err(Error::refused(format!(
+                "no security role named {name:?} in business unit {}",
+                bu_name(bu)
+            ))
+            .with_hint(hint))
+        }
+        n => Err(Error::refused(format!(
+            "{n} security roles are named {name:?} in business unit {}: {}",
+            bu_name(bu),
+            roles
+                .iter()
+                .map(|r| r.roleid.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+fn unique(names: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for n in names {
+        let n = n.trim().to_string();
+        if !out.contains(&n) {
+            out.push(n);
+        }
+    }
+    out
+}
+
+fn display_user(u: &SystemUser) -> String {
+    match (u.fullname.as_deref(), u.internalemailaddress.as_deref()) {
+        (Some(f), Some(m)) if !m.is_empty() => format!("\"{f}\" <{m}>"),
+        (Some(f), _) => format!("\"{f}\""),
+        (None, Some(m)) => format!("<{m}>"),
+        (None, None) => String::from("(unnamed)"),
+    }
+}
+
+fn bu_name(bu: &BusinessUnit) -> String {
+    match &bu.name {
+        Some(n) => format!("\"{n}\" ({})", bu.businessunitid),
+        None => bu.businessunitid.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn roles_default_and_repeat() {
+        let c = Cli::try_parse_from(["assign-role"]).unwrap();
+        assert_eq!(c.roles, vec![DEFAULT_ROLE.to_string()]);
+        let c = Cli::try_parse_from(["assign-role", "--role", "A", "--role", "B", "--role", "A"])
+            .unwrap();
+        assert_eq!(unique(&c.roles), vec!["A".to_string(), "B".to_string()]);
+    }
+
+    #[test]
+    fn client_id_must_be_a_guid() {
+        assert!(Cli::try_parse_from(["assign-role", "--client-id", "nope"]).is_err());
+        let c = Cli::try_parse_from([
+            "assign-role",
+            "--client-id",
+            "{ABCDEF01-2345-6789-ABCD-EF0123456789}",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.client_id.as_deref(),
+            Some("abcdef01-2345-6789-abcd-ef0123456789")
+        );
+    }
 }

@@ -55,7 +55,10 @@ impl TokenProvider {
         let (token, expires_in) = self.acquire(http, &resource).await?;
         self.tokens.lock().await.insert(
             resource,
-            (token.clone(), Instant::now() + Duration::from_secs(expires_in)),
+            (
+                token.clone(),
+                Instant::now() + Duration::from_secs(expires_in),
+            ),
         );
         Ok(token)
     }
@@ -133,12 +136,12 @@ pub async fn client_credentials(
             ("grant_type".into(), "client_credentials".into()),
             ("client_id".into(), client_id.to_string()),
             ("client_secret".into(), secret.expose_secret().to_string()),
-            ("scope".into(), format!("{}/.default", resource.trim_end_matches('/'))),
+            (
+                "scope".into(),
+                format!("{}/.default", resource.trim_end_matches('/')),
+            ),
         ]);
-    let resp = http
-        .send(req)
-        .await
-        .map_err(|e| login_error(e, who))?;
+    let resp = http.send(req).await.map_err(|e| login_error(e, who))?;
     token_from(&resp.json()?)
 }
 
@@ -159,7 +162,11 @@ fn login_error(e: Error, who: &str) -> Error {
     if e.kind == Kind::Timeout || e.service.is_none() {
         return e.context(format!("signing in with {who}"));
     }
-    let codes = e.service.as_ref().map(|s| s.error_codes.clone()).unwrap_or_default();
+    let codes = e
+        .service
+        .as_ref()
+        .map(|s| s.error_codes.clone())
+        .unwrap_or_default();
     let hint = if codes.contains(&7000215) {
         "the client secret is wrong: use the secret's value, not its id"
     } else if codes.contains(&7000222) {
@@ -183,7 +190,11 @@ fn login_error(e: Error, who: &str) -> Error {
     .with_hint(hint)
 }
 
-async fn from_env(http: &Http, resource: &str, explicit: bool) -> Result<Option<(SecretString, u64)>> {
+async fn from_env(
+    http: &Http,
+    resource: &str,
+    explicit: bool,
+) -> Result<Option<(SecretString, u64)>> {
     let cfg = http.config();
     let Some(cred) = &cfg.env_credential else {
         if explicit {
@@ -243,25 +254,31 @@ fn save_refresh_token(cfg: &Config, refresh: &str) -> Result<()> {
         }
     }
     let text = serde_json::to_vec(&Value::Object(all)).expect("JSON serialises");
-    crate::fsutil::write_atomic(path, &text, 0o600)
-        .map_err(|e| Error::internal(format!("cannot write the token cache {}: {e}", path.display())))
+    crate::fsutil::write_atomic(path, &text, 0o600).map_err(|e| {
+        Error::internal(format!(
+            "cannot write the token cache {}: {e}",
+            path.display()
+        ))
+    })
 }
 
-async fn from_cache(http: &Http, resource: &str, explicit: bool) -> Result<Option<(SecretString, u64)>> {
+async fn from_cache(
+    http: &Http,
+    resource: &str,
+    explicit: bool,
+) -> Result<Option<(SecretString, u64)>> {
     let cfg = http.config();
-    let refresh = cfg
-        .cache_file
-        .as_deref()
-        .map(read_cache)
-        .and_then(|m| {
-            m.get(&cache_key(cfg).ok()?)?["refresh_token"]
-                .as_str()
-                .map(str::to_string)
-        });
+    let refresh = cfg.cache_file.as_deref().map(read_cache).and_then(|m| {
+        m.get(&cache_key(cfg).ok()?)?["refresh_token"]
+            .as_str()
+            .map(str::to_string)
+    });
     let Some(refresh) = refresh else {
         if explicit {
-            return Err(Error::auth("--auth cache: no cached sign-in for this tenant")
-                .with_hint("sign in once with --auth device-code on a terminal"));
+            return Err(
+                Error::auth("--auth cache: no cached sign-in for this tenant")
+                    .with_hint("sign in once with --auth device-code on a terminal"),
+            );
         }
         return Ok(None);
     };
@@ -269,7 +286,10 @@ async fn from_cache(http: &Http, resource: &str, explicit: bool) -> Result<Optio
         ("grant_type".into(), "refresh_token".into()),
         ("client_id".into(), cfg.login_client_id.clone()),
         ("refresh_token".into(), refresh),
-        ("scope".into(), format!("{resource}/.default offline_access")),
+        (
+            "scope".into(),
+            format!("{resource}/.default offline_access"),
+        ),
     ]);
     match http.send(req).await {
         Ok(resp) => {
@@ -289,7 +309,11 @@ async fn from_cache(http: &Http, resource: &str, explicit: bool) -> Result<Optio
     }
 }
 
-async fn from_az(http: &Http, resource: &str, explicit: bool) -> Result<Option<(SecretString, u64)>> {
+async fn from_az(
+    http: &Http,
+    resource: &str,
+    explicit: bool,
+) -> Result<Option<(SecretString, u64)>> {
     let cfg = http.config();
     let mut cmd = tokio::process::Command::new("az");
     cmd.args([
@@ -317,9 +341,15 @@ async fn from_az(http: &Http, resource: &str, explicit: bool) -> Result<Option<(
     if !out.status.success() {
         if explicit {
             let msg = String::from_utf8_lossy(&out.stderr);
-            let first = msg.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
-            return Err(Error::auth(format!("the Azure CLI could not get a token: {first}"))
-                .with_hint("run `az login --tenant <tenant>` first"));
+            let first = msg
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("")
+                .trim();
+            return Err(
+                Error::auth(format!("the Azure CLI could not get a token: {first}"))
+                    .with_hint("run `az login --tenant <tenant>` first"),
+            );
         }
         return Ok(None);
     }
@@ -331,12 +361,18 @@ async fn from_az(http: &Http, resource: &str, explicit: bool) -> Result<Option<(
     Ok(Some((SecretString::from(t.to_string()), 3000)))
 }
 
-async fn from_device_code(http: &Http, resource: &str, explicit: bool) -> Result<Option<(SecretString, u64)>> {
+async fn from_device_code(
+    http: &Http,
+    resource: &str,
+    explicit: bool,
+) -> Result<Option<(SecretString, u64)>> {
     let cfg = http.config();
     let rep = http.reporter();
     if !rep.is_terminal() {
         if explicit {
-            return Err(Error::auth("--auth device-code needs stderr on a terminal to show the sign-in code"));
+            return Err(Error::auth(
+                "--auth device-code needs stderr on a terminal to show the sign-in code",
+            ));
         }
         return Ok(None);
     }
@@ -348,7 +384,10 @@ async fn from_device_code(http: &Http, resource: &str, explicit: bool) -> Result
     let resp = http
         .send(Request::new(Method::Post, Service::Login, url).form(vec![
             ("client_id".into(), cfg.login_client_id.clone()),
-            ("scope".into(), format!("{resource}/.default offline_access")),
+            (
+                "scope".into(),
+                format!("{resource}/.default offline_access"),
+            ),
         ]))
         .await
         .map_err(|e| login_error(e, "device-code sign-in"))?;
@@ -357,13 +396,16 @@ async fn from_device_code(http: &Http, resource: &str, explicit: bool) -> Result
         .as_str()
         .ok_or_else(|| Error::auth("the device-code endpoint answered without a device_code"))?
         .to_string();
-    let message = v["message"].as_str().map(str::to_string).unwrap_or_else(|| {
-        format!(
-            "To sign in, open {} and enter the code {}",
-            v["verification_uri"].as_str().unwrap_or("the sign-in page"),
-            v["user_code"].as_str().unwrap_or("?")
-        )
-    });
+    let message = v["message"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| {
+            format!(
+                "To sign in, open {} and enter the code {}",
+                v["verification_uri"].as_str().unwrap_or("the sign-in page"),
+                v["user_code"].as_str().unwrap_or("?")
+            )
+        });
     rep.warn(&message);
     let mut interval = Duration::from_secs(v["interval"].as_u64().unwrap_or(5));
     let expires = Instant::now() + Duration::from_secs(v["expires_in"].as_u64().unwrap_or(900));
@@ -371,7 +413,10 @@ async fn from_device_code(http: &Http, resource: &str, explicit: bool) -> Result
     loop {
         let req = Request::new(Method::Post, Service::Login, token_url(cfg)?)
             .form(vec![
-                ("grant_type".into(), "urn:ietf:params:oauth:grant-type:device_code".into()),
+                (
+                    "grant_type".into(),
+                    "urn:ietf:params:oauth:grant-type:device_code".into(),
+                ),
                 ("client_id".into(), cfg.login_client_id.clone()),
                 ("device_code".into(), device_code.clone()),
             ])

@@ -53,7 +53,12 @@ pub enum AuthSource {
 pub struct CommonArgs {
     /// Entra ID tenant: its id or a domain such as contoso.onmicrosoft.com
     /// [state: tenant.id]
-    #[arg(long, env = "AZURE_TENANT_ID", value_name = "TENANT", help_heading = "Connection")]
+    #[arg(
+        long,
+        env = "AZURE_TENANT_ID",
+        value_name = "TENANT",
+        help_heading = "Connection"
+    )]
     pub tenant: Option<String>,
 
     /// Azure cloud whose sign-in, Graph and Dynamics hosts to use [state: tenant.cloud] [default: public]
@@ -61,15 +66,30 @@ pub struct CommonArgs {
     pub cloud: Option<Cloud>,
 
     /// Sign-in authority, overriding the cloud's (https, or http on loopback only)
-    #[arg(long, env = "AZURE_AUTHORITY_HOST", value_name = "URL", help_heading = "Connection")]
+    #[arg(
+        long,
+        env = "AZURE_AUTHORITY_HOST",
+        value_name = "URL",
+        help_heading = "Connection"
+    )]
     pub authority_host: Option<String>,
 
     /// Microsoft Graph root, overriding the cloud's (https, or http on loopback only)
-    #[arg(long, env = "MKTO_S2S_GRAPH_URL", value_name = "URL", help_heading = "Connection")]
+    #[arg(
+        long,
+        env = "MKTO_S2S_GRAPH_URL",
+        value_name = "URL",
+        help_heading = "Connection"
+    )]
     pub graph_url: Option<String>,
 
     /// Dynamics 365 org URL, e.g. https://contoso.crm.dynamics.com [state: dynamics.url]
-    #[arg(long, env = "MKTO_S2S_DYNAMICS_URL", value_name = "URL", help_heading = "Connection")]
+    #[arg(
+        long,
+        env = "MKTO_S2S_DYNAMICS_URL",
+        value_name = "URL",
+        help_heading = "Connection"
+    )]
     pub dynamics_url: Option<String>,
 
     /// Use only this credential source instead of trying env, cache, az and device code in turn
@@ -81,7 +101,12 @@ pub struct CommonArgs {
     pub login_client_id: Option<String>,
 
     /// Extra root certificate (PEM) to trust, e.g. a TLS-inspecting proxy's
-    #[arg(long, env = "MKTO_S2S_CA_FILE", value_name = "FILE", help_heading = "Connection")]
+    #[arg(
+        long,
+        env = "MKTO_S2S_CA_FILE",
+        value_name = "FILE",
+        help_heading = "Connection"
+    )]
     pub ca_file: Option<PathBuf>,
 
     /// Give up after this long, retries and replication waits included (e.g. 90s, 10m)
@@ -134,7 +159,10 @@ mod tests {
     #[test]
     fn durations() {
         assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_duration("1500ms").unwrap(), Duration::from_millis(1500));
+        assert_eq!(
+            parse_duration("1500ms").unwrap(),
+            Duration::from_millis(1500)
+        );
         assert_eq!(parse_duration("10m").unwrap(), Duration::from_secs(600));
         assert!(parse_duration("10x").is_err());
         assert!(parse_duration("-1").is_err());

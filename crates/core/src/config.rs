@@ -183,9 +183,9 @@ impl Config {
 
     /// The tenant, or exit 2 naming where it can come from.
     pub fn tenant(&self) -> Result<&str> {
-        self.tenant.as_deref().ok_or_else(|| {
-            missing("the tenant", "--tenant (or AZURE_TENANT_ID)", "tenant.id")
-        })
+        self.tenant
+            .as_deref()
+            .ok_or_else(|| missing("the tenant", "--tenant (or AZURE_TENANT_ID)", "tenant.id"))
     }
 
     /// The Dynamics org URL, or exit 2 naming where it can come from.
@@ -265,8 +265,7 @@ fn check_tenant(t: &str, what: &str) -> Result<String> {
     let ok = !t.is_empty()
         && t.len() <= 253
         && t.contains('.')
-        && t
-            .bytes()
+        && t.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
     if ok {
         Ok(t.to_ascii_lowercase())

@@ -91,7 +91,8 @@ impl fmt::Display for ServiceError {
 pub struct Error {
     pub kind: Kind,
     pub message: String,
-    pub service: Option<ServiceError>,
+    /// Boxed: errors travel through every `Result`, and most carry no service answer.
+    pub service: Option<Box<ServiceError>>,
     pub hint: Option<String>,
     /// True when a write may have been committed although the client saw a failure (the
     /// connection broke after the request was sent). Ensure-logic re-reads before writing again.
@@ -138,7 +139,7 @@ impl Error {
         Error {
             kind,
             message: what.into(),
-            service: Some(se),
+            service: Some(Box::new(se)),
             hint: None,
             ambiguous: false,
         }

@@ -292,8 +292,13 @@ impl Http {
         loop {
             let outcome = self.attempt(&req).await;
             let (retry_in, err) = match outcome {
-                Ok(resp) if (200..300).contains(&resp.status) || req.accept.contains(&resp.status) => {
-                    if req.is_write() && (200..300).contains(&resp.status) {
+                Ok(resp)
+                    if (200..300).contains(&resp.status) || req.accept.contains(&resp.status) =>
+                {
+                    if req.is_write()
+                        && req.service != Service::Login
+                        && (200..300).contains(&resp.status)
+                    {
                         self.writes.fetch_add(1, Ordering::Relaxed);
                     }
                     return Ok(resp);
@@ -324,7 +329,11 @@ impl Http {
             attempt += 1;
             if Instant::now() + retry_in > self.cfg.deadline {
                 let mut e = err;
-                e.kind = if e.kind == Kind::Usage { Kind::Usage } else { Kind::Timeout };
+                e.kind = if e.kind == Kind::Usage {
+                    Kind::Usage
+                } else {
+                    Kind::Timeout
+                };
                 return Err(e.context(format!(
                     "gave up on {} {} after {attempt} attempt(s) in {:.1} s (--timeout {:?})",
                     req.method.as_str(),
@@ -392,16 +401,19 @@ impl Http {
             .min(remaining.max(Duration::from_millis(1)));
         b = b.timeout(per_attempt);
 
-        self.report.trace(1, &format!("→ {} {}", req.method.as_str(), req.url));
+        self.report
+            .trace(1, &format!("→ {} {}", req.method.as_str(), req.url));
         if self.report.verbosity() >= 2 {
             if token.is_some() {
                 self.report.trace(2, "  Authorization: (redacted)");
             }
             if req.service != Service::Login {
-                self.report.trace(2, &format!("  client-request-id: {request_id}"));
+                self.report
+                    .trace(2, &format!("  client-request-id: {request_id}"));
             }
             for (k, v) in &req.headers {
-                self.report.trace(2, &format!("  {k}: {}", redact::header(k, v)));
+                self.report
+                    .trace(2, &format!("  {k}: {}", redact::header(k, v)));
             }
             if let Some(t) = &body_trace {
                 self.report.trace(2, &format!("  body: {t}"));
@@ -414,7 +426,12 @@ impl Http {
         let headers: Vec<(String, String)> = resp
             .headers()
             .iter()
-            .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
             .collect();
         let body = resp
             .bytes()
@@ -437,7 +454,11 @@ impl Http {
             };
             self.report.trace(2, &format!("  response: {shown}"));
         }
-        Ok(Response { status, headers, body })
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
     }
 
     fn transport_error(&self, req: &Request, e: reqwest::Error) -> Error {
@@ -454,7 +475,9 @@ impl Http {
                 "TLS to {} failed: the server's certificate is not trusted ({detail})",
                 host_of(&req.url)
             ))
-            .with_hint("if a proxy or private CA signs this certificate, pass its root with --ca-file")
+            .with_hint(
+                "if a proxy or private CA signs this certificate, pass its root with --ca-file",
+            )
         } else {
             Error::timeout(format!(
                 "no answer from {} for {} {} ({detail})",
@@ -486,7 +509,10 @@ pub fn parse_service_error(service: Service, resp: &Response) -> ServiceError {
     match service {
         Service::Login => {
             se.code = v["error"].as_str().unwrap_or_default().to_string();
-            se.message = v["error_description"].as_str().unwrap_or_default().to_string();
+            se.message = v["error_description"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
             se.error_codes = v["error_codes"]
                 .as_array()
                 .map(|a| a.iter().filter_map(Value::as_u64).collect())

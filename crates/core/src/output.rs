@@ -66,7 +66,10 @@ impl Reporter {
         }
         const FRAMES: [char; 4] = ['|', '/', '-', '\\'];
         let frame = FRAMES[(elapsed.as_millis() / 250) as usize % 4];
-        let mut shown = self.progress_shown.lock().unwrap_or_else(|p| p.into_inner());
+        let mut shown = self
+            .progress_shown
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         let mut err = std::io::stderr().lock();
         let _ = write!(
             err,
@@ -79,7 +82,10 @@ impl Reporter {
     }
 
     pub fn clear_progress(&self) {
-        let mut shown = self.progress_shown.lock().unwrap_or_else(|p| p.into_inner());
+        let mut shown = self
+            .progress_shown
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         if *shown {
             let mut err = std::io::stderr().lock();
             let _ = write!(err, "\r\x1b[2K");

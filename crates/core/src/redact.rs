@@ -87,7 +87,10 @@ mod tests {
         );
         assert_eq!(header("Authorization", "Bearer x"), REDACTED);
         assert_eq!(
-            form(&[("client_secret".into(), "s".into()), ("scope".into(), "a".into())]),
+            form(&[
+                ("client_secret".into(), "s".into()),
+                ("scope".into(), "a".into())
+            ]),
             "client_secret=(redacted)&scope=a"
         );
     }

@@ -22,7 +22,9 @@ pub fn retry_after<'a>(
     let mut secs = None;
     for (name, value) in headers {
         let v = value.trim();
-        if name.eq_ignore_ascii_case("retry-after-ms") || name.eq_ignore_ascii_case("x-ms-retry-after-ms") {
+        if name.eq_ignore_ascii_case("retry-after-ms")
+            || name.eq_ignore_ascii_case("x-ms-retry-after-ms")
+        {
             // Millisecond headers are more precise; they win over Retry-After.
             if let Ok(ms) = v.parse::<f64>() {
                 if ms.is_finite() && ms >= 0.0 {
@@ -120,10 +122,16 @@ mod tests {
     fn retry_after_forms() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
         assert_eq!(parse_retry_after("2", now), Some(Duration::from_secs(2)));
-        assert_eq!(parse_retry_after("2.128", now), Some(Duration::from_millis(2128)));
+        assert_eq!(
+            parse_retry_after("2.128", now),
+            Some(Duration::from_millis(2128))
+        );
         assert_eq!(parse_retry_after("-1", now), None);
         let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
-        assert_eq!(parse_retry_after(&later, now), Some(Duration::from_secs(30)));
+        assert_eq!(
+            parse_retry_after(&later, now),
+            Some(Duration::from_secs(30))
+        );
         assert_eq!(
             retry_after([("Retry-After", "5"), ("x-ms-retry-after-ms", "250")], now),
             Some(Duration::from_millis(250))

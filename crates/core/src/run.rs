@@ -19,6 +19,8 @@ use crate::state::StateDoc;
 /// What a tool's clap struct must offer to the harness.
 pub trait Tool: Parser {
     const NAME: &'static str;
+    /// A tool that only reads (verify-sync) does not say "nothing to change".
+    const READ_ONLY: bool = false;
     fn common(&self) -> &CommonArgs;
     /// Checks flags that clap cannot (run before any request, exit 2 on failure).
     fn validate(&self) -> Result<()> {
@@ -93,6 +95,12 @@ where
         .map_err(|e| Error::internal(format!("cannot start the async runtime: {e}")))?;
     let result = rt.block_on(step(&mut ctx, cli));
     let writes = ctx.http.writes();
+    // A failed verification is an answer, not a crash: its document (with `verify.*`) is
+    // written like any other before the exit code says 6.
+    let (result, failed_check) = match result {
+        Err(e) if e.kind == crate::error::Kind::VerifyFailed => (Ok(()), Some(e)),
+        other => (other, None),
+    };
     match result {
         Ok(()) => {
             let mut entry = json!({
@@ -103,17 +111,24 @@ where
                 entry["dry_run"] = Value::Bool(true);
                 let plan = ctx.http.take_plan();
                 if !plan.is_empty() {
-                    ctx.say(&format!("dry run: {} write(s) planned, none sent", plan.len()));
+                    ctx.say(&format!(
+                        "dry run: {} write(s) planned, none sent",
+                        plan.len()
+                    ));
                 }
                 ctx.doc.set("plan", Value::Array(plan));
             } else {
                 ctx.doc.remove("plan");
-                if writes == 0 {
+                if writes == 0 && failed_check.is_none() && !C::READ_ONLY {
                     ctx.say("nothing to change");
                 }
             }
             ctx.doc.set(&format!("steps.{}", C::NAME), entry);
-            emit(&ctx.doc, common)
+            emit(&ctx.doc, common)?;
+            match failed_check {
+                Some(e) => Err(e),
+                None => Ok(()),
+            }
         }
         Err(e) => {
             // With --state, what was done before the failure is kept, so a re-run resumes.
@@ -154,7 +169,9 @@ pub fn report_error(tool: &str, e: &Error) {
 fn clap_exit(tool: &str, e: clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
     match e.kind() {
-        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
             let _ = e.print();
             ExitCode::SUCCESS
         }

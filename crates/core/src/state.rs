@@ -3,7 +3,7 @@
 //! document").
 
 use std::io::{IsTerminal, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::{Map, Value};
 
@@ -127,9 +127,9 @@ impl StateDoc {
     pub fn get_guid(&self, path: &str) -> Result<Option<String>> {
         match self.get_str(path)? {
             None => Ok(None),
-            Some(s) => crate::guid::parse(s)
-                .map(Some)
-                .map_err(|_| Error::usage(format!("state document key {path} is not a GUID: {s:?}"))),
+            Some(s) => crate::guid::parse(s).map(Some).map_err(|_| {
+                Error::usage(format!("state document key {path} is not a GUID: {s:?}"))
+            }),
         }
     }
 
@@ -193,7 +193,7 @@ impl StateDoc {
     }
 
     /// Rewrites `--state FILE` atomically (mode 0600: the document can hold a revealed secret).
-    pub fn save(&self, path: &PathBuf) -> Result<()> {
+    pub fn save(&self, path: &Path) -> Result<()> {
         crate::fsutil::write_atomic(path, self.to_text(true).as_bytes(), 0o600)
             .map_err(|e| Error::internal(format!("cannot write --state {}: {e}", path.display())))
     }

@@ -1,4 +1,563 @@
-//! (in progress)
+//! `grant-consent`: the runbook's "grant admin consent" step (Marketo S2S step 2; graph.md §3.1).
+//!
+//! Ensures exactly one tenant-wide delegated grant (`oauth2PermissionGrant`, `consentType`
+//! `AllPrincipals`) from the app's service principal to the Dynamics CRM service principal whose
+//! `scope` contains `user_impersonation`. This is what the portal's "Grant admin consent" button
+//! does; Marketo signs in with ROPC as the sync user and needs it (graph.md §0).
+//!
+//! What "already done" means (design.md, "Idempotency keys"): the grants filtered by clientId,
+//! resourceId and consentType. A grant that lacks a scope gets it added by PATCH, never a second
+//! grant. When the tenant has no Dynamics CRM service principal yet it is created (an idempotent
+//! upsert by appId, graph.md §2) and the tool waits until it is readable before granting.
+//!
+//! Lost answers: core retries a POST whose answer was lost; the retry then meets 409 (the grant
+//! exists). That is treated as "exists": the grant is re-read, waiting out replication, and adopted.
+//!
+//! Reads:  `app.service_principal_id` (or `app.client_id` to look it up).
+//! Writes: `consent.grant_id`, `consent.resource_service_principal_id`, `consent.scope`.
+//!
+//! Exit codes: 0 done; 2 bad flags or input, nothing sent; 3 sign-in failed; 4 Graph refused
+//! (403: the caller lacks the admin role or permission, named in the hint); 5 not in time.
+//!
+//! Example:
+//! ```text
+//! register-app --display-name "Marketo Integration" | grant-consent | make-secret > state.json
+//! ```
+
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use serde_json::json;
+
+use s2s_core::config::missing;
+use s2s_core::retry::{Poll, until_ready};
+use s2s_core::{CommonArgs, Ctx, Error, Kind, Result};
+use s2s_graph::{
+    DYNAMICS_CRM_APP_ID, Graph, PermissionGrant, ServicePrincipal, USER_IMPERSONATION, Upserted,
+};
+
+/// How long a just-written directory object may take to become readable before the tool
+/// concludes it is not there (graph.md §7.4: cap replication retries at about 60–120 s).
+const REPLICATION_WINDOW: Duration = Duration::from_secs(120);
+
+/// Placeholder shown in the `--dry-run` plan for an id that only the create would return.
+const PLANNED_RESOURCE: &str = "<id of the Dynamics CRM service principal, once created>";
+
+/// Ensure tenant-wide admin consent for the app to call Dynamics 365 as the signed-in user.
+///
+/// Grants the app's service principal the Dynamics CRM delegated scope user_impersonation for all
+/// users (consentType AllPrincipals), adding the scope to an existing grant instead of creating a
+/// second one, and creating the Dynamics CRM service principal first when the tenant has none.
+/// Reads app.service_principal_id from the state document on stdin; writes consent.grant_id,
+/// consent.resource_service_principal_id and consent.scope.
+#[derive(Debug, Parser)]
+#[command(
+    name = "grant-consent",
+    version,
+    after_help = "EXAMPLE:\n  register-app --display-name \"Marketo Integration\" | grant-consent | make-secret > state.json\n\nExit codes: 0 done, 2 bad input, 3 sign-in failed, 4 Graph refused (e.g. the admin role is missing), 5 not in time."
+)]
+pub struct Cli {
+    /// Object id of the app's service principal [state: app.service_principal_id]
+    #[arg(long, value_name = "GUID", value_parser = s2s_core::guid::clap_parser)]
+    pub service_principal_id: Option<String>,
+
+    /// Application (client) id of the app, to look up its service principal when its id is not
+    /// known [state: app.client_id]
+    #[arg(long, value_name = "GUID", value_parser = s2s_core::guid::clap_parser)]
+    pub client_id: Option<String>,
+
+    /// Delegated Dynamics CRM scope to grant; repeat for several
+    #[arg(long = "scope", value_name = "SCOPE", default_value = USER_IMPERSONATION, value_parser = parse_scope)]
+    pub scopes: Vec<String>,
+
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+impl s2s_core::Tool for Cli {
+    const NAME: &'static str = "grant-consent";
+    fn common(&self) -> &CommonArgs {
+        &self.common
+    }
+}
+
 pub fn main() -> std::process::ExitCode {
-    std::process::ExitCode::FAILURE
+    s2s_core::run::main::<Cli, _>(run)
+}
+
+/// A scope is one claim value (`user_impersonation`); the grant's `scope` is a space-separated
+/// list of them (graph.md §3.1), so a space inside one would silently become two.
+fn parse_scope(s: &str) -> std::result::Result<String, String> {
+    let t = s.trim();
+    if t.is_empty() {
+        return Err("a scope must not be empty".into());
+    }
+    if !t
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+    {
+        return Err(format!(
+            "{s:?} is not a scope name (letters, digits, '_', '.', '-'), e.g. user_impersonation"
+        ));
+    }
+    Ok(t.to_string())
+}
+
+/// Where to find the client service principal: flags first, then the document.
+#[derive(Debug, Clone, PartialEq)]
+enum SpRef {
+    Id(String),
+    AppId(String),
+}
+
+fn resolve_client(cli: &Cli, doc: &s2s_core::StateDoc) -> Result<SpRef> {
+    if let Some(id) = &cli.service_principal_id {
+        return Ok(SpRef::Id(id.clone()));
+    }
+    if let Some(c) = &cli.client_id {
+        return Ok(SpRef::AppId(c.clone()));
+    }
+    if let Some(id) = doc.get_guid("app.service_principal_id")? {
+        return Ok(SpRef::Id(id));
+    }
+    if let Some(c) = doc.get_guid("app.client_id")? {
+        return Ok(SpRef::AppId(c));
+    }
+    Err(missing(
+        "the app's service principal",
+        "--service-principal-id",
+        "app.service_principal_id",
+    ))
+}
+
+async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
+    let client_ref = resolve_client(&cli, &ctx.doc)?;
+    let mut wanted: Vec<String> = Vec::new();
+    for s in &cli.scopes {
+        if !wanted.contains(s) {
+            wanted.push(s.clone());
+        }
+    }
+
+    let g = Graph::new(&ctx.http);
+    let client = read_client_sp(ctx, &g, &client_ref).await?;
+    let resource = ensure_dynamics_sp(ctx, &g).await?;
+    if let Some(r) = &resource {
+        warn_unknown_scopes(ctx, r, &wanted);
+    }
+    let resource_id = resource.as_ref().map(|r| r.id.clone());
+    let outcome = ensure_grant(ctx, &g, &client, resource_id.as_deref(), &wanted).await?;
+
+    if let Some(id) = &outcome.grant_id {
+        ctx.doc.set("consent.grant_id", json!(id));
+    }
+    if let Some(r) = &resource_id {
+        ctx.doc
+            .set("consent.resource_service_principal_id", json!(r));
+    }
+    ctx.doc.set("consent.scope", json!(outcome.scope));
+    Ok(())
+}
+
+/// The client service principal, waiting out replication right after `register-app` created it
+/// (graph.md §7.4): a grant for a service principal the replica does not know is refused.
+async fn read_client_sp(ctx: &Ctx, g: &Graph<'_>, r: &SpRef) -> Result<ServicePrincipal> {
+    let window = ctx.http.deadline().min(Instant::now() + REPLICATION_WINDOW);
+    let found = until_ready(
+        window,
+        "reading the app's service principal",
+        ctx.reporter(),
+        || async {
+            let sp = match r {
+                SpRef::Id(id) => g.service_principal(id).await,
+                SpRef::AppId(a) => g.service_principal_by_app_id(a).await,
+            }
+            .map_err(explain)?;
+            Ok(match sp {
+                Some(sp) => Poll::Ready(sp),
+                None => Poll::Pending("not visible yet".into()),
+            })
+        },
+    )
+    .await;
+    match found {
+        Ok(sp) => Ok(sp),
+        Err(e)
+            if e.service.is_none()
+                && e.kind == Kind::Timeout
+                && Instant::now() < ctx.http.deadline() =>
+        {
+            let which = match r {
+                SpRef::Id(id) => format!("service principal {id}"),
+                SpRef::AppId(a) => format!("service principal for client id {a}"),
+            };
+            Err(Error::refused(format!("no {which} in this tenant")).with_hint(
+                "run register-app first and pipe its output here, or check --service-principal-id and --tenant",
+            ))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The Dynamics CRM service principal of this tenant, created when missing (graph.md §2, §11:
+/// a tenant without a Dynamics org may lack it). `None` only in `--dry-run` when it would be created.
+async fn ensure_dynamics_sp(ctx: &Ctx, g: &Graph<'_>) -> Result<Option<ServicePrincipal>> {
+    if let Some(sp) = g
+        .service_principal_by_app_id(DYNAMICS_CRM_APP_ID)
+        .await
+        .map_err(explain)?
+    {
+        return Ok(Some(sp));
+    }
+    match g
+        .ensure_service_principal(DYNAMICS_CRM_APP_ID)
+        .await
+        .map_err(explain)?
+    {
+        None => {
+            ctx.say(&format!(
+                "would create the Dynamics CRM service principal (appId {DYNAMICS_CRM_APP_ID}), missing in this tenant"
+            ));
+            Ok(None)
+        }
+        Some(upserted) => {
+            match &upserted {
+                Upserted::Created(sp) => ctx.say(&format!(
+                    "created the Dynamics CRM service principal {} (appId {DYNAMICS_CRM_APP_ID}), missing in this tenant",
+                    sp.id
+                )),
+                // 204: it existed, our read just met a replica that did not know it yet.
+                Upserted::Updated => {}
+            }
+            // A grant naming a resource the replica does not know yet is refused (§7.4), so
+            // wait until the new service principal reads back.
+            let sp = until_ready(
+                ctx.http.deadline(),
+                "waiting for the Dynamics CRM service principal to replicate",
+                ctx.reporter(),
+                || async {
+                    Ok(
+                        match g
+                            .service_principal_by_app_id(DYNAMICS_CRM_APP_ID)
+                            .await
+                            .map_err(explain)?
+                        {
+                            Some(sp) => Poll::Ready(sp),
+                            None => Poll::Pending("not visible yet".into()),
+                        },
+                    )
+                },
+            )
+            .await?;
+            Ok(Some(sp))
+        }
+    }
+}
+
+/// Graph accepts any scope string in a grant, so a typo would be granted silently; the resource
+/// publishes its scopes (graph.md F-7), so say so when one is not among them.
+fn warn_unknown_scopes(ctx: &Ctx, resource: &ServicePrincipal, wanted: &[String]) {
+    if resource.oauth2_permission_scopes.is_empty() {
+        return;
+    }
+    for w in wanted {
+        if !resource
+            .oauth2_permission_scopes
+            .iter()
+            .any(|s| s.value.as_deref() == Some(w.as_str()))
+        {
+            ctx.warn(&format!(
+                "the Dynamics CRM service principal publishes no delegated scope {w:?}; granting it anyway"
+            ));
+        }
+    }
+}
+
+#[derive(Debug, PartialEq)]
+struct Outcome {
+    /// `None` only in `--dry-run` when the grant would be created.
+    grant_id: Option<String>,
+    /// The grant's whole scope after this run.
+    scope: String,
+}
+
+/// Scopes of `have` followed by those of `wanted` it lacks; `None` when nothing is missing.
+fn merged_scope(have: &[&str], wanted: &[String]) -> Option<String> {
+    let missing: Vec<&str> = wanted
+        .iter()
+        .map(String::as_str)
+        .filter(|w| !have.contains(w))
+        .collect();
+    if missing.is_empty() {
+        return None;
+    }
+    Some(
+        have.iter()
+            .copied()
+            .chain(missing)
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
+}
+
+/// Of several AllPrincipals grants for one client/resource pair (made by other tools), the one
+/// that already has the most of the wanted scopes.
+fn pick(grants: &[PermissionGrant], wanted: &[String]) -> Option<usize> {
+    (0..grants.len()).max_by_key(|&i| {
+        let have = grants[i].scopes();
+        (
+            wanted.iter().filter(|w| have.contains(&w.as_str())).count(),
+            std::cmp::Reverse(i),
+        )
+    })
+}
+
+async fn ensure_grant(
+    ctx: &Ctx,
+    g: &Graph<'_>,
+    client: &ServicePrincipal,
+    resource_id: Option<&str>,
+    wanted: &[String],
+) -> Result<Outcome> {
+    let Some(resource_id) = resource_id else {
+        // --dry-run with the Dynamics CRM service principal still to be created.
+        g.create_grant(&client.id, PLANNED_RESOURCE, &wanted.join(" "))
+            .await
+            .map_err(explain)?;
+        ctx.say(&format!(
+            "would grant admin consent for {}",
+            wanted.join(" ")
+        ));
+        return Ok(Outcome {
+            grant_id: None,
+            scope: wanted.join(" "),
+        });
+    };
+    let grants = g
+        .grants_for(&client.id, resource_id)
+        .await
+        .map_err(explain)?;
+    if let Some(i) = pick(&grants, wanted) {
+        return extend_grant(ctx, g, &grants, i, wanted).await;
+    }
+    match g
+        .create_grant(&client.id, resource_id, &wanted.join(" "))
+        .await
+    {
+        Ok(Some(grant)) => {
+            ctx.say(&format!(
+                "granted admin consent for {} on Dynamics CRM to {} (grant {})",
+                wanted.join(" "),
+                name_of(client),
+                grant.id
+            ));
+            let scope = grant.scope.clone().unwrap_or_else(|| wanted.join(" "));
+            Ok(Outcome {
+                grant_id: Some(grant.id),
+                scope,
+            })
+        }
+        Ok(None) => {
+            ctx.say(&format!(
+                "would grant admin consent for {} on Dynamics CRM to {}",
+                wanted.join(" "),
+                name_of(client)
+            ));
+            Ok(Outcome {
+                grant_id: None,
+                scope: wanted.join(" "),
+            })
+        }
+        // The grant exists: our own create committed before its answer was lost, or a replica
+        // had not shown it to the list above (graph.md §3.1, §7.4). Re-read it and adopt it.
+        Err(e) if s2s_graph::is_conflict(&e) => {
+            let grants = until_ready(
+                ctx.http.deadline(),
+                "reading the existing grant",
+                ctx.reporter(),
+                || async {
+                    let grants = g
+                        .grants_for(&client.id, resource_id)
+                        .await
+                        .map_err(explain)?;
+                    Ok(if grants.is_empty() {
+                        Poll::Pending("Graph says it exists but does not list it yet".into())
+                    } else {
+                        Poll::Ready(grants)
+                    })
+                },
+            )
+            .await?;
+            let i = pick(&grants, wanted).unwrap_or(0);
+            extend_grant(ctx, g, &grants, i, wanted).await
+        }
+        Err(e) => Err(explain(e.context("granting admin consent"))),
+    }
+}
+
+/// Adds the wanted scopes an existing grant lacks (PATCH, graph.md §3.1), or reports it as done.
+async fn extend_grant(
+    ctx: &Ctx,
+    g: &Graph<'_>,
+    grants: &[PermissionGrant],
+    i: usize,
+    wanted: &[String],
+) -> Result<Outcome> {
+    let grant = &grants[i];
+    if grants.len() > 1 {
+        let others: Vec<&str> = grants
+            .iter()
+            .filter(|o| o.id != grant.id)
+            .map(|o| o.id.as_str())
+            .collect();
+        ctx.warn(&format!(
+            "{} tenant-wide grants exist for this app and Dynamics CRM; using {} and leaving {}",
+            grants.len(),
+            grant.id,
+            others.join(", ")
+        ));
+    }
+    let have = grant.scopes();
+    let Some(scope) = merged_scope(&have, wanted) else {
+        ctx.say(&format!(
+            "admin consent for {} is already granted (grant {})",
+            wanted.join(" "),
+            grant.id
+        ));
+        return Ok(Outcome {
+            grant_id: Some(grant.id.clone()),
+            scope: have.join(" "),
+        });
+    };
+    let sent = g
+        .update_grant_scope(&grant.id, &scope)
+        .await
+        .map_err(|e| explain(e.context("adding the scope to the existing grant")))?;
+    let verb = if sent { "added" } else { "would add" };
+    ctx.say(&format!(
+        "{verb} {} to the existing grant {} (scope now \"{scope}\")",
+        wanted
+            .iter()
+            .filter(|w| !have.contains(&w.as_str()))
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(" "),
+        grant.id
+    ));
+    Ok(Outcome {
+        grant_id: Some(grant.id.clone()),
+        scope,
+    })
+}
+
+fn name_of(sp: &ServicePrincipal) -> String {
+    match &sp.display_name {
+        Some(n) => format!("\"{n}\" ({})", sp.id),
+        None => sp.id.clone(),
+    }
+}
+
+/// A 403 names what the caller lacks (graph.md §3.1: roles from grant-admin-consent.md, the
+/// permission from the oauth2PermissionGrant pages; creating a service principal needs
+/// Application.ReadWrite.All, §2).
+fn explain(e: Error) -> Error {
+    if e.status() != Some(403) {
+        return e;
+    }
+    e.with_kind(Kind::Refused).with_hint(
+        "granting tenant-wide admin consent needs the Entra role Cloud Application Administrator, \
+         Application Administrator or Privileged Role Administrator for a signed-in admin, or the \
+         Microsoft Graph application permission DelegatedPermissionGrant.ReadWrite.All (plus \
+         Application.ReadWrite.All to create a missing Dynamics CRM service principal) for a \
+         service principal; ask an administrator who holds one, or use the portal's \
+         \"Grant admin consent\" button",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn scopes_default_and_are_checked() {
+        let cli = Cli::try_parse_from(["grant-consent"]).unwrap();
+        assert_eq!(cli.scopes, vec!["user_impersonation".to_string()]);
+        let cli = Cli::try_parse_from(["grant-consent", "--scope", "a.b", "--scope", "c"]).unwrap();
+        assert_eq!(cli.scopes, vec!["a.b".to_string(), "c".to_string()]);
+        assert!(Cli::try_parse_from(["grant-consent", "--scope", "a b"]).is_err());
+        assert!(Cli::try_parse_from(["grant-consent", "--scope", ""]).is_err());
+    }
+
+    #[test]
+    fn scopes_are_added_never_dropped() {
+        let w = vec!["user_impersonation".to_string()];
+        assert_eq!(
+            merged_scope(&["openid"], &w).as_deref(),
+            Some("openid user_impersonation")
+        );
+        assert_eq!(merged_scope(&["user_impersonation", "x"], &w), None);
+        assert_eq!(merged_scope(&[], &w).as_deref(), Some("user_impersonation"));
+    }
+
+    #[test]
+    fn the_grant_with_most_wanted_scopes_is_kept() {
+        let gr = |id: &str, scope: &str| PermissionGrant {
+            id: id.into(),
+            scope: Some(scope.into()),
+            ..Default::default()
+        };
+        let w = vec!["user_impersonation".to_string()];
+        assert_eq!(pick(&[], &w), None);
+        assert_eq!(
+            pick(&[gr("a", "x"), gr("b", "user_impersonation")], &w),
+            Some(1)
+        );
+        assert_eq!(pick(&[gr("a", "x"), gr("b", "y")], &w), Some(0));
+    }
+
+    #[test]
+    fn the_service_principal_comes_from_flags_then_the_document() {
+        let cli = Cli::try_parse_from(["grant-consent"]).unwrap();
+        let doc = s2s_core::StateDoc::parse(
+            r#"{"app":{"client_id":"11111111-1111-1111-1111-111111111111","service_principal_id":"22222222-2222-2222-2222-222222222222"}}"#,
+            "t",
+        )
+        .unwrap();
+        assert_eq!(
+            resolve_client(&cli, &doc).unwrap(),
+            SpRef::Id("22222222-2222-2222-2222-222222222222".into())
+        );
+        let e = resolve_client(&cli, &s2s_core::StateDoc::new()).unwrap_err();
+        assert_eq!(e.kind, Kind::Usage);
+        assert!(
+            e.message.contains("--service-principal-id")
+                && e.message.contains("app.service_principal_id")
+        );
+    }
+
+    #[test]
+    fn forbidden_names_the_roles_and_the_permission() {
+        let e = Error::from_service(
+            "POST /v1.0/oauth2PermissionGrants",
+            s2s_core::ServiceError {
+                service: "graph",
+                status: 403,
+                code: "Authorization_RequestDenied".into(),
+                ..Default::default()
+            },
+        );
+        let e = explain(e);
+        assert_eq!(e.kind.code(), 4);
+        let h = e.hint.unwrap_or_default();
+        assert!(
+            h.contains("Cloud Application Administrator")
+                && h.contains("DelegatedPermissionGrant.ReadWrite.All")
+        );
+    }
 }

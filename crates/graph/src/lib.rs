@@ -151,7 +151,9 @@ pub fn is_replication_lag(e: &Error) -> bool {
         404 => se.has_code("Request_ResourceNotFound") || se.code.is_empty(),
         400 => {
             se.has_code("NoBackingApplicationObject")
-                || se.message.contains("does not reference a valid application object")
+                || se
+                    .message
+                    .contains("does not reference a valid application object")
         }
         409 => se.has_code("Directory_ConcurrencyViolation"),
         _ => false,
@@ -207,8 +209,15 @@ impl<'a> Graph<'a> {
     }
 
     /// GET that answers `None` on 404.
-    async fn get_opt<T: serde::de::DeserializeOwned>(&self, path: &str, what: &str) -> Result<Option<T>> {
-        let resp = self.http.send(self.req(Method::Get, path).accept(404)).await?;
+    async fn get_opt<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        what: &str,
+    ) -> Result<Option<T>> {
+        let resp = self
+            .http
+            .send(self.req(Method::Get, path).accept(404))
+            .await?;
         if resp.status == 404 {
             return Ok(None);
         }
@@ -235,13 +244,19 @@ impl<'a> Graph<'a> {
     // ---- organization and domains -------------------------------------------------------
 
     pub async fn organization(&self) -> Result<Organization> {
-        let mut orgs: Vec<Organization> = self.list("organization?$select=id,displayName", "organization").await?;
+        let mut orgs: Vec<Organization> = self
+            .list("organization?$select=id,displayName", "organization")
+            .await?;
         orgs.pop()
             .ok_or_else(|| Error::refused("Graph listed no organization for this tenant"))
     }
 
     pub async fn domains(&self) -> Result<Vec<Domain>> {
-        self.list("domains?$select=id,authenticationType,isVerified", "domains").await
+        self.list(
+            "domains?$select=id,authenticationType,isVerified",
+            "domains",
+        )
+        .await
     }
 
     /// `directory/onPremisesSynchronization` → `features.passwordSyncEnabled`; `None` when the
@@ -249,7 +264,11 @@ impl<'a> Graph<'a> {
     pub async fn password_hash_sync_enabled(&self) -> Result<Option<bool>> {
         let resp = self
             .http
-            .send(self.req(Method::Get, "directory/onPremisesSynchronization").accept(403).accept(404))
+            .send(
+                self.req(Method::Get, "directory/onPremisesSynchronization")
+                    .accept(403)
+                    .accept(404),
+            )
             .await?;
         if resp.status != 200 {
             return Ok(None);
@@ -263,7 +282,10 @@ impl<'a> Graph<'a> {
 
     // ---- applications -------------------------------------------------------------------
 
-    pub async fn application_by_unique_name(&self, unique_name: &str) -> Result<Option<Application>> {
+    pub async fn application_by_unique_name(
+        &self,
+        unique_name: &str,
+    ) -> Result<Option<Application>> {
         let path = format!(
             "{}?$select={APPLICATION_SELECT}",
             key_segment("applications", "uniqueName", unique_name)
@@ -283,7 +305,10 @@ impl<'a> Graph<'a> {
     pub async fn applications_named(&self, name: &str) -> Result<Vec<Application>> {
         let filter = format!("displayName eq {}", quote(name));
         self.list(
-            &format!("applications?$filter={}&$select=id,appId,displayName,uniqueName", encode(&filter)),
+            &format!(
+                "applications?$filter={}&$select=id,appId,displayName,uniqueName",
+                encode(&filter)
+            ),
             "applications",
         )
         .await
@@ -292,9 +317,16 @@ impl<'a> Graph<'a> {
     /// `PATCH /applications(uniqueName='..')` with `Prefer: create-if-missing` (graph.md §1.5):
     /// 201 + the new application, or 204 when it existed (and was updated with `body`).
     /// Idempotent, so the transport may retry it safely after a lost answer.
-    pub async fn upsert_application(&self, unique_name: &str, body: Value) -> Result<Option<Upserted<Application>>> {
+    pub async fn upsert_application(
+        &self,
+        unique_name: &str,
+        body: Value,
+    ) -> Result<Option<Upserted<Application>>> {
         let req = self
-            .req(Method::Patch, &key_segment("applications", "uniqueName", unique_name))
+            .req(
+                Method::Patch,
+                &key_segment("applications", "uniqueName", unique_name),
+            )
             .header("Prefer", "create-if-missing")
             .json(body);
         let Some(resp) = self.http.write(req).await? else {
@@ -309,15 +341,28 @@ impl<'a> Graph<'a> {
 
     /// `PATCH /applications/{id}` with only the properties that differ.
     pub async fn update_application(&self, object_id: &str, body: Value) -> Result<bool> {
-        let req = self.req(Method::Patch, &format!("applications/{}", encode(object_id))).json(body);
+        let req = self
+            .req(
+                Method::Patch,
+                &format!("applications/{}", encode(object_id)),
+            )
+            .json(body);
         Ok(self.http.write(req).await?.is_some())
     }
 
     /// `POST /applications/{id}/addPassword` (graph.md §4.1). The answer holds `secretText`, the
     /// only time it exists; callers keep it in a `SecretString`.
-    pub async fn add_password(&self, object_id: &str, display_name: &str, end: &str) -> Result<Option<Value>> {
+    pub async fn add_password(
+        &self,
+        object_id: &str,
+        display_name: &str,
+        end: &str,
+    ) -> Result<Option<Value>> {
         let req = self
-            .req(Method::Post, &format!("applications/{}/addPassword", encode(object_id)))
+            .req(
+                Method::Post,
+                &format!("applications/{}/addPassword", encode(object_id)),
+            )
             .json(json!({"passwordCredential": {"displayName": display_name, "endDateTime": end}}));
         match self.http.write(req).await? {
             Some(resp) => resp.json().map(Some),
@@ -328,7 +373,10 @@ impl<'a> Graph<'a> {
     /// `POST /applications/{id}/removePassword` (graph.md §4.2); 404 means already gone.
     pub async fn remove_password(&self, object_id: &str, key_id: &str) -> Result<bool> {
         let req = self
-            .req(Method::Post, &format!("applications/{}/removePassword", encode(object_id)))
+            .req(
+                Method::Post,
+                &format!("applications/{}/removePassword", encode(object_id)),
+            )
             .json(json!({"keyId": key_id}))
             .accept(404);
         Ok(self.http.write(req).await?.is_some())
@@ -336,7 +384,10 @@ impl<'a> Graph<'a> {
 
     // ---- service principals -------------------------------------------------------------
 
-    pub async fn service_principal_by_app_id(&self, app_id: &str) -> Result<Option<ServicePrincipal>> {
+    pub async fn service_principal_by_app_id(
+        &self,
+        app_id: &str,
+    ) -> Result<Option<ServicePrincipal>> {
         let path = format!(
             "{}?$select=id,appId,displayName,oauth2PermissionScopes",
             key_segment("servicePrincipals", "appId", app_id)
@@ -346,9 +397,15 @@ impl<'a> Graph<'a> {
 
     /// `PATCH /servicePrincipals(appId='..')` + `Prefer: create-if-missing` (graph.md §2): an
     /// idempotent create, so a retry after a lost answer cannot make a second one.
-    pub async fn ensure_service_principal(&self, app_id: &str) -> Result<Option<Upserted<ServicePrincipal>>> {
+    pub async fn ensure_service_principal(
+        &self,
+        app_id: &str,
+    ) -> Result<Option<Upserted<ServicePrincipal>>> {
         let req = self
-            .req(Method::Patch, &key_segment("servicePrincipals", "appId", app_id))
+            .req(
+                Method::Patch,
+                &key_segment("servicePrincipals", "appId", app_id),
+            )
             .header("Prefer", "create-if-missing")
             .json(json!({}));
         let Some(resp) = self.http.write(req).await? else {
@@ -363,23 +420,37 @@ impl<'a> Graph<'a> {
 
     // ---- oauth2PermissionGrants ---------------------------------------------------------
 
-    pub async fn grants_for(&self, client_sp: &str, resource_sp: &str) -> Result<Vec<PermissionGrant>> {
+    pub async fn grants_for(
+        &self,
+        client_sp: &str,
+        resource_sp: &str,
+    ) -> Result<Vec<PermissionGrant>> {
         let filter = format!(
             "clientId eq {} and consentType eq 'AllPrincipals' and resourceId eq {}",
             quote(client_sp),
             quote(resource_sp)
         );
-        self.list(&format!("oauth2PermissionGrants?$filter={}", encode(&filter)), "oauth2PermissionGrants")
-            .await
+        self.list(
+            &format!("oauth2PermissionGrants?$filter={}", encode(&filter)),
+            "oauth2PermissionGrants",
+        )
+        .await
     }
 
-    pub async fn create_grant(&self, client_sp: &str, resource_sp: &str, scope: &str) -> Result<Option<PermissionGrant>> {
-        let req = self.req(Method::Post, "oauth2PermissionGrants").json(json!({
-            "clientId": client_sp,
-            "consentType": "AllPrincipals",
-            "resourceId": resource_sp,
-            "scope": scope,
-        }));
+    pub async fn create_grant(
+        &self,
+        client_sp: &str,
+        resource_sp: &str,
+        scope: &str,
+    ) -> Result<Option<PermissionGrant>> {
+        let req = self
+            .req(Method::Post, "oauth2PermissionGrants")
+            .json(json!({
+                "clientId": client_sp,
+                "consentType": "AllPrincipals",
+                "resourceId": resource_sp,
+                "scope": scope,
+            }));
         match self.http.write(req).await? {
             Some(r) => r.parse("oauth2PermissionGrant").map(Some),
             None => Ok(None),
@@ -388,14 +459,20 @@ impl<'a> Graph<'a> {
 
     pub async fn update_grant_scope(&self, grant_id: &str, scope: &str) -> Result<bool> {
         let req = self
-            .req(Method::Patch, &format!("oauth2PermissionGrants/{}", encode(grant_id)))
+            .req(
+                Method::Patch,
+                &format!("oauth2PermissionGrants/{}", encode(grant_id)),
+            )
             .json(json!({"scope": scope}));
         Ok(self.http.write(req).await?.is_some())
     }
 
     pub async fn delete_grant(&self, grant_id: &str) -> Result<bool> {
         let req = self
-            .req(Method::Delete, &format!("oauth2PermissionGrants/{}", encode(grant_id)))
+            .req(
+                Method::Delete,
+                &format!("oauth2PermissionGrants/{}", encode(grant_id)),
+            )
             .accept(404);
         Ok(self.http.write(req).await?.is_some())
     }
@@ -403,19 +480,28 @@ impl<'a> Graph<'a> {
     // ---- Home Realm Discovery policies --------------------------------------------------
 
     pub async fn hrd_policies(&self) -> Result<Vec<HrdPolicy>> {
-        self.list("policies/homeRealmDiscoveryPolicies", "homeRealmDiscoveryPolicies").await
+        self.list(
+            "policies/homeRealmDiscoveryPolicies",
+            "homeRealmDiscoveryPolicies",
+        )
+        .await
     }
 
     pub async fn hrd_policies_of(&self, sp_id: &str) -> Result<Vec<HrdPolicy>> {
         self.list(
-            &format!("servicePrincipals/{}/homeRealmDiscoveryPolicies", encode(sp_id)),
+            &format!(
+                "servicePrincipals/{}/homeRealmDiscoveryPolicies",
+                encode(sp_id)
+            ),
             "homeRealmDiscoveryPolicies",
         )
         .await
     }
 
     pub async fn create_hrd_policy(&self, body: Value) -> Result<Option<HrdPolicy>> {
-        let req = self.req(Method::Post, "policies/homeRealmDiscoveryPolicies").json(body);
+        let req = self
+            .req(Method::Post, "policies/homeRealmDiscoveryPolicies")
+            .json(body);
         match self.http.write(req).await? {
             Some(r) => r.parse("homeRealmDiscoveryPolicy").map(Some),
             None => Ok(None),
@@ -424,7 +510,10 @@ impl<'a> Graph<'a> {
 
     pub async fn delete_hrd_policy(&self, id: &str) -> Result<bool> {
         let req = self
-            .req(Method::Delete, &format!("policies/homeRealmDiscoveryPolicies/{}", encode(id)))
+            .req(
+                Method::Delete,
+                &format!("policies/homeRealmDiscoveryPolicies/{}", encode(id)),
+            )
             .accept(404);
         Ok(self.http.write(req).await?.is_some())
     }

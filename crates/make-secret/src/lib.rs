@@ -1,4 +1,858 @@
-//! (in progress)
+//! `make-secret`: the runbook's "create a client secret" step (Marketo S2S step 2; graph.md §4).
+//!
+//! Ensures the app has a valid password credential whose value is saved in a file created with
+//! mode 0600 (temporary file, fsync, rename) *before* the tool reports success. The value is never
+//! printed, logged or put in the document unless `--reveal` asks for it.
+//!
+//! What "already done" means (design.md, "Idempotency keys"): the document's `secret.key_id`
+//! still exists on the app, its file is present (and starts with the credential's hint), and the
+//! credential lives longer than `--min-validity`. Otherwise a new credential is added; existing
+//! ones are removed only with `--revoke-others`. `passwordCredentials` is never PATCHed (peers
+//! lose credentials that way, peers.md §9.2): only `addPassword` / `removePassword`.
+//!
+//! Lost answers: core retries a POST whose answer was lost, so one `addPassword` can create two
+//! credentials, the first with a secret nobody will ever see. Every credential this tool adds
+//! carries a per-run tag (`[run 3fa9c2d1]`) in its display name, and after a successful add any
+//! other credential with the same tag is removed.
+//!
+//! Reads:  `app.object_id` (or `app.client_id`), `secret.key_id`, `secret.file`.
+//! Writes: `secret.key_id`, `secret.hint`, `secret.expires_at`, `secret.file`,
+//!         `secret.display_name`; `secret.value` only with `--reveal`.
+//!
+//! Exit codes: 0 done; 1 the secret file could not be written (the new credential is removed
+//! again) or another local failure; 2 bad flags or input, nothing sent; 3 sign-in failed;
+//! 4 Graph refused (e.g. the tenant's secret-lifetime policy, missing privilege); 5 not in time.
+//!
+//! Example:
+//! ```text
+//! register-app --display-name "Marketo Integration" | grant-consent \
+//!   | make-secret --secret-file marketo.secret > state.json
+//! ```
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Value, json};
+use time::format_description::well_known::Rfc3339;
+use time::{Date, Month, OffsetDateTime};
+
+use s2s_core::config::missing;
+use s2s_core::retry::{Poll, until_ready};
+use s2s_core::{CommonArgs, Ctx, Error, Kind, Result};
+use s2s_graph::{Application, Graph, PasswordCredential};
+
+/// How long to wait for a just-written directory object to become readable before concluding it
+/// is not there (graph.md §7.4 suggests capping replication retries at about 60–120 s).
+const REPLICATION_WINDOW: Duration = Duration::from_secs(120);
+
+/// Ensure the app has a client secret saved in a 0600 file.
+///
+/// Adds a password credential to the app registration and writes its value to --secret-file
+/// before reporting success. A re-run adds nothing while the recorded secret is still on the app,
+/// its file exists and it is valid for longer than --min-validity. Credentials are only removed
+/// with --revoke-others. Reads app.object_id (or app.client_id) from the state document on stdin;
+/// writes secret.key_id, secret.hint, secret.expires_at and secret.file.
+#[derive(Debug, Parser)]
+#[command(
+    name = "make-secret",
+    version,
+    after_help = "EXAMPLE:\n  register-app --display-name \"Marketo Integration\" | grant-consent \\\n    | make-secret --secret-file marketo.secret > state.json\n\nExit codes: 0 done, 1 the secret file could not be written (the credential is removed again),\n2 bad input, 3 sign-in failed, 4 Graph refused (e.g. the tenant's secret lifetime policy), 5 not in time."
+)]
+pub struct Cli {
+    /// Object id of the app registration [state: app.object_id]
+    #[arg(long, value_name = "GUID", value_parser = s2s_core::guid::clap_parser)]
+    pub object_id: Option<String>,
+
+    /// Application (client) id of the app, used when the object id is not known [state: app.client_id]
+    #[arg(long, value_name = "GUID", value_parser = s2s_core::guid::clap_parser)]
+    pub client_id: Option<String>,
+
+    /// Description of the secret in the portal; a run tag such as "[run 3fa9c2d1]" is appended
+    /// [default: "marketo-s2s make-secret <today>"]
+    #[arg(long, value_name = "NAME")]
+    pub display_name: Option<String>,
+
+    /// Lifetime of a new secret: days (90d), weeks (12w), months (24mo) or years (1y); the
+    /// tenant's app management policy may allow less
+    #[arg(long, value_name = "LIFETIME", default_value = "24mo", value_parser = parse_lifetime)]
+    pub expires_in: Lifetime,
+
+    /// Add a new secret when the recorded one expires sooner than this (same units as --expires-in)
+    #[arg(long, value_name = "LIFETIME", default_value = "30d", value_parser = parse_lifetime)]
+    pub min_validity: Lifetime,
+
+    /// File that receives the secret value, created with mode 0600 [state: secret.file]
+    /// [default: marketo-s2s-<client id>.secret in the current directory]
+    #[arg(long, value_name = "FILE")]
+    pub secret_file: Option<PathBuf>,
+
+    /// Also put the secret value in the document as secret.value (it is then in your pipeline's output)
+    #[arg(long)]
+    pub reveal: bool,
+
+    /// Remove every other password credential of the app (each is listed on stderr); use it once
+    /// nothing depends on the old secrets
+    #[arg(long)]
+    pub revoke_others: bool,
+
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+impl s2s_core::Tool for Cli {
+    const NAME: &'static str = "make-secret";
+    fn common(&self) -> &CommonArgs {
+        &self.common
+    }
+    fn validate(&self) -> Result<()> {
+        if let Some(name) = &self.display_name {
+            check_display_name(name)?;
+        }
+        if let Some(f) = &self.secret_file {
+            check_secret_path(f, "--secret-file")?;
+        }
+        Ok(())
+    }
+}
+
 pub fn main() -> std::process::ExitCode {
-    std::process::ExitCode::FAILURE
+    s2s_core::run::main::<Cli, _>(run)
+}
+
+// ---- lifetimes ------------------------------------------------------------------------------
+
+/// A secret lifetime. Months and years are calendar months (24mo from 26 Nov 2026 ends on
+/// 26 Nov 2028), as the portal's "24 months" reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifetime {
+    Days(u32),
+    Months(u32),
+}
+
+/// `90d`, `12w`, `24mo`, `1y` (also spelled out: `90days`, `2years`).
+pub fn parse_lifetime(s: &str) -> std::result::Result<Lifetime, String> {
+    let t = s.trim().to_ascii_lowercase();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let bad = || format!("{s:?} is not a lifetime (try 90d, 12w, 24mo or 1y)");
+    let n: u32 = num.parse().map_err(|_| bad())?;
+    if n == 0 {
+        return Err(format!(
+            "{s:?} is zero; a lifetime must be at least one day"
+        ));
+    }
+    let l = match unit.trim() {
+        "d" | "day" | "days" => Lifetime::Days(n),
+        "w" | "week" | "weeks" => Lifetime::Days(n.checked_mul(7).ok_or_else(bad)?),
+        "mo" | "month" | "months" => Lifetime::Months(n),
+        "y" | "year" | "years" => Lifetime::Months(n.checked_mul(12).ok_or_else(bad)?),
+        "" => return Err(format!("{s:?} has no unit (use d, w, mo or y)")),
+        _ => return Err(bad()),
+    };
+    // A century is far beyond any tenant policy; the bound keeps date arithmetic in range.
+    let too_long = match l {
+        Lifetime::Days(d) => d > 36_500,
+        Lifetime::Months(m) => m > 1_200,
+    };
+    if too_long {
+        return Err(format!("{s:?} is longer than 100 years"));
+    }
+    Ok(l)
+}
+
+impl Lifetime {
+    /// The instant this long after `t`.
+    pub fn after(self, t: OffsetDateTime) -> Option<OffsetDateTime> {
+        match self {
+            Lifetime::Days(d) => t.checked_add(time::Duration::days(i64::from(d))),
+            Lifetime::Months(m) => add_months(t, m),
+        }
+    }
+}
+
+impl fmt::Display for Lifetime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Lifetime::Days(d) => write!(f, "{d}d"),
+            Lifetime::Months(m) => write!(f, "{m}mo"),
+        }
+    }
+}
+
+/// Calendar months; the day is clamped to the target month's length (31 Jan + 1mo = 28/29 Feb).
+fn add_months(t: OffsetDateTime, months: u32) -> Option<OffsetDateTime> {
+    let total = i64::from(t.year()) * 12 + i64::from(u8::from(t.month())) - 1 + i64::from(months);
+    let year = i32::try_from(total.div_euclid(12)).ok()?;
+    let month = Month::try_from(u8::try_from(total.rem_euclid(12) + 1).ok()?).ok()?;
+    let day = t.day().min(month.length(year));
+    let date = Date::from_calendar_date(year, month, day).ok()?;
+    Some(t.replace_date(date))
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.replace_nanosecond(0)
+        .unwrap_or(t)
+        .format(&Rfc3339)
+        .unwrap_or_default()
+}
+
+fn parse_time(s: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(s, &Rfc3339).ok()
+}
+
+// ---- input checks ---------------------------------------------------------------------------
+
+fn check_display_name(name: &str) -> Result<()> {
+    let t = name.trim();
+    if t.is_empty() {
+        return Err(Error::usage("--display-name must not be empty"));
+    }
+    if t.chars().any(char::is_control) {
+        return Err(Error::usage(
+            "--display-name must not contain control characters",
+        ));
+    }
+    // The portal's description field holds short names; leave room for the run tag.
+    if t.chars().count() > 80 {
+        return Err(Error::usage("--display-name is longer than 80 characters"));
+    }
+    Ok(())
+}
+
+fn check_secret_path(p: &Path, what: &str) -> Result<()> {
+    if p.as_os_str().is_empty() {
+        return Err(Error::usage(format!("{what} must not be empty")));
+    }
+    if p.is_dir() || p.file_name().is_none() {
+        return Err(Error::usage(format!(
+            "{what} {} is a directory; give the path of the file to create",
+            p.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Where to find the app: flags first, then the document (design.md, "The state document").
+#[derive(Debug, Clone, PartialEq)]
+enum AppRef {
+    ObjectId(String),
+    ClientId(String),
+}
+
+fn resolve_app(cli: &Cli, doc: &s2s_core::StateDoc) -> Result<AppRef> {
+    if let Some(o) = &cli.object_id {
+        return Ok(AppRef::ObjectId(o.clone()));
+    }
+    if let Some(c) = &cli.client_id {
+        return Ok(AppRef::ClientId(c.clone()));
+    }
+    if let Some(o) = doc.get_guid("app.object_id")? {
+        return Ok(AppRef::ObjectId(o));
+    }
+    if let Some(c) = doc.get_guid("app.client_id")? {
+        return Ok(AppRef::ClientId(c));
+    }
+    Err(missing(
+        "the app registration",
+        "--object-id or --client-id",
+        "app.object_id (or app.client_id)",
+    ))
+}
+
+// ---- the step -------------------------------------------------------------------------------
+
+/// What the document's secret is worth on this run.
+#[derive(Debug, PartialEq)]
+enum Recorded {
+    /// Valid, saved and long-lived: nothing to do.
+    Usable(PasswordCredential),
+    /// A new credential is needed, for this reason.
+    Replace(String),
+}
+
+async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
+    // Everything that can be wrong with the input is found before the first request.
+    let target = resolve_app(&cli, &ctx.doc)?;
+    let doc_key = ctx.doc.get_guid("secret.key_id")?;
+    let doc_file = ctx.doc.get_str("secret.file")?.map(PathBuf::from);
+    if cli.secret_file.is_none() {
+        if let Some(f) = &doc_file {
+            check_secret_path(f, "state document key secret.file")?;
+        }
+    }
+    let now = OffsetDateTime::now_utc();
+    let end = cli
+        .expires_in
+        .after(now)
+        .ok_or_else(|| Error::usage(format!("--expires-in {} is out of range", cli.expires_in)))?;
+    let renew_before = cli.min_validity.after(now).ok_or_else(|| {
+        Error::usage(format!(
+            "--min-validity {} is out of range",
+            cli.min_validity
+        ))
+    })?;
+    if end <= renew_before {
+        ctx.warn(&format!(
+            "--expires-in {} is not longer than --min-validity {}: the next run will replace this secret",
+            cli.expires_in, cli.min_validity
+        ));
+    }
+
+    let g = Graph::new(&ctx.http);
+    let app = read_application(ctx, &g, &target).await?;
+    if let Some(c) = &cli.client_id {
+        if !app.app_id.eq_ignore_ascii_case(c) {
+            return Err(Error::usage(format!(
+                "--client-id {c} does not match the app with object id {} (client id {})",
+                app.id, app.app_id
+            )));
+        }
+    }
+    let file = cli
+        .secret_file
+        .clone()
+        .or(doc_file)
+        .unwrap_or_else(|| PathBuf::from(format!("marketo-s2s-{}.secret", app.app_id)));
+    check_secret_path(&file, "--secret-file")?;
+    // Recorded absolute, so a re-run from another directory checks the same file.
+    let file = std::path::absolute(&file).unwrap_or(file);
+
+    let recorded = judge_recorded(&app, doc_key.as_deref(), &file, renew_before);
+    // The credential to keep, and the app's credentials as they are now.
+    let (kept, app_now) = match recorded {
+        Recorded::Usable(cred) => {
+            ctx.say(&format!(
+                "client secret {} (hint {}) is on the app, saved in {} and valid until {}",
+                cred.key_id,
+                cred.hint.as_deref().unwrap_or("?"),
+                file.display(),
+                cred.end_date_time.as_deref().unwrap_or("?")
+            ));
+            record(&mut ctx.doc, &cred, &file, None);
+            (cred.key_id, app)
+        }
+        Recorded::Replace(why) => {
+            let base = cli
+                .display_name
+                .as_deref()
+                .map(|n| n.trim().to_string())
+                .unwrap_or_else(|| format!("marketo-s2s make-secret {}", now.date()));
+            let nonce = new_nonce();
+            let name = format!("{base} {}", run_tag(&nonce));
+            match add_secret(ctx, &g, &app, &name, &nonce, end, &file, &why).await? {
+                Some((new, app_now)) => {
+                    record(
+                        &mut ctx.doc,
+                        &new.cred,
+                        &file,
+                        cli.reveal.then_some(&new.value),
+                    );
+                    if !cli.reveal {
+                        // A value revealed by an earlier run belongs to the old credential.
+                        ctx.doc.remove("secret.value");
+                    }
+                    (new.cred.key_id, app_now)
+                }
+                // --dry-run: the plan holds the addPassword; every existing credential is "other".
+                None => (String::new(), app),
+            }
+        }
+    };
+
+    // Everything but the kept credential: reported, or removed with --revoke-others.
+    let others: Vec<&PasswordCredential> = app_now
+        .password_credentials
+        .iter()
+        .filter(|c| !c.key_id.eq_ignore_ascii_case(&kept))
+        .collect();
+    if cli.revoke_others {
+        for c in others {
+            if remove_credential(ctx, &g, &app_now.id, &c.key_id).await? {
+                ctx.say(&format!("revoked credential {}", describe(c)));
+            } else if ctx.dry_run() {
+                ctx.say(&format!("would revoke credential {}", describe(c)));
+            }
+        }
+    } else if !others.is_empty() {
+        // A secret added but never saved (a killed run) shows up here, so it can be removed.
+        ctx.say(&format!(
+            "the app has {} other password credential(s), still valid for sign-in:",
+            others.len()
+        ));
+        for c in &others {
+            ctx.say(&format!("  {}", describe(c)));
+        }
+        ctx.say("remove them with --revoke-others once nothing uses them");
+    }
+    Ok(())
+}
+
+/// Reads the app, waiting out replication for a short window (graph.md §7.4): right after
+/// `register-app` a replica may not know the app yet.
+async fn read_application(ctx: &Ctx, g: &Graph<'_>, target: &AppRef) -> Result<Application> {
+    let window = ctx.http.deadline().min(Instant::now() + REPLICATION_WINDOW);
+    let found = until_ready(
+        window,
+        "reading the app registration",
+        ctx.reporter(),
+        || async {
+            let app = match target {
+                AppRef::ObjectId(id) => g.application(id).await?,
+                AppRef::ClientId(c) => g.application_by_app_id(c).await?,
+            };
+            Ok(match app {
+                Some(a) => Poll::Ready(a),
+                None => Poll::Pending("not visible yet".into()),
+            })
+        },
+    )
+    .await;
+    match found {
+        Ok(a) => Ok(a),
+        Err(e)
+            if e.service.is_none()
+                && e.kind == Kind::Timeout
+                && Instant::now() < ctx.http.deadline() =>
+        {
+            let which = match target {
+                AppRef::ObjectId(id) => format!("object id {id}"),
+                AppRef::ClientId(c) => format!("client id {c}"),
+            };
+            Err(Error::refused(format!("no app registration with {which} in this tenant"))
+                .with_hint("run register-app first and pipe its output here, or check --object-id / --client-id and --tenant"))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Is the document's credential still good enough to keep?
+fn judge_recorded(
+    app: &Application,
+    doc_key: Option<&str>,
+    file: &Path,
+    renew_before: OffsetDateTime,
+) -> Recorded {
+    let Some(key) = doc_key else {
+        return Recorded::Replace("no secret recorded in the document".into());
+    };
+    let Some(cred) = app
+        .password_credentials
+        .iter()
+        .find(|c| c.key_id.eq_ignore_ascii_case(key))
+    else {
+        return Recorded::Replace(format!("the recorded secret {key} is no longer on the app"));
+    };
+    match file_matches(file, cred.hint.as_deref()) {
+        FileState::Missing => {
+            return Recorded::Replace(format!(
+                "the recorded secret's file {} is missing",
+                file.display()
+            ));
+        }
+        FileState::Other => {
+            return Recorded::Replace(format!(
+                "{} holds a different secret than credential {key}",
+                file.display()
+            ));
+        }
+        FileState::Matches => {}
+    }
+    match cred.end_date_time.as_deref().and_then(parse_time) {
+        Some(end) if end > renew_before => Recorded::Usable(cred.clone()),
+        Some(_) => Recorded::Replace(format!(
+            "the recorded secret {key} expires on {}, within --min-validity",
+            cred.end_date_time.as_deref().unwrap_or("?")
+        )),
+        None => Recorded::Replace(format!(
+            "the recorded secret {key} has no readable end date"
+        )),
+    }
+}
+
+#[derive(Debug, PartialEq)]
+enum FileState {
+    Missing,
+    /// The file's value does not start with the credential's hint (graph.md §4.1: the hint is
+    /// the first three characters of the secret), so it belongs to another credential.
+    Other,
+    Matches,
+}
+
+fn file_matches(file: &Path, hint: Option<&str>) -> FileState {
+    let Ok(bytes) = std::fs::read(file) else {
+        return FileState::Missing;
+    };
+    let value = SecretString::from(String::from_utf8_lossy(&bytes).trim().to_string());
+    if value.expose_secret().is_empty() {
+        return FileState::Missing;
+    }
+    match hint {
+        Some(h) if !h.is_empty() && !value.expose_secret().starts_with(h) => FileState::Other,
+        _ => FileState::Matches,
+    }
+}
+
+/// The one answer of `addPassword` that matters, with the value kept secret.
+struct NewSecret {
+    cred: PasswordCredential,
+    value: SecretString,
+}
+
+/// Takes the fields out of the answer by hand: a serde error message could quote `secretText`.
+fn new_secret_from(answer: &Value) -> Option<NewSecret> {
+    let s = |k: &str| answer.get(k).and_then(Value::as_str).map(str::to_string);
+    let value = s("secretText").filter(|v| !v.is_empty())?;
+    Some(NewSecret {
+        cred: PasswordCredential {
+            key_id: s("keyId")?,
+            display_name: s("displayName"),
+            hint: s("hint"),
+            start_date_time: s("startDateTime"),
+            end_date_time: s("endDateTime"),
+        },
+        value: SecretString::from(value),
+    })
+}
+
+/// Adds the credential, saves it, and converges after a lost answer. Returns the new credential
+/// and the app's credentials after the clean-up, or `None` in `--dry-run`.
+#[allow(clippy::too_many_arguments)]
+async fn add_secret(
+    ctx: &Ctx,
+    g: &Graph<'_>,
+    app: &Application,
+    name: &str,
+    nonce: &str,
+    end: OffsetDateTime,
+    file: &Path,
+    why: &str,
+) -> Result<Option<(NewSecret, Application)>> {
+    let answer = match g.add_password(&app.id, name, &rfc3339(end)).await {
+        Ok(Some(v)) => v,
+        Ok(None) => {
+            ctx.say(&format!(
+                "{why}: would add client secret \"{name}\" valid until {} and save it to {}",
+                rfc3339(end),
+                file.display()
+            ));
+            return Ok(None);
+        }
+        Err(e) => {
+            if e.ambiguous {
+                // The add may have been committed although no answer came: its secret is
+                // unknown, so a credential with this run's tag is useless. Best effort only,
+                // the original error is what the user must see.
+                let _ = remove_tagged(ctx, g, &app.id, nonce, None).await;
+            }
+            return Err(explain_add_error(e));
+        }
+    };
+    let Some(new) = new_secret_from(&answer) else {
+        drop(answer);
+        let _ = remove_tagged(ctx, g, &app.id, nonce, None).await;
+        return Err(Error::internal(
+            "addPassword answered without a keyId or secretText; the credential was removed again",
+        ));
+    };
+    drop(answer);
+    let key = new.cred.key_id.clone();
+
+    // The value exists only in this process now: save it before anything else can fail.
+    if let Err(io) =
+        s2s_core::fsutil::write_atomic(file, new.value.expose_secret().as_bytes(), 0o600)
+    {
+        let rolled_back = remove_credential(ctx, g, &app.id, &key).await;
+        let _ = remove_tagged(ctx, g, &app.id, nonce, Some(&key)).await;
+        let e = Error::internal(format!(
+            "cannot write the secret to {}: {io}",
+            file.display()
+        ));
+        return Err(match rolled_back {
+            Ok(_) => e.with_hint(format!(
+                "the new credential {key} was removed again; choose a writable --secret-file and re-run"
+            )),
+            Err(r) => e.with_hint(format!(
+                "removing the new credential {key} failed too ({r}); re-run with a writable --secret-file and --revoke-others"
+            )),
+        });
+    }
+    ctx.say(&format!(
+        "{why}: added client secret {key} \"{name}\" (hint {}), valid until {}, saved to {} (mode 0600)",
+        new.cred.hint.as_deref().unwrap_or("?"),
+        new.cred.end_date_time.as_deref().unwrap_or("?"),
+        file.display()
+    ));
+    let app_now = remove_tagged(ctx, g, &app.id, nonce, Some(&key)).await?;
+    Ok(Some((new, app_now)))
+}
+
+/// Graph's refusals of `addPassword`, with what to do about them.
+fn explain_add_error(e: Error) -> Error {
+    let e = e.context("adding a client secret");
+    if e.has_code("CredentialInvalidLifetimeAsPerAppPolicy") || e.has_code("InvalidKeyEndDate") {
+        return e.with_kind(Kind::Refused).with_hint(
+            "the tenant's app management policy limits client secret lifetimes: pass a shorter --expires-in (e.g. 180d)",
+        );
+    }
+    if e.status() == Some(403) {
+        return e.with_hint(
+            "adding a client secret needs Application.ReadWrite.All (or Application.ReadWrite.OwnedBy as an owner of the app), e.g. the Application Administrator or Cloud Application Administrator role",
+        );
+    }
+    e
+}
+
+/// Removes every credential carrying this run's tag except `keep`: they were created by a
+/// request whose answer was lost (and then retried), so their secrets are unknown.
+///
+/// The read waits until `keep` is visible, so the earlier, committed add is visible too.
+/// Returns the app with the credentials that remain.
+async fn remove_tagged(
+    ctx: &Ctx,
+    g: &Graph<'_>,
+    object_id: &str,
+    nonce: &str,
+    keep: Option<&str>,
+) -> Result<Application> {
+    let tag = run_tag(nonce);
+    let window = ctx.http.deadline().min(Instant::now() + REPLICATION_WINDOW);
+    let app = until_ready(
+        window,
+        "reading the app's credentials",
+        ctx.reporter(),
+        || async {
+            let app = g.application(object_id).await?;
+            Ok(match app {
+                Some(a)
+                    if keep.is_none_or(|k| {
+                        a.password_credentials
+                            .iter()
+                            .any(|c| c.key_id.eq_ignore_ascii_case(k))
+                    }) =>
+                {
+                    Poll::Ready(a)
+                }
+                _ => Poll::Pending("the new credential is not visible yet".into()),
+            })
+        },
+    )
+    .await?;
+    let mut app = app;
+    let (lost, remaining): (Vec<_>, Vec<_>) = std::mem::take(&mut app.password_credentials)
+        .into_iter()
+        .partition(|c| {
+            let tagged = c.display_name.as_deref().is_some_and(|n| n.ends_with(&tag));
+            tagged && !keep.is_some_and(|k| c.key_id.eq_ignore_ascii_case(k))
+        });
+    app.password_credentials = remaining;
+    for c in &lost {
+        remove_credential(ctx, g, object_id, &c.key_id).await?;
+        ctx.say(&format!(
+            "removed credential {} (hint {}): a retried request created it and its answer was lost, so its secret is unknown",
+            c.key_id,
+            c.hint.as_deref().unwrap_or("?")
+        ));
+    }
+    Ok(app)
+}
+
+/// `removePassword`, waiting out `Directory_ConcurrencyViolation` (graph.md §4.2: it can follow
+/// an `addPassword` on the same app) and replication. `false` in `--dry-run`.
+async fn remove_credential(
+    ctx: &Ctx,
+    g: &Graph<'_>,
+    object_id: &str,
+    key_id: &str,
+) -> Result<bool> {
+    until_ready(
+        ctx.http.deadline(),
+        "removing a password credential",
+        ctx.reporter(),
+        || async {
+            match g.remove_password(object_id, key_id).await {
+                Ok(sent) => Ok(Poll::Ready(sent)),
+                Err(e) if s2s_graph::is_replication_lag(&e) => Ok(Poll::Pending(e.to_string())),
+                Err(e) => Err(e.context(format!("removing credential {key_id}"))),
+            }
+        },
+    )
+    .await
+}
+
+fn record(
+    doc: &mut s2s_core::StateDoc,
+    cred: &PasswordCredential,
+    file: &Path,
+    revealed: Option<&SecretString>,
+) {
+    doc.set("secret.key_id", json!(cred.key_id));
+    doc.set("secret.hint", json!(cred.hint));
+    doc.set("secret.expires_at", json!(cred.end_date_time));
+    doc.set("secret.file", json!(file.to_string_lossy()));
+    if let Some(n) = &cred.display_name {
+        doc.set("secret.display_name", json!(n));
+    }
+    if let Some(v) = revealed {
+        // Asked for explicitly (--reveal): the one place the value leaves the file.
+        doc.set("secret.value", json!(v.expose_secret()));
+    }
+}
+
+fn describe(c: &PasswordCredential) -> String {
+    format!(
+        "{} \"{}\" (hint {}, expires {})",
+        c.key_id,
+        c.display_name.as_deref().unwrap_or(""),
+        c.hint.as_deref().unwrap_or("?"),
+        c.end_date_time.as_deref().unwrap_or("?")
+    )
+}
+
+fn new_nonce() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..8].to_string()
+}
+
+fn run_tag(nonce: &str) -> String {
+    format!("[run {nonce}]")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn lifetimes() {
+        assert_eq!(parse_lifetime("90d"), Ok(Lifetime::Days(90)));
+        assert_eq!(parse_lifetime("12w"), Ok(Lifetime::Days(84)));
+        assert_eq!(parse_lifetime("24mo"), Ok(Lifetime::Months(24)));
+        assert_eq!(parse_lifetime("1y"), Ok(Lifetime::Months(12)));
+        assert_eq!(parse_lifetime("2 years"), Ok(Lifetime::Months(24)));
+        for bad in ["", "0d", "10", "-1d", "5x", "1.5y", "200y", "99999999999d"] {
+            assert!(parse_lifetime(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn calendar_months_clamp_the_day() {
+        let t = time::macros::datetime!(2026-01-31 10:00 UTC);
+        assert_eq!(
+            add_months(t, 1),
+            Some(time::macros::datetime!(2026-02-28 10:00 UTC))
+        );
+        assert_eq!(
+            add_months(t, 25),
+            Some(time::macros::datetime!(2028-02-29 10:00 UTC))
+        );
+        let t = time::macros::datetime!(2026-11-26 00:00 UTC);
+        assert_eq!(
+            Lifetime::Months(24).after(t),
+            Some(time::macros::datetime!(2028-11-26 00:00 UTC))
+        );
+        assert_eq!(
+            rfc3339(time::macros::datetime!(2028-11-26 00:00:00.5 UTC)),
+            "2028-11-26T00:00:00Z"
+        );
+    }
+
+    #[test]
+    fn graph_end_dates_with_seven_fraction_digits_parse() {
+        assert!(parse_time("2021-09-09T19:50:29.3086381Z").is_some());
+        assert!(parse_time("2028-11-26T00:00:00Z").is_some());
+    }
+
+    fn app_with(creds: Vec<PasswordCredential>) -> Application {
+        Application {
+            id: "o".into(),
+            app_id: "a".into(),
+            password_credentials: creds,
+            ..Default::default()
+        }
+    }
+
+    fn cred(key: &str, hint: &str, end: &str) -> PasswordCredential {
+        PasswordCredential {
+            key_id: key.into(),
+            hint: Some(hint.into()),
+            end_date_time: Some(end.into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_recorded_secret_is_kept_only_when_present_saved_and_long_lived() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("s.secret");
+        std::fs::write(&file, "abcdefgh").unwrap();
+        let now = time::macros::datetime!(2026-11-26 00:00 UTC);
+        let renew = Lifetime::Days(30).after(now).unwrap();
+        let app = app_with(vec![
+            cred("k1", "abc", "2028-11-26T00:00:00Z"),
+            cred("k2", "xyz", "2026-12-01T00:00:00Z"),
+        ]);
+
+        assert!(
+            matches!(judge_recorded(&app, Some("k1"), &file, renew), Recorded::Usable(c) if c.key_id == "k1")
+        );
+        assert!(matches!(
+            judge_recorded(&app, None, &file, renew),
+            Recorded::Replace(_)
+        ));
+        assert!(
+            matches!(judge_recorded(&app, Some("gone"), &file, renew), Recorded::Replace(w) if w.contains("no longer"))
+        );
+        // k2 expires within 30 days; and its hint does not match the file either.
+        assert!(matches!(
+            judge_recorded(&app, Some("k2"), &file, renew),
+            Recorded::Replace(_)
+        ));
+        let app = app_with(vec![cred("k2", "abc", "2026-12-01T00:00:00Z")]);
+        assert!(
+            matches!(judge_recorded(&app, Some("k2"), &file, renew), Recorded::Replace(w) if w.contains("min-validity"))
+        );
+        assert!(matches!(
+            judge_recorded(&app, Some("k2"), &dir.path().join("missing"), renew),
+            Recorded::Replace(w) if w.contains("missing")
+        ));
+    }
+
+    #[test]
+    fn the_answer_is_read_without_serde_messages() {
+        let v = json!({"keyId": "k", "hint": "abc", "secretText": "abcdef", "endDateTime": "2028-11-26T00:00:00Z"});
+        let s = new_secret_from(&v).unwrap();
+        assert_eq!(s.cred.key_id, "k");
+        assert_eq!(s.value.expose_secret(), "abcdef");
+        assert!(new_secret_from(&json!({"keyId": "k"})).is_none());
+        assert!(new_secret_from(&json!({"keyId": "k", "secretText": ""})).is_none());
+    }
+
+    #[test]
+    fn documents_name_the_app_or_say_what_is_missing() {
+        let cli = Cli::try_parse_from(["make-secret"]).unwrap();
+        let doc = s2s_core::StateDoc::parse(
+            r#"{"app":{"client_id":"11111111-1111-1111-1111-111111111111"}}"#,
+            "t",
+        )
+        .unwrap();
+        assert_eq!(
+            resolve_app(&cli, &doc).unwrap(),
+            AppRef::ClientId("11111111-1111-1111-1111-111111111111".into())
+        );
+        let e = resolve_app(&cli, &s2s_core::StateDoc::new()).unwrap_err();
+        assert_eq!(e.kind, Kind::Usage);
+        assert!(
+            e.message.contains("--object-id") && e.message.contains("app.object_id"),
+            "{e}"
+        );
+        let bad = s2s_core::StateDoc::parse(r#"{"app":{"object_id":"nope"}}"#, "t").unwrap();
+        assert_eq!(resolve_app(&cli, &bad).unwrap_err().kind, Kind::Usage);
+    }
 }

@@ -1,4 +1,259 @@
-//! (in progress)
+//! `publish-customizations` — Marketo step 2 ends with "Publish All Customizations"
+//! (reference/dataverse.md §3, §5.1).
+//!
+//! Sends `PublishAllXml` and waits for it with its own long per-attempt timeout
+//! (`--publish-timeout`, 20 minutes by default: the call is known to take many minutes, and pac's
+//! old 4-minute client timeout failed in the field, reference §3) and a spinner with the elapsed
+//! time on a terminal. `--async` starts `PublishAllXmlAsync` instead and polls its system job
+//! (`asyncoperations`: statuscode 30 succeeded, 31 failed, 32 canceled). Both retry the
+//! "entity customization running" lock (0x80090412) within the deadline. `--if-changed` sends
+//! nothing when no earlier step in the document changed anything.
+//!
+//! Input keys:  `dynamics.url` (or `--dynamics-url`), `steps.*.changed` and `publish.status`
+//!              (for `--if-changed`).
+//! Output keys: `publish.status` (`published`, `skipped-unchanged` or `planned`), `publish.at`,
+//!              `publish.mode` (`sync` or `async`), `publish.async_operation_id`,
+//!              `publish.last_published_at`, `steps.publish-customizations`.
+//! Exit codes:  0 done or skipped; 2 bad input (no request sent); 3 sign-in failed; 4 Dataverse
+//!              refused, or the publish job failed (its message is shown); 5 not done in time;
+//!              1 unexpected.
+//!
+//! Example:
+//! ```text
+//! ... | assign-role | configure-marketo | publish-customizations --if-changed
+//! ```
+
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use serde_json::{Value, json};
+
+use s2s_core::retry::{Poll, until_ready};
+use s2s_core::run::now_rfc3339;
+use s2s_core::{CommonArgs, Ctx, Error, Result};
+use s2s_dataverse::{AsyncOperation, Dataverse, JobState, Written};
+
+const NAME: &str = "publish-customizations";
+
+/// Publish all customizations of the Dynamics 365 org, as Marketo's runbook asks after
+/// configuring the Marketo solution.
+///
+/// Reads the state document on stdin and writes it, enriched with `publish.*`, on stdout. The
+/// whole run is still bounded by --timeout (default 10m): raise it with a long --publish-timeout.
+#[derive(Debug, Parser)]
+#[command(
+    name = "publish-customizations",
+    version,
+    after_help = "EXAMPLE:\n  ... | assign-role | configure-marketo | publish-customizations --if-changed\n\n  A large org, without holding one HTTP request open:\n  publish-customizations --async --timeout 60m --state marketo.json\n\nEXIT CODES:\n  0 published or skipped, 2 bad input, 3 sign-in failed, 4 Dataverse refused or the publish job failed,\n  5 not done in time, 1 unexpected failure"
+)]
+pub struct Cli {
+    /// Start PublishAllXmlAsync and poll its system job instead of waiting on one long request
+    #[arg(long = "async")]
+    pub use_async: bool,
+
+    /// Per-attempt timeout of the PublishAllXml request (e.g. 20m, 1h)
+    #[arg(long, value_name = "DURATION", default_value = "20m", value_parser = s2s_core::cli::parse_duration)]
+    pub publish_timeout: Duration,
+
+    /// Send nothing when no earlier step in the document changed anything
+    #[arg(long)]
+    pub if_changed: bool,
+
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+impl s2s_core::Tool for Cli {
+    const NAME: &'static str = NAME;
+    fn common(&self) -> &CommonArgs {
+        &self.common
+    }
+}
+
 pub fn main() -> std::process::ExitCode {
-    std::process::ExitCode::FAILURE
+    s2s_core::run::main::<Cli, _>(run)
+}
+
+async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
+    let mode = if cli.use_async { "async" } else { "sync" };
+    let dv = Dataverse::from_config(&ctx.http)?;
+    let last_published = ctx
+        .doc
+        .get_str("publish.last_published_at")?
+        .map(str::to_string);
+
+    if cli.if_changed {
+        let changed = changed_steps(ctx)?;
+        let unfinished = ctx.doc.get_str("publish.status")? == Some("pending");
+        if changed.is_empty() && !unfinished {
+            ctx.say("no earlier step changed anything: not publishing (--if-changed)");
+            set_publish(ctx, "skipped-unchanged", mode, None, last_published);
+            return Ok(());
+        }
+        if unfinished {
+            ctx.say("an earlier publish did not finish: publishing again");
+        } else {
+            ctx.say(&format!(
+                "publishing because {} changed",
+                changed.join(", ")
+            ));
+        }
+    }
+
+    // Marks the document so that, should this run fail with --state, the next --if-changed run
+    // knows a publish is still owed even though the earlier steps then report no change.
+    ctx.doc.set("publish.status", json!("pending"));
+
+    let started = Instant::now();
+    let outcome = if cli.use_async {
+        match dv.publish_all_async().await? {
+            Written::Planned => Written::Planned,
+            Written::Done(id) => {
+                ctx.say(&format!(
+                    "started publishing all customizations (system job {id})"
+                ));
+                // Recorded at once: with --state a failed wait still tells which job to look at.
+                ctx.doc.set("publish.async_operation_id", json!(id));
+                wait_for_job(ctx, &dv, id).await?
+            }
+        }
+    } else {
+        publish_sync(ctx, &dv, cli.publish_timeout).await?
+    };
+    match outcome {
+        Written::Planned => {
+            ctx.say("dry run: would publish all customizations");
+            set_publish(ctx, "planned", mode, None, last_published);
+        }
+        Written::Done(job) => {
+            ctx.say(&format!(
+                "published all customizations in {:.1} s{}",
+                started.elapsed().as_secs_f64(),
+                job.as_ref()
+                    .map(|j| format!(" (system job {j})"))
+                    .unwrap_or_default()
+            ));
+            set_publish(ctx, "published", mode, job, Some(now_rfc3339()));
+        }
+    }
+    Ok(())
+}
+
+/// The earlier steps that wrote something (`steps.<tool>.changed`), publish itself excluded.
+fn changed_steps(ctx: &Ctx) -> Result<Vec<String>> {
+    let Some(steps) = ctx.doc.get_object("steps")? else {
+        return Ok(Vec::new());
+    };
+    Ok(steps
+        .iter()
+        .filter(|(name, _)| name.as_str() != NAME)
+        .filter(|(_, v)| v.get("changed").and_then(Value::as_bool) == Some(true))
+        .map(|(name, _)| name.clone())
+        .collect())
+}
+
+fn set_publish(
+    ctx: &mut Ctx,
+    status: &str,
+    mode: &str,
+    job: Option<String>,
+    last_published: Option<String>,
+) {
+    ctx.doc.set("publish.status", json!(status));
+    ctx.doc.set("publish.at", json!(now_rfc3339()));
+    ctx.doc.set("publish.mode", json!(mode));
+    ctx.doc.set("publish.async_operation_id", json!(job));
+    ctx.doc
+        .set("publish.last_published_at", json!(last_published));
+}
+
+/// One long `PublishAllXml` request, with a spinner while it runs (only drawn on a terminal).
+async fn publish_sync(
+    ctx: &Ctx,
+    dv: &Dataverse<'_>,
+    attempt_timeout: Duration,
+) -> Result<Written<Option<String>>> {
+    if !ctx.dry_run() {
+        ctx.say("publishing all customizations (this can take several minutes)");
+    }
+    let started = Instant::now();
+    let report = ctx.reporter();
+    let ticker = async {
+        loop {
+            report.progress("publishing all customizations", started.elapsed());
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    };
+    let result = tokio::select! {
+        r = dv.publish_all(attempt_timeout) => r,
+        () = ticker => Err(Error::internal("the progress ticker stopped")),
+    };
+    report.clear_progress();
+    Ok(match result? {
+        Written::Planned => Written::Planned,
+        Written::Done(()) => Written::Done(None),
+    })
+}
+
+/// Polls the system job `PublishAllXmlAsync` started until it ends (reference §3).
+async fn wait_for_job(
+    ctx: &Ctx,
+    dv: &Dataverse<'_>,
+    id: String,
+) -> Result<Written<Option<String>>> {
+    let job: AsyncOperation = until_ready(
+        ctx.http.deadline(),
+        &format!("waiting for system job {id}"),
+        ctx.reporter(),
+        || async {
+            let op = dv.async_operation(&id).await?;
+            Ok(match op.state() {
+                JobState::Running => Poll::Pending(op.status_name().to_string()),
+                _ => Poll::Ready(op),
+            })
+        },
+    )
+    .await?;
+    match job.state() {
+        JobState::Succeeded => Ok(Written::Done(Some(id))),
+        state => {
+            let what = if state == JobState::Canceled {
+                "was canceled"
+            } else {
+                "failed"
+            };
+            Err(Error::refused(format!(
+                "the publish system job {id} {what}: {}",
+                job.explanation().unwrap_or("(no message)")
+            ))
+            .with_hint("see Settings > System Jobs in Dynamics for details, then re-run"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults() {
+        let c = Cli::try_parse_from(["publish-customizations"]).unwrap();
+        assert_eq!(c.publish_timeout, Duration::from_secs(20 * 60));
+        assert!(!c.use_async && !c.if_changed);
+        let c = Cli::try_parse_from([
+            "publish-customizations",
+            "--async",
+            "--publish-timeout",
+            "5m",
+        ])
+        .unwrap();
+        assert!(c.use_async);
+        assert_eq!(c.publish_timeout, Duration::from_secs(300));
+    }
 }

@@ -193,7 +193,10 @@ async fn ensure_tenant_id(ctx: &Ctx) -> Result<String> {
 /// tenant without Dynamics CRM's service principal gets it (graph.md §1.2), as the portal does
 /// when an admin first adds the permission.
 async fn dynamics_scope_id(ctx: &Ctx, graph: &Graph<'_>) -> Result<String> {
-    if let Some(sp) = graph.service_principal_by_app_id(DYNAMICS_CRM_APP_ID).await? {
+    if let Some(sp) = graph
+        .service_principal_by_app_id(DYNAMICS_CRM_APP_ID)
+        .await?
+    {
         return user_impersonation_scope(&sp);
     }
     ctx.say("this tenant has no Dynamics CRM service principal yet: creating it");
@@ -215,10 +218,15 @@ async fn dynamics_scope_id(ctx: &Ctx, graph: &Graph<'_>) -> Result<String> {
         "waiting for the Dynamics CRM service principal to replicate",
         ctx.reporter(),
         || async {
-            Ok(match graph.service_principal_by_app_id(DYNAMICS_CRM_APP_ID).await? {
-                Some(sp) => Poll::Ready(sp),
-                None => Poll::Pending("not visible yet".into()),
-            })
+            Ok(
+                match graph
+                    .service_principal_by_app_id(DYNAMICS_CRM_APP_ID)
+                    .await?
+                {
+                    Some(sp) => Poll::Ready(sp),
+                    None => Poll::Pending("not visible yet".into()),
+                },
+            )
         },
     )
     .await?;
@@ -227,7 +235,11 @@ async fn dynamics_scope_id(ctx: &Ctx, graph: &Graph<'_>) -> Result<String> {
 
 /// The body that makes an application what Marketo needs, from what it is now (`None` = new).
 /// Other resource permissions the admin added stay.
-fn desired_changes(current: Option<&Application>, name: &str, wanted: &RequiredResourceAccess) -> Value {
+fn desired_changes(
+    current: Option<&Application>,
+    name: &str,
+    wanted: &RequiredResourceAccess,
+) -> Value {
     let mut body = serde_json::Map::new();
     if current.and_then(|a| a.display_name.as_deref()) != Some(name) {
         body.insert("displayName".into(), json!(name));
@@ -235,20 +247,22 @@ fn desired_changes(current: Option<&Application>, name: &str, wanted: &RequiredR
     if current.and_then(|a| a.sign_in_audience.as_deref()) != Some(SINGLE_TENANT) {
         body.insert("signInAudience".into(), json!(SINGLE_TENANT));
     }
-    let mut rra: Vec<RequiredResourceAccess> =
-        current.map(|a| a.required_resource_access.clone()).unwrap_or_default();
+    let mut rra: Vec<RequiredResourceAccess> = current
+        .map(|a| a.required_resource_access.clone())
+        .unwrap_or_default();
     let scope = &wanted.resource_access[0];
     let has = rra.iter().any(|r| {
-        r.resource_app_id.eq_ignore_ascii_case(&wanted.resource_app_id)
+        r.resource_app_id
+            .eq_ignore_ascii_case(&wanted.resource_app_id)
             && r.resource_access
                 .iter()
                 .any(|a| a.id.eq_ignore_ascii_case(&scope.id) && a.kind == scope.kind)
     });
     if !has {
-        match rra
-            .iter_mut()
-            .find(|r| r.resource_app_id.eq_ignore_ascii_case(&wanted.resource_app_id))
-        {
+        match rra.iter_mut().find(|r| {
+            r.resource_app_id
+                .eq_ignore_ascii_case(&wanted.resource_app_id)
+        }) {
             Some(r) => r.resource_access.push(scope.clone()),
             None => rra.push(wanted.clone()),
         }
@@ -352,7 +366,9 @@ async fn update_if_needed(
             app.app_id
         ));
     } else {
-        ctx.say(&format!("dry run: would update application {name:?}: {what}"));
+        ctx.say(&format!(
+            "dry run: would update application {name:?}: {what}"
+        ));
     }
     Ok(())
 }
@@ -360,7 +376,11 @@ async fn update_if_needed(
 /// The app's service principal, created by a keyed upsert; right after the app was created
 /// Graph answers `NoBackingApplicationObject` until the app replicates (graph.md §2), which is
 /// waited out.
-async fn ensure_service_principal(ctx: &Ctx, graph: &Graph<'_>, app: &Application) -> Result<Option<String>> {
+async fn ensure_service_principal(
+    ctx: &Ctx,
+    graph: &Graph<'_>,
+    app: &Application,
+) -> Result<Option<String>> {
     if let Some(sp) = graph.service_principal_by_app_id(&app.app_id).await? {
         ctx.say(&format!("service principal exists (object id {})", sp.id));
         return Ok(Some(sp.id));
@@ -395,10 +415,12 @@ async fn ensure_service_principal(ctx: &Ctx, graph: &Graph<'_>, app: &Applicatio
                 "waiting for the service principal to replicate",
                 ctx.reporter(),
                 || async {
-                    Ok(match graph.service_principal_by_app_id(&app.app_id).await? {
-                        Some(sp) => Poll::Ready(sp),
-                        None => Poll::Pending("not visible yet".into()),
-                    })
+                    Ok(
+                        match graph.service_principal_by_app_id(&app.app_id).await? {
+                            Some(sp) => Poll::Ready(sp),
+                            None => Poll::Pending("not visible yet".into()),
+                        },
+                    )
                 },
             )
             .await?;
@@ -421,7 +443,10 @@ mod tests {
 
     #[test]
     fn unique_names() {
-        assert_eq!(derive_unique_name("Marketo Integration"), "marketo-integration");
+        assert_eq!(
+            derive_unique_name("Marketo Integration"),
+            "marketo-integration"
+        );
         assert_eq!(derive_unique_name("  O'Brien & Co / #1 "), "o-brien-co-1");
         assert_eq!(derive_unique_name("!!!"), "marketo-integration");
     }
@@ -430,7 +455,10 @@ mod tests {
     fn changes_only_what_differs() {
         let wanted = RequiredResourceAccess {
             resource_app_id: DYNAMICS_CRM_APP_ID.into(),
-            resource_access: vec![ResourceAccess { id: "s".into(), kind: "Scope".into() }],
+            resource_access: vec![ResourceAccess {
+                id: "s".into(),
+                kind: "Scope".into(),
+            }],
         };
         let mut app = Application {
             display_name: Some("X".into()),
@@ -444,6 +472,9 @@ mod tests {
             resource_access: vec![],
         }];
         let b = desired_changes(Some(&app), "X", &wanted);
-        assert_eq!(b["requiredResourceAccess"].as_array().map(Vec::len), Some(2));
+        assert_eq!(
+            b["requiredResourceAccess"].as_array().map(Vec::len),
+            Some(2)
+        );
     }
 }

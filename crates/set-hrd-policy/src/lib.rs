@@ -1,4 +1,736 @@
-//! (in progress)
+//! `set-hrd-policy`: the runbook's "Azure AD federated with AD FS on-premises" step (Marketo S2S
+//! step 2; graph.md §0, §5).
+//!
+//! Marketo signs in as the sync user with ROPC, which Entra ID refuses for users of a federated
+//! domain unless a Home Realm Discovery policy with `AllowCloudPasswordValidation` lets Entra ID
+//! check the password against the synced hash (graph.md §0, entra-docs v2-oauth-ropc.md). This
+//! tool ensures such a policy — definition exactly
+//! `{"HomeRealmDiscoveryPolicy":{"AllowCloudPasswordValidation":true}}` (the wrapper is checked:
+//! without it Entra silently ignores the policy, peers.md §9.10), `isOrganizationDefault` false —
+//! exists and is assigned to the app's service principal.
+//!
+//! `--mode auto` (default) acts only when `GET /domains` lists a federated domain (graph.md §1.6)
+//! and otherwise records `skipped-not-federated`; `--mode always` acts regardless; `--mode remove`
+//! unassigns the policy (Microsoft's ROPC doc asks for that when password hash sync is turned off).
+//!
+//! What "already done" means (design.md, "Idempotency keys"): the policies assigned to the service
+//! principal. A policy is reused by display name *and* identical definition rather than created
+//! twice. Another HRD policy already assigned is refused (a service principal holds one, §5.3)
+//! unless `--replace`.
+//!
+//! Lost answers: core retries a POST whose answer was lost, and a policy create is not unique,
+//! so a retry could make a second policy. The create carries a per-run tag in its description;
+//! after it (or after a failure that may have been committed) the policies with that tag are
+//! read back, one is adopted and the others are deleted, so no duplicate remains.
+//!
+//! Reads:  `app.service_principal_id` (or `app.client_id`), `app.display_name`, `hrd_policy.policy_id`.
+//! Writes: `hrd_policy.status` (assigned, already-assigned, removed, skipped-not-federated,
+//!         not-assigned), `hrd_policy.policy_id`, `hrd_policy.display_name`.
+//!
+//! Exit codes: 0 done (also when skipped); 2 bad flags or input, nothing sent; 3 sign-in failed;
+//! 4 Graph refused, or another HRD policy is assigned (without `--replace`); 5 not in time.
+//!
+//! Example:
+//! ```text
+//! register-app --display-name "Marketo Integration" | grant-consent | make-secret \
+//!   | set-hrd-policy > state.json
+//! ```
+
+use std::time::{Duration, Instant};
+
+use clap::{Parser, ValueEnum};
+use serde_json::{Value, json};
+
+use s2s_core::config::missing;
+use s2s_core::retry::{Poll, until_ready};
+use s2s_core::{CommonArgs, Ctx, Error, Kind, Result};
+use s2s_graph::{Graph, HrdPolicy, ServicePrincipal};
+
+/// How long a just-written directory object may take to become readable (graph.md §7.4: cap
+/// replication retries at about 60–120 s).
+const REPLICATION_WINDOW: Duration = Duration::from_secs(120);
+
+/// Placeholder in the `--dry-run` plan for the id only the create would return.
+const PLANNED_POLICY: &str = "<id of the new policy>";
+
+/// The one definition this tool ensures (graph.md §5.2).
+pub fn wanted_definition() -> Value {
+    json!({"HomeRealmDiscoveryPolicy": {"AllowCloudPasswordValidation": true}})
+}
+
+/// Ensure a Home Realm Discovery policy lets Entra ID check the Marketo sync user's password.
+///
+/// For tenants federated with AD FS: creates (or reuses) the policy
+/// {"HomeRealmDiscoveryPolicy":{"AllowCloudPasswordValidation":true}} and assigns it to the app's
+/// service principal, so Marketo's password sign-in (ROPC) is validated against the synced
+/// password hash. Skipped, and said so, when the tenant has no federated domain. Reads
+/// app.service_principal_id from the state document on stdin; writes hrd_policy.status,
+/// hrd_policy.policy_id and hrd_policy.display_name.
+#[derive(Debug, Parser)]
+#[command(
+    name = "set-hrd-policy",
+    version,
+    after_help = "EXAMPLE:\n  register-app --display-name \"Marketo Integration\" | grant-consent | make-secret \\\n    | set-hrd-policy > state.json\n\nExit codes: 0 done or skipped, 2 bad input, 3 sign-in failed, 4 Graph refused or another HRD policy\nis assigned (see --replace), 5 not in time."
+)]
+pub struct Cli {
+    /// Object id of the app's service principal [state: app.service_principal_id]
+    #[arg(long, value_name = "GUID", value_parser = s2s_core::guid::clap_parser)]
+    pub service_principal_id: Option<String>,
+
+    /// Application (client) id of the app, to look up its service principal when its id is not
+    /// known [state: app.client_id]
+    #[arg(long, value_name = "GUID", value_parser = s2s_core::guid::clap_parser)]
+    pub client_id: Option<String>,
+
+    /// auto: only when the tenant has a federated domain; always: regardless; remove: unassign
+    /// the policy (do this when password hash sync is turned off)
+    #[arg(long, value_enum, default_value_t = Mode::Auto)]
+    pub mode: Mode,
+
+    /// Display name of the policy, also how an existing one is found (with its definition)
+    /// [default: "<app display name> - AllowCloudPasswordValidation"]
+    #[arg(long, value_name = "NAME")]
+    pub policy_name: Option<String>,
+
+    /// Unassign another HRD policy already assigned to the service principal and assign ours
+    #[arg(long)]
+    pub replace: bool,
+
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// Act only when GET /domains shows a federated domain
+    Auto,
+    /// Act whether or not a domain is federated
+    Always,
+    /// Unassign the policy from the service principal
+    Remove,
+}
+
+impl s2s_core::Tool for Cli {
+    const NAME: &'static str = "set-hrd-policy";
+    fn common(&self) -> &CommonArgs {
+        &self.common
+    }
+    fn validate(&self) -> Result<()> {
+        if let Some(n) = &self.policy_name {
+            check_policy_name(n, "--policy-name")?;
+        }
+        if self.replace && self.mode == Mode::Remove {
+            return Err(Error::usage("--replace has no meaning with --mode remove"));
+        }
+        Ok(())
+    }
+}
+
 pub fn main() -> std::process::ExitCode {
-    std::process::ExitCode::FAILURE
+    s2s_core::run::main::<Cli, _>(run)
+}
+
+fn check_policy_name(n: &str, what: &str) -> Result<()> {
+    let t = n.trim();
+    if t.is_empty() {
+        return Err(Error::usage(format!("{what} must not be empty")));
+    }
+    if t.chars().any(char::is_control) {
+        return Err(Error::usage(format!(
+            "{what} must not contain control characters"
+        )));
+    }
+    if t.chars().count() > 256 {
+        return Err(Error::usage(format!(
+            "{what} is longer than 256 characters"
+        )));
+    }
+    Ok(())
+}
+
+/// True when the definition is exactly ours: one element whose parsed JSON equals
+/// [`wanted_definition`] (parsed, so whitespace and key order do not matter; the wrapper does).
+pub fn definition_is_ours(def: &[String]) -> bool {
+    matches!(def, [one] if serde_json::from_str::<Value>(one).is_ok_and(|v| v == wanted_definition()))
+}
+
+/// `AllowCloudPasswordValidation` set without the `HomeRealmDiscoveryPolicy` wrapper: Entra
+/// ignores such a policy (peers.md §9.10, docs bug #103443).
+fn lacks_wrapper(def: &[String]) -> bool {
+    def.iter().any(|d| {
+        serde_json::from_str::<Value>(d)
+            .is_ok_and(|v| v.get("AllowCloudPasswordValidation").is_some())
+    })
+}
+
+/// Whether a policy lets Entra validate cloud passwords, even with other settings.
+fn allows_cloud_passwords(def: &[String]) -> bool {
+    def.iter().any(|d| {
+        serde_json::from_str::<Value>(d).is_ok_and(|v| {
+            v["HomeRealmDiscoveryPolicy"]["AllowCloudPasswordValidation"] == json!(true)
+        })
+    })
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum SpRef {
+    Id(String),
+    AppId(String),
+}
+
+fn resolve_sp(cli: &Cli, doc: &s2s_core::StateDoc) -> Result<SpRef> {
+    if let Some(id) = &cli.service_principal_id {
+        return Ok(SpRef::Id(id.clone()));
+    }
+    if let Some(c) = &cli.client_id {
+        return Ok(SpRef::AppId(c.clone()));
+    }
+    if let Some(id) = doc.get_guid("app.service_principal_id")? {
+        return Ok(SpRef::Id(id));
+    }
+    if let Some(c) = doc.get_guid("app.client_id")? {
+        return Ok(SpRef::AppId(c));
+    }
+    Err(missing(
+        "the app's service principal",
+        "--service-principal-id",
+        "app.service_principal_id",
+    ))
+}
+
+async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
+    // All input is checked before the first request.
+    let sp_ref = resolve_sp(&cli, &ctx.doc)?;
+    let doc_name = ctx.doc.get_str("app.display_name")?.map(str::to_string);
+    let doc_policy = ctx.doc.get_guid("hrd_policy.policy_id")?;
+
+    let g = Graph::new(&ctx.http);
+    if cli.mode == Mode::Auto {
+        let federated = federated_domains(&g).await?;
+        if federated.is_empty() {
+            ctx.say("no federated domain in this tenant: Entra ID checks passwords itself, no Home Realm Discovery policy is needed (--mode always sets it anyway)");
+            set_status(&mut ctx.doc, "skipped-not-federated", None);
+            return Ok(());
+        }
+        ctx.say(&format!(
+            "federated domain(s) {}: Marketo's password sign-in needs a Home Realm Discovery policy",
+            federated.join(", ")
+        ));
+    }
+
+    let sp = read_sp(ctx, &g, &sp_ref).await?;
+    let assigned = g.hrd_policies_of(&sp.id).await.map_err(explain)?;
+
+    if cli.mode == Mode::Remove {
+        let ours = assigned
+            .iter()
+            .find(|p| {
+                doc_policy
+                    .as_deref()
+                    .is_some_and(|d| p.id.eq_ignore_ascii_case(d))
+            })
+            .or_else(|| assigned.iter().find(|p| definition_is_ours(&p.definition)));
+        let Some(p) = ours else {
+            ctx.say(&format!(
+                "no AllowCloudPasswordValidation policy is assigned to {}",
+                name_of(&sp)
+            ));
+            set_status(&mut ctx.doc, "not-assigned", None);
+            return Ok(());
+        };
+        let sent = g
+            .unassign_hrd_policy(&sp.id, &p.id)
+            .await
+            .map_err(explain)?;
+        ctx.say(&format!(
+            "{} Home Realm Discovery policy {} from {}",
+            if sent { "unassigned" } else { "would unassign" },
+            policy_label(p),
+            name_of(&sp)
+        ));
+        set_status(&mut ctx.doc, "removed", Some(p));
+        return Ok(());
+    }
+
+    warn_if_no_password_hash_sync(ctx, &g).await;
+
+    if let Some(p) = assigned
+        .iter()
+        .find(|p| definition_is_ours(&p.definition) && p.is_organization_default != Some(true))
+    {
+        ctx.say(&format!(
+            "Home Realm Discovery policy {} is already assigned to {}",
+            policy_label(p),
+            name_of(&sp)
+        ));
+        set_status(&mut ctx.doc, "already-assigned", Some(p));
+        return Ok(());
+    }
+    if let Some(other) = assigned.first() {
+        if !cli.replace {
+            return Err(foreign_policy_error(&sp, other));
+        }
+    }
+
+    let name = cli
+        .policy_name
+        .as_deref()
+        .map(|n| n.trim().to_string())
+        .unwrap_or_else(|| default_name(doc_name.as_deref(), &sp));
+    let policy = ensure_policy(ctx, &g, &name, &sp).await?;
+    let policy_id = policy.as_ref().map_or(PLANNED_POLICY, |p| p.id.as_str());
+
+    // --replace: ours exists before theirs is unassigned, so the gap without a policy is short.
+    let mut replaced = Vec::new();
+    for other in &assigned {
+        let sent = g
+            .unassign_hrd_policy(&sp.id, &other.id)
+            .await
+            .map_err(explain)?;
+        ctx.say(&format!(
+            "{} Home Realm Discovery policy {} from {} (--replace)",
+            if sent { "unassigned" } else { "would unassign" },
+            policy_label(other),
+            name_of(&sp)
+        ));
+        replaced.push(json!({"policy_id": other.id, "display_name": other.display_name}));
+    }
+
+    let sent = assign(ctx, &g, &sp, policy_id).await?;
+    ctx.say(&format!(
+        "{} Home Realm Discovery policy \"{name}\" ({policy_id}) to {}",
+        if sent { "assigned" } else { "would assign" },
+        name_of(&sp)
+    ));
+    match &policy {
+        Some(p) => set_status(&mut ctx.doc, "assigned", Some(p)),
+        None => {
+            ctx.doc.set("hrd_policy.status", json!("assigned"));
+            ctx.doc.set("hrd_policy.display_name", json!(name));
+        }
+    }
+    if !replaced.is_empty() {
+        ctx.doc.set("hrd_policy.replaced", Value::Array(replaced));
+    }
+    Ok(())
+}
+
+async fn federated_domains(g: &Graph<'_>) -> Result<Vec<String>> {
+    let domains = g.domains().await.map_err(explain)?;
+    Ok(domains
+        .into_iter()
+        .filter(|d| {
+            d.authentication_type
+                .as_deref()
+                .is_some_and(|t| t.eq_ignore_ascii_case("Federated"))
+        })
+        .map(|d| d.id)
+        .collect())
+}
+
+/// The service principal, waiting out replication right after `register-app` (graph.md §7.4).
+async fn read_sp(ctx: &Ctx, g: &Graph<'_>, r: &SpRef) -> Result<ServicePrincipal> {
+    let window = ctx.http.deadline().min(Instant::now() + REPLICATION_WINDOW);
+    let found = until_ready(
+        window,
+        "reading the app's service principal",
+        ctx.reporter(),
+        || async {
+            let sp = match r {
+                SpRef::Id(id) => g.service_principal(id).await,
+                SpRef::AppId(a) => g.service_principal_by_app_id(a).await,
+            }
+            .map_err(explain)?;
+            Ok(match sp {
+                Some(sp) => Poll::Ready(sp),
+                None => Poll::Pending("not visible yet".into()),
+            })
+        },
+    )
+    .await;
+    match found {
+        Ok(sp) => Ok(sp),
+        Err(e)
+            if e.service.is_none()
+                && e.kind == Kind::Timeout
+                && Instant::now() < ctx.http.deadline() =>
+        {
+            let which = match r {
+                SpRef::Id(id) => format!("service principal {id}"),
+                SpRef::AppId(a) => format!("service principal for client id {a}"),
+            };
+            Err(Error::refused(format!("no {which} in this tenant")).with_hint(
+                "run register-app first and pipe its output here, or check --service-principal-id and --tenant",
+            ))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// `AllowCloudPasswordValidation` checks the password against the synced hash, so without
+/// password hash sync the policy cannot help (graph.md §0, §1.6). Advisory: a caller who may not
+/// read the setting gets no warning and no failure.
+async fn warn_if_no_password_hash_sync(ctx: &Ctx, g: &Graph<'_>) {
+    match g.password_hash_sync_enabled().await {
+        Ok(Some(false)) => ctx.warn(
+            "password hash sync is off in this tenant: AllowCloudPasswordValidation needs it (turn it on in Entra Connect), otherwise Marketo's sign-in will fail",
+        ),
+        Ok(_) => {}
+        Err(e) => ctx
+            .reporter()
+            .trace(1, &format!("could not read the password hash sync setting ({e})")),
+    }
+}
+
+fn default_name(app_name: Option<&str>, sp: &ServicePrincipal) -> String {
+    let app = app_name
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .or(sp.display_name.as_deref())
+        .unwrap_or("marketo-s2s");
+    format!("{app} - AllowCloudPasswordValidation")
+}
+
+/// Our policy: reused when one has this display name and exactly our definition, else created.
+/// `None` only in `--dry-run` when it would be created.
+async fn ensure_policy(
+    ctx: &Ctx,
+    g: &Graph<'_>,
+    name: &str,
+    sp: &ServicePrincipal,
+) -> Result<Option<HrdPolicy>> {
+    let all = g.hrd_policies().await.map_err(explain)?;
+    let named: Vec<&HrdPolicy> = all
+        .iter()
+        .filter(|p| p.display_name.as_deref().is_some_and(|n| n == name))
+        .collect();
+    let reusable: Vec<&&HrdPolicy> = named
+        .iter()
+        .filter(|p| definition_is_ours(&p.definition) && p.is_organization_default != Some(true))
+        .collect();
+    if let Some(p) = reusable.first() {
+        if reusable.len() > 1 {
+            ctx.warn(&format!(
+                "{} policies named \"{name}\" with the same definition exist; using {}",
+                reusable.len(),
+                p.id
+            ));
+        }
+        ctx.say(&format!(
+            "reusing Home Realm Discovery policy {}",
+            policy_label(p)
+        ));
+        return Ok(Some((**p).clone()));
+    }
+    for p in &named {
+        if lacks_wrapper(&p.definition) {
+            ctx.warn(&format!(
+                "policy {} sets AllowCloudPasswordValidation without the HomeRealmDiscoveryPolicy wrapper, so Entra ignores it; not reused",
+                policy_label(p)
+            ));
+        } else {
+            ctx.warn(&format!(
+                "policy {} has another definition or is an organization default; not reused",
+                policy_label(p)
+            ));
+        }
+    }
+
+    let nonce = new_nonce();
+    let body = json!({
+        "definition": [wanted_definition().to_string()],
+        "displayName": name,
+        "description": format!(
+            "Lets Entra ID validate passwords of federated users signing in to {} (Marketo S2S). Created by marketo-s2s set-hrd-policy {}",
+            sp.display_name.as_deref().unwrap_or(&sp.app_id),
+            run_tag(&nonce)
+        ),
+        // true would make it the default for every app of the tenant (graph.md §5.2).
+        "isOrganizationDefault": false,
+    });
+    match g.create_hrd_policy(body).await {
+        Ok(Some(p)) => {
+            ctx.say(&format!(
+                "created Home Realm Discovery policy {}",
+                policy_label(&p)
+            ));
+            let kept = converge_created(ctx, g, &nonce, Some(&p.id)).await?;
+            Ok(Some(kept.unwrap_or(p)))
+        }
+        Ok(None) => {
+            ctx.say(&format!(
+                "would create Home Realm Discovery policy \"{name}\""
+            ));
+            Ok(None)
+        }
+        Err(e) if e.ambiguous => {
+            // The create may have been committed although no answer came: adopt it if so.
+            match converge_created(ctx, g, &nonce, None).await {
+                Ok(Some(p)) => {
+                    ctx.say(&format!(
+                        "adopted Home Realm Discovery policy {} created by a request whose answer was lost",
+                        policy_label(&p)
+                    ));
+                    Ok(Some(p))
+                }
+                _ => Err(explain(
+                    e.context("creating the Home Realm Discovery policy"),
+                )),
+            }
+        }
+        Err(e) => Err(explain(
+            e.context("creating the Home Realm Discovery policy"),
+        )),
+    }
+}
+
+/// After a create: the policies carrying this run's tag are read back (waiting out replication
+/// until `created` is listed, or any tagged one when the answer was lost); one is kept — the one
+/// the create returned, else the first — and every other tagged one, made by a retried request,
+/// is deleted. `Ok(None)` when nothing tagged showed up in time.
+async fn converge_created(
+    ctx: &Ctx,
+    g: &Graph<'_>,
+    nonce: &str,
+    created: Option<&str>,
+) -> Result<Option<HrdPolicy>> {
+    let tag = run_tag(nonce);
+    let window = ctx.http.deadline().min(Instant::now() + REPLICATION_WINDOW);
+    let read = until_ready(
+        window,
+        "reading the new policy back",
+        ctx.reporter(),
+        || async {
+            let tagged: Vec<HrdPolicy> = g
+                .hrd_policies()
+                .await?
+                .into_iter()
+                .filter(|p| p.description.as_deref().is_some_and(|d| d.ends_with(&tag)))
+                .collect();
+            let ready = match created {
+                Some(id) => tagged.iter().any(|p| p.id.eq_ignore_ascii_case(id)),
+                None => !tagged.is_empty(),
+            };
+            Ok(if ready {
+                Poll::Ready(tagged)
+            } else {
+                Poll::Pending("not listed yet".into())
+            })
+        },
+    )
+    .await;
+    let tagged = match read {
+        Ok(t) => t,
+        Err(e) if e.service.is_none() && e.kind == Kind::Timeout => {
+            if created.is_some() {
+                ctx.warn("the new policy is not listed yet, so duplicates from retried requests could not be checked; a re-run will reuse it");
+            }
+            return Ok(None);
+        }
+        Err(e) => return Err(explain(e)),
+    };
+    let keep = match created {
+        Some(id) => id.to_string(),
+        None => match tagged.first() {
+            Some(p) => p.id.clone(),
+            None => return Ok(None),
+        },
+    };
+    let mut kept = None;
+    for p in tagged {
+        if p.id.eq_ignore_ascii_case(&keep) {
+            kept = Some(p);
+            continue;
+        }
+        g.delete_hrd_policy(&p.id).await.map_err(explain)?;
+        ctx.say(&format!(
+            "deleted duplicate policy {}: a retried request created it after its answer was lost",
+            p.id
+        ));
+    }
+    Ok(kept)
+}
+
+/// Assigns the policy (graph.md §5.3), waiting out replication of a new policy (404) and
+/// accepting "already exists" — what a retry meets after a lost answer.
+async fn assign(ctx: &Ctx, g: &Graph<'_>, sp: &ServicePrincipal, policy_id: &str) -> Result<bool> {
+    until_ready(ctx.http.deadline(), "assigning the policy", ctx.reporter(), || async {
+        match g.assign_hrd_policy(&sp.id, policy_id).await {
+            Ok(sent) => Ok(Poll::Ready(sent)),
+            Err(e) if already_assigned(&e) => Ok(Poll::Ready(true)),
+            Err(e) if s2s_graph::is_replication_lag(&e) => Ok(Poll::Pending(e.to_string())),
+            Err(e) if s2s_graph::is_conflict(&e) => Err(e
+                .context("assigning the Home Realm Discovery policy")
+                .with_kind(Kind::Refused)
+                .with_hint("another HRD policy was assigned to the service principal meanwhile; re-run, with --replace to swap it")),
+            Err(e) => Err(explain(e.context("assigning the Home Realm Discovery policy"))),
+        }
+    })
+    .await
+}
+
+/// Graph's answer to a `$ref` POST for a reference that exists: 400 "One or more added object
+/// references already exist for the following modified properties: 'policies'."
+fn already_assigned(e: &Error) -> bool {
+    e.service
+        .as_ref()
+        .is_some_and(|s| s.status == 400 && s.message.contains("already exist"))
+}
+
+fn foreign_policy_error(sp: &ServicePrincipal, other: &HrdPolicy) -> Error {
+    let mut hint = String::from(
+        "a service principal holds one Home Realm Discovery policy; pass --replace to unassign it and assign ours",
+    );
+    if allows_cloud_passwords(&other.definition) {
+        hint.push_str(
+            " (it already sets AllowCloudPasswordValidation, so it may serve Marketo as it is)",
+        );
+    }
+    Error::refused(format!(
+        "{} already has Home Realm Discovery policy {} with definition {}",
+        name_of(sp),
+        policy_label(other),
+        other.definition.join(" ")
+    ))
+    .with_hint(hint)
+}
+
+fn set_status(doc: &mut s2s_core::StateDoc, status: &str, policy: Option<&HrdPolicy>) {
+    doc.set("hrd_policy.status", json!(status));
+    match policy {
+        Some(p) => {
+            doc.set("hrd_policy.policy_id", json!(p.id));
+            doc.set("hrd_policy.display_name", json!(p.display_name));
+        }
+        None => {
+            doc.remove("hrd_policy.policy_id");
+            doc.remove("hrd_policy.display_name");
+        }
+    }
+    doc.remove("hrd_policy.replaced");
+}
+
+fn policy_label(p: &HrdPolicy) -> String {
+    format!("\"{}\" ({})", p.display_name.as_deref().unwrap_or(""), p.id)
+}
+
+fn name_of(sp: &ServicePrincipal) -> String {
+    match &sp.display_name {
+        Some(n) => format!("service principal \"{n}\" ({})", sp.id),
+        None => format!("service principal {}", sp.id),
+    }
+}
+
+/// A 403 names the permissions (graph.md §5.2, §5.3).
+fn explain(e: Error) -> Error {
+    if e.status() != Some(403) {
+        return e;
+    }
+    e.with_kind(Kind::Refused).with_hint(
+        "managing Home Realm Discovery policies needs Policy.ReadWrite.ApplicationConfiguration, and \
+         assigning one needs Application.ReadWrite.All too (Graph permissions), e.g. through the \
+         Application Administrator or Cloud Application Administrator role",
+    )
+}
+
+fn new_nonce() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..8].to_string()
+}
+
+fn run_tag(nonce: &str) -> String {
+    format!("[run {nonce}]")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn the_definition_is_compared_parsed_and_with_its_wrapper() {
+        let ours = |s: &str| definition_is_ours(&[s.to_string()]);
+        assert!(ours(
+            r#"{"HomeRealmDiscoveryPolicy":{"AllowCloudPasswordValidation":true}}"#
+        ));
+        assert!(ours(
+            "{ \"HomeRealmDiscoveryPolicy\" : { \"AllowCloudPasswordValidation\" : true } }"
+        ));
+        assert!(!ours(r#"{"AllowCloudPasswordValidation":true}"#));
+        assert!(!ours(
+            r#"{"HomeRealmDiscoveryPolicy":{"AllowCloudPasswordValidation":false}}"#
+        ));
+        assert!(!ours(
+            r#"{"HomeRealmDiscoveryPolicy":{"AllowCloudPasswordValidation":true,"AccelerateToFederatedDomain":true}}"#
+        ));
+        assert!(!ours("not json"));
+        assert!(!definition_is_ours(&[]));
+        assert!(lacks_wrapper(&[
+            r#"{"AllowCloudPasswordValidation":true}"#.to_string()
+        ]));
+        assert!(allows_cloud_passwords(&[
+            r#"{"HomeRealmDiscoveryPolicy":{"AllowCloudPasswordValidation":true,"PreferredDomain":"x"}}"#.to_string()
+        ]));
+        // What the tool sends is what it recognises.
+        assert!(ours(&wanted_definition().to_string()));
+    }
+
+    #[test]
+    fn flags_are_checked_before_any_request() {
+        use s2s_core::Tool;
+        let cli = Cli::try_parse_from(["set-hrd-policy", "--mode", "remove", "--replace"]).unwrap();
+        assert_eq!(cli.validate().unwrap_err().kind, Kind::Usage);
+        let cli = Cli::try_parse_from(["set-hrd-policy", "--policy-name", " "]).unwrap();
+        assert_eq!(cli.validate().unwrap_err().kind, Kind::Usage);
+        assert!(Cli::try_parse_from(["set-hrd-policy", "--mode", "sometimes"]).is_err());
+        let cli = Cli::try_parse_from(["set-hrd-policy"]).unwrap();
+        assert_eq!(cli.mode, Mode::Auto);
+        let e = resolve_sp(&cli, &s2s_core::StateDoc::new()).unwrap_err();
+        assert!(
+            e.message.contains("--service-principal-id")
+                && e.message.contains("app.service_principal_id")
+        );
+    }
+
+    #[test]
+    fn default_names_follow_the_app() {
+        let sp = ServicePrincipal {
+            id: "s".into(),
+            app_id: "a".into(),
+            display_name: Some("From SP".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            default_name(Some("Marketo Integration"), &sp),
+            "Marketo Integration - AllowCloudPasswordValidation"
+        );
+        assert_eq!(
+            default_name(None, &sp),
+            "From SP - AllowCloudPasswordValidation"
+        );
+    }
+
+    #[test]
+    fn a_foreign_policy_is_named_in_the_refusal() {
+        let sp = ServicePrincipal {
+            id: "s".into(),
+            ..Default::default()
+        };
+        let other = HrdPolicy {
+            id: "p1".into(),
+            display_name: Some("Contoso default HRD Policy".into()),
+            definition: vec![
+                r#"{"HomeRealmDiscoveryPolicy":{"AccelerateToFederatedDomain":true}}"#.into(),
+            ],
+            ..Default::default()
+        };
+        let e = foreign_policy_error(&sp, &other);
+        assert_eq!(e.kind.code(), 4);
+        assert!(e.message.contains("Contoso default HRD Policy") && e.message.contains("p1"));
+        assert!(e.hint.unwrap_or_default().contains("--replace"));
+    }
 }

@@ -70,7 +70,9 @@ pub fn take_scripted(list: &mut Vec<ScriptedFault>, method: &str, path: &str) ->
     let idx = list.iter().position(|f| {
         f.count > 0
             && path.starts_with(&f.path_prefix)
-            && f.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(method))
+            && f.method
+                .as_deref()
+                .is_none_or(|m| m.eq_ignore_ascii_case(method))
     })?;
     let f = &mut list[idx];
     f.count -= 1;
@@ -147,7 +149,11 @@ mod tests {
 
     #[test]
     fn random_faults_are_deterministic_per_seed() {
-        let run = |seed| (1..500).map(|s| random_fault(seed, s, 0.3, 0.05).map(|f| f.label())).collect::<Vec<_>>();
+        let run = |seed| {
+            (1..500)
+                .map(|s| random_fault(seed, s, 0.3, 0.05).map(|f| f.label()))
+                .collect::<Vec<_>>()
+        };
         assert_eq!(run(7), run(7));
         assert_ne!(run(7), run(8));
         let hits = run(7).iter().filter(|f| f.is_some()).count();
@@ -169,7 +175,10 @@ mod tests {
             body: None,
         }];
         assert!(take_scripted(&mut l, "GET", "/v1.0/applications").is_none());
-        assert_eq!(take_scripted(&mut l, "post", "/v1.0/applications/x").map(|f| f.status), Some(429));
+        assert_eq!(
+            take_scripted(&mut l, "post", "/v1.0/applications/x").map(|f| f.status),
+            Some(429)
+        );
         assert!(take_scripted(&mut l, "POST", "/v1.0/applications").is_some());
         assert!(take_scripted(&mut l, "POST", "/v1.0/applications").is_none());
         assert_eq!(format_secs(0.05), "0.05");

@@ -44,16 +44,28 @@ fn not_found(ctx: &Ctx, id: &str) -> Reply {
     error_reply(
         404,
         "Request_ResourceNotFound",
-        &format!("Resource '{id}' does not exist or one of its queried reference-property objects are not present."),
+        &format!(
+            "Resource '{id}' does not exist or one of its queried reference-property objects are not present."
+        ),
         ctx,
     )
 }
 fn no_segment(ctx: &Ctx, seg: &str) -> Reply {
-    error_reply(400, "BadRequest", &format!("Resource not found for the segment '{seg}'."), ctx)
+    error_reply(
+        400,
+        "BadRequest",
+        &format!("Resource not found for the segment '{seg}'."),
+        ctx,
+    )
 }
 fn method_not_allowed(ctx: &Ctx) -> Reply {
     // UNVERIFIED: wording of Graph's 405 for directory resources.
-    error_reply(405, "Request_BadRequest", "Specified HTTP method is not allowed for the request target.", ctx)
+    error_reply(
+        405,
+        "Request_BadRequest",
+        "Specified HTTP method is not allowed for the request target.",
+        ctx,
+    )
 }
 fn conflict(ctx: &Ctx, msg: &str) -> Reply {
     error_reply(409, "Request_MultipleObjectsWithSameKeyValue", msg, ctx)
@@ -78,26 +90,54 @@ pub fn handle(sim: &Sim, ctx: &Ctx) -> Reply {
     };
     let is_admin = {
         let t = lock(&sim.tenant);
-        claims["idtyp"] == "user" || claims["appid"].as_str().is_some_and(|a| a.eq_ignore_ascii_case(&t.admin.client_id))
+        claims["idtyp"] == "user"
+            || claims["appid"]
+                .as_str()
+                .is_some_and(|a| a.eq_ignore_ascii_case(&t.admin.client_id))
     };
     if !is_admin {
-        return error_reply(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.", ctx);
+        return error_reply(
+            403,
+            "Authorization_RequestDenied",
+            "Insufficient privileges to complete the operation.",
+            ctx,
+        );
     }
     let has_body = !ctx.body.is_empty();
     let body: Value = if has_body {
         let ct = ctx.header("content-type").unwrap_or("");
         if !ct.to_ascii_lowercase().starts_with("application/json") {
             // UNVERIFIED: Graph's exact wording for a missing/wrong Content-Type.
-            return error_reply(415, "BadRequest", &format!("The request entity's media type '{ct}' is not supported for this resource."), ctx);
+            return error_reply(
+                415,
+                "BadRequest",
+                &format!(
+                    "The request entity's media type '{ct}' is not supported for this resource."
+                ),
+                ctx,
+            );
         }
         match serde_json::from_slice(&ctx.body) {
             Ok(v) => v,
-            Err(_) => return error_reply(400, "BadRequest", "Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format.", ctx),
+            Err(_) => {
+                return error_reply(
+                    400,
+                    "BadRequest",
+                    "Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format.",
+                    ctx,
+                );
+            }
         }
     } else {
         Value::Null
     };
-    let raw: Vec<&str> = ctx.path.trim_start_matches("/v1.0").trim_start_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    let raw: Vec<&str> = ctx
+        .path
+        .trim_start_matches("/v1.0")
+        .trim_start_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
     let mut segs = Vec::new();
     for r in &raw {
         match odata::parse_segment(r) {
@@ -115,46 +155,69 @@ fn seg_is(s: &Segment, name: &str) -> bool {
 
 fn route(sim: &Sim, ctx: &Ctx, segs: &[Segment], body: &Value) -> R {
     let m = ctx.method.as_str();
-    let Some(first) = segs.first() else { return Err(no_segment(ctx, "v1.0")) };
+    let Some(first) = segs.first() else {
+        return Err(no_segment(ctx, "v1.0"));
+    };
     match first.name.as_str() {
         "organization" if segs.len() == 1 => {
-            if m != "GET" { return Err(method_not_allowed(ctx)); }
+            if m != "GET" {
+                return Err(method_not_allowed(ctx));
+            }
             let t = lock(&sim.tenant);
             let org = json!({"id": t.tenant_id, "displayName": t.org_display_name, "verifiedDomains": verified_domains(&t), "onPremisesSyncEnabled": t.federated_domain.is_some()});
             let u = sim.urls().main;
-            Ok(Reply::json(200, json!({"@odata.context": format!("{u}/v1.0/$metadata#organization"), "value": [org]})))
+            Ok(Reply::json(
+                200,
+                json!({"@odata.context": format!("{u}/v1.0/$metadata#organization"), "value": [org]}),
+            ))
         }
         "domains" if segs.len() == 1 => {
-            if m != "GET" { return Err(method_not_allowed(ctx)); }
+            if m != "GET" {
+                return Err(method_not_allowed(ctx));
+            }
             let t = lock(&sim.tenant);
-            let mut v = vec![json!({"id": t.initial_domain, "authenticationType": "Managed", "isAdminManaged": true, "isDefault": t.federated_domain.is_none(), "isInitial": true, "isRoot": true, "isVerified": true, "supportedServices": ["Email", "OfficeCommunicationsOnline"]})];
+            let mut v = vec![
+                json!({"id": t.initial_domain, "authenticationType": "Managed", "isAdminManaged": true, "isDefault": t.federated_domain.is_none(), "isInitial": true, "isRoot": true, "isVerified": true, "supportedServices": ["Email", "OfficeCommunicationsOnline"]}),
+            ];
             if let Some(f) = &t.federated_domain {
                 v.push(json!({"id": f, "authenticationType": "Federated", "isAdminManaged": true, "isDefault": true, "isInitial": false, "isRoot": true, "isVerified": true, "supportedServices": ["Email"]}));
             }
             let u = sim.urls().main;
-            Ok(Reply::json(200, json!({"@odata.context": format!("{u}/v1.0/$metadata#domains"), "value": v})))
+            Ok(Reply::json(
+                200,
+                json!({"@odata.context": format!("{u}/v1.0/$metadata#domains"), "value": v}),
+            ))
         }
         "directory" if segs.len() == 2 && seg_is(&segs[1], "onPremisesSynchronization") => {
-            if m != "GET" { return Err(method_not_allowed(ctx)); }
+            if m != "GET" {
+                return Err(method_not_allowed(ctx));
+            }
             let t = lock(&sim.tenant);
             let u = sim.urls().main;
-            Ok(Reply::json(200, json!({"@odata.context": format!("{u}/v1.0/$metadata#directory/onPremisesSynchronization"), "value": [{
-                "id": t.tenant_id,
-                "configuration": {"accidentalDeletionPrevention": null, "synchronizationInterval": "PT30M"},
-                "features": {"passwordSyncEnabled": true, "directoryExtensionsEnabled": false, "passwordWritebackEnabled": false}
-            }]})))
+            Ok(Reply::json(
+                200,
+                json!({"@odata.context": format!("{u}/v1.0/$metadata#directory/onPremisesSynchronization"), "value": [{
+                    "id": t.tenant_id,
+                    "configuration": {"accidentalDeletionPrevention": null, "synchronizationInterval": "PT30M"},
+                    "features": {"passwordSyncEnabled": true, "directoryExtensionsEnabled": false, "passwordWritebackEnabled": false}
+                }]}),
+            ))
         }
         "applications" => applications(sim, ctx, segs, body),
         "servicePrincipals" => service_principals(sim, ctx, segs, body),
         "oauth2PermissionGrants" => grants(sim, ctx, segs, body),
-        "policies" if segs.len() >= 2 && seg_is(&segs[1], "homeRealmDiscoveryPolicies") => policies(sim, ctx, &segs[1..], body),
+        "policies" if segs.len() >= 2 && seg_is(&segs[1], "homeRealmDiscoveryPolicies") => {
+            policies(sim, ctx, &segs[1..], body)
+        }
         "policies" if segs.len() >= 2 => Err(no_segment(ctx, &segs[1].name)),
         _ => Err(no_segment(ctx, &first.name)),
     }
 }
 
 fn verified_domains(t: &Tenant) -> Value {
-    let mut v = vec![json!({"capabilities": "Email, OfficeCommunicationsOnline", "isDefault": t.federated_domain.is_none(), "isInitial": true, "name": t.initial_domain, "type": "Managed"})];
+    let mut v = vec![
+        json!({"capabilities": "Email, OfficeCommunicationsOnline", "isDefault": t.federated_domain.is_none(), "isInitial": true, "name": t.initial_domain, "type": "Managed"}),
+    ];
     if let Some(f) = &t.federated_domain {
         v.push(json!({"capabilities": "Email", "isDefault": true, "isInitial": false, "name": f, "type": "Federated"}));
     }
@@ -170,16 +233,32 @@ enum Addr {
 }
 
 /// Resolve `coll`, `coll/{id}` or `coll(prop='v')` into an address and the rest of the path.
-fn address<'a>(ctx: &Ctx, segs: &'a [Segment], alt_keys: &[&str]) -> Result<(Option<Addr>, &'a [Segment]), Reply> {
+fn address<'a>(
+    ctx: &Ctx,
+    segs: &'a [Segment],
+    alt_keys: &[&str],
+) -> Result<(Option<Addr>, &'a [Segment]), Reply> {
     let first = &segs[0];
     match &first.key {
-        Some(Key::Named(kv)) if kv.len() == 1 && alt_keys.contains(&kv[0].0.as_str()) => match &kv[0].1 {
-            Literal::Str(s) => Ok((Some(Addr::Alt(kv[0].0.clone(), s.clone())), &segs[1..])),
-            _ => Err(error_reply(400, "BadRequest", &format!("The key value for '{}' must be a string literal.", kv[0].0), ctx)),
-        },
+        Some(Key::Named(kv)) if kv.len() == 1 && alt_keys.contains(&kv[0].0.as_str()) => {
+            match &kv[0].1 {
+                Literal::Str(s) => Ok((Some(Addr::Alt(kv[0].0.clone(), s.clone())), &segs[1..])),
+                _ => Err(error_reply(
+                    400,
+                    "BadRequest",
+                    &format!("The key value for '{}' must be a string literal.", kv[0].0),
+                    ctx,
+                )),
+            }
+        }
         Some(Key::Single(Literal::Str(s))) => Ok((Some(Addr::Id(s.clone())), &segs[1..])),
         Some(Key::Single(Literal::Guid(s))) => Ok((Some(Addr::Id(s.clone())), &segs[1..])),
-        Some(_) => Err(error_reply(400, "BadRequest", "Bad Request - Error in query syntax.", ctx)),
+        Some(_) => Err(error_reply(
+            400,
+            "BadRequest",
+            "Bad Request - Error in query syntax.",
+            ctx,
+        )),
         None if segs.len() > 1 => Ok((Some(Addr::Id(segs[1].name.clone())), &segs[2..])),
         None => Ok((None, &segs[1..])),
     }
@@ -190,7 +269,11 @@ fn find(list: &[Obj], a: &Addr) -> Option<usize> {
         Addr::Id(id) => o.id().eq_ignore_ascii_case(id),
         Addr::Alt(k, v) => {
             let x = o.str(k).unwrap_or("");
-            if k == "uniqueName" { x == v } else { x.eq_ignore_ascii_case(v) }
+            if k == "uniqueName" {
+                x == v
+            } else {
+                x.eq_ignore_ascii_case(v)
+            }
         }
     })
 }
@@ -202,11 +285,18 @@ fn addr_text(a: &Addr) -> String {
 }
 
 fn select_list(ctx: &Ctx, ty: &str) -> Result<Option<Vec<String>>, Reply> {
-    let Some(s) = ctx.q("$select") else { return Ok(None) };
+    let Some(s) = ctx.q("$select") else {
+        return Ok(None);
+    };
     let list = odata::parse_select(s);
     for p in &list {
         if !schema::has_property(ty, p) {
-            return Err(error_reply(400, "Request_BadRequest", &format!("Could not find a property named '{p}' on type 'microsoft.graph.{ty}'."), ctx));
+            return Err(error_reply(
+                400,
+                "Request_BadRequest",
+                &format!("Could not find a property named '{p}' on type 'microsoft.graph.{ty}'."),
+                ctx,
+            ));
         }
     }
     Ok(Some(list))
@@ -214,8 +304,14 @@ fn select_list(ctx: &Ctx, ty: &str) -> Result<Option<Vec<String>>, Reply> {
 
 fn context(sim: &Sim, coll: &str, select: &Option<Vec<String>>, entity: bool) -> String {
     let u = sim.urls().main;
-    let sel = select.as_ref().map(|s| format!("({})", s.join(","))).unwrap_or_default();
-    format!("{u}/v1.0/$metadata#{coll}{sel}{}", if entity { "/$entity" } else { "" })
+    let sel = select
+        .as_ref()
+        .map(|s| format!("({})", s.join(",")))
+        .unwrap_or_default();
+    format!(
+        "{u}/v1.0/$metadata#{coll}{sel}{}",
+        if entity { "/$entity" } else { "" }
+    )
 }
 
 fn single(sim: &Sim, ctx: &Ctx, ty: &str, coll: &str, data: &Value) -> R {
@@ -226,7 +322,10 @@ fn single(sim: &Sim, ctx: &Ctx, ty: &str, coll: &str, data: &Value) -> R {
     };
     if let Value::Object(m) = &mut out {
         let mut n = Map::new();
-        n.insert("@odata.context".into(), json!(context(sim, coll, &select, true)));
+        n.insert(
+            "@odata.context".into(),
+            json!(context(sim, coll, &select, true)),
+        );
         n.extend(std::mem::take(m));
         *m = n;
     }
@@ -237,10 +336,25 @@ fn list(sim: &Sim, ctx: &Ctx, ty: &str, coll: &str, items: Vec<Value>) -> R {
     let select = select_list(ctx, ty)?;
     let mut items = items;
     if let Some(f) = ctx.q("$filter") {
-        let filter = odata::parse_filter(f).map_err(|e| error_reply(400, "BadRequest", &format!("Invalid filter clause: {e}"), ctx))?;
+        let filter = odata::parse_filter(f).map_err(|e| {
+            error_reply(
+                400,
+                "BadRequest",
+                &format!("Invalid filter clause: {e}"),
+                ctx,
+            )
+        })?;
         for c in &filter {
             let Some(p) = schema::property(ty, &c.prop) else {
-                return Err(error_reply(400, "Request_BadRequest", &format!("Could not find a property named '{}' on type 'microsoft.graph.{ty}'.", c.prop), ctx));
+                return Err(error_reply(
+                    400,
+                    "Request_BadRequest",
+                    &format!(
+                        "Could not find a property named '{}' on type 'microsoft.graph.{ty}'.",
+                        c.prop
+                    ),
+                    ctx,
+                ));
             };
             let pty = p["type"].as_str().unwrap_or("");
             let ok = match (&c.value, pty) {
@@ -252,7 +366,15 @@ fn list(sim: &Sim, ctx: &Ctx, ty: &str, coll: &str, items: Vec<Value>) -> R {
                 _ => false,
             };
             if !ok {
-                return Err(error_reply(400, "Request_BadRequest", &format!("A binary operator with incompatible types was detected. Found operand types '{pty}' and '{}' for operator kind 'Equal'.", c.value.edm()), ctx));
+                return Err(error_reply(
+                    400,
+                    "Request_BadRequest",
+                    &format!(
+                        "A binary operator with incompatible types was detected. Found operand types '{pty}' and '{}' for operator kind 'Equal'.",
+                        c.value.edm()
+                    ),
+                    ctx,
+                ));
             }
         }
         items.retain(|o| odata::matches(o, &filter));
@@ -261,7 +383,16 @@ fn list(sim: &Sim, ctx: &Ctx, ty: &str, coll: &str, items: Vec<Value>) -> R {
         None => 100,
         Some(t) => match t.parse::<usize>() {
             Ok(n) if (1..=999).contains(&n) => n,
-            _ => return Err(error_reply(400, "Request_BadRequest", &format!("Invalid page size specified: '{t}'. Must be between 1 and 999 inclusive."), ctx)),
+            _ => {
+                return Err(error_reply(
+                    400,
+                    "Request_BadRequest",
+                    &format!(
+                        "Invalid page size specified: '{t}'. Must be between 1 and 999 inclusive."
+                    ),
+                    ctx,
+                ));
+            }
         },
     };
     let skip = match ctx.q("$skiptoken") {
@@ -285,29 +416,49 @@ fn list(sim: &Sim, ctx: &Ctx, ty: &str, coll: &str, items: Vec<Value>) -> R {
             .as_deref()
             .unwrap_or("")
             .split('&')
-            .filter(|p| !p.is_empty() && !p.starts_with("$skiptoken=") && !p.starts_with("%24skiptoken="))
+            .filter(|p| {
+                !p.is_empty() && !p.starts_with("$skiptoken=") && !p.starts_with("%24skiptoken=")
+            })
             .collect();
         let mut q = kept.join("&");
         if !q.is_empty() {
             q.push('&');
         }
         let u = sim.urls().main;
-        out["@odata.nextLink"] = json!(format!("{u}{}?{q}$skiptoken={}", ctx.path, encode_skiptoken(skip + top)));
+        out["@odata.nextLink"] = json!(format!(
+            "{u}{}?{q}$skiptoken={}",
+            ctx.path,
+            encode_skiptoken(skip + top)
+        ));
     }
     Ok(Reply::json(200, out))
 }
 
 fn encode_skiptoken(n: usize) -> String {
-    format!("RFNwdAIAAQAAA{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("skip:{n}")))
+    format!(
+        "RFNwdAIAAQAAA{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("skip:{n}"))
+    )
 }
 fn decode_skiptoken(t: &str) -> Option<usize> {
-    let b = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(t.strip_prefix("RFNwdAIAAQAAA")?).ok()?;
-    String::from_utf8(b).ok()?.strip_prefix("skip:")?.parse().ok()
+    let b = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(t.strip_prefix("RFNwdAIAAQAAA")?)
+        .ok()?;
+    String::from_utf8(b)
+        .ok()?
+        .strip_prefix("skip:")?
+        .parse()
+        .ok()
 }
 
 fn validate(ctx: &Ctx, ty: &str, body: &Value) -> Result<(), Reply> {
     if !body.is_object() {
-        return Err(error_reply(400, "BadRequest", "Empty Payload. JSON content expected.", ctx));
+        return Err(error_reply(
+            400,
+            "BadRequest",
+            "Empty Payload. JSON content expected.",
+            ctx,
+        ));
     }
     schema::validate(ty, body).map_err(|e| bad(ctx, &e.message(ty)))
 }
@@ -316,7 +467,10 @@ fn read_only(ctx: &Ctx, body: &Value, props: &[&str]) -> Result<(), Reply> {
     for p in props {
         if body.get(*p).is_some() {
             // UNVERIFIED: wording for writing a read-only property.
-            return Err(bad(ctx, &format!("Property '{p}' is read-only and cannot be set.")));
+            return Err(bad(
+                ctx,
+                &format!("Property '{p}' is read-only and cannot be set."),
+            ));
         }
     }
     Ok(())
@@ -333,7 +487,10 @@ fn merge(target: &mut Value, body: &Value) {
 }
 
 fn visible_list(sim: &Sim, list: &[Obj]) -> Vec<Value> {
-    list.iter().filter(|o| sim.visible(o.created_ms)).map(|o| o.data.clone()).collect()
+    list.iter()
+        .filter(|o| sim.visible(o.created_ms))
+        .map(|o| o.data.clone())
+        .collect()
 }
 
 // ---------- applications ----------
@@ -359,20 +516,42 @@ fn new_application(t: &Tenant, body: &Value) -> Value {
 
 fn check_app_body(ctx: &Ctx, body: &Value, creating: bool) -> Result<(), Reply> {
     validate(ctx, "application", body)?;
-    read_only(ctx, body, &["id", "appId", "createdDateTime", "publisherDomain", "deletedDateTime"])?;
-    if body.get("passwordCredentials").is_some_and(|p| p.as_array().is_none_or(|a| !a.is_empty())) {
-        return Err(bad(ctx, if creating {
-            "Adding passwordCredential when creating applications is not supported. Use the addPassword method."
-        } else {
-            "Using PATCH to set passwordCredential is not supported. Use the addPassword and removePassword methods."
-        }));
+    read_only(
+        ctx,
+        body,
+        &[
+            "id",
+            "appId",
+            "createdDateTime",
+            "publisherDomain",
+            "deletedDateTime",
+        ],
+    )?;
+    if body
+        .get("passwordCredentials")
+        .is_some_and(|p| p.as_array().is_none_or(|a| !a.is_empty()))
+    {
+        return Err(bad(
+            ctx,
+            if creating {
+                "Adding passwordCredential when creating applications is not supported. Use the addPassword method."
+            } else {
+                "Using PATCH to set passwordCredential is not supported. Use the addPassword and removePassword methods."
+            },
+        ));
     }
     if let Some(d) = body.get("displayName") {
         if d.as_str().is_none_or(|s| s.trim().is_empty()) {
-            return Err(bad(ctx, "Invalid value specified for property 'displayName' of resource 'Application'."));
+            return Err(bad(
+                ctx,
+                "Invalid value specified for property 'displayName' of resource 'Application'.",
+            ));
         }
     } else if creating {
-        return Err(bad(ctx, "Invalid value specified for property 'displayName' of resource 'Application'."));
+        return Err(bad(
+            ctx,
+            "Invalid value specified for property 'displayName' of resource 'Application'.",
+        ));
     }
     Ok(())
 }
@@ -390,16 +569,35 @@ fn applications(sim: &Sim, ctx: &Ctx, segs: &[Segment], body: &Value) -> R {
                 check_app_body(ctx, body, true)?;
                 let mut t = lock(&sim.tenant);
                 if let Some(u) = body.get("uniqueName").and_then(Value::as_str) {
-                    if t.applications.iter().any(|a| a.str("uniqueName") == Some(u)) {
-                        return Err(conflict(ctx, &format!("Another object with the same value for property uniqueName already exists. Value: '{u}'.")));
+                    if t.applications
+                        .iter()
+                        .any(|a| a.str("uniqueName") == Some(u))
+                    {
+                        return Err(conflict(
+                            ctx,
+                            &format!(
+                                "Another object with the same value for property uniqueName already exists. Value: '{u}'."
+                            ),
+                        ));
                     }
                 }
                 let app = new_application(&t, body);
-                t.applications.push(Obj { created_ms: now_ms(), data: app.clone(), secrets: Vec::new() });
+                t.applications.push(Obj {
+                    created_ms: now_ms(),
+                    data: app.clone(),
+                    secrets: Vec::new(),
+                });
                 drop(t);
                 let mut r = single(sim, ctx, "application", "applications", &app)?;
                 r.status = 201;
-                Ok(r.header("location", format!("{}/v1.0/directoryObjects/{}/Microsoft.DirectoryServices.Application", sim.urls().main, app["id"].as_str().unwrap_or(""))))
+                Ok(r.header(
+                    "location",
+                    format!(
+                        "{}/v1.0/directoryObjects/{}/Microsoft.DirectoryServices.Application",
+                        sim.urls().main,
+                        app["id"].as_str().unwrap_or("")
+                    ),
+                ))
             }
             _ => Err(method_not_allowed(ctx)),
         };
@@ -427,7 +625,9 @@ fn applications(sim: &Sim, ctx: &Ctx, segs: &[Segment], body: &Value) -> R {
             single(sim, ctx, "application", "applications", &data)
         }
         "PATCH" => {
-            let create = ctx.header("prefer").is_some_and(|p| p.to_ascii_lowercase().contains("create-if-missing"));
+            let create = ctx
+                .header("prefer")
+                .is_some_and(|p| p.to_ascii_lowercase().contains("create-if-missing"));
             // the upsert (uniqueName + Prefer) works on the authoritative copy, so it converges
             let target = if upsert_key && create { idx } else { vis };
             match target {
@@ -435,7 +635,10 @@ fn applications(sim: &Sim, ctx: &Ctx, segs: &[Segment], body: &Value) -> R {
                     check_app_body(ctx, body, false)?;
                     if let Some(u) = body.get("uniqueName") {
                         if u.as_str() != t.applications[i].str("uniqueName") {
-                            return Err(bad(ctx, "Property 'uniqueName' is read-only and cannot be set."));
+                            return Err(bad(
+                                ctx,
+                                "Property 'uniqueName' is read-only and cannot be set.",
+                            ));
                         }
                     }
                     merge(&mut t.applications[i].data, body);
@@ -443,14 +646,26 @@ fn applications(sim: &Sim, ctx: &Ctx, segs: &[Segment], body: &Value) -> R {
                 }
                 None if upsert_key && create => {
                     check_app_body(ctx, body, true)?;
-                    let Addr::Alt(_, u) = &addr else { return Err(not_found(ctx, "")) };
-                    if body.get("uniqueName").is_some_and(|b| b.as_str() != Some(u.as_str())) {
-                        return Err(bad(ctx, "Property 'uniqueName' is read-only and cannot be set."));
+                    let Addr::Alt(_, u) = &addr else {
+                        return Err(not_found(ctx, ""));
+                    };
+                    if body
+                        .get("uniqueName")
+                        .is_some_and(|b| b.as_str() != Some(u.as_str()))
+                    {
+                        return Err(bad(
+                            ctx,
+                            "Property 'uniqueName' is read-only and cannot be set.",
+                        ));
                     }
                     let mut b = body.clone();
                     b["uniqueName"] = json!(u);
                     let app = new_application(&t, &b);
-                    t.applications.push(Obj { created_ms: now_ms(), data: app.clone(), secrets: Vec::new() });
+                    t.applications.push(Obj {
+                        created_ms: now_ms(),
+                        data: app.clone(),
+                        secrets: Vec::new(),
+                    });
                     drop(t);
                     let mut r = single(sim, ctx, "application", "applications", &app)?;
                     r.status = 201;
@@ -463,7 +678,12 @@ fn applications(sim: &Sim, ctx: &Ctx, segs: &[Segment], body: &Value) -> R {
             let i = vis.ok_or_else(|| not_found(ctx, &addr_text(&addr)))?;
             let app = t.applications.remove(i);
             let app_id = app.str("appId").unwrap_or("").to_string();
-            let sp_ids: Vec<String> = t.service_principals.iter().filter(|s| s.str("appId") == Some(app_id.as_str())).map(|s| s.id().to_string()).collect();
+            let sp_ids: Vec<String> = t
+                .service_principals
+                .iter()
+                .filter(|s| s.str("appId") == Some(app_id.as_str()))
+                .map(|s| s.id().to_string())
+                .collect();
             remove_sps(&mut t, &sp_ids);
             Ok(Reply::empty(204))
         }
@@ -472,9 +692,12 @@ fn applications(sim: &Sim, ctx: &Ctx, segs: &[Segment], body: &Value) -> R {
 }
 
 fn remove_sps(t: &mut Tenant, sp_ids: &[String]) {
-    t.service_principals.retain(|s| !sp_ids.iter().any(|x| x == s.id()));
+    t.service_principals
+        .retain(|s| !sp_ids.iter().any(|x| x == s.id()));
     t.oauth2_permission_grants.retain(|g| {
-        !sp_ids.iter().any(|x| Some(x.as_str()) == g.str("clientId") || Some(x.as_str()) == g.str("resourceId"))
+        !sp_ids.iter().any(|x| {
+            Some(x.as_str()) == g.str("clientId") || Some(x.as_str()) == g.str("resourceId")
+        })
     });
     t.hrd_assignments.retain(|a| !sp_ids.contains(&a.sp_id));
 }
@@ -486,29 +709,60 @@ fn add_password(sim: &Sim, ctx: &Ctx, addr: &Addr, body: &Value) -> R {
         Value::Null => json!({}),
         Value::Object(m) => {
             if let Some(k) = m.keys().find(|k| *k != "passwordCredential") {
-                return Err(bad(ctx, &format!("Property '{k}' does not exist as a declared property or extension property.")));
+                return Err(bad(
+                    ctx,
+                    &format!(
+                        "Property '{k}' does not exist as a declared property or extension property."
+                    ),
+                ));
             }
             m.get("passwordCredential").cloned().unwrap_or(json!({}))
         }
-        _ => return Err(error_reply(400, "BadRequest", "Empty Payload. JSON content expected.", ctx)),
+        _ => {
+            return Err(error_reply(
+                400,
+                "BadRequest",
+                "Empty Payload. JSON content expected.",
+                ctx,
+            ));
+        }
     };
     if !cred.is_null() {
-        schema::validate("passwordCredential", &cred).map_err(|e| bad(ctx, &e.message("passwordCredential")))?;
+        schema::validate("passwordCredential", &cred)
+            .map_err(|e| bad(ctx, &e.message("passwordCredential")))?;
     }
     let now = now_ms();
-    let start = cred.get("startDateTime").and_then(Value::as_str).and_then(parse_rfc3339_ms).unwrap_or(now);
-    let end = cred.get("endDateTime").and_then(Value::as_str).and_then(parse_rfc3339_ms).unwrap_or(start + 730 * 86_400_000);
+    let start = cred
+        .get("startDateTime")
+        .and_then(Value::as_str)
+        .and_then(parse_rfc3339_ms)
+        .unwrap_or(now);
+    let end = cred
+        .get("endDateTime")
+        .and_then(Value::as_str)
+        .and_then(parse_rfc3339_ms)
+        .unwrap_or(start + 730 * 86_400_000);
     if end <= start {
         return Err(bad(ctx, "Key credential end date is invalid."));
     }
     if let Some(days) = sim.opts.max_secret_days {
         if end - start > u64::from(days) * 86_400_000 {
-            let msg = format!("Credential lifetime exceeds the max value allowed as per assigned policy '{POLICY_ID}'.");
-            return Err(err_with(400, "CredentialInvalidLifetimeAsPerAppPolicy", &msg, Some(json!([{"code": "InvalidKeyEndDate", "message": msg, "target": "EndDate"}])), ctx));
+            let msg = format!(
+                "Credential lifetime exceeds the max value allowed as per assigned policy '{POLICY_ID}'."
+            );
+            return Err(err_with(
+                400,
+                "CredentialInvalidLifetimeAsPerAppPolicy",
+                &msg,
+                Some(json!([{"code": "InvalidKeyEndDate", "message": msg, "target": "EndDate"}])),
+                ctx,
+            ));
         }
     }
     let mut t = lock(&sim.tenant);
-    let i = find(&t.applications, addr).filter(|i| sim.visible(t.applications[*i].created_ms)).ok_or_else(|| not_found(ctx, &addr_text(addr)))?;
+    let i = find(&t.applications, addr)
+        .filter(|i| sim.visible(t.applications[*i].created_ms))
+        .ok_or_else(|| not_found(ctx, &addr_text(addr)))?;
     let secret = random_secret(40);
     let key_id = new_guid();
     let meta = json!({
@@ -521,26 +775,56 @@ fn add_password(sim: &Sim, ctx: &Ctx, addr: &Addr, body: &Value) -> R {
         "startDateTime": rfc3339(start)
     });
     let app = &mut t.applications[i];
-    if let Some(a) = app.data.get_mut("passwordCredentials").and_then(Value::as_array_mut) {
+    if let Some(a) = app
+        .data
+        .get_mut("passwordCredentials")
+        .and_then(Value::as_array_mut)
+    {
         a.push(meta.clone());
     }
-    app.secrets.push(SecretRec { key_id, sha256: sha256_hex(&secret), end_ms: end });
+    app.secrets.push(SecretRec {
+        key_id,
+        sha256: sha256_hex(&secret),
+        end_ms: end,
+    });
     let mut out = meta;
     out["secretText"] = json!(secret);
     let u = sim.urls().main;
-    out.as_object_mut().map(|m| m.insert("@odata.context".into(), json!(format!("{u}/v1.0/$metadata#microsoft.graph.passwordCredential"))));
+    out.as_object_mut().map(|m| {
+        m.insert(
+            "@odata.context".into(),
+            json!(format!(
+                "{u}/v1.0/$metadata#microsoft.graph.passwordCredential"
+            )),
+        )
+    });
     Ok(Reply::json(200, out))
 }
 
 fn remove_password(sim: &Sim, ctx: &Ctx, addr: &Addr, body: &Value) -> R {
-    let Some(key) = body.get("keyId").and_then(Value::as_str).filter(|k| odata::is_guid(k)) else {
-        return Err(bad(ctx, "Invalid value specified for property 'keyId' of resource 'removePassword'."));
+    let Some(key) = body
+        .get("keyId")
+        .and_then(Value::as_str)
+        .filter(|k| odata::is_guid(k))
+    else {
+        return Err(bad(
+            ctx,
+            "Invalid value specified for property 'keyId' of resource 'removePassword'.",
+        ));
     };
-    if let Some(k) = body.as_object().and_then(|m| m.keys().find(|k| *k != "keyId")) {
-        return Err(bad(ctx, &format!("Property '{k}' does not exist as a declared property or extension property.")));
+    if let Some(k) = body
+        .as_object()
+        .and_then(|m| m.keys().find(|k| *k != "keyId"))
+    {
+        return Err(bad(
+            ctx,
+            &format!("Property '{k}' does not exist as a declared property or extension property."),
+        ));
     }
     let mut t = lock(&sim.tenant);
-    let i = find(&t.applications, addr).filter(|i| sim.visible(t.applications[*i].created_ms)).ok_or_else(|| not_found(ctx, &addr_text(addr)))?;
+    let i = find(&t.applications, addr)
+        .filter(|i| sim.visible(t.applications[*i].created_ms))
+        .ok_or_else(|| not_found(ctx, &addr_text(addr)))?;
     let app = &mut t.applications[i];
     let before = app.secrets.len();
     app.secrets.retain(|s| !s.key_id.eq_ignore_ascii_case(key));
@@ -548,8 +832,16 @@ fn remove_password(sim: &Sim, ctx: &Ctx, addr: &Addr, body: &Value) -> R {
         // UNVERIFIED: status/code for an unknown keyId.
         return Err(not_found(ctx, key));
     }
-    if let Some(a) = app.data.get_mut("passwordCredentials").and_then(Value::as_array_mut) {
-        a.retain(|c| !c["keyId"].as_str().is_some_and(|k| k.eq_ignore_ascii_case(key)));
+    if let Some(a) = app
+        .data
+        .get_mut("passwordCredentials")
+        .and_then(Value::as_array_mut)
+    {
+        a.retain(|c| {
+            !c["keyId"]
+                .as_str()
+                .is_some_and(|k| k.eq_ignore_ascii_case(key))
+        });
     }
     Ok(Reply::empty(204))
 }
@@ -557,13 +849,25 @@ fn remove_password(sim: &Sim, ctx: &Ctx, addr: &Addr, body: &Value) -> R {
 // ---------- service principals ----------
 
 fn no_backing(ctx: &Ctx, app_id: &str) -> Reply {
-    let msg = format!("The appId '{app_id}' of the service principal does not reference a valid application object.");
-    err_with(400, "Request_BadRequest", &msg, Some(json!([{"code": "NoBackingApplicationObject", "message": msg, "target": "appId"}])), ctx)
+    let msg = format!(
+        "The appId '{app_id}' of the service principal does not reference a valid application object."
+    );
+    err_with(
+        400,
+        "Request_BadRequest",
+        &msg,
+        Some(json!([{"code": "NoBackingApplicationObject", "message": msg, "target": "appId"}])),
+        ctx,
+    )
 }
 
 /// Build a new SP for `app_id` (a replicated app of the tenant, or a first-party app).
 fn build_sp(sim: &Sim, t: &Tenant, ctx: &Ctx, app_id: &str) -> Result<Value, Reply> {
-    if let Some(app) = t.applications.iter().find(|a| a.str("appId").is_some_and(|x| x.eq_ignore_ascii_case(app_id)) && sim.visible(a.created_ms)) {
+    if let Some(app) = t.applications.iter().find(|a| {
+        a.str("appId")
+            .is_some_and(|x| x.eq_ignore_ascii_case(app_id))
+            && sim.visible(a.created_ms)
+    }) {
         let d = &app.data;
         return Ok(json!({
             "id": new_guid(), "deletedDateTime": null, "accountEnabled": true,
@@ -586,12 +890,21 @@ fn build_sp(sim: &Sim, t: &Tenant, ctx: &Ctx, app_id: &str) -> Result<Value, Rep
 }
 
 fn sp_dup(ctx: &Ctx, app_id: &str) -> Reply {
-    conflict(ctx, &format!("The service principal cannot be created, updated, or restored because the service principal name {app_id} is already in use."))
+    conflict(
+        ctx,
+        &format!(
+            "The service principal cannot be created, updated, or restored because the service principal name {app_id} is already in use."
+        ),
+    )
 }
 
 fn check_sp_body(ctx: &Ctx, body: &Value) -> Result<(), Reply> {
     validate(ctx, "servicePrincipal", body)?;
-    read_only(ctx, body, &["id", "appOwnerOrganizationId", "deletedDateTime"])
+    read_only(
+        ctx,
+        body,
+        &["id", "appOwnerOrganizationId", "deletedDateTime"],
+    )
 }
 
 fn service_principals(sim: &Sim, ctx: &Ctx, segs: &[Segment], body: &Value) -> R {
@@ -609,12 +922,19 @@ fn service_principals(sim: &Sim, ctx: &Ctx, segs: &[Segment], body: &Value) -> R
                     return Err(bad(ctx, "The request must contain the 'appId' property."));
                 };
                 let mut t = lock(&sim.tenant);
-                if t.service_principals.iter().any(|s| s.str("appId").is_some_and(|x| x.eq_ignore_ascii_case(app_id))) {
+                if t.service_principals.iter().any(|s| {
+                    s.str("appId")
+                        .is_some_and(|x| x.eq_ignore_ascii_case(app_id))
+                }) {
                     return Err(sp_dup(ctx, app_id));
                 }
                 let mut sp = build_sp(sim, &t, ctx, app_id)?;
                 merge(&mut sp, body);
-                t.service_principals.push(Obj { created_ms: now_ms(), data: sp.clone(), secrets: Vec::new() });
+                t.service_principals.push(Obj {
+                    created_ms: now_ms(),
+                    data: sp.clone(),
+                    secrets: Vec::new(),
+                });
                 drop(t);
                 let mut r = single(sim, ctx, "servicePrincipal", "servicePrincipals", &sp)?;
                 r.status = 201;
@@ -637,10 +957,18 @@ fn service_principals(sim: &Sim, ctx: &Ctx, segs: &[Segment], body: &Value) -> R
             single(sim, ctx, "servicePrincipal", "servicePrincipals", &d)
         }
         "PATCH" => {
-            let create = ctx.header("prefer").is_some_and(|p| p.to_ascii_lowercase().contains("create-if-missing"));
+            let create = ctx
+                .header("prefer")
+                .is_some_and(|p| p.to_ascii_lowercase().contains("create-if-missing"));
             let by_app = matches!(addr, Addr::Alt(..));
             check_sp_body(ctx, body)?;
-            if body.get("appId").is_some_and(|a| Some(a.as_str().unwrap_or("")) != t.service_principals.get(idx.unwrap_or(usize::MAX)).and_then(|s| s.str("appId")) && idx.is_some()) {
+            if body.get("appId").is_some_and(|a| {
+                Some(a.as_str().unwrap_or(""))
+                    != t.service_principals
+                        .get(idx.unwrap_or(usize::MAX))
+                        .and_then(|s| s.str("appId"))
+                    && idx.is_some()
+            }) {
                 return Err(bad(ctx, "Property 'appId' is read-only and cannot be set."));
             }
             let target = if by_app && create { idx } else { vis };
@@ -653,7 +981,11 @@ fn service_principals(sim: &Sim, ctx: &Ctx, segs: &[Segment], body: &Value) -> R
                     let app_id = addr_text(&addr);
                     let mut sp = build_sp(sim, &t, ctx, &app_id)?;
                     merge(&mut sp, body);
-                    t.service_principals.push(Obj { created_ms: now_ms(), data: sp.clone(), secrets: Vec::new() });
+                    t.service_principals.push(Obj {
+                        created_ms: now_ms(),
+                        data: sp.clone(),
+                        secrets: Vec::new(),
+                    });
                     drop(t);
                     let mut r = single(sim, ctx, "servicePrincipal", "servicePrincipals", &sp)?;
                     r.status = 201;
@@ -676,74 +1008,146 @@ fn hrd_policy_id_from_ref(sim: &Sim, v: &str) -> Option<String> {
     let _ = sim;
     let rest = v.split("/v1.0/").nth(1)?;
     let id = rest.strip_prefix("policies/homeRealmDiscoveryPolicies/")?;
-    let id = id.strip_prefix('{').and_then(|i| i.strip_suffix('}')).unwrap_or(id);
+    let id = id
+        .strip_prefix('{')
+        .and_then(|i| i.strip_suffix('}'))
+        .unwrap_or(id);
     (!id.is_empty() && !id.contains('/')).then(|| id.to_string())
 }
 
 fn sp_nav(sim: &Sim, ctx: &Ctx, addr: &Addr, rest: &[Segment], body: &Value) -> R {
     let m = ctx.method.as_str();
     let mut t = lock(&sim.tenant);
-    let sp_idx = find(&t.service_principals, addr).filter(|i| sim.visible(t.service_principals[*i].created_ms));
+    let sp_idx = find(&t.service_principals, addr)
+        .filter(|i| sim.visible(t.service_principals[*i].created_ms));
     let nav = &rest[0];
     match (nav.name.as_str(), rest.len()) {
         ("oauth2PermissionGrants", 1) => {
-            if m != "GET" { return Err(method_not_allowed(ctx)); }
+            if m != "GET" {
+                return Err(method_not_allowed(ctx));
+            }
             let i = sp_idx.ok_or_else(|| not_found(ctx, &addr_text(addr)))?;
             let id = t.service_principals[i].id().to_string();
-            let items: Vec<Value> = t.oauth2_permission_grants.iter().filter(|g| sim.visible(g.created_ms) && g.str("clientId") == Some(id.as_str())).map(|g| g.data.clone()).collect();
+            let items: Vec<Value> = t
+                .oauth2_permission_grants
+                .iter()
+                .filter(|g| sim.visible(g.created_ms) && g.str("clientId") == Some(id.as_str()))
+                .map(|g| g.data.clone())
+                .collect();
             drop(t);
-            list(sim, ctx, "oAuth2PermissionGrant", "oauth2PermissionGrants", items)
+            list(
+                sim,
+                ctx,
+                "oAuth2PermissionGrant",
+                "oauth2PermissionGrants",
+                items,
+            )
         }
         ("homeRealmDiscoveryPolicies", 1) => {
-            if m != "GET" { return Err(method_not_allowed(ctx)); }
+            if m != "GET" {
+                return Err(method_not_allowed(ctx));
+            }
             let i = sp_idx.ok_or_else(|| not_found(ctx, &addr_text(addr)))?;
             let id = t.service_principals[i].id().to_string();
-            let items: Vec<Value> = t.hrd_assignments.iter()
+            let items: Vec<Value> = t
+                .hrd_assignments
+                .iter()
                 .filter(|a| a.sp_id == id && sim.visible(a.created_ms))
-                .filter_map(|a| t.home_realm_discovery_policies.iter().find(|p| p.id() == a.policy_id))
+                .filter_map(|a| {
+                    t.home_realm_discovery_policies
+                        .iter()
+                        .find(|p| p.id() == a.policy_id)
+                })
                 .map(|p| p.data.clone())
                 .collect();
             drop(t);
-            list(sim, ctx, "homeRealmDiscoveryPolicy", "Collection(microsoft.graph.homeRealmDiscoveryPolicy)", items)
+            list(
+                sim,
+                ctx,
+                "homeRealmDiscoveryPolicy",
+                "Collection(microsoft.graph.homeRealmDiscoveryPolicy)",
+                items,
+            )
         }
         ("homeRealmDiscoveryPolicies", 2) if seg_is(&rest[1], "$ref") => {
-            if m != "POST" { return Err(method_not_allowed(ctx)); }
+            if m != "POST" {
+                return Err(method_not_allowed(ctx));
+            }
             let i = sp_idx.ok_or_else(|| not_found(ctx, &addr_text(addr)))?;
             let sp_id = t.service_principals[i].id().to_string();
             let Some(r) = body.get("@odata.id").and_then(Value::as_str) else {
-                return Err(error_reply(400, "BadRequest", "The request body must contain an '@odata.id' property.", ctx));
+                return Err(error_reply(
+                    400,
+                    "BadRequest",
+                    "The request body must contain an '@odata.id' property.",
+                    ctx,
+                ));
             };
             let Some(pid) = hrd_policy_id_from_ref(sim, r) else {
-                return Err(error_reply(400, "BadRequest", &format!("Invalid object identifier '{r}'."), ctx));
+                return Err(error_reply(
+                    400,
+                    "BadRequest",
+                    &format!("Invalid object identifier '{r}'."),
+                    ctx,
+                ));
             };
-            if !t.home_realm_discovery_policies.iter().any(|p| p.id().eq_ignore_ascii_case(&pid) && sim.visible(p.created_ms)) {
+            if !t
+                .home_realm_discovery_policies
+                .iter()
+                .any(|p| p.id().eq_ignore_ascii_case(&pid) && sim.visible(p.created_ms))
+            {
                 return Err(not_found(ctx, &pid));
             }
-            let existing: Vec<&Assignment> = t.hrd_assignments.iter().filter(|a| a.sp_id == sp_id).collect();
-            if existing.iter().any(|a| a.policy_id.eq_ignore_ascii_case(&pid)) {
-                return Err(bad(ctx, "One or more added object references already exist for the following modified properties: 'policies'."));
+            let existing: Vec<&Assignment> = t
+                .hrd_assignments
+                .iter()
+                .filter(|a| a.sp_id == sp_id)
+                .collect();
+            if existing
+                .iter()
+                .any(|a| a.policy_id.eq_ignore_ascii_case(&pid))
+            {
+                return Err(bad(
+                    ctx,
+                    "One or more added object references already exist for the following modified properties: 'policies'.",
+                ));
             }
             if !existing.is_empty() {
                 // UNVERIFIED: exact error for a second HRD policy on one service principal
                 // (docs only say "you won't be able to add a second one").
-                return Err(conflict(ctx, "Another object with the same value for property policies already exists. A service principal can have only one policy of type HomeRealmDiscoveryPolicy assigned."));
+                return Err(conflict(
+                    ctx,
+                    "Another object with the same value for property policies already exists. A service principal can have only one policy of type HomeRealmDiscoveryPolicy assigned.",
+                ));
             }
-            t.hrd_assignments.push(Assignment { sp_id, policy_id: pid.to_ascii_lowercase(), created_ms: now_ms() });
+            t.hrd_assignments.push(Assignment {
+                sp_id,
+                policy_id: pid.to_ascii_lowercase(),
+                created_ms: now_ms(),
+            });
             Ok(Reply::empty(204))
         }
         ("homeRealmDiscoveryPolicies", 3) if seg_is(&rest[2], "$ref") => {
-            if m != "DELETE" { return Err(method_not_allowed(ctx)); }
+            if m != "DELETE" {
+                return Err(method_not_allowed(ctx));
+            }
             let i = sp_idx.ok_or_else(|| not_found(ctx, &addr_text(addr)))?;
             let sp_id = t.service_principals[i].id().to_string();
             let pid = rest[1].name.clone();
             let before = t.hrd_assignments.len();
-            t.hrd_assignments.retain(|a| !(a.sp_id == sp_id && a.policy_id.eq_ignore_ascii_case(&pid)));
+            t.hrd_assignments
+                .retain(|a| !(a.sp_id == sp_id && a.policy_id.eq_ignore_ascii_case(&pid)));
             if t.hrd_assignments.len() == before {
                 return Err(not_found(ctx, &pid));
             }
             Ok(Reply::empty(204))
         }
-        ("addPassword" | "removePassword", _) => Err(error_reply(400, "BadRequest", "This operation is not supported by the emulator for service principals.", ctx)),
+        ("addPassword" | "removePassword", _) => Err(error_reply(
+            400,
+            "BadRequest",
+            "This operation is not supported by the emulator for service principals.",
+            ctx,
+        )),
         _ => Err(no_segment(ctx, &nav.name)),
     }
 }
@@ -751,7 +1155,9 @@ fn sp_nav(sim: &Sim, ctx: &Ctx, addr: &Addr, rest: &[Segment], body: &Value) -> 
 // ---------- oauth2PermissionGrants ----------
 
 fn guid_le(s: &str) -> Vec<u8> {
-    uuid::Uuid::parse_str(s).map(|u| u.to_bytes_le().to_vec()).unwrap_or_default()
+    uuid::Uuid::parse_str(s)
+        .map(|u| u.to_bytes_le().to_vec())
+        .unwrap_or_default()
 }
 
 fn grants(sim: &Sim, ctx: &Ctx, segs: &[Segment], body: &Value) -> R {
@@ -766,31 +1172,59 @@ fn grants(sim: &Sim, ctx: &Ctx, segs: &[Segment], body: &Value) -> R {
             "GET" => {
                 let items = visible_list(sim, &t.oauth2_permission_grants);
                 drop(t);
-                list(sim, ctx, "oAuth2PermissionGrant", "oauth2PermissionGrants", items)
+                list(
+                    sim,
+                    ctx,
+                    "oAuth2PermissionGrant",
+                    "oauth2PermissionGrants",
+                    items,
+                )
             }
             "POST" => {
                 validate(ctx, "oAuth2PermissionGrant", body)?;
                 read_only(ctx, body, &["id"])?;
                 let s = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
-                let (Some(client), Some(resource), Some(ctype)) = (s("clientId"), s("resourceId"), s("consentType")) else {
-                    return Err(bad(ctx, "The properties 'clientId', 'consentType' and 'resourceId' are required."));
+                let (Some(client), Some(resource), Some(ctype)) =
+                    (s("clientId"), s("resourceId"), s("consentType"))
+                else {
+                    return Err(bad(
+                        ctx,
+                        "The properties 'clientId', 'consentType' and 'resourceId' are required.",
+                    ));
                 };
                 let principal = s("principalId");
                 match (ctype.as_str(), &principal) {
                     ("AllPrincipals", None) | ("Principal", Some(_)) => {}
-                    _ => return Err(bad(ctx, "Invalid value specified for property 'principalId' of resource 'OAuth2PermissionGrant'.")),
+                    _ => {
+                        return Err(bad(
+                            ctx,
+                            "Invalid value specified for property 'principalId' of resource 'OAuth2PermissionGrant'.",
+                        ));
+                    }
                 }
                 for (k, v) in [("clientId", &client), ("resourceId", &resource)] {
                     // UNVERIFIED: wording when clientId/resourceId is not a (replicated) SP.
-                    if !t.service_principals.iter().any(|sp| sp.id().eq_ignore_ascii_case(v) && sim.visible(sp.created_ms)) {
-                        return Err(bad(ctx, &format!("Invalid value specified for property '{k}' of resource 'OAuth2PermissionGrant'.")));
+                    if !t
+                        .service_principals
+                        .iter()
+                        .any(|sp| sp.id().eq_ignore_ascii_case(v) && sim.visible(sp.created_ms))
+                    {
+                        return Err(bad(
+                            ctx,
+                            &format!(
+                                "Invalid value specified for property '{k}' of resource 'OAuth2PermissionGrant'."
+                            ),
+                        ));
                     }
                 }
                 let dup = t.oauth2_permission_grants.iter().any(|g| {
-                    g.str("clientId").is_some_and(|x| x.eq_ignore_ascii_case(&client))
-                        && g.str("resourceId").is_some_and(|x| x.eq_ignore_ascii_case(&resource))
+                    g.str("clientId")
+                        .is_some_and(|x| x.eq_ignore_ascii_case(&client))
+                        && g.str("resourceId")
+                            .is_some_and(|x| x.eq_ignore_ascii_case(&resource))
                         && g.str("consentType") == Some(ctype.as_str())
-                        && g.str("principalId").map(str::to_ascii_lowercase) == principal.as_ref().map(|p| p.to_ascii_lowercase())
+                        && g.str("principalId").map(str::to_ascii_lowercase)
+                            == principal.as_ref().map(|p| p.to_ascii_lowercase())
                 });
                 if dup {
                     return Err(conflict(ctx, "Permission entry already exists."));
@@ -802,28 +1236,51 @@ fn grants(sim: &Sim, ctx: &Ctx, segs: &[Segment], body: &Value) -> R {
                 }
                 let id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
                 let g = json!({"clientId": client, "consentType": ctype, "id": id, "principalId": principal, "resourceId": resource, "scope": body.get("scope").cloned().unwrap_or(json!(""))});
-                t.oauth2_permission_grants.push(Obj { created_ms: now_ms(), data: g.clone(), secrets: Vec::new() });
+                t.oauth2_permission_grants.push(Obj {
+                    created_ms: now_ms(),
+                    data: g.clone(),
+                    secrets: Vec::new(),
+                });
                 drop(t);
-                let mut r = single(sim, ctx, "oAuth2PermissionGrant", "oauth2PermissionGrants", &g)?;
+                let mut r = single(
+                    sim,
+                    ctx,
+                    "oAuth2PermissionGrant",
+                    "oauth2PermissionGrants",
+                    &g,
+                )?;
                 r.status = 201;
                 Ok(r)
             }
             _ => Err(method_not_allowed(ctx)),
         };
     };
-    let i = find(&t.oauth2_permission_grants, &addr).filter(|i| sim.visible(t.oauth2_permission_grants[*i].created_ms));
+    let i = find(&t.oauth2_permission_grants, &addr)
+        .filter(|i| sim.visible(t.oauth2_permission_grants[*i].created_ms));
     match m {
         "GET" => {
             let i = i.ok_or_else(|| not_found(ctx, &addr_text(&addr)))?;
             let d = t.oauth2_permission_grants[i].data.clone();
             drop(t);
-            single(sim, ctx, "oAuth2PermissionGrant", "oauth2PermissionGrants", &d)
+            single(
+                sim,
+                ctx,
+                "oAuth2PermissionGrant",
+                "oauth2PermissionGrants",
+                &d,
+            )
         }
         "PATCH" => {
             validate(ctx, "oAuth2PermissionGrant", body)?;
             let i = i.ok_or_else(|| not_found(ctx, &addr_text(&addr)))?;
-            if let Some(k) = body.as_object().and_then(|o| o.keys().find(|k| *k != "scope")) {
-                return Err(bad(ctx, &format!("Property '{k}' is read-only and cannot be set.")));
+            if let Some(k) = body
+                .as_object()
+                .and_then(|o| o.keys().find(|k| *k != "scope"))
+            {
+                return Err(bad(
+                    ctx,
+                    &format!("Property '{k}' is read-only and cannot be set."),
+                ));
             }
             merge(&mut t.oauth2_permission_grants[i].data, body);
             Ok(Reply::empty(204))
@@ -845,18 +1302,34 @@ fn check_policy_body(ctx: &Ctx, body: &Value, creating: bool) -> Result<(), Repl
     match body.get("definition") {
         Some(Value::Array(a)) if !a.is_empty() => {
             for d in a {
-                if d.as_str().and_then(|s| serde_json::from_str::<Value>(s).ok()).is_none_or(|v| !v.is_object()) {
-                    return Err(bad(ctx, "Invalid value specified for property 'definition' of resource 'HomeRealmDiscoveryPolicy'."));
+                if d.as_str()
+                    .and_then(|s| serde_json::from_str::<Value>(s).ok())
+                    .is_none_or(|v| !v.is_object())
+                {
+                    return Err(bad(
+                        ctx,
+                        "Invalid value specified for property 'definition' of resource 'HomeRealmDiscoveryPolicy'.",
+                    ));
                 }
             }
         }
         None if !creating => {}
-        _ => return Err(bad(ctx, "Invalid value specified for property 'definition' of resource 'HomeRealmDiscoveryPolicy'.")),
+        _ => {
+            return Err(bad(
+                ctx,
+                "Invalid value specified for property 'definition' of resource 'HomeRealmDiscoveryPolicy'.",
+            ));
+        }
     }
     match body.get("displayName") {
         Some(Value::String(s)) if !s.trim().is_empty() => {}
         None if !creating => {}
-        _ => return Err(bad(ctx, "Invalid value specified for property 'displayName' of resource 'HomeRealmDiscoveryPolicy'.")),
+        _ => {
+            return Err(bad(
+                ctx,
+                "Invalid value specified for property 'displayName' of resource 'HomeRealmDiscoveryPolicy'.",
+            ));
+        }
     }
     Ok(())
 }
@@ -877,7 +1350,11 @@ fn policies(sim: &Sim, ctx: &Ctx, segs: &[Segment], body: &Value) -> R {
                 check_policy_body(ctx, body, true)?;
                 let mut p = json!({"id": new_guid(), "deletedDateTime": null, "description": null, "displayName": null, "definition": [], "isOrganizationDefault": false});
                 merge(&mut p, body);
-                t.home_realm_discovery_policies.push(Obj { created_ms: now_ms(), data: p.clone(), secrets: Vec::new() });
+                t.home_realm_discovery_policies.push(Obj {
+                    created_ms: now_ms(),
+                    data: p.clone(),
+                    secrets: Vec::new(),
+                });
                 drop(t);
                 let mut r = single(sim, ctx, "homeRealmDiscoveryPolicy", coll, &p)?;
                 r.status = 201;
@@ -886,18 +1363,27 @@ fn policies(sim: &Sim, ctx: &Ctx, segs: &[Segment], body: &Value) -> R {
             _ => Err(method_not_allowed(ctx)),
         };
     };
-    let i = find(&t.home_realm_discovery_policies, &addr).filter(|i| sim.visible(t.home_realm_discovery_policies[*i].created_ms));
+    let i = find(&t.home_realm_discovery_policies, &addr)
+        .filter(|i| sim.visible(t.home_realm_discovery_policies[*i].created_ms));
     if let Some(nav) = rest.first() {
         if nav.name != "appliesTo" || rest.len() > 1 {
             return Err(no_segment(ctx, &nav.name));
         }
-        if m != "GET" { return Err(method_not_allowed(ctx)); }
+        if m != "GET" {
+            return Err(method_not_allowed(ctx));
+        }
         let i = i.ok_or_else(|| not_found(ctx, &addr_text(&addr)))?;
         let pid = t.home_realm_discovery_policies[i].id().to_string();
-        let items: Vec<Value> = t.hrd_assignments.iter()
+        let items: Vec<Value> = t
+            .hrd_assignments
+            .iter()
             .filter(|a| a.policy_id.eq_ignore_ascii_case(&pid) && sim.visible(a.created_ms))
             .filter_map(|a| t.service_principals.iter().find(|s| s.id() == a.sp_id))
-            .map(|s| { let mut d = s.data.clone(); d["@odata.type"] = json!("#microsoft.graph.servicePrincipal"); d })
+            .map(|s| {
+                let mut d = s.data.clone();
+                d["@odata.type"] = json!("#microsoft.graph.servicePrincipal");
+                d
+            })
             .collect();
         drop(t);
         return list(sim, ctx, "directoryObject", "directoryObjects", items);

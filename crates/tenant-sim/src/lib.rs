@@ -1,4 +1,401 @@
-//! (in progress)
-pub fn main() -> std::process::ExitCode {
-    std::process::ExitCode::FAILURE
+//! `tenant-sim`: a strict local emulator of the three services the marketo-s2s tools talk to —
+//! the Microsoft identity platform token endpoint, a Microsoft Graph v1.0 subset, and a Dataverse
+//! org (Web API v9.2) with the Marketo Lead Management solution installed.
+//!
+//! # Strictness
+//! It is not a happy-path mock: a request Graph or Dataverse would reject is rejected with the
+//! service's status and error-body shape — unknown routes and properties, wrong verbs, missing or
+//! wrong `Content-Type`, bad/expired/wrong-audience tokens, duplicate objects, OData key escaping
+//! (`''`), quoted GUIDs in Dataverse filters. Graph bodies are validated against Microsoft's own
+//! CSDL (trimmed copy in `src/graph_schema.json`, from microsoftgraph/msgraph-metadata
+//! `schemas/v1.0-Prod.csdl` at commit f54f11b6, MIT licence; regenerate with
+//! `scripts/trim-csdl.py`). Directory writes are eventually consistent (`replication_lag_ms`),
+//! faults are injectable (scripted or seeded random: 429/503/504, dropped connections, lost
+//! responses, stalls), and the Marketo schema prefix is configurable so tools must discover names.
+//!
+//! # Fixture sources
+//! Response shapes follow the fixtures in the project's reference notes: graph-docs
+//! (microsoftgraph/microsoft-graph-docs-contrib) pages for application, servicePrincipal,
+//! oauth2PermissionGrant, addPassword/removePassword, homeRealmDiscoveryPolicy; entra-docs for the
+//! token endpoint and AADSTS error envelope; powerapps-docs for Dataverse WhoAmI, errors, paging,
+//! metadata, associate/disassociate; microsoft/terraform-provider-power-platform for application
+//! user creation and role association.
+//!
+//! # UNVERIFIED assumptions (chosen to be plausible; documented so nobody relies on them blindly)
+//! - Graph 405 body (`Request_BadRequest`, "Specified HTTP method is not allowed for the request target.").
+//! - Graph 415 for a missing/wrong `Content-Type` (`BadRequest`).
+//! - Read-only property writes: 400 `Request_BadRequest` "Property 'x' is read-only and cannot be set.".
+//! - Unknown `keyId` in removePassword: 404 `Request_ResourceNotFound`.
+//! - Second HRD policy on one service principal: 409 `Request_MultipleObjectsWithSameKeyValue`.
+//! - Grant with a clientId/resourceId that is not a (replicated) SP: 400 `Request_BadRequest`
+//!   "Invalid value specified for property 'clientId' ...".
+//! - Duplicate grant / duplicate SP / duplicate uniqueName: 409 `Request_MultipleObjectsWithSameKeyValue`.
+//! - addPassword beyond `max_secret_days`: 400 `CredentialInvalidLifetimeAsPerAppPolicy` with
+//!   details[0].code `InvalidKeyEndDate` (seen in third-party logs).
+//! - Dataverse: application user for an unknown / not yet replicated app (or app without SP):
+//!   400 `0x80041d2a` (ObjectNotFoundInAD); duplicate application user: 400 `0x8004f511`;
+//!   role of another business unit: 400 `0x80040203`; duplicate role association: 412 `0x80040237`;
+//!   disabled caller: 403 `0x80040225`; not a member: 403 `0x80072560`; non-admin write: 403 `0x80040220`;
+//!   duplicate column: 400 `0x80047013`; bad schema prefix: 400 `0x80040203`;
+//!   PublishAllXml without a body: 411; disassociating a role that is not associated: 204.
+//! - Application user e-mail/domainname: `<appId>@<initial domain>`; fullname: the app's display name.
+//! - Tokens: HMAC-like SHA-256 signature instead of RS256; refresh tokens only with `offline_access`.
+
+mod dataverse;
+mod faults;
+mod graph;
+mod odata;
+mod schema;
+mod server;
+mod state;
+mod token;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use serde_json::{Value, json};
+
+pub use server::{app, dynamics_app};
+pub use state::{SharedState, Sim};
+
+/// Emulator options. `Options::default()` is a fault-free tenant without replication lag.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// New directory objects stay invisible to reads (and to login/Dataverse) for this long.
+    pub replication_lag_ms: u64,
+    /// A federated domain exists besides the managed initial domain.
+    pub federated: bool,
+    /// Version of the installed Marketo solution; `None` = not installed.
+    pub marketo_version: Option<String>,
+    /// Publisher/schema prefix of the Marketo solution.
+    pub marketo_prefix: String,
+    /// App-management policy: longest allowed password lifetime in days.
+    pub max_secret_days: Option<u32>,
+    /// How long a publish takes.
+    pub publish_ms: u64,
+    pub fault_rate: f64,
+    pub fault_seed: u64,
+    /// Retry-After (seconds, fractional allowed) of random 429s.
+    pub retry_after_secs: f64,
+    /// Delay added to every API response.
+    pub latency_ms: u64,
+    /// The N-th logged API request (1-based) never gets an answer.
+    pub stall_at: Option<u64>,
+    /// Serve https (not implemented yet; see the crate docs).
+    pub tls: bool,
+    /// Load the tenant from this file at start (if it exists) and save it after every write.
+    pub state_file: Option<PathBuf>,
+    /// Start without the Dynamics CRM (Dataverse) service principal.
+    pub no_dynamics_sp: bool,
+    /// Extra attributes to seed: (entity logical name, attribute logical name, AttributeType).
+    pub seed_attributes: Vec<(String, String, String)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            replication_lag_ms: 0,
+            federated: false,
+            marketo_version: Some("5.0.2.1".into()),
+            marketo_prefix: "mkto".into(),
+            max_secret_days: None,
+            publish_ms: 50,
+            fault_rate: 0.0,
+            fault_seed: 0,
+            retry_after_secs: 0.05,
+            latency_ms: 0,
+            stall_at: None,
+            tls: false,
+            state_file: None,
+            no_dynamics_sp: false,
+            seed_attributes: Vec::new(),
+        }
+    }
+}
+
+/// An in-process emulator on its own thread and tokio runtime; stops when dropped.
+pub struct TestServer {
+    sim: SharedState,
+    url: String,
+    dynamics_url: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+fn bind_pair(
+    port: u16,
+    dyn_port: u16,
+) -> std::io::Result<(std::net::TcpListener, std::net::TcpListener)> {
+    let a = std::net::TcpListener::bind(("127.0.0.1", port))?;
+    let b = std::net::TcpListener::bind(("127.0.0.1", dyn_port))?;
+    a.set_nonblocking(true)?;
+    b.set_nonblocking(true)?;
+    Ok((a, b))
+}
+
+impl TestServer {
+    /// Start on two ephemeral loopback ports.
+    pub fn start(opts: Options) -> TestServer {
+        let (a, b) = bind_pair(0, 0).expect("binding 127.0.0.1:0 must succeed");
+        Self::start_on(opts, a, b)
+    }
+
+    fn start_on(opts: Options, a: std::net::TcpListener, b: std::net::TcpListener) -> TestServer {
+        let url = format!(
+            "http://{}",
+            a.local_addr().expect("bound listener has an address")
+        );
+        let dynamics_url = format!(
+            "http://{}",
+            b.local_addr().expect("bound listener has an address")
+        );
+        let sim = std::sync::Arc::new(Sim::new(opts));
+        if let Ok(mut u) = sim.urls.write() {
+            u.main = url.clone();
+            u.dynamics = dynamics_url.clone();
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let s2 = sim.clone();
+        let thread = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                let (Ok(a), Ok(b)) = (
+                    tokio::net::TcpListener::from_std(a),
+                    tokio::net::TcpListener::from_std(b),
+                ) else {
+                    return;
+                };
+                let (n1, n2) = (std::future::pending::<()>(), std::future::pending::<()>());
+                tokio::select! {
+                    _ = server::serve(a, app(s2.clone()), n1) => {}
+                    _ = server::serve(b, dynamics_app(s2.clone()), n2) => {}
+                    _ = rx => {}
+                }
+                s2.save();
+            });
+            // dropping the runtime aborts in-flight (e.g. stalled) connections
+            drop(rt);
+        });
+        TestServer {
+            sim,
+            url,
+            dynamics_url,
+            stop: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        self.url.clone()
+    }
+    pub fn dynamics_url(&self) -> String {
+        self.dynamics_url.clone()
+    }
+    pub fn tenant_id(&self) -> String {
+        state::lock(&self.sim.tenant).tenant_id.clone()
+    }
+    pub fn admin_client_id(&self) -> String {
+        state::lock(&self.sim.tenant).admin.client_id.clone()
+    }
+    pub fn admin_client_secret(&self) -> String {
+        state::lock(&self.sim.admin_secret).clone()
+    }
+    /// With `tls`: the CA certificate PEM (TLS is not implemented yet, so always `None`).
+    pub fn ca_file(&self) -> Option<PathBuf> {
+        None
+    }
+    pub fn requests(&self) -> Vec<Value> {
+        state::lock(&self.sim.log).clone()
+    }
+    pub fn clear_requests(&self) {
+        state::lock(&self.sim.log).clear();
+    }
+    pub fn state(&self) -> Value {
+        self.sim.state_json()
+    }
+    /// Add a scripted fault (same body as `POST /_sim/faults`). Panics on an invalid body (test helper).
+    pub fn add_fault(&self, fault: Value) {
+        if let Err(e) = server::add_fault(&self.sim, fault) {
+            panic!("invalid fault: {e}");
+        }
+    }
+    pub fn reset(&self) {
+        self.sim.reset();
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Local emulator of the Microsoft identity token endpoint, a Microsoft Graph v1.0 subset and a
+/// Dataverse org with the Marketo solution, for tests, demos and benchmarks.
+///
+/// Prints one JSON line (URLs, tenant id, admin credentials) on stdout, then serves until
+/// SIGINT/SIGTERM.
+///
+/// Example:
+///   tenant-sim --port 0 --replication-lag-ms 2000 --federated --marketo-prefix acme
+#[derive(Debug, Parser)]
+#[command(name = "tenant-sim", version, about, long_about)]
+pub struct Cli {
+    /// Port of the login + Graph listener (0 = any free port).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Port of the Dataverse org listener (0 = any free port).
+    #[arg(long, default_value_t = 0)]
+    dynamics_port: u16,
+    /// Serve https with a generated CA (not implemented yet: exits with an error).
+    #[arg(long)]
+    tls: bool,
+    /// Load the tenant from FILE if it exists; save it after every write and on shutdown.
+    #[arg(long, value_name = "FILE")]
+    state: Option<PathBuf>,
+    /// New directory objects become visible to reads, login and Dataverse only after N ms.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    replication_lag_ms: u64,
+    /// Probability (0..1) of a random fault per API request.
+    #[arg(long, default_value_t = 0.0, value_name = "F")]
+    fault_rate: f64,
+    /// Seed of the random faults (same seed, same faults).
+    #[arg(long, default_value_t = 0, value_name = "S")]
+    fault_seed: u64,
+    /// Retry-After seconds sent with random 429s (fractions allowed).
+    #[arg(long, default_value_t = 0.05, value_name = "X")]
+    retry_after_secs: f64,
+    /// Delay every API response by N ms.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    latency_ms: u64,
+    /// The N-th API request (1-based) never gets an answer.
+    #[arg(long, value_name = "N")]
+    stall_at: Option<u64>,
+    /// A federated (AD FS) domain exists besides the managed initial domain.
+    #[arg(long)]
+    federated: bool,
+    /// Installed Marketo solution version, or "none" for not installed.
+    #[arg(long, default_value = "5.0.2.1", value_name = "V")]
+    marketo_version: String,
+    /// Schema prefix of the Marketo solution (entity and attribute names derive from it).
+    #[arg(long, default_value = "mkto", value_name = "P")]
+    marketo_prefix: String,
+    /// App-management policy: the longest allowed client secret lifetime in days.
+    #[arg(long, value_name = "N")]
+    max_secret_days: Option<u32>,
+    /// How long PublishAllXml / PublishXml / the async publish job take, in ms.
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    publish_ms: u64,
+    /// Start without the Dynamics CRM (Dataverse) service principal in the tenant.
+    #[arg(long)]
+    no_dynamics_sp: bool,
+}
+
+impl Cli {
+    fn options(&self) -> Options {
+        Options {
+            replication_lag_ms: self.replication_lag_ms,
+            federated: self.federated,
+            marketo_version: (!self.marketo_version.eq_ignore_ascii_case("none"))
+                .then(|| self.marketo_version.clone()),
+            marketo_prefix: self.marketo_prefix.to_ascii_lowercase(),
+            max_secret_days: self.max_secret_days,
+            publish_ms: self.publish_ms,
+            fault_rate: self.fault_rate,
+            fault_seed: self.fault_seed,
+            retry_after_secs: self.retry_after_secs,
+            latency_ms: self.latency_ms,
+            stall_at: self.stall_at,
+            tls: self.tls,
+            state_file: self.state.clone(),
+            no_dynamics_sp: self.no_dynamics_sp,
+            seed_attributes: Vec::new(),
+        }
+    }
+}
+
+/// The `tenant-sim` command line.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if cli.tls {
+        eprintln!("tenant-sim: --tls is not implemented yet");
+        return ExitCode::from(2);
+    }
+    if !(0.0..=1.0).contains(&cli.fault_rate) {
+        eprintln!("tenant-sim: --fault-rate must be between 0 and 1");
+        return ExitCode::from(2);
+    }
+    let (a, b) = match bind_pair(cli.port, cli.dynamics_port) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("tenant-sim: cannot bind: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let server = TestServer::start_on(cli.options(), a, b);
+    let line = json!({
+        "url": server.url(), "tenant_id": server.tenant_id(), "dynamics_url": server.dynamics_url(),
+        "admin": {"client_id": server.admin_client_id(), "client_secret": server.admin_client_secret()}
+    });
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        if writeln!(out, "{line}").and_then(|_| out.flush()).is_err() {
+            return ExitCode::FAILURE;
+        }
+    }
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return ExitCode::FAILURE;
+    };
+    rt.block_on(async {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            if let Ok(mut term) = signal(SignalKind::terminate()) {
+                tokio::select! { _ = tokio::signal::ctrl_c() => {}, _ = term.recv() => {} }
+                return;
+            }
+        }
+        let _ = tokio::signal::ctrl_c().await;
+    });
+    drop(server); // saves the state file
+    ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+        let c = Cli::parse_from([
+            "tenant-sim",
+            "--port",
+            "0",
+            "--marketo-version",
+            "none",
+            "--fault-rate",
+            "0.1",
+            "--fault-seed",
+            "3",
+        ]);
+        assert!(c.options().marketo_version.is_none());
+        assert_eq!(c.options().fault_seed, 3);
+    }
 }

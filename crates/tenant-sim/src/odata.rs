@@ -214,7 +214,10 @@ pub fn parse_filter(s: &str) -> Result<Filter, String> {
             .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '/' || c == '.'))
             .unwrap_or(rest.len());
         if il == 0 {
-            return Err(format!("Syntax error at position {} in '{s}'.", s.len() - rest.len()));
+            return Err(format!(
+                "Syntax error at position {} in '{s}'.",
+                s.len() - rest.len()
+            ));
         }
         let prop = rest[..il].to_string();
         rest = rest[il..].trim_start();
@@ -240,9 +243,12 @@ pub fn parse_filter(s: &str) -> Result<Filter, String> {
         if rest.is_empty() {
             return Ok(out);
         }
-        rest = rest
-            .strip_prefix("and ")
-            .ok_or_else(|| format!("Syntax error at position {} in '{s}'.", s.len() - rest.len()))?;
+        rest = rest.strip_prefix("and ").ok_or_else(|| {
+            format!(
+                "Syntax error at position {} in '{s}'.",
+                s.len() - rest.len()
+            )
+        })?;
     }
 }
 
@@ -311,9 +317,16 @@ pub fn parse_expand(s: &str) -> Result<Vec<Expand>, String> {
     }
     items.push(cur);
     let mut out = Vec::new();
-    for it in items.into_iter().map(|i| i.trim().to_string()).filter(|i| !i.is_empty()) {
+    for it in items
+        .into_iter()
+        .map(|i| i.trim().to_string())
+        .filter(|i| !i.is_empty())
+    {
         let (nav, opts) = match it.find('(') {
-            Some(p) if it.ends_with(')') => (it[..p].to_string(), Some(it[p + 1..it.len() - 1].to_string())),
+            Some(p) if it.ends_with(')') => (
+                it[..p].to_string(),
+                Some(it[p + 1..it.len() - 1].to_string()),
+            ),
             Some(_) => return Err(format!("bad $expand item '{it}'")),
             None => (it.clone(), None),
         };
@@ -341,7 +354,9 @@ pub fn parse_expand(s: &str) -> Result<Vec<Expand>, String> {
 
 /// Keep only the selected keys (plus OData annotations) of an object.
 pub fn project(obj: &Value, select: &[String], always: &[&str]) -> Value {
-    let Value::Object(m) = obj else { return obj.clone() };
+    let Value::Object(m) = obj else {
+        return obj.clone();
+    };
     let mut out = serde_json::Map::new();
     for (k, v) in m {
         if k.starts_with('@') || select.iter().any(|s| s == k) || always.contains(&k.as_str()) {
@@ -361,12 +376,17 @@ mod tests {
         assert_eq!(seg.name, "applications");
         assert_eq!(
             seg.key,
-            Some(Key::Named(vec![("uniqueName".into(), Literal::Str("a'b%c#d/e".into()))]))
+            Some(Key::Named(vec![(
+                "uniqueName".into(),
+                Literal::Str("a'b%c#d/e".into())
+            )]))
         );
         let seg = parse_segment("roles(0a1b2c3d-0000-0000-0000-00000000000A)").expect("parse");
         assert_eq!(
             seg.key,
-            Some(Key::Single(Literal::Guid("0a1b2c3d-0000-0000-0000-00000000000a".into())))
+            Some(Key::Single(Literal::Guid(
+                "0a1b2c3d-0000-0000-0000-00000000000a".into()
+            )))
         );
         assert!(parse_segment("applications(uniqueName='x)").is_err());
         let seg = parse_segment("EntityDefinitions(LogicalName='lead')").expect("parse");
@@ -388,8 +408,15 @@ mod tests {
         assert!(parse_filter("a eq 'x' or b eq 'y'").is_err());
         assert!(parse_filter("a eq 'unterminated").is_err());
         let obj = serde_json::json!({"name":"Marketo Sync User","x":null,"n":4,"b":true});
-        assert!(matches(&obj, &parse_filter("name eq 'marketo sync user' and x eq null and n eq 4 and b eq true").expect("p")));
-        assert!(!matches(&obj, &parse_filter("name ne 'Marketo Sync User'").expect("p")));
+        assert!(matches(
+            &obj,
+            &parse_filter("name eq 'marketo sync user' and x eq null and n eq 4 and b eq true")
+                .expect("p")
+        ));
+        assert!(!matches(
+            &obj,
+            &parse_filter("name ne 'Marketo Sync User'").expect("p")
+        ));
     }
 
     #[test]
@@ -401,7 +428,9 @@ mod tests {
 
     #[test]
     fn expand_parser() {
-        let e = parse_expand("systemuserroles_association($select=roleid,name,_businessunitid_value)").expect("p");
+        let e =
+            parse_expand("systemuserroles_association($select=roleid,name,_businessunitid_value)")
+                .expect("p");
         assert_eq!(e[0].nav, "systemuserroles_association");
         assert_eq!(e[0].select.as_ref().map(Vec::len), Some(3));
     }

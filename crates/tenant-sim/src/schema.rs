@@ -16,7 +16,9 @@ fn schema() -> &'static Value {
 /// Look a structured (entity or complex) type up by local name.
 fn find_type(name: &str) -> Option<&'static Value> {
     let s = schema();
-    s["entityTypes"].get(name).or_else(|| s["complexTypes"].get(name))
+    s["entityTypes"]
+        .get(name)
+        .or_else(|| s["complexTypes"].get(name))
 }
 
 /// The declared property `prop` of type `ty` (searching base types).
@@ -27,7 +29,9 @@ pub fn property(ty: &str, prop: &str) -> Option<&'static Value> {
         if let Some(p) = def["properties"].get(prop) {
             return Some(p);
         }
-        cur = def["baseType"].as_str().map(|b| b.trim_start_matches("graph.").to_string());
+        cur = def["baseType"]
+            .as_str()
+            .map(|b| b.trim_start_matches("graph.").to_string());
     }
     None
 }
@@ -48,7 +52,9 @@ impl Invalid {
     pub fn message(&self, ty: &str) -> String {
         match self {
             Invalid::Unknown(p) => {
-                format!("Property '{p}' does not exist as a declared property or extension property.")
+                format!(
+                    "Property '{p}' does not exist as a declared property or extension property."
+                )
             }
             Invalid::BadValue(p) => {
                 let mut t = ty.to_string();
@@ -110,7 +116,9 @@ fn check_scalar(name: &str, ty: &str, v: &Value) -> Result<(), Invalid> {
         "Edm.Int32" | "Edm.Int64" | "Edm.Int16" | "Edm.Byte" => v.is_i64() || v.is_u64(),
         "Edm.Double" | "Edm.Single" | "Edm.Decimal" => v.is_number(),
         "Edm.Guid" => v.as_str().is_some_and(crate::odata::is_guid),
-        "Edm.DateTimeOffset" => v.as_str().is_some_and(|s| crate::state::parse_rfc3339_ms(s).is_some()),
+        "Edm.DateTimeOffset" => v
+            .as_str()
+            .is_some_and(|s| crate::state::parse_rfc3339_ms(s).is_some()),
         "Edm.Binary" => v.as_str().is_some_and(|s| {
             use base64::Engine;
             base64::engine::general_purpose::STANDARD.decode(s).is_ok()
@@ -120,16 +128,21 @@ fn check_scalar(name: &str, ty: &str, v: &Value) -> Result<(), Invalid> {
             let local = t.trim_start_matches("graph.");
             if let Some(members) = schema()["enumTypes"].get(local) {
                 v.as_str().is_some_and(|s| {
-                    members
-                        .as_array()
-                        .is_some_and(|ms| s.split(',').all(|x| ms.iter().any(|m| m.as_str() == Some(x.trim()))))
+                    members.as_array().is_some_and(|ms| {
+                        s.split(',')
+                            .all(|x| ms.iter().any(|m| m.as_str() == Some(x.trim())))
+                    })
                 })
             } else if find_type(local).is_some() {
                 // a nested complex value; `@odata.type` may name a derived type
                 let actual = v
                     .get("@odata.type")
                     .and_then(Value::as_str)
-                    .map(|s| s.trim_start_matches('#').trim_start_matches("microsoft.graph.").to_string())
+                    .map(|s| {
+                        s.trim_start_matches('#')
+                            .trim_start_matches("microsoft.graph.")
+                            .to_string()
+                    })
                     .unwrap_or_else(|| local.to_string());
                 return validate(&actual, v).map_err(|e| match e {
                     Invalid::Unknown(p) => Invalid::Unknown(p),
@@ -156,15 +169,36 @@ mod tests {
             "requiredResourceAccess": [{"resourceAppId": "00000007-0000-0000-c000-000000000000",
                 "resourceAccess": [{"id": "78ce3f0f-a1ce-49c2-8cde-64b5c0896db4", "type": "Scope"}]}]
         })).is_ok());
-        assert_eq!(validate("application", &json!({"displayname": "x"})), Err(Invalid::Unknown("displayname".into())));
-        assert_eq!(validate("application", &json!({"displayName": 5})), Err(Invalid::BadValue("displayName".into())));
         assert_eq!(
-            validate("application", &json!({"requiredResourceAccess": [{"resourceAppId": "x", "resourceAccess": [{"id": "not-a-guid"}]}]})),
+            validate("application", &json!({"displayname": "x"})),
+            Err(Invalid::Unknown("displayname".into()))
+        );
+        assert_eq!(
+            validate("application", &json!({"displayName": 5})),
+            Err(Invalid::BadValue("displayName".into()))
+        );
+        assert_eq!(
+            validate(
+                "application",
+                &json!({"requiredResourceAccess": [{"resourceAppId": "x", "resourceAccess": [{"id": "not-a-guid"}]}]})
+            ),
             Err(Invalid::BadValue("id".into()))
         );
-        assert!(validate("homeRealmDiscoveryPolicy", &json!({"definition": ["{}"], "displayName": "x", "isOrganizationDefault": false})).is_ok());
+        assert!(
+            validate(
+                "homeRealmDiscoveryPolicy",
+                &json!({"definition": ["{}"], "displayName": "x", "isOrganizationDefault": false})
+            )
+            .is_ok()
+        );
         assert!(validate("oAuth2PermissionGrant", &json!({"clientId": "a", "consentType": "AllPrincipals", "resourceId": "b", "scope": "user_impersonation"})).is_ok());
-        assert!(validate("passwordCredential", &json!({"displayName": "x", "endDateTime": "2030-01-01T00:00:00Z"})).is_ok());
+        assert!(
+            validate(
+                "passwordCredential",
+                &json!({"displayName": "x", "endDateTime": "2030-01-01T00:00:00Z"})
+            )
+            .is_ok()
+        );
         assert!(validate("passwordCredential", &json!({"endDateTime": "soon"})).is_err());
     }
 }

@@ -53,9 +53,13 @@ impl Reply {
     }
     fn into_response(self) -> Response {
         let mut r = Response::new(Body::from(self.body));
-        *r.status_mut() = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        *r.status_mut() =
+            StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         for (k, v) in self.headers {
-            if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(&v)) {
+            if let (Ok(n), Ok(v)) = (
+                HeaderName::from_bytes(k.as_bytes()),
+                HeaderValue::from_str(&v),
+            ) {
                 r.headers_mut().insert(n, v);
             }
         }
@@ -87,7 +91,10 @@ impl Ctx {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
     pub fn q(&self, name: &str) -> Option<&str> {
-        self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -114,7 +121,11 @@ pub struct SimIo {
 }
 
 impl AsyncRead for SimIo {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let me = self.get_mut();
         if me.ctl.killed() {
             return Poll::Ready(Ok(()));
@@ -124,17 +135,27 @@ impl AsyncRead for SimIo {
 }
 
 impl AsyncWrite for SimIo {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let me = self.get_mut();
         if me.ctl.killed() {
-            return Poll::Ready(Err(io::Error::new(io::ErrorKind::BrokenPipe, "dropped by fault")));
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "dropped by fault",
+            )));
         }
         Pin::new(&mut me.stream).poll_write(cx, buf)
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let me = self.get_mut();
         if me.ctl.killed() {
-            return Poll::Ready(Err(io::Error::new(io::ErrorKind::BrokenPipe, "dropped by fault")));
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "dropped by fault",
+            )));
         }
         Pin::new(&mut me.stream).poll_flush(cx)
     }
@@ -171,17 +192,26 @@ impl axum::serve::Listener for SimListener {
     }
 }
 
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, SimListener>> for ConnCtl {
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, SimListener>>
+    for ConnCtl
+{
     fn connect_info(stream: axum::serve::IncomingStream<'_, SimListener>) -> Self {
         stream.io().ctl.clone()
     }
 }
 
 /// Serve a router on a [`SimListener`] until `shutdown` resolves.
-pub async fn serve(listener: TcpListener, router: Router, shutdown: impl std::future::Future<Output = ()> + Send + 'static) {
-    let _ = axum::serve(SimListener(listener), router.into_make_service_with_connect_info::<ConnCtl>())
-        .with_graceful_shutdown(shutdown)
-        .await;
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let _ = axum::serve(
+        SimListener(listener),
+        router.into_make_service_with_connect_info::<ConnCtl>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
 }
 
 // ---------- routers ----------
@@ -190,21 +220,28 @@ fn control_routes() -> Router<SharedState> {
     Router::new()
         .route("/_sim/requests", get(get_requests).delete(delete_requests))
         .route("/_sim/state", get(get_state))
-        .route("/_sim/faults", axum::routing::post(post_faults).get(get_faults))
+        .route(
+            "/_sim/faults",
+            axum::routing::post(post_faults).get(get_faults),
+        )
         .route("/_sim/reset", axum::routing::post(post_reset))
 }
 
 /// The router of the main listener: login (token endpoint) and Graph under `/v1.0`.
 pub fn app(shared: SharedState) -> Router {
     control_routes()
-        .fallback(|State(s): State<SharedState>, req: Request| async move { pipeline(s, Which::Main, req).await })
+        .fallback(|State(s): State<SharedState>, req: Request| async move {
+            pipeline(s, Which::Main, req).await
+        })
         .with_state(shared)
 }
 
 /// The router of the Dataverse org listener (`/api/data/v9.2`).
 pub fn dynamics_app(shared: SharedState) -> Router {
     control_routes()
-        .fallback(|State(s): State<SharedState>, req: Request| async move { pipeline(s, Which::Dynamics, req).await })
+        .fallback(|State(s): State<SharedState>, req: Request| async move {
+            pipeline(s, Which::Dynamics, req).await
+        })
         .with_state(shared)
 }
 
@@ -252,18 +289,36 @@ fn fault_reply(service: &str, f: &Fault, ctx: &Ctx) -> Reply {
             "graph" => {
                 let (code, msg) = match f.status {
                     429 => ("TooManyRequests", "Please retry again later."),
-                    503 => ("serviceNotAvailable", "The service is temporarily unavailable. Please retry after a delay."),
-                    504 => ("GatewayTimeout", "The gateway did not receive a timely response."),
-                    409 => ("Directory_ConcurrencyViolation", "Another object with the same value for property proxyAddresses already exists."),
-                    404 => ("Request_ResourceNotFound", "Resource does not exist or one of its queried reference-property objects are not present."),
+                    503 => (
+                        "serviceNotAvailable",
+                        "The service is temporarily unavailable. Please retry after a delay.",
+                    ),
+                    504 => (
+                        "GatewayTimeout",
+                        "The gateway did not receive a timely response.",
+                    ),
+                    409 => (
+                        "Directory_ConcurrencyViolation",
+                        "Another object with the same value for property proxyAddresses already exists.",
+                    ),
+                    404 => (
+                        "Request_ResourceNotFound",
+                        "Resource does not exist or one of its queried reference-property objects are not present.",
+                    ),
                     _ => ("UnknownError", "An error occurred."),
                 };
                 crate::graph::error_reply(f.status, code, msg, ctx)
             }
             "dataverse" => {
                 let (code, msg) = match f.status {
-                    429 => ("0x80072322", "Number of requests exceeded the limit of 6000 over time window of 300 seconds."),
-                    400 => ("0x80090412", "Cannot start the requested operation because there is an entity customization running at this moment."),
+                    429 => (
+                        "0x80072322",
+                        "Number of requests exceeded the limit of 6000 over time window of 300 seconds.",
+                    ),
+                    400 => (
+                        "0x80090412",
+                        "Cannot start the requested operation because there is an entity customization running at this moment.",
+                    ),
                     _ => ("", "The service is temporarily unavailable."),
                 };
                 crate::dataverse::error_reply(f.status, code, msg)
@@ -291,8 +346,17 @@ async fn pipeline(sim: SharedState, which: Which, req: Request) -> Response {
         Which::Main => "login",
     };
     let seq = sim.next_seq();
-    let ctl = parts.extensions.get::<ConnectInfo<ConnCtl>>().map(|c| c.0.clone());
-    let hdr = |n: &str| parts.headers.get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let ctl = parts
+        .extensions
+        .get::<ConnectInfo<ConnCtl>>()
+        .map(|c| c.0.clone());
+    let hdr = |n: &str| {
+        parts
+            .headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
     let mut entry = json!({
         "seq": seq, "service": service, "method": method, "path": path,
         "query": raw_query, "status": null, "user_agent": hdr("user-agent"),
@@ -300,10 +364,20 @@ async fn pipeline(sim: SharedState, which: Which, req: Request) -> Response {
     });
 
     let fault = if sim.opts.stall_at == Some(seq) {
-        Some(Fault { kind: FaultKind::Stall, status: 0, retry_after: None, body: None })
+        Some(Fault {
+            kind: FaultKind::Stall,
+            status: 0,
+            retry_after: None,
+            body: None,
+        })
     } else {
         take_scripted(&mut lock(&sim.faults), &method, &path).or_else(|| {
-            random_fault(sim.opts.fault_seed, seq, sim.opts.fault_rate, sim.opts.retry_after_secs)
+            random_fault(
+                sim.opts.fault_seed,
+                seq,
+                sim.opts.fault_rate,
+                sim.opts.retry_after_secs,
+            )
         })
     };
     if let Some(f) = &fault {
@@ -312,7 +386,10 @@ async fn pipeline(sim: SharedState, which: Which, req: Request) -> Response {
     if sim.opts.latency_ms > 0 {
         tokio::time::sleep(Duration::from_millis(sim.opts.latency_ms)).await;
     }
-    let body = axum::body::to_bytes(body, 16 * 1024 * 1024).await.map(|b| b.to_vec()).unwrap_or_default();
+    let body = axum::body::to_bytes(body, 16 * 1024 * 1024)
+        .await
+        .map(|b| b.to_vec())
+        .unwrap_or_default();
     let ctx = Ctx {
         method: method.clone(),
         path: path.clone(),
@@ -343,7 +420,14 @@ async fn pipeline(sim: SharedState, which: Which, req: Request) -> Response {
             "dataverse" => crate::dataverse::handle(&sim, &ctx).await,
             _ => {
                 let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-                crate::token::handle(&sim, &method, &segs, ctx.header("authorization"), ctx.header("content-type"), &ctx.body)
+                crate::token::handle(
+                    &sim,
+                    &method,
+                    &segs,
+                    ctx.header("authorization"),
+                    ctx.header("content-type"),
+                    &ctx.body,
+                )
             }
         },
     };
@@ -355,12 +439,21 @@ async fn pipeline(sim: SharedState, which: Which, req: Request) -> Response {
         }
     }
     if service == "dataverse" {
-        reply = reply.header("odata-version", "4.0").header("req_id", ctx.request_id.clone());
-        if reply.headers.iter().any(|(k, v)| k == "content-type" && v == "application/json") {
+        reply = reply
+            .header("odata-version", "4.0")
+            .header("req_id", ctx.request_id.clone());
+        if reply
+            .headers
+            .iter()
+            .any(|(k, v)| k == "content-type" && v == "application/json")
+        {
             reply = reply.header("content-type", "application/json; odata.metadata=minimal");
         }
     }
-    reply = reply.header("date", httpdate::fmt_http_date(std::time::SystemTime::now()));
+    reply = reply.header(
+        "date",
+        httpdate::fmt_http_date(std::time::SystemTime::now()),
+    );
     entry["status"] = json!(reply.status);
     lock(&sim.log).push(entry);
     if method != "GET" && reply.status < 400 {

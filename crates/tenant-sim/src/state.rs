@@ -59,7 +59,9 @@ pub fn random_secret(n: usize) -> String {
     use rand::Rng;
     const ALPHA: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789~._-";
     let mut rng = rand::thread_rng();
-    (0..n).map(|_| ALPHA[rng.gen_range(0..ALPHA.len())] as char).collect()
+    (0..n)
+        .map(|_| ALPHA[rng.gen_range(0..ALPHA.len())] as char)
+        .collect()
 }
 
 /// One stored password credential (hash only).
@@ -330,7 +332,9 @@ impl Sim {
 
     /// Persist the tenant (atomically: temp file + rename) when `--state` is set.
     pub fn save(&self) {
-        let Some(path) = &self.opts.state_file else { return };
+        let Some(path) = &self.opts.state_file else {
+            return;
+        };
         let text = {
             let t = lock(&self.tenant);
             serde_json::to_string_pretty(&*t).unwrap_or_default()

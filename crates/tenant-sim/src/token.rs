@@ -39,7 +39,8 @@ pub enum TokenError {
 /// Verify a token's signature and expiry; returns its claims.
 pub fn verify(key: &[u8], token: &str, now_s: u64) -> Result<Value, TokenError> {
     let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(TokenError::Malformed);
     };
@@ -53,7 +54,13 @@ pub fn verify(key: &[u8], token: &str, now_s: u64) -> Result<Value, TokenError> 
         .and_then(|b| serde_json::from_slice(&b).ok())
         .ok_or(TokenError::Malformed)?;
     // constant-time-ish compare
-    if expect.len() != s.len() || expect.bytes().zip(s.bytes()).fold(0u8, |a, (x, y)| a | (x ^ y)) != 0 {
+    if expect.len() != s.len()
+        || expect
+            .bytes()
+            .zip(s.bytes())
+            .fold(0u8, |a, (x, y)| a | (x ^ y))
+            != 0
+    {
         return Err(TokenError::BadSignature);
     }
     if claims.get("exp").and_then(Value::as_u64).unwrap_or(0) <= now_s {
@@ -115,12 +122,21 @@ fn resource_of(sim: &Sim, scope: &str) -> Result<String, Reply> {
             400,
             "invalid_scope",
             70011,
-            &format!("The provided value for the input parameter 'scope' is not valid. The scope {scope} is not valid."),
+            &format!(
+                "The provided value for the input parameter 'scope' is not valid. The scope {scope} is not valid."
+            ),
         ));
     };
     let res = res.trim_end_matches('/');
     if perm.is_empty() {
-        return Err(aad_error(400, "invalid_scope", 70011, &format!("The provided value for the input parameter 'scope' is not valid. The scope {scope} is not valid.")));
+        return Err(aad_error(
+            400,
+            "invalid_scope",
+            70011,
+            &format!(
+                "The provided value for the input parameter 'scope' is not valid. The scope {scope} is not valid."
+            ),
+        ));
     }
     if res == urls.main || res == urls.dynamics {
         Ok(res.to_string())
@@ -130,7 +146,9 @@ fn resource_of(sim: &Sim, scope: &str) -> Result<String, Reply> {
             400,
             "invalid_resource",
             500011,
-            &format!("The resource principal named {res} was not found in the tenant named {t}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant."),
+            &format!(
+                "The resource principal named {res} was not found in the tenant named {t}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant."
+            ),
         ))
     }
 }
@@ -144,7 +162,10 @@ fn issue(sim: &Sim, aud: &str, appid: &str, oid: &str, user: bool) -> String {
     let graph = aud == sim.urls().main;
     let mut c = Map::new();
     c.insert("aud".into(), json!(aud));
-    c.insert("iss".into(), json!(format!("https://sts.windows.net/{}/", t.tenant_id)));
+    c.insert(
+        "iss".into(),
+        json!(format!("https://sts.windows.net/{}/", t.tenant_id)),
+    );
     c.insert("iat".into(), json!(now));
     c.insert("nbf".into(), json!(now));
     c.insert("exp".into(), json!(now + 3600));
@@ -164,7 +185,12 @@ fn issue(sim: &Sim, aud: &str, appid: &str, oid: &str, user: bool) -> String {
     } else if admin && graph {
         c.insert(
             "roles".into(),
-            json!(["Application.ReadWrite.All", "DelegatedPermissionGrant.ReadWrite.All", "Directory.Read.All", "Policy.ReadWrite.ApplicationConfiguration"]),
+            json!([
+                "Application.ReadWrite.All",
+                "DelegatedPermissionGrant.ReadWrite.All",
+                "Directory.Read.All",
+                "Policy.ReadWrite.ApplicationConfiguration"
+            ]),
         );
     }
     drop(t);
@@ -186,14 +212,23 @@ fn new_refresh(sim: &Sim, client_id: &str, user_oid: &str) -> String {
 
 fn basic_auth(auth: Option<&str>) -> Option<(String, String)> {
     let b = auth?.strip_prefix("Basic ")?;
-    let raw = base64::engine::general_purpose::STANDARD.decode(b.trim()).ok()?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b.trim())
+        .ok()?;
     let s = String::from_utf8(raw).ok()?;
     let (u, p) = s.split_once(':')?;
     Some((crate::odata::decode_query(u), crate::odata::decode_query(p)))
 }
 
 /// Handle a login request. `segs` are the raw path segments.
-pub fn handle(sim: &Sim, method: &str, segs: &[&str], auth: Option<&str>, ctype: Option<&str>, body: &[u8]) -> Reply {
+pub fn handle(
+    sim: &Sim,
+    method: &str,
+    segs: &[&str],
+    auth: Option<&str>,
+    ctype: Option<&str>,
+    body: &[u8],
+) -> Reply {
     let tenant_ok = {
         let t = lock(&sim.tenant);
         segs.first().is_some_and(|s| {
@@ -204,21 +239,44 @@ pub fn handle(sim: &Sim, method: &str, segs: &[&str], auth: Option<&str>, ctype:
     let endpoint = match segs {
         [_, "oauth2", "v2.0", e] if *e == "token" || *e == "devicecode" => *e,
         _ => {
-            return Reply::json(404, json!({"error":"not_found","error_description":"The requested endpoint does not exist."}));
+            return Reply::json(
+                404,
+                json!({"error":"not_found","error_description":"The requested endpoint does not exist."}),
+            );
         }
     };
     if method != "POST" {
-        return aad_error(400, "invalid_request", 900561, "The endpoint only accepts POST requests. Received a GET request.");
+        return aad_error(
+            400,
+            "invalid_request",
+            900561,
+            "The endpoint only accepts POST requests. Received a GET request.",
+        );
     }
     if !tenant_ok {
-        let name = segs.first().map(|s| crate::odata::decode_path(s)).unwrap_or_default();
-        return aad_error(400, "invalid_request", 90002, &format!("Tenant '{name}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud. Check with your subscription administrator, this may happen if there are no active subscriptions for the tenant."));
+        let name = segs
+            .first()
+            .map(|s| crate::odata::decode_path(s))
+            .unwrap_or_default();
+        return aad_error(
+            400,
+            "invalid_request",
+            90002,
+            &format!(
+                "Tenant '{name}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud. Check with your subscription administrator, this may happen if there are no active subscriptions for the tenant."
+            ),
+        );
     }
-    if !ctype.is_some_and(|c| c.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded")) {
+    if !ctype.is_some_and(|c| {
+        c.to_ascii_lowercase()
+            .starts_with("application/x-www-form-urlencoded")
+    }) {
         return missing_param("grant_type");
     }
     let form: std::collections::HashMap<String, String> =
-        crate::odata::parse_query(Some(&String::from_utf8_lossy(body))).into_iter().collect();
+        crate::odata::parse_query(Some(&String::from_utf8_lossy(body)))
+            .into_iter()
+            .collect();
     if endpoint == "devicecode" {
         return devicecode(sim, &form);
     }
@@ -229,7 +287,12 @@ pub fn handle(sim: &Sim, method: &str, segs: &[&str], auth: Option<&str>, ctype:
         "client_credentials" => client_credentials(sim, &form, auth),
         "urn:ietf:params:oauth:grant-type:device_code" => device_poll(sim, &form),
         "refresh_token" => refresh(sim, &form),
-        other => aad_error(400, "unsupported_grant_type", 70003, &format!("The app requested an unsupported grant type '{other}'.")),
+        other => aad_error(
+            400,
+            "unsupported_grant_type",
+            70003,
+            &format!("The app requested an unsupported grant type '{other}'."),
+        ),
     }
 }
 
@@ -244,15 +307,34 @@ fn token_reply(access: String, scope: Option<String>, refresh: Option<String>) -
     Reply::json(200, v)
 }
 
-fn client_credentials(sim: &Sim, form: &std::collections::HashMap<String, String>, auth: Option<&str>) -> Reply {
+fn client_credentials(
+    sim: &Sim,
+    form: &std::collections::HashMap<String, String>,
+    auth: Option<&str>,
+) -> Reply {
     let basic = basic_auth(auth);
-    let client_id = form.get("client_id").cloned().or_else(|| basic.as_ref().map(|b| b.0.clone()));
-    let secret = form.get("client_secret").cloned().or_else(|| basic.as_ref().map(|b| b.1.clone()));
-    let Some(client_id) = client_id else { return missing_param("client_id") };
-    let Some(secret) = secret else {
-        return aad_error(401, "invalid_client", 7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.");
+    let client_id = form
+        .get("client_id")
+        .cloned()
+        .or_else(|| basic.as_ref().map(|b| b.0.clone()));
+    let secret = form
+        .get("client_secret")
+        .cloned()
+        .or_else(|| basic.as_ref().map(|b| b.1.clone()));
+    let Some(client_id) = client_id else {
+        return missing_param("client_id");
     };
-    let Some(scope) = form.get("scope") else { return missing_param("scope") };
+    let Some(secret) = secret else {
+        return aad_error(
+            401,
+            "invalid_client",
+            7000218,
+            "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+        );
+    };
+    let Some(scope) = form.get("scope") else {
+        return missing_param("scope");
+    };
     let hash = sha256_hex(&secret);
     let (tenant_id, oid) = {
         let t = lock(&sim.tenant);
@@ -264,35 +346,77 @@ fn client_credentials(sim: &Sim, form: &std::collections::HashMap<String, String
             (tid, t.admin.client_id.clone())
         } else {
             let app = t.applications.iter().find(|a| {
-                a.str("appId").is_some_and(|x| x.eq_ignore_ascii_case(&client_id)) && sim.visible(a.created_ms)
+                a.str("appId")
+                    .is_some_and(|x| x.eq_ignore_ascii_case(&client_id))
+                    && sim.visible(a.created_ms)
             });
             let Some(app) = app else {
-                return aad_error(400, "unauthorized_client", 700016, &format!("Application with identifier '{client_id}' was not found in the directory '{}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.", t.org_display_name));
+                return aad_error(
+                    400,
+                    "unauthorized_client",
+                    700016,
+                    &format!(
+                        "Application with identifier '{client_id}' was not found in the directory '{}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.",
+                        t.org_display_name
+                    ),
+                );
             };
             let Some(rec) = app.secrets.iter().find(|s| s.sha256 == hash) else {
                 return bad_secret(&client_id);
             };
             if rec.end_ms <= now_ms() {
-                return aad_error(401, "invalid_client", 7000222, &format!("The provided client secret keys for app '{client_id}' are expired. Visit the Azure portal to create new keys for your app: https://aka.ms/NewClientSecret, or consider using certificate credentials for added security: https://aka.ms/certCreds."));
+                return aad_error(
+                    401,
+                    "invalid_client",
+                    7000222,
+                    &format!(
+                        "The provided client secret keys for app '{client_id}' are expired. Visit the Azure portal to create new keys for your app: https://aka.ms/NewClientSecret, or consider using certificate credentials for added security: https://aka.ms/certCreds."
+                    ),
+                );
             }
-            let sp = t.service_principals.iter().find(|s| s.str("appId").is_some_and(|x| x.eq_ignore_ascii_case(&client_id)));
-            (tid, sp.map(|s| s.id().to_string()).unwrap_or_else(|| client_id.clone()))
+            let sp = t.service_principals.iter().find(|s| {
+                s.str("appId")
+                    .is_some_and(|x| x.eq_ignore_ascii_case(&client_id))
+            });
+            (
+                tid,
+                sp.map(|s| s.id().to_string())
+                    .unwrap_or_else(|| client_id.clone()),
+            )
         }
     };
     let _ = tenant_id;
     let scopes: Vec<&str> = scope.split_whitespace().collect();
     if scopes.len() != 1 || !scopes[0].ends_with("/.default") {
-        return aad_error(400, "invalid_scope", 1002012, &format!("The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."));
+        return aad_error(
+            400,
+            "invalid_scope",
+            1002012,
+            &format!(
+                "The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."
+            ),
+        );
     }
     let aud = match resource_of(sim, scopes[0]) {
         Ok(a) => a,
         Err(r) => return r,
     };
-    token_reply(issue(sim, &aud, &client_id.to_ascii_lowercase(), &oid, false), None, None)
+    token_reply(
+        issue(sim, &aud, &client_id.to_ascii_lowercase(), &oid, false),
+        None,
+        None,
+    )
 }
 
 fn bad_secret(client_id: &str) -> Reply {
-    aad_error(401, "invalid_client", 7000215, &format!("Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."))
+    aad_error(
+        401,
+        "invalid_client",
+        7000215,
+        &format!(
+            "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."
+        ),
+    )
 }
 
 fn public_client_ok(sim: &Sim, client_id: &str) -> bool {
@@ -301,7 +425,8 @@ fn public_client_ok(sim: &Sim, client_id: &str) -> bool {
     }
     let t = lock(&sim.tenant);
     t.applications.iter().any(|a| {
-        a.str("appId").is_some_and(|x| x.eq_ignore_ascii_case(client_id))
+        a.str("appId")
+            .is_some_and(|x| x.eq_ignore_ascii_case(client_id))
             && sim.visible(a.created_ms)
             && a.data.get("isFallbackPublicClient") == Some(&Value::Bool(true))
     })
@@ -319,50 +444,92 @@ fn delegated_scope(sim: &Sim, scope: &str) -> Result<(String, bool, String), Rep
         }
         let r = resource_of(sim, s)?;
         if res.as_ref().is_some_and(|x| *x != r) {
-            return Err(aad_error(400, "invalid_scope", 28000, "Provided value for the input parameter scope is not valid because it contains more than one resource."));
+            return Err(aad_error(
+                400,
+                "invalid_scope",
+                28000,
+                "Provided value for the input parameter scope is not valid because it contains more than one resource.",
+            ));
         }
         res = Some(r);
         granted.push(s.to_string());
     }
     match res {
         Some(r) => Ok((r, offline, granted.join(" "))),
-        None => Err(aad_error(400, "invalid_scope", 70011, &format!("The provided value for the input parameter 'scope' is not valid. The scope {scope} is not valid."))),
+        None => Err(aad_error(
+            400,
+            "invalid_scope",
+            70011,
+            &format!(
+                "The provided value for the input parameter 'scope' is not valid. The scope {scope} is not valid."
+            ),
+        )),
     }
 }
 
 fn devicecode(sim: &Sim, form: &std::collections::HashMap<String, String>) -> Reply {
-    let Some(client_id) = form.get("client_id") else { return missing_param("client_id") };
+    let Some(client_id) = form.get("client_id") else {
+        return missing_param("client_id");
+    };
     if !public_client_ok(sim, client_id) {
-        return aad_error(400, "invalid_client", 7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.");
+        return aad_error(
+            400,
+            "invalid_client",
+            7000218,
+            "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+        );
     }
-    let Some(scope) = form.get("scope") else { return missing_param("scope") };
+    let Some(scope) = form.get("scope") else {
+        return missing_param("scope");
+    };
     if let Err(r) = delegated_scope(sim, scope) {
         return r;
     }
     let code = format!("DAQABIQEAAAB{}", random_secret(48));
     lock(&sim.device_codes).insert(sha256_hex(&code), false);
-    let user_code = random_secret(9).to_ascii_uppercase().replace(['~', '.', '_', '-'], "X");
-    Reply::json(200, json!({
-        "user_code": user_code,
-        "device_code": code,
-        "verification_uri": "https://microsoft.com/devicelogin",
-        "expires_in": 900,
-        "interval": 1,
-        "message": format!("To sign in, use a web browser to open the page https://microsoft.com/devicelogin and enter the code {user_code} to authenticate.")
-    }))
+    let user_code = random_secret(9)
+        .to_ascii_uppercase()
+        .replace(['~', '.', '_', '-'], "X");
+    Reply::json(
+        200,
+        json!({
+            "user_code": user_code,
+            "device_code": code,
+            "verification_uri": "https://microsoft.com/devicelogin",
+            "expires_in": 900,
+            "interval": 1,
+            "message": format!("To sign in, use a web browser to open the page https://microsoft.com/devicelogin and enter the code {user_code} to authenticate.")
+        }),
+    )
 }
 
 fn device_poll(sim: &Sim, form: &std::collections::HashMap<String, String>) -> Reply {
-    let Some(client_id) = form.get("client_id") else { return missing_param("client_id") };
-    let Some(code) = form.get("device_code") else { return missing_param("device_code") };
+    let Some(client_id) = form.get("client_id") else {
+        return missing_param("client_id");
+    };
+    let Some(code) = form.get("device_code") else {
+        return missing_param("device_code");
+    };
     let h = sha256_hex(code);
     {
         let mut dc = lock(&sim.device_codes);
         match dc.get_mut(&h) {
-            None => return aad_error(400, "invalid_grant", 70000, "Provided grant is invalid or malformed."),
+            None => {
+                return aad_error(
+                    400,
+                    "invalid_grant",
+                    70000,
+                    "Provided grant is invalid or malformed.",
+                );
+            }
             Some(polled @ false) => {
                 *polled = true;
-                return aad_error(400, "authorization_pending", 70016, "OAuth 2.0 device flow error. Authorization is pending. Continue polling.");
+                return aad_error(
+                    400,
+                    "authorization_pending",
+                    70016,
+                    "OAuth 2.0 device flow error. Authorization is pending. Continue polling.",
+                );
             }
             Some(true) => {
                 dc.remove(&h);
@@ -370,7 +537,10 @@ fn device_poll(sim: &Sim, form: &std::collections::HashMap<String, String>) -> R
         }
     }
     // the scope of the original devicecode request is not kept; the poll must repeat it (MSAL does)
-    let scope = form.get("scope").cloned().unwrap_or_else(|| format!("{}/.default offline_access", sim.urls().main));
+    let scope = form
+        .get("scope")
+        .cloned()
+        .unwrap_or_else(|| format!("{}/.default offline_access", sim.urls().main));
     let (aud, offline, granted) = match delegated_scope(sim, &scope) {
         Ok(x) => x,
         Err(r) => return r,
@@ -382,20 +552,38 @@ fn device_poll(sim: &Sim, form: &std::collections::HashMap<String, String>) -> R
 }
 
 fn refresh(sim: &Sim, form: &std::collections::HashMap<String, String>) -> Reply {
-    let Some(client_id) = form.get("client_id") else { return missing_param("client_id") };
-    let Some(rt) = form.get("refresh_token") else { return missing_param("refresh_token") };
-    let Some(scope) = form.get("scope") else { return missing_param("scope") };
+    let Some(client_id) = form.get("client_id") else {
+        return missing_param("client_id");
+    };
+    let Some(rt) = form.get("refresh_token") else {
+        return missing_param("refresh_token");
+    };
+    let Some(scope) = form.get("scope") else {
+        return missing_param("scope");
+    };
     let h = sha256_hex(rt);
     let grant = lock(&sim.refresh).get(&h).cloned();
-    let Some(grant) = grant.filter(|g| g.client_id.eq_ignore_ascii_case(client_id) && g.offline) else {
-        return aad_error(400, "invalid_grant", 9002313, "Invalid request. Request is malformed or invalid.");
+    let Some(grant) = grant.filter(|g| g.client_id.eq_ignore_ascii_case(client_id) && g.offline)
+    else {
+        return aad_error(
+            400,
+            "invalid_grant",
+            9002313,
+            "Invalid request. Request is malformed or invalid.",
+        );
     };
     let (aud, _offline, granted) = match delegated_scope(sim, scope) {
         Ok(x) => x,
         Err(r) => return r,
     };
     lock(&sim.refresh).remove(&h);
-    let at = issue(sim, &aud, &client_id.to_ascii_lowercase(), &grant.user_oid, true);
+    let at = issue(
+        sim,
+        &aud,
+        &client_id.to_ascii_lowercase(),
+        &grant.user_oid,
+        true,
+    );
     let new_rt = new_refresh(sim, client_id, &grant.user_oid);
     token_reply(at, Some(granted), Some(new_rt))
 }
@@ -416,6 +604,9 @@ mod tests {
         // tampering with the claims breaks the signature
         let mut parts: Vec<String> = t.split('.').map(String::from).collect();
         parts[1] = B64.encode(json!({"aud":"http://y","exp": now + 10}).to_string());
-        assert_eq!(verify(&key, &parts.join("."), now), Err(TokenError::BadSignature));
+        assert_eq!(
+            verify(&key, &parts.join("."), now),
+            Err(TokenError::BadSignature)
+        );
     }
 }

@@ -1,4 +1,898 @@
-//! (in progress)
+//! `verify-sync` — the check before Marketo's step 3: the Dynamics side of Marketo's "Validate
+//! Microsoft Dynamics Sync" plus the Entra ID side, and the live test Marketo itself will do.
+//!
+//! Checks (each with `id`, `name`, `ok`, `detail` and, when failing, `fix` — what to run):
+//! `app` (exists, single-tenant), `service-principal`, `consent` (AllPrincipals
+//! `user_impersonation`), `secret` (the document's key id exists on the app, its file is
+//! readable, it outlives `--warn-days`), `hrd-policy` (assigned when a domain is federated),
+//! `org-access` (the org answers WhoAmI for the admin), `marketo-solution` (installed, at least
+//! 4.0.0.14), `application-user` (exists, enabled), `sync-role` (holds Marketo Sync User),
+//! `marketo-config` (the Default record's Marketo User is that user), `live-login` (the app's own
+//! secret obtains a token for the org and WhoAmI answers as the application user), and
+//! `sync-filter:<entity>` when the document asked for the filter field.
+//!
+//! - Reads: `tenant.id`, `app.client_id`, `app.object_id`, `app.service_principal_id`,
+//!   `secret.key_id`, `secret.file`, `dynamics.url`, `dynamics.application_user_id`,
+//!   `marketo_config.entity_set`, `marketo_config.record_id`, `marketo_config.user_lookup`,
+//!   `sync_filter.entities`.
+//! - Writes: `verify.ok`, `verify.at`, `verify.checks`, `steps.verify-sync`.
+//! - Read-only: it never sends a write (the only POST is the token request of the live test).
+//! - Exit codes: 0 all checks pass; 6 at least one failed (the document is still written);
+//!   2 bad input; 3 the admin could not sign in; 5 no answer in time.
+//!
+//! Example: `verify-sync --state marketo-s2s.state.json`
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use s2s_core::{CommonArgs, Ctx, Error, Kind, Result, Tool};
+use s2s_dataverse::{
+    Dataverse, MARKETO_ROLE_ONLY_FOR_SYNC_USER_SINCE, MARKETO_SOLUTION, compare_versions,
+};
+use s2s_graph::{DYNAMICS_CRM_APP_ID, Graph, USER_IMPERSONATION};
+
+/// Check that the Marketo S2S setup works end to end, read-only, before Marketo's step 3.
+#[derive(Debug, Parser)]
+#[command(
+    name = "verify-sync",
+    version,
+    after_help = "\
+Examples:
+  verify-sync --state marketo-s2s.state.json
+  register-app | grant-consent | make-secret | assign-role | configure-marketo | verify-sync
+
+Prints a checklist on stderr; each failing check says what to run to fix it. When every check
+passes it prints the values to enter in Marketo step 3 (never the secret itself).
+Exit codes: 0 all checks pass, 6 a check failed, 2 bad input, 3 sign-in failed, 5 timed out."
+)]
+pub struct Cli {
+    /// A secret that expires within this many days fails the check
+    #[arg(long, value_name = "DAYS", default_value_t = 30)]
+    pub warn_days: u32,
+
+    /// File holding the app's client secret [state: secret.file]
+    #[arg(long, value_name = "FILE")]
+    pub secret_file: Option<PathBuf>,
+
+    /// Security role the application user must hold (repeatable) [default: Marketo Sync User]
+    #[arg(long = "role", value_name = "NAME")]
+    pub roles: Vec<String>,
+
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+impl Tool for Cli {
+    const NAME: &'static str = "verify-sync";
+    const READ_ONLY: bool = true;
+    fn common(&self) -> &CommonArgs {
+        &self.common
+    }
+}
+
 pub fn main() -> std::process::ExitCode {
-    std::process::ExitCode::FAILURE
+    s2s_core::run::main::<Cli, _>(run)
+}
+
+#[derive(Debug, Clone)]
+struct Check {
+    id: String,
+    name: String,
+    ok: bool,
+    detail: String,
+    fix: Option<String>,
+}
+
+impl Check {
+    fn pass(id: &str, name: &str, detail: impl Into<String>) -> Check {
+        Check {
+            id: id.into(),
+            name: name.into(),
+            ok: true,
+            detail: detail.into(),
+            fix: None,
+        }
+    }
+    fn fail(id: &str, name: &str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+        Check {
+            id: id.into(),
+            name: name.into(),
+            ok: false,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
+    }
+    fn to_json(&self) -> Value {
+        let mut v = json!({"id": self.id, "name": self.name, "ok": self.ok, "detail": self.detail});
+        if let Some(f) = &self.fix {
+            v["fix"] = json!(f);
+        }
+        v
+    }
+}
+
+/// Inputs read from the document before any request (exit 2 on bad input).
+struct Inputs {
+    client_id: String,
+    object_id: Option<String>,
+    sp_id: Option<String>,
+    key_id: Option<String>,
+    secret_file: Option<PathBuf>,
+    app_user_id: Option<String>,
+    config_set: Option<String>,
+    config_record: Option<String>,
+    config_lookup: Option<String>,
+    filter_entities: Vec<String>,
+}
+
+fn read_inputs(ctx: &Ctx, cli: &Cli) -> Result<Inputs> {
+    let d = &ctx.doc;
+    let client_id = d.get_guid("app.client_id")?.ok_or_else(|| {
+        s2s_core::config::missing("the app's client id", "register-app first", "app.client_id")
+    })?;
+    ctx.config().tenant()?;
+    ctx.config().dynamics()?;
+    let mut filter_entities = Vec::new();
+    if let Some(list) = d.get_array("sync_filter.entities")? {
+        for e in list {
+            match e
+                .get("entity")
+                .and_then(Value::as_str)
+                .or_else(|| e.as_str())
+            {
+                Some(name) => filter_entities.push(name.to_string()),
+                None => {
+                    return Err(Error::usage(
+                        "state document key sync_filter.entities must list entity names",
+                    ));
+                }
+            }
+        }
+    }
+    Ok(Inputs {
+        client_id,
+        object_id: d.get_guid("app.object_id")?,
+        sp_id: d.get_guid("app.service_principal_id")?,
+        key_id: d.get_guid("secret.key_id")?,
+        secret_file: cli
+            .secret_file
+            .clone()
+            .or(d.get_str("secret.file")?.map(PathBuf::from)),
+        app_user_id: d.get_guid("dynamics.application_user_id")?,
+        config_set: d.get_str("marketo_config.entity_set")?.map(str::to_string),
+        config_record: d.get_guid("marketo_config.record_id")?,
+        config_lookup: d.get_str("marketo_config.user_lookup")?.map(str::to_string),
+        filter_entities,
+    })
+}
+
+/// A failure to answer is a failed check, except a failed admin sign-in or running out of time:
+/// then nothing can be verified and the tool exits 3 or 5.
+fn soft<T>(r: Result<T>) -> Result<std::result::Result<T, String>> {
+    match r {
+        Ok(v) => Ok(Ok(v)),
+        Err(e)
+            if matches!(e.kind, Kind::Auth | Kind::Timeout)
+                && e.service.as_ref().is_none_or(|s| s.service == "login") =>
+        {
+            Err(e)
+        }
+        Err(e) => Ok(Err(e.to_string())),
+    }
+}
+
+async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
+    let input = read_inputs(ctx, &cli)?;
+    let roles = if cli.roles.is_empty() {
+        vec!["Marketo Sync User".to_string()]
+    } else {
+        cli.roles.clone()
+    };
+    let mut checks = Vec::new();
+
+    let graph = Graph::new(&ctx.http);
+    entra_checks(&graph, &input, cli.warn_days, &mut checks).await?;
+    let org = s2s_core::config::base(ctx.config().dynamics()?);
+    let dv = Dataverse::new(&ctx.http, &org);
+    let app_user = dynamics_checks(&dv, &input, &roles, &mut checks).await?;
+    live_login(ctx, &org, &input, app_user.as_deref(), &mut checks).await?;
+
+    let failed: Vec<&Check> = checks.iter().filter(|c| !c.ok).collect();
+    for c in &checks {
+        let mark = if c.ok { "ok  " } else { "FAIL" };
+        ctx.say(&format!("[{mark}] {}: {}", c.name, c.detail));
+        if let Some(f) = &c.fix {
+            ctx.say(&format!("       fix: {f}"));
+        }
+    }
+    ctx.doc.set("verify.ok", failed.is_empty());
+    ctx.doc.set("verify.at", s2s_core::run::now_rfc3339());
+    ctx.doc.set(
+        "verify.checks",
+        Value::Array(checks.iter().map(Check::to_json).collect()),
+    );
+    if !failed.is_empty() {
+        let names: Vec<&str> = failed.iter().map(|c| c.name.as_str()).collect();
+        return Err(Error::verify_failed(format!(
+            "{} of {} checks failed: {}",
+            failed.len(),
+            checks.len(),
+            names.join("; ")
+        ))
+        .with_hint("run the fix shown for each failed check, then verify-sync again"));
+    }
+    ctx.say(&format!("all {} checks passed", checks.len()));
+    handoff(ctx, &input);
+    Ok(())
+}
+
+/// The values Marketo's step 3 asks for (reference/dataverse.md §6.3) — never the secret.
+fn handoff(ctx: &Ctx, input: &Inputs) {
+    let d = &ctx.doc;
+    let s = |k: &str| {
+        d.get_str(k)
+            .ok()
+            .flatten()
+            .unwrap_or("(unknown)")
+            .to_string()
+    };
+    let lines = [
+        "Marketo step 3 (Admin > CRM > Microsoft Dynamics > Enter Credentials):".to_string(),
+        format!("  Dynamics URL : {}", s("dynamics.url")),
+        format!("  Tenant ID    : {}", s("tenant.id")),
+        format!("  Client ID    : {}", input.client_id),
+        format!("  Username     : {}", s("dynamics.username")),
+        format!(
+            "  Client secret: the content of {} (shown nowhere else)",
+            input
+                .secret_file
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "the secret file".into())
+        ),
+    ];
+    for l in lines {
+        ctx.say(&l);
+    }
+}
+
+async fn entra_checks(
+    graph: &Graph<'_>,
+    input: &Inputs,
+    warn_days: u32,
+    checks: &mut Vec<Check>,
+) -> Result<()> {
+    // app
+    let app = soft(graph.application_by_app_id(&input.client_id).await)?;
+    let app = match app {
+        Ok(Some(a)) => {
+            if a.sign_in_audience.as_deref() == Some("AzureADMyOrg") {
+                checks.push(Check::pass(
+                    "app",
+                    "app exists and is single-tenant",
+                    format!("client id {}", a.app_id),
+                ));
+            } else {
+                checks.push(Check::fail(
+                    "app",
+                    "app exists and is single-tenant",
+                    format!(
+                        "signInAudience is {:?}",
+                        a.sign_in_audience.as_deref().unwrap_or("unset")
+                    ),
+                    "register-app",
+                ));
+            }
+            Some(a)
+        }
+        Ok(None) => {
+            checks.push(Check::fail(
+                "app",
+                "app exists and is single-tenant",
+                format!("no application with client id {}", input.client_id),
+                "register-app",
+            ));
+            None
+        }
+        Err(e) => {
+            checks.push(Check::fail(
+                "app",
+                "app exists and is single-tenant",
+                e,
+                "check the admin's Graph permissions, then verify-sync again",
+            ));
+            None
+        }
+    };
+    if let (Some(a), Some(o)) = (&app, &input.object_id) {
+        if !a.id.eq_ignore_ascii_case(o) {
+            checks.push(Check::fail(
+                "app",
+                "app object id matches the document",
+                format!("the document says {o}, Graph says {}", a.id),
+                "register-app",
+            ));
+        }
+    }
+
+    // service principal
+    let sp = match soft(graph.service_principal_by_app_id(&input.client_id).await)? {
+        Ok(Some(sp)) => {
+            checks.push(Check::pass(
+                "service-principal",
+                "service principal exists",
+                format!("object id {}", sp.id),
+            ));
+            Some(sp)
+        }
+        Ok(None) => {
+            checks.push(Check::fail(
+                "service-principal",
+                "service principal exists",
+                "the app has no service principal",
+                "register-app",
+            ));
+            None
+        }
+        Err(e) => {
+            checks.push(Check::fail(
+                "service-principal",
+                "service principal exists",
+                e,
+                "register-app",
+            ));
+            None
+        }
+    };
+
+    // consent
+    let consent_name = "admin consent for Dynamics CRM user_impersonation";
+    let sp_id = sp
+        .as_ref()
+        .map(|s| s.id.clone())
+        .or_else(|| input.sp_id.clone());
+    match (
+        &sp_id,
+        soft(graph.service_principal_by_app_id(DYNAMICS_CRM_APP_ID).await)?,
+    ) {
+        (Some(sp_id), Ok(Some(crm))) => match soft(graph.grants_for(sp_id, &crm.id).await)? {
+            Ok(grants)
+                if grants
+                    .iter()
+                    .any(|g| g.scopes().contains(&USER_IMPERSONATION)) =>
+            {
+                checks.push(Check::pass(
+                    "consent",
+                    consent_name,
+                    "tenant-wide (AllPrincipals) grant present",
+                ));
+            }
+            Ok(_) => checks.push(Check::fail(
+                "consent",
+                consent_name,
+                "no tenant-wide grant with user_impersonation",
+                "grant-consent",
+            )),
+            Err(e) => checks.push(Check::fail("consent", consent_name, e, "grant-consent")),
+        },
+        (_, Ok(None)) => checks.push(Check::fail(
+            "consent",
+            consent_name,
+            "the tenant has no Dynamics CRM service principal",
+            "grant-consent",
+        )),
+        (None, _) => checks.push(Check::fail(
+            "consent",
+            consent_name,
+            "no service principal to check",
+            "register-app, then grant-consent",
+        )),
+        (_, Err(e)) => checks.push(Check::fail("consent", consent_name, e, "grant-consent")),
+    }
+
+    // secret
+    checks.push(secret_check(app.as_ref(), input, warn_days));
+
+    // HRD policy, when federated
+    let hrd_name = "Home Realm Discovery policy (federated tenants)";
+    match soft(graph.domains().await)? {
+        Err(e) => checks.push(Check::fail("hrd-policy", hrd_name, e, "set-hrd-policy")),
+        Ok(domains) => {
+            let federated: Vec<String> = domains
+                .iter()
+                .filter(|d| {
+                    d.authentication_type
+                        .as_deref()
+                        .is_some_and(|t| t.eq_ignore_ascii_case("Federated"))
+                })
+                .map(|d| d.id.clone())
+                .collect();
+            if federated.is_empty() {
+                checks.push(Check::pass(
+                    "hrd-policy",
+                    hrd_name,
+                    "not needed: no federated domain",
+                ));
+            } else if let Some(sp_id) = &sp_id {
+                match soft(graph.hrd_policies_of(sp_id).await)? {
+                    Ok(ps) if ps.iter().any(|p| allows_cloud_password_validation(&p.definition)) => checks.push(Check::pass(
+                        "hrd-policy",
+                        hrd_name,
+                        format!("AllowCloudPasswordValidation assigned (federated: {})", federated.join(", ")),
+                    )),
+                    Ok(_) => checks.push(Check::fail(
+                        "hrd-policy",
+                        hrd_name,
+                        format!("federated domain(s) {} but no AllowCloudPasswordValidation policy on the service principal", federated.join(", ")),
+                        "set-hrd-policy",
+                    )),
+                    Err(e) => checks.push(Check::fail("hrd-policy", hrd_name, e, "set-hrd-policy")),
+                }
+            } else {
+                checks.push(Check::fail(
+                    "hrd-policy",
+                    hrd_name,
+                    "no service principal to check",
+                    "register-app, then set-hrd-policy",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// True for `{"HomeRealmDiscoveryPolicy":{"AllowCloudPasswordValidation":true}}` (wrapper
+/// included: without it Entra ignores the policy, reference/graph.md §5.2, peers.md §9).
+pub fn allows_cloud_password_validation(definition: &[String]) -> bool {
+    definition.iter().any(|d| {
+        serde_json::from_str::<Value>(d).ok().is_some_and(|v| {
+            v["HomeRealmDiscoveryPolicy"]["AllowCloudPasswordValidation"] == Value::Bool(true)
+        })
+    })
+}
+
+fn secret_check(app: Option<&s2s_graph::Application>, input: &Inputs, warn_days: u32) -> Check {
+    let name = "client secret exists, is saved and is not about to expire";
+    let Some(key_id) = &input.key_id else {
+        return Check::fail(
+            "secret",
+            name,
+            "the document has no secret.key_id",
+            "make-secret",
+        );
+    };
+    let Some(app) = app else {
+        return Check::fail(
+            "secret",
+            name,
+            "the app could not be read",
+            "register-app, then make-secret",
+        );
+    };
+    let Some(cred) = app
+        .password_credentials
+        .iter()
+        .find(|c| c.key_id.eq_ignore_ascii_case(key_id))
+    else {
+        return Check::fail(
+            "secret",
+            name,
+            format!("key {key_id} is no longer on the app"),
+            "make-secret",
+        );
+    };
+    let Some(file) = &input.secret_file else {
+        return Check::fail(
+            "secret",
+            name,
+            "the document has no secret.file",
+            "make-secret",
+        );
+    };
+    match std::fs::read(file) {
+        Ok(b) if !b.iter().all(u8::is_ascii_whitespace) => {}
+        Ok(_) => {
+            return Check::fail(
+                "secret",
+                name,
+                format!("{} is empty", file.display()),
+                "make-secret",
+            );
+        }
+        Err(e) => {
+            return Check::fail(
+                "secret",
+                name,
+                format!("cannot read {}: {e}", file.display()),
+                "make-secret",
+            );
+        }
+    }
+    let end = cred
+        .end_date_time
+        .as_deref()
+        .and_then(|s| OffsetDateTime::parse(s, &Rfc3339).ok());
+    match end {
+        Some(end) => {
+            let left = end - OffsetDateTime::now_utc();
+            if left.whole_days() < i64::from(warn_days) {
+                Check::fail(
+                    "secret",
+                    name,
+                    format!(
+                        "key {key_id} expires in {} day(s), within --warn-days {warn_days}",
+                        left.whole_days().max(0)
+                    ),
+                    "make-secret (it adds a fresh secret; re-enter it in Marketo)",
+                )
+            } else {
+                Check::pass(
+                    "secret",
+                    name,
+                    format!(
+                        "key {key_id} ({}…) in {}, expires in {} days",
+                        cred.hint.as_deref().unwrap_or(""),
+                        file.display(),
+                        left.whole_days()
+                    ),
+                )
+            }
+        }
+        None => Check::fail(
+            "secret",
+            name,
+            format!("key {key_id} has no readable end date"),
+            "make-secret",
+        ),
+    }
+}
+
+async fn dynamics_checks(
+    dv: &Dataverse<'_>,
+    input: &Inputs,
+    roles: &[String],
+    checks: &mut Vec<Check>,
+) -> Result<Option<String>> {
+    match soft(dv.who_am_i().await)? {
+        Ok(w) => checks.push(Check::pass(
+            "org-access",
+            "the org answers WhoAmI for the admin",
+            format!("{} as user {}", dv.org(), w.user_id),
+        )),
+        Err(e) => {
+            checks.push(Check::fail(
+                "org-access",
+                "the org answers WhoAmI for the admin",
+                e,
+                "check --dynamics-url and that the admin is a System Administrator of the org",
+            ));
+            return Ok(None);
+        }
+    }
+
+    let sol_name = "Marketo solution installed (4.0.0.14 or later)";
+    match soft(dv.solutions_by_friendly_name(MARKETO_SOLUTION).await)? {
+        Ok(list) => {
+            match list.first() {
+                None => checks.push(Check::fail(
+                    "marketo-solution",
+                    sol_name,
+                    format!("{MARKETO_SOLUTION:?} is not installed"),
+                    "import the Marketo solution (Marketo step 1), then verify-sync again",
+                )),
+                Some(s) => {
+                    let v = s.version.clone().unwrap_or_default();
+                    if compare_versions(&v, MARKETO_ROLE_ONLY_FOR_SYNC_USER_SINCE)
+                        .is_some_and(|o| o.is_ge())
+                    {
+                        checks.push(Check::pass(
+                            "marketo-solution",
+                            sol_name,
+                            format!("{} {v}", s.uniquename),
+                        ));
+                    } else {
+                        checks.push(Check::fail("marketo-solution", sol_name, format!("version {v:?} is older than {MARKETO_ROLE_ONLY_FOR_SYNC_USER_SINCE}"), "import the current Marketo solution (Update, maintain customizations)"));
+                    }
+                }
+            }
+        }
+        Err(e) => checks.push(Check::fail(
+            "marketo-solution",
+            sol_name,
+            e,
+            "import the Marketo solution",
+        )),
+    }
+
+    let user_name = "application user exists and is enabled";
+    let users = match soft(dv.application_users(&input.client_id).await)? {
+        Ok(u) => u,
+        Err(e) => {
+            checks.push(Check::fail("application-user", user_name, e, "assign-role"));
+            return Ok(None);
+        }
+    };
+    let Some(user) = users.first() else {
+        checks.push(Check::fail(
+            "application-user",
+            user_name,
+            format!("no application user for client id {}", input.client_id),
+            "assign-role",
+        ));
+        for r in roles {
+            checks.push(Check::fail(
+                "sync-role",
+                &format!("application user holds {r}"),
+                "no application user",
+                "assign-role",
+            ));
+        }
+        return Ok(None);
+    };
+    if user.is_disabled() {
+        checks.push(Check::fail(
+            "application-user",
+            user_name,
+            format!("user {} is disabled", user.systemuserid),
+            "assign-role (it enables the user)",
+        ));
+    } else if input
+        .app_user_id
+        .as_deref()
+        .is_some_and(|d| !d.eq_ignore_ascii_case(&user.systemuserid))
+    {
+        checks.push(Check::fail(
+            "application-user",
+            user_name,
+            format!(
+                "the document names {} but the org has {}",
+                input.app_user_id.as_deref().unwrap_or(""),
+                user.systemuserid
+            ),
+            "assign-role",
+        ));
+    } else {
+        checks.push(Check::pass(
+            "application-user",
+            user_name,
+            format!(
+                "{} ({})",
+                user.internalemailaddress.as_deref().unwrap_or("no e-mail"),
+                user.systemuserid
+            ),
+        ));
+    }
+    let held: Vec<String> = match &user.systemuserroles_association {
+        Some(r) => r.iter().filter_map(|r| r.name.clone()).collect(),
+        None => match soft(dv.user_roles(&user.systemuserid).await)? {
+            Ok(r) => r.into_iter().filter_map(|r| r.name).collect(),
+            Err(e) => {
+                checks.push(Check::fail(
+                    "sync-role",
+                    "application user roles",
+                    e,
+                    "assign-role",
+                ));
+                Vec::new()
+            }
+        },
+    };
+    for r in roles {
+        let name = format!("application user holds {r}");
+        if held.iter().any(|h| h == r) {
+            checks.push(Check::pass("sync-role", &name, "role assigned"));
+        } else {
+            checks.push(Check::fail(
+                "sync-role",
+                &name,
+                format!(
+                    "the user holds: {}",
+                    if held.is_empty() {
+                        "no role".to_string()
+                    } else {
+                        held.join(", ")
+                    }
+                ),
+                "assign-role",
+            ));
+        }
+    }
+
+    // Marketo config
+    let cfg_name = "Marketo Config \"Default\" points Marketo User at the application user";
+    match (
+        &input.config_set,
+        &input.config_record,
+        &input.config_lookup,
+    ) {
+        (Some(set), Some(rec), Some(lookup)) => {
+            let select = format!("_{lookup}_value");
+            match soft(
+                dv.get::<Value>(
+                    &format!(
+                        "{}({rec})?$select={}",
+                        s2s_core::odata::encode(set),
+                        s2s_core::odata::encode(&select)
+                    ),
+                    "Marketo config record",
+                )
+                .await,
+            )? {
+                Ok(row) => {
+                    let current = row[&select].as_str().unwrap_or("");
+                    if current.eq_ignore_ascii_case(&user.systemuserid) {
+                        checks.push(Check::pass(
+                            "marketo-config",
+                            cfg_name,
+                            format!("{set}({rec})"),
+                        ));
+                    } else if current.is_empty() {
+                        checks.push(Check::fail(
+                            "marketo-config",
+                            cfg_name,
+                            "Marketo User is empty",
+                            "configure-marketo",
+                        ));
+                    } else {
+                        checks.push(Check::fail(
+                            "marketo-config",
+                            cfg_name,
+                            format!("Marketo User is {current}, not {}", user.systemuserid),
+                            "configure-marketo",
+                        ));
+                    }
+                }
+                Err(e) => checks.push(Check::fail(
+                    "marketo-config",
+                    cfg_name,
+                    e,
+                    "configure-marketo",
+                )),
+            }
+        }
+        _ => checks.push(Check::fail(
+            "marketo-config",
+            cfg_name,
+            "the document has no marketo_config (configure-marketo has not run)",
+            "configure-marketo",
+        )),
+    }
+
+    // Sync filter, when asked for
+    for entity in &input.filter_entities {
+        let name = format!("sync filter field new_synctomkto on {entity}");
+        match soft(dv.attribute(entity, "new_synctomkto").await)? {
+            Ok(Some(a)) if a.is_boolean() => checks.push(Check::pass(
+                &format!("sync-filter:{entity}"),
+                &name,
+                "Two Options field present",
+            )),
+            Ok(Some(a)) => checks.push(Check::fail(
+                &format!("sync-filter:{entity}"),
+                &name,
+                format!("exists but is {}", a.type_name()),
+                "delete the field in Dynamics, then add-sync-filter",
+            )),
+            Ok(None) => checks.push(Check::fail(
+                &format!("sync-filter:{entity}"),
+                &name,
+                "missing",
+                "add-sync-filter",
+            )),
+            Err(e) => checks.push(Check::fail(
+                &format!("sync-filter:{entity}"),
+                &name,
+                e,
+                "add-sync-filter",
+            )),
+        }
+    }
+    Ok(Some(user.systemuserid.clone()))
+}
+
+/// Marketo's own test: the app's secret obtains a token for the org, and WhoAmI answers as the
+/// application user (design.md, verify-sync).
+async fn live_login(
+    ctx: &Ctx,
+    org: &str,
+    input: &Inputs,
+    app_user: Option<&str>,
+    checks: &mut Vec<Check>,
+) -> Result<()> {
+    let name = "the app's own secret signs in to the org as the application user";
+    let Some(file) = &input.secret_file else {
+        checks.push(Check::fail(
+            "live-login",
+            name,
+            "no secret file to test with",
+            "make-secret",
+        ));
+        return Ok(());
+    };
+    let secret = match std::fs::read_to_string(file) {
+        Ok(s) => SecretString::from(s.trim().to_string()),
+        Err(e) => {
+            checks.push(Check::fail(
+                "live-login",
+                name,
+                format!("cannot read {}: {e}", file.display()),
+                "make-secret",
+            ));
+            return Ok(());
+        }
+    };
+    let who = format!(
+        "the Marketo app {} and its secret in {}",
+        input.client_id,
+        file.display()
+    );
+    let token =
+        match s2s_core::auth::client_credentials(&ctx.http, &input.client_id, &secret, org, &who)
+            .await
+        {
+            Ok((t, _)) => t,
+            Err(e) if e.kind == Kind::Timeout => return Err(e),
+            Err(e) => {
+                checks.push(Check::fail(
+                    "live-login",
+                    name,
+                    e.to_string(),
+                    "make-secret (the saved secret is not accepted)",
+                ));
+                return Ok(());
+            }
+        };
+    let dv = Dataverse::new(&ctx.http, org).with_token(token);
+    match dv.who_am_i().await {
+        Ok(w) if app_user.is_some_and(|u| u.eq_ignore_ascii_case(&w.user_id)) => {
+            checks.push(Check::pass(
+                "live-login",
+                name,
+                format!("WhoAmI answered user {}", w.user_id),
+            ));
+        }
+        Ok(w) => checks.push(Check::fail(
+            "live-login",
+            name,
+            format!(
+                "WhoAmI answered user {}, not the application user",
+                w.user_id
+            ),
+            "assign-role",
+        )),
+        Err(e) if e.kind == Kind::Timeout => return Err(e),
+        Err(e) => checks.push(Check::fail(
+            "live-login",
+            name,
+            e.to_string(),
+            "assign-role (an enabled application user is needed)",
+        )),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn hrd_definition_needs_the_wrapper() {
+        assert!(allows_cloud_password_validation(&[
+            r#"{"HomeRealmDiscoveryPolicy":{"AllowCloudPasswordValidation":true}}"#.into()
+        ]));
+        assert!(!allows_cloud_password_validation(&[
+            r#"{"AllowCloudPasswordValidation":true}"#.into()
+        ]));
+    }
 }

@@ -1,0 +1,752 @@
+//! The typed client. Every request carries the OData headers Dataverse expects (reference §0,
+//! §7.4) and a token for the org's own audience (§8); every user-chosen value reaches a URL only
+//! through `s2s_core::odata`. Writes go through `Http::write`, so `--dry-run` plans them.
+
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use s2s_core::odata::{encode, key_segment, query, quote};
+use s2s_core::{Auth, Error, Http, Method, Request, Result, Service};
+
+use crate::codes;
+use crate::model::*;
+
+/// The Web API root under the org URL (reference §0).
+pub const API_PATH: &str = "/api/data/v9.2";
+
+/// Page size asked for with `Prefer: odata.maxpagesize` (reference §7.5; the service's maximum is
+/// 5,000, a smaller page keeps each answer quick).
+const PAGE_SIZE: u32 = 500;
+
+/// A runaway `@odata.nextLink` chain must not loop for ever.
+const MAX_PAGES: usize = 1000;
+
+/// System lookups to `systemuser` that every entity carries; never the "Marketo User" lookup
+/// (reference §5.3 step 4).
+pub const SYSTEM_USER_LOOKUPS: &[&str] = &[
+    "createdby",
+    "modifiedby",
+    "createdonbehalfby",
+    "modifiedonbehalfby",
+    "owninguser",
+    "ownerid",
+];
+
+/// The outcome of a write: `Planned` under `--dry-run`, where nothing was sent and the write is
+/// in the document's `plan`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Written<T> {
+    Done(T),
+    Planned,
+}
+
+impl<T> Written<T> {
+    pub fn is_planned(&self) -> bool {
+        matches!(self, Written::Planned)
+    }
+}
+
+/// How a role association ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Associated {
+    /// The association was created by this call.
+    Added,
+    /// Dataverse answered DuplicateRecord (0x80040237): the pair already existed, e.g. because
+    /// an earlier attempt whose answer was lost did commit it (reference §2).
+    AlreadyThere,
+}
+
+/// A client for one Dataverse org. It never prints; errors carry the service's code and request
+/// id (core parses `{"error":{"code","message"}}`, reference §7.1).
+pub struct Dataverse<'a> {
+    http: &'a Http,
+    /// The org URL without a trailing slash: also the token audience (reference §8).
+    org: String,
+    /// `org` + [`API_PATH`].
+    api: String,
+    /// Normally the admin's token for `org` from the credential chain; verify-sync swaps in the
+    /// Marketo app's own token with [`Dataverse::with_token`].
+    auth: Auth,
+}
+
+impl<'a> Dataverse<'a> {
+    /// A client for `org` (`https://contoso.crm.dynamics.com`, with or without a trailing slash).
+    pub fn new(http: &'a Http, org: &str) -> Self {
+        let org = org.trim_end_matches('/').to_string();
+        let api = format!("{org}{API_PATH}");
+        let auth = Auth::Resource(org.clone());
+        Dataverse {
+            http,
+            org,
+            api,
+            auth,
+        }
+    }
+
+    /// The same org, called with an explicit bearer token (verify-sync's live test of the app's
+    /// own secret, as Marketo will sign in).
+    pub fn with_token(mut self, token: secrecy::SecretString) -> Self {
+        self.auth = Auth::Token(token);
+        self
+    }
+
+    /// A client for the org of the tool's configuration (`--dynamics-url` or `dynamics.url`);
+    /// exit 2 naming both when neither is given.
+    pub fn from_config(http: &'a Http) -> Result<Self> {
+        let url = http.config().dynamics()?;
+        Ok(Self::new(http, &s2s_core::config::base(url)))
+    }
+
+    /// The org URL without a trailing slash.
+    pub fn org(&self) -> &str {
+        &self.org
+    }
+
+    /// The absolute URL of a Web API path (`systemusers(...)`).
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/{}", self.api, path.trim_start_matches('/'))
+    }
+
+    fn request(&self, method: Method, url: String) -> Request {
+        // `If-None-Match: null` asks for current data rather than a cached copy (reference §7.4);
+        // Microsoft's own samples send it on every request, writes included.
+        Request::new(method, Service::Dataverse, url)
+            .auth(self.auth.clone())
+            .header("Accept", "application/json")
+            .header("OData-MaxVersion", "4.0")
+            .header("OData-Version", "4.0")
+            .header("If-None-Match", "null")
+    }
+
+    // ---------- generic reads ----------
+
+    /// One JSON object (a function result or a single row).
+    pub async fn get<T: DeserializeOwned>(&self, path: &str, what: &str) -> Result<T> {
+        let resp = self
+            .http
+            .send(self.request(Method::Get, self.url(path)))
+            .await?;
+        resp.parse(what)
+    }
+
+    /// One row or metadata item, `None` when the service answers 404.
+    pub async fn get_optional<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        what: &str,
+    ) -> Result<Option<T>> {
+        let req = self.request(Method::Get, self.url(path)).accept(404);
+        let resp = self.http.send(req).await?;
+        if resp.status == 404 {
+            return Ok(None);
+        }
+        resp.parse(what).map(Some)
+    }
+
+    /// Every row of a collection query, following `@odata.nextLink` (reference §7.5).
+    pub async fn list<T: DeserializeOwned>(&self, path: &str, what: &str) -> Result<Vec<T>> {
+        self.collect(path, what, Some(PAGE_SIZE)).await
+    }
+
+    /// A metadata collection: never paged (reference §7.5), so no `Prefer` header is sent.
+    async fn list_metadata<T: DeserializeOwned>(&self, path: &str, what: &str) -> Result<Vec<T>> {
+        self.collect(path, what, None).await
+    }
+
+    async fn collect<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        what: &str,
+        page_size: Option<u32>,
+    ) -> Result<Vec<T>> {
+        let mut url = self.url(path);
+        let mut out = Vec::new();
+        for _ in 0..MAX_PAGES {
+            let mut req = self.request(Method::Get, url.clone());
+            if let Some(n) = page_size {
+                req = req.header("Prefer", &format!("odata.maxpagesize={n}"));
+            }
+            let page: Page<T> = self.http.send(req).await?.parse(what)?;
+            out.extend(page.value);
+            match page.next_link {
+                None => return Ok(out),
+                Some(next) => {
+                    // The next link is followed unchanged (it holds the paging cookie), but only
+                    // on this org: the bearer token must never go to another host.
+                    if !next.starts_with(&format!("{}/", self.org)) {
+                        return Err(Error::internal(format!(
+                            "the service's next-page link for {what} points outside {}: {next}",
+                            self.org
+                        )));
+                    }
+                    url = next;
+                }
+            }
+        }
+        Err(Error::internal(format!(
+            "{what}: more than {MAX_PAGES} pages; giving up"
+        )))
+    }
+
+    // ---------- WhoAmI, solutions, business units ----------
+
+    /// `GET WhoAmI` (reference §4).
+    pub async fn who_am_i(&self) -> Result<WhoAmI> {
+        self.get("WhoAmI", "WhoAmI answer").await
+    }
+
+    /// Solutions whose display name is `friendly_name` (reference §4: the Marketo solution's
+    /// unique name is not public, its display name is).
+    pub async fn solutions_by_friendly_name(&self, friendly_name: &str) -> Result<Vec<Solution>> {
+        let q = query(&[
+            (
+                "$select",
+                "solutionid,uniquename,friendlyname,version,ismanaged",
+            ),
+            (
+                "$filter",
+                &format!("friendlyname eq {}", quote(friendly_name)),
+            ),
+        ]);
+        self.list(&format!("solutions?{q}"), "solutions").await
+    }
+
+    /// The root business unit (`parentbusinessunitid eq null`, reference §1.5); exactly one.
+    pub async fn root_business_unit(&self) -> Result<BusinessUnit> {
+        let q = query(&[
+            ("$select", "businessunitid,name,_parentbusinessunitid_value"),
+            ("$filter", "parentbusinessunitid eq null"),
+        ]);
+        let mut units: Vec<BusinessUnit> = self
+            .list(&format!("businessunits?{q}"), "business units")
+            .await?;
+        match units.len() {
+            1 => Ok(units.remove(0)),
+            n => Err(Error::refused(format!(
+                "expected exactly one root business unit in {}, found {n}",
+                self.org
+            ))
+            .with_hint("name the business unit with --business-unit")),
+        }
+    }
+
+    /// Business units with this exact name.
+    pub async fn business_units_by_name(&self, name: &str) -> Result<Vec<BusinessUnit>> {
+        let q = query(&[
+            ("$select", "businessunitid,name,_parentbusinessunitid_value"),
+            ("$filter", &format!("name eq {}", quote(name))),
+        ]);
+        self.list(&format!("businessunits?{q}"), "business units")
+            .await
+    }
+
+    /// One business unit by id.
+    pub async fn business_unit(&self, id: &str) -> Result<Option<BusinessUnit>> {
+        let id = guid(id, "business unit id")?;
+        self.get_optional(
+            &format!(
+                "businessunits({id})?{}",
+                query(&[("$select", "businessunitid,name,_parentbusinessunitid_value")])
+            ),
+            "business unit",
+        )
+        .await
+    }
+
+    // ---------- system users ----------
+
+    const USER_SELECT: &'static str = "systemuserid,applicationid,fullname,internalemailaddress,domainname,isdisabled,deletedstate,_businessunitid_value";
+    const ROLES_EXPAND: &'static str =
+        "systemuserroles_association($select=roleid,name,_businessunitid_value)";
+
+    /// The active (not soft-deleted) users bound to an application id, with their roles
+    /// (reference §1.4, as Microsoft's Terraform provider looks them up).
+    pub async fn application_users(&self, application_id: &str) -> Result<Vec<SystemUser>> {
+        let app = guid(application_id, "application id")?;
+        let q = query(&[
+            ("$select", Self::USER_SELECT),
+            ("$expand", Self::ROLES_EXPAND),
+            // A GUID literal is unquoted in OData; it was checked for shape above.
+            ("$filter", &format!("applicationid eq {app}")),
+        ]);
+        let users: Vec<SystemUser> = self
+            .list(&format!("systemusers?{q}"), "system users")
+            .await?;
+        Ok(users.into_iter().filter(|u| !u.is_soft_deleted()).collect())
+    }
+
+    /// One user by id, with its roles.
+    pub async fn system_user(&self, id: &str) -> Result<Option<SystemUser>> {
+        let id = guid(id, "system user id")?;
+        let q = query(&[
+            ("$select", Self::USER_SELECT),
+            ("$expand", Self::ROLES_EXPAND),
+        ]);
+        self.get_optional(&format!("systemusers({id})?{q}"), "system user")
+            .await
+    }
+
+    /// Creates a non-interactive application user (`accessmode` 4) for `application_id` in a
+    /// business unit, which Dataverse requires (reference §1.2, §1.3). Returns the new
+    /// `systemuserid`, read from `OData-EntityId` as Terraform does.
+    ///
+    /// Errors worth classifying: [`is_app_not_yet_known`] (wait and retry) and
+    /// [`codes::DUPLICATE_APPLICATION_USER`] (re-read and adopt).
+    pub async fn create_application_user(
+        &self,
+        application_id: &str,
+        business_unit_id: &str,
+    ) -> Result<Written<Option<String>>> {
+        let app = guid(application_id, "application id")?;
+        let bu = guid(business_unit_id, "business unit id")?;
+        let req = self
+            .request(Method::Post, self.url("systemusers"))
+            .json(json!({
+                "applicationid": app,
+                "accessmode": 4,
+                "businessunitid@odata.bind": format!("/businessunits({bu})"),
+            }));
+        Ok(match self.http.write(req).await? {
+            None => Written::Planned,
+            Some(resp) => Written::Done(entity_id(&resp)),
+        })
+    }
+
+    /// Enables a user: `PATCH {"isdisabled": false}` with `If-Match: *`, so the PATCH can never
+    /// turn into a create (reference §7.4).
+    pub async fn enable_user(&self, id: &str) -> Result<Written<()>> {
+        self.update_record("systemusers", id, json!({"isdisabled": false}))
+            .await
+    }
+
+    // ---------- roles ----------
+
+    /// Roles named `name` in one business unit (roles are per business unit, reference §2).
+    pub async fn roles_by_name(&self, name: &str, business_unit_id: &str) -> Result<Vec<Role>> {
+        let bu = guid(business_unit_id, "business unit id")?;
+        let q = query(&[
+            ("$select", "roleid,name,_businessunitid_value"),
+            (
+                "$filter",
+                &format!("name eq {} and _businessunitid_value eq {bu}", quote(name)),
+            ),
+        ]);
+        self.list(&format!("roles?{q}"), "roles").await
+    }
+
+    /// The roles a user holds directly (reference §2, "List a user's roles").
+    pub async fn user_roles(&self, user_id: &str) -> Result<Vec<Role>> {
+        let id = guid(user_id, "system user id")?;
+        let q = query(&[("$select", "roleid,name,_businessunitid_value")]);
+        self.list(
+            &format!("systemusers({id})/systemuserroles_association?{q}"),
+            "roles of the user",
+        )
+        .await
+    }
+
+    /// `POST systemusers(<id>)/systemuserroles_association/$ref` (reference §2, fixture §9.5).
+    /// Check the user's roles first: the duplicate answer's status is not documented.
+    pub async fn associate_role(
+        &self,
+        user_id: &str,
+        role_id: &str,
+    ) -> Result<Written<Associated>> {
+        let user = guid(user_id, "system user id")?;
+        let role = guid(role_id, "role id")?;
+        let req = self
+            .request(
+                Method::Post,
+                self.url(&format!(
+                    "systemusers({user})/systemuserroles_association/$ref"
+                )),
+            )
+            .json(json!({"@odata.id": self.url(&format!("roles({role})"))}));
+        match self.http.write(req).await {
+            Ok(None) => Ok(Written::Planned),
+            Ok(Some(_)) => Ok(Written::Done(Associated::Added)),
+            Err(e) if e.has_code(codes::DUPLICATE_RECORD) => {
+                Ok(Written::Done(Associated::AlreadyThere))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `DELETE systemusers(<id>)/systemuserroles_association/$ref?$id=<role url>` (reference §2).
+    pub async fn disassociate_role(&self, user_id: &str, role_id: &str) -> Result<Written<()>> {
+        let user = guid(user_id, "system user id")?;
+        let role = guid(role_id, "role id")?;
+        let q = query(&[("$id", &self.url(&format!("roles({role})")))]);
+        let req = self.request(
+            Method::Delete,
+            self.url(&format!(
+                "systemusers({user})/systemuserroles_association/$ref?{q}"
+            )),
+        );
+        Ok(match self.http.write(req).await? {
+            None => Written::Planned,
+            Some(_) => Written::Done(()),
+        })
+    }
+
+    // ---------- records ----------
+
+    /// Rows of an entity set (`accounts`, a discovered config entity's set) with a `$select`
+    /// and an optional `$filter`; the filter must have been built with `odata::quote`.
+    pub async fn records(
+        &self,
+        entity_set: &str,
+        select: &str,
+        filter: Option<&str>,
+    ) -> Result<Vec<Value>> {
+        let mut pairs = vec![("$select", select)];
+        if let Some(f) = filter {
+            pairs.push(("$filter", f));
+        }
+        self.list(
+            &format!("{}?{}", encode(entity_set), query(&pairs)),
+            &format!("{entity_set} rows"),
+        )
+        .await
+    }
+
+    /// Updates a row: `PATCH <set>(<id>)` with `If-Match: *` — a plain PATCH is an upsert and
+    /// could create the row; with the header a missing row is a 404 (reference §5.3 step 6).
+    pub async fn update_record(
+        &self,
+        entity_set: &str,
+        id: &str,
+        body: Value,
+    ) -> Result<Written<()>> {
+        let id = guid(id, "record id")?;
+        let req = self
+            .request(
+                Method::Patch,
+                self.url(&format!("{}({id})", encode(entity_set))),
+            )
+            .header("If-Match", "*")
+            .json(body);
+        Ok(match self.http.write(req).await? {
+            None => Written::Planned,
+            Some(_) => Written::Done(()),
+        })
+    }
+
+    // ---------- metadata ----------
+
+    /// The components of one type in a solution (reference §5.3 step 2).
+    pub async fn solution_components(
+        &self,
+        solution_id: &str,
+        component_type: i64,
+    ) -> Result<Vec<SolutionComponent>> {
+        let sol = guid(solution_id, "solution id")?;
+        let q = query(&[
+            ("$select", "objectid,componenttype"),
+            (
+                "$filter",
+                &format!("_solutionid_value eq {sol} and componenttype eq {component_type}"),
+            ),
+        ]);
+        self.list(&format!("solutioncomponents?{q}"), "solution components")
+            .await
+    }
+
+    const ENTITY_SELECT: &'static str = "MetadataId,LogicalName,SchemaName,EntitySetName,DisplayName,PrimaryIdAttribute,PrimaryNameAttribute";
+
+    /// An entity by its MetadataId (a solution component's `objectid`); `None` if unknown.
+    pub async fn entity_by_id(&self, metadata_id: &str) -> Result<Option<EntityDefinition>> {
+        let id = guid(metadata_id, "entity MetadataId")?;
+        let q = query(&[("$select", Self::ENTITY_SELECT)]);
+        self.get_optional(&format!("EntityDefinitions({id})?{q}"), "entity definition")
+            .await
+    }
+
+    /// An entity by logical name (`lead`); `None` if the org has no such entity.
+    pub async fn entity(&self, logical_name: &str) -> Result<Option<EntityDefinition>> {
+        let q = query(&[("$select", Self::ENTITY_SELECT)]);
+        self.get_optional(
+            &format!("{}?{q}", entity_key(logical_name)),
+            "entity definition",
+        )
+        .await
+    }
+
+    /// Entities whose entity set is `entity_set` (metadata supports `$filter` on plain
+    /// properties, reference §5.3).
+    pub async fn entities_by_set_name(&self, entity_set: &str) -> Result<Vec<EntityDefinition>> {
+        let q = query(&[
+            ("$select", Self::ENTITY_SELECT),
+            (
+                "$filter",
+                &format!("EntitySetName eq {}", quote(entity_set)),
+            ),
+        ]);
+        self.list_metadata(&format!("EntityDefinitions?{q}"), "entity definitions")
+            .await
+    }
+
+    /// The lookups on `entity` that point at `referenced_entity` (reference §5.3 step 4).
+    pub async fn many_to_one_relationships(
+        &self,
+        entity: &str,
+        referenced_entity: &str,
+    ) -> Result<Vec<Relationship>> {
+        let q = query(&[
+            (
+                "$select",
+                "SchemaName,ReferencingAttribute,ReferencingEntityNavigationPropertyName,ReferencedEntity,ReferencingEntity",
+            ),
+            (
+                "$filter",
+                &format!("ReferencedEntity eq {}", quote(referenced_entity)),
+            ),
+        ]);
+        self.list_metadata(
+            &format!("{}/ManyToOneRelationships?{q}", entity_key(entity)),
+            "relationships",
+        )
+        .await
+    }
+
+    /// One attribute of an entity; `None` when the entity has no such attribute (reference §5.4:
+    /// check before creating).
+    pub async fn attribute(&self, entity: &str, attribute: &str) -> Result<Option<Attribute>> {
+        let q = query(&[(
+            "$select",
+            "MetadataId,LogicalName,SchemaName,AttributeType,DisplayName",
+        )]);
+        self.get_optional(
+            &format!(
+                "{}/{}?{q}",
+                entity_key(entity),
+                key_segment("Attributes", "LogicalName", attribute)
+            ),
+            "attribute definition",
+        )
+        .await
+    }
+
+    /// Creates a Two Options column (`BooleanAttributeMetadata`) on `entity` (reference §5.4,
+    /// `create-update-column-definitions-using-web-api.md`). Returns the new MetadataId when the
+    /// service names it. A schema name that already exists is refused with
+    /// [`codes::DUPLICATE_ATTRIBUTE_SCHEMA_NAME`].
+    pub async fn create_boolean_attribute(
+        &self,
+        entity: &str,
+        spec: &BooleanAttributeSpec<'_>,
+    ) -> Result<Written<Option<String>>> {
+        let req = self
+            .request(
+                Method::Post,
+                self.url(&format!("{}/Attributes", entity_key(entity))),
+            )
+            .json(spec.to_json());
+        Ok(match self.http.write(req).await? {
+            None => Written::Planned,
+            Some(resp) => Written::Done(entity_id(&resp)),
+        })
+    }
+
+    // ---------- publishing ----------
+
+    /// `POST PublishAllXml` with body `{}` (omitting it can give 411, reference §3). It can run
+    /// for many minutes, so it gets its own per-attempt timeout; the customization lock
+    /// (0x80090412) is retried within the deadline.
+    pub async fn publish_all(&self, attempt_timeout: Duration) -> Result<Written<()>> {
+        let req = self
+            .request(Method::Post, self.url("PublishAllXml"))
+            .json(json!({}))
+            .timeout(attempt_timeout)
+            .retry_on_code(codes::CUSTOMIZATION_LOCK);
+        Ok(match self.http.write(req).await? {
+            None => Written::Planned,
+            Some(_) => Written::Done(()),
+        })
+    }
+
+    /// `POST PublishAllXmlAsync`: starts a system job and returns its id (reference §3, §9.11).
+    pub async fn publish_all_async(&self) -> Result<Written<String>> {
+        let req = self
+            .request(Method::Post, self.url("PublishAllXmlAsync"))
+            .json(json!({}))
+            .retry_on_code(codes::CUSTOMIZATION_LOCK);
+        Ok(match self.http.write(req).await? {
+            None => Written::Planned,
+            Some(resp) => {
+                let r: PublishAllXmlAsyncResponse = resp.parse("PublishAllXmlAsync answer")?;
+                Written::Done(guid(&r.async_operation_id, "AsyncOperationId")?)
+            }
+        })
+    }
+
+    /// One system job (reference §3: poll `asyncoperations(<id>)`).
+    pub async fn async_operation(&self, id: &str) -> Result<AsyncOperation> {
+        let id = guid(id, "async operation id")?;
+        let q = query(&[(
+            "$select",
+            "asyncoperationid,statecode,statuscode,message,friendlymessage",
+        )]);
+        self.get(&format!("asyncoperations({id})?{q}"), "system job")
+            .await
+    }
+
+    /// `POST PublishXml` naming exactly these entities (reference §3, publish request schema).
+    pub async fn publish_entities(&self, entities: &[String]) -> Result<Written<()>> {
+        let req = self
+            .request(Method::Post, self.url("PublishXml"))
+            .json(json!({"ParameterXml": publish_xml(entities)}))
+            .retry_on_code(codes::CUSTOMIZATION_LOCK);
+        Ok(match self.http.write(req).await? {
+            None => Written::Planned,
+            Some(_) => Written::Done(()),
+        })
+    }
+}
+
+/// What to create with [`Dataverse::create_boolean_attribute`].
+#[derive(Debug, Clone)]
+pub struct BooleanAttributeSpec<'s> {
+    /// e.g. `new_SyncToMkto`; the logical name is its lower-case form.
+    pub schema_name: &'s str,
+    pub display_name: &'s str,
+    pub description: &'s str,
+    pub true_label: &'s str,
+    pub false_label: &'s str,
+    /// `None` leaves the platform's default.
+    pub default_value: Option<bool>,
+    /// Label language (1033 = English).
+    pub language_code: i64,
+}
+
+impl BooleanAttributeSpec<'_> {
+    /// The body of Microsoft's boolean column sample (create-update-column-definitions).
+    pub fn to_json(&self) -> Value {
+        let label = |text: &str| {
+            json!({
+                "@odata.type": "Microsoft.Dynamics.CRM.Label",
+                "LocalizedLabels": [{
+                    "@odata.type": "Microsoft.Dynamics.CRM.LocalizedLabel",
+                    "Label": text,
+                    "LanguageCode": self.language_code,
+                }],
+            })
+        };
+        let mut body = json!({
+            "@odata.type": "Microsoft.Dynamics.CRM.BooleanAttributeMetadata",
+            "AttributeType": "Boolean",
+            "AttributeTypeName": {"Value": "BooleanType"},
+            "SchemaName": self.schema_name,
+            "DisplayName": label(self.display_name),
+            "Description": label(self.description),
+            "RequiredLevel": {
+                "Value": "None",
+                "CanBeChanged": true,
+                "ManagedPropertyLogicalName": "canmodifyrequirementlevelsettings",
+            },
+            "OptionSet": {
+                "@odata.type": "Microsoft.Dynamics.CRM.BooleanOptionSetMetadata",
+                "TrueOption": {"Value": 1, "Label": label(self.true_label)},
+                "FalseOption": {"Value": 0, "Label": label(self.false_label)},
+                "OptionSetType": "Boolean",
+            },
+        });
+        if let Some(d) = self.default_value {
+            body["DefaultValue"] = Value::Bool(d);
+        }
+        body
+    }
+}
+
+/// `EntityDefinitions(LogicalName='x')`, quoted and encoded.
+fn entity_key(logical_name: &str) -> String {
+    key_segment("EntityDefinitions", "LogicalName", logical_name)
+}
+
+/// A GUID from the caller or the service, checked before it reaches a URL or a filter.
+fn guid(s: &str, what: &str) -> Result<String> {
+    s2s_core::guid::parse(s).map_err(|_| Error::internal(format!("{what} {s:?} is not a GUID")))
+}
+
+/// The id in `OData-EntityId` (reference §1.2: the last GUID in the header).
+fn entity_id(resp: &s2s_core::Response) -> Option<String> {
+    resp.header("OData-EntityId")
+        .and_then(s2s_core::guid::last_in)
+}
+
+/// The `ParameterXml` of `PublishXml` (reference §3): `<importexportxml><entities>...`.
+pub fn publish_xml(entities: &[String]) -> String {
+    let mut s = String::from("<importexportxml><entities>");
+    for e in entities {
+        s.push_str("<entity>");
+        s.push_str(&xml_escape(e));
+        s.push_str("</entity>");
+    }
+    s.push_str("</entities></importexportxml>");
+    s
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&apos;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publish_xml_names_each_entity_escaped() {
+        assert_eq!(
+            publish_xml(&["lead".into(), "a<b".into()]),
+            "<importexportxml><entities><entity>lead</entity><entity>a&lt;b</entity></entities></importexportxml>"
+        );
+    }
+
+    #[test]
+    fn boolean_spec_body() {
+        let spec = BooleanAttributeSpec {
+            schema_name: "new_SyncToMkto",
+            display_name: "Sync to Marketo",
+            description: "d",
+            true_label: "Yes",
+            false_label: "No",
+            default_value: None,
+            language_code: 1033,
+        };
+        let v = spec.to_json();
+        assert_eq!(v["SchemaName"], "new_SyncToMkto");
+        assert_eq!(
+            v["@odata.type"],
+            "Microsoft.Dynamics.CRM.BooleanAttributeMetadata"
+        );
+        assert_eq!(
+            v["OptionSet"]["TrueOption"]["Label"]["LocalizedLabels"][0]["Label"],
+            "Yes"
+        );
+        assert!(v.get("DefaultValue").is_none());
+        let v = BooleanAttributeSpec {
+            default_value: Some(false),
+            ..spec
+        }
+        .to_json();
+        assert_eq!(v["DefaultValue"], false);
+    }
+
+    #[test]
+    fn entity_keys_are_quoted_and_encoded() {
+        assert_eq!(
+            entity_key("lead"),
+            "EntityDefinitions(LogicalName=%27lead%27)"
+        );
+        assert_eq!(
+            entity_key("a'b/c"),
+            "EntityDefinitions(LogicalName=%27a%27%27b%2Fc%27)"
+        );
+    }
+}

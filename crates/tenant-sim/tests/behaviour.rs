@@ -1,0 +1,726 @@
+//! Behaviour tests against an in-process `TestServer`, with a tiny blocking HTTP/1.1 client on
+//! `std::net::TcpStream` (no HTTP client crate, so dropped connections are observable as such).
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tenant_sim::{Options, TestServer};
+
+struct Resp {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Value,
+}
+
+impl Resp {
+    fn header(&self, n: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(n))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Send one request; `Err` when the connection closed without a complete response.
+fn raw(
+    base: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Result<Resp, String> {
+    let addr = base.trim_start_matches("http://");
+    let mut s = TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    let body = body.unwrap_or(b"");
+    req.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
+    s.write_all(body).map_err(|e| e.to_string())?;
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let Some((head, rest)) = text.split_once("\r\n\r\n") else {
+        return Err(format!("incomplete response: {text:?}"));
+    };
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .ok_or("bad status line")?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let body = if rest.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(rest).unwrap_or(Value::String(rest.to_string()))
+    };
+    Ok(Resp {
+        status,
+        headers,
+        body,
+    })
+}
+
+fn call(
+    base: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+    extra: &[(&str, &str)],
+) -> Resp {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let mut h: Vec<(&str, &str)> = extra.to_vec();
+    if let Some(a) = &auth {
+        h.push(("Authorization", a));
+    }
+    let b = body.map(|b| b.to_string().into_bytes());
+    if b.is_some() {
+        h.push(("Content-Type", "application/json"));
+    }
+    raw(base, method, path, &h, b.as_deref()).expect("complete response")
+}
+
+fn form(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "{k}={}",
+                v.replace('%', "%25")
+                    .replace('&', "%26")
+                    .replace('+', "%2B")
+                    .replace('/', "%2F")
+                    .replace(':', "%3A")
+                    .replace(' ', "+")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn token_for(s: &TestServer, client: &str, secret: &str, resource: &str) -> Resp {
+    let body = form(&[
+        ("grant_type", "client_credentials"),
+        ("client_id", client),
+        ("client_secret", secret),
+        ("scope", &format!("{resource}/.default")),
+    ]);
+    raw(
+        &s.url(),
+        "POST",
+        &format!("/{}/oauth2/v2.0/token", s.tenant_id()),
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        Some(body.as_bytes()),
+    )
+    .expect("token response")
+}
+
+fn admin(s: &TestServer, resource: &str) -> String {
+    let r = token_for(s, &s.admin_client_id(), &s.admin_client_secret(), resource);
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body["access_token"].as_str().expect("token").to_string()
+}
+
+/// Register an app with a secret and a service principal; returns (appId, object id, secret, sp id).
+fn register(s: &TestServer, g: &str, unique: &str) -> (String, String, String, String) {
+    let path = format!(
+        "/v1.0/applications(uniqueName='{}')",
+        unique
+            .replace('\'', "''")
+            .replace('%', "%25")
+            .replace('#', "%23")
+            .replace('/', "%2F")
+            .replace(' ', "%20")
+    );
+    let r = call(
+        &s.url(),
+        "PATCH",
+        &path,
+        Some(g),
+        Some(json!({"displayName": "Marketo Integration", "signInAudience": "AzureADMyOrg"})),
+        &[("Prefer", "create-if-missing")],
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let app_id = r.body["appId"].as_str().expect("appId").to_string();
+    let id = r.body["id"].as_str().expect("id").to_string();
+    let p = call(
+        &s.url(),
+        "POST",
+        &format!("/v1.0/applications/{id}/addPassword"),
+        Some(g),
+        Some(json!({"passwordCredential": {"displayName": "t"}})),
+        &[],
+    );
+    assert_eq!(p.status, 200, "{}", p.body);
+    let secret = p.body["secretText"].as_str().expect("secret").to_string();
+    let sp = call(
+        &s.url(),
+        "POST",
+        "/v1.0/servicePrincipals",
+        Some(g),
+        Some(json!({"appId": app_id})),
+        &[],
+    );
+    assert_eq!(sp.status, 201, "{}", sp.body);
+    (
+        app_id,
+        id,
+        secret,
+        sp.body["id"].as_str().expect("sp id").to_string(),
+    )
+}
+
+#[test]
+fn tokens_admin_wrong_secret_unknown_app_and_audience() {
+    let s = TestServer::start(Options::default());
+    let g = admin(&s, &s.url());
+    let r = token_for(&s, &s.admin_client_id(), "nope", &s.url());
+    assert_eq!(r.status, 401);
+    assert_eq!(r.body["error"], "invalid_client");
+    assert_eq!(r.body["error_codes"][0], 7000215);
+    assert!(
+        r.body["error_description"]
+            .as_str()
+            .expect("desc")
+            .contains("Trace ID:")
+    );
+    let r = token_for(&s, "11111111-2222-3333-4444-555555555555", "x", &s.url());
+    assert_eq!(
+        (
+            r.status,
+            r.body["error"].as_str(),
+            r.body["error_codes"][0].as_u64()
+        ),
+        (400, Some("unauthorized_client"), Some(700016))
+    );
+    let r = token_for(
+        &s,
+        &s.admin_client_id(),
+        &s.admin_client_secret(),
+        "https://graph.microsoft.com",
+    );
+    assert_eq!(r.body["error_codes"][0], 500011);
+    // a Graph token is not a Dataverse token
+    let r = call(
+        &s.dynamics_url(),
+        "GET",
+        "/api/data/v9.2/WhoAmI",
+        Some(&g),
+        None,
+        &[],
+    );
+    assert_eq!(r.status, 401);
+    assert!(
+        r.header("www-authenticate")
+            .is_some_and(|h| h.contains("authorization_uri"))
+    );
+    let r = call(&s.url(), "GET", "/v1.0/organization", None, None, &[]);
+    assert_eq!(r.body["error"]["code"], "InvalidAuthenticationToken");
+    let r = call(
+        &s.url(),
+        "GET",
+        "/v1.0/organization",
+        Some(&g),
+        None,
+        &[("client-request-id", "abc")],
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("client-request-id"), Some("abc"));
+    assert_eq!(r.body["value"][0]["id"], s.tenant_id());
+    // the log never holds secrets
+    let log = serde_json::to_string(&s.requests()).expect("json");
+    assert!(!log.contains(&s.admin_client_secret()));
+}
+
+#[test]
+fn app_upsert_unknown_property_and_app_token() {
+    let s = TestServer::start(Options::default());
+    let g = admin(&s, &s.url());
+    let name = "it's 100% #1/2";
+    let (app_id, _id, secret, _sp) = register(&s, &g, name);
+    let path = "/v1.0/applications(uniqueName='it''s%20100%25%20%231%2F2')";
+    let r = call(
+        &s.url(),
+        "PATCH",
+        path,
+        Some(&g),
+        Some(json!({"displayName": "Marketo Integration"})),
+        &[("Prefer", "create-if-missing")],
+    );
+    assert_eq!(r.status, 204);
+    let r = call(
+        &s.url(),
+        "GET",
+        &format!("{path}?$select=id,uniqueName"),
+        Some(&g),
+        None,
+        &[],
+    );
+    assert_eq!(r.body["uniqueName"], name);
+    assert!(r.body.get("displayName").is_none());
+    let r = call(
+        &s.url(),
+        "PATCH",
+        "/v1.0/applications(uniqueName='missing')",
+        Some(&g),
+        Some(json!({"displayName": "x"})),
+        &[],
+    );
+    assert_eq!(
+        (r.status, r.body["error"]["code"].as_str()),
+        (404, Some("Request_ResourceNotFound"))
+    );
+    let r = call(
+        &s.url(),
+        "POST",
+        "/v1.0/applications",
+        Some(&g),
+        Some(json!({"displayName": "x", "displayname": "y"})),
+        &[],
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.body["error"]["message"],
+        "Property 'displayname' does not exist as a declared property or extension property."
+    );
+    let r = call(
+        &s.url(),
+        "GET",
+        &format!("/v1.0/applications?$filter=appId%20eq%20'{app_id}'&$select=id,appId"),
+        Some(&g),
+        None,
+        &[],
+    );
+    assert_eq!(r.body["value"].as_array().map(Vec::len), Some(1));
+    let r = call(&s.url(), "GET", "/v1.0/nothing", Some(&g), None, &[]);
+    assert_eq!(
+        r.body["error"]["message"],
+        "Resource not found for the segment 'nothing'."
+    );
+    // the app's own token: Graph refuses; Dataverse refuses until an application user exists
+    let t = token_for(&s, &app_id, &secret, &s.url());
+    assert_eq!(t.status, 200, "{}", t.body);
+    let at = t.body["access_token"].as_str().expect("at");
+    let r = call(&s.url(), "GET", "/v1.0/applications", Some(at), None, &[]);
+    assert_eq!(
+        (r.status, r.body["error"]["code"].as_str()),
+        (403, Some("Authorization_RequestDenied"))
+    );
+    // paging
+    for i in 0..3 {
+        call(
+            &s.url(),
+            "POST",
+            "/v1.0/applications",
+            Some(&g),
+            Some(json!({"displayName": format!("p{i}")})),
+            &[],
+        );
+    }
+    let r = call(
+        &s.url(),
+        "GET",
+        "/v1.0/applications?$top=2",
+        Some(&g),
+        None,
+        &[],
+    );
+    let next = r.body["@odata.nextLink"]
+        .as_str()
+        .expect("nextLink")
+        .trim_start_matches(&s.url())
+        .to_string();
+    let r2 = call(&s.url(), "GET", &next, Some(&g), None, &[]);
+    assert_eq!(r2.body["value"].as_array().map(Vec::len), Some(2));
+    assert!(r2.body.get("@odata.nextLink").is_none());
+}
+
+#[test]
+fn replication_lag_hides_new_app() {
+    let s = TestServer::start(Options {
+        replication_lag_ms: 300,
+        ..Options::default()
+    });
+    let g = admin(&s, &s.url());
+    let r = call(
+        &s.url(),
+        "POST",
+        "/v1.0/applications",
+        Some(&g),
+        Some(json!({"displayName": "Lagged"})),
+        &[],
+    );
+    assert_eq!(r.status, 201);
+    let id = r.body["id"].as_str().expect("id").to_string();
+    let app_id = r.body["appId"].as_str().expect("appId").to_string();
+    assert_eq!(
+        call(
+            &s.url(),
+            "GET",
+            &format!("/v1.0/applications/{id}"),
+            Some(&g),
+            None,
+            &[]
+        )
+        .status,
+        404
+    );
+    let sp = call(
+        &s.url(),
+        "POST",
+        "/v1.0/servicePrincipals",
+        Some(&g),
+        Some(json!({"appId": app_id})),
+        &[],
+    );
+    assert_eq!(
+        sp.body["error"]["details"][0]["code"],
+        "NoBackingApplicationObject"
+    );
+    std::thread::sleep(Duration::from_millis(350));
+    assert_eq!(
+        call(
+            &s.url(),
+            "GET",
+            &format!("/v1.0/applications/{id}"),
+            Some(&g),
+            None,
+            &[]
+        )
+        .status,
+        200
+    );
+}
+
+#[test]
+fn duplicate_grant_and_hrd() {
+    let s = TestServer::start(Options {
+        federated: true,
+        ..Options::default()
+    });
+    let g = admin(&s, &s.url());
+    let (_app, _id, _secret, sp) = register(&s, &g, "grant-test");
+    let crm = call(
+        &s.url(),
+        "GET",
+        "/v1.0/servicePrincipals(appId='00000007-0000-0000-c000-000000000000')?$select=id,oauth2PermissionScopes",
+        Some(&g),
+        None,
+        &[],
+    );
+    assert_eq!(
+        crm.body["oauth2PermissionScopes"][0]["value"],
+        "user_impersonation"
+    );
+    let crm_id = crm.body["id"].as_str().expect("id");
+    let body = json!({"clientId": sp, "consentType": "AllPrincipals", "resourceId": crm_id, "scope": "user_impersonation"});
+    assert_eq!(
+        call(
+            &s.url(),
+            "POST",
+            "/v1.0/oauth2PermissionGrants",
+            Some(&g),
+            Some(body.clone()),
+            &[]
+        )
+        .status,
+        201
+    );
+    let r = call(
+        &s.url(),
+        "POST",
+        "/v1.0/oauth2PermissionGrants",
+        Some(&g),
+        Some(body),
+        &[],
+    );
+    assert_eq!(
+        (r.status, r.body["error"]["message"].as_str()),
+        (409, Some("Permission entry already exists."))
+    );
+    let f = format!(
+        "/v1.0/oauth2PermissionGrants?$filter=clientId%20eq%20'{sp}'%20and%20consentType%20eq%20'AllPrincipals'"
+    );
+    assert_eq!(
+        call(&s.url(), "GET", &f, Some(&g), None, &[]).body["value"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    let p = call(
+        &s.url(),
+        "POST",
+        "/v1.0/policies/homeRealmDiscoveryPolicies",
+        Some(&g),
+        Some(
+            json!({"displayName": "x", "definition": ["{\"HomeRealmDiscoveryPolicy\":{\"AllowCloudPasswordValidation\":true}}"]}),
+        ),
+        &[],
+    );
+    assert_eq!(p.status, 201, "{}", p.body);
+    let pid = p.body["id"].as_str().expect("pid");
+    let r =
+        json!({"@odata.id": format!("{}/v1.0/policies/homeRealmDiscoveryPolicies/{pid}", s.url())});
+    let path = format!("/v1.0/servicePrincipals/{sp}/homeRealmDiscoveryPolicies/$ref");
+    assert_eq!(
+        call(&s.url(), "POST", &path, Some(&g), Some(r.clone()), &[]).status,
+        204
+    );
+    assert_eq!(
+        call(&s.url(), "POST", &path, Some(&g), Some(r), &[]).status,
+        400
+    );
+    let bad = call(
+        &s.url(),
+        "POST",
+        "/v1.0/policies/homeRealmDiscoveryPolicies",
+        Some(&g),
+        Some(json!({"displayName": "x", "definition": ["not json"]})),
+        &[],
+    );
+    assert_eq!(bad.status, 400);
+    let d = call(&s.url(), "GET", "/v1.0/domains", Some(&g), None, &[]);
+    assert!(
+        d.body["value"]
+            .as_array()
+            .expect("v")
+            .iter()
+            .any(|x| x["authenticationType"] == "Federated")
+    );
+}
+
+#[test]
+fn application_user_roles_config_and_publish() {
+    let s = TestServer::start(Options::default());
+    let g = admin(&s, &s.url());
+    let d = admin(&s, &s.dynamics_url());
+    let dv = |m: &str, p: &str, b: Option<Value>, h: &[(&str, &str)]| {
+        call(
+            &s.dynamics_url(),
+            m,
+            &format!("/api/data/v9.2/{p}"),
+            Some(&d),
+            b,
+            h,
+        )
+    };
+    let (app_id, _id, secret, _sp) = register(&s, &g, "dv-test");
+    let bu = dv(
+        "GET",
+        "businessunits?$select=businessunitid,name&$filter=parentbusinessunitid%20eq%20null",
+        None,
+        &[],
+    );
+    let bu_id = bu.body["value"][0]["businessunitid"]
+        .as_str()
+        .expect("bu")
+        .to_string();
+    let body = json!({"applicationid": app_id, "accessmode": 4, "businessunitid@odata.bind": format!("/businessunits({bu_id})")});
+    let r = dv("POST", "systemusers", Some(body.clone()), &[]);
+    assert_eq!(r.status, 204, "{}", r.body);
+    let user = r
+        .header("OData-EntityId")
+        .expect("entity id")
+        .rsplit('(')
+        .next()
+        .expect("id")
+        .trim_end_matches(')')
+        .to_string();
+    let r = dv("POST", "systemusers", Some(body), &[]);
+    assert_eq!(
+        (r.status, r.body["error"]["code"].as_str()),
+        (400, Some("0x8004f511"))
+    );
+    let r = dv(
+        "POST",
+        "systemusers",
+        Some(json!({"applicationid": app_id, "accessmode": 4})),
+        &[],
+    );
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .expect("m")
+            .starts_with("Expecting business column")
+    );
+    // quoted GUID literal is a type error in Dataverse
+    let r = dv(
+        "GET",
+        &format!("systemusers?$filter=applicationid%20eq%20'{app_id}'"),
+        None,
+        &[],
+    );
+    assert_eq!(r.status, 400);
+    let role = dv(
+        "GET",
+        &format!(
+            "roles?$select=roleid,name&$filter=name%20eq%20'Marketo%20Sync%20User'%20and%20_businessunitid_value%20eq%20{bu_id}"
+        ),
+        None,
+        &[],
+    );
+    let role_id = role.body["value"][0]["roleid"]
+        .as_str()
+        .expect("role")
+        .to_string();
+    let reference =
+        json!({"@odata.id": format!("{}/api/data/v9.2/roles({role_id})", s.dynamics_url())});
+    let path = format!("systemusers({user})/systemuserroles_association/$ref");
+    assert_eq!(dv("POST", &path, Some(reference.clone()), &[]).status, 204);
+    let r = dv("POST", &path, Some(reference), &[]);
+    assert_eq!(
+        (r.status, r.body["error"]["code"].as_str()),
+        (412, Some("0x80040237"))
+    );
+    let r = dv(
+        "GET",
+        &format!(
+            "systemusers?$select=systemuserid,deletedstate&$filter=applicationid%20eq%20{app_id}&$expand=systemuserroles_association($select=roleid,name)"
+        ),
+        None,
+        &[],
+    );
+    assert_eq!(
+        r.body["value"][0]["systemuserroles_association"][0]["name"],
+        "Marketo Sync User"
+    );
+    // the app's own Dataverse token now works
+    let t = token_for(&s, &app_id, &secret, &s.dynamics_url());
+    let at = t.body["access_token"].as_str().expect("at").to_string();
+    let who = call(
+        &s.dynamics_url(),
+        "GET",
+        "/api/data/v9.2/WhoAmI()",
+        Some(&at),
+        None,
+        &[],
+    );
+    assert_eq!(who.body["UserId"], user.as_str());
+    // Marketo config: discover and bind with the navigation property's exact casing
+    let rels = dv(
+        "GET",
+        "EntityDefinitions(LogicalName='mkto_marketoconfig')/ManyToOneRelationships?$select=ReferencingAttribute,ReferencingEntityNavigationPropertyName&$filter=ReferencedEntity%20eq%20'systemuser'",
+        None,
+        &[],
+    );
+    let nav = rels.body["value"]
+        .as_array()
+        .expect("rels")
+        .iter()
+        .find(|r| r["ReferencingAttribute"] == "mkto_marketouser")
+        .expect("rel")["ReferencingEntityNavigationPropertyName"]
+        .as_str()
+        .expect("nav")
+        .to_string();
+    assert_eq!(nav, "mkto_MarketoUser");
+    let cfg = dv(
+        "GET",
+        "mkto_marketoconfigs?$select=mkto_name,_mkto_marketouser_value&$filter=mkto_name%20eq%20'Default'",
+        None,
+        &[],
+    );
+    let cid = cfg.body["value"][0]["mkto_marketoconfigid"]
+        .as_str()
+        .expect("cfg")
+        .to_string();
+    let r = dv(
+        "PATCH",
+        &format!("mkto_marketoconfigs({cid})"),
+        Some(json!({"mkto_marketouser@odata.bind": format!("/systemusers({user})")})),
+        &[("If-Match", "*")],
+    );
+    assert_eq!(
+        (r.status, r.body["error"]["code"].as_str()),
+        (400, Some("0x80048d19"))
+    );
+    let r = dv(
+        "PATCH",
+        &format!("mkto_marketoconfigs({cid})"),
+        Some(json!({format!("{nav}@odata.bind"): format!("/systemusers({user})")})),
+        &[("If-Match", "*")],
+    );
+    assert_eq!(r.status, 204, "{}", r.body);
+    let r = dv(
+        "PATCH",
+        "mkto_marketoconfigs(00000000-0000-0000-0000-000000000001)",
+        Some(json!({"mkto_name": "x"})),
+        &[("If-Match", "*")],
+    );
+    assert_eq!(r.status, 404);
+    // publish: the second concurrent publish hits the customization lock
+    let s_url = s.dynamics_url();
+    let d2 = d.clone();
+    let h = std::thread::spawn(move || {
+        call(
+            &s_url,
+            "POST",
+            "/api/data/v9.2/PublishAllXml",
+            Some(&d2),
+            Some(json!({})),
+            &[],
+        )
+        .status
+    });
+    std::thread::sleep(Duration::from_millis(15));
+    let second = dv("POST", "PublishAllXml", Some(json!({})), &[]);
+    assert_eq!(h.join().expect("thread"), 204);
+    assert_eq!(
+        (second.status, second.body["error"]["code"].as_str()),
+        (400, Some("0x80090412"))
+    );
+    assert_eq!(dv("POST", "WhoAmI", Some(json!({})), &[]).status, 404);
+    assert_eq!(
+        s.state()["dataverse"]["publish_history"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+}
+
+#[test]
+fn random_faults_are_deterministic_and_drop_connections() {
+    let run = |seed: u64| {
+        let s = TestServer::start(Options {
+            fault_rate: 0.4,
+            fault_seed: seed,
+            ..Options::default()
+        });
+        let mut seen = Vec::new();
+        for _ in 0..25 {
+            let r = raw(&s.url(), "GET", "/v1.0/organization", &[], None);
+            seen.push(r.map(|r| r.status).unwrap_or(0));
+        }
+        let faults: Vec<Value> = s.requests().iter().map(|r| r["fault"].clone()).collect();
+        (seen, faults)
+    };
+    let (a, fa) = run(42);
+    let (b, fb) = run(42);
+    assert_eq!(fa, fb);
+    assert_eq!(a, b);
+    assert!(a.contains(&0), "some connections were dropped: {a:?}");
+    assert!(a.contains(&401), "unfaulted requests are processed: {a:?}");
+    // scripted 429 with Retry-After
+    let s = TestServer::start(Options::default());
+    s.add_fault(
+        json!({"path_prefix": "/v1.0/organization", "status": 429, "retry_after": "1", "count": 1}),
+    );
+    let r = raw(&s.url(), "GET", "/v1.0/organization", &[], None).expect("resp");
+    assert_eq!((r.status, r.header("retry-after")), (429, Some("1")));
+    s.add_fault(json!({"path_prefix": "/v1.0/", "kind": "drop"}));
+    assert!(raw(&s.url(), "GET", "/v1.0/organization", &[], None).is_err());
+    assert_eq!(
+        raw(&s.url(), "GET", "/v1.0/organization", &[], None).map(|r| r.status),
+        Ok(401)
+    );
+}

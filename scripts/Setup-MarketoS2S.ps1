@@ -1,0 +1,83 @@
+<#
+.SYNOPSIS
+  The Marketo "Step 2 of 3" runbook for PowerShell 7: a thin mirror of setup-marketo-s2s.sh.
+
+.DESCRIPTION
+  Runs register-app, grant-consent, make-secret, set-hrd-policy, assign-role, configure-marketo,
+  publish-customizations (-IfChanged), the optional add-sync-filter, and verify-sync on one state
+  file (same format as the bash runbook), stops at the first failure with that step's exit code
+  and the command that resumes, and ends with the values to enter in Marketo step 3 (never the
+  secret itself). Not exercised by CI (the build machines have no PowerShell).
+
+.EXAMPLE
+  ./scripts/Setup-MarketoS2S.ps1 -Tenant contoso.onmicrosoft.com -DynamicsUrl https://contoso.crm.dynamics.com
+.EXAMPLE
+  ./scripts/Setup-MarketoS2S.ps1 -Tenant contoso.onmicrosoft.com -DynamicsUrl https://contoso.crm.dynamics.com -From assign-role
+#>
+[CmdletBinding()]
+param(
+  [string]$Tenant,
+  [string]$DynamicsUrl,
+  [string]$Name,
+  [string]$State = "./marketo-s2s.state.json",
+  [ValidateSet("register-app","grant-consent","make-secret","set-hrd-policy","assign-role","configure-marketo","publish-customizations","add-sync-filter","verify-sync")]
+  [string]$From,
+  [switch]$DryRun,
+  [string]$SecretFile,
+  [string]$SyncFilter
+)
+$ErrorActionPreference = "Stop"
+$steps = @("register-app","grant-consent","make-secret","set-hrd-policy","assign-role","configure-marketo","publish-customizations","add-sync-filter","verify-sync")
+
+$binDir = $env:MKTO_S2S_BIN
+if (-not $binDir) {
+  $onPath = Get-Command register-app -ErrorAction SilentlyContinue
+  if ($onPath) { $binDir = Split-Path $onPath.Source }
+  elseif (Test-Path "$PSScriptRoot/../target/release/register-app*") { $binDir = "$PSScriptRoot/../target/release" }
+  else { throw "the marketo-s2s tools are not built: run cargo build --release" }
+}
+
+$workState = $State
+if ($DryRun) {
+  $workState = [System.IO.Path]::GetTempFileName()
+  if (Test-Path $State) { Copy-Item $State $workState -Force } else { Set-Content $workState "{}" }
+}
+$common = @("--state", $workState)
+if ($Tenant) { $common += @("--tenant", $Tenant) }
+if ($DynamicsUrl) { $common += @("--dynamics-url", $DynamicsUrl) }
+if ($DryRun) { $common += "--dry-run" }
+
+$started = -not $From
+$n = 0
+$total = if ($SyncFilter) { $steps.Count } else { $steps.Count - 1 }
+foreach ($step in $steps) {
+  if ($step -eq "add-sync-filter" -and -not $SyncFilter) { continue }
+  $n++
+  if ($step -eq $From) { $started = $true }
+  if (-not $started) { Write-Host "==> [$n/$total] ${step}: skipped (-From $From)"; continue }
+  $stepArgs = @()
+  switch ($step) {
+    "register-app" { if ($Name) { $stepArgs += @("--name", $Name) } }
+    "make-secret" { if ($SecretFile) { $stepArgs += @("--secret-file", $SecretFile) } }
+    "publish-customizations" { $stepArgs += "--if-changed" }
+    "add-sync-filter" { foreach ($e in $SyncFilter.Split(",")) { $stepArgs += @("--entity", $e.Trim()) } }
+  }
+  Write-Host "==> [$n/$total] $step"
+  & (Join-Path $binDir $step) @common @stepArgs
+  if ($LASTEXITCODE -ne 0) {
+    if ($DryRun) { Write-Host "==> dry run: $step could not run on planned (unsent) writes; stopping here"; break }
+    Write-Host "${step} failed (exit $LASTEXITCODE); the state so far is in $State."
+    Write-Host "To resume once fixed: $PSCommandPath -Tenant $Tenant -DynamicsUrl $DynamicsUrl -State $State -From $step"
+    exit $LASTEXITCODE
+  }
+}
+if ($DryRun) { Remove-Item $workState -ErrorAction SilentlyContinue; Write-Host "==> dry run done: nothing was written"; exit 0 }
+
+$doc = Get-Content $State -Raw | ConvertFrom-Json
+Write-Host ""
+Write-Host "Marketo step 3 (Admin > CRM > Microsoft Dynamics > Enter Credentials):"
+Write-Host "  Dynamics URL : $($doc.dynamics.url)"
+Write-Host "  Tenant ID    : $($doc.tenant.id)"
+Write-Host "  Client ID    : $($doc.app.client_id)"
+Write-Host "  Username     : $($doc.dynamics.username)"
+Write-Host "  Client secret: in the file $($doc.secret.file) (paste its content; it is shown nowhere else)"

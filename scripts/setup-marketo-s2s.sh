@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# The Marketo "Step 2 of 3" runbook against a real tenant: runs the eight marketo-s2s tools in
+# order on one state file, stops at the first failure with that step's exit code and the command
+# that resumes, and ends with verify-sync's checklist and the values to enter in Marketo step 3.
+#
+# Usage:
+#   scripts/setup-marketo-s2s.sh --tenant contoso.onmicrosoft.com \
+#       --dynamics-url https://contoso.crm.dynamics.com [--name "Marketo Integration"] \
+#       [--state FILE] [--from STEP] [--dry-run] [--secret-file FILE] [--sync-filter lead,contact]
+#
+# Needs the tools on PATH, or next to this script in ../target/release or ../target/debug
+# (override with MKTO_S2S_BIN=DIR). Sign-in: see README (environment service principal, az,
+# or device code on a terminal — only the first tool prompts; the rest reuse the token cache).
+set -euo pipefail
+
+STEPS=(register-app grant-consent make-secret set-hrd-policy assign-role configure-marketo publish-customizations add-sync-filter verify-sync)
+
+usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
+
+tenant="" dynamics_url="" name="" state="./marketo-s2s.state.json" from="" dry_run=0 secret_file="" sync_filter=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --tenant) tenant="${2:?--tenant needs a value}"; shift 2 ;;
+    --dynamics-url) dynamics_url="${2:?--dynamics-url needs a value}"; shift 2 ;;
+    --name) name="${2:?--name needs a value}"; shift 2 ;;
+    --state) state="${2:?--state needs a value}"; shift 2 ;;
+    --from) from="${2:?--from needs a value}"; shift 2 ;;
+    --dry-run) dry_run=1; shift ;;
+    --secret-file) secret_file="${2:?--secret-file needs a value}"; shift 2 ;;
+    --sync-filter) sync_filter="${2:?--sync-filter needs a value}"; shift 2 ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "setup-marketo-s2s: error: unknown argument $1" >&2; usage >&2; exit 2 ;;
+  esac
+done
+
+if [ -n "$from" ]; then
+  found=0
+  for s in "${STEPS[@]}"; do [ "$s" = "$from" ] && found=1; done
+  if [ $found = 0 ]; then
+    echo "setup-marketo-s2s: error: --from $from is not a step (one of: ${STEPS[*]})" >&2
+    exit 2
+  fi
+fi
+
+# Where the tools are.
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+bin_dir="${MKTO_S2S_BIN:-}"
+if [ -z "$bin_dir" ]; then
+  if command -v register-app >/dev/null 2>&1; then bin_dir="$(dirname "$(command -v register-app)")"
+  elif [ -x "$here/../target/release/register-app" ]; then bin_dir="$here/../target/release"
+  elif [ -x "$here/../target/debug/register-app" ]; then bin_dir="$here/../target/debug"
+  else echo "setup-marketo-s2s: error: the marketo-s2s tools are not built: run cargo build --release" >&2; exit 2
+  fi
+fi
+
+# A dry run works on a copy, so the real state file is never touched.
+work_state="$state"
+if [ $dry_run = 1 ]; then
+  work_state="$(mktemp "${TMPDIR:-/tmp}/marketo-s2s-dry.XXXXXX")"
+  trap 'rm -f "$work_state"' EXIT
+  if [ -f "$state" ]; then cp "$state" "$work_state"; else echo '{}' > "$work_state"; fi
+fi
+
+common=(--state "$work_state")
+[ -n "$tenant" ] && common+=(--tenant "$tenant")
+[ -n "$dynamics_url" ] && common+=(--dynamics-url "$dynamics_url")
+[ $dry_run = 1 ] && common+=(--dry-run)
+
+resume_args=()
+[ -n "$tenant" ] && resume_args+=(--tenant "$tenant")
+[ -n "$dynamics_url" ] && resume_args+=(--dynamics-url "$dynamics_url")
+[ -n "$name" ] && resume_args+=(--name "$name")
+[ "$state" != "./marketo-s2s.state.json" ] && resume_args+=(--state "$state")
+[ -n "$secret_file" ] && resume_args+=(--secret-file "$secret_file")
+[ -n "$sync_filter" ] && resume_args+=(--sync-filter "$sync_filter")
+
+started=0; [ -z "$from" ] && started=1
+total=${#STEPS[@]}; [ -z "$sync_filter" ] && total=$((total - 1))
+n=0
+planned=0
+for step in "${STEPS[@]}"; do
+  [ "$step" = add-sync-filter ] && [ -z "$sync_filter" ] && continue
+  n=$((n + 1))
+  [ "$step" = "$from" ] && started=1
+  if [ $started = 0 ]; then
+    echo "==> [$n/$total] $step: skipped (--from $from)" >&2
+    continue
+  fi
+  args=()
+  case "$step" in
+    register-app) [ -n "$name" ] && args+=(--name "$name") ;;
+    make-secret) [ -n "$secret_file" ] && args+=(--secret-file "$secret_file") ;;
+    publish-customizations) args+=(--if-changed) ;;
+    add-sync-filter) IFS=',' read -r -a ents <<< "$sync_filter"; for e in "${ents[@]}"; do args+=(--entity "$e"); done ;;
+  esac
+  echo "==> [$n/$total] $step" >&2
+  set +e
+  "$bin_dir/$step" "${common[@]}" "${args[@]}" </dev/null
+  code=$?
+  set -e
+  if [ $dry_run = 1 ] && grep -q '"method"' "$work_state" 2>/dev/null; then planned=1; fi
+  if [ $code != 0 ] && [ $dry_run = 1 ] && [ $planned = 1 ] && { [ $code = 2 ] || [ "$step" = verify-sync ]; }; then
+    # Later steps need the ids that the planned (unsent) writes would have produced.
+    echo "==> dry run: $step depends on writes planned above; stopping the dry run here" >&2
+    break
+  fi
+  if [ $code != 0 ]; then
+    echo >&2
+    echo "setup-marketo-s2s: $step failed (exit $code); the state so far is in $state." >&2
+    echo "setup-marketo-s2s: to resume once fixed: $0 ${resume_args[*]} --from $step" >&2
+    exit $code
+  fi
+done
+
+if [ $dry_run = 1 ]; then
+  echo "==> dry run done: nothing was written; the plan of each step is in its output above" >&2
+else
+  echo "==> done: state saved in $state" >&2
+fi

@@ -1,0 +1,195 @@
+//! grant-consent: fresh grant, re-run without writes, scope added to an existing grant, missing
+//! Dynamics CRM service principal, dry run, faults (throttling, lost answers), 403, bad input.
+
+use serde_json::{Value, json};
+use tenant_sim::Options;
+
+use crate::common::*;
+
+const DYNAMICS: &str = "00000007-0000-0000-c000-000000000000";
+
+fn registered(sim: &Sim) -> Value {
+    sim.run("register-app", &["--name", "Marketo Integration"], &Value::Null).ok().doc
+}
+
+/// The AllPrincipals grants of a client service principal, from the emulator's own state.
+fn grants_of(sim: &Sim, client_sp: &str) -> Vec<Value> {
+    sim.state()["oauth2_permission_grants"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|g| g["data"].clone())
+        .filter(|g| g["clientId"] == client_sp && g["consentType"] == "AllPrincipals")
+        .collect()
+}
+
+fn dynamics_sp_id(sim: &Sim) -> Option<String> {
+    sim.state()["service_principals"]
+        .as_array()?
+        .iter()
+        .find(|s| s["data"]["appId"] == DYNAMICS)
+        .and_then(|s| s["data"]["id"].as_str().map(str::to_string))
+}
+
+fn sp_of(doc: &Value) -> String {
+    doc["app"]["service_principal_id"].as_str().expect("app.service_principal_id").to_string()
+}
+
+#[test]
+fn grants_tenant_wide_consent_then_rerun_writes_nothing() {
+    let sim = sim();
+    let doc = registered(&sim);
+    let sp = sp_of(&doc);
+    sim.clear();
+
+    let first = sim.run("grant-consent", &[], &doc).ok();
+    assert!(first.changed("grant-consent"));
+    assert!(first.stderr.contains("grant-consent: granted admin consent for user_impersonation"), "{}", first.stderr);
+    let grants = grants_of(&sim, &sp);
+    assert_eq!(grants.len(), 1, "{grants:#?}");
+    let g = &grants[0];
+    assert_eq!(g["scope"], "user_impersonation");
+    assert!(g["principalId"].is_null());
+    assert_eq!(g["resourceId"], json!(dynamics_sp_id(&sim).expect("Dynamics CRM SP")));
+    assert_eq!(first.doc["consent"]["grant_id"], g["id"]);
+    assert_eq!(first.doc["consent"]["resource_service_principal_id"], g["resourceId"]);
+    assert_eq!(first.doc["consent"]["scope"], "user_impersonation");
+    // Keys of other tools pass through untouched.
+    assert_eq!(first.doc["app"], doc["app"]);
+    let posts: Vec<Value> = sim.writes();
+    assert_eq!(posts.len(), 1, "one write: the grant ({posts:#?})");
+    assert_eq!(posts[0]["method"], "POST");
+    assert_eq!(posts[0]["path"], "/v1.0/oauth2PermissionGrants");
+
+    sim.clear();
+    let second = sim.run("grant-consent", &[], &first.doc).ok();
+    sim.assert_no_writes();
+    assert!(!second.changed("grant-consent"));
+    assert!(second.stderr.contains("already granted"), "{}", second.stderr);
+    assert_eq!(second.doc["consent"], first.doc["consent"]);
+    assert_eq!(grants_of(&sim, &sp).len(), 1);
+}
+
+#[test]
+fn an_existing_grant_without_the_scope_gets_it_added_not_duplicated() {
+    let sim = sim();
+    let doc = registered(&sim);
+    let sp = sp_of(&doc);
+    let resource = dynamics_sp_id(&sim).expect("Dynamics CRM SP");
+    let (s, made) = sim.graph(
+        "POST",
+        "oauth2PermissionGrants",
+        Some(json!({"clientId": sp, "consentType": "AllPrincipals", "resourceId": resource, "scope": "openid"})),
+    );
+    assert_eq!(s, 201, "{made}");
+    sim.clear();
+
+    let r = sim.run("grant-consent", &[], &doc).ok();
+    let grants = grants_of(&sim, &sp);
+    assert_eq!(grants.len(), 1, "{grants:#?}");
+    assert_eq!(grants[0]["id"], made["id"]);
+    assert_eq!(grants[0]["scope"], "openid user_impersonation");
+    let writes = sim.writes();
+    assert_eq!(writes.len(), 1, "{writes:#?}");
+    assert_eq!(writes[0]["method"], "PATCH");
+    assert_eq!(r.doc["consent"]["grant_id"], made["id"]);
+    assert_eq!(r.doc["consent"]["scope"], "openid user_impersonation");
+    assert!(r.stderr.contains("added user_impersonation to the existing grant"), "{}", r.stderr);
+}
+
+#[test]
+fn a_missing_dynamics_crm_service_principal_is_created_first() {
+    let sim = sim_with(Options { no_dynamics_sp: true, replication_lag_ms: 300, ..Default::default() });
+    let doc = registered(&sim);
+    assert!(dynamics_sp_id(&sim).is_none());
+    let r = sim.run("grant-consent", &[], &doc).ok();
+    let resource = dynamics_sp_id(&sim).expect("created Dynamics CRM SP");
+    assert!(r.stderr.contains("created the Dynamics CRM service principal"), "{}", r.stderr);
+    assert_eq!(r.doc["consent"]["resource_service_principal_id"], json!(resource));
+    let grants = grants_of(&sim, &sp_of(&doc));
+    assert_eq!(grants.len(), 1);
+    assert_eq!(grants[0]["resourceId"], json!(resource));
+
+    // And the re-run finds both, writing nothing.
+    std::thread::sleep(std::time::Duration::from_millis(350));
+    sim.clear();
+    sim.run("grant-consent", &[], &r.doc).ok();
+    sim.assert_no_writes();
+}
+
+#[test]
+fn dry_run_lists_the_plan_and_writes_nothing() {
+    let sim = sim_with(Options { no_dynamics_sp: true, ..Default::default() });
+    let doc = registered(&sim);
+    sim.clear();
+    let r = sim.run("grant-consent", &["--dry-run"], &doc).ok();
+    sim.assert_no_writes();
+    let plan = r.doc["plan"].as_array().expect("plan");
+    assert_eq!(plan.len(), 2, "{plan:#?}");
+    assert_eq!(plan[0]["method"], "PATCH");
+    assert!(plan[0]["url"].as_str().unwrap_or_default().contains(DYNAMICS), "{plan:#?}");
+    assert_eq!(plan[1]["method"], "POST");
+    assert!(plan[1]["url"].as_str().unwrap_or_default().ends_with("/v1.0/oauth2PermissionGrants"));
+    assert_eq!(plan[1]["body"]["consentType"], "AllPrincipals");
+    assert_eq!(plan[1]["body"]["scope"], "user_impersonation");
+    assert!(r.doc["consent"]["grant_id"].is_null());
+    assert!(r.stderr.contains("would grant admin consent"), "{}", r.stderr);
+    assert!(grants_of(&sim, &sp_of(&doc)).is_empty());
+}
+
+#[test]
+fn throttling_and_unavailability_are_retried() {
+    let sim = sim();
+    let doc = registered(&sim);
+    sim.server.add_fault(json!({"path_prefix": "/v1.0/oauth2PermissionGrants", "method": "POST", "status": 429, "retry_after": "0.2", "count": 2}));
+    sim.server.add_fault(json!({"path_prefix": "/v1.0/servicePrincipals", "method": "GET", "status": 503, "count": 1}));
+    sim.clear();
+    sim.run("grant-consent", &[], &doc).ok();
+    let statuses: Vec<Value> = sim.requests().iter().map(|r| r["status"].clone()).collect();
+    assert!(statuses.contains(&json!(429)) && statuses.contains(&json!(503)), "{statuses:?}");
+    assert_eq!(grants_of(&sim, &sp_of(&doc)).len(), 1);
+}
+
+#[test]
+fn a_lost_answer_on_create_still_ends_with_one_grant() {
+    let sim = sim();
+    let doc = registered(&sim);
+    sim.server.add_fault(json!({"path_prefix": "/v1.0/oauth2PermissionGrants", "method": "POST", "kind": "lost_response"}));
+    let r = sim.run("grant-consent", &[], &doc).ok();
+    let grants = grants_of(&sim, &sp_of(&doc));
+    assert_eq!(grants.len(), 1, "{grants:#?}");
+    assert_eq!(r.doc["consent"]["grant_id"], grants[0]["id"]);
+    assert_eq!(grants[0]["scope"], "user_impersonation");
+}
+
+#[test]
+fn a_caller_without_the_role_gets_exit_4_naming_role_and_permission() {
+    let sim = sim();
+    let doc = registered(&sim);
+    // Sign in as the Marketo app itself: Graph refuses it with 403 (design.md, tenant-sim).
+    let object_id = doc["app"]["object_id"].as_str().expect("object id");
+    let (s, pw) = sim.graph("POST", &format!("applications/{object_id}/addPassword"), Some(json!({})));
+    assert_eq!(s, 200, "{pw}");
+    let mut c = sim.cmd("grant-consent");
+    c.env("AZURE_CLIENT_ID", doc["app"]["client_id"].as_str().expect("client id"))
+        .env("AZURE_CLIENT_SECRET", pw["secretText"].as_str().expect("secret"))
+        .write_stdin(doc.to_string());
+    let r = Run::from_output(c.output().expect("run")).code_is(4);
+    assert!(r.stderr.contains("grant-consent: error:") && r.stderr.contains("403"), "{}", r.stderr);
+    assert!(r.stderr.contains("Cloud Application Administrator"), "{}", r.stderr);
+    assert!(r.stderr.contains("DelegatedPermissionGrant.ReadWrite.All"), "{}", r.stderr);
+    assert!(grants_of(&sim, &sp_of(&doc)).is_empty());
+}
+
+#[test]
+fn bad_input_exits_2_before_any_request() {
+    let sim = sim();
+    sim.clear();
+    let r = sim.run("grant-consent", &[], &json!({"tenant": {"id": sim.server.tenant_id()}})).code_is(2);
+    assert!(r.stderr.contains("--service-principal-id") && r.stderr.contains("app.service_principal_id"), "{}", r.stderr);
+    sim.run("grant-consent", &["--scope", "a b"], &Value::Null).code_is(2);
+    sim.run("grant-consent", &[], &json!({"app": {"service_principal_id": "not-a-guid"}})).code_is(2);
+    sim.run("grant-consent", &[], &json!({"app": {"service_principal_id": 7}})).code_is(2);
+    assert_eq!(sim.requests().len(), 0, "{:#?}", sim.requests());
+}
