@@ -103,14 +103,21 @@ impl Sim {
     /// A command signed in as the emulator's admin through the environment service principal.
     pub fn cmd(&self, tool: &str) -> Command {
         let mut c = bare_cmd(tool, self.dir.path());
-        c.env("AZURE_TENANT_ID", self.server.tenant_id())
-            .env("AZURE_CLIENT_ID", self.server.admin_client_id())
-            .env("AZURE_CLIENT_SECRET", self.server.admin_client_secret())
-            .env("AZURE_AUTHORITY_HOST", self.server.url())
-            .env("MKTO_S2S_GRAPH_URL", self.server.url())
-            .env("MKTO_S2S_DYNAMICS_URL", self.server.dynamics_url())
-            .env("MKTO_S2S_TIMEOUT", "60s");
+        c.envs(self.env());
         c
+    }
+
+    /// The environment of a tool signed in as the emulator's admin (on top of [`bare_cmd`]'s).
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AZURE_TENANT_ID", self.server.tenant_id()),
+            ("AZURE_CLIENT_ID", self.server.admin_client_id()),
+            ("AZURE_CLIENT_SECRET", self.server.admin_client_secret()),
+            ("AZURE_AUTHORITY_HOST", self.server.url()),
+            ("MKTO_S2S_GRAPH_URL", self.server.url()),
+            ("MKTO_S2S_DYNAMICS_URL", self.server.dynamics_url()),
+            ("MKTO_S2S_TIMEOUT", "60s".to_string()),
+        ]
     }
 
     /// Runs `tool args` with `stdin` (a document, or Null for no input).
@@ -355,4 +362,47 @@ pub fn run_bare(tool: &str, cwd: &Path, args: &[&str], stdin: &str, env: &[(&str
         .envs(env.iter().copied())
         .write_stdin(stdin.to_string());
     Run::from_output(c.output().expect("run tool"))
+}
+
+/// The Entra ID and Dynamics steps in runbook order, with the flags a test run needs.
+pub fn chain_steps(secret_file: &str) -> Vec<(&'static str, Vec<String>)> {
+    vec![
+        ("register-app", vec![]),
+        ("grant-consent", vec![]),
+        (
+            "make-secret",
+            vec!["--secret-file".into(), secret_file.into()],
+        ),
+        ("set-hrd-policy", vec![]),
+        ("assign-role", vec![]),
+        ("configure-marketo", vec![]),
+        ("publish-customizations", vec!["--if-changed".into()]),
+    ]
+}
+
+impl Sim {
+    /// Runs the whole setup chain, each tool fed the previous one's output; panics on failure.
+    pub fn setup_chain(&self, extra: &[&str]) -> Value {
+        let secret = self.path("marketo.secret");
+        let mut doc = Value::Null;
+        for (tool, args) in chain_steps(secret.to_str().unwrap()) {
+            let mut a: Vec<&str> = args.iter().map(String::as_str).collect();
+            a.extend_from_slice(extra);
+            let r = self.run(tool, &a, &doc);
+            assert_eq!(r.code, 0, "{tool} failed\nstderr:\n{}", r.stderr);
+            doc = r.doc;
+        }
+        doc
+    }
+
+    /// Objects of one kind in the emulated tenant, from `GET /_sim/state`.
+    pub fn state_list(&self, key: &str) -> Vec<Value> {
+        let s = self.state();
+        let v = s.pointer(key).cloned().unwrap_or(Value::Null);
+        match v {
+            Value::Array(a) => a,
+            Value::Object(m) => m.into_iter().map(|(_, v)| v).collect(),
+            _ => Vec::new(),
+        }
+    }
 }

@@ -9,7 +9,13 @@ use crate::common::*;
 const DYNAMICS: &str = "00000007-0000-0000-c000-000000000000";
 
 fn registered(sim: &Sim) -> Value {
-    sim.run("register-app", &["--name", "Marketo Integration"], &Value::Null).ok().doc
+    sim.run(
+        "register-app",
+        &["--name", "Marketo Integration"],
+        &Value::Null,
+    )
+    .ok()
+    .doc
 }
 
 /// The AllPrincipals grants of a client service principal, from the emulator's own state.
@@ -32,8 +38,20 @@ fn dynamics_sp_id(sim: &Sim) -> Option<String> {
         .and_then(|s| s["data"]["id"].as_str().map(str::to_string))
 }
 
+/// register-app creates the Dynamics CRM service principal when it is missing; delete it again to
+/// give grant-consent a tenant without one.
+fn delete_dynamics_sp(sim: &Sim) {
+    let id = dynamics_sp_id(sim).expect("Dynamics CRM SP");
+    let (s, v) = sim.graph("DELETE", &format!("servicePrincipals/{id}"), None);
+    assert_eq!(s, 204, "{v}");
+    assert!(dynamics_sp_id(sim).is_none());
+}
+
 fn sp_of(doc: &Value) -> String {
-    doc["app"]["service_principal_id"].as_str().expect("app.service_principal_id").to_string()
+    doc["app"]["service_principal_id"]
+        .as_str()
+        .expect("app.service_principal_id")
+        .to_string()
 }
 
 #[test]
@@ -45,15 +63,27 @@ fn grants_tenant_wide_consent_then_rerun_writes_nothing() {
 
     let first = sim.run("grant-consent", &[], &doc).ok();
     assert!(first.changed("grant-consent"));
-    assert!(first.stderr.contains("grant-consent: granted admin consent for user_impersonation"), "{}", first.stderr);
+    assert!(
+        first
+            .stderr
+            .contains("grant-consent: granted admin consent for user_impersonation"),
+        "{}",
+        first.stderr
+    );
     let grants = grants_of(&sim, &sp);
     assert_eq!(grants.len(), 1, "{grants:#?}");
     let g = &grants[0];
     assert_eq!(g["scope"], "user_impersonation");
     assert!(g["principalId"].is_null());
-    assert_eq!(g["resourceId"], json!(dynamics_sp_id(&sim).expect("Dynamics CRM SP")));
+    assert_eq!(
+        g["resourceId"],
+        json!(dynamics_sp_id(&sim).expect("Dynamics CRM SP"))
+    );
     assert_eq!(first.doc["consent"]["grant_id"], g["id"]);
-    assert_eq!(first.doc["consent"]["resource_service_principal_id"], g["resourceId"]);
+    assert_eq!(
+        first.doc["consent"]["resource_service_principal_id"],
+        g["resourceId"]
+    );
     assert_eq!(first.doc["consent"]["scope"], "user_impersonation");
     // Keys of other tools pass through untouched.
     assert_eq!(first.doc["app"], doc["app"]);
@@ -66,7 +96,11 @@ fn grants_tenant_wide_consent_then_rerun_writes_nothing() {
     let second = sim.run("grant-consent", &[], &first.doc).ok();
     sim.assert_no_writes();
     assert!(!second.changed("grant-consent"));
-    assert!(second.stderr.contains("already granted"), "{}", second.stderr);
+    assert!(
+        second.stderr.contains("already granted"),
+        "{}",
+        second.stderr
+    );
     assert_eq!(second.doc["consent"], first.doc["consent"]);
     assert_eq!(grants_of(&sim, &sp).len(), 1);
 }
@@ -95,18 +129,36 @@ fn an_existing_grant_without_the_scope_gets_it_added_not_duplicated() {
     assert_eq!(writes[0]["method"], "PATCH");
     assert_eq!(r.doc["consent"]["grant_id"], made["id"]);
     assert_eq!(r.doc["consent"]["scope"], "openid user_impersonation");
-    assert!(r.stderr.contains("added user_impersonation to the existing grant"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("added user_impersonation to the existing grant"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
 fn a_missing_dynamics_crm_service_principal_is_created_first() {
-    let sim = sim_with(Options { no_dynamics_sp: true, replication_lag_ms: 300, ..Default::default() });
+    let sim = sim_with(Options {
+        no_dynamics_sp: true,
+        replication_lag_ms: 300,
+        ..Default::default()
+    });
     let doc = registered(&sim);
-    assert!(dynamics_sp_id(&sim).is_none());
+    std::thread::sleep(std::time::Duration::from_millis(350));
+    delete_dynamics_sp(&sim);
     let r = sim.run("grant-consent", &[], &doc).ok();
     let resource = dynamics_sp_id(&sim).expect("created Dynamics CRM SP");
-    assert!(r.stderr.contains("created the Dynamics CRM service principal"), "{}", r.stderr);
-    assert_eq!(r.doc["consent"]["resource_service_principal_id"], json!(resource));
+    assert!(
+        r.stderr
+            .contains("created the Dynamics CRM service principal"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        r.doc["consent"]["resource_service_principal_id"],
+        json!(resource)
+    );
     let grants = grants_of(&sim, &sp_of(&doc));
     assert_eq!(grants.len(), 1);
     assert_eq!(grants[0]["resourceId"], json!(resource));
@@ -120,21 +172,40 @@ fn a_missing_dynamics_crm_service_principal_is_created_first() {
 
 #[test]
 fn dry_run_lists_the_plan_and_writes_nothing() {
-    let sim = sim_with(Options { no_dynamics_sp: true, ..Default::default() });
+    let sim = sim_with(Options {
+        no_dynamics_sp: true,
+        ..Default::default()
+    });
     let doc = registered(&sim);
+    delete_dynamics_sp(&sim);
     sim.clear();
     let r = sim.run("grant-consent", &["--dry-run"], &doc).ok();
     sim.assert_no_writes();
     let plan = r.doc["plan"].as_array().expect("plan");
     assert_eq!(plan.len(), 2, "{plan:#?}");
     assert_eq!(plan[0]["method"], "PATCH");
-    assert!(plan[0]["url"].as_str().unwrap_or_default().contains(DYNAMICS), "{plan:#?}");
+    assert!(
+        plan[0]["url"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(DYNAMICS),
+        "{plan:#?}"
+    );
     assert_eq!(plan[1]["method"], "POST");
-    assert!(plan[1]["url"].as_str().unwrap_or_default().ends_with("/v1.0/oauth2PermissionGrants"));
+    assert!(
+        plan[1]["url"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with("/v1.0/oauth2PermissionGrants")
+    );
     assert_eq!(plan[1]["body"]["consentType"], "AllPrincipals");
     assert_eq!(plan[1]["body"]["scope"], "user_impersonation");
     assert!(r.doc["consent"]["grant_id"].is_null());
-    assert!(r.stderr.contains("would grant admin consent"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("would grant admin consent"),
+        "{}",
+        r.stderr
+    );
     assert!(grants_of(&sim, &sp_of(&doc)).is_empty());
 }
 
@@ -147,7 +218,10 @@ fn throttling_and_unavailability_are_retried() {
     sim.clear();
     sim.run("grant-consent", &[], &doc).ok();
     let statuses: Vec<Value> = sim.requests().iter().map(|r| r["status"].clone()).collect();
-    assert!(statuses.contains(&json!(429)) && statuses.contains(&json!(503)), "{statuses:?}");
+    assert!(
+        statuses.contains(&json!(429)) && statuses.contains(&json!(503)),
+        "{statuses:?}"
+    );
     assert_eq!(grants_of(&sim, &sp_of(&doc)).len(), 1);
 }
 
@@ -169,16 +243,38 @@ fn a_caller_without_the_role_gets_exit_4_naming_role_and_permission() {
     let doc = registered(&sim);
     // Sign in as the Marketo app itself: Graph refuses it with 403 (design.md, tenant-sim).
     let object_id = doc["app"]["object_id"].as_str().expect("object id");
-    let (s, pw) = sim.graph("POST", &format!("applications/{object_id}/addPassword"), Some(json!({})));
+    let (s, pw) = sim.graph(
+        "POST",
+        &format!("applications/{object_id}/addPassword"),
+        Some(json!({})),
+    );
     assert_eq!(s, 200, "{pw}");
     let mut c = sim.cmd("grant-consent");
-    c.env("AZURE_CLIENT_ID", doc["app"]["client_id"].as_str().expect("client id"))
-        .env("AZURE_CLIENT_SECRET", pw["secretText"].as_str().expect("secret"))
-        .write_stdin(doc.to_string());
+    c.env(
+        "AZURE_CLIENT_ID",
+        doc["app"]["client_id"].as_str().expect("client id"),
+    )
+    .env(
+        "AZURE_CLIENT_SECRET",
+        pw["secretText"].as_str().expect("secret"),
+    )
+    .write_stdin(doc.to_string());
     let r = Run::from_output(c.output().expect("run")).code_is(4);
-    assert!(r.stderr.contains("grant-consent: error:") && r.stderr.contains("403"), "{}", r.stderr);
-    assert!(r.stderr.contains("Cloud Application Administrator"), "{}", r.stderr);
-    assert!(r.stderr.contains("DelegatedPermissionGrant.ReadWrite.All"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("grant-consent: error:") && r.stderr.contains("403"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("Cloud Application Administrator"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("DelegatedPermissionGrant.ReadWrite.All"),
+        "{}",
+        r.stderr
+    );
     assert!(grants_of(&sim, &sp_of(&doc)).is_empty());
 }
 
@@ -186,10 +282,32 @@ fn a_caller_without_the_role_gets_exit_4_naming_role_and_permission() {
 fn bad_input_exits_2_before_any_request() {
     let sim = sim();
     sim.clear();
-    let r = sim.run("grant-consent", &[], &json!({"tenant": {"id": sim.server.tenant_id()}})).code_is(2);
-    assert!(r.stderr.contains("--service-principal-id") && r.stderr.contains("app.service_principal_id"), "{}", r.stderr);
-    sim.run("grant-consent", &["--scope", "a b"], &Value::Null).code_is(2);
-    sim.run("grant-consent", &[], &json!({"app": {"service_principal_id": "not-a-guid"}})).code_is(2);
-    sim.run("grant-consent", &[], &json!({"app": {"service_principal_id": 7}})).code_is(2);
+    let r = sim
+        .run(
+            "grant-consent",
+            &[],
+            &json!({"tenant": {"id": sim.server.tenant_id()}}),
+        )
+        .code_is(2);
+    assert!(
+        r.stderr.contains("--service-principal-id")
+            && r.stderr.contains("app.service_principal_id"),
+        "{}",
+        r.stderr
+    );
+    sim.run("grant-consent", &["--scope", "a b"], &Value::Null)
+        .code_is(2);
+    sim.run(
+        "grant-consent",
+        &[],
+        &json!({"app": {"service_principal_id": "not-a-guid"}}),
+    )
+    .code_is(2);
+    sim.run(
+        "grant-consent",
+        &[],
+        &json!({"app": {"service_principal_id": 7}}),
+    )
+    .code_is(2);
     assert_eq!(sim.requests().len(), 0, "{:#?}", sim.requests());
 }

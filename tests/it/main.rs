@@ -1,5 +1,17 @@
 //! Integration tests: every tool run as a real process against the in-process emulator
 //! (`tenant_sim::TestServer` on 127.0.0.1:0), never against the internet or a mock.
 
+mod add_sync_filter;
+mod assign_role;
+mod chaos;
 mod common;
+mod configure_marketo;
+mod grant_consent;
+mod help;
+mod hostile;
+mod make_secret;
+mod publish_customizations;
 mod register_app;
+mod runbook;
+mod set_hrd_policy;
+mod verify_sync;

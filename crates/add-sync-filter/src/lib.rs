@@ -43,7 +43,16 @@ pub const SCHEMA_NAME: &str = "new_SyncToMkto";
 #[command(
     name = "add-sync-filter",
     version,
-    after_help = "EXAMPLE:\n  ... | configure-marketo | add-sync-filter --entity lead --entity contact \\\n    | publish-customizations --if-changed\n\nEXIT CODES:\n  0 done, 2 bad input, 3 sign-in failed, 4 Dataverse refused, an entity is unknown or has\n  new_synctomkto with another type, 5 not done in time, 1 unexpected failure"
+    after_help = "\
+Examples:
+  add-sync-filter --entity lead --entity account --dynamics-url https://contoso.crm.dynamics.com
+  ... | configure-marketo | add-sync-filter --default unset | verify-sync
+
+Reads dynamics.url from the state document on stdin; writes sync_filter.field and
+sync_filter.entities ([{entity, status: created|exists|planned}]). Re-running sends no write.
+Then tick the field in Marketo: Admin > Microsoft Dynamics > Field Sync Details > Edit.
+Exit codes: 0 done, 2 bad input, 3 sign-in failed, 4 Dataverse refused, an entity is unknown or
+has new_synctomkto with another type, 5 timed out."
 )]
 pub struct Cli {
     /// Entity (logical name) to filter: lead, contact, account, opportunity or a custom one

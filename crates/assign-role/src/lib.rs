@@ -49,7 +49,17 @@ const NEW_USER: &str = "00000000-0000-0000-0000-000000000000";
 #[command(
     name = "assign-role",
     version,
-    after_help = "EXAMPLE:\n  register-app | grant-consent | make-secret \\\n    | assign-role --dynamics-url https://contoso.crm.dynamics.com \\\n    | configure-marketo | publish-customizations\n\nEXIT CODES:\n  0 done, 2 bad input, 3 sign-in failed, 4 Dataverse refused (e.g. Marketo solution not installed),\n  5 not done in time, 1 unexpected failure"
+    after_help = "\
+Examples:
+  register-app | grant-consent | make-secret \\
+    | assign-role --dynamics-url https://contoso.crm.dynamics.com | configure-marketo
+  assign-role --client-id 0d9f3c5e-1111-2222-3333-444455556666 --business-unit Sales --state s.json
+
+Reads app.client_id and dynamics.url from the state document on stdin; writes dynamics.url,
+dynamics.application_user_id, dynamics.username (the Marketo username), dynamics.business_unit_id,
+dynamics.roles, dynamics.solution. Re-running on a finished setup sends no write.
+Exit codes: 0 done, 2 bad input, 3 sign-in failed, 4 Dataverse refused (e.g. the Marketo solution
+is not installed), 5 timed out."
 )]
 pub struct Cli {
     /// Application (client) id of the Marketo app [state: app.client_id]
@@ -332,6 +342,9 @@ async fn create_application_user(
     client_id: &str,
     bu: &BusinessUnit,
 ) -> Result<Option<SystemUser>> {
+    // The spinner only shows on a terminal; in a pipeline one line says why nothing happens yet.
+    let announced = std::cell::Cell::new(false);
+    let announced = &announced;
     let created = until_ready(
         ctx.http.deadline(),
         "creating the application user",
@@ -346,9 +359,16 @@ async fn create_application_user(
                         "Dataverse accepted the new application user but neither named it (no OData-EntityId) nor lists it",
                     )),
                 },
-                Err(e) if is_app_not_yet_known(&e) => Ok(Poll::Pending(format!(
-                    "Dataverse does not know client id {client_id} yet (replication from Entra ID)"
-                ))),
+                Err(e) if is_app_not_yet_known(&e) => {
+                    if !announced.replace(true) {
+                        ctx.say(&format!(
+                            "waiting for Dataverse to learn about client id {client_id} (replication from Entra ID can take minutes)"
+                        ));
+                    }
+                    Ok(Poll::Pending(format!(
+                        "Dataverse does not know client id {client_id} yet"
+                    )))
+                }
                 Err(e) if is_duplicate_application_user(&e) || e.ambiguous => {
                     match find_application_user(dv, client_id).await? {
                         Some(u) => Ok(Poll::Ready(Some((u.systemuserid, false)))),

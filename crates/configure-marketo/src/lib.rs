@@ -46,7 +46,17 @@ pub const DEFAULT_RECORD: &str = "Default";
 #[command(
     name = "configure-marketo",
     version,
-    after_help = "EXAMPLE:\n  ... | assign-role --dynamics-url https://contoso.crm.dynamics.com \\\n    | configure-marketo | publish-customizations\n\n  With names found by hand (discovery ambiguous):\n  ... | configure-marketo --config-entity mkto_marketoconfig --user-lookup mkto_marketouser\n\nEXIT CODES:\n  0 done, 2 bad input, 3 sign-in failed, 4 Dataverse refused or discovery failed/ambiguous,\n  5 not done in time, 1 unexpected failure"
+    after_help = "\
+Examples:
+  ... | assign-role --dynamics-url https://contoso.crm.dynamics.com | configure-marketo
+  configure-marketo --config-entity mkto_marketoconfig --user-lookup mkto_marketouser \\
+    --user-nav-property mkto_MarketoUser --state s.json      # names found by hand
+
+Reads dynamics.application_user_id and dynamics.url from the state document on stdin; writes
+marketo_config.entity_set, .entity, .record_id, .user_lookup, .nav_property, .sync_user_id.
+Re-running on a finished setup sends no write.
+Exit codes: 0 done, 2 bad input, 3 sign-in failed, 4 Dataverse refused or discovery failed or was
+ambiguous (the message lists what was found), 5 timed out."
 )]
 pub struct Cli {
     /// System user id of the Marketo sync user [state: dynamics.application_user_id]

@@ -22,5 +22,5 @@ pub mod state;
 pub use cli::CommonArgs;
 pub use error::{Error, Kind, Result, ResultExt, ServiceError};
 pub use http::{Auth, Http, Method, Request, Response, Service};
-pub use run::{Ctx, Tool};
+pub use run::{Ctx, Key, Tool};
 pub use state::StateDoc;

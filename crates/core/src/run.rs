@@ -21,6 +21,10 @@ pub trait Tool: Parser {
     const NAME: &'static str;
     /// A tool that only reads (verify-sync) does not say "nothing to change".
     const READ_ONLY: bool = false;
+    /// The state-document keys the tool reads and their types. The harness checks every one
+    /// that is present before the tool runs, so a wrong type is exit 2 naming the key with no
+    /// request sent — even for a key the tool would only read late, or not at all on this path.
+    const READS: &'static [(&'static str, Key)] = &[];
     fn common(&self) -> &CommonArgs;
     /// Checks flags that clap cannot (run before any request, exit 2 on failure).
     fn validate(&self) -> Result<()> {
@@ -86,6 +90,7 @@ where
     // The whole document is read before anything else, so a sign-in prompt can never compete
     // with the previous tool of a pipeline for the terminal.
     let doc = StateDoc::load(common.state.as_deref())?;
+    check_reads(&doc, C::READS)?;
     let cfg = Config::resolve(C::NAME, common, &doc)?;
     let http = Http::new(cfg, report.clone());
     let mut ctx = Ctx { doc, http, report };
@@ -140,6 +145,36 @@ where
             Err(e)
         }
     }
+}
+
+/// The type of a state-document key a tool reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    Str,
+    Guid,
+    /// An https URL (http on loopback), checked as `--dynamics-url` is.
+    Url,
+    Bool,
+    Object,
+    Array,
+}
+
+fn check_reads(doc: &StateDoc, reads: &[(&str, Key)]) -> Result<()> {
+    for (path, key) in reads {
+        match key {
+            Key::Str => drop(doc.get_str(path)?),
+            Key::Guid => drop(doc.get_guid(path)?),
+            Key::Bool => drop(doc.get_bool(path)?),
+            Key::Object => drop(doc.get_object(path)?),
+            Key::Array => drop(doc.get_array(path)?),
+            Key::Url => {
+                if let Some(u) = doc.get_str(path)? {
+                    crate::config::check_url(u, &format!("state document key {path}"))?;
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The only writer of stdout.

@@ -582,13 +582,10 @@ impl<'a> Dataverse<'a> {
         })
     }
 
-    /// One system job (reference §3: poll `asyncoperations(<id>)`).
+    /// One system job (reference §3: poll `asyncoperations(<id>)?$select=statecode,statuscode,message`).
     pub async fn async_operation(&self, id: &str) -> Result<AsyncOperation> {
         let id = guid(id, "async operation id")?;
-        let q = query(&[(
-            "$select",
-            "asyncoperationid,statecode,statuscode,message,friendlymessage",
-        )]);
+        let q = query(&[("$select", "asyncoperationid,statecode,statuscode,message")]);
         self.get(&format!("asyncoperations({id})?{q}"), "system job")
             .await
     }

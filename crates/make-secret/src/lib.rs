@@ -565,7 +565,7 @@ async fn add_secret(
         s2s_core::fsutil::write_atomic(file, new.value.expose_secret().as_bytes(), 0o600)
     {
         let rolled_back = remove_credential(ctx, g, &app.id, &key).await;
-        let _ = remove_tagged(ctx, g, &app.id, nonce, Some(&key)).await;
+        let _ = remove_tagged(ctx, g, &app.id, nonce, None).await;
         let e = Error::internal(format!(
             "cannot write the secret to {}: {io}",
             file.display()
@@ -608,7 +608,8 @@ fn explain_add_error(e: Error) -> Error {
 /// Removes every credential carrying this run's tag except `keep`: they were created by a
 /// request whose answer was lost (and then retried), so their secrets are unknown.
 ///
-/// The read waits until `keep` is visible, so the earlier, committed add is visible too.
+/// With `keep`, the read waits until it is visible, so the earlier, committed add is visible
+/// too; without (a roll-back, or an add that may not have been committed), one read is taken.
 /// Returns the app with the credentials that remain.
 async fn remove_tagged(
     ctx: &Ctx,

@@ -44,7 +44,16 @@ const NAME: &str = "publish-customizations";
 #[command(
     name = "publish-customizations",
     version,
-    after_help = "EXAMPLE:\n  ... | assign-role | configure-marketo | publish-customizations --if-changed\n\n  A large org, without holding one HTTP request open:\n  publish-customizations --async --timeout 60m --state marketo.json\n\nEXIT CODES:\n  0 published or skipped, 2 bad input, 3 sign-in failed, 4 Dataverse refused or the publish job failed,\n  5 not done in time, 1 unexpected failure"
+    after_help = "\
+Examples:
+  ... | assign-role | configure-marketo | publish-customizations --if-changed
+  publish-customizations --async --timeout 60m --state s.json   # a large org
+
+Reads dynamics.url, and steps.*.changed for --if-changed, from the state document on stdin;
+writes publish.status (published, skipped-unchanged or planned), publish.at, publish.mode,
+publish.async_operation_id. With --if-changed a re-run on a finished setup sends no write.
+Exit codes: 0 published or skipped, 2 bad input, 3 sign-in failed, 4 Dataverse refused or the
+publish job failed, 5 timed out."
 )]
 pub struct Cli {
     /// Start PublishAllXmlAsync and poll its system job instead of waiting on one long request
@@ -139,6 +148,12 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
     Ok(())
 }
 
+/// Steps whose changes never call for this publish: they come after it in the runbook, and
+/// `add-sync-filter` publishes exactly its own entities (`PublishXml`) while `verify-sync` only
+/// reads. Counting them would make a re-run of a `--state` runbook publish again, because their
+/// `changed: true` from the previous run is still in the document when this step runs.
+const NOT_BEFORE_PUBLISH: &[&str] = &["add-sync-filter", "verify-sync"];
+
 /// The earlier steps that wrote something (`steps.<tool>.changed`), publish itself excluded.
 fn changed_steps(ctx: &Ctx) -> Result<Vec<String>> {
     let Some(steps) = ctx.doc.get_object("steps")? else {
@@ -146,7 +161,7 @@ fn changed_steps(ctx: &Ctx) -> Result<Vec<String>> {
     };
     Ok(steps
         .iter()
-        .filter(|(name, _)| name.as_str() != NAME)
+        .filter(|(name, _)| name.as_str() != NAME && !NOT_BEFORE_PUBLISH.contains(&name.as_str()))
         .filter(|(_, v)| v.get("changed").and_then(Value::as_bool) == Some(true))
         .map(|(name, _)| name.clone())
         .collect())

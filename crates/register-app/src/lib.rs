@@ -20,7 +20,7 @@ use clap::Parser;
 use serde_json::{Value, json};
 
 use s2s_core::retry::{Poll, until_ready};
-use s2s_core::{CommonArgs, Ctx, Error, Result, Tool};
+use s2s_core::{CommonArgs, Ctx, Error, Key, Result, Tool};
 use s2s_graph::{
     Application, DYNAMICS_CRM_APP_ID, Graph, RequiredResourceAccess, ResourceAccess, Upserted,
     is_replication_lag, user_impersonation_scope,
@@ -66,6 +66,13 @@ pub struct Cli {
 
 impl Tool for Cli {
     const NAME: &'static str = "register-app";
+    const READS: &'static [(&'static str, Key)] = &[
+        ("tenant.id", Key::Str),
+        ("tenant.cloud", Key::Str),
+        ("app.display_name", Key::Str),
+        ("app.unique_name", Key::Str),
+        ("app.client_id", Key::Guid),
+    ];
     fn common(&self) -> &CommonArgs {
         &self.common
     }

@@ -13,6 +13,15 @@
 //! faults are injectable (scripted or seeded random: 429/503/504, dropped connections, lost
 //! responses, stalls), and the Marketo schema prefix is configurable so tools must discover names.
 //!
+//! # TLS
+//! With `Options::tls` / `--tls` both listeners serve https only: at start a throw-away CA and a
+//! server certificate for `127.0.0.1`, `::1` and `localhost` are generated (rcgen), served with
+//! rustls (ring provider); the CA's PEM is a temp file kept for the server's lifetime
+//! (`TestServer::ca_file()`, `"ca_file"` in the CLI's JSON line) and URLs are `https://`. Faults
+//! behave the same: `drop` and `lost_response` cut the TCP stream under TLS (no response, no
+//! close_notify), `stall` and `latency_ms` hold the answer. Plain http to a TLS port fails the
+//! handshake.
+//!
 //! # Fixture sources
 //! Response shapes follow the fixtures in the project's reference notes: graph-docs
 //! (microsoftgraph/microsoft-graph-docs-contrib) pages for application, servicePrincipal,
@@ -48,6 +57,7 @@ mod odata;
 mod schema;
 mod server;
 mod state;
+mod tls;
 mod token;
 
 use std::path::PathBuf;
@@ -82,7 +92,7 @@ pub struct Options {
     pub latency_ms: u64,
     /// The N-th logged API request (1-based) never gets an answer.
     pub stall_at: Option<u64>,
-    /// Serve https (not implemented yet; see the crate docs).
+    /// Serve https on both listeners with a generated CA (see [`TestServer::ca_file`]).
     pub tls: bool,
     /// Load the tenant from this file at start (if it exists) and save it after every write.
     pub state_file: Option<PathBuf>,
@@ -121,6 +131,8 @@ pub struct TestServer {
     dynamics_url: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// With TLS: the CA certificate PEM file, removed when the server is dropped.
+    ca_file: Option<tempfile::NamedTempFile>,
 }
 
 fn bind_pair(
@@ -135,21 +147,32 @@ fn bind_pair(
 }
 
 impl TestServer {
-    /// Start on two ephemeral loopback ports.
+    /// Start on two ephemeral loopback ports. Panics when that fails (a test helper).
     pub fn start(opts: Options) -> TestServer {
         let (a, b) = bind_pair(0, 0).expect("binding 127.0.0.1:0 must succeed");
-        Self::start_on(opts, a, b)
+        match Self::start_on(opts, a, b) {
+            Ok(s) => s,
+            Err(e) => panic!("tenant-sim cannot start: {e}"),
+        }
     }
 
-    fn start_on(opts: Options, a: std::net::TcpListener, b: std::net::TcpListener) -> TestServer {
-        let url = format!(
-            "http://{}",
-            a.local_addr().expect("bound listener has an address")
-        );
-        let dynamics_url = format!(
-            "http://{}",
-            b.local_addr().expect("bound listener has an address")
-        );
+    fn start_on(
+        opts: Options,
+        a: std::net::TcpListener,
+        b: std::net::TcpListener,
+    ) -> Result<TestServer, String> {
+        let tls = if opts.tls {
+            Some(tls::generate()?)
+        } else {
+            None
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let addr = |l: &std::net::TcpListener| {
+            l.local_addr().map_err(|e| format!("listener address: {e}"))
+        };
+        let url = format!("{scheme}://{}", addr(&a)?);
+        let dynamics_url = format!("{scheme}://{}", addr(&b)?);
+        let acceptor = tls.as_ref().map(|t| t.acceptor.clone());
         let sim = std::sync::Arc::new(Sim::new(opts));
         if let Ok(mut u) = sim.urls.write() {
             u.main = url.clone();
@@ -173,8 +196,8 @@ impl TestServer {
                 };
                 let (n1, n2) = (std::future::pending::<()>(), std::future::pending::<()>());
                 tokio::select! {
-                    _ = server::serve(a, app(s2.clone()), n1) => {}
-                    _ = server::serve(b, dynamics_app(s2.clone()), n2) => {}
+                    _ = server::serve(a, acceptor.clone(), app(s2.clone()), n1) => {}
+                    _ = server::serve(b, acceptor, dynamics_app(s2.clone()), n2) => {}
                     _ = rx => {}
                 }
                 s2.save();
@@ -182,13 +205,14 @@ impl TestServer {
             // dropping the runtime aborts in-flight (e.g. stalled) connections
             drop(rt);
         });
-        TestServer {
+        Ok(TestServer {
             sim,
             url,
             dynamics_url,
             stop: Some(tx),
             thread: Some(thread),
-        }
+            ca_file: tls.map(|t| t.ca_file),
+        })
     }
 
     pub fn url(&self) -> String {
@@ -206,9 +230,10 @@ impl TestServer {
     pub fn admin_client_secret(&self) -> String {
         state::lock(&self.sim.admin_secret).clone()
     }
-    /// With `tls`: the CA certificate PEM (TLS is not implemented yet, so always `None`).
+    /// With `tls`: the PEM file of the CA that signed the server certificate (valid for
+    /// `127.0.0.1`, `::1` and `localhost`); it exists as long as the server. `None` without TLS.
     pub fn ca_file(&self) -> Option<PathBuf> {
-        None
+        self.ca_file.as_ref().map(|f| f.path().to_path_buf())
     }
     pub fn requests(&self) -> Vec<Value> {
         state::lock(&self.sim.log).clone()
@@ -258,7 +283,8 @@ pub struct Cli {
     /// Port of the Dataverse org listener (0 = any free port).
     #[arg(long, default_value_t = 0)]
     dynamics_port: u16,
-    /// Serve https with a generated CA (not implemented yet: exits with an error).
+    /// Serve https on both listeners with a CA generated at start; its PEM file is printed as
+    /// "ca_file" (give it to the tools with --ca-file) and removed on exit.
     #[arg(long)]
     tls: bool,
     /// Load the tenant from FILE if it exists; save it after every write and on shutdown.
@@ -328,10 +354,6 @@ impl Cli {
 /// The `tenant-sim` command line.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    if cli.tls {
-        eprintln!("tenant-sim: --tls is not implemented yet");
-        return ExitCode::from(2);
-    }
     if !(0.0..=1.0).contains(&cli.fault_rate) {
         eprintln!("tenant-sim: --fault-rate must be between 0 and 1");
         return ExitCode::from(2);
@@ -343,11 +365,20 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let server = TestServer::start_on(cli.options(), a, b);
-    let line = json!({
+    let server = match TestServer::start_on(cli.options(), a, b) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("tenant-sim: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut line = json!({
         "url": server.url(), "tenant_id": server.tenant_id(), "dynamics_url": server.dynamics_url(),
         "admin": {"client_id": server.admin_client_id(), "client_secret": server.admin_client_secret()}
     });
+    if let Some(ca) = server.ca_file() {
+        line["ca_file"] = json!(ca);
+    }
     {
         use std::io::Write;
         let mut out = std::io::stdout().lock();

@@ -1,7 +1,8 @@
 //! HTTP plumbing: the two routers, the request pipeline (log, faults, latency), the control
-//! routes, and a listener whose connections can be dropped mid-request (for the `drop` and
-//! `lost_response` faults).
+//! routes, and a listener (plain or TLS) whose connections can be dropped mid-request (for the
+//! `drop` and `lost_response` faults).
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -114,10 +115,50 @@ impl ConnCtl {
     }
 }
 
-/// A TCP stream wrapped with a [`ConnCtl`].
+/// The transport under a [`SimIo`]: plain TCP, or TLS (the handshake is driven lazily by the
+/// first read or write, so a slow or non-TLS client never blocks the accept loop).
+enum Stream {
+    Plain(TcpStream),
+    Handshake(Box<tokio_rustls::Accept<TcpStream>>),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    Failed,
+}
+
+trait ReadWrite: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> ReadWrite for T {}
+
+/// A TCP (or TLS over TCP) stream wrapped with a [`ConnCtl`].
 pub struct SimIo {
-    stream: TcpStream,
+    stream: Stream,
     ctl: ConnCtl,
+}
+
+fn broken() -> io::Error {
+    io::Error::new(io::ErrorKind::BrokenPipe, "dropped by fault")
+}
+
+impl SimIo {
+    /// Finish the TLS handshake if one is pending; then the byte stream to use.
+    fn ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<&mut dyn ReadWrite>> {
+        if let Stream::Handshake(accept) = &mut self.stream {
+            match Pin::new(accept.as_mut()).poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(tls)) => self.stream = Stream::Tls(Box::new(tls)),
+                Poll::Ready(Err(e)) => {
+                    self.stream = Stream::Failed;
+                    return Poll::Ready(Err(e));
+                }
+            }
+        }
+        Poll::Ready(match &mut self.stream {
+            Stream::Plain(s) => Ok(s),
+            Stream::Tls(s) => Ok(s.as_mut()),
+            Stream::Handshake(_) | Stream::Failed => Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "TLS handshake failed",
+            )),
+        })
+    }
 }
 
 impl AsyncRead for SimIo {
@@ -130,7 +171,11 @@ impl AsyncRead for SimIo {
         if me.ctl.killed() {
             return Poll::Ready(Ok(()));
         }
-        Pin::new(&mut me.stream).poll_read(cx, buf)
+        match me.ready(cx) {
+            Poll::Ready(Ok(s)) => Pin::new(s).poll_read(cx, buf),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
 
@@ -142,39 +187,57 @@ impl AsyncWrite for SimIo {
     ) -> Poll<io::Result<usize>> {
         let me = self.get_mut();
         if me.ctl.killed() {
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::BrokenPipe,
-                "dropped by fault",
-            )));
+            return Poll::Ready(Err(broken()));
         }
-        Pin::new(&mut me.stream).poll_write(cx, buf)
+        match me.ready(cx) {
+            Poll::Ready(Ok(s)) => Pin::new(s).poll_write(cx, buf),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let me = self.get_mut();
         if me.ctl.killed() {
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::BrokenPipe,
-                "dropped by fault",
-            )));
+            return Poll::Ready(Err(broken()));
         }
-        Pin::new(&mut me.stream).poll_flush(cx)
+        match me.ready(cx) {
+            Poll::Ready(Ok(s)) => Pin::new(s).poll_flush(cx),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
     }
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+        let me = self.get_mut();
+        let killed = me.ctl.killed();
+        match &mut me.stream {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            // a killed TLS connection ends with a bare TCP FIN, no close_notify: the client
+            // sees the stream cut, as with a dropped connection
+            Stream::Tls(s) if killed => Pin::new(s.get_mut().0).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Stream::Handshake(_) | Stream::Failed => Poll::Ready(Ok(())),
+        }
     }
 }
 
-/// A listener producing [`SimIo`] connections.
-pub struct SimListener(pub TcpListener);
+/// A listener producing [`SimIo`] connections (TLS ones when it has an acceptor).
+pub struct SimListener {
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+}
 
 impl axum::serve::Listener for SimListener {
     type Io = SimIo;
     type Addr = std::net::SocketAddr;
     async fn accept(&mut self) -> (SimIo, std::net::SocketAddr) {
         loop {
-            match self.0.accept().await {
+            match self.listener.accept().await {
                 Ok((stream, addr)) => {
                     let _ = stream.set_nodelay(true);
+                    let stream = match &self.tls {
+                        Some(acceptor) => Stream::Handshake(Box::new(acceptor.accept(stream))),
+                        None => Stream::Plain(stream),
+                    };
                     return (
                         SimIo {
                             stream,
@@ -188,7 +251,7 @@ impl axum::serve::Listener for SimListener {
         }
     }
     fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
-        self.0.local_addr()
+        self.listener.local_addr()
     }
 }
 
@@ -200,14 +263,15 @@ impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, SimL
     }
 }
 
-/// Serve a router on a [`SimListener`] until `shutdown` resolves.
+/// Serve a router until `shutdown` resolves; over TLS when `tls` is given.
 pub async fn serve(
     listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     router: Router,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let _ = axum::serve(
-        SimListener(listener),
+        SimListener { listener, tls },
         router.into_make_service_with_connect_info::<ConnCtl>(),
     )
     .with_graceful_shutdown(shutdown)

@@ -174,6 +174,11 @@ fn issue(sim: &Sim, aud: &str, appid: &str, oid: &str, user: bool) -> String {
     c.insert("oid".into(), json!(oid));
     c.insert("idtyp".into(), json!(if user { "user" } else { "app" }));
     c.insert("ver".into(), json!("1.0"));
+    // Entra's unique token id: two tokens issued in the same second still differ
+    c.insert(
+        "uti".into(),
+        json!(B64.encode(uuid::Uuid::new_v4().as_bytes())),
+    );
     if user {
         c.insert("upn".into(), json!(t.admin.user_upn));
         let scp = if graph {

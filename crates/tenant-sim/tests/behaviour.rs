@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tenant_sim::{Options, TestServer};
 
+#[derive(Debug)]
 struct Resp {
     status: u16,
     headers: Vec<(String, String)>,
@@ -31,10 +32,34 @@ fn raw(
     headers: &[(&str, &str)],
     body: Option<&[u8]>,
 ) -> Result<Resp, String> {
+    raw_within(base, Duration::from_secs(5), method, path, headers, body)
+}
+
+/// [`raw`] with a read timeout; a request without an answer in time is an `Err`.
+fn raw_within(
+    base: &str,
+    timeout: Duration,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Result<Resp, String> {
     let addr = base.trim_start_matches("http://");
     let mut s = TcpStream::connect(addr).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))
+    s.set_read_timeout(Some(timeout))
         .map_err(|e| e.to_string())?;
+    exchange(&mut s, addr, method, path, headers, body)
+}
+
+/// Write one HTTP/1.1 request on `s` and read the response until the connection closes.
+fn exchange(
+    s: &mut impl ReadWrite,
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Result<Resp, String> {
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
@@ -43,6 +68,7 @@ fn raw(
     req.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
     s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
     s.write_all(body).map_err(|e| e.to_string())?;
+    s.flush().map_err(|e| e.to_string())?;
     let mut buf = Vec::new();
     let _ = s.read_to_end(&mut buf);
     let text = String::from_utf8_lossy(&buf).to_string();
@@ -70,6 +96,9 @@ fn raw(
         body,
     })
 }
+
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
 
 fn call(
     base: &str,
@@ -723,4 +752,625 @@ fn random_faults_are_deterministic_and_drop_connections() {
         raw(&s.url(), "GET", "/v1.0/organization", &[], None).map(|r| r.status),
         Ok(401)
     );
+}
+
+fn login(s: &TestServer, endpoint: &str, pairs: &[(&str, &str)]) -> Resp {
+    let body = form(pairs);
+    raw(
+        &s.url(),
+        "POST",
+        &format!("/{}/oauth2/v2.0/{endpoint}", s.tenant_id()),
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        Some(body.as_bytes()),
+    )
+    .expect("login response")
+}
+
+const AZ_CLI: &str = "04b07795-8ddb-461a-bbee-02f9e1bf7b46";
+const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+#[test]
+fn device_code_then_refresh_for_the_other_resource() {
+    let s = TestServer::start(Options::default());
+    let graph_scope = format!("{}/.default offline_access", s.url());
+    // a confidential (non-public) client cannot use the device flow
+    let r = login(
+        &s,
+        "devicecode",
+        &[("client_id", &s.admin_client_id()), ("scope", &graph_scope)],
+    );
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (400, Some("invalid_client"))
+    );
+    let dc = login(
+        &s,
+        "devicecode",
+        &[("client_id", AZ_CLI), ("scope", &graph_scope)],
+    );
+    assert_eq!(dc.status, 200, "{}", dc.body);
+    let code = dc.body["device_code"].as_str().expect("device_code");
+    assert!(dc.body["user_code"].as_str().is_some_and(|c| !c.is_empty()));
+    assert!(dc.body["interval"].as_u64().is_some());
+    assert!(
+        dc.body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("devicelogin"))
+    );
+    let poll = [
+        ("grant_type", DEVICE_GRANT),
+        ("client_id", AZ_CLI),
+        ("device_code", code),
+        ("scope", &graph_scope),
+    ];
+    let r = login(&s, "token", &poll);
+    assert_eq!(
+        (
+            r.status,
+            r.body["error"].as_str(),
+            r.body["error_codes"][0].as_u64()
+        ),
+        (400, Some("authorization_pending"), Some(70016))
+    );
+    let r = login(&s, "token", &poll);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let at = r.body["access_token"].as_str().expect("access_token");
+    let rt = r.body["refresh_token"]
+        .as_str()
+        .expect("refresh_token with offline_access")
+        .to_string();
+    let org = call(&s.url(), "GET", "/v1.0/organization", Some(at), None, &[]);
+    assert_eq!(org.status, 200, "{}", org.body);
+    // the device code is used up
+    let r = login(&s, "token", &poll);
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    // the refresh token buys a token for the Dataverse org (another resource)
+    let dv_scope = format!("{}/.default offline_access", s.dynamics_url());
+    let refresh = |rt: &str| {
+        login(
+            &s,
+            "token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("client_id", AZ_CLI),
+                ("refresh_token", rt),
+                ("scope", &dv_scope),
+            ],
+        )
+    };
+    let r = refresh(&rt);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let dv_at = r.body["access_token"].as_str().expect("access_token");
+    let rotated = r.body["refresh_token"].as_str().expect("new refresh token");
+    assert_ne!(rotated, rt);
+    let who = call(
+        &s.dynamics_url(),
+        "GET",
+        "/api/data/v9.2/WhoAmI",
+        Some(dv_at),
+        None,
+        &[],
+    );
+    assert_eq!(who.status, 200, "{}", who.body);
+    assert!(who.body["UserId"].as_str().is_some());
+    // a Dataverse token is not a Graph token
+    assert_eq!(
+        call(
+            &s.url(),
+            "GET",
+            "/v1.0/organization",
+            Some(dv_at),
+            None,
+            &[]
+        )
+        .status,
+        401
+    );
+    // refresh tokens are single use
+    let r = refresh(&rt);
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    // without offline_access there is no refresh token
+    let scope = format!("{}/.default", s.url());
+    let dc = login(
+        &s,
+        "devicecode",
+        &[("client_id", AZ_CLI), ("scope", &scope)],
+    );
+    let code = dc.body["device_code"].as_str().expect("device_code");
+    let poll = [
+        ("grant_type", DEVICE_GRANT),
+        ("client_id", AZ_CLI),
+        ("device_code", code),
+        ("scope", &scope),
+    ];
+    assert_eq!(login(&s, "token", &poll).status, 400);
+    let r = login(&s, "token", &poll);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.get("refresh_token").is_none(), "{}", r.body);
+    // nothing secret in the request log
+    let log = serde_json::to_string(&s.requests()).expect("json");
+    assert!(!log.contains(&rt) && !log.contains(rotated));
+}
+
+#[test]
+fn publish_all_xml_async_job_completes() {
+    let s = TestServer::start(Options {
+        publish_ms: 300,
+        ..Options::default()
+    });
+    let d = admin(&s, &s.dynamics_url());
+    let dv = |m: &str, p: &str, b: Option<Value>| {
+        call(
+            &s.dynamics_url(),
+            m,
+            &format!("/api/data/v9.2/{p}"),
+            Some(&d),
+            b,
+            &[],
+        )
+    };
+    let r = dv("POST", "PublishAllXmlAsync", Some(json!({})));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let id = r.body["AsyncOperationId"]
+        .as_str()
+        .expect("AsyncOperationId")
+        .to_string();
+    let job = |id: &str| {
+        dv(
+            "GET",
+            &format!("asyncoperations({id})?$select=statuscode,statecode"),
+            None,
+        )
+    };
+    let first = job(&id);
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(first.body["statuscode"], 20, "in progress: {}", first.body);
+    // while the job runs, a synchronous publish hits the customization lock
+    let r = dv("POST", "PublishAllXml", Some(json!({})));
+    assert_eq!(
+        (r.status, r.body["error"]["code"].as_str()),
+        (400, Some("0x80090412"))
+    );
+    let started = std::time::Instant::now();
+    let done = loop {
+        let r = job(&id);
+        if r.body["statuscode"] == 30 {
+            break r;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "job never completed: {}",
+            r.body
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(done.body["statecode"], 3);
+    assert_eq!(
+        s.state()["dataverse"]["publish_history"][0]["action"],
+        "PublishAllXmlAsync"
+    );
+    // the same job is found by a filter, and an unknown one is a 404
+    let r = dv(
+        "GET",
+        &format!("asyncoperations?$select=statuscode&$filter=asyncoperationid%20eq%20{id}"),
+        None,
+    );
+    assert_eq!(r.body["value"][0]["statuscode"], 30, "{}", r.body);
+    assert_eq!(job("00000000-0000-0000-0000-0000000000aa").status, 404);
+}
+
+#[test]
+fn stall_at_holds_only_that_request() {
+    let s = TestServer::start(Options {
+        stall_at: Some(2),
+        ..Options::default()
+    });
+    let org = |timeout| raw_within(&s.url(), timeout, "GET", "/v1.0/organization", &[], None);
+    assert_eq!(org(Duration::from_secs(5)).map(|r| r.status), Ok(401));
+    let url = s.url();
+    let stalled = std::thread::spawn(move || {
+        let t = std::time::Instant::now();
+        let r = raw_within(
+            &url,
+            Duration::from_secs(1),
+            "GET",
+            "/v1.0/organization",
+            &[],
+            None,
+        );
+        (r.map(|r| r.status), t.elapsed())
+    });
+    // wait until the stalled request is in the log, so the next one is request 3
+    let t = std::time::Instant::now();
+    while s.requests().len() < 2 {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "request 2 never arrived"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(org(Duration::from_secs(5)).map(|r| r.status), Ok(401));
+    assert_eq!(org(Duration::from_secs(5)).map(|r| r.status), Ok(401));
+    let (r, took) = stalled.join().expect("thread");
+    assert!(r.is_err(), "the stalled request got an answer: {r:?}");
+    assert!(took >= Duration::from_millis(900), "{took:?}");
+    let log = s.requests();
+    assert_eq!(log[1]["seq"], 2);
+    assert_eq!(log[1]["fault"], "stall");
+    assert_eq!(log[1]["status"], Value::Null);
+    assert!(log.iter().filter(|e| e["status"] == 401).count() >= 3);
+}
+
+#[test]
+fn dataverse_rate_limit_per_token() {
+    let s = TestServer::start(Options::default());
+    let d = admin(&s, &s.dynamics_url());
+    let who = |t: &str| {
+        call(
+            &s.dynamics_url(),
+            "GET",
+            "/api/data/v9.2/WhoAmI",
+            Some(t),
+            None,
+            &[],
+        )
+    };
+    let mut ok = 0;
+    let limited = loop {
+        let r = who(&d);
+        if r.status == 429 {
+            break r;
+        }
+        assert_eq!(r.status, 200, "{}", r.body);
+        ok += 1;
+        // the budget is 60 a second; a loaded machine may need a few windows to reach it
+        assert!(ok < 3000, "never throttled");
+    };
+    assert!(ok >= 60, "throttled after only {ok} requests");
+    assert_eq!(limited.header("retry-after"), Some("1"));
+    assert_eq!(limited.body["error"]["code"], "0x80072322");
+    // the budget is per token: another caller is not throttled
+    let other = admin(&s, &s.dynamics_url());
+    assert_ne!(other, d);
+    assert_eq!(who(&other).status, 200);
+    // after Retry-After the same token is served again
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(who(&d).status, 200);
+}
+
+#[test]
+fn random_faults_same_seed_same_faults_across_servers() {
+    let opts = |seed| Options {
+        fault_rate: 0.5,
+        fault_seed: seed,
+        retry_after_secs: 0.25,
+        ..Options::default()
+    };
+    let (a, b, c) = (
+        TestServer::start(opts(9)),
+        TestServer::start(opts(9)),
+        TestServer::start(opts(10)),
+    );
+    let outcome = |s: &TestServer, i: usize| {
+        let (base, path) = match i % 3 {
+            0 => (s.url(), "/v1.0/applications".to_string()),
+            1 => (s.dynamics_url(), "/api/data/v9.2/WhoAmI".to_string()),
+            _ => (s.url(), format!("/{}/oauth2/v2.0/token", s.tenant_id())),
+        };
+        let method = if i % 3 == 2 { "POST" } else { "GET" };
+        match raw(&base, method, &path, &[], None) {
+            Ok(r) => (r.status, r.header("retry-after").map(str::to_string)),
+            Err(_) => (0, None),
+        }
+    };
+    let mut seen = (Vec::new(), Vec::new(), Vec::new());
+    // interleaved, so the servers see different timing but the same sequence numbers
+    for i in 0..40 {
+        seen.0.push(outcome(&a, i));
+        seen.1.push(outcome(&b, i));
+        seen.2.push(outcome(&c, i));
+    }
+    let faults = |s: &TestServer| {
+        s.requests()
+            .iter()
+            .map(|r| r["fault"].clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(seen.0, seen.1);
+    assert_eq!(faults(&a), faults(&b));
+    assert_ne!(faults(&a), faults(&c), "another seed, other faults");
+    let labels: std::collections::BTreeSet<String> = faults(&a)
+        .iter()
+        .filter_map(|f| f.as_str().map(str::to_string))
+        .collect();
+    assert!(labels.len() >= 4, "several fault kinds occur: {labels:?}");
+    for (i, f) in faults(&a).iter().enumerate() {
+        match f.as_str() {
+            Some("429") => assert_eq!(seen.0[i], (429, Some("0.25".to_string()))),
+            Some("503") => assert_eq!(seen.0[i].0, 503),
+            Some("504") => assert_eq!(seen.0[i].0, 504),
+            Some("drop" | "lost_response") => assert_eq!(seen.0[i].0, 0),
+            _ => assert!(matches!(seen.0[i].0, 400 | 401), "{:?}", seen.0[i]),
+        }
+    }
+}
+
+#[test]
+fn lost_response_commits_the_write() {
+    let s = TestServer::start(Options::default());
+    let g = admin(&s, &s.url());
+    s.add_fault(
+        json!({"path_prefix": "/v1.0/applications", "method": "POST", "kind": "lost_response"}),
+    );
+    let body = json!({"displayName": "Lost"}).to_string();
+    let auth = format!("Bearer {g}");
+    let r = raw(
+        &s.url(),
+        "POST",
+        "/v1.0/applications",
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        Some(body.as_bytes()),
+    );
+    assert!(r.is_err(), "the response was lost: {r:?}");
+    let apps = call(
+        &s.url(),
+        "GET",
+        "/v1.0/applications?$filter=displayName%20eq%20'Lost'&$select=id",
+        Some(&g),
+        None,
+        &[],
+    );
+    assert_eq!(
+        apps.body["value"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        apps.body
+    );
+}
+
+// ---------- TLS ----------
+
+mod tls {
+    use super::*;
+    use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+    use std::path::Path;
+    use std::sync::Arc;
+
+    fn client_config(ca: Option<&Path>) -> Arc<rustls::ClientConfig> {
+        let mut roots = rustls::RootCertStore::empty();
+        if let Some(ca) = ca {
+            for c in CertificateDer::pem_file_iter(ca).expect("CA file") {
+                roots.add(c.expect("CA PEM")).expect("CA certificate");
+            }
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        Arc::new(
+            rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .expect("versions")
+                .with_root_certificates(roots)
+                .with_no_client_auth(),
+        )
+    }
+
+    type Tls = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
+
+    /// Connect and complete the handshake, or say why it failed.
+    fn connect(
+        base: &str,
+        name: &str,
+        ca: Option<&Path>,
+        timeout: Duration,
+    ) -> Result<Tls, String> {
+        let addr = base.trim_start_matches("https://");
+        let tcp = TcpStream::connect(addr).map_err(|e| e.to_string())?;
+        tcp.set_read_timeout(Some(timeout))
+            .map_err(|e| e.to_string())?;
+        let name = ServerName::try_from(name.to_string()).map_err(|e| e.to_string())?;
+        let conn =
+            rustls::ClientConnection::new(client_config(ca), name).map_err(|e| e.to_string())?;
+        let mut tls = rustls::StreamOwned::new(conn, tcp);
+        while tls.conn.is_handshaking() {
+            tls.conn
+                .complete_io(&mut tls.sock)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(tls)
+    }
+
+    fn https(
+        s: &TestServer,
+        base: &str,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Result<Resp, String> {
+        https_within(s, base, Duration::from_secs(5), method, path, headers, body)
+    }
+
+    fn https_within(
+        s: &TestServer,
+        base: &str,
+        timeout: Duration,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Result<Resp, String> {
+        let ca = s.ca_file().expect("ca file");
+        let mut tls = connect(base, "127.0.0.1", Some(&ca), timeout)?;
+        let addr = base.trim_start_matches("https://").to_string();
+        exchange(&mut tls, &addr, method, path, headers, body)
+    }
+
+    #[test]
+    fn handshake_only_with_the_ca_and_no_plain_http() {
+        let s = TestServer::start(Options {
+            tls: true,
+            ..Options::default()
+        });
+        assert!(s.url().starts_with("https://127.0.0.1:"), "{}", s.url());
+        assert!(s.dynamics_url().starts_with("https://127.0.0.1:"));
+        let ca = s.ca_file().expect("ca file");
+        let pem = std::fs::read_to_string(&ca).expect("read CA");
+        assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
+        let t = Duration::from_secs(5);
+        for base in [s.url(), s.dynamics_url()] {
+            for name in ["127.0.0.1", "localhost"] {
+                connect(&base, name, Some(&ca), t).unwrap_or_else(|e| panic!("{name}: {e}"));
+            }
+            // no trusted root, another server's CA, a name the certificate does not cover
+            let e = connect(&base, "127.0.0.1", None, t).expect_err("untrusted");
+            assert!(e.contains("UnknownIssuer"), "{e}");
+            let e = connect(&base, "example.com", Some(&ca), t).expect_err("wrong name");
+            assert!(e.contains("not valid for name"), "{e}");
+            // plain http to the TLS port gets no HTTP response
+            let plain = base.replace("https://", "http://");
+            let r = raw(&plain, "GET", "/v1.0/organization", &[], None);
+            assert!(r.is_err(), "plain http answered: {r:?}");
+        }
+        let other = TestServer::start(Options {
+            tls: true,
+            ..Options::default()
+        });
+        let other_ca = other.ca_file().expect("other ca");
+        let e = connect(&s.url(), "127.0.0.1", Some(&other_ca), t).expect_err("foreign CA");
+        assert!(
+            e.contains("BadSignature") || e.contains("UnknownIssuer"),
+            "{e}"
+        );
+        drop(other);
+        assert!(!other_ca.exists(), "the CA file goes with the server");
+        // the plain server has no CA
+        assert!(TestServer::start(Options::default()).ca_file().is_none());
+    }
+
+    #[test]
+    fn api_and_faults_over_tls() {
+        let s = TestServer::start(Options {
+            tls: true,
+            latency_ms: 150,
+            ..Options::default()
+        });
+        // a token for each resource over https, used on both listeners
+        let token = |resource: &str| {
+            let body = form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", &s.admin_client_id()),
+                ("client_secret", &s.admin_client_secret()),
+                ("scope", &format!("{resource}/.default")),
+            ]);
+            let r = https(
+                &s,
+                &s.url(),
+                "POST",
+                &format!("/{}/oauth2/v2.0/token", s.tenant_id()),
+                &[("Content-Type", "application/x-www-form-urlencoded")],
+                Some(body.as_bytes()),
+            )
+            .expect("token over https");
+            assert_eq!(r.status, 200, "{}", r.body);
+            format!("Bearer {}", r.body["access_token"].as_str().expect("token"))
+        };
+        let g = token(&s.url());
+        let d = token(&s.dynamics_url());
+        let started = std::time::Instant::now();
+        let r = https(
+            &s,
+            &s.url(),
+            "GET",
+            "/v1.0/organization",
+            &[("Authorization", &g)],
+            None,
+        )
+        .expect("graph over https");
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert!(
+            started.elapsed() >= Duration::from_millis(150),
+            "latency applies"
+        );
+        let r = https(
+            &s,
+            &s.dynamics_url(),
+            "GET",
+            "/api/data/v9.2/WhoAmI",
+            &[("Authorization", &d)],
+            None,
+        )
+        .expect("dataverse over https");
+        assert_eq!(r.status, 200, "{}", r.body);
+        // drop: the TLS stream is cut before the request is processed
+        s.add_fault(json!({"path_prefix": "/v1.0/organization", "kind": "drop"}));
+        let r = https(
+            &s,
+            &s.url(),
+            "GET",
+            "/v1.0/organization",
+            &[("Authorization", &g)],
+            None,
+        );
+        assert!(r.is_err(), "dropped: {r:?}");
+        // lost response: committed, but the client sees the stream cut
+        s.add_fault(
+            json!({"path_prefix": "/v1.0/applications", "method": "POST", "kind": "lost_response"}),
+        );
+        let body = json!({"displayName": "Over TLS"}).to_string();
+        let r = https(
+            &s,
+            &s.url(),
+            "POST",
+            "/v1.0/applications",
+            &[("Authorization", &g), ("Content-Type", "application/json")],
+            Some(body.as_bytes()),
+        );
+        assert!(r.is_err(), "lost: {r:?}");
+        let apps = s.state()["applications"].clone();
+        let n = apps.as_array().map(|a| {
+            a.iter()
+                .filter(|x| x["data"]["displayName"] == "Over TLS")
+                .count()
+        });
+        assert_eq!(n, Some(1), "{apps}");
+        // stall: no answer in time, while the next request is served
+        s.add_fault(json!({"path_prefix": "/api/data/v9.2/WhoAmI", "kind": "stall"}));
+        let r = https_within(
+            &s,
+            &s.dynamics_url(),
+            Duration::from_millis(800),
+            "GET",
+            "/api/data/v9.2/WhoAmI",
+            &[("Authorization", &d)],
+            None,
+        );
+        assert!(r.is_err(), "stalled: {r:?}");
+        let r = https(
+            &s,
+            &s.dynamics_url(),
+            "GET",
+            "/api/data/v9.2/WhoAmI",
+            &[("Authorization", &d)],
+            None,
+        )
+        .expect("served after the stall");
+        assert_eq!(r.status, 200);
+        let faults: Vec<Value> = s
+            .requests()
+            .iter()
+            .filter_map(|r| r["fault"].as_str().map(|f| json!(f)))
+            .collect();
+        assert_eq!(
+            faults,
+            vec![json!("drop"), json!("lost_response"), json!("stall")]
+        );
+    }
 }

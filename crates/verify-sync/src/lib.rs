@@ -30,7 +30,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use s2s_core::{CommonArgs, Ctx, Error, Kind, Result, Tool};
+use s2s_core::{CommonArgs, Ctx, Error, Key, Kind, Result, Tool};
 use s2s_dataverse::{
     Dataverse, MARKETO_ROLE_ONLY_FOR_SYNC_USER_SINCE, MARKETO_SOLUTION, compare_versions,
 };
@@ -70,6 +70,21 @@ pub struct Cli {
 impl Tool for Cli {
     const NAME: &'static str = "verify-sync";
     const READ_ONLY: bool = true;
+    const READS: &'static [(&'static str, Key)] = &[
+        ("tenant.id", Key::Str),
+        ("app.client_id", Key::Guid),
+        ("app.object_id", Key::Guid),
+        ("app.service_principal_id", Key::Guid),
+        ("secret.key_id", Key::Guid),
+        ("secret.file", Key::Str),
+        ("dynamics.url", Key::Url),
+        ("dynamics.username", Key::Str),
+        ("dynamics.application_user_id", Key::Guid),
+        ("marketo_config.entity_set", Key::Str),
+        ("marketo_config.record_id", Key::Guid),
+        ("marketo_config.user_lookup", Key::Str),
+        ("sync_filter.entities", Key::Array),
+    ];
     fn common(&self) -> &CommonArgs {
         &self.common
     }

@@ -1,0 +1,116 @@
+//! The fewest requests each tool can send and still do what the design asks (design.md:
+//! idempotency keys, "reads first, writes only what differs", the re-run writes nothing), on the
+//! benchmark's tenant: tenant-sim `--federated`, the Dynamics CRM service principal present, the
+//! Marketo solution installed, `tenant.id` a guid (so no `GET /organization`), no replication lag.
+
+use serde_json::{Value, json};
+
+pub struct Minimum {
+    pub tool: &'static str,
+    /// Fresh tenant: (reads, writes, sign-ins).
+    pub fresh: (i64, i64, i64),
+    /// Re-run on the finished setup: (reads, sign-ins); writes are 0 by definition.
+    pub rerun: (i64, i64),
+    pub why: &'static str,
+}
+
+impl Minimum {
+    pub fn fresh_api(&self) -> i64 {
+        self.fresh.0 + self.fresh.1
+    }
+    pub fn fresh_cell(&self) -> String {
+        format!("{} / {} / {}", self.fresh.0, self.fresh.1, self.fresh.2)
+    }
+    pub fn rerun_cell(&self) -> String {
+        format!("{} / 0 / {}", self.rerun.0, self.rerun.1)
+    }
+    pub fn to_json(&self) -> Value {
+        json!({
+            "fresh": {"reads": self.fresh.0, "writes": self.fresh.1, "login": self.fresh.2},
+            "rerun": {"reads": self.rerun.0, "writes": 0, "login": self.rerun.1},
+            "why": self.why,
+        })
+    }
+}
+
+pub const PREAMBLE: &str = "Each tool gets one token per resource it calls (client credentials from the environment in the benchmark), \
+so sign-ins are 1 per Graph or Dataverse audience, plus verify-sync's sign-in with the app's own secret. \
+The floor assumes what the design requires: read before write (a re-run writes nothing), keys instead of display names, \
+names discovered from metadata rather than hard-coded (`--marketo-prefix`), and the state document trusted only for ids it is the key of.";
+
+pub const TABLE: &[Minimum] = &[
+    Minimum {
+        tool: "register-app",
+        fresh: (2, 2, 1),
+        rerun: (3, 1),
+        why: "GET `servicePrincipals(appId='00000007-…')` (the `user_impersonation` scope id is read, never hard-coded); \
+GET `applications(uniqueName=…)` (read first, so a re-run writes nothing); PATCH `applications(uniqueName=…)` with `Prefer: create-if-missing`; \
+PATCH `servicePrincipals(appId=…)` create-if-missing (an app created a moment ago cannot have one, so no GET first). \
+Re-run: the two GETs plus GET `servicePrincipals(appId=…)` for the app's service principal.",
+    },
+    Minimum {
+        tool: "grant-consent",
+        fresh: (2, 1, 1),
+        rerun: (2, 1),
+        why: "GET `servicePrincipals(appId='00000007-…')` (the grant's resourceId; not in the document before this tool); \
+GET `oauth2PermissionGrants?$filter=clientId … and resourceId … and consentType eq 'AllPrincipals'` (the idempotency key); POST `oauth2PermissionGrants`. \
+The client service principal's id comes from register-app's document. Re-run: the two GETs.",
+    },
+    Minimum {
+        tool: "make-secret",
+        fresh: (1, 1, 1),
+        rerun: (1, 1),
+        why: "GET `applications/{id}` (its passwordCredentials: is the document's key id still there and valid, which others exist); \
+POST `applications/{id}/addPassword`. Re-run: the GET (and the 0600 file is checked locally).",
+    },
+    Minimum {
+        tool: "set-hrd-policy",
+        fresh: (2, 2, 1),
+        rerun: (2, 1),
+        why: "GET `domains` (is any federated? on a managed-only tenant this is the only request); \
+GET `servicePrincipals/{id}/homeRealmDiscoveryPolicies` (the idempotency key); POST `policies/homeRealmDiscoveryPolicies`; \
+POST `servicePrincipals/{id}/homeRealmDiscoveryPolicies/$ref`. Re-run: the two GETs.",
+    },
+    Minimum {
+        tool: "assign-role",
+        fresh: (4, 2, 1),
+        rerun: (3, 1),
+        why: "GET `solutions?$filter=friendlyname eq 'Marketo Lead Management'` (step 1 done, version known); \
+GET `systemusers?$filter=applicationid eq …` (the key; none yet); GET `businessunits?$filter=_parentbusinessunitid_value eq null` (the root unit for the new user); \
+GET `roles?$filter=name eq 'Marketo Sync User' and _businessunitid_value eq …`; POST `systemusers`; POST `systemusers(…)/systemuserroles_association/$ref` \
+(a user created a moment ago holds no role, so no check first). Re-run: solution, user (with `$expand=systemuserroles_association`), role.",
+    },
+    Minimum {
+        tool: "configure-marketo",
+        fresh: (3, 1, 1),
+        rerun: (3, 1),
+        why: "GET `EntityDefinitions` of the Marketo solution's configuration entity (the prefix is discovered, not assumed); \
+GET its lookup attribute to the user (`ManyToOneRelationships`: the navigation property for `@odata.bind`); \
+GET the record \"Default\" with the lookup's current value; PATCH the record. Re-run: the three GETs.",
+    },
+    Minimum {
+        tool: "publish-customizations",
+        fresh: (0, 1, 1),
+        rerun: (0, 0),
+        why: "POST `PublishAllXml` (synchronous). With `--if-changed` and nothing changed upstream in the document, a re-run sends nothing, not even a sign-in.",
+    },
+    Minimum {
+        tool: "add-sync-filter",
+        fresh: (2, 2, 1),
+        rerun: (2, 1),
+        why: "Per entity (lead, contact): GET the entity's attributes filtered to the sync field (is it there?); POST the Boolean attribute when missing. \
+Re-run: the GETs. (Optional step; measured alone after the chain.)",
+    },
+    Minimum {
+        tool: "verify-sync",
+        fresh: (9, 0, 3),
+        rerun: (9, 3),
+        why: "Graph: GET the application (signInAudience, requiredResourceAccess, passwordCredentials), GET its service principal, GET the grant, \
+GET `domains` and the service principal's HRD policies; Dataverse: GET the solution, GET the application user with its roles (`$expand`), \
+GET the Marketo configuration record's lookup, and `WhoAmI` with the app's own token. Sign-ins: admin for Graph, admin for Dataverse, the app's own secret for Dataverse.",
+    },
+];
+
+pub fn get(tool: &str) -> Option<&'static Minimum> {
+    TABLE.iter().find(|m| m.tool == tool)
+}

@@ -1,0 +1,234 @@
+//! add-sync-filter: Marketo's `new_synctomkto` Boolean field, created and published per entity.
+
+use serde_json::{Value, json};
+use tenant_sim::Options;
+
+use crate::common::*;
+
+fn field(sim: &Sim, entity: &str) -> (u16, Value) {
+    sim.dataverse(
+        "GET",
+        &format!(
+            "EntityDefinitions(LogicalName='{entity}')/Attributes(LogicalName='new_synctomkto')?$select=LogicalName,SchemaName,AttributeType"
+        ),
+        None,
+    )
+}
+
+fn publish_history(sim: &Sim) -> Vec<Value> {
+    sim.state()["dataverse"]["publish_history"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn write_paths(sim: &Sim) -> Vec<String> {
+    sim.writes()
+        .iter()
+        .map(|w| {
+            format!(
+                "{} {}",
+                w["method"].as_str().unwrap_or(""),
+                w["path"].as_str().unwrap_or("")
+            )
+        })
+        .collect()
+}
+
+fn seeded(entity: &str, ty: &str) -> Sim {
+    sim_with(Options {
+        seed_attributes: vec![(entity.into(), "new_synctomkto".into(), ty.into())],
+        ..Default::default()
+    })
+}
+
+#[test]
+fn creates_the_field_on_two_entities_publishes_them_then_rerun_writes_nothing() {
+    let sim = sim();
+    let r = sim
+        .run(
+            "add-sync-filter",
+            &["--entity", "lead", "--entity", "account"],
+            &Value::Null,
+        )
+        .ok();
+    assert!(r.changed("add-sync-filter"));
+    assert_eq!(r.doc["sync_filter"]["field"], "new_synctomkto");
+    assert_eq!(
+        r.doc["sync_filter"]["entities"],
+        json!([{"entity": "lead", "status": "created"}, {"entity": "account", "status": "created"}])
+    );
+    assert_eq!(
+        r.doc["sync_filter"]["published"],
+        json!(["lead", "account"])
+    );
+    assert!(
+        r.stderr.contains("add-sync-filter: created the Boolean field new_synctomkto (\"Sync to Marketo\") on lead"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("only an explicit No keeps a record out"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        write_paths(&sim),
+        vec![
+            "POST /api/data/v9.2/EntityDefinitions(LogicalName=%27lead%27)/Attributes",
+            "POST /api/data/v9.2/EntityDefinitions(LogicalName=%27account%27)/Attributes",
+            "POST /api/data/v9.2/PublishXml",
+        ]
+    );
+    for entity in ["lead", "account"] {
+        let (s, a) = field(&sim, entity);
+        assert_eq!(s, 200, "{a}");
+        assert_eq!(a["AttributeType"], "Boolean");
+        assert_eq!(a["SchemaName"], "new_SyncToMkto");
+    }
+    // contact was not asked for.
+    assert_eq!(field(&sim, "contact").0, 404);
+    let h = publish_history(&sim);
+    assert_eq!(h.len(), 1, "{h:#?}");
+    assert_eq!(h[0]["action"], "PublishXml");
+    assert_eq!(h[0]["entities"], json!(["lead", "account"]));
+
+    sim.clear();
+    let again = sim
+        .run(
+            "add-sync-filter",
+            &["--entity", "lead", "--entity", "account"],
+            &r.doc,
+        )
+        .ok();
+    sim.assert_no_writes();
+    assert!(!again.changed("add-sync-filter"));
+    assert_eq!(
+        again.doc["sync_filter"]["entities"],
+        json!([{"entity": "lead", "status": "exists"}, {"entity": "account", "status": "exists"}])
+    );
+    assert!(
+        again
+            .stderr
+            .contains("lead already has the Boolean field new_synctomkto"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(publish_history(&sim).len(), 1);
+}
+
+#[test]
+fn only_the_changed_entities_are_published() {
+    let sim = seeded("lead", "Boolean");
+    // The default entities: lead (already has it) and contact.
+    let r = sim.run("add-sync-filter", &[], &Value::Null).ok();
+    assert_eq!(
+        r.doc["sync_filter"]["entities"],
+        json!([{"entity": "lead", "status": "exists"}, {"entity": "contact", "status": "created"}])
+    );
+    let h = publish_history(&sim);
+    assert_eq!(h.len(), 1, "{h:#?}");
+    assert_eq!(h[0]["entities"], json!(["contact"]));
+    assert_eq!(
+        write_paths(&sim),
+        vec![
+            "POST /api/data/v9.2/EntityDefinitions(LogicalName=%27contact%27)/Attributes",
+            "POST /api/data/v9.2/PublishXml",
+        ]
+    );
+}
+
+#[test]
+fn a_field_of_another_type_exits_4_and_nothing_is_written() {
+    let sim = seeded("contact", "String");
+    let r = sim.run("add-sync-filter", &[], &Value::Null).code_is(4);
+    assert!(
+        r.stderr.contains("add-sync-filter: error: entity contact already has a field new_synctomkto of type String"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("add-sync-filter: hint:"), "{}", r.stderr);
+    sim.assert_no_writes();
+    // lead comes first, but is checked, not created, before contact fails.
+    assert_eq!(field(&sim, "lead").0, 404);
+}
+
+#[test]
+fn an_unknown_entity_exits_4_naming_it() {
+    let sim = sim();
+    let r = sim
+        .run(
+            "add-sync-filter",
+            &["--entity", "lead", "--entity", "nosuchentity"],
+            &Value::Null,
+        )
+        .code_is(4);
+    assert!(
+        r.stderr.contains("entity \"nosuchentity\" does not exist"),
+        "{}",
+        r.stderr
+    );
+    sim.assert_no_writes();
+    assert_eq!(field(&sim, "lead").0, 404);
+}
+
+#[test]
+fn dry_run_plans_creates_and_the_publish() {
+    let sim = sim();
+    let r = sim
+        .run(
+            "add-sync-filter",
+            &["--dry-run", "--default", "no"],
+            &Value::Null,
+        )
+        .ok();
+    sim.assert_no_writes();
+    assert_eq!(
+        r.doc["sync_filter"]["entities"],
+        json!([{"entity": "lead", "status": "planned"}, {"entity": "contact", "status": "planned"}])
+    );
+    let plan = r.doc["plan"].as_array().expect("plan");
+    assert_eq!(plan.len(), 3, "{plan:#?}");
+    assert_eq!(plan[0]["body"]["SchemaName"], "new_SyncToMkto");
+    assert_eq!(
+        plan[0]["body"]["@odata.type"],
+        "Microsoft.Dynamics.CRM.BooleanAttributeMetadata"
+    );
+    assert_eq!(plan[0]["body"]["DefaultValue"], json!(false));
+    assert_eq!(
+        plan[2]["body"]["ParameterXml"],
+        "<importexportxml><entities><entity>lead</entity><entity>contact</entity></entities></importexportxml>"
+    );
+    assert!(
+        r.stderr.contains("--default no: new records default to No"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(field(&sim, "lead").0, 404);
+    assert!(publish_history(&sim).is_empty());
+}
+
+#[test]
+fn bad_input_exits_2_before_any_request() {
+    let sim = sim();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--entity", "lead'"], "not an entity logical name"),
+        (vec!["--entity", "a/b"], "not an entity logical name"),
+        (vec!["--default", "maybe"], "--default"),
+        (vec!["--display-name", " "], "--display-name"),
+        (
+            vec!["--dynamics-url", "http://contoso.crm.dynamics.com"],
+            "only https",
+        ),
+    ];
+    for (args, needle) in cases {
+        sim.clear();
+        let r = sim.run("add-sync-filter", &args, &Value::Null).code_is(2);
+        assert!(
+            r.stderr.contains(needle),
+            "{args:?}: expected {needle:?} in\n{}",
+            r.stderr
+        );
+        assert!(sim.requests().is_empty());
+    }
+}

@@ -1,0 +1,493 @@
+//! assign-role: the application user and its role, against the emulated Dataverse org.
+
+use serde_json::{Value, json};
+use tenant_sim::Options;
+
+use crate::common::*;
+
+/// A document with a registered app (`register-app`), as the pipeline hands it on.
+pub fn registered(sim: &Sim) -> Value {
+    sim.run(
+        "register-app",
+        &["--name", "Marketo Integration"],
+        &Value::Null,
+    )
+    .ok()
+    .doc
+}
+
+/// A document after `register-app | assign-role`.
+pub fn with_app_user(sim: &Sim) -> Value {
+    let doc = registered(sim);
+    sim.run("assign-role", &[], &doc).ok().doc
+}
+
+pub fn client_id(doc: &Value) -> String {
+    doc["app"]["client_id"]
+        .as_str()
+        .expect("app.client_id")
+        .to_string()
+}
+
+/// `GET` through the emulator's Dataverse routes as the admin; asserts 200.
+pub fn dv_get(sim: &Sim, path: &str) -> Value {
+    let (s, v) = sim.dataverse("GET", path, None);
+    assert_eq!(s, 200, "GET {path}: {v}");
+    v
+}
+
+/// The active application users for a client id, as Dataverse lists them.
+pub fn app_users(sim: &Sim, client_id: &str) -> Vec<Value> {
+    dv_get(
+        sim,
+        &format!("systemusers?$filter=applicationid%20eq%20{client_id}"),
+    )["value"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|u| u["deletedstate"] != json!(1))
+        .collect()
+}
+
+fn business_unit_id(sim: &Sim, filter: &str) -> String {
+    let v = dv_get(
+        sim,
+        &format!("businessunits?$select=businessunitid,name&$filter={filter}"),
+    );
+    let units = v["value"].as_array().expect("units");
+    assert_eq!(units.len(), 1, "{v}");
+    units[0]["businessunitid"].as_str().expect("id").to_string()
+}
+
+fn marketo_role_in(sim: &Sim, bu: &str) -> String {
+    let v = dv_get(
+        sim,
+        &format!(
+            "roles?$select=roleid&$filter=name%20eq%20'Marketo%20Sync%20User'%20and%20_businessunitid_value%20eq%20{bu}"
+        ),
+    );
+    v["value"][0]["roleid"]
+        .as_str()
+        .expect("roleid")
+        .to_string()
+}
+
+fn user_role_ids(sim: &Sim, user: &str) -> Vec<String> {
+    dv_get(
+        sim,
+        &format!("systemusers({user})/systemuserroles_association?$select=roleid"),
+    )["value"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|r| r["roleid"].as_str().map(str::to_string))
+        .collect()
+}
+
+fn paths(reqs: &[Value]) -> Vec<String> {
+    reqs.iter()
+        .map(|r| {
+            format!(
+                "{} {}",
+                r["method"].as_str().unwrap_or(""),
+                r["path"].as_str().unwrap_or("")
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn creates_the_app_user_with_the_role_then_rerun_writes_nothing() {
+    let sim = sim();
+    let doc = registered(&sim);
+    let cid = client_id(&doc);
+    sim.clear();
+
+    let first = sim.run("assign-role", &[], &doc).ok();
+    let d = &first.doc["dynamics"];
+    assert!(first.changed("assign-role"));
+    assert_eq!(d["url"], json!(sim.server.dynamics_url()));
+    let user_id = d["application_user_id"]
+        .as_str()
+        .expect("user id")
+        .to_string();
+    let root = business_unit_id(&sim, "parentbusinessunitid%20eq%20null");
+    assert_eq!(d["business_unit_id"], json!(root));
+    let role = marketo_role_in(&sim, &root);
+    assert_eq!(
+        d["roles"],
+        json!([{"id": role, "name": "Marketo Sync User"}])
+    );
+    assert_eq!(
+        d["solution"],
+        json!({"unique_name": "MarketoLeadManagement", "version": "5.0.2.1"})
+    );
+    // Unknown keys of earlier steps pass through.
+    assert_eq!(first.doc["app"], doc["app"]);
+    assert!(
+        first
+            .stderr
+            .contains("assign-role: created application user"),
+        "{}",
+        first.stderr
+    );
+    assert!(
+        first
+            .stderr
+            .contains("assign-role: assigned role \"Marketo Sync User\""),
+        "{}",
+        first.stderr
+    );
+
+    // Exactly two writes: the user and the role association.
+    let writes = paths(&sim.writes());
+    assert_eq!(
+        writes,
+        vec![
+            "POST /api/data/v9.2/systemusers".to_string(),
+            format!("POST /api/data/v9.2/systemusers({user_id})/systemuserroles_association/$ref"),
+        ]
+    );
+
+    // Dataverse agrees: one enabled app user, holding the role; its e-mail is the username.
+    let users = app_users(&sim, &cid);
+    assert_eq!(users.len(), 1, "{users:#?}");
+    assert_eq!(users[0]["systemuserid"], json!(user_id));
+    assert_eq!(users[0]["isdisabled"], json!(false));
+    assert_eq!(users[0]["accessmode"], json!(4));
+    assert_eq!(d["username"], users[0]["internalemailaddress"]);
+    assert_eq!(user_role_ids(&sim, &user_id), vec![role]);
+
+    // The finished setup, re-run: reads only, and it says so.
+    sim.clear();
+    let again = sim.run("assign-role", &[], &first.doc).ok();
+    assert!(!again.changed("assign-role"));
+    assert_eq!(again.doc["dynamics"], first.doc["dynamics"]);
+    assert!(
+        again.stderr.contains("already holds role"),
+        "{}",
+        again.stderr
+    );
+    assert!(
+        again.stderr.contains("nothing to change"),
+        "{}",
+        again.stderr
+    );
+    sim.assert_no_writes();
+    assert_eq!(app_users(&sim, &cid).len(), 1);
+}
+
+#[test]
+fn dry_run_reads_and_plans_but_writes_nothing() {
+    let sim = sim();
+    let doc = registered(&sim);
+    let cid = client_id(&doc);
+    sim.clear();
+    let r = sim.run("assign-role", &["--dry-run"], &doc).ok();
+    sim.assert_no_writes();
+    assert!(sim.api_requests() > 0, "a dry run still reads");
+    assert!(app_users(&sim, &cid).is_empty());
+    assert!(!r.changed("assign-role"));
+    assert_eq!(r.doc["steps"]["assign-role"]["dry_run"], json!(true));
+    let plan = r.doc["plan"].as_array().expect("plan");
+    assert_eq!(plan.len(), 2, "{plan:#?}");
+    assert_eq!(plan[0]["method"], "POST");
+    assert!(
+        plan[0]["url"]
+            .as_str()
+            .unwrap_or("")
+            .ends_with("/api/data/v9.2/systemusers")
+    );
+    assert_eq!(plan[0]["body"]["applicationid"], json!(cid));
+    assert_eq!(plan[0]["body"]["accessmode"], json!(4));
+    assert!(
+        plan[1]["url"]
+            .as_str()
+            .unwrap_or("")
+            .ends_with("/systemuserroles_association/$ref")
+    );
+    assert!(
+        r.stderr
+            .contains("dry run: would create an application user"),
+        "{}",
+        r.stderr
+    );
+    // No user exists yet, so nothing names one.
+    assert!(r.doc["dynamics"]["application_user_id"].is_null());
+}
+
+#[test]
+fn without_the_marketo_solution_exits_4_with_the_step_1_hint() {
+    let sim = sim_with(Options {
+        marketo_version: None,
+        ..Default::default()
+    });
+    let doc = registered(&sim);
+    sim.clear();
+    let r = sim.run("assign-role", &[], &doc).code_is(4);
+    assert!(
+        r.stderr.contains(
+            "assign-role: error: the Marketo solution \"Marketo Lead Management\" is not installed"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("assign-role: hint: import the Marketo solution first"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stdout.is_empty());
+    sim.assert_no_writes();
+    assert!(app_users(&sim, &client_id(&doc)).is_empty());
+}
+
+#[test]
+fn an_old_marketo_solution_is_a_warning() {
+    let sim = sim_with(Options {
+        marketo_version: Some("4.0.0.9".into()),
+        ..Default::default()
+    });
+    let doc = registered(&sim);
+    let r = sim.run("assign-role", &[], &doc).ok();
+    assert!(
+        r.stderr.contains(
+            "assign-role: warning: the Marketo solution is version 4.0.0.9, older than 4.0.0.14"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.doc["dynamics"]["solution"]["version"], "4.0.0.9");
+    // Still done: the role is assigned (the warning is about the other users).
+    assert_eq!(r.doc["dynamics"]["roles"][0]["name"], "Marketo Sync User");
+    // A current version does not warn.
+    let current = crate::common::sim();
+    let r = current.run("assign-role", &[], &registered(&current)).ok();
+    assert!(!r.stderr.contains("warning"), "{}", r.stderr);
+}
+
+#[test]
+fn waits_while_dataverse_does_not_know_the_new_app() {
+    // register-app returns right after creating the service principal; Dataverse sees it only
+    // after the lag, and refuses the application user until then (0x80041d2a).
+    let sim = sim_with(Options {
+        replication_lag_ms: 3000,
+        ..Default::default()
+    });
+    let doc = registered(&sim);
+    let cid = client_id(&doc);
+    sim.clear();
+    let r = sim.run("assign-role", &[], &doc).ok();
+    let creates: Vec<Value> = sim
+        .requests()
+        .into_iter()
+        .filter(|q| q["method"] == "POST" && q["path"] == "/api/data/v9.2/systemusers")
+        .collect();
+    assert!(
+        creates.len() >= 2,
+        "expected a refused create before the one that worked: {creates:#?}"
+    );
+    assert_eq!(creates[0]["status"], json!(400));
+    assert_eq!(
+        creates.last().map(|c| c["status"].clone()),
+        Some(json!(204))
+    );
+    assert!(r.doc["dynamics"]["application_user_id"].is_string());
+    assert!(
+        r.stderr
+            .contains("assign-role: waiting for Dataverse to learn about client id"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(app_users(&sim, &cid).len(), 1);
+}
+
+#[test]
+fn a_lost_create_answer_is_adopted_not_duplicated() {
+    let sim = sim();
+    let doc = registered(&sim);
+    let cid = client_id(&doc);
+    sim.server.add_fault(json!({
+        "path_prefix": "/api/data/v9.2/systemusers", "method": "POST", "kind": "lost_response", "count": 1
+    }));
+    let r = sim.run("assign-role", &[], &doc).ok();
+    let users = app_users(&sim, &cid);
+    assert_eq!(users.len(), 1, "{users:#?}");
+    assert_eq!(
+        r.doc["dynamics"]["application_user_id"],
+        users[0]["systemuserid"]
+    );
+    assert_eq!(r.doc["dynamics"]["roles"][0]["name"], "Marketo Sync User");
+}
+
+#[test]
+fn business_unit_flag_puts_the_user_in_that_unit_with_that_units_role() {
+    let sim = sim();
+    let doc = registered(&sim);
+    let r = sim
+        .run("assign-role", &["--business-unit", "Sales"], &doc)
+        .ok();
+    let sales = business_unit_id(&sim, "name%20eq%20'Sales'");
+    let root = business_unit_id(&sim, "parentbusinessunitid%20eq%20null");
+    assert_ne!(sales, root);
+    let d = &r.doc["dynamics"];
+    assert_eq!(d["business_unit_id"], json!(sales));
+    let role = marketo_role_in(&sim, &sales);
+    assert_ne!(
+        role,
+        marketo_role_in(&sim, &root),
+        "each unit has its own copy of the role"
+    );
+    assert_eq!(d["roles"][0]["id"], json!(role));
+    let user = d["application_user_id"].as_str().expect("user");
+    assert_eq!(user_role_ids(&sim, user), vec![role]);
+
+    // An unknown unit is refused by name.
+    let sim2 = crate::common::sim();
+    let doc2 = registered(&sim2);
+    sim2.clear();
+    let r = sim2
+        .run("assign-role", &["--business-unit", "Nowhere"], &doc2)
+        .code_is(4);
+    assert!(
+        r.stderr.contains("no business unit named \"Nowhere\""),
+        "{}",
+        r.stderr
+    );
+    sim2.assert_no_writes();
+}
+
+#[test]
+fn a_disabled_application_user_is_enabled() {
+    let sim = sim();
+    let doc = with_app_user(&sim);
+    let user = doc["dynamics"]["application_user_id"]
+        .as_str()
+        .expect("user")
+        .to_string();
+    let (s, v) = sim.dataverse(
+        "PATCH",
+        &format!("systemusers({user})"),
+        Some(json!({"isdisabled": true})),
+    );
+    assert_eq!(s, 204, "{v}");
+    sim.clear();
+
+    let r = sim.run("assign-role", &[], &doc).ok();
+    assert!(r.changed("assign-role"));
+    assert!(
+        r.stderr.contains("assign-role: enabled application user"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        paths(&sim.writes()),
+        vec![format!("PATCH /api/data/v9.2/systemusers({user})")]
+    );
+    let u = dv_get(&sim, &format!("systemusers({user})?$select=isdisabled"));
+    assert_eq!(u["isdisabled"], json!(false));
+}
+
+#[test]
+fn extra_roles_are_assigned_and_an_unknown_role_is_refused() {
+    let sim = sim();
+    let doc = registered(&sim);
+    let r = sim
+        .run(
+            "assign-role",
+            &["--role", "Marketo Sync User", "--role", "Basic User"],
+            &doc,
+        )
+        .ok();
+    let names: Vec<&str> = r.doc["dynamics"]["roles"]
+        .as_array()
+        .expect("roles")
+        .iter()
+        .filter_map(|x| x["name"].as_str())
+        .collect();
+    assert_eq!(names, ["Marketo Sync User", "Basic User"]);
+    let user = r.doc["dynamics"]["application_user_id"]
+        .as_str()
+        .expect("user");
+    assert_eq!(user_role_ids(&sim, user).len(), 2);
+
+    sim.clear();
+    let r = sim
+        .run("assign-role", &["--role", "No Such Role"], &r.doc)
+        .code_is(4);
+    assert!(
+        r.stderr.contains("no security role named \"No Such Role\""),
+        "{}",
+        r.stderr
+    );
+    sim.assert_no_writes();
+}
+
+#[test]
+fn bad_input_exits_2_before_any_request() {
+    let sim = sim();
+    let cid = "11111111-2222-3333-4444-555555555555";
+    let cases: Vec<(Vec<&str>, Value, &str)> = vec![
+        (
+            vec!["--client-id", cid, "--dynamics-url", "not a url"],
+            Value::Null,
+            "--dynamics-url",
+        ),
+        (
+            vec![
+                "--client-id",
+                cid,
+                "--dynamics-url",
+                "http://contoso.crm.dynamics.com",
+            ],
+            Value::Null,
+            "only https is allowed",
+        ),
+        (
+            vec!["--client-id", "not-a-guid"],
+            Value::Null,
+            "is not a GUID",
+        ),
+        (vec![], json!({"app": {"client_id": 5}}), "app.client_id"),
+        (
+            vec![],
+            json!({"app": {"client_id": "nope"}}),
+            "app.client_id",
+        ),
+        (vec![], json!({}), "--client-id"),
+        (
+            vec!["--client-id", cid, "--role", " "],
+            Value::Null,
+            "--role",
+        ),
+    ];
+    for (args, stdin, needle) in cases {
+        sim.clear();
+        let r = sim.run("assign-role", &args, &stdin).code_is(2);
+        assert!(
+            r.stderr.contains(needle),
+            "{args:?}: expected {needle:?} in\n{}",
+            r.stderr
+        );
+        assert!(r.stderr.starts_with("assign-role: error:"), "{}", r.stderr);
+        assert!(
+            sim.requests().is_empty(),
+            "{args:?} sent {:#?}",
+            sim.requests()
+        );
+    }
+    // A bad URL in the document is as bad as one in a flag (no environment override here).
+    let r = run_bare(
+        "assign-role",
+        sim.dir(),
+        &["--client-id", cid],
+        r#"{"dynamics": {"url": "http://contoso.crm.dynamics.com"}}"#,
+        &[],
+    )
+    .code_is(2);
+    assert!(r.stderr.contains("dynamics.url"), "{}", r.stderr);
+    assert!(sim.requests().is_empty());
+}

@@ -1,0 +1,345 @@
+//! configure-marketo: discovery of the Marketo config entity and lookup, and the lookup set.
+
+use serde_json::{Value, json};
+use tenant_sim::Options;
+
+use crate::assign_role::{dv_get, with_app_user};
+use crate::common::*;
+
+/// The config records as Dataverse holds them: name → Marketo User lookup value.
+fn config_rows(sim: &Sim, prefix: &str) -> Vec<(String, String, Value)> {
+    let v = dv_get(
+        sim,
+        &format!(
+            "{prefix}_marketoconfigs?$select={prefix}_marketoconfigid,{prefix}_name,_{prefix}_marketouser_value"
+        ),
+    );
+    v["value"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| {
+            (
+                r[format!("{prefix}_name")]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+                r[format!("{prefix}_marketoconfigid")]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+                r[format!("_{prefix}_marketouser_value")].clone(),
+            )
+        })
+        .collect()
+}
+
+fn record(sim: &Sim, prefix: &str, name: &str) -> (String, Value) {
+    config_rows(sim, prefix)
+        .into_iter()
+        .find(|(n, _, _)| n == name)
+        .map(|(_, id, v)| (id, v))
+        .unwrap_or_else(|| panic!("no record {name}"))
+}
+
+#[test]
+fn points_the_default_record_at_the_app_user_then_rerun_writes_nothing() {
+    let sim = sim();
+    let doc = with_app_user(&sim);
+    let user = doc["dynamics"]["application_user_id"]
+        .as_str()
+        .expect("user")
+        .to_string();
+    let (default_id, before) = record(&sim, "mkto", "Default");
+    assert!(before.is_null());
+    sim.clear();
+
+    let r = sim.run("configure-marketo", &[], &doc).ok();
+    assert!(r.changed("configure-marketo"));
+    assert_eq!(
+        r.doc["marketo_config"],
+        json!({
+            "entity_set": "mkto_marketoconfigs",
+            "entity": "mkto_marketoconfig",
+            "record_id": default_id,
+            "user_lookup": "mkto_marketouser",
+            "nav_property": "mkto_MarketoUser",
+            "sync_user_id": user,
+        })
+    );
+    assert_eq!(
+        r.doc["dynamics"], doc["dynamics"],
+        "other keys pass through"
+    );
+    assert!(
+        r.stderr
+            .contains("configure-marketo: found \"Marketo Config\" entity mkto_marketoconfig"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("configure-marketo: set \"Marketo User\""),
+        "{}",
+        r.stderr
+    );
+    let writes: Vec<String> = sim
+        .writes()
+        .iter()
+        .map(|w| {
+            format!(
+                "{} {}",
+                w["method"].as_str().unwrap_or(""),
+                w["path"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    assert_eq!(
+        writes,
+        vec![format!(
+            "PATCH /api/data/v9.2/mkto_marketoconfigs({default_id})"
+        )]
+    );
+
+    // Dataverse: Default points at the user; the other record is untouched.
+    assert_eq!(record(&sim, "mkto", "Default").1, json!(user));
+    assert!(record(&sim, "mkto", "Backup").1.is_null());
+
+    sim.clear();
+    let again = sim.run("configure-marketo", &[], &r.doc).ok();
+    assert!(!again.changed("configure-marketo"));
+    assert_eq!(again.doc["marketo_config"], r.doc["marketo_config"]);
+    assert!(again.stderr.contains("already is user"), "{}", again.stderr);
+    sim.assert_no_writes();
+}
+
+#[test]
+fn dry_run_plans_the_patch_and_writes_nothing() {
+    let sim = sim();
+    let doc = with_app_user(&sim);
+    let user = doc["dynamics"]["application_user_id"]
+        .as_str()
+        .expect("user")
+        .to_string();
+    let (default_id, _) = record(&sim, "mkto", "Default");
+    sim.clear();
+    let r = sim.run("configure-marketo", &["--dry-run"], &doc).ok();
+    sim.assert_no_writes();
+    let plan = r.doc["plan"].as_array().expect("plan");
+    assert_eq!(plan.len(), 1, "{plan:#?}");
+    assert_eq!(plan[0]["method"], "PATCH");
+    assert!(
+        plan[0]["url"]
+            .as_str()
+            .unwrap_or("")
+            .ends_with(&format!("/api/data/v9.2/mkto_marketoconfigs({default_id})"))
+    );
+    assert_eq!(
+        plan[0]["body"],
+        json!({"mkto_MarketoUser@odata.bind": format!("/systemusers({user})")})
+    );
+    assert!(record(&sim, "mkto", "Default").1.is_null());
+    assert!(r.stderr.contains("dry run: would set"), "{}", r.stderr);
+}
+
+#[test]
+fn discovers_names_under_any_schema_prefix() {
+    for prefix in ["acme", "zz9"] {
+        let sim = sim_with(Options {
+            marketo_prefix: prefix.into(),
+            ..Default::default()
+        });
+        let doc = with_app_user(&sim);
+        let user = doc["dynamics"]["application_user_id"].clone();
+        let r = sim.run("configure-marketo", &[], &doc).ok();
+        let m = &r.doc["marketo_config"];
+        assert_eq!(m["entity"], json!(format!("{prefix}_marketoconfig")));
+        assert_eq!(m["entity_set"], json!(format!("{prefix}_marketoconfigs")));
+        assert_eq!(m["user_lookup"], json!(format!("{prefix}_marketouser")));
+        // The navigation property is case-sensitive: the schema name's case, not the logical name's.
+        assert_eq!(m["nav_property"], json!(format!("{prefix}_MarketoUser")));
+        assert_eq!(record(&sim, prefix, "Default").1, user);
+        // The other lookup to systemuser ("Last Sync User") was not touched.
+        let last = dv_get(
+            &sim,
+            &format!("{prefix}_marketoconfigs?$select=_{prefix}_lastsyncuser_value"),
+        );
+        assert!(last["value"][0][format!("_{prefix}_lastsyncuser_value")].is_string());
+    }
+}
+
+#[test]
+fn overrides_skip_discovery_and_pick_another_record() {
+    let sim = sim();
+    let doc = with_app_user(&sim);
+    let user = doc["dynamics"]["application_user_id"].clone();
+    sim.clear();
+    let r = sim
+        .run(
+            "configure-marketo",
+            &[
+                "--config-entity",
+                "mkto_marketoconfig",
+                "--user-lookup",
+                "mkto_marketouser",
+                "--user-nav-property",
+                "mkto_MarketoUser",
+                "--record-name",
+                "Backup",
+            ],
+            &doc,
+        )
+        .ok();
+    assert!(
+        !sim.requests().iter().any(|q| q["path"]
+            .as_str()
+            .unwrap_or("")
+            .contains("solutioncomponents")),
+        "no discovery through the solution when the names are given"
+    );
+    assert_eq!(record(&sim, "mkto", "Backup").1, user);
+    assert!(record(&sim, "mkto", "Default").1.is_null());
+    assert_eq!(
+        r.doc["marketo_config"]["record_id"],
+        json!(record(&sim, "mkto", "Backup").0)
+    );
+}
+
+#[test]
+fn failed_discovery_exits_4_listing_what_it_found() {
+    let sim = sim();
+    let doc = with_app_user(&sim);
+    sim.clear();
+
+    // An entity without a "Marketo User" lookup: the message lists the lookups it has.
+    let r = sim
+        .run(
+            "configure-marketo",
+            &["--config-entity", "mkto_marketolog"],
+            &doc,
+        )
+        .code_is(4);
+    assert!(
+        r.stderr
+            .contains("has no lookup to systemuser labelled \"Marketo User\""),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("configure-marketo: hint: name it yourself with --config-entity"),
+        "{}",
+        r.stderr
+    );
+
+    // A lookup name that does not exist.
+    let r = sim
+        .run("configure-marketo", &["--user-lookup", "mkto_nosuch"], &doc)
+        .code_is(4);
+    assert!(
+        r.stderr.contains("--user-lookup mkto_nosuch"),
+        "{}",
+        r.stderr
+    );
+
+    // A record that does not exist.
+    let r = sim
+        .run("configure-marketo", &["--record-name", "Nope"], &doc)
+        .code_is(4);
+    assert!(
+        r.stderr
+            .contains("no mkto_marketoconfig record named \"Nope\""),
+        "{}",
+        r.stderr
+    );
+
+    // An unknown entity.
+    let r = sim
+        .run(
+            "configure-marketo",
+            &["--config-entity", "nosuch_entity"],
+            &doc,
+        )
+        .code_is(4);
+    assert!(
+        r.stderr.contains("--config-entity nosuch_entity"),
+        "{}",
+        r.stderr
+    );
+    sim.assert_no_writes();
+}
+
+#[test]
+fn without_the_marketo_solution_exits_4() {
+    let sim = sim_with(Options {
+        marketo_version: None,
+        ..Default::default()
+    });
+    let doc = json!({"dynamics": {"application_user_id": "11111111-2222-3333-4444-555555555555"}});
+    let r = sim.run("configure-marketo", &[], &doc).code_is(4);
+    assert!(r.stderr.contains("is not installed"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("hint: import the Marketo solution first"),
+        "{}",
+        r.stderr
+    );
+    sim.assert_no_writes();
+}
+
+#[test]
+fn bad_input_exits_2_before_any_request() {
+    let sim = sim();
+    let uid = "11111111-2222-3333-4444-555555555555";
+    let cases: Vec<(Vec<&str>, Value, &str)> = vec![
+        (vec![], Value::Null, "dynamics.application_user_id"),
+        (vec!["--sync-user-id", "nope"], Value::Null, "is not a GUID"),
+        (
+            vec![],
+            json!({"dynamics": {"application_user_id": 7}}),
+            "dynamics.application_user_id",
+        ),
+        (
+            vec!["--sync-user-id", uid, "--config-entity-set", "a/b"],
+            Value::Null,
+            "not a Dataverse name",
+        ),
+        (
+            vec!["--sync-user-id", uid, "--user-nav-property", "x'y"],
+            Value::Null,
+            "not a Dataverse name",
+        ),
+        (
+            vec!["--sync-user-id", uid, "--record-name", ""],
+            Value::Null,
+            "--record-name",
+        ),
+        (
+            vec![
+                "--sync-user-id",
+                uid,
+                "--dynamics-url",
+                "http://example.com",
+            ],
+            Value::Null,
+            "only https",
+        ),
+        (
+            vec!["--sync-user-id", uid, "--dynamics-url", "::"],
+            Value::Null,
+            "--dynamics-url",
+        ),
+    ];
+    for (args, stdin, needle) in cases {
+        sim.clear();
+        let r = sim.run("configure-marketo", &args, &stdin).code_is(2);
+        assert!(
+            r.stderr.contains(needle),
+            "{args:?}: expected {needle:?} in\n{}",
+            r.stderr
+        );
+        assert!(
+            sim.requests().is_empty(),
+            "{args:?} sent {:#?}",
+            sim.requests()
+        );
+    }
+}

@@ -1,0 +1,402 @@
+//! make-secret: the value lands only in a 0600 file and is the real secret; re-runs, renewal,
+//! rotation, rollback when the file cannot be written, tenant lifetime policy, dry run, faults.
+
+use serde_json::{Value, json};
+use tenant_sim::Options;
+
+use crate::common::*;
+
+fn registered(sim: &Sim) -> Value {
+    sim.run(
+        "register-app",
+        &["--name", "Marketo Integration"],
+        &Value::Null,
+    )
+    .ok()
+    .doc
+}
+
+/// The app's password credentials as the emulator holds them.
+fn credentials(sim: &Sim, doc: &Value) -> Vec<Value> {
+    let object_id = &doc["app"]["object_id"];
+    sim.state()["applications"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .find(|a| a["data"]["id"] == *object_id)
+        .map(|a| {
+            a["data"]["passwordCredentials"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .unwrap_or_default()
+}
+
+fn key_ids(sim: &Sim, doc: &Value) -> Vec<String> {
+    credentials(sim, doc)
+        .iter()
+        .filter_map(|c| c["keyId"].as_str().map(str::to_string))
+        .collect()
+}
+
+fn secret_file(doc: &Value) -> std::path::PathBuf {
+    std::path::PathBuf::from(doc["secret"]["file"].as_str().expect("secret.file"))
+}
+
+fn client_id(doc: &Value) -> String {
+    doc["app"]["client_id"]
+        .as_str()
+        .expect("client id")
+        .to_string()
+}
+
+#[test]
+fn saves_a_working_secret_to_a_0600_file_and_nowhere_else() {
+    let sim = sim();
+    let doc = registered(&sim);
+    sim.clear();
+    let r = sim.run("make-secret", &["-vv"], &doc).ok();
+    assert!(r.changed("make-secret"));
+
+    // The default file is in the current directory, named after the client id, mode 0600.
+    let file = secret_file(&r.doc);
+    assert_eq!(
+        file,
+        sim.path(&format!("marketo-s2s-{}.secret", client_id(&doc)))
+    );
+    assert_eq!(s2s_core::fsutil::mode_of(&file).expect("mode"), 0o600);
+    let value = std::fs::read_to_string(&file).expect("secret file");
+    assert!(value.len() >= 16, "a real secret");
+
+    // The value is in no output and not in the document; the document holds its key id and hint.
+    assert!(
+        !r.stdout.contains(&value) && !r.stderr.contains(&value),
+        "secret leaked"
+    );
+    assert!(
+        r.stderr.contains("make-secret:"),
+        "-vv traces are on stderr: {}",
+        r.stderr
+    );
+    assert!(r.doc["secret"]["value"].is_null());
+    let creds = credentials(&sim, &doc);
+    assert_eq!(creds.len(), 1, "{creds:#?}");
+    assert_eq!(r.doc["secret"]["key_id"], creds[0]["keyId"]);
+    assert_eq!(r.doc["secret"]["hint"], json!(&value[..3]));
+    assert_eq!(r.doc["secret"]["expires_at"], creds[0]["endDateTime"]);
+    let name = creds[0]["displayName"].as_str().unwrap_or_default();
+    assert!(
+        name.starts_with("marketo-s2s make-secret 20") && name.contains("[run "),
+        "{name}"
+    );
+    assert!(
+        r.stderr
+            .contains("make-secret: no secret recorded in the document: added client secret"),
+        "{}",
+        r.stderr
+    );
+    // Default lifetime: 24 months.
+    let expires = creds[0]["endDateTime"].as_str().unwrap_or_default();
+    let year_now: i32 = r.doc["steps"]["make-secret"]["at"]
+        .as_str()
+        .unwrap_or_default()[..4]
+        .parse()
+        .unwrap_or(0);
+    assert_eq!(
+        expires[..4].parse::<i32>().unwrap_or(0),
+        year_now + 2,
+        "{expires}"
+    );
+
+    // It is the real secret: the emulator's token endpoint accepts it for the app.
+    let (status, token) = sim.token_for(&client_id(&doc), &value, &sim.url());
+    assert_eq!(status, 200, "{token}");
+
+    // The same document piped back: nothing written, nothing changed, and it says why.
+    sim.clear();
+    let again = sim.run("make-secret", &[], &r.doc).ok();
+    sim.assert_no_writes();
+    assert!(!again.changed("make-secret"));
+    assert_eq!(again.doc["secret"], r.doc["secret"]);
+    assert!(
+        again.stderr.contains("is on the app, saved in"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(std::fs::read_to_string(&file).expect("file"), value);
+}
+
+#[test]
+fn reveal_puts_the_value_in_the_document() {
+    let sim = sim();
+    let doc = registered(&sim);
+    let r = sim
+        .run(
+            "make-secret",
+            &["--reveal", "--secret-file", "s.secret"],
+            &doc,
+        )
+        .ok();
+    let value = std::fs::read_to_string(sim.path("s.secret")).expect("file");
+    assert_eq!(r.doc["secret"]["value"], json!(value));
+    assert!(!r.stderr.contains(&value));
+}
+
+#[test]
+fn an_unwritable_secret_file_rolls_the_credential_back() {
+    let sim = sim();
+    let doc = registered(&sim);
+    let bad = sim.path("no-such-dir/s.secret");
+    let r = sim
+        .run(
+            "make-secret",
+            &["--secret-file", bad.to_str().expect("utf-8")],
+            &doc,
+        )
+        .code_is(1);
+    assert!(
+        r.stderr
+            .contains("make-secret: error: cannot write the secret to"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("was removed again"), "{}", r.stderr);
+    assert!(
+        credentials(&sim, &doc).is_empty(),
+        "{:#?}",
+        credentials(&sim, &doc)
+    );
+    let writes: Vec<String> = sim
+        .writes()
+        .iter()
+        .map(|w| w["path"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(
+        writes.iter().any(|p| p.ends_with("/addPassword"))
+            && writes.iter().any(|p| p.ends_with("/removePassword")),
+        "{writes:?}"
+    );
+    assert!(r.stdout.is_empty());
+}
+
+#[test]
+fn a_short_lived_secret_is_renewed_and_old_ones_are_reported_then_revoked() {
+    let sim = sim();
+    let doc = registered(&sim);
+    let first = sim.run("make-secret", &["--expires-in", "10d"], &doc).ok();
+    assert!(
+        first
+            .stderr
+            .contains("warning: --expires-in 10d is not longer than --min-validity 30d"),
+        "{}",
+        first.stderr
+    );
+    let old_key = first.doc["secret"]["key_id"]
+        .as_str()
+        .expect("key")
+        .to_string();
+
+    // A secret some killed run added and never saved.
+    let object_id = doc["app"]["object_id"].as_str().expect("object id");
+    let (s, orphan) = sim.graph(
+        "POST",
+        &format!("applications/{object_id}/addPassword"),
+        Some(json!({"passwordCredential": {"displayName": "orphan"}})),
+    );
+    assert_eq!(s, 200, "{orphan}");
+
+    sim.clear();
+    let second = sim.run("make-secret", &[], &first.doc).ok();
+    assert!(second.changed("make-secret"));
+    let new_key = second.doc["secret"]["key_id"]
+        .as_str()
+        .expect("key")
+        .to_string();
+    assert_ne!(new_key, old_key);
+    assert!(
+        second.stderr.contains("within --min-validity"),
+        "{}",
+        second.stderr
+    );
+    // Nothing removed without --revoke-others, but both others are listed with the way out.
+    assert_eq!(key_ids(&sim, &doc).len(), 3);
+    assert!(
+        second.stderr.contains(&old_key) && second.stderr.contains("orphan"),
+        "{}",
+        second.stderr
+    );
+    assert!(
+        second.stderr.contains("--revoke-others"),
+        "{}",
+        second.stderr
+    );
+    assert!(sim.writes().iter().all(|w| {
+        w["path"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with("/addPassword")
+    }));
+    let value = std::fs::read_to_string(secret_file(&second.doc)).expect("file");
+    assert_eq!(second.doc["secret"]["hint"], json!(&value[..3]));
+
+    sim.clear();
+    let third = sim
+        .run("make-secret", &["--revoke-others"], &second.doc)
+        .ok();
+    assert_eq!(key_ids(&sim, &doc), vec![new_key.clone()]);
+    assert_eq!(third.doc["secret"]["key_id"], json!(new_key));
+    assert!(
+        third
+            .stderr
+            .contains(&format!("revoked credential {old_key}")),
+        "{}",
+        third.stderr
+    );
+    assert!(third.stderr.contains("\"orphan\""), "{}", third.stderr);
+    assert!(sim.writes().iter().all(|w| {
+        w["path"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with("/removePassword")
+    }));
+    let (status, _) = sim.token_for(&client_id(&doc), &value, &sim.url());
+    assert_eq!(status, 200, "the kept secret still works");
+}
+
+#[test]
+fn a_tenant_lifetime_policy_refusal_exits_4_and_a_shorter_lifetime_works() {
+    let sim = sim_with(Options {
+        max_secret_days: Some(180),
+        ..Default::default()
+    });
+    let doc = registered(&sim);
+    let r = sim.run("make-secret", &[], &doc).code_is(4);
+    assert!(
+        r.stderr.contains("CredentialInvalidLifetimeAsPerAppPolicy"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("make-secret: hint:") && r.stderr.contains("--expires-in"),
+        "{}",
+        r.stderr
+    );
+    assert!(credentials(&sim, &doc).is_empty());
+    assert!(
+        !sim.path(&format!("marketo-s2s-{}.secret", client_id(&doc)))
+            .exists()
+    );
+
+    let ok = sim.run("make-secret", &["--expires-in", "90d"], &doc).ok();
+    assert_eq!(credentials(&sim, &doc).len(), 1);
+    assert!(secret_file(&ok.doc).exists());
+}
+
+#[test]
+fn dry_run_lists_the_plan_and_writes_nothing() {
+    let sim = sim();
+    let doc = registered(&sim);
+    sim.clear();
+    let r = sim
+        .run(
+            "make-secret",
+            &["--dry-run", "--display-name", "Planned"],
+            &doc,
+        )
+        .ok();
+    sim.assert_no_writes();
+    let plan = r.doc["plan"].as_array().expect("plan");
+    assert_eq!(plan.len(), 1, "{plan:#?}");
+    assert_eq!(plan[0]["method"], "POST");
+    assert!(
+        plan[0]["url"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with("/addPassword")
+    );
+    let name = plan[0]["body"]["passwordCredential"]["displayName"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(name.starts_with("Planned [run "), "{name}");
+    assert!(r.doc["secret"].is_null());
+    assert!(credentials(&sim, &doc).is_empty());
+    assert!(
+        !sim.path(&format!("marketo-s2s-{}.secret", client_id(&doc)))
+            .exists()
+    );
+    assert!(r.stderr.contains("would add client secret"), "{}", r.stderr);
+}
+
+#[test]
+fn throttling_and_unavailability_are_retried() {
+    let sim = sim();
+    let doc = registered(&sim);
+    sim.server.add_fault(json!({"path_prefix": "/v1.0/applications", "method": "POST", "status": 429, "retry_after": "0.2", "count": 1}));
+    sim.server.add_fault(
+        json!({"path_prefix": "/v1.0/applications", "method": "POST", "status": 503, "count": 1}),
+    );
+    sim.clear();
+    let r = sim.run("make-secret", &[], &doc).ok();
+    let statuses: Vec<Value> = sim.requests().iter().map(|r| r["status"].clone()).collect();
+    assert!(
+        statuses.contains(&json!(429)) && statuses.contains(&json!(503)),
+        "{statuses:?}"
+    );
+    assert_eq!(credentials(&sim, &doc).len(), 1);
+    let value = std::fs::read_to_string(secret_file(&r.doc)).expect("file");
+    assert_eq!(sim.token_for(&client_id(&doc), &value, &sim.url()).0, 200);
+}
+
+#[test]
+fn a_lost_answer_on_add_password_leaves_exactly_one_working_credential() {
+    let sim = sim();
+    let doc = registered(&sim);
+    sim.server.add_fault(
+        json!({"path_prefix": "/v1.0/applications", "method": "POST", "kind": "lost_response"}),
+    );
+    let r = sim.run("make-secret", &[], &doc).ok();
+    let creds = credentials(&sim, &doc);
+    assert_eq!(creds.len(), 1, "{creds:#?}");
+    assert_eq!(r.doc["secret"]["key_id"], creds[0]["keyId"]);
+    assert!(r.stderr.contains("its answer was lost"), "{}", r.stderr);
+    let value = std::fs::read_to_string(secret_file(&r.doc)).expect("file");
+    assert_eq!(sim.token_for(&client_id(&doc), &value, &sim.url()).0, 200);
+}
+
+#[test]
+fn bad_input_exits_2_before_any_request() {
+    let sim = sim();
+    std::fs::create_dir(sim.path("a-dir")).expect("mkdir");
+    sim.clear();
+    let r = sim
+        .run(
+            "make-secret",
+            &[],
+            &json!({"tenant": {"id": sim.server.tenant_id()}}),
+        )
+        .code_is(2);
+    assert!(
+        r.stderr.contains("--object-id") && r.stderr.contains("app.object_id"),
+        "{}",
+        r.stderr
+    );
+    let app = json!({"app": {"object_id": "11111111-1111-1111-1111-111111111111"}});
+    for args in [
+        vec!["--expires-in", "0d"],
+        vec!["--expires-in", "forever"],
+        vec!["--min-validity", "3x"],
+        vec!["--display-name", " "],
+        vec!["--secret-file", "a-dir"],
+        vec!["--object-id", "nope"],
+    ] {
+        let r = sim.run("make-secret", &args, &app);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+    }
+    sim.run("make-secret", &[], &json!({"app": {"object_id": 5}}))
+        .code_is(2);
+    sim.run("make-secret", &[], &json!({"app": {"object_id": "11111111-1111-1111-1111-111111111111"}, "secret": {"key_id": "x"}}))
+        .code_is(2);
+    assert_eq!(sim.requests().len(), 0, "{:#?}", sim.requests());
+}

@@ -1,0 +1,159 @@
+//! The bash runbook (scripts/setup-marketo-s2s.sh) against the in-process emulator: fresh run,
+//! `--from` resume after an injected failure, re-run without writes, `--dry-run` without writes.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+use tenant_sim::Options;
+
+use crate::common::*;
+
+fn bin_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_register-app"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn runbook(sim: &Sim, extra: &[&str]) -> Run {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/setup-marketo-s2s.sh");
+    let state = sim.path("state.json");
+    let secret = sim.path("marketo.secret");
+    let mut c = assert_cmd::Command::new("bash");
+    c.env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", sim.dir())
+        .env("MKTO_S2S_BIN", bin_dir())
+        .env("AZURE_CLIENT_ID", sim.server.admin_client_id())
+        .env("AZURE_CLIENT_SECRET", sim.server.admin_client_secret())
+        .env("AZURE_AUTHORITY_HOST", sim.url())
+        .env("MKTO_S2S_GRAPH_URL", sim.url())
+        .env("MKTO_S2S_TIMEOUT", "60s")
+        .current_dir(sim.dir())
+        .timeout(std::time::Duration::from_secs(240))
+        .arg(script)
+        .args([
+            "--tenant",
+            &sim.server.tenant_id(),
+            "--dynamics-url",
+            &sim.server.dynamics_url(),
+            "--state",
+            state.to_str().unwrap(),
+            "--secret-file",
+            secret.to_str().unwrap(),
+        ])
+        .args(extra);
+    Run::from_output(c.output().unwrap())
+}
+
+fn state_of(sim: &Sim) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(sim.path("state.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn fresh_run_then_rerun_without_writes() {
+    let sim = sim_with(Options {
+        federated: true,
+        ..Default::default()
+    });
+    let r = runbook(&sim, &["--sync-filter", "lead,contact"]).ok();
+    for step in [
+        "register-app",
+        "grant-consent",
+        "make-secret",
+        "set-hrd-policy",
+        "assign-role",
+        "configure-marketo",
+        "publish-customizations",
+        "add-sync-filter",
+        "verify-sync",
+    ] {
+        assert!(
+            r.stderr.contains(&format!("] {step}")),
+            "step {step} not shown:\n{}",
+            r.stderr
+        );
+    }
+    assert!(r.stderr.contains("Marketo step 3"), "{}", r.stderr);
+    let doc = state_of(&sim);
+    assert_eq!(doc["verify"]["ok"], true);
+    let secret = std::fs::read_to_string(sim.path("marketo.secret")).unwrap();
+    assert!(
+        !r.all_output().contains(secret.trim()),
+        "the secret reached the terminal"
+    );
+
+    sim.clear();
+    let again = runbook(&sim, &["--sync-filter", "lead,contact"]).ok();
+    sim.assert_no_writes();
+    let doc = state_of(&sim);
+    for (step, v) in doc["steps"].as_object().unwrap() {
+        assert_eq!(
+            v["changed"], false,
+            "{step} changed on the re-run:\n{}",
+            again.stderr
+        );
+    }
+}
+
+#[test]
+fn stops_at_a_failure_and_resumes_with_from() {
+    let sim = sim();
+    // Dataverse refuses to create the application user once (a 403 cannot be retried).
+    sim.server.add_fault(json!({"path_prefix": "/api/data/v9.2/systemusers", "method": "POST", "status": 403,
+        "body": {"error": {"code": "0x80040220", "message": "The user does not hold the necessary privileges."}}, "count": 1}));
+    let r = runbook(&sim, &[]).code_is(4);
+    assert!(
+        r.stderr.contains("assign-role failed (exit 4)"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("--from assign-role"), "{}", r.stderr);
+    let doc = state_of(&sim);
+    assert!(
+        doc["app"]["client_id"].is_string(),
+        "the steps before the failure are saved"
+    );
+
+    sim.clear();
+    let r = runbook(&sim, &["--from", "assign-role"]).ok();
+    assert!(
+        r.stderr
+            .contains("register-app: skipped (--from assign-role)"),
+        "{}",
+        r.stderr
+    );
+    assert!(sim.requests().iter().all(|q| {
+        !q["path"]
+            .as_str()
+            .unwrap()
+            .starts_with("/v1.0/applications")
+            || q["method"] == "GET"
+    }));
+    assert_eq!(state_of(&sim)["verify"]["ok"], true);
+}
+
+#[test]
+fn dry_run_writes_nothing() {
+    let sim = sim();
+    let r = runbook(&sim, &["--dry-run"]).ok();
+    sim.assert_no_writes();
+    assert!(r.stderr.contains("dry run"), "{}", r.stderr);
+    assert!(
+        !sim.path("state.json").exists(),
+        "a dry run must not create the state file"
+    );
+    // On a finished setup the dry run goes through every step, still without writes.
+    runbook(&sim, &[]).ok();
+    sim.clear();
+    runbook(&sim, &["--dry-run"]).ok();
+    sim.assert_no_writes();
+}
+
+#[test]
+fn rejects_an_unknown_step() {
+    let sim = sim();
+    let r = runbook(&sim, &["--from", "nope"]).code_is(2);
+    assert!(r.stderr.contains("not a step"));
+    assert!(sim.requests().is_empty());
+}

@@ -1,0 +1,392 @@
+//! set-hrd-policy: skip on a managed tenant, create and assign on a federated one, reuse, a
+//! conflicting policy and --replace, --mode remove, dry run, faults and lost answers, bad input.
+
+use serde_json::{Value, json};
+use tenant_sim::Options;
+
+use crate::common::*;
+
+const DEFINITION: &str = r#"{"HomeRealmDiscoveryPolicy":{"AllowCloudPasswordValidation":true}}"#;
+const NAME: &str = "Marketo Integration - AllowCloudPasswordValidation";
+
+fn federated() -> Sim {
+    sim_with(Options {
+        federated: true,
+        ..Default::default()
+    })
+}
+
+fn registered(sim: &Sim) -> Value {
+    sim.run(
+        "register-app",
+        &["--name", "Marketo Integration"],
+        &Value::Null,
+    )
+    .ok()
+    .doc
+}
+
+fn sp_of(doc: &Value) -> String {
+    doc["app"]["service_principal_id"]
+        .as_str()
+        .expect("service principal")
+        .to_string()
+}
+
+/// Every HRD policy of the tenant, from the emulator's own state.
+fn policies(sim: &Sim) -> Vec<Value> {
+    sim.state()["home_realm_discovery_policies"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| p["data"].clone())
+        .collect()
+}
+
+/// Ids of the policies assigned to a service principal.
+fn assigned_to(sim: &Sim, sp: &str) -> Vec<String> {
+    sim.state()["hrd_assignments"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|a| a["sp_id"] == sp)
+        .filter_map(|a| a["policy_id"].as_str().map(str::to_string))
+        .collect()
+}
+
+fn make_policy(sim: &Sim, name: &str, definition: &str) -> String {
+    let (s, p) = sim.graph(
+        "POST",
+        "policies/homeRealmDiscoveryPolicies",
+        Some(json!({"definition": [definition], "displayName": name, "isOrganizationDefault": false})),
+    );
+    assert_eq!(s, 201, "{p}");
+    p["id"].as_str().expect("policy id").to_string()
+}
+
+fn assign(sim: &Sim, sp: &str, policy: &str) {
+    let (s, v) = sim.graph(
+        "POST",
+        &format!("servicePrincipals/{sp}/homeRealmDiscoveryPolicies/$ref"),
+        Some(json!({"@odata.id": format!("{}/v1.0/policies/homeRealmDiscoveryPolicies/{policy}", sim.url())})),
+    );
+    assert_eq!(s, 204, "{v}");
+}
+
+#[test]
+fn a_tenant_without_a_federated_domain_is_skipped_and_says_why() {
+    let sim = sim();
+    let doc = registered(&sim);
+    sim.clear();
+    let r = sim.run("set-hrd-policy", &[], &doc).ok();
+    assert_eq!(r.doc["hrd_policy"]["status"], "skipped-not-federated");
+    assert!(r.doc["hrd_policy"]["policy_id"].is_null());
+    assert!(
+        r.stderr
+            .contains("set-hrd-policy: no federated domain in this tenant"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.changed("set-hrd-policy"));
+    sim.assert_no_writes();
+    let paths: Vec<Value> = sim
+        .requests()
+        .iter()
+        .filter(|q| q["service"] != "login")
+        .map(|q| q["path"].clone())
+        .collect();
+    assert_eq!(paths, vec![json!("/v1.0/domains")]);
+    assert!(policies(&sim).is_empty());
+}
+
+#[test]
+fn a_federated_tenant_gets_the_policy_assigned_then_rerun_writes_nothing() {
+    let sim = federated();
+    let doc = registered(&sim);
+    let sp = sp_of(&doc);
+    sim.clear();
+    let r = sim.run("set-hrd-policy", &[], &doc).ok();
+    assert!(r.changed("set-hrd-policy"));
+    assert_eq!(r.doc["hrd_policy"]["status"], "assigned");
+    assert_eq!(r.doc["hrd_policy"]["display_name"], NAME);
+    let all = policies(&sim);
+    assert_eq!(all.len(), 1, "{all:#?}");
+    let p = &all[0];
+    assert_eq!(p["displayName"], NAME);
+    assert_eq!(p["isOrganizationDefault"], false);
+    let def: Value =
+        serde_json::from_str(p["definition"][0].as_str().expect("definition")).expect("JSON");
+    assert_eq!(
+        def,
+        json!({"HomeRealmDiscoveryPolicy": {"AllowCloudPasswordValidation": true}})
+    );
+    assert_eq!(r.doc["hrd_policy"]["policy_id"], p["id"]);
+    assert_eq!(
+        assigned_to(&sim, &sp),
+        vec![p["id"].as_str().unwrap_or_default().to_string()]
+    );
+    assert!(r.stderr.contains("federated domain(s)"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("set-hrd-policy: assigned Home Realm Discovery policy"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        sim.writes().len(),
+        2,
+        "create + assign: {:#?}",
+        sim.writes()
+    );
+
+    sim.clear();
+    let again = sim.run("set-hrd-policy", &[], &r.doc).ok();
+    sim.assert_no_writes();
+    assert!(!again.changed("set-hrd-policy"));
+    assert_eq!(again.doc["hrd_policy"]["status"], "already-assigned");
+    assert_eq!(again.doc["hrd_policy"]["policy_id"], p["id"]);
+    assert_eq!(policies(&sim).len(), 1);
+}
+
+#[test]
+fn always_mode_acts_on_a_managed_tenant_and_reuses_a_policy_by_name_and_definition() {
+    let sim = sim();
+    let doc = registered(&sim);
+    let existing = make_policy(&sim, NAME, DEFINITION);
+    // Same name, but without the wrapper: Entra ignores it, so it must not be reused.
+    make_policy(&sim, NAME, r#"{"AllowCloudPasswordValidation":true}"#);
+    sim.clear();
+    let r = sim.run("set-hrd-policy", &["--mode", "always"], &doc).ok();
+    assert_eq!(r.doc["hrd_policy"]["status"], "assigned");
+    assert_eq!(r.doc["hrd_policy"]["policy_id"], json!(existing));
+    assert_eq!(assigned_to(&sim, &sp_of(&doc)), vec![existing]);
+    assert_eq!(policies(&sim).len(), 2, "no new policy");
+    let writes = sim.writes();
+    assert_eq!(writes.len(), 1, "{writes:#?}");
+    assert!(
+        writes[0]["path"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with("/homeRealmDiscoveryPolicies/$ref")
+    );
+    assert!(
+        r.stderr.contains("reusing Home Realm Discovery policy"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn another_assigned_policy_exits_4_naming_it_unless_replace() {
+    let sim = federated();
+    let doc = registered(&sim);
+    let sp = sp_of(&doc);
+    let theirs = make_policy(
+        &sim,
+        "Contoso default HRD Policy",
+        r#"{"HomeRealmDiscoveryPolicy":{"AccelerateToFederatedDomain":true}}"#,
+    );
+    assign(&sim, &sp, &theirs);
+    sim.clear();
+
+    let r = sim.run("set-hrd-policy", &[], &doc).code_is(4);
+    assert!(
+        r.stderr.contains("set-hrd-policy: error:")
+            && r.stderr.contains("Contoso default HRD Policy"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains(&theirs) && r.stderr.contains("--replace"),
+        "{}",
+        r.stderr
+    );
+    sim.assert_no_writes();
+    assert_eq!(policies(&sim).len(), 1);
+
+    let r = sim.run("set-hrd-policy", &["--replace"], &doc).ok();
+    assert_eq!(r.doc["hrd_policy"]["status"], "assigned");
+    let ours = r.doc["hrd_policy"]["policy_id"]
+        .as_str()
+        .expect("policy id")
+        .to_string();
+    assert_ne!(ours, theirs);
+    assert_eq!(assigned_to(&sim, &sp), vec![ours]);
+    assert_eq!(
+        r.doc["hrd_policy"]["replaced"][0]["policy_id"],
+        json!(theirs)
+    );
+    assert!(r.stderr.contains("(--replace)"), "{}", r.stderr);
+    // Their policy object is left in place (other apps may use it), only unassigned.
+    assert_eq!(policies(&sim).len(), 2);
+}
+
+#[test]
+fn remove_mode_unassigns_ours_and_a_rerun_finds_nothing_to_do() {
+    let sim = federated();
+    let doc = registered(&sim);
+    let sp = sp_of(&doc);
+    let set = sim.run("set-hrd-policy", &[], &doc).ok();
+    let policy = set.doc["hrd_policy"]["policy_id"].clone();
+
+    let r = sim
+        .run("set-hrd-policy", &["--mode", "remove"], &set.doc)
+        .ok();
+    assert_eq!(r.doc["hrd_policy"]["status"], "removed");
+    assert_eq!(r.doc["hrd_policy"]["policy_id"], policy);
+    assert!(assigned_to(&sim, &sp).is_empty());
+    assert!(
+        r.stderr
+            .contains("set-hrd-policy: unassigned Home Realm Discovery policy"),
+        "{}",
+        r.stderr
+    );
+
+    sim.clear();
+    let again = sim
+        .run("set-hrd-policy", &["--mode", "remove"], &r.doc)
+        .ok();
+    sim.assert_no_writes();
+    assert_eq!(again.doc["hrd_policy"]["status"], "not-assigned");
+}
+
+#[test]
+fn dry_run_lists_the_plan_and_writes_nothing() {
+    let sim = federated();
+    let doc = registered(&sim);
+    sim.clear();
+    let r = sim.run("set-hrd-policy", &["--dry-run"], &doc).ok();
+    sim.assert_no_writes();
+    let plan = r.doc["plan"].as_array().expect("plan");
+    assert_eq!(plan.len(), 2, "{plan:#?}");
+    assert!(
+        plan[0]["url"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with("/v1.0/policies/homeRealmDiscoveryPolicies")
+    );
+    assert_eq!(plan[0]["body"]["isOrganizationDefault"], false);
+    assert_eq!(plan[0]["body"]["definition"], json!([DEFINITION]));
+    assert!(
+        plan[1]["url"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with("/homeRealmDiscoveryPolicies/$ref")
+    );
+    assert!(policies(&sim).is_empty());
+    assert!(
+        r.stderr.contains("would create") && r.stderr.contains("would assign"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn throttling_and_unavailability_are_retried() {
+    let sim = federated();
+    let doc = registered(&sim);
+    sim.server.add_fault(json!({"path_prefix": "/v1.0/policies", "method": "POST", "status": 429, "retry_after": "0.2", "count": 1}));
+    sim.server
+        .add_fault(json!({"path_prefix": "/v1.0/domains", "status": 503, "count": 1}));
+    sim.server.add_fault(json!({"path_prefix": "/v1.0/servicePrincipals", "method": "POST", "status": 504, "count": 1}));
+    sim.clear();
+    let r = sim.run("set-hrd-policy", &[], &doc).ok();
+    let statuses: Vec<Value> = sim.requests().iter().map(|q| q["status"].clone()).collect();
+    for s in [429, 503, 504] {
+        assert!(
+            statuses.contains(&json!(s)),
+            "{s} missing from {statuses:?}"
+        );
+    }
+    assert_eq!(r.doc["hrd_policy"]["status"], "assigned");
+    assert_eq!(policies(&sim).len(), 1);
+}
+
+#[test]
+fn a_lost_answer_on_create_leaves_one_policy() {
+    let sim = sim_with(Options {
+        federated: true,
+        replication_lag_ms: 200,
+        ..Default::default()
+    });
+    let doc = registered(&sim);
+    sim.server.add_fault(json!({"path_prefix": "/v1.0/policies/homeRealmDiscoveryPolicies", "method": "POST", "kind": "lost_response"}));
+    let r = sim.run("set-hrd-policy", &[], &doc).ok();
+    let all = policies(&sim);
+    assert_eq!(all.len(), 1, "{all:#?}");
+    assert_eq!(r.doc["hrd_policy"]["policy_id"], all[0]["id"]);
+    assert_eq!(
+        assigned_to(&sim, &sp_of(&doc)),
+        vec![all[0]["id"].as_str().unwrap_or_default().to_string()]
+    );
+    assert!(
+        r.stderr.contains("deleted duplicate policy"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_lost_answer_on_assign_is_accepted() {
+    let sim = federated();
+    let doc = registered(&sim);
+    sim.server.add_fault(json!({"path_prefix": "/v1.0/servicePrincipals", "method": "POST", "kind": "lost_response"}));
+    let r = sim.run("set-hrd-policy", &[], &doc).ok();
+    assert_eq!(r.doc["hrd_policy"]["status"], "assigned");
+    assert_eq!(assigned_to(&sim, &sp_of(&doc)).len(), 1);
+}
+
+#[test]
+fn password_hash_sync_off_is_warned_about() {
+    let sim = federated();
+    let doc = registered(&sim);
+    // The emulator always reports sync on; a scripted answer says it is off.
+    sim.server.add_fault(json!({
+        "path_prefix": "/v1.0/directory/onPremisesSynchronization", "method": "GET", "status": 200,
+        "body": {"value": [{"id": sim.server.tenant_id(), "features": {"passwordSyncEnabled": false}}]}
+    }));
+    let r = sim.run("set-hrd-policy", &[], &doc).ok();
+    assert!(
+        r.stderr
+            .contains("set-hrd-policy: warning: password hash sync is off"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.doc["hrd_policy"]["status"], "assigned");
+}
+
+#[test]
+fn bad_input_exits_2_before_any_request() {
+    let sim = federated();
+    sim.clear();
+    let r = sim
+        .run(
+            "set-hrd-policy",
+            &[],
+            &json!({"tenant": {"id": sim.server.tenant_id()}}),
+        )
+        .code_is(2);
+    assert!(
+        r.stderr.contains("--service-principal-id")
+            && r.stderr.contains("app.service_principal_id"),
+        "{}",
+        r.stderr
+    );
+    let app = json!({"app": {"service_principal_id": "11111111-1111-1111-1111-111111111111"}});
+    for args in [
+        vec!["--mode", "remove", "--replace"],
+        vec!["--mode", "sometimes"],
+        vec!["--policy-name", ""],
+        vec!["--service-principal-id", "x'y"],
+    ] {
+        let r = sim.run("set-hrd-policy", &args, &app);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+    }
+    sim.run("set-hrd-policy", &[], &json!({"app": {"service_principal_id": "11111111-1111-1111-1111-111111111111", "display_name": 3}}))
+        .code_is(2);
+    sim.run("set-hrd-policy", &[], &json!({"app": {"service_principal_id": "11111111-1111-1111-1111-111111111111"}, "hrd_policy": {"policy_id": "nope"}}))
+        .code_is(2);
+    assert_eq!(sim.requests().len(), 0, "{:#?}", sim.requests());
+}

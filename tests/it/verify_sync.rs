@@ -1,0 +1,215 @@
+//! verify-sync: green on a finished setup, each breakage caught by its own check (exit 6),
+//! and it never writes.
+
+use serde_json::{Value, json};
+use tenant_sim::Options;
+
+use crate::common::*;
+
+fn federated() -> Sim {
+    sim_with(Options {
+        federated: true,
+        ..Default::default()
+    })
+}
+
+fn failing(doc: &Value) -> Vec<String> {
+    doc["verify"]["checks"]
+        .as_array()
+        .expect("verify.checks")
+        .iter()
+        .filter(|c| c["ok"] == false)
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn all_green_on_a_finished_setup_and_read_only() {
+    let sim = federated();
+    let doc = sim.setup_chain(&[]);
+    sim.clear();
+    let r = sim.run("verify-sync", &[], &doc).ok();
+    assert_eq!(r.doc["verify"]["ok"], true, "{}", r.stderr);
+    let ids: Vec<&str> = r.doc["verify"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    for want in [
+        "app",
+        "service-principal",
+        "consent",
+        "secret",
+        "hrd-policy",
+        "org-access",
+        "marketo-solution",
+        "application-user",
+        "sync-role",
+        "marketo-config",
+        "live-login",
+    ] {
+        assert!(ids.contains(&want), "missing check {want}: {ids:?}");
+    }
+    assert!(failing(&r.doc).is_empty());
+    // The step-3 handoff: never the secret itself.
+    assert!(r.stderr.contains("Marketo step 3"), "{}", r.stderr);
+    assert!(r.stderr.contains(doc["app"]["client_id"].as_str().unwrap()));
+    assert!(
+        r.stderr
+            .contains(doc["dynamics"]["username"].as_str().unwrap())
+    );
+    let secret = std::fs::read_to_string(sim.path("marketo.secret")).unwrap();
+    assert!(!r.all_output().contains(secret.trim()));
+    // Read-only: the only POSTs are token requests.
+    sim.assert_no_writes();
+    assert!(!r.changed("verify-sync"));
+}
+
+fn broken(setup: impl FnOnce(&Sim, &Value), check: &str) {
+    let sim = federated();
+    let doc = sim.setup_chain(&[]);
+    setup(&sim, &doc);
+    sim.clear();
+    let r = sim.run("verify-sync", &[], &doc).code_is(6);
+    assert_eq!(r.doc["verify"]["ok"], false);
+    let f = failing(&r.doc);
+    assert!(
+        f.contains(&check.to_string()),
+        "expected {check} to fail, failing: {f:?}\n{}",
+        r.stderr
+    );
+    let c = r.doc["verify"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == check)
+        .unwrap()
+        .clone();
+    assert!(
+        c["fix"].as_str().is_some_and(|f| !f.is_empty()),
+        "no fix for {check}: {c}"
+    );
+    assert!(r.stderr.contains("verify-sync: error:"), "{}", r.stderr);
+    sim.assert_no_writes();
+}
+
+#[test]
+fn detects_a_removed_role() {
+    broken(
+        |sim, doc| {
+            let user = doc["dynamics"]["application_user_id"].as_str().unwrap();
+            let role = doc["dynamics"]["roles"][0]["id"].as_str().unwrap();
+            let (s, v) = sim.dataverse(
+                "DELETE",
+                &format!("systemusers({user})/systemuserroles_association/$ref?$id={}/api/data/v9.2/roles({role})", sim.server.dynamics_url()),
+                None,
+            );
+            assert_eq!(s, 204, "{v}");
+        },
+        "sync-role",
+    );
+}
+
+#[test]
+fn detects_removed_consent() {
+    broken(
+        |sim, doc| {
+            let id = doc["consent"]["grant_id"].as_str().unwrap();
+            let (s, v) = sim.graph("DELETE", &format!("oauth2PermissionGrants/{id}"), None);
+            assert_eq!(s, 204, "{v}");
+        },
+        "consent",
+    );
+}
+
+#[test]
+fn detects_a_removed_secret() {
+    broken(
+        |sim, doc| {
+            let app = doc["app"]["object_id"].as_str().unwrap();
+            let key = doc["secret"]["key_id"].as_str().unwrap();
+            let (s, v) = sim.graph(
+                "POST",
+                &format!("applications/{app}/removePassword"),
+                Some(json!({"keyId": key})),
+            );
+            assert_eq!(s, 204, "{v}");
+        },
+        "secret",
+    );
+}
+
+#[test]
+fn detects_config_pointing_elsewhere() {
+    broken(
+        |sim, doc| {
+            let (_, who) = sim.dataverse("GET", "WhoAmI", None);
+            let other = who["UserId"].as_str().unwrap();
+            let set = doc["marketo_config"]["entity_set"].as_str().unwrap();
+            let rec = doc["marketo_config"]["record_id"].as_str().unwrap();
+            let nav = doc["marketo_config"]["nav_property"].as_str().unwrap();
+            let (s, v) = sim.dataverse(
+                "PATCH",
+                &format!("{set}({rec})"),
+                Some(json!({format!("{nav}@odata.bind"): format!("/systemusers({other})")})),
+            );
+            assert_eq!(s, 204, "{v}");
+        },
+        "marketo-config",
+    );
+}
+
+#[test]
+fn detects_a_disabled_user() {
+    broken(
+        |sim, doc| {
+            let user = doc["dynamics"]["application_user_id"].as_str().unwrap();
+            let (s, v) = sim.dataverse(
+                "PATCH",
+                &format!("systemusers({user})"),
+                Some(json!({"isdisabled": true})),
+            );
+            assert_eq!(s, 204, "{v}");
+        },
+        "application-user",
+    );
+}
+
+#[test]
+fn detects_a_missing_hrd_policy_on_a_federated_tenant() {
+    broken(
+        |sim, doc| {
+            let sp = doc["app"]["service_principal_id"].as_str().unwrap();
+            let pid = doc["hrd_policy"]["policy_id"].as_str().unwrap();
+            let (s, v) = sim.graph(
+                "DELETE",
+                &format!("servicePrincipals/{sp}/homeRealmDiscoveryPolicies/{pid}/$ref"),
+                None,
+            );
+            assert_eq!(s, 204, "{v}");
+        },
+        "hrd-policy",
+    );
+}
+
+#[test]
+fn a_lost_secret_file_fails_the_secret_and_live_checks() {
+    let sim = federated();
+    let doc = sim.setup_chain(&[]);
+    std::fs::remove_file(sim.path("marketo.secret")).unwrap();
+    let r = sim.run("verify-sync", &[], &doc).code_is(6);
+    let f = failing(&r.doc);
+    assert!(
+        f.contains(&"secret".to_string()) && f.contains(&"live-login".to_string()),
+        "{f:?}"
+    );
+}
+
+#[test]
+fn needs_a_client_id() {
+    let sim = sim();
+    let r = sim.run("verify-sync", &[], &Value::Null).code_is(2);
+    assert!(r.stderr.contains("app.client_id"), "{}", r.stderr);
+    assert!(sim.requests().is_empty());
+}
