@@ -1,6 +1,9 @@
 //! Integration tests: every tool run as a real process against the in-process emulator
 //! (`tenant_sim::TestServer` on 127.0.0.1:0), never against the internet or a mock.
 
+// A test that cannot unwrap should fail loudly; that is what unwrap is for here.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod add_sync_filter;
 mod assign_role;
 mod chaos;

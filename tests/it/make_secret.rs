@@ -142,6 +142,17 @@ fn reveal_puts_the_value_in_the_document() {
     let value = std::fs::read_to_string(sim.path("s.secret")).expect("file");
     assert_eq!(r.doc["secret"]["value"], json!(value));
     assert!(!r.stderr.contains(&value));
+
+    // A re-run with --reveal reveals the saved value again, without writing.
+    let mut doc2 = r.doc.clone();
+    doc2["secret"]
+        .as_object_mut()
+        .expect("secret")
+        .remove("value");
+    sim.clear();
+    let again = sim.run("make-secret", &["--reveal"], &doc2).ok();
+    sim.assert_no_writes();
+    assert_eq!(again.doc["secret"]["value"], json!(value));
 }
 
 #[test]

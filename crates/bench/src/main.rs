@@ -333,7 +333,62 @@ fn startup(bin_dir: &Path, tools: &[&str], work: &Path, runs: usize) -> Result<V
         }
         rows.push(row);
     }
-    Ok(json!({"true_median_ms": floor, "commands": rows, "tools": per_tool}))
+    let audit: BTreeMap<String, Value> = tools
+        .iter()
+        .filter_map(|t| startup_audit(&bin_dir.join(t), work, &home).map(|a| (t.to_string(), a)))
+        .collect();
+    Ok(json!({"true_median_ms": floor, "commands": rows, "tools": per_tool, "audit": audit}))
+}
+
+/// What a fail-fast run does besides failing, seen by `strace` (skipped when it is not
+/// installed): files it opens beyond the dynamic loader's, sockets, threads.
+fn startup_audit(program: &Path, work: &Path, home: &Path) -> Option<Value> {
+    let out = work.join("strace.txt");
+    let mut cmd = Command::new("strace");
+    cmd.args([
+        "-f",
+        "-qq",
+        "-e",
+        "trace=open,openat,socket,connect,clone,clone3",
+        "-o",
+    ])
+    .arg(&out)
+    .arg(program)
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .current_dir(work);
+    bare_env(&mut cmd, home);
+    let status = cmd.status().ok()?;
+    let text = std::fs::read_to_string(&out).ok()?;
+    let _ = std::fs::remove_file(&out);
+    let mut files = Vec::new();
+    let (mut sockets, mut threads) = (0, 0);
+    for line in text.lines() {
+        let call = line
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("")
+            .split('(')
+            .next()
+            .unwrap_or("");
+        match call {
+            "open" | "openat" => {
+                let path = line.split('"').nth(1).unwrap_or("").to_string();
+                let loader = path.starts_with("/etc/ld.so")
+                    || path.contains("/lib/")
+                    || path.contains("/lib64/")
+                    || path == "/proc/self/maps";
+                if !loader {
+                    files.push(path);
+                }
+            }
+            "socket" | "connect" => sockets += 1,
+            "clone" | "clone3" => threads += 1,
+            _ => {}
+        }
+    }
+    Some(json!({"exit": status.code(), "files": files, "sockets": sockets, "threads": threads}))
 }
 
 // ---- the chain -----------------------------------------------------------------------------
@@ -353,8 +408,8 @@ fn tool_args(tool: &str, work: &Path) -> Vec<String> {
 /// shell does; each is reaped with its own rusage.
 struct Pipeline {
     wall_ms: f64,
-    /// Per tool: exit code, time it ended (ms after the start), peak RSS.
-    tools: Vec<(String, i32, f64, u64)>,
+    /// Per tool: exit code, time it ended (ms after the start), peak RSS, CPU ms (user + sys).
+    tools: Vec<(String, i32, f64, u64, f64)>,
     output: Vec<u8>,
 }
 
@@ -421,6 +476,7 @@ fn pipeline(
             r.code,
             ms(r.at.duration_since(t0)),
             r.maxrss_kib,
+            ms(r.user + r.sys),
         ));
     }
     let output = std::fs::read(&out_path).map_err(io)?;
@@ -633,6 +689,7 @@ fn summarise(runs: &[(Pipeline, Vec<Value>, BTreeMap<String, String>)]) -> Value
         prev_end = ends.clone();
         let codes: Vec<i32> = runs.iter().map(|r| r.0.tools[ti].1).collect();
         let rss = runs.iter().map(|r| r.0.tools[ti].3).max().unwrap_or(0);
+        let cpu: Vec<f64> = runs.iter().map(|r| r.0.tools[ti].4).collect();
         let c = counts[mi].get(tool).cloned().unwrap_or_else(
             || json!({"reads": 0, "writes": 0, "login": 0, "errors": 0, "requests": []}),
         );
@@ -651,6 +708,7 @@ fn summarise(runs: &[(Pipeline, Vec<Value>, BTreeMap<String, String>)]) -> Value
         row["end_ms_median"] = json!(median(&ends));
         row["own_ms_median"] = json!(median(&own));
         row["maxrss_kib"] = json!(rss);
+        row["cpu_ms_median"] = json!(median(&cpu));
         row["requests_vary"] = json!(vary);
         if let Some(err) = runs[mi].2.get(tool) {
             row["stderr"] = json!(err.lines().take(12).collect::<Vec<_>>());
@@ -782,5 +840,48 @@ fn git_describe() -> String {
             }
         }
         None => "unknown".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert!(median(&[]).is_nan());
+    }
+
+    #[test]
+    fn guids_are_shortened() {
+        assert_eq!(
+            shorten("/v1.0/applications/0d9f3c5e-1111-2222-3333-444455556666/addPassword"),
+            "/v1.0/applications/{id}/addPassword"
+        );
+        assert_eq!(shorten("/v1.0/domains"), "/v1.0/domains");
+    }
+
+    #[test]
+    fn requests_are_attributed_and_split() {
+        let log = vec![
+            json!({"method": "POST", "service": "login", "path": "/t/oauth2/v2.0/token", "status": 200, "user_agent": "marketo-s2s/0.1.0 register-app"}),
+            json!({"method": "GET", "service": "graph", "path": "/v1.0/x", "status": 404, "user_agent": "marketo-s2s/0.1.0 register-app"}),
+            json!({"method": "PATCH", "service": "graph", "path": "/v1.0/x", "status": 201, "user_agent": "marketo-s2s/0.1.0 register-app"}),
+            json!({"method": "GET", "service": "graph", "path": "/v1.0/y", "status": 200, "user_agent": "curl/8"}),
+        ];
+        let c = count_requests(&log);
+        let r = &c["register-app"];
+        assert_eq!(
+            (
+                r["reads"].as_i64(),
+                r["writes"].as_i64(),
+                r["login"].as_i64()
+            ),
+            (Some(1), Some(1), Some(1))
+        );
+        assert_eq!(r["errors"].as_i64(), Some(1));
+        assert!(c.contains_key("(other)"));
     }
 }

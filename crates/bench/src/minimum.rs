@@ -45,69 +45,72 @@ pub const TABLE: &[Minimum] = &[
         rerun: (3, 1),
         why: "GET `servicePrincipals(appId='00000007-…')` (the `user_impersonation` scope id is read, never hard-coded); \
 GET `applications(uniqueName=…)` (read first, so a re-run writes nothing); PATCH `applications(uniqueName=…)` with `Prefer: create-if-missing`; \
-PATCH `servicePrincipals(appId=…)` create-if-missing (an app created a moment ago cannot have one, so no GET first). \
-Re-run: the two GETs plus GET `servicePrincipals(appId=…)` for the app's service principal.",
+PATCH `servicePrincipals(appId=…)` create-if-missing (an app created a moment ago cannot have a service principal, so no GET first). \
+Re-run: the two GETs plus GET `servicePrincipals(appId=…)` for the app's own service principal.",
     },
     Minimum {
         tool: "grant-consent",
         fresh: (2, 1, 1),
         rerun: (2, 1),
-        why: "GET `servicePrincipals(appId='00000007-…')` (the grant's resourceId; not in the document before this tool); \
-GET `oauth2PermissionGrants?$filter=clientId … and resourceId … and consentType eq 'AllPrincipals'` (the idempotency key); POST `oauth2PermissionGrants`. \
-The client service principal's id comes from register-app's document. Re-run: the two GETs.",
+        why: "GET `servicePrincipals(appId='00000007-…')` (the grant's resourceId, not in the document before this step); \
+GET `oauth2PermissionGrants?$filter=clientId … and consentType eq 'AllPrincipals' and resourceId …` (the idempotency key); POST `oauth2PermissionGrants`. \
+The client service principal's id is register-app's output; a GET of it only re-checks what the POST would refuse anyway. Re-run: the two GETs.",
     },
     Minimum {
         tool: "make-secret",
         fresh: (1, 1, 1),
         rerun: (1, 1),
-        why: "GET `applications/{id}` (its passwordCredentials: is the document's key id still there and valid, which others exist); \
-POST `applications/{id}/addPassword`. Re-run: the GET (and the 0600 file is checked locally).",
+        why: "GET `applications/{id}` (passwordCredentials: is the document's key id still on the app and valid long enough, which others exist); \
+POST `applications/{id}/addPassword` (its answer holds the new credential, so no read-back). Re-run: the GET; the 0600 file is checked locally.",
     },
     Minimum {
         tool: "set-hrd-policy",
-        fresh: (2, 2, 1),
+        fresh: (3, 2, 1),
         rerun: (2, 1),
-        why: "GET `domains` (is any federated? on a managed-only tenant this is the only request); \
-GET `servicePrincipals/{id}/homeRealmDiscoveryPolicies` (the idempotency key); POST `policies/homeRealmDiscoveryPolicies`; \
-POST `servicePrincipals/{id}/homeRealmDiscoveryPolicies/$ref`. Re-run: the two GETs.",
+        why: "GET `domains` (any federated? on a managed-only tenant this is the only request); \
+GET `servicePrincipals/{id}/homeRealmDiscoveryPolicies` (the idempotency key); GET `policies/homeRealmDiscoveryPolicies` (reuse our policy left unassigned by an interrupted run instead of adding another); \
+POST `policies/homeRealmDiscoveryPolicies`; POST `servicePrincipals/{id}/homeRealmDiscoveryPolicies/$ref` (a not-yet-replicated policy answers 404, which is retried with backoff, so no GET in between). \
+Re-run: domains and the assigned policies.",
     },
     Minimum {
         tool: "assign-role",
         fresh: (4, 2, 1),
         rerun: (3, 1),
         why: "GET `solutions?$filter=friendlyname eq 'Marketo Lead Management'` (step 1 done, version known); \
-GET `systemusers?$filter=applicationid eq …` (the key; none yet); GET `businessunits?$filter=_parentbusinessunitid_value eq null` (the root unit for the new user); \
-GET `roles?$filter=name eq 'Marketo Sync User' and _businessunitid_value eq …`; POST `systemusers`; POST `systemusers(…)/systemuserroles_association/$ref` \
-(a user created a moment ago holds no role, so no check first). Re-run: solution, user (with `$expand=systemuserroles_association`), role.",
+GET `systemusers?$filter=applicationid eq …` (the key; with `$expand=systemuserroles_association`); GET the root `businessunits` (the new user's unit, name included); \
+GET `roles?$filter=name eq 'Marketo Sync User' and _businessunitid_value eq …`; POST `systemusers` (with `Prefer: return=representation`, so no read-back); \
+POST `systemusers(…)/systemuserroles_association/$ref` (a user created a moment ago holds no role, so no check first). Re-run: solution, user with its roles, role.",
     },
     Minimum {
         tool: "configure-marketo",
-        fresh: (3, 1, 1),
-        rerun: (3, 1),
-        why: "GET `EntityDefinitions` of the Marketo solution's configuration entity (the prefix is discovered, not assumed); \
-GET its lookup attribute to the user (`ManyToOneRelationships`: the navigation property for `@odata.bind`); \
-GET the record \"Default\" with the lookup's current value; PATCH the record. Re-run: the three GETs.",
+        fresh: (6, 1, 1),
+        rerun: (6, 1),
+        why: "Names are discovered from labels, not assumed (`--marketo-prefix`): GET the Marketo `solutions` row; GET its entity `solutioncomponents`; \
+GET those entities' definitions (label \"Marketo Config\") in one `EntityDefinitions?$filter=MetadataId eq … or …`, not one request per entity; \
+GET the configuration entity's `ManyToOneRelationships` to `systemuser` (lookup attribute and navigation property for `@odata.bind`); \
+GET its lookup attributes' labels in one `Attributes/Microsoft.Dynamics.CRM.LookupAttributeMetadata` query (label \"Marketo User\"), not one per lookup; \
+GET the record \"Default\" with the lookup's current value; PATCH the record. Re-run: the six GETs (a re-run could even skip discovery: the document's `marketo_config` names the entity set and record).",
     },
     Minimum {
         tool: "publish-customizations",
         fresh: (0, 1, 1),
         rerun: (0, 0),
-        why: "POST `PublishAllXml` (synchronous). With `--if-changed` and nothing changed upstream in the document, a re-run sends nothing, not even a sign-in.",
+        why: "POST `PublishAllXml`. With `--if-changed` and nothing changed upstream in the document, a re-run sends nothing, not even a sign-in.",
     },
     Minimum {
         tool: "add-sync-filter",
-        fresh: (2, 2, 1),
+        fresh: (2, 3, 1),
         rerun: (2, 1),
-        why: "Per entity (lead, contact): GET the entity's attributes filtered to the sync field (is it there?); POST the Boolean attribute when missing. \
-Re-run: the GETs. (Optional step; measured alone after the chain.)",
+        why: "Per entity (lead, contact): GET `EntityDefinitions(LogicalName=…)/Attributes(LogicalName=…)` (a 404 for a missing entity is told apart only when it happens); \
+POST the Boolean attribute; then one POST `PublishXml` for both entities. Re-run: the two GETs. (Optional step; measured alone after the chain.)",
     },
     Minimum {
         tool: "verify-sync",
         fresh: (9, 0, 3),
         rerun: (9, 3),
         why: "Graph: GET the application (signInAudience, requiredResourceAccess, passwordCredentials), GET its service principal, GET the grant, \
-GET `domains` and the service principal's HRD policies; Dataverse: GET the solution, GET the application user with its roles (`$expand`), \
-GET the Marketo configuration record's lookup, and `WhoAmI` with the app's own token. Sign-ins: admin for Graph, admin for Dataverse, the app's own secret for Dataverse.",
+GET `domains`, GET the service principal's HRD policies; Dataverse: GET the solution, GET the application user with its roles (`$expand`), \
+GET the configuration record's lookup, and `WhoAmI` with the app's own token. Sign-ins: admin for Graph, admin for Dataverse, the app's own secret for Dataverse.",
     },
 ];
 

@@ -229,7 +229,7 @@ fn evaluate(r: &Value) -> Value {
         (complete && lag_ok)
             .then_some(lag <= lag_ms + target::LAG_OVERHEAD_MS)
             .or(Some(false)),
-        chain_note(complete, lag_ok, n_tools),
+        lag_note(r, complete, lag_ok, n_tools),
     );
     let mut rss_worst = (String::new(), 0u64);
     for t in crate::TOOLS {
@@ -276,6 +276,41 @@ fn evaluate(r: &Value) -> Value {
         },
     );
     Value::Array(out)
+}
+
+/// Where the lag run's time went: each tool's wait (its own time with lag minus without), its
+/// polls that were answered "not yet", and the checks verify-sync failed.
+fn lag_note(r: &Value, complete: bool, ok: bool, n: usize) -> String {
+    let mut parts = Vec::new();
+    let base = chain_note(complete, ok, n);
+    if !base.is_empty() {
+        parts.push(base);
+    }
+    let mut waits = Vec::new();
+    for t in crate::CHAIN {
+        let l = &r["lag"]["fresh"]["tools"][t];
+        let fr = &r["chain"]["fresh"]["tools"][t];
+        let wait = f(&l["own_ms_median"]) - f(&fr["own_ms_median"]);
+        if wait > 100.0 {
+            waits.push(format!(
+                "{t} +{wait:.0} ms ({} answers ≥ 400)",
+                i(&l["errors"])
+            ));
+        }
+    }
+    if !waits.is_empty() {
+        parts.push(format!("waiting: {}", waits.join(", ")));
+    }
+    for t in crate::CHAIN {
+        let l = &r["lag"]["fresh"]["tools"][t];
+        for line in l["stderr"].as_array().into_iter().flatten() {
+            let line = line.as_str().unwrap_or("");
+            if line.contains("[FAIL]") || line.contains(": error:") {
+                parts.push(format!("`{}`", line.trim()));
+            }
+        }
+    }
+    parts.join("; ")
 }
 
 fn chain_note(complete: bool, ok: bool, n: usize) -> String {
@@ -392,6 +427,31 @@ every tool must exit 2 naming the flag and the JSON key, before any request.\n"
         }
     }
 
+    if let Some(audit) = r["startup"]["audit"].as_object().filter(|a| !a.is_empty()) {
+        let clean: Vec<&String> = audit
+            .iter()
+            .filter(|(_, a)| {
+                i(&a["sockets"]) == 0
+                    && i(&a["threads"]) == 0
+                    && a["files"].as_array().is_none_or(Vec::is_empty)
+            })
+            .map(|(k, _)| k)
+            .collect();
+        let _ = writeln!(
+            s,
+            "\nWork before the first request (`strace -f` of the missing-value run): {} of {} tools open no file beyond the dynamic loader's, create no socket and start no thread (no token cache read, no TLS or HTTP client set-up, no async runtime threads).",
+            clean.len(),
+            audit.len()
+        );
+        for (t, a) in audit.iter().filter(|(k, _)| !clean.contains(k)) {
+            let _ = writeln!(
+                s,
+                "- {t}: files {}, sockets {}, threads {}",
+                a["files"], a["sockets"], a["threads"]
+            );
+        }
+    }
+
     // ---- the chain
     let chain = &r["chain"];
     let lag = &r["lag"];
@@ -403,7 +463,7 @@ every tool must exit 2 naming the flag and the JSON key, before any request.\n"
 started at once as a shell pipeline against `tenant-sim --federated` (so set-hrd-policy does its full work), on a tenant reset before each fresh run (`POST /_sim/reset`). \
 The re-run feeds the fresh run's final document to the same pipeline. Requests come from tenant-sim's log (`GET /_sim/requests`), attributed by the user agent `marketo-s2s/<version> <tool>`: \
 **reads** are GET, **writes** every other method to Graph or Dataverse, **sign-ins** requests to the token endpoint. \
-\"own ms\" is the time from the previous tool's exit to this tool's exit (a tool can only start its work once its stdin is complete).\n"
+\"own ms\" is the time from the previous tool's exit to this tool's exit (a tool can only start its work once its stdin is complete); \"CPU ms\" its user + system time from `wait4`; the rest is waiting for tenant-sim.\n"
     );
     let _ = writeln!(
         s,
@@ -426,7 +486,7 @@ The re-run feeds the fresh run's final document to the same pipeline. Requests c
     );
     let _ = writeln!(
         s,
-        "| tool | fresh r/w/s | minimum | extra | fresh own ms | re-run r/w/s | minimum | re-run own ms | lag r/w/s | lag own ms | exit codes (fresh; re-run; lag) |"
+        "| tool | fresh r/w/s | minimum | extra | fresh own ms (CPU ms) | re-run r/w/s | minimum | re-run own ms (CPU ms) | lag r/w/s | lag own ms | exit codes (fresh; re-run; lag) |"
     );
     let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     for t in crate::CHAIN {
@@ -443,14 +503,16 @@ The re-run feeds the fresh run's final document to the same pipeline. Requests c
         });
         let _ = writeln!(
             s,
-            "| {t} | {} | {} | {} | {:.1} | {} | {} | {:.1} | {} | {:.1} | {}; {}; {} |",
+            "| {t} | {} | {} | {} | {:.1} ({:.1}) | {} | {} | {:.1} ({:.1}) | {} | {:.1} | {}; {}; {} |",
             cell_counts(fr),
             min.map(Minimum::fresh_cell).unwrap_or_default(),
             extra.unwrap_or_default(),
             f(&fr["own_ms_median"]),
+            f(&fr["cpu_ms_median"]),
             cell_counts(rr),
             min.map(Minimum::rerun_cell).unwrap_or_default(),
             f(&rr["own_ms_median"]),
+            f(&rr["cpu_ms_median"]),
             cell_counts(lr),
             f(&lr["own_ms_median"]),
             fmt_codes(&fr["exit_codes"]),

@@ -180,3 +180,13 @@ fn dechunk(mut b: &[u8]) -> Result<Vec<u8>, String> {
         b = &b[size + 2..];
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn chunked_bodies() {
+        let body = b"4\r\n[1,2\r\n2\r\n,3\r\n1\r\n]\r\n0\r\n\r\n";
+        assert_eq!(super::dechunk(body).as_deref(), Ok(&b"[1,2,3]"[..]));
+        assert!(super::dechunk(b"zz\r\n").is_err());
+    }
+}

@@ -110,8 +110,9 @@ pub struct CommonArgs {
     pub ca_file: Option<PathBuf>,
 
     /// Give up after this long, retries and replication waits included (e.g. 90s, 10m)
-    #[arg(long, env = "MKTO_S2S_TIMEOUT", value_name = "DURATION", default_value = "10m", value_parser = parse_duration, help_heading = "Run")]
-    pub timeout: Duration,
+    /// [default: 10m; 30m for publish-customizations]
+    #[arg(long, env = "MKTO_S2S_TIMEOUT", value_name = "DURATION", value_parser = parse_duration, help_heading = "Run")]
+    pub timeout: Option<Duration>,
 
     /// Do every read, send no write, and add the planned writes to the document as `plan`
     #[arg(long, help_heading = "Run")]

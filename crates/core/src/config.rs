@@ -117,8 +117,15 @@ pub fn hosts(cloud: Cloud) -> CloudHosts {
 }
 
 impl Config {
-    pub fn resolve(tool: &'static str, args: &CommonArgs, doc: &StateDoc) -> Result<Config> {
+    /// `default_timeout` is the tool's own (publishing takes longer than anything else).
+    pub fn resolve(
+        tool: &'static str,
+        args: &CommonArgs,
+        doc: &StateDoc,
+        default_timeout: Duration,
+    ) -> Result<Config> {
         let start = Instant::now();
+        let timeout = args.timeout.unwrap_or(default_timeout);
         let cloud = match args.cloud {
             Some(c) => c,
             None => match doc.get_str("tenant.cloud")? {
@@ -171,8 +178,8 @@ impl Config {
                 .clone()
                 .unwrap_or_else(|| AZURE_CLI_CLIENT_ID.to_string()),
             ca_file: args.ca_file.clone(),
-            timeout: args.timeout,
-            deadline: start + args.timeout,
+            timeout,
+            deadline: start + timeout,
             dry_run: args.dry_run,
             quiet: args.quiet,
             verbosity: args.verbose,

@@ -25,6 +25,8 @@ pub trait Tool: Parser {
     /// that is present before the tool runs, so a wrong type is exit 2 naming the key with no
     /// request sent — even for a key the tool would only read late, or not at all on this path.
     const READS: &'static [(&'static str, Key)] = &[];
+    /// The deadline when `--timeout` is not given.
+    const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
     fn common(&self) -> &CommonArgs;
     /// Checks flags that clap cannot (run before any request, exit 2 on failure).
     fn validate(&self) -> Result<()> {
@@ -91,7 +93,7 @@ where
     // with the previous tool of a pipeline for the terminal.
     let doc = StateDoc::load(common.state.as_deref())?;
     check_reads(&doc, C::READS)?;
-    let cfg = Config::resolve(C::NAME, common, &doc)?;
+    let cfg = Config::resolve(C::NAME, common, &doc, C::DEFAULT_TIMEOUT)?;
     let http = Http::new(cfg, report.clone());
     let mut ctx = Ctx { doc, http, report };
     let rt = tokio::runtime::Builder::new_current_thread()

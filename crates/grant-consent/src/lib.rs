@@ -21,7 +21,7 @@
 //!
 //! Example:
 //! ```text
-//! register-app --display-name "Marketo Integration" | grant-consent | make-secret > state.json
+//! register-app --name "Marketo Integration" | grant-consent | make-secret > state.json
 //! ```
 
 use std::time::{Duration, Instant};
@@ -31,6 +31,7 @@ use serde_json::json;
 
 use s2s_core::config::missing;
 use s2s_core::retry::{Poll, until_ready};
+use s2s_core::run::Key;
 use s2s_core::{CommonArgs, Ctx, Error, Kind, Result};
 use s2s_graph::{
     DYNAMICS_CRM_APP_ID, Graph, PermissionGrant, ServicePrincipal, USER_IMPERSONATION, Upserted,
@@ -54,7 +55,15 @@ const PLANNED_RESOURCE: &str = "<id of the Dynamics CRM service principal, once 
 #[command(
     name = "grant-consent",
     version,
-    after_help = "EXAMPLE:\n  register-app --display-name \"Marketo Integration\" | grant-consent | make-secret > state.json\n\nExit codes: 0 done, 2 bad input, 3 sign-in failed, 4 Graph refused (e.g. the admin role is missing), 5 not in time."
+    after_help = "\
+Examples:
+  register-app --name 'Marketo Integration' | grant-consent | make-secret > state.json
+  grant-consent --state marketo-s2s.state.json
+
+Reads app.service_principal_id (or app.client_id); writes consent.grant_id,
+consent.resource_service_principal_id, consent.scope. A re-run sends no write.
+Exit codes: 0 done, 2 bad input, 3 sign-in failed, 4 Graph refused (e.g. the admin role is
+missing), 5 not in time."
 )]
 pub struct Cli {
     /// Object id of the app's service principal [state: app.service_principal_id]
@@ -76,6 +85,10 @@ pub struct Cli {
 
 impl s2s_core::Tool for Cli {
     const NAME: &'static str = "grant-consent";
+    const READS: &'static [(&'static str, Key)] = &[
+        ("app.service_principal_id", Key::Guid),
+        ("app.client_id", Key::Guid),
+    ];
     fn common(&self) -> &CommonArgs {
         &self.common
     }

@@ -25,7 +25,7 @@
 //!
 //! Example:
 //! ```text
-//! register-app --display-name "Marketo Integration" | grant-consent \
+//! register-app --name "Marketo Integration" | grant-consent \
 //!   | make-secret --secret-file marketo.secret > state.json
 //! ```
 
@@ -41,6 +41,7 @@ use time::{Date, Month, OffsetDateTime};
 
 use s2s_core::config::missing;
 use s2s_core::retry::{Poll, until_ready};
+use s2s_core::run::Key;
 use s2s_core::{CommonArgs, Ctx, Error, Kind, Result};
 use s2s_graph::{Application, Graph, PasswordCredential};
 
@@ -59,7 +60,18 @@ const REPLICATION_WINDOW: Duration = Duration::from_secs(120);
 #[command(
     name = "make-secret",
     version,
-    after_help = "EXAMPLE:\n  register-app --display-name \"Marketo Integration\" | grant-consent \\\n    | make-secret --secret-file marketo.secret > state.json\n\nExit codes: 0 done, 1 the secret file could not be written (the credential is removed again),\n2 bad input, 3 sign-in failed, 4 Graph refused (e.g. the tenant's secret lifetime policy), 5 not in time."
+    after_help = "\
+Examples:
+  register-app | grant-consent | make-secret --secret-file marketo.secret > state.json
+  make-secret --state marketo-s2s.state.json --min-validity 60d      # renew when due
+  make-secret --state marketo-s2s.state.json --revoke-others         # keep only the saved one
+
+The secret's value goes only to the 0600 --secret-file (and to the document with --reveal).
+Reads app.object_id (or app.client_id), secret.*; writes secret.key_id, secret.hint,
+secret.expires_at, secret.file. A re-run sends no write while the saved secret is valid.
+Exit codes: 0 done, 1 the secret file could not be written (the credential is removed again),
+2 bad input, 3 sign-in failed, 4 Graph refused (e.g. the tenant's secret lifetime policy),
+5 not in time."
 )]
 pub struct Cli {
     /// Object id of the app registration [state: app.object_id]
@@ -104,6 +116,12 @@ pub struct Cli {
 
 impl s2s_core::Tool for Cli {
     const NAME: &'static str = "make-secret";
+    const READS: &'static [(&'static str, Key)] = &[
+        ("app.object_id", Key::Guid),
+        ("app.client_id", Key::Guid),
+        ("secret.key_id", Key::Guid),
+        ("secret.file", Key::Str),
+    ];
     fn common(&self) -> &CommonArgs {
         &self.common
     }
@@ -331,7 +349,13 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
                 file.display(),
                 cred.end_date_time.as_deref().unwrap_or("?")
             ));
-            record(&mut ctx.doc, &cred, &file, None);
+            // --reveal on a re-run reveals the saved value, which judge_recorded found matching.
+            let saved = if cli.reveal {
+                read_secret_file(&file)
+            } else {
+                None
+            };
+            record(&mut ctx.doc, &cred, &file, saved.as_ref());
             (cred.key_id, app)
         }
         Recorded::Replace(why) => {
@@ -481,14 +505,17 @@ enum FileState {
     Matches,
 }
 
+/// The value saved in a secret file, if it holds one.
+fn read_secret_file(file: &Path) -> Option<SecretString> {
+    let bytes = std::fs::read(file).ok()?;
+    let value = String::from_utf8_lossy(&bytes).trim().to_string();
+    (!value.is_empty()).then(|| SecretString::from(value))
+}
+
 fn file_matches(file: &Path, hint: Option<&str>) -> FileState {
-    let Ok(bytes) = std::fs::read(file) else {
+    let Some(value) = read_secret_file(file) else {
         return FileState::Missing;
     };
-    let value = SecretString::from(String::from_utf8_lossy(&bytes).trim().to_string());
-    if value.expose_secret().is_empty() {
-        return FileState::Missing;
-    }
     match hint {
         Some(h) if !h.is_empty() && !value.expose_secret().starts_with(h) => FileState::Other,
         _ => FileState::Matches,

@@ -7,7 +7,9 @@
 //! time on a terminal. `--async` starts `PublishAllXmlAsync` instead and polls its system job
 //! (`asyncoperations`: statuscode 30 succeeded, 31 failed, 32 canceled). Both retry the
 //! "entity customization running" lock (0x80090412) within the deadline. `--if-changed` sends
-//! nothing when no earlier step in the document changed anything.
+//! nothing when no earlier step in the document changed anything (`add-sync-filter`, which
+//! publishes its own entities, and the read-only `verify-sync` do not count), unless an earlier
+//! publish of this document did not finish (`publish.status` still `pending`).
 //!
 //! Input keys:  `dynamics.url` (or `--dynamics-url`), `steps.*.changed` and `publish.status`
 //!              (for `--if-changed`).
@@ -39,7 +41,7 @@ const NAME: &str = "publish-customizations";
 /// configuring the Marketo solution.
 ///
 /// Reads the state document on stdin and writes it, enriched with `publish.*`, on stdout. The
-/// whole run is still bounded by --timeout (default 10m): raise it with a long --publish-timeout.
+/// whole run is bounded by --timeout (default 30m here): raise both for a very large org.
 #[derive(Debug, Parser)]
 #[command(
     name = "publish-customizations",
@@ -64,7 +66,7 @@ pub struct Cli {
     #[arg(long, value_name = "DURATION", default_value = "20m", value_parser = s2s_core::cli::parse_duration)]
     pub publish_timeout: Duration,
 
-    /// Send nothing when no earlier step in the document changed anything
+    /// Send nothing when no earlier step in the document changed anything (steps.*.changed)
     #[arg(long)]
     pub if_changed: bool,
 
@@ -74,6 +76,8 @@ pub struct Cli {
 
 impl s2s_core::Tool for Cli {
     const NAME: &'static str = NAME;
+    /// Longer than the 20-minute publish itself, so one slow publish plus a lock retry fits.
+    const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
     fn common(&self) -> &CommonArgs {
         &self.common
     }

@@ -32,7 +32,7 @@
 //!
 //! Example:
 //! ```text
-//! register-app --display-name "Marketo Integration" | grant-consent | make-secret \
+//! register-app --name "Marketo Integration" | grant-consent | make-secret \
 //!   | set-hrd-policy > state.json
 //! ```
 
@@ -43,6 +43,7 @@ use serde_json::{Value, json};
 
 use s2s_core::config::missing;
 use s2s_core::retry::{Poll, until_ready};
+use s2s_core::run::Key;
 use s2s_core::{CommonArgs, Ctx, Error, Kind, Result};
 use s2s_graph::{Graph, HrdPolicy, ServicePrincipal};
 
@@ -70,7 +71,15 @@ pub fn wanted_definition() -> Value {
 #[command(
     name = "set-hrd-policy",
     version,
-    after_help = "EXAMPLE:\n  register-app --display-name \"Marketo Integration\" | grant-consent | make-secret \\\n    | set-hrd-policy > state.json\n\nExit codes: 0 done or skipped, 2 bad input, 3 sign-in failed, 4 Graph refused or another HRD policy\nis assigned (see --replace), 5 not in time."
+    after_help = "\
+Examples:
+  register-app | grant-consent | make-secret | set-hrd-policy > state.json
+  set-hrd-policy --state marketo-s2s.state.json --mode remove   # password hash sync turned off
+
+Reads app.service_principal_id (or app.client_id), app.display_name; writes hrd_policy.status,
+hrd_policy.policy_id, hrd_policy.display_name. A re-run sends no write.
+Exit codes: 0 done or skipped, 2 bad input, 3 sign-in failed, 4 Graph refused or another HRD
+policy is assigned (see --replace), 5 not in time."
 )]
 pub struct Cli {
     /// Object id of the app's service principal [state: app.service_principal_id]
@@ -112,6 +121,12 @@ pub enum Mode {
 
 impl s2s_core::Tool for Cli {
     const NAME: &'static str = "set-hrd-policy";
+    const READS: &'static [(&'static str, Key)] = &[
+        ("app.service_principal_id", Key::Guid),
+        ("app.client_id", Key::Guid),
+        ("app.display_name", Key::Str),
+        ("hrd_policy.policy_id", Key::Guid),
+    ];
     fn common(&self) -> &CommonArgs {
         &self.common
     }

@@ -271,11 +271,20 @@ impl Drop for TestServer {
 ///
 /// Prints one JSON line (URLs, tenant id, admin credentials) on stdout, then serves until
 /// SIGINT/SIGTERM.
-///
-/// Example:
-///   tenant-sim --port 0 --replication-lag-ms 2000 --federated --marketo-prefix acme
 #[derive(Debug, Parser)]
-#[command(name = "tenant-sim", version, about, long_about)]
+#[command(
+    name = "tenant-sim",
+    version,
+    about,
+    long_about,
+    after_help = "\
+Examples:
+  tenant-sim --port 0 --replication-lag-ms 2000 --federated --marketo-prefix acme
+  tenant-sim --port 0 --fault-rate 0.3 --fault-seed 7 --state tenant.json
+
+Control routes (not logged): GET/DELETE /_sim/requests, GET /_sim/state, POST /_sim/faults,
+POST /_sim/reset. Exit codes: 0 stopped by SIGINT/SIGTERM, 1 cannot serve, 2 bad flags."
+)]
 pub struct Cli {
     /// Port of the login + Graph listener (0 = any free port).
     #[arg(long, default_value_t = 0)]
