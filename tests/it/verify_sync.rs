@@ -71,7 +71,8 @@ fn broken(setup: impl FnOnce(&Sim, &Value), check: &str) {
     let doc = sim.setup_chain(&[]);
     setup(&sim, &doc);
     sim.clear();
-    let r = sim.run("verify-sync", &[], &doc).code_is(6);
+    // --settle 0: the breakage is real; do not wait for replication to heal it.
+    let r = sim.run("verify-sync", &["--settle", "0"], &doc).code_is(6);
     assert_eq!(r.doc["verify"]["ok"], false);
     let f = failing(&r.doc);
     assert!(
@@ -198,7 +199,7 @@ fn a_lost_secret_file_fails_the_secret_and_live_checks() {
     let sim = federated();
     let doc = sim.setup_chain(&[]);
     std::fs::remove_file(sim.path("marketo.secret")).unwrap();
-    let r = sim.run("verify-sync", &[], &doc).code_is(6);
+    let r = sim.run("verify-sync", &["--settle", "0s"], &doc).code_is(6);
     let f = failing(&r.doc);
     assert!(
         f.contains(&"secret".to_string()) && f.contains(&"live-login".to_string()),
@@ -212,4 +213,19 @@ fn needs_a_client_id() {
     let r = sim.run("verify-sync", &[], &Value::Null).code_is(2);
     assert!(r.stderr.contains("app.client_id"), "{}", r.stderr);
     assert!(sim.requests().is_empty());
+}
+
+#[test]
+fn right_after_setup_it_waits_out_replication_before_judging() {
+    let sim = sim_with(Options {
+        federated: true,
+        replication_lag_ms: 1500,
+        ..Default::default()
+    });
+    let doc = sim.setup_chain(&[]);
+    sim.clear();
+    // The HRD assignment made a moment ago is not visible yet; verify-sync re-checks until it is.
+    let r = sim.run("verify-sync", &[], &doc).ok();
+    assert_eq!(r.doc["verify"]["ok"], true, "{}", r.stderr);
+    sim.assert_no_writes();
 }

@@ -218,7 +218,14 @@ fn measure_all(args: &Args, bin_dir: &Path, work: &Path) -> Result<Value, String
             .split_once('=')
             .ok_or_else(|| format!("--variant {v:?} is not NAME=DIR"))?;
         say(&format!("release-profile variant {name}: {dir}"));
-        variants.push(variant(name, Path::new(dir), &sim_bin, work, args)?);
+        variants.push(variant(
+            name,
+            Path::new(dir),
+            bin_dir,
+            &sim_bin,
+            work,
+            args,
+        )?);
     }
 
     Ok(json!({
@@ -735,6 +742,7 @@ fn summarise(runs: &[(Pipeline, Vec<Value>, BTreeMap<String, String>)]) -> Value
 fn variant(
     name: &str,
     dir: &Path,
+    main_bin: &Path,
     sim_bin: &Path,
     work: &Path,
     args: &Args,
@@ -757,26 +765,58 @@ fn variant(
                 .map(|m| (t.to_string(), m.len()))
         })
         .collect();
-    // The chain needs all eight; a sweep build may hold only some tools.
-    let chain = if CHAIN.iter().all(|t| dir.join(t).is_file()) {
-        let sim = Sim::start(
-            sim_bin,
-            &["--federated".into()],
-            &work.join(format!("sim-{name}.log")),
-        )?;
-        let c = chain_series(&sim, &dir, work, args.chain_runs.min(5), false);
-        sim.stop();
-        Some(c?)
-    } else {
-        None
-    };
+    // Work, not just start-up: each of the variant's tools re-checks a finished setup (made by
+    // the main build's chain), so the profiles are compared on parsing, HTTP and JSON too.
+    let sim = Sim::start(
+        sim_bin,
+        &["--federated".into()],
+        &work.join(format!("sim-{name}.log")),
+    )?;
+    let recheck = variant_recheck(&sim, main_bin, &dir, &tools, work, args.chain_runs.max(11));
+    sim.stop();
+    let recheck = recheck?;
     Ok(json!({
         "name": name,
         "profile": desc.trim(),
         "binary_bytes": sizes,
         "startup": st,
-        "chain_fresh_ms_median": chain.as_ref().map(|c| c["fresh"]["wall_ms_median"].clone()),
+        "recheck": recheck,
     }))
+}
+
+fn variant_recheck(
+    sim: &Sim,
+    main_bin: &Path,
+    dir: &Path,
+    tools: &[&str],
+    work: &Path,
+    runs: usize,
+) -> Result<Value, String> {
+    let setup_dir = work.join("variant-setup");
+    let _ = std::fs::remove_dir_all(&setup_dir);
+    std::fs::create_dir_all(&setup_dir).map_err(|e| e.to_string())?;
+    sim.reset()?;
+    let setup = pipeline(sim, main_bin, &CHAIN, b"", &setup_dir, "setup")?;
+    if setup.tools.iter().any(|t| t.1 != 0) {
+        return Err("the main build's chain failed, so the variants cannot be compared".into());
+    }
+    let mut out = serde_json::Map::new();
+    for t in tools {
+        let (mut walls, mut cpus, mut codes) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..runs {
+            // Each run starts from the same finished document, in the setup's directory (the
+            // secret file make-secret wrote is there).
+            let p = pipeline(sim, dir, &[t], &setup.output, &setup_dir, "recheck")?;
+            walls.push(p.wall_ms);
+            cpus.push(p.tools[0].4);
+            codes.push(p.tools[0].1);
+        }
+        out.insert(
+            t.to_string(),
+            json!({"wall_ms_median": median(&walls), "cpu_ms_median": median(&cpus), "exit_codes": codes}),
+        );
+    }
+    Ok(Value::Object(out))
 }
 
 // ---- the machine -----------------------------------------------------------------------------

@@ -154,6 +154,15 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// As [`parse_duration`], but `0` (or `0s`) is allowed: "do not wait".
+pub fn parse_duration_or_zero(s: &str) -> Result<Duration, String> {
+    let t = s.trim().trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    if t.parse::<f64>().is_ok_and(|n| n == 0.0) {
+        return Ok(Duration::ZERO);
+    }
+    parse_duration(s)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,6 +23,7 @@
 //! Example: `verify-sync --state marketo-s2s.state.json`
 
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 use secrecy::SecretString;
@@ -58,6 +59,11 @@ pub struct Cli {
     /// File holding the app's client secret [state: secret.file]
     #[arg(long, value_name = "FILE")]
     pub secret_file: Option<PathBuf>,
+
+    /// Re-run failing checks for up to this long before they count, to wait out replication
+    /// (e.g. 0s, 90s) [default: 60s when a step changed something in the last 10 minutes, else 0s]
+    #[arg(long, value_name = "DURATION", value_parser = s2s_core::cli::parse_duration_or_zero)]
+    pub settle: Option<Duration>,
 
     /// Security role the application user must hold (repeatable) [default: Marketo Sync User]
     #[arg(long = "role", value_name = "NAME")]
@@ -208,14 +214,31 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
     } else {
         cli.roles.clone()
     };
-    let mut checks = Vec::new();
-
-    let graph = Graph::new(&ctx.http);
-    entra_checks(&graph, &input, cli.warn_days, &mut checks).await?;
-    let org = s2s_core::config::base(ctx.config().dynamics()?);
-    let dv = Dataverse::new(&ctx.http, &org);
-    let app_user = dynamics_checks(&dv, &input, &roles, &mut checks).await?;
-    live_login(ctx, &org, &input, app_user.as_deref(), &mut checks).await?;
+    let settle = match cli.settle {
+        Some(d) => d,
+        None if changed_recently(ctx, SETTLE_IF_CHANGED_WITHIN) => DEFAULT_SETTLE,
+        None => Duration::ZERO,
+    };
+    // Right after the setup steps, Entra ID and Dataverse may not show their writes to every
+    // reader yet (graph.md §7.4): failing checks are run again, with backoff, for up to
+    // --settle before they count. A setup that is really broken fails after the window.
+    let start = Instant::now();
+    let settle_until = ctx.http.deadline().min(start + settle);
+    let mut delay = Duration::from_millis(200);
+    let checks = loop {
+        let checks = all_checks(ctx, &input, &roles, cli.warn_days).await?;
+        let failing = checks.iter().filter(|c| !c.ok).count();
+        if failing == 0 || Instant::now() + delay > settle_until {
+            ctx.reporter().clear_progress();
+            break checks;
+        }
+        ctx.reporter().progress(
+            &format!("{failing} check(s) not passing yet; waiting for replication"),
+            start.elapsed(),
+        );
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
+    };
 
     let failed: Vec<&Check> = checks.iter().filter(|c| !c.ok).collect();
     for c in &checks {
@@ -244,6 +267,42 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
     ctx.say(&format!("all {} checks passed", checks.len()));
     handoff(ctx, &input);
     Ok(())
+}
+
+/// How long failing checks are re-run right after a setup step changed something.
+const DEFAULT_SETTLE: Duration = Duration::from_secs(60);
+/// "Right after": an earlier step recorded a change this recently.
+const SETTLE_IF_CHANGED_WITHIN: Duration = Duration::from_secs(10 * 60);
+
+/// True when a step in the document changed something within `window` (its `steps.<tool>.at`).
+fn changed_recently(ctx: &Ctx, window: Duration) -> bool {
+    let Ok(Some(steps)) = ctx.doc.get_object("steps") else {
+        return false;
+    };
+    let now = OffsetDateTime::now_utc();
+    steps.values().any(|s| {
+        s["changed"] == Value::Bool(true)
+            && s["at"]
+                .as_str()
+                .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
+                .is_some_and(|at| (now - at).whole_seconds() < window.as_secs() as i64)
+    })
+}
+
+async fn all_checks(
+    ctx: &Ctx,
+    input: &Inputs,
+    roles: &[String],
+    warn_days: u32,
+) -> Result<Vec<Check>> {
+    let mut checks = Vec::new();
+    let graph = Graph::new(&ctx.http);
+    entra_checks(&graph, input, warn_days, &mut checks).await?;
+    let org = s2s_core::config::base(ctx.config().dynamics()?);
+    let dv = Dataverse::new(&ctx.http, &org);
+    let app_user = dynamics_checks(&dv, input, roles, &mut checks).await?;
+    live_login(ctx, &org, input, app_user.as_deref(), &mut checks).await?;
+    Ok(checks)
 }
 
 /// The values Marketo's step 3 asks for (reference/dataverse.md §6.3) — never the secret.
