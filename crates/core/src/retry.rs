@@ -115,6 +115,64 @@ where
     }
 }
 
+/// Polls a read that answers `None` while the object is not visible yet (a 404 mapped to
+/// `None`) until it answers `Some`, within the deadline: the shape of almost every replication
+/// wait ("the service principal I just created", "the app Dataverse does not know yet").
+pub async fn until_visible<T, F, Fut>(
+    deadline: Instant,
+    what: &str,
+    progress: &crate::output::Reporter,
+    mut read: F,
+) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Option<T>>>,
+{
+    until_ready(deadline, what, progress, || {
+        let fut = read();
+        async move {
+            Ok(match fut.await? {
+                Some(v) => Poll::Ready(v),
+                None => Poll::Pending("not visible yet".into()),
+            })
+        }
+    })
+    .await
+}
+
+/// As [`until_visible`], but an object still missing after `window` is an answer — `None`, "it
+/// is not there" — rather than a timeout; only the tool's own deadline is an error. For objects
+/// that may or may not exist (graph.md §7.4: cap replication retries at about 60–120 s).
+pub async fn visible_within<T, F, Fut>(
+    deadline: Instant,
+    window: Duration,
+    what: &str,
+    progress: &crate::output::Reporter,
+    read: F,
+) -> Result<Option<T>>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Option<T>>>,
+{
+    let until = deadline.min(Instant::now() + window);
+    match until_visible(until, what, progress, read).await {
+        Ok(v) => Ok(Some(v)),
+        // The window closed before the tool's deadline: the object is not there.
+        Err(e)
+            if e.service.is_none()
+                && e.kind == crate::error::Kind::Timeout
+                && Instant::now() < deadline =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// How long a just-written directory object may take to become readable before a tool
+/// concludes it is not there (graph.md §7.4).
+pub const REPLICATION_WINDOW: Duration = Duration::from_secs(120);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,7 +19,7 @@
 use clap::Parser;
 use serde_json::{Value, json};
 
-use s2s_core::retry::{Poll, until_ready};
+use s2s_core::retry::{Poll, until_ready, until_visible};
 use s2s_core::{CommonArgs, Ctx, Error, Key, Result, Tool};
 use s2s_graph::{
     Application, DYNAMICS_CRM_APP_ID, Graph, RequiredResourceAccess, ResourceAccess, Upserted,
@@ -220,21 +220,11 @@ async fn dynamics_scope_id(ctx: &Ctx, graph: &Graph<'_>) -> Result<String> {
             .with_hint("run without --dry-run, or run grant-consent first"));
         }
     }
-    let sp = until_ready(
+    let sp = until_visible(
         ctx.http.deadline(),
         "waiting for the Dynamics CRM service principal to replicate",
         ctx.reporter(),
-        || async {
-            Ok(
-                match graph
-                    .service_principal_by_app_id(DYNAMICS_CRM_APP_ID)
-                    .await?
-                {
-                    Some(sp) => Poll::Ready(sp),
-                    None => Poll::Pending("not visible yet".into()),
-                },
-            )
-        },
+        || graph.service_principal_by_app_id(DYNAMICS_CRM_APP_ID),
     )
     .await?;
     user_impersonation_scope(&sp)
@@ -320,16 +310,11 @@ async fn ensure_application(
 }
 
 async fn read_back(ctx: &Ctx, graph: &Graph<'_>, unique_name: &str) -> Result<Application> {
-    until_ready(
+    until_visible(
         ctx.http.deadline(),
         "waiting for the application to replicate",
         ctx.reporter(),
-        || async {
-            Ok(match graph.application_by_unique_name(unique_name).await? {
-                Some(a) => Poll::Ready(a),
-                None => Poll::Pending("not visible yet".into()),
-            })
-        },
+        || graph.application_by_unique_name(unique_name),
     )
     .await
 }
@@ -417,18 +402,11 @@ async fn ensure_service_principal(
             sp
         }
         Some(Upserted::Updated) => {
-            let sp = until_ready(
+            let sp = until_visible(
                 ctx.http.deadline(),
                 "waiting for the service principal to replicate",
                 ctx.reporter(),
-                || async {
-                    Ok(
-                        match graph.service_principal_by_app_id(&app.app_id).await? {
-                            Some(sp) => Poll::Ready(sp),
-                            None => Poll::Pending("not visible yet".into()),
-                        },
-                    )
-                },
+                || graph.service_principal_by_app_id(&app.app_id),
             )
             .await?;
             ctx.say(&format!("service principal exists (object id {})", sp.id));
