@@ -6,6 +6,7 @@
 
 mod add_sync_filter;
 mod assign_role;
+mod auth;
 mod chaos;
 mod common;
 mod configure_marketo;
