@@ -15,26 +15,6 @@ fn field(sim: &Sim, entity: &str) -> (u16, Value) {
     )
 }
 
-fn publish_history(sim: &Sim) -> Vec<Value> {
-    sim.state()["dataverse"]["publish_history"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
-
-fn write_paths(sim: &Sim) -> Vec<String> {
-    sim.writes()
-        .iter()
-        .map(|w| {
-            format!(
-                "{} {}",
-                w["method"].as_str().unwrap_or(""),
-                w["path"].as_str().unwrap_or("")
-            )
-        })
-        .collect()
-}
-
 fn seeded(entity: &str, ty: &str) -> Sim {
     sim_with(Options {
         seed_attributes: vec![(entity.into(), "new_synctomkto".into(), ty.into())],
@@ -62,18 +42,12 @@ fn creates_the_field_on_two_entities_publishes_them_then_rerun_writes_nothing() 
         r.doc["sync_filter"]["published"],
         json!(["lead", "account"])
     );
-    assert!(
-        r.stderr.contains("add-sync-filter: created the Boolean field new_synctomkto (\"Sync to Marketo\") on lead"),
-        "{}",
-        r.stderr
+    r.assert_stderr(
+        "add-sync-filter: created the Boolean field new_synctomkto (\"Sync to Marketo\") on lead",
     );
-    assert!(
-        r.stderr.contains("only an explicit No keeps a record out"),
-        "{}",
-        r.stderr
-    );
+    r.assert_stderr("only an explicit No keeps a record out");
     assert_eq!(
-        write_paths(&sim),
+        method_paths(&sim.writes()),
         vec![
             "POST /api/data/v9.2/EntityDefinitions(LogicalName=%27lead%27)/Attributes",
             "POST /api/data/v9.2/EntityDefinitions(LogicalName=%27account%27)/Attributes",
@@ -107,13 +81,7 @@ fn creates_the_field_on_two_entities_publishes_them_then_rerun_writes_nothing() 
         again.doc["sync_filter"]["entities"],
         json!([{"entity": "lead", "status": "exists"}, {"entity": "account", "status": "exists"}])
     );
-    assert!(
-        again
-            .stderr
-            .contains("lead already has the Boolean field new_synctomkto"),
-        "{}",
-        again.stderr
-    );
+    again.assert_stderr("lead already has the Boolean field new_synctomkto");
     assert_eq!(publish_history(&sim).len(), 1);
 }
 
@@ -130,7 +98,7 @@ fn only_the_changed_entities_are_published() {
     assert_eq!(h.len(), 1, "{h:#?}");
     assert_eq!(h[0]["entities"], json!(["contact"]));
     assert_eq!(
-        write_paths(&sim),
+        method_paths(&sim.writes()),
         vec![
             "POST /api/data/v9.2/EntityDefinitions(LogicalName=%27contact%27)/Attributes",
             "POST /api/data/v9.2/PublishXml",
@@ -142,12 +110,10 @@ fn only_the_changed_entities_are_published() {
 fn a_field_of_another_type_exits_4_and_nothing_is_written() {
     let sim = seeded("contact", "String");
     let r = sim.run("add-sync-filter", &[], &Value::Null).code_is(4);
-    assert!(
-        r.stderr.contains("add-sync-filter: error: entity contact already has a field new_synctomkto of type String"),
-        "{}",
-        r.stderr
+    r.assert_stderr(
+        "add-sync-filter: error: entity contact already has a field new_synctomkto of type String",
     );
-    assert!(r.stderr.contains("add-sync-filter: hint:"), "{}", r.stderr);
+    r.assert_stderr("add-sync-filter: hint:");
     sim.assert_no_writes();
     // lead comes first, but is checked, not created, before contact fails.
     assert_eq!(field(&sim, "lead").0, 404);
@@ -163,11 +129,7 @@ fn an_unknown_entity_exits_4_naming_it() {
             &Value::Null,
         )
         .code_is(4);
-    assert!(
-        r.stderr.contains("entity \"nosuchentity\" does not exist"),
-        "{}",
-        r.stderr
-    );
+    r.assert_stderr("entity \"nosuchentity\" does not exist");
     sim.assert_no_writes();
     assert_eq!(field(&sim, "lead").0, 404);
 }
@@ -199,11 +161,7 @@ fn dry_run_plans_creates_and_the_publish() {
         plan[2]["body"]["ParameterXml"],
         "<importexportxml><entities><entity>lead</entity><entity>contact</entity></entities></importexportxml>"
     );
-    assert!(
-        r.stderr.contains("--default no: new records default to No"),
-        "{}",
-        r.stderr
-    );
+    r.assert_stderr("--default no: new records default to No");
     assert_eq!(field(&sim, "lead").0, 404);
     assert!(publish_history(&sim).is_empty());
 }
@@ -211,24 +169,24 @@ fn dry_run_plans_creates_and_the_publish() {
 #[test]
 fn bad_input_exits_2_before_any_request() {
     let sim = sim();
-    let cases: Vec<(Vec<&str>, &str)> = vec![
-        (vec!["--entity", "lead'"], "not an entity logical name"),
-        (vec!["--entity", "a/b"], "not an entity logical name"),
-        (vec!["--default", "maybe"], "--default"),
-        (vec!["--display-name", " "], "--display-name"),
+    let cases: Vec<(Vec<&str>, Value, &str)> = vec![
+        (
+            vec!["--entity", "lead'"],
+            Value::Null,
+            "not an entity logical name",
+        ),
+        (
+            vec!["--entity", "a/b"],
+            Value::Null,
+            "not an entity logical name",
+        ),
+        (vec!["--default", "maybe"], Value::Null, "--default"),
+        (vec!["--display-name", " "], Value::Null, "--display-name"),
         (
             vec!["--dynamics-url", "http://contoso.crm.dynamics.com"],
+            Value::Null,
             "only https",
         ),
     ];
-    for (args, needle) in cases {
-        sim.clear();
-        let r = sim.run("add-sync-filter", &args, &Value::Null).code_is(2);
-        assert!(
-            r.stderr.contains(needle),
-            "{args:?}: expected {needle:?} in\n{}",
-            r.stderr
-        );
-        assert!(sim.requests().is_empty());
-    }
+    sim.assert_usage_errors("add-sync-filter", &cases);
 }

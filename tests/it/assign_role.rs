@@ -5,51 +5,6 @@ use tenant_sim::Options;
 
 use crate::common::*;
 
-/// A document with a registered app (`register-app`), as the pipeline hands it on.
-pub fn registered(sim: &Sim) -> Value {
-    sim.run(
-        "register-app",
-        &["--name", "Marketo Integration"],
-        &Value::Null,
-    )
-    .ok()
-    .doc
-}
-
-/// A document after `register-app | assign-role`.
-pub fn with_app_user(sim: &Sim) -> Value {
-    let doc = registered(sim);
-    sim.run("assign-role", &[], &doc).ok().doc
-}
-
-pub fn client_id(doc: &Value) -> String {
-    doc["app"]["client_id"]
-        .as_str()
-        .expect("app.client_id")
-        .to_string()
-}
-
-/// `GET` through the emulator's Dataverse routes as the admin; asserts 200.
-pub fn dv_get(sim: &Sim, path: &str) -> Value {
-    let (s, v) = sim.dataverse("GET", path, None);
-    assert_eq!(s, 200, "GET {path}: {v}");
-    v
-}
-
-/// The active application users for a client id, as Dataverse lists them.
-pub fn app_users(sim: &Sim, client_id: &str) -> Vec<Value> {
-    dv_get(
-        sim,
-        &format!("systemusers?$filter=applicationid%20eq%20{client_id}"),
-    )["value"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|u| u["deletedstate"] != json!(1))
-        .collect()
-}
-
 fn business_unit_id(sim: &Sim, filter: &str) -> String {
     let v = dv_get(
         sim,
@@ -86,18 +41,6 @@ fn user_role_ids(sim: &Sim, user: &str) -> Vec<String> {
         .collect()
 }
 
-fn paths(reqs: &[Value]) -> Vec<String> {
-    reqs.iter()
-        .map(|r| {
-            format!(
-                "{} {}",
-                r["method"].as_str().unwrap_or(""),
-                r["path"].as_str().unwrap_or("")
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn creates_the_app_user_with_the_role_then_rerun_writes_nothing() {
     let sim = sim();
@@ -126,23 +69,11 @@ fn creates_the_app_user_with_the_role_then_rerun_writes_nothing() {
     );
     // Unknown keys of earlier steps pass through.
     assert_eq!(first.doc["app"], doc["app"]);
-    assert!(
-        first
-            .stderr
-            .contains("assign-role: created application user"),
-        "{}",
-        first.stderr
-    );
-    assert!(
-        first
-            .stderr
-            .contains("assign-role: assigned role \"Marketo Sync User\""),
-        "{}",
-        first.stderr
-    );
+    first.assert_stderr("assign-role: created application user");
+    first.assert_stderr("assign-role: assigned role \"Marketo Sync User\"");
 
     // Exactly two writes: the user and the role association.
-    let writes = paths(&sim.writes());
+    let writes = method_paths(&sim.writes());
     assert_eq!(
         writes,
         vec![
@@ -165,16 +96,8 @@ fn creates_the_app_user_with_the_role_then_rerun_writes_nothing() {
     let again = sim.run("assign-role", &[], &first.doc).ok();
     assert!(!again.changed("assign-role"));
     assert_eq!(again.doc["dynamics"], first.doc["dynamics"]);
-    assert!(
-        again.stderr.contains("already holds role"),
-        "{}",
-        again.stderr
-    );
-    assert!(
-        again.stderr.contains("nothing to change"),
-        "{}",
-        again.stderr
-    );
+    again.assert_stderr("already holds role");
+    again.assert_stderr("nothing to change");
     sim.assert_no_writes();
     assert_eq!(app_users(&sim, &cid).len(), 1);
 }
@@ -208,12 +131,7 @@ fn dry_run_reads_and_plans_but_writes_nothing() {
             .unwrap_or("")
             .ends_with("/systemuserroles_association/$ref")
     );
-    assert!(
-        r.stderr
-            .contains("dry run: would create an application user"),
-        "{}",
-        r.stderr
-    );
+    r.assert_stderr("dry run: would create an application user");
     // No user exists yet, so nothing names one.
     assert!(r.doc["dynamics"]["application_user_id"].is_null());
 }
@@ -227,19 +145,10 @@ fn without_the_marketo_solution_exits_4_with_the_step_1_hint() {
     let doc = registered(&sim);
     sim.clear();
     let r = sim.run("assign-role", &[], &doc).code_is(4);
-    assert!(
-        r.stderr.contains(
-            "assign-role: error: the Marketo solution \"Marketo Lead Management\" is not installed"
-        ),
-        "{}",
-        r.stderr
+    r.assert_stderr(
+        "assign-role: error: the Marketo solution \"Marketo Lead Management\" is not installed",
     );
-    assert!(
-        r.stderr
-            .contains("assign-role: hint: import the Marketo solution first"),
-        "{}",
-        r.stderr
-    );
+    r.assert_stderr("assign-role: hint: import the Marketo solution first");
     assert!(r.stdout.is_empty());
     sim.assert_no_writes();
     assert!(app_users(&sim, &client_id(&doc)).is_empty());
@@ -253,12 +162,8 @@ fn an_old_marketo_solution_is_a_warning() {
     });
     let doc = registered(&sim);
     let r = sim.run("assign-role", &[], &doc).ok();
-    assert!(
-        r.stderr.contains(
-            "assign-role: warning: the Marketo solution is version 4.0.0.9, older than 4.0.0.14"
-        ),
-        "{}",
-        r.stderr
+    r.assert_stderr(
+        "assign-role: warning: the Marketo solution is version 4.0.0.9, older than 4.0.0.14",
     );
     assert_eq!(r.doc["dynamics"]["solution"]["version"], "4.0.0.9");
     // Still done: the role is assigned (the warning is about the other users).
@@ -296,12 +201,7 @@ fn waits_while_dataverse_does_not_know_the_new_app() {
         Some(json!(204))
     );
     assert!(r.doc["dynamics"]["application_user_id"].is_string());
-    assert!(
-        r.stderr
-            .contains("assign-role: waiting for Dataverse to learn about client id"),
-        "{}",
-        r.stderr
-    );
+    r.assert_stderr("assign-role: waiting for Dataverse to learn about client id");
     assert_eq!(app_users(&sim, &cid).len(), 1);
 }
 
@@ -352,11 +252,7 @@ fn business_unit_flag_puts_the_user_in_that_unit_with_that_units_role() {
     let r = sim2
         .run("assign-role", &["--business-unit", "Nowhere"], &doc2)
         .code_is(4);
-    assert!(
-        r.stderr.contains("no business unit named \"Nowhere\""),
-        "{}",
-        r.stderr
-    );
+    r.assert_stderr("no business unit named \"Nowhere\"");
     sim2.assert_no_writes();
 }
 
@@ -364,10 +260,7 @@ fn business_unit_flag_puts_the_user_in_that_unit_with_that_units_role() {
 fn a_disabled_application_user_is_enabled() {
     let sim = sim();
     let doc = with_app_user(&sim);
-    let user = doc["dynamics"]["application_user_id"]
-        .as_str()
-        .expect("user")
-        .to_string();
+    let user = app_user_id(&doc);
     let (s, v) = sim.dataverse(
         "PATCH",
         &format!("systemusers({user})"),
@@ -378,13 +271,9 @@ fn a_disabled_application_user_is_enabled() {
 
     let r = sim.run("assign-role", &[], &doc).ok();
     assert!(r.changed("assign-role"));
-    assert!(
-        r.stderr.contains("assign-role: enabled application user"),
-        "{}",
-        r.stderr
-    );
+    r.assert_stderr("assign-role: enabled application user");
     assert_eq!(
-        paths(&sim.writes()),
+        method_paths(&sim.writes()),
         vec![format!("PATCH /api/data/v9.2/systemusers({user})")]
     );
     let u = dv_get(&sim, &format!("systemusers({user})?$select=isdisabled"));
@@ -418,11 +307,7 @@ fn extra_roles_are_assigned_and_an_unknown_role_is_refused() {
     let r = sim
         .run("assign-role", &["--role", "No Such Role"], &r.doc)
         .code_is(4);
-    assert!(
-        r.stderr.contains("no security role named \"No Such Role\""),
-        "{}",
-        r.stderr
-    );
+    r.assert_stderr("no security role named \"No Such Role\"");
     sim.assert_no_writes();
 }
 
@@ -464,20 +349,8 @@ fn bad_input_exits_2_before_any_request() {
             "--role",
         ),
     ];
-    for (args, stdin, needle) in cases {
-        sim.clear();
-        let r = sim.run("assign-role", &args, &stdin).code_is(2);
-        assert!(
-            r.stderr.contains(needle),
-            "{args:?}: expected {needle:?} in\n{}",
-            r.stderr
-        );
+    for r in sim.assert_usage_errors("assign-role", &cases) {
         assert!(r.stderr.starts_with("assign-role: error:"), "{}", r.stderr);
-        assert!(
-            sim.requests().is_empty(),
-            "{args:?} sent {:#?}",
-            sim.requests()
-        );
     }
     // A bad URL in the document is as bad as one in a flag (no environment override here).
     let r = run_bare(
@@ -488,6 +361,6 @@ fn bad_input_exits_2_before_any_request() {
         &[],
     )
     .code_is(2);
-    assert!(r.stderr.contains("dynamics.url"), "{}", r.stderr);
+    r.assert_stderr("dynamics.url");
     assert!(sim.requests().is_empty());
 }

@@ -501,8 +501,8 @@ fn tools_work_over_https_with_ca_file_and_refuse_an_unknown_certificate() {
     let ca = sim.server.ca_file().expect("ca file");
     assert!(sim.url().starts_with("https://"));
     let r = sim.run("register-app", &[], &Value::Null).code_is(3);
-    assert!(r.stderr.contains("certificate"), "{}", r.stderr);
-    assert!(r.stderr.contains("--ca-file"), "{}", r.stderr);
+    r.assert_stderr("certificate");
+    r.assert_stderr("--ca-file");
     let secret = sim.path("marketo.secret");
     let mut doc = Value::Null;
     for (tool, args) in chain_steps(secret.to_str().unwrap()) {

@@ -406,3 +406,192 @@ impl Sim {
         }
     }
 }
+
+// ---- Entra ID steps: set-up and the emulator's view (register-app, grant-consent, make-secret,
+// ---- set-hrd-policy, verify-sync)
+
+/// An emulator whose tenant has a federated domain (AD FS), as set-hrd-policy acts on.
+pub fn federated() -> Sim {
+    sim_with(Options {
+        federated: true,
+        ..Default::default()
+    })
+}
+
+/// A document with a registered app (`register-app`), as the pipeline hands it on.
+pub fn registered(sim: &Sim) -> Value {
+    sim.run(
+        "register-app",
+        &["--name", "Marketo Integration"],
+        &Value::Null,
+    )
+    .ok()
+    .doc
+}
+
+/// `app.client_id` of a document.
+pub fn client_id(doc: &Value) -> String {
+    doc["app"]["client_id"]
+        .as_str()
+        .expect("app.client_id")
+        .to_string()
+}
+
+/// `app.service_principal_id` of a document.
+pub fn service_principal_id(doc: &Value) -> String {
+    doc["app"]["service_principal_id"]
+        .as_str()
+        .expect("app.service_principal_id")
+        .to_string()
+}
+
+impl Sim {
+    /// The objects of one kind in the emulated tenant as Graph would show them (the `data` of
+    /// each entry of `GET /_sim/state`'s `kind`, e.g. `oauth2_permission_grants`).
+    pub fn state_objects(&self, kind: &str) -> Vec<Value> {
+        self.state_list(&format!("/{kind}"))
+            .into_iter()
+            .map(|o| o["data"].clone())
+            .collect()
+    }
+
+    /// Calls Graph as the admin and asserts the status; returns the body.
+    #[track_caller]
+    pub fn graph_expect(
+        &self,
+        status: u16,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Value {
+        let (s, v) = self.graph(method, path, body);
+        assert_eq!(s, status, "{method} {path}: {v}");
+        v
+    }
+
+    /// Calls the Dataverse org as the admin and asserts the status; returns the body.
+    #[track_caller]
+    pub fn dataverse_expect(
+        &self,
+        status: u16,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Value {
+        let (s, v) = self.dataverse(method, path, body);
+        assert_eq!(s, status, "{method} {path}: {v}");
+        v
+    }
+
+    /// `tool` on a document that names no app exits 2, naming the flag and the state key that
+    /// would have given it.
+    #[track_caller]
+    pub fn assert_needs(&self, tool: &str, flag: &str, key: &str) {
+        let doc = serde_json::json!({"tenant": {"id": self.server.tenant_id()}});
+        let r = self.run(tool, &[], &doc).code_is(2);
+        assert!(
+            r.stderr.contains(flag) && r.stderr.contains(key),
+            "{}",
+            r.stderr
+        );
+    }
+
+    #[track_caller]
+    pub fn assert_no_requests(&self) {
+        let r = self.requests();
+        assert!(r.is_empty(), "expected no requests, got {r:#?}");
+    }
+}
+
+// ---- Dynamics steps: set-up and the emulator's view (assign-role, configure-marketo,
+// ---- publish-customizations, add-sync-filter)
+
+/// A document after `register-app | assign-role`.
+pub fn with_app_user(sim: &Sim) -> Value {
+    let doc = registered(sim);
+    sim.run("assign-role", &[], &doc).ok().doc
+}
+
+/// `dynamics.application_user_id` of a document.
+pub fn app_user_id(doc: &Value) -> String {
+    doc["dynamics"]["application_user_id"]
+        .as_str()
+        .expect("dynamics.application_user_id")
+        .to_string()
+}
+
+/// `GET` through the emulator's Dataverse routes as the admin; asserts 200.
+#[track_caller]
+pub fn dv_get(sim: &Sim, path: &str) -> Value {
+    sim.dataverse_expect(200, "GET", path, None)
+}
+
+/// The active application users for a client id, as Dataverse lists them.
+pub fn app_users(sim: &Sim, client_id: &str) -> Vec<Value> {
+    dv_get(
+        sim,
+        &format!("systemusers?$filter=applicationid%20eq%20{client_id}"),
+    )["value"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|u| u["deletedstate"] != serde_json::json!(1))
+        .collect()
+}
+
+/// `METHOD path` of each logged request, e.g. `PATCH /api/data/v9.2/systemusers(...)`.
+pub fn method_paths(reqs: &[Value]) -> Vec<String> {
+    reqs.iter()
+        .map(|r| {
+            format!(
+                "{} {}",
+                r["method"].as_str().unwrap_or(""),
+                r["path"].as_str().unwrap_or("")
+            )
+        })
+        .collect()
+}
+
+/// Every publish the emulated org has run (`PublishAllXml`, `PublishXml`, async), oldest first.
+pub fn publish_history(sim: &Sim) -> Vec<Value> {
+    sim.state()["dataverse"]["publish_history"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+impl Run {
+    /// Asserts that stderr contains `needle`, showing stderr when it does not.
+    #[track_caller]
+    pub fn assert_stderr(&self, needle: &str) -> &Run {
+        assert!(
+            self.stderr.contains(needle),
+            "expected {needle:?} on stderr:\n{}",
+            self.stderr
+        );
+        self
+    }
+}
+
+impl Sim {
+    /// Each `(args, stdin, needle)` run of `tool` exits 2 with `needle` on stderr, having sent
+    /// no request: bad input is refused before anything reaches the tenant. Returns the runs.
+    #[track_caller]
+    pub fn assert_usage_errors(&self, tool: &str, cases: &[(Vec<&str>, Value, &str)]) -> Vec<Run> {
+        let mut runs = Vec::new();
+        for (args, stdin, needle) in cases {
+            self.clear();
+            let r = self.run(tool, args, stdin).code_is(2);
+            assert!(
+                r.stderr.contains(needle),
+                "{args:?}: expected {needle:?} in\n{}",
+                r.stderr
+            );
+            let sent = self.requests();
+            assert!(sent.is_empty(), "{args:?} sent {sent:#?}");
+            runs.push(r);
+        }
+        runs
+    }
+}

@@ -3,7 +3,6 @@
 use serde_json::{Value, json};
 use tenant_sim::Options;
 
-use crate::assign_role::{dv_get, with_app_user};
 use crate::common::*;
 
 /// The config records as Dataverse holds them: name → Marketo User lookup value.
@@ -46,10 +45,7 @@ fn record(sim: &Sim, prefix: &str, name: &str) -> (String, Value) {
 fn points_the_default_record_at_the_app_user_then_rerun_writes_nothing() {
     let sim = sim();
     let doc = with_app_user(&sim);
-    let user = doc["dynamics"]["application_user_id"]
-        .as_str()
-        .expect("user")
-        .to_string();
+    let user = app_user_id(&doc);
     let (default_id, before) = record(&sim, "mkto", "Default");
     assert!(before.is_null());
     sim.clear();
@@ -71,17 +67,8 @@ fn points_the_default_record_at_the_app_user_then_rerun_writes_nothing() {
         r.doc["dynamics"], doc["dynamics"],
         "other keys pass through"
     );
-    assert!(
-        r.stderr
-            .contains("configure-marketo: found \"Marketo Config\" entity mkto_marketoconfig"),
-        "{}",
-        r.stderr
-    );
-    assert!(
-        r.stderr.contains("configure-marketo: set \"Marketo User\""),
-        "{}",
-        r.stderr
-    );
+    r.assert_stderr("configure-marketo: found \"Marketo Config\" entity mkto_marketoconfig");
+    r.assert_stderr("configure-marketo: set \"Marketo User\"");
     let writes: Vec<String> = sim
         .writes()
         .iter()
@@ -108,7 +95,7 @@ fn points_the_default_record_at_the_app_user_then_rerun_writes_nothing() {
     let again = sim.run("configure-marketo", &[], &r.doc).ok();
     assert!(!again.changed("configure-marketo"));
     assert_eq!(again.doc["marketo_config"], r.doc["marketo_config"]);
-    assert!(again.stderr.contains("already is user"), "{}", again.stderr);
+    again.assert_stderr("already is user");
     sim.assert_no_writes();
 }
 
@@ -116,10 +103,7 @@ fn points_the_default_record_at_the_app_user_then_rerun_writes_nothing() {
 fn dry_run_plans_the_patch_and_writes_nothing() {
     let sim = sim();
     let doc = with_app_user(&sim);
-    let user = doc["dynamics"]["application_user_id"]
-        .as_str()
-        .expect("user")
-        .to_string();
+    let user = app_user_id(&doc);
     let (default_id, _) = record(&sim, "mkto", "Default");
     sim.clear();
     let r = sim.run("configure-marketo", &["--dry-run"], &doc).ok();
@@ -138,7 +122,7 @@ fn dry_run_plans_the_patch_and_writes_nothing() {
         json!({"mkto_MarketoUser@odata.bind": format!("/systemusers({user})")})
     );
     assert!(record(&sim, "mkto", "Default").1.is_null());
-    assert!(r.stderr.contains("dry run: would set"), "{}", r.stderr);
+    r.assert_stderr("dry run: would set");
 }
 
 #[test]
@@ -218,39 +202,20 @@ fn failed_discovery_exits_4_listing_what_it_found() {
             &doc,
         )
         .code_is(4);
-    assert!(
-        r.stderr
-            .contains("has no lookup to systemuser labelled \"Marketo User\""),
-        "{}",
-        r.stderr
-    );
-    assert!(
-        r.stderr
-            .contains("configure-marketo: hint: name it yourself with --config-entity"),
-        "{}",
-        r.stderr
-    );
+    r.assert_stderr("has no lookup to systemuser labelled \"Marketo User\"");
+    r.assert_stderr("configure-marketo: hint: name it yourself with --config-entity");
 
     // A lookup name that does not exist.
     let r = sim
         .run("configure-marketo", &["--user-lookup", "mkto_nosuch"], &doc)
         .code_is(4);
-    assert!(
-        r.stderr.contains("--user-lookup mkto_nosuch"),
-        "{}",
-        r.stderr
-    );
+    r.assert_stderr("--user-lookup mkto_nosuch");
 
     // A record that does not exist.
     let r = sim
         .run("configure-marketo", &["--record-name", "Nope"], &doc)
         .code_is(4);
-    assert!(
-        r.stderr
-            .contains("no mkto_marketoconfig record named \"Nope\""),
-        "{}",
-        r.stderr
-    );
+    r.assert_stderr("no mkto_marketoconfig record named \"Nope\"");
 
     // An unknown entity.
     let r = sim
@@ -260,11 +225,7 @@ fn failed_discovery_exits_4_listing_what_it_found() {
             &doc,
         )
         .code_is(4);
-    assert!(
-        r.stderr.contains("--config-entity nosuch_entity"),
-        "{}",
-        r.stderr
-    );
+    r.assert_stderr("--config-entity nosuch_entity");
     sim.assert_no_writes();
 }
 
@@ -276,12 +237,8 @@ fn without_the_marketo_solution_exits_4() {
     });
     let doc = json!({"dynamics": {"application_user_id": "11111111-2222-3333-4444-555555555555"}});
     let r = sim.run("configure-marketo", &[], &doc).code_is(4);
-    assert!(r.stderr.contains("is not installed"), "{}", r.stderr);
-    assert!(
-        r.stderr.contains("hint: import the Marketo solution first"),
-        "{}",
-        r.stderr
-    );
+    r.assert_stderr("is not installed");
+    r.assert_stderr("hint: import the Marketo solution first");
     sim.assert_no_writes();
 }
 
@@ -328,18 +285,5 @@ fn bad_input_exits_2_before_any_request() {
             "--dynamics-url",
         ),
     ];
-    for (args, stdin, needle) in cases {
-        sim.clear();
-        let r = sim.run("configure-marketo", &args, &stdin).code_is(2);
-        assert!(
-            r.stderr.contains(needle),
-            "{args:?}: expected {needle:?} in\n{}",
-            r.stderr
-        );
-        assert!(
-            sim.requests().is_empty(),
-            "{args:?} sent {:#?}",
-            sim.requests()
-        );
-    }
+    sim.assert_usage_errors("configure-marketo", &cases);
 }

@@ -8,57 +8,34 @@ use crate::common::*;
 
 const DYNAMICS: &str = "00000007-0000-0000-c000-000000000000";
 
-fn registered(sim: &Sim) -> Value {
-    sim.run(
-        "register-app",
-        &["--name", "Marketo Integration"],
-        &Value::Null,
-    )
-    .ok()
-    .doc
-}
-
 /// The AllPrincipals grants of a client service principal, from the emulator's own state.
 fn grants_of(sim: &Sim, client_sp: &str) -> Vec<Value> {
-    sim.state()["oauth2_permission_grants"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
+    sim.state_objects("oauth2_permission_grants")
         .into_iter()
-        .map(|g| g["data"].clone())
         .filter(|g| g["clientId"] == client_sp && g["consentType"] == "AllPrincipals")
         .collect()
 }
 
 fn dynamics_sp_id(sim: &Sim) -> Option<String> {
-    sim.state()["service_principals"]
-        .as_array()?
-        .iter()
-        .find(|s| s["data"]["appId"] == DYNAMICS)
-        .and_then(|s| s["data"]["id"].as_str().map(str::to_string))
+    sim.state_objects("service_principals")
+        .into_iter()
+        .find(|s| s["appId"] == DYNAMICS)
+        .and_then(|s| s["id"].as_str().map(str::to_string))
 }
 
 /// register-app creates the Dynamics CRM service principal when it is missing; delete it again to
 /// give grant-consent a tenant without one.
 fn delete_dynamics_sp(sim: &Sim) {
     let id = dynamics_sp_id(sim).expect("Dynamics CRM SP");
-    let (s, v) = sim.graph("DELETE", &format!("servicePrincipals/{id}"), None);
-    assert_eq!(s, 204, "{v}");
+    sim.graph_expect(204, "DELETE", &format!("servicePrincipals/{id}"), None);
     assert!(dynamics_sp_id(sim).is_none());
-}
-
-fn sp_of(doc: &Value) -> String {
-    doc["app"]["service_principal_id"]
-        .as_str()
-        .expect("app.service_principal_id")
-        .to_string()
 }
 
 #[test]
 fn grants_tenant_wide_consent_then_rerun_writes_nothing() {
     let sim = sim();
     let doc = registered(&sim);
-    let sp = sp_of(&doc);
+    let sp = service_principal_id(&doc);
     sim.clear();
 
     let first = sim.run("grant-consent", &[], &doc).ok();
@@ -109,14 +86,14 @@ fn grants_tenant_wide_consent_then_rerun_writes_nothing() {
 fn an_existing_grant_without_the_scope_gets_it_added_not_duplicated() {
     let sim = sim();
     let doc = registered(&sim);
-    let sp = sp_of(&doc);
+    let sp = service_principal_id(&doc);
     let resource = dynamics_sp_id(&sim).expect("Dynamics CRM SP");
-    let (s, made) = sim.graph(
+    let made = sim.graph_expect(
+        201,
         "POST",
         "oauth2PermissionGrants",
         Some(json!({"clientId": sp, "consentType": "AllPrincipals", "resourceId": resource, "scope": "openid"})),
     );
-    assert_eq!(s, 201, "{made}");
     sim.clear();
 
     let r = sim.run("grant-consent", &[], &doc).ok();
@@ -159,7 +136,7 @@ fn a_missing_dynamics_crm_service_principal_is_created_first() {
         r.doc["consent"]["resource_service_principal_id"],
         json!(resource)
     );
-    let grants = grants_of(&sim, &sp_of(&doc));
+    let grants = grants_of(&sim, &service_principal_id(&doc));
     assert_eq!(grants.len(), 1);
     assert_eq!(grants[0]["resourceId"], json!(resource));
 
@@ -206,7 +183,7 @@ fn dry_run_lists_the_plan_and_writes_nothing() {
         "{}",
         r.stderr
     );
-    assert!(grants_of(&sim, &sp_of(&doc)).is_empty());
+    assert!(grants_of(&sim, &service_principal_id(&doc)).is_empty());
 }
 
 #[test]
@@ -222,7 +199,7 @@ fn throttling_and_unavailability_are_retried() {
         statuses.contains(&json!(429)) && statuses.contains(&json!(503)),
         "{statuses:?}"
     );
-    assert_eq!(grants_of(&sim, &sp_of(&doc)).len(), 1);
+    assert_eq!(grants_of(&sim, &service_principal_id(&doc)).len(), 1);
 }
 
 #[test]
@@ -231,7 +208,7 @@ fn a_lost_answer_on_create_still_ends_with_one_grant() {
     let doc = registered(&sim);
     sim.server.add_fault(json!({"path_prefix": "/v1.0/oauth2PermissionGrants", "method": "POST", "kind": "lost_response"}));
     let r = sim.run("grant-consent", &[], &doc).ok();
-    let grants = grants_of(&sim, &sp_of(&doc));
+    let grants = grants_of(&sim, &service_principal_id(&doc));
     assert_eq!(grants.len(), 1, "{grants:#?}");
     assert_eq!(r.doc["consent"]["grant_id"], grants[0]["id"]);
     assert_eq!(grants[0]["scope"], "user_impersonation");
@@ -243,22 +220,19 @@ fn a_caller_without_the_role_gets_exit_4_naming_role_and_permission() {
     let doc = registered(&sim);
     // Sign in as the Marketo app itself: Graph refuses it with 403 (design.md, tenant-sim).
     let object_id = doc["app"]["object_id"].as_str().expect("object id");
-    let (s, pw) = sim.graph(
+    let pw = sim.graph_expect(
+        200,
         "POST",
         &format!("applications/{object_id}/addPassword"),
         Some(json!({})),
     );
-    assert_eq!(s, 200, "{pw}");
     let mut c = sim.cmd("grant-consent");
-    c.env(
-        "AZURE_CLIENT_ID",
-        doc["app"]["client_id"].as_str().expect("client id"),
-    )
-    .env(
-        "AZURE_CLIENT_SECRET",
-        pw["secretText"].as_str().expect("secret"),
-    )
-    .write_stdin(doc.to_string());
+    c.env("AZURE_CLIENT_ID", client_id(&doc))
+        .env(
+            "AZURE_CLIENT_SECRET",
+            pw["secretText"].as_str().expect("secret"),
+        )
+        .write_stdin(doc.to_string());
     let r = Run::from_output(c.output().expect("run")).code_is(4);
     assert!(
         r.stderr.contains("grant-consent: error:") && r.stderr.contains("403"),
@@ -275,25 +249,17 @@ fn a_caller_without_the_role_gets_exit_4_naming_role_and_permission() {
         "{}",
         r.stderr
     );
-    assert!(grants_of(&sim, &sp_of(&doc)).is_empty());
+    assert!(grants_of(&sim, &service_principal_id(&doc)).is_empty());
 }
 
 #[test]
 fn bad_input_exits_2_before_any_request() {
     let sim = sim();
     sim.clear();
-    let r = sim
-        .run(
-            "grant-consent",
-            &[],
-            &json!({"tenant": {"id": sim.server.tenant_id()}}),
-        )
-        .code_is(2);
-    assert!(
-        r.stderr.contains("--service-principal-id")
-            && r.stderr.contains("app.service_principal_id"),
-        "{}",
-        r.stderr
+    sim.assert_needs(
+        "grant-consent",
+        "--service-principal-id",
+        "app.service_principal_id",
     );
     sim.run("grant-consent", &["--scope", "a b"], &Value::Null)
         .code_is(2);
@@ -309,5 +275,5 @@ fn bad_input_exits_2_before_any_request() {
         &json!({"app": {"service_principal_id": 7}}),
     )
     .code_is(2);
-    assert_eq!(sim.requests().len(), 0, "{:#?}", sim.requests());
+    sim.assert_no_requests();
 }

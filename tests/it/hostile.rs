@@ -277,7 +277,7 @@ fn odata_special_characters_are_escaped_not_injected() {
     let r = sim
         .run("configure-marketo", &["--record-name", nasty], &doc)
         .code_is(4);
-    assert!(r.stderr.contains(nasty), "{}", r.stderr);
+    r.assert_stderr(nasty);
     sim.assert_no_writes();
 
     // A new application user goes to --business-unit, looked up by name.
@@ -287,6 +287,6 @@ fn odata_special_characters_are_escaped_not_injected() {
     let r = fresh
         .run("assign-role", &["--business-unit", nasty], &app.doc)
         .code_is(4);
-    assert!(r.stderr.contains(nasty), "{}", r.stderr);
+    r.assert_stderr(nasty);
     fresh.assert_no_writes();
 }

@@ -6,31 +6,13 @@ use tenant_sim::Options;
 
 use crate::common::*;
 
-fn registered(sim: &Sim) -> Value {
-    sim.run(
-        "register-app",
-        &["--name", "Marketo Integration"],
-        &Value::Null,
-    )
-    .ok()
-    .doc
-}
-
 /// The app's password credentials as the emulator holds them.
 fn credentials(sim: &Sim, doc: &Value) -> Vec<Value> {
     let object_id = &doc["app"]["object_id"];
-    sim.state()["applications"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
+    sim.state_objects("applications")
         .into_iter()
-        .find(|a| a["data"]["id"] == *object_id)
-        .map(|a| {
-            a["data"]["passwordCredentials"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-        })
+        .find(|a| a["id"] == *object_id)
+        .and_then(|a| a["passwordCredentials"].as_array().cloned())
         .unwrap_or_default()
 }
 
@@ -45,11 +27,14 @@ fn secret_file(doc: &Value) -> std::path::PathBuf {
     std::path::PathBuf::from(doc["secret"]["file"].as_str().expect("secret.file"))
 }
 
-fn client_id(doc: &Value) -> String {
-    doc["app"]["client_id"]
-        .as_str()
-        .expect("client id")
-        .to_string()
+/// The secret saved in the document's `secret.file` signs the app in (the emulator's token
+/// endpoint accepts it); returns it.
+#[track_caller]
+fn assert_saved_secret_works(sim: &Sim, doc: &Value) -> String {
+    let value = std::fs::read_to_string(secret_file(doc)).expect("secret file");
+    let (status, token) = sim.token_for(&client_id(doc), &value, &sim.url());
+    assert_eq!(status, 200, "{token}");
+    value
 }
 
 #[test]
@@ -211,12 +196,12 @@ fn a_short_lived_secret_is_renewed_and_old_ones_are_reported_then_revoked() {
 
     // A secret some killed run added and never saved.
     let object_id = doc["app"]["object_id"].as_str().expect("object id");
-    let (s, orphan) = sim.graph(
+    sim.graph_expect(
+        200,
         "POST",
         &format!("applications/{object_id}/addPassword"),
         Some(json!({"passwordCredential": {"displayName": "orphan"}})),
     );
-    assert_eq!(s, 200, "{orphan}");
 
     sim.clear();
     let second = sim.run("make-secret", &[], &first.doc).ok();
@@ -356,8 +341,7 @@ fn throttling_and_unavailability_are_retried() {
         "{statuses:?}"
     );
     assert_eq!(credentials(&sim, &doc).len(), 1);
-    let value = std::fs::read_to_string(secret_file(&r.doc)).expect("file");
-    assert_eq!(sim.token_for(&client_id(&doc), &value, &sim.url()).0, 200);
+    assert_saved_secret_works(&sim, &r.doc);
 }
 
 #[test]
@@ -372,8 +356,7 @@ fn a_lost_answer_on_add_password_leaves_exactly_one_working_credential() {
     assert_eq!(creds.len(), 1, "{creds:#?}");
     assert_eq!(r.doc["secret"]["key_id"], creds[0]["keyId"]);
     assert!(r.stderr.contains("its answer was lost"), "{}", r.stderr);
-    let value = std::fs::read_to_string(secret_file(&r.doc)).expect("file");
-    assert_eq!(sim.token_for(&client_id(&doc), &value, &sim.url()).0, 200);
+    assert_saved_secret_works(&sim, &r.doc);
 }
 
 #[test]
@@ -381,18 +364,7 @@ fn bad_input_exits_2_before_any_request() {
     let sim = sim();
     std::fs::create_dir(sim.path("a-dir")).expect("mkdir");
     sim.clear();
-    let r = sim
-        .run(
-            "make-secret",
-            &[],
-            &json!({"tenant": {"id": sim.server.tenant_id()}}),
-        )
-        .code_is(2);
-    assert!(
-        r.stderr.contains("--object-id") && r.stderr.contains("app.object_id"),
-        "{}",
-        r.stderr
-    );
+    sim.assert_needs("make-secret", "--object-id", "app.object_id");
     let app = json!({"app": {"object_id": "11111111-1111-1111-1111-111111111111"}});
     for args in [
         vec!["--expires-in", "0d"],
@@ -409,5 +381,5 @@ fn bad_input_exits_2_before_any_request() {
         .code_is(2);
     sim.run("make-secret", &[], &json!({"app": {"object_id": "11111111-1111-1111-1111-111111111111"}, "secret": {"key_id": "x"}}))
         .code_is(2);
-    assert_eq!(sim.requests().len(), 0, "{:#?}", sim.requests());
+    sim.assert_no_requests();
 }

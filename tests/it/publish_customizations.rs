@@ -3,15 +3,7 @@
 use serde_json::{Value, json};
 use tenant_sim::Options;
 
-use crate::assign_role::{registered, with_app_user};
 use crate::common::*;
-
-fn publish_history(sim: &Sim) -> Vec<Value> {
-    sim.state()["dataverse"]["publish_history"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
 
 fn posts_to(sim: &Sim, action: &str) -> Vec<Value> {
     let path = format!("/api/data/v9.2/{action}");
@@ -34,12 +26,7 @@ fn publishes_all_customizations() {
     assert!(p["async_operation_id"].is_null());
     assert!(p["at"].is_string());
     assert_eq!(p["last_published_at"], p["at"]);
-    assert!(
-        r.stderr
-            .contains("publish-customizations: published all customizations in"),
-        "{}",
-        r.stderr
-    );
+    r.assert_stderr("publish-customizations: published all customizations in");
     let writes: Vec<Value> = sim.writes();
     assert_eq!(writes.len(), 1, "{writes:#?}");
     assert_eq!(writes[0]["path"], "/api/data/v9.2/PublishAllXml");
@@ -64,13 +51,9 @@ fn async_mode_polls_the_system_job() {
         .as_str()
         .expect("job id")
         .to_string();
-    assert!(
-        r.stderr.contains(&format!(
-            "started publishing all customizations (system job {job})"
-        )),
-        "{}",
-        r.stderr
-    );
+    r.assert_stderr(&format!(
+        "started publishing all customizations (system job {job})"
+    ));
     // The job was polled until it succeeded.
     let polls = sim
         .requests()
@@ -123,11 +106,7 @@ fn if_changed_skips_when_nothing_changed_and_the_rerun_chain_writes_nothing() {
         .run("publish-customizations", &["--if-changed"], &doc)
         .ok();
     assert_eq!(first.doc["publish"]["status"], "published");
-    assert!(
-        first.stderr.contains("publishing because"),
-        "{}",
-        first.stderr
-    );
+    first.assert_stderr("publishing because");
     let published_at = first.doc["publish"]["last_published_at"].clone();
 
     // The same chain again: only reads, and publish says why it sends nothing.
@@ -149,10 +128,8 @@ fn if_changed_skips_when_nothing_changed_and_the_rerun_chain_writes_nothing() {
     assert!(!r.changed("publish-customizations"));
     assert_eq!(r.doc["publish"]["status"], "skipped-unchanged");
     assert_eq!(r.doc["publish"]["last_published_at"], published_at);
-    assert!(
-        r.stderr.contains("publish-customizations: no earlier step changed anything: not publishing (--if-changed)"),
-        "{}",
-        r.stderr
+    r.assert_stderr(
+        "publish-customizations: no earlier step changed anything: not publishing (--if-changed)",
     );
     assert_eq!(publish_history(&sim).len(), 1);
 }
@@ -188,11 +165,7 @@ fn if_changed_publishes_when_an_earlier_publish_did_not_finish() {
         .run("publish-customizations", &["--if-changed"], &doc)
         .ok();
     assert_eq!(r.doc["publish"]["status"], "published");
-    assert!(
-        r.stderr.contains("an earlier publish did not finish"),
-        "{}",
-        r.stderr
-    );
+    r.assert_stderr("an earlier publish did not finish");
     assert_eq!(publish_history(&sim).len(), 1);
 }
 
@@ -230,26 +203,24 @@ fn dry_run_plans_the_publish() {
 #[test]
 fn bad_input_exits_2_before_any_request() {
     let sim = sim();
-    let cases: Vec<(Vec<&str>, &str)> = vec![
+    let cases: Vec<(Vec<&str>, Value, &str)> = vec![
         (
             vec!["--dynamics-url", "http://contoso.crm.dynamics.com"],
+            Value::Null,
             "only https",
         ),
-        (vec!["--dynamics-url", "contoso"], "--dynamics-url"),
-        (vec!["--publish-timeout", "soon"], "--publish-timeout"),
+        (
+            vec!["--dynamics-url", "contoso"],
+            Value::Null,
+            "--dynamics-url",
+        ),
+        (
+            vec!["--publish-timeout", "soon"],
+            Value::Null,
+            "--publish-timeout",
+        ),
     ];
-    for (args, needle) in cases {
-        sim.clear();
-        let r = sim
-            .run("publish-customizations", &args, &Value::Null)
-            .code_is(2);
-        assert!(
-            r.stderr.contains(needle),
-            "{args:?}: expected {needle:?} in\n{}",
-            r.stderr
-        );
-        assert!(sim.requests().is_empty());
-    }
+    sim.assert_usage_errors("publish-customizations", &cases);
     let r = sim
         .run(
             "publish-customizations",
@@ -257,6 +228,6 @@ fn bad_input_exits_2_before_any_request() {
             &json!({"steps": "yes"}),
         )
         .code_is(2);
-    assert!(r.stderr.contains("steps"), "{}", r.stderr);
+    r.assert_stderr("steps");
     assert!(sim.requests().is_empty());
 }

@@ -49,12 +49,12 @@ fn creates_app_and_service_principal_then_rerun_writes_nothing() {
     let rra = &apps[0]["requiredResourceAccess"][0];
     assert_eq!(rra["resourceAppId"], "00000007-0000-0000-c000-000000000000");
     assert_eq!(rra["resourceAccess"][0]["type"], "Scope");
-    let (s, sp) = sim.graph(
+    let sp = sim.graph_expect(
+        200,
         "GET",
         &format!("servicePrincipals(appId='{client_id}')"),
         None,
     );
-    assert_eq!(s, 200);
     assert_eq!(sp["id"], json!(sp_id));
 
     // The same document piped back: nothing is written, and it says so.
@@ -88,12 +88,12 @@ fn unknown_keys_pass_through_and_flags_override_the_document() {
 #[test]
 fn adopts_a_portal_app_by_client_id_and_fixes_it() {
     let sim = sim();
-    let (s, app) = sim.graph(
+    let app = sim.graph_expect(
+        201,
         "POST",
         "applications",
         Some(json!({"displayName": "Portal App", "signInAudience": "AzureADMultipleOrgs"})),
     );
-    assert_eq!(s, 201, "{app}");
     let client_id = app["appId"].as_str().unwrap().to_string();
     let r = sim
         .run(

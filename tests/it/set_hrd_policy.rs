@@ -9,47 +9,14 @@ use crate::common::*;
 const DEFINITION: &str = r#"{"HomeRealmDiscoveryPolicy":{"AllowCloudPasswordValidation":true}}"#;
 const NAME: &str = "Marketo Integration - AllowCloudPasswordValidation";
 
-fn federated() -> Sim {
-    sim_with(Options {
-        federated: true,
-        ..Default::default()
-    })
-}
-
-fn registered(sim: &Sim) -> Value {
-    sim.run(
-        "register-app",
-        &["--name", "Marketo Integration"],
-        &Value::Null,
-    )
-    .ok()
-    .doc
-}
-
-fn sp_of(doc: &Value) -> String {
-    doc["app"]["service_principal_id"]
-        .as_str()
-        .expect("service principal")
-        .to_string()
-}
-
 /// Every HRD policy of the tenant, from the emulator's own state.
 fn policies(sim: &Sim) -> Vec<Value> {
-    sim.state()["home_realm_discovery_policies"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|p| p["data"].clone())
-        .collect()
+    sim.state_objects("home_realm_discovery_policies")
 }
 
 /// Ids of the policies assigned to a service principal.
 fn assigned_to(sim: &Sim, sp: &str) -> Vec<String> {
-    sim.state()["hrd_assignments"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
+    sim.state_list("/hrd_assignments")
         .into_iter()
         .filter(|a| a["sp_id"] == sp)
         .filter_map(|a| a["policy_id"].as_str().map(str::to_string))
@@ -57,22 +24,22 @@ fn assigned_to(sim: &Sim, sp: &str) -> Vec<String> {
 }
 
 fn make_policy(sim: &Sim, name: &str, definition: &str) -> String {
-    let (s, p) = sim.graph(
+    let p = sim.graph_expect(
+        201,
         "POST",
         "policies/homeRealmDiscoveryPolicies",
         Some(json!({"definition": [definition], "displayName": name, "isOrganizationDefault": false})),
     );
-    assert_eq!(s, 201, "{p}");
     p["id"].as_str().expect("policy id").to_string()
 }
 
 fn assign(sim: &Sim, sp: &str, policy: &str) {
-    let (s, v) = sim.graph(
+    sim.graph_expect(
+        204,
         "POST",
         &format!("servicePrincipals/{sp}/homeRealmDiscoveryPolicies/$ref"),
         Some(json!({"@odata.id": format!("{}/v1.0/policies/homeRealmDiscoveryPolicies/{policy}", sim.url())})),
     );
-    assert_eq!(s, 204, "{v}");
 }
 
 #[test]
@@ -105,7 +72,7 @@ fn a_tenant_without_a_federated_domain_is_skipped_and_says_why() {
 fn a_federated_tenant_gets_the_policy_assigned_then_rerun_writes_nothing() {
     let sim = federated();
     let doc = registered(&sim);
-    let sp = sp_of(&doc);
+    let sp = service_principal_id(&doc);
     sim.clear();
     let r = sim.run("set-hrd-policy", &[], &doc).ok();
     assert!(r.changed("set-hrd-policy"));
@@ -161,7 +128,10 @@ fn always_mode_acts_on_a_managed_tenant_and_reuses_a_policy_by_name_and_definiti
     let r = sim.run("set-hrd-policy", &["--mode", "always"], &doc).ok();
     assert_eq!(r.doc["hrd_policy"]["status"], "assigned");
     assert_eq!(r.doc["hrd_policy"]["policy_id"], json!(existing));
-    assert_eq!(assigned_to(&sim, &sp_of(&doc)), vec![existing]);
+    assert_eq!(
+        assigned_to(&sim, &service_principal_id(&doc)),
+        vec![existing]
+    );
     assert_eq!(policies(&sim).len(), 2, "no new policy");
     let writes = sim.writes();
     assert_eq!(writes.len(), 1, "{writes:#?}");
@@ -182,7 +152,7 @@ fn always_mode_acts_on_a_managed_tenant_and_reuses_a_policy_by_name_and_definiti
 fn another_assigned_policy_exits_4_naming_it_unless_replace() {
     let sim = federated();
     let doc = registered(&sim);
-    let sp = sp_of(&doc);
+    let sp = service_principal_id(&doc);
     let theirs = make_policy(
         &sim,
         "Contoso default HRD Policy",
@@ -227,7 +197,7 @@ fn another_assigned_policy_exits_4_naming_it_unless_replace() {
 fn remove_mode_unassigns_ours_and_a_rerun_finds_nothing_to_do() {
     let sim = federated();
     let doc = registered(&sim);
-    let sp = sp_of(&doc);
+    let sp = service_principal_id(&doc);
     let set = sim.run("set-hrd-policy", &[], &doc).ok();
     let policy = set.doc["hrd_policy"]["policy_id"].clone();
 
@@ -318,7 +288,7 @@ fn a_lost_answer_on_create_leaves_one_policy() {
     assert_eq!(all.len(), 1, "{all:#?}");
     assert_eq!(r.doc["hrd_policy"]["policy_id"], all[0]["id"]);
     assert_eq!(
-        assigned_to(&sim, &sp_of(&doc)),
+        assigned_to(&sim, &service_principal_id(&doc)),
         vec![all[0]["id"].as_str().unwrap_or_default().to_string()]
     );
     assert!(
@@ -335,7 +305,7 @@ fn a_lost_answer_on_assign_is_accepted() {
     sim.server.add_fault(json!({"path_prefix": "/v1.0/servicePrincipals", "method": "POST", "kind": "lost_response"}));
     let r = sim.run("set-hrd-policy", &[], &doc).ok();
     assert_eq!(r.doc["hrd_policy"]["status"], "assigned");
-    assert_eq!(assigned_to(&sim, &sp_of(&doc)).len(), 1);
+    assert_eq!(assigned_to(&sim, &service_principal_id(&doc)).len(), 1);
 }
 
 #[test]
@@ -361,18 +331,10 @@ fn password_hash_sync_off_is_warned_about() {
 fn bad_input_exits_2_before_any_request() {
     let sim = federated();
     sim.clear();
-    let r = sim
-        .run(
-            "set-hrd-policy",
-            &[],
-            &json!({"tenant": {"id": sim.server.tenant_id()}}),
-        )
-        .code_is(2);
-    assert!(
-        r.stderr.contains("--service-principal-id")
-            && r.stderr.contains("app.service_principal_id"),
-        "{}",
-        r.stderr
+    sim.assert_needs(
+        "set-hrd-policy",
+        "--service-principal-id",
+        "app.service_principal_id",
     );
     let app = json!({"app": {"service_principal_id": "11111111-1111-1111-1111-111111111111"}});
     for args in [
@@ -388,5 +350,5 @@ fn bad_input_exits_2_before_any_request() {
         .code_is(2);
     sim.run("set-hrd-policy", &[], &json!({"app": {"service_principal_id": "11111111-1111-1111-1111-111111111111"}, "hrd_policy": {"policy_id": "nope"}}))
         .code_is(2);
-    assert_eq!(sim.requests().len(), 0, "{:#?}", sim.requests());
+    sim.assert_no_requests();
 }

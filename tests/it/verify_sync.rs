@@ -6,13 +6,6 @@ use tenant_sim::Options;
 
 use crate::common::*;
 
-fn federated() -> Sim {
-    sim_with(Options {
-        federated: true,
-        ..Default::default()
-    })
-}
-
 fn failing(doc: &Value) -> Vec<String> {
     doc["verify"]["checks"]
         .as_array()
@@ -54,7 +47,7 @@ fn all_green_on_a_finished_setup_and_read_only() {
     assert!(failing(&r.doc).is_empty());
     // The step-3 handoff: never the secret itself.
     assert!(r.stderr.contains("Marketo step 3"), "{}", r.stderr);
-    assert!(r.stderr.contains(doc["app"]["client_id"].as_str().unwrap()));
+    assert!(r.stderr.contains(&client_id(&doc)));
     assert!(
         r.stderr
             .contains(doc["dynamics"]["username"].as_str().unwrap())
@@ -101,12 +94,12 @@ fn detects_a_removed_role() {
         |sim, doc| {
             let user = doc["dynamics"]["application_user_id"].as_str().unwrap();
             let role = doc["dynamics"]["roles"][0]["id"].as_str().unwrap();
-            let (s, v) = sim.dataverse(
+            sim.dataverse_expect(
+                204,
                 "DELETE",
                 &format!("systemusers({user})/systemuserroles_association/$ref?$id={}/api/data/v9.2/roles({role})", sim.server.dynamics_url()),
                 None,
             );
-            assert_eq!(s, 204, "{v}");
         },
         "sync-role",
     );
@@ -117,8 +110,7 @@ fn detects_removed_consent() {
     broken(
         |sim, doc| {
             let id = doc["consent"]["grant_id"].as_str().unwrap();
-            let (s, v) = sim.graph("DELETE", &format!("oauth2PermissionGrants/{id}"), None);
-            assert_eq!(s, 204, "{v}");
+            sim.graph_expect(204, "DELETE", &format!("oauth2PermissionGrants/{id}"), None);
         },
         "consent",
     );
@@ -130,12 +122,12 @@ fn detects_a_removed_secret() {
         |sim, doc| {
             let app = doc["app"]["object_id"].as_str().unwrap();
             let key = doc["secret"]["key_id"].as_str().unwrap();
-            let (s, v) = sim.graph(
+            sim.graph_expect(
+                204,
                 "POST",
                 &format!("applications/{app}/removePassword"),
                 Some(json!({"keyId": key})),
             );
-            assert_eq!(s, 204, "{v}");
         },
         "secret",
     );
@@ -150,12 +142,12 @@ fn detects_config_pointing_elsewhere() {
             let set = doc["marketo_config"]["entity_set"].as_str().unwrap();
             let rec = doc["marketo_config"]["record_id"].as_str().unwrap();
             let nav = doc["marketo_config"]["nav_property"].as_str().unwrap();
-            let (s, v) = sim.dataverse(
+            sim.dataverse_expect(
+                204,
                 "PATCH",
                 &format!("{set}({rec})"),
                 Some(json!({format!("{nav}@odata.bind"): format!("/systemusers({other})")})),
             );
-            assert_eq!(s, 204, "{v}");
         },
         "marketo-config",
     );
@@ -166,12 +158,12 @@ fn detects_a_disabled_user() {
     broken(
         |sim, doc| {
             let user = doc["dynamics"]["application_user_id"].as_str().unwrap();
-            let (s, v) = sim.dataverse(
+            sim.dataverse_expect(
+                204,
                 "PATCH",
                 &format!("systemusers({user})"),
                 Some(json!({"isdisabled": true})),
             );
-            assert_eq!(s, 204, "{v}");
         },
         "application-user",
     );
@@ -181,14 +173,14 @@ fn detects_a_disabled_user() {
 fn detects_a_missing_hrd_policy_on_a_federated_tenant() {
     broken(
         |sim, doc| {
-            let sp = doc["app"]["service_principal_id"].as_str().unwrap();
+            let sp = service_principal_id(doc);
             let pid = doc["hrd_policy"]["policy_id"].as_str().unwrap();
-            let (s, v) = sim.graph(
+            sim.graph_expect(
+                204,
                 "DELETE",
                 &format!("servicePrincipals/{sp}/homeRealmDiscoveryPolicies/{pid}/$ref"),
                 None,
             );
-            assert_eq!(s, 204, "{v}");
         },
         "hrd-policy",
     );

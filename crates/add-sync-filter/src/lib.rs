@@ -27,6 +27,7 @@ use clap::{Parser, ValueEnum};
 use serde_json::json;
 
 use s2s_core::{CommonArgs, Ctx, Error, Result};
+use s2s_dataverse::names::{entity_logical_name, not_blank, unique};
 use s2s_dataverse::{BooleanAttributeSpec, Dataverse, Written, is_duplicate_attribute};
 
 /// The logical name Marketo looks for (reference §5.4: "Name must be exactly new_synctomkto").
@@ -57,7 +58,7 @@ has new_synctomkto with another type, 5 timed out."
 pub struct Cli {
     /// Entity (logical name) to filter: lead, contact, account, opportunity or a custom one
     /// (repeatable)
-    #[arg(long = "entity", value_name = "NAME", value_parser = logical_name, default_values_t = [String::from("lead"), String::from("contact")])]
+    #[arg(long = "entity", value_name = "NAME", value_parser = entity_logical_name, default_values_t = [String::from("lead"), String::from("contact")])]
     pub entities: Vec<String>,
 
     /// Display name of the new field
@@ -126,27 +127,7 @@ impl s2s_core::Tool for Cli {
         &self.common
     }
     fn validate(&self) -> Result<()> {
-        if self.display_name.trim().is_empty() {
-            return Err(Error::usage("--display-name must not be empty"));
-        }
-        Ok(())
-    }
-}
-
-/// An entity logical name: lower-case letters, digits and underscores. Upper case is folded
-/// because logical names are always lower case.
-fn logical_name(s: &str) -> std::result::Result<String, String> {
-    let n = s.trim().to_ascii_lowercase();
-    let ok = !n.is_empty()
-        && n.len() <= 64
-        && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        && n.as_bytes()[0].is_ascii_alphabetic();
-    if ok {
-        Ok(n)
-    } else {
-        Err(format!(
-            "{s:?} is not an entity logical name (letters, digits and underscores, e.g. lead)"
-        ))
+        not_blank("--display-name", &self.display_name)
     }
 }
 
@@ -292,16 +273,6 @@ async fn ensure_field(
         }
         Err(e) => Err(e.context(format!("creating {FIELD} on {entity}"))),
     }
-}
-
-fn unique(names: &[String]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for n in names {
-        if !out.contains(n) {
-            out.push(n.clone());
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -30,6 +30,7 @@ use serde_json::json;
 
 use s2s_core::retry::{Poll, until_ready};
 use s2s_core::{CommonArgs, Ctx, Error, Result, config};
+use s2s_dataverse::names::{not_blank, unique};
 use s2s_dataverse::{
     Associated, BusinessUnit, Dataverse, MARKETO_ROLE_ONLY_FOR_SYNC_USER_SINCE, MARKETO_SOLUTION,
     Role, Solution, SystemUser, Written, compare_versions, is_app_not_yet_known,
@@ -84,15 +85,11 @@ impl s2s_core::Tool for Cli {
         &self.common
     }
     fn validate(&self) -> Result<()> {
-        if self.roles.iter().any(|r| r.trim().is_empty()) {
-            return Err(Error::usage("--role must not be empty"));
+        for role in &self.roles {
+            not_blank("--role", role)?;
         }
-        if self
-            .business_unit
-            .as_deref()
-            .is_some_and(|b| b.trim().is_empty())
-        {
-            return Err(Error::usage("--business-unit must not be empty"));
+        if let Some(bu) = &self.business_unit {
+            not_blank("--business-unit", bu)?;
         }
         Ok(())
     }
@@ -487,17 +484,6 @@ async fn find_role(dv: &Dataverse<'_>, name: &str, bu: &BusinessUnit) -> Result<
                 .join(", ")
         ))),
     }
-}
-
-fn unique(names: &[String]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for n in names {
-        let n = n.trim().to_string();
-        if !out.contains(&n) {
-            out.push(n);
-        }
-    }
-    out
 }
 
 fn display_user(u: &SystemUser) -> String {

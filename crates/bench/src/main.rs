@@ -212,21 +212,29 @@ fn measure_all(args: &Args, bin_dir: &Path, work: &Path) -> Result<Value, String
     sim.stop();
     let lag = lag?;
 
-    let mut variants = Vec::new();
+    let mut parsed = Vec::new();
     for v in &args.variants {
         let (name, dir) = v
             .split_once('=')
             .ok_or_else(|| format!("--variant {v:?} is not NAME=DIR"))?;
-        say(&format!("release-profile variant {name}: {dir}"));
-        variants.push(variant(
-            name,
-            Path::new(dir),
-            bin_dir,
-            &sim_bin,
-            work,
-            args,
-        )?);
+        let dir = Path::new(dir)
+            .canonicalize()
+            .map_err(|e| format!("variant {name}: {dir}: {e}"))?;
+        parsed.push((name.to_string(), dir));
     }
+    let variants = if parsed.is_empty() {
+        Vec::new()
+    } else {
+        say(&format!(
+            "release-profile variants, interleaved: {}",
+            parsed
+                .iter()
+                .map(|p| p.0.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        variants(&parsed, bin_dir, &sim_bin, work, args)?
+    };
 
     Ok(json!({
         "machine": machine(),
@@ -265,9 +273,30 @@ struct StartupCmd {
     mode: &'static str,
     program: PathBuf,
     args: Vec<String>,
+    /// Which directory of [`startup_sets`] (usize::MAX for /bin/true).
+    set: usize,
 }
 
 fn startup(bin_dir: &Path, tools: &[&str], work: &Path, runs: usize) -> Result<Value, String> {
+    let mut v = startup_sets(&[bin_dir.to_path_buf()], tools, work, runs)?;
+    let home = work.join("home");
+    let audit: BTreeMap<String, Value> = tools
+        .iter()
+        .filter_map(|t| startup_audit(&bin_dir.join(t), work, &home).map(|a| (t.to_string(), a)))
+        .collect();
+    let mut out = v.remove(0);
+    out["audit"] = json!(audit);
+    Ok(out)
+}
+
+/// Start-up of the same tools from several directories (builds), all interleaved round-robin
+/// with one `/bin/true`, so every build sees the same load; one result per directory.
+fn startup_sets(
+    dirs: &[PathBuf],
+    tools: &[&str],
+    work: &Path,
+    runs: usize,
+) -> Result<Vec<Value>, String> {
     let home = work.join("home");
     std::fs::create_dir_all(&home).map_err(|e| e.to_string())?;
     let mut cmds = vec![StartupCmd {
@@ -276,22 +305,27 @@ fn startup(bin_dir: &Path, tools: &[&str], work: &Path, runs: usize) -> Result<V
         mode: "floor",
         program: PathBuf::from("/bin/true"),
         args: vec![],
+        set: usize::MAX,
     }];
-    for t in tools {
-        cmds.push(StartupCmd {
-            name: format!("{t} --help"),
-            tool: Some(t.to_string()),
-            mode: "help",
-            program: bin_dir.join(t),
-            args: vec!["--help".into()],
-        });
-        cmds.push(StartupCmd {
-            name: format!("{t} </dev/null (missing value)"),
-            tool: Some(t.to_string()),
-            mode: "fail_fast",
-            program: bin_dir.join(t),
-            args: vec![],
-        });
+    for (set, dir) in dirs.iter().enumerate() {
+        for t in tools.iter().filter(|t| dir.join(t).is_file()) {
+            cmds.push(StartupCmd {
+                name: format!("{t} --help"),
+                tool: Some(t.to_string()),
+                mode: "help",
+                program: dir.join(t),
+                args: vec!["--help".into()],
+                set,
+            });
+            cmds.push(StartupCmd {
+                name: format!("{t} </dev/null (missing value)"),
+                tool: Some(t.to_string()),
+                mode: "fail_fast",
+                program: dir.join(t),
+                args: vec![],
+                set,
+            });
+        }
     }
     let mut walls: Vec<Vec<f64>> = vec![Vec::new(); cmds.len()];
     let mut codes: Vec<BTreeMap<i32, usize>> = vec![BTreeMap::new(); cmds.len()];
@@ -315,36 +349,39 @@ fn startup(bin_dir: &Path, tools: &[&str], work: &Path, runs: usize) -> Result<V
         }
     }
     let floor = median(&walls[0]);
-    let mut per_tool: BTreeMap<String, Value> = BTreeMap::new();
-    let mut rows = Vec::new();
-    for (i, c) in cmds.iter().enumerate() {
-        let med = median(&walls[i]);
-        let code = codes[i]
-            .iter()
-            .max_by_key(|(_, n)| **n)
-            .map(|(c, _)| *c)
-            .unwrap_or(-1);
-        let row = json!({
-            "command": c.name,
-            "mode": c.mode,
-            "median_ms": med,
-            "min_ms": walls[i].iter().copied().fold(f64::INFINITY, f64::min),
-            "over_true_ms": med - floor,
-            "exit_code": code,
-            "exit_codes": codes[i].iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
-            "maxrss_kib": rss[i],
-        });
-        if let Some(t) = &c.tool {
-            let e = per_tool.entry(t.clone()).or_insert_with(|| json!({}));
-            e[c.mode] = row.clone();
+    let mut results = Vec::new();
+    for set in 0..dirs.len() {
+        let mut per_tool: BTreeMap<String, Value> = BTreeMap::new();
+        let mut rows = Vec::new();
+        for (i, c) in cmds.iter().enumerate() {
+            if c.set != set && c.set != usize::MAX {
+                continue;
+            }
+            let med = median(&walls[i]);
+            let code = codes[i]
+                .iter()
+                .max_by_key(|(_, n)| **n)
+                .map(|(c, _)| *c)
+                .unwrap_or(-1);
+            let row = json!({
+                "command": c.name,
+                "mode": c.mode,
+                "median_ms": med,
+                "min_ms": walls[i].iter().copied().fold(f64::INFINITY, f64::min),
+                "over_true_ms": med - floor,
+                "exit_code": code,
+                "exit_codes": codes[i].iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
+                "maxrss_kib": rss[i],
+            });
+            if let Some(t) = &c.tool {
+                let e = per_tool.entry(t.clone()).or_insert_with(|| json!({}));
+                e[c.mode] = row.clone();
+            }
+            rows.push(row);
         }
-        rows.push(row);
+        results.push(json!({"true_median_ms": floor, "commands": rows, "tools": per_tool}));
     }
-    let audit: BTreeMap<String, Value> = tools
-        .iter()
-        .filter_map(|t| startup_audit(&bin_dir.join(t), work, &home).map(|a| (t.to_string(), a)))
-        .collect();
-    Ok(json!({"true_median_ms": floor, "commands": rows, "tools": per_tool, "audit": audit}))
+    Ok(results)
 }
 
 /// What a fail-fast run does besides failing, seen by `strace` (skipped when it is not
@@ -739,59 +776,54 @@ fn summarise(runs: &[(Pipeline, Vec<Value>, BTreeMap<String, String>)]) -> Value
 
 // ---- release-profile variants ----------------------------------------------------------------
 
-fn variant(
-    name: &str,
-    dir: &Path,
+/// Size, start-up and a re-check of a finished setup for each build, measured round-robin
+/// across the builds so none is favoured by the machine's load at the time.
+fn variants(
+    sets: &[(String, PathBuf)],
     main_bin: &Path,
     sim_bin: &Path,
     work: &Path,
     args: &Args,
-) -> Result<Value, String> {
-    let dir = dir
-        .canonicalize()
-        .map_err(|e| format!("variant {name}: {}: {e}", dir.display()))?;
-    let desc = std::fs::read_to_string(dir.join("profile.txt")).unwrap_or_default();
-    let tools: Vec<&str> = TOOLS
-        .iter()
-        .copied()
-        .filter(|t| dir.join(t).is_file())
-        .collect();
-    let st = startup(&dir, &tools, work, args.startup_runs.min(21))?;
-    let sizes: BTreeMap<String, u64> = tools
-        .iter()
-        .filter_map(|t| {
-            std::fs::metadata(dir.join(t))
-                .ok()
-                .map(|m| (t.to_string(), m.len()))
-        })
-        .collect();
-    // Work, not just start-up: each of the variant's tools re-checks a finished setup (made by
-    // the main build's chain), so the profiles are compared on parsing, HTTP and JSON too.
+) -> Result<Vec<Value>, String> {
+    let dirs: Vec<PathBuf> = sets.iter().map(|s| s.1.clone()).collect();
+    let st = startup_sets(&dirs, &TOOLS, work, args.startup_runs)?;
     let sim = Sim::start(
         sim_bin,
         &["--federated".into()],
-        &work.join(format!("sim-{name}.log")),
+        &work.join("sim-variants.log"),
     )?;
-    let recheck = variant_recheck(&sim, main_bin, &dir, &tools, work, args.chain_runs.max(11));
+    let recheck = variant_recheck(&sim, main_bin, &dirs, work, args.chain_runs.max(11));
     sim.stop();
     let recheck = recheck?;
-    Ok(json!({
-        "name": name,
-        "profile": desc.trim(),
-        "binary_bytes": sizes,
-        "startup": st,
-        "recheck": recheck,
-    }))
+    let mut out = Vec::new();
+    for (i, (name, dir)) in sets.iter().enumerate() {
+        let desc = std::fs::read_to_string(dir.join("profile.txt")).unwrap_or_default();
+        let sizes: BTreeMap<String, u64> = TOOLS
+            .iter()
+            .filter_map(|t| {
+                std::fs::metadata(dir.join(t))
+                    .ok()
+                    .map(|m| (t.to_string(), m.len()))
+            })
+            .collect();
+        out.push(json!({
+            "name": name,
+            "profile": desc.trim(),
+            "binary_bytes": sizes,
+            "startup": st[i],
+            "recheck": recheck[i],
+        }));
+    }
+    Ok(out)
 }
 
 fn variant_recheck(
     sim: &Sim,
     main_bin: &Path,
-    dir: &Path,
-    tools: &[&str],
+    dirs: &[PathBuf],
     work: &Path,
     runs: usize,
-) -> Result<Value, String> {
+) -> Result<Vec<Value>, String> {
     let setup_dir = work.join("variant-setup");
     let _ = std::fs::remove_dir_all(&setup_dir);
     std::fs::create_dir_all(&setup_dir).map_err(|e| e.to_string())?;
@@ -800,23 +832,37 @@ fn variant_recheck(
     if setup.tools.iter().any(|t| t.1 != 0) {
         return Err("the main build's chain failed, so the variants cannot be compared".into());
     }
-    let mut out = serde_json::Map::new();
-    for t in tools {
-        let (mut walls, mut cpus, mut codes) = (Vec::new(), Vec::new(), Vec::new());
-        for _ in 0..runs {
-            // Each run starts from the same finished document, in the setup's directory (the
-            // secret file make-secret wrote is there).
-            let p = pipeline(sim, dir, &[t], &setup.output, &setup_dir, "recheck")?;
-            walls.push(p.wall_ms);
-            cpus.push(p.tools[0].4);
-            codes.push(p.tools[0].1);
+    // [dir][tool] -> (walls, cpus, codes)
+    type Samples = (Vec<f64>, Vec<f64>, Vec<i32>);
+    let mut samples: Vec<BTreeMap<&str, Samples>> = vec![BTreeMap::new(); dirs.len()];
+    for _ in 0..runs {
+        for (d, dir) in dirs.iter().enumerate() {
+            for t in TOOLS.iter().filter(|t| dir.join(t).is_file()) {
+                // Each run starts from the same finished document, in the setup's directory
+                // (where make-secret wrote the secret file).
+                let p = pipeline(sim, dir, &[t], &setup.output, &setup_dir, "recheck")?;
+                let e = samples[d].entry(t).or_default();
+                e.0.push(p.wall_ms);
+                e.1.push(p.tools[0].4);
+                e.2.push(p.tools[0].1);
+            }
         }
-        out.insert(
-            t.to_string(),
-            json!({"wall_ms_median": median(&walls), "cpu_ms_median": median(&cpus), "exit_codes": codes}),
-        );
     }
-    Ok(Value::Object(out))
+    Ok(samples
+        .into_iter()
+        .map(|m| {
+            Value::Object(
+                m.into_iter()
+                    .map(|(t, (w, c, codes))| {
+                        (
+                            t.to_string(),
+                            json!({"wall_ms_median": median(&w), "cpu_ms_median": median(&c), "exit_codes": codes}),
+                        )
+                    })
+                    .collect(),
+            )
+        })
+        .collect())
 }
 
 // ---- the machine -----------------------------------------------------------------------------

@@ -117,7 +117,7 @@ fn evaluate(r: &Value) -> Value {
     if let Some((t, d, ..)) = worst_help {
         push(
             "start-up, --help: median over /bin/true (worst tool)",
-            format!("+{d:.2} ms ({t})"),
+            format!("{d:+.2} ms ({t})"),
             format!("≤ +{:.0} ms", target::STARTUP_OVER_TRUE_MS),
             Some(d <= target::STARTUP_OVER_TRUE_MS),
             format!("/bin/true median {floor:.2} ms"),
@@ -131,7 +131,7 @@ fn evaluate(r: &Value) -> Value {
             .collect();
         push(
             "start-up, missing value (exit 2): median over /bin/true (worst tool)",
-            format!("+{d:.2} ms ({t})"),
+            format!("{d:+.2} ms ({t})"),
             format!("≤ +{:.0} ms", target::STARTUP_OVER_TRUE_MS),
             Some(d <= target::STARTUP_OVER_TRUE_MS && bad_codes.is_empty()),
             if bad_codes.is_empty() {
@@ -416,7 +416,7 @@ every tool must exit 2 naming the flag and the JSON key, before any request.\n"
             let Some(v) = tools.get(t) else { continue };
             let _ = writeln!(
                 s,
-                "| {t} | {:.2} | +{:.2} | {:.2} | +{:.2} | {} | {:.1} MB |",
+                "| {t} | {:.2} | {:+.2} | {:.2} | {:+.2} | {} | {:.1} MB |",
                 f(&v["help"]["median_ms"]),
                 f(&v["help"]["over_true_ms"]),
                 f(&v["fail_fast"]["median_ms"]),
@@ -640,7 +640,7 @@ The re-run feeds the fresh run's final document to the same pipeline. Requests c
     if let Some(vs) = r["variants"].as_array().filter(|a| !a.is_empty()) {
         let _ = writeln!(
             s,
-            "Measured on {} with `scripts/bench.sh --profiles` (each profile built into its own target directory with `cargo build --config profile.release.*=…`; start-up medians run round-robin with `/bin/true` like above; \"re-check\" is the tool run alone on a finished setup, median of the runs). The root `Cargo.toml` keeps the winner.\n",
+            "Measured on {} with `scripts/bench.sh --profiles` (each profile built into its own target directory with `cargo build --config profile.release.*=…`; every build's commands interleaved round-robin with one `/bin/true`, so all see the same load; \"re-check\" is the tool run alone on a finished setup made by the main build, median of the runs, builds interleaved too). The root `Cargo.toml` keeps the winner.\n",
             r["variants_date"].as_str().unwrap_or("an earlier run")
         );
         let _ = writeln!(
@@ -670,7 +670,7 @@ The re-run feeds the fresh run's final document to the same pipeline. Requests c
             };
             let _ = writeln!(
                 s,
-                "| {} | `{}` | {} | {} | +{:.2} ms | +{:.2} ms | {} | {} |",
+                "| {} | `{}` | {} | {} | {:+.2} ms | {:+.2} ms | {} | {} |",
                 v["name"].as_str().unwrap_or(""),
                 v["profile"].as_str().unwrap_or(""),
                 size("register-app"),

@@ -157,11 +157,10 @@ where
     let until = deadline.min(Instant::now() + window);
     match until_visible(until, what, progress, read).await {
         Ok(v) => Ok(Some(v)),
-        // The window closed before the tool's deadline: the object is not there.
+        // The window, not the tool's deadline, ran out: the object is not there. When the
+        // deadline came first, "not in time" (exit 5) is the honest answer.
         Err(e)
-            if e.service.is_none()
-                && e.kind == crate::error::Kind::Timeout
-                && Instant::now() < deadline =>
+            if e.service.is_none() && e.kind == crate::error::Kind::Timeout && until < deadline =>
         {
             Ok(None)
         }

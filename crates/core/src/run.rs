@@ -117,6 +117,9 @@ where
             if ctx.dry_run() {
                 entry["dry_run"] = Value::Bool(true);
                 let plan = ctx.http.take_plan();
+                // What a real run would have changed, for later steps that key on `changed`
+                // (publish-customizations --if-changed) in a dry-run pipeline.
+                entry["planned_writes"] = Value::from(plan.len());
                 if !plan.is_empty() {
                     ctx.say(&format!(
                         "dry run: {} write(s) planned, none sent",

@@ -46,6 +46,14 @@ impl<T> Written<T> {
     pub fn is_planned(&self) -> bool {
         matches!(self, Written::Planned)
     }
+
+    /// What was done, turned into something else; `Planned` stays `Planned`.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Written<U> {
+        match self {
+            Written::Done(v) => Written::Done(f(v)),
+            Written::Planned => Written::Planned,
+        }
+    }
 }
 
 /// How a role association ended.
@@ -118,6 +126,15 @@ impl<'a> Dataverse<'a> {
             .header("OData-MaxVersion", "4.0")
             .header("OData-Version", "4.0")
             .header("If-None-Match", "null")
+    }
+
+    /// Sends a write through `Http::write`: `Planned` under `--dry-run` (nothing sent, the
+    /// request is in the plan), otherwise the service's answer.
+    async fn write(&self, req: Request) -> Result<Written<s2s_core::Response>> {
+        Ok(match self.http.write(req).await? {
+            None => Written::Planned,
+            Some(resp) => Written::Done(resp),
+        })
     }
 
     // ---------- generic reads ----------
@@ -213,10 +230,12 @@ impl<'a> Dataverse<'a> {
         self.list(&format!("solutions?{q}"), "solutions").await
     }
 
+    const BUSINESS_UNIT_SELECT: &'static str = "businessunitid,name,_parentbusinessunitid_value";
+
     /// The root business unit (`parentbusinessunitid eq null`, reference §1.5); exactly one.
     pub async fn root_business_unit(&self) -> Result<BusinessUnit> {
         let q = query(&[
-            ("$select", "businessunitid,name,_parentbusinessunitid_value"),
+            ("$select", Self::BUSINESS_UNIT_SELECT),
             ("$filter", "parentbusinessunitid eq null"),
         ]);
         let mut units: Vec<BusinessUnit> = self
@@ -235,7 +254,7 @@ impl<'a> Dataverse<'a> {
     /// Business units with this exact name.
     pub async fn business_units_by_name(&self, name: &str) -> Result<Vec<BusinessUnit>> {
         let q = query(&[
-            ("$select", "businessunitid,name,_parentbusinessunitid_value"),
+            ("$select", Self::BUSINESS_UNIT_SELECT),
             ("$filter", &format!("name eq {}", quote(name))),
         ]);
         self.list(&format!("businessunits?{q}"), "business units")
@@ -248,7 +267,7 @@ impl<'a> Dataverse<'a> {
         self.get_optional(
             &format!(
                 "businessunits({id})?{}",
-                query(&[("$select", "businessunitid,name,_parentbusinessunitid_value")])
+                query(&[("$select", Self::BUSINESS_UNIT_SELECT)])
             ),
             "business unit",
         )
@@ -308,10 +327,7 @@ impl<'a> Dataverse<'a> {
                 "accessmode": 4,
                 "businessunitid@odata.bind": format!("/businessunits({bu})"),
             }));
-        Ok(match self.http.write(req).await? {
-            None => Written::Planned,
-            Some(resp) => Written::Done(entity_id(&resp)),
-        })
+        Ok(self.write(req).await?.map(|resp| entity_id(&resp)))
     }
 
     /// Enables a user: `PATCH {"isdisabled": false}` with `If-Match: *`, so the PATCH can never
@@ -323,11 +339,13 @@ impl<'a> Dataverse<'a> {
 
     // ---------- roles ----------
 
+    const ROLE_SELECT: &'static str = "roleid,name,_businessunitid_value";
+
     /// Roles named `name` in one business unit (roles are per business unit, reference §2).
     pub async fn roles_by_name(&self, name: &str, business_unit_id: &str) -> Result<Vec<Role>> {
         let bu = guid(business_unit_id, "business unit id")?;
         let q = query(&[
-            ("$select", "roleid,name,_businessunitid_value"),
+            ("$select", Self::ROLE_SELECT),
             (
                 "$filter",
                 &format!("name eq {} and _businessunitid_value eq {bu}", quote(name)),
@@ -339,7 +357,7 @@ impl<'a> Dataverse<'a> {
     /// The roles a user holds directly (reference §2, "List a user's roles").
     pub async fn user_roles(&self, user_id: &str) -> Result<Vec<Role>> {
         let id = guid(user_id, "system user id")?;
-        let q = query(&[("$select", "roleid,name,_businessunitid_value")]);
+        let q = query(&[("$select", Self::ROLE_SELECT)]);
         self.list(
             &format!("systemusers({id})/systemuserroles_association?{q}"),
             "roles of the user",
@@ -364,9 +382,8 @@ impl<'a> Dataverse<'a> {
                 )),
             )
             .json(json!({"@odata.id": self.url(&format!("roles({role})"))}));
-        match self.http.write(req).await {
-            Ok(None) => Ok(Written::Planned),
-            Ok(Some(_)) => Ok(Written::Done(Associated::Added)),
+        match self.write(req).await {
+            Ok(written) => Ok(written.map(|_| Associated::Added)),
             Err(e) if e.has_code(codes::DUPLICATE_RECORD) => {
                 Ok(Written::Done(Associated::AlreadyThere))
             }
@@ -385,10 +402,7 @@ impl<'a> Dataverse<'a> {
                 "systemusers({user})/systemuserroles_association/$ref?{q}"
             )),
         );
-        Ok(match self.http.write(req).await? {
-            None => Written::Planned,
-            Some(_) => Written::Done(()),
-        })
+        Ok(self.write(req).await?.map(drop))
     }
 
     // ---------- records ----------
@@ -428,10 +442,7 @@ impl<'a> Dataverse<'a> {
             )
             .header("If-Match", "*")
             .json(body);
-        Ok(match self.http.write(req).await? {
-            None => Written::Planned,
-            Some(_) => Written::Done(()),
-        })
+        Ok(self.write(req).await?.map(drop))
     }
 
     // ---------- metadata ----------
@@ -544,10 +555,7 @@ impl<'a> Dataverse<'a> {
                 self.url(&format!("{}/Attributes", entity_key(entity))),
             )
             .json(spec.to_json());
-        Ok(match self.http.write(req).await? {
-            None => Written::Planned,
-            Some(resp) => Written::Done(entity_id(&resp)),
-        })
+        Ok(self.write(req).await?.map(|resp| entity_id(&resp)))
     }
 
     // ---------- publishing ----------
@@ -561,10 +569,7 @@ impl<'a> Dataverse<'a> {
             .json(json!({}))
             .timeout(attempt_timeout)
             .retry_on_code(codes::CUSTOMIZATION_LOCK);
-        Ok(match self.http.write(req).await? {
-            None => Written::Planned,
-            Some(_) => Written::Done(()),
-        })
+        Ok(self.write(req).await?.map(drop))
     }
 
     /// `POST PublishAllXmlAsync`: starts a system job and returns its id (reference §3, §9.11).
@@ -573,9 +578,9 @@ impl<'a> Dataverse<'a> {
             .request(Method::Post, self.url("PublishAllXmlAsync"))
             .json(json!({}))
             .retry_on_code(codes::CUSTOMIZATION_LOCK);
-        Ok(match self.http.write(req).await? {
-            None => Written::Planned,
-            Some(resp) => {
+        Ok(match self.write(req).await? {
+            Written::Planned => Written::Planned,
+            Written::Done(resp) => {
                 let r: PublishAllXmlAsyncResponse = resp.parse("PublishAllXmlAsync answer")?;
                 Written::Done(guid(&r.async_operation_id, "AsyncOperationId")?)
             }
@@ -596,10 +601,7 @@ impl<'a> Dataverse<'a> {
             .request(Method::Post, self.url("PublishXml"))
             .json(json!({"ParameterXml": publish_xml(entities)}))
             .retry_on_code(codes::CUSTOMIZATION_LOCK);
-        Ok(match self.http.write(req).await? {
-            None => Written::Planned,
-            Some(_) => Written::Done(()),
-        })
+        Ok(self.write(req).await?.map(drop))
     }
 }
 

@@ -8,10 +8,12 @@
 //!
 //! The client builds URLs and bodies; `s2s_core::Http` sends them (retries, deadline, dry-run
 //! plan, error parsing). It never prints. Dataverse's error codes that the tools act on are in
-//! [`codes`], with classifiers such as [`is_app_not_yet_known`].
+//! [`codes`], with classifiers such as [`is_app_not_yet_known`]. The checks of the Dataverse
+//! names the tools take as flags are in [`names`].
 
 mod client;
 mod model;
+pub mod names;
 
 pub use client::{
     API_PATH, Associated, BooleanAttributeSpec, Dataverse, SYSTEM_USER_LOOKUPS, Written,

@@ -24,22 +24,16 @@
 //! register-app --name "Marketo Integration" | grant-consent | make-secret > state.json
 //! ```
 
-use std::time::{Duration, Instant};
-
 use clap::Parser;
 use serde_json::json;
 
-use s2s_core::config::missing;
-use s2s_core::retry::{Poll, until_ready};
+use s2s_core::retry::{Poll, until_ready, until_visible};
 use s2s_core::run::Key;
-use s2s_core::{CommonArgs, Ctx, Error, Kind, Result};
+use s2s_core::{CommonArgs, Ctx, Error, Result};
 use s2s_graph::{
-    DYNAMICS_CRM_APP_ID, Graph, PermissionGrant, ServicePrincipal, USER_IMPERSONATION, Upserted,
+    DYNAMICS_CRM_APP_ID, Graph, PermissionGrant, ServicePrincipal, SpRef, USER_IMPERSONATION,
+    Upserted,
 };
-
-/// How long a just-written directory object may take to become readable before the tool
-/// concludes it is not there (graph.md §7.4: cap replication retries at about 60–120 s).
-const REPLICATION_WINDOW: Duration = Duration::from_secs(120);
 
 /// Placeholder shown in the `--dry-run` plan for an id that only the create would return.
 const PLANNED_RESOURCE: &str = "<id of the Dynamics CRM service principal, once created>";
@@ -116,35 +110,12 @@ fn parse_scope(s: &str) -> std::result::Result<String, String> {
     Ok(t.to_string())
 }
 
-/// Where to find the client service principal: flags first, then the document.
-#[derive(Debug, Clone, PartialEq)]
-enum SpRef {
-    Id(String),
-    AppId(String),
-}
-
-fn resolve_client(cli: &Cli, doc: &s2s_core::StateDoc) -> Result<SpRef> {
-    if let Some(id) = &cli.service_principal_id {
-        return Ok(SpRef::Id(id.clone()));
-    }
-    if let Some(c) = &cli.client_id {
-        return Ok(SpRef::AppId(c.clone()));
-    }
-    if let Some(id) = doc.get_guid("app.service_principal_id")? {
-        return Ok(SpRef::Id(id));
-    }
-    if let Some(c) = doc.get_guid("app.client_id")? {
-        return Ok(SpRef::AppId(c));
-    }
-    Err(missing(
-        "the app's service principal",
-        "--service-principal-id",
-        "app.service_principal_id",
-    ))
-}
-
 async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
-    let client_ref = resolve_client(&cli, &ctx.doc)?;
+    let client_ref = SpRef::from_flags_or_doc(
+        cli.service_principal_id.as_deref(),
+        cli.client_id.as_deref(),
+        &ctx.doc,
+    )?;
     let mut wanted: Vec<String> = Vec::new();
     for s in &cli.scopes {
         if !wanted.contains(s) {
@@ -153,7 +124,11 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
     }
 
     let g = Graph::new(&ctx.http);
-    let client = read_client_sp(ctx, &g, &client_ref).await?;
+    // A grant for a service principal the replica does not know yet is refused (graph.md §7.4).
+    let client = g
+        .wait_for_service_principal(&client_ref)
+        .await
+        .map_err(explain)?;
     let resource = ensure_dynamics_sp(ctx, &g).await?;
     if let Some(r) = &resource {
         warn_unknown_scopes(ctx, r, &wanted);
@@ -170,46 +145,6 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
     }
     ctx.doc.set("consent.scope", json!(outcome.scope));
     Ok(())
-}
-
-/// The client service principal, waiting out replication right after `register-app` created it
-/// (graph.md §7.4): a grant for a service principal the replica does not know is refused.
-async fn read_client_sp(ctx: &Ctx, g: &Graph<'_>, r: &SpRef) -> Result<ServicePrincipal> {
-    let window = ctx.http.deadline().min(Instant::now() + REPLICATION_WINDOW);
-    let found = until_ready(
-        window,
-        "reading the app's service principal",
-        ctx.reporter(),
-        || async {
-            let sp = match r {
-                SpRef::Id(id) => g.service_principal(id).await,
-                SpRef::AppId(a) => g.service_principal_by_app_id(a).await,
-            }
-            .map_err(explain)?;
-            Ok(match sp {
-                Some(sp) => Poll::Ready(sp),
-                None => Poll::Pending("not visible yet".into()),
-            })
-        },
-    )
-    .await;
-    match found {
-        Ok(sp) => Ok(sp),
-        Err(e)
-            if e.service.is_none()
-                && e.kind == Kind::Timeout
-                && Instant::now() < ctx.http.deadline() =>
-        {
-            let which = match r {
-                SpRef::Id(id) => format!("service principal {id}"),
-                SpRef::AppId(a) => format!("service principal for client id {a}"),
-            };
-            Err(Error::refused(format!("no {which} in this tenant")).with_hint(
-                "run register-app first and pipe its output here, or check --service-principal-id and --tenant",
-            ))
-        }
-        Err(e) => Err(e),
-    }
 }
 
 /// The Dynamics CRM service principal of this tenant, created when missing (graph.md §2, §11:
@@ -244,24 +179,14 @@ async fn ensure_dynamics_sp(ctx: &Ctx, g: &Graph<'_>) -> Result<Option<ServicePr
             }
             // A grant naming a resource the replica does not know yet is refused (§7.4), so
             // wait until the new service principal reads back.
-            let sp = until_ready(
+            let sp = until_visible(
                 ctx.http.deadline(),
                 "waiting for the Dynamics CRM service principal to replicate",
                 ctx.reporter(),
-                || async {
-                    Ok(
-                        match g
-                            .service_principal_by_app_id(DYNAMICS_CRM_APP_ID)
-                            .await
-                            .map_err(explain)?
-                        {
-                            Some(sp) => Poll::Ready(sp),
-                            None => Poll::Pending("not visible yet".into()),
-                        },
-                    )
-                },
+                || g.service_principal_by_app_id(DYNAMICS_CRM_APP_ID),
             )
-            .await?;
+            .await
+            .map_err(explain)?;
             Ok(Some(sp))
         }
     }
@@ -361,7 +286,7 @@ async fn ensure_grant(
             ctx.say(&format!(
                 "granted admin consent for {} on Dynamics CRM to {} (grant {})",
                 wanted.join(" "),
-                name_of(client),
+                client.label(),
                 grant.id
             ));
             let scope = grant.scope.clone().unwrap_or_else(|| wanted.join(" "));
@@ -374,7 +299,7 @@ async fn ensure_grant(
             ctx.say(&format!(
                 "would grant admin consent for {} on Dynamics CRM to {}",
                 wanted.join(" "),
-                name_of(client)
+                client.label()
             ));
             Ok(Outcome {
                 grant_id: None,
@@ -463,21 +388,12 @@ async fn extend_grant(
     })
 }
 
-fn name_of(sp: &ServicePrincipal) -> String {
-    match &sp.display_name {
-        Some(n) => format!("\"{n}\" ({})", sp.id),
-        None => sp.id.clone(),
-    }
-}
-
 /// A 403 names what the caller lacks (graph.md §3.1: roles from grant-admin-consent.md, the
 /// permission from the oauth2PermissionGrant pages; creating a service principal needs
 /// Application.ReadWrite.All, §2).
 fn explain(e: Error) -> Error {
-    if e.status() != Some(403) {
-        return e;
-    }
-    e.with_kind(Kind::Refused).with_hint(
+    s2s_graph::explain_forbidden(
+        e,
         "granting tenant-wide admin consent needs the Entra role Cloud Application Administrator, \
          Application Administrator or Privileged Role Administrator for a signed-in admin, or the \
          Microsoft Graph application permission DelegatedPermissionGrant.ReadWrite.All (plus \
@@ -532,26 +448,6 @@ mod tests {
             Some(1)
         );
         assert_eq!(pick(&[gr("a", "x"), gr("b", "y")], &w), Some(0));
-    }
-
-    #[test]
-    fn the_service_principal_comes_from_flags_then_the_document() {
-        let cli = Cli::try_parse_from(["grant-consent"]).unwrap();
-        let doc = s2s_core::StateDoc::parse(
-            r#"{"app":{"client_id":"11111111-1111-1111-1111-111111111111","service_principal_id":"22222222-2222-2222-2222-222222222222"}}"#,
-            "t",
-        )
-        .unwrap();
-        assert_eq!(
-            resolve_client(&cli, &doc).unwrap(),
-            SpRef::Id("22222222-2222-2222-2222-222222222222".into())
-        );
-        let e = resolve_client(&cli, &s2s_core::StateDoc::new()).unwrap_err();
-        assert_eq!(e.kind, Kind::Usage);
-        assert!(
-            e.message.contains("--service-principal-id")
-                && e.message.contains("app.service_principal_id")
-        );
     }
 
     #[test]

@@ -9,7 +9,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use s2s_core::odata::{encode, key_segment, quote};
-use s2s_core::{Auth, Error, Http, Method, Request, Response, Result, Service};
+use s2s_core::{Auth, Error, Http, Kind, Method, Request, Response, Result, Service};
+
+mod run_tag;
+mod target;
+pub use run_tag::RunTag;
+pub use target::{AppRef, SpRef};
 
 /// Dynamics CRM (Dataverse) first-party application id (graph.md §1.2). Its
 /// `user_impersonation` scope id is read from the service principal, never hard-coded.
@@ -46,6 +51,15 @@ pub struct PasswordCredential {
     pub end_date_time: Option<String>,
 }
 
+impl PasswordCredential {
+    /// `endDateTime` as a time; `None` when absent or unreadable. Graph sends seven fraction
+    /// digits (`2021-09-09T19:50:29.3086381Z`), which RFC 3339 allows.
+    pub fn expires_at(&self) -> Option<time::OffsetDateTime> {
+        let end = self.end_date_time.as_deref()?;
+        time::OffsetDateTime::parse(end, &time::format_description::well_known::Rfc3339).ok()
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Application {
@@ -63,9 +77,21 @@ pub struct Application {
     pub password_credentials: Vec<PasswordCredential>,
 }
 
+impl Application {
+    /// The password credential with this key id (key ids compare case-insensitively).
+    pub fn password_credential(&self, key_id: &str) -> Option<&PasswordCredential> {
+        self.password_credentials
+            .iter()
+            .find(|c| c.key_id.eq_ignore_ascii_case(key_id))
+    }
+}
+
 /// The properties `register-app` owns, for create and update.
 pub const APPLICATION_SELECT: &str =
     "id,appId,displayName,uniqueName,signInAudience,requiredResourceAccess,passwordCredentials";
+
+/// The service principal properties the steps read.
+const SERVICE_PRINCIPAL_SELECT: &str = "id,appId,displayName,oauth2PermissionScopes";
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -86,6 +112,17 @@ pub struct ServicePrincipal {
     pub display_name: Option<String>,
     #[serde(default)]
     pub oauth2_permission_scopes: Vec<PermissionScope>,
+}
+
+impl ServicePrincipal {
+    /// `"Marketo Integration" (<id>)`, or the bare id when it has no display name: how messages
+    /// name it.
+    pub fn label(&self) -> String {
+        match &self.display_name {
+            Some(n) => format!("\"{n}\" ({})", self.id),
+            None => self.id.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -125,6 +162,20 @@ pub struct HrdPolicy {
     pub is_organization_default: Option<bool>,
 }
 
+impl HrdPolicy {
+    /// Whether the policy lets Entra ID validate cloud passwords (ROPC for federated users),
+    /// even with other settings: `AllowCloudPasswordValidation` true *inside* the
+    /// `HomeRealmDiscoveryPolicy` wrapper — without it Entra ignores the setting (graph.md §5.2,
+    /// peers.md §9.10).
+    pub fn allows_cloud_password_validation(&self) -> bool {
+        self.definition.iter().any(|d| {
+            serde_json::from_str::<Value>(d).is_ok_and(|v| {
+                v["HomeRealmDiscoveryPolicy"]["AllowCloudPasswordValidation"] == json!(true)
+            })
+        })
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Domain {
@@ -133,6 +184,16 @@ pub struct Domain {
     pub authentication_type: Option<String>,
     #[serde(default)]
     pub is_verified: Option<bool>,
+}
+
+impl Domain {
+    /// Federated (e.g. with AD FS): Entra ID sends its users' sign-ins to the federation server
+    /// (graph.md §1.6).
+    pub fn is_federated(&self) -> bool {
+        self.authentication_type
+            .as_deref()
+            .is_some_and(|t| t.eq_ignore_ascii_case("Federated"))
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -158,6 +219,35 @@ pub fn is_replication_lag(e: &Error) -> bool {
         409 => se.has_code("Directory_ConcurrencyViolation"),
         _ => false,
     }
+}
+
+/// A display name the user gives for a Graph object (`what` names the flag): not blank, no
+/// control characters, at most `max` characters once trimmed; exit 2 otherwise, before any request.
+pub fn check_display_name(name: &str, what: &str, max: usize) -> Result<()> {
+    let t = name.trim();
+    if t.is_empty() {
+        return Err(Error::usage(format!("{what} must not be empty")));
+    }
+    if t.chars().any(char::is_control) {
+        return Err(Error::usage(format!(
+            "{what} must not contain control characters"
+        )));
+    }
+    if t.chars().count() > max {
+        return Err(Error::usage(format!(
+            "{what} is longer than {max} characters"
+        )));
+    }
+    Ok(())
+}
+
+/// Graph's 403 (`Authorization_RequestDenied`) says only "insufficient privileges"; `hint`
+/// names the roles or permissions the step needs. Other errors pass through unchanged.
+pub fn explain_forbidden(e: Error, hint: &str) -> Error {
+    if e.status() != Some(403) {
+        return e;
+    }
+    e.with_kind(Kind::Refused).with_hint(hint)
 }
 
 /// A uniqueness conflict: the object already exists (e.g. after a committed request whose
@@ -199,7 +289,11 @@ impl<'a> Graph<'a> {
     }
 
     fn req(&self, method: Method, path: &str) -> Request {
-        Request::new(method, Service::Graph, self.url(path))
+        self.req_url(method, self.url(path))
+    }
+
+    fn req_url(&self, method: Method, url: String) -> Request {
+        Request::new(method, Service::Graph, url)
             .auth(Auth::Resource(self.root.clone()))
             .header("Accept", "application/json")
     }
@@ -224,15 +318,50 @@ impl<'a> Graph<'a> {
         resp.parse(what).map(Some)
     }
 
+    /// `PATCH <alternate key>` with `Prefer: create-if-missing` (graph.md §1.5, §2): 201 and the
+    /// new object, or 204 when it existed; `None` in `--dry-run`.
+    async fn upsert<T: serde::de::DeserializeOwned>(
+        &self,
+        key_path: &str,
+        body: Value,
+        what: &str,
+    ) -> Result<Option<Upserted<T>>> {
+        let req = self
+            .req(Method::Patch, key_path)
+            .header("Prefer", "create-if-missing")
+            .json(body);
+        let Some(resp) = self.http.write(req).await? else {
+            return Ok(None);
+        };
+        Ok(Some(if resp.status == 201 {
+            Upserted::Created(resp.parse(what)?)
+        } else {
+            Upserted::Updated
+        }))
+    }
+
+    /// A create whose answer is the new object; `None` in `--dry-run`.
+    async fn create<T: serde::de::DeserializeOwned>(
+        &self,
+        req: Request,
+        what: &str,
+    ) -> Result<Option<T>> {
+        match self.http.write(req).await? {
+            Some(r) => r.parse(what).map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// All pages of a collection (graph.md §7.3: follow `@odata.nextLink` as-is until absent).
     async fn list<T: serde::de::DeserializeOwned>(&self, path: &str, what: &str) -> Result<Vec<T>> {
         let mut out = Vec::new();
         let mut url = self.url(path);
         loop {
-            let req = Request::new(Method::Get, Service::Graph, url)
-                .auth(Auth::Resource(self.root.clone()))
-                .header("Accept", "application/json");
-            let page: Page<T> = self.http.send(req).await?.parse(what)?;
+            let page: Page<T> = self
+                .http
+                .send(self.req_url(Method::Get, url))
+                .await?
+                .parse(what)?;
             out.extend(page.value);
             match page.next {
                 Some(n) => url = n,
@@ -257,6 +386,17 @@ impl<'a> Graph<'a> {
             "domains",
         )
         .await
+    }
+
+    /// Names of the tenant's federated domains (empty for a cloud-only tenant).
+    pub async fn federated_domains(&self) -> Result<Vec<String>> {
+        Ok(self
+            .domains()
+            .await?
+            .into_iter()
+            .filter(Domain::is_federated)
+            .map(|d| d.id)
+            .collect())
     }
 
     /// `directory/onPremisesSynchronization` → `features.passwordSyncEnabled`; `None` when the
@@ -301,6 +441,16 @@ impl<'a> Graph<'a> {
         self.get_opt(&path, "application").await
     }
 
+    /// `GET /applications/{id}` with its password credentials (graph.md §4.3: `secretText` is
+    /// never returned here, only key ids, hints and dates); `None` on 404.
+    pub async fn application(&self, object_id: &str) -> Result<Option<Application>> {
+        let path = format!(
+            "applications/{}?$select={APPLICATION_SELECT}",
+            encode(object_id)
+        );
+        self.get_opt(&path, "application").await
+    }
+
     /// Lists applications whose display name is exactly `name` (for messages, never as a key).
     pub async fn applications_named(&self, name: &str) -> Result<Vec<Application>> {
         let filter = format!("displayName eq {}", quote(name));
@@ -322,21 +472,12 @@ impl<'a> Graph<'a> {
         unique_name: &str,
         body: Value,
     ) -> Result<Option<Upserted<Application>>> {
-        let req = self
-            .req(
-                Method::Patch,
-                &key_segment("applications", "uniqueName", unique_name),
-            )
-            .header("Prefer", "create-if-missing")
-            .json(body);
-        let Some(resp) = self.http.write(req).await? else {
-            return Ok(None);
-        };
-        Ok(Some(if resp.status == 201 {
-            Upserted::Created(resp.parse("application")?)
-        } else {
-            Upserted::Updated
-        }))
+        self.upsert(
+            &key_segment("applications", "uniqueName", unique_name),
+            body,
+            "application",
+        )
+        .await
     }
 
     /// `PATCH /applications/{id}` with only the properties that differ.
@@ -389,8 +530,19 @@ impl<'a> Graph<'a> {
         app_id: &str,
     ) -> Result<Option<ServicePrincipal>> {
         let path = format!(
-            "{}?$select=id,appId,displayName,oauth2PermissionScopes",
+            "{}?$select={SERVICE_PRINCIPAL_SELECT}",
             key_segment("servicePrincipals", "appId", app_id)
+        );
+        self.get_opt(&path, "service principal").await
+    }
+
+    /// `GET /servicePrincipals/{id}` (graph.md §2); `None` on 404, which right after a create can
+    /// also mean "not replicated yet" (§7.4), so callers wait with
+    /// [`Graph::wait_for_service_principal`].
+    pub async fn service_principal(&self, id: &str) -> Result<Option<ServicePrincipal>> {
+        let path = format!(
+            "servicePrincipals/{}?$select={SERVICE_PRINCIPAL_SELECT}",
+            encode(id)
         );
         self.get_opt(&path, "service principal").await
     }
@@ -401,21 +553,12 @@ impl<'a> Graph<'a> {
         &self,
         app_id: &str,
     ) -> Result<Option<Upserted<ServicePrincipal>>> {
-        let req = self
-            .req(
-                Method::Patch,
-                &key_segment("servicePrincipals", "appId", app_id),
-            )
-            .header("Prefer", "create-if-missing")
-            .json(json!({}));
-        let Some(resp) = self.http.write(req).await? else {
-            return Ok(None);
-        };
-        Ok(Some(if resp.status == 201 {
-            Upserted::Created(resp.parse("service principal")?)
-        } else {
-            Upserted::Updated
-        }))
+        self.upsert(
+            &key_segment("servicePrincipals", "appId", app_id),
+            json!({}),
+            "service principal",
+        )
+        .await
     }
 
     // ---- oauth2PermissionGrants ---------------------------------------------------------
@@ -451,10 +594,7 @@ impl<'a> Graph<'a> {
                 "resourceId": resource_sp,
                 "scope": scope,
             }));
-        match self.http.write(req).await? {
-            Some(r) => r.parse("oauth2PermissionGrant").map(Some),
-            None => Ok(None),
-        }
+        self.create(req, "oauth2PermissionGrant").await
     }
 
     pub async fn update_grant_scope(&self, grant_id: &str, scope: &str) -> Result<bool> {
@@ -502,10 +642,7 @@ impl<'a> Graph<'a> {
         let req = self
             .req(Method::Post, "policies/homeRealmDiscoveryPolicies")
             .json(body);
-        match self.http.write(req).await? {
-            Some(r) => r.parse("homeRealmDiscoveryPolicy").map(Some),
-            None => Ok(None),
-        }
+        self.create(req, "homeRealmDiscoveryPolicy").await
     }
 
     pub async fn delete_hrd_policy(&self, id: &str) -> Result<bool> {
@@ -569,26 +706,111 @@ pub fn user_impersonation_scope(sp: &ServicePrincipal) -> Result<String> {
         })
 }
 
-// ---- reads by object id (grant-consent, make-secret, set-hrd-policy) ------------------------
-// A separate impl block so these additions stay apart from the functions above.
-impl Graph<'_> {
-    /// `GET /servicePrincipals/{id}` (graph.md §2); `None` on 404, which right after a create can
-    /// also mean "not replicated yet" (§7.4), so callers wait with `until_ready`.
-    pub async fn service_principal(&self, id: &str) -> Result<Option<ServicePrincipal>> {
-        let path = format!(
-            "servicePrincipals/{}?$select=id,appId,displayName,oauth2PermissionScopes",
-            encode(id)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cloud_password_validation_needs_the_wrapper() {
+        let policy = |d: &str| HrdPolicy {
+            definition: vec![d.to_string()],
+            ..Default::default()
+        };
+        assert!(
+            policy(r#"{"HomeRealmDiscoveryPolicy":{"AllowCloudPasswordValidation":true}}"#)
+                .allows_cloud_password_validation()
         );
-        self.get_opt(&path, "service principal").await
+        // Other settings beside it do not matter.
+        assert!(policy(
+            r#"{"HomeRealmDiscoveryPolicy":{"AllowCloudPasswordValidation":true,"PreferredDomain":"x"}}"#
+        )
+        .allows_cloud_password_validation());
+        assert!(
+            !policy(r#"{"AllowCloudPasswordValidation":true}"#).allows_cloud_password_validation()
+        );
+        assert!(
+            !policy(r#"{"HomeRealmDiscoveryPolicy":{"AllowCloudPasswordValidation":false}}"#)
+                .allows_cloud_password_validation()
+        );
+        assert!(!policy("not json").allows_cloud_password_validation());
     }
 
-    /// `GET /applications/{id}` with its password credentials (graph.md §4.3: `secretText` is
-    /// never returned here, only key ids, hints and dates); `None` on 404.
-    pub async fn application(&self, object_id: &str) -> Result<Option<Application>> {
-        let path = format!(
-            "applications/{}?$select={APPLICATION_SELECT}",
-            encode(object_id)
-        );
-        self.get_opt(&path, "application").await
+    #[test]
+    fn graph_end_dates_with_seven_fraction_digits_parse() {
+        let cred = |end: &str| PasswordCredential {
+            end_date_time: Some(end.into()),
+            ..Default::default()
+        };
+        assert!(cred("2021-09-09T19:50:29.3086381Z").expires_at().is_some());
+        assert!(cred("2028-11-26T00:00:00Z").expires_at().is_some());
+        assert!(cred("soon").expires_at().is_none());
+        assert!(PasswordCredential::default().expires_at().is_none());
+    }
+
+    #[test]
+    fn credentials_are_found_by_key_id_in_any_case() {
+        let app = Application {
+            password_credentials: vec![PasswordCredential {
+                key_id: "AbC".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        assert!(app.password_credential("abc").is_some());
+        assert!(app.password_credential("abd").is_none());
+    }
+
+    #[test]
+    fn labels_and_federation() {
+        let mut sp = ServicePrincipal {
+            id: "s".into(),
+            ..Default::default()
+        };
+        assert_eq!(sp.label(), "s");
+        sp.display_name = Some("Marketo".into());
+        assert_eq!(sp.label(), "\"Marketo\" (s)");
+        let d = |t: &str| Domain {
+            id: "contoso.com".into(),
+            authentication_type: Some(t.into()),
+            ..Default::default()
+        };
+        assert!(d("federated").is_federated());
+        assert!(!d("Managed").is_federated());
+    }
+
+    #[test]
+    fn display_names_are_checked() {
+        assert!(check_display_name(" Marketo ", "--name", 7).is_ok());
+        for (bad, why) in [
+            (" ", "must not be empty"),
+            ("a\u{7}b", "control characters"),
+            ("Marketo!", "is longer than 7 characters"),
+        ] {
+            let e = check_display_name(bad, "--name", 7).unwrap_err();
+            assert_eq!(e.kind, Kind::Usage);
+            assert!(
+                e.message.starts_with("--name ") && e.message.contains(why),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_a_403_gets_the_hint() {
+        let err = |status| {
+            Error::from_service(
+                "POST /v1.0/x",
+                s2s_core::ServiceError {
+                    service: "graph",
+                    status,
+                    ..Default::default()
+                },
+            )
+        };
+        let e = explain_forbidden(err(403), "needs the role");
+        assert_eq!(e.kind, Kind::Refused);
+        assert_eq!(e.hint.as_deref(), Some("needs the role"));
+        assert!(explain_forbidden(err(404), "x").hint.is_none());
+        assert!(explain_forbidden(Error::usage("u"), "x").hint.is_none());
     }
 }

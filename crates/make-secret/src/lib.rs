@@ -31,7 +31,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use clap::Parser;
 use secrecy::{ExposeSecret, SecretString};
@@ -39,15 +39,10 @@ use serde_json::{Value, json};
 use time::format_description::well_known::Rfc3339;
 use time::{Date, Month, OffsetDateTime};
 
-use s2s_core::config::missing;
-use s2s_core::retry::{Poll, until_ready};
+use s2s_core::retry::{Poll, REPLICATION_WINDOW, until_ready};
 use s2s_core::run::Key;
 use s2s_core::{CommonArgs, Ctx, Error, Kind, Result};
-use s2s_graph::{Application, Graph, PasswordCredential};
-
-/// How long to wait for a just-written directory object to become readable before concluding it
-/// is not there (graph.md §7.4 suggests capping replication retries at about 60–120 s).
-const REPLICATION_WINDOW: Duration = Duration::from_secs(120);
+use s2s_graph::{AppRef, Application, Graph, PasswordCredential, RunTag};
 
 /// Ensure the app has a client secret saved in a 0600 file.
 ///
@@ -127,7 +122,8 @@ impl s2s_core::Tool for Cli {
     }
     fn validate(&self) -> Result<()> {
         if let Some(name) = &self.display_name {
-            check_display_name(name)?;
+            // The portal's description field holds short names; leave room for the run tag.
+            s2s_graph::check_display_name(name, "--display-name", 80)?;
         }
         if let Some(f) = &self.secret_file {
             check_secret_path(f, "--secret-file")?;
@@ -217,28 +213,7 @@ fn rfc3339(t: OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
-fn parse_time(s: &str) -> Option<OffsetDateTime> {
-    OffsetDateTime::parse(s, &Rfc3339).ok()
-}
-
 // ---- input checks ---------------------------------------------------------------------------
-
-fn check_display_name(name: &str) -> Result<()> {
-    let t = name.trim();
-    if t.is_empty() {
-        return Err(Error::usage("--display-name must not be empty"));
-    }
-    if t.chars().any(char::is_control) {
-        return Err(Error::usage(
-            "--display-name must not contain control characters",
-        ));
-    }
-    // The portal's description field holds short names; leave room for the run tag.
-    if t.chars().count() > 80 {
-        return Err(Error::usage("--display-name is longer than 80 characters"));
-    }
-    Ok(())
-}
 
 fn check_secret_path(p: &Path, what: &str) -> Result<()> {
     if p.as_os_str().is_empty() {
@@ -251,33 +226,6 @@ fn check_secret_path(p: &Path, what: &str) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-/// Where to find the app: flags first, then the document (design.md, "The state document").
-#[derive(Debug, Clone, PartialEq)]
-enum AppRef {
-    ObjectId(String),
-    ClientId(String),
-}
-
-fn resolve_app(cli: &Cli, doc: &s2s_core::StateDoc) -> Result<AppRef> {
-    if let Some(o) = &cli.object_id {
-        return Ok(AppRef::ObjectId(o.clone()));
-    }
-    if let Some(c) = &cli.client_id {
-        return Ok(AppRef::ClientId(c.clone()));
-    }
-    if let Some(o) = doc.get_guid("app.object_id")? {
-        return Ok(AppRef::ObjectId(o));
-    }
-    if let Some(c) = doc.get_guid("app.client_id")? {
-        return Ok(AppRef::ClientId(c));
-    }
-    Err(missing(
-        "the app registration",
-        "--object-id or --client-id",
-        "app.object_id (or app.client_id)",
-    ))
 }
 
 // ---- the step -------------------------------------------------------------------------------
@@ -293,7 +241,9 @@ enum Recorded {
 
 async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
     // Everything that can be wrong with the input is found before the first request.
-    let target = resolve_app(&cli, &ctx.doc)?;
+    // Where to find the app: flags first, then the document (design.md, "The state document").
+    let target =
+        AppRef::from_flags_or_doc(cli.object_id.as_deref(), cli.client_id.as_deref(), &ctx.doc)?;
     let doc_key = ctx.doc.get_guid("secret.key_id")?;
     let doc_file = ctx.doc.get_str("secret.file")?.map(PathBuf::from);
     if cli.secret_file.is_none() {
@@ -320,7 +270,8 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
     }
 
     let g = Graph::new(&ctx.http);
-    let app = read_application(ctx, &g, &target).await?;
+    // Right after `register-app` a replica may not know the app yet (graph.md §7.4).
+    let app = g.wait_for_application(&target).await?;
     if let Some(c) = &cli.client_id {
         if !app.app_id.eq_ignore_ascii_case(c) {
             return Err(Error::usage(format!(
@@ -364,9 +315,9 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
                 .as_deref()
                 .map(|n| n.trim().to_string())
                 .unwrap_or_else(|| format!("marketo-s2s make-secret {}", now.date()));
-            let nonce = new_nonce();
-            let name = format!("{base} {}", run_tag(&nonce));
-            match add_secret(ctx, &g, &app, &name, &nonce, end, &file, &why).await? {
+            let tag = RunTag::fresh();
+            let name = format!("{base} {tag}");
+            match add_secret(ctx, &g, &app, &name, &tag, end, &file, &why).await? {
                 Some((new, app_now)) => {
                     record(
                         &mut ctx.doc,
@@ -414,44 +365,6 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
     Ok(())
 }
 
-/// Reads the app, waiting out replication for a short window (graph.md §7.4): right after
-/// `register-app` a replica may not know the app yet.
-async fn read_application(ctx: &Ctx, g: &Graph<'_>, target: &AppRef) -> Result<Application> {
-    let window = ctx.http.deadline().min(Instant::now() + REPLICATION_WINDOW);
-    let found = until_ready(
-        window,
-        "reading the app registration",
-        ctx.reporter(),
-        || async {
-            let app = match target {
-                AppRef::ObjectId(id) => g.application(id).await?,
-                AppRef::ClientId(c) => g.application_by_app_id(c).await?,
-            };
-            Ok(match app {
-                Some(a) => Poll::Ready(a),
-                None => Poll::Pending("not visible yet".into()),
-            })
-        },
-    )
-    .await;
-    match found {
-        Ok(a) => Ok(a),
-        Err(e)
-            if e.service.is_none()
-                && e.kind == Kind::Timeout
-                && Instant::now() < ctx.http.deadline() =>
-        {
-            let which = match target {
-                AppRef::ObjectId(id) => format!("object id {id}"),
-                AppRef::ClientId(c) => format!("client id {c}"),
-            };
-            Err(Error::refused(format!("no app registration with {which} in this tenant"))
-                .with_hint("run register-app first and pipe its output here, or check --object-id / --client-id and --tenant"))
-        }
-        Err(e) => Err(e),
-    }
-}
-
 /// Is the document's credential still good enough to keep?
 fn judge_recorded(
     app: &Application,
@@ -462,11 +375,7 @@ fn judge_recorded(
     let Some(key) = doc_key else {
         return Recorded::Replace("no secret recorded in the document".into());
     };
-    let Some(cred) = app
-        .password_credentials
-        .iter()
-        .find(|c| c.key_id.eq_ignore_ascii_case(key))
-    else {
+    let Some(cred) = app.password_credential(key) else {
         return Recorded::Replace(format!("the recorded secret {key} is no longer on the app"));
     };
     match file_matches(file, cred.hint.as_deref()) {
@@ -484,7 +393,7 @@ fn judge_recorded(
         }
         FileState::Matches => {}
     }
-    match cred.end_date_time.as_deref().and_then(parse_time) {
+    match cred.expires_at() {
         Some(end) if end > renew_before => Recorded::Usable(cred.clone()),
         Some(_) => Recorded::Replace(format!(
             "the recorded secret {key} expires on {}, within --min-validity",
@@ -552,7 +461,7 @@ async fn add_secret(
     g: &Graph<'_>,
     app: &Application,
     name: &str,
-    nonce: &str,
+    tag: &RunTag,
     end: OffsetDateTime,
     file: &Path,
     why: &str,
@@ -572,14 +481,14 @@ async fn add_secret(
                 // The add may have been committed although no answer came: its secret is
                 // unknown, so a credential with this run's tag is useless. Best effort only,
                 // the original error is what the user must see.
-                let _ = remove_tagged(ctx, g, &app.id, nonce, None).await;
+                let _ = remove_tagged(ctx, g, &app.id, tag, None).await;
             }
             return Err(explain_add_error(e));
         }
     };
     let Some(new) = new_secret_from(&answer) else {
         drop(answer);
-        let _ = remove_tagged(ctx, g, &app.id, nonce, None).await;
+        let _ = remove_tagged(ctx, g, &app.id, tag, None).await;
         return Err(Error::internal(
             "addPassword answered without a keyId or secretText; the credential was removed again",
         ));
@@ -592,7 +501,7 @@ async fn add_secret(
         s2s_core::fsutil::write_atomic(file, new.value.expose_secret().as_bytes(), 0o600)
     {
         let rolled_back = remove_credential(ctx, g, &app.id, &key).await;
-        let _ = remove_tagged(ctx, g, &app.id, nonce, None).await;
+        let _ = remove_tagged(ctx, g, &app.id, tag, None).await;
         let e = Error::internal(format!(
             "cannot write the secret to {}: {io}",
             file.display()
@@ -612,7 +521,7 @@ async fn add_secret(
         new.cred.end_date_time.as_deref().unwrap_or("?"),
         file.display()
     ));
-    let app_now = remove_tagged(ctx, g, &app.id, nonce, Some(&key)).await?;
+    let app_now = remove_tagged(ctx, g, &app.id, tag, Some(&key)).await?;
     Ok(Some((new, app_now)))
 }
 
@@ -624,12 +533,10 @@ fn explain_add_error(e: Error) -> Error {
             "the tenant's app management policy limits client secret lifetimes: pass a shorter --expires-in (e.g. 180d)",
         );
     }
-    if e.status() == Some(403) {
-        return e.with_hint(
-            "adding a client secret needs Application.ReadWrite.All (or Application.ReadWrite.OwnedBy as an owner of the app), e.g. the Application Administrator or Cloud Application Administrator role",
-        );
-    }
-    e
+    s2s_graph::explain_forbidden(
+        e,
+        "adding a client secret needs Application.ReadWrite.All (or Application.ReadWrite.OwnedBy as an owner of the app), e.g. the Application Administrator or Cloud Application Administrator role",
+    )
 }
 
 /// Removes every credential carrying this run's tag except `keep`: they were created by a
@@ -642,10 +549,9 @@ async fn remove_tagged(
     ctx: &Ctx,
     g: &Graph<'_>,
     object_id: &str,
-    nonce: &str,
+    tag: &RunTag,
     keep: Option<&str>,
 ) -> Result<Application> {
-    let tag = run_tag(nonce);
     let window = ctx.http.deadline().min(Instant::now() + REPLICATION_WINDOW);
     let app = until_ready(
         window,
@@ -654,13 +560,7 @@ async fn remove_tagged(
         || async {
             let app = g.application(object_id).await?;
             Ok(match app {
-                Some(a)
-                    if keep.is_none_or(|k| {
-                        a.password_credentials
-                            .iter()
-                            .any(|c| c.key_id.eq_ignore_ascii_case(k))
-                    }) =>
-                {
+                Some(a) if keep.is_none_or(|k| a.password_credential(k).is_some()) => {
                     Poll::Ready(a)
                 }
                 _ => Poll::Pending("the new credential is not visible yet".into()),
@@ -672,7 +572,7 @@ async fn remove_tagged(
     let (lost, remaining): (Vec<_>, Vec<_>) = std::mem::take(&mut app.password_credentials)
         .into_iter()
         .partition(|c| {
-            let tagged = c.display_name.as_deref().is_some_and(|n| n.ends_with(&tag));
+            let tagged = c.display_name.as_deref().is_some_and(|n| tag.marks(n));
             tagged && !keep.is_some_and(|k| c.key_id.eq_ignore_ascii_case(k))
         });
     app.password_credentials = remaining;
@@ -739,14 +639,6 @@ fn describe(c: &PasswordCredential) -> String {
     )
 }
 
-fn new_nonce() -> String {
-    uuid::Uuid::new_v4().simple().to_string()[..8].to_string()
-}
-
-fn run_tag(nonce: &str) -> String {
-    format!("[run {nonce}]")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -789,12 +681,6 @@ mod tests {
             rfc3339(time::macros::datetime!(2028-11-26 00:00:00.5 UTC)),
             "2028-11-26T00:00:00Z"
         );
-    }
-
-    #[test]
-    fn graph_end_dates_with_seven_fraction_digits_parse() {
-        assert!(parse_time("2021-09-09T19:50:29.3086381Z").is_some());
-        assert!(parse_time("2028-11-26T00:00:00Z").is_some());
     }
 
     fn app_with(creds: Vec<PasswordCredential>) -> Application {
@@ -860,27 +746,5 @@ mod tests {
         assert_eq!(s.value.expose_secret(), "abcdef");
         assert!(new_secret_from(&json!({"keyId": "k"})).is_none());
         assert!(new_secret_from(&json!({"keyId": "k", "secretText": ""})).is_none());
-    }
-
-    #[test]
-    fn documents_name_the_app_or_say_what_is_missing() {
-        let cli = Cli::try_parse_from(["make-secret"]).unwrap();
-        let doc = s2s_core::StateDoc::parse(
-            r#"{"app":{"client_id":"11111111-1111-1111-1111-111111111111"}}"#,
-            "t",
-        )
-        .unwrap();
-        assert_eq!(
-            resolve_app(&cli, &doc).unwrap(),
-            AppRef::ClientId("11111111-1111-1111-1111-111111111111".into())
-        );
-        let e = resolve_app(&cli, &s2s_core::StateDoc::new()).unwrap_err();
-        assert_eq!(e.kind, Kind::Usage);
-        assert!(
-            e.message.contains("--object-id") && e.message.contains("app.object_id"),
-            "{e}"
-        );
-        let bad = s2s_core::StateDoc::parse(r#"{"app":{"object_id":"nope"}}"#, "t").unwrap();
-        assert_eq!(resolve_app(&cli, &bad).unwrap_err().kind, Kind::Usage);
     }
 }

@@ -6,10 +6,19 @@
 //! old 4-minute client timeout failed in the field, reference §3) and a spinner with the elapsed
 //! time on a terminal. `--async` starts `PublishAllXmlAsync` instead and polls its system job
 //! (`asyncoperations`: statuscode 30 succeeded, 31 failed, 32 canceled). Both retry the
-//! "entity customization running" lock (0x80090412) within the deadline. `--if-changed` sends
-//! nothing when no earlier step in the document changed anything (`add-sync-filter`, which
-//! publishes its own entities, and the read-only `verify-sync` do not count), unless an earlier
-//! publish of this document did not finish (`publish.status` still `pending`).
+//! "entity customization running" lock (0x80090412) within the deadline.
+//!
+//! `--if-changed` sends nothing — not even a sign-in — unless a step that comes before it wrote
+//! something. It reads every entry of the document's `steps` object and counts those whose
+//! `changed` is `true`, except three: its own (`steps.publish-customizations`), `add-sync-filter`
+//! and `verify-sync`. In the runbook the steps it considers are therefore `register-app`,
+//! `grant-consent`, `make-secret`, `set-hrd-policy`, `assign-role` and `configure-marketo` (and
+//! any other tool's entry a document carries). The two excluded steps run after it in the
+//! runbook and never leave anything for it to publish: `add-sync-filter` publishes exactly the
+//! entities it changes itself (`PublishXml`), and `verify-sync` only reads. Counting them would
+//! make every re-run of a `--state` runbook publish again, because their `changed: true` from
+//! the previous run is still in the document when this step runs. It publishes regardless when
+//! an earlier publish of this document did not finish (`publish.status` still `pending`).
 //!
 //! Input keys:  `dynamics.url` (or `--dynamics-url`), `steps.*.changed` and `publish.status`
 //!              (for `--if-changed`).
@@ -66,7 +75,8 @@ pub struct Cli {
     #[arg(long, value_name = "DURATION", default_value = "20m", value_parser = s2s_core::cli::parse_duration)]
     pub publish_timeout: Duration,
 
-    /// Send nothing when no earlier step in the document changed anything (steps.*.changed)
+    /// Send nothing when no earlier step in the document changed anything (steps.*.changed;
+    /// add-sync-filter and verify-sync, which come after this step, do not count)
     #[arg(long)]
     pub if_changed: bool,
 
@@ -166,7 +176,12 @@ fn changed_steps(ctx: &Ctx) -> Result<Vec<String>> {
     Ok(steps
         .iter()
         .filter(|(name, _)| name.as_str() != NAME && !NOT_BEFORE_PUBLISH.contains(&name.as_str()))
-        .filter(|(_, v)| v.get("changed").and_then(Value::as_bool) == Some(true))
+        .filter(|(_, v)| {
+            // A dry run records what it would have written: planned changes count too, so a
+            // dry-run pipeline plans the publish a real run would send.
+            v.get("changed").and_then(Value::as_bool) == Some(true)
+                || v.get("planned_writes").and_then(Value::as_u64).unwrap_or(0) > 0
+        })
         .map(|(name, _)| name.clone())
         .collect())
 }

@@ -36,20 +36,15 @@
 //!   | set-hrd-policy > state.json
 //! ```
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
 use serde_json::{Value, json};
 
-use s2s_core::config::missing;
-use s2s_core::retry::{Poll, until_ready};
+use s2s_core::retry::{Poll, REPLICATION_WINDOW, until_ready};
 use s2s_core::run::Key;
 use s2s_core::{CommonArgs, Ctx, Error, Kind, Result};
-use s2s_graph::{Graph, HrdPolicy, ServicePrincipal};
-
-/// How long a just-written directory object may take to become readable (graph.md §7.4: cap
-/// replication retries at about 60–120 s).
-const REPLICATION_WINDOW: Duration = Duration::from_secs(120);
+use s2s_graph::{Graph, HrdPolicy, RunTag, ServicePrincipal, SpRef};
 
 /// Placeholder in the `--dry-run` plan for the id only the create would return.
 const PLANNED_POLICY: &str = "<id of the new policy>";
@@ -132,7 +127,7 @@ impl s2s_core::Tool for Cli {
     }
     fn validate(&self) -> Result<()> {
         if let Some(n) = &self.policy_name {
-            check_policy_name(n, "--policy-name")?;
+            s2s_graph::check_display_name(n, "--policy-name", 256)?;
         }
         if self.replace && self.mode == Mode::Remove {
             return Err(Error::usage("--replace has no meaning with --mode remove"));
@@ -143,24 +138,6 @@ impl s2s_core::Tool for Cli {
 
 pub fn main() -> std::process::ExitCode {
     s2s_core::run::main::<Cli, _>(run)
-}
-
-fn check_policy_name(n: &str, what: &str) -> Result<()> {
-    let t = n.trim();
-    if t.is_empty() {
-        return Err(Error::usage(format!("{what} must not be empty")));
-    }
-    if t.chars().any(char::is_control) {
-        return Err(Error::usage(format!(
-            "{what} must not contain control characters"
-        )));
-    }
-    if t.chars().count() > 256 {
-        return Err(Error::usage(format!(
-            "{what} is longer than 256 characters"
-        )));
-    }
-    Ok(())
 }
 
 /// True when the definition is exactly ours: one element whose parsed JSON equals
@@ -178,50 +155,19 @@ fn lacks_wrapper(def: &[String]) -> bool {
     })
 }
 
-/// Whether a policy lets Entra validate cloud passwords, even with other settings.
-fn allows_cloud_passwords(def: &[String]) -> bool {
-    def.iter().any(|d| {
-        serde_json::from_str::<Value>(d).is_ok_and(|v| {
-            v["HomeRealmDiscoveryPolicy"]["AllowCloudPasswordValidation"] == json!(true)
-        })
-    })
-}
-
-#[derive(Debug, Clone, PartialEq)]
-enum SpRef {
-    Id(String),
-    AppId(String),
-}
-
-fn resolve_sp(cli: &Cli, doc: &s2s_core::StateDoc) -> Result<SpRef> {
-    if let Some(id) = &cli.service_principal_id {
-        return Ok(SpRef::Id(id.clone()));
-    }
-    if let Some(c) = &cli.client_id {
-        return Ok(SpRef::AppId(c.clone()));
-    }
-    if let Some(id) = doc.get_guid("app.service_principal_id")? {
-        return Ok(SpRef::Id(id));
-    }
-    if let Some(c) = doc.get_guid("app.client_id")? {
-        return Ok(SpRef::AppId(c));
-    }
-    Err(missing(
-        "the app's service principal",
-        "--service-principal-id",
-        "app.service_principal_id",
-    ))
-}
-
 async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
     // All input is checked before the first request.
-    let sp_ref = resolve_sp(&cli, &ctx.doc)?;
+    let sp_ref = SpRef::from_flags_or_doc(
+        cli.service_principal_id.as_deref(),
+        cli.client_id.as_deref(),
+        &ctx.doc,
+    )?;
     let doc_name = ctx.doc.get_str("app.display_name")?.map(str::to_string);
     let doc_policy = ctx.doc.get_guid("hrd_policy.policy_id")?;
 
     let g = Graph::new(&ctx.http);
     if cli.mode == Mode::Auto {
-        let federated = federated_domains(&g).await?;
+        let federated = g.federated_domains().await.map_err(explain)?;
         if federated.is_empty() {
             ctx.say("no federated domain in this tenant: Entra ID checks passwords itself, no Home Realm Discovery policy is needed (--mode always sets it anyway)");
             set_status(&mut ctx.doc, "skipped-not-federated", None);
@@ -233,7 +179,11 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
         ));
     }
 
-    let sp = read_sp(ctx, &g, &sp_ref).await?;
+    // The service principal, waiting out replication right after `register-app` (graph.md §7.4).
+    let sp = g
+        .wait_for_service_principal(&sp_ref)
+        .await
+        .map_err(explain)?;
     let assigned = g.hrd_policies_of(&sp.id).await.map_err(explain)?;
 
     if cli.mode == Mode::Remove {
@@ -330,58 +280,6 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
     Ok(())
 }
 
-async fn federated_domains(g: &Graph<'_>) -> Result<Vec<String>> {
-    let domains = g.domains().await.map_err(explain)?;
-    Ok(domains
-        .into_iter()
-        .filter(|d| {
-            d.authentication_type
-                .as_deref()
-                .is_some_and(|t| t.eq_ignore_ascii_case("Federated"))
-        })
-        .map(|d| d.id)
-        .collect())
-}
-
-/// The service principal, waiting out replication right after `register-app` (graph.md §7.4).
-async fn read_sp(ctx: &Ctx, g: &Graph<'_>, r: &SpRef) -> Result<ServicePrincipal> {
-    let window = ctx.http.deadline().min(Instant::now() + REPLICATION_WINDOW);
-    let found = until_ready(
-        window,
-        "reading the app's service principal",
-        ctx.reporter(),
-        || async {
-            let sp = match r {
-                SpRef::Id(id) => g.service_principal(id).await,
-                SpRef::AppId(a) => g.service_principal_by_app_id(a).await,
-            }
-            .map_err(explain)?;
-            Ok(match sp {
-                Some(sp) => Poll::Ready(sp),
-                None => Poll::Pending("not visible yet".into()),
-            })
-        },
-    )
-    .await;
-    match found {
-        Ok(sp) => Ok(sp),
-        Err(e)
-            if e.service.is_none()
-                && e.kind == Kind::Timeout
-                && Instant::now() < ctx.http.deadline() =>
-        {
-            let which = match r {
-                SpRef::Id(id) => format!("service principal {id}"),
-                SpRef::AppId(a) => format!("service principal for client id {a}"),
-            };
-            Err(Error::refused(format!("no {which} in this tenant")).with_hint(
-                "run register-app first and pipe its output here, or check --service-principal-id and --tenant",
-            ))
-        }
-        Err(e) => Err(e),
-    }
-}
-
 /// `AllowCloudPasswordValidation` checks the password against the synced hash, so without
 /// password hash sync the policy cannot help (graph.md §0, §1.6). Advisory: a caller who may not
 /// read the setting gets no warning and no failure.
@@ -451,14 +349,14 @@ async fn ensure_policy(
         }
     }
 
-    let nonce = new_nonce();
+    let tag = RunTag::fresh();
     let body = json!({
         "definition": [wanted_definition().to_string()],
         "displayName": name,
         "description": format!(
             "Lets Entra ID validate passwords of federated users signing in to {} (Marketo S2S). Created by marketo-s2s set-hrd-policy {}",
             sp.display_name.as_deref().unwrap_or(&sp.app_id),
-            run_tag(&nonce)
+            tag
         ),
         // true would make it the default for every app of the tenant (graph.md §5.2).
         "isOrganizationDefault": false,
@@ -469,7 +367,7 @@ async fn ensure_policy(
                 "created Home Realm Discovery policy {}",
                 policy_label(&p)
             ));
-            let kept = converge_created(ctx, g, &nonce, Some(&p.id)).await?;
+            let kept = converge_created(ctx, g, &tag, Some(&p.id)).await?;
             Ok(Some(kept.unwrap_or(p)))
         }
         Ok(None) => {
@@ -480,7 +378,7 @@ async fn ensure_policy(
         }
         Err(e) if e.ambiguous => {
             // The create may have been committed although no answer came: adopt it if so.
-            match converge_created(ctx, g, &nonce, None).await {
+            match converge_created(ctx, g, &tag, None).await {
                 Ok(Some(p)) => {
                     ctx.say(&format!(
                         "adopted Home Realm Discovery policy {} created by a request whose answer was lost",
@@ -506,10 +404,9 @@ async fn ensure_policy(
 async fn converge_created(
     ctx: &Ctx,
     g: &Graph<'_>,
-    nonce: &str,
+    tag: &RunTag,
     created: Option<&str>,
 ) -> Result<Option<HrdPolicy>> {
-    let tag = run_tag(nonce);
     let window = ctx.http.deadline().min(Instant::now() + REPLICATION_WINDOW);
     let read = until_ready(
         window,
@@ -520,7 +417,7 @@ async fn converge_created(
                 .hrd_policies()
                 .await?
                 .into_iter()
-                .filter(|p| p.description.as_deref().is_some_and(|d| d.ends_with(&tag)))
+                .filter(|p| p.description.as_deref().is_some_and(|d| tag.marks(d)))
                 .collect();
             let ready = match created {
                 Some(id) => tagged.iter().any(|p| p.id.eq_ignore_ascii_case(id)),
@@ -596,7 +493,7 @@ fn foreign_policy_error(sp: &ServicePrincipal, other: &HrdPolicy) -> Error {
     let mut hint = String::from(
         "a service principal holds one Home Realm Discovery policy; pass --replace to unassign it and assign ours",
     );
-    if allows_cloud_passwords(&other.definition) {
+    if other.allows_cloud_password_validation() {
         hint.push_str(
             " (it already sets AllowCloudPasswordValidation, so it may serve Marketo as it is)",
         );
@@ -630,30 +527,17 @@ fn policy_label(p: &HrdPolicy) -> String {
 }
 
 fn name_of(sp: &ServicePrincipal) -> String {
-    match &sp.display_name {
-        Some(n) => format!("service principal \"{n}\" ({})", sp.id),
-        None => format!("service principal {}", sp.id),
-    }
+    format!("service principal {}", sp.label())
 }
 
 /// A 403 names the permissions (graph.md §5.2, §5.3).
 fn explain(e: Error) -> Error {
-    if e.status() != Some(403) {
-        return e;
-    }
-    e.with_kind(Kind::Refused).with_hint(
+    s2s_graph::explain_forbidden(
+        e,
         "managing Home Realm Discovery policies needs Policy.ReadWrite.ApplicationConfiguration, and \
          assigning one needs Application.ReadWrite.All too (Graph permissions), e.g. through the \
          Application Administrator or Cloud Application Administrator role",
     )
-}
-
-fn new_nonce() -> String {
-    uuid::Uuid::new_v4().simple().to_string()[..8].to_string()
-}
-
-fn run_tag(nonce: &str) -> String {
-    format!("[run {nonce}]")
 }
 
 #[cfg(test)]
@@ -687,9 +571,6 @@ mod tests {
         assert!(lacks_wrapper(&[
             r#"{"AllowCloudPasswordValidation":true}"#.to_string()
         ]));
-        assert!(allows_cloud_passwords(&[
-            r#"{"HomeRealmDiscoveryPolicy":{"AllowCloudPasswordValidation":true,"PreferredDomain":"x"}}"#.to_string()
-        ]));
         // What the tool sends is what it recognises.
         assert!(ours(&wanted_definition().to_string()));
     }
@@ -704,11 +585,6 @@ mod tests {
         assert!(Cli::try_parse_from(["set-hrd-policy", "--mode", "sometimes"]).is_err());
         let cli = Cli::try_parse_from(["set-hrd-policy"]).unwrap();
         assert_eq!(cli.mode, Mode::Auto);
-        let e = resolve_sp(&cli, &s2s_core::StateDoc::new()).unwrap_err();
-        assert!(
-            e.message.contains("--service-principal-id")
-                && e.message.contains("app.service_principal_id")
-        );
     }
 
     #[test]

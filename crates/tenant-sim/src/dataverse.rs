@@ -98,70 +98,75 @@ fn attr(logical: &str, ty: &str, display: &str) -> Attr {
 }
 fn lookup(logical: &str, schema: &str, target: &str, display: &str, nav: &str) -> Attr {
     Attr {
-        logical: logical.into(),
-        schema: schema.into(),
         ty: "Lookup".into(),
-        display: display.into(),
-        id: new_guid(),
+        schema: schema.into(),
         targets: vec![target.into()],
         nav: Some(nav.into()),
-        custom: false,
+        ..attr(logical, "Lookup", display)
     }
 }
+
+/// The system lookups of the seeded tables: logical name (also the navigation property, as for
+/// every system lookup), schema name, target table.
+const STOCK_LOOKUPS: &[(&str, &str, &str)] = &[
+    ("businessunitid", "BusinessUnitId", "businessunit"),
+    (
+        "parentbusinessunitid",
+        "ParentBusinessUnitId",
+        "businessunit",
+    ),
+    ("parentrootroleid", "ParentRootRoleId", "role"),
+    ("solutionid", "SolutionId", "solution"),
+    ("publisherid", "PublisherId", "publisher"),
+    ("createdby", "CreatedBy", "systemuser"),
+    ("modifiedby", "ModifiedBy", "systemuser"),
+    ("owninguser", "OwningUser", "systemuser"),
+];
+
+/// A system lookup from [`STOCK_LOOKUPS`].
+fn stock_lookup(logical: &str, display: &str) -> Attr {
+    let (_, schema, target) = STOCK_LOOKUPS
+        .iter()
+        .find(|(l, _, _)| *l == logical)
+        .expect("a lookup listed in STOCK_LOOKUPS");
+    lookup(logical, schema, target, display, logical)
+}
+
+/// The columns every record table carries: who created, changed and owns a row, and when.
 fn system_lookups() -> Vec<Attr> {
     let mut owner = attr("ownerid", "Owner", "Owner");
     owner.targets = vec!["systemuser".into(), "team".into()];
     owner.nav = Some("ownerid".into());
     vec![
-        lookup(
-            "createdby",
-            "CreatedBy",
-            "systemuser",
-            "Created By",
-            "createdby",
-        ),
-        lookup(
-            "modifiedby",
-            "ModifiedBy",
-            "systemuser",
-            "Modified By",
-            "modifiedby",
-        ),
-        lookup(
-            "owninguser",
-            "OwningUser",
-            "systemuser",
-            "Owning User",
-            "owninguser",
-        ),
+        stock_lookup("createdby", "Created By"),
+        stock_lookup("modifiedby", "Modified By"),
+        stock_lookup("owninguser", "Owning User"),
         owner,
         attr("createdon", "DateTime", "Created On"),
         attr("modifiedon", "DateTime", "Modified On"),
     ]
 }
-#[allow(clippy::too_many_arguments)]
-fn entity(
-    logical: &str,
-    schema: &str,
-    set: &str,
-    display: &str,
-    pid: &str,
-    pname: Option<&str>,
-    mut attrs: Vec<Attr>,
-    custom: bool,
-) -> Entity {
-    let mut all = vec![attr(pid, "Uniqueidentifier", display)];
-    all.append(&mut attrs);
+
+/// A table with only its primary id column, `<logical>id`; [`Entity::with`] adds the others.
+fn table(logical: &str, schema: &str, set: &str, display: &str, name: Option<&str>) -> Entity {
+    let primary_id = format!("{logical}id");
     Entity {
         logical: logical.into(),
         schema: schema.into(),
         set: set.into(),
         display: display.into(),
         id: new_guid(),
-        primary_id: pid.into(),
-        primary_name: pname.map(str::to_string),
-        attrs: all,
-        custom,
+        attrs: vec![attr(&primary_id, "Uniqueidentifier", display)],
+        primary_id,
+        primary_name: name.map(str::to_string),
+        custom: false,
+    }
+}
+
+impl Entity {
+    fn with(mut self, columns: impl IntoIterator<Item = Attr>) -> Self {
+        self.attrs.extend(columns);
+        self
     }
 }
 
@@ -170,173 +175,116 @@ pub fn seed(opts: &Options, admin: &Admin) -> Dv {
     let p = opts.marketo_prefix.to_ascii_lowercase();
     let installed = opts.marketo_version.is_some();
     let mut entities = vec![
-        entity(
+        table(
             "systemuser",
             "SystemUser",
             "systemusers",
             "User",
-            "systemuserid",
             Some("fullname"),
-            vec![
-                attr("fullname", "String", "Full Name"),
-                attr("firstname", "String", "First Name"),
-                attr("lastname", "String", "Last Name"),
-                attr("internalemailaddress", "String", "Primary Email"),
-                attr("domainname", "String", "User Name"),
-                attr("applicationid", "Uniqueidentifier", "Application ID"),
-                attr(
-                    "azureactivedirectoryobjectid",
-                    "Uniqueidentifier",
-                    "Azure AD Object ID",
-                ),
-                attr("isdisabled", "Boolean", "Status"),
-                attr("accessmode", "Picklist", "Access Mode"),
-                attr("deletedstate", "Picklist", "Deleted State"),
-                attr("title", "String", "Title"),
-                attr("islicensed", "Boolean", "User Licensed"),
-                lookup(
-                    "businessunitid",
-                    "BusinessUnitId",
-                    "businessunit",
-                    "Business Unit",
-                    "businessunitid",
-                ),
-                attr("createdon", "DateTime", "Created On"),
-            ],
-            false,
-        ),
-        entity(
+        )
+        .with([
+            attr("fullname", "String", "Full Name"),
+            attr("firstname", "String", "First Name"),
+            attr("lastname", "String", "Last Name"),
+            attr("internalemailaddress", "String", "Primary Email"),
+            attr("domainname", "String", "User Name"),
+            attr("applicationid", "Uniqueidentifier", "Application ID"),
+            attr(
+                "azureactivedirectoryobjectid",
+                "Uniqueidentifier",
+                "Azure AD Object ID",
+            ),
+            attr("isdisabled", "Boolean", "Status"),
+            attr("accessmode", "Picklist", "Access Mode"),
+            attr("deletedstate", "Picklist", "Deleted State"),
+            attr("title", "String", "Title"),
+            attr("islicensed", "Boolean", "User Licensed"),
+            stock_lookup("businessunitid", "Business Unit"),
+            attr("createdon", "DateTime", "Created On"),
+        ]),
+        table(
             "businessunit",
             "BusinessUnit",
             "businessunits",
             "Business Unit",
-            "businessunitid",
             Some("name"),
-            vec![
-                attr("name", "String", "Name"),
-                lookup(
-                    "parentbusinessunitid",
-                    "ParentBusinessUnitId",
-                    "businessunit",
-                    "Parent Business",
-                    "parentbusinessunitid",
-                ),
-                attr("isdisabled", "Boolean", "Is Disabled"),
-                attr("createdon", "DateTime", "Created On"),
-            ],
-            false,
-        ),
-        entity(
-            "role",
-            "Role",
-            "roles",
-            "Security Role",
-            "roleid",
-            Some("name"),
-            vec![
-                attr("name", "String", "Name"),
-                lookup(
-                    "businessunitid",
-                    "BusinessUnitId",
-                    "businessunit",
-                    "Business Unit",
-                    "businessunitid",
-                ),
-                lookup(
-                    "parentrootroleid",
-                    "ParentRootRoleId",
-                    "role",
-                    "Parent Root Role",
-                    "parentrootroleid",
-                ),
-                attr("roletemplateid", "Uniqueidentifier", "Role Template"),
-                attr("ismanaged", "Boolean", "State"),
-            ],
-            false,
-        ),
-        entity(
+        )
+        .with([
+            attr("name", "String", "Name"),
+            stock_lookup("parentbusinessunitid", "Parent Business"),
+            attr("isdisabled", "Boolean", "Is Disabled"),
+            attr("createdon", "DateTime", "Created On"),
+        ]),
+        table("role", "Role", "roles", "Security Role", Some("name")).with([
+            attr("name", "String", "Name"),
+            stock_lookup("businessunitid", "Business Unit"),
+            stock_lookup("parentrootroleid", "Parent Root Role"),
+            attr("roletemplateid", "Uniqueidentifier", "Role Template"),
+            attr("ismanaged", "Boolean", "State"),
+        ]),
+        table(
             "solution",
             "Solution",
             "solutions",
             "Solution",
-            "solutionid",
             Some("friendlyname"),
-            vec![
-                attr("uniquename", "String", "Name"),
-                attr("friendlyname", "String", "Display Name"),
-                attr("version", "String", "Version"),
-                attr("ismanaged", "Boolean", "Package Type"),
-                attr("isvisible", "Boolean", "Is Visible"),
-                attr("installedon", "DateTime", "Installed On"),
-                attr("description", "Memo", "Description"),
-                lookup(
-                    "publisherid",
-                    "PublisherId",
-                    "publisher",
-                    "Publisher",
-                    "publisherid",
-                ),
-            ],
-            false,
-        ),
-        entity(
+        )
+        .with([
+            attr("uniquename", "String", "Name"),
+            attr("friendlyname", "String", "Display Name"),
+            attr("version", "String", "Version"),
+            attr("ismanaged", "Boolean", "Package Type"),
+            attr("isvisible", "Boolean", "Is Visible"),
+            attr("installedon", "DateTime", "Installed On"),
+            attr("description", "Memo", "Description"),
+            stock_lookup("publisherid", "Publisher"),
+        ]),
+        table(
             "solutioncomponent",
             "SolutionComponent",
             "solutioncomponents",
             "Solution Component",
-            "solutioncomponentid",
             None,
-            vec![
-                lookup(
-                    "solutionid",
-                    "SolutionId",
-                    "solution",
-                    "Solution",
-                    "solutionid",
-                ),
-                attr("componenttype", "Picklist", "Object Type Code"),
-                attr("objectid", "Uniqueidentifier", "Regarding"),
-                attr(
-                    "rootcomponentbehavior",
-                    "Picklist",
-                    "Root Component Behavior",
-                ),
-                attr("ismetadata", "Boolean", "Is this component metadata"),
-            ],
-            false,
-        ),
-        entity(
+        )
+        .with([
+            stock_lookup("solutionid", "Solution"),
+            attr("componenttype", "Picklist", "Object Type Code"),
+            attr("objectid", "Uniqueidentifier", "Regarding"),
+            attr(
+                "rootcomponentbehavior",
+                "Picklist",
+                "Root Component Behavior",
+            ),
+            attr("ismetadata", "Boolean", "Is this component metadata"),
+        ]),
+        table(
             "publisher",
             "Publisher",
             "publishers",
             "Publisher",
-            "publisherid",
             Some("friendlyname"),
-            vec![
-                attr("uniquename", "String", "Name"),
-                attr("friendlyname", "String", "Display Name"),
-                attr("customizationprefix", "String", "Prefix"),
-            ],
-            false,
-        ),
-        entity(
+        )
+        .with([
+            attr("uniquename", "String", "Name"),
+            attr("friendlyname", "String", "Display Name"),
+            attr("customizationprefix", "String", "Prefix"),
+        ]),
+        table(
             "asyncoperation",
             "AsyncOperation",
             "asyncoperations",
             "System Job",
-            "asyncoperationid",
             Some("name"),
-            vec![
-                attr("name", "String", "System Job Name"),
-                attr("operationtype", "Picklist", "System Job Type"),
-                attr("statecode", "State", "Status"),
-                attr("statuscode", "Status", "Status Reason"),
-                attr("message", "Memo", "Message"),
-                attr("createdon", "DateTime", "Created On"),
-                attr("completedon", "DateTime", "Completed On"),
-            ],
-            false,
-        ),
+        )
+        .with([
+            attr("name", "String", "System Job Name"),
+            attr("operationtype", "Picklist", "System Job Type"),
+            attr("statecode", "State", "Status"),
+            attr("statuscode", "Status", "Status Reason"),
+            attr("message", "Memo", "Message"),
+            attr("createdon", "DateTime", "Created On"),
+            attr("completedon", "DateTime", "Completed On"),
+        ]),
     ];
     for (l, s, set, d, pname) in [
         ("lead", "Lead", "leads", "Lead", "fullname"),
@@ -350,38 +298,30 @@ pub fn seed(opts: &Options, admin: &Admin) -> Dv {
             "name",
         ),
     ] {
-        let mut a = vec![attr(pname, "String", "Name")];
-        a.extend(system_lookups());
-        entities.push(entity(
-            l,
-            s,
-            set,
-            d,
-            &format!("{l}id"),
-            Some(pname),
-            a,
-            false,
-        ));
+        let name = attr(pname, "String", "Name");
+        entities.push(
+            table(l, s, set, d, Some(pname))
+                .with([name])
+                .with(system_lookups()),
+        );
     }
     let cfg = format!("{p}_marketoconfig");
     let log = format!("{p}_marketolog");
     if installed {
+        let user_lookup = |logical: &str, schema: &str, display: &str| {
+            let schema = format!("{p}_{schema}");
+            lookup(
+                &format!("{p}_{logical}"),
+                &schema,
+                "systemuser",
+                display,
+                &schema,
+            )
+        };
         let mut a = vec![
             attr(&format!("{p}_name"), "String", "Name"),
-            lookup(
-                &format!("{p}_marketouser"),
-                &format!("{p}_MarketoUser"),
-                "systemuser",
-                "Marketo User",
-                &format!("{p}_MarketoUser"),
-            ),
-            lookup(
-                &format!("{p}_lastsyncuser"),
-                &format!("{p}_LastSyncUser"),
-                "systemuser",
-                "Last Sync User",
-                &format!("{p}_LastSyncUser"),
-            ),
+            user_lookup("marketouser", "MarketoUser", "Marketo User"),
+            user_lookup("lastsyncuser", "LastSyncUser", "Last Sync User"),
             attr("statecode", "State", "Status"),
         ];
         for x in a.iter_mut() {
@@ -390,32 +330,33 @@ pub fn seed(opts: &Options, admin: &Admin) -> Dv {
                 x.schema = format!("{p}_Name");
             }
         }
-        a.extend(system_lookups());
-        entities.push(entity(
+        let name = Some(format!("{p}_name"));
+        let config = table(
             &cfg,
             &format!("{p}_MarketoConfig"),
             &format!("{cfg}s"),
             "Marketo Config",
-            &format!("{cfg}id"),
-            Some(&format!("{p}_name")),
-            a,
-            true,
-        ));
-        let mut a = vec![
+            name.as_deref(),
+        );
+        entities.push(Entity {
+            custom: true,
+            ..config.with(a).with(system_lookups())
+        });
+        let a = [
             attr(&format!("{p}_name"), "String", "Name"),
             attr(&format!("{p}_message"), "Memo", "Message"),
         ];
-        a.extend(system_lookups());
-        entities.push(entity(
+        let marketo_log = table(
             &log,
             &format!("{p}_MarketoLog"),
             &format!("{log}s"),
             "Marketo Log",
-            &format!("{log}id"),
-            Some(&format!("{p}_name")),
-            a,
-            true,
-        ));
+            name.as_deref(),
+        );
+        entities.push(Entity {
+            custom: true,
+            ..marketo_log.with(a).with(system_lookups())
+        });
     }
     for (e, l, ty) in &opts.seed_attributes {
         if let Some(ent) = entities.iter_mut().find(|x| x.logical == *e) {
@@ -982,15 +923,17 @@ fn meta_list(sim: &Sim, ctx: &Ctx, ty: &str, ctx_path: &str, items: Vec<Value>) 
     let sel = meta_select(ctx, ty, items.first())?;
     let items: Vec<Value> = items
         .iter()
-        .map(|o| match &sel {
-            Some(s) => odata::project(o, s, &["MetadataId"]),
-            None => o.clone(),
-        })
+        .map(|o| odata::select(o, sel.as_deref(), &["MetadataId"]))
         .collect();
-    Ok(Reply::json(
+    Ok(collection(sim, ctx_path, items))
+}
+
+/// A collection answer: `{"@odata.context": ".../$metadata#<context>", "value": [...]}`.
+fn collection(sim: &Sim, context: &str, items: Vec<Value>) -> Reply {
+    Reply::json(
         200,
-        json!({"@odata.context": format!("{}{BASE}/$metadata#{ctx_path}", sim.urls().dynamics), "value": items}),
-    ))
+        json!({"@odata.context": format!("{}{BASE}/$metadata#{context}", sim.urls().dynamics), "value": items}),
+    )
 }
 
 fn meta_select(ctx: &Ctx, ty: &str, sample: Option<&Value>) -> Result<Option<Vec<String>>, Reply> {
@@ -1010,10 +953,7 @@ fn meta_select(ctx: &Ctx, ty: &str, sample: Option<&Value>) -> Result<Option<Vec
 
 fn meta_single(sim: &Sim, ctx: &Ctx, ty: &str, path: &str, v: Value) -> R {
     let sel = meta_select(ctx, ty, Some(&v))?;
-    let mut out = match &sel {
-        Some(s) => odata::project(&v, s, &["MetadataId"]),
-        None => v,
-    };
+    let mut out = odata::select(&v, sel.as_deref(), &["MetadataId"]);
     out["@odata.context"] = json!(format!("{}{BASE}/$metadata#{path}", sim.urls().dynamics));
     Ok(Reply::json(200, out))
 }
@@ -1349,18 +1289,33 @@ fn filter_rows(e: &Entity, rows: Vec<Value>, f: Option<&str>) -> Result<Vec<Valu
         .collect())
 }
 
-fn render_row(
-    sim: &Sim,
-    dv: &Dv,
-    e: &Entity,
-    row: &Value,
-    select: &Option<Vec<String>>,
-    expand: &[odata::Expand],
-) -> Value {
-    let mut out = match select {
-        Some(s) => odata::project(row, s, &[e.primary_id.as_str()]),
-        None => row.clone(),
-    };
+/// What a row query asks for: its `$select` (checked against the entity) and `$expand`, and the
+/// `<set>(<selected>)` its answer's `@odata.context` names.
+struct RowShape {
+    select: Option<Vec<String>>,
+    expand: Vec<odata::Expand>,
+    context: String,
+}
+
+fn row_shape(ctx: &Ctx, e: &Entity, dv: &Dv) -> Result<RowShape, Reply> {
+    let select = ctx
+        .q("$select")
+        .map(|s| check_select(e, &odata::parse_select(s)))
+        .transpose()?;
+    let expand = parse_expand(ctx, e, dv)?;
+    let selected = select
+        .as_ref()
+        .map(|s| format!("({})", s.join(",")))
+        .unwrap_or_default();
+    Ok(RowShape {
+        context: format!("{}{selected}", e.set),
+        select,
+        expand,
+    })
+}
+
+fn render_row(dv: &Dv, e: &Entity, row: &Value, shape: &RowShape) -> Value {
+    let mut out = odata::select(row, shape.select.as_deref(), &[e.primary_id.as_str()]);
     if let Value::Object(m) = &mut out {
         let etag = (crate::state::sha256_hex(&row.to_string())
             .bytes()
@@ -1372,21 +1327,17 @@ fn render_row(
         n.extend(std::mem::take(m));
         *m = n;
     }
-    for x in expand {
+    for x in &shape.expand {
         if x.nav == "systemuserroles_association" {
             let uid = row["systemuserid"].as_str().unwrap_or("");
             let roles = user_roles(dv, uid);
             let roles: Vec<Value> = roles
                 .iter()
-                .map(|r| match &x.select {
-                    Some(s) => odata::project(r, s, &["roleid"]),
-                    None => r.clone(),
-                })
+                .map(|r| odata::select(r, x.select.as_deref(), &["roleid"]))
                 .collect();
             out["systemuserroles_association"] = Value::Array(roles);
         }
     }
-    let _ = sim;
     out
 }
 
@@ -1503,15 +1454,9 @@ fn records(sim: &Sim, ctx: &Ctx, segs: &[Segment]) -> R {
                 };
                 let v: Vec<Value> = roles
                     .iter()
-                    .map(|r| match &sel {
-                        Some(s) => odata::project(r, s, &["roleid"]),
-                        None => r.clone(),
-                    })
+                    .map(|r| odata::select(r, sel.as_deref(), &["roleid"]))
                     .collect();
-                Ok(Reply::json(
-                    200,
-                    json!({"@odata.context": format!("{}{BASE}/$metadata#roles", urls.dynamics), "value": v}),
-                ))
+                Ok(collection(sim, "roles", v))
             }
             ("POST", true, 3) => {
                 let body: Value = serde_json::from_slice(&ctx.body).unwrap_or(Value::Null);
@@ -1581,11 +1526,7 @@ fn records(sim: &Sim, ctx: &Ctx, segs: &[Segment]) -> R {
     }
     match (m, &id) {
         ("GET", None) => {
-            let sel = ctx
-                .q("$select")
-                .map(|s| check_select(&e, &odata::parse_select(s)))
-                .transpose()?;
-            let expand = parse_expand(ctx, &e, &t.dataverse)?;
+            let shape = row_shape(ctx, &e, &t.dataverse)?;
             let mut rows = filter_rows(&e, rows, ctx.q("$filter"))?;
             if let Some(top) = ctx.q("$top").and_then(|x| x.parse::<usize>().ok()) {
                 rows.truncate(top);
@@ -1604,13 +1545,9 @@ fn records(sim: &Sim, ctx: &Ctx, segs: &[Segment]) -> R {
                 .iter()
                 .skip(skip)
                 .take(per)
-                .map(|r| render_row(sim, &t.dataverse, &e, r, &sel, &expand))
+                .map(|r| render_row(&t.dataverse, &e, r, &shape))
                 .collect();
-            let selp = sel
-                .as_ref()
-                .map(|s| format!("({})", s.join(",")))
-                .unwrap_or_default();
-            let mut out = json!({"@odata.context": format!("{}{BASE}/$metadata#{}{selp}", urls.dynamics, e.set), "value": page});
+            let mut out = json!({"@odata.context": format!("{}{BASE}/$metadata#{}", urls.dynamics, shape.context), "value": page});
             let mut reply_headers = Vec::new();
             if let Some(n) = size {
                 reply_headers.push((
@@ -1618,21 +1555,7 @@ fn records(sim: &Sim, ctx: &Ctx, segs: &[Segment]) -> R {
                     format!("odata.maxpagesize={n}"),
                 ));
                 if skip + per < total {
-                    let kept: Vec<&str> = ctx
-                        .raw_query
-                        .as_deref()
-                        .unwrap_or("")
-                        .split('&')
-                        .filter(|p| {
-                            !p.is_empty()
-                                && !p.starts_with("$skiptoken=")
-                                && !p.starts_with("%24skiptoken=")
-                        })
-                        .collect();
-                    let mut q = kept.join("&");
-                    if !q.is_empty() {
-                        q.push('&');
-                    }
+                    let q = odata::query_before_skiptoken(ctx.raw_query.as_deref());
                     let page_no = skip / per + 2;
                     let cookie = format!(
                         "<cookie pagenumber=\"{page_no}\" pagingcookie=\"\" istracking=\"False\" />"
@@ -1656,19 +1579,11 @@ fn records(sim: &Sim, ctx: &Ctx, segs: &[Segment]) -> R {
             let Some(pos) = pos else {
                 return Err(does_not_exist(&e.logical, id));
             };
-            let sel = ctx
-                .q("$select")
-                .map(|s| check_select(&e, &odata::parse_select(s)))
-                .transpose()?;
-            let expand = parse_expand(ctx, &e, &t.dataverse)?;
-            let mut out = render_row(sim, &t.dataverse, &e, &rows[pos], &sel, &expand);
-            let selp = sel
-                .as_ref()
-                .map(|s| format!("({})", s.join(",")))
-                .unwrap_or_default();
+            let shape = row_shape(ctx, &e, &t.dataverse)?;
+            let mut out = render_row(&t.dataverse, &e, &rows[pos], &shape);
             out["@odata.context"] = json!(format!(
-                "{}{BASE}/$metadata#{}{selp}/$entity",
-                urls.dynamics, e.set
+                "{}{BASE}/$metadata#{}/$entity",
+                urls.dynamics, shape.context
             ));
             Ok(Reply::json(200, out))
         }
@@ -1917,24 +1832,19 @@ fn create_row(
             .and_then(Value::as_str)
             .map(str::to_string)
         {
-            let app = t
-                .applications
-                .iter()
-                .find(|a| {
-                    a.str("appId")
-                        .is_some_and(|x| x.eq_ignore_ascii_case(&app_id))
-                        && sim.visible(a.created_ms)
-                })
-                .cloned();
-            let sp = t
-                .service_principals
-                .iter()
-                .find(|s| {
-                    s.str("appId")
-                        .is_some_and(|x| x.eq_ignore_ascii_case(&app_id))
-                        && sim.visible(s.created_ms)
-                })
-                .cloned();
+            // Dataverse learns about the app from Entra ID, so it sees only what has replicated.
+            let replicated = |objects: &[crate::state::Obj]| {
+                objects
+                    .iter()
+                    .find(|o| {
+                        o.str("appId")
+                            .is_some_and(|x| x.eq_ignore_ascii_case(&app_id))
+                            && sim.visible(o.created_ms)
+                    })
+                    .cloned()
+            };
+            let app = replicated(&t.applications);
+            let sp = replicated(&t.service_principals);
             let (Some(app), Some(sp)) = (app, sp) else {
                 // UNVERIFIED: the real code/wording when the app id is unknown to Entra (or not replicated yet).
                 return Err(error_reply(

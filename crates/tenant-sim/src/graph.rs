@@ -264,6 +264,23 @@ fn address<'a>(
     }
 }
 
+/// The first property of a request body other than the one the operation takes.
+fn other_key<'b>(body: &'b Value, allowed: &str) -> Option<&'b String> {
+    body.as_object()
+        .and_then(|m| m.keys().find(|k| k.as_str() != allowed))
+}
+
+/// [`find`], but only an object reads can see yet (the replication lag).
+fn find_visible(sim: &Sim, list: &[Obj], a: &Addr) -> Option<usize> {
+    find(list, a).filter(|i| sim.visible(list[*i].created_ms))
+}
+
+/// `Prefer: create-if-missing`: a `PATCH` by alternate key is an upsert (Graph's upsert).
+fn create_if_missing(ctx: &Ctx) -> bool {
+    ctx.header("prefer")
+        .is_some_and(|p| p.to_ascii_lowercase().contains("create-if-missing"))
+}
+
 fn find(list: &[Obj], a: &Addr) -> Option<usize> {
     list.iter().position(|o| match a {
         Addr::Id(id) => o.id().eq_ignore_ascii_case(id),
@@ -316,10 +333,7 @@ fn context(sim: &Sim, coll: &str, select: &Option<Vec<String>>, entity: bool) ->
 
 fn single(sim: &Sim, ctx: &Ctx, ty: &str, coll: &str, data: &Value) -> R {
     let select = select_list(ctx, ty)?;
-    let mut out = match &select {
-        Some(s) => odata::project(data, s, &[]),
-        None => data.clone(),
-    };
+    let mut out = odata::select(data, select.as_deref(), &[]);
     if let Value::Object(m) = &mut out {
         let mut n = Map::new();
         n.insert(
@@ -404,26 +418,11 @@ fn list(sim: &Sim, ctx: &Ctx, ty: &str, coll: &str, items: Vec<Value>) -> R {
         .into_iter()
         .skip(skip)
         .take(top)
-        .map(|o| match &select {
-            Some(s) => odata::project(&o, s, &[]),
-            None => o,
-        })
+        .map(|o| odata::select(&o, select.as_deref(), &[]))
         .collect();
     let mut out = json!({"@odata.context": context(sim, coll, &select, false), "value": page});
     if skip + top < total {
-        let kept: Vec<&str> = ctx
-            .raw_query
-            .as_deref()
-            .unwrap_or("")
-            .split('&')
-            .filter(|p| {
-                !p.is_empty() && !p.starts_with("$skiptoken=") && !p.starts_with("%24skiptoken=")
-            })
-            .collect();
-        let mut q = kept.join("&");
-        if !q.is_empty() {
-            q.push('&');
-        }
+        let q = odata::query_before_skiptoken(ctx.raw_query.as_deref());
         let u = sim.urls().main;
         out["@odata.nextLink"] = json!(format!(
             "{u}{}?{q}$skiptoken={}",
@@ -582,14 +581,9 @@ fn applications(sim: &Sim, ctx: &Ctx, segs: &[Segment], body: &Value) -> R {
                     }
                 }
                 let app = new_application(&t, body);
-                t.applications.push(Obj {
-                    created_ms: now_ms(),
-                    data: app.clone(),
-                    secrets: Vec::new(),
-                });
+                store(&mut t.applications, &app);
                 drop(t);
-                let mut r = single(sim, ctx, "application", "applications", &app)?;
-                r.status = 201;
+                let r = created(sim, ctx, "application", "applications", &app)?;
                 Ok(r.header(
                     "location",
                     format!(
@@ -618,16 +612,16 @@ fn applications(sim: &Sim, ctx: &Ctx, segs: &[Segment], body: &Value) -> R {
     let idx = find(&t.applications, &addr);
     let vis = idx.filter(|i| sim.visible(t.applications[*i].created_ms));
     match m {
-        "GET" => {
-            let i = vis.ok_or_else(|| not_found(ctx, &addr_text(&addr)))?;
-            let data = t.applications[i].data.clone();
-            drop(t);
-            single(sim, ctx, "application", "applications", &data)
-        }
+        "GET" => read_one(
+            sim,
+            ctx,
+            &t.applications,
+            vis,
+            &addr,
+            ("application", "applications"),
+        ),
         "PATCH" => {
-            let create = ctx
-                .header("prefer")
-                .is_some_and(|p| p.to_ascii_lowercase().contains("create-if-missing"));
+            let create = create_if_missing(ctx);
             // the upsert (uniqueName + Prefer) works on the authoritative copy, so it converges
             let target = if upsert_key && create { idx } else { vis };
             match target {
@@ -661,15 +655,9 @@ fn applications(sim: &Sim, ctx: &Ctx, segs: &[Segment], body: &Value) -> R {
                     let mut b = body.clone();
                     b["uniqueName"] = json!(u);
                     let app = new_application(&t, &b);
-                    t.applications.push(Obj {
-                        created_ms: now_ms(),
-                        data: app.clone(),
-                        secrets: Vec::new(),
-                    });
+                    store(&mut t.applications, &app);
                     drop(t);
-                    let mut r = single(sim, ctx, "application", "applications", &app)?;
-                    r.status = 201;
-                    Ok(r)
+                    created(sim, ctx, "application", "applications", &app)
                 }
                 None => Err(not_found(ctx, &addr_text(&addr))),
             }
@@ -689,6 +677,36 @@ fn applications(sim: &Sim, ctx: &Ctx, segs: &[Segment], body: &Value) -> R {
         }
         _ => Err(method_not_allowed(ctx)),
     }
+}
+
+/// Stores a new directory object, created now: reads see it only after the replication lag.
+fn store(objects: &mut Vec<Obj>, data: &Value) {
+    objects.push(Obj {
+        created_ms: now_ms(),
+        data: data.clone(),
+        secrets: Vec::new(),
+    });
+}
+
+/// `GET` of one object: the visible one found at the address, or Graph's 404 naming it.
+/// `(ty, coll)` are the object's type and collection, as [`single`] takes them.
+fn read_one(
+    sim: &Sim,
+    ctx: &Ctx,
+    objects: &[Obj],
+    found: Option<usize>,
+    addr: &Addr,
+    (ty, coll): (&str, &str),
+) -> R {
+    let i = found.ok_or_else(|| not_found(ctx, &addr_text(addr)))?;
+    single(sim, ctx, ty, coll, &objects[i].data)
+}
+
+/// Graph's answer to a create: 201 with the new object, `$select` applied.
+fn created(sim: &Sim, ctx: &Ctx, ty: &str, coll: &str, data: &Value) -> R {
+    let mut r = single(sim, ctx, ty, coll, data)?;
+    r.status = 201;
+    Ok(r)
 }
 
 fn remove_sps(t: &mut Tenant, sp_ids: &[String]) {
@@ -760,9 +778,8 @@ fn add_password(sim: &Sim, ctx: &Ctx, addr: &Addr, body: &Value) -> R {
         }
     }
     let mut t = lock(&sim.tenant);
-    let i = find(&t.applications, addr)
-        .filter(|i| sim.visible(t.applications[*i].created_ms))
-        .ok_or_else(|| not_found(ctx, &addr_text(addr)))?;
+    let i =
+        find_visible(sim, &t.applications, addr).ok_or_else(|| not_found(ctx, &addr_text(addr)))?;
     let secret = random_secret(40);
     let key_id = new_guid();
     let meta = json!({
@@ -812,19 +829,15 @@ fn remove_password(sim: &Sim, ctx: &Ctx, addr: &Addr, body: &Value) -> R {
             "Invalid value specified for property 'keyId' of resource 'removePassword'.",
         ));
     };
-    if let Some(k) = body
-        .as_object()
-        .and_then(|m| m.keys().find(|k| *k != "keyId"))
-    {
+    if let Some(k) = other_key(body, "keyId") {
         return Err(bad(
             ctx,
             &format!("Property '{k}' does not exist as a declared property or extension property."),
         ));
     }
     let mut t = lock(&sim.tenant);
-    let i = find(&t.applications, addr)
-        .filter(|i| sim.visible(t.applications[*i].created_ms))
-        .ok_or_else(|| not_found(ctx, &addr_text(addr)))?;
+    let i =
+        find_visible(sim, &t.applications, addr).ok_or_else(|| not_found(ctx, &addr_text(addr)))?;
     let app = &mut t.applications[i];
     let before = app.secrets.len();
     app.secrets.retain(|s| !s.key_id.eq_ignore_ascii_case(key));
@@ -930,15 +943,9 @@ fn service_principals(sim: &Sim, ctx: &Ctx, segs: &[Segment], body: &Value) -> R
                 }
                 let mut sp = build_sp(sim, &t, ctx, app_id)?;
                 merge(&mut sp, body);
-                t.service_principals.push(Obj {
-                    created_ms: now_ms(),
-                    data: sp.clone(),
-                    secrets: Vec::new(),
-                });
+                store(&mut t.service_principals, &sp);
                 drop(t);
-                let mut r = single(sim, ctx, "servicePrincipal", "servicePrincipals", &sp)?;
-                r.status = 201;
-                Ok(r)
+                created(sim, ctx, "servicePrincipal", "servicePrincipals", &sp)
             }
             _ => Err(method_not_allowed(ctx)),
         };
@@ -950,16 +957,16 @@ fn service_principals(sim: &Sim, ctx: &Ctx, segs: &[Segment], body: &Value) -> R
     let idx = find(&t.service_principals, &addr);
     let vis = idx.filter(|i| sim.visible(t.service_principals[*i].created_ms));
     match m {
-        "GET" => {
-            let i = vis.ok_or_else(|| not_found(ctx, &addr_text(&addr)))?;
-            let d = t.service_principals[i].data.clone();
-            drop(t);
-            single(sim, ctx, "servicePrincipal", "servicePrincipals", &d)
-        }
+        "GET" => read_one(
+            sim,
+            ctx,
+            &t.service_principals,
+            vis,
+            &addr,
+            ("servicePrincipal", "servicePrincipals"),
+        ),
         "PATCH" => {
-            let create = ctx
-                .header("prefer")
-                .is_some_and(|p| p.to_ascii_lowercase().contains("create-if-missing"));
+            let create = create_if_missing(ctx);
             let by_app = matches!(addr, Addr::Alt(..));
             check_sp_body(ctx, body)?;
             if body.get("appId").is_some_and(|a| {
@@ -981,15 +988,9 @@ fn service_principals(sim: &Sim, ctx: &Ctx, segs: &[Segment], body: &Value) -> R
                     let app_id = addr_text(&addr);
                     let mut sp = build_sp(sim, &t, ctx, &app_id)?;
                     merge(&mut sp, body);
-                    t.service_principals.push(Obj {
-                        created_ms: now_ms(),
-                        data: sp.clone(),
-                        secrets: Vec::new(),
-                    });
+                    store(&mut t.service_principals, &sp);
                     drop(t);
-                    let mut r = single(sim, ctx, "servicePrincipal", "servicePrincipals", &sp)?;
-                    r.status = 201;
-                    Ok(r)
+                    created(sim, ctx, "servicePrincipal", "servicePrincipals", &sp)
                 }
                 None => Err(not_found(ctx, &addr_text(&addr))),
             }
@@ -1018,8 +1019,7 @@ fn hrd_policy_id_from_ref(sim: &Sim, v: &str) -> Option<String> {
 fn sp_nav(sim: &Sim, ctx: &Ctx, addr: &Addr, rest: &[Segment], body: &Value) -> R {
     let m = ctx.method.as_str();
     let mut t = lock(&sim.tenant);
-    let sp_idx = find(&t.service_principals, addr)
-        .filter(|i| sim.visible(t.service_principals[*i].created_ms));
+    let sp_idx = find_visible(sim, &t.service_principals, addr);
     let nav = &rest[0];
     match (nav.name.as_str(), rest.len()) {
         ("oauth2PermissionGrants", 1) => {
@@ -1236,47 +1236,33 @@ fn grants(sim: &Sim, ctx: &Ctx, segs: &[Segment], body: &Value) -> R {
                 }
                 let id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
                 let g = json!({"clientId": client, "consentType": ctype, "id": id, "principalId": principal, "resourceId": resource, "scope": body.get("scope").cloned().unwrap_or(json!(""))});
-                t.oauth2_permission_grants.push(Obj {
-                    created_ms: now_ms(),
-                    data: g.clone(),
-                    secrets: Vec::new(),
-                });
+                store(&mut t.oauth2_permission_grants, &g);
                 drop(t);
-                let mut r = single(
+                created(
                     sim,
                     ctx,
                     "oAuth2PermissionGrant",
                     "oauth2PermissionGrants",
                     &g,
-                )?;
-                r.status = 201;
-                Ok(r)
+                )
             }
             _ => Err(method_not_allowed(ctx)),
         };
     };
-    let i = find(&t.oauth2_permission_grants, &addr)
-        .filter(|i| sim.visible(t.oauth2_permission_grants[*i].created_ms));
+    let i = find_visible(sim, &t.oauth2_permission_grants, &addr);
     match m {
-        "GET" => {
-            let i = i.ok_or_else(|| not_found(ctx, &addr_text(&addr)))?;
-            let d = t.oauth2_permission_grants[i].data.clone();
-            drop(t);
-            single(
-                sim,
-                ctx,
-                "oAuth2PermissionGrant",
-                "oauth2PermissionGrants",
-                &d,
-            )
-        }
+        "GET" => read_one(
+            sim,
+            ctx,
+            &t.oauth2_permission_grants,
+            i,
+            &addr,
+            ("oAuth2PermissionGrant", "oauth2PermissionGrants"),
+        ),
         "PATCH" => {
             validate(ctx, "oAuth2PermissionGrant", body)?;
             let i = i.ok_or_else(|| not_found(ctx, &addr_text(&addr)))?;
-            if let Some(k) = body
-                .as_object()
-                .and_then(|o| o.keys().find(|k| *k != "scope"))
-            {
+            if let Some(k) = other_key(body, "scope") {
                 return Err(bad(
                     ctx,
                     &format!("Property '{k}' is read-only and cannot be set."),
@@ -1350,21 +1336,14 @@ fn policies(sim: &Sim, ctx: &Ctx, segs: &[Segment], body: &Value) -> R {
                 check_policy_body(ctx, body, true)?;
                 let mut p = json!({"id": new_guid(), "deletedDateTime": null, "description": null, "displayName": null, "definition": [], "isOrganizationDefault": false});
                 merge(&mut p, body);
-                t.home_realm_discovery_policies.push(Obj {
-                    created_ms: now_ms(),
-                    data: p.clone(),
-                    secrets: Vec::new(),
-                });
+                store(&mut t.home_realm_discovery_policies, &p);
                 drop(t);
-                let mut r = single(sim, ctx, "homeRealmDiscoveryPolicy", coll, &p)?;
-                r.status = 201;
-                Ok(r)
+                created(sim, ctx, "homeRealmDiscoveryPolicy", coll, &p)
             }
             _ => Err(method_not_allowed(ctx)),
         };
     };
-    let i = find(&t.home_realm_discovery_policies, &addr)
-        .filter(|i| sim.visible(t.home_realm_discovery_policies[*i].created_ms));
+    let i = find_visible(sim, &t.home_realm_discovery_policies, &addr);
     if let Some(nav) = rest.first() {
         if nav.name != "appliesTo" || rest.len() > 1 {
             return Err(no_segment(ctx, &nav.name));
@@ -1389,12 +1368,14 @@ fn policies(sim: &Sim, ctx: &Ctx, segs: &[Segment], body: &Value) -> R {
         return list(sim, ctx, "directoryObject", "directoryObjects", items);
     }
     match m {
-        "GET" => {
-            let i = i.ok_or_else(|| not_found(ctx, &addr_text(&addr)))?;
-            let d = t.home_realm_discovery_policies[i].data.clone();
-            drop(t);
-            single(sim, ctx, "homeRealmDiscoveryPolicy", coll, &d)
-        }
+        "GET" => read_one(
+            sim,
+            ctx,
+            &t.home_realm_discovery_policies,
+            i,
+            &addr,
+            ("homeRealmDiscoveryPolicy", coll),
+        ),
         "PATCH" => {
             check_policy_body(ctx, body, false)?;
             let i = i.ok_or_else(|| not_found(ctx, &addr_text(&addr)))?;

@@ -366,6 +366,31 @@ pub fn project(obj: &Value, select: &[String], always: &[&str]) -> Value {
     Value::Object(out)
 }
 
+/// [`project`] when the request has a `$select`, the whole object when it has none.
+pub fn select(obj: &Value, select: Option<&[String]>, always: &[&str]) -> Value {
+    match select {
+        Some(s) => project(obj, s, always),
+        None => obj.clone(),
+    }
+}
+
+/// The request's query string without its `$skiptoken`, as the start of the next page's link:
+/// empty, or the kept options followed by `&`.
+pub fn query_before_skiptoken(raw_query: Option<&str>) -> String {
+    let kept: Vec<&str> = raw_query
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| {
+            !p.is_empty() && !p.starts_with("$skiptoken=") && !p.starts_with("%24skiptoken=")
+        })
+        .collect();
+    let mut q = kept.join("&");
+    if !q.is_empty() {
+        q.push('&');
+    }
+    q
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -117,26 +117,22 @@ fn missing_param(p: &str) -> Reply {
 /// The resource a scope names, if it is one of ours; `.default` or a named permission.
 fn resource_of(sim: &Sim, scope: &str) -> Result<String, Reply> {
     let urls = sim.urls();
-    let Some((res, perm)) = scope.rsplit_once('/') else {
-        return Err(aad_error(
+    let invalid = || {
+        aad_error(
             400,
             "invalid_scope",
             70011,
             &format!(
                 "The provided value for the input parameter 'scope' is not valid. The scope {scope} is not valid."
             ),
-        ));
+        )
+    };
+    let Some((res, perm)) = scope.rsplit_once('/') else {
+        return Err(invalid());
     };
     let res = res.trim_end_matches('/');
     if perm.is_empty() {
-        return Err(aad_error(
-            400,
-            "invalid_scope",
-            70011,
-            &format!(
-                "The provided value for the input parameter 'scope' is not valid. The scope {scope} is not valid."
-            ),
-        ));
+        return Err(invalid());
     }
     if res == urls.main || res == urls.dynamics {
         Ok(res.to_string())
@@ -330,12 +326,7 @@ fn client_credentials(
         return missing_param("client_id");
     };
     let Some(secret) = secret else {
-        return aad_error(
-            401,
-            "invalid_client",
-            7000218,
-            "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
-        );
+        return no_client_credential(401);
     };
     let Some(scope) = form.get("scope") else {
         return missing_param("scope");
@@ -472,17 +463,23 @@ fn delegated_scope(sim: &Sim, scope: &str) -> Result<(String, bool, String), Rep
     }
 }
 
+/// AADSTS7000218: a confidential client sent neither a secret nor an assertion (a public client
+/// that is not allowed the flow gets the same answer, with 400).
+fn no_client_credential(status: u16) -> Reply {
+    aad_error(
+        status,
+        "invalid_client",
+        7000218,
+        "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+    )
+}
+
 fn devicecode(sim: &Sim, form: &std::collections::HashMap<String, String>) -> Reply {
     let Some(client_id) = form.get("client_id") else {
         return missing_param("client_id");
     };
     if !public_client_ok(sim, client_id) {
-        return aad_error(
-            400,
-            "invalid_client",
-            7000218,
-            "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
-        );
+        return no_client_credential(400);
     }
     let Some(scope) = form.get("scope") else {
         return missing_param("scope");

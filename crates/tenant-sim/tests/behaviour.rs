@@ -120,6 +120,16 @@ fn call(
     raw(base, method, path, &h, b.as_deref()).expect("complete response")
 }
 
+/// `GET path` with a bearer token, nothing else: most reads here.
+fn get(base: &str, token: &str, path: &str) -> Resp {
+    call(base, "GET", path, Some(token), None, &[])
+}
+
+/// `POST path` with a bearer token and a JSON body: most writes here.
+fn post(base: &str, token: &str, path: &str, body: Value) -> Resp {
+    call(base, "POST", path, Some(token), Some(body), &[])
+}
+
 fn form(pairs: &[(&str, &str)]) -> String {
     pairs
         .iter()
@@ -139,20 +149,16 @@ fn form(pairs: &[(&str, &str)]) -> String {
 }
 
 fn token_for(s: &TestServer, client: &str, secret: &str, resource: &str) -> Resp {
-    let body = form(&[
-        ("grant_type", "client_credentials"),
-        ("client_id", client),
-        ("client_secret", secret),
-        ("scope", &format!("{resource}/.default")),
-    ]);
-    raw(
-        &s.url(),
-        "POST",
-        &format!("/{}/oauth2/v2.0/token", s.tenant_id()),
-        &[("Content-Type", "application/x-www-form-urlencoded")],
-        Some(body.as_bytes()),
+    login(
+        s,
+        "token",
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", client),
+            ("client_secret", secret),
+            ("scope", &format!("{resource}/.default")),
+        ],
     )
-    .expect("token response")
 }
 
 fn admin(s: &TestServer, resource: &str) -> String {
@@ -183,23 +189,19 @@ fn register(s: &TestServer, g: &str, unique: &str) -> (String, String, String, S
     assert_eq!(r.status, 201, "{}", r.body);
     let app_id = r.body["appId"].as_str().expect("appId").to_string();
     let id = r.body["id"].as_str().expect("id").to_string();
-    let p = call(
+    let p = post(
         &s.url(),
-        "POST",
+        g,
         &format!("/v1.0/applications/{id}/addPassword"),
-        Some(g),
-        Some(json!({"passwordCredential": {"displayName": "t"}})),
-        &[],
+        json!({"passwordCredential": {"displayName": "t"}}),
     );
     assert_eq!(p.status, 200, "{}", p.body);
     let secret = p.body["secretText"].as_str().expect("secret").to_string();
-    let sp = call(
+    let sp = post(
         &s.url(),
-        "POST",
+        g,
         "/v1.0/servicePrincipals",
-        Some(g),
-        Some(json!({"appId": app_id})),
-        &[],
+        json!({"appId": app_id}),
     );
     assert_eq!(sp.status, 201, "{}", sp.body);
     (
@@ -241,14 +243,7 @@ fn tokens_admin_wrong_secret_unknown_app_and_audience() {
     );
     assert_eq!(r.body["error_codes"][0], 500011);
     // a Graph token is not a Dataverse token
-    let r = call(
-        &s.dynamics_url(),
-        "GET",
-        "/api/data/v9.2/WhoAmI",
-        Some(&g),
-        None,
-        &[],
-    );
+    let r = get(&s.dynamics_url(), &g, "/api/data/v9.2/WhoAmI");
     assert_eq!(r.status, 401);
     assert!(
         r.header("www-authenticate")
@@ -288,14 +283,7 @@ fn app_upsert_unknown_property_and_app_token() {
         &[("Prefer", "create-if-missing")],
     );
     assert_eq!(r.status, 204);
-    let r = call(
-        &s.url(),
-        "GET",
-        &format!("{path}?$select=id,uniqueName"),
-        Some(&g),
-        None,
-        &[],
-    );
+    let r = get(&s.url(), &g, &format!("{path}?$select=id,uniqueName"));
     assert_eq!(r.body["uniqueName"], name);
     assert!(r.body.get("displayName").is_none());
     let r = call(
@@ -310,29 +298,24 @@ fn app_upsert_unknown_property_and_app_token() {
         (r.status, r.body["error"]["code"].as_str()),
         (404, Some("Request_ResourceNotFound"))
     );
-    let r = call(
+    let r = post(
         &s.url(),
-        "POST",
+        &g,
         "/v1.0/applications",
-        Some(&g),
-        Some(json!({"displayName": "x", "displayname": "y"})),
-        &[],
+        json!({"displayName": "x", "displayname": "y"}),
     );
     assert_eq!(r.status, 400);
     assert_eq!(
         r.body["error"]["message"],
         "Property 'displayname' does not exist as a declared property or extension property."
     );
-    let r = call(
+    let r = get(
         &s.url(),
-        "GET",
+        &g,
         &format!("/v1.0/applications?$filter=appId%20eq%20'{app_id}'&$select=id,appId"),
-        Some(&g),
-        None,
-        &[],
     );
     assert_eq!(r.body["value"].as_array().map(Vec::len), Some(1));
-    let r = call(&s.url(), "GET", "/v1.0/nothing", Some(&g), None, &[]);
+    let r = get(&s.url(), &g, "/v1.0/nothing");
     assert_eq!(
         r.body["error"]["message"],
         "Resource not found for the segment 'nothing'."
@@ -341,36 +324,27 @@ fn app_upsert_unknown_property_and_app_token() {
     let t = token_for(&s, &app_id, &secret, &s.url());
     assert_eq!(t.status, 200, "{}", t.body);
     let at = t.body["access_token"].as_str().expect("at");
-    let r = call(&s.url(), "GET", "/v1.0/applications", Some(at), None, &[]);
+    let r = get(&s.url(), at, "/v1.0/applications");
     assert_eq!(
         (r.status, r.body["error"]["code"].as_str()),
         (403, Some("Authorization_RequestDenied"))
     );
     // paging
     for i in 0..3 {
-        call(
+        post(
             &s.url(),
-            "POST",
+            &g,
             "/v1.0/applications",
-            Some(&g),
-            Some(json!({"displayName": format!("p{i}")})),
-            &[],
+            json!({"displayName": format!("p{i}")}),
         );
     }
-    let r = call(
-        &s.url(),
-        "GET",
-        "/v1.0/applications?$top=2",
-        Some(&g),
-        None,
-        &[],
-    );
+    let r = get(&s.url(), &g, "/v1.0/applications?$top=2");
     let next = r.body["@odata.nextLink"]
         .as_str()
         .expect("nextLink")
         .trim_start_matches(&s.url())
         .to_string();
-    let r2 = call(&s.url(), "GET", &next, Some(&g), None, &[]);
+    let r2 = get(&s.url(), &g, &next);
     assert_eq!(r2.body["value"].as_array().map(Vec::len), Some(2));
     assert!(r2.body.get("@odata.nextLink").is_none());
 }
@@ -382,36 +356,24 @@ fn replication_lag_hides_new_app() {
         ..Options::default()
     });
     let g = admin(&s, &s.url());
-    let r = call(
+    let r = post(
         &s.url(),
-        "POST",
+        &g,
         "/v1.0/applications",
-        Some(&g),
-        Some(json!({"displayName": "Lagged"})),
-        &[],
+        json!({"displayName": "Lagged"}),
     );
     assert_eq!(r.status, 201);
     let id = r.body["id"].as_str().expect("id").to_string();
     let app_id = r.body["appId"].as_str().expect("appId").to_string();
     assert_eq!(
-        call(
-            &s.url(),
-            "GET",
-            &format!("/v1.0/applications/{id}"),
-            Some(&g),
-            None,
-            &[]
-        )
-        .status,
+        get(&s.url(), &g, &format!("/v1.0/applications/{id}")).status,
         404
     );
-    let sp = call(
+    let sp = post(
         &s.url(),
-        "POST",
+        &g,
         "/v1.0/servicePrincipals",
-        Some(&g),
-        Some(json!({"appId": app_id})),
-        &[],
+        json!({"appId": app_id}),
     );
     assert_eq!(
         sp.body["error"]["details"][0]["code"],
@@ -419,15 +381,7 @@ fn replication_lag_hides_new_app() {
     );
     std::thread::sleep(Duration::from_millis(350));
     assert_eq!(
-        call(
-            &s.url(),
-            "GET",
-            &format!("/v1.0/applications/{id}"),
-            Some(&g),
-            None,
-            &[]
-        )
-        .status,
+        get(&s.url(), &g, &format!("/v1.0/applications/{id}")).status,
         200
     );
 }
@@ -455,25 +409,10 @@ fn duplicate_grant_and_hrd() {
     let crm_id = crm.body["id"].as_str().expect("id");
     let body = json!({"clientId": sp, "consentType": "AllPrincipals", "resourceId": crm_id, "scope": "user_impersonation"});
     assert_eq!(
-        call(
-            &s.url(),
-            "POST",
-            "/v1.0/oauth2PermissionGrants",
-            Some(&g),
-            Some(body.clone()),
-            &[]
-        )
-        .status,
+        post(&s.url(), &g, "/v1.0/oauth2PermissionGrants", body.clone()).status,
         201
     );
-    let r = call(
-        &s.url(),
-        "POST",
-        "/v1.0/oauth2PermissionGrants",
-        Some(&g),
-        Some(body),
-        &[],
-    );
+    let r = post(&s.url(), &g, "/v1.0/oauth2PermissionGrants", body);
     assert_eq!(
         (r.status, r.body["error"]["message"].as_str()),
         (409, Some("Permission entry already exists."))
@@ -482,44 +421,30 @@ fn duplicate_grant_and_hrd() {
         "/v1.0/oauth2PermissionGrants?$filter=clientId%20eq%20'{sp}'%20and%20consentType%20eq%20'AllPrincipals'"
     );
     assert_eq!(
-        call(&s.url(), "GET", &f, Some(&g), None, &[]).body["value"]
-            .as_array()
-            .map(Vec::len),
+        get(&s.url(), &g, &f).body["value"].as_array().map(Vec::len),
         Some(1)
     );
-    let p = call(
+    let p = post(
         &s.url(),
-        "POST",
+        &g,
         "/v1.0/policies/homeRealmDiscoveryPolicies",
-        Some(&g),
-        Some(
-            json!({"displayName": "x", "definition": ["{\"HomeRealmDiscoveryPolicy\":{\"AllowCloudPasswordValidation\":true}}"]}),
-        ),
-        &[],
+        json!({"displayName": "x", "definition": ["{\"HomeRealmDiscoveryPolicy\":{\"AllowCloudPasswordValidation\":true}}"]}),
     );
     assert_eq!(p.status, 201, "{}", p.body);
     let pid = p.body["id"].as_str().expect("pid");
     let r =
         json!({"@odata.id": format!("{}/v1.0/policies/homeRealmDiscoveryPolicies/{pid}", s.url())});
     let path = format!("/v1.0/servicePrincipals/{sp}/homeRealmDiscoveryPolicies/$ref");
-    assert_eq!(
-        call(&s.url(), "POST", &path, Some(&g), Some(r.clone()), &[]).status,
-        204
-    );
-    assert_eq!(
-        call(&s.url(), "POST", &path, Some(&g), Some(r), &[]).status,
-        400
-    );
-    let bad = call(
+    assert_eq!(post(&s.url(), &g, &path, r.clone()).status, 204);
+    assert_eq!(post(&s.url(), &g, &path, r).status, 400);
+    let bad = post(
         &s.url(),
-        "POST",
+        &g,
         "/v1.0/policies/homeRealmDiscoveryPolicies",
-        Some(&g),
-        Some(json!({"displayName": "x", "definition": ["not json"]})),
-        &[],
+        json!({"displayName": "x", "definition": ["not json"]}),
     );
     assert_eq!(bad.status, 400);
-    let d = call(&s.url(), "GET", "/v1.0/domains", Some(&g), None, &[]);
+    let d = get(&s.url(), &g, "/v1.0/domains");
     assert!(
         d.body["value"]
             .as_array()
@@ -627,14 +552,7 @@ fn application_user_roles_config_and_publish() {
     // the app's own Dataverse token now works
     let t = token_for(&s, &app_id, &secret, &s.dynamics_url());
     let at = t.body["access_token"].as_str().expect("at").to_string();
-    let who = call(
-        &s.dynamics_url(),
-        "GET",
-        "/api/data/v9.2/WhoAmI()",
-        Some(&at),
-        None,
-        &[],
-    );
+    let who = get(&s.dynamics_url(), &at, "/api/data/v9.2/WhoAmI()");
     assert_eq!(who.body["UserId"], user.as_str());
     // Marketo config: discover and bind with the navigation property's exact casing
     let rels = dv(
@@ -691,15 +609,7 @@ fn application_user_roles_config_and_publish() {
     let s_url = s.dynamics_url();
     let d2 = d.clone();
     let h = std::thread::spawn(move || {
-        call(
-            &s_url,
-            "POST",
-            "/api/data/v9.2/PublishAllXml",
-            Some(&d2),
-            Some(json!({})),
-            &[],
-        )
-        .status
+        post(&s_url, &d2, "/api/data/v9.2/PublishAllXml", json!({})).status
     });
     std::thread::sleep(Duration::from_millis(15));
     let second = dv("POST", "PublishAllXml", Some(json!({})), &[]);
@@ -754,6 +664,7 @@ fn random_faults_are_deterministic_and_drop_connections() {
     );
 }
 
+/// `POST /<tenant>/oauth2/v2.0/<endpoint>` with a form body.
 fn login(s: &TestServer, endpoint: &str, pairs: &[(&str, &str)]) -> Resp {
     let body = form(pairs);
     raw(
@@ -819,7 +730,7 @@ fn device_code_then_refresh_for_the_other_resource() {
         .as_str()
         .expect("refresh_token with offline_access")
         .to_string();
-    let org = call(&s.url(), "GET", "/v1.0/organization", Some(at), None, &[]);
+    let org = get(&s.url(), at, "/v1.0/organization");
     assert_eq!(org.status, 200, "{}", org.body);
     // the device code is used up
     let r = login(&s, "token", &poll);
@@ -846,29 +757,11 @@ fn device_code_then_refresh_for_the_other_resource() {
     let dv_at = r.body["access_token"].as_str().expect("access_token");
     let rotated = r.body["refresh_token"].as_str().expect("new refresh token");
     assert_ne!(rotated, rt);
-    let who = call(
-        &s.dynamics_url(),
-        "GET",
-        "/api/data/v9.2/WhoAmI",
-        Some(dv_at),
-        None,
-        &[],
-    );
+    let who = get(&s.dynamics_url(), dv_at, "/api/data/v9.2/WhoAmI");
     assert_eq!(who.status, 200, "{}", who.body);
     assert!(who.body["UserId"].as_str().is_some());
     // a Dataverse token is not a Graph token
-    assert_eq!(
-        call(
-            &s.url(),
-            "GET",
-            "/v1.0/organization",
-            Some(dv_at),
-            None,
-            &[]
-        )
-        .status,
-        401
-    );
+    assert_eq!(get(&s.url(), dv_at, "/v1.0/organization").status, 401);
     // refresh tokens are single use
     let r = refresh(&rt);
     assert_eq!(
@@ -1011,16 +904,7 @@ fn stall_at_holds_only_that_request() {
 fn dataverse_rate_limit_per_token() {
     let s = TestServer::start(Options::default());
     let d = admin(&s, &s.dynamics_url());
-    let who = |t: &str| {
-        call(
-            &s.dynamics_url(),
-            "GET",
-            "/api/data/v9.2/WhoAmI",
-            Some(t),
-            None,
-            &[],
-        )
-    };
+    let who = |t: &str| get(&s.dynamics_url(), t, "/api/data/v9.2/WhoAmI");
     let mut ok = 0;
     let limited = loop {
         let r = who(&d);
@@ -1121,13 +1005,10 @@ fn lost_response_commits_the_write() {
         Some(body.as_bytes()),
     );
     assert!(r.is_err(), "the response was lost: {r:?}");
-    let apps = call(
+    let apps = get(
         &s.url(),
-        "GET",
+        &g,
         "/v1.0/applications?$filter=displayName%20eq%20'Lost'&$select=id",
-        Some(&g),
-        None,
-        &[],
     );
     assert_eq!(
         apps.body["value"].as_array().map(Vec::len),
@@ -1284,41 +1165,22 @@ mod tls {
         };
         let g = token(&s.url());
         let d = token(&s.dynamics_url());
+        let tls_get = |base: &str, path: &str, auth: &str| {
+            https(&s, base, "GET", path, &[("Authorization", auth)], None)
+        };
         let started = std::time::Instant::now();
-        let r = https(
-            &s,
-            &s.url(),
-            "GET",
-            "/v1.0/organization",
-            &[("Authorization", &g)],
-            None,
-        )
-        .expect("graph over https");
+        let r = tls_get(&s.url(), "/v1.0/organization", &g).expect("graph over https");
         assert_eq!(r.status, 200, "{}", r.body);
         assert!(
             started.elapsed() >= Duration::from_millis(150),
             "latency applies"
         );
-        let r = https(
-            &s,
-            &s.dynamics_url(),
-            "GET",
-            "/api/data/v9.2/WhoAmI",
-            &[("Authorization", &d)],
-            None,
-        )
-        .expect("dataverse over https");
+        let r =
+            tls_get(&s.dynamics_url(), "/api/data/v9.2/WhoAmI", &d).expect("dataverse over https");
         assert_eq!(r.status, 200, "{}", r.body);
         // drop: the TLS stream is cut before the request is processed
         s.add_fault(json!({"path_prefix": "/v1.0/organization", "kind": "drop"}));
-        let r = https(
-            &s,
-            &s.url(),
-            "GET",
-            "/v1.0/organization",
-            &[("Authorization", &g)],
-            None,
-        );
+        let r = tls_get(&s.url(), "/v1.0/organization", &g);
         assert!(r.is_err(), "dropped: {r:?}");
         // lost response: committed, but the client sees the stream cut
         s.add_fault(
@@ -1353,15 +1215,8 @@ mod tls {
             None,
         );
         assert!(r.is_err(), "stalled: {r:?}");
-        let r = https(
-            &s,
-            &s.dynamics_url(),
-            "GET",
-            "/api/data/v9.2/WhoAmI",
-            &[("Authorization", &d)],
-            None,
-        )
-        .expect("served after the stall");
+        let r = tls_get(&s.dynamics_url(), "/api/data/v9.2/WhoAmI", &d)
+            .expect("served after the stall");
         assert_eq!(r.status, 200);
         let faults: Vec<Value> = s
             .requests()

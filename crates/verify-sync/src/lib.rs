@@ -35,7 +35,7 @@ use s2s_core::{CommonArgs, Ctx, Error, Key, Kind, Result, Tool};
 use s2s_dataverse::{
     Dataverse, MARKETO_ROLE_ONLY_FOR_SYNC_USER_SINCE, MARKETO_SOLUTION, compare_versions,
 };
-use s2s_graph::{DYNAMICS_CRM_APP_ID, Graph, USER_IMPERSONATION};
+use s2s_graph::{DYNAMICS_CRM_APP_ID, Graph, HrdPolicy, USER_IMPERSONATION};
 
 /// Check that the Marketo S2S setup works end to end, read-only, before Marketo's step 3.
 #[derive(Debug, Parser)]
@@ -474,18 +474,9 @@ async fn entra_checks(
 
     // HRD policy, when federated
     let hrd_name = "Home Realm Discovery policy (federated tenants)";
-    match soft(graph.domains().await)? {
+    match soft(graph.federated_domains().await)? {
         Err(e) => checks.push(Check::fail("hrd-policy", hrd_name, e, "set-hrd-policy")),
-        Ok(domains) => {
-            let federated: Vec<String> = domains
-                .iter()
-                .filter(|d| {
-                    d.authentication_type
-                        .as_deref()
-                        .is_some_and(|t| t.eq_ignore_ascii_case("Federated"))
-                })
-                .map(|d| d.id.clone())
-                .collect();
+        Ok(federated) => {
             if federated.is_empty() {
                 checks.push(Check::pass(
                     "hrd-policy",
@@ -494,7 +485,7 @@ async fn entra_checks(
                 ));
             } else if let Some(sp_id) = &sp_id {
                 match soft(graph.hrd_policies_of(sp_id).await)? {
-                    Ok(ps) if ps.iter().any(|p| allows_cloud_password_validation(&p.definition)) => checks.push(Check::pass(
+                    Ok(ps) if ps.iter().any(HrdPolicy::allows_cloud_password_validation) => checks.push(Check::pass(
                         "hrd-policy",
                         hrd_name,
                         format!("AllowCloudPasswordValidation assigned (federated: {})", federated.join(", ")),
@@ -520,16 +511,6 @@ async fn entra_checks(
     Ok(())
 }
 
-/// True for `{"HomeRealmDiscoveryPolicy":{"AllowCloudPasswordValidation":true}}` (wrapper
-/// included: without it Entra ignores the policy, reference/graph.md §5.2, peers.md §9).
-pub fn allows_cloud_password_validation(definition: &[String]) -> bool {
-    definition.iter().any(|d| {
-        serde_json::from_str::<Value>(d).ok().is_some_and(|v| {
-            v["HomeRealmDiscoveryPolicy"]["AllowCloudPasswordValidation"] == Value::Bool(true)
-        })
-    })
-}
-
 fn secret_check(app: Option<&s2s_graph::Application>, input: &Inputs, warn_days: u32) -> Check {
     let name = "client secret exists, is saved and is not about to expire";
     let Some(key_id) = &input.key_id else {
@@ -548,11 +529,7 @@ fn secret_check(app: Option<&s2s_graph::Application>, input: &Inputs, warn_days:
             "register-app, then make-secret",
         );
     };
-    let Some(cred) = app
-        .password_credentials
-        .iter()
-        .find(|c| c.key_id.eq_ignore_ascii_case(key_id))
-    else {
+    let Some(cred) = app.password_credential(key_id) else {
         return Check::fail(
             "secret",
             name,
@@ -587,11 +564,7 @@ fn secret_check(app: Option<&s2s_graph::Application>, input: &Inputs, warn_days:
             );
         }
     }
-    let end = cred
-        .end_date_time
-        .as_deref()
-        .and_then(|s| OffsetDateTime::parse(s, &Rfc3339).ok());
-    match end {
+    match cred.expires_at() {
         Some(end) => {
             let left = end - OffsetDateTime::now_utc();
             if left.whole_days() < i64::from(warn_days) {
@@ -958,15 +931,5 @@ mod tests {
     #[test]
     fn cli_is_consistent() {
         Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn hrd_definition_needs_the_wrapper() {
-        assert!(allows_cloud_password_validation(&[
-            r#"{"HomeRealmDiscoveryPolicy":{"AllowCloudPasswordValidation":true}}"#.into()
-        ]));
-        assert!(!allows_cloud_password_validation(&[
-            r#"{"AllowCloudPasswordValidation":true}"#.into()
-        ]));
     }
 }
