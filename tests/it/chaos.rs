@@ -141,6 +141,16 @@ fn chaos_seeds(seeds: std::ops::RangeInclusive<u64>) -> usize {
             .filter(|r| !r["fault"].is_null())
             .count();
         assert!(f > 3, "seed {seed} injected only {f} faults");
+        let lost = sim
+            .requests()
+            .iter()
+            .filter(|r| r["fault"] == "lost_response")
+            .count();
+        // Visible with --nocapture; docs/reliability.md quotes these figures.
+        eprintln!(
+            "chaos seed {seed}: {} requests, {f} faults ({lost} lost answers), converged",
+            sim.requests().len()
+        );
         faults += f;
     }
     faults
@@ -325,6 +335,10 @@ fn chain_length() -> u64 {
 #[test]
 fn a_crash_at_every_request_boundary_resumes_without_duplicates_first_half() {
     let n = chain_length();
+    eprintln!(
+        "crash test: the chain makes {n} requests; killing at 1..={}",
+        n / 2
+    );
     for i in 1..=n / 2 {
         crash_at(i);
     }
