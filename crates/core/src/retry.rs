@@ -69,6 +69,20 @@ pub async fn sleep_within(d: Duration, deadline: Instant, what: &str) -> Result<
     Ok(())
 }
 
+/// The longest pause between two polls of a replication wait, by how long it has lasted.
+/// Typical replication takes seconds, so the first ten seconds poll at least every 500 ms (a
+/// wait ends at most half a second after the object appears, measured by scripts/bench.sh);
+/// a wait that drags on backs off to 2 s and then 5 s, to stay far from throttling limits.
+pub fn poll_cap(elapsed: Duration) -> Duration {
+    if elapsed < Duration::from_secs(10) {
+        Duration::from_millis(500)
+    } else if elapsed < Duration::from_secs(60) {
+        Duration::from_secs(2)
+    } else {
+        Duration::from_secs(5)
+    }
+}
+
 /// Outcome of one poll of an eventually consistent read.
 pub enum Poll<T> {
     Ready(T),
@@ -76,8 +90,8 @@ pub enum Poll<T> {
     Pending(String),
 }
 
-/// Polls `probe` until it is ready, with backoff from 100 ms growing by 1.5× to 2 s, until the
-/// deadline. This is how every tool waits out replication (design.md, "Eventual consistency"):
+/// Polls `probe` until it is ready, with backoff from 100 ms growing by 1.5× up to
+/// [`poll_cap`], until the deadline. This is how every tool waits out replication (design.md, "Eventual consistency"):
 /// never a fixed sleep, so a fast tenant costs one round trip and a slow one only the lag.
 pub async fn until_ready<T, F, Fut>(
     deadline: Instant,
@@ -109,7 +123,7 @@ where
                     .with_hint("replication can take minutes in a large tenant: re-run the same command, or raise --timeout"));
                 }
                 tokio::time::sleep(jittered).await;
-                delay = (delay.mul_f64(1.5)).min(Duration::from_secs(2));
+                delay = delay.mul_f64(1.5).min(poll_cap(start.elapsed()));
             }
         }
     }

@@ -237,7 +237,7 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
             start.elapsed(),
         );
         tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(5));
+        delay = delay.mul_f64(1.5).min(s2s_core::retry::poll_cap(start.elapsed()));
     };
 
     let failed: Vec<&Check> = checks.iter().filter(|c| !c.ok).collect();
