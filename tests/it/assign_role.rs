@@ -49,6 +49,7 @@ fn creates_the_app_user_with_the_role_then_rerun_writes_nothing() {
     sim.clear();
 
     let first = sim.run("assign-role", &[], &doc).ok();
+    let log = method_paths(&sim.requests());
     let d = &first.doc["dynamics"];
     assert!(first.changed("assign-role"));
     assert_eq!(d["url"], json!(sim.server.dynamics_url()));
@@ -82,6 +83,19 @@ fn creates_the_app_user_with_the_role_then_rerun_writes_nothing() {
         ]
     );
 
+    // No read-back of the new user (the create answers with it, `Prefer: return=representation`)
+    // and no second read of the business unit it was created in.
+    let reads: Vec<String> = log.into_iter().filter(|r| r.starts_with("GET ")).collect();
+    assert_eq!(
+        reads,
+        vec![
+            "GET /api/data/v9.2/solutions".to_string(),
+            "GET /api/data/v9.2/systemusers".to_string(),
+            "GET /api/data/v9.2/businessunits".to_string(),
+            "GET /api/data/v9.2/roles".to_string(),
+        ]
+    );
+
     // Dataverse agrees: one enabled app user, holding the role; its e-mail is the username.
     let users = app_users(&sim, &cid);
     assert_eq!(users.len(), 1, "{users:#?}");
@@ -94,12 +108,15 @@ fn creates_the_app_user_with_the_role_then_rerun_writes_nothing() {
     // The finished setup, re-run: reads only, and it says so.
     sim.clear();
     let again = sim.run("assign-role", &[], &first.doc).ok();
+    let log = method_paths(&sim.requests());
     assert!(!again.changed("assign-role"));
     assert_eq!(again.doc["dynamics"], first.doc["dynamics"]);
     again.assert_stderr("already holds role");
     again.assert_stderr("nothing to change");
     sim.assert_no_writes();
     assert_eq!(app_users(&sim, &cid).len(), 1);
+    // solution, the user with its roles, the role: the business unit's name is not needed.
+    assert_eq!(log.iter().filter(|r| r.starts_with("GET ")).count(), 3);
 }
 
 #[test]
@@ -196,9 +213,10 @@ fn waits_while_dataverse_does_not_know_the_new_app() {
         "expected a refused create before the one that worked: {creates:#?}"
     );
     assert_eq!(creates[0]["status"], json!(400));
+    // 201: the create asks for the new row back (`Prefer: return=representation`).
     assert_eq!(
         creates.last().map(|c| c["status"].clone()),
-        Some(json!(204))
+        Some(json!(201))
     );
     assert!(r.doc["dynamics"]["application_user_id"].is_string());
     r.assert_stderr("assign-role: waiting for Dataverse to learn about client id");

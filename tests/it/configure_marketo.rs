@@ -58,6 +58,7 @@ fn points_the_default_record_at_the_app_user_then_rerun_writes_nothing() {
             "entity_set": "mkto_marketoconfigs",
             "entity": "mkto_marketoconfig",
             "record_id": default_id,
+            "record_name": "Default",
             "user_lookup": "mkto_marketouser",
             "nav_property": "mkto_MarketoUser",
             "sync_user_id": user,
@@ -96,6 +97,137 @@ fn points_the_default_record_at_the_app_user_then_rerun_writes_nothing() {
     assert!(!again.changed("configure-marketo"));
     assert_eq!(again.doc["marketo_config"], r.doc["marketo_config"]);
     again.assert_stderr("already is user");
+    sim.assert_no_writes();
+    // The document names everything: one read of the record, no discovery.
+    assert_eq!(
+        dataverse_paths(&sim),
+        vec![format!(
+            "GET /api/data/v9.2/mkto_marketoconfigs({default_id})"
+        )]
+    );
+}
+
+/// `METHOD path` of each Dataverse request in the log.
+fn dataverse_paths(sim: &Sim) -> Vec<String> {
+    sim.requests()
+        .iter()
+        .filter(|q| q["service"] == "dataverse")
+        .map(|q| {
+            format!(
+                "{} {}",
+                q["method"].as_str().unwrap_or(""),
+                q["path"].as_str().unwrap_or("")
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn discovery_reads_each_kind_of_metadata_once() {
+    let sim = sim();
+    let doc = with_app_user(&sim);
+    sim.clear();
+    sim.run("configure-marketo", &[], &doc).ok();
+    let reads: Vec<String> = dataverse_paths(&sim)
+        .into_iter()
+        .filter(|p| p.starts_with("GET "))
+        .collect();
+    // solution, its entity components, their definitions (one query for all), the config
+    // entity's lookups to systemuser, their labels (one query for all), the record.
+    assert_eq!(reads.len(), 6, "{reads:#?}");
+    assert_eq!(
+        reads
+            .iter()
+            .filter(|p| p.contains("/EntityDefinitions"))
+            .count(),
+        3,
+        "{reads:#?}"
+    );
+}
+
+#[test]
+fn names_in_the_document_that_no_longer_fit_are_discovered_again() {
+    let sim = sim();
+    let doc = with_app_user(&sim);
+    let user = app_user_id(&doc);
+    let first = sim.run("configure-marketo", &[], &doc).ok();
+    let (default_id, _) = record(&sim, "mkto", "Default");
+    for (key, stale) in [
+        ("entity_set", json!("mkto_nosuchsets")),
+        ("user_lookup", json!("mkto_nosuchlookup")),
+        ("record_id", json!("11111111-2222-3333-4444-555555555555")),
+        ("entity_set", json!("not a name")),
+        ("record_id", json!(42)),
+    ] {
+        let mut stale_doc = first.doc.clone();
+        stale_doc["marketo_config"][key] = stale.clone();
+        sim.clear();
+        let r = sim.run("configure-marketo", &[], &stale_doc).ok();
+        assert_eq!(
+            r.doc["marketo_config"], first.doc["marketo_config"],
+            "{key} = {stale}"
+        );
+        r.assert_stderr("configure-marketo: found \"Marketo Config\" entity mkto_marketoconfig");
+        sim.assert_no_writes();
+    }
+    // Another record asked for: the document's record is not used.
+    sim.clear();
+    let r = sim
+        .run(
+            "configure-marketo",
+            &["--record-name", "Backup"],
+            &first.doc,
+        )
+        .ok();
+    assert_eq!(record(&sim, "mkto", "Backup").1, json!(user));
+    assert_ne!(r.doc["marketo_config"]["record_id"], json!(default_id));
+    assert_eq!(r.doc["marketo_config"]["record_name"], "Backup");
+    // A flag that contradicts the document wins over it.
+    let r = sim
+        .run(
+            "configure-marketo",
+            &["--config-entity", "mkto_marketolog"],
+            &first.doc,
+        )
+        .code_is(4);
+    r.assert_stderr("has no lookup to systemuser labelled \"Marketo User\"");
+}
+
+#[test]
+fn a_changed_user_is_set_through_the_document_names() {
+    let sim = sim();
+    let doc = with_app_user(&sim);
+    let first = sim.run("configure-marketo", &[], &doc).ok();
+    let (default_id, _) = record(&sim, "mkto", "Default");
+    let other = "22222222-3333-4444-5555-666666666666";
+    let mut changed = first.doc.clone();
+    changed["dynamics"]["application_user_id"] = json!(other);
+    sim.clear();
+    let r = sim
+        .run(
+            "configure-marketo",
+            &["--dry-run", "--sync-user-id", other],
+            &changed,
+        )
+        .ok();
+    let plan = r.doc["plan"].as_array().expect("plan");
+    assert_eq!(plan.len(), 1, "{plan:#?}");
+    assert_eq!(
+        plan[0]["body"],
+        json!({"mkto_MarketoUser@odata.bind": format!("/systemusers({other})")})
+    );
+    assert!(
+        plan[0]["url"]
+            .as_str()
+            .unwrap_or("")
+            .ends_with(&format!("/mkto_marketoconfigs({default_id})"))
+    );
+    assert_eq!(
+        dataverse_paths(&sim).len(),
+        1,
+        "{:#?}",
+        dataverse_paths(&sim)
+    );
     sim.assert_no_writes();
 }
 

@@ -107,6 +107,12 @@ fn a_federated_tenant_gets_the_policy_assigned_then_rerun_writes_nothing() {
         "create + assign: {:#?}",
         sim.writes()
     );
+    // The document names the service principal and the app: it is not read for its name.
+    assert!(
+        !method_paths(&sim.requests()).contains(&format!("GET /v1.0/servicePrincipals/{sp}")),
+        "{:#?}",
+        method_paths(&sim.requests())
+    );
 
     sim.clear();
     let again = sim.run("set-hrd-policy", &[], &r.doc).ok();
@@ -325,6 +331,21 @@ fn password_hash_sync_off_is_warned_about() {
         r.stderr
     );
     assert_eq!(r.doc["hrd_policy"]["status"], "assigned");
+}
+
+#[test]
+fn a_service_principal_that_does_not_exist_is_not_assigned_anything() {
+    let sim = federated();
+    let doc = json!({"app": {"service_principal_id": "11111111-2222-3333-4444-555555555555",
+                             "display_name": "Marketo Integration"}});
+    sim.clear();
+    // Replication is waited out (up to two minutes); the deadline here ends it sooner.
+    let r = sim
+        .run("set-hrd-policy", &["--timeout", "2s"], &doc)
+        .code_is(5);
+    r.assert_stderr("reading the app's service principal");
+    sim.assert_no_writes();
+    assert!(policies(&sim).is_empty());
 }
 
 #[test]

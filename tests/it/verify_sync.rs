@@ -57,6 +57,21 @@ fn all_green_on_a_finished_setup_and_read_only() {
     // Read-only: the only POSTs are token requests.
     sim.assert_no_writes();
     assert!(!r.changed("verify-sync"));
+    // The app's service principal and Dynamics CRM's come in one request.
+    let sp_reads: Vec<String> = method_paths(&sim.requests())
+        .into_iter()
+        .filter(|p| p.starts_with("GET /v1.0/servicePrincipals"))
+        .collect();
+    assert_eq!(
+        sp_reads,
+        vec![
+            "GET /v1.0/servicePrincipals".to_string(),
+            format!(
+                "GET /v1.0/servicePrincipals/{}/homeRealmDiscoveryPolicies",
+                service_principal_id(&doc)
+            )
+        ]
+    );
 }
 
 fn broken(setup: impl FnOnce(&Sim, &Value), check: &str) {

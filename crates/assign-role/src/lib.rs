@@ -32,8 +32,8 @@ use s2s_core::retry::{Poll, until_ready};
 use s2s_core::{CommonArgs, Ctx, Error, Result, config};
 use s2s_dataverse::names::{not_blank, unique};
 use s2s_dataverse::{
-    Associated, BusinessUnit, Dataverse, MARKETO_ROLE_ONLY_FOR_SYNC_USER_SINCE, MARKETO_SOLUTION,
-    Role, Solution, SystemUser, Written, compare_versions, is_app_not_yet_known,
+    Associated, BusinessUnit, Created, Dataverse, MARKETO_ROLE_ONLY_FOR_SYNC_USER_SINCE,
+    MARKETO_SOLUTION, Role, Solution, SystemUser, Written, compare_versions, is_app_not_yet_known,
     is_duplicate_application_user,
 };
 
@@ -213,6 +213,8 @@ async fn ensure_application_user(
     client_id: &str,
     business_unit: Option<&str>,
 ) -> Result<AppUser> {
+    // The business unit the user was created in, when this run created it (name included).
+    let mut created_in = None;
     let user = match find_application_user(dv, client_id).await? {
         Some(u) => {
             ctx.say(&format!(
@@ -225,7 +227,10 @@ async fn ensure_application_user(
         None => {
             let bu = target_business_unit(dv, business_unit).await?;
             match create_application_user(ctx, dv, client_id, &bu).await? {
-                Some(u) => u,
+                Some(u) => {
+                    created_in = Some(bu);
+                    u
+                }
                 None => {
                     ctx.say(&format!(
                         "dry run: would create an application user for client id {client_id} in business unit {}",
@@ -246,12 +251,18 @@ async fn ensure_application_user(
             user.systemuserid
         ))
     })?;
-    let bu = dv.business_unit(&bu_id).await?.unwrap_or(BusinessUnit {
-        businessunitid: bu_id,
-        name: None,
-        parent_id: None,
-    });
+    // Its business unit is read only when its name is needed and not known already: for the
+    // --business-unit check here, or for a message (see `named`).
+    let mut bu = match created_in {
+        Some(b) if b.businessunitid.eq_ignore_ascii_case(&bu_id) => b,
+        _ => BusinessUnit {
+            businessunitid: bu_id,
+            name: None,
+            parent_id: None,
+        },
+    };
     if let Some(wanted) = business_unit {
+        bu = named(dv, bu).await?;
         if !bu
             .name
             .as_deref()
@@ -349,9 +360,22 @@ async fn create_application_user(
         || async move {
             match dv.create_application_user(client_id, &bu.businessunitid).await {
                 Ok(Written::Planned) => Ok(Poll::Ready(None)),
-                Ok(Written::Done(Some(id))) => Ok(Poll::Ready(Some((id, true)))),
-                Ok(Written::Done(None)) => match find_application_user(dv, client_id).await? {
-                    Some(u) => Ok(Poll::Ready(Some((u.systemuserid, true)))),
+                // The answer holds the row (`Prefer: return=representation`): no read-back.
+                // A user created a moment ago holds no role yet.
+                Ok(Written::Done(Created::Row(u))) => Ok(Poll::Ready(Some((
+                    u.systemuserid.clone(),
+                    Some(SystemUser {
+                        systemuserroles_association: u
+                            .systemuserroles_association
+                            .clone()
+                            .or(Some(Vec::new())),
+                        ..u
+                    }),
+                    true,
+                )))),
+                Ok(Written::Done(Created::Id(Some(id)))) => Ok(Poll::Ready(Some((id, None, true)))),
+                Ok(Written::Done(Created::Id(None))) => match find_application_user(dv, client_id).await? {
+                    Some(u) => Ok(Poll::Ready(Some((u.systemuserid.clone(), Some(u), true)))),
                     None => Err(Error::internal(
                         "Dataverse accepted the new application user but neither named it (no OData-EntityId) nor lists it",
                     )),
@@ -368,7 +392,7 @@ async fn create_application_user(
                 }
                 Err(e) if is_duplicate_application_user(&e) || e.ambiguous => {
                     match find_application_user(dv, client_id).await? {
-                        Some(u) => Ok(Poll::Ready(Some((u.systemuserid, false)))),
+                        Some(u) => Ok(Poll::Ready(Some((u.systemuserid.clone(), Some(u), false)))),
                         None if e.ambiguous => Ok(Poll::Pending(
                             "the create's answer was lost and no user is visible yet".into(),
                         )),
@@ -382,14 +406,18 @@ async fn create_application_user(
         },
     )
     .await?;
-    let Some((id, new)) = created else {
+    let Some((id, row, new)) = created else {
         return Ok(None);
     };
-    let user = dv.system_user(&id).await?.ok_or_else(|| {
-        Error::internal(format!(
-            "the application user {id} Dataverse just named cannot be read back"
-        ))
-    })?;
+    let user = match row {
+        Some(u) => u,
+        // Only the id is known (the service ignored the preference): read the row.
+        None => dv.system_user(&id).await?.ok_or_else(|| {
+            Error::internal(format!(
+                "the application user {id} Dataverse just named cannot be read back"
+            ))
+        })?,
+    };
     if new {
         ctx.say(&format!(
             "created application user {} in business unit {} (systemuserid {id})",
@@ -458,23 +486,40 @@ async fn ensure_roles(
     Ok(out)
 }
 
+/// The business unit with its name, read only when the name is not known yet (messages name
+/// the unit); unchanged when the unit cannot be read.
+async fn named(dv: &Dataverse<'_>, bu: BusinessUnit) -> Result<BusinessUnit> {
+    if bu.name.is_some() {
+        return Ok(bu);
+    }
+    Ok(dv.business_unit(&bu.businessunitid).await?.unwrap_or(bu))
+}
+
 async fn find_role(dv: &Dataverse<'_>, name: &str, bu: &BusinessUnit) -> Result<Role> {
     let mut roles = dv.roles_by_name(name, &bu.businessunitid).await?;
+    if roles.len() != 1 {
+        // Name the unit in the message.
+        let bu = named(dv, bu.clone()).await?;
+        return Err(role_lookup_error(name, &bu, &roles));
+    }
+    Ok(roles.remove(0))
+}
+
+fn role_lookup_error(name: &str, bu: &BusinessUnit, roles: &[Role]) -> Error {
     match roles.len() {
-        1 => Ok(roles.remove(0)),
         0 => {
             let hint = if name == DEFAULT_ROLE {
                 "the Marketo solution (step 1) brings this role; check its import completed, or name the role with --role"
             } else {
                 "check the role's exact name in the business unit (Settings > Security roles)"
             };
-            Err(Error::refused(format!(
+            Error::refused(format!(
                 "no security role named {name:?} in business unit {}",
                 bu_name(bu)
             ))
-            .with_hint(hint))
+            .with_hint(hint)
         }
-        n => Err(Error::refused(format!(
+        n => Error::refused(format!(
             "{n} security roles are named {name:?} in business unit {}: {}",
             bu_name(bu),
             roles
@@ -482,7 +527,7 @@ async fn find_role(dv: &Dataverse<'_>, name: &str, bu: &BusinessUnit) -> Result<
                 .map(|r| r.roleid.as_str())
                 .collect::<Vec<_>>()
                 .join(", ")
-        ))),
+        )),
     }
 }
 

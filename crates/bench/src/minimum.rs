@@ -84,12 +84,14 @@ POST `systemusers(…)/systemuserroles_association/$ref` (a user created a momen
     Minimum {
         tool: "configure-marketo",
         fresh: (6, 1, 1),
-        rerun: (6, 1),
+        rerun: (1, 1),
         why: "Names are discovered from labels, not assumed (`--marketo-prefix`): GET the Marketo `solutions` row; GET its entity `solutioncomponents`; \
 GET those entities' definitions (label \"Marketo Config\") in one `EntityDefinitions?$filter=MetadataId eq … or …`, not one request per entity; \
 GET the configuration entity's `ManyToOneRelationships` to `systemuser` (lookup attribute and navigation property for `@odata.bind`); \
-GET its lookup attributes' labels in one `Attributes/Microsoft.Dynamics.CRM.LookupAttributeMetadata` query (label \"Marketo User\"), not one per lookup; \
-GET the record \"Default\" with the lookup's current value; PATCH the record. Re-run: the six GETs (a re-run could even skip discovery: the document's `marketo_config` names the entity set and record).",
+GET those lookups' labels in one `Attributes?$filter=LogicalName eq … or …` query (label \"Marketo User\", system lookups excluded), not one per lookup; \
+GET the record \"Default\" with the lookup's current value; PATCH the record. \
+Re-run: the document's `marketo_config` already names the entity set, record and lookup, so one GET `<set>(<record id>)?$select=_<lookup>_value` \
+(discovery again only if that answer says the names are wrong).",
     },
     Minimum {
         tool: "publish-customizations",

@@ -9,10 +9,17 @@
 //! The lookup is set (`PATCH` with `If-Match: *`, so it can never create a record) only when it
 //! does not already point at the application user.
 //!
+//! A re-run trusts the names an earlier run wrote to `marketo_config` when no flag contradicts
+//! them: it reads the record directly (`<entity_set>(<record_id>)?$select=_<lookup>_value`) and
+//! goes back to full discovery only when that answer says the names are wrong (unknown entity
+//! set, unknown column, record gone).
+//!
 //! Input keys:  `dynamics.application_user_id` (or `--sync-user-id`), `dynamics.url`
-//!              (or `--dynamics-url`).
-//! Output keys: `marketo_config.entity_set`, `.entity`, `.record_id`, `.user_lookup`,
-//!              `.nav_property`, `.sync_user_id`, `steps.configure-marketo`.
+//!              (or `--dynamics-url`); as a shortcut only, `marketo_config.entity_set`,
+//!              `.entity`, `.record_id`, `.record_name`, `.user_lookup`, `.nav_property` (values
+//!              that are not usable names are ignored, and discovery runs).
+//! Output keys: `marketo_config.entity_set`, `.entity`, `.record_id`, `.record_name`,
+//!              `.user_lookup`, `.nav_property`, `.sync_user_id`, `steps.configure-marketo`.
 //! Exit codes:  0 done; 2 bad input (no request sent); 3 sign-in failed; 4 Dataverse refused or
 //!              discovery failed / was ambiguous (the message lists what was found); 5 not done in
 //!              time; 1 unexpected.
@@ -54,8 +61,9 @@ Examples:
     --user-nav-property mkto_MarketoUser --state s.json      # names found by hand
 
 Reads dynamics.application_user_id and dynamics.url from the state document on stdin; writes
-marketo_config.entity_set, .entity, .record_id, .user_lookup, .nav_property, .sync_user_id.
-Re-running on a finished setup sends no write.
+marketo_config.entity_set, .entity, .record_id, .record_name, .user_lookup, .nav_property,
+.sync_user_id. A re-run reads the record those names point at and rediscovers only when they no
+longer fit; it sends no write on a finished setup.
 Exit codes: 0 done, 2 bad input, 3 sign-in failed, 4 Dataverse refused or discovery failed or was
 ambiguous (the message lists what was found), 5 timed out."
 )]
@@ -128,9 +136,45 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
             })?,
     };
     let dv = Dataverse::from_config(&ctx.http)?;
+    let record_name = cli.record_name.trim();
 
-    let target = find_marketo_config(ctx, &dv, &cli).await?;
-    let (record_id, current) = find_config_record(&dv, &target, cli.record_name.trim()).await?;
+    let known = match known_target(&ctx.doc, &cli) {
+        Some((target, record_id)) => {
+            let value_col = format!("_{}_value", target.lookup);
+            match dv
+                .record_if_named(&target.entity_set, &record_id, &value_col)
+                .await?
+            {
+                Some(row) if row.get(&value_col).is_some() => {
+                    ctx.say(&format!(
+                        "using the names of the state document: entity {} (set {}), lookup {} (navigation property {})",
+                        target.entity, target.entity_set, target.lookup, target.nav_property
+                    ));
+                    let current = row
+                        .get(&value_col)
+                        .and_then(Value::as_str)
+                        .map(str::to_ascii_lowercase);
+                    Some((target, record_id, current))
+                }
+                _ => {
+                    ctx.reporter().trace(
+                        1,
+                        "the state document's marketo_config names no longer fit; discovering them again",
+                    );
+                    None
+                }
+            }
+        }
+        None => None,
+    };
+    let (target, record_id, current) = match known {
+        Some(k) => k,
+        None => {
+            let target = find_marketo_config(ctx, &dv, &cli).await?;
+            let (record_id, current) = find_config_record(&dv, &target, record_name).await?;
+            (target, record_id, current)
+        }
+    };
     ensure_marketo_user(
         ctx,
         &dv,
@@ -146,11 +190,60 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
     ctx.doc.set("marketo_config.entity", json!(target.entity));
     ctx.doc.set("marketo_config.record_id", json!(record_id));
     ctx.doc
+        .set("marketo_config.record_name", json!(record_name));
+    ctx.doc
         .set("marketo_config.user_lookup", json!(target.lookup));
     ctx.doc
         .set("marketo_config.nav_property", json!(target.nav_property));
     ctx.doc.set("marketo_config.sync_user_id", json!(sync_user));
     Ok(())
+}
+
+/// The names an earlier run wrote to `marketo_config`, when all are there, are usable names, and
+/// no flag names something else; with the record's id. The record name must be the one asked
+/// for (`--record-name`), so a document made for another record never redirects this run.
+fn known_target(doc: &s2s_core::StateDoc, cli: &Cli) -> Option<(ConfigTarget, String)> {
+    let name = |key: &str| -> Option<String> {
+        let v = doc.get(&format!("marketo_config.{key}"))?.as_str()?;
+        schema_name(v).ok()
+    };
+    let entity = name("entity")?;
+    let entity_set = name("entity_set")?;
+    let lookup = name("user_lookup")?.to_ascii_lowercase();
+    let nav_property = name("nav_property")?;
+    let record_id = doc
+        .get("marketo_config.record_id")?
+        .as_str()
+        .and_then(|r| s2s_core::guid::parse(r).ok())?;
+    let record_name = doc.get("marketo_config.record_name")?.as_str()?;
+    let agrees = |flag: &Option<String>, known: &str, case_sensitive: bool| {
+        flag.as_deref().is_none_or(|f| {
+            if case_sensitive {
+                f == known
+            } else {
+                f.eq_ignore_ascii_case(known)
+            }
+        })
+    };
+    let fits = record_name == cli.record_name.trim()
+        && agrees(&cli.config_entity, &entity, false)
+        && agrees(&cli.config_entity_set, &entity_set, true)
+        && agrees(&cli.user_lookup, &lookup, false)
+        && agrees(&cli.user_nav_property, &nav_property, true);
+    fits.then(|| {
+        (
+            ConfigTarget {
+                entity,
+                entity_set,
+                // Only discovery needs these (to find the record by name).
+                primary_id: String::new(),
+                primary_name: String::new(),
+                lookup,
+                nav_property,
+            },
+            record_id,
+        )
+    })
 }
 
 /// The config entity and its "Marketo User" lookup, discovered or given (reference §5.3).
@@ -233,13 +326,15 @@ async fn find_config_entity(dv: &Dataverse<'_>, cli: &Cli) -> Result<EntityDefin
     let components = dv
         .solution_components(&solution.solutionid, COMPONENT_ENTITY)
         .await?;
-    let mut entities = Vec::new();
-    for c in &components {
-        // A component whose metadata is gone (deleted since) is no candidate.
-        if let Some(e) = dv.entity_by_id(&c.objectid).await? {
-            entities.push(e);
-        }
-    }
+    // One query for all the solution's entities; a component whose metadata is gone (deleted
+    // since) is absent from the answer, so no candidate. Labels cannot be filtered server-side
+    // (reference §5.3 step 3), so they are matched here.
+    let ids: Vec<String> = components.iter().map(|c| c.objectid.clone()).collect();
+    let entities = if ids.is_empty() {
+        Vec::new()
+    } else {
+        dv.entities_by_ids(&ids).await?
+    };
     let mut matching: Vec<EntityDefinition> = entities
         .iter()
         .filter(|e| {
@@ -304,17 +399,26 @@ async fn find_user_lookup(dv: &Dataverse<'_>, entity: &str, cli: &Cli) -> Result
                     .any(|s| r.referencing_attribute.eq_ignore_ascii_case(s))
             })
             .collect();
+        // The candidates' labels in one query rather than one request per lookup.
+        let names: Vec<String> = candidates
+            .iter()
+            .map(|r| r.referencing_attribute.clone())
+            .collect();
+        let attrs = if names.is_empty() {
+            Vec::new()
+        } else {
+            dv.attributes_named(entity, &names).await?
+        };
         let mut labelled = Vec::new();
         let mut seen = Vec::new();
         for r in candidates {
-            let attr = dv.attribute(entity, &r.referencing_attribute).await?;
-            let label = attr
-                .as_ref()
-                .and_then(|a| a.label())
-                .unwrap_or("(no label)");
+            let attr = attrs.iter().find(|a| {
+                a.logical_name
+                    .eq_ignore_ascii_case(&r.referencing_attribute)
+            });
+            let label = attr.and_then(|a| a.label()).unwrap_or("(no label)");
             seen.push(format!("{} \"{label}\"", r.referencing_attribute));
             if attr
-                .as_ref()
                 .and_then(|a| a.display_name.as_ref())
                 .is_some_and(|l| l.matches(USER_LOOKUP_LABEL))
             {

@@ -23,6 +23,18 @@ const PAGE_SIZE: u32 = 500;
 /// A runaway `@odata.nextLink` chain must not loop for ever.
 const MAX_PAGES: usize = 1000;
 
+/// How many keys one metadata `$filter` joins with `or`: keeps the URL far below the service's
+/// length limit however many entities a solution has.
+const METADATA_IDS_PER_QUERY: usize = 25;
+
+/// What a create answered: the new row (`Prefer: return=representation` honoured, 201), or only
+/// its id from `OData-EntityId` (204; `None` when the header is missing).
+#[derive(Debug, Clone)]
+pub enum Created<T> {
+    Row(T),
+    Id(Option<String>),
+}
+
 /// System lookups to `systemuser` that every entity carries; never the "Marketo User" lookup
 /// (reference §5.3 step 4).
 pub const SYSTEM_USER_LOOKUPS: &[&str] = &[
@@ -308,8 +320,10 @@ impl<'a> Dataverse<'a> {
     }
 
     /// Creates a non-interactive application user (`accessmode` 4) for `application_id` in a
-    /// business unit, which Dataverse requires (reference §1.2, §1.3). Returns the new
-    /// `systemuserid`, read from `OData-EntityId` as Terraform does.
+    /// business unit, which Dataverse requires (reference §1.2, §1.3). Asks for the new row with
+    /// `Prefer: return=representation` (reference §7.4, §9.4: 201 with the row), so no read-back
+    /// is needed; a service that ignores the preference answers 204 and the id is read from
+    /// `OData-EntityId`, as Terraform does.
     ///
     /// Errors worth classifying: [`is_app_not_yet_known`] (wait and retry) and
     /// [`codes::DUPLICATE_APPLICATION_USER`] (re-read and adopt).
@@ -317,17 +331,24 @@ impl<'a> Dataverse<'a> {
         &self,
         application_id: &str,
         business_unit_id: &str,
-    ) -> Result<Written<Option<String>>> {
+    ) -> Result<Written<Created<SystemUser>>> {
         let app = guid(application_id, "application id")?;
         let bu = guid(business_unit_id, "business unit id")?;
         let req = self
             .request(Method::Post, self.url("systemusers"))
+            .header("Prefer", "return=representation")
             .json(json!({
                 "applicationid": app,
                 "accessmode": 4,
                 "businessunitid@odata.bind": format!("/businessunits({bu})"),
             }));
-        Ok(self.write(req).await?.map(|resp| entity_id(&resp)))
+        Ok(match self.write(req).await? {
+            Written::Planned => Written::Planned,
+            Written::Done(resp) if resp.status == 201 && !resp.body.is_empty() => {
+                Written::Done(Created::Row(resp.parse("new system user")?))
+            }
+            Written::Done(resp) => Written::Done(Created::Id(entity_id(&resp))),
+        })
     }
 
     /// Enables a user: `PATCH {"isdisabled": false}` with `If-Match: *`, so the PATCH can never
@@ -426,6 +447,34 @@ impl<'a> Dataverse<'a> {
         .await
     }
 
+    /// One row by id with a `$select`; `None` when the answer says the names do not fit: the
+    /// entity set is unknown (404 "Resource not found for the segment"), the row is gone (404
+    /// "Does Not Exist") or a selected column does not exist (400 "Could not find a property").
+    pub async fn record_if_named(
+        &self,
+        entity_set: &str,
+        id: &str,
+        select: &str,
+    ) -> Result<Option<Value>> {
+        let id = guid(id, "record id")?;
+        let req = self
+            .request(
+                Method::Get,
+                self.url(&format!(
+                    "{}({id})?{}",
+                    encode(entity_set),
+                    query(&[("$select", select)])
+                )),
+            )
+            .accept(404)
+            .accept(400);
+        let resp = self.http.send(req).await?;
+        if resp.status == 404 || resp.status == 400 {
+            return Ok(None);
+        }
+        resp.parse(&format!("{entity_set} row")).map(Some)
+    }
+
     /// Updates a row: `PATCH <set>(<id>)` with `If-Match: *` — a plain PATCH is an upsert and
     /// could create the row; with the header a missing row is a 404 (reference §5.3 step 6).
     pub async fn update_record(
@@ -467,12 +516,37 @@ impl<'a> Dataverse<'a> {
 
     const ENTITY_SELECT: &'static str = "MetadataId,LogicalName,SchemaName,EntitySetName,DisplayName,PrimaryIdAttribute,PrimaryNameAttribute";
 
-    /// An entity by its MetadataId (a solution component's `objectid`); `None` if unknown.
-    pub async fn entity_by_id(&self, metadata_id: &str) -> Result<Option<EntityDefinition>> {
-        let id = guid(metadata_id, "entity MetadataId")?;
-        let q = query(&[("$select", Self::ENTITY_SELECT)]);
-        self.get_optional(&format!("EntityDefinitions({id})?{q}"), "entity definition")
-            .await
+    /// The entities with these MetadataIds (solution components' `objectid`s), in one
+    /// `EntityDefinitions?$filter=MetadataId eq … or …` per [`METADATA_IDS_PER_QUERY`] ids
+    /// rather than one request each (metadata `$filter` takes any primitive property,
+    /// query-metadata-web-api.md; `or` as in query-schema-definitions.md). Ids the org does not
+    /// know (metadata deleted since) are simply absent from the answer.
+    pub async fn entities_by_ids(&self, metadata_ids: &[String]) -> Result<Vec<EntityDefinition>> {
+        let mut ids = Vec::new();
+        for m in metadata_ids {
+            let id = guid(m, "entity MetadataId")?;
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        let mut out = Vec::new();
+        for chunk in ids.chunks(METADATA_IDS_PER_QUERY) {
+            let filter = chunk
+                .iter()
+                // A GUID literal is unquoted in OData; each was checked for shape above.
+                .map(|id| format!("MetadataId eq {id}"))
+                .collect::<Vec<_>>()
+                .join(" or ");
+            let q = query(&[("$select", Self::ENTITY_SELECT), ("$filter", &filter)]);
+            out.extend(
+                self.list_metadata::<EntityDefinition>(
+                    &format!("EntityDefinitions?{q}"),
+                    "entity definitions",
+                )
+                .await?,
+            );
+        }
+        Ok(out)
     }
 
     /// An entity by logical name (`lead`); `None` if the org has no such entity.
@@ -538,6 +612,39 @@ impl<'a> Dataverse<'a> {
             "attribute definition",
         )
         .await
+    }
+
+    /// The attributes of `entity` with these logical names, in one
+    /// `Attributes?$filter=LogicalName eq … or …` rather than one request each; names the
+    /// entity does not have are absent from the answer.
+    pub async fn attributes_named(
+        &self,
+        entity: &str,
+        logical_names: &[String],
+    ) -> Result<Vec<Attribute>> {
+        let mut out = Vec::new();
+        for chunk in logical_names.chunks(METADATA_IDS_PER_QUERY) {
+            let filter = chunk
+                .iter()
+                .map(|n| format!("LogicalName eq {}", quote(n)))
+                .collect::<Vec<_>>()
+                .join(" or ");
+            let q = query(&[
+                (
+                    "$select",
+                    "MetadataId,LogicalName,SchemaName,AttributeType,DisplayName",
+                ),
+                ("$filter", &filter),
+            ]);
+            out.extend(
+                self.list_metadata::<Attribute>(
+                    &format!("{}/Attributes?{q}", entity_key(entity)),
+                    "attribute definitions",
+                )
+                .await?,
+            );
+        }
+        Ok(out)
     }
 
     /// Creates a Two Options column (`BooleanAttributeMetadata`) on `entity` (reference §5.4,

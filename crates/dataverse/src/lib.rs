@@ -16,7 +16,7 @@ mod model;
 pub mod names;
 
 pub use client::{
-    API_PATH, Associated, BooleanAttributeSpec, Dataverse, SYSTEM_USER_LOOKUPS, Written,
+    API_PATH, Associated, BooleanAttributeSpec, Created, Dataverse, SYSTEM_USER_LOOKUPS, Written,
     publish_xml,
 };
 pub use model::{

@@ -536,6 +536,30 @@ impl<'a> Graph<'a> {
         self.get_opt(&path, "service principal").await
     }
 
+    /// The service principals of several apps in one request:
+    /// `GET /servicePrincipals?$filter=appId in ('…','…')` (servicePrincipal's `appId` supports
+    /// `$filter` with `in`, graph-docs resources/serviceprincipal.md). An app without one is
+    /// simply absent from the answer.
+    pub async fn service_principals_by_app_ids(
+        &self,
+        app_ids: &[&str],
+    ) -> Result<Vec<ServicePrincipal>> {
+        let list = app_ids
+            .iter()
+            .map(|a| quote(a))
+            .collect::<Vec<_>>()
+            .join(",");
+        let filter = format!("appId in ({list})");
+        self.list(
+            &format!(
+                "servicePrincipals?$filter={}&$select={SERVICE_PRINCIPAL_SELECT}",
+                encode(&filter)
+            ),
+            "service principals",
+        )
+        .await
+    }
+
     /// `GET /servicePrincipals/{id}` (graph.md §2); `None` on 404, which right after a create can
     /// also mean "not replicated yet" (§7.4), so callers wait with
     /// [`Graph::wait_for_service_principal`].

@@ -49,6 +49,13 @@ impl SpRef {
         ))
     }
 
+    /// Exit 4: the service principal is not in the tenant (after waiting out replication).
+    fn not_found(&self) -> Error {
+        Error::refused(format!("no {} in this tenant", self.describe())).with_hint(
+            "run register-app first and pipe its output here, or check --service-principal-id and --tenant",
+        )
+    }
+
     fn describe(&self) -> String {
         match self {
             SpRef::Id(id) => format!("service principal {id}"),
@@ -130,11 +137,30 @@ impl Graph<'_> {
             || self.service_principal_at(r),
         )
         .await?;
-        found.ok_or_else(|| {
-            Error::refused(format!("no {} in this tenant", r.describe())).with_hint(
-                "run register-app first and pipe its output here, or check --service-principal-id and --tenant",
-            )
-        })
+        found.ok_or_else(|| r.not_found())
+    }
+
+    /// The HRD policies assigned to the service principal with object id `id`, waiting out
+    /// replication as [`Graph::wait_for_service_principal`] does: the list answers 404 while the
+    /// service principal is not visible. So one request both proves the service principal exists
+    /// and reads its policies; still 404 after [`REPLICATION_WINDOW`]: exit 4, "run register-app
+    /// first".
+    pub async fn wait_for_hrd_policies_of(&self, id: &str) -> Result<Vec<crate::HrdPolicy>> {
+        let found = visible_within(
+            self.http.deadline(),
+            REPLICATION_WINDOW,
+            "reading the app's service principal",
+            self.http.reporter(),
+            || async {
+                match self.hrd_policies_of(id).await {
+                    Ok(p) => Ok(Some(p)),
+                    Err(e) if e.status() == Some(404) && crate::is_replication_lag(&e) => Ok(None),
+                    Err(e) => Err(e),
+                }
+            },
+        )
+        .await?;
+        found.ok_or_else(|| SpRef::Id(id.to_string()).not_found())
     }
 
     /// The app registration, waiting out replication as [`Graph::wait_for_service_principal`]

@@ -180,11 +180,23 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
     }
 
     // The service principal, waiting out replication right after `register-app` (graph.md §7.4).
-    let sp = g
-        .wait_for_service_principal(&sp_ref)
-        .await
-        .map_err(explain)?;
-    let assigned = g.hrd_policies_of(&sp.id).await.map_err(explain)?;
+    // When the document names it — the id it is keyed by and its display name, all this tool
+    // would read it for — its assigned policies are read straight away: that list answers 404
+    // for a service principal that does not exist, so the check is not lost.
+    let (sp, assigned) = match known_service_principal(&sp_ref, &ctx.doc, doc_name.as_deref())? {
+        Some(sp) => {
+            let assigned = g.wait_for_hrd_policies_of(&sp.id).await.map_err(explain)?;
+            (sp, assigned)
+        }
+        None => {
+            let sp = g
+                .wait_for_service_principal(&sp_ref)
+                .await
+                .map_err(explain)?;
+            let assigned = g.hrd_policies_of(&sp.id).await.map_err(explain)?;
+            (sp, assigned)
+        }
+    };
 
     if cli.mode == Mode::Remove {
         let ours = assigned
@@ -278,6 +290,34 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
         ctx.doc.set("hrd_policy.replaced", Value::Array(replaced));
     }
     Ok(())
+}
+
+/// The service principal as the state document describes it, when the id in use is the
+/// document's `app.service_principal_id` and the document has the app's display name (a flag
+/// naming another service principal, or no name, means it is read from Graph instead).
+fn known_service_principal(
+    sp_ref: &SpRef,
+    doc: &s2s_core::StateDoc,
+    doc_name: Option<&str>,
+) -> Result<Option<ServicePrincipal>> {
+    let SpRef::Id(id) = sp_ref else {
+        return Ok(None);
+    };
+    let Some(name) = doc_name.map(str::trim).filter(|n| !n.is_empty()) else {
+        return Ok(None);
+    };
+    if !doc
+        .get_guid("app.service_principal_id")?
+        .is_some_and(|d| d.eq_ignore_ascii_case(id))
+    {
+        return Ok(None);
+    }
+    Ok(Some(ServicePrincipal {
+        id: id.clone(),
+        app_id: doc.get_guid("app.client_id")?.unwrap_or_default(),
+        display_name: Some(name.to_string()),
+        ..Default::default()
+    }))
 }
 
 /// `AllowCloudPasswordValidation` checks the password against the synced hash, so without

@@ -912,8 +912,9 @@ fn many_to_one(e: &Entity) -> Vec<Value> {
 fn meta_list(sim: &Sim, ctx: &Ctx, ty: &str, ctx_path: &str, items: Vec<Value>) -> R {
     let mut items = items;
     if let Some(f) = ctx.q("$filter") {
-        let filter = odata::parse_filter(f).map_err(|e| error_reply(400, "0x0", &e))?;
-        for c in &filter {
+        let filter = odata::parse_filter(f, odata::Syntax::DATAVERSE)
+            .map_err(|e| error_reply(400, "0x0", &e))?;
+        for c in filter.clauses() {
             if items.first().is_some_and(|o| o.get(&c.prop).is_none()) {
                 return Err(no_property(&c.prop, ty));
             }
@@ -1257,9 +1258,9 @@ fn check_select(e: &Entity, list: &[String]) -> Result<Vec<String>, Reply> {
 
 fn filter_rows(e: &Entity, rows: Vec<Value>, f: Option<&str>) -> Result<Vec<Value>, Reply> {
     let Some(f) = f else { return Ok(rows) };
-    let mut filter = odata::parse_filter(f)
+    let mut filter = odata::parse_filter(f, odata::Syntax::DATAVERSE)
         .map_err(|m| error_reply(400, "0x0", &format!("Syntax error in $filter: {m}")))?;
-    for c in filter.iter_mut() {
+    for c in filter.clauses_mut() {
         let Some((key, edm)) = prop_key(e, &c.prop) else {
             return Err(no_property(&c.prop, &e.logical));
         };
@@ -1589,11 +1590,44 @@ fn records(sim: &Sim, ctx: &Ctx, segs: &[Segment]) -> R {
         }
         ("POST", None) => {
             let body = parse_body(ctx)?;
+            // `Prefer: return=representation`: 201 with the new row ($select honoured) instead
+            // of 204 + OData-EntityId (reference §7.4, fixture §9.4 "Create with data returned").
+            let representation = ctx.header("prefer").is_some_and(|p| {
+                p.split(',')
+                    .any(|x| x.trim().eq_ignore_ascii_case("return=representation"))
+            });
+            let shape = if representation {
+                Some(row_shape(ctx, &e, &t.dataverse)?)
+            } else {
+                None
+            };
             let new_id = create_row(sim, &mut t, &e, &body, None)?;
-            Ok(Reply::empty(204).header(
-                "odata-entityid",
-                format!("{}{BASE}/{}({new_id})", urls.dynamics, e.set),
-            ))
+            let Some(shape) = shape else {
+                return Ok(Reply::empty(204).header(
+                    "odata-entityid",
+                    format!("{}{BASE}/{}({new_id})", urls.dynamics, e.set),
+                ));
+            };
+            let row = t
+                .dataverse
+                .rows
+                .get(&e.logical)
+                .and_then(|rows| {
+                    rows.iter().find(|r| {
+                        r[&e.primary_id]
+                            .as_str()
+                            .is_some_and(|x| x.eq_ignore_ascii_case(&new_id))
+                    })
+                })
+                .cloned()
+                .unwrap_or(Value::Null);
+            let mut out = render_row(&t.dataverse, &e, &row, &shape);
+            out["@odata.context"] = json!(format!(
+                "{}{BASE}/$metadata#{}/$entity",
+                urls.dynamics, e.set
+            ));
+            Ok(Reply::json(201, out)
+                .header("preference-applied", "return=representation".to_string()))
         }
         ("PATCH", Some(id)) => {
             let body = parse_body(ctx)?;

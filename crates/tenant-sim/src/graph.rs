@@ -346,11 +346,16 @@ fn single(sim: &Sim, ctx: &Ctx, ty: &str, coll: &str, data: &Value) -> R {
     Ok(Reply::json(200, out))
 }
 
+/// The (entity type, property) pairs whose Graph docs list the `in` operator for `$filter`
+/// (serviceprincipal.md: `appId` "Supports `$filter` (`eq`, `ne`, `not`, `in`, `startsWith`)").
+/// Elsewhere the emulator refuses it, rather than accept what Graph may not.
+const IN_FILTERABLE: &[(&str, &str)] = &[("servicePrincipal", "appId")];
+
 fn list(sim: &Sim, ctx: &Ctx, ty: &str, coll: &str, items: Vec<Value>) -> R {
     let select = select_list(ctx, ty)?;
     let mut items = items;
     if let Some(f) = ctx.q("$filter") {
-        let filter = odata::parse_filter(f).map_err(|e| {
+        let filter = odata::parse_filter(f, odata::Syntax::GRAPH).map_err(|e| {
             error_reply(
                 400,
                 "BadRequest",
@@ -358,7 +363,7 @@ fn list(sim: &Sim, ctx: &Ctx, ty: &str, coll: &str, items: Vec<Value>) -> R {
                 ctx,
             )
         })?;
-        for c in &filter {
+        for c in filter.clauses() {
             let Some(p) = schema::property(ty, &c.prop) else {
                 return Err(error_reply(
                     400,
@@ -371,21 +376,32 @@ fn list(sim: &Sim, ctx: &Ctx, ty: &str, coll: &str, items: Vec<Value>) -> R {
                 ));
             };
             let pty = p["type"].as_str().unwrap_or("");
-            let ok = match (&c.value, pty) {
+            if c.op == odata::Op::In && !IN_FILTERABLE.contains(&(ty, c.prop.as_str())) {
+                return Err(error_reply(
+                    400,
+                    "Request_UnsupportedQuery",
+                    &format!(
+                        "Unsupported Query. The 'in' operator is not supported on property '{}'.",
+                        c.prop
+                    ),
+                    ctx,
+                ));
+            }
+            let bad = c.literals().iter().find(|l| !match (l, pty) {
                 (Literal::Null, _) => true,
                 (Literal::Str(_), "Edm.String") => true,
                 (Literal::Guid(_), "Edm.Guid") | (Literal::Str(_), "Edm.Guid") => true,
                 (Literal::Bool(_), "Edm.Boolean") => true,
                 (Literal::Num(_), t) => t.starts_with("Edm.Int"),
                 _ => false,
-            };
-            if !ok {
+            });
+            if let Some(bad) = bad {
                 return Err(error_reply(
                     400,
                     "Request_BadRequest",
                     &format!(
                         "A binary operator with incompatible types was detected. Found operand types '{pty}' and '{}' for operator kind 'Equal'.",
-                        c.value.edm()
+                        bad.edm()
                     ),
                     ctx,
                 ));

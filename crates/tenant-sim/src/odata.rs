@@ -1,6 +1,6 @@
 //! OData URL pieces shared by the Graph and Dataverse emulations: query-string decoding, key
 //! segments (`applications(uniqueName='a''b')`), a small `$filter` parser (`eq`/`ne` joined by
-//! `and`), `$select` lists and `$expand` options.
+//! `and`; `or` for Dataverse, `in` for Graph), `$select` lists and `$expand` options.
 //!
 //! Why hand-written: the emulator must reject what the real services reject (a quoted GUID in a
 //! Dataverse filter, an unknown property) and accept what they accept (`''` escaping, percent
@@ -185,70 +185,222 @@ fn parse_key(inner: &str) -> Result<Key, String> {
 pub enum Op {
     Eq,
     Ne,
+    /// `prop in ('a','b')` (OData 4.01); the clause's value is a [`Literal`] list.
+    In,
 }
 
-/// One `prop op literal` clause.
+/// One `prop op literal` clause; for [`Op::In`] the value is the list's first literal and
+/// `list` holds them all.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Clause {
     pub prop: String,
     pub op: Op,
     pub value: Literal,
+    pub list: Vec<Literal>,
 }
 
-/// A conjunction of clauses.
-pub type Filter = Vec<Clause>;
+impl Clause {
+    /// Every literal the clause compares with (one, or an `in` list).
+    pub fn literals(&self) -> &[Literal] {
+        if self.op == Op::In {
+            &self.list
+        } else {
+            std::slice::from_ref(&self.value)
+        }
+    }
+}
 
-/// Parse `$filter`. Only `eq`/`ne` comparisons joined by `and` are supported, optionally in
-/// parentheses; anything else is an error the caller turns into the service's 400.
-pub fn parse_filter(s: &str) -> Result<Filter, String> {
-    let mut out = Vec::new();
-    let mut rest = s.trim();
-    loop {
-        rest = rest.trim_start();
-        let mut parens = 0;
-        while let Some(r) = rest.strip_prefix('(') {
-            parens += 1;
-            rest = r.trim_start();
+/// Which operators a service accepts beyond `eq`, `ne` and `and`: Dataverse also takes `or`
+/// (query-data-web-api.md; on metadata too, query-schema-definitions.md: `EntityDefinitions?
+/// $filter=LogicalName eq 'account' or LogicalName eq 'contact'`), Graph the `in` operator on
+/// the properties whose docs list it (servicePrincipal `appId`: "Supports $filter (eq, ne, not,
+/// in, startsWith)"). Anything else stays a syntax error, as it would be for the service the
+/// caller meant.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Syntax {
+    pub or: bool,
+    pub in_list: bool,
+}
+
+impl Syntax {
+    pub const GRAPH: Syntax = Syntax {
+        or: false,
+        in_list: true,
+    };
+    pub const DATAVERSE: Syntax = Syntax {
+        or: true,
+        in_list: false,
+    };
+}
+
+/// A parsed `$filter`: a disjunction of conjunctions (`and` binds tighter than `or`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Filter {
+    Cmp(Clause),
+    And(Vec<Filter>),
+    Or(Vec<Filter>),
+}
+
+impl Filter {
+    /// Every comparison in the filter, in order (to check properties and literal types).
+    pub fn clauses(&self) -> Vec<&Clause> {
+        match self {
+            Filter::Cmp(c) => vec![c],
+            Filter::And(v) | Filter::Or(v) => v.iter().flat_map(Filter::clauses).collect(),
         }
-        let il = rest
+    }
+
+    /// The same, to rename properties to row keys.
+    pub fn clauses_mut(&mut self) -> Vec<&mut Clause> {
+        match self {
+            Filter::Cmp(c) => vec![c],
+            Filter::And(v) | Filter::Or(v) => v.iter_mut().flat_map(Filter::clauses_mut).collect(),
+        }
+    }
+}
+
+/// Parse `$filter` with `eq`/`ne` comparisons joined by `and`, in parentheses or not; `or` and
+/// `in` only where `syntax` allows. Anything else is an error the caller turns into the service's
+/// 400.
+pub fn parse_filter(s: &str, syntax: Syntax) -> Result<Filter, String> {
+    let mut p = FilterParser { s, rest: s, syntax };
+    let f = p.or_expr()?;
+    if !p.rest.trim().is_empty() {
+        return Err(p.syntax_error());
+    }
+    Ok(f)
+}
+
+struct FilterParser<'a> {
+    s: &'a str,
+    rest: &'a str,
+    syntax: Syntax,
+}
+
+impl FilterParser<'_> {
+    fn syntax_error(&self) -> String {
+        format!(
+            "Syntax error at position {} in '{}'.",
+            self.s.len() - self.rest.len(),
+            self.s
+        )
+    }
+
+    /// Consumes `word` followed by white space, if it comes next.
+    fn keyword(&mut self, word: &str) -> bool {
+        let r = self.rest.trim_start();
+        match r.strip_prefix(word) {
+            Some(after) if after.starts_with(char::is_whitespace) => {
+                self.rest = after;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn or_expr(&mut self) -> Result<Filter, String> {
+        let mut parts = vec![self.and_expr()?];
+        loop {
+            let before = self.rest;
+            if !self.keyword("or") {
+                break;
+            }
+            if !self.syntax.or {
+                self.rest = before.trim_start();
+                return Err(self.syntax_error());
+            }
+            parts.push(self.and_expr()?);
+        }
+        Ok(if parts.len() == 1 {
+            parts.remove(0)
+        } else {
+            Filter::Or(parts)
+        })
+    }
+
+    fn and_expr(&mut self) -> Result<Filter, String> {
+        let mut parts = vec![self.primary()?];
+        while self.keyword("and") {
+            parts.push(self.primary()?);
+        }
+        Ok(if parts.len() == 1 {
+            parts.remove(0)
+        } else {
+            Filter::And(parts)
+        })
+    }
+
+    fn primary(&mut self) -> Result<Filter, String> {
+        self.rest = self.rest.trim_start();
+        if let Some(r) = self.rest.strip_prefix('(') {
+            self.rest = r;
+            let inner = self.or_expr()?;
+            self.rest = self.rest.trim_start();
+            self.rest = self
+                .rest
+                .strip_prefix(')')
+                .ok_or_else(|| format!("Syntax error: ')' expected in '{}'.", self.s))?;
+            return Ok(inner);
+        }
+        let il = self
+            .rest
             .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '/' || c == '.'))
-            .unwrap_or(rest.len());
+            .unwrap_or(self.rest.len());
         if il == 0 {
-            return Err(format!(
-                "Syntax error at position {} in '{s}'.",
-                s.len() - rest.len()
-            ));
+            return Err(self.syntax_error());
         }
-        let prop = rest[..il].to_string();
-        rest = rest[il..].trim_start();
-        let (op, r) = if let Some(r) = rest.strip_prefix("eq ") {
-            (Op::Eq, r)
-        } else if let Some(r) = rest.strip_prefix("ne ") {
-            (Op::Ne, r)
+        let prop = self.rest[..il].to_string();
+        self.rest = self.rest[il..].trim_start();
+        let op = if let Some(r) = self.rest.strip_prefix("eq ") {
+            self.rest = r;
+            Op::Eq
+        } else if let Some(r) = self.rest.strip_prefix("ne ") {
+            self.rest = r;
+            Op::Ne
+        } else if let (true, Some(r)) = (self.syntax.in_list, self.rest.strip_prefix("in ")) {
+            self.rest = r;
+            Op::In
         } else {
             return Err(format!(
-                "Syntax error: unsupported operator or function near '{}' in '{s}'.",
-                rest.split_whitespace().next().unwrap_or("")
+                "Syntax error: unsupported operator or function near '{}' in '{}'.",
+                self.rest.split_whitespace().next().unwrap_or(""),
+                self.s
             ));
         };
-        let (value, r) = parse_literal(r)?;
-        rest = r.trim_start();
-        for _ in 0..parens {
-            rest = rest
-                .strip_prefix(')')
-                .ok_or_else(|| format!("Syntax error: ')' expected in '{s}'."))?
-                .trim_start();
+        if op == Op::In {
+            let mut r =
+                self.rest.trim_start().strip_prefix('(').ok_or_else(|| {
+                    format!("Syntax error: '(' expected after 'in' in '{}'.", self.s)
+                })?;
+            let mut list = Vec::new();
+            loop {
+                let (lit, after) = parse_literal(r)?;
+                list.push(lit);
+                let after = after.trim_start();
+                if let Some(a) = after.strip_prefix(',') {
+                    r = a;
+                } else if let Some(a) = after.strip_prefix(')') {
+                    self.rest = a;
+                    break;
+                } else {
+                    return Err(format!("Syntax error: ')' expected in '{}'.", self.s));
+                }
+            }
+            return Ok(Filter::Cmp(Clause {
+                prop,
+                op,
+                value: list[0].clone(),
+                list,
+            }));
         }
-        out.push(Clause { prop, op, value });
-        if rest.is_empty() {
-            return Ok(out);
-        }
-        rest = rest.strip_prefix("and ").ok_or_else(|| {
-            format!(
-                "Syntax error at position {} in '{s}'.",
-                s.len() - rest.len()
-            )
-        })?;
+        let (value, r) = parse_literal(self.rest)?;
+        self.rest = r;
+        Ok(Filter::Cmp(Clause {
+            prop,
+            op,
+            value,
+            list: Vec::new(),
+        }))
     }
 }
 
@@ -266,13 +418,18 @@ pub fn value_eq(v: Option<&Value>, lit: &Literal) -> bool {
 
 /// Evaluate a filter against an object.
 pub fn matches(obj: &Value, f: &Filter) -> bool {
-    f.iter().all(|c| {
-        let eq = value_eq(obj.get(&c.prop), &c.value);
-        match c.op {
-            Op::Eq => eq,
-            Op::Ne => !eq,
+    match f {
+        Filter::Cmp(c) => {
+            let v = obj.get(&c.prop);
+            match c.op {
+                Op::Eq => value_eq(v, &c.value),
+                Op::Ne => !value_eq(v, &c.value),
+                Op::In => c.list.iter().any(|l| value_eq(v, l)),
+            }
         }
-    })
+        Filter::And(v) => v.iter().all(|x| matches(obj, x)),
+        Filter::Or(v) => v.iter().any(|x| matches(obj, x)),
+    }
 }
 
 /// Split a `$select` list.
@@ -420,28 +577,62 @@ mod tests {
 
     #[test]
     fn filter_parser() {
-        let f = parse_filter("name eq 'Marketo Sync User' and _businessunitid_value eq 5b3f6a2e-1111-2222-3333-444455556666")
+        let dv = Syntax::DATAVERSE;
+        let f = parse_filter("name eq 'Marketo Sync User' and _businessunitid_value eq 5b3f6a2e-1111-2222-3333-444455556666", dv)
             .expect("parse");
-        assert_eq!(f.len(), 2);
-        assert_eq!(f[0].value, Literal::Str("Marketo Sync User".into()));
-        assert!(matches!(f[1].value, Literal::Guid(_)));
-        let f = parse_filter("displayName eq 'it''s 100% #1/2'").expect("parse");
-        assert_eq!(f[0].value, Literal::Str("it's 100% #1/2".into()));
-        let f = parse_filter("(parentbusinessunitid eq null)").expect("parse");
-        assert_eq!(f[0].value, Literal::Null);
-        assert!(parse_filter("startswith(displayName,'a')").is_err());
-        assert!(parse_filter("a eq 'x' or b eq 'y'").is_err());
-        assert!(parse_filter("a eq 'unterminated").is_err());
+        assert_eq!(f.clauses().len(), 2);
+        let c = f.clauses();
+        assert_eq!(c[0].value, Literal::Str("Marketo Sync User".into()));
+        assert!(matches!(c[1].value, Literal::Guid(_)));
+        let f = parse_filter("displayName eq 'it''s 100% #1/2'", Syntax::GRAPH).expect("parse");
+        assert_eq!(f.clauses()[0].value, Literal::Str("it's 100% #1/2".into()));
+        let f = parse_filter("(parentbusinessunitid eq null)", dv).expect("parse");
+        assert_eq!(f.clauses()[0].value, Literal::Null);
+        assert!(parse_filter("startswith(displayName,'a')", dv).is_err());
+        assert!(parse_filter("a eq 'unterminated", dv).is_err());
         let obj = serde_json::json!({"name":"Marketo Sync User","x":null,"n":4,"b":true});
         assert!(matches(
             &obj,
-            &parse_filter("name eq 'marketo sync user' and x eq null and n eq 4 and b eq true")
-                .expect("p")
+            &parse_filter(
+                "name eq 'marketo sync user' and x eq null and n eq 4 and b eq true",
+                dv
+            )
+            .expect("p")
         ));
         assert!(!matches(
             &obj,
-            &parse_filter("name ne 'Marketo Sync User'").expect("p")
+            &parse_filter("name ne 'Marketo Sync User'", dv).expect("p")
         ));
+    }
+
+    #[test]
+    fn or_only_where_the_service_takes_it() {
+        // Graph: `or` is a syntax error here, as before; Dataverse: `and` binds tighter.
+        assert!(parse_filter("a eq 'x' or b eq 'y'", Syntax::GRAPH).is_err());
+        let f = parse_filter("n eq 1 and b eq true or n eq 2", Syntax::DATAVERSE).expect("p");
+        assert_eq!(f.clauses().len(), 3);
+        let m = |o: serde_json::Value| matches(&o, &f);
+        assert!(m(serde_json::json!({"n": 1, "b": true})));
+        assert!(!m(serde_json::json!({"n": 1, "b": false})));
+        assert!(m(serde_json::json!({"n": 2, "b": false})));
+        let g = parse_filter("(n eq 1 or n eq 2) and b eq true", Syntax::DATAVERSE).expect("p");
+        assert!(!matches(&serde_json::json!({"n": 2, "b": false}), &g));
+        assert!(matches(&serde_json::json!({"n": 2, "b": true}), &g));
+        // A name that merely starts with "or" is a property, not the operator.
+        let h = parse_filter("order eq 1", Syntax::DATAVERSE).expect("p");
+        assert_eq!(h.clauses()[0].prop, "order");
+        assert!(parse_filter("a eq 1 or", Syntax::DATAVERSE).is_err());
+    }
+
+    #[test]
+    fn in_lists_only_for_graph() {
+        let f = parse_filter("appId in ('a', 'B')", Syntax::GRAPH).expect("p");
+        assert_eq!(f.clauses()[0].op, Op::In);
+        assert_eq!(f.clauses()[0].literals().len(), 2);
+        assert!(matches(&serde_json::json!({"appId": "b"}), &f));
+        assert!(!matches(&serde_json::json!({"appId": "c"}), &f));
+        assert!(parse_filter("appId in ('a', 'b')", Syntax::DATAVERSE).is_err());
+        assert!(parse_filter("appId in ('a'", Syntax::GRAPH).is_err());
     }
 
     #[test]

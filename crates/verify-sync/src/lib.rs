@@ -35,7 +35,7 @@ use s2s_core::{CommonArgs, Ctx, Error, Key, Kind, Result, Tool};
 use s2s_dataverse::{
     Dataverse, MARKETO_ROLE_ONLY_FOR_SYNC_USER_SINCE, MARKETO_SOLUTION, compare_versions,
 };
-use s2s_graph::{DYNAMICS_CRM_APP_ID, Graph, HrdPolicy, USER_IMPERSONATION};
+use s2s_graph::{DYNAMICS_CRM_APP_ID, Graph, HrdPolicy, ServicePrincipal, USER_IMPERSONATION};
 
 /// Check that the Marketo S2S setup works end to end, read-only, before Marketo's step 3.
 #[derive(Debug, Parser)]
@@ -237,7 +237,9 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
             start.elapsed(),
         );
         tokio::time::sleep(delay).await;
-        delay = delay.mul_f64(1.5).min(s2s_core::retry::poll_cap(start.elapsed()));
+        delay = delay
+            .mul_f64(1.5)
+            .min(s2s_core::retry::poll_cap(start.elapsed()));
     };
 
     let failed: Vec<&Check> = checks.iter().filter(|c| !c.ok).collect();
@@ -394,8 +396,24 @@ async fn entra_checks(
         }
     }
 
+    // The app's service principal and Dynamics CRM's (the grant's resource), in one read.
+    let sps = soft(
+        graph
+            .service_principals_by_app_ids(&[&input.client_id, DYNAMICS_CRM_APP_ID])
+            .await,
+    )?;
+    let by_app_id = |app_id: &str| -> std::result::Result<Option<ServicePrincipal>, String> {
+        match &sps {
+            Ok(list) => Ok(list
+                .iter()
+                .find(|sp| sp.app_id.eq_ignore_ascii_case(app_id))
+                .cloned()),
+            Err(e) => Err(e.clone()),
+        }
+    };
+
     // service principal
-    let sp = match soft(graph.service_principal_by_app_id(&input.client_id).await)? {
+    let sp = match by_app_id(&input.client_id) {
         Ok(Some(sp)) => {
             checks.push(Check::pass(
                 "service-principal",
@@ -430,10 +448,7 @@ async fn entra_checks(
         .as_ref()
         .map(|s| s.id.clone())
         .or_else(|| input.sp_id.clone());
-    match (
-        &sp_id,
-        soft(graph.service_principal_by_app_id(DYNAMICS_CRM_APP_ID).await)?,
-    ) {
+    match (&sp_id, by_app_id(DYNAMICS_CRM_APP_ID)) {
         (Some(sp_id), Ok(Some(crm))) => match soft(graph.grants_for(sp_id, &crm.id).await)? {
             Ok(grants)
                 if grants
