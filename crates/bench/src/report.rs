@@ -299,6 +299,26 @@ fn lag_note(r: &Value, complete: bool, ok: bool, n: usize) -> String {
         }
     }
     if !waits.is_empty() {
+        // Each replication wait starts only when the object it waits for was written, and every
+        // write depends on the one before (app → service principal → grant; policy →
+        // assignment → verify-sync's read), so the waits add up: the honest measure of the
+        // polling is what each wait costs beyond the lag itself.
+        let lag_ms = f(&r["runs"]["lag_ms"]);
+        let total: f64 = crate::CHAIN
+            .iter()
+            .map(|t| {
+                f(&r["lag"]["fresh"]["tools"][t]["own_ms_median"])
+                    - f(&r["chain"]["fresh"]["tools"][t]["own_ms_median"])
+            })
+            .filter(|w| *w > 100.0)
+            .sum();
+        parts.push(format!(
+            "{} stacked replication waits; beyond {} × lag they cost {:.0} ms in all ({:.0} ms each)",
+            waits.len(),
+            waits.len(),
+            total - lag_ms * waits.len() as f64,
+            (total - lag_ms * waits.len() as f64) / waits.len() as f64
+        ));
         parts.push(format!("waiting: {}", waits.join(", ")));
     }
     for t in crate::CHAIN {

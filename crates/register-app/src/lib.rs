@@ -159,7 +159,9 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
     };
 
     let app = match &adopt {
-        Some(client_id) => adopt_application(ctx, &graph, client_id, &name, &wanted_access).await?,
+        Some(client_id) => adopt_application(ctx, &graph, client_id, &name, &wanted_access)
+            .await?
+            .map(|a| (a, false)),
         None => {
             let u = unique_name.as_deref().unwrap_or_default();
             ensure_application(ctx, &graph, u, &name, &wanted_access).await?
@@ -170,7 +172,7 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
         Some(u) => ctx.doc.set("app.unique_name", u.as_str()),
         None => ctx.doc.set("app.unique_name", Value::Null),
     }
-    let Some(app) = app else {
+    let Some((app, created)) = app else {
         // Dry run of a fresh create: there is no client id to look further with.
         ctx.say(&format!(
             "dry run: would create application {name:?} and its service principal"
@@ -180,7 +182,7 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
     ctx.doc.set("app.client_id", app.app_id.as_str());
     ctx.doc.set("app.object_id", app.id.as_str());
 
-    if let Some(sp_id) = ensure_service_principal(ctx, &graph, &app).await? {
+    if let Some(sp_id) = ensure_service_principal(ctx, &graph, &app, created).await? {
         ctx.doc.set("app.service_principal_id", sp_id.as_str());
     }
     Ok(())
@@ -280,10 +282,10 @@ async fn ensure_application(
     unique_name: &str,
     name: &str,
     wanted: &RequiredResourceAccess,
-) -> Result<Option<Application>> {
+) -> Result<Option<(Application, bool)>> {
     if let Some(app) = graph.application_by_unique_name(unique_name).await? {
         update_if_needed(ctx, graph, &app, name, wanted).await?;
-        return Ok(Some(app));
+        return Ok(Some((app, false)));
     }
     // Not there (or not replicated yet: the upsert is keyed, so it cannot make a second one).
     let mut body = desired_changes(None, name, wanted);
@@ -295,7 +297,7 @@ async fn ensure_application(
                 "created application {name:?} (client id {}, unique name {unique_name:?})",
                 app.app_id
             ));
-            Ok(Some(app))
+            Ok(Some((app, true)))
         }
         Some(Upserted::Updated) => {
             // It existed after all (a replica lagged, or a concurrent run made it): read it back.
@@ -304,7 +306,7 @@ async fn ensure_application(
                 "application {name:?} already existed (client id {}); made it match",
                 app.app_id
             ));
-            Ok(Some(app))
+            Ok(Some((app, false)))
         }
     }
 }
@@ -372,10 +374,15 @@ async fn ensure_service_principal(
     ctx: &Ctx,
     graph: &Graph<'_>,
     app: &Application,
+    app_just_created: bool,
 ) -> Result<Option<String>> {
-    if let Some(sp) = graph.service_principal_by_app_id(&app.app_id).await? {
-        ctx.say(&format!("service principal exists (object id {})", sp.id));
-        return Ok(Some(sp.id));
+    // An application this run created cannot have a service principal yet: no read first (the
+    // keyed upsert below is idempotent anyway, should a concurrent run have made one).
+    if !app_just_created {
+        if let Some(sp) = graph.service_principal_by_app_id(&app.app_id).await? {
+            ctx.say(&format!("service principal exists (object id {})", sp.id));
+            return Ok(Some(sp.id));
+        }
     }
     let created = until_ready(
         ctx.http.deadline(),
