@@ -92,6 +92,7 @@ where
     // The whole document is read before anything else, so a sign-in prompt can never compete
     // with the previous tool of a pipeline for the terminal.
     let doc = StateDoc::load(common.state.as_deref())?;
+    check_reads(&doc, COMMON_READS)?;
     check_reads(&doc, C::READS)?;
     let cfg = Config::resolve(C::NAME, common, &doc, C::DEFAULT_TIMEOUT)?;
     let http = Http::new(cfg, report.clone());
@@ -163,6 +164,15 @@ pub enum Key {
     Object,
     Array,
 }
+
+/// The keys core's configuration reads for every tool (when no flag or environment variable
+/// overrides them), checked even when a flag makes them unused: a document with a wrong type
+/// there is broken for the next tool too.
+const COMMON_READS: &[(&str, Key)] = &[
+    ("tenant.id", Key::Str),
+    ("tenant.cloud", Key::Str),
+    ("dynamics.url", Key::Url),
+];
 
 fn check_reads(doc: &StateDoc, reads: &[(&str, Key)]) -> Result<()> {
     for (path, key) in reads {
