@@ -8,10 +8,14 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 say() { printf '\n\033[1m%s\033[0m\n' "$*" >&2; }
 
-say "Building the tools (cargo build)"
-cargo build --quiet --bins
-
-bin="$(pwd)/target/debug"
+# MKTO_S2S_DEMO_BIN: use tools built elsewhere (the test suite runs the demo on its own build).
+if [ -n "${MKTO_S2S_DEMO_BIN:-}" ]; then
+  bin="$MKTO_S2S_DEMO_BIN"
+else
+  say "Building the tools (cargo build)"
+  cargo build --quiet --bins
+  bin="$(pwd)/target/debug"
+fi
 work="$(mktemp -d "${TMPDIR:-/tmp}/marketo-s2s-demo.XXXXXX")"
 sim_pid=""
 cleanup() {

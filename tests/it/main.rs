@@ -10,6 +10,7 @@ mod auth;
 mod chaos;
 mod common;
 mod configure_marketo;
+mod demo;
 mod grant_consent;
 mod help;
 mod hostile;
