@@ -48,6 +48,7 @@ if ($DynamicsUrl) { $common += @("--dynamics-url", $DynamicsUrl) }
 if ($DryRun) { $common += "--dry-run" }
 
 $started = -not $From
+$planned = $false
 $n = 0
 $total = if ($SyncFilter) { $steps.Count } else { $steps.Count - 1 }
 foreach ($step in $steps) {
@@ -64,11 +65,26 @@ foreach ($step in $steps) {
   }
   Write-Host "==> [$n/$total] $step"
   & (Join-Path $binDir $step) @common @stepArgs
-  if ($LASTEXITCODE -ne 0) {
-    if ($DryRun) { Write-Host "==> dry run: $step could not run on planned (unsent) writes; stopping here"; break }
-    Write-Host "${step} failed (exit $LASTEXITCODE); the state so far is in $State."
-    Write-Host "To resume once fixed: $PSCommandPath -Tenant $Tenant -DynamicsUrl $DynamicsUrl -State $State -From $step"
-    exit $LASTEXITCODE
+  $code = $LASTEXITCODE
+  if ($DryRun -and (Select-String -Path $workState -Pattern '"method"' -Quiet)) { $planned = $true }
+  if ($code -ne 0) {
+    # As the bash runbook: in a dry run, a later step that needs the ids of planned (unsent)
+    # writes (exit 2), or verify-sync on them, ends the dry run; any other failure is real.
+    if ($DryRun -and $planned -and ($code -eq 2 -or $step -eq "verify-sync")) {
+      Write-Host "==> dry run: $step depends on writes planned above; stopping the dry run here"
+      break
+    }
+    Write-Host "${step} failed (exit $code); the state so far is in $State."
+    # The same parameters, quoted, so the line can be pasted back as it is.
+    $resume = @("&", "'$($PSCommandPath -replace "'", "''")'")
+    foreach ($p in $PSBoundParameters.GetEnumerator()) {
+      if ($p.Key -eq "From") { continue }
+      if ($p.Value -is [switch]) { if ($p.Value) { $resume += "-$($p.Key)" } }
+      else { $resume += "-$($p.Key) '$($p.Value.ToString() -replace "'", "''")'" }
+    }
+    $resume += "-From $step"
+    Write-Host "To resume once fixed: $($resume -join ' ')"
+    exit $code
   }
 }
 if ($DryRun) { Remove-Item $workState -ErrorAction SilentlyContinue; Write-Host "==> dry run done: nothing was written"; exit 0 }

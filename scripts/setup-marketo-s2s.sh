@@ -107,7 +107,10 @@ for step in "${STEPS[@]}"; do
   if [ $code != 0 ]; then
     echo >&2
     echo "setup-marketo-s2s: $step failed (exit $code); the state so far is in $state." >&2
-    echo "setup-marketo-s2s: to resume once fixed: $0 ${resume_args[*]} --from $step" >&2
+    # %q quotes each word, so the printed command can be pasted back as it is.
+    printf 'setup-marketo-s2s: to resume once fixed:' >&2
+    printf ' %q' "$0" "${resume_args[@]}" --from "$step" >&2
+    printf '\n' >&2
     exit $code
   fi
 done

@@ -231,3 +231,21 @@ fn bad_input_exits_2_before_any_request() {
     r.assert_stderr("steps");
     assert!(sim.requests().is_empty());
 }
+
+#[test]
+fn if_changed_alone_on_a_finished_setup_does_not_publish_again() {
+    // The document of a finished chain still says `changed: true` for every earlier step (they
+    // changed things before the last publish): only changes after that publish count.
+    let sim = crate::common::sim();
+    let doc = sim.setup_chain(&[]);
+    sim.clear();
+    let r = sim
+        .run("publish-customizations", &["--if-changed"], &doc)
+        .ok();
+    assert_eq!(
+        r.doc["publish"]["status"], "skipped-unchanged",
+        "{}",
+        r.stderr
+    );
+    sim.assert_no_writes();
+}

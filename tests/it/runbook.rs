@@ -128,8 +128,10 @@ fn dry_run_writes_nothing() {
     // On a finished setup the dry run goes through every step, still without writes.
     runbook(&sim, &[]).ok();
     sim.clear();
-    runbook(&sim, &["--dry-run"]).ok();
+    let r = runbook(&sim, &["--dry-run"]).ok();
     sim.assert_no_writes();
+    assert!(r.stderr.contains("] verify-sync"), "{}", r.stderr);
+    assert!(!r.stderr.contains("stopping the dry run"), "{}", r.stderr);
 }
 
 #[test]

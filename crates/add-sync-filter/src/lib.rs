@@ -49,11 +49,12 @@ Examples:
   add-sync-filter --entity lead --entity account --dynamics-url https://contoso.crm.dynamics.com
   ... | configure-marketo | add-sync-filter --default unset | verify-sync
 
-Reads dynamics.url from the state document on stdin; writes sync_filter.field and
-sync_filter.entities ([{entity, status: created|exists|planned}]). Re-running sends no write.
+Reads dynamics.url from the state document on stdin; writes sync_filter.field,
+sync_filter.entities ([{entity, status: created|exists|planned}]), sync_filter.published (the
+entities this run published) and sync_filter.default. Re-running sends no write.
 Then tick the field in Marketo: Admin > Microsoft Dynamics > Field Sync Details > Edit.
 Exit codes: 0 done, 2 bad input, 3 sign-in failed, 4 Dataverse refused, an entity is unknown or
-has new_synctomkto with another type, 5 timed out."
+has new_synctomkto with another type, 5 timed out, 1 unexpected failure."
 )]
 pub struct Cli {
     /// Entity (logical name) to filter: lead, contact, account, opportunity or a custom one

@@ -81,6 +81,8 @@ pub struct Cli {
 
 impl s2s_core::Tool for Cli {
     const NAME: &'static str = "assign-role";
+    const READS: &'static [(&'static str, s2s_core::Key)] =
+        &[("app.client_id", s2s_core::Key::Guid)];
     fn common(&self) -> &CommonArgs {
         &self.common
     }

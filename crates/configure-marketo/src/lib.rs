@@ -98,6 +98,8 @@ pub struct Cli {
 
 impl s2s_core::Tool for Cli {
     const NAME: &'static str = "configure-marketo";
+    const READS: &'static [(&'static str, s2s_core::Key)] =
+        &[("dynamics.application_user_id", s2s_core::Key::Guid)];
     fn common(&self) -> &CommonArgs {
         &self.common
     }

@@ -289,6 +289,10 @@ impl Http {
     pub async fn send(&self, req: Request) -> Result<Response> {
         let mut attempt: u32 = 0;
         let start = Instant::now();
+        // Once any attempt of a write may have been committed (its connection broke after the
+        // request went out, or it got a 500/504), every error this call returns says so: a
+        // later 503 does not undo an earlier commit, and the caller's clean-up keys on it.
+        let mut maybe_committed = false;
         loop {
             let outcome = self.attempt(&req).await;
             let (retry_in, err) = match outcome {
@@ -306,8 +310,13 @@ impl Http {
                 Ok(resp) => {
                     let se = parse_service_error(req.service, &resp);
                     let lock = req.retry_codes.iter().any(|c| se.has_code(c));
+                    if req.is_write() && matches!(resp.status, 500 | 502 | 504) {
+                        maybe_committed = true;
+                    }
                     if !(retry::is_retryable_status(resp.status) || lock) {
-                        return Err(classify(&req, se));
+                        let mut e = classify(&req, se);
+                        e.ambiguous |= maybe_committed;
+                        return Err(e);
                     }
                     let hinted = retry::retry_after(
                         resp.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
@@ -320,15 +329,20 @@ impl Http {
                 }
                 // Only "no answer" is worth another try; a refused certificate or a missing
                 // credential will not get better.
-                Err(e) if e.kind != Kind::Timeout => return Err(e),
+                Err(mut e) if e.kind != Kind::Timeout => {
+                    e.ambiguous |= maybe_committed;
+                    return Err(e);
+                }
                 Err(e) => (
                     retry::backoff(attempt, Duration::from_millis(200), Duration::from_secs(10)),
                     e,
                 ),
             };
             attempt += 1;
+            maybe_committed |= err.ambiguous;
             if Instant::now() + retry_in > self.cfg.deadline {
                 let mut e = err;
+                e.ambiguous = maybe_committed;
                 e.kind = if e.kind == Kind::Usage {
                     Kind::Usage
                 } else {

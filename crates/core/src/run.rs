@@ -240,9 +240,11 @@ fn clap_exit(tool: &str, e: clap::Error) -> ExitCode {
     }
 }
 
+/// Now, as RFC 3339 UTC with milliseconds: `steps.<tool>.at` values are compared with each
+/// other (publish-customizations --if-changed), and a whole chain fits in one second.
 pub fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .replace_nanosecond(0)
+    let now = time::OffsetDateTime::now_utc();
+    now.replace_nanosecond(now.nanosecond() / 1_000_000 * 1_000_000)
         .unwrap_or_else(|_| time::OffsetDateTime::now_utc())
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()

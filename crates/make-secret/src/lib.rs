@@ -274,10 +274,14 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
     let app = g.wait_for_application(&target).await?;
     if let Some(c) = &cli.client_id {
         if !app.app_id.eq_ignore_ascii_case(c) {
-            return Err(Error::usage(format!(
+            // Found out only from Graph's answer, so not "bad input with no request sent".
+            return Err(Error::refused(format!(
                 "--client-id {c} does not match the app with object id {} (client id {})",
                 app.id, app.app_id
-            )));
+            ))
+            .with_hint(
+                "pass only one of --object-id and --client-id, or fix the one that is wrong",
+            ));
         }
     }
     let file = cli
@@ -325,10 +329,6 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
                         &file,
                         cli.reveal.then_some(&new.value),
                     );
-                    if !cli.reveal {
-                        // A value revealed by an earlier run belongs to the old credential.
-                        ctx.doc.remove("secret.value");
-                    }
                     (new.cred.key_id, app_now)
                 }
                 // --dry-run: the plan holds the addPassword; every existing credential is "other".
@@ -336,6 +336,12 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
             }
         }
     };
+
+    if !cli.reveal {
+        // The value is in the document only when this run was asked to reveal it (a value
+        // revealed by an earlier run must not ride along in later documents).
+        ctx.doc.remove("secret.value");
+    }
 
     // Everything but the kept credential: reported, or removed with --revoke-others.
     let others: Vec<&PasswordCredential> = app_now
@@ -521,7 +527,17 @@ async fn add_secret(
         new.cred.end_date_time.as_deref().unwrap_or("?"),
         file.display()
     ));
-    let app_now = remove_tagged(ctx, g, &app.id, tag, Some(&key)).await?;
+    // The secret is saved: from here on nothing may fail the run, or the next run would find no
+    // key id in the document and add yet another credential.
+    let app_now = match remove_tagged(ctx, g, &app.id, tag, Some(&key)).await {
+        Ok(a) => a,
+        Err(e) => {
+            ctx.warn(&format!(
+                "the new secret is saved, but looking for leftover credentials of this run failed ({e}); run make-secret --revoke-others later to clean up"
+            ));
+            app.clone()
+        }
+    };
     Ok(Some((new, app_now)))
 }
 

@@ -10,7 +10,9 @@
 //!
 //! `--if-changed` sends nothing — not even a sign-in — unless a step that comes before it wrote
 //! something. It reads every entry of the document's `steps` object and counts those whose
-//! `changed` is `true`, except three: its own (`steps.publish-customizations`), `add-sync-filter`
+//! `changed` is `true` and whose `at` is later than `publish.last_published_at` (a change an
+//! earlier publish already covered does not count; in a dry run, `planned_writes` count too),
+//! except three: its own (`steps.publish-customizations`), `add-sync-filter`
 //! and `verify-sync`. In the runbook the steps it considers are therefore `register-app`,
 //! `grant-consent`, `make-secret`, `set-hrd-policy`, `assign-role` and `configure-marketo` (and
 //! any other tool's entry a document carries). The two excluded steps run after it in the
@@ -20,9 +22,10 @@
 //! the previous run is still in the document when this step runs. It publishes regardless when
 //! an earlier publish of this document did not finish (`publish.status` still `pending`).
 //!
-//! Input keys:  `dynamics.url` (or `--dynamics-url`), `steps.*.changed` and `publish.status`
-//!              (for `--if-changed`).
-//! Output keys: `publish.status` (`published`, `skipped-unchanged` or `planned`), `publish.at`,
+//! Input keys:  `dynamics.url` (or `--dynamics-url`), `steps.*.changed`/`at`, `publish.status`
+//!              and `publish.last_published_at` (for `--if-changed`).
+//! Output keys: `publish.status` (`published`, `skipped-unchanged`, `planned`, or `pending` when
+//!              a publish failed and `--state` kept the document), `publish.at`,
 //!              `publish.mode` (`sync` or `async`), `publish.async_operation_id`,
 //!              `publish.last_published_at`, `steps.publish-customizations`.
 //! Exit codes:  0 done or skipped; 2 bad input (no request sent); 3 sign-in failed; 4 Dataverse
@@ -60,11 +63,13 @@ Examples:
   ... | assign-role | configure-marketo | publish-customizations --if-changed
   publish-customizations --async --timeout 60m --state s.json   # a large org
 
-Reads dynamics.url, and steps.*.changed for --if-changed, from the state document on stdin;
-writes publish.status (published, skipped-unchanged or planned), publish.at, publish.mode,
-publish.async_operation_id. With --if-changed a re-run on a finished setup sends no write.
+Reads dynamics.url, and for --if-changed steps.*.changed/at, publish.status and
+publish.last_published_at, from the state document on stdin; writes publish.status (published,
+skipped-unchanged, planned, or pending when a publish failed), publish.at, publish.mode,
+publish.async_operation_id, publish.last_published_at. --if-changed counts only the steps that
+changed after the last publish, so a re-run on a finished setup sends no write.
 Exit codes: 0 published or skipped, 2 bad input, 3 sign-in failed, 4 Dataverse refused or the
-publish job failed, 5 timed out."
+publish job failed, 5 timed out, 1 unexpected failure."
 )]
 pub struct Cli {
     /// Start PublishAllXmlAsync and poll its system job instead of waiting on one long request
@@ -86,6 +91,11 @@ pub struct Cli {
 
 impl s2s_core::Tool for Cli {
     const NAME: &'static str = NAME;
+    const READS: &'static [(&'static str, s2s_core::Key)] = &[
+        ("steps", s2s_core::Key::Object),
+        ("publish.status", s2s_core::Key::Str),
+        ("publish.last_published_at", s2s_core::Key::Str),
+    ];
     /// Longer than the 20-minute publish itself, so one slow publish plus a lock retry fits.
     const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
     fn common(&self) -> &CommonArgs {
@@ -168,22 +178,44 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
 /// `changed: true` from the previous run is still in the document when this step runs.
 const NOT_BEFORE_PUBLISH: &[&str] = &["add-sync-filter", "verify-sync"];
 
-/// The earlier steps that wrote something (`steps.<tool>.changed`), publish itself excluded.
+/// The earlier steps that wrote something *since the last publish* (`steps.<tool>.changed` with
+/// an `at` later than `publish.last_published_at`), publish itself excluded. Without the time
+/// test, a step's old `changed: true` — left in a `--state` file by a step that is not re-run
+/// (`--from`, or this tool run alone) — would publish again on a finished setup.
 fn changed_steps(ctx: &Ctx) -> Result<Vec<String>> {
     let Some(steps) = ctx.doc.get_object("steps")? else {
         return Ok(Vec::new());
     };
+    let last = ctx
+        .doc
+        .get_str("publish.last_published_at")?
+        .and_then(parse_time);
+    let dry_run = ctx.dry_run();
     Ok(steps
         .iter()
         .filter(|(name, _)| name.as_str() != NAME && !NOT_BEFORE_PUBLISH.contains(&name.as_str()))
         .filter(|(_, v)| {
-            // A dry run records what it would have written: planned changes count too, so a
-            // dry-run pipeline plans the publish a real run would send.
-            v.get("changed").and_then(Value::as_bool) == Some(true)
-                || v.get("planned_writes").and_then(Value::as_u64).unwrap_or(0) > 0
+            let after_last = match (
+                last,
+                v.get("at").and_then(Value::as_str).and_then(parse_time),
+            ) {
+                (Some(last), Some(at)) => at > last,
+                // No publish recorded yet, or a step without a time: count it.
+                _ => true,
+            };
+            // A dry run records what it would have written: in a dry-run pipeline, planned
+            // changes count too, so the plan shows the publish a real run would send.
+            let planned = dry_run
+                && v.get("dry_run").and_then(Value::as_bool) == Some(true)
+                && v.get("planned_writes").and_then(Value::as_u64).unwrap_or(0) > 0;
+            after_last && (v.get("changed").and_then(Value::as_bool) == Some(true) || planned)
         })
         .map(|(name, _)| name.clone())
         .collect())
+}
+
+fn parse_time(s: &str) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
 }
 
 fn set_publish(

@@ -91,13 +91,10 @@ pub fn main() -> std::process::ExitCode {
     s2s_core::run::main::<Cli, _>(run)
 }
 
-fn check_text(s: &str, flag: &str) -> Result<()> {
-    if s.trim().is_empty() || s.chars().count() > 120 || s.chars().any(char::is_control) {
-        return Err(Error::usage(format!(
-            "{flag} must be 1 to 120 printable characters, got {s:?}"
-        )));
-    }
-    Ok(())
+/// Names as Entra ID takes them: 1 to 120 printable characters (the shared check of the graph
+/// crate, as make-secret and set-hrd-policy use).
+fn check_text(s: &str, what: &str) -> Result<()> {
+    s2s_graph::check_display_name(s, what, 120)
 }
 
 /// `Marketo Integration` → `marketo-integration`: lower case, runs of anything else → one `-`.

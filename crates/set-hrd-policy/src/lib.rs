@@ -25,7 +25,8 @@
 //!
 //! Reads:  `app.service_principal_id` (or `app.client_id`), `app.display_name`, `hrd_policy.policy_id`.
 //! Writes: `hrd_policy.status` (assigned, already-assigned, removed, skipped-not-federated,
-//!         not-assigned), `hrd_policy.policy_id`, `hrd_policy.display_name`.
+//!         not-assigned), `hrd_policy.policy_id`, `hrd_policy.display_name`, and with `--replace`
+//!         `hrd_policy.replaced` (the policies it unassigned: `[{id, display_name}]`).
 //!
 //! Exit codes: 0 done (also when skipped); 2 bad flags or input, nothing sent; 3 sign-in failed;
 //! 4 Graph refused, or another HRD policy is assigned (without `--replace`); 5 not in time.
@@ -72,7 +73,8 @@ Examples:
   set-hrd-policy --state marketo-s2s.state.json --mode remove   # password hash sync turned off
 
 Reads app.service_principal_id (or app.client_id), app.display_name; writes hrd_policy.status,
-hrd_policy.policy_id, hrd_policy.display_name. A re-run sends no write.
+hrd_policy.policy_id, hrd_policy.display_name (and hrd_policy.replaced with --replace).
+A re-run sends no write.
 Exit codes: 0 done or skipped, 2 bad input, 3 sign-in failed, 4 Graph refused or another HRD
 policy is assigned (see --replace), 5 not in time."
 )]

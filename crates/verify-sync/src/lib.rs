@@ -197,9 +197,13 @@ fn read_inputs(ctx: &Ctx, cli: &Cli) -> Result<Inputs> {
 fn soft<T>(r: Result<T>) -> Result<std::result::Result<T, String>> {
     match r {
         Ok(v) => Ok(Ok(v)),
+        // Out of time (5xx or throttling past --timeout, from any service): exit 5, as the
+        // README promises, not a failed check.
+        Err(e) if e.kind == Kind::Timeout => Err(e),
+        // The admin's own sign-in failed: nothing can be verified (exit 3). A 401 from an API
+        // is a check's finding.
         Err(e)
-            if matches!(e.kind, Kind::Auth | Kind::Timeout)
-                && e.service.as_ref().is_none_or(|s| s.service == "login") =>
+            if e.kind == Kind::Auth && e.service.as_ref().is_none_or(|s| s.service == "login") =>
         {
             Err(e)
         }
