@@ -114,13 +114,25 @@ pub struct CommonArgs {
     #[arg(long, env = "MKTO_S2S_TIMEOUT", value_name = "DURATION", value_parser = parse_duration, help_heading = "Run")]
     pub timeout: Option<Duration>,
 
-    /// Do every read, send no write, and add the planned writes to the document as `plan`
+    /// Do every read, send no write, and print the would-be document with its `plan` of writes
+    /// on stdout (or to --plan FILE); a --state file is never written by a dry run
     #[arg(long, help_heading = "Run")]
     pub dry_run: bool,
 
-    /// Read the state document from FILE and rewrite it there atomically, instead of stdin/stdout
+    /// With --dry-run: write the would-be document and its plan to FILE instead of stdout
+    #[arg(long, value_name = "FILE", requires = "dry_run", help_heading = "Run")]
+    pub plan: Option<PathBuf>,
+
+    /// Read the state document from FILE and rewrite it there atomically, instead of stdin/stdout;
+    /// the file is locked while the tool runs
     #[arg(long, value_name = "FILE", help_heading = "Run")]
     pub state: Option<PathBuf>,
+
+    /// Move the document to the tenant or Dynamics org given by --tenant / --dynamics-url (or
+    /// their environment variables) when it differs from tenant.id / dynamics.url; the ids that
+    /// belong to the old target are dropped from the document
+    #[arg(long, help_heading = "Connection")]
+    pub retarget: bool,
 
     /// Print nothing on stderr but errors
     #[arg(short, long, help_heading = "Run", conflicts_with = "verbose")]

@@ -35,6 +35,26 @@ pub struct Config {
     pub env_credential: Option<EnvCredential>,
     /// Where device-code refresh tokens are kept (`$XDG_CACHE_HOME` or `~/.cache`).
     pub cache_file: Option<PathBuf>,
+    /// What `--retarget` moves the document from and to (empty without it, or when nothing
+    /// differs).
+    pub retarget: Retarget,
+    /// The document's tenant id when the flag or environment named the tenant by a domain: the
+    /// harness resolves the domain (the `tid` of a token for it) and compares before the step
+    /// runs, so a different tenant is refused before any write.
+    pub tenant_to_confirm: Option<String>,
+}
+
+/// The targets a document is moved between with `--retarget`: `(old, new)`.
+#[derive(Debug, Clone, Default)]
+pub struct Retarget {
+    pub tenant: Option<(String, String)>,
+    pub dynamics: Option<(Url, Url)>,
+}
+
+impl Retarget {
+    pub fn is_empty(&self) -> bool {
+        self.tenant.is_none() && self.dynamics.is_none()
+    }
 }
 
 /// `AZURE_CLIENT_ID` with `AZURE_CLIENT_SECRET` (or, later, `AZURE_CLIENT_CERTIFICATE_PATH`).
@@ -143,20 +163,31 @@ impl Config {
             "--authority-host",
         )?;
         let graph = check_url(args.graph_url.as_deref().unwrap_or(h.graph), "--graph-url")?;
-        let dynamics = match &args.dynamics_url {
-            Some(u) => Some(check_url(u, "--dynamics-url")?),
-            None => match doc.get_str("dynamics.url")? {
-                Some(u) => Some(check_url(u, "state document key dynamics.url")?),
-                None => None,
-            },
-        };
-        let tenant = match &args.tenant {
-            Some(t) => Some(check_tenant(t, "--tenant")?),
-            None => doc
-                .get_str("tenant.id")?
-                .map(|t| check_tenant(t, "state document key tenant.id"))
-                .transpose()?,
-        };
+        let flag_dynamics = args
+            .dynamics_url
+            .as_deref()
+            .map(|u| check_url(u, "--dynamics-url"))
+            .transpose()?;
+        let doc_dynamics = doc
+            .get_str("dynamics.url")?
+            .map(|u| check_url(u, "state document key dynamics.url"))
+            .transpose()?;
+        let flag_tenant = args
+            .tenant
+            .as_deref()
+            .map(|t| check_tenant(t, "--tenant"))
+            .transpose()?;
+        let doc_tenant = doc
+            .get_str("tenant.id")?
+            .map(|t| check_tenant(t, "state document key tenant.id"))
+            .transpose()?;
+        let (retarget, tenant_to_confirm) = guard_targets(
+            (flag_tenant.as_deref(), doc_tenant.as_deref()),
+            (flag_dynamics.as_ref(), doc_dynamics.as_ref()),
+            args.retarget,
+        )?;
+        let dynamics = flag_dynamics.or(doc_dynamics);
+        let tenant = flag_tenant.or(doc_tenant);
         if let Some(ca) = &args.ca_file {
             if !ca.is_file() {
                 return Err(Error::usage(format!(
@@ -185,6 +216,8 @@ impl Config {
             verbosity: args.verbose,
             env_credential: read_env_credential(),
             cache_file: token_cache_file(),
+            retarget,
+            tenant_to_confirm,
         })
     }
 
@@ -210,6 +243,74 @@ impl Config {
     pub fn remaining(&self) -> Duration {
         self.deadline.saturating_duration_since(Instant::now())
     }
+}
+
+/// The target guard (design.md, "Additions"): a tenant or Dynamics org named by a flag or the
+/// environment must be the one the document was made for, or the run would change customer B's
+/// tenant and write the result into customer A's file. `--retarget` is the explicit way to move a
+/// document. Two tenant ids are compared here; a domain against an id is left to the harness,
+/// which resolves the domain before any write (`tenant_to_confirm`).
+fn guard_targets(
+    (flag_tenant, doc_tenant): (Option<&str>, Option<&str>),
+    (flag_dynamics, doc_dynamics): (Option<&Url>, Option<&Url>),
+    retarget: bool,
+) -> Result<(Retarget, Option<String>)> {
+    let mut moves = Retarget::default();
+    let mut to_confirm = None;
+    if let (Some(f), Some(d)) = (flag_tenant, doc_tenant) {
+        let is_guid = |t: &str| crate::guid::parse(t).is_ok();
+        if !f.eq_ignore_ascii_case(d) {
+            if retarget {
+                moves.tenant = Some((d.to_string(), f.to_string()));
+            } else if !is_guid(f) && is_guid(d) {
+                to_confirm = Some(d.to_string());
+            } else if is_guid(f) && is_guid(d) {
+                return Err(tenant_mismatch(f, d));
+            } else {
+                return Err(Error::usage(format!(
+                    "--tenant (or AZURE_TENANT_ID) is {f:?} and the document's tenant.id is {d:?}: they cannot be compared without the tenant id"
+                ))
+                .with_hint(
+                    "put the tenant id (GUID) in the document's tenant.id, or pass --retarget to move the document to the tenant of --tenant",
+                ));
+            }
+        }
+    }
+    if let (Some(f), Some(d)) = (flag_dynamics, doc_dynamics) {
+        if !same_org(f, d) {
+            if !retarget {
+                return Err(Error::usage(format!(
+                    "--dynamics-url (or MKTO_S2S_DYNAMICS_URL) is {} but this document belongs to the org {} (dynamics.url)",
+                    base(f),
+                    base(d)
+                ))
+                .with_hint(format!(
+                    "check that this is the right customer's state document; to set up {} use its own document (or start from nothing), or pass --retarget to move this document to it",
+                    base(f)
+                )));
+            }
+            moves.dynamics = Some((d.clone(), f.clone()));
+        }
+    }
+    Ok((moves, to_confirm))
+}
+
+/// The refusal of a tenant that differs from the document's (exit 2, nothing sent).
+pub fn tenant_mismatch(flag: &str, doc: &str) -> Error {
+    Error::usage(format!(
+        "--tenant (or AZURE_TENANT_ID) names tenant {flag} but this document belongs to tenant {doc} (tenant.id)"
+    ))
+    .with_hint(format!(
+        "check that this is the right customer's state document and that AZURE_TENANT_ID is not left over from another customer; to set up tenant {flag} use its own document (or start from nothing), or pass --retarget to move this document to it"
+    ))
+}
+
+/// One org: same scheme, host (case-insensitive) and port; the path is ignored (the API root is
+/// the origin).
+fn same_org(a: &Url, b: &Url) -> bool {
+    a.scheme() == b.scheme()
+        && a.host_str().map(str::to_ascii_lowercase) == b.host_str().map(str::to_ascii_lowercase)
+        && a.port_or_known_default() == b.port_or_known_default()
 }
 
 /// The error for a value found neither in a flag nor in the document (exit 2).
@@ -269,11 +370,22 @@ fn check_tenant(t: &str, what: &str) -> Result<String> {
     if let Ok(g) = crate::guid::parse(t) {
         return Ok(g);
     }
-    let ok = !t.is_empty()
-        && t.len() <= 253
-        && t.contains('.')
-        && t.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    // A DNS name of two or more labels: each 1-63 letters, digits or inner hyphens, the last
+    // one not all digits. `..` or `.` would otherwise become a path segment of the token URL.
+    let labels: Vec<&str> = t.split('.').collect();
+    let label_ok = |l: &&str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    let ok = t.len() <= 253
+        && labels.len() >= 2
+        && labels.iter().all(label_ok)
+        && labels
+            .last()
+            .is_some_and(|l| l.bytes().any(|b| b.is_ascii_alphabetic()));
     if ok {
         Ok(t.to_ascii_lowercase())
     } else {
@@ -306,5 +418,31 @@ mod tests {
     fn tenants() {
         assert!(check_tenant("contoso.onmicrosoft.com", "x").is_ok());
         assert!(check_tenant("ab'c", "x").is_err());
+        for bad in ["..", ".", "a..b", ".contoso.com", "contoso.com.", "-a.com", "1.2.3.4", "a"] {
+            assert!(check_tenant(bad, "x").is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn target_guard() {
+        let a = "11111111-1111-1111-1111-111111111111";
+        let b = "22222222-2222-2222-2222-222222222222";
+        let u = |s: &str| check_url(s, "x").unwrap();
+        let e = guard_targets((Some(b), Some(a)), (None, None), false).unwrap_err();
+        assert_eq!(e.kind.code(), 2);
+        assert!(e.message.contains(a) && e.message.contains(b), "{e}");
+        let (m, c) = guard_targets((Some(b), Some(a)), (None, None), true).unwrap();
+        assert_eq!(m.tenant, Some((a.to_string(), b.to_string())));
+        assert!(c.is_none());
+        let (m, c) = guard_targets((Some("contoso.com"), Some(a)), (None, None), false).unwrap();
+        assert!(m.is_empty());
+        assert_eq!(c.as_deref(), Some(a));
+        assert!(guard_targets((Some(a), Some(a)), (None, None), false).is_ok());
+        let (x, y) = (u("https://a.crm.dynamics.com"), u("https://b.crm.dynamics.com"));
+        assert!(guard_targets((None, None), (Some(&x), Some(&y)), false).is_err());
+        let same = u("https://A.crm.dynamics.com/");
+        assert!(guard_targets((None, None), (Some(&x), Some(&same)), false).is_ok());
+        let (m, _) = guard_targets((None, None), (Some(&x), Some(&y)), true).unwrap();
+        assert!(m.dynamics.is_some());
     }
 }

@@ -187,6 +187,12 @@ pub struct Http {
     tokens: TokenProvider,
     plan: Mutex<Vec<Value>>,
     writes: AtomicUsize,
+    /// Writes sent (or planned, in a dry run), whatever their answer: a run that failed with
+    /// none has changed nothing, so its `--state` file is left byte-identical.
+    attempted_writes: AtomicUsize,
+    /// Writes to the Dynamics org that succeeded (planned, in a dry run): what makes a publish
+    /// of customizations owed (`steps.<tool>.dataverse_changed`).
+    dataverse_writes: AtomicUsize,
     requests: AtomicUsize,
 }
 
@@ -200,6 +206,8 @@ impl Http {
             tokens,
             plan: Mutex::new(Vec::new()),
             writes: AtomicUsize::new(0),
+            attempted_writes: AtomicUsize::new(0),
+            dataverse_writes: AtomicUsize::new(0),
             requests: AtomicUsize::new(0),
         }
     }
@@ -219,6 +227,24 @@ impl Http {
     /// Writes that succeeded: `steps.<tool>.changed` is true exactly when this is non-zero.
     pub fn writes(&self) -> usize {
         self.writes.load(Ordering::Relaxed)
+    }
+    /// Writes sent or planned, successful or not.
+    pub fn attempted_writes(&self) -> usize {
+        self.attempted_writes.load(Ordering::Relaxed)
+    }
+    /// Successful (or, in a dry run, planned) writes to the Dynamics org.
+    pub fn dataverse_writes(&self) -> usize {
+        self.dataverse_writes.load(Ordering::Relaxed)
+    }
+    /// The tenant id (`tid` claim) of the Graph token this run signs in with: how a tenant given
+    /// as a domain is compared with a document's tenant id before any write. `None` when the
+    /// token is not a JWT with a `tid` (Entra's access tokens are, but they are not a contract).
+    pub async fn signed_in_tenant_id(&self) -> Result<Option<String>> {
+        let token = self
+            .tokens
+            .token(self, &crate::config::base(&self.cfg.graph))
+            .await?;
+        Ok(crate::auth::jwt_claim(&token, "tid"))
     }
     pub fn request_count(&self) -> usize {
         self.requests.load(Ordering::Relaxed)
@@ -263,6 +289,10 @@ impl Http {
     /// sent like any request.
     pub async fn write(&self, req: Request) -> Result<Option<Response>> {
         if self.cfg.dry_run {
+            self.attempted_writes.fetch_add(1, Ordering::Relaxed);
+            if req.service == Service::Dataverse {
+                self.dataverse_writes.fetch_add(1, Ordering::Relaxed);
+            }
             let body = match &req.body {
                 Some(Body::Json(v)) => redact::json(v),
                 Some(Body::Form(f)) => Value::String(redact::form(f)),
@@ -287,6 +317,9 @@ impl Http {
 
     /// Sends with retries until success, a non-retryable answer, or the deadline.
     pub async fn send(&self, req: Request) -> Result<Response> {
+        if req.is_write() && req.service != Service::Login {
+            self.attempted_writes.fetch_add(1, Ordering::Relaxed);
+        }
         let mut attempt: u32 = 0;
         let start = Instant::now();
         // Once any attempt of a write may have been committed (its connection broke after the
@@ -304,6 +337,9 @@ impl Http {
                         && (200..300).contains(&resp.status)
                     {
                         self.writes.fetch_add(1, Ordering::Relaxed);
+                        if req.service == Service::Dataverse {
+                            self.dataverse_writes.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
                     return Ok(resp);
                 }

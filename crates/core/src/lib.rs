@@ -8,16 +8,19 @@
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod confirm;
 pub mod error;
 pub mod fsutil;
 pub mod guid;
 pub mod http;
 pub mod odata;
 pub mod output;
+pub mod owed;
 pub mod redact;
 pub mod retry;
 pub mod run;
 pub mod state;
+pub mod statefile;
 
 pub use cli::CommonArgs;
 pub use error::{Error, Kind, Result, ResultExt, ServiceError};

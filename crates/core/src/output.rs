@@ -94,3 +94,25 @@ impl Reporter {
         }
     }
 }
+
+/// One line on stderr that can never fail or abort the run: a closed or full stderr
+/// (`2>/dev/full`, `| head -n1`) loses the line, not the document on stdout.
+pub fn ewriteln(line: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "{line}");
+}
+
+/// Text from outside (the document, a server's answer) made safe to print for a person:
+/// control characters (ESC, BEL, CR, LF, TAB, DEL, C1) become visible `\u{..}` escapes, so a
+/// value cannot move the cursor, recolour the terminal or forge a line of its own.
+pub fn sanitize(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.push_str(&c.escape_unicode().to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}

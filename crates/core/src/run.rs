@@ -3,6 +3,7 @@
 //! the design's exit code with a report such as `register-app: error: ...`.
 
 use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -21,6 +22,9 @@ pub trait Tool: Parser {
     const NAME: &'static str;
     /// A tool that only reads (verify-sync) does not say "nothing to change".
     const READ_ONLY: bool = false;
+    /// The tool that begins a setup (register-app) may start from an empty document; every
+    /// other tool continues one, so zero bytes on its stdin mean the previous step failed.
+    const STARTS_SETUP: bool = false;
     /// The state-document keys the tool reads and their types. The harness checks every one
     /// that is present before the tool runs, so a wrong type is exit 2 naming the key with no
     /// request sent — even for a key the tool would only read late, or not at all on this path.
@@ -39,6 +43,7 @@ pub struct Ctx {
     pub doc: StateDoc,
     pub http: Http,
     report: Arc<Reporter>,
+    state_file: Option<PathBuf>,
 }
 
 impl Ctx {
@@ -59,6 +64,22 @@ impl Ctx {
     }
     pub fn tool(&self) -> &'static str {
         self.report.tool()
+    }
+    /// The `--state` file, if the document lives in one.
+    pub fn state_file(&self) -> Option<&Path> {
+        self.state_file.as_deref()
+    }
+    /// A path read from the document, made absolute (relative to the `--state` file's folder).
+    pub fn resolve_doc_path(&self, p: &Path) -> PathBuf {
+        crate::statefile::resolve_doc_path(self.state_file(), p)
+    }
+    /// A path as the document records it (by name when beside the `--state` file).
+    pub fn doc_path_text(&self, p: &Path) -> String {
+        crate::statefile::doc_path_text(self.state_file(), p)
+    }
+    /// Where a file the tool makes goes by default: beside the `--state` file, or here.
+    pub fn default_dir(&self) -> PathBuf {
+        crate::statefile::base_dir(self.state_file())
     }
 }
 
@@ -89,19 +110,56 @@ where
     F: AsyncFnOnce(&mut Ctx, C) -> Result<()>,
 {
     cli.validate()?;
+    // The output targets are checked, and the state file locked, before anything is read or
+    // sent: a run must not do real work only to find at the end that it cannot keep the result.
+    let _lock = match &common.state {
+        Some(path) => {
+            let resolved = crate::statefile::check_target(path, "--state")?;
+            let wait = common
+                .timeout
+                .unwrap_or(C::DEFAULT_TIMEOUT)
+                .min(crate::statefile::LOCK_WAIT);
+            Some(crate::statefile::StateLock::acquire(
+                &resolved, wait, &report,
+            )?)
+        }
+        None => None,
+    };
+    if let Some(plan) = &common.plan {
+        let resolved = crate::statefile::check_target(plan, "--plan")?;
+        let same_as_state = common
+            .state
+            .as_deref()
+            .and_then(|s| crate::statefile::check_target(s, "--state").ok())
+            .is_some_and(|s| s == resolved);
+        if same_as_state {
+            return Err(Error::usage(
+                "--plan must not be the --state file: a dry run never writes the state file",
+            ));
+        }
+    }
     // The whole document is read before anything else, so a sign-in prompt can never compete
     // with the previous tool of a pipeline for the terminal.
-    let doc = StateDoc::load(common.state.as_deref())?;
+    let mut doc = StateDoc::load(common.state.as_deref(), C::STARTS_SETUP)?;
     check_reads(&doc, COMMON_READS)?;
     check_reads(&doc, C::READS)?;
     let cfg = Config::resolve(C::NAME, common, &doc, C::DEFAULT_TIMEOUT)?;
+    apply_retarget(&mut doc, &cfg.retarget, &report);
     let http = Http::new(cfg, report.clone());
-    let mut ctx = Ctx { doc, http, report };
+    let mut ctx = Ctx {
+        doc,
+        http,
+        report,
+        state_file: common.state.clone(),
+    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::internal(format!("cannot start the async runtime: {e}")))?;
-    let result = rt.block_on(step(&mut ctx, cli));
+    let result = rt.block_on(async {
+        confirm_tenant(&ctx).await?;
+        step(&mut ctx, cli).await
+    });
     let writes = ctx.http.writes();
     // A failed verification is an answer, not a crash: its document (with `verify.*`) is
     // written like any other before the exit code says 6.
@@ -113,6 +171,7 @@ where
         Ok(()) => {
             let mut entry = json!({
                 "changed": writes > 0,
+                "dataverse_changed": ctx.http.dataverse_writes() > 0,
                 "at": now_rfc3339(),
             });
             if ctx.dry_run() {
@@ -142,14 +201,126 @@ where
             }
         }
         Err(e) => {
-            // With --state, what was done before the failure is kept, so a re-run resumes.
+            // A run that sent no write changed nothing: its --state file stays byte-identical.
+            // One that did (even a write that then failed, such as a publish) records what it
+            // did and the error, so a resume knows; every other key is kept.
             if let Some(path) = &common.state {
-                if !ctx.dry_run() {
-                    let _ = ctx.doc.save(path);
+                if !ctx.dry_run() && ctx.http.attempted_writes() > 0 {
+                    record_failure(&mut ctx, C::NAME, &e, writes);
+                    if let Err(save) = ctx.doc.save(path) {
+                        crate::output::ewriteln(&format!(
+                            "{}: error: {save}; what this run did is not recorded",
+                            C::NAME
+                        ));
+                    }
                 }
             }
             Err(e)
         }
+    }
+}
+
+/// `steps.<tool>` after a failure that came after a write: the earlier success's `changed`/`at`
+/// stay unless this run changed something itself, and `error` says what went wrong (nothing
+/// secret: the message is the one printed on stderr).
+fn record_failure(ctx: &mut Ctx, tool: &str, e: &Error, writes: usize) {
+    let key = format!("steps.{tool}");
+    let mut entry = match ctx.doc.get(&key) {
+        Some(Value::Object(m)) => Value::Object(m.clone()),
+        _ => json!({"changed": false}),
+    };
+    if writes > 0 {
+        entry["changed"] = Value::Bool(true);
+        entry["at"] = Value::from(now_rfc3339());
+        if ctx.http.dataverse_writes() > 0 {
+            entry["dataverse_changed"] = Value::Bool(true);
+        }
+    }
+    entry["error"] = json!({
+        "exit_code": e.kind.code(),
+        "kind": format!("{:?}", e.kind).to_ascii_lowercase(),
+        "message": e.to_string(),
+        "at": now_rfc3339(),
+    });
+    ctx.doc.set(&key, entry);
+}
+
+/// A tenant named by a domain is resolved (the `tid` of the token this run signs in with) and
+/// compared with the document's tenant id before the step sends anything.
+async fn confirm_tenant(ctx: &Ctx) -> Result<()> {
+    let Some(doc_tenant) = ctx.config().tenant_to_confirm.clone() else {
+        return Ok(());
+    };
+    let flag = ctx.config().tenant()?.to_string();
+    match ctx.http.signed_in_tenant_id().await? {
+        Some(tid) if tid.eq_ignore_ascii_case(&doc_tenant) => Ok(()),
+        Some(tid) => Err(crate::config::tenant_mismatch(
+            &format!("{tid} ({flag})"),
+            &doc_tenant,
+        )),
+        None => Err(Error::usage(format!(
+            "cannot tell whether {flag} is the document's tenant {doc_tenant}: the sign-in token does not name its tenant"
+        ))
+        .with_hint("pass the tenant id (GUID) as --tenant, or --retarget to move the document")),
+    }
+}
+
+/// With `--retarget`, the document moves to the new tenant or org: the ids that belong to the
+/// old one are dropped (names and settings stay), so every later step finds or creates its
+/// objects in the new target instead of acting on ids that mean nothing there.
+fn apply_retarget(doc: &mut StateDoc, moves: &crate::config::Retarget, report: &Reporter) {
+    if let Some((old, new)) = &moves.tenant {
+        for key in [
+            "app.client_id",
+            "app.object_id",
+            "app.service_principal_id",
+            "consent",
+            "secret",
+            "hrd_policy",
+            "dynamics.application_user_id",
+            "dynamics.username",
+            "dynamics.roles",
+            "marketo_config",
+            "publish",
+            "verify",
+            "steps",
+        ] {
+            doc.remove(key);
+        }
+        doc.set("tenant.id", new.as_str());
+        report.say(&format!(
+            "--retarget: moving this document from tenant {old} to {new}; the ids of the old tenant's objects were dropped (they stay in that tenant)"
+        ));
+    }
+    if let Some((old, new)) = &moves.dynamics {
+        for key in [
+            "dynamics.application_user_id",
+            "dynamics.username",
+            "dynamics.business_unit_id",
+            "dynamics.roles",
+            "dynamics.solution",
+            "marketo_config",
+            "publish",
+            "sync_filter",
+            "verify",
+        ] {
+            doc.remove(key);
+        }
+        for tool in [
+            "assign-role",
+            "configure-marketo",
+            "publish-customizations",
+            "add-sync-filter",
+            "verify-sync",
+        ] {
+            doc.remove(&format!("steps.{tool}"));
+        }
+        doc.set("dynamics.url", crate::config::base(new));
+        report.say(&format!(
+            "--retarget: moving this document from the org {} to {}; the old org's ids were dropped",
+            crate::config::base(old),
+            crate::config::base(new)
+        ));
     }
 }
 
@@ -192,9 +363,15 @@ fn check_reads(doc: &StateDoc, reads: &[(&str, Key)]) -> Result<()> {
     Ok(())
 }
 
-/// The only writer of stdout.
+/// The only writer of stdout. A dry run never writes the `--state` file: its would-be document
+/// goes to `--plan FILE` or stdout, so a later real run still sees what is owed.
 fn emit(doc: &StateDoc, common: &CommonArgs) -> Result<()> {
-    if let Some(path) = &common.state {
+    if common.dry_run {
+        if let Some(plan) = &common.plan {
+            return crate::fsutil::write_atomic(plan, doc.to_text(true).as_bytes(), 0o600)
+                .map_err(|e| Error::internal(format!("cannot write --plan {}: {e}", plan.display())));
+        }
+    } else if let Some(path) = &common.state {
         return doc.save(path);
     }
     let out = std::io::stdout();
@@ -209,9 +386,9 @@ fn emit(doc: &StateDoc, common: &CommonArgs) -> Result<()> {
 }
 
 pub fn report_error(tool: &str, e: &Error) {
-    eprintln!("{tool}: error: {e}");
+    crate::output::ewriteln(&format!("{tool}: error: {e}"));
     if let Some(h) = &e.hint {
-        eprintln!("{tool}: hint: {h}");
+        crate::output::ewriteln(&format!("{tool}: hint: {h}"));
     }
 }
 
@@ -233,8 +410,8 @@ fn clap_exit(tool: &str, e: clap::Error) -> ExitCode {
                 .unwrap_or("invalid arguments")
                 .trim()
                 .trim_start_matches("error: ");
-            eprintln!("{tool}: error: {first}");
-            eprintln!("{tool}: hint: see `{tool} --help`");
+            crate::output::ewriteln(&format!("{tool}: error: {first}"));
+            crate::output::ewriteln(&format!("{tool}: hint: see `{tool} --help`"));
             ExitCode::from(2)
         }
     }

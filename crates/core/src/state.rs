@@ -23,10 +23,24 @@ impl StateDoc {
         Self::default()
     }
 
-    /// Parses a document. Empty input (only whitespace) is the empty document.
+    /// Parses a document. Empty input (only whitespace) is the empty document here; whether
+    /// empty input is acceptable at all is decided by [`StateDoc::load`].
+    ///
+    /// Numbers keep their exact text (serde_json's `arbitrary_precision`), so a key the tools do
+    /// not own passes through unchanged (`1e2` stays `1e2`, a 30-digit integer stays exact), and
+    /// a key that appears twice in one object is refused: JSON parsers disagree on which of the
+    /// two wins, so the document is ambiguous.
     pub fn parse(text: &str, source: &str) -> Result<Self> {
         if text.trim().is_empty() {
             return Ok(Self::default());
+        }
+        if let Err(e) = serde_json::from_str::<dupcheck::NoDuplicateKeys>(text) {
+            if e.is_data() {
+                return Err(Error::usage(format!(
+                    "the state document on {source} is ambiguous: {e}"
+                ))
+                .with_hint("remove one of the two entries with that key, then re-run"));
+            }
         }
         match serde_json::from_str::<Value>(text) {
             Ok(Value::Object(root)) => Ok(StateDoc { root }),
@@ -42,14 +56,25 @@ impl StateDoc {
         }
     }
 
-    /// Reads the document from `--state FILE` (missing file = empty document) or from stdin when
-    /// stdin is not a terminal.
-    pub fn load(state_file: Option<&Path>) -> Result<Self> {
+    /// Reads the document from `--state FILE` (a missing file is the empty document) or from
+    /// stdin when stdin is not a terminal.
+    ///
+    /// Empty input means "start from nothing" only when it cannot be a failed step's output:
+    /// a terminal, `< /dev/null` (a character device) or a missing `--state` file. Zero bytes
+    /// from a pipe or a regular file are what a pipeline hands on when its previous step failed,
+    /// so a tool that continues a setup (`starts_setup == false`) refuses them (exit 2) rather
+    /// than acting on an org with no document — `printf '' | publish-customizations` used to
+    /// publish every customization of the org.
+    pub fn load(state_file: Option<&Path>, starts_setup: bool) -> Result<Self> {
         match state_file {
             Some(path) => match std::fs::File::open(path) {
                 Ok(f) => {
-                    let text = read_bounded(f, &format!("--state {}", path.display()))?;
-                    Self::parse(&text, &format!("--state {}", path.display()))
+                    let source = format!("--state {}", path.display());
+                    let text = read_bounded(f, &source)?;
+                    if text.trim().is_empty() && !starts_setup {
+                        return Err(empty_input(&source));
+                    }
+                    Self::parse(&text, &source)
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
                 Err(e) => Err(Error::usage(format!(
@@ -63,6 +88,9 @@ impl StateDoc {
                     return Ok(Self::default());
                 }
                 let text = read_bounded(stdin.lock(), "stdin")?;
+                if text.trim().is_empty() && !starts_setup && !stdin_is_null_device() {
+                    return Err(empty_input("stdin"));
+                }
                 Self::parse(&text, "stdin")
             }
         }
@@ -199,6 +227,100 @@ impl StateDoc {
     }
 }
 
+fn empty_input(source: &str) -> Error {
+    Error::usage(format!(
+        "the previous step produced no document: {source} is empty"
+    ))
+    .with_hint(
+        "look at the previous step's error above; to start from nothing on purpose, pass `< /dev/null` or a document of `{}`",
+    )
+}
+
+/// Is stdin a character device such as `/dev/null` (an explicit "no document"), rather than a
+/// pipe, socket or file that came up empty?
+#[cfg(unix)]
+fn stdin_is_null_device() -> bool {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::FileTypeExt;
+    std::io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(std::fs::File::from)
+        .and_then(|f| f.metadata())
+        .is_ok_and(|m| m.file_type().is_char_device())
+}
+
+#[cfg(not(unix))]
+fn stdin_is_null_device() -> bool {
+    false
+}
+
+/// A walk over a JSON text that fails on the first object holding one key twice. serde_json's
+/// `Value` keeps the last of them silently.
+mod dupcheck {
+    use std::collections::HashSet;
+    use std::fmt;
+
+    use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+    pub struct NoDuplicateKeys;
+
+    impl<'de> Deserialize<'de> for NoDuplicateKeys {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(Walk)
+        }
+    }
+
+    struct Walk;
+
+    impl<'de> Visitor<'de> for Walk {
+        type Value = NoDuplicateKeys;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+            Ok(NoDuplicateKeys)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+            Ok(NoDuplicateKeys)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+            Ok(NoDuplicateKeys)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+            Ok(NoDuplicateKeys)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+            Ok(NoDuplicateKeys)
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(NoDuplicateKeys)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            while seq.next_element::<NoDuplicateKeys>()?.is_some() {}
+            Ok(NoDuplicateKeys)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut seen = HashSet::new();
+            while let Some(key) = map.next_key::<String>()? {
+                // With arbitrary_precision a number arrives as a one-key map of serde_json's
+                // own; its value is the number's text.
+                if key == "$serde_json::private::Number" {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+                if !seen.insert(key.clone()) {
+                    return Err(de::Error::custom(format!(
+                        "the key {key:?} appears twice in one object"
+                    )));
+                }
+                map.next_value::<NoDuplicateKeys>()?;
+            }
+            Ok(NoDuplicateKeys)
+        }
+    }
+}
+
 fn read_bounded(r: impl Read, source: &str) -> Result<String> {
     let mut buf = Vec::new();
     let n = r
@@ -257,6 +379,20 @@ mod tests {
         assert!(e.message.contains("app.client_id"));
         let e = d.get_str("tenant.id").unwrap_err();
         assert!(e.message.contains("tenant"), "{e}");
+    }
+
+    #[test]
+    fn numbers_keep_their_text_and_duplicate_keys_are_refused() {
+        let text = r#"{"u":123456789012345678901234567890,"e":1e2,"z":-0,"f":1.50,"a":[{"x":1}]}"#;
+        let d = StateDoc::parse(text, "t").unwrap();
+        assert_eq!(d.to_text(false).trim_end(), text);
+        let e = StateDoc::parse(r#"{"a":1,"a":2}"#, "t").unwrap_err();
+        assert_eq!(e.kind.code(), 2);
+        assert!(e.message.contains("\"a\" appears twice"), "{e}");
+        let e = StateDoc::parse(r#"{"x":{"deep":[{"k":1,"k":1}]}}"#, "t").unwrap_err();
+        assert!(e.message.contains("\"k\""), "{e}");
+        // The same key in two different objects is fine.
+        assert!(StateDoc::parse(r#"{"a":{"k":1},"b":{"k":1}}"#, "t").is_ok());
     }
 
     #[test]

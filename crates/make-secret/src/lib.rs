@@ -6,21 +6,36 @@
 //!
 //! What "already done" means (design.md, "Idempotency keys"): the document's `secret.key_id`
 //! still exists on the app, its file is present (and starts with the credential's hint), and the
-//! credential lives longer than `--min-validity`. Otherwise a new credential is added; existing
-//! ones are removed only with `--revoke-others`. `passwordCredentials` is never PATCHed (peers
+//! credential lives longer than `--min-validity`. Without a recorded key id (a new pipeline run
+//! from an empty document), a secret file that is already there is adopted when it matches a
+//! live credential this tool made (its hint, and the run tag at the end of its name), so re-runs
+//! do not pile up credentials. A recorded credential that is still valid but whose file is gone
+//! (deleted after pasting it into Marketo) is *not* replaced: Marketo may be using it, so the
+//! tool warns and leaves it; `--rotate` makes a new one on purpose. Otherwise a new credential is
+//! added. Credentials are removed only with `--revoke-others` (alias `--retire-old`), which asks
+//! on a terminal and needs `--yes` otherwise. `passwordCredentials` is never PATCHed (peers
 //! lose credentials that way, peers.md §9.2): only `addPassword` / `removePassword`.
+//!
+//! Rotation (`--rotate`): a new secret is added while the old one keeps working, saved to the
+//! secret file, and the Marketo step-3 values to update are printed; the old key id is recorded
+//! as `secret.previous_key_id`. Once Marketo uses the new secret, `--retire-old --yes` removes
+//! the old one.
 //!
 //! Lost answers: core retries a POST whose answer was lost, so one `addPassword` can create two
 //! credentials, the first with a secret nobody will ever see. Every credential this tool adds
 //! carries a per-run tag (`[run 3fa9c2d1]`) in its display name, and after a successful add any
 //! other credential with the same tag is removed.
 //!
-//! Reads:  `app.object_id` (or `app.client_id`), `secret.key_id`, `secret.file`.
-//! Writes: `secret.key_id`, `secret.hint`, `secret.expires_at`, `secret.file`,
-//!         `secret.display_name`; `secret.value` only with `--reveal`.
+//! Reads:  `app.object_id` (or `app.client_id`), `secret.key_id`, `secret.file` (relative to the
+//!         `--state` file's folder when relative), `tenant.id`, `dynamics.url`.
+//! Writes: `secret.key_id`, `secret.hint`, `secret.expires_at`, `secret.file` (just the file name
+//!         when it sits beside the `--state` file, so the folder can be moved; else absolute),
+//!         `secret.display_name`, `secret.previous_key_id` after `--rotate`; `secret.value` only
+//!         with `--reveal`.
 //!
 //! Exit codes: 0 done; 1 the secret file could not be written (the new credential is removed
-//! again) or another local failure; 2 bad flags or input, nothing sent; 3 sign-in failed;
+//! again) or another local failure; 2 bad flags or input (also `--revoke-others` off a terminal
+//! without `--yes`), nothing sent; 3 sign-in failed;
 //! 4 Graph refused (e.g. the tenant's secret-lifetime policy, missing privilege); 5 not in time.
 //!
 //! Example:
@@ -30,6 +45,7 @@
 //! ```
 
 use std::fmt;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -48,9 +64,12 @@ use s2s_graph::{AppRef, Application, Graph, PasswordCredential, RunTag};
 ///
 /// Adds a password credential to the app registration and writes its value to --secret-file
 /// before reporting success. A re-run adds nothing while the recorded secret is still on the app,
-/// its file exists and it is valid for longer than --min-validity. Credentials are only removed
-/// with --revoke-others. Reads app.object_id (or app.client_id) from the state document on stdin;
-/// writes secret.key_id, secret.hint, secret.expires_at and secret.file.
+/// its file exists and it is valid for longer than --min-validity; an existing secret file that
+/// matches a credential this tool made is adopted. A valid recorded secret whose file was deleted
+/// is left alone with a warning (Marketo may use it): --rotate makes a new one. Credentials are
+/// only removed with --revoke-others (--retire-old), after confirmation. Reads app.object_id (or
+/// app.client_id) from the state document on stdin; writes secret.key_id, secret.hint,
+/// secret.expires_at and secret.file.
 #[derive(Debug, Parser)]
 #[command(
     name = "make-secret",
@@ -59,14 +78,17 @@ use s2s_graph::{AppRef, Application, Graph, PasswordCredential, RunTag};
 Examples:
   register-app | grant-consent | make-secret --secret-file marketo.secret > state.json
   make-secret --state marketo-s2s.state.json --min-validity 60d      # renew when due
-  make-secret --state marketo-s2s.state.json --revoke-others         # keep only the saved one
+  make-secret --state marketo-s2s.state.json --rotate                # new secret, old one still works
+  make-secret --state marketo-s2s.state.json --retire-old --yes      # after Marketo has the new one
 
 The secret's value goes only to the 0600 --secret-file (and to the document with --reveal).
 Reads app.object_id (or app.client_id), secret.*; writes secret.key_id, secret.hint,
-secret.expires_at, secret.file. A re-run sends no write while the saved secret is valid.
+secret.expires_at, secret.file (by name when beside the --state file), secret.previous_key_id.
+A re-run sends no write while the saved secret is valid; a valid secret whose file was deleted is
+kept (with a warning) until --rotate.
 Exit codes: 0 done, 1 the secret file could not be written (the credential is removed again),
-2 bad input, 3 sign-in failed, 4 Graph refused (e.g. the tenant's secret lifetime policy),
-5 not in time."
+2 bad input (or --revoke-others without --yes off a terminal), 3 sign-in failed, 4 Graph
+refused (e.g. the tenant's secret lifetime policy), 5 not in time."
 )]
 pub struct Cli {
     /// Object id of the app registration [state: app.object_id]
@@ -92,7 +114,7 @@ pub struct Cli {
     pub min_validity: Lifetime,
 
     /// File that receives the secret value, created with mode 0600 [state: secret.file]
-    /// [default: marketo-s2s-<client id>.secret in the current directory]
+    /// [default: marketo-s2s-<client id>.secret beside the --state file, or in the current folder]
     #[arg(long, value_name = "FILE")]
     pub secret_file: Option<PathBuf>,
 
@@ -100,10 +122,19 @@ pub struct Cli {
     #[arg(long)]
     pub reveal: bool,
 
-    /// Remove every other password credential of the app (each is listed on stderr); use it once
-    /// nothing depends on the old secrets
+    /// Add a new secret now, even if the saved one is still valid; the old one keeps working
+    /// until --retire-old removes it (update Marketo in between)
     #[arg(long)]
+    pub rotate: bool,
+
+    /// Remove every other password credential of the app (each is listed on stderr); use it once
+    /// nothing depends on the old secrets. Asks on a terminal; needs --yes otherwise
+    #[arg(long, visible_alias = "retire-old")]
     pub revoke_others: bool,
+
+    /// Confirm --revoke-others / --retire-old without asking (needed off a terminal)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
 
     #[command(flatten)]
     pub common: CommonArgs,
@@ -127,6 +158,17 @@ impl s2s_core::Tool for Cli {
         }
         if let Some(f) = &self.secret_file {
             check_secret_path(f, "--secret-file")?;
+        }
+        // Off a terminal the question cannot be asked: refuse before anything is sent.
+        if self.revoke_others
+            && !self.yes
+            && !self.common.dry_run
+            && !std::io::stderr().is_terminal()
+        {
+            return Err(s2s_core::confirm::needs_yes(
+                "make-secret",
+                "removing the app's other credentials (--revoke-others / --retire-old)",
+            ));
         }
         Ok(())
     }
@@ -219,6 +261,24 @@ fn check_secret_path(p: &Path, what: &str) -> Result<()> {
     if p.as_os_str().is_empty() {
         return Err(Error::usage(format!("{what} must not be empty")));
     }
+    let bytes = p.as_os_str().as_encoded_bytes();
+    if bytes.iter().any(|b| b.is_ascii_control()) {
+        return Err(Error::usage(format!(
+            "{what} {:?} contains a control character",
+            p.to_string_lossy()
+        )));
+    }
+    // Only a regular file is read or replaced: a FIFO would block the read forever and a device
+    // (`/dev/stdout`) would be turned into a file by the rename.
+    if let Ok(m) = std::fs::metadata(p) {
+        if !m.is_file() && !m.is_dir() {
+            return Err(Error::usage(format!(
+                "{what} {} is not a regular file (a device, pipe or socket)",
+                p.display()
+            ))
+            .with_hint("give the path of a regular file; it is created with mode 0600"));
+        }
+    }
     if p.is_dir() || p.file_name().is_none() {
         return Err(Error::usage(format!(
             "{what} {} is a directory; give the path of the file to create",
@@ -235,6 +295,8 @@ fn check_secret_path(p: &Path, what: &str) -> Result<()> {
 enum Recorded {
     /// Valid, saved and long-lived: nothing to do.
     Usable(PasswordCredential),
+    /// Valid and long-lived, but its file is gone: kept (Marketo may use it), with a warning.
+    FileMissing(PasswordCredential),
     /// A new credential is needed, for this reason.
     Replace(String),
 }
@@ -245,7 +307,10 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
     let target =
         AppRef::from_flags_or_doc(cli.object_id.as_deref(), cli.client_id.as_deref(), &ctx.doc)?;
     let doc_key = ctx.doc.get_guid("secret.key_id")?;
-    let doc_file = ctx.doc.get_str("secret.file")?.map(PathBuf::from);
+    let doc_file = ctx
+        .doc
+        .get_str("secret.file")?
+        .map(|f| ctx.resolve_doc_path(Path::new(f)));
     if cli.secret_file.is_none() {
         if let Some(f) = &doc_file {
             check_secret_path(f, "state document key secret.file")?;
@@ -288,14 +353,60 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
         .secret_file
         .clone()
         .or(doc_file)
-        .unwrap_or_else(|| PathBuf::from(format!("marketo-s2s-{}.secret", app.app_id)));
+        .unwrap_or_else(|| {
+            ctx.default_dir()
+                .join(format!("marketo-s2s-{}.secret", app.app_id))
+        });
     check_secret_path(&file, "--secret-file")?;
-    // Recorded absolute, so a re-run from another directory checks the same file.
+    // Absolute for this run, so a re-run from another folder checks the same file; recorded by
+    // name when it sits beside the --state file (see `record`).
     let file = std::path::absolute(&file).unwrap_or(file);
+    let file_text = ctx.doc_path_text(&file);
 
-    let recorded = judge_recorded(&app, doc_key.as_deref(), &file, renew_before);
+    let mut recorded = judge_recorded(&app, doc_key.as_deref(), &file, renew_before);
+    if let Recorded::Replace(_) = recorded {
+        if doc_key.is_none() {
+            // A new pipeline run from an empty document: the secret file of an earlier run is
+            // right there, so the credential behind it is adopted rather than adding another.
+            if let Some(cred) = adoptable(&app, &file, renew_before) {
+                ctx.say(&format!(
+                    "adopting client secret {} (hint {}): its value is already saved in {}",
+                    cred.key_id,
+                    cred.hint.as_deref().unwrap_or("?"),
+                    file.display()
+                ));
+                recorded = Recorded::Usable(cred);
+            }
+        }
+    }
+    if let Recorded::FileMissing(cred) = &recorded {
+        if !cli.rotate {
+            ctx.warn(&format!(
+                "client secret {} (hint {}) is still on the app and valid until {}, but its file {} is missing; Marketo may be using it, so no new secret was added",
+                cred.key_id,
+                cred.hint.as_deref().unwrap_or("?"),
+                cred.end_date_time.as_deref().unwrap_or("?"),
+                file.display()
+            ));
+            ctx.warn("to replace it, run make-secret --rotate (then update Marketo's step 3 and run make-secret --retire-old --yes)");
+        }
+    }
+    let previous = match &recorded {
+        Recorded::Usable(c) | Recorded::FileMissing(c) => Some(c.key_id.clone()),
+        Recorded::Replace(_) => None,
+    };
+    if cli.rotate {
+        recorded = Recorded::Replace(match &previous {
+            Some(k) => format!("--rotate: replacing client secret {k}"),
+            None => "--rotate".to_string(),
+        });
+    }
     // The credential to keep, and the app's credentials as they are now.
     let (kept, app_now) = match recorded {
+        Recorded::FileMissing(cred) => {
+            record(&mut ctx.doc, &cred, &file_text, None);
+            (cred.key_id, app)
+        }
         Recorded::Usable(cred) => {
             ctx.say(&format!(
                 "client secret {} (hint {}) is on the app, saved in {} and valid until {}",
@@ -310,7 +421,7 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
             } else {
                 None
             };
-            record(&mut ctx.doc, &cred, &file, saved.as_ref());
+            record(&mut ctx.doc, &cred, &file_text, saved.as_ref());
             (cred.key_id, app)
         }
         Recorded::Replace(why) => {
@@ -326,9 +437,16 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
                     record(
                         &mut ctx.doc,
                         &new.cred,
-                        &file,
+                        &file_text,
                         cli.reveal.then_some(&new.value),
                     );
+                    if cli.rotate {
+                        match &previous {
+                            Some(old) => ctx.doc.set("secret.previous_key_id", json!(old)),
+                            None => ctx.doc.remove("secret.previous_key_id"),
+                        }
+                        print_step3(ctx, &app_now, &file, previous.as_deref());
+                    }
                     (new.cred.key_id, app_now)
                 }
                 // --dry-run: the plan holds the addPassword; every existing credential is "other".
@@ -349,10 +467,33 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
         .iter()
         .filter(|c| !c.key_id.eq_ignore_ascii_case(&kept))
         .collect();
-    if cli.revoke_others {
+    let go_ahead = cli.revoke_others
+        && !others.is_empty()
+        && s2s_core::confirm::confirm(
+            ctx.tool(),
+            &format!(
+                "remove {} other credential(s) of the app ({}); Marketo stops working if it uses one of them",
+                others.len(),
+                others
+                    .iter()
+                    .map(|c| c.key_id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            cli.yes,
+            ctx.dry_run(),
+        )?;
+    if cli.revoke_others && !others.is_empty() && !go_ahead {
+        ctx.say("not removing any credential (not confirmed)");
+    } else if cli.revoke_others {
         for c in others {
             if remove_credential(ctx, &g, &app_now.id, &c.key_id).await? {
                 ctx.say(&format!("revoked credential {}", describe(c)));
+                if ctx.doc.get_str("secret.previous_key_id").ok().flatten()
+                    == Some(c.key_id.as_str())
+                {
+                    ctx.doc.remove("secret.previous_key_id");
+                }
             } else if ctx.dry_run() {
                 ctx.say(&format!("would revoke credential {}", describe(c)));
             }
@@ -384,7 +525,9 @@ fn judge_recorded(
     let Some(cred) = app.password_credential(key) else {
         return Recorded::Replace(format!("the recorded secret {key} is no longer on the app"));
     };
+    let long_lived = cred.expires_at().is_some_and(|end| end > renew_before);
     match file_matches(file, cred.hint.as_deref()) {
+        FileState::Missing if long_lived => return Recorded::FileMissing(cred.clone()),
         FileState::Missing => {
             return Recorded::Replace(format!(
                 "the recorded secret's file {} is missing",
@@ -408,6 +551,71 @@ fn judge_recorded(
         None => Recorded::Replace(format!(
             "the recorded secret {key} has no readable end date"
         )),
+    }
+}
+
+/// The live credential behind an existing secret file, when no key id is recorded: one this
+/// tool made (its name ends with a run tag), whose hint starts the saved value, valid past
+/// `--min-validity`; the newest if several match.
+fn adoptable(
+    app: &Application,
+    file: &Path,
+    renew_before: OffsetDateTime,
+) -> Option<PasswordCredential> {
+    let value = read_secret_file(file)?;
+    app.password_credentials
+        .iter()
+        .filter(|c| c.display_name.as_deref().is_some_and(made_by_this_tool))
+        .filter(|c| {
+            c.hint
+                .as_deref()
+                .is_some_and(|h| !h.is_empty() && value.expose_secret().starts_with(h))
+        })
+        .filter(|c| c.expires_at().is_some_and(|end| end > renew_before))
+        .max_by(|a, b| a.start_date_time.cmp(&b.start_date_time))
+        .cloned()
+}
+
+/// Whether a credential's display name ends with a run tag (`… [run 3fa9c2d1]`), as every
+/// credential this tool adds does.
+fn made_by_this_tool(name: &str) -> bool {
+    let Some(rest) = name.strip_suffix(']') else {
+        return false;
+    };
+    let Some(i) = rest.rfind("[run ") else {
+        return false;
+    };
+    let hex = &rest[i + 5..];
+    hex.len() == 8 && hex.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// After `--rotate`: what to change in Marketo, and what to run once it is changed.
+fn print_step3(ctx: &Ctx, app: &Application, file: &Path, previous: Option<&str>) {
+    let s = |k: &str| {
+        ctx.doc
+            .get_str(k)
+            .ok()
+            .flatten()
+            .map(|v| s2s_core::output::sanitize(v))
+            .unwrap_or_else(|| "(unknown)".into())
+    };
+    let lines = [
+        "update Marketo step 3 (Admin > CRM > Microsoft Dynamics > Enter Credentials) with the new secret:".to_string(),
+        format!("  Dynamics URL : {}", s("dynamics.url")),
+        format!("  Tenant ID    : {}", s("tenant.id")),
+        format!("  Client ID    : {}", app.app_id),
+        format!(
+            "  Client secret: the content of {} (shown nowhere else)",
+            s2s_core::output::sanitize(&file.display().to_string())
+        ),
+    ];
+    for l in lines {
+        ctx.say(&l);
+    }
+    if let Some(old) = previous {
+        ctx.say(&format!(
+            "the old secret {old} keeps working; once Marketo uses the new one, run: make-secret --retire-old --yes"
+        ));
     }
 }
 
@@ -626,16 +834,17 @@ async fn remove_credential(
     .await
 }
 
+/// `file_text` is the file as the document records it (`Ctx::doc_path_text`).
 fn record(
     doc: &mut s2s_core::StateDoc,
     cred: &PasswordCredential,
-    file: &Path,
+    file_text: &str,
     revealed: Option<&SecretString>,
 ) {
     doc.set("secret.key_id", json!(cred.key_id));
     doc.set("secret.hint", json!(cred.hint));
     doc.set("secret.expires_at", json!(cred.end_date_time));
-    doc.set("secret.file", json!(file.to_string_lossy()));
+    doc.set("secret.file", json!(file_text));
     if let Some(n) = &cred.display_name {
         doc.set("secret.display_name", json!(n));
     }

@@ -8,19 +8,16 @@
 //! (`asyncoperations`: statuscode 30 succeeded, 31 failed, 32 canceled). Both retry the
 //! "entity customization running" lock (0x80090412) within the deadline.
 //!
-//! `--if-changed` sends nothing — not even a sign-in — unless a step that comes before it wrote
-//! something. It reads every entry of the document's `steps` object and counts those whose
-//! `changed` is `true` and whose `at` is later than `publish.last_published_at` (a change an
-//! earlier publish already covered does not count; in a dry run, `planned_writes` count too),
-//! except three: its own (`steps.publish-customizations`), `add-sync-filter`
-//! and `verify-sync`. In the runbook the steps it considers are therefore `register-app`,
-//! `grant-consent`, `make-secret`, `set-hrd-policy`, `assign-role` and `configure-marketo` (and
-//! any other tool's entry a document carries). The two excluded steps run after it in the
-//! runbook and never leave anything for it to publish: `add-sync-filter` publishes exactly the
-//! entities it changes itself (`PublishXml`), and `verify-sync` only reads. Counting them would
-//! make every re-run of a `--state` runbook publish again, because their `changed: true` from
-//! the previous run is still in the document when this step runs. It publishes regardless when
-//! an earlier publish of this document did not finish (`publish.status` still `pending`).
+//! `--if-changed` sends nothing — not even a sign-in — unless an earlier step changed the
+//! Dynamics org since the last publish. Publishing interrupts the org's users and is owed only
+//! after Dataverse changes, so a new client secret, a renamed app or an HRD policy never trigger
+//! it. It reads every entry of the document's `steps` object and counts those whose `changed`
+//! and `dataverse_changed` are `true` (core records `dataverse_changed` when a tool wrote to the
+//! org; for older documents without it, `assign-role` and `configure-marketo` are the steps that
+//! do) and whose `at` is later than `publish.last_published_at` (in a dry run, `planned_writes`
+//! count too). `add-sync-filter` and `verify-sync` never count: the first publishes exactly its
+//! own entities (`PublishXml`), the second only reads. It publishes regardless when an earlier
+//! publish of this document did not finish (`publish.status` still `pending`).
 //!
 //! Input keys:  `dynamics.url` (or `--dynamics-url`), `steps.*.changed`/`at`, `publish.status`
 //!              and `publish.last_published_at` (for `--if-changed`).
@@ -40,7 +37,7 @@
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use s2s_core::retry::{Poll, until_ready};
 use s2s_core::run::now_rfc3339;
@@ -66,8 +63,9 @@ Examples:
 Reads dynamics.url, and for --if-changed steps.*.changed/at, publish.status and
 publish.last_published_at, from the state document on stdin; writes publish.status (published,
 skipped-unchanged, planned, or pending when a publish failed), publish.at, publish.mode,
-publish.async_operation_id, publish.last_published_at. --if-changed counts only the steps that
-changed after the last publish, so a re-run on a finished setup sends no write.
+publish.async_operation_id, publish.last_published_at. --if-changed publishes only when a step
+changed the Dynamics org after the last publish (steps.*.dataverse_changed; a new secret or an
+Entra change never does), so a re-run on a finished setup sends no write.
 Exit codes: 0 published or skipped, 2 bad input, 3 sign-in failed, 4 Dataverse refused or the
 publish job failed, 5 timed out, 1 unexpected failure."
 )]
@@ -80,8 +78,8 @@ pub struct Cli {
     #[arg(long, value_name = "DURATION", default_value = "20m", value_parser = s2s_core::cli::parse_duration)]
     pub publish_timeout: Duration,
 
-    /// Send nothing when no earlier step in the document changed anything (steps.*.changed;
-    /// add-sync-filter and verify-sync, which come after this step, do not count)
+    /// Send nothing unless an earlier step changed the Dynamics org since the last publish
+    /// (steps.*.dataverse_changed; Entra-only steps, add-sync-filter and verify-sync do not count)
     #[arg(long)]
     pub if_changed: bool,
 
@@ -119,7 +117,7 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
         let changed = changed_steps(ctx)?;
         let unfinished = ctx.doc.get_str("publish.status")? == Some("pending");
         if changed.is_empty() && !unfinished {
-            ctx.say("no earlier step changed anything: not publishing (--if-changed)");
+            ctx.say("no earlier step changed Dataverse since the last publish: not publishing (--if-changed)");
             set_publish(ctx, "skipped-unchanged", mode, None, last_published);
             return Ok(());
         }
@@ -172,50 +170,10 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
     Ok(())
 }
 
-/// Steps whose changes never call for this publish: they come after it in the runbook, and
-/// `add-sync-filter` publishes exactly its own entities (`PublishXml`) while `verify-sync` only
-/// reads. Counting them would make a re-run of a `--state` runbook publish again, because their
-/// `changed: true` from the previous run is still in the document when this step runs.
-const NOT_BEFORE_PUBLISH: &[&str] = &["add-sync-filter", "verify-sync"];
-
-/// The earlier steps that wrote something *since the last publish* (`steps.<tool>.changed` with
-/// an `at` later than `publish.last_published_at`), publish itself excluded. Without the time
-/// test, a step's old `changed: true` — left in a `--state` file by a step that is not re-run
-/// (`--from`, or this tool run alone) — would publish again on a finished setup.
+/// The earlier steps that changed Dataverse since the last publish (core's `owed` module, shared
+/// with verify-sync's "published" check).
 fn changed_steps(ctx: &Ctx) -> Result<Vec<String>> {
-    let Some(steps) = ctx.doc.get_object("steps")? else {
-        return Ok(Vec::new());
-    };
-    let last = ctx
-        .doc
-        .get_str("publish.last_published_at")?
-        .and_then(parse_time);
-    let dry_run = ctx.dry_run();
-    Ok(steps
-        .iter()
-        .filter(|(name, _)| name.as_str() != NAME && !NOT_BEFORE_PUBLISH.contains(&name.as_str()))
-        .filter(|(_, v)| {
-            let after_last = match (
-                last,
-                v.get("at").and_then(Value::as_str).and_then(parse_time),
-            ) {
-                (Some(last), Some(at)) => at > last,
-                // No publish recorded yet, or a step without a time: count it.
-                _ => true,
-            };
-            // A dry run records what it would have written: in a dry-run pipeline, planned
-            // changes count too, so the plan shows the publish a real run would send.
-            let planned = dry_run
-                && v.get("dry_run").and_then(Value::as_bool) == Some(true)
-                && v.get("planned_writes").and_then(Value::as_u64).unwrap_or(0) > 0;
-            after_last && (v.get("changed").and_then(Value::as_bool) == Some(true) || planned)
-        })
-        .map(|(name, _)| name.clone())
-        .collect())
-}
-
-fn parse_time(s: &str) -> Option<time::OffsetDateTime> {
-    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
+    s2s_core::owed::changes_since_publish(&ctx.doc, ctx.dry_run())
 }
 
 fn set_publish(

@@ -66,6 +66,7 @@ pub struct Cli {
 
 impl Tool for Cli {
     const NAME: &'static str = "register-app";
+    const STARTS_SETUP: bool = true;
     const READS: &'static [(&'static str, Key)] = &[
         ("tenant.id", Key::Str),
         ("tenant.cloud", Key::Str),

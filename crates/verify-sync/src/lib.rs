@@ -8,13 +8,16 @@
 //! `org-access` (the org answers WhoAmI for the admin), `marketo-solution` (installed, at least
 //! 4.0.0.14), `application-user` (exists, enabled), `sync-role` (holds Marketo Sync User),
 //! `marketo-config` (the Default record's Marketo User is that user), `live-login` (the app's own
-//! secret obtains a token for the org and WhoAmI answers as the application user), and
-//! `sync-filter:<entity>` when the document asked for the filter field.
+//! secret obtains a token for the org and WhoAmI answers as the application user),
+//! `sync-filter:<entity>` when the document asked for the filter field, and `published`
+//! (customizations were published after the last Dataverse change the document's `steps`
+//! record, and no publish is left `pending` — read from the document, the rule
+//! `publish-customizations --if-changed` follows).
 //!
 //! - Reads: `tenant.id`, `app.client_id`, `app.object_id`, `app.service_principal_id`,
 //!   `secret.key_id`, `secret.file`, `dynamics.url`, `dynamics.application_user_id`,
 //!   `marketo_config.entity_set`, `marketo_config.record_id`, `marketo_config.user_lookup`,
-//!   `sync_filter.entities`.
+//!   `sync_filter.entities`, `steps.*`, `publish.status`, `publish.last_published_at`.
 //! - Writes: `verify.ok`, `verify.at`, `verify.checks`, `steps.verify-sync`.
 //! - Read-only: it never sends a write (the only POST is the token request of the live test).
 //! - Exit codes: 0 all checks pass; 6 at least one failed (the document is still written);
@@ -22,7 +25,7 @@
 //!
 //! Example: `verify-sync --state marketo-s2s.state.json`
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -45,10 +48,12 @@ use s2s_graph::{DYNAMICS_CRM_APP_ID, Graph, HrdPolicy, ServicePrincipal, USER_IM
     after_help = "\
 Examples:
   verify-sync --state marketo-s2s.state.json
-  register-app | grant-consent | make-secret | assign-role | configure-marketo | verify-sync
+  register-app | grant-consent | make-secret | assign-role | configure-marketo \
+    | publish-customizations --if-changed | verify-sync
 
 Prints a checklist on stderr; each failing check says what to run to fix it. When every check
-passes it prints the values to enter in Marketo step 3 (never the secret itself).
+passes it prints the values to enter in Marketo step 3 (never the secret itself). The
+`published` check fails while a Dataverse change recorded in the document is not published yet.
 Exit codes: 0 all checks pass, 6 a check failed, 2 bad input, 3 sign-in failed, 5 timed out."
 )]
 pub struct Cli {
@@ -180,16 +185,83 @@ fn read_inputs(ctx: &Ctx, cli: &Cli) -> Result<Inputs> {
         object_id: d.get_guid("app.object_id")?,
         sp_id: d.get_guid("app.service_principal_id")?,
         key_id: d.get_guid("secret.key_id")?,
-        secret_file: cli
-            .secret_file
-            .clone()
-            .or(d.get_str("secret.file")?.map(PathBuf::from)),
+        secret_file: secret_file(ctx, cli)?,
         app_user_id: d.get_guid("dynamics.application_user_id")?,
         config_set: d.get_str("marketo_config.entity_set")?.map(str::to_string),
         config_record: d.get_guid("marketo_config.record_id")?,
         config_lookup: d.get_str("marketo_config.user_lookup")?.map(str::to_string),
         filter_entities,
     })
+}
+
+/// The secret file to test: `--secret-file`, or `secret.file` (relative to the `--state` file's
+/// folder). Only a regular file is read: a FIFO would block the run past any deadline.
+fn secret_file(ctx: &Ctx, cli: &Cli) -> Result<Option<PathBuf>> {
+    let (path, what) = match (&cli.secret_file, ctx.doc.get_str("secret.file")?) {
+        (Some(p), _) => (p.clone(), "--secret-file"),
+        (None, Some(p)) => (
+            ctx.resolve_doc_path(Path::new(p)),
+            "state document key secret.file",
+        ),
+        (None, None) => return Ok(None),
+    };
+    if path
+        .as_os_str()
+        .as_encoded_bytes()
+        .iter()
+        .any(u8::is_ascii_control)
+    {
+        return Err(Error::usage(format!(
+            "{what} {:?} contains a control character",
+            path.to_string_lossy()
+        )));
+    }
+    if let Ok(m) = std::fs::metadata(&path) {
+        if !m.is_file() {
+            return Err(Error::usage(format!(
+                "{what} {} is not a regular file",
+                path.display()
+            ))
+            .with_hint("point it at the file make-secret wrote"));
+        }
+    }
+    Ok(Some(path))
+}
+
+/// "Publish All Customizations" ran after the last Dataverse change the document records
+/// (core's `owed` module, the rule publish-customizations --if-changed follows). Read from the
+/// document alone: Dataverse keeps no "unpublished changes" flag to ask.
+fn published_check(doc: &s2s_core::StateDoc) -> Check {
+    let id = "published";
+    let name = "customizations published after the last Dataverse change";
+    if doc.get_str("publish.status").ok().flatten() == Some("pending") {
+        return Check::fail(
+            id,
+            name,
+            "an earlier publish did not finish",
+            "publish-customizations --if-changed",
+        );
+    }
+    match s2s_core::owed::changes_since_publish(doc, false) {
+        Ok(changed) if changed.is_empty() => Check::pass(
+            id,
+            name,
+            match doc.get_str("publish.last_published_at").ok().flatten() {
+                Some(at) => format!("last published at {}", s2s_core::output::sanitize(at)),
+                None => "no Dataverse change recorded in the document".to_string(),
+            },
+        ),
+        Ok(changed) => Check::fail(
+            id,
+            name,
+            format!(
+                "{} changed Dataverse after the last publish",
+                changed.join(", ")
+            ),
+            "publish-customizations --if-changed",
+        ),
+        Err(e) => Check::fail(id, name, e.to_string(), "publish-customizations"),
+    }
 }
 
 /// A failure to answer is a failed check, except a failed admin sign-in or running out of time:
@@ -308,6 +380,7 @@ async fn all_checks(
     let dv = Dataverse::new(&ctx.http, &org);
     let app_user = dynamics_checks(&dv, input, roles, &mut checks).await?;
     live_login(ctx, &org, input, app_user.as_deref(), &mut checks).await?;
+    checks.push(published_check(&ctx.doc));
     Ok(checks)
 }
 

@@ -1,0 +1,241 @@
+//! The `--state FILE` around a run: checked before the first request (it must be a regular file
+//! or not exist yet, in a folder that exists), locked while a tool works on it so two tools on
+//! one file cannot lose each other's keys, and the base that relative paths in the document
+//! (`secret.file`) are resolved against, so a customer's folder can be moved as a whole.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::output::Reporter;
+
+/// How long a second tool waits for the first to finish with the same `--state` file. Every
+/// step but a publish finishes within seconds on a healthy tenant; a publish may take minutes,
+/// and waiting that long in silence would look like a hang.
+pub const LOCK_WAIT: Duration = Duration::from_secs(60);
+
+/// An advisory lock on a sidecar file (`.<name>.lock` beside the state file), held until drop.
+/// The state file itself cannot carry the lock: it is replaced by a rename on every save, and a
+/// lock on the old inode would not stop a tool that opens the new one. The sidecar is left in
+/// place on purpose: deleting it would let a third tool lock a fresh file while the second
+/// still holds the old one.
+#[derive(Debug)]
+pub struct StateLock {
+    _file: File,
+}
+
+/// Checks `--state` before anything is sent: an existing target must be a regular file (after
+/// following a symlink), and its folder must exist, so a run never does real work only to fail
+/// at the end when the document cannot be written.
+pub fn check_target(path: &Path, what: &str) -> Result<PathBuf> {
+    let resolved = match std::fs::canonicalize(path) {
+        Ok(p) => p,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // A dangling symlink would be replaced by the rename; refuse it as well.
+            if std::fs::symlink_metadata(path).is_ok() {
+                return Err(Error::usage(format!(
+                    "{what} {} is a symbolic link to a file that does not exist",
+                    path.display()
+                )));
+            }
+            let parent = match path.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            let dir = std::fs::canonicalize(parent).map_err(|e| {
+                Error::usage(format!(
+                    "{what} {}: its folder {} cannot be used ({e})",
+                    path.display(),
+                    parent.display()
+                ))
+                .with_hint("create the folder first, or give a path in an existing folder")
+            })?;
+            if !dir.is_dir() {
+                return Err(Error::usage(format!(
+                    "{what} {}: {} is not a folder",
+                    path.display(),
+                    parent.display()
+                )));
+            }
+            let name = path.file_name().ok_or_else(|| {
+                Error::usage(format!("{what} {} is not a file path", path.display()))
+            })?;
+            return Ok(dir.join(name));
+        }
+        Err(e) => {
+            return Err(Error::usage(format!(
+                "{what} {} cannot be used ({e})",
+                path.display()
+            )));
+        }
+    };
+    let meta = std::fs::metadata(&resolved)
+        .map_err(|e| Error::usage(format!("{what} {} cannot be used ({e})", path.display())))?;
+    if !meta.is_file() {
+        return Err(Error::usage(format!(
+            "{what} {} is not a regular file (a folder, device, pipe or socket); the tool only replaces regular files",
+            path.display()
+        ))
+        .with_hint("give the path of a regular file (it is created if missing)"));
+    }
+    Ok(resolved)
+}
+
+impl StateLock {
+    /// Locks the (resolved) state file's sidecar, waiting up to `wait` for another tool.
+    pub fn acquire(resolved: &Path, wait: Duration, report: &Reporter) -> Result<StateLock> {
+        let dir = resolved.parent().unwrap_or(Path::new("."));
+        let name = resolved
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let lock_path = dir.join(format!(".{name}.lock"));
+        let file = open_lock_file(&lock_path).map_err(|e| {
+            Error::usage(format!(
+                "cannot create the lock file {} for --state ({e})",
+                lock_path.display()
+            ))
+            .with_hint("the folder of the --state file must be writable")
+        })?;
+        let start = Instant::now();
+        let mut said = false;
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(StateLock { _file: file }),
+                Err(TryLockError::WouldBlock) => {}
+                Err(TryLockError::Error(e)) => {
+                    return Err(Error::internal(format!(
+                        "cannot lock {} ({e})",
+                        lock_path.display()
+                    )));
+                }
+            }
+            if start.elapsed() >= wait {
+                return Err(Error::timeout(format!(
+                    "another marketo-s2s tool is still working on {} after {} s",
+                    resolved.display(),
+                    wait.as_secs()
+                ))
+                .with_hint(
+                    "run the tools on one state file one after the other; re-run this one when the other has finished",
+                ));
+            }
+            if !said {
+                report.say(&format!(
+                    "waiting for another tool to finish with {}",
+                    resolved.display()
+                ));
+                said = true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+#[cfg(unix)]
+fn open_lock_file(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(std::io::Error::other("the lock file is not a regular file"));
+    }
+    Ok(f)
+}
+
+#[cfg(not(unix))]
+fn open_lock_file(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+}
+
+/// Where relative paths in the document live: the folder of `--state`, or the current folder
+/// for a document on a pipe.
+pub fn base_dir(state_file: Option<&Path>) -> PathBuf {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    match state_file.and_then(Path::parent) {
+        Some(p) if !p.as_os_str().is_empty() => cwd.join(p),
+        _ => cwd,
+    }
+}
+
+/// A path from the document or a flag, made absolute: relative document paths are relative to
+/// [`base_dir`]; flags are relative to the current folder, as every command line reads.
+pub fn resolve_doc_path(state_file: Option<&Path>, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base_dir(state_file).join(p)
+    }
+}
+
+/// How a path is recorded in the document: just the file name when it sits beside the
+/// `--state` file (so the folder can be moved), else absolute (so a re-run from another folder
+/// finds the same file).
+pub fn doc_path_text(state_file: Option<&Path>, p: &Path) -> String {
+    let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    if state_file.is_some() {
+        let base = base_dir(state_file);
+        let same = |a: &Path, b: &Path| {
+            std::fs::canonicalize(a).ok().is_some_and(|x| std::fs::canonicalize(b).ok() == Some(x))
+        };
+        if let (Some(parent), Some(name)) = (abs.parent(), abs.file_name()) {
+            if parent == base || same(parent, &base) {
+                return name.to_string_lossy().into_owned();
+            }
+        }
+    }
+    abs.to_string_lossy().into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("s.json");
+        assert_eq!(check_target(&f, "--state").unwrap().file_name(), f.file_name());
+        std::fs::write(&f, "{}").unwrap();
+        assert!(check_target(&f, "--state").is_ok());
+        assert_eq!(check_target(dir.path(), "--state").unwrap_err().kind.code(), 2);
+        assert_eq!(check_target(Path::new("/dev/null"), "--state").unwrap_err().kind.code(), 2);
+        let e = check_target(&dir.path().join("no/such/x.json"), "--state").unwrap_err();
+        assert_eq!(e.kind.code(), 2);
+    }
+
+    #[test]
+    fn second_lock_waits_then_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("s.json");
+        let r = Reporter::new("t", true, 0);
+        let first = StateLock::acquire(&f, Duration::ZERO, &r).unwrap();
+        let e = StateLock::acquire(&f, Duration::from_millis(120), &r).unwrap_err();
+        assert_eq!(e.kind.code(), 5);
+        drop(first);
+        assert!(StateLock::acquire(&f, Duration::ZERO, &r).is_ok());
+    }
+
+    #[test]
+    fn paths_beside_the_state_file_are_recorded_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("s.json");
+        let secret = dir.path().join("x.secret");
+        assert_eq!(doc_path_text(Some(&state), &secret), "x.secret");
+        assert_eq!(resolve_doc_path(Some(&state), Path::new("x.secret")), secret);
+        let elsewhere = std::env::temp_dir().join("elsewhere.secret");
+        assert!(Path::new(&doc_path_text(Some(&state), &elsewhere)).is_absolute());
+        assert!(Path::new(&doc_path_text(None, &secret)).is_absolute());
+    }
+}
