@@ -48,7 +48,7 @@ use s2s_graph::{DYNAMICS_CRM_APP_ID, Graph, HrdPolicy, ServicePrincipal, USER_IM
     after_help = "\
 Examples:
   verify-sync --state marketo-s2s.state.json
-  register-app | grant-consent | make-secret | assign-role | configure-marketo \
+  register-app | grant-consent | make-secret | assign-role | configure-marketo \\
     | publish-customizations --if-changed | verify-sync
 
 Prints a checklist on stderr; each failing check says what to run to fix it. When every check
