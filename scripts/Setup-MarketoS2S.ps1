@@ -45,7 +45,9 @@ if ($DryRun) {
 $common = @("--state", $workState)
 if ($Tenant) { $common += @("--tenant", $Tenant) }
 if ($DynamicsUrl) { $common += @("--dynamics-url", $DynamicsUrl) }
-if ($DryRun) { $common += "--dry-run" }
+# The tools never write --state in a dry run: each step's would-be document goes to --plan,
+# which becomes the next step's input.
+if ($DryRun) { $common += @("--dry-run", "--plan", "$workState.next") }
 
 $started = -not $From
 $planned = $false
@@ -66,6 +68,7 @@ foreach ($step in $steps) {
   Write-Host "==> [$n/$total] $step"
   & (Join-Path $binDir $step) @common @stepArgs
   $code = $LASTEXITCODE
+  if ($DryRun -and (Test-Path "$workState.next")) { Move-Item "$workState.next" $workState -Force }
   if ($DryRun -and (Select-String -Path $workState -Pattern '"method"' -Quiet)) { $planned = $true }
   if ($code -ne 0) {
     # As the bash runbook: in a dry run, a later step that needs the ids of planned (unsent)

@@ -53,18 +53,20 @@ if [ -z "$bin_dir" ]; then
   fi
 fi
 
-# A dry run works on a copy, so the real state file is never touched.
+# A dry run works on a copy, so the real state file is never touched (the tools never write
+# --state in a dry run either: each step's would-be document goes to --plan, which becomes the
+# next step's input).
 work_state="$state"
 if [ $dry_run = 1 ]; then
   work_state="$(mktemp "${TMPDIR:-/tmp}/marketo-s2s-dry.XXXXXX")"
-  trap 'rm -f "$work_state"' EXIT
+  trap 'rm -f "$work_state" "$work_state.next" "$(dirname "$work_state")/.$(basename "$work_state").lock"' EXIT
   if [ -f "$state" ]; then cp "$state" "$work_state"; else echo '{}' > "$work_state"; fi
 fi
 
 common=(--state "$work_state")
 [ -n "$tenant" ] && common+=(--tenant "$tenant")
 [ -n "$dynamics_url" ] && common+=(--dynamics-url "$dynamics_url")
-[ $dry_run = 1 ] && common+=(--dry-run)
+[ $dry_run = 1 ] && common+=(--dry-run --plan "$work_state.next")
 
 resume_args=()
 [ -n "$tenant" ] && resume_args+=(--tenant "$tenant")
@@ -98,6 +100,7 @@ for step in "${STEPS[@]}"; do
   "$bin_dir/$step" "${common[@]}" "${args[@]}" </dev/null
   code=$?
   set -e
+  if [ $dry_run = 1 ] && [ -f "$work_state.next" ]; then mv -f "$work_state.next" "$work_state"; fi
   if [ $dry_run = 1 ] && grep -q '"method"' "$work_state" 2>/dev/null; then planned=1; fi
   if [ $code != 0 ] && [ $dry_run = 1 ] && [ $planned = 1 ] && { [ $code = 2 ] || [ "$step" = verify-sync ]; }; then
     # Later steps need the ids that the planned (unsent) writes would have produced.

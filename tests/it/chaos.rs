@@ -315,7 +315,12 @@ fn crash_at(n: u64) {
         let r = sim
             .run(
                 "make-secret",
-                &["--secret-file", secret.to_str().unwrap(), "--revoke-others"],
+                &[
+                    "--secret-file",
+                    secret.to_str().unwrap(),
+                    "--revoke-others",
+                    "--yes",
+                ],
                 &doc,
             )
             .ok();

@@ -120,16 +120,31 @@ impl Sim {
         ]
     }
 
-    /// Runs `tool args` with `stdin` (a document, or Null for no input).
+    /// Runs `tool args` with `stdin` (a document, or Null for no input: `< /dev/null`, the
+    /// explicit "start from nothing"; an empty pipe means a failed previous step).
     pub fn run(&self, tool: &str, args: &[&str], stdin: &Value) -> Run {
+        if stdin.is_null() {
+            // assert_cmd always pipes stdin; `< /dev/null` needs a plain Command.
+            let mut c = self.null_stdin_cmd(tool);
+            c.args(args);
+            return Run::from_output(c.output().expect("run tool"));
+        }
         let mut c = self.cmd(tool);
-        c.args(args);
-        c.write_stdin(if stdin.is_null() {
-            String::new()
-        } else {
-            stdin.to_string()
-        });
+        c.args(args).write_stdin(stdin.to_string());
         Run::from_output(c.output().expect("run tool"))
+    }
+
+    /// As [`Sim::cmd`], with stdin from `/dev/null` (the tool is bounded by MKTO_S2S_TIMEOUT).
+    pub fn null_stdin_cmd(&self, tool: &str) -> std::process::Command {
+        let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin(tool));
+        c.env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", self.dir())
+            .env("XDG_CACHE_HOME", self.dir().join(".cache"))
+            .current_dir(self.dir())
+            .envs(self.env())
+            .stdin(std::process::Stdio::null());
+        c
     }
 
     /// API requests logged since the last clear.

@@ -146,7 +146,9 @@ fn malformed_documents() {
         refused_without_request(&sim, tool, &[], &huge, "larger than");
         refused_without_request(&sim, tool, &[], "\u{feff}{}garbage", "not valid JSON");
         if !NEED_NO_DOCUMENT.contains(tool) {
-            refused_without_request(&sim, tool, &[], "", "is needed");
+            // An empty pipe is a failed previous step, not an empty document (issue 11).
+            refused_without_request(&sim, tool, &[], "", "produced no document");
+            refused_without_request(&sim, tool, &[], "{}", "is needed");
         }
     }
 }

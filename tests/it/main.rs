@@ -18,5 +18,6 @@ mod make_secret;
 mod publish_customizations;
 mod register_app;
 mod runbook;
+mod safety;
 mod set_hrd_policy;
 mod verify_sync;

@@ -239,7 +239,7 @@ fn a_short_lived_secret_is_renewed_and_old_ones_are_reported_then_revoked() {
 
     sim.clear();
     let third = sim
-        .run("make-secret", &["--revoke-others"], &second.doc)
+        .run("make-secret", &["--revoke-others", "--yes"], &second.doc)
         .ok();
     assert_eq!(key_ids(&sim, &doc), vec![new_key.clone()]);
     assert_eq!(third.doc["secret"]["key_id"], json!(new_key));

@@ -129,7 +129,7 @@ fn if_changed_skips_when_nothing_changed_and_the_rerun_chain_writes_nothing() {
     assert_eq!(r.doc["publish"]["status"], "skipped-unchanged");
     assert_eq!(r.doc["publish"]["last_published_at"], published_at);
     r.assert_stderr(
-        "publish-customizations: no earlier step changed anything: not publishing (--if-changed)",
+        "publish-customizations: no earlier step changed Dataverse since the last publish: not publishing (--if-changed)",
     );
     assert_eq!(publish_history(&sim).len(), 1);
 }

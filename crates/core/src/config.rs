@@ -418,7 +418,16 @@ mod tests {
     fn tenants() {
         assert!(check_tenant("contoso.onmicrosoft.com", "x").is_ok());
         assert!(check_tenant("ab'c", "x").is_err());
-        for bad in ["..", ".", "a..b", ".contoso.com", "contoso.com.", "-a.com", "1.2.3.4", "a"] {
+        for bad in [
+            "..",
+            ".",
+            "a..b",
+            ".contoso.com",
+            "contoso.com.",
+            "-a.com",
+            "1.2.3.4",
+            "a",
+        ] {
             assert!(check_tenant(bad, "x").is_err(), "{bad:?} should be refused");
         }
     }
@@ -438,7 +447,10 @@ mod tests {
         assert!(m.is_empty());
         assert_eq!(c.as_deref(), Some(a));
         assert!(guard_targets((Some(a), Some(a)), (None, None), false).is_ok());
-        let (x, y) = (u("https://a.crm.dynamics.com"), u("https://b.crm.dynamics.com"));
+        let (x, y) = (
+            u("https://a.crm.dynamics.com"),
+            u("https://b.crm.dynamics.com"),
+        );
         assert!(guard_targets((None, None), (Some(&x), Some(&y)), false).is_err());
         let same = u("https://A.crm.dynamics.com/");
         assert!(guard_targets((None, None), (Some(&x), Some(&same)), false).is_ok());

@@ -36,7 +36,11 @@ pub fn changed_dataverse(name: &str, step: &Value, dry_run: bool) -> bool {
     // count too, so the plan shows the publish a real run would send.
     let planned = dry_run
         && flag("dry_run") == Some(true)
-        && step.get("planned_writes").and_then(Value::as_u64).unwrap_or(0) > 0;
+        && step
+            .get("planned_writes")
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+            > 0;
     dataverse && (flag("changed") == Some(true) || planned)
 }
 
@@ -53,8 +57,10 @@ pub fn changes_since_publish(doc: &StateDoc, dry_run: bool) -> Result<Vec<String
     Ok(steps
         .iter()
         .filter(|(name, v)| {
-            let after_last = match (last, v.get("at").and_then(Value::as_str).and_then(parse_time))
-            {
+            let after_last = match (
+                last,
+                v.get("at").and_then(Value::as_str).and_then(parse_time),
+            ) {
                 (Some(last), Some(at)) => at > last,
                 // No publish recorded yet, or a step without a time: count it.
                 _ => true,

@@ -368,8 +368,9 @@ fn check_reads(doc: &StateDoc, reads: &[(&str, Key)]) -> Result<()> {
 fn emit(doc: &StateDoc, common: &CommonArgs) -> Result<()> {
     if common.dry_run {
         if let Some(plan) = &common.plan {
-            return crate::fsutil::write_atomic(plan, doc.to_text(true).as_bytes(), 0o600)
-                .map_err(|e| Error::internal(format!("cannot write --plan {}: {e}", plan.display())));
+            return crate::fsutil::write_atomic(plan, doc.to_text(true).as_bytes(), 0o600).map_err(
+                |e| Error::internal(format!("cannot write --plan {}: {e}", plan.display())),
+            );
         }
     } else if let Some(path) = &common.state {
         return doc.save(path);

@@ -26,8 +26,9 @@ impl StateDoc {
     /// Parses a document. Empty input (only whitespace) is the empty document here; whether
     /// empty input is acceptable at all is decided by [`StateDoc::load`].
     ///
-    /// Numbers keep their exact text (serde_json's `arbitrary_precision`), so a key the tools do
-    /// not own passes through unchanged (`1e2` stays `1e2`, a 30-digit integer stays exact), and
+    /// Numbers keep their exact value and digits (serde_json's `arbitrary_precision`), so a key
+    /// the tools do not own passes through unchanged (a 30-digit integer stays exact, `-0` and
+    /// `1.50` keep their text; only an exponent gains its sign, `1e2` → `1e+2`), and
     /// a key that appears twice in one object is refused: JSON parsers disagree on which of the
     /// two wins, so the document is ambiguous.
     pub fn parse(text: &str, source: &str) -> Result<Self> {
@@ -383,9 +384,12 @@ mod tests {
 
     #[test]
     fn numbers_keep_their_text_and_duplicate_keys_are_refused() {
-        let text = r#"{"u":123456789012345678901234567890,"e":1e2,"z":-0,"f":1.50,"a":[{"x":1}]}"#;
+        let text = r#"{"u":123456789012345678901234567890,"e":1e+2,"z":-0,"f":1.50,"a":[{"x":1}]}"#;
         let d = StateDoc::parse(text, "t").unwrap();
         assert_eq!(d.to_text(false).trim_end(), text);
+        // `1e2` keeps its value; serde_json writes the exponent with its sign.
+        let d = StateDoc::parse(r#"{"e":1e2}"#, "t").unwrap();
+        assert_eq!(d.to_text(false).trim_end(), r#"{"e":1e+2}"#);
         let e = StateDoc::parse(r#"{"a":1,"a":2}"#, "t").unwrap_err();
         assert_eq!(e.kind.code(), 2);
         assert!(e.message.contains("\"a\" appears twice"), "{e}");

@@ -187,7 +187,9 @@ pub fn doc_path_text(state_file: Option<&Path>, p: &Path) -> String {
     if state_file.is_some() {
         let base = base_dir(state_file);
         let same = |a: &Path, b: &Path| {
-            std::fs::canonicalize(a).ok().is_some_and(|x| std::fs::canonicalize(b).ok() == Some(x))
+            std::fs::canonicalize(a)
+                .ok()
+                .is_some_and(|x| std::fs::canonicalize(b).ok() == Some(x))
         };
         if let (Some(parent), Some(name)) = (abs.parent(), abs.file_name()) {
             if parent == base || same(parent, &base) {
@@ -206,11 +208,23 @@ mod tests {
     fn targets() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("s.json");
-        assert_eq!(check_target(&f, "--state").unwrap().file_name(), f.file_name());
+        assert_eq!(
+            check_target(&f, "--state").unwrap().file_name(),
+            f.file_name()
+        );
         std::fs::write(&f, "{}").unwrap();
         assert!(check_target(&f, "--state").is_ok());
-        assert_eq!(check_target(dir.path(), "--state").unwrap_err().kind.code(), 2);
-        assert_eq!(check_target(Path::new("/dev/null"), "--state").unwrap_err().kind.code(), 2);
+        assert_eq!(
+            check_target(dir.path(), "--state").unwrap_err().kind.code(),
+            2
+        );
+        assert_eq!(
+            check_target(Path::new("/dev/null"), "--state")
+                .unwrap_err()
+                .kind
+                .code(),
+            2
+        );
         let e = check_target(&dir.path().join("no/such/x.json"), "--state").unwrap_err();
         assert_eq!(e.kind.code(), 2);
     }
@@ -233,7 +247,10 @@ mod tests {
         let state = dir.path().join("s.json");
         let secret = dir.path().join("x.secret");
         assert_eq!(doc_path_text(Some(&state), &secret), "x.secret");
-        assert_eq!(resolve_doc_path(Some(&state), Path::new("x.secret")), secret);
+        assert_eq!(
+            resolve_doc_path(Some(&state), Path::new("x.secret")),
+            secret
+        );
         let elsewhere = std::env::temp_dir().join("elsewhere.secret");
         assert!(Path::new(&doc_path_text(Some(&state), &elsewhere)).is_absolute());
         assert!(Path::new(&doc_path_text(None, &secret)).is_absolute());

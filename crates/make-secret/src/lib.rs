@@ -349,14 +349,10 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
             ));
         }
     }
-    let file = cli
-        .secret_file
-        .clone()
-        .or(doc_file)
-        .unwrap_or_else(|| {
-            ctx.default_dir()
-                .join(format!("marketo-s2s-{}.secret", app.app_id))
-        });
+    let file = cli.secret_file.clone().or(doc_file).unwrap_or_else(|| {
+        ctx.default_dir()
+            .join(format!("marketo-s2s-{}.secret", app.app_id))
+    });
     check_secret_path(&file, "--secret-file")?;
     // Absolute for this run, so a re-run from another folder checks the same file; recorded by
     // name when it sits beside the --state file (see `record`).
@@ -596,7 +592,7 @@ fn print_step3(ctx: &Ctx, app: &Application, file: &Path, previous: Option<&str>
             .get_str(k)
             .ok()
             .flatten()
-            .map(|v| s2s_core::output::sanitize(v))
+            .map(s2s_core::output::sanitize)
             .unwrap_or_else(|| "(unknown)".into())
     };
     let lines = [

@@ -218,11 +218,10 @@ fn secret_file(ctx: &Ctx, cli: &Cli) -> Result<Option<PathBuf>> {
     }
     if let Ok(m) = std::fs::metadata(&path) {
         if !m.is_file() {
-            return Err(Error::usage(format!(
-                "{what} {} is not a regular file",
-                path.display()
-            ))
-            .with_hint("point it at the file make-secret wrote"));
+            return Err(
+                Error::usage(format!("{what} {} is not a regular file", path.display()))
+                    .with_hint("point it at the file make-secret wrote"),
+            );
         }
     }
     Ok(Some(path))
