@@ -17,6 +17,7 @@ mod hostile;
 mod make_secret;
 mod publish_customizations;
 mod register_app;
+mod resume;
 mod runbook;
 mod safety;
 mod set_hrd_policy;

@@ -12,7 +12,10 @@
 //! Input keys:  `dynamics.url` (or `--dynamics-url`).
 //! Output keys: `sync_filter.field` (`new_synctomkto`), `sync_filter.entities`
 //!              (`[{entity, status: created|exists|planned}]`), `sync_filter.published`,
-//!              `sync_filter.default`, `steps.add-sync-filter`.
+//!              `sync_filter.default` (only when this run created a column: an existing column
+//!              keeps its own default), `sync_filter.publish_pending` (the columns whose
+//!              `PublishXml` has not succeeded yet; a re-run publishes them, then removes the
+//!              key), `steps.add-sync-filter`.
 //! Exit codes:  0 done; 2 bad input (no request sent); 3 sign-in failed; 4 Dataverse refused,
 //!              an entity is unknown or has the field with another type; 5 not done in time;
 //!              1 unexpected.
@@ -51,7 +54,9 @@ Examples:
 
 Reads dynamics.url from the state document on stdin; writes sync_filter.field,
 sync_filter.entities ([{entity, status: created|exists|planned}]), sync_filter.published (the
-entities this run published) and sync_filter.default. Re-running sends no write.
+entities this run published), sync_filter.default (when this run created a column) and, while a
+publish is owed, sync_filter.publish_pending: a re-run publishes those columns. Re-running a
+finished setup sends no write.
 Then tick the field in Marketo: Admin > Microsoft Dynamics > Field Sync Details > Edit.
 Exit codes: 0 done, 2 bad input, 3 sign-in failed, 4 Dataverse refused, an entity is unknown or
 has new_synctomkto with another type, 5 timed out, 1 unexpected failure."
@@ -124,6 +129,8 @@ impl DefaultChoice {
 
 impl s2s_core::Tool for Cli {
     const NAME: &'static str = "add-sync-filter";
+    const READS: &'static [(&'static str, s2s_core::Key)] =
+        &[("sync_filter.publish_pending", s2s_core::Key::Array)];
     fn common(&self) -> &CommonArgs {
         &self.common
     }
@@ -145,6 +152,23 @@ enum Found {
 
 async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
     let entities = unique(&cli.entities);
+    // Columns an earlier run created but could not publish (its PublishXml failed): still owed.
+    let mut owed = Vec::new();
+    for v in ctx
+        .doc
+        .get_array("sync_filter.publish_pending")?
+        .into_iter()
+        .flatten()
+    {
+        match v.as_str().map(entity_logical_name) {
+            Some(Ok(e)) => owed.push(e),
+            _ => {
+                return Err(Error::usage(
+                    "state document key sync_filter.publish_pending must list entity logical names",
+                ));
+            }
+        }
+    }
     let dv = Dataverse::from_config(&ctx.http)?;
     ctx.say(cli.default_choice.meaning());
 
@@ -204,10 +228,25 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
         .filter(|s| s["status"] == "planned")
         .filter_map(|s| s["entity"].as_str().map(str::to_string))
         .collect();
-    let publish_list = if ctx.dry_run() { planned } else { to_publish };
+    let created_any = statuses.iter().any(|s| s["status"] == "created");
+    let mut publish_list = if ctx.dry_run() { planned } else { to_publish };
+    if !owed.is_empty() {
+        ctx.say(&format!(
+            "an earlier run created {} without publishing: publishing now",
+            owed.join(", ")
+        ));
+        publish_list = unique(&[owed, publish_list].concat());
+    }
     if !publish_list.is_empty() {
+        // Marks the document first: should the publish fail, the columns exist and the next
+        // run sees them as "exists", so this list is what tells it a publish is still owed.
+        ctx.doc
+            .set("sync_filter.publish_pending", json!(publish_list.clone()));
         match dv.publish_entities(&publish_list).await? {
-            Written::Done(()) => ctx.say(&format!("published {}", publish_list.join(", "))),
+            Written::Done(()) => {
+                ctx.say(&format!("published {}", publish_list.join(", ")));
+                ctx.doc.remove("sync_filter.publish_pending");
+            }
             Written::Planned => ctx.say(&format!(
                 "dry run: would publish {}",
                 publish_list.join(", ")
@@ -225,8 +264,11 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
             publish_list
         }),
     );
-    ctx.doc
-        .set("sync_filter.default", json!(cli.default_choice.name()));
+    // The default belongs to the columns this tool created; an existing column keeps its own.
+    if created_any {
+        ctx.doc
+            .set("sync_filter.default", json!(cli.default_choice.name()));
+    }
     Ok(())
 }
 

@@ -96,6 +96,10 @@ pub struct Request {
     pub accept: Vec<u16>,
     /// Extra retryable condition for this request (e.g. Dataverse's customization lock).
     pub retry_codes: Vec<&'static str>,
+    /// Do not retry once an attempt may have been committed (its answer was lost, or a 500/504):
+    /// for a write that starts something with no idempotency key (`PublishAllXmlAsync` starts
+    /// a system job), the caller looks for what the lost attempt did instead.
+    pub stop_once_committed: bool,
 }
 
 impl Request {
@@ -110,7 +114,12 @@ impl Request {
             attempt_timeout: None,
             accept: Vec::new(),
             retry_codes: Vec::new(),
+            stop_once_committed: false,
         }
+    }
+    pub fn stop_once_committed(mut self) -> Self {
+        self.stop_once_committed = true;
+        self
     }
     pub fn auth(mut self, a: Auth) -> Self {
         self.auth = a;
@@ -376,6 +385,11 @@ impl Http {
             };
             attempt += 1;
             maybe_committed |= err.ambiguous;
+            if maybe_committed && req.stop_once_committed {
+                let mut e = err;
+                e.ambiguous = true;
+                return Err(e);
+            }
             if Instant::now() + retry_in > self.cfg.deadline {
                 let mut e = err;
                 e.ambiguous = maybe_committed;

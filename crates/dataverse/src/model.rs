@@ -246,6 +246,10 @@ pub struct AsyncOperation {
     pub message: Option<String>,
     #[serde(default)]
     pub friendlymessage: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub createdon: Option<String>,
 }
 
 /// What a system job's `statuscode` means for the caller (reference §3).

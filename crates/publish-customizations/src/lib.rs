@@ -137,13 +137,11 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
 
     let started = Instant::now();
     let outcome = if cli.use_async {
-        match dv.publish_all_async().await? {
-            Written::Planned => Written::Planned,
-            Written::Done(id) => {
-                ctx.say(&format!(
-                    "started publishing all customizations (system job {id})"
-                ));
-                // Recorded at once: with --state a failed wait still tells which job to look at.
+        match start_or_resume(ctx, &dv).await? {
+            Job::Planned => Written::Planned,
+            Job::Finished(id) => Written::Done(Some(id)),
+            Job::Running(id) => {
+                // Recorded at once: with --state a failed wait still tells which job to resume.
                 ctx.doc.set("publish.async_operation_id", json!(id));
                 wait_for_job(ctx, &dv, id).await?
             }
@@ -220,6 +218,107 @@ async fn publish_sync(
 }
 
 /// Polls the system job `PublishAllXmlAsync` started until it ends (reference §3).
+/// `PublishAllXmlAsync`, resumable: a re-run whose document still says `pending` with the job
+/// of an earlier run polls that job rather than starting another (publishing twice interrupts
+/// the org's users twice), and a request whose answer was lost looks for the job it may have
+/// started before it would send a second one.
+async fn start_or_resume(ctx: &Ctx, dv: &Dataverse<'_>) -> Result<Job> {
+    let earlier = match (
+        ctx.doc.get_str("publish.status")?,
+        ctx.doc.get_guid("publish.async_operation_id")?,
+    ) {
+        (Some("pending"), Some(id)) => Some(id),
+        _ => None,
+    };
+    if let Some(id) = earlier {
+        match dv.async_operation(&id).await {
+            Ok(op) => match op.state() {
+                JobState::Running => {
+                    ctx.say(&format!(
+                        "an earlier run's publish (system job {id}) is still running: waiting for it"
+                    ));
+                    return Ok(Job::Running(id));
+                }
+                JobState::Succeeded => {
+                    ctx.say(&format!(
+                        "an earlier run's publish (system job {id}) has succeeded"
+                    ));
+                    return Ok(Job::Finished(id));
+                }
+                _ => ctx.say(&format!(
+                    "an earlier run's publish (system job {id}) {}: publishing again",
+                    failure_text(&op)
+                )),
+            },
+            // A job that is gone (system jobs are cleaned up) cannot be resumed.
+            Err(e) if e.status() == Some(404) => {
+                ctx.say(&format!(
+                    "the earlier run's system job {id} no longer exists: publishing again"
+                ));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    // Dataverse's clock decides `createdon`; a minute of slack covers a skewed local clock.
+    let since = time::OffsetDateTime::now_utc() - time::Duration::minutes(1);
+    let since = since
+        .replace_nanosecond(0)
+        .unwrap_or(since)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let id = match dv.publish_all_async().await {
+        Ok(Written::Planned) => return Ok(Job::Planned),
+        Ok(Written::Done(id)) => {
+            ctx.say(&format!(
+                "started publishing all customizations (system job {id})"
+            ));
+            id
+        }
+        Err(e) if e.ambiguous => {
+            let jobs = dv.publish_jobs_since(&since).await?;
+            let newest = jobs
+                .iter()
+                .filter(|j| j.asyncoperationid.is_some())
+                .max_by(|a, b| a.createdon.cmp(&b.createdon));
+            match newest.and_then(|j| j.asyncoperationid.clone()) {
+                Some(id) => {
+                    ctx.say(&format!(
+                        "the answer to PublishAllXmlAsync was lost; found the system job it started ({id})"
+                    ));
+                    id
+                }
+                None => return Err(e.with_hint(
+                    "no publish job was found after the lost answer: re-run publish-customizations --async",
+                )),
+            }
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(Job::Running(id))
+}
+
+/// Where an async publish stands before the wait.
+enum Job {
+    /// `--dry-run`: the start is in the plan.
+    Planned,
+    /// An earlier run's job that has succeeded since.
+    Finished(String),
+    /// A job to wait for: just started, or an earlier run's still running.
+    Running(String),
+}
+
+fn failure_text(op: &AsyncOperation) -> String {
+    let what = if op.state() == JobState::Canceled {
+        "was canceled"
+    } else {
+        "failed"
+    };
+    match op.explanation() {
+        Some(m) => format!("{what} ({})", s2s_core::output::sanitize(m)),
+        None => what.to_string(),
+    }
+}
+
 async fn wait_for_job(
     ctx: &Ctx,
     dv: &Dataverse<'_>,
@@ -240,18 +339,11 @@ async fn wait_for_job(
     .await?;
     match job.state() {
         JobState::Succeeded => Ok(Written::Done(Some(id))),
-        state => {
-            let what = if state == JobState::Canceled {
-                "was canceled"
-            } else {
-                "failed"
-            };
-            Err(Error::refused(format!(
-                "the publish system job {id} {what}: {}",
-                job.explanation().unwrap_or("(no message)")
-            ))
-            .with_hint("see Settings > System Jobs in Dynamics for details, then re-run"))
-        }
+        _ => Err(Error::refused(format!(
+            "the publish system job {id} {}",
+            failure_text(&job)
+        ))
+        .with_hint("see Settings > System Jobs in Dynamics for details, then re-run")),
     }
 }
 

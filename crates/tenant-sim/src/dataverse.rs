@@ -786,6 +786,7 @@ async fn publish(sim: &Arc<Sim>, ctx: &Ctx, action: &str) -> R {
         }));
         let s2 = Arc::clone(sim);
         let id2 = id.clone();
+        let failure = lock(&sim.fail_next_publish).take();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(ms)).await;
             {
@@ -796,12 +797,18 @@ async fn publish(sim: &Arc<Sim>, ctx: &Ctx, action: &str) -> R {
                     .get_mut("asyncoperation")
                     .and_then(|v| v.iter_mut().find(|r| r["asyncoperationid"] == json!(id2)))
                 {
+                    // statecode 3 Completed; statuscode 30 Succeeded, 31 Failed (reference §3).
                     r["statecode"] = json!(3);
-                    r["statuscode"] = json!(30);
+                    r["statuscode"] = json!(if failure.is_some() { 31 } else { 30 });
+                    r["message"] = json!(failure);
                     r["completedon"] = json!(rfc3339_secs(now_ms()) + "Z");
                 }
             }
-            record(&s2, "PublishAllXmlAsync", vec!["*".into()]);
+            if failure.is_some() {
+                *lock(&s2.publish_until) = None;
+            } else {
+                record(&s2, "PublishAllXmlAsync", vec!["*".into()]);
+            }
             s2.save();
         });
         return Ok(Reply::json(
@@ -1269,6 +1276,7 @@ fn filter_rows(e: &Entity, rows: Vec<Value>, f: Option<&str>) -> Result<Vec<Valu
             (Literal::Null, _)
                 | (Literal::Guid(_), "Edm.Guid")
                 | (Literal::Str(_), "Edm.String" | "Edm.DateTimeOffset")
+                | (Literal::DateTime(_), "Edm.DateTimeOffset")
                 | (Literal::Bool(_), "Edm.Boolean")
                 | (Literal::Num(_), "Edm.Int32")
         );

@@ -253,6 +253,10 @@ impl TestServer {
     pub fn reset(&self) {
         self.sim.reset();
     }
+    /// The next `PublishAllXmlAsync` system job fails with `message` (statuscode 31).
+    pub fn fail_next_publish(&self, message: &str) {
+        *state::lock(&self.sim.fail_next_publish) = Some(message.to_string());
+    }
 }
 
 impl Drop for TestServer {

@@ -40,6 +40,9 @@ pub enum Literal {
     Guid(String),
     Num(f64),
     Bool(bool),
+    /// An unquoted `Edm.DateTimeOffset` literal, `2026-12-02T10:00:00Z` (OData ABNF
+    /// `dateTimeOffsetValue`).
+    DateTime(String),
     Null,
 }
 
@@ -51,6 +54,7 @@ impl Literal {
             Literal::Guid(_) => "Edm.Guid",
             Literal::Num(_) => "Edm.Int32",
             Literal::Bool(_) => "Edm.Boolean",
+            Literal::DateTime(_) => "Edm.DateTimeOffset",
             Literal::Null => "null",
         }
     }
@@ -103,6 +107,7 @@ pub fn parse_literal(s: &str) -> Result<(Literal, &str), String> {
         "true" => Literal::Bool(true),
         "false" => Literal::Bool(false),
         t if is_guid(t) => Literal::Guid(t.to_ascii_lowercase()),
+        t if parse_time(t).is_some() => Literal::DateTime(t.to_string()),
         t => match t.parse::<f64>() {
             Ok(n) => Literal::Num(n),
             Err(_) => return Err(format!("unrecognized literal '{t}'")),
@@ -185,6 +190,12 @@ fn parse_key(inner: &str) -> Result<Key, String> {
 pub enum Op {
     Eq,
     Ne,
+    /// `ge`, `gt`, `le`, `lt`: Dataverse only, here for date-times (query-data-web-api.md,
+    /// "Comparison operators": eq, ne, gt, ge, lt, le).
+    Ge,
+    Gt,
+    Le,
+    Lt,
     /// `prop in ('a','b')` (OData 4.01); the clause's value is a [`Literal`] list.
     In,
 }
@@ -220,16 +231,20 @@ impl Clause {
 pub struct Syntax {
     pub or: bool,
     pub in_list: bool,
+    /// `ge`/`gt`/`le`/`lt`.
+    pub ordering: bool,
 }
 
 impl Syntax {
     pub const GRAPH: Syntax = Syntax {
         or: false,
         in_list: true,
+        ordering: false,
     };
     pub const DATAVERSE: Syntax = Syntax {
         or: true,
         in_list: false,
+        ordering: true,
     };
 }
 
@@ -360,6 +375,18 @@ impl FilterParser<'_> {
         } else if let (true, Some(r)) = (self.syntax.in_list, self.rest.strip_prefix("in ")) {
             self.rest = r;
             Op::In
+        } else if let Some((op, r)) = [
+            ("ge ", Op::Ge),
+            ("gt ", Op::Gt),
+            ("le ", Op::Le),
+            ("lt ", Op::Lt),
+        ]
+        .into_iter()
+        .filter(|_| self.syntax.ordering)
+        .find_map(|(w, op)| self.rest.strip_prefix(w).map(|r| (op, r)))
+        {
+            self.rest = r;
+            op
         } else {
             return Err(format!(
                 "Syntax error: unsupported operator or function near '{}' in '{}'.",
@@ -425,11 +452,29 @@ pub fn matches(obj: &Value, f: &Filter) -> bool {
                 Op::Eq => value_eq(v, &c.value),
                 Op::Ne => !value_eq(v, &c.value),
                 Op::In => c.list.iter().any(|l| value_eq(v, l)),
+                Op::Ge | Op::Gt | Op::Le | Op::Lt => {
+                    let ord = match (v.and_then(Value::as_str).and_then(parse_time), &c.value) {
+                        (Some(a), Literal::DateTime(b)) => parse_time(b).map(|b| a.cmp(&b)),
+                        _ => None,
+                    };
+                    match (ord, c.op) {
+                        (Some(o), Op::Ge) => o.is_ge(),
+                        (Some(o), Op::Gt) => o.is_gt(),
+                        (Some(o), Op::Le) => o.is_le(),
+                        (Some(o), Op::Lt) => o.is_lt(),
+                        _ => false,
+                    }
+                }
             }
         }
         Filter::And(v) => v.iter().all(|x| matches(obj, x)),
         Filter::Or(v) => v.iter().any(|x| matches(obj, x)),
     }
+}
+
+/// An RFC 3339 date-time, as Dataverse writes `createdon` and reads date-time literals.
+pub fn parse_time(s: &str) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
 }
 
 /// Split a `$select` list.
@@ -589,6 +634,16 @@ mod tests {
         let f = parse_filter("(parentbusinessunitid eq null)", dv).expect("parse");
         assert_eq!(f.clauses()[0].value, Literal::Null);
         assert!(parse_filter("startswith(displayName,'a')", dv).is_err());
+        let f = parse_filter("createdon ge 2026-12-02T10:00:00Z", dv).unwrap();
+        assert!(matches(
+            &serde_json::json!({"createdon": "2026-12-02T10:00:01Z"}),
+            &f
+        ));
+        assert!(!matches(
+            &serde_json::json!({"createdon": "2026-12-02T09:59:59Z"}),
+            &f
+        ));
+        assert!(parse_filter("createdon ge 2026-12-02T10:00:00Z", Syntax::GRAPH).is_err());
         assert!(parse_filter("a eq 'unterminated", dv).is_err());
         let obj = serde_json::json!({"name":"Marketo Sync User","x":null,"n":4,"b":true});
         assert!(matches(

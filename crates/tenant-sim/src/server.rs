@@ -289,6 +289,10 @@ fn control_routes() -> Router<SharedState> {
             axum::routing::post(post_faults).get(get_faults),
         )
         .route("/_sim/reset", axum::routing::post(post_reset))
+        .route(
+            "/_sim/fail-next-publish",
+            axum::routing::post(post_fail_next_publish),
+        )
 }
 
 /// The router of the main listener: login (token endpoint) and Graph under `/v1.0`.
@@ -328,6 +332,20 @@ async fn post_faults(State(s): State<SharedState>, body: axum::body::Bytes) -> R
         Err(e) => (StatusCode::BAD_REQUEST, axum::Json(json!({"error": e}))).into_response(),
     }
 }
+/// `POST /_sim/fail-next-publish {"message": "..."}`: the next async publish job ends failed.
+async fn post_fail_next_publish(
+    State(s): State<SharedState>,
+    axum::Json(v): axum::Json<Value>,
+) -> Response {
+    let msg = v
+        .get("message")
+        .and_then(Value::as_str)
+        .unwrap_or("Publish failed.")
+        .to_string();
+    *lock(&s.fail_next_publish) = Some(msg);
+    StatusCode::NO_CONTENT.into_response()
+}
+
 async fn post_reset(State(s): State<SharedState>) -> Response {
     s.reset();
     StatusCode::NO_CONTENT.into_response()

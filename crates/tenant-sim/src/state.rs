@@ -253,6 +253,9 @@ pub struct Sim {
     pub refresh: Mutex<HashMap<String, RefreshGrant>>,
     /// Publish running until this `now_ms()`, if any.
     pub publish_until: Mutex<Option<u64>>,
+    /// The message the next `PublishAllXmlAsync` system job fails with (`POST
+    /// /_sim/fail-next-publish`), as a job that hits a solution error does (statuscode 31).
+    pub fail_next_publish: Mutex<Option<String>>,
     pub rate: Mutex<HashMap<String, VecDeque<Instant>>>,
 }
 
@@ -292,6 +295,7 @@ impl Sim {
             device_codes: Mutex::new(HashMap::new()),
             refresh: Mutex::new(HashMap::new()),
             publish_until: Mutex::new(None),
+            fail_next_publish: Mutex::new(None),
             rate: Mutex::new(HashMap::new()),
         }
     }
