@@ -21,4 +21,5 @@ mod resume;
 mod runbook;
 mod safety;
 mod set_hrd_policy;
+mod usability;
 mod verify_sync;

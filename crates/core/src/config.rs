@@ -42,6 +42,9 @@ pub struct Config {
     /// harness resolves the domain (the `tid` of a token for it) and compares before the step
     /// runs, so a different tenant is refused before any write.
     pub tenant_to_confirm: Option<String>,
+    /// Things resolving changed about what the user typed (a scheme added, a pasted browser URL
+    /// trimmed to its org), said once on stderr before the tool runs.
+    pub notes: Vec<String>,
 }
 
 /// The targets a document is moved between with `--retarget`: `(old, new)`.
@@ -163,10 +166,11 @@ impl Config {
             "--authority-host",
         )?;
         let graph = check_url(args.graph_url.as_deref().unwrap_or(h.graph), "--graph-url")?;
+        let mut notes = Vec::new();
         let flag_dynamics = args
             .dynamics_url
             .as_deref()
-            .map(|u| check_url(u, "--dynamics-url"))
+            .map(|u| dynamics_url_from_user(u, &mut notes))
             .transpose()?;
         let doc_dynamics = doc
             .get_str("dynamics.url")?
@@ -218,6 +222,7 @@ impl Config {
             cache_file: token_cache_file(),
             retarget,
             tenant_to_confirm,
+            notes,
         })
     }
 
@@ -321,6 +326,42 @@ pub fn missing(what: &str, flag: &str, key: &str) -> Error {
     .with_hint("pipe the output of the previous step into this tool, or pass the flag")
 }
 
+/// `--dynamics-url` as people type it: `contoso.crm.dynamics.com` (no scheme) means https, and
+/// an address pasted from the browser (`https://contoso.crm.dynamics.com/main.aspx?appid=...`)
+/// means its org, the origin. Both are said in `notes`. User info is still refused, and the
+/// result passes [`check_url`] like any URL.
+pub fn dynamics_url_from_user(raw: &str, notes: &mut Vec<String>) -> Result<Url> {
+    let t = raw.trim();
+    let with_scheme = if t.contains("://") {
+        t.to_string()
+    } else {
+        format!("https://{t}")
+    };
+    let Ok(parsed) = Url::parse(&with_scheme) else {
+        return check_url(t, "--dynamics-url");
+    };
+    if !parsed.username().is_empty() || parsed.password().is_some() || parsed.host().is_none() {
+        return check_url(&with_scheme, "--dynamics-url");
+    }
+    let trimmed = parsed.path().trim_matches('/').is_empty()
+        && parsed.query().is_none()
+        && parsed.fragment().is_none();
+    let origin = parsed.origin().ascii_serialization();
+    let url = check_url(&origin, "--dynamics-url")?;
+    if !t.contains("://") {
+        notes.push(format!(
+            "--dynamics-url has no scheme: using {}",
+            base(&url)
+        ));
+    } else if !trimmed {
+        notes.push(format!(
+            "--dynamics-url looks like a browser address: using its org {} (the page and query are ignored)",
+            base(&url)
+        ));
+    }
+    Ok(url)
+}
+
 /// Accepts `https://host[:port][/path]`, or `http://` on a loopback host; refuses user info,
 /// queries and fragments (they would leak into logs or change the meaning of every call).
 pub fn check_url(raw: &str, what: &str) -> Result<Url> {
@@ -414,6 +455,28 @@ mod tests {
         assert!(check_url("contoso", "x").is_err());
         assert!(check_url("https://x/?a=1", "x").is_err());
     }
+    #[test]
+    fn dynamics_urls_as_people_type_them() {
+        let mut notes = Vec::new();
+        let u = dynamics_url_from_user("contoso.crm.dynamics.com", &mut notes).unwrap();
+        assert_eq!(base(&u), "https://contoso.crm.dynamics.com");
+        assert!(notes[0].contains("no scheme"));
+        let u = dynamics_url_from_user(
+            "https://contoso.crm.dynamics.com/main.aspx?appid=1&pagetype=entitylist#x",
+            &mut notes,
+        )
+        .unwrap();
+        assert_eq!(base(&u), "https://contoso.crm.dynamics.com");
+        assert!(notes[1].contains("browser address"));
+        assert!(dynamics_url_from_user("http://contoso.crm.dynamics.com", &mut notes).is_err());
+        assert!(
+            dynamics_url_from_user("https://u:p@contoso.crm.dynamics.com", &mut notes).is_err()
+        );
+        let u = dynamics_url_from_user("http://127.0.0.1:8080/", &mut notes).unwrap();
+        assert_eq!(base(&u), "http://127.0.0.1:8080");
+        assert_eq!(notes.len(), 2);
+    }
+
     #[test]
     fn tenants() {
         assert!(check_tenant("contoso.onmicrosoft.com", "x").is_ok());

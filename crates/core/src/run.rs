@@ -144,6 +144,9 @@ where
     check_reads(&doc, COMMON_READS)?;
     check_reads(&doc, C::READS)?;
     let cfg = Config::resolve(C::NAME, common, &doc, C::DEFAULT_TIMEOUT)?;
+    for note in &cfg.notes {
+        report.say(note);
+    }
     apply_retarget(&mut doc, &cfg.retarget, &report);
     let http = Http::new(cfg, report.clone());
     let mut ctx = Ctx {
@@ -393,7 +396,9 @@ pub fn report_error(tool: &str, e: &Error) {
     }
 }
 
-/// clap's own messages, reduced to the house style: one error line and a pointer to --help.
+/// clap's own messages, reduced to the house style: one error line, then a hint that keeps
+/// what clap knows — the flag you probably meant, the values a flag accepts — and points to
+/// `--help`.
 fn clap_exit(tool: &str, e: clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
     match e.kind() {
@@ -411,10 +416,49 @@ fn clap_exit(tool: &str, e: clap::Error) -> ExitCode {
                 .unwrap_or("invalid arguments")
                 .trim()
                 .trim_start_matches("error: ");
-            crate::output::ewriteln(&format!("{tool}: error: {first}"));
-            crate::output::ewriteln(&format!("{tool}: hint: see `{tool} --help`"));
+            crate::output::ewriteln(&format!(
+                "{tool}: error: {}",
+                crate::output::sanitize(first)
+            ));
+            crate::output::ewriteln(&format!(
+                "{tool}: hint: {}",
+                crate::output::sanitize(&clap_hint(tool, &e))
+            ));
             ExitCode::from(2)
         }
+    }
+}
+
+/// What clap suggests (`did you mean`), or the values it accepts, then the pointer to --help.
+fn clap_hint(tool: &str, e: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue};
+    let text = |v: &ContextValue| match v {
+        ContextValue::String(s) => vec![s.clone()],
+        ContextValue::Strings(v) => v.clone(),
+        _ => Vec::new(),
+    };
+    let mut parts = Vec::new();
+    for (kind, value) in e.context() {
+        match kind {
+            ContextKind::SuggestedArg | ContextKind::SuggestedValue => {
+                let s = text(value);
+                if !s.is_empty() {
+                    parts.push(format!("did you mean `{}`?", s.join("` or `")));
+                }
+            }
+            ContextKind::ValidValue => {
+                let s = text(value);
+                if !s.is_empty() {
+                    parts.push(format!("possible values: {}", s.join(", ")));
+                }
+            }
+            _ => {}
+        }
+    }
+    if parts.is_empty() {
+        format!("see `{tool} --help`")
+    } else {
+        format!("{} (see `{tool} --help`)", parts.join("; "))
     }
 }
 
