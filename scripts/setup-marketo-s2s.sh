@@ -8,28 +8,52 @@
 #       --dynamics-url https://contoso.crm.dynamics.com [--name "Marketo Integration"] \
 #       [--state FILE] [--from STEP] [--dry-run] [--secret-file FILE] [--sync-filter lead,contact]
 #
+# Passed to every step: --cloud NAME, --auth SOURCE, --timeout DURATION, --authority-host URL,
+#   --graph-url URL, --login-client-id GUID, --ca-file FILE, --retarget, -v/-vv, -q.
+# Passed to their step: --expires-in and --min-validity (make-secret), --hrd-mode MODE
+#   (set-hrd-policy --mode), --role NAME (assign-role and verify-sync; repeatable), --async
+#   (publish-customizations), --warn-days N (verify-sync).
+#
 # Needs the tools on PATH, or next to this script in ../target/release or ../target/debug
 # (override with MKTO_S2S_BIN=DIR). Sign-in: see README (environment service principal, az,
 # or device code on a terminal — only the first tool prompts; the rest reuse the token cache).
+# Exit codes: those of the step that failed; 2 for a bad argument of the runbook itself.
 set -euo pipefail
 
 STEPS=(register-app grant-consent make-secret set-hrd-policy assign-role configure-marketo publish-customizations add-sync-filter verify-sync)
 
-usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
+# The comment block above, without the shell.
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
+fail() { echo "setup-marketo-s2s: error: $1" >&2; echo "setup-marketo-s2s: hint: see \`$0 --help\`" >&2; exit 2; }
 
 tenant="" dynamics_url="" name="" state="./marketo-s2s.state.json" from="" dry_run=0 secret_file="" sync_filter=""
+# Flags for every step, and for one step each; recorded as typed so the resume command repeats them.
+common_pass=() secret_pass=() hrd_pass=() role_pass=() publish_pass=() verify_pass=() pass_through=()
 while [ $# -gt 0 ]; do
-  case "$1" in
-    --tenant) tenant="${2:?--tenant needs a value}"; shift 2 ;;
-    --dynamics-url) dynamics_url="${2:?--dynamics-url needs a value}"; shift 2 ;;
-    --name) name="${2:?--name needs a value}"; shift 2 ;;
-    --state) state="${2:?--state needs a value}"; shift 2 ;;
-    --from) from="${2:?--from needs a value}"; shift 2 ;;
+  opt="$1"
+  # A flag that takes a value: it must be there and must not be the next flag.
+  value() { if [ $# -lt 2 ] || [ -z "$2" ] || [ "${2#--}" != "$2" ]; then fail "$1 needs a value"; fi; }
+  case "$opt" in
+    --tenant) value "$@"; tenant="$2"; shift 2 ;;
+    --dynamics-url) value "$@"; dynamics_url="$2"; shift 2 ;;
+    --name) value "$@"; name="$2"; shift 2 ;;
+    --state) value "$@"; state="$2"; shift 2 ;;
+    --from) value "$@"; from="$2"; shift 2 ;;
     --dry-run) dry_run=1; shift ;;
-    --secret-file) secret_file="${2:?--secret-file needs a value}"; shift 2 ;;
-    --sync-filter) sync_filter="${2:?--sync-filter needs a value}"; shift 2 ;;
+    --secret-file) value "$@"; secret_file="$2"; shift 2 ;;
+    --sync-filter) value "$@"; sync_filter="$2"; shift 2 ;;
+    --cloud|--auth|--timeout|--authority-host|--graph-url|--login-client-id|--ca-file)
+      value "$@"; common_pass+=("$1" "$2"); pass_through+=("$1" "$2"); shift 2 ;;
+    --retarget|-v|-vv|--verbose|-q|--quiet)
+      common_pass+=("$1"); pass_through+=("$1"); shift ;;
+    --expires-in|--min-validity)
+      value "$@"; secret_pass+=("$1" "$2"); pass_through+=("$1" "$2"); shift 2 ;;
+    --hrd-mode) value "$@"; hrd_pass+=(--mode "$2"); pass_through+=("$1" "$2"); shift 2 ;;
+    --role) value "$@"; role_pass+=(--role "$2"); pass_through+=("$1" "$2"); shift 2 ;;
+    --async) publish_pass+=(--async); pass_through+=("$1"); shift ;;
+    --warn-days) value "$@"; verify_pass+=("$1" "$2"); pass_through+=("$1" "$2"); shift 2 ;;
     -h|--help) usage; exit 0 ;;
-    *) echo "setup-marketo-s2s: error: unknown argument $1" >&2; usage >&2; exit 2 ;;
+    *) fail "unknown argument $opt" ;;
   esac
 done
 
@@ -63,7 +87,7 @@ if [ $dry_run = 1 ]; then
   if [ -f "$state" ]; then cp "$state" "$work_state"; else echo '{}' > "$work_state"; fi
 fi
 
-common=(--state "$work_state")
+common=(--state "$work_state" "${common_pass[@]}")
 [ -n "$tenant" ] && common+=(--tenant "$tenant")
 [ -n "$dynamics_url" ] && common+=(--dynamics-url "$dynamics_url")
 [ $dry_run = 1 ] && common+=(--dry-run --plan "$work_state.next")
@@ -75,6 +99,7 @@ resume_args=()
 [ "$state" != "./marketo-s2s.state.json" ] && resume_args+=(--state "$state")
 [ -n "$secret_file" ] && resume_args+=(--secret-file "$secret_file")
 [ -n "$sync_filter" ] && resume_args+=(--sync-filter "$sync_filter")
+resume_args+=("${pass_through[@]}")
 
 started=0; [ -z "$from" ] && started=1
 total=${#STEPS[@]}; [ -z "$sync_filter" ] && total=$((total - 1))
@@ -91,8 +116,11 @@ for step in "${STEPS[@]}"; do
   args=()
   case "$step" in
     register-app) [ -n "$name" ] && args+=(--name "$name") ;;
-    make-secret) [ -n "$secret_file" ] && args+=(--secret-file "$secret_file") ;;
-    publish-customizations) args+=(--if-changed) ;;
+    make-secret) [ -n "$secret_file" ] && args+=(--secret-file "$secret_file"); args+=("${secret_pass[@]}") ;;
+    set-hrd-policy) args+=("${hrd_pass[@]}") ;;
+    assign-role) args+=("${role_pass[@]}") ;;
+    publish-customizations) args+=(--if-changed "${publish_pass[@]}") ;;
+    verify-sync) args+=("${role_pass[@]}" "${verify_pass[@]}") ;;
     add-sync-filter) IFS=',' read -r -a ents <<< "$sync_filter"; for e in "${ents[@]}"; do args+=(--entity "$e"); done ;;
   esac
   echo "==> [$n/$total] $step" >&2

@@ -141,3 +141,75 @@ fn rejects_an_unknown_step() {
     assert!(r.stderr.contains("not a step"));
     assert!(sim.requests().is_empty());
 }
+
+#[test]
+fn passes_common_and_step_flags_through_and_resumes_with_them() {
+    let sim = sim();
+    let r = runbook(
+        &sim,
+        &[
+            "--expires-in",
+            "90d",
+            "--timeout",
+            "2m",
+            "--auth",
+            "env",
+            "-v",
+        ],
+    )
+    .ok();
+    // -v reached the tools: they trace their requests.
+    assert!(r.stderr.contains("register-app: → "), "{}", r.stderr);
+    let end = state_of(&sim)["secret"]["expires_at"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let end =
+        time::OffsetDateTime::parse(&end, &time::format_description::well_known::Rfc3339).unwrap();
+    let days = (end - time::OffsetDateTime::now_utc()).whole_days();
+    assert!((89..=90).contains(&days), "{days} days");
+
+    // A failing step prints a resume command that carries the same flags.
+    let sim2 = crate::common::sim();
+    sim2.server.add_fault(json!({
+        "path_prefix": "/api/data/v9.2/systemusers", "method": "POST", "status": 403, "count": 1
+    }));
+    let r = runbook(&sim2, &["--expires-in", "90d", "--auth", "env"]).code_is(4);
+    let resume = r
+        .stderr
+        .lines()
+        .find(|l| l.contains("to resume once fixed:"))
+        .unwrap()
+        .to_string();
+    assert!(
+        resume.contains("--expires-in 90d --auth env --from assign-role"),
+        "{resume}"
+    );
+}
+
+#[test]
+fn its_own_bad_arguments_are_exit_2_with_a_clear_error() {
+    let sim = sim();
+    for (args, needle) in [
+        (vec!["--name"], "--name needs a value"),
+        (vec!["--name", "--dry-run"], "--name needs a value"),
+        (vec!["--expires"], "unknown argument --expires"),
+    ] {
+        let r = runbook(&sim, &args).code_is(2);
+        r.assert_stderr(needle).assert_stderr("--help");
+        assert!(!r.stderr.contains("unbound variable"), "{}", r.stderr);
+    }
+    assert!(sim.requests().is_empty());
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/setup-marketo-s2s.sh");
+    let out = std::process::Command::new("bash")
+        .arg(script)
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(
+        help.contains("--expires-in") && !help.contains("set -euo"),
+        "{help}"
+    );
+}
