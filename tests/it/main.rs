@@ -19,4 +19,5 @@ mod publish_customizations;
 mod register_app;
 mod runbook;
 mod set_hrd_policy;
+mod teardown;
 mod verify_sync;
