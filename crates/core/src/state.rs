@@ -176,7 +176,9 @@ impl StateDoc {
                 None => return,
             }
         }
-        cur.remove(parts[parts.len() - 1]);
+        // shift_remove, not remove (a swap_remove): the keys after it keep their order, so a
+        // document a tool removed keys from still reads top-down as the runbook wrote it.
+        cur.shift_remove(parts[parts.len() - 1]);
     }
 
     /// Serialises the document: pretty for a person, compact for a pipe.
@@ -257,6 +259,17 @@ mod tests {
         assert!(e.message.contains("app.client_id"));
         let e = d.get_str("tenant.id").unwrap_err();
         assert!(e.message.contains("tenant"), "{e}");
+    }
+
+    #[test]
+    fn removing_a_key_keeps_the_order_of_the_others() {
+        let mut d = StateDoc::parse(r#"{"a":1,"b":2,"c":3,"d":{"x":1,"y":2,"z":3}}"#, "t").unwrap();
+        d.remove("b");
+        d.remove("d.x");
+        assert_eq!(
+            d.to_text(false),
+            "{\"a\":1,\"c\":3,\"d\":{\"y\":2,\"z\":3}}\n"
+        );
     }
 
     #[test]
