@@ -220,6 +220,11 @@ impl Http {
     pub fn writes(&self) -> usize {
         self.writes.load(Ordering::Relaxed)
     }
+    /// Counts a change made outside HTTP (teardown deleting the local secret file), so
+    /// `steps.<tool>.changed` tells the truth. Never call it in `--dry-run`.
+    pub fn count_local_write(&self) {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+    }
     pub fn request_count(&self) -> usize {
         self.requests.load(Ordering::Relaxed)
     }
