@@ -564,3 +564,34 @@ fn a_document_naming_another_file_does_not_get_it_deleted() {
     );
     r.assert_stderr("does not look like a secret file make-secret wrote");
 }
+
+#[test]
+fn right_after_the_setup_it_waits_out_replication_instead_of_leaving_objects_behind() {
+    let sim = sim_with(tenant_sim::Options {
+        replication_lag_ms: 1500,
+        ..Default::default()
+    });
+    let doc = registered(&sim);
+    let sp = service_principal_id(&doc);
+    // The service principal register-app just wrote is not on every replica yet; teardown must
+    // still find and remove it, not call it "already deleted".
+    let r = sim.run("teardown", &["--yes"], &doc).ok();
+    r.assert_stderr(&format!(
+        "teardown: deleted service principal \"Marketo Integration\" ({sp})"
+    ))
+    .assert_stderr("teardown: deleted app registration");
+    assert!(!r.stderr.contains("already deleted"), "{}", r.stderr);
+    std::thread::sleep(std::time::Duration::from_millis(1600));
+    sim.graph_expect(404, "GET", &format!("servicePrincipals/{sp}"), None);
+    sim.graph_expect(
+        404,
+        "GET",
+        &format!("applications(appId='{}')", client_id(&doc)),
+        None,
+    );
+
+    // A re-run right away sends nothing, even though the removals are recent.
+    sim.clear();
+    sim.run("teardown", &["--yes"], &r.doc).ok();
+    sim.assert_no_writes();
+}

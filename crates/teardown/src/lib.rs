@@ -24,6 +24,12 @@
 //! say only `app.*` — works: the app by object id, client id or unique name; its service
 //! principal by `appId`; the application user by `applicationid`.
 //!
+//! Entra ID is eventually consistent (graph.md §7.4). Right after a setup step wrote (within 10
+//! minutes, later than any teardown), an object the document names that answers 404 is read
+//! again until it shows up or two minutes pass, so a teardown straight after the setup does not
+//! leave it behind. An object a teardown removed in the last 10 minutes (`teardown.removed`) is
+//! not removed again while a replica still lists it, so the re-run sends no write.
+//!
 //! Input keys:  `app.object_id`, `app.client_id`, `app.unique_name`, `app.service_principal_id`,
 //!              `app.display_name`, `teardown.client_id` (an earlier teardown's), `secret.file`,
 //!              `hrd_policy.policy_id`, `hrd_policy.display_name`, `dynamics.url`,
@@ -35,7 +41,7 @@
 //!              `marketo_config.sync_user_id`, `sync_filter` (with `--remove-sync-filter`),
 //!              `verify`; sets `dynamics.application_user_disabled`, `teardown.client_id`,
 //!              `teardown.application_object_id`, `teardown.restore_command`, `teardown.removed`
-//!              (`[{kind, id, name}]`), `steps.teardown`.
+//!              (`[{kind, id, name, at}]`), `steps.teardown`.
 //! Exit codes:  0 done (also when nothing was left); 2 bad input, or no `--yes` off a terminal, or
 //!              the plan was not confirmed (no write sent); 3 sign-in failed; 4 Graph or
 //!              Dataverse refused (e.g. a missing privilege); 5 not done in time; 1 unexpected.
@@ -46,12 +52,15 @@
 //! teardown --state marketo-s2s.state.json --yes
 //! ```
 
+use std::future::Future;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::Parser;
 use serde_json::{Value, json};
 
+use s2s_core::retry::{REPLICATION_WINDOW, visible_within};
 use s2s_core::run::Key;
 use s2s_core::{CommonArgs, Ctx, Error, Result, StateDoc};
 use s2s_dataverse::names::{entity_logical_name, not_blank, unique};
@@ -195,6 +204,59 @@ struct Input {
     sync_entities: Vec<String>,
     /// The entities came from `sync_filter.entities` (add-sync-filter ran), not the default.
     sync_filter_in_doc: bool,
+    /// A setup step wrote within [`RECENT`], after any earlier teardown: a 404 for an object
+    /// the document names may be replication (graph.md §7.4), so such reads wait.
+    fresh_setup: bool,
+    /// `(kind, id)` of what a teardown removed within [`RECENT`]: Entra may still list them
+    /// while the deletion replicates, and a re-run must not send their removal again.
+    recently_removed: Vec<(String, String)>,
+}
+
+/// "Right after": how long a write may take to reach every replica, as verify-sync's `--settle`
+/// assumes (10 minutes).
+const RECENT: Duration = Duration::from_secs(10 * 60);
+
+/// Seconds since an RFC 3339 time; `None` when it does not parse.
+fn age_secs(at: &str) -> Option<i64> {
+    let t = time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).ok()?;
+    Some((time::OffsetDateTime::now_utc() - t).whole_seconds())
+}
+
+fn is_recent(at: &str) -> bool {
+    age_secs(at).is_some_and(|s| s < RECENT.as_secs() as i64)
+}
+
+/// Whether a setup step (not teardown) changed something recently, later than the last teardown.
+fn setup_was_recent(doc: &StateDoc) -> bool {
+    let Ok(Some(steps)) = doc.get_object("steps") else {
+        return false;
+    };
+    let last_teardown = steps
+        .get("teardown")
+        .and_then(|t| t["at"].as_str())
+        .and_then(age_secs);
+    steps.iter().any(|(tool, s)| {
+        tool != "teardown"
+            && s["changed"] == Value::Bool(true)
+            && s["at"].as_str().and_then(age_secs).is_some_and(|age| {
+                age < RECENT.as_secs() as i64 && last_teardown.is_none_or(|t| age < t)
+            })
+    })
+}
+
+fn recently_removed(doc: &StateDoc) -> Vec<(String, String)> {
+    doc.get("teardown.removed")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|r| r["at"].as_str().is_some_and(is_recent))
+        .filter_map(|r| {
+            Some((
+                r["kind"].as_str()?.to_string(),
+                r["id"].as_str()?.to_ascii_lowercase(),
+            ))
+        })
+        .collect()
 }
 
 /// Where configure-marketo set the "Marketo User" lookup.
@@ -297,6 +359,8 @@ impl Input {
             config,
             sync_entities,
             sync_filter_in_doc,
+            fresh_setup: setup_was_recent(doc),
+            recently_removed: recently_removed(doc),
         };
         if input.object_id.is_none()
             && input.client_id.is_none()
@@ -312,6 +376,44 @@ impl Input {
         }
         Ok(input)
     }
+}
+
+impl Input {
+    /// Reads an object the document names: once, or — right after the setup wrote — until it
+    /// shows up or [`REPLICATION_WINDOW`] passes (graph.md §7.4: a new object can answer 404 on
+    /// another replica), so a teardown run straight after the setup does not leave it behind.
+    async fn read_named<T, F, Fut>(&self, ctx: &Ctx, what: &str, mut read: F) -> Result<Option<T>>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<Option<T>>>,
+    {
+        if self.fresh_setup {
+            visible_within(
+                ctx.http.deadline(),
+                REPLICATION_WINDOW,
+                what,
+                ctx.reporter(),
+                read,
+            )
+            .await
+        } else {
+            read().await
+        }
+    }
+
+    /// Removed by a teardown a moment ago: gone, even if a replica still lists it.
+    fn was_removed(&self, kind: &str, id: &str) -> bool {
+        self.recently_removed
+            .iter()
+            .any(|(k, i)| k == kind && i.eq_ignore_ascii_case(id))
+    }
+}
+
+/// Says that a just-removed object is still listed, and that nothing is sent for it.
+fn still_replicating(ctx: &Ctx, what: &str) {
+    ctx.say(&format!(
+        "{what} was removed by the last teardown; Entra still lists it while the deletion replicates, so nothing is sent"
+    ));
 }
 
 /// One removal, in the order they run.
@@ -510,6 +612,13 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
             .map_err(explain_graph)?
             .into_iter()
             .filter(|gr| gr.client_id.eq_ignore_ascii_case(&sp.id))
+            .filter(|gr| {
+                let gone = input.was_removed("oauth2_permission_grant", &gr.id);
+                if gone {
+                    still_replicating(ctx, &format!("consent grant {}", gr.id));
+                }
+                !gone
+            })
             .collect();
         if grants.is_empty() {
             ctx.say(&format!(
@@ -555,32 +664,39 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
 /// The app registration: by object id, else client id, else unique name (design.md's keys).
 /// When the document holds several, they must agree: teardown never deletes another app.
 async fn find_application(ctx: &Ctx, g: &Graph<'_>, input: &Input) -> Result<Option<Application>> {
+    let what = "reading the app registration";
     let (app, key) = if let Some(id) = &input.object_id {
         (
-            g.application(id).await.map_err(explain_graph)?,
+            input.read_named(ctx, what, || g.application(id)).await,
             format!("object id {id}"),
         )
     } else if let Some(c) = &input.client_id {
         (
-            g.application_by_app_id(c).await.map_err(explain_graph)?,
+            input
+                .read_named(ctx, what, || g.application_by_app_id(c))
+                .await,
             format!("client id {c}"),
         )
     } else if let Some(u) = &input.unique_name {
         (
-            g.application_by_unique_name(u)
-                .await
-                .map_err(explain_graph)?,
+            input
+                .read_named(ctx, what, || g.application_by_unique_name(u))
+                .await,
             format!("unique name {u:?}"),
         )
     } else {
         return Ok(None);
     };
-    let Some(app) = app else {
+    let Some(app) = app.map_err(explain_graph)? else {
         ctx.say(&format!(
             "no app registration with {key} in this tenant: already deleted"
         ));
         return Ok(None);
     };
+    if input.was_removed("application", &app.id) {
+        still_replicating(ctx, &format!("app registration {}", app.id));
+        return Ok(None);
+    }
     if let Some(c) = &input.client_id {
         if !app.app_id.eq_ignore_ascii_case(c) {
             return Err(Error::refused(format!(
@@ -601,14 +717,27 @@ async fn find_service_principal(
     input: &Input,
     client_id: Option<&str>,
 ) -> Result<Option<ServicePrincipal>> {
+    let what = "reading the app's service principal";
     let sp = match (&input.sp_id, client_id) {
-        (Some(id), _) => g.service_principal(id).await.map_err(explain_graph)?,
-        (None, Some(c)) => g
-            .service_principal_by_app_id(c)
-            .await
-            .map_err(explain_graph)?,
+        (Some(id), _) => {
+            input
+                .read_named(ctx, what, || g.service_principal(id))
+                .await
+        }
+        (None, Some(c)) => {
+            input
+                .read_named(ctx, what, || g.service_principal_by_app_id(c))
+                .await
+        }
         (None, None) => return Ok(None),
-    };
+    }
+    .map_err(explain_graph)?;
+    if let Some(s) = &sp {
+        if input.was_removed("service_principal", &s.id) {
+            still_replicating(ctx, &format!("service principal {}", s.id));
+            return Ok(None);
+        }
+    }
     match (&sp, client_id) {
         (None, _) => {
             ctx.say(&match client_id {
@@ -652,7 +781,13 @@ async fn plan_hrd_policy(
             .iter()
             .any(|(p, _)| p.id.eq_ignore_ascii_case(id))
         {
-            match g.hrd_policy(id).await.map_err(explain_graph)? {
+            let found = input
+                .read_named(ctx, "reading the Home Realm Discovery policy", || {
+                    g.hrd_policy(id)
+                })
+                .await
+                .map_err(explain_graph)?;
+            match found {
                 Some(p) => candidates.push((p, false)),
                 None => ctx.say(&format!(
                     "Home Realm Discovery policy {id} no longer exists: already deleted"
@@ -661,6 +796,13 @@ async fn plan_hrd_policy(
         }
     }
     for (policy, assigned_to_ours) in candidates {
+        if input.was_removed("hrd_policy", &policy.id) {
+            still_replicating(
+                ctx,
+                &format!("Home Realm Discovery policy {}", policy_label(&policy)),
+            );
+            continue;
+        }
         if !is_ours(&policy, input) {
             ctx.say(&format!(
                 "left Home Realm Discovery policy {} alone: its name or definition is not set-hrd-policy's (it goes from the service principal when that is deleted)",
@@ -1138,7 +1280,7 @@ fn record(doc: &mut StateDoc, step: &Step, client_id: Option<&str>) {
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    removed.push(json!({"kind": kind, "id": id, "name": name}));
+    removed.push(json!({"kind": kind, "id": id, "name": name, "at": s2s_core::run::now_rfc3339()}));
     doc.set("teardown.removed", Value::Array(removed));
 }
 
