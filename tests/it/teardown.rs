@@ -595,3 +595,70 @@ fn right_after_the_setup_it_waits_out_replication_instead_of_leaving_objects_beh
     sim.run("teardown", &["--yes"], &r.doc).ok();
     sim.assert_no_writes();
 }
+
+/// Runs teardown on a pseudo-terminal (util-linux `script`), typing `answer` at its prompt.
+fn teardown_on_a_terminal(sim: &Sim, state: &std::path::Path, answer: &str) -> Run {
+    let tool = env!("CARGO_BIN_EXE_teardown");
+    let mut c = assert_cmd::Command::new("script");
+    c.env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", sim.dir())
+        .env("XDG_CACHE_HOME", sim.dir().join(".cache"))
+        .envs(sim.env())
+        .current_dir(sim.dir())
+        .timeout(std::time::Duration::from_secs(60))
+        .args([
+            "-qec",
+            &format!("{tool} --state {}", state.display()),
+            "/dev/null",
+        ])
+        .write_stdin(format!("{answer}\n"));
+    Run::from_output(c.output().unwrap())
+}
+
+#[test]
+fn on_a_terminal_it_shows_the_plan_and_removes_only_after_yes() {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: util-linux script (a pseudo-terminal) is not installed");
+        return;
+    }
+    let sim = sim();
+    let doc = registered(&sim);
+    let state = sim.path("state.json");
+    std::fs::write(&state, doc.to_string()).unwrap();
+    sim.clear();
+
+    let r = teardown_on_a_terminal(&sim, &state, "no").code_is(2);
+    assert!(
+        r.stdout.contains("will delete app registration"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("Type yes to continue"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("not confirmed: nothing was removed"),
+        "{}",
+        r.stdout
+    );
+    sim.assert_no_writes();
+
+    let r = teardown_on_a_terminal(&sim, &state, "yes").ok();
+    assert!(
+        r.stdout.contains("deleted app registration"),
+        "{}",
+        r.stdout
+    );
+    sim.graph_expect(
+        404,
+        "GET",
+        &format!("applications(appId='{}')", client_id(&doc)),
+        None,
+    );
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    assert_eq!(saved["teardown"]["client_id"], json!(client_id(&doc)));
+    assert!(saved["app"].get("client_id").is_none());
+}
