@@ -22,6 +22,7 @@ fn commands() -> Vec<clap::Command> {
         publish_customizations::Cli::command(),
         add_sync_filter::Cli::command(),
         verify_sync::Cli::command(),
+        teardown::Cli::command(),
         tenant_sim::Cli::command(),
     ]
 }

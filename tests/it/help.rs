@@ -6,7 +6,7 @@ use crate::common::*;
 #[test]
 fn help_snapshots() {
     let dir = tempfile::tempdir().unwrap();
-    for tool in TOOLS.iter().chain(["tenant-sim"].iter()) {
+    for tool in TOOLS.iter().chain(["teardown", "tenant-sim"].iter()) {
         let mut c = bare_cmd(tool, dir.path());
         c.arg("--help").env("COLUMNS", "100");
         let r = Run::from_output(c.output().unwrap()).ok();
@@ -21,7 +21,7 @@ fn help_snapshots() {
 #[test]
 fn every_tool_has_a_version_and_rejects_unknown_flags_in_one_line() {
     let dir = tempfile::tempdir().unwrap();
-    for tool in TOOLS {
+    for tool in TOOLS.iter().chain(["teardown"].iter()) {
         let r = run_bare(tool, dir.path(), &["--version"], "", &[]).ok();
         assert!(r.stdout.starts_with(tool), "{tool}: {}", r.stdout);
         let r = run_bare(tool, dir.path(), &["--no-such-flag"], "", &[]).code_is(2);

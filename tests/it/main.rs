@@ -21,5 +21,6 @@ mod resume;
 mod runbook;
 mod safety;
 mod set_hrd_policy;
+mod teardown;
 mod usability;
 mod verify_sync;

@@ -340,6 +340,14 @@ pub fn dynamics_url_from_user(raw: &str, notes: &mut Vec<String>) -> Result<Url>
     let Ok(parsed) = Url::parse(&with_scheme) else {
         return check_url(t, "--dynamics-url");
     };
+    // Without a scheme only something that reads as an org's address is taken: a dotted host
+    // (contoso.crm.dynamics.com) or a loopback one. A bare word is more likely a mistake.
+    let dotted = parsed
+        .host_str()
+        .is_some_and(|h| h.contains('.') || h.contains(':'));
+    if !(t.contains("://") || dotted || is_loopback(&parsed)) {
+        return check_url(t, "--dynamics-url");
+    }
     if !parsed.username().is_empty() || parsed.password().is_some() || parsed.host().is_none() {
         return check_url(&with_scheme, "--dynamics-url");
     }
@@ -475,6 +483,7 @@ mod tests {
         let u = dynamics_url_from_user("http://127.0.0.1:8080/", &mut notes).unwrap();
         assert_eq!(base(&u), "http://127.0.0.1:8080");
         assert_eq!(notes.len(), 2);
+        assert!(dynamics_url_from_user("contoso", &mut notes).is_err());
     }
 
     #[test]

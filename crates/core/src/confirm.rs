@@ -1,29 +1,39 @@
 //! Asking before a destructive write (removing a credential Marketo may be using, tearing a
-//! connection down). stdin carries the state document, so the question is read from the
-//! controlling terminal; off a terminal the user must say `--yes` up front.
+//! connection down). stdin carries the state document, so the question is asked and answered on
+//! the controlling terminal (`/dev/tty`); off a terminal the user must say `--yes` up front.
 
 use std::io::{BufRead, IsTerminal, Write};
 
 use crate::error::{Error, Result};
 
-/// `Ok(true)` to go ahead: `yes` was given, or the person at the terminal answered y/yes.
-/// Without `--yes` and without a terminal: exit 2 naming `flag`, before anything is sent.
+/// Whether a question can be asked: a person sees stderr and a terminal can answer.
+pub fn can_prompt() -> bool {
+    std::io::stderr().is_terminal() && std::fs::File::open("/dev/tty").is_ok()
+}
+
+/// `Ok(true)` to go ahead: `yes` was given (or it is a dry run, which sends nothing), or the
+/// person at the terminal answered y/yes. Without `--yes` and without a terminal: exit 2, before
+/// anything is sent.
 pub fn confirm(tool: &str, question: &str, yes: bool, dry_run: bool) -> Result<bool> {
     if yes || dry_run {
         return Ok(true);
     }
-    if !std::io::stderr().is_terminal() {
+    if !can_prompt() {
         return Err(needs_yes(tool, question));
     }
-    let Ok(tty) = std::fs::File::open("/dev/tty") else {
-        return Err(needs_yes(tool, question));
-    };
-    let mut err = std::io::stderr().lock();
-    let _ = write!(err, "{tool}: {question} [y/N] ");
-    let _ = err.flush();
-    drop(err);
+    let tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .map_err(|e| {
+            Error::usage(format!("cannot ask for confirmation ({e})"))
+                .with_hint(format!("re-run {tool} with --yes"))
+        })?;
+    let mut w = &tty;
+    let _ = write!(w, "{tool}: {question} Type yes to continue: ");
+    let _ = w.flush();
     let mut answer = String::new();
-    std::io::BufReader::new(tty)
+    std::io::BufReader::new(&tty)
         .read_line(&mut answer)
         .map_err(|e| Error::usage(format!("cannot read the answer from the terminal ({e})")))?;
     Ok(matches!(

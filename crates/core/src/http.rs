@@ -255,6 +255,12 @@ impl Http {
             .await?;
         Ok(crate::auth::jwt_claim(&token, "tid"))
     }
+    /// Counts a change made outside HTTP (teardown deleting the local secret file), so
+    /// `steps.<tool>.changed` tells the truth. Never call it in `--dry-run`.
+    pub fn count_local_write(&self) {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        self.attempted_writes.fetch_add(1, Ordering::Relaxed);
+    }
     pub fn request_count(&self) -> usize {
         self.requests.load(Ordering::Relaxed)
     }

@@ -205,7 +205,9 @@ impl StateDoc {
                 None => return,
             }
         }
-        cur.remove(parts[parts.len() - 1]);
+        // shift_remove, not remove (a swap_remove): the keys after it keep their order, so a
+        // document a tool removed keys from still reads top-down as the runbook wrote it.
+        cur.shift_remove(parts[parts.len() - 1]);
     }
 
     /// Serialises the document: pretty for a person, compact for a pipe.
@@ -397,6 +399,17 @@ mod tests {
         assert!(e.message.contains("\"k\""), "{e}");
         // The same key in two different objects is fine.
         assert!(StateDoc::parse(r#"{"a":{"k":1},"b":{"k":1}}"#, "t").is_ok());
+    }
+
+    #[test]
+    fn removing_a_key_keeps_the_order_of_the_others() {
+        let mut d = StateDoc::parse(r#"{"a":1,"b":2,"c":3,"d":{"x":1,"y":2,"z":3}}"#, "t").unwrap();
+        d.remove("b");
+        d.remove("d.x");
+        assert_eq!(
+            d.to_text(false),
+            "{\"a\":1,\"c\":3,\"d\":{\"y\":2,\"z\":3}}\n"
+        );
     }
 
     #[test]

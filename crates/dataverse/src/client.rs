@@ -358,6 +358,14 @@ impl<'a> Dataverse<'a> {
             .await
     }
 
+    /// Disables a user: `PATCH {"isdisabled": true}` with `If-Match: *` (reference §1.4: how
+    /// Terraform deactivates an application user; Dataverse keeps the row for audit, and an
+    /// application user cannot be deleted before it is disabled).
+    pub async fn disable_user(&self, id: &str) -> Result<Written<()>> {
+        self.update_record("systemusers", id, json!({"isdisabled": true}))
+            .await
+    }
+
     // ---------- roles ----------
 
     const ROLE_SELECT: &'static str = "roleid,name,_businessunitid_value";
@@ -492,6 +500,24 @@ impl<'a> Dataverse<'a> {
             .header("If-Match", "*")
             .json(body);
         Ok(self.write(req).await?.map(drop))
+    }
+
+    /// Empties a single-valued lookup: `PATCH <set>(<id>)` with `{"<nav>@odata.bind": null}` and
+    /// `If-Match: *` (learn.microsoft.com/power-apps/developer/data-platform/webapi/
+    /// associate-disassociate-entities-using-web-api, "Disassociate with a single-valued
+    /// navigation property": set it to null), so a missing row is a 404, never a create.
+    pub async fn clear_lookup(
+        &self,
+        entity_set: &str,
+        id: &str,
+        nav_property: &str,
+    ) -> Result<Written<()>> {
+        self.update_record(
+            entity_set,
+            id,
+            json!({ format!("{nav_property}@odata.bind"): Value::Null }),
+        )
+        .await
     }
 
     // ---------- metadata ----------
@@ -663,6 +689,23 @@ impl<'a> Dataverse<'a> {
             )
             .json(spec.to_json());
         Ok(self.write(req).await?.map(|resp| entity_id(&resp)))
+    }
+
+    /// Deletes a column and every value it holds: `DELETE EntityDefinitions(LogicalName='<entity>')/
+    /// Attributes(<MetadataId>)` ("DeleteAttribute: DELETE to the URL of the column",
+    /// learn.microsoft.com/power-apps/developer/data-platform/entity-attribute-metadata-messages).
+    /// Publish the entity afterwards ([`Dataverse::publish_entities`]) so forms and views drop it.
+    /// 404 (already gone) is an answer: `Done(false)`.
+    pub async fn delete_attribute(&self, entity: &str, metadata_id: &str) -> Result<Written<bool>> {
+        let id = guid(metadata_id, "attribute MetadataId")?;
+        let req = self
+            .request(
+                Method::Delete,
+                self.url(&format!("{}/Attributes({id})", entity_key(entity))),
+            )
+            .accept(404)
+            .retry_on_code(codes::CUSTOMIZATION_LOCK);
+        Ok(self.write(req).await?.map(|r| r.status != 404))
     }
 
     // ---------- publishing ----------

@@ -523,6 +523,29 @@ impl<'a> Graph<'a> {
         Ok(self.http.write(req).await?.is_some())
     }
 
+    /// `DELETE /applications/{id}` (learn.microsoft.com/graph/api/application-delete): the app
+    /// and its credentials go; Entra keeps it in `directory/deletedItems` for 30 days, restorable
+    /// with `POST /directory/deletedItems/{id}/restore` (directory-deleteditems-restore). 404
+    /// (already gone) is an answer, not an error.
+    pub async fn delete_application(&self, object_id: &str) -> Result<bool> {
+        let req = self
+            .req(
+                Method::Delete,
+                &format!("applications/{}", encode(object_id)),
+            )
+            .accept(404);
+        Ok(self.http.write(req).await?.is_some())
+    }
+
+    /// The URL that restores a deleted directory object (an app within 30 days of its deletion),
+    /// for messages: `{graph}/v1.0/directory/deletedItems/{id}/restore`.
+    pub fn restore_url(&self, object_id: &str) -> String {
+        self.url(&format!(
+            "directory/deletedItems/{}/restore",
+            encode(object_id)
+        ))
+    }
+
     // ---- service principals -------------------------------------------------------------
 
     pub async fn service_principal_by_app_id(
@@ -585,6 +608,15 @@ impl<'a> Graph<'a> {
         .await
     }
 
+    /// `DELETE /servicePrincipals/{id}` (learn.microsoft.com/graph/api/serviceprincipal-delete);
+    /// 404 (already gone) is an answer, not an error.
+    pub async fn delete_service_principal(&self, id: &str) -> Result<bool> {
+        let req = self
+            .req(Method::Delete, &format!("servicePrincipals/{}", encode(id)))
+            .accept(404);
+        Ok(self.http.write(req).await?.is_some())
+    }
+
     // ---- oauth2PermissionGrants ---------------------------------------------------------
 
     pub async fn grants_for(
@@ -597,6 +629,17 @@ impl<'a> Graph<'a> {
             quote(client_sp),
             quote(resource_sp)
         );
+        self.list(
+            &format!("oauth2PermissionGrants?$filter={}", encode(&filter)),
+            "oauth2PermissionGrants",
+        )
+        .await
+    }
+
+    /// Every delegated grant whose client is this service principal, whatever the resource or
+    /// consent type: `GET /oauth2PermissionGrants?$filter=clientId eq '{id}'` (graph.md §3.1).
+    pub async fn grants_of_client(&self, client_sp: &str) -> Result<Vec<PermissionGrant>> {
+        let filter = format!("clientId eq {}", quote(client_sp));
         self.list(
             &format!("oauth2PermissionGrants?$filter={}", encode(&filter)),
             "oauth2PermissionGrants",
@@ -660,6 +703,34 @@ impl<'a> Graph<'a> {
             "homeRealmDiscoveryPolicies",
         )
         .await
+    }
+
+    /// `GET /policies/homeRealmDiscoveryPolicies/{id}` (graph.md §5.2); `None` on 404.
+    pub async fn hrd_policy(&self, id: &str) -> Result<Option<HrdPolicy>> {
+        self.get_opt(
+            &format!("policies/homeRealmDiscoveryPolicies/{}", encode(id)),
+            "homeRealmDiscoveryPolicy",
+        )
+        .await
+    }
+
+    /// The object ids of the directory objects a policy is assigned to:
+    /// `GET /policies/homeRealmDiscoveryPolicies/{id}/appliesTo` (graph.md §5.2, "who has it").
+    pub async fn hrd_policy_applies_to(&self, id: &str) -> Result<Vec<String>> {
+        #[derive(Deserialize)]
+        struct DirectoryObject {
+            id: String,
+        }
+        let objects: Vec<DirectoryObject> = self
+            .list(
+                &format!(
+                    "policies/homeRealmDiscoveryPolicies/{}/appliesTo?$select=id",
+                    encode(id)
+                ),
+                "appliesTo",
+            )
+            .await?;
+        Ok(objects.into_iter().map(|o| o.id).collect())
     }
 
     pub async fn create_hrd_policy(&self, body: Value) -> Result<Option<HrdPolicy>> {

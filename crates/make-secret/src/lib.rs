@@ -45,7 +45,6 @@
 //! ```
 
 use std::fmt;
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -163,7 +162,7 @@ impl s2s_core::Tool for Cli {
         if self.revoke_others
             && !self.yes
             && !self.common.dry_run
-            && !std::io::stderr().is_terminal()
+            && !s2s_core::confirm::can_prompt()
         {
             return Err(s2s_core::confirm::needs_yes(
                 "make-secret",

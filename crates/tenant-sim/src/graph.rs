@@ -203,6 +203,9 @@ fn route(sim: &Sim, ctx: &Ctx, segs: &[Segment], body: &Value) -> R {
                 }]}),
             ))
         }
+        "directory" if segs.len() >= 2 && seg_is(&segs[1], "deletedItems") => {
+            deleted_items(sim, ctx, &segs[2..])
+        }
         "applications" => applications(sim, ctx, segs, body),
         "servicePrincipals" => service_principals(sim, ctx, segs, body),
         "oauth2PermissionGrants" => grants(sim, ctx, segs, body),
@@ -679,8 +682,12 @@ fn applications(sim: &Sim, ctx: &Ctx, segs: &[Segment], body: &Value) -> R {
             }
         }
         "DELETE" => {
+            // learn.microsoft.com/graph/api/application-delete: "When deleted, apps are moved to
+            // a temporary container and can be restored within 30 days." Its service principal
+            // in this tenant goes with it, so servicePrincipals(appId=...) answers 404, and its
+            // secrets no longer sign in (the token endpoint knows only live applications).
             let i = vis.ok_or_else(|| not_found(ctx, &addr_text(&addr)))?;
-            let app = t.applications.remove(i);
+            let mut app = t.applications.remove(i);
             let app_id = app.str("appId").unwrap_or("").to_string();
             let sp_ids: Vec<String> = t
                 .service_principals
@@ -689,6 +696,8 @@ fn applications(sim: &Sim, ctx: &Ctx, segs: &[Segment], body: &Value) -> R {
                 .map(|s| s.id().to_string())
                 .collect();
             remove_sps(&mut t, &sp_ids);
+            app.data["deletedDateTime"] = json!(rfc3339(now_ms()));
+            t.deleted_items.push(app);
             Ok(Reply::empty(204))
         }
         _ => Err(method_not_allowed(ctx)),
@@ -1165,6 +1174,67 @@ fn sp_nav(sim: &Sim, ctx: &Ctx, addr: &Addr, rest: &[Segment], body: &Value) -> 
             ctx,
         )),
         _ => Err(no_segment(ctx, &nav.name)),
+    }
+}
+
+// ---------- directory/deletedItems ----------
+
+/// `directory/deletedItems` for applications: `GET .../microsoft.graph.application` (list),
+/// `GET .../{id}` and `POST .../{id}/restore`
+/// (learn.microsoft.com/graph/api/directory-deleteditems-list,
+/// directory-deleteditems-get, directory-deleteditems-restore). Deleted items older than 30
+/// days are not purged: the emulator's tenants live minutes.
+fn deleted_items(sim: &Sim, ctx: &Ctx, rest: &[Segment]) -> R {
+    let m = ctx.method.as_str();
+    let mut t = lock(&sim.tenant);
+    match rest {
+        [] => Err(error_reply(
+            400,
+            "Request_BadRequest",
+            "A type cast to a derived type of directoryObject is required, e.g. deletedItems/microsoft.graph.application.",
+            ctx,
+        )),
+        [cast] if cast.key.is_none() && cast.name == "microsoft.graph.application" => {
+            if m != "GET" {
+                return Err(method_not_allowed(ctx));
+            }
+            let items: Vec<Value> = t.deleted_items.iter().map(|o| o.data.clone()).collect();
+            drop(t);
+            list(
+                sim,
+                ctx,
+                "application",
+                "directory/deletedItems/microsoft.graph.application",
+                items,
+            )
+        }
+        [id] if id.key.is_none() => {
+            if m != "GET" {
+                return Err(method_not_allowed(ctx));
+            }
+            let addr = Addr::Id(id.name.clone());
+            let i = find(&t.deleted_items, &addr).ok_or_else(|| not_found(ctx, &id.name))?;
+            let mut data = t.deleted_items[i].data.clone();
+            data["@odata.type"] = json!("#microsoft.graph.application");
+            drop(t);
+            single(sim, ctx, "application", "directory/deletedItems", &data)
+        }
+        [id, action] if id.key.is_none() && seg_is(action, "restore") => {
+            if m != "POST" {
+                return Err(method_not_allowed(ctx));
+            }
+            let addr = Addr::Id(id.name.clone());
+            let i = find(&t.deleted_items, &addr).ok_or_else(|| not_found(ctx, &id.name))?;
+            let mut app = t.deleted_items.remove(i);
+            app.data["deletedDateTime"] = Value::Null;
+            let mut data = app.data.clone();
+            t.applications.push(app);
+            drop(t);
+            data["@odata.type"] = json!("#microsoft.graph.application");
+            single(sim, ctx, "application", "directoryObjects", &data)
+        }
+        [_, other, ..] => Err(no_segment(ctx, &other.name)),
+        [other] => Err(no_segment(ctx, &other.name)),
     }
 }
 

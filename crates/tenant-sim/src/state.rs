@@ -121,6 +121,10 @@ pub struct Tenant {
     pub oauth2_permission_grants: Vec<Obj>,
     pub home_realm_discovery_policies: Vec<Obj>,
     pub hrd_assignments: Vec<Assignment>,
+    /// Deleted applications, restorable for 30 days (`directory/deletedItems`); their
+    /// credentials stay with them but sign nothing in while they are deleted.
+    #[serde(default)]
+    pub deleted_items: Vec<Obj>,
     pub dataverse: Dv,
 }
 
@@ -218,6 +222,7 @@ impl Tenant {
             oauth2_permission_grants: Vec::new(),
             home_realm_discovery_policies: Vec::new(),
             hrd_assignments: Vec::new(),
+            deleted_items: Vec::new(),
             dataverse,
         };
         (t, admin_secret)

@@ -1,0 +1,664 @@
+//! teardown: after a full setup everything setup made is gone (or disabled, for the application
+//! user) and a re-run sends no write; --yes is needed off a terminal; --dry-run only plans;
+//! partial documents; what is not ours (a shared HRD policy, a Marketo User set to someone else)
+//! is left alone.
+
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+/// A finished setup as the check describes it: federated tenant, the whole chain, and
+/// the sync filter on lead and contact.
+fn full_setup(sim: &Sim) -> Value {
+    let doc = sim.setup_chain(&[]);
+    sim.run("add-sync-filter", &[], &doc).ok().doc
+}
+
+fn str_at<'a>(doc: &'a Value, ptr: &str) -> &'a str {
+    doc.pointer(ptr)
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("{ptr} in {doc:#}"))
+}
+
+/// The application user with its roles, as Dataverse shows it.
+fn app_user(sim: &Sim, id: &str) -> Value {
+    dv_get(
+        sim,
+        &format!(
+            "systemusers({id})?$select=isdisabled&$expand=systemuserroles_association($select=roleid,name)"
+        ),
+    )
+}
+
+/// The "Marketo User" lookup of the Default record.
+fn marketo_user(sim: &Sim, record_id: &str) -> Value {
+    dv_get(
+        sim,
+        &format!("mkto_marketoconfigs({record_id})?$select=_mkto_marketouser_value"),
+    )["_mkto_marketouser_value"]
+        .clone()
+}
+
+fn sync_filter_column(sim: &Sim, entity: &str) -> u16 {
+    sim.dataverse(
+        "GET",
+        &format!(
+            "EntityDefinitions(LogicalName='{entity}')/Attributes(LogicalName='new_synctomkto')"
+        ),
+        None,
+    )
+    .0
+}
+
+#[test]
+fn removes_everything_setup_made_and_a_second_run_sends_no_write() {
+    let sim = federated();
+    let doc = full_setup(&sim);
+    let client = client_id(&doc);
+    let sp = service_principal_id(&doc);
+    let object_id = str_at(&doc, "/app/object_id").to_string();
+    let user = app_user_id(&doc);
+    let policy = str_at(&doc, "/hrd_policy/policy_id").to_string();
+    let record = str_at(&doc, "/marketo_config/record_id").to_string();
+    let secret_file = std::path::PathBuf::from(str_at(&doc, "/secret/file"));
+    let secret = std::fs::read_to_string(&secret_file).unwrap();
+    assert_eq!(marketo_user(&sim, &record), json!(user));
+    assert_eq!(
+        sim.token_for(&client, secret.trim(), &sim.server.dynamics_url())
+            .0,
+        200
+    );
+
+    sim.clear();
+    let r = sim.run("teardown", &["--yes"], &doc).ok();
+    assert!(r.changed("teardown"));
+
+    // Entra ID: the app and its service principal answer 404, no grant from it remains, our
+    // policy is gone, and the app waits in the deleted items, restorable.
+    sim.graph_expect(404, "GET", &format!("applications/{object_id}"), None);
+    sim.graph_expect(404, "GET", &format!("applications(appId='{client}')"), None);
+    sim.graph_expect(404, "GET", &format!("servicePrincipals/{sp}"), None);
+    sim.graph_expect(
+        404,
+        "GET",
+        &format!("servicePrincipals(appId='{client}')"),
+        None,
+    );
+    let grants = sim.graph_expect(
+        200,
+        "GET",
+        &format!("oauth2PermissionGrants?$filter=clientId%20eq%20%27{sp}%27"),
+        None,
+    );
+    assert_eq!(grants["value"], json!([]));
+    assert!(
+        sim.state_objects("oauth2_permission_grants")
+            .iter()
+            .all(|g| g["clientId"] != json!(sp))
+    );
+    sim.graph_expect(
+        404,
+        "GET",
+        &format!("policies/homeRealmDiscoveryPolicies/{policy}"),
+        None,
+    );
+    let deleted = sim.graph_expect(
+        200,
+        "GET",
+        &format!("directory/deletedItems/{object_id}"),
+        None,
+    );
+    assert_eq!(deleted["appId"], json!(client));
+    assert!(deleted["deletedDateTime"].is_string(), "{deleted}");
+    // The secret no longer signs in, and its file is gone.
+    assert_ne!(
+        sim.token_for(&client, secret.trim(), &sim.server.dynamics_url())
+            .0,
+        200
+    );
+    assert!(!secret_file.exists(), "the secret file is still there");
+
+    // Dataverse: the user stays (audit), disabled and without the role; Marketo User is empty;
+    // the sync-filter columns are kept (they hold data).
+    let u = app_user(&sim, &user);
+    assert_eq!(u["isdisabled"], json!(true), "{u}");
+    assert_eq!(u["systemuserroles_association"], json!([]), "{u}");
+    assert!(marketo_user(&sim, &record).is_null());
+    assert_eq!(sync_filter_column(&sim, "lead"), 200);
+    assert_eq!(sync_filter_column(&sim, "contact"), 200);
+
+    // The requests, in reverse order of the setup.
+    let writes = method_paths(&sim.writes());
+    let expected_prefixes = [
+        format!("PATCH /api/data/v9.2/mkto_marketoconfigs({record})"),
+        format!("DELETE /api/data/v9.2/systemusers({user})/systemuserroles_association/$ref"),
+        format!("PATCH /api/data/v9.2/systemusers({user})"),
+        format!("DELETE /v1.0/servicePrincipals/{sp}/homeRealmDiscoveryPolicies/{policy}/$ref"),
+        format!("DELETE /v1.0/policies/homeRealmDiscoveryPolicies/{policy}"),
+        "DELETE /v1.0/oauth2PermissionGrants/".to_string(),
+        format!("DELETE /v1.0/servicePrincipals/{sp}"),
+        format!("DELETE /v1.0/applications/{object_id}"),
+    ];
+    assert_eq!(writes.len(), expected_prefixes.len(), "{writes:#?}");
+    for (w, want) in writes.iter().zip(&expected_prefixes) {
+        assert!(
+            w.starts_with(want.as_str()),
+            "{w} is not {want}\n{writes:#?}"
+        );
+    }
+
+    // One line per object, the audit and restore notes, the secret never shown.
+    r.assert_stderr("teardown: cleared \"Marketo User\"")
+        .assert_stderr("teardown: removed role \"Marketo Sync User\"")
+        .assert_stderr("teardown: disabled application user")
+        .assert_stderr("Dataverse keeps users for audit")
+        .assert_stderr("teardown: unassigned Home Realm Discovery policy")
+        .assert_stderr("teardown: deleted Home Realm Discovery policy")
+        .assert_stderr("teardown: deleted the admin consent grant")
+        .assert_stderr(&format!("teardown: deleted service principal \"Marketo Integration\" ({sp})"))
+        .assert_stderr("teardown: deleted app registration \"Marketo Integration\"")
+        .assert_stderr(&format!(
+            "restorable for 30 days: az rest --method POST --url {}/v1.0/directory/deletedItems/{object_id}/restore",
+            sim.url()
+        ))
+        .assert_stderr("teardown: deleted the secret file")
+        .assert_stderr("teardown: kept the sync-filter column new_synctomkto on lead, contact");
+    assert!(
+        !r.all_output().contains(secret.trim()),
+        "the secret was printed"
+    );
+
+    // The document: the keys of what went are gone, what was done is recorded.
+    let out = &r.doc;
+    for gone in [
+        "/app/client_id",
+        "/app/object_id",
+        "/app/service_principal_id",
+        "/consent",
+        "/secret",
+        "/hrd_policy",
+        "/dynamics/roles",
+        "/marketo_config/sync_user_id",
+        "/verify",
+    ] {
+        assert!(out.pointer(gone).is_none(), "{gone} is still in {out:#}");
+    }
+    assert_eq!(out["app"]["unique_name"], doc["app"]["unique_name"]);
+    assert_eq!(out["dynamics"]["application_user_disabled"], json!(true));
+    assert_eq!(out["sync_filter"], doc["sync_filter"]);
+    assert_eq!(out["teardown"]["client_id"], json!(client));
+    assert_eq!(out["teardown"]["application_object_id"], json!(object_id));
+    let kinds: Vec<&str> = out["teardown"]["removed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "marketo_user_lookup",
+            "role_assignment",
+            "application_user_disabled",
+            "hrd_policy_assignment",
+            "hrd_policy",
+            "oauth2_permission_grant",
+            "service_principal",
+            "application",
+            "secret_file"
+        ]
+    );
+
+    // A second run finds everything by its keys, reads, and writes nothing.
+    sim.clear();
+    let again = sim.run("teardown", &["--yes"], out).ok();
+    sim.assert_no_writes();
+    assert!(!again.changed("teardown"));
+    again
+        .assert_stderr("already deleted")
+        .assert_stderr("is already disabled")
+        .assert_stderr("teardown: nothing to change");
+    assert_eq!(again.doc["teardown"], out["teardown"]);
+}
+
+#[test]
+fn without_yes_and_without_a_terminal_it_exits_2_before_any_request() {
+    let sim = sim();
+    let doc = registered(&sim);
+    sim.clear();
+    let r = sim.run("teardown", &[], &doc).code_is(2);
+    r.assert_stderr("teardown: error: ")
+        .assert_stderr("needs --yes")
+        .assert_stderr("teardown: hint: run it with --dry-run first");
+    assert!(r.stdout.is_empty());
+    sim.assert_no_requests();
+    sim.graph_expect(
+        200,
+        "GET",
+        &format!("applications(appId='{}')", client_id(&doc)),
+        None,
+    );
+}
+
+#[test]
+fn dry_run_reads_plans_every_removal_and_writes_nothing() {
+    let sim = federated();
+    let doc = full_setup(&sim);
+    let object_id = str_at(&doc, "/app/object_id").to_string();
+    let secret_file = std::path::PathBuf::from(str_at(&doc, "/secret/file"));
+    sim.clear();
+
+    // No --yes needed: nothing is written.
+    let r = sim.run("teardown", &["--dry-run"], &doc).ok();
+    sim.assert_no_writes();
+    assert!(sim.api_requests() > 0, "a dry run reads");
+    assert!(secret_file.exists());
+    sim.graph_expect(200, "GET", &format!("applications/{object_id}"), None);
+    r.assert_stderr("teardown: dry run: would delete app registration")
+        .assert_stderr("teardown: dry run: would disable application user")
+        .assert_stderr("teardown: dry run: would delete the secret file")
+        .assert_stderr("write(s) planned, none sent");
+    let plan: Vec<String> = r.doc["plan"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            format!(
+                "{} {}",
+                p["method"].as_str().unwrap(),
+                p["url"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(plan.len(), 8, "{plan:#?}");
+    assert!(
+        plan.last()
+            .unwrap()
+            .ends_with(&format!("/v1.0/applications/{object_id}")),
+        "{plan:#?}"
+    );
+    assert!(
+        plan.iter()
+            .any(|p| p.starts_with("PATCH ") && p.contains("systemusers("))
+    );
+    // The document keeps every key: nothing was removed.
+    assert_eq!(r.doc["app"], doc["app"]);
+    assert_eq!(r.doc["secret"], doc["secret"]);
+    assert!(r.doc.get("teardown").is_none());
+    assert_eq!(r.doc["steps"]["teardown"]["dry_run"], json!(true));
+    assert_eq!(r.doc["steps"]["teardown"]["planned_writes"], json!(8));
+}
+
+#[test]
+fn a_partial_document_finds_the_objects_by_their_keys() {
+    // A setup that stopped after grant-consent, whose document kept only the app's unique name.
+    let sim = sim();
+    let doc = registered(&sim);
+    let doc = sim.run("grant-consent", &[], &doc).ok().doc;
+    let client = client_id(&doc);
+    let sp = service_principal_id(&doc);
+    let partial = json!({
+        "tenant": doc["tenant"],
+        "app": {"unique_name": doc["app"]["unique_name"], "display_name": doc["app"]["display_name"]},
+    });
+    sim.clear();
+
+    let r = sim.run("teardown", &["--yes"], &partial).ok();
+    sim.graph_expect(404, "GET", &format!("applications(appId='{client}')"), None);
+    sim.graph_expect(404, "GET", &format!("servicePrincipals/{sp}"), None);
+    assert!(
+        sim.state_objects("oauth2_permission_grants")
+            .iter()
+            .all(|g| g["clientId"] != json!(sp))
+    );
+    r.assert_stderr(&format!("no application user for client id {client}"))
+        .assert_stderr("teardown: deleted the admin consent grant")
+        .assert_stderr("teardown: deleted service principal")
+        .assert_stderr("teardown: deleted app registration");
+    let methods = method_paths(&sim.writes());
+    assert_eq!(methods.len(), 3, "{methods:#?}");
+    assert_eq!(r.doc["teardown"]["client_id"], json!(client));
+
+    // Again, from its own output: reads only.
+    sim.clear();
+    let again = sim.run("teardown", &["--yes"], &r.doc).ok();
+    sim.assert_no_writes();
+    again.assert_stderr("already deleted");
+}
+
+#[test]
+fn an_hrd_policy_another_service_principal_uses_is_unassigned_but_kept() {
+    let sim = federated();
+    let doc = full_setup(&sim);
+    let policy = str_at(&doc, "/hrd_policy/policy_id").to_string();
+    // Another app's service principal shares our policy.
+    let other = sim
+        .run(
+            "register-app",
+            &["--name", "Another Integration"],
+            &Value::Null,
+        )
+        .ok()
+        .doc;
+    let other_sp = service_principal_id(&other);
+    sim.graph_expect(
+        204,
+        "POST",
+        &format!("servicePrincipals/{other_sp}/homeRealmDiscoveryPolicies/$ref"),
+        Some(json!({"@odata.id": format!("{}/v1.0/policies/homeRealmDiscoveryPolicies/{policy}", sim.url())})),
+    );
+    sim.clear();
+
+    let r = sim.run("teardown", &["--yes"], &doc).ok();
+    r.assert_stderr("teardown: unassigned Home Realm Discovery policy")
+        .assert_stderr("the policy itself is kept: 1 other service principal(s) use it");
+    assert!(
+        !r.stderr.contains("deleted Home Realm Discovery policy"),
+        "{}",
+        r.stderr
+    );
+    let applies = sim.graph_expect(
+        200,
+        "GET",
+        &format!("policies/homeRealmDiscoveryPolicies/{policy}/appliesTo"),
+        None,
+    );
+    let ids: Vec<&str> = applies["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [other_sp.as_str()]);
+    assert_eq!(r.doc["hrd_policy"]["status"], json!("unassigned"));
+    assert_eq!(r.doc["hrd_policy"]["policy_id"], json!(policy));
+
+    sim.clear();
+    let again = sim.run("teardown", &["--yes"], &r.doc).ok();
+    sim.assert_no_writes();
+    again.assert_stderr("kept Home Realm Discovery policy");
+}
+
+#[test]
+fn a_marketo_user_pointing_at_someone_else_is_left_alone() {
+    let sim = sim();
+    let doc = sim.setup_chain(&[]);
+    let record = str_at(&doc, "/marketo_config/record_id").to_string();
+    let admin = dv_get(
+        &sim,
+        "systemusers?$select=systemuserid&$filter=internalemailaddress%20eq%20%27admin@contoso.onmicrosoft.com%27",
+    )["value"][0]["systemuserid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    sim.dataverse_expect(
+        204,
+        "PATCH",
+        &format!("mkto_marketoconfigs({record})"),
+        Some(json!({"mkto_MarketoUser@odata.bind": format!("/systemusers({admin})")})),
+    );
+    sim.clear();
+
+    let r = sim.run("teardown", &["--yes"], &doc).ok();
+    assert_eq!(marketo_user(&sim, &record), json!(admin));
+    r.assert_stderr(&format!(
+        "left \"Marketo User\" of the Marketo configuration record ({record}) alone: it points at user {admin}"
+    ));
+    assert!(
+        !method_paths(&sim.writes())
+            .iter()
+            .any(|w| w.contains("mkto_marketoconfigs")),
+        "the config record was written"
+    );
+    // The rest went as usual.
+    let u = app_user(&sim, &app_user_id(&doc));
+    assert_eq!(u["isdisabled"], json!(true));
+}
+
+#[test]
+fn remove_sync_filter_deletes_the_columns_publishes_and_warns() {
+    let sim = sim();
+    let doc = full_setup(&sim);
+    sim.clear();
+    let r = sim
+        .run("teardown", &["--yes", "--remove-sync-filter"], &doc)
+        .ok();
+    r.assert_stderr("teardown: warning: --remove-sync-filter deletes new_synctomkto on lead, contact with every record's value")
+        .assert_stderr("teardown: deleted the sync-filter column new_synctomkto on lead")
+        .assert_stderr("teardown: published lead, contact");
+    assert_eq!(sync_filter_column(&sim, "lead"), 404);
+    assert_eq!(sync_filter_column(&sim, "contact"), 404);
+    let writes = method_paths(&sim.writes());
+    assert!(
+        writes[0].starts_with(
+            "DELETE /api/data/v9.2/EntityDefinitions(LogicalName=%27lead%27)/Attributes("
+        ),
+        "{writes:#?}"
+    );
+    assert!(writes[2].ends_with("/PublishXml"), "{writes:#?}");
+    assert!(r.doc.get("sync_filter").is_none());
+
+    sim.clear();
+    let again = sim
+        .run(
+            "teardown",
+            &["--yes", "--remove-sync-filter", "--entity", "lead"],
+            &r.doc,
+        )
+        .ok();
+    sim.assert_no_writes();
+    again.assert_stderr("lead has no sync-filter column new_synctomkto: already deleted");
+}
+
+// ---- the emulator's side of each request teardown sends, as Graph and Dataverse answer it ----
+
+#[test]
+fn the_emulator_moves_a_deleted_app_to_the_deleted_items_and_restores_it() {
+    let sim = sim();
+    let doc = registered(&sim);
+    let object_id = str_at(&doc, "/app/object_id").to_string();
+    let client = client_id(&doc);
+    sim.graph_expect(204, "DELETE", &format!("applications/{object_id}"), None);
+    sim.graph_expect(404, "GET", &format!("applications/{object_id}"), None);
+    // Its service principal went with it.
+    sim.graph_expect(
+        404,
+        "GET",
+        &format!("servicePrincipals(appId='{client}')"),
+        None,
+    );
+    // A second delete is Graph's 404, not a success.
+    sim.graph_expect(404, "DELETE", &format!("applications/{object_id}"), None);
+    let listed = sim.graph_expect(
+        200,
+        "GET",
+        "directory/deletedItems/microsoft.graph.application",
+        None,
+    );
+    assert_eq!(listed["value"][0]["id"], json!(object_id), "{listed}");
+    let restored = sim.graph_expect(
+        200,
+        "POST",
+        &format!("directory/deletedItems/{object_id}/restore"),
+        None,
+    );
+    assert_eq!(restored["appId"], json!(client));
+    assert!(restored["deletedDateTime"].is_null());
+    sim.graph_expect(200, "GET", &format!("applications/{object_id}"), None);
+    sim.graph_expect(
+        404,
+        "GET",
+        &format!("directory/deletedItems/{object_id}"),
+        None,
+    );
+    sim.graph_expect(
+        405,
+        "DELETE",
+        "directory/deletedItems/microsoft.graph.application",
+        None,
+    );
+}
+
+#[test]
+fn the_emulator_deletes_only_custom_plain_columns() {
+    let sim = sim();
+    sim.run("add-sync-filter", &["--entity", "lead"], &Value::Null)
+        .ok();
+    let attr = "EntityDefinitions(LogicalName='lead')/Attributes(LogicalName='new_synctomkto')";
+    sim.dataverse_expect(204, "DELETE", attr, None);
+    sim.dataverse_expect(404, "GET", attr, None);
+    sim.dataverse_expect(404, "DELETE", attr, None);
+    // A system column, a lookup and a primary name column are refused.
+    let e = sim.dataverse_expect(
+        400,
+        "DELETE",
+        "EntityDefinitions(LogicalName='lead')/Attributes(LogicalName='fullname')",
+        None,
+    );
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not a custom attribute"),
+        "{e}"
+    );
+    let e = sim.dataverse_expect(
+        400,
+        "DELETE",
+        "EntityDefinitions(LogicalName='mkto_marketoconfig')/Attributes(LogicalName='mkto_marketouser')",
+        None,
+    );
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("relationship"),
+        "{e}"
+    );
+    let e = sim.dataverse_expect(
+        400,
+        "DELETE",
+        "EntityDefinitions(LogicalName='mkto_marketoconfig')/Attributes(LogicalName='mkto_name')",
+        None,
+    );
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("primary name"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_document_naming_another_file_does_not_get_it_deleted() {
+    let sim = sim();
+    let mut doc = registered(&sim);
+    let precious = sim.path("notes.txt");
+    std::fs::write(&precious, "not a secret").unwrap();
+    doc["secret"] = json!({"file": precious.to_str().unwrap()});
+    let r = sim.run("teardown", &["--yes"], &doc).ok();
+    assert!(
+        precious.exists(),
+        "teardown deleted a file make-secret did not write"
+    );
+    r.assert_stderr("does not look like a secret file make-secret wrote");
+}
+
+#[test]
+fn right_after_the_setup_it_waits_out_replication_instead_of_leaving_objects_behind() {
+    let sim = sim_with(tenant_sim::Options {
+        replication_lag_ms: 1500,
+        ..Default::default()
+    });
+    let doc = registered(&sim);
+    let sp = service_principal_id(&doc);
+    // The service principal register-app just wrote is not on every replica yet; teardown must
+    // still find and remove it, not call it "already deleted".
+    let r = sim.run("teardown", &["--yes"], &doc).ok();
+    r.assert_stderr(&format!(
+        "teardown: deleted service principal \"Marketo Integration\" ({sp})"
+    ))
+    .assert_stderr("teardown: deleted app registration");
+    assert!(!r.stderr.contains("already deleted"), "{}", r.stderr);
+    std::thread::sleep(std::time::Duration::from_millis(1600));
+    sim.graph_expect(404, "GET", &format!("servicePrincipals/{sp}"), None);
+    sim.graph_expect(
+        404,
+        "GET",
+        &format!("applications(appId='{}')", client_id(&doc)),
+        None,
+    );
+
+    // A re-run right away sends nothing, even though the removals are recent.
+    sim.clear();
+    sim.run("teardown", &["--yes"], &r.doc).ok();
+    sim.assert_no_writes();
+}
+
+/// Runs teardown on a pseudo-terminal (util-linux `script`), typing `answer` at its prompt.
+fn teardown_on_a_terminal(sim: &Sim, state: &std::path::Path, answer: &str) -> Run {
+    let tool = env!("CARGO_BIN_EXE_teardown");
+    let mut c = assert_cmd::Command::new("script");
+    c.env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", sim.dir())
+        .env("XDG_CACHE_HOME", sim.dir().join(".cache"))
+        .envs(sim.env())
+        .current_dir(sim.dir())
+        .timeout(std::time::Duration::from_secs(60))
+        .args([
+            "-qec",
+            &format!("{tool} --state {}", state.display()),
+            "/dev/null",
+        ])
+        .write_stdin(format!("{answer}\n"));
+    Run::from_output(c.output().unwrap())
+}
+
+#[test]
+fn on_a_terminal_it_shows_the_plan_and_removes_only_after_yes() {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: util-linux script (a pseudo-terminal) is not installed");
+        return;
+    }
+    let sim = sim();
+    let doc = registered(&sim);
+    let state = sim.path("state.json");
+    std::fs::write(&state, doc.to_string()).unwrap();
+    sim.clear();
+
+    let r = teardown_on_a_terminal(&sim, &state, "no").code_is(2);
+    assert!(
+        r.stdout.contains("will delete app registration"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("Type yes to continue"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("not confirmed: nothing was removed"),
+        "{}",
+        r.stdout
+    );
+    sim.assert_no_writes();
+
+    let r = teardown_on_a_terminal(&sim, &state, "yes").ok();
+    assert!(
+        r.stdout.contains("deleted app registration"),
+        "{}",
+        r.stdout
+    );
+    sim.graph_expect(
+        404,
+        "GET",
+        &format!("applications(appId='{}')", client_id(&doc)),
+        None,
+    );
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    assert_eq!(saved["teardown"]["client_id"], json!(client_id(&doc)));
+    assert!(saved["app"].get("client_id").is_none());
+}
