@@ -11,6 +11,7 @@ mod chaos;
 mod common;
 mod configure_marketo;
 mod demo;
+mod fleet;
 mod grant_consent;
 mod help;
 mod hostile;

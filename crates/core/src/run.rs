@@ -89,10 +89,23 @@ where
     C: Tool,
     F: AsyncFnOnce(&mut Ctx, C) -> Result<()>,
 {
-    let cli = match C::try_parse() {
-        Ok(c) => c,
-        Err(e) => return clap_exit(C::NAME, e),
-    };
+    match parse::<C>() {
+        Ok(cli) => main_parsed(cli, step),
+        Err(code) => code,
+    }
+}
+
+/// The flags, or the exit of `--help`/`--version` or of a usage error (house style, exit 2).
+pub fn parse<C: Tool>() -> std::result::Result<C, ExitCode> {
+    C::try_parse().map_err(|e| clap_exit(C::NAME, e))
+}
+
+/// [`main`] for flags already parsed (a tool with a second mode picks after parsing).
+pub fn main_parsed<C, F>(cli: C, step: F) -> ExitCode
+where
+    C: Tool,
+    F: AsyncFnOnce(&mut Ctx, C) -> Result<()>,
+{
     let common = cli.common().clone();
     let report = Arc::new(Reporter::new(C::NAME, common.quiet, common.verbose));
     match execute::<C, F>(cli, &common, report.clone(), step) {
@@ -220,6 +233,85 @@ where
             }
             Err(e)
         }
+    }
+}
+
+/// A read-only step over many state documents (`verify-sync --fleet`), at most `jobs` at once
+/// on one thread. Each document gets its own configuration and sign-in: its own `tenant.id`,
+/// `tenant.cloud` and `dynamics.url` decide the target (the `--tenant` / `--dynamics-url` of
+/// the command line, or the environment, name one customer and are ignored here), and the
+/// credential chain runs per tenant as for a single run. Nothing is written back. Returns each
+/// file's answer (or its error) in the order given.
+pub fn many<C, F>(
+    cli: &C,
+    files: &[PathBuf],
+    jobs: usize,
+    report: &Arc<Reporter>,
+    per_doc: F,
+) -> Result<Vec<(PathBuf, Result<Value>)>>
+where
+    C: Tool,
+    F: AsyncFn(&mut Ctx, &C) -> Result<Value>,
+{
+    use futures_util::stream::{self, StreamExt};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::internal(format!("cannot start the async runtime: {e}")))?;
+    let per_doc = &per_doc;
+    let mut results: Vec<(usize, PathBuf, Result<Value>)> = rt.block_on(
+        stream::iter(files.iter().cloned().enumerate())
+            .map(|(i, file)| async move {
+                let outcome = match open_document::<C>(cli.common(), &file, report) {
+                    Ok(mut ctx) => per_doc(&mut ctx, cli).await,
+                    Err(e) => Err(e),
+                };
+                (i, file, outcome)
+            })
+            .buffer_unordered(jobs.max(1))
+            .collect(),
+    );
+    results.sort_by_key(|(i, _, _)| *i);
+    Ok(results.into_iter().map(|(_, f, r)| (f, r)).collect())
+}
+
+/// One document of [`many`], read and checked as a single run would, with its own target.
+fn open_document<C: Tool>(common: &CommonArgs, file: &Path, report: &Arc<Reporter>) -> Result<Ctx> {
+    let doc = StateDoc::load(Some(file), false)?;
+    if doc.root().is_empty() {
+        return Err(Error::usage(format!(
+            "{} does not exist or holds an empty document",
+            file.display()
+        )));
+    }
+    check_reads(&doc, COMMON_READS)?;
+    check_reads(&doc, C::READS)?;
+    let mut own = common.clone();
+    own.tenant = None;
+    own.dynamics_url = None;
+    own.state = Some(file.to_path_buf());
+    let cfg = Config::resolve(C::NAME, &own, &doc, C::DEFAULT_TIMEOUT)?;
+    Ok(Ctx {
+        doc,
+        http: Http::new(cfg, report.clone()),
+        report: report.clone(),
+        state_file: Some(file.to_path_buf()),
+    })
+}
+
+/// One JSON value per line on stdout (the fleet report), the same writer rules as the document.
+pub fn emit_lines(values: &[Value]) -> Result<()> {
+    let out = std::io::stdout();
+    let mut lock = out.lock();
+    let mut text = String::new();
+    for v in values {
+        text.push_str(&v.to_string());
+        text.push('\n');
+    }
+    match lock.write_all(text.as_bytes()).and_then(|()| lock.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Error::internal(format!("cannot write to stdout: {e}"))),
     }
 }
 

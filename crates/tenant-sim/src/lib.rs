@@ -100,6 +100,9 @@ pub struct Options {
     pub no_dynamics_sp: bool,
     /// Extra attributes to seed: (entity logical name, attribute logical name, AttributeType).
     pub seed_attributes: Vec<(String, String, String)>,
+    /// The admin as a multi-tenant app: this client id and secret (tests of a consultant's
+    /// fleet of tenants use one for several emulators). `None`: a fresh one per tenant.
+    pub shared_admin: Option<(String, String)>,
 }
 
 impl Default for Options {
@@ -120,6 +123,7 @@ impl Default for Options {
             state_file: None,
             no_dynamics_sp: false,
             seed_attributes: Vec::new(),
+            shared_admin: None,
         }
     }
 }
@@ -360,6 +364,7 @@ impl Cli {
             state_file: self.state.clone(),
             no_dynamics_sp: self.no_dynamics_sp,
             seed_attributes: Vec::new(),
+            shared_admin: None,
         }
     }
 }

@@ -190,9 +190,14 @@ impl Tenant {
     /// A fresh tenant; returns it with the admin's client secret (only place it exists in clear).
     pub fn seed(opts: &Options) -> (Tenant, String) {
         let tenant_id = new_guid();
-        let admin_secret = random_secret(40);
+        // A multi-tenant admin app (one a consultant's firm registers once and each customer
+        // consents to) has the same client id and secret in every tenant.
+        let (admin_client_id, admin_secret) = match &opts.shared_admin {
+            Some((id, secret)) => (id.clone(), secret.clone()),
+            None => (new_guid(), random_secret(40)),
+        };
         let admin = Admin {
-            client_id: new_guid(),
+            client_id: admin_client_id,
             secret_sha256: sha256_hex(&admin_secret),
             user_oid: new_guid(),
             user_upn: "admin@contoso.onmicrosoft.com".into(),

@@ -74,6 +74,15 @@ pub struct Cli {
     #[arg(long = "role", value_name = "NAME")]
     pub roles: Vec<String>,
 
+    /// Check many connections: one state file per customer, each with its own tenant and org;
+    /// prints a table on stderr and one JSON object per file on stdout, writes no file
+    #[arg(long, value_name = "FILE", num_args = 1.., conflicts_with_all = ["state", "secret_file", "dry_run"])]
+    pub fleet: Vec<PathBuf>,
+
+    /// With --fleet: how many connections are checked at once
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
+
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -102,8 +111,14 @@ impl Tool for Cli {
 }
 
 pub fn main() -> std::process::ExitCode {
-    s2s_core::run::main::<Cli, _>(run)
+    match s2s_core::run::parse::<Cli>() {
+        Ok(cli) if !cli.fleet.is_empty() => fleet::main(cli),
+        Ok(cli) => s2s_core::run::main_parsed(cli, run),
+        Err(code) => code,
+    }
 }
+
+mod fleet;
 
 #[derive(Debug, Clone)]
 struct Check {
@@ -282,13 +297,18 @@ fn soft<T>(r: Result<T>) -> Result<std::result::Result<T, String>> {
     }
 }
 
-async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
-    let input = read_inputs(ctx, &cli)?;
-    let roles = if cli.roles.is_empty() {
+/// The roles the application user must hold: `--role`, or Marketo Sync User.
+fn roles_of(cli: &Cli) -> Vec<String> {
+    if cli.roles.is_empty() {
         vec!["Marketo Sync User".to_string()]
     } else {
         cli.roles.clone()
-    };
+    }
+}
+
+async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
+    let input = read_inputs(ctx, &cli)?;
+    let roles = roles_of(&cli);
     let settle = match cli.settle {
         Some(d) => d,
         None if changed_recently(ctx, SETTLE_IF_CHANGED_WITHIN) => DEFAULT_SETTLE,
