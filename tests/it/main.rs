@@ -12,6 +12,7 @@ mod common;
 mod configure_marketo;
 mod demo;
 mod grant_consent;
+mod hardening;
 mod help;
 mod hostile;
 mod make_secret;
