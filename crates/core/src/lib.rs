@@ -14,6 +14,7 @@ pub mod guid;
 pub mod http;
 pub mod odata;
 pub mod output;
+pub mod paging;
 pub mod redact;
 pub mod retry;
 pub mod run;

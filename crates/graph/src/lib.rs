@@ -352,10 +352,13 @@ impl<'a> Graph<'a> {
         }
     }
 
-    /// All pages of a collection (graph.md §7.3: follow `@odata.nextLink` as-is until absent).
+    /// All pages of a collection (graph.md §7.3: follow `@odata.nextLink` as-is until absent),
+    /// but only on Graph's own origin, without loops and within core's page cap: the link comes
+    /// from the answer and following it sends the Graph token (`s2s_core::paging`).
     async fn list<T: serde::de::DeserializeOwned>(&self, path: &str, what: &str) -> Result<Vec<T>> {
         let mut out = Vec::new();
         let mut url = self.url(path);
+        let mut pager = s2s_core::paging::Pager::new(&self.root, &url, what)?;
         loop {
             let page: Page<T> = self
                 .http
@@ -364,7 +367,7 @@ impl<'a> Graph<'a> {
                 .parse(what)?;
             out.extend(page.value);
             match page.next {
-                Some(n) => url = n,
+                Some(n) => url = pager.next(&n)?,
                 None => return Ok(out),
             }
         }
