@@ -1,6 +1,7 @@
 //! Issue 12: what an adversarial review broke, one test (or more) per class. Every test here
 //! failed on the code before the fix; each says which finding it covers.
 
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -99,6 +100,19 @@ fn a_failed_write_to_stderr_never_loses_the_document() {
     }
 }
 
+#[test]
+fn a_huge_expires_in_from_the_token_endpoint_is_clamped_not_a_crash() {
+    let sim = sim();
+    let token = sim.admin_token(&sim.url());
+    sim.server.add_fault(json!({
+        "path_prefix": format!("/{}/oauth2/v2.0/token", sim.server.tenant_id()),
+        "method": "POST", "status": 200,
+        "body": {"token_type": "Bearer", "access_token": token, "expires_in": u64::MAX},
+    }));
+    let r = sim.run("register-app", &[], &Value::Null).ok();
+    assert!(r.doc["app"]["client_id"].is_string());
+}
+
 // ---- finding 4: nothing from outside reaches the terminal raw ---------------------------------
 
 #[test]
@@ -122,4 +136,153 @@ fn control_characters_from_the_document_are_escaped_in_the_step3_block() {
         "a forged line:\n{}",
         r.stderr
     );
+}
+
+// ---- finding 2: file-system targets the tool does not own -----------------------------------
+
+#[test]
+fn a_secret_file_that_is_a_symlink_to_a_device_is_never_replaced() {
+    let sim = sim();
+    let doc = registered(&sim);
+    let link = sim.path("secret-link");
+    std::os::unix::fs::symlink("/dev/null", &link).unwrap();
+    let r = sim.run(
+        "make-secret",
+        &["--secret-file", link.to_str().unwrap()],
+        &doc,
+    );
+    assert_ne!(r.code, 0, "{}", r.stderr);
+    r.assert_stderr("not a regular file");
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "the symlink was replaced by a file holding the secret"
+    );
+    // Whatever was added was removed again: no credential is left that nobody can use.
+    let (_, app) = sim.graph(
+        "GET",
+        &format!("applications/{}", doc["app"]["object_id"].as_str().unwrap()),
+        None,
+    );
+    assert_eq!(app["passwordCredentials"], json!([]), "{app}");
+}
+
+/// A device-code sign-in done by the test as a person would, saved as the tools' cache at
+/// `cache`.
+fn seed_token_cache(sim: &Sim, cache: &Path) {
+    let tenant = sim.server.tenant_id();
+    let cli_id = "04b07795-8ddb-461a-bbee-02f9e1bf7b46";
+    let form = format!(
+        "client_id={cli_id}&scope={}",
+        urlencode(&format!("{}/.default offline_access", sim.url()))
+    );
+    let (s, body) = http(
+        "POST",
+        &format!("{}/{tenant}/oauth2/v2.0/devicecode", sim.url()),
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        Some(&form),
+    );
+    assert_eq!(s, 200, "{body}");
+    let dc: Value = serde_json::from_str(&body).unwrap();
+    let poll = format!(
+        "grant_type=urn:ietf:params:oauth:grant-type:device_code&client_id={cli_id}&device_code={}",
+        urlencode(dc["device_code"].as_str().unwrap())
+    );
+    let mut tokens = Value::Null;
+    for _ in 0..3 {
+        let (s, body) = http(
+            "POST",
+            &format!("{}/{tenant}/oauth2/v2.0/token", sim.url()),
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            Some(&poll),
+        );
+        if s == 200 {
+            tokens = serde_json::from_str(&body).unwrap();
+            break;
+        }
+    }
+    let refresh = tokens["refresh_token"].as_str().expect("refresh token");
+    let key = format!("{}|{tenant}|{cli_id}", sim.url());
+    std::fs::write(
+        cache,
+        json!({ key: {"refresh_token": refresh} }).to_string(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn the_token_cache_never_chmods_a_directory_it_did_not_create() {
+    use std::os::unix::fs::PermissionsExt;
+    let sim = sim();
+    let shared = sim.path("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let cache = shared.join("tokens.json");
+    seed_token_cache(&sim, &cache);
+    let mut c = sim.cmd("register-app");
+    c.env_remove("AZURE_CLIENT_ID")
+        .env_remove("AZURE_CLIENT_SECRET")
+        .env("MKTO_S2S_TOKEN_CACHE", &cache)
+        .args(["--auth", "cache"]);
+    Run::from_output(c.output().unwrap()).ok();
+    assert_eq!(s2s_core::fsutil::mode_of(&shared).unwrap(), 0o755);
+    assert_eq!(s2s_core::fsutil::mode_of(&cache).unwrap(), 0o600);
+}
+
+#[test]
+fn a_hanging_az_is_stopped_at_the_timeout_and_killed() {
+    let sim = sim();
+    let bin = sim.path("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let pid_file = sim.path("az.pid");
+    let script = bin.join("az");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho $$ > {}\nexec sleep 60\n",
+            pid_file.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut c = sim.cmd("register-app");
+    c.env_remove("AZURE_CLIENT_ID")
+        .env_remove("AZURE_CLIENT_SECRET")
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .args(["--auth", "az", "--timeout", "2s"]);
+    let t0 = Instant::now();
+    let r = Run::from_output(c.output().unwrap()).code_is(5);
+    assert!(t0.elapsed() < Duration::from_secs(20), "{:?}", t0.elapsed());
+    r.assert_stderr("Azure CLI");
+    let pid = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .to_string();
+    // The child was killed: gone, or a zombie waiting for its new parent to reap it.
+    std::thread::sleep(Duration::from_millis(200));
+    let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| !s.contains(") Z "))
+        .unwrap_or(false);
+    assert!(!alive, "az (pid {pid}) was left running");
+}
+
+// ---- finding 5 (part): bad input is found before any request --------------------------------
+
+#[test]
+fn a_ca_file_without_a_certificate_is_exit_2_with_no_request() {
+    let sim = sim();
+    let empty = sim.path("empty.pem");
+    std::fs::write(&empty, "not a certificate\n").unwrap();
+    let r = sim
+        .run(
+            "register-app",
+            &["--ca-file", empty.to_str().unwrap()],
+            &Value::Null,
+        )
+        .code_is(2);
+    r.assert_stderr("holds no PEM certificate");
+    assert!(sim.requests().is_empty(), "{:#?}", sim.requests());
 }
