@@ -286,3 +286,72 @@ fn a_ca_file_without_a_certificate_is_exit_2_with_no_request() {
     r.assert_stderr("holds no PEM certificate");
     assert!(sim.requests().is_empty(), "{:#?}", sim.requests());
 }
+
+// ---- finding 7: different display names never share an app ----------------------------------
+
+#[test]
+fn different_display_names_derive_different_apps_and_no_foreign_app_is_renamed() {
+    let sim = sim();
+    let names = [
+        "Маркето Интеграция",
+        "日本語",
+        "Marketo Integration",
+        "Marketo Integration!",
+    ];
+    let mut client_ids = Vec::new();
+    for name in names {
+        let r = sim
+            .run("register-app", &["--name", name], &Value::Null)
+            .ok();
+        assert_eq!(r.doc["app"]["display_name"], json!(name));
+        client_ids.push(client_id(&r.doc));
+    }
+    let mut unique = client_ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), names.len(), "{client_ids:?}");
+    // Every app still has the name it was created with.
+    let mut shown: Vec<String> = sim
+        .applications()
+        .iter()
+        .map(|a| a["displayName"].as_str().unwrap().to_string())
+        .collect();
+    shown.sort();
+    let mut want: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    want.sort();
+    assert_eq!(shown, want);
+
+    // A name that still derives an existing key (letter case) never renames that app.
+    sim.clear();
+    let r = sim
+        .run(
+            "register-app",
+            &["--name", "MARKETO INTEGRATION"],
+            &Value::Null,
+        )
+        .code_is(4);
+    r.assert_stderr("which this document did not name");
+    r.assert_stderr("--unique-name");
+    sim.assert_no_writes();
+
+    // The document that named it may rename it, and a recorded unique name is kept.
+    let doc = sim
+        .run(
+            "register-app",
+            &["--name", "Marketo Integration"],
+            &Value::Null,
+        )
+        .ok()
+        .doc;
+    assert_eq!(doc["app"]["unique_name"], "marketo-integration");
+    let renamed = sim
+        .run(
+            "register-app",
+            &["--name", "Marketo Integration (prod)"],
+            &doc,
+        )
+        .ok();
+    assert_eq!(renamed.doc["app"]["unique_name"], "marketo-integration");
+    assert_eq!(renamed.doc["app"]["client_id"], doc["app"]["client_id"]);
+    assert_eq!(sim.applications().len(), names.len());
+}
