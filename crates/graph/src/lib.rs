@@ -665,6 +665,38 @@ impl<'a> Graph<'a> {
         .await
     }
 
+    /// The objects a policy is assigned to: `GET /policies/homeRealmDiscoveryPolicies/{id}/appliesTo`
+    /// (Graph v1.0 "List appliesTo" of homeRealmDiscoveryPolicy); ids only. A policy that is not
+    /// there (404) applies to nothing.
+    pub async fn hrd_policy_applies_to(&self, policy_id: &str) -> Result<Vec<String>> {
+        #[derive(Deserialize)]
+        struct Obj {
+            id: String,
+        }
+        let path = format!(
+            "policies/homeRealmDiscoveryPolicies/{}/appliesTo",
+            encode(policy_id)
+        );
+        let mut url = self.url(&path);
+        let mut pager = s2s_core::paging::Pager::new(&self.root, &url, "appliesTo")?;
+        let mut out = Vec::new();
+        loop {
+            let resp = self
+                .http
+                .send(self.req_url(Method::Get, url).accept(404))
+                .await?;
+            if resp.status == 404 {
+                return Ok(out);
+            }
+            let page: Page<Obj> = resp.parse("appliesTo")?;
+            out.extend(page.value.into_iter().map(|o| o.id));
+            match page.next {
+                Some(n) => url = pager.next(&n)?,
+                None => return Ok(out),
+            }
+        }
+    }
+
     pub async fn create_hrd_policy(&self, body: Value) -> Result<Option<HrdPolicy>> {
         let req = self
             .req(Method::Post, "policies/homeRealmDiscoveryPolicies")
