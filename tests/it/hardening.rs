@@ -63,6 +63,29 @@ fn a_graph_next_link_to_another_origin_is_refused_with_exit_4_and_gets_no_token(
 }
 
 #[test]
+fn a_dataverse_next_link_to_another_origin_is_refused_with_exit_4_and_gets_no_token() {
+    let sim = sim();
+    let doc = registered(&sim);
+    sim.clear();
+    // The Graph origin of the same emulator: another port, so another token audience.
+    sim.server.add_fault(json!({
+        "path_prefix": "/api/data/v9.2/solutions", "method": "GET", "status": 200,
+        "body": {"value": [], "@odata.nextLink": format!("{}/api/data/v9.2/solutions?$skiptoken=x", sim.url())},
+    }));
+    let r = sim.run("assign-role", &[], &doc).code_is(4);
+    r.assert_stderr("points outside");
+    assert!(
+        sim.requests().iter().all(
+            |q| !q["path"].as_str().unwrap_or("").starts_with("/api/data")
+                || q["service"] == "dataverse"
+        ),
+        "the link was followed: {:#?}",
+        sim.requests()
+    );
+    sim.assert_no_writes();
+}
+
+#[test]
 fn a_graph_next_link_that_loops_ends_at_once_with_exit_4() {
     let sim = federated();
     let doc = registered(&sim);
