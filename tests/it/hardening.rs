@@ -161,6 +161,25 @@ fn control_characters_from_the_document_are_escaped_in_the_step3_block() {
     );
 }
 
+#[test]
+fn control_characters_in_a_service_error_are_escaped() {
+    let sim = sim();
+    sim.server.add_fault(json!({
+        "path_prefix": "/v1.0/applications", "status": 403,
+        "body": {"error": {
+            "code": "Authorization_RequestDenied\u{1b}[8m",
+            "message": "Insufficient privileges\u{1b}]0;owned\u{7}\rregister-app: done, all fine",
+        }},
+    }));
+    let r = sim.run("register-app", &[], &Value::Null).code_is(4);
+    assert!(
+        !r.stderr.chars().any(|c| c != '\n' && c.is_control()),
+        "a control character reached stderr:\n{:?}",
+        r.stderr
+    );
+    r.assert_stderr("Insufficient privileges\\x1b]0;owned\\x07\\rregister-app");
+}
+
 // ---- finding 2: file-system targets the tool does not own -----------------------------------
 
 #[test]
