@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 
 use crate::common::*;
 
-/// The tool's document as a command would get it, with the emulator's admin signed in.
+/// `tool` as a plain std command signed in as the emulator's admin (the environment of
+/// [`Sim::cmd`]), so a test can give it any file as stderr.
 fn tool_command(sim: &Sim, tool: &str) -> std::process::Command {
     let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin(tool));
     c.env_clear()
