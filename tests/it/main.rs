@@ -13,6 +13,7 @@ mod configure_marketo;
 mod demo;
 mod fleet;
 mod grant_consent;
+mod hardening;
 mod help;
 mod hostile;
 mod make_secret;

@@ -124,7 +124,15 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
         ctx.doc
             .set("dynamics.application_user_id", json!(u.systemuserid));
         match u.internalemailaddress.as_deref().filter(|e| !e.is_empty()) {
-            Some(mail) => ctx.doc.set("dynamics.username", json!(mail)),
+            // The org's answer is outside input too: what Marketo's step 3 is told to type
+            // must be an e-mail address, not text that forges lines when printed.
+            Some(mail) => match s2s_dataverse::names::username(mail, "the application user's primary e-mail") {
+                Ok(()) => ctx.doc.set("dynamics.username", json!(mail)),
+                Err(e) => ctx.warn(&format!(
+                    "{}; dynamics.username is not recorded: set the user's Primary Email in the org, then re-run",
+                    e.message
+                )),
+            },
             None => ctx.warn(&format!(
                 "application user {} has no primary e-mail address; Marketo's step 3 needs it as the username",
                 u.systemuserid

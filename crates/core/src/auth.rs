@@ -55,10 +55,7 @@ impl TokenProvider {
         let (token, expires_in) = self.acquire(http, &resource).await?;
         self.tokens.lock().await.insert(
             resource,
-            (
-                token.clone(),
-                Instant::now() + Duration::from_secs(expires_in),
-            ),
+            (token.clone(), expiry(Instant::now(), expires_in)),
         );
         Ok(token)
     }
@@ -114,6 +111,21 @@ pub fn jwt_claim(token: &SecretString, claim: &str) -> Option<String> {
     let v: Value = serde_json::from_slice(&bytes).ok()?;
     v.get(claim)?.as_str().map(str::to_string)
 }
+
+/// The longest lifetime believed from a token answer: Entra tokens live 60–90 minutes (up to
+/// 24 h with a lifetime policy), and `expires_in` comes from the wire, so a huge value must not
+/// overflow `Instant` (a panic, an abort in release builds) or keep a token for ever.
+const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+/// When a token answered at `now` with `expires_in` seconds expires, clamped.
+fn expiry(now: Instant, expires_in: u64) -> Instant {
+    let life = Duration::from_secs(expires_in).min(MAX_TOKEN_LIFETIME);
+    now.checked_add(life).unwrap_or(now)
+}
+
+/// How long a token cache or `--ca-file` may be: far more than any real one, and a bound on
+/// what a wrong path can make the tool read.
+pub(crate) const MAX_SMALL_FILE: u64 = 4 * 1024 * 1024;
 
 fn source_name(s: AuthSource) -> &'static str {
     match s {
@@ -244,7 +256,9 @@ fn cache_key(cfg: &Config) -> Result<String> {
 }
 
 fn read_cache(path: &Path) -> serde_json::Map<String, Value> {
-    std::fs::read(path)
+    // A FIFO or device named by MKTO_S2S_TOKEN_CACHE must not block the tool: read regular
+    // files only.
+    crate::fsutil::read_regular(path, MAX_SMALL_FILE)
         .ok()
         .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
         .and_then(|v| v.as_object().cloned())
@@ -258,20 +272,18 @@ fn save_refresh_token(cfg: &Config, refresh: &str) -> Result<()> {
     let mut all = read_cache(path);
     all.insert(cache_key(cfg)?, json!({"refresh_token": refresh}));
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
-        }
+        // Only directories created here are made private; an existing one (the user's cache
+        // directory, or `/tmp` for `MKTO_S2S_TOKEN_CACHE=/tmp/x`) is not ours to chmod. The
+        // file itself is 0600 either way.
+        crate::fsutil::create_private_dir_all(dir).map_err(|e| {
+            Error::internal(format!(
+                "cannot create the token cache directory {}: {e}",
+                crate::output::sanitize(&dir.display().to_string())
+            ))
+        })?;
     }
     let text = serde_json::to_vec(&Value::Object(all)).expect("JSON serialises");
-    crate::fsutil::write_atomic(path, &text, 0o600).map_err(|e| {
-        Error::internal(format!(
-            "cannot write the token cache {}: {e}",
-            path.display()
-        ))
-    })
+    crate::fsutil::write_file(path, &text, 0o600, "the token cache (MKTO_S2S_TOKEN_CACHE)")
 }
 
 async fn from_cache(
@@ -339,16 +351,31 @@ async fn from_az(
         cfg.tenant()?,
     ])
     .stdin(std::process::Stdio::null())
+    // Dropped on timeout (below) or when the tool stops: the child is killed, not orphaned.
     .kill_on_drop(true);
-    let out = match cmd.output().await {
-        Ok(o) => o,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+    // `az` can hang (a proxy, a prompt, a broken install): it gets what is left of --timeout,
+    // like every other wait.
+    let remaining = cfg.remaining();
+    let out = match tokio::time::timeout(remaining, cmd.output()).await {
+        Err(_) => {
+            return Err(Error::timeout(format!(
+                "the Azure CLI (az account get-access-token) did not answer within --timeout \
+                 ({:.0} s left); it was stopped",
+                remaining.as_secs_f64()
+            ))
+            .with_hint(
+                "run `az account get-access-token` by hand to see what it waits for, or pass \
+                 --auth env / --auth device-code",
+            ));
+        }
+        Ok(Ok(o)) => o,
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
             if explicit {
                 return Err(Error::auth("--auth az: the Azure CLI (az) is not on PATH"));
             }
             return Ok(None);
         }
-        Err(e) => return Err(Error::auth(format!("cannot run az: {e}"))),
+        Ok(Err(e)) => return Err(Error::auth(format!("cannot run az: {e}"))),
     };
     if !out.status.success() {
         if explicit {
@@ -419,8 +446,10 @@ async fn from_device_code(
             )
         });
     rep.warn(&message);
-    let mut interval = Duration::from_secs(v["interval"].as_u64().unwrap_or(5));
-    let expires = Instant::now() + Duration::from_secs(v["expires_in"].as_u64().unwrap_or(900));
+    // Both numbers come from the wire: clamp them (an interval of 2^64-1 s or an expiry past
+    // `Instant`'s range would panic on the additions below).
+    let mut interval = Duration::from_secs(v["interval"].as_u64().unwrap_or(5).clamp(1, 60));
+    let expires = expiry(Instant::now(), v["expires_in"].as_u64().unwrap_or(900));
     let start = Instant::now();
     loop {
         let req = Request::new(Method::Post, Service::Login, token_url(cfg)?)
@@ -444,7 +473,9 @@ async fn from_device_code(
         }
         match v["error"].as_str().unwrap_or_default() {
             "authorization_pending" => {}
-            "slow_down" => interval += Duration::from_secs(5),
+            "slow_down" => {
+                interval = (interval + Duration::from_secs(5)).min(Duration::from_secs(60))
+            }
             other => {
                 let se = crate::http::parse_service_error(Service::Login, &resp);
                 return Err(login_error(
@@ -453,11 +484,28 @@ async fn from_device_code(
                 ));
             }
         }
-        if Instant::now() + interval > expires.min(cfg.deadline) {
+        if Instant::now()
+            .checked_add(interval)
+            .is_none_or(|t| t > expires.min(cfg.deadline))
+        {
             return Err(Error::auth("device-code sign-in was not completed in time")
                 .with_hint("run the tool again and complete the sign-in in the browser"));
         }
         rep.progress("waiting for the device-code sign-in", start.elapsed());
         tokio::time::sleep(interval).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_huge_expires_in_is_clamped_not_an_overflow() {
+        let now = Instant::now();
+        assert_eq!(expiry(now, u64::MAX), now + MAX_TOKEN_LIFETIME);
+        assert_eq!(expiry(now, 3599), now + Duration::from_secs(3599));
+        let (_, exp) = token_from(&json!({"access_token": "x", "expires_in": u64::MAX})).unwrap();
+        assert_eq!(expiry(now, exp), now + MAX_TOKEN_LIFETIME);
     }
 }

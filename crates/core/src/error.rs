@@ -4,6 +4,11 @@
 use std::fmt;
 use std::process::ExitCode;
 
+// Every part of an error's text can come from outside (a service's answer, a document value
+// quoted in a message), and the error line goes to a terminal: control characters are escaped
+// in `Display`, once for every caller (issue 12, finding 4).
+use crate::output::sanitize;
+
 /// The design's exit codes (design.md, "Output, errors, exit codes").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -67,20 +72,20 @@ impl fmt::Display for ServiceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} answered {}", self.service, self.status)?;
         if !self.code.is_empty() {
-            write!(f, " {}", self.code)?;
+            write!(f, " {}", sanitize(&self.code))?;
         }
         if let Some(d) = &self.detail_code {
             if !d.eq_ignore_ascii_case(&self.code) {
-                write!(f, " ({d})")?;
+                write!(f, " ({})", sanitize(d))?;
             }
         }
         if !self.message.is_empty() {
             // Token endpoint descriptions carry "\r\nTrace ID: ..." lines; keep the first line.
             let first = self.message.lines().next().unwrap_or_default().trim();
-            write!(f, ": {first}")?;
+            write!(f, ": {}", sanitize(first))?;
         }
         if let Some(id) = &self.request_id {
-            write!(f, " [request id {id}]")?;
+            write!(f, " [request id {}]", sanitize(id))?;
         }
         Ok(())
     }
@@ -170,7 +175,7 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)?;
+        f.write_str(&sanitize(&self.message))?;
         if let Some(se) = &self.service {
             write!(f, ": {se}")?;
         }
@@ -194,5 +199,26 @@ pub trait ResultExt<T> {
 impl<T, E: Into<Error>> ResultExt<T> for std::result::Result<T, E> {
     fn context(self, what: impl fmt::Display) -> Result<T> {
         self.map_err(|e| e.into().context(what))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_line_never_carries_control_characters() {
+        let se = ServiceError {
+            service: "graph",
+            status: 400,
+            code: "Bad\u{1b}[31m".into(),
+            message: "first\u{7} line\r\nTrace ID: x".into(),
+            request_id: Some("id\n".into()),
+            ..Default::default()
+        };
+        let e = Error::from_service("GET /x\u{1b}]0;t\u{7}", se);
+        let shown = e.to_string();
+        assert!(!shown.chars().any(char::is_control), "{shown:?}");
+        assert!(shown.contains("first\\x07 line"), "{shown}");
     }
 }

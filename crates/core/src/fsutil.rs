@@ -1,17 +1,36 @@
-//! Atomic file writes: a temporary file in the same directory, written, fsynced, renamed over
-//! the target, then the directory fsynced — a reader sees the old or the new file, never half.
+//! Files the tools are told to read or write, which they do not own (issue 12, finding 2):
+//!
+//! - atomic writes: a temporary file in the same directory, written, fsynced, renamed over the
+//!   target, then the directory fsynced — a reader sees the old or the new file, never half;
+//!   an existing target that is not a regular file (after following a symlink) is refused, so
+//!   `--state /dev/null` or `--secret-file /dev/stdout` never turns a device into a file;
+//! - bounded reads: a file is opened without blocking and read only if it is a regular file, so
+//!   a FIFO (which would block until `--timeout` and beyond) is refused up front;
+//! - paths from the document: a NUL byte or an empty path is bad input (exit 2), found before
+//!   any request;
+//! - directories: only the ones the tool creates are created private (0700); an existing one is
+//!   never chmodded.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::path::Path;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
 
 /// Writes `bytes` to `path` atomically. `mode` (e.g. 0o600) is applied when the temporary file is
 /// created, so a secret is never readable by others, not even for an instant.
+///
+/// An existing target that is not a regular file (a device, FIFO, socket or directory, also
+/// behind a symlink) is refused with [`std::io::ErrorKind::InvalidInput`] and left alone; use
+/// [`write_file`] to get that as exit 2.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => Path::new(".").to_path_buf(),
-    };
+    if let Some(why) = not_a_regular_file(path) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{} {why}; give the path of a regular file", path.display()),
+        ));
+    }
+    let dir = parent_dir(path);
     let name = path
         .file_name()
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file path"))?
@@ -40,6 +59,182 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()>
     result
 }
 
+/// [`write_atomic`] with the error as the tools report it: a target that is not a regular file
+/// is bad input (exit 2), any other failure exit 1; `what` names the flag or key
+/// (`"--state"`, `"the token cache"`).
+pub fn write_file(path: &Path, bytes: &[u8], mode: u32, what: &str) -> Result<()> {
+    check_write_target(path, what)?;
+    write_atomic(path, bytes, mode).map_err(|e| {
+        let err = Error::internal(format!("cannot write {what} {}: {e}", path.display()));
+        if e.kind() == std::io::ErrorKind::InvalidInput {
+            err.with_kind(crate::error::Kind::Usage)
+        } else {
+            err
+        }
+    })
+}
+
+/// Everything that can be known about a file the tool will write, before the first request:
+/// not empty, no NUL byte, a file name (not a directory), an existing target is a regular file
+/// (a symlink is followed), and its directory exists. Exit 2 naming `what` otherwise.
+///
+/// Tools call this on `--state`, `--secret-file` and `secret.file` while checking their input,
+/// so a bad target never costs a write on the service (issue 12, finding 5).
+pub fn check_write_target(path: &Path, what: &str) -> Result<()> {
+    check_path(path, what)?;
+    if path.is_dir() || path.file_name().is_none() {
+        return Err(Error::usage(format!(
+            "{what} {} is a directory; give the path of the file to create",
+            shown(path)
+        )));
+    }
+    if let Some(why) = not_a_regular_file(path) {
+        return Err(
+            Error::usage(format!("{what} {} {why}", shown(path))).with_hint(
+                "give the path of a regular file (it is replaced atomically, so a device, FIFO or \
+             socket cannot be a target)",
+            ),
+        );
+    }
+    let dir = parent_dir(path);
+    if !dir.is_dir() {
+        return Err(Error::usage(format!(
+            "{what} {}: the directory {} does not exist",
+            shown(path),
+            shown(&dir)
+        ))
+        .with_hint("create the directory first, or give a path in an existing one"));
+    }
+    Ok(())
+}
+
+/// A path given by the user or read from the state document: exit 2 when it is empty or holds a
+/// NUL byte (which no file system accepts, so every use of it would fail — after the writes).
+pub fn check_path(path: &Path, what: &str) -> Result<()> {
+    let bytes = path.as_os_str().as_encoded_bytes();
+    if bytes.is_empty() {
+        return Err(Error::usage(format!("{what} must not be empty")));
+    }
+    if bytes.contains(&0) {
+        return Err(Error::usage(format!(
+            "{what} {} contains a NUL byte, which no file name can hold",
+            shown(path)
+        ))
+        .with_hint("fix the path in the flag or the state document and re-run"));
+    }
+    Ok(())
+}
+
+/// A path from a state-document string value (e.g. `secret.file`), checked as [`check_path`].
+pub fn path_from_doc(value: &str, key: &str) -> Result<PathBuf> {
+    let p = PathBuf::from(value);
+    check_path(&p, &format!("state document key {key}"))?;
+    Ok(p)
+}
+
+/// Reads at most `max` bytes of a regular file. The file is opened non-blocking, so a FIFO
+/// cannot block the tool, and anything but a regular file (after following a symlink) is
+/// refused with [`std::io::ErrorKind::InvalidInput`]; a larger file with
+/// [`std::io::ErrorKind::InvalidData`].
+pub fn read_regular(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    let f = open_read_nonblocking(path)?;
+    let meta = f.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "{} is {}, not a regular file",
+                path.display(),
+                kind_of(&meta)
+            ),
+        ));
+    }
+    let mut buf = Vec::new();
+    f.take(max + 1).read_to_end(&mut buf)?;
+    if buf.len() as u64 > max {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{} is larger than {max} bytes", path.display()),
+        ));
+    }
+    Ok(buf)
+}
+
+/// Creates `dir` and its missing parents with mode 0700 (unix). Directories that exist already
+/// are left exactly as they are: the tool does not own them (`MKTO_S2S_TOKEN_CACHE=/tmp/x` must
+/// not make `/tmp` private).
+pub fn create_private_dir_all(dir: &Path) -> std::io::Result<()> {
+    if dir.as_os_str().is_empty() || dir.is_dir() {
+        return Ok(());
+    }
+    let mut b = fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(dir)
+}
+
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => Path::new(".").to_path_buf(),
+    }
+}
+
+/// Why an existing `path` (symlinks followed) may not be replaced; `None` when it is missing
+/// or a regular file.
+fn not_a_regular_file(path: &Path) -> Option<String> {
+    match fs::metadata(path) {
+        Ok(m) if m.is_file() => None,
+        Ok(m) => Some(format!("is {}, not a regular file", kind_of(&m))),
+        Err(_) => None,
+    }
+}
+
+fn kind_of(m: &fs::Metadata) -> &'static str {
+    if m.is_dir() {
+        return "a directory";
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let t = m.file_type();
+        if t.is_char_device() || t.is_block_device() {
+            return "a device";
+        }
+        if t.is_fifo() {
+            return "a FIFO";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+    }
+    "a special file"
+}
+
+/// A path for a message: control characters escaped (issue 12, finding 4).
+fn shown(path: &Path) -> String {
+    crate::output::sanitize(&path.display().to_string()).into_owned()
+}
+
+#[cfg(unix)]
+fn open_read_nonblocking(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    // O_NONBLOCK: opening a FIFO for reading otherwise waits for a writer, for ever.
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+}
+
+#[cfg(not(unix))]
+fn open_read_nonblocking(path: &Path) -> std::io::Result<File> {
+    File::open(path)
+}
+
 #[cfg(unix)]
 fn open_new(path: &Path, mode: u32) -> std::io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
@@ -60,4 +255,109 @@ fn open_new(path: &Path, _mode: u32) -> std::io::Result<File> {
 pub fn mode_of(path: &Path) -> std::io::Result<u32> {
     use std::os::unix::fs::PermissionsExt;
     Ok(fs::metadata(path)?.permissions().mode() & 0o777)
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use crate::error::Kind;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn fifo(dir: &Path, name: &str) -> PathBuf {
+        let p = dir.join(name);
+        let ok = std::process::Command::new("mkfifo")
+            .arg(&p)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "mkfifo");
+        p
+    }
+
+    #[test]
+    fn write_atomic_replaces_a_regular_file_with_the_mode() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("state.json");
+        fs::write(&p, "old").unwrap();
+        write_atomic(&p, b"new", 0o600).unwrap();
+        assert_eq!(fs::read_to_string(&p).unwrap(), "new");
+        assert_eq!(mode_of(&p).unwrap(), 0o600);
+    }
+
+    #[test]
+    fn write_atomic_never_replaces_a_special_file_even_behind_a_symlink() {
+        let d = tempfile::tempdir().unwrap();
+        let link = d.path().join("null-link");
+        std::os::unix::fs::symlink("/dev/null", &link).unwrap();
+        let f = fifo(d.path(), "pipe");
+        for target in [Path::new("/dev/null"), &link, &f, d.path()] {
+            let e = write_atomic(target, b"x", 0o600).unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{target:?}");
+            let e = write_file(target, b"x", 0o600, "--state").unwrap_err();
+            assert_eq!(e.kind, Kind::Usage, "{target:?}: {e}");
+        }
+        // Nothing was replaced, and no temporary file was left behind.
+        assert!(
+            fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert!(!fs::metadata("/dev/null").unwrap().is_file());
+        let left: Vec<_> = fs::read_dir(d.path()).unwrap().collect();
+        assert_eq!(left.len(), 2);
+    }
+
+    #[test]
+    fn check_write_target_finds_bad_targets_before_any_write() {
+        let d = tempfile::tempdir().unwrap();
+        let ok = d.path().join("new.secret");
+        check_write_target(&ok, "--secret-file").unwrap();
+        for (p, needle) in [
+            (PathBuf::from(""), "must not be empty"),
+            (PathBuf::from("/dev/null"), "not a regular file"),
+            (PathBuf::from("/nonexistent-dir/x.json"), "does not exist"),
+            (d.path().to_path_buf(), "is a directory"),
+            (PathBuf::from("a\0b"), "NUL byte"),
+        ] {
+            let e = check_write_target(&p, "--secret-file").unwrap_err();
+            assert_eq!(e.kind, Kind::Usage, "{p:?}");
+            assert!(e.message.contains(needle), "{p:?}: {e}");
+            assert!(!e.message.contains('\0'));
+        }
+        let e = path_from_doc("x\0.secret", "secret.file").unwrap_err();
+        assert_eq!(e.kind, Kind::Usage);
+        assert!(e.message.contains("secret.file"), "{e}");
+    }
+
+    #[test]
+    fn read_regular_refuses_a_fifo_at_once_and_bounds_the_size() {
+        let d = tempfile::tempdir().unwrap();
+        let f = fifo(d.path(), "secret");
+        let t0 = std::time::Instant::now();
+        let e = read_regular(&f, 1024).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+        assert!(e.to_string().contains("a FIFO"), "{e}");
+        assert!(t0.elapsed() < std::time::Duration::from_secs(2));
+        let p = d.path().join("big");
+        fs::write(&p, vec![b'a'; 2048]).unwrap();
+        assert_eq!(
+            read_regular(&p, 1024).unwrap_err().kind(),
+            std::io::ErrorKind::InvalidData
+        );
+        assert_eq!(read_regular(&p, 4096).unwrap().len(), 2048);
+    }
+
+    #[test]
+    fn only_directories_it_creates_are_made_private() {
+        let d = tempfile::tempdir().unwrap();
+        fs::set_permissions(d.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let made = d.path().join("a/b");
+        create_private_dir_all(&made).unwrap();
+        assert_eq!(mode_of(&made).unwrap(), 0o700);
+        assert_eq!(mode_of(&d.path().join("a")).unwrap(), 0o700);
+        // The existing parent is untouched.
+        assert_eq!(mode_of(d.path()).unwrap(), 0o755);
+        create_private_dir_all(d.path()).unwrap();
+        assert_eq!(mode_of(d.path()).unwrap(), 0o755);
+    }
 }

@@ -281,15 +281,7 @@ impl Http {
                     .connect_timeout(Duration::from_secs(15))
                     .pool_idle_timeout(Duration::from_secs(30));
                 if let Some(ca) = &self.cfg.ca_file {
-                    let pem = std::fs::read(ca).map_err(|e| {
-                        Error::usage(format!("cannot read --ca-file {}: {e}", ca.display()))
-                    })?;
-                    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                        Error::usage(format!(
-                            "--ca-file {} holds no PEM certificate ({e})",
-                            ca.display()
-                        ))
-                    })?;
+                    let certs = read_ca_file(ca)?;
                     for c in certs {
                         b = b.add_root_certificate(c);
                     }
@@ -560,6 +552,28 @@ impl Http {
         err.ambiguous = req.is_write() && !e.is_connect();
         err
     }
+}
+
+/// The root certificates of `--ca-file`: a regular file (a FIFO must not block the tool) holding
+/// at least one PEM certificate. A file with none is bad input (exit 2) — accepting it would
+/// silently trust nothing new and fail later as an untrusted certificate. Read before the first
+/// request (the client is built then), so a bad file sends nothing.
+pub fn read_ca_file(ca: &std::path::Path) -> Result<Vec<reqwest::Certificate>> {
+    let shown = crate::output::sanitize(&ca.display().to_string()).into_owned();
+    let pem = crate::fsutil::read_regular(ca, crate::auth::MAX_SMALL_FILE)
+        .map_err(|e| Error::usage(format!("cannot read --ca-file {shown}: {e}")))?;
+    let no_cert = |why: String| {
+        Error::usage(format!("--ca-file {shown} holds no PEM certificate{why}")).with_hint(
+            "give a file with one or more `-----BEGIN CERTIFICATE-----` blocks (the root of \
+             the proxy or private CA)",
+        )
+    };
+    let certs =
+        reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| no_cert(format!(" ({e})")))?;
+    if certs.is_empty() {
+        return Err(no_cert(String::new()));
+    }
+    Ok(certs)
 }
 
 /// Non-retryable transport errors are returned at once (a bad certificate will not get better).

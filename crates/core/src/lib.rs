@@ -16,6 +16,7 @@ pub mod http;
 pub mod odata;
 pub mod output;
 pub mod owed;
+pub mod paging;
 pub mod redact;
 pub mod retry;
 pub mod run;

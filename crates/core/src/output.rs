@@ -1,6 +1,16 @@
 //! stderr for people: one line per action, progress on long waits (only on a terminal), traces
 //! with `-v`. stdout belongs to [`crate::run`] alone, which writes the state document.
+//!
+//! Two rules hold for every byte written here (issue 12, findings 3 and 4):
+//! - a failed write to stderr never fails the run: the state document on stdout is what
+//!   matters, so human output is written with [`ewriteln`], which ignores errors instead of
+//!   panicking like `eprintln!` (a panic is an abort with `panic = "abort"`, and the document
+//!   is lost after real writes);
+//! - text from outside (the state document, service answers, file names) never reaches the
+//!   terminal raw: [`sanitize`] escapes every control character, so an ESC sequence or a forged
+//!   line (`\n  Client ID : ...`) shows up as visible escapes.
 
+use std::borrow::Cow;
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -41,21 +51,28 @@ impl Reporter {
     pub fn say(&self, msg: &str) {
         if !self.quiet {
             self.clear_progress();
-            eprintln!("{}: {msg}", self.tool);
+            ewriteln(&format!("{}: {}", self.tool, sanitize(msg)));
         }
+    }
+
+    /// The result the user ran the tool for (verify-sync's Marketo step-3 block): shown even
+    /// with `-q`, like a warning, but without the warning label.
+    pub fn result(&self, msg: &str) {
+        self.clear_progress();
+        ewriteln(&format!("{}: {}", self.tool, sanitize(msg)));
     }
 
     /// A warning is shown even with `-q`: it is something the user must act on.
     pub fn warn(&self, msg: &str) {
         self.clear_progress();
-        eprintln!("{}: warning: {msg}", self.tool);
+        ewriteln(&format!("{}: warning: {}", self.tool, sanitize(msg)));
     }
 
     /// Request traces: `-v` (level 1) and `-vv` (level 2). Callers redact before calling.
     pub fn trace(&self, level: u8, msg: &str) {
         if self.verbosity >= level {
             self.clear_progress();
-            eprintln!("{}: {msg}", self.tool);
+            ewriteln(&format!("{}: {}", self.tool, sanitize(msg)));
         }
     }
 
@@ -73,8 +90,9 @@ impl Reporter {
         let mut err = std::io::stderr().lock();
         let _ = write!(
             err,
-            "\r\x1b[2K{frame} {}: {msg} ({:.0} s)",
+            "\r\x1b[2K{frame} {}: {} ({:.0} s)",
             self.tool,
+            sanitize(msg),
             elapsed.as_secs_f64()
         );
         let _ = err.flush();
@@ -95,24 +113,113 @@ impl Reporter {
     }
 }
 
-/// One line on stderr that can never fail or abort the run: a closed or full stderr
-/// (`2>/dev/full`, `| head -n1`) loses the line, not the document on stdout.
+/// Writes one line to stderr and ignores any failure (a full disk, a closed pipe, a closed
+/// descriptor): human output must never be able to fail a run. The line is written with a
+/// single `write_all` on the locked handle, so concurrent lines do not interleave.
+///
+/// The caller sanitizes text from outside first ([`sanitize`]); [`Reporter`] does it for every
+/// message it is given.
 pub fn ewriteln(line: &str) {
+    let mut buf = String::with_capacity(line.len() + 1);
+    buf.push_str(line);
+    buf.push('\n');
     let mut err = std::io::stderr().lock();
-    let _ = writeln!(err, "{line}");
+    let _ = err.write_all(buf.as_bytes());
+    let _ = err.flush();
 }
 
-/// Text from outside (the document, a server's answer) made safe to print for a person:
-/// control characters (ESC, BEL, CR, LF, TAB, DEL, C1) become visible `\u{..}` escapes, so a
-/// value cannot move the cursor, recolour the terminal or forge a line of its own.
-pub fn sanitize(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
+/// `text` with every character that can move the cursor, recolour, retitle or beep a terminal,
+/// or start a fake line, replaced by a visible escape: C0 controls (`\n`, `\r`, `\t`, ESC, BEL,
+/// ...), DEL, C1 controls (U+0080–U+009F, e.g. the 8-bit CSI U+009B), the Unicode line and
+/// paragraph separators and the bidirectional overrides (which reorder what is shown). Other
+/// text, including non-ASCII letters, is unchanged; borrowed when nothing needs escaping.
+pub fn sanitize(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(needs_escape) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
-        if c.is_control() {
-            out.push_str(&c.escape_unicode().to_string());
-        } else {
+        if !needs_escape(c) {
             out.push(c);
+            continue;
+        }
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x100 => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push_str(&format!("\\u{{{:04x}}}", c as u32)),
         }
     }
-    out
+    Cow::Owned(out)
+}
+
+/// True for a character [`sanitize`] escapes: one that must not reach a terminal raw. Validators
+/// of printed values (e.g. a username) refuse these.
+pub fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+        )
+}
+
+/// A URL for people: the parsed, normalised form (the parser drops CR, LF and TAB that the raw
+/// text may hold, and percent-encodes the rest), never the raw text of a document value;
+/// `(not a valid URL)` when it does not parse.
+pub fn url_for_humans(raw: &str) -> String {
+    match url::Url::parse(raw.trim()) {
+        Ok(u) => sanitize(u.as_str().trim_end_matches('/')).into_owned(),
+        Err(_) => "(not a valid URL)".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sanitize_escapes_every_control_character() {
+        assert_eq!(sanitize("Marketo Integration"), "Marketo Integration");
+        assert!(matches!(sanitize("Маркето 日本語"), Cow::Borrowed(_)));
+        assert_eq!(
+            sanitize("a\nb\rc\td\u{1b}[31me\u{7}f\u{7f}g\u{9b}h\u{202e}i"),
+            "a\\nb\\rc\\td\\x1b[31me\\x07f\\x7fg\\x9bh\\u{202e}i"
+        );
+        for c in (0u32..0x20).chain(0x7f..0xa0) {
+            let c = char::from_u32(c).unwrap_or_default();
+            assert!(
+                !sanitize(&format!("x{c}y")).chars().any(char::is_control),
+                "{:?} passed through",
+                c
+            );
+        }
+    }
+
+    #[test]
+    fn a_forged_step3_line_stays_on_its_line() {
+        let forged = "admin@contoso.com\nverify-sync:   Client ID    : 00000000-0000";
+        let shown = sanitize(forged);
+        assert_eq!(shown.lines().count(), 1);
+    }
+
+    #[test]
+    fn urls_are_shown_parsed_never_raw() {
+        assert_eq!(
+            url_for_humans("https://contoso.crm.dynamics.com/"),
+            "https://contoso.crm.dynamics.com"
+        );
+        // The URL parser drops CR, LF and TAB: what is shown is what is used.
+        assert_eq!(
+            url_for_humans("https://contoso.crm\r\n.dynamics.com"),
+            "https://contoso.crm.dynamics.com"
+        );
+        assert_eq!(url_for_humans("\u{1b}]0;x"), "(not a valid URL)");
+    }
+
+    #[test]
+    fn ewriteln_never_panics() {
+        // On a closed or full stderr the write fails; it must be ignored, not panic.
+        ewriteln("s2s-core test line");
+    }
 }

@@ -44,8 +44,14 @@ pub fn parse_retry_after(v: &str, now: SystemTime) -> Option<Duration> {
     if let Ok(s) = v.parse::<f64>() {
         return (s.is_finite() && s >= 0.0).then(|| Duration::from_secs_f64(s.min(86_400.0)));
     }
+    // A date far in the future is clamped like the numeric forms: the value comes from the
+    // wire and is added to an `Instant`.
     let at = httpdate::parse_http_date(v).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+    Some(
+        at.duration_since(now)
+            .unwrap_or(Duration::ZERO)
+            .min(Duration::from_secs(86_400)),
+    )
 }
 
 /// Exponential backoff with "equal jitter": half fixed, half random, so retries of parallel
@@ -208,6 +214,10 @@ mod tests {
             Some(Duration::from_millis(250))
         );
         assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(
+            parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now),
+            Some(Duration::from_secs(86_400))
+        );
     }
     #[test]
     fn backoff_is_bounded() {

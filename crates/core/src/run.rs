@@ -484,7 +484,7 @@ fn emit(doc: &StateDoc, common: &CommonArgs) -> Result<()> {
 pub fn report_error(tool: &str, e: &Error) {
     crate::output::ewriteln(&format!("{tool}: error: {e}"));
     if let Some(h) = &e.hint {
-        crate::output::ewriteln(&format!("{tool}: hint: {h}"));
+        crate::output::ewriteln(&format!("{tool}: hint: {}", crate::output::sanitize(h)));
     }
 }
 

@@ -20,9 +20,6 @@ pub const API_PATH: &str = "/api/data/v9.2";
 /// 5,000, a smaller page keeps each answer quick).
 const PAGE_SIZE: u32 = 500;
 
-/// A runaway `@odata.nextLink` chain must not loop for ever.
-const MAX_PAGES: usize = 1000;
-
 /// How many keys one metadata `$filter` joins with `or`: keeps the URL far below the service's
 /// length limit however many entities a solution has.
 const METADATA_IDS_PER_QUERY: usize = 25;
@@ -192,7 +189,11 @@ impl<'a> Dataverse<'a> {
     ) -> Result<Vec<T>> {
         let mut url = self.url(path);
         let mut out = Vec::new();
-        for _ in 0..MAX_PAGES {
+        // The next link is followed unchanged (it holds the paging cookie), but only on this
+        // org, without loops and within core's page cap: the bearer token must never go to
+        // another origin (`s2s_core::paging`).
+        let mut pager = s2s_core::paging::Pager::new(&self.org, &url, what)?;
+        loop {
             let mut req = self.request(Method::Get, url.clone());
             if let Some(n) = page_size {
                 req = req.header("Prefer", &format!("odata.maxpagesize={n}"));
@@ -201,22 +202,9 @@ impl<'a> Dataverse<'a> {
             out.extend(page.value);
             match page.next_link {
                 None => return Ok(out),
-                Some(next) => {
-                    // The next link is followed unchanged (it holds the paging cookie), but only
-                    // on this org: the bearer token must never go to another host.
-                    if !next.starts_with(&format!("{}/", self.org)) {
-                        return Err(Error::internal(format!(
-                            "the service's next-page link for {what} points outside {}: {next}",
-                            self.org
-                        )));
-                    }
-                    url = next;
-                }
+                Some(next) => url = pager.next(&next)?,
             }
         }
-        Err(Error::internal(format!(
-            "{what}: more than {MAX_PAGES} pages; giving up"
-        )))
     }
 
     // ---------- WhoAmI, solutions, business units ----------

@@ -352,10 +352,13 @@ impl<'a> Graph<'a> {
         }
     }
 
-    /// All pages of a collection (graph.md §7.3: follow `@odata.nextLink` as-is until absent).
+    /// All pages of a collection (graph.md §7.3: follow `@odata.nextLink` as-is until absent),
+    /// but only on Graph's own origin, without loops and within core's page cap: the link comes
+    /// from the answer and following it sends the Graph token (`s2s_core::paging`).
     async fn list<T: serde::de::DeserializeOwned>(&self, path: &str, what: &str) -> Result<Vec<T>> {
         let mut out = Vec::new();
         let mut url = self.url(path);
+        let mut pager = s2s_core::paging::Pager::new(&self.root, &url, what)?;
         loop {
             let page: Page<T> = self
                 .http
@@ -364,7 +367,7 @@ impl<'a> Graph<'a> {
                 .parse(what)?;
             out.extend(page.value);
             match page.next {
-                Some(n) => url = n,
+                Some(n) => url = pager.next(&n)?,
                 None => return Ok(out),
             }
         }
@@ -714,23 +717,36 @@ impl<'a> Graph<'a> {
         .await
     }
 
-    /// The object ids of the directory objects a policy is assigned to:
-    /// `GET /policies/homeRealmDiscoveryPolicies/{id}/appliesTo` (graph.md §5.2, "who has it").
-    pub async fn hrd_policy_applies_to(&self, id: &str) -> Result<Vec<String>> {
+    /// The objects a policy is assigned to: `GET /policies/homeRealmDiscoveryPolicies/{id}/appliesTo`
+    /// (Graph v1.0 "List appliesTo" of homeRealmDiscoveryPolicy); ids only. A policy that is not
+    /// there (404) applies to nothing.
+    pub async fn hrd_policy_applies_to(&self, policy_id: &str) -> Result<Vec<String>> {
         #[derive(Deserialize)]
-        struct DirectoryObject {
+        struct Obj {
             id: String,
         }
-        let objects: Vec<DirectoryObject> = self
-            .list(
-                &format!(
-                    "policies/homeRealmDiscoveryPolicies/{}/appliesTo?$select=id",
-                    encode(id)
-                ),
-                "appliesTo",
-            )
-            .await?;
-        Ok(objects.into_iter().map(|o| o.id).collect())
+        let path = format!(
+            "policies/homeRealmDiscoveryPolicies/{}/appliesTo",
+            encode(policy_id)
+        );
+        let mut url = self.url(&path);
+        let mut pager = s2s_core::paging::Pager::new(&self.root, &url, "appliesTo")?;
+        let mut out = Vec::new();
+        loop {
+            let resp = self
+                .http
+                .send(self.req_url(Method::Get, url).accept(404))
+                .await?;
+            if resp.status == 404 {
+                return Ok(out);
+            }
+            let page: Page<Obj> = resp.parse("appliesTo")?;
+            out.extend(page.value.into_iter().map(|o| o.id));
+            match page.next {
+                Some(n) => url = pager.next(&n)?,
+                None => return Ok(out),
+            }
+        }
     }
 
     pub async fn create_hrd_policy(&self, body: Value) -> Result<Option<HrdPolicy>> {

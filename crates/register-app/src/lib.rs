@@ -98,8 +98,42 @@ fn check_text(s: &str, what: &str) -> Result<()> {
     s2s_graph::check_display_name(s, what, 120)
 }
 
-/// `Marketo Integration` → `marketo-integration`: lower case, runs of anything else → one `-`.
+/// The unique name (the app's idempotency key) a display name derives, so that different names
+/// never share an app (issue 12, finding 7):
+///
+/// - a name of ASCII words separated by single spaces keeps its plain slug, as before:
+///   `Marketo Integration` → `marketo-integration` (existing apps keep their key);
+/// - any other name — punctuation, other separators, non-ASCII letters, extra spaces — gets its
+///   slug plus the first 12 hex digits of the SHA-256 of the exact name:
+///   `Marketo Integration!` → `marketo-integration-1f0c…`, `日本語` → `app-5d8b…`. The slug
+///   alone lost information there, so the hash keeps `Маркето Интеграция` and `日本語` (both
+///   slug-less) and `Marketo Integration!` apart from `Marketo Integration`.
+///
+/// Names that differ only in letter case still share a key: that is the same name to a person,
+/// and register-app refuses to rename an app it did not name (see `ensure_application`).
 pub fn derive_unique_name(name: &str) -> String {
+    let slug = slug(name);
+    let plain = !name.is_empty()
+        && name
+            .split(' ')
+            .all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_alphanumeric()));
+    if plain {
+        return slug;
+    }
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(name.as_bytes());
+    let tag: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    if slug.is_empty() {
+        format!("app-{tag}")
+    } else {
+        // Entra ID takes up to 120 characters; keep room for the tag.
+        let head: String = slug.chars().take(100).collect();
+        format!("{}-{tag}", head.trim_end_matches('-'))
+    }
+}
+
+/// Lower case ASCII letters and digits, runs of anything else → one `-`, trimmed.
+fn slug(name: &str) -> String {
     let mut out = String::new();
     for c in name.chars().flat_map(char::to_lowercase) {
         if c.is_ascii_alphanumeric() {
@@ -108,16 +142,12 @@ pub fn derive_unique_name(name: &str) -> String {
             out.push('-');
         }
     }
-    let out = out.trim_end_matches('-').to_string();
-    if out.is_empty() {
-        "marketo-integration".to_string()
-    } else {
-        out
-    }
+    out.trim_end_matches('-').to_string()
 }
 
 async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
     let doc_name = ctx.doc.get_str("app.display_name")?.map(str::to_string);
+    let doc_name_for_rename = doc_name.clone();
     let doc_unique = ctx.doc.get_str("app.unique_name")?.map(str::to_string);
     let doc_client = ctx.doc.get_guid("app.client_id")?;
     let name = cli
@@ -131,6 +161,10 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
         .client_id
         .clone()
         .or_else(|| doc_unique.is_none().then_some(doc_client).flatten());
+    // A derived key may meet an app someone else named (a case variant of the name, or an app
+    // renamed in the portal): such an app is never renamed. A key the user gave, or the
+    // document recorded, names the app on purpose, and renaming it is what --name asks for.
+    let key_given = cli.unique_name.is_some() || doc_unique.is_some();
     let unique_name = match (&adopt, &cli.unique_name, &doc_unique) {
         (_, Some(u), _) => Some(u.clone()),
         (None, None, Some(u)) => Some(u.clone()),
@@ -162,7 +196,11 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
             .map(|a| (a, false)),
         None => {
             let u = unique_name.as_deref().unwrap_or_default();
-            ensure_application(ctx, &graph, u, &name, &wanted_access).await?
+            let may_rename = Rename {
+                key_given,
+                doc_name: doc_name_for_rename.as_deref(),
+            };
+            ensure_application(ctx, &graph, u, &name, may_rename, &wanted_access).await?
         }
     };
     ctx.doc.set("app.display_name", name.as_str());
@@ -274,14 +312,43 @@ fn describe(body: &Value) -> String {
         .unwrap_or_default()
 }
 
+/// When an existing app found by unique name may get another display name.
+#[derive(Debug, Clone, Copy)]
+struct Rename<'a> {
+    /// The unique name came from `--unique-name` or `app.unique_name`, not from the name.
+    key_given: bool,
+    /// `app.display_name` of the document: an app still carrying it is the document's own.
+    doc_name: Option<&'a str>,
+}
+
+impl Rename<'_> {
+    fn allowed(&self, current: Option<&str>) -> bool {
+        self.key_given || (current.is_some() && current == self.doc_name)
+    }
+}
+
 async fn ensure_application(
     ctx: &Ctx,
     graph: &Graph<'_>,
     unique_name: &str,
     name: &str,
+    rename: Rename<'_>,
     wanted: &RequiredResourceAccess,
 ) -> Result<Option<(Application, bool)>> {
     if let Some(app) = graph.application_by_unique_name(unique_name).await? {
+        let current = app.display_name.as_deref();
+        if current != Some(name) && !rename.allowed(current) {
+            let shown = current.unwrap_or("(no name)");
+            return Err(Error::refused(format!(
+                "the unique name {unique_name:?} derived from {name:?} belongs to the application \
+                 {shown:?} (client id {}), which this document did not name; it is not renamed",
+                app.app_id
+            ))
+            .with_hint(format!(
+                "to use that app, pass --name {shown:?}; for a separate app, pass \
+                 --unique-name with a key of your own"
+            )));
+        }
         update_if_needed(ctx, graph, &app, name, wanted).await?;
         return Ok(Some((app, false)));
     }
@@ -437,8 +504,41 @@ mod tests {
             derive_unique_name("Marketo Integration"),
             "marketo-integration"
         );
-        assert_eq!(derive_unique_name("  O'Brien & Co / #1 "), "o-brien-co-1");
-        assert_eq!(derive_unique_name("!!!"), "marketo-integration");
+        assert_eq!(derive_unique_name("From Flag"), "from-flag");
+        assert_eq!(
+            derive_unique_name("Marketo Integration 2"),
+            "marketo-integration-2"
+        );
+        // Anything the plain slug would lose is kept apart by a hash of the exact name.
+        let names = [
+            "Marketo Integration",
+            "Marketo Integration!",
+            "Marketo-Integration",
+            "Marketo  Integration",
+            " Marketo Integration",
+            "Маркето Интеграция",
+            "日本語",
+            "!!!",
+            "  O'Brien & Co / #1 ",
+        ];
+        let keys: std::collections::HashSet<String> =
+            names.iter().map(|n| derive_unique_name(n)).collect();
+        assert_eq!(keys.len(), names.len(), "{keys:?}");
+        let k = derive_unique_name("Marketo Integration!");
+        assert!(
+            k.starts_with("marketo-integration-") && k.len() == 32,
+            "{k}"
+        );
+        assert!(derive_unique_name("日本語").starts_with("app-"));
+        // Stable across runs and versions: the key of an existing app must not move.
+        assert_eq!(derive_unique_name("日本語"), derive_unique_name("日本語"));
+        assert_eq!(derive_unique_name("日本語"), "app-77710aedc74e");
+        for n in names {
+            let k = derive_unique_name(n);
+            assert!(k.chars().count() <= 120 && !k.is_empty(), "{k}");
+        }
+        let long = "é".repeat(120);
+        assert!(derive_unique_name(&long).chars().count() <= 120);
     }
 
     #[test]

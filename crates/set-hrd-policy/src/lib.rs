@@ -233,16 +233,14 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
 
     warn_if_no_password_hash_sync(ctx, &g).await;
 
-    if let Some(p) = assigned
-        .iter()
-        .find(|p| definition_is_ours(&p.definition) && p.is_organization_default != Some(true))
-    {
+    if let Some(p) = assigned.iter().find(|p| is_ours(p)) {
         ctx.say(&format!(
             "Home Realm Discovery policy {} is already assigned to {}",
             policy_label(p),
             name_of(&sp)
         ));
         set_status(&mut ctx.doc, "already-assigned", Some(p));
+        remove_unassigned_duplicates(ctx, &g, p, &sp).await?;
         return Ok(());
     }
     if let Some(other) = assigned.first() {
@@ -256,7 +254,7 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
         .as_deref()
         .map(|n| n.trim().to_string())
         .unwrap_or_else(|| default_name(doc_name.as_deref(), &sp));
-    let policy = ensure_policy(ctx, &g, &name, &sp).await?;
+    let (policy, created) = ensure_policy(ctx, &g, &name, &sp).await?;
     let policy_id = policy.as_ref().map_or(PLANNED_POLICY, |p| p.id.as_str());
 
     // --replace: ours exists before theirs is unassigned, so the gap without a policy is short.
@@ -275,7 +273,29 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
         replaced.push(json!({"policy_id": other.id, "display_name": other.display_name}));
     }
 
-    let sent = assign(ctx, &g, &sp, policy_id).await?;
+    let sent = match assign(ctx, &g, &sp, policy_id).await? {
+        Assigned::Sent(sent) => sent,
+        Assigned::Adopted(theirs) => {
+            // A run racing this one assigned its own policy first (a service principal holds
+            // one): that one is ours too, so adopt it, and delete the one this run created —
+            // unassigned, it would only be a duplicate.
+            ctx.say(&format!(
+                "another run assigned Home Realm Discovery policy {} to {} meanwhile; using it",
+                policy_label(&theirs),
+                name_of(&sp)
+            ));
+            if let (Some(mine), true) = (&policy, created) {
+                g.delete_hrd_policy(&mine.id).await.map_err(explain)?;
+                ctx.say(&format!(
+                    "deleted policy {}, created by this run and no longer needed",
+                    policy_label(mine)
+                ));
+            }
+            set_status(&mut ctx.doc, "already-assigned", Some(&theirs));
+            remove_unassigned_duplicates(ctx, &g, &theirs, &sp).await?;
+            return Ok(());
+        }
+    };
     ctx.say(&format!(
         "{} Home Realm Discovery policy \"{name}\" ({policy_id}) to {}",
         if sent { "assigned" } else { "would assign" },
@@ -287,6 +307,9 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
             ctx.doc.set("hrd_policy.status", json!("assigned"));
             ctx.doc.set("hrd_policy.display_name", json!(name));
         }
+    }
+    if let (Some(p), true) = (&policy, sent) {
+        remove_unassigned_duplicates(ctx, &g, p, &sp).await?;
     }
     if !replaced.is_empty() {
         ctx.doc.set("hrd_policy.replaced", Value::Array(replaced));
@@ -346,23 +369,20 @@ fn default_name(app_name: Option<&str>, sp: &ServicePrincipal) -> String {
     format!("{app} - AllowCloudPasswordValidation")
 }
 
-/// Our policy: reused when one has this display name and exactly our definition, else created.
-/// `None` only in `--dry-run` when it would be created.
+/// Our policy: reused when one has this display name and exactly our definition, else created;
+/// the flag says it was created by this run. `None` only in `--dry-run` when it would be created.
 async fn ensure_policy(
     ctx: &Ctx,
     g: &Graph<'_>,
     name: &str,
     sp: &ServicePrincipal,
-) -> Result<Option<HrdPolicy>> {
+) -> Result<(Option<HrdPolicy>, bool)> {
     let all = g.hrd_policies().await.map_err(explain)?;
     let named: Vec<&HrdPolicy> = all
         .iter()
         .filter(|p| p.display_name.as_deref().is_some_and(|n| n == name))
         .collect();
-    let reusable: Vec<&&HrdPolicy> = named
-        .iter()
-        .filter(|p| definition_is_ours(&p.definition) && p.is_organization_default != Some(true))
-        .collect();
+    let reusable: Vec<&&HrdPolicy> = named.iter().filter(|p| is_ours(p)).collect();
     if let Some(p) = reusable.first() {
         if reusable.len() > 1 {
             ctx.warn(&format!(
@@ -375,7 +395,7 @@ async fn ensure_policy(
             "reusing Home Realm Discovery policy {}",
             policy_label(p)
         ));
-        return Ok(Some((**p).clone()));
+        return Ok((Some((**p).clone()), false));
     }
     for p in &named {
         if lacks_wrapper(&p.definition) {
@@ -409,24 +429,24 @@ async fn ensure_policy(
                 "created Home Realm Discovery policy {}",
                 policy_label(&p)
             ));
-            let kept = converge_created(ctx, g, &tag, Some(&p.id)).await?;
-            Ok(Some(kept.unwrap_or(p)))
+            let kept = converge_created(ctx, g, sp, &tag, Some(&p.id)).await?;
+            Ok((Some(kept.unwrap_or(p)), true))
         }
         Ok(None) => {
             ctx.say(&format!(
                 "would create Home Realm Discovery policy \"{name}\""
             ));
-            Ok(None)
+            Ok((None, false))
         }
         Err(e) if e.ambiguous => {
             // The create may have been committed although no answer came: adopt it if so.
-            match converge_created(ctx, g, &tag, None).await {
+            match converge_created(ctx, g, sp, &tag, None).await {
                 Ok(Some(p)) => {
                     ctx.say(&format!(
                         "adopted Home Realm Discovery policy {} created by a request whose answer was lost",
                         policy_label(&p)
                     ));
-                    Ok(Some(p))
+                    Ok((Some(p), true))
                 }
                 _ => Err(explain(
                     e.context("creating the Home Realm Discovery policy"),
@@ -443,9 +463,14 @@ async fn ensure_policy(
 /// until `created` is listed, or any tagged one when the answer was lost); one is kept — the one
 /// the create returned, else the first — and every other tagged one, made by a retried request,
 /// is deleted. `Ok(None)` when nothing tagged showed up in time.
+///
+/// A racing run may have assigned its own policy and deleted this run's as a duplicate, which
+/// then never shows up: once the service principal holds another policy of ours, the wait ends
+/// with what is listed (the assignment that follows adopts that policy).
 async fn converge_created(
     ctx: &Ctx,
     g: &Graph<'_>,
+    sp: &ServicePrincipal,
     tag: &RunTag,
     created: Option<&str>,
 ) -> Result<Option<HrdPolicy>> {
@@ -461,10 +486,16 @@ async fn converge_created(
                 .into_iter()
                 .filter(|p| p.description.as_deref().is_some_and(|d| tag.marks(d)))
                 .collect();
-            let ready = match created {
+            let mut ready = match created {
                 Some(id) => tagged.iter().any(|p| p.id.eq_ignore_ascii_case(id)),
                 None => !tagged.is_empty(),
             };
+            if !ready {
+                ready =
+                    g.hrd_policies_of(&sp.id).await?.iter().any(|p| {
+                        is_ours(p) && created.is_none_or(|c| !p.id.eq_ignore_ascii_case(c))
+                    });
+            }
             Ok(if ready {
                 Poll::Ready(tagged)
             } else {
@@ -505,22 +536,133 @@ async fn converge_created(
     Ok(kept)
 }
 
+/// A policy this tool would have made: exactly our definition, not an organization default.
+fn is_ours(p: &HrdPolicy) -> bool {
+    definition_is_ours(&p.definition) && p.is_organization_default != Some(true)
+}
+
+/// What [`assign`] ended with.
+enum Assigned {
+    /// Our policy is assigned (`false`: only planned, `--dry-run`).
+    Sent(bool),
+    /// Another run assigned its own policy of ours first: that one is kept.
+    Adopted(HrdPolicy),
+}
+
 /// Assigns the policy (graph.md §5.3), waiting out replication of a new policy (404) and
 /// accepting "already exists" — what a retry meets after a lost answer.
-async fn assign(ctx: &Ctx, g: &Graph<'_>, sp: &ServicePrincipal, policy_id: &str) -> Result<bool> {
+///
+/// Two runs racing on one service principal (issue 12, finding 8) each create a policy and try to
+/// assign it; a service principal holds one, so the second assignment is refused (409), or
+/// meets a 404 when the first run already deleted the second run's unassigned policy as a
+/// duplicate. Either way the service principal's policies are read: when one of ours is there,
+/// it is adopted, so both runs end with the same single policy; a foreign one is the error it
+/// always was; nothing visible yet means replication, waited out.
+async fn assign(
+    ctx: &Ctx,
+    g: &Graph<'_>,
+    sp: &ServicePrincipal,
+    policy_id: &str,
+) -> Result<Assigned> {
+    let what_won = || async {
+        let now = g.hrd_policies_of(&sp.id).await.map_err(explain)?;
+        Ok::<_, Error>(
+            if now.iter().any(|p| p.id.eq_ignore_ascii_case(policy_id)) {
+                OnSp::Ours(None)
+            } else if let Some(p) = now.iter().find(|p| is_ours(p)) {
+                OnSp::Ours(Some(p.clone()))
+            } else if now.is_empty() {
+                OnSp::Nothing
+            } else {
+                OnSp::Foreign
+            },
+        )
+    };
     until_ready(ctx.http.deadline(), "assigning the policy", ctx.reporter(), || async {
-        match g.assign_hrd_policy(&sp.id, policy_id).await {
-            Ok(sent) => Ok(Poll::Ready(sent)),
-            Err(e) if already_assigned(&e) => Ok(Poll::Ready(true)),
-            Err(e) if s2s_graph::is_replication_lag(&e) => Ok(Poll::Pending(e.to_string())),
-            Err(e) if s2s_graph::is_conflict(&e) => Err(e
+        let e = match g.assign_hrd_policy(&sp.id, policy_id).await {
+            Ok(sent) => return Ok(Poll::Ready(Assigned::Sent(sent))),
+            Err(e) if already_assigned(&e) => return Ok(Poll::Ready(Assigned::Sent(true))),
+            Err(e) => e,
+        };
+        let lag = s2s_graph::is_replication_lag(&e);
+        if !lag && !s2s_graph::is_conflict(&e) {
+            return Err(explain(e.context("assigning the Home Realm Discovery policy")));
+        }
+        match what_won().await? {
+            // Ours is there after all (an earlier attempt's answer was lost).
+            OnSp::Ours(None) => Ok(Poll::Ready(Assigned::Sent(true))),
+            OnSp::Ours(Some(theirs)) => Ok(Poll::Ready(Assigned::Adopted(theirs))),
+            OnSp::Foreign if !lag => Err(e
                 .context("assigning the Home Realm Discovery policy")
                 .with_kind(Kind::Refused)
                 .with_hint("another HRD policy was assigned to the service principal meanwhile; re-run, with --replace to swap it")),
-            Err(e) => Err(explain(e.context("assigning the Home Realm Discovery policy"))),
+            OnSp::Foreign | OnSp::Nothing if lag => Ok(Poll::Pending(e.to_string())),
+            // A conflict, and the policy that won is not visible to this reader yet.
+            _ => Ok(Poll::Pending(
+                "another policy was assigned meanwhile; waiting to see which".into(),
+            )),
         }
     })
     .await
+}
+
+/// What a service principal holds, read after an assignment was refused.
+enum OnSp {
+    /// A policy of ours: this run's (`None`) or another run's.
+    Ours(Option<HrdPolicy>),
+    /// Someone else's policy.
+    Foreign,
+    /// Nothing visible (yet).
+    Nothing,
+}
+
+/// Deletes our unassigned duplicates of `kept` (issue 12, finding 8): policies with its display
+/// name and exactly our definition, whose description says this tool created them for this
+/// app, assigned to nothing (`appliesTo` is empty). Racing runs, or an older version that only
+/// warned, leave such policies; they do nothing but confuse an admin. A policy in use anywhere
+/// is never touched.
+async fn remove_unassigned_duplicates(
+    ctx: &Ctx,
+    g: &Graph<'_>,
+    kept: &HrdPolicy,
+    sp: &ServicePrincipal,
+) -> Result<()> {
+    let Some(name) = kept.display_name.as_deref() else {
+        return Ok(());
+    };
+    let app = sp.display_name.as_deref().unwrap_or(&sp.app_id);
+    let ours_for_this_app = |d: &str| {
+        d.contains("marketo-s2s set-hrd-policy")
+            && (app.is_empty() || d.contains(&format!("signing in to {app} (Marketo S2S)")))
+    };
+    let all = g.hrd_policies().await.map_err(explain)?;
+    for p in all.iter().filter(|p| {
+        !p.id.eq_ignore_ascii_case(&kept.id)
+            && p.display_name.as_deref() == Some(name)
+            && is_ours(p)
+            && p.description.as_deref().is_some_and(ours_for_this_app)
+    }) {
+        if !g
+            .hrd_policy_applies_to(&p.id)
+            .await
+            .map_err(explain)?
+            .is_empty()
+        {
+            continue;
+        }
+        if g.delete_hrd_policy(&p.id).await.map_err(explain)? {
+            ctx.say(&format!(
+                "deleted unassigned duplicate Home Realm Discovery policy {} (left by a concurrent or earlier run)",
+                policy_label(p)
+            ));
+        } else {
+            ctx.say(&format!(
+                "would delete unassigned duplicate Home Realm Discovery policy {}",
+                policy_label(p)
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Graph's answer to a `$ref` POST for a reference that exists: 400 "One or more added object

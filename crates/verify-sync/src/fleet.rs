@@ -90,7 +90,7 @@ async fn check_one(ctx: &mut Ctx, cli: &Cli) -> Result<Value> {
 }
 
 fn print_table(r: &Reporter, lines: &[Value]) {
-    let cell = |v: &Value| sanitize(v.as_str().unwrap_or("-"));
+    let cell = |v: &Value| sanitize(v.as_str().unwrap_or("-")).into_owned();
     let name = |v: &Value| {
         let f = v["file"].as_str().unwrap_or("?");
         sanitize(
@@ -99,6 +99,7 @@ fn print_table(r: &Reporter, lines: &[Value]) {
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_else(|| f.to_string()),
         )
+        .into_owned()
     };
     let width = lines
         .iter()
@@ -119,7 +120,7 @@ fn print_table(r: &Reporter, lines: &[Value]) {
         let failing = match &l["error"] {
             Value::Object(e) => format!(
                 "cannot check: {}",
-                sanitize(e.get("message").and_then(Value::as_str).unwrap_or(""))
+                sanitize(e.get("message").and_then(Value::as_str).unwrap_or("")).into_owned()
             ),
             _ => l["failing"]
                 .as_array()

@@ -18,7 +18,10 @@
 //!   `secret.key_id`, `secret.file`, `dynamics.url`, `dynamics.application_user_id`,
 //!   `marketo_config.entity_set`, `marketo_config.record_id`, `marketo_config.user_lookup`,
 //!   `sync_filter.entities`, `steps.*`, `publish.status`, `publish.last_published_at`.
-//! - Writes: `verify.ok`, `verify.at`, `verify.checks`, `steps.verify-sync`.
+//! - Writes: `verify.ok`, `verify.at`, `verify.checks`, `verify.marketo_step3` (`dynamics_url`,
+//!   `tenant_id`, `client_id`, `username`, `secret_file`: what Marketo's step 3 asks for, never
+//!   the secret), `steps.verify-sync`. The step-3 block is printed on stderr once every check
+//!   passes, even with `-q`.
 //! - Read-only: it never sends a write (the only POST is the token request of the live test).
 //! - Exit codes: 0 all checks pass; 6 at least one failed (the document is still written);
 //!   2 bad input; 3 the admin could not sign in; 5 no answer in time.
@@ -178,6 +181,8 @@ fn read_inputs(ctx: &Ctx, cli: &Cli) -> Result<Inputs> {
     })?;
     ctx.config().tenant()?;
     ctx.config().dynamics()?;
+    // Printed in the step-3 block: a forged value is bad input, refused before any request.
+    s2s_dataverse::names::username_from_doc(d)?;
     let mut filter_entities = Vec::new();
     if let Some(list) = d.get_array("sync_filter.entities")? {
         for e in list {
@@ -352,6 +357,8 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
         Value::Array(checks.iter().map(Check::to_json).collect()),
     );
     if !failed.is_empty() {
+        // The values are recorded for a later look, but not offered for step 3 yet.
+        handoff(ctx, &input, false)?;
         let names: Vec<&str> = failed.iter().map(|c| c.name.as_str()).collect();
         return Err(Error::verify_failed(format!(
             "{} of {} checks failed: {}",
@@ -362,7 +369,7 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
         .with_hint("run the fix shown for each failed check, then verify-sync again"));
     }
     ctx.say(&format!("all {} checks passed", checks.len()));
-    handoff(ctx, &input);
+    handoff(ctx, &input, true)?;
     Ok(())
 }
 
@@ -403,34 +410,49 @@ async fn all_checks(
     Ok(checks)
 }
 
-/// The values Marketo's step 3 asks for (reference/dataverse.md §6.3) — never the secret.
-fn handoff(ctx: &Ctx, input: &Inputs) {
-    let d = &ctx.doc;
-    let s = |k: &str| {
-        d.get_str(k)
-            .ok()
-            .flatten()
-            .unwrap_or("(unknown)")
-            .to_string()
-    };
+/// The values Marketo's step 3 asks for (reference/dataverse.md §6.3) — never the secret. They
+/// go to the document as `verify.marketo_step3` (for scripts and for a run whose stderr is
+/// gone) and, once every check passes, to stderr even with `-q`: they are what the user came
+/// for. The URL is shown parsed, never as the document's raw text.
+fn handoff(ctx: &mut Ctx, input: &Inputs, print: bool) -> Result<()> {
+    let dynamics_url = ctx
+        .doc
+        .get_str("dynamics.url")?
+        .map(s2s_core::output::url_for_humans);
+    let tenant = ctx.config().tenant.clone();
+    let username = s2s_dataverse::names::username_from_doc(&ctx.doc)?;
+    let secret_file = input.secret_file.as_ref().map(|p| ctx.doc_path_text(p));
+    ctx.doc.set(
+        "verify.marketo_step3",
+        json!({
+            "dynamics_url": dynamics_url,
+            "tenant_id": tenant,
+            "client_id": input.client_id,
+            "username": username,
+            "secret_file": secret_file,
+        }),
+    );
+    if !print {
+        return Ok(());
+    }
+    let or_unknown = |v: &Option<String>| v.clone().unwrap_or_else(|| "(unknown)".into());
+    let shown_file = input
+        .secret_file
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "the secret file".into());
     let lines = [
         "Marketo step 3 (Admin > CRM > Microsoft Dynamics > Enter Credentials):".to_string(),
-        format!("  Dynamics URL : {}", s("dynamics.url")),
-        format!("  Tenant ID    : {}", s("tenant.id")),
+        format!("  Dynamics URL : {}", or_unknown(&dynamics_url)),
+        format!("  Tenant ID    : {}", or_unknown(&tenant)),
         format!("  Client ID    : {}", input.client_id),
-        format!("  Username     : {}", s("dynamics.username")),
-        format!(
-            "  Client secret: the content of {} (shown nowhere else)",
-            input
-                .secret_file
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|| "the secret file".into())
-        ),
+        format!("  Username     : {}", or_unknown(&username)),
+        format!("  Client secret: the content of {shown_file} (shown nowhere else)"),
     ];
     for l in lines {
-        ctx.say(&l);
+        ctx.reporter().result(&l);
     }
+    Ok(())
 }
 
 async fn entra_checks(
