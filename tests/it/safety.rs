@@ -529,3 +529,27 @@ fn a_state_target_that_cannot_be_written_is_refused_before_any_request() {
         sim.assert_no_requests();
     }
 }
+
+#[test]
+fn a_secret_path_that_is_a_fifo_a_device_or_holds_a_control_character_is_refused_first() {
+    let sim = sim();
+    let doc = sim.setup_chain(&[]);
+    let fifo = sim.path("secret.fifo");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    for tool in ["make-secret", "verify-sync"] {
+        for bad in [fifo.to_str().unwrap(), "/dev/stdout", "x\u{0}y", "x\ny"] {
+            let mut d = doc.clone();
+            d["secret"]["file"] = json!(bad);
+            sim.clear();
+            let r = sim.run(tool, &[], &d).code_is(2);
+            assert!(r.stderr.contains("secret.file"), "{tool} {bad:?}: {}", r.stderr);
+            sim.assert_no_requests();
+        }
+    }
+}
