@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use s2s_core::odata::{encode, key_segment, quote};
 use s2s_core::{Auth, Error, Http, Kind, Method, Request, Response, Result, Service};
 
+pub mod needs;
 mod run_tag;
 mod target;
 pub use run_tag::RunTag;
