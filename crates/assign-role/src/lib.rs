@@ -234,9 +234,15 @@ async fn ensure_application_user(
 ) -> Result<AppUser> {
     // The business unit the user was created in, when this run created it (name included).
     let mut created_in = None;
-    let found = find_application_user(dv, client_id).await?;
+    // One read gives the active user and any soft-deleted one (which blocks a new user).
+    let (deleted, active): (Vec<SystemUser>, Vec<SystemUser>) = dv
+        .application_users_with_deleted(client_id)
+        .await?
+        .into_iter()
+        .partition(SystemUser::is_soft_deleted);
+    let found = one_active_user(client_id, active)?;
     if found.is_none() {
-        clear_soft_deleted(ctx, dv, client_id, purge_deleted).await?;
+        clear_soft_deleted(ctx, dv, client_id, deleted, purge_deleted).await?;
     }
     let user = match found {
         Some(u) => {
@@ -330,14 +336,9 @@ async fn clear_soft_deleted(
     ctx: &Ctx,
     dv: &Dataverse<'_>,
     client_id: &str,
+    deleted: Vec<SystemUser>,
     purge: bool,
 ) -> Result<()> {
-    let deleted: Vec<SystemUser> = dv
-        .application_users_with_deleted(client_id)
-        .await?
-        .into_iter()
-        .filter(SystemUser::is_soft_deleted)
-        .collect();
     if deleted.is_empty() {
         return Ok(());
     }
@@ -373,7 +374,10 @@ async fn clear_soft_deleted(
 
 /// The one active user for the app; several are an error Terraform also refuses (reference §1.4).
 async fn find_application_user(dv: &Dataverse<'_>, client_id: &str) -> Result<Option<SystemUser>> {
-    let mut users = dv.application_users(client_id).await?;
+    one_active_user(client_id, dv.application_users(client_id).await?)
+}
+
+fn one_active_user(client_id: &str, mut users: Vec<SystemUser>) -> Result<Option<SystemUser>> {
     match users.len() {
         0 => Ok(None),
         1 => Ok(users.pop()),
@@ -436,8 +440,8 @@ async fn create_application_user(
         .and_then(|t| {
             time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
         });
-    let may_wait = registered_at
-        .is_none_or(|t| time::OffsetDateTime::now_utc() - t < REPLICATION_WINDOW);
+    let may_wait =
+        registered_at.is_none_or(|t| time::OffsetDateTime::now_utc() - t < REPLICATION_WINDOW);
     // The spinner only shows on a terminal; in a pipeline one line says why nothing happens yet.
     let announced = std::cell::Cell::new(false);
     let announced = &announced;

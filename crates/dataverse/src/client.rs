@@ -168,10 +168,7 @@ impl<'a> Dataverse<'a> {
 
     /// One JSON object (a function result or a single row).
     pub async fn get<T: DeserializeOwned>(&self, path: &str, what: &str) -> Result<T> {
-        let resp = self
-            .http
-            .send(self.request(Method::Get, self.url(path)))
-            .await?;
+        let resp = self.send(self.request(Method::Get, self.url(path))).await?;
         resp.parse(what)
     }
 

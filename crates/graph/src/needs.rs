@@ -45,7 +45,10 @@ pub const GRANT_CONSENT: Need = Need {
     tool: "grant-consent",
     what: "granting tenant-wide admin consent",
     all_of: &[
-        &["DelegatedPermissionGrant.ReadWrite.All", "Directory.ReadWrite.All"],
+        &[
+            "DelegatedPermissionGrant.ReadWrite.All",
+            "Directory.ReadWrite.All",
+        ],
         &["Application.ReadWrite.All"],
     ],
     roles: &[
@@ -158,8 +161,16 @@ impl Need {
                 "{} needs the Microsoft Graph application permission {list}, which the service principal \
                  (client id {client}) does not hold: in Entra admin center > App registrations > that app > \
                  API permissions > Add a permission > Microsoft Graph > Application permissions, add {list}, \
-                 select \"Grant admin consent\", wait a minute and re-run (or run `preflight` first)",
-                self.what
+                 select \"Grant admin consent\", wait a minute and re-run (or run `preflight` first){}",
+                self.what,
+                if self.roles.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; or sign in as an admin holding one of the Entra roles {} (--auth device-code)",
+                        self.roles.join(", ")
+                    )
+                }
             );
         }
         if client.eq_ignore_ascii_case(AZURE_CLI_CLIENT_ID) {
