@@ -2,22 +2,25 @@
 # The Marketo "Step 2 of 3" runbook against a real tenant: runs the eight marketo-s2s tools in
 # order on one state file, stops at the first failure with that step's exit code and the command
 # that resumes, and ends with verify-sync's checklist and the values to enter in Marketo step 3.
+# It starts with preflight (read-only: may the admin do every step, is the org ready?) unless
+# --skip-preflight is given.
 #
 # Usage:
 #   scripts/setup-marketo-s2s.sh --tenant contoso.onmicrosoft.com \
 #       --dynamics-url https://contoso.crm.dynamics.com [--name "Marketo Integration"] \
-#       [--state FILE] [--from STEP] [--dry-run] [--secret-file FILE] [--sync-filter lead,contact]
+#       [--state FILE] [--from STEP] [--dry-run] [--secret-file FILE] [--sync-filter lead,contact] \
+#       [--skip-preflight]
 #
 # Needs the tools on PATH, or next to this script in ../target/release or ../target/debug
 # (override with MKTO_S2S_BIN=DIR). Sign-in: see README (environment service principal, az,
 # or device code on a terminal — only the first tool prompts; the rest reuse the token cache).
 set -euo pipefail
 
-STEPS=(register-app grant-consent make-secret set-hrd-policy assign-role configure-marketo publish-customizations add-sync-filter verify-sync)
+STEPS=(preflight register-app grant-consent make-secret set-hrd-policy assign-role configure-marketo publish-customizations add-sync-filter verify-sync)
 
-usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; }
 
-tenant="" dynamics_url="" name="" state="./marketo-s2s.state.json" from="" dry_run=0 secret_file="" sync_filter=""
+tenant="" dynamics_url="" name="" state="./marketo-s2s.state.json" from="" dry_run=0 secret_file="" sync_filter="" skip_preflight=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --tenant) tenant="${2:?--tenant needs a value}"; shift 2 ;;
@@ -28,6 +31,7 @@ while [ $# -gt 0 ]; do
     --dry-run) dry_run=1; shift ;;
     --secret-file) secret_file="${2:?--secret-file needs a value}"; shift 2 ;;
     --sync-filter) sync_filter="${2:?--sync-filter needs a value}"; shift 2 ;;
+    --skip-preflight) skip_preflight=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "setup-marketo-s2s: error: unknown argument $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -75,13 +79,16 @@ resume_args=()
 [ "$state" != "./marketo-s2s.state.json" ] && resume_args+=(--state "$state")
 [ -n "$secret_file" ] && resume_args+=(--secret-file "$secret_file")
 [ -n "$sync_filter" ] && resume_args+=(--sync-filter "$sync_filter")
+[ $skip_preflight = 1 ] && resume_args+=(--skip-preflight)
 
 started=0; [ -z "$from" ] && started=1
 total=${#STEPS[@]}; [ -z "$sync_filter" ] && total=$((total - 1))
+[ $skip_preflight = 1 ] && total=$((total - 1))
 n=0
 planned=0
 for step in "${STEPS[@]}"; do
   [ "$step" = add-sync-filter ] && [ -z "$sync_filter" ] && continue
+  [ "$step" = preflight ] && [ $skip_preflight = 1 ] && continue
   n=$((n + 1))
   [ "$step" = "$from" ] && started=1
   if [ $started = 0 ]; then

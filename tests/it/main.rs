@@ -20,4 +20,5 @@ mod register_app;
 mod runbook;
 mod safety;
 mod set_hrd_policy;
+mod strict;
 mod verify_sync;

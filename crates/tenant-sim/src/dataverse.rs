@@ -1870,7 +1870,9 @@ fn delete_system_user(dv: &mut Dv, pos: usize) -> R {
         return Err(error_reply(
             400,
             "0x80040203",
-            &format!("The user with SystemUserId={id} is enabled. Disable the user before deleting it."),
+            &format!(
+                "The user with SystemUserId={id} is enabled. Disable the user before deleting it."
+            ),
         ));
     }
     row["deletedstate"] = json!(1);

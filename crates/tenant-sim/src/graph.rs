@@ -290,8 +290,10 @@ fn route(sim: &Sim, ctx: &Ctx, segs: &[Segment], body: &Value) -> R {
 fn default_app_management_policy(sim: &Sim) -> Value {
     let u = sim.urls().main;
     let passwords = match sim.opts.max_secret_days {
-        Some(d) => json!([{"restrictionType": "passwordLifetime", "state": "enabled", "maxLifetime": format!("P{d}D"),
-                           "restrictForAppsCreatedAfterDateTime": "2019-01-01T00:00:00Z"}]),
+        Some(d) => {
+            json!([{"restrictionType": "passwordLifetime", "state": "enabled", "maxLifetime": format!("P{d}D"),
+                           "restrictForAppsCreatedAfterDateTime": "2019-01-01T00:00:00Z"}])
+        }
         None => json!([]),
     };
     json!({

@@ -368,7 +368,12 @@ pub struct Cli {
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     admin_permissions: Option<Vec<String>>,
     /// Entra directory roles of the admin user who signs in with a device code, comma-separated
-    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "Global Administrator")]
+    #[arg(
+        long,
+        value_name = "LIST",
+        value_delimiter = ',',
+        default_value = "Global Administrator"
+    )]
     admin_directory_roles: Vec<String>,
     /// Security role of the admin app's application user in the org, or "none": the admin's app
     /// is not an application user and Dataverse answers 403 0x80072560

@@ -70,7 +70,10 @@ const GRANT_READ: &[&str] = &[
     "Directory.Read.All",
     "Directory.ReadWrite.All",
 ];
-const GRANT_WRITE: &[&str] = &["DelegatedPermissionGrant.ReadWrite.All", "Directory.ReadWrite.All"];
+const GRANT_WRITE: &[&str] = &[
+    "DelegatedPermissionGrant.ReadWrite.All",
+    "Directory.ReadWrite.All",
+];
 /// grant-admin-consent.md: Privileged Role Administrator for any API; Cloud Application
 /// Administrator / Application Administrator for any but Microsoft Graph app roles.
 const CONSENT_ROLES: &[&str] = &[
@@ -116,7 +119,7 @@ pub const RULES: &[Rule] = &[
             "Directory.AccessAsUser.All",
         ]],
         roles: &[],
-        tools: &["register-app", "preflight"],
+        tools: &["register-app"],
         needs: &["Organization.Read.All"],
         source: "https://learn.microsoft.com/en-us/graph/api/organization-list?view=graph-rest-1.0#permissions",
     },
@@ -157,8 +160,14 @@ pub const RULES: &[Rule] = &[
     Rule {
         method: "GET",
         path: "policies/defaultAppManagementPolicy",
-        application: &[&["Policy.Read.All", "Policy.ReadWrite.ApplicationConfiguration"]],
-        delegated: &[&["Policy.Read.All", "Policy.ReadWrite.ApplicationConfiguration"]],
+        application: &[&[
+            "Policy.Read.All",
+            "Policy.ReadWrite.ApplicationConfiguration",
+        ]],
+        delegated: &[&[
+            "Policy.Read.All",
+            "Policy.ReadWrite.ApplicationConfiguration",
+        ]],
         roles: POLICY_READ_ROLES,
         tools: &["preflight"],
         needs: &[],
@@ -268,7 +277,12 @@ pub const RULES: &[Rule] = &[
         application: &[APP_READ],
         delegated: &[APP_READ_DELEGATED],
         roles: &[],
-        tools: &["register-app", "grant-consent", "set-hrd-policy", "verify-sync"],
+        tools: &[
+            "register-app",
+            "grant-consent",
+            "set-hrd-policy",
+            "verify-sync",
+        ],
         needs: &["Application.ReadWrite.All"],
         source: "https://learn.microsoft.com/en-us/graph/api/serviceprincipal-get?view=graph-rest-1.0#permissions",
     },
@@ -501,8 +515,13 @@ pub fn rule(method: &str, template: &str) -> Option<&'static Rule> {
 /// Who is calling, from the token's claims.
 #[derive(Debug, Clone)]
 pub enum Caller<'a> {
-    App { roles: Vec<&'a str> },
-    User { scopes: Vec<&'a str>, directory_roles: &'a [String] },
+    App {
+        roles: Vec<&'a str>,
+    },
+    User {
+        scopes: Vec<&'a str>,
+        directory_roles: &'a [String],
+    },
 }
 
 /// Why a call was refused: the first permission group the token does not satisfy, or the
@@ -518,7 +537,10 @@ pub enum Denied {
 
 fn satisfied(groups: &[&'static [&'static str]], held: &[&str]) -> Result<(), Vec<&'static str>> {
     for g in groups {
-        if !g.iter().any(|p| held.iter().any(|h| h.eq_ignore_ascii_case(p))) {
+        if !g
+            .iter()
+            .any(|p| held.iter().any(|h| h.eq_ignore_ascii_case(p)))
+        {
             return Err(g.to_vec());
         }
     }
@@ -660,7 +682,12 @@ mod tests {
             // what the default admin relies on must pass the rule
             if !a.needs.is_empty() {
                 assert_eq!(
-                    check(a, &Caller::App { roles: a.needs.to_vec() }),
+                    check(
+                        a,
+                        &Caller::App {
+                            roles: a.needs.to_vec()
+                        }
+                    ),
                     Ok(()),
                     "{} {}",
                     a.method,
