@@ -42,7 +42,7 @@
 //! - addPassword beyond `max_secret_days`: 400 `CredentialInvalidLifetimeAsPerAppPolicy` with
 //!   details[0].code `InvalidKeyEndDate` (seen in third-party logs).
 //! - Dataverse: application user for an unknown / not yet replicated app (or app without SP):
-//!   400 `0x80041d2a` (ObjectNotFoundInAD); duplicate application user: 400 `0x8004f511`;
+//!   400 `0x80041d2a` (ObjectNotFoundInAD); deleting an enabled user: 400 `0x80040203`;
 //!   role of another business unit: 400 `0x80040203`; duplicate role association: 412 `0x80040237`;
 //!   disabled caller: 403 `0x80040225`; not a member: 403 `0x80072560`; non-admin write: 403 `0x80040220`;
 //!   duplicate column: 400 `0x80047013`; bad schema prefix: 400 `0x80040203`;
