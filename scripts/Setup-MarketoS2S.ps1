@@ -3,7 +3,7 @@
   The Marketo "Step 2 of 3" runbook for PowerShell 7: a thin mirror of setup-marketo-s2s.sh.
 
 .DESCRIPTION
-  Runs register-app, grant-consent, make-secret, set-hrd-policy, assign-role, configure-marketo,
+  Runs preflight (read-only checks; skip with -SkipPreflight), register-app, grant-consent, make-secret, set-hrd-policy, assign-role, configure-marketo,
   publish-customizations (-IfChanged), the optional add-sync-filter, and verify-sync on one state
   file (same format as the bash runbook), stops at the first failure with that step's exit code
   and the command that resumes, and ends with the values to enter in Marketo step 3 (never the
@@ -20,14 +20,15 @@ param(
   [string]$DynamicsUrl,
   [string]$Name,
   [string]$State = "./marketo-s2s.state.json",
-  [ValidateSet("register-app","grant-consent","make-secret","set-hrd-policy","assign-role","configure-marketo","publish-customizations","add-sync-filter","verify-sync")]
+  [ValidateSet("preflight","register-app","grant-consent","make-secret","set-hrd-policy","assign-role","configure-marketo","publish-customizations","add-sync-filter","verify-sync")]
   [string]$From,
   [switch]$DryRun,
   [string]$SecretFile,
-  [string]$SyncFilter
+  [string]$SyncFilter,
+  [switch]$SkipPreflight
 )
 $ErrorActionPreference = "Stop"
-$steps = @("register-app","grant-consent","make-secret","set-hrd-policy","assign-role","configure-marketo","publish-customizations","add-sync-filter","verify-sync")
+$steps = @("preflight","register-app","grant-consent","make-secret","set-hrd-policy","assign-role","configure-marketo","publish-customizations","add-sync-filter","verify-sync")
 
 $binDir = $env:MKTO_S2S_BIN
 if (-not $binDir) {
@@ -53,8 +54,10 @@ $started = -not $From
 $planned = $false
 $n = 0
 $total = if ($SyncFilter) { $steps.Count } else { $steps.Count - 1 }
+if ($SkipPreflight) { $total-- }
 foreach ($step in $steps) {
   if ($step -eq "add-sync-filter" -and -not $SyncFilter) { continue }
+  if ($step -eq "preflight" -and $SkipPreflight) { continue }
   $n++
   if ($step -eq $From) { $started = $true }
   if (-not $started) { Write-Host "==> [$n/$total] ${step}: skipped (-From $From)"; continue }

@@ -2,11 +2,14 @@
 # The Marketo "Step 2 of 3" runbook against a real tenant: runs the eight marketo-s2s tools in
 # order on one state file, stops at the first failure with that step's exit code and the command
 # that resumes, and ends with verify-sync's checklist and the values to enter in Marketo step 3.
+# It starts with preflight (read-only: may the admin do every step, is the org ready?) unless
+# --skip-preflight is given.
 #
 # Usage:
 #   scripts/setup-marketo-s2s.sh --tenant contoso.onmicrosoft.com \
 #       --dynamics-url https://contoso.crm.dynamics.com [--name "Marketo Integration"] \
-#       [--state FILE] [--from STEP] [--dry-run] [--secret-file FILE] [--sync-filter lead,contact]
+#       [--state FILE] [--from STEP] [--dry-run] [--secret-file FILE] [--sync-filter lead,contact] \
+#       [--skip-preflight]
 #
 # Passed to every step: --cloud NAME, --auth SOURCE, --timeout DURATION, --authority-host URL,
 #   --graph-url URL, --login-client-id GUID, --ca-file FILE, --retarget, -v/-vv, -q.
@@ -20,13 +23,13 @@
 # Exit codes: those of the step that failed; 2 for a bad argument of the runbook itself.
 set -euo pipefail
 
-STEPS=(register-app grant-consent make-secret set-hrd-policy assign-role configure-marketo publish-customizations add-sync-filter verify-sync)
+STEPS=(preflight register-app grant-consent make-secret set-hrd-policy assign-role configure-marketo publish-customizations add-sync-filter verify-sync)
 
 # The comment block above, without the shell.
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
 fail() { echo "setup-marketo-s2s: error: $1" >&2; echo "setup-marketo-s2s: hint: see \`$0 --help\`" >&2; exit 2; }
 
-tenant="" dynamics_url="" name="" state="./marketo-s2s.state.json" from="" dry_run=0 secret_file="" sync_filter=""
+tenant="" dynamics_url="" name="" state="./marketo-s2s.state.json" from="" dry_run=0 secret_file="" sync_filter="" skip_preflight=0
 # Flags for every step, and for one step each; recorded as typed so the resume command repeats them.
 common_pass=() secret_pass=() hrd_pass=() role_pass=() publish_pass=() verify_pass=() pass_through=()
 while [ $# -gt 0 ]; do
@@ -52,6 +55,7 @@ while [ $# -gt 0 ]; do
     --role) value "$@"; role_pass+=(--role "$2"); pass_through+=("$1" "$2"); shift 2 ;;
     --async) publish_pass+=(--async); pass_through+=("$1"); shift ;;
     --warn-days) value "$@"; verify_pass+=("$1" "$2"); pass_through+=("$1" "$2"); shift 2 ;;
+    --skip-preflight) skip_preflight=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) fail "unknown argument $opt" ;;
   esac
@@ -99,14 +103,17 @@ resume_args=()
 [ "$state" != "./marketo-s2s.state.json" ] && resume_args+=(--state "$state")
 [ -n "$secret_file" ] && resume_args+=(--secret-file "$secret_file")
 [ -n "$sync_filter" ] && resume_args+=(--sync-filter "$sync_filter")
+[ $skip_preflight = 1 ] && resume_args+=(--skip-preflight)
 resume_args+=("${pass_through[@]}")
 
 started=0; [ -z "$from" ] && started=1
 total=${#STEPS[@]}; [ -z "$sync_filter" ] && total=$((total - 1))
+[ $skip_preflight = 1 ] && total=$((total - 1))
 n=0
 planned=0
 for step in "${STEPS[@]}"; do
   [ "$step" = add-sync-filter ] && [ -z "$sync_filter" ] && continue
+  [ "$step" = preflight ] && [ $skip_preflight = 1 ] && continue
   n=$((n + 1))
   [ "$step" = "$from" ] && started=1
   if [ $started = 0 ]; then

@@ -204,6 +204,7 @@ pub fn assert_snapshot(name: &str, text: &str) {
 
 /// Every tool the product ships (tenant-sim aside).
 pub const TOOLS: &[&str] = &[
+    "preflight",
     "register-app",
     "grant-consent",
     "make-secret",

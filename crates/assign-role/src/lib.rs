@@ -40,6 +40,10 @@ use s2s_dataverse::{
 /// The role Marketo's sync user needs (reference §2).
 pub const DEFAULT_ROLE: &str = "Marketo Sync User";
 
+/// How long after register-app Dataverse may still not know the app (replication from Entra
+/// ID); "app not known" is waited out within it and reported at once after it.
+const REPLICATION_WINDOW: time::Duration = time::Duration::minutes(30);
+
 /// Shown in place of the id of an application user a dry run would create.
 const NEW_USER: &str = "00000000-0000-0000-0000-000000000000";
 
@@ -74,6 +78,11 @@ pub struct Cli {
     /// Security role to hold, from the user's business unit (repeatable)
     #[arg(long = "role", value_name = "NAME", default_value = DEFAULT_ROLE)]
     pub roles: Vec<String>,
+
+    /// Permanently delete a soft-deleted application user of this app (deleted in the admin
+    /// center, still blocking a new one), then create a fresh one
+    #[arg(long)]
+    pub purge_deleted: bool,
 
     #[command(flatten)]
     pub common: CommonArgs,
@@ -116,7 +125,14 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
     let org = dv.org().to_string();
 
     let solution = ensure_marketo_solution(ctx, &dv).await?;
-    let user = ensure_application_user(ctx, &dv, &client_id, cli.business_unit.as_deref()).await?;
+    let user = ensure_application_user(
+        ctx,
+        &dv,
+        &client_id,
+        cli.business_unit.as_deref(),
+        cli.purge_deleted,
+    )
+    .await?;
     let roles = ensure_roles(ctx, &dv, &user, &unique(&cli.roles)).await?;
 
     ctx.doc.set("dynamics.url", json!(org));
@@ -222,10 +238,21 @@ async fn ensure_application_user(
     dv: &Dataverse<'_>,
     client_id: &str,
     business_unit: Option<&str>,
+    purge_deleted: bool,
 ) -> Result<AppUser> {
     // The business unit the user was created in, when this run created it (name included).
     let mut created_in = None;
-    let user = match find_application_user(dv, client_id).await? {
+    // One read gives the active user and any soft-deleted one (which blocks a new user).
+    let (deleted, active): (Vec<SystemUser>, Vec<SystemUser>) = dv
+        .application_users_with_deleted(client_id)
+        .await?
+        .into_iter()
+        .partition(SystemUser::is_soft_deleted);
+    let found = one_active_user(client_id, active)?;
+    if found.is_none() {
+        clear_soft_deleted(ctx, dv, client_id, deleted, purge_deleted).await?;
+    }
+    let user = match found {
         Some(u) => {
             ctx.say(&format!(
                 "found application user {} for client id {client_id} (systemuserid {})",
@@ -307,9 +334,58 @@ async fn ensure_application_user(
     })
 }
 
+/// A soft-deleted application user of the app (deleted in the admin center) keeps blocking a
+/// new one: Dataverse answers 412 `0x80040237` for any row with the applicationid
+/// (microsoft/terraform-provider-power-platform issue 623). It cannot be reactivated through the
+/// Web API, so with `--purge-deleted` it is deleted for good (one `DELETE` of a soft-deleted
+/// row, as that provider does) and a fresh user is created; without, the run stops before any
+/// write and says so.
+async fn clear_soft_deleted(
+    ctx: &Ctx,
+    dv: &Dataverse<'_>,
+    client_id: &str,
+    deleted: Vec<SystemUser>,
+    purge: bool,
+) -> Result<()> {
+    if deleted.is_empty() {
+        return Ok(());
+    }
+    let ids = deleted
+        .iter()
+        .map(|u| u.systemuserid.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if !purge {
+        return Err(Error::refused(format!(
+            "client id {client_id} has a soft-deleted application user in {} ({ids}); Dataverse refuses a new one              while it exists (412 0x80040237)",
+            dv.org()
+        ))
+        .with_hint(
+            "re-run with --purge-deleted to delete it for good and create a fresh application user, or restore              it in the Power Platform admin center (Settings > Users + permissions > Application users)",
+        ));
+    }
+    for u in &deleted {
+        match dv.delete_system_user(&u.systemuserid).await? {
+            Written::Done(()) => ctx.say(&format!(
+                "purged soft-deleted application user {} (systemuserid {})",
+                display_user(u),
+                u.systemuserid
+            )),
+            Written::Planned => ctx.say(&format!(
+                "dry run: would purge soft-deleted application user {}",
+                u.systemuserid
+            )),
+        }
+    }
+    Ok(())
+}
+
 /// The one active user for the app; several are an error Terraform also refuses (reference §1.4).
 async fn find_application_user(dv: &Dataverse<'_>, client_id: &str) -> Result<Option<SystemUser>> {
-    let mut users = dv.application_users(client_id).await?;
+    one_active_user(client_id, dv.application_users(client_id).await?)
+}
+
+fn one_active_user(client_id: &str, mut users: Vec<SystemUser>) -> Result<Option<SystemUser>> {
     match users.len() {
         0 => Ok(None),
         1 => Ok(users.pop()),
@@ -360,6 +436,20 @@ async fn create_application_user(
     client_id: &str,
     bu: &BusinessUnit,
 ) -> Result<Option<SystemUser>> {
+    // Waiting only makes sense while the app may still be replicating: within
+    // REPLICATION_WINDOW of register-app's run (reference §1.6: no documented SLA; minutes in
+    // practice). An app registered long ago that Dataverse still does not know is another
+    // problem (wrong tenant or client id), reported at once.
+    let registered_at = ctx
+        .doc
+        .get_str("steps.register-app.at")
+        .ok()
+        .flatten()
+        .and_then(|t| {
+            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+        });
+    let may_wait =
+        registered_at.is_none_or(|t| time::OffsetDateTime::now_utc() - t < REPLICATION_WINDOW);
     // The spinner only shows on a terminal; in a pipeline one line says why nothing happens yet.
     let announced = std::cell::Cell::new(false);
     let announced = &announced;
@@ -390,6 +480,15 @@ async fn create_application_user(
                         "Dataverse accepted the new application user but neither named it (no OData-EntityId) nor lists it",
                     )),
                 },
+                Err(e) if is_app_not_yet_known(&e) && !may_wait => Err(e
+                    .context(format!(
+                        "Dataverse does not know client id {client_id}, registered more than {} minutes ago",
+                        REPLICATION_WINDOW.whole_minutes()
+                    ))
+                    .with_kind(s2s_core::Kind::Refused)
+                    .with_hint(
+                        "check that the app lives in the tenant of this org and has a service principal (re-run                          register-app), and that --client-id / app.client_id is its Application (client) ID",
+                    )),
                 Err(e) if is_app_not_yet_known(&e) => {
                     if !announced.replace(true) {
                         ctx.say(&format!(
@@ -406,9 +505,13 @@ async fn create_application_user(
                         None if e.ambiguous => Ok(Poll::Pending(
                             "the create's answer was lost and no user is visible yet".into(),
                         )),
-                        None => Err(e.context(
-                            "Dataverse reports an application user for this app, but none is active (a soft-deleted one?)",
-                        )),
+                        None => Err(e
+                            .context(
+                                "Dataverse reports an application user for this app, but none is active",
+                            )
+                            .with_hint(
+                                "a soft-deleted application user of this app blocks a new one: re-run with --purge-deleted",
+                            )),
                     }
                 }
                 Err(e) => Err(e.context("creating the application user")),

@@ -348,21 +348,115 @@ async fn find_config_entity(dv: &Dataverse<'_>, cli: &Cli) -> Result<EntityDefin
         .collect();
     match matching.len() {
         1 => Ok(matching.remove(0)),
-        0 => Err(discovery_failed(format!(
-            "no entity labelled \"{CONFIG_ENTITY_LABEL}\" among the {} entities of solution {}: {}",
-            entities.len(),
-            solution.uniquename,
-            if entities.is_empty() {
-                "(none)".to_string()
-            } else {
-                names(&entities)
-            }
-        ))),
+        0 => find_config_entity_by_shape(dv, &entities, cli.record_name.trim())
+            .await
+            .map_err(|found| {
+                discovery_failed(format!(
+                    "no entity labelled \"{CONFIG_ENTITY_LABEL}\" among the {} entities of solution {}, and not \
+                     exactly one with a record named {:?} and a custom lookup to systemuser: {}",
+                    entities.len(),
+                    solution.uniquename,
+                    cli.record_name.trim(),
+                    if found.is_empty() {
+                        "(no entities)".to_string()
+                    } else {
+                        found.join("; ")
+                    }
+                ))
+            }),
         _ => Err(discovery_failed(format!(
             "several entities of solution {} are labelled \"{CONFIG_ENTITY_LABEL}\": {}",
             solution.uniquename,
             names(&matching)
         ))),
+    }
+}
+
+/// When no entity carries the "Marketo Config" label (the solution's labels are not public and
+/// may differ by version or language): the one entity of the solution that has a record named
+/// `record_name` and a custom lookup to systemuser — the shape of Marketo's configuration. On
+/// failure, what was found for each entity, for the error message.
+async fn find_config_entity_by_shape(
+    dv: &Dataverse<'_>,
+    entities: &[EntityDefinition],
+    record_name: &str,
+) -> std::result::Result<EntityDefinition, Vec<String>> {
+    let mut found = Vec::new();
+    let mut fits = Vec::new();
+    for e in entities {
+        let lookups = custom_user_lookups(dv, &e.logical_name)
+            .await
+            .map_err(|err| vec![format!("{}: {err}", e.logical_name)])?;
+        let record = match (&e.entity_set_name, &e.primary_name_attribute) {
+            (Some(set), Some(name_col)) => {
+                let id = e
+                    .primary_id_attribute
+                    .clone()
+                    .unwrap_or_else(|| format!("{}id", e.logical_name));
+                let filter = format!("{name_col} eq {}", quote(record_name));
+                dv.records(set, &id, Some(&filter))
+                    .await
+                    .map(|rows| rows.len())
+                    .map_err(|err| vec![format!("{}: {err}", e.logical_name)])?
+            }
+            _ => 0,
+        };
+        found.push(format!(
+            "{} \"{}\": {record} record(s) named {record_name:?}, custom lookups to systemuser: {}",
+            e.logical_name,
+            e.label(),
+            if lookups.is_empty() {
+                "none".to_string()
+            } else {
+                lookups.join(", ")
+            }
+        ));
+        if record == 1 && !lookups.is_empty() {
+            fits.push(e.clone());
+        }
+    }
+    if fits.len() == 1 {
+        return Ok(fits.remove(0));
+    }
+    Err(found)
+}
+
+/// The logical names of an entity's lookups to systemuser, system ones (owner, created by…)
+/// left out.
+async fn custom_user_lookups(dv: &Dataverse<'_>, entity: &str) -> Result<Vec<String>> {
+    Ok(dv
+        .many_to_one_relationships(entity, "systemuser")
+        .await?
+        .into_iter()
+        .filter(|r| {
+            r.referenced_entity
+                .as_deref()
+                .is_none_or(|t| t.eq_ignore_ascii_case("systemuser"))
+                && !SYSTEM_USER_LOOKUPS
+                    .iter()
+                    .any(|s| r.referencing_attribute.eq_ignore_ascii_case(s))
+        })
+        .map(|r| r.referencing_attribute)
+        .collect())
+}
+
+/// Which custom lookup to systemuser is "Marketo User" when none has that label: the only one
+/// whose logical name ends in `marketouser` or whose label mentions Marketo, else the only
+/// custom lookup there is. `None` when that does not single one out.
+fn pick_user_lookup_by_shape(candidates: &[(String, String)]) -> Option<usize> {
+    let marketo: Vec<usize> = candidates
+        .iter()
+        .enumerate()
+        .filter(|(_, (logical, label))| {
+            logical.to_ascii_lowercase().ends_with("marketouser")
+                || label.to_ascii_lowercase().contains("marketo")
+        })
+        .map(|(i, _)| i)
+        .collect();
+    match (marketo.as_slice(), candidates.len()) {
+        ([one], _) => Some(*one),
+        ([], 1) => Some(0),
+        _ => None,
     }
 }
 
@@ -413,7 +507,19 @@ async fn find_user_lookup(dv: &Dataverse<'_>, entity: &str, cli: &Cli) -> Result
         };
         let mut labelled = Vec::new();
         let mut seen = Vec::new();
-        for r in candidates {
+        let mut shapes = Vec::new();
+        for r in &candidates {
+            let attr = attrs.iter().find(|a| {
+                a.logical_name
+                    .eq_ignore_ascii_case(&r.referencing_attribute)
+            });
+            shapes.push((
+                r.referencing_attribute.clone(),
+                attr.and_then(|a| a.label()).unwrap_or("").to_string(),
+            ));
+        }
+        let mut candidates = candidates;
+        for r in candidates.clone() {
             let attr = attrs.iter().find(|a| {
                 a.logical_name
                     .eq_ignore_ascii_case(&r.referencing_attribute)
@@ -429,9 +535,14 @@ async fn find_user_lookup(dv: &Dataverse<'_>, entity: &str, cli: &Cli) -> Result
         }
         match labelled.len() {
             1 => labelled.remove(0),
+            0 if pick_user_lookup_by_shape(&shapes).is_some() => {
+                let i = pick_user_lookup_by_shape(&shapes).unwrap_or(0);
+                candidates.swap_remove(i)
+            }
             0 => {
                 return Err(discovery_failed(format!(
-                    "entity {entity} has no lookup to systemuser labelled \"{USER_LOOKUP_LABEL}\"; its lookups to systemuser: {}",
+                    "entity {entity} has no lookup to systemuser labelled \"{USER_LOOKUP_LABEL}\", and none stands out \
+                     (one named *marketouser or labelled with \"Marketo\", or a single custom one); its lookups to systemuser: {}",
                     if seen.is_empty() {
                         "(none besides the system ones)".to_string()
                     } else {

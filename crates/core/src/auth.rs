@@ -127,6 +127,39 @@ fn expiry(now: Instant, expires_in: u64) -> Instant {
 /// what a wrong path can make the tool read.
 pub(crate) const MAX_SMALL_FILE: u64 = 4 * 1024 * 1024;
 
+/// Who a token was issued to and what it may do, from its claims (unchecked, as [`jwt_claim`]).
+/// `None` when the token is not a readable JWT.
+pub fn token_caller(token: &SecretString) -> Option<crate::error::Caller> {
+    use base64::Engine;
+    let payload = token.expose_secret().split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let v: Value = serde_json::from_slice(&bytes).ok()?;
+    let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+    let scopes: Vec<String> = text("scp")
+        .map(|s| s.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default();
+    let roles = v
+        .get("roles")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    // `idtyp` is an optional claim; a `scp` claim only appears in delegated tokens.
+    let delegated = text("idtyp").map_or(!scopes.is_empty(), |t| t == "user");
+    Some(crate::error::Caller {
+        app_id: text("appid").or_else(|| text("azp")),
+        delegated,
+        roles,
+        scopes,
+    })
+}
+
 fn source_name(s: AuthSource) -> &'static str {
     match s {
         AuthSource::Env => "environment service principal (AZURE_CLIENT_ID/AZURE_CLIENT_SECRET)",

@@ -55,6 +55,34 @@ pub struct ServiceError {
     pub detail_code: Option<String>,
     /// AADSTS numbers from the token endpoint's `error_codes`.
     pub error_codes: Vec<u64>,
+    /// On a 403: who the token said the caller was, so the hint can name what is missing.
+    pub caller: Option<Caller>,
+}
+
+/// What an access token says about its holder (its `appid`, `idtyp`, `roles` and `scp` claims).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Caller {
+    /// The client the token was issued to (`appid`, or `azp` in v2 tokens).
+    pub app_id: Option<String>,
+    /// A user's token (delegated), rather than an app-only one.
+    pub delegated: bool,
+    /// Application permissions (`roles`) of an app-only token.
+    pub roles: Vec<String>,
+    /// Delegated scopes (`scp`) of a user's token.
+    pub scopes: Vec<String>,
+}
+
+impl Caller {
+    /// True when the token holds one of `any` (as an app role, or as a scope when delegated).
+    pub fn holds_any(&self, any: &[&str]) -> bool {
+        let held = if self.delegated {
+            &self.scopes
+        } else {
+            &self.roles
+        };
+        any.iter()
+            .any(|p| held.iter().any(|h| h.eq_ignore_ascii_case(p)))
+    }
 }
 
 impl ServiceError {

@@ -351,7 +351,10 @@ impl Http {
                     return Ok(resp);
                 }
                 Ok(resp) => {
-                    let se = parse_service_error(req.service, &resp);
+                    let mut se = parse_service_error(req.service, &resp);
+                    if resp.status == 403 {
+                        se.caller = self.caller_of(&req).await;
+                    }
                     let lock = req.retry_codes.iter().any(|c| se.has_code(c));
                     if req.is_write() && matches!(resp.status, 500 | 502 | 504) {
                         maybe_committed = true;
@@ -416,6 +419,16 @@ impl Http {
             );
             tokio::time::sleep(retry_in).await;
         }
+    }
+
+    /// The claims of the token a request was sent with (already cached: it was just used).
+    async fn caller_of(&self, req: &Request) -> Option<crate::error::Caller> {
+        let token = match &req.auth {
+            Auth::None => return None,
+            Auth::Resource(r) => Box::pin(self.tokens.token(self, r)).await.ok()?,
+            Auth::Token(t) => t.clone(),
+        };
+        crate::auth::token_caller(&token)
     }
 
     async fn attempt(&self, req: &Request) -> Result<Response> {

@@ -24,7 +24,7 @@ pub mod state;
 pub mod statefile;
 
 pub use cli::CommonArgs;
-pub use error::{Error, Kind, Result, ResultExt, ServiceError};
+pub use error::{Caller, Error, Kind, Result, ResultExt, ServiceError};
 pub use http::{Auth, Http, Method, Request, Response, Service};
 pub use run::{Ctx, Key, Tool};
 pub use state::StateDoc;

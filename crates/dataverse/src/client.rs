@@ -140,20 +140,32 @@ impl<'a> Dataverse<'a> {
     /// Sends a write through `Http::write`: `Planned` under `--dry-run` (nothing sent, the
     /// request is in the plan), otherwise the service's answer.
     async fn write(&self, req: Request) -> Result<Written<s2s_core::Response>> {
-        Ok(match self.http.write(req).await? {
+        let sent = self.http.write(req).await.map_err(|e| self.explain(e));
+        Ok(match sent? {
             None => Written::Planned,
             Some(resp) => Written::Done(resp),
         })
+    }
+
+    /// Sends a read; a 403 to the admin's own token says what the admin lacks in the org.
+    async fn send(&self, req: Request) -> Result<s2s_core::Response> {
+        self.http.send(req).await.map_err(|e| self.explain(e))
+    }
+
+    fn explain(&self, e: Error) -> Error {
+        match self.auth {
+            // The admin's sign-in: name the missing application user or role.
+            Auth::Resource(_) => crate::explain_forbidden(e, &self.org),
+            // An explicit token (verify-sync's test of the Marketo app): the caller words it.
+            _ => e,
+        }
     }
 
     // ---------- generic reads ----------
 
     /// One JSON object (a function result or a single row).
     pub async fn get<T: DeserializeOwned>(&self, path: &str, what: &str) -> Result<T> {
-        let resp = self
-            .http
-            .send(self.request(Method::Get, self.url(path)))
-            .await?;
+        let resp = self.send(self.request(Method::Get, self.url(path))).await?;
         resp.parse(what)
     }
 
@@ -164,7 +176,7 @@ impl<'a> Dataverse<'a> {
         what: &str,
     ) -> Result<Option<T>> {
         let req = self.request(Method::Get, self.url(path)).accept(404);
-        let resp = self.http.send(req).await?;
+        let resp = self.send(req).await?;
         if resp.status == 404 {
             return Ok(None);
         }
@@ -198,7 +210,7 @@ impl<'a> Dataverse<'a> {
             if let Some(n) = page_size {
                 req = req.header("Prefer", &format!("odata.maxpagesize={n}"));
             }
-            let page: Page<T> = self.http.send(req).await?.parse(what)?;
+            let page: Page<T> = self.send(req).await?.parse(what)?;
             out.extend(page.value);
             match page.next_link {
                 None => return Ok(out),
@@ -283,6 +295,17 @@ impl<'a> Dataverse<'a> {
     /// The active (not soft-deleted) users bound to an application id, with their roles
     /// (reference §1.4, as Microsoft's Terraform provider looks them up).
     pub async fn application_users(&self, application_id: &str) -> Result<Vec<SystemUser>> {
+        let users = self.application_users_with_deleted(application_id).await?;
+        Ok(users.into_iter().filter(|u| !u.is_soft_deleted()).collect())
+    }
+
+    /// Every user bound to an application id, soft-deleted ones (`deletedstate` 1) included:
+    /// such a row still blocks a new application user for the app (412 `0x80040237`,
+    /// microsoft/terraform-provider-power-platform issue 623).
+    pub async fn application_users_with_deleted(
+        &self,
+        application_id: &str,
+    ) -> Result<Vec<SystemUser>> {
         let app = guid(application_id, "application id")?;
         let q = query(&[
             ("$select", Self::USER_SELECT),
@@ -290,10 +313,18 @@ impl<'a> Dataverse<'a> {
             // A GUID literal is unquoted in OData; it was checked for shape above.
             ("$filter", &format!("applicationid eq {app}")),
         ]);
-        let users: Vec<SystemUser> = self
-            .list(&format!("systemusers?{q}"), "system users")
-            .await?;
-        Ok(users.into_iter().filter(|u| !u.is_soft_deleted()).collect())
+        self.list(&format!("systemusers?{q}"), "system users").await
+    }
+
+    /// `DELETE systemusers(<id>)`: Dataverse soft-deletes a disabled user, and removes a
+    /// soft-deleted one for good (Learn "Delete users from environments"; Microsoft's Terraform
+    /// provider purges soft-deleted application users this way before creating one).
+    pub async fn delete_system_user(&self, id: &str) -> Result<Written<()>> {
+        let id = guid(id, "system user id")?;
+        let req = self
+            .request(Method::Delete, self.url(&format!("systemusers({id})")))
+            .accept(404);
+        Ok(self.write(req).await?.map(drop))
     }
 
     /// One user by id, with its roles.
@@ -464,7 +495,7 @@ impl<'a> Dataverse<'a> {
             )
             .accept(404)
             .accept(400);
-        let resp = self.http.send(req).await?;
+        let resp = self.send(req).await?;
         if resp.status == 404 || resp.status == 400 {
             return Ok(None);
         }

@@ -50,6 +50,46 @@ pub mod codes {
     pub const DUPLICATE_ATTRIBUTE_PHYSICAL_NAME: &str = "0x80060304";
     /// PrivilegeDenied (reference §2).
     pub const PRIVILEGE_DENIED: &str = "0x80040220";
+    /// "The user is not a member of the organization": the caller (for an app-only token: its
+    /// app) is not a user of the org (MicrosoftDocs/power-platform issue 2124).
+    pub const NOT_A_MEMBER: &str = "0x80072560";
+}
+
+/// A Dataverse 403 to the admin's own sign-in, explained: the admin's app is not an
+/// application user of the org (0x80072560), or its user lacks a privilege (0x80040220).
+/// Client-credentials callers must be application users with a security role (Learn "Use OAuth
+/// authentication with Microsoft Dataverse"). Other errors pass through unchanged.
+pub fn explain_forbidden(e: Error, org: &str) -> Error {
+    if e.status() != Some(403) || e.hint.is_some() {
+        return e;
+    }
+    let caller = e.service.as_ref().and_then(|s| s.caller.clone());
+    let client = caller
+        .as_ref()
+        .and_then(|c| c.app_id.clone())
+        .unwrap_or_else(|| "(unknown)".into());
+    let delegated = caller.as_ref().is_some_and(|c| c.delegated);
+    let hint = if e.has_code(codes::NOT_A_MEMBER) {
+        if delegated {
+            format!(
+                "the signed-in admin is not a user of {org}: add the account to the environment (Power Platform admin center >                  Environments > the org > Settings > Users + permissions > Users) with the System Administrator role, then re-run"
+            )
+        } else {
+            format!(
+                "the admin's app (client id {client}) is not an application user of {org}, and Dataverse accepts                  app-only tokens only from application users: Power Platform admin center > Environments > the org >                  Settings > Users + permissions > Application users > New app user, pick the app with client id {client},                  the root business unit and the security role System Administrator; then re-run (or run `preflight`)"
+            )
+        }
+    } else {
+        let who = if delegated {
+            "the signed-in admin".to_string()
+        } else {
+            format!("the admin's application user (client id {client})")
+        };
+        format!(
+            "{who} lacks a privilege in {org}: give it the System Administrator security role (Power Platform admin              center > Environments > the org > Settings > Users + permissions), then re-run"
+        )
+    };
+    e.with_kind(s2s_core::Kind::Refused).with_hint(hint)
 }
 
 /// The display name of the Marketo solution (reference §4, §5.1: its unique name is not public).
@@ -91,8 +131,13 @@ pub fn is_app_not_yet_known(e: &Error) -> bool {
 
 /// True when an application user for this app already exists (a lost answer that was committed,
 /// or a concurrent run): re-read and adopt it.
+///
+/// Real Dataverse answers 412 DuplicateRecord (`0x80040237`, "A record with matching key values
+/// already exists.") when any row has the applicationid, soft-deleted rows included
+/// (microsoft/terraform-provider-power-platform issue 623); `0x8004F511` is the documented
+/// DuplicateApplicationUser code. Both count.
 pub fn is_duplicate_application_user(e: &Error) -> bool {
-    e.has_code(codes::DUPLICATE_APPLICATION_USER)
+    e.has_code(codes::DUPLICATE_APPLICATION_USER) || e.has_code(codes::DUPLICATE_RECORD)
 }
 
 /// True when an attribute with this schema name already exists.

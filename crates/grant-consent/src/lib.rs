@@ -392,15 +392,7 @@ async fn extend_grant(
 /// permission from the oauth2PermissionGrant pages; creating a service principal needs
 /// Application.ReadWrite.All, §2).
 fn explain(e: Error) -> Error {
-    s2s_graph::explain_forbidden(
-        e,
-        "granting tenant-wide admin consent needs the Entra role Cloud Application Administrator, \
-         Application Administrator or Privileged Role Administrator for a signed-in admin, or the \
-         Microsoft Graph application permission DelegatedPermissionGrant.ReadWrite.All (plus \
-         Application.ReadWrite.All to create a missing Dynamics CRM service principal) for a \
-         service principal; ask an administrator who holds one, or use the portal's \
-         \"Grant admin consent\" button",
-    )
+    s2s_graph::needs::explain_forbidden(e, &s2s_graph::needs::GRANT_CONSENT)
 }
 
 #[cfg(test)]

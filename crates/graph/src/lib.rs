@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use s2s_core::odata::{encode, key_segment, quote};
 use s2s_core::{Auth, Error, Http, Kind, Method, Request, Response, Result, Service};
 
+pub mod needs;
 mod run_tag;
 mod target;
 pub use run_tag::RunTag;
@@ -400,6 +401,68 @@ impl<'a> Graph<'a> {
             .filter(Domain::is_federated)
             .map(|d| d.id)
             .collect())
+    }
+
+    /// A read that the caller may not be allowed: `None` on 403 (or 400/404, e.g. `/me` with an
+    /// app-only token), the JSON otherwise. For preflight, which reports what it cannot read.
+    pub async fn get_if_permitted(&self, path: &str) -> Result<Option<Value>> {
+        let resp = self
+            .http
+            .send(
+                self.req(Method::Get, path)
+                    .accept(400)
+                    .accept(403)
+                    .accept(404),
+            )
+            .await?;
+        if resp.status != 200 {
+            return Ok(None);
+        }
+        resp.json().map(Some)
+    }
+
+    /// The display names of the signed-in user's directory roles (`GET /me/memberOf`, the
+    /// `directoryRole` members); `None` for an app-only token or when not readable.
+    pub async fn my_directory_roles(&self) -> Result<Option<Vec<String>>> {
+        let Some(v) = self.get_if_permitted("me/memberOf").await? else {
+            return Ok(None);
+        };
+        Ok(Some(
+            v["value"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter(|o| o["@odata.type"] == "#microsoft.graph.directoryRole")
+                        .filter_map(|o| o["displayName"].as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        ))
+    }
+
+    /// The tenant's longest allowed client-secret lifetime from `policies/defaultAppManagementPolicy`
+    /// (`passwordLifetime` restriction, ISO 8601 duration such as `P90D`): `Ok(None)` when the
+    /// policy is not readable, `Ok(Some(None))` when it sets no such limit.
+    pub async fn secret_lifetime_limit(&self) -> Result<Option<Option<String>>> {
+        let Some(v) = self
+            .get_if_permitted("policies/defaultAppManagementPolicy")
+            .await?
+        else {
+            return Ok(None);
+        };
+        if v["isEnabled"] == Value::Bool(false) {
+            return Ok(Some(None));
+        }
+        Ok(Some(
+            v["applicationRestrictions"]["passwordCredentials"]
+                .as_array()
+                .and_then(|a| {
+                    a.iter().find(|r| {
+                        r["restrictionType"] == "passwordLifetime" && r["state"] != "disabled"
+                    })
+                })
+                .and_then(|r| r["maxLifetime"].as_str().map(str::to_string)),
+        ))
     }
 
     /// `directory/onPremisesSynchronization` → `features.passwordSyncEnabled`; `None` when the

@@ -752,10 +752,7 @@ fn explain_add_error(e: Error) -> Error {
             "the tenant's app management policy limits client secret lifetimes: pass a shorter --expires-in (e.g. 180d)",
         );
     }
-    s2s_graph::explain_forbidden(
-        e,
-        "adding a client secret needs Application.ReadWrite.All (or Application.ReadWrite.OwnedBy as an owner of the app), e.g. the Application Administrator or Cloud Application Administrator role",
-    )
+    s2s_graph::needs::explain_forbidden(e, &s2s_graph::needs::MAKE_SECRET)
 }
 
 /// Removes every credential carrying this run's tag except `keep`: they were created by a

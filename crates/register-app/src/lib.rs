@@ -146,6 +146,18 @@ fn slug(name: &str) -> String {
 }
 
 async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
+    // A 403 names what the signed-in admin lacks and how to get it.
+    register(ctx, cli).await.map_err(|e| {
+        let need = if e.message.contains("organization") {
+            &s2s_graph::needs::READ_ORGANIZATION
+        } else {
+            &s2s_graph::needs::REGISTER_APP
+        };
+        s2s_graph::needs::explain_forbidden(e, need)
+    })
+}
+
+async fn register(ctx: &mut Ctx, cli: Cli) -> Result<()> {
     let doc_name = ctx.doc.get_str("app.display_name")?.map(str::to_string);
     let doc_name_for_rename = doc_name.clone();
     let doc_unique = ctx.doc.get_str("app.unique_name")?.map(str::to_string);

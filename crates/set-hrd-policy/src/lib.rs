@@ -169,7 +169,10 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
 
     let g = Graph::new(&ctx.http);
     if cli.mode == Mode::Auto {
-        let federated = g.federated_domains().await.map_err(explain)?;
+        let federated = g
+            .federated_domains()
+            .await
+            .map_err(|e| s2s_graph::needs::explain_forbidden(e, &s2s_graph::needs::READ_DOMAINS))?;
         if federated.is_empty() {
             ctx.say("no federated domain in this tenant: Entra ID checks passwords itself, no Home Realm Discovery policy is needed (--mode always sets it anyway)");
             set_status(&mut ctx.doc, "skipped-not-federated", None);
@@ -714,14 +717,9 @@ fn name_of(sp: &ServicePrincipal) -> String {
     format!("service principal {}", sp.label())
 }
 
-/// A 403 names the permissions (graph.md §5.2, §5.3).
+/// A 403 names the missing permission or role and the fix (graph.md §5.2, §5.3).
 fn explain(e: Error) -> Error {
-    s2s_graph::explain_forbidden(
-        e,
-        "managing Home Realm Discovery policies needs Policy.ReadWrite.ApplicationConfiguration, and \
-         assigning one needs Application.ReadWrite.All too (Graph permissions), e.g. through the \
-         Application Administrator or Cloud Application Administrator role",
-    )
+    s2s_graph::needs::explain_forbidden(e, &s2s_graph::needs::HRD_POLICY)
 }
 
 #[cfg(test)]

@@ -320,7 +320,7 @@ pub fn seed(opts: &Options, admin: &Admin) -> Dv {
         };
         let mut a = vec![
             attr(&format!("{p}_name"), "String", "Name"),
-            user_lookup("marketouser", "MarketoUser", "Marketo User"),
+            user_lookup("marketouser", "MarketoUser", &opts.marketo_user_label),
             user_lookup("lastsyncuser", "LastSyncUser", "Last Sync User"),
             attr("statecode", "State", "Status"),
         ];
@@ -335,7 +335,7 @@ pub fn seed(opts: &Options, admin: &Admin) -> Dv {
             &cfg,
             &format!("{p}_MarketoConfig"),
             &format!("{cfg}s"),
-            "Marketo Config",
+            &opts.marketo_config_label,
             name.as_deref(),
         );
         entities.push(Entity {
@@ -386,19 +386,29 @@ pub fn seed(opts: &Options, admin: &Admin) -> Dv {
         roles.push(json!({"roleid": new_guid(), "name": n, "_businessunitid_value": sales_bu, "_parentrootroleid_value": root_role, "roletemplateid": tmpl, "ismanaged": true}));
     }
     let sysadmin_root = roles[0]["roleid"].as_str().unwrap_or_default().to_string();
-    rows.insert("role".into(), roles);
     let admin_user = new_guid();
     let admin_app_user = new_guid();
-    rows.insert("systemuser".into(), vec![
+    let mut users = vec![
         json!({"systemuserid": admin_user, "fullname": "Admin User", "firstname": "Admin", "lastname": "User", "internalemailaddress": admin.user_upn, "domainname": admin.user_upn, "applicationid": null, "azureactivedirectoryobjectid": admin.user_oid, "isdisabled": false, "accessmode": 0, "deletedstate": 0, "title": null, "islicensed": true, "_businessunitid_value": root_bu, "createdon": now}),
-        json!({"systemuserid": admin_app_user, "fullname": "Tenant Admin Automation", "firstname": "#", "lastname": "Tenant Admin Automation", "internalemailaddress": format!("{}@contoso.onmicrosoft.com", admin.client_id), "domainname": format!("{}@contoso.onmicrosoft.com", admin.client_id), "applicationid": admin.client_id, "azureactivedirectoryobjectid": new_guid(), "isdisabled": false, "accessmode": 4, "deletedstate": 0, "title": null, "islicensed": false, "_businessunitid_value": root_bu, "createdon": now}),
         // a soft-deleted application user: filters on applicationid must be checked client-side
         json!({"systemuserid": new_guid(), "fullname": "Old Integration", "firstname": "#", "lastname": "Old Integration", "internalemailaddress": "old-integration@contoso.onmicrosoft.com", "domainname": "old-integration@contoso.onmicrosoft.com", "applicationid": new_guid(), "azureactivedirectoryobjectid": new_guid(), "isdisabled": true, "accessmode": 4, "deletedstate": 1, "title": null, "islicensed": false, "_businessunitid_value": root_bu, "createdon": now}),
-    ]);
-    let user_roles = vec![
-        (admin_user.clone(), sysadmin_root.clone()),
-        (admin_app_user, sysadmin_root),
     ];
+    let mut user_roles = vec![(admin_user.clone(), sysadmin_root.clone())];
+    // The admin's own app is an application user only when it was added as one (Learn "Use
+    // OAuth authentication with Microsoft Dataverse": register the app as an application user);
+    // with `--admin-dataverse-role none` it is not, and Dataverse refuses its tokens.
+    if let Some(role_name) = &opts.admin_dataverse_role {
+        let role = roles
+            .iter()
+            .find(|r| r["name"] == json!(role_name) && r["_businessunitid_value"] == json!(root_bu))
+            .and_then(|r| r["roleid"].as_str())
+            .unwrap_or(&sysadmin_root)
+            .to_string();
+        users.push(json!({"systemuserid": admin_app_user, "fullname": "Tenant Admin Automation", "firstname": "#", "lastname": "Tenant Admin Automation", "internalemailaddress": format!("{}@contoso.onmicrosoft.com", admin.client_id), "domainname": format!("{}@contoso.onmicrosoft.com", admin.client_id), "applicationid": admin.client_id, "azureactivedirectoryobjectid": new_guid(), "isdisabled": false, "accessmode": 4, "deletedstate": 0, "title": null, "islicensed": false, "_businessunitid_value": root_bu, "createdon": now}));
+        user_roles.push((admin_app_user, role));
+    }
+    rows.insert("systemuser".into(), users);
+    rows.insert("role".into(), roles);
     let default_pub = new_guid();
     let mkto_pub = new_guid();
     rows.insert("publisher".into(), vec![
@@ -1786,11 +1796,7 @@ fn records(sim: &Sim, ctx: &Ctx, segs: &[Segment]) -> R {
                 return Err(does_not_exist(&e.logical, id));
             };
             if e.logical == "systemuser" {
-                return Err(error_reply(
-                    400,
-                    "0x80040203",
-                    "Deleting system users is not supported by the emulator; disable the user instead.",
-                ));
+                return delete_system_user(&mut t.dataverse, p);
             }
             if let Some(v) = t.dataverse.rows.get_mut(&e.logical) {
                 v.remove(p);
@@ -1937,6 +1943,54 @@ fn row_values(
     Ok(out)
 }
 
+/// `DELETE systemusers(id)`: Dataverse deletes users in two stages (Learn "Delete users from
+/// environments"): a disabled user is soft-deleted (`deletedstate` 1), a soft-deleted user is
+/// removed for good. Microsoft's Terraform provider purges with two DELETEs
+/// (`PermanentlyDeleteSystemUser`). An enabled user cannot be deleted.
+fn delete_system_user(dv: &mut Dv, pos: usize) -> R {
+    let Some(rows) = dv.rows.get_mut("systemuser") else {
+        return Err(does_not_exist("systemuser", ""));
+    };
+    let row = &mut rows[pos];
+    let id = row["systemuserid"].as_str().unwrap_or("").to_string();
+    if row["deletedstate"] == json!(1) {
+        rows.remove(pos);
+        dv.user_roles.retain(|(u, _)| *u != id);
+        return Ok(Reply::empty(204));
+    }
+    if row["isdisabled"] != json!(true) {
+        // UNVERIFIED: code and wording for deleting an enabled user.
+        return Err(error_reply(
+            400,
+            "0x80040203",
+            &format!(
+                "The user with SystemUserId={id} is enabled. Disable the user before deleting it."
+            ),
+        ));
+    }
+    row["deletedstate"] = json!(1);
+    Ok(Reply::empty(204))
+}
+
+/// `POST /_sim/soft-delete-user`: soft-deletes the active application user for an application
+/// id, as deleting it in the Power Platform admin center does. `false` when there is none.
+pub fn soft_delete_application_user(dv: &mut Dv, application_id: &str) -> bool {
+    let Some(rows) = dv.rows.get_mut("systemuser") else {
+        return false;
+    };
+    let Some(row) = rows.iter_mut().find(|r| {
+        r["applicationid"]
+            .as_str()
+            .is_some_and(|x| x.eq_ignore_ascii_case(application_id))
+            && r["deletedstate"] != json!(1)
+    }) else {
+        return false;
+    };
+    row["isdisabled"] = json!(true);
+    row["deletedstate"] = json!(1);
+    true
+}
+
 fn create_row(
     sim: &Sim,
     t: &mut crate::state::Tenant,
@@ -1983,22 +2037,21 @@ fn create_row(
                     ),
                 ));
             };
+            // Real Dataverse answers 412 DuplicateRecord when any row has this applicationid,
+            // soft-deleted rows included (microsoft/terraform-provider-power-platform issue
+            // 623; the provider purges soft-deleted application users before creating).
             let dup = t.dataverse.rows.get("systemuser").is_some_and(|rows| {
                 rows.iter().any(|r| {
                     r["applicationid"]
                         .as_str()
                         .is_some_and(|x| x.eq_ignore_ascii_case(&app_id))
-                        && r["deletedstate"] != json!(1)
                 })
             });
             if dup {
-                // UNVERIFIED: HTTP status (400 chosen; 412 also plausible).
                 return Err(error_reply(
-                    400,
-                    "0x8004f511",
-                    &format!(
-                        "You are attempting to create an Application ID = {app_id} that already exists."
-                    ),
+                    412,
+                    "0x80040237",
+                    "A record with matching key values already exists.",
                 ));
             }
             let name = app.str("displayName").unwrap_or("Application").to_string();

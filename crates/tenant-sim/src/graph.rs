@@ -6,6 +6,7 @@ use base64::Engine;
 use serde_json::{Map, Value, json};
 
 use crate::odata::{self, Key, Literal, Segment};
+use crate::permissions;
 use crate::schema;
 use crate::server::{Ctx, Reply};
 use crate::state::{
@@ -88,21 +89,6 @@ pub fn handle(sim: &Sim, ctx: &Ctx) -> Reply {
                 .header("www-authenticate", format!("Bearer realm=\"\", authorization_uri=\"{}/common/oauth2/authorize\", client_id=\"{}\"", urls.main, GRAPH_APP_ID));
         }
     };
-    let is_admin = {
-        let t = lock(&sim.tenant);
-        claims["idtyp"] == "user"
-            || claims["appid"]
-                .as_str()
-                .is_some_and(|a| a.eq_ignore_ascii_case(&t.admin.client_id))
-    };
-    if !is_admin {
-        return error_reply(
-            403,
-            "Authorization_RequestDenied",
-            "Insufficient privileges to complete the operation.",
-            ctx,
-        );
-    }
     let has_body = !ctx.body.is_empty();
     let body: Value = if has_body {
         let ct = ctx.header("content-type").unwrap_or("");
@@ -145,8 +131,72 @@ pub fn handle(sim: &Sim, ctx: &Ctx) -> Reply {
             Err(s) => return no_segment(ctx, &s),
         }
     }
+    if let Err(denied) = authorize(sim, ctx, &claims, &segs) {
+        return denied;
+    }
     let res = route(sim, ctx, &segs, &body);
     res.unwrap_or_else(|e| e)
+}
+
+/// Checks the token against the permission table (`permissions.rs`), as Graph does before it
+/// looks at the request. A call the table does not list is left to the router, which refuses
+/// it as an unknown segment.
+fn authorize(sim: &Sim, ctx: &Ctx, claims: &Value, segs: &[Segment]) -> Result<(), Reply> {
+    let keyed: Vec<(String, bool)> = segs
+        .iter()
+        .map(|s| (s.name.clone(), s.key.is_some()))
+        .collect();
+    let template = permissions::template(&keyed);
+    if template.starts_with("me") && claims["idtyp"] != "user" {
+        return Err(error_reply(
+            400,
+            "BadRequest",
+            "/me request is only valid with delegated authentication flow.",
+            ctx,
+        ));
+    }
+    let Some(rule) = permissions::rule(&ctx.method, &template) else {
+        return Ok(());
+    };
+    let directory_roles = sim.opts.admin_directory_roles.clone();
+    let caller = if claims["idtyp"] == "user" {
+        permissions::Caller::User {
+            scopes: claims["scp"]
+                .as_str()
+                .unwrap_or("")
+                .split_whitespace()
+                .collect(),
+            directory_roles: &directory_roles,
+        }
+    } else {
+        permissions::Caller::App {
+            roles: claims["roles"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default(),
+        }
+    };
+    match permissions::check(rule, &caller) {
+        Ok(()) => Ok(()),
+        // Policy endpoints refuse a delegated token without the scope with this body
+        // (Azure/azure-cli issue 23906, az rest to /policies with an Azure CLI token).
+        Err(permissions::Denied::MissingScope(_)) if template.starts_with("policies/") => {
+            Err(error_reply(
+                403,
+                "AccessDenied",
+                "You cannot perform the requested operation, required scopes are missing in the token.",
+                ctx,
+            ))
+        }
+        // Directory objects: "Authorization_RequestDenied" with this message (graph.md §7.1,
+        // the directory-specific codes seen in real responses).
+        Err(_) => Err(error_reply(
+            403,
+            "Authorization_RequestDenied",
+            "Insufficient privileges to complete the operation.",
+            ctx,
+        )),
+    }
 }
 
 fn seg_is(s: &Segment, name: &str) -> bool {
@@ -209,12 +259,68 @@ fn route(sim: &Sim, ctx: &Ctx, segs: &[Segment], body: &Value) -> R {
         "applications" => applications(sim, ctx, segs, body),
         "servicePrincipals" => service_principals(sim, ctx, segs, body),
         "oauth2PermissionGrants" => grants(sim, ctx, segs, body),
+        "policies" if segs.len() == 2 && seg_is(&segs[1], "defaultAppManagementPolicy") => {
+            if m != "GET" {
+                return Err(method_not_allowed(ctx));
+            }
+            Ok(Reply::json(200, default_app_management_policy(sim)))
+        }
+        "me" if segs.len() == 2 && seg_is(&segs[1], "memberOf") => {
+            if m != "GET" {
+                return Err(method_not_allowed(ctx));
+            }
+            let items: Vec<Value> = sim
+                .opts
+                .admin_directory_roles
+                .iter()
+                .map(|r| {
+                    json!({"@odata.type": "#microsoft.graph.directoryRole", "id": new_guid(), "deletedDateTime": null,
+                           "displayName": r, "description": null, "roleTemplateId": role_template_id(r)})
+                })
+                .collect();
+            list(sim, ctx, "directoryObject", "directoryObjects", items)
+        }
         "policies" if segs.len() >= 2 && seg_is(&segs[1], "homeRealmDiscoveryPolicies") => {
             policies(sim, ctx, &segs[1..], body)
         }
         "policies" if segs.len() >= 2 => Err(no_segment(ctx, &segs[1].name)),
         _ => Err(no_segment(ctx, &first.name)),
     }
+}
+
+/// `GET /policies/defaultAppManagementPolicy` (Learn tenantappmanagementpolicy-get): the
+/// tenant-wide password lifetime restriction, from `--max-secret-days`.
+fn default_app_management_policy(sim: &Sim) -> Value {
+    let u = sim.urls().main;
+    let passwords = match sim.opts.max_secret_days {
+        Some(d) => {
+            json!([{"restrictionType": "passwordLifetime", "state": "enabled", "maxLifetime": format!("P{d}D"),
+                           "restrictForAppsCreatedAfterDateTime": "2019-01-01T00:00:00Z"}])
+        }
+        None => json!([]),
+    };
+    json!({
+        "@odata.context": format!("{u}/v1.0/$metadata#policies/defaultAppManagementPolicy/$entity"),
+        "id": "00000000-0000-0000-0000-000000000000",
+        "displayName": "Default app management tenant policy",
+        "description": "Default tenant policy that enforces app management restrictions on applications and service principals. To apply policy to targeted resources, create a new policy under appManagementPolicies collection.",
+        "isEnabled": sim.opts.max_secret_days.is_some(),
+        "applicationRestrictions": {"passwordCredentials": passwords, "keyCredentials": []},
+        "servicePrincipalRestrictions": {"passwordCredentials": [], "keyCredentials": []}
+    })
+}
+
+/// Template ids of the built-in directory roles (Learn "Microsoft Entra built-in roles").
+fn role_template_id(name: &str) -> Value {
+    let id = match name {
+        "Global Administrator" => "62e90394-69f5-4237-9190-012177145e10",
+        "Application Administrator" => "9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3",
+        "Cloud Application Administrator" => "158c047a-c907-4556-b7ef-446551a6b5f7",
+        "Privileged Role Administrator" => "e8611ab8-c189-46e8-94e1-60213ab1f814",
+        "Global Reader" => "f2ef992c-3afb-46b9-b7cf-a126ee74c451",
+        _ => return Value::Null,
+    };
+    json!(id)
 }
 
 fn verified_domains(t: &Tenant) -> Value {

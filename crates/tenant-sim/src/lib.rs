@@ -42,7 +42,7 @@
 //! - addPassword beyond `max_secret_days`: 400 `CredentialInvalidLifetimeAsPerAppPolicy` with
 //!   details[0].code `InvalidKeyEndDate` (seen in third-party logs).
 //! - Dataverse: application user for an unknown / not yet replicated app (or app without SP):
-//!   400 `0x80041d2a` (ObjectNotFoundInAD); duplicate application user: 400 `0x8004f511`;
+//!   400 `0x80041d2a` (ObjectNotFoundInAD); deleting an enabled user: 400 `0x80040203`;
 //!   role of another business unit: 400 `0x80040203`; duplicate role association: 412 `0x80040237`;
 //!   disabled caller: 403 `0x80040225`; not a member: 403 `0x80072560`; non-admin write: 403 `0x80040220`;
 //!   duplicate column: 400 `0x80047013`; bad schema prefix: 400 `0x80040203`;
@@ -54,6 +54,7 @@ mod dataverse;
 mod faults;
 mod graph;
 mod odata;
+pub mod permissions;
 mod schema;
 mod server;
 mod state;
@@ -103,6 +104,18 @@ pub struct Options {
     /// The admin as a multi-tenant app: this client id and secret (tests of a consultant's
     /// fleet of tenants use one for several emulators). `None`: a fresh one per tenant.
     pub shared_admin: Option<(String, String)>,
+    /// Microsoft Graph application permissions (app roles) in the admin's app-only token.
+    /// Default: what the setup tools need ([`permissions::default_admin_permissions`]).
+    pub admin_permissions: Vec<String>,
+    /// Entra directory roles of the seeded admin user (for delegated, device-code tokens).
+    pub admin_directory_roles: Vec<String>,
+    /// The security role of the admin app's application user in the org; `None`: the admin's
+    /// app is not an application user, and Dataverse refuses its tokens (403 `0x80072560`).
+    pub admin_dataverse_role: Option<String>,
+    /// Display name of the Marketo solution's configuration entity.
+    pub marketo_config_label: String,
+    /// Display name of the configuration entity's lookup to the sync user.
+    pub marketo_user_label: String,
 }
 
 impl Default for Options {
@@ -124,6 +137,11 @@ impl Default for Options {
             no_dynamics_sp: false,
             seed_attributes: Vec::new(),
             shared_admin: None,
+            admin_permissions: permissions::default_admin_permissions(),
+            admin_directory_roles: vec!["Global Administrator".into()],
+            admin_dataverse_role: Some("System Administrator".into()),
+            marketo_config_label: "Marketo Config".into(),
+            marketo_user_label: "Marketo User".into(),
         }
     }
 }
@@ -261,6 +279,16 @@ impl TestServer {
     pub fn fail_next_publish(&self, message: &str) {
         *state::lock(&self.sim.fail_next_publish) = Some(message.to_string());
     }
+    /// Soft-delete the application user of `application_id` (same as
+    /// `POST /_sim/soft-delete-user`); `false` when it has none.
+    pub fn soft_delete_user(&self, application_id: &str) -> bool {
+        let done = {
+            let mut t = state::lock(&self.sim.tenant);
+            dataverse::soft_delete_application_user(&mut t.dataverse, application_id)
+        };
+        self.sim.save();
+        done
+    }
 }
 
 impl Drop for TestServer {
@@ -291,7 +319,7 @@ Examples:
   tenant-sim --port 0 --fault-rate 0.3 --fault-seed 7 --state tenant.json
 
 Control routes (not logged): GET/DELETE /_sim/requests, GET /_sim/state, POST /_sim/faults,
-POST /_sim/reset. Exit codes: 0 stopped by SIGINT/SIGTERM, 1 cannot serve, 2 bad flags."
+POST /_sim/reset, POST /_sim/soft-delete-user {\"applicationid\": \"<guid>\"}. Exit codes: 0 stopped by SIGINT/SIGTERM, 1 cannot serve, 2 bad flags."
 )]
 pub struct Cli {
     /// Port of the login + Graph listener (0 = any free port).
@@ -343,6 +371,28 @@ pub struct Cli {
     /// Start without the Dynamics CRM (Dataverse) service principal in the tenant.
     #[arg(long)]
     no_dynamics_sp: bool,
+    /// Microsoft Graph application permissions of the admin's app-only token, comma-separated
+    /// [default: what the setup tools need]
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    admin_permissions: Option<Vec<String>>,
+    /// Entra directory roles of the admin user who signs in with a device code, comma-separated
+    #[arg(
+        long,
+        value_name = "LIST",
+        value_delimiter = ',',
+        default_value = "Global Administrator"
+    )]
+    admin_directory_roles: Vec<String>,
+    /// Security role of the admin app's application user in the org, or "none": the admin's app
+    /// is not an application user and Dataverse answers 403 0x80072560
+    #[arg(long, value_name = "NAME|none", default_value = "System Administrator")]
+    admin_dataverse_role: String,
+    /// Display name of the Marketo configuration entity
+    #[arg(long, value_name = "TEXT", default_value = "Marketo Config")]
+    marketo_config_label: String,
+    /// Display name of the configuration's lookup to the Marketo sync user
+    #[arg(long, value_name = "TEXT", default_value = "Marketo User")]
+    marketo_user_label: String,
 }
 
 impl Cli {
@@ -365,6 +415,26 @@ impl Cli {
             no_dynamics_sp: self.no_dynamics_sp,
             seed_attributes: Vec::new(),
             shared_admin: None,
+            admin_permissions: self
+                .admin_permissions
+                .clone()
+                .map(|l| {
+                    l.into_iter()
+                        .map(|p| p.trim().to_string())
+                        .filter(|p| !p.is_empty())
+                        .collect()
+                })
+                .unwrap_or_else(permissions::default_admin_permissions),
+            admin_directory_roles: self
+                .admin_directory_roles
+                .iter()
+                .map(|r| r.trim().to_string())
+                .filter(|r| !r.is_empty())
+                .collect(),
+            admin_dataverse_role: (!self.admin_dataverse_role.eq_ignore_ascii_case("none"))
+                .then(|| self.admin_dataverse_role.clone()),
+            marketo_config_label: self.marketo_config_label.clone(),
+            marketo_user_label: self.marketo_user_label.clone(),
         }
     }
 }

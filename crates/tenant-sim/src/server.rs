@@ -293,6 +293,10 @@ fn control_routes() -> Router<SharedState> {
             "/_sim/fail-next-publish",
             axum::routing::post(post_fail_next_publish),
         )
+        .route(
+            "/_sim/soft-delete-user",
+            axum::routing::post(post_soft_delete_user),
+        )
 }
 
 /// The router of the main listener: login (token endpoint) and Graph under `/v1.0`.
@@ -348,6 +352,30 @@ async fn post_fail_next_publish(
 
 async fn post_reset(State(s): State<SharedState>) -> Response {
     s.reset();
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn post_soft_delete_user(State(s): State<SharedState>, body: axum::body::Bytes) -> Response {
+    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let Some(app) = v.get("applicationid").and_then(Value::as_str) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"error": "body must be {\"applicationid\": \"<guid>\"}"})),
+        )
+            .into_response();
+    };
+    let done = {
+        let mut t = lock(&s.tenant);
+        crate::dataverse::soft_delete_application_user(&mut t.dataverse, app)
+    };
+    if !done {
+        return (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"error": format!("no active application user for {app}")})),
+        )
+            .into_response();
+    }
+    s.save();
     StatusCode::NO_CONTENT.into_response()
 }
 

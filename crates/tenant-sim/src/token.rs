@@ -177,22 +177,19 @@ fn issue(sim: &Sim, aud: &str, appid: &str, oid: &str, user: bool) -> String {
     );
     if user {
         c.insert("upn".into(), json!(t.admin.user_upn));
-        let scp = if graph {
-            "Application.ReadWrite.All DelegatedPermissionGrant.ReadWrite.All Directory.Read.All Policy.ReadWrite.ApplicationConfiguration"
+        // Delegated scopes depend on the client the user signed in with: the Azure CLI's
+        // first-party client is pre-authorized for a fixed set without Policy.* (see
+        // permissions.rs), a client registered in the tenant for what it was consented.
+        let scp = if !graph {
+            "user_impersonation".to_string()
+        } else if appid.eq_ignore_ascii_case(AZURE_CLI_APP_ID) {
+            crate::permissions::AZURE_CLI_GRAPH_SCOPES.join(" ")
         } else {
-            "user_impersonation"
+            crate::permissions::REGISTERED_CLIENT_GRAPH_SCOPES.join(" ")
         };
         c.insert("scp".into(), json!(scp));
     } else if admin && graph {
-        c.insert(
-            "roles".into(),
-            json!([
-                "Application.ReadWrite.All",
-                "DelegatedPermissionGrant.ReadWrite.All",
-                "Directory.Read.All",
-                "Policy.ReadWrite.ApplicationConfiguration"
-            ]),
-        );
+        c.insert("roles".into(), json!(sim.opts.admin_permissions));
     }
     drop(t);
     sign(&sim.key, &Value::Object(c))

@@ -494,7 +494,7 @@ fn application_user_roles_config_and_publish() {
     let r = dv("POST", "systemusers", Some(body), &[]);
     assert_eq!(
         (r.status, r.body["error"]["code"].as_str()),
-        (400, Some("0x8004f511"))
+        (412, Some("0x80040237"))
     );
     let r = dv(
         "POST",
@@ -1228,4 +1228,219 @@ mod tls {
             vec![json!("drop"), json!("lost_response"), json!("stall")]
         );
     }
+}
+
+/// A delegated Graph token for `client` through the device-code flow (the emulator approves
+/// every code on the second poll).
+fn device_token(s: &TestServer, client: &str) -> String {
+    let scope = format!("{}/.default offline_access", s.url());
+    let dc = login(s, "devicecode", &[("client_id", client), ("scope", &scope)]);
+    assert_eq!(dc.status, 200, "{}", dc.body);
+    let code = dc.body["device_code"].as_str().expect("code").to_string();
+    let poll = || {
+        login(
+            s,
+            "token",
+            &[
+                ("grant_type", DEVICE_GRANT),
+                ("client_id", client),
+                ("device_code", &code),
+                ("scope", &scope),
+            ],
+        )
+    };
+    assert_eq!(poll().status, 400);
+    let r = poll();
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body["access_token"].as_str().expect("token").to_string()
+}
+
+#[test]
+fn permissions_follow_the_token() {
+    let s = TestServer::start(Options {
+        admin_permissions: vec!["Application.ReadWrite.All".into()],
+        ..Options::default()
+    });
+    let g = admin(&s, &s.url());
+    assert_eq!(get(&s.url(), &g, "/v1.0/applications").status, 200);
+    let hrd = json!({"definition": ["{\"HomeRealmDiscoveryPolicy\":{\"AllowCloudPasswordValidation\":true}}"], "displayName": "x"});
+    let r = post(
+        &s.url(),
+        &g,
+        "/v1.0/policies/homeRealmDiscoveryPolicies",
+        hrd.clone(),
+    );
+    assert_eq!(
+        (
+            r.status,
+            r.body["error"]["code"].as_str(),
+            r.body["error"]["message"].as_str()
+        ),
+        (
+            403,
+            Some("Authorization_RequestDenied"),
+            Some("Insufficient privileges to complete the operation.")
+        )
+    );
+    // Organization.Read.All is not in this token either
+    assert_eq!(get(&s.url(), &g, "/v1.0/organization").status, 403);
+    assert!(
+        s.state()["home_realm_discovery_policies"]
+            .as_array()
+            .expect("list")
+            .is_empty()
+    );
+
+    // the default admin may do what the tools need, but never read on-premises sync app-only
+    let s = TestServer::start(Options::default());
+    let g = admin(&s, &s.url());
+    let r = post(
+        &s.url(),
+        &g,
+        "/v1.0/policies/homeRealmDiscoveryPolicies",
+        hrd.clone(),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(
+        get(&s.url(), &g, "/v1.0/directory/onPremisesSynchronization").status,
+        403
+    );
+    let r = get(&s.url(), &g, "/v1.0/policies/defaultAppManagementPolicy");
+    assert_eq!((r.status, &r.body["isEnabled"]), (200, &json!(false)));
+    // app-only has no /me
+    assert_eq!(get(&s.url(), &g, "/v1.0/me/memberOf").status, 400);
+
+    // the Azure CLI's client has no Policy.* scope; a Global Administrator reads on-prem sync
+    let cli = device_token(&s, AZ_CLI);
+    let r = post(
+        &s.url(),
+        &cli,
+        "/v1.0/policies/homeRealmDiscoveryPolicies",
+        hrd,
+    );
+    assert_eq!(
+        (r.status, r.body["error"]["code"].as_str()),
+        (403, Some("AccessDenied"))
+    );
+    assert_eq!(get(&s.url(), &cli, "/v1.0/applications").status, 200);
+    let r = get(&s.url(), &cli, "/v1.0/me/memberOf");
+    assert_eq!(r.body["value"][0]["displayName"], "Global Administrator");
+}
+
+#[test]
+fn delegated_calls_need_a_directory_role() {
+    let s = TestServer::start(Options {
+        admin_directory_roles: vec![],
+        ..Options::default()
+    });
+    let cli = device_token(&s, AZ_CLI);
+    assert_eq!(get(&s.url(), &cli, "/v1.0/applications").status, 200);
+    let r = call(
+        &s.url(),
+        "PATCH",
+        "/v1.0/applications(uniqueName='x')",
+        Some(&cli),
+        Some(json!({"displayName": "x"})),
+        &[("Prefer", "create-if-missing")],
+    );
+    assert_eq!(
+        (r.status, r.body["error"]["code"].as_str()),
+        (403, Some("Authorization_RequestDenied"))
+    );
+}
+
+#[test]
+fn admin_without_application_user_is_refused_by_dataverse() {
+    let s = TestServer::start(Options {
+        admin_dataverse_role: None,
+        ..Options::default()
+    });
+    let d = admin(&s, &s.dynamics_url());
+    let r = get(&s.dynamics_url(), &d, "/api/data/v9.2/WhoAmI");
+    assert_eq!(
+        (r.status, r.body["error"]["code"].as_str()),
+        (403, Some("0x80072560"))
+    );
+}
+
+#[test]
+fn soft_deleted_application_user_blocks_a_new_one_until_purged() {
+    let s = TestServer::start(Options::default());
+    let g = admin(&s, &s.url());
+    let d = admin(&s, &s.dynamics_url());
+    let dv = |m: &str, p: &str, b: Option<Value>| {
+        call(
+            &s.dynamics_url(),
+            m,
+            &format!("/api/data/v9.2/{p}"),
+            Some(&d),
+            b,
+            &[],
+        )
+    };
+    let (app_id, _, _, _) = register(&s, &g, "soft-delete");
+    let bu = dv(
+        "GET",
+        "businessunits?$select=businessunitid&$filter=parentbusinessunitid%20eq%20null",
+        None,
+    );
+    let bu = bu.body["value"][0]["businessunitid"]
+        .as_str()
+        .expect("bu")
+        .to_string();
+    let body = json!({"applicationid": app_id, "accessmode": 4, "businessunitid@odata.bind": format!("/businessunits({bu})")});
+    assert_eq!(dv("POST", "systemusers", Some(body.clone())).status, 204);
+    // the control route, as deleting the user in the admin center
+    let r = raw(
+        &s.url(),
+        "POST",
+        "/_sim/soft-delete-user",
+        &[("Content-Type", "application/json")],
+        Some(json!({"applicationid": app_id}).to_string().as_bytes()),
+    )
+    .expect("answer");
+    assert_eq!(r.status, 204);
+    let r = dv("POST", "systemusers", Some(body.clone()));
+    assert_eq!(
+        (r.status, r.body["error"]["code"].as_str()),
+        (412, Some("0x80040237"))
+    );
+    let rows = dv(
+        "GET",
+        &format!(
+            "systemusers?$select=systemuserid,deletedstate&$filter=applicationid%20eq%20{app_id}"
+        ),
+        None,
+    );
+    let row = &rows.body["value"][0];
+    assert_eq!(row["deletedstate"], 1);
+    let id = row["systemuserid"].as_str().expect("id").to_string();
+    // one DELETE of a soft-deleted row purges it; then a new user can be created
+    assert_eq!(
+        dv("DELETE", &format!("systemusers({id})"), None).status,
+        204
+    );
+    assert_eq!(dv("POST", "systemusers", Some(body)).status, 204);
+    assert!(!s.soft_delete_user("00000000-0000-0000-0000-000000000001"));
+}
+
+#[test]
+fn marketo_labels_are_configurable() {
+    let s = TestServer::start(Options {
+        marketo_config_label: "Marketo Settings".into(),
+        marketo_user_label: "Sync User".into(),
+        ..Options::default()
+    });
+    let d = admin(&s, &s.dynamics_url());
+    let r = get(
+        &s.dynamics_url(),
+        &d,
+        "/api/data/v9.2/EntityDefinitions(LogicalName='mkto_marketoconfig')?$select=DisplayName",
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body.to_string().contains("Marketo Settings"),
+        "{}",
+        r.body
+    );
 }
