@@ -56,3 +56,25 @@ fn a_dynamics_url_is_taken_as_people_type_it() {
     r.assert_stderr("no scheme: using https://127.0.0.1:9");
     sim.assert_no_requests();
 }
+
+#[test]
+fn a_wait_off_a_terminal_says_what_it_waits_for() {
+    let sim = sim_with(tenant_sim::Options {
+        replication_lag_ms: 1500,
+        ..Default::default()
+    });
+    let r = sim.run("register-app", &[], &Value::Null).ok();
+    let line = r
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("register-app: waiting: "))
+        .unwrap_or_else(|| panic!("no waiting line in\n{}", r.stderr));
+    assert!(line.contains("s so far, gives up in "), "{line}");
+    // Quiet means quiet.
+    let sim = sim_with(tenant_sim::Options {
+        replication_lag_ms: 1500,
+        ..Default::default()
+    });
+    let r = sim.run("register-app", &["-q"], &Value::Null).ok();
+    assert!(!r.stderr.contains("waiting"), "{}", r.stderr);
+}

@@ -13,7 +13,11 @@
 use std::borrow::Cow;
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// Off a terminal (CI logs, a file), a wait is announced when it starts and then at least this
+/// often, so a long publish or replication wait never looks like a hang.
+pub const HEARTBEAT: Duration = Duration::from_secs(10);
 
 #[derive(Debug)]
 pub struct Reporter {
@@ -22,6 +26,10 @@ pub struct Reporter {
     verbosity: u8,
     tty: bool,
     progress_shown: Mutex<bool>,
+    /// Off a terminal: the elapsed time of the wait at its last heartbeat line.
+    heartbeat: Mutex<Option<Duration>>,
+    /// The run's deadline, for "gives up in" on heartbeat lines.
+    deadline: Mutex<Option<Instant>>,
 }
 
 impl Reporter {
@@ -32,7 +40,14 @@ impl Reporter {
             verbosity,
             tty: std::io::stderr().is_terminal(),
             progress_shown: Mutex::new(false),
+            heartbeat: Mutex::new(None),
+            deadline: Mutex::new(None),
         }
+    }
+
+    /// The deadline heartbeat lines count down to (`--timeout`).
+    pub fn set_deadline(&self, deadline: Instant) {
+        *self.deadline.lock().unwrap_or_else(|p| p.into_inner()) = Some(deadline);
     }
 
     pub fn tool(&self) -> &'static str {
@@ -76,9 +91,15 @@ impl Reporter {
         }
     }
 
-    /// A spinner line with elapsed time, redrawn in place; only on a terminal, never with -q.
+    /// A wait's progress: on a terminal a spinner line with the elapsed time, redrawn in place;
+    /// elsewhere a heartbeat line when the wait starts and at least every [`HEARTBEAT`] (what is
+    /// awaited, the time so far, when the run gives up). Never with -q.
     pub fn progress(&self, msg: &str, elapsed: Duration) {
-        if !self.tty || self.quiet {
+        if self.quiet {
+            return;
+        }
+        if !self.tty {
+            self.heartbeat(msg, elapsed);
             return;
         }
         const FRAMES: [char; 4] = ['|', '/', '-', '\\'];
@@ -97,6 +118,38 @@ impl Reporter {
         );
         let _ = err.flush();
         *shown = true;
+    }
+
+    fn heartbeat(&self, msg: &str, elapsed: Duration) {
+        let mut last = self.heartbeat.lock().unwrap_or_else(|p| p.into_inner());
+        let due = match *last {
+            None => true,
+            // A smaller elapsed time than last printed: a new wait has started.
+            Some(at) => elapsed < at || elapsed >= at + HEARTBEAT,
+        };
+        if !due {
+            return;
+        }
+        *last = Some(elapsed);
+        drop(last);
+        let left = self
+            .deadline
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .map(|d| d.saturating_duration_since(Instant::now()));
+        let tail = match left {
+            Some(l) => format!(
+                "{:.0} s so far, gives up in {:.0} s",
+                elapsed.as_secs_f64(),
+                l.as_secs_f64()
+            ),
+            None => format!("{:.0} s so far", elapsed.as_secs_f64()),
+        };
+        ewriteln(&format!(
+            "{}: waiting: {} ({tail})",
+            self.tool,
+            sanitize(msg)
+        ));
     }
 
     pub fn clear_progress(&self) {

@@ -160,6 +160,7 @@ where
     for note in &cfg.notes {
         report.say(note);
     }
+    report.set_deadline(cfg.deadline);
     apply_retarget(&mut doc, &cfg.retarget, &report);
     let http = Http::new(cfg, report.clone());
     let mut ctx = Ctx {
