@@ -177,16 +177,7 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
 
 /// Step 1 must have been done: the Marketo solution is installed (reference §4, §5.1).
 async fn ensure_marketo_solution(ctx: &Ctx, dv: &Dataverse<'_>) -> Result<Solution> {
-    let mut found = dv.solutions_by_friendly_name(MARKETO_SOLUTION).await?;
-    // Should there be several (an unusual manual import), the newest is the one that runs.
-    found.sort_by(|a, b| {
-        compare_versions(
-            a.version.as_deref().unwrap_or("0"),
-            b.version.as_deref().unwrap_or("0"),
-        )
-        .unwrap_or(Ordering::Equal)
-    });
-    let Some(solution) = found.pop() else {
+    let Some(solution) = dv.marketo_solution().await? else {
         return Err(Error::refused(format!(
             "the Marketo solution \"{MARKETO_SOLUTION}\" is not installed in {}",
             dv.org()

@@ -314,17 +314,13 @@ async fn find_config_entity(dv: &Dataverse<'_>, cli: &Cli) -> Result<EntityDefin
         };
     }
 
-    let solution = dv
-        .solutions_by_friendly_name(MARKETO_SOLUTION)
-        .await?
-        .pop()
-        .ok_or_else(|| {
-            Error::refused(format!(
-                "the Marketo solution \"{MARKETO_SOLUTION}\" is not installed in {}",
-                dv.org()
-            ))
-            .with_hint("import the Marketo solution first (Marketo step 1), then re-run")
-        })?;
+    let solution = dv.marketo_solution().await?.ok_or_else(|| {
+        Error::refused(format!(
+            "the Marketo solution \"{MARKETO_SOLUTION}\" is not installed in {}",
+            dv.org()
+        ))
+        .with_hint("import the Marketo solution first (Marketo step 1), then re-run")
+    })?;
     let components = dv
         .solution_components(&solution.solutionid, COMPONENT_ENTITY)
         .await?;

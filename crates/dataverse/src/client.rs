@@ -242,6 +242,16 @@ impl<'a> Dataverse<'a> {
         self.list(&format!("solutions?{q}"), "solutions").await
     }
 
+    /// The installed Marketo solution (Marketo step 1), the one fact every tool asks for. Should
+    /// there be several rows with its display name (an unusual manual import), the one with the
+    /// newest version is the one that runs; `None` when it is not installed.
+    pub async fn marketo_solution(&self) -> Result<Option<Solution>> {
+        let found = self
+            .solutions_by_friendly_name(crate::MARKETO_SOLUTION)
+            .await?;
+        Ok(newest_solution(found))
+    }
+
     const BUSINESS_UNIT_SELECT: &'static str = "businessunitid,name,_parentbusinessunitid_value";
 
     /// The root business unit (`parentbusinessunitid eq null`, reference §1.5); exactly one.
@@ -892,9 +902,31 @@ fn xml_escape(s: &str) -> String {
         .replace('\'', "&apos;")
 }
 
+/// The row with the highest version (unreadable versions sort lowest).
+fn newest_solution(found: Vec<Solution>) -> Option<Solution> {
+    found.into_iter().max_by(|a, b| {
+        crate::compare_versions(
+            a.version.as_deref().unwrap_or("0"),
+            b.version.as_deref().unwrap_or("0"),
+        )
+        .unwrap_or(std::cmp::Ordering::Equal)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_newest_marketo_solution_wins() {
+        let sol = |v: &str| Solution {
+            version: Some(v.into()),
+            ..Default::default()
+        };
+        let newest = newest_solution(vec![sol("5.0.2.1"), sol("10.0.0.1"), sol("4.0.0.14")]);
+        assert_eq!(newest.and_then(|s| s.version).as_deref(), Some("10.0.0.1"));
+        assert!(newest_solution(Vec::new()).is_none());
+    }
 
     #[test]
     fn publish_xml_names_each_entity_escaped() {

@@ -14,7 +14,7 @@ pub struct WhoAmI {
 }
 
 /// A `solutions` row (reference §4, fixture §9.9).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct Solution {
     pub solutionid: String,
     pub uniquename: String,

@@ -27,12 +27,11 @@
 use clap::Parser;
 use serde_json::json;
 
-use s2s_core::retry::{Poll, until_ready, until_visible};
+use s2s_core::retry::{Poll, until_ready};
 use s2s_core::run::Key;
 use s2s_core::{CommonArgs, Ctx, Error, Result};
 use s2s_graph::{
     DYNAMICS_CRM_APP_ID, Graph, PermissionGrant, ServicePrincipal, SpRef, USER_IMPERSONATION,
-    Upserted,
 };
 
 /// Placeholder shown in the `--dry-run` plan for an id that only the create would return.
@@ -150,15 +149,9 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
 /// The Dynamics CRM service principal of this tenant, created when missing (graph.md §2, §11:
 /// a tenant without a Dynamics org may lack it). `None` only in `--dry-run` when it would be created.
 async fn ensure_dynamics_sp(ctx: &Ctx, g: &Graph<'_>) -> Result<Option<ServicePrincipal>> {
-    if let Some(sp) = g
-        .service_principal_by_app_id(DYNAMICS_CRM_APP_ID)
-        .await
-        .map_err(explain)?
-    {
-        return Ok(Some(sp));
-    }
+    // A grant naming a resource the replica does not know yet is refused (§7.4): readable.
     match g
-        .ensure_service_principal(DYNAMICS_CRM_APP_ID)
+        .ensure_dynamics_crm_service_principal(true, ctx.reporter())
         .await
         .map_err(explain)?
     {
@@ -168,26 +161,14 @@ async fn ensure_dynamics_sp(ctx: &Ctx, g: &Graph<'_>) -> Result<Option<ServicePr
             ));
             Ok(None)
         }
-        Some(upserted) => {
-            match &upserted {
-                Upserted::Created(sp) => ctx.say(&format!(
+        Some(found) => {
+            if found.created {
+                ctx.say(&format!(
                     "created the Dynamics CRM service principal {} (appId {DYNAMICS_CRM_APP_ID}), missing in this tenant",
-                    sp.id
-                )),
-                // 204: it existed, our read just met a replica that did not know it yet.
-                Upserted::Updated => {}
+                    found.sp.id
+                ));
             }
-            // A grant naming a resource the replica does not know yet is refused (§7.4), so
-            // wait until the new service principal reads back.
-            let sp = until_visible(
-                ctx.http.deadline(),
-                "waiting for the Dynamics CRM service principal to replicate",
-                ctx.reporter(),
-                || g.service_principal_by_app_id(DYNAMICS_CRM_APP_ID),
-            )
-            .await
-            .map_err(explain)?;
-            Ok(Some(sp))
+            Ok(Some(found.sp))
         }
     }
 }

@@ -260,6 +260,13 @@ pub fn is_conflict(e: &Error) -> bool {
     })
 }
 
+/// The Dynamics CRM service principal, and whether this run created it.
+#[derive(Debug, Clone)]
+pub struct DynamicsCrmSp {
+    pub sp: ServicePrincipal,
+    pub created: bool,
+}
+
 pub struct Graph<'a> {
     http: &'a Http,
     /// `https://graph.microsoft.com` (no trailing slash); also the token audience.
@@ -672,6 +679,44 @@ impl<'a> Graph<'a> {
             "service principal",
         )
         .await
+    }
+
+    /// The tenant's Dynamics CRM service principal, created when missing (graph.md §1.2, §2: a
+    /// tenant without a Dynamics org may lack it; the portal creates it when an admin first
+    /// adds the permission). The one place register-app and grant-consent get it from.
+    ///
+    /// A service principal just created may not read back on another replica yet (graph.md
+    /// §7.4); with `readable` the call waits until it does (a grant naming it would otherwise be
+    /// refused), without only when its answer lacks what the caller needs. `Ok(None)` in
+    /// `--dry-run` when it would be created.
+    pub async fn ensure_dynamics_crm_service_principal(
+        &self,
+        readable: bool,
+        report: &s2s_core::output::Reporter,
+    ) -> Result<Option<DynamicsCrmSp>> {
+        if let Some(sp) = self
+            .service_principal_by_app_id(DYNAMICS_CRM_APP_ID)
+            .await?
+        {
+            return Ok(Some(DynamicsCrmSp { sp, created: false }));
+        }
+        let created = match self.ensure_service_principal(DYNAMICS_CRM_APP_ID).await? {
+            None => return Ok(None),
+            Some(Upserted::Created(sp)) if !readable && !sp.oauth2_permission_scopes.is_empty() => {
+                return Ok(Some(DynamicsCrmSp { sp, created: true }));
+            }
+            Some(Upserted::Created(_)) => true,
+            // 204: it existed; the first read met a replica that did not know it yet.
+            Some(Upserted::Updated) => false,
+        };
+        let sp = s2s_core::retry::until_visible(
+            self.http.deadline(),
+            "waiting for the Dynamics CRM service principal to replicate",
+            report,
+            || self.service_principal_by_app_id(DYNAMICS_CRM_APP_ID),
+        )
+        .await?;
+        Ok(Some(DynamicsCrmSp { sp, created }))
     }
 
     /// `DELETE /servicePrincipals/{id}` (learn.microsoft.com/graph/api/serviceprincipal-delete);

@@ -428,15 +428,7 @@ async fn dataverse_checks(dv: &Dataverse<'_>, checks: &mut Vec<Check>) -> Result
         )
     });
 
-    let mut found = dv.solutions_by_friendly_name(MARKETO_SOLUTION).await?;
-    found.sort_by(|a, b| {
-        compare_versions(
-            a.version.as_deref().unwrap_or("0"),
-            b.version.as_deref().unwrap_or("0"),
-        )
-        .unwrap_or(Ordering::Equal)
-    });
-    checks.push(match found.pop() {
+    checks.push(match dv.marketo_solution().await? {
         None => Check::fail(
             "marketo-solution",
             "Marketo solution (step 1)",

@@ -250,34 +250,22 @@ async fn ensure_tenant_id(ctx: &Ctx) -> Result<String> {
 /// tenant without Dynamics CRM's service principal gets it (graph.md §1.2), as the portal does
 /// when an admin first adds the permission.
 async fn dynamics_scope_id(ctx: &Ctx, graph: &Graph<'_>) -> Result<String> {
-    if let Some(sp) = graph
-        .service_principal_by_app_id(DYNAMICS_CRM_APP_ID)
+    match graph
+        .ensure_dynamics_crm_service_principal(false, ctx.reporter())
         .await?
     {
-        return user_impersonation_scope(&sp);
-    }
-    ctx.say("this tenant has no Dynamics CRM service principal yet: creating it");
-    match graph.ensure_service_principal(DYNAMICS_CRM_APP_ID).await? {
-        Some(Upserted::Created(sp)) if !sp.oauth2_permission_scopes.is_empty() => {
-            return user_impersonation_scope(&sp);
+        Some(found) => {
+            if found.created {
+                ctx.say("this tenant had no Dynamics CRM service principal yet: created it");
+            }
+            user_impersonation_scope(&found.sp)
         }
-        Some(_) => {}
-        None => {
-            return Err(Error::refused(
-                "dry run: the Dynamics CRM service principal does not exist yet, so the plan stops here",
-            )
-            .with_kind(s2s_core::Kind::Refused)
-            .with_hint("run without --dry-run, or run grant-consent first"));
-        }
+        None => Err(Error::refused(
+            "dry run: the Dynamics CRM service principal does not exist yet, so the plan stops here",
+        )
+        .with_kind(s2s_core::Kind::Refused)
+        .with_hint("run without --dry-run, or run grant-consent first")),
     }
-    let sp = until_visible(
-        ctx.http.deadline(),
-        "waiting for the Dynamics CRM service principal to replicate",
-        ctx.reporter(),
-        || graph.service_principal_by_app_id(DYNAMICS_CRM_APP_ID),
-    )
-    .await?;
-    user_impersonation_scope(&sp)
 }
 
 /// The body that makes an application what Marketo needs, from what it is now (`None` = new).

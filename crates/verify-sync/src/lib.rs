@@ -756,9 +756,9 @@ async fn dynamics_checks(
     }
 
     let sol_name = "Marketo solution installed (4.0.0.14 or later)";
-    match soft(dv.solutions_by_friendly_name(MARKETO_SOLUTION).await)? {
-        Ok(list) => {
-            match list.first() {
+    match soft(dv.marketo_solution().await)? {
+        Ok(found) => {
+            match found {
                 None => checks.push(Check::fail(
                     "marketo-solution",
                     sol_name,
