@@ -509,6 +509,10 @@ async fn converge_created(
     .await;
     let tagged = match read {
         Ok(t) => t,
+        // Out of the whole run's time: exit 5, as every wait does, rather than "not there".
+        Err(e) if e.kind == Kind::Timeout && Instant::now() >= ctx.http.deadline() => {
+            return Err(e);
+        }
         Err(e) if e.service.is_none() && e.kind == Kind::Timeout => {
             if created.is_some() {
                 ctx.warn("the new policy is not listed yet, so duplicates from retried requests could not be checked; a re-run will reuse it");
