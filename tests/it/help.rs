@@ -34,3 +34,43 @@ fn every_tool_has_a_version_and_rejects_unknown_flags_in_one_line() {
         assert!(first.contains("--no-such-flag"), "{tool}: {first}");
     }
 }
+
+#[test]
+fn one_exit_code_table_for_the_readme_and_every_help() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme.split("## Exit codes").nth(1).unwrap();
+    let rows: Vec<(u8, String)> = section
+        .lines()
+        .skip_while(|l| !l.starts_with("| code"))
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| {
+            let cells: Vec<&str> = l.trim_matches('|').split('|').map(str::trim).collect();
+            (cells[0].parse().unwrap(), cells[1].to_string())
+        })
+        .collect();
+    let table: Vec<(u8, String)> = s2s_core::exit_codes::TABLE
+        .iter()
+        .map(|(c, m)| (*c, m.to_string()))
+        .collect();
+    assert_eq!(
+        rows, table,
+        "README's exit codes differ from s2s_core::exit_codes::TABLE"
+    );
+    // Every tool's help lists the table's codes (6 only where there are checks).
+    let dir = tempfile::tempdir().unwrap();
+    for tool in TOOLS.iter().chain(["teardown"].iter()) {
+        let mut c = bare_cmd(tool, dir.path());
+        c.arg("--help").env("COLUMNS", "200");
+        let r = Run::from_output(c.output().unwrap()).ok();
+        for (code, meaning) in s2s_core::exit_codes::TABLE {
+            let line = format!("  {code}  {meaning}");
+            let checks = matches!(*tool, "verify-sync" | "preflight");
+            if *code == 6 && !checks {
+                continue;
+            }
+            assert!(r.stdout.contains(&line), "{tool} --help lacks {line:?}");
+        }
+    }
+}

@@ -37,6 +37,30 @@ use s2s_dataverse::{BooleanAttributeSpec, Dataverse, Written, is_duplicate_attri
 pub const FIELD: &str = "new_synctomkto";
 /// Its schema name; the logical name is the lower-case form.
 pub const SCHEMA_NAME: &str = "new_SyncToMkto";
+/// The help's closing part: examples and the keys, then the exit codes from core's one table.
+fn after_help() -> String {
+    format!(
+        "{}\n{}",
+        "\
+Examples:
+  add-sync-filter --entity lead --entity account --dynamics-url https://contoso.crm.dynamics.com
+  ... | configure-marketo | add-sync-filter --default unset | verify-sync
+
+Reads dynamics.url from the state document on stdin; writes sync_filter.field,
+sync_filter.entities ([{entity, status: created|exists|planned}]), sync_filter.published (the
+entities this run published), sync_filter.default (when this run created a column) and, while a
+publish is owed, sync_filter.publish_pending: a re-run publishes those columns. Re-running a
+finished setup sends no write.
+Then tick the field in Marketo: Admin > Microsoft Dynamics > Field Sync Details > Edit.",
+        s2s_core::exit_codes::help(
+            false,
+            &[(
+                4,
+                "an entity is unknown or has new_synctomkto with another type"
+            )]
+        )
+    )
+}
 
 /// Add Marketo's custom sync filter field (new_synctomkto, Two Options) to Dynamics entities.
 ///
@@ -47,19 +71,7 @@ pub const SCHEMA_NAME: &str = "new_SyncToMkto";
 #[command(
     name = "add-sync-filter",
     version,
-    after_help = "\
-Examples:
-  add-sync-filter --entity lead --entity account --dynamics-url https://contoso.crm.dynamics.com
-  ... | configure-marketo | add-sync-filter --default unset | verify-sync
-
-Reads dynamics.url from the state document on stdin; writes sync_filter.field,
-sync_filter.entities ([{entity, status: created|exists|planned}]), sync_filter.published (the
-entities this run published), sync_filter.default (when this run created a column) and, while a
-publish is owed, sync_filter.publish_pending: a re-run publishes those columns. Re-running a
-finished setup sends no write.
-Then tick the field in Marketo: Admin > Microsoft Dynamics > Field Sync Details > Edit.
-Exit codes: 0 done, 2 bad input, 3 sign-in failed, 4 Dataverse refused, an entity is unknown or
-has new_synctomkto with another type, 5 timed out, 1 unexpected failure."
+    after_help = after_help()
 )]
 pub struct Cli {
     /// Entity (logical name) to filter: lead, contact, account, opportunity or a custom one

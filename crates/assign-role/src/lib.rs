@@ -46,6 +46,28 @@ const REPLICATION_WINDOW: time::Duration = time::Duration::minutes(30);
 
 /// Shown in place of the id of an application user a dry run would create.
 const NEW_USER: &str = "00000000-0000-0000-0000-000000000000";
+/// The help's closing part: examples and the keys, then the exit codes from core's one table.
+fn after_help() -> String {
+    format!(
+        "{}\n{}",
+        "\
+Examples:
+  register-app | grant-consent | make-secret \\
+    | assign-role --dynamics-url https://contoso.crm.dynamics.com | configure-marketo
+  assign-role --client-id 0d9f3c5e-1111-2222-3333-444455556666 --business-unit Sales --state s.json
+
+Reads app.client_id and dynamics.url from the state document on stdin; writes dynamics.url,
+dynamics.application_user_id, dynamics.username (the Marketo username), dynamics.business_unit_id,
+dynamics.roles, dynamics.solution. Re-running on a finished setup sends no write.",
+        s2s_core::exit_codes::help(
+            false,
+            &[(
+                4,
+                "e.g. the Marketo solution is not installed, or a soft-deleted application user without --purge-deleted"
+            )]
+        )
+    )
+}
 
 /// Ensure the Dynamics 365 application user for the Marketo app, holding the Marketo Sync User role.
 ///
@@ -54,17 +76,7 @@ const NEW_USER: &str = "00000000-0000-0000-0000-000000000000";
 #[command(
     name = "assign-role",
     version,
-    after_help = "\
-Examples:
-  register-app | grant-consent | make-secret \\
-    | assign-role --dynamics-url https://contoso.crm.dynamics.com | configure-marketo
-  assign-role --client-id 0d9f3c5e-1111-2222-3333-444455556666 --business-unit Sales --state s.json
-
-Reads app.client_id and dynamics.url from the state document on stdin; writes dynamics.url,
-dynamics.application_user_id, dynamics.username (the Marketo username), dynamics.business_unit_id,
-dynamics.roles, dynamics.solution. Re-running on a finished setup sends no write.
-Exit codes: 0 done, 2 bad input, 3 sign-in failed, 4 Dataverse refused (e.g. the Marketo solution
-is not installed), 5 timed out."
+    after_help = after_help()
 )]
 pub struct Cli {
     /// Application (client) id of the Marketo app [state: app.client_id]

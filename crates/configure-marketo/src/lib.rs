@@ -45,6 +45,29 @@ use s2s_dataverse::{
 pub const CONFIG_ENTITY_LABEL: &str = "Marketo Config";
 pub const USER_LOOKUP_LABEL: &str = "Marketo User";
 pub const DEFAULT_RECORD: &str = "Default";
+/// The help's closing part: examples and the keys, then the exit codes from core's one table.
+fn after_help() -> String {
+    format!(
+        "{}\n{}",
+        "\
+Examples:
+  ... | assign-role --dynamics-url https://contoso.crm.dynamics.com | configure-marketo
+  configure-marketo --config-entity mkto_marketoconfig --user-lookup mkto_marketouser \\
+    --user-nav-property mkto_MarketoUser --state s.json      # names found by hand
+
+Reads dynamics.application_user_id and dynamics.url from the state document on stdin; writes
+marketo_config.entity_set, .entity, .record_id, .record_name, .user_lookup, .nav_property,
+.sync_user_id. A re-run reads the record those names point at and rediscovers only when they no
+longer fit; it sends no write on a finished setup.",
+        s2s_core::exit_codes::help(
+            false,
+            &[(
+                4,
+                "discovery failed or was ambiguous (the message lists what was found)"
+            )]
+        )
+    )
+}
 
 /// Point the Marketo solution's configuration record at the Marketo sync user.
 ///
@@ -54,18 +77,7 @@ pub const DEFAULT_RECORD: &str = "Default";
 #[command(
     name = "configure-marketo",
     version,
-    after_help = "\
-Examples:
-  ... | assign-role --dynamics-url https://contoso.crm.dynamics.com | configure-marketo
-  configure-marketo --config-entity mkto_marketoconfig --user-lookup mkto_marketouser \\
-    --user-nav-property mkto_MarketoUser --state s.json      # names found by hand
-
-Reads dynamics.application_user_id and dynamics.url from the state document on stdin; writes
-marketo_config.entity_set, .entity, .record_id, .record_name, .user_lookup, .nav_property,
-.sync_user_id. A re-run reads the record those names point at and rediscovers only when they no
-longer fit; it sends no write on a finished setup.
-Exit codes: 0 done, 2 bad input, 3 sign-in failed, 4 Dataverse refused or discovery failed or was
-ambiguous (the message lists what was found), 5 timed out."
+    after_help = after_help()
 )]
 pub struct Cli {
     /// System user id of the Marketo sync user [state: dynamics.application_user_id]

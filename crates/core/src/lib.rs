@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod confirm;
 pub mod error;
+pub mod exit_codes;
 pub mod fsutil;
 pub mod guid;
 pub mod http;

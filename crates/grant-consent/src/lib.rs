@@ -36,6 +36,20 @@ use s2s_graph::{
 
 /// Placeholder shown in the `--dry-run` plan for an id that only the create would return.
 const PLANNED_RESOURCE: &str = "<id of the Dynamics CRM service principal, once created>";
+/// The help's closing part: examples and the keys, then the exit codes from core's one table.
+fn after_help() -> String {
+    format!(
+        "{}\n{}",
+        "\
+Examples:
+  register-app --name 'Marketo Integration' | grant-consent | make-secret > state.json
+  grant-consent --state marketo-s2s.state.json
+
+Reads app.service_principal_id (or app.client_id); writes consent.grant_id,
+consent.resource_service_principal_id, consent.scope. A re-run sends no write.",
+        s2s_core::exit_codes::help(false, &[(4, "e.g. the admin role is missing")])
+    )
+}
 
 /// Ensure tenant-wide admin consent for the app to call Dynamics 365 as the signed-in user.
 ///
@@ -48,15 +62,7 @@ const PLANNED_RESOURCE: &str = "<id of the Dynamics CRM service principal, once 
 #[command(
     name = "grant-consent",
     version,
-    after_help = "\
-Examples:
-  register-app --name 'Marketo Integration' | grant-consent | make-secret > state.json
-  grant-consent --state marketo-s2s.state.json
-
-Reads app.service_principal_id (or app.client_id); writes consent.grant_id,
-consent.resource_service_principal_id, consent.scope. A re-run sends no write.
-Exit codes: 0 done, 2 bad input, 3 sign-in failed, 4 Graph refused (e.g. the admin role is
-missing), 5 not in time."
+    after_help = after_help()
 )]
 pub struct Cli {
     /// Object id of the app's service principal [state: app.service_principal_id]

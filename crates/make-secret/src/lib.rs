@@ -58,6 +58,25 @@ use s2s_core::retry::{Poll, REPLICATION_WINDOW, until_ready};
 use s2s_core::run::Key;
 use s2s_core::{CommonArgs, Ctx, Error, Kind, Result};
 use s2s_graph::{AppRef, Application, Graph, PasswordCredential, RunTag};
+/// The help's closing part: examples and the keys, then the exit codes from core's one table.
+fn after_help() -> String {
+    format!(
+        "{}\n{}",
+        "\
+Examples:
+  register-app | grant-consent | make-secret --secret-file marketo.secret > state.json
+  make-secret --state marketo-s2s.state.json --min-validity 60d      # renew when due
+  make-secret --state marketo-s2s.state.json --rotate                # new secret, old one still works
+  make-secret --state marketo-s2s.state.json --retire-old --yes      # after Marketo has the new one
+
+The secret's value goes only to the 0600 --secret-file (and to the document with --reveal).
+Reads app.object_id (or app.client_id), secret.*; writes secret.key_id, secret.hint,
+secret.expires_at, secret.file (by name when beside the --state file), secret.previous_key_id.
+A re-run sends no write while the saved secret is valid; a valid secret whose file was deleted is
+kept (with a warning) until --rotate.",
+        s2s_core::exit_codes::help(false, &[(1, "the secret file could not be written (the new credential is removed again)"), (2, "also --revoke-others without --yes off a terminal"), (4, "e.g. the tenant's secret lifetime policy")])
+    )
+}
 
 /// Ensure the app has a client secret saved in a 0600 file.
 ///
@@ -73,21 +92,7 @@ use s2s_graph::{AppRef, Application, Graph, PasswordCredential, RunTag};
 #[command(
     name = "make-secret",
     version,
-    after_help = "\
-Examples:
-  register-app | grant-consent | make-secret --secret-file marketo.secret > state.json
-  make-secret --state marketo-s2s.state.json --min-validity 60d      # renew when due
-  make-secret --state marketo-s2s.state.json --rotate                # new secret, old one still works
-  make-secret --state marketo-s2s.state.json --retire-old --yes      # after Marketo has the new one
-
-The secret's value goes only to the 0600 --secret-file (and to the document with --reveal).
-Reads app.object_id (or app.client_id), secret.*; writes secret.key_id, secret.hint,
-secret.expires_at, secret.file (by name when beside the --state file), secret.previous_key_id.
-A re-run sends no write while the saved secret is valid; a valid secret whose file was deleted is
-kept (with a warning) until --rotate.
-Exit codes: 0 done, 1 the secret file could not be written (the credential is removed again),
-2 bad input (or --revoke-others without --yes off a terminal), 3 sign-in failed, 4 Graph
-refused (e.g. the tenant's secret lifetime policy), 5 not in time."
+    after_help = after_help()
 )]
 pub struct Cli {
     /// Object id of the app registration [state: app.object_id]

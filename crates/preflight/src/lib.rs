@@ -41,6 +41,19 @@ use s2s_graph::needs::{self, Need};
 
 /// The Dataverse role the admin needs to create users, assign roles and publish.
 const ADMIN_ROLE: &str = "System Administrator";
+/// The help's closing part: examples and the keys, then the exit codes from core's one table.
+fn after_help() -> String {
+    format!(
+        "{}\n{}",
+        "\
+Examples:
+  preflight --tenant contoso.onmicrosoft.com --dynamics-url https://contoso.crm.dynamics.com < /dev/null
+  preflight --state customers/contoso/contoso.state.json
+
+Reads tenant.* and dynamics.url; writes preflight.ok, preflight.checks. Sends no write.",
+        s2s_core::exit_codes::help(true, &[(0, "everything the setup needs is there"), (6, "something the setup needs is missing (each failed check says how to fix it)")])
+    )
+}
 
 /// Check, before any write, that the signed-in admin may do every setup step and that the
 /// tenant and the Dynamics org are ready (Marketo solution installed). Read-only.
@@ -51,14 +64,7 @@ const ADMIN_ROLE: &str = "System Administrator";
 #[command(
     name = "preflight",
     version,
-    after_help = "\
-Examples:
-  preflight --tenant contoso.onmicrosoft.com --dynamics-url https://contoso.crm.dynamics.com < /dev/null
-  preflight --state customers/contoso/contoso.state.json
-
-Reads tenant.* and dynamics.url; writes preflight.ok, preflight.checks. Sends no write.
-Exit codes: 0 ready, 6 something setup needs is missing (each failed check says how to fix it),
-2 bad input, 3 sign-in failed, 5 timed out."
+    after_help = after_help()
 )]
 pub struct Cli {
     #[command(flatten)]

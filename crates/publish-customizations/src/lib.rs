@@ -45,6 +45,30 @@ use s2s_core::{CommonArgs, Ctx, Error, Result};
 use s2s_dataverse::{AsyncOperation, Dataverse, JobState, Written};
 
 const NAME: &str = "publish-customizations";
+/// The help's closing part: examples and the keys, then the exit codes from core's one table.
+fn after_help() -> String {
+    format!(
+        "{}\n{}",
+        "\
+Examples:
+  ... | assign-role | configure-marketo | publish-customizations --if-changed
+  publish-customizations --async --timeout 60m --state s.json   # a large org
+
+Reads dynamics.url, and for --if-changed steps.*.changed/at, publish.status and
+publish.last_published_at, from the state document on stdin; writes publish.status (published,
+skipped-unchanged, planned, or pending when a publish failed), publish.at, publish.mode,
+publish.async_operation_id, publish.last_published_at. --if-changed publishes only when a step
+changed the Dynamics org after the last publish (steps.*.dataverse_changed; a new secret or an
+Entra change never does), so a re-run on a finished setup sends no write.",
+        s2s_core::exit_codes::help(
+            false,
+            &[
+                (0, "published, or skipped with --if-changed"),
+                (4, "also a publish job that failed (its message is shown)")
+            ]
+        )
+    )
+}
 
 /// Publish all customizations of the Dynamics 365 org, as Marketo's runbook asks after
 /// configuring the Marketo solution.
@@ -55,19 +79,7 @@ const NAME: &str = "publish-customizations";
 #[command(
     name = "publish-customizations",
     version,
-    after_help = "\
-Examples:
-  ... | assign-role | configure-marketo | publish-customizations --if-changed
-  publish-customizations --async --timeout 60m --state s.json   # a large org
-
-Reads dynamics.url, and for --if-changed steps.*.changed/at, publish.status and
-publish.last_published_at, from the state document on stdin; writes publish.status (published,
-skipped-unchanged, planned, or pending when a publish failed), publish.at, publish.mode,
-publish.async_operation_id, publish.last_published_at. --if-changed publishes only when a step
-changed the Dynamics org after the last publish (steps.*.dataverse_changed; a new secret or an
-Entra change never does), so a re-run on a finished setup sends no write.
-Exit codes: 0 published or skipped, 2 bad input, 3 sign-in failed, 4 Dataverse refused or the
-publish job failed, 5 timed out, 1 unexpected failure."
+    after_help = after_help()
 )]
 pub struct Cli {
     /// Start PublishAllXmlAsync and poll its system job instead of waiting on one long request

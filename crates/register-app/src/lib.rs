@@ -28,6 +28,21 @@ use s2s_graph::{
 
 const DEFAULT_NAME: &str = "Marketo Integration";
 const SINGLE_TENANT: &str = "AzureADMyOrg";
+/// The help's closing part: examples and the keys, then the exit codes from core's one table.
+fn after_help() -> String {
+    format!(
+        "{}\n{}",
+        "\
+Examples:
+  register-app --tenant contoso.onmicrosoft.com > state.json
+  register-app --name 'Marketo Integration' | grant-consent | make-secret
+  register-app --client-id 0d9f3c5e-1111-2222-3333-444455556666   # adopt a portal app
+
+Reads tenant.id and app.* from the state document on stdin; writes tenant.id, app.client_id,
+app.object_id, app.service_principal_id. Re-running on a finished setup sends no write.",
+        s2s_core::exit_codes::help(false, &[])
+    )
+}
 
 /// Register the Marketo integration app in Entra ID (single tenant, Dynamics CRM
 /// user_impersonation) and its service principal.
@@ -35,15 +50,7 @@ const SINGLE_TENANT: &str = "AzureADMyOrg";
 #[command(
     name = "register-app",
     version,
-    after_help = "\
-Examples:
-  register-app --tenant contoso.onmicrosoft.com > state.json
-  register-app --name 'Marketo Integration' | grant-consent | make-secret
-  register-app --client-id 0d9f3c5e-1111-2222-3333-444455556666   # adopt a portal app
-
-Reads tenant.id and app.* from the state document on stdin; writes tenant.id, app.client_id,
-app.object_id, app.service_principal_id. Re-running on a finished setup sends no write.
-Exit codes: 0 done, 2 bad input, 3 sign-in failed, 4 Graph refused, 5 timed out."
+    after_help = after_help()
 )]
 pub struct Cli {
     /// Display name of the application [state: app.display_name] [default: Marketo Integration]

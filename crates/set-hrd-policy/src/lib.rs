@@ -54,6 +54,27 @@ const PLANNED_POLICY: &str = "<id of the new policy>";
 pub fn wanted_definition() -> Value {
     json!({"HomeRealmDiscoveryPolicy": {"AllowCloudPasswordValidation": true}})
 }
+/// The help's closing part: examples and the keys, then the exit codes from core's one table.
+fn after_help() -> String {
+    format!(
+        "{}\n{}",
+        "\
+Examples:
+  register-app | grant-consent | make-secret | set-hrd-policy > state.json
+  set-hrd-policy --state marketo-s2s.state.json --mode remove   # password hash sync turned off
+
+Reads app.service_principal_id (or app.client_id), app.display_name; writes hrd_policy.status,
+hrd_policy.policy_id, hrd_policy.display_name (and hrd_policy.replaced with --replace).
+A re-run sends no write.",
+        s2s_core::exit_codes::help(
+            false,
+            &[
+                (0, "also skipped (no federated domain)"),
+                (4, "also another HRD policy is assigned (see --replace)")
+            ]
+        )
+    )
+}
 
 /// Ensure a Home Realm Discovery policy lets Entra ID check the Marketo sync user's password.
 ///
@@ -67,16 +88,7 @@ pub fn wanted_definition() -> Value {
 #[command(
     name = "set-hrd-policy",
     version,
-    after_help = "\
-Examples:
-  register-app | grant-consent | make-secret | set-hrd-policy > state.json
-  set-hrd-policy --state marketo-s2s.state.json --mode remove   # password hash sync turned off
-
-Reads app.service_principal_id (or app.client_id), app.display_name; writes hrd_policy.status,
-hrd_policy.policy_id, hrd_policy.display_name (and hrd_policy.replaced with --replace).
-A re-run sends no write.
-Exit codes: 0 done or skipped, 2 bad input, 3 sign-in failed, 4 Graph refused or another HRD
-policy is assigned (see --replace), 5 not in time."
+    after_help = after_help()
 )]
 pub struct Cli {
     /// Object id of the app's service principal [state: app.service_principal_id]

@@ -68,6 +68,28 @@ use s2s_graph::{Application, Graph, HrdPolicy, PermissionGrant, ServicePrincipal
 
 /// The sync-filter column add-sync-filter creates.
 use add_sync_filter::FIELD as SYNC_FILTER_FIELD;
+/// The help's closing part: examples and the keys, then the exit codes from core's one table.
+fn after_help() -> String {
+    format!(
+        "{}\n{}",
+        "\
+Examples:
+  teardown --state marketo-s2s.state.json --dry-run    # every read, the plan, no write
+  teardown --state marketo-s2s.state.json --yes
+  echo '{\"app\":{\"unique_name\":\"marketo-trial\"}}' | teardown --yes   # document lost
+
+Reads app.*, secret.file, hrd_policy.*, dynamics.*, marketo_config.*, sync_filter.entities;
+objects whose ids are missing are found by their keys (app unique name or client id, service
+principal by appId, application user by applicationid). Removes the keys of what it removed,
+records teardown.client_id, teardown.restore_command and teardown.removed. A re-run sends no write.
+A deleted app registration stays restorable for 30 days (teardown.restore_command has the URL):
+  az rest --method POST --url <graph>/v1.0/directory/deletedItems/<object-id>/restore",
+        s2s_core::exit_codes::help(
+            false,
+            &[(2, "also not confirmed (no --yes off a terminal)")]
+        )
+    )
+}
 
 /// Remove what the Marketo S2S setup created, in reverse order.
 ///
@@ -81,20 +103,7 @@ use add_sync_filter::FIELD as SYNC_FILTER_FIELD;
 #[command(
     name = "teardown",
     version,
-    after_help = "\
-Examples:
-  teardown --state marketo-s2s.state.json --dry-run    # every read, the plan, no write
-  teardown --state marketo-s2s.state.json --yes
-  echo '{\"app\":{\"unique_name\":\"marketo-trial\"}}' | teardown --yes   # document lost
-
-Reads app.*, secret.file, hrd_policy.*, dynamics.*, marketo_config.*, sync_filter.entities;
-objects whose ids are missing are found by their keys (app unique name or client id, service
-principal by appId, application user by applicationid). Removes the keys of what it removed,
-records teardown.client_id, teardown.restore_command and teardown.removed. A re-run sends no write.
-A deleted app registration stays restorable for 30 days (teardown.restore_command has the URL):
-  az rest --method POST --url <graph>/v1.0/directory/deletedItems/<object-id>/restore
-Exit codes: 0 done, 2 bad input or not confirmed (no --yes off a terminal), 3 sign-in failed,
-4 Graph or Dataverse refused, 5 timed out, 1 unexpected failure."
+    after_help = after_help()
 )]
 pub struct Cli {
     /// Remove without asking (needed when stderr is not a terminal, e.g. in CI or a pipeline

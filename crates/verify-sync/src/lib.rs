@@ -43,12 +43,11 @@ use s2s_dataverse::{
 };
 use s2s_graph::{DYNAMICS_CRM_APP_ID, Graph, HrdPolicy, ServicePrincipal, USER_IMPERSONATION};
 
-/// Check that the Marketo S2S setup works end to end, read-only, before Marketo's step 3.
-#[derive(Debug, Parser)]
-#[command(
-    name = "verify-sync",
-    version,
-    after_help = "\
+/// The help's closing part: examples and the keys, then the exit codes from core's one table.
+fn after_help() -> String {
+    format!(
+        "{}\n{}",
+        "\
 Examples:
   verify-sync --state marketo-s2s.state.json
   register-app | grant-consent | make-secret | assign-role | configure-marketo \\
@@ -56,8 +55,23 @@ Examples:
 
 Prints a checklist on stderr; each failing check says what to run to fix it. When every check
 passes it prints the values to enter in Marketo step 3 (never the secret itself). The
-`published` check fails while a Dataverse change recorded in the document is not published yet.
-Exit codes: 0 all checks pass, 6 a check failed, 2 bad input, 3 sign-in failed, 5 timed out."
+`published` check fails while a Dataverse change recorded in the document is not published yet.",
+        s2s_core::exit_codes::help(
+            true,
+            &[
+                (0, "every check passed"),
+                (6, "the document is still written, with verify.checks")
+            ]
+        )
+    )
+}
+
+/// Check that the Marketo S2S setup works end to end, read-only, before Marketo's step 3.
+#[derive(Debug, Parser)]
+#[command(
+    name = "verify-sync",
+    version,
+    after_help = after_help()
 )]
 pub struct Cli {
     /// A secret that expires within this many days fails the check
