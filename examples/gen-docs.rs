@@ -13,6 +13,7 @@ use clap_complete::Shell;
 
 fn commands() -> Vec<clap::Command> {
     vec![
+        preflight::Cli::command(),
         register_app::Cli::command(),
         grant_consent::Cli::command(),
         make_secret::Cli::command(),

@@ -13,8 +13,17 @@
   ./scripts/Setup-MarketoS2S.ps1 -Tenant contoso.onmicrosoft.com -DynamicsUrl https://contoso.crm.dynamics.com
 .EXAMPLE
   ./scripts/Setup-MarketoS2S.ps1 -Tenant contoso.onmicrosoft.com -DynamicsUrl https://contoso.crm.dynamics.com -From assign-role
+.EXAMPLE
+  ./scripts/Setup-MarketoS2S.ps1 -Tenant contoso.onmicrosoft.com -DynamicsUrl https://contoso.crm.dynamics.com -WhatIf
+  Every read, no write: each step prints its plan (the same as -DryRun, as PowerShell users expect).
+.EXAMPLE
+  ./scripts/Setup-MarketoS2S.ps1 -Tenant contoso.onmicrosoft.com -DynamicsUrl https://contoso.crm.dynamics.com -ExpiresIn 90d -Timeout 2m -Auth env -Verbose
+  -Cloud, -Auth, -Timeout, -AuthorityHost, -GraphUrl, -LoginClientId, -CaFile, -Retarget and
+  -Verbose (as -v) go to every step; -ExpiresIn and -MinValidity to make-secret, -HrdMode to
+  set-hrd-policy (--mode), -Role to assign-role and verify-sync, -Async to
+  publish-customizations, -WarnDays to verify-sync.
 #>
-[CmdletBinding()]
+[CmdletBinding(SupportsShouldProcess)]
 param(
   [string]$Tenant,
   [string]$DynamicsUrl,
@@ -25,7 +34,24 @@ param(
   [switch]$DryRun,
   [string]$SecretFile,
   [string]$SyncFilter,
-  [switch]$SkipPreflight
+  [switch]$SkipPreflight,
+  [ValidateSet("public","usgov","usgovhigh","usgovdod","china")]
+  [string]$Cloud,
+  [ValidateSet("env","cache","az","device-code","certificate","workload-identity","managed-identity")]
+  [string]$Auth,
+  [string]$Timeout,
+  [string]$AuthorityHost,
+  [string]$GraphUrl,
+  [string]$LoginClientId,
+  [string]$CaFile,
+  [switch]$Retarget,
+  [string]$ExpiresIn,
+  [string]$MinValidity,
+  [ValidateSet("auto","always","remove")]
+  [string]$HrdMode,
+  [string[]]$Role,
+  [switch]$Async,
+  [int]$WarnDays
 )
 $ErrorActionPreference = "Stop"
 $steps = @("preflight","register-app","grant-consent","make-secret","set-hrd-policy","assign-role","configure-marketo","publish-customizations","add-sync-filter","verify-sync")
@@ -38,6 +64,9 @@ if (-not $binDir) {
   else { throw "the marketo-s2s tools are not built: run cargo build --release" }
 }
 
+# -WhatIf is PowerShell's dry run: every read, no write, each step prints its plan.
+if ($WhatIfPreference) { $DryRun = [switch]::new($true) }
+
 $workState = $State
 if ($DryRun) {
   $workState = [System.IO.Path]::GetTempFileName()
@@ -46,6 +75,17 @@ if ($DryRun) {
 $common = @("--state", $workState)
 if ($Tenant) { $common += @("--tenant", $Tenant) }
 if ($DynamicsUrl) { $common += @("--dynamics-url", $DynamicsUrl) }
+if ($Cloud) { $common += @("--cloud", $Cloud) }
+if ($Auth) { $common += @("--auth", $Auth) }
+if ($Timeout) { $common += @("--timeout", $Timeout) }
+if ($AuthorityHost) { $common += @("--authority-host", $AuthorityHost) }
+if ($GraphUrl) { $common += @("--graph-url", $GraphUrl) }
+if ($LoginClientId) { $common += @("--login-client-id", $LoginClientId) }
+if ($CaFile) { $common += @("--ca-file", $CaFile) }
+if ($Retarget) { $common += "--retarget" }
+if ($VerbosePreference -eq "Continue") { $common += "-v" }
+$roleArgs = @()
+foreach ($r in $Role) { $roleArgs += @("--role", $r) }
 # The tools never write --state in a dry run: each step's would-be document goes to --plan,
 # which becomes the next step's input.
 if ($DryRun) { $common += @("--dry-run", "--plan", "$workState.next") }
@@ -64,8 +104,15 @@ foreach ($step in $steps) {
   $stepArgs = @()
   switch ($step) {
     "register-app" { if ($Name) { $stepArgs += @("--name", $Name) } }
-    "make-secret" { if ($SecretFile) { $stepArgs += @("--secret-file", $SecretFile) } }
-    "publish-customizations" { $stepArgs += "--if-changed" }
+    "make-secret" {
+      if ($SecretFile) { $stepArgs += @("--secret-file", $SecretFile) }
+      if ($ExpiresIn) { $stepArgs += @("--expires-in", $ExpiresIn) }
+      if ($MinValidity) { $stepArgs += @("--min-validity", $MinValidity) }
+    }
+    "set-hrd-policy" { if ($HrdMode) { $stepArgs += @("--mode", $HrdMode) } }
+    "assign-role" { $stepArgs += $roleArgs }
+    "publish-customizations" { $stepArgs += "--if-changed"; if ($Async) { $stepArgs += "--async" } }
+    "verify-sync" { $stepArgs += $roleArgs; if ($PSBoundParameters.ContainsKey("WarnDays")) { $stepArgs += @("--warn-days", $WarnDays) } }
     "add-sync-filter" { foreach ($e in $SyncFilter.Split(",")) { $stepArgs += @("--entity", $e.Trim()) } }
   }
   Write-Host "==> [$n/$total] $step"
@@ -86,6 +133,7 @@ foreach ($step in $steps) {
     foreach ($p in $PSBoundParameters.GetEnumerator()) {
       if ($p.Key -eq "From") { continue }
       if ($p.Value -is [switch]) { if ($p.Value) { $resume += "-$($p.Key)" } }
+      elseif ($p.Value -is [array]) { $resume += "-$($p.Key) " + (($p.Value | ForEach-Object { "'$($_ -replace "'", "''")'" }) -join ",") }
       else { $resume += "-$($p.Key) '$($p.Value.ToString() -replace "'", "''")'" }
     }
     $resume += "-From $step"
@@ -96,10 +144,11 @@ foreach ($step in $steps) {
 if ($DryRun) { Remove-Item $workState -ErrorAction SilentlyContinue; Write-Host "==> dry run done: nothing was written"; exit 0 }
 
 $doc = Get-Content $State -Raw | ConvertFrom-Json
+$step3 = $doc.verify.marketo_step3
 Write-Host ""
 Write-Host "Marketo step 3 (Admin > CRM > Microsoft Dynamics > Enter Credentials):"
-Write-Host "  Dynamics URL : $($doc.dynamics.url)"
-Write-Host "  Tenant ID    : $($doc.tenant.id)"
-Write-Host "  Client ID    : $($doc.app.client_id)"
-Write-Host "  Username     : $($doc.dynamics.username)"
-Write-Host "  Client secret: in the file $($doc.secret.file) (paste its content; it is shown nowhere else)"
+Write-Host "  Dynamics URL : $($step3.dynamics_url)"
+Write-Host "  Tenant ID    : $($step3.tenant_id)"
+Write-Host "  Client ID    : $($step3.client_id)"
+Write-Host "  Username     : $($step3.username)"
+Write-Host "  Client secret: in the file $($step3.secret_file) (beside the state file when not a full path; paste its content, it is shown nowhere else)"
