@@ -557,3 +557,16 @@ fn a_secret_path_that_is_a_fifo_a_device_or_holds_a_control_character_is_refused
         }
     }
 }
+
+#[test]
+fn a_tenant_that_is_not_a_tenant_is_refused_before_the_admin_secret_is_sent() {
+    let sim = sim();
+    for bad in ["..", ".", "a..b", "contoso", "../x"] {
+        sim.clear();
+        let mut c = sim.null_stdin_cmd("register-app");
+        c.env("AZURE_TENANT_ID", bad);
+        let r = Run::from_output(c.output().unwrap()).code_is(2);
+        r.assert_stderr("neither a tenant id");
+        sim.assert_no_requests();
+    }
+}
