@@ -548,7 +548,11 @@ fn a_secret_path_that_is_a_fifo_a_device_or_holds_a_control_character_is_refused
             d["secret"]["file"] = json!(bad);
             sim.clear();
             let r = sim.run(tool, &[], &d).code_is(2);
-            assert!(r.stderr.contains("secret.file"), "{tool} {bad:?}: {}", r.stderr);
+            assert!(
+                r.stderr.contains("secret.file"),
+                "{tool} {bad:?}: {}",
+                r.stderr
+            );
             sim.assert_no_requests();
         }
     }
