@@ -23,6 +23,7 @@ mod resume;
 mod runbook;
 mod safety;
 mod set_hrd_policy;
+mod signin;
 mod teardown;
 mod usability;
 mod verify_sync;

@@ -310,7 +310,7 @@ fn check_certificate_assertion(
             "Client assertion application identifier doesn't match 'client_id' parameter. Review the documentation at https://docs.microsoft.com/azure/active-directory/develop/active-directory-certificate-credentials .",
         ));
     }
-    if !claims["jti"].as_str().is_some_and(|j| !j.is_empty()) {
+    if claims["jti"].as_str().is_none_or(str::is_empty) {
         return Err(malformed());
     }
     Ok(())

@@ -1,0 +1,337 @@
+//! Sign-in the way pipelines do it (issue 15): a certificate, a workload identity federation
+//! token and a managed identity, each against the emulator that checks them as Entra does —
+//! and, at `-vv`, nothing secret (key, assertion, identity header, token) on any output.
+
+use serde_json::Value;
+use tenant_sim::Options;
+
+use crate::common::*;
+
+/// A tool run with only the given sign-in variables (plus the emulator's URLs), at `-vv`.
+fn signin_run(sim: &Sim, tool: &str, env: &[(&str, String)], args: &[&str]) -> Run {
+    let mut c = bare_cmd(tool, sim.dir());
+    c.env("AZURE_TENANT_ID", sim.server.tenant_id())
+        .env("AZURE_AUTHORITY_HOST", sim.url())
+        .env("MKTO_S2S_GRAPH_URL", sim.url())
+        .env("MKTO_S2S_DYNAMICS_URL", sim.server.dynamics_url())
+        .env("MKTO_S2S_TIMEOUT", "60s")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .arg("-vv")
+        .args(args)
+        .write_stdin("");
+    Run::from_output(c.output().expect("run tool"))
+}
+
+/// No secret in anything the tool printed: the given values, any JWT-shaped text, a PEM key.
+#[track_caller]
+fn assert_nothing_secret(r: &Run, secrets: &[&str]) {
+    let all = r.all_output();
+    for s in secrets {
+        assert!(
+            !s.is_empty() && !all.contains(s),
+            "a secret ({}...) was printed:\n{all}",
+            &s[..s.len().min(12)]
+        );
+    }
+    assert!(!all.contains("eyJ"), "a JWT was printed:\n{all}");
+    assert!(!all.contains("PRIVATE KEY"), "a key was printed:\n{all}");
+}
+
+/// The base64 lines of the PEM's private key block: none may ever be printed.
+fn key_lines(pem: &str) -> Vec<String> {
+    pem.split("-----BEGIN PRIVATE KEY-----")
+        .nth(1)
+        .and_then(|k| k.split("-----END").next())
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.len() > 20)
+        .map(str::to_string)
+        .collect()
+}
+
+fn token_posts(sim: &Sim) -> usize {
+    sim.requests()
+        .iter()
+        .filter(|r| r["method"] == "POST" && r["path"].as_str().unwrap().ends_with("/token"))
+        .count()
+}
+
+#[track_caller]
+fn assert_registered(sim: &Sim, r: &Run) {
+    let id = client_id(&r.doc);
+    assert!(
+        sim.applications().iter().any(|a| a["appId"] == id.as_str()),
+        "the app {id} is not in the tenant"
+    );
+}
+
+#[test]
+fn register_app_signs_in_with_only_a_certificate_file() {
+    let sim = sim();
+    let cert = sim.server.admin_certificate_file();
+    let pem = std::fs::read_to_string(&cert).unwrap();
+    let r = signin_run(
+        &sim,
+        "register-app",
+        &[
+            ("AZURE_CLIENT_ID", sim.server.admin_client_id()),
+            ("AZURE_CLIENT_CERTIFICATE_PATH", cert.display().to_string()),
+        ],
+        &["--name", "Marketo Integration"],
+    )
+    .ok();
+    assert_eq!(token_posts(&sim), 1, "{:#?}", sim.requests());
+    assert_registered(&sim, &r);
+    // The assertion went in the form, redacted in the trace.
+    r.assert_stderr("client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
+    r.assert_stderr("client_assertion=(redacted)");
+    let lines = key_lines(&pem);
+    assert!(!lines.is_empty());
+    assert_nothing_secret(&r, &lines.iter().map(String::as_str).collect::<Vec<_>>());
+}
+
+#[test]
+fn register_app_signs_in_with_only_a_federated_token_file() {
+    let sim = sim();
+    let file = sim.server.admin_federated_token_file();
+    let assertion = std::fs::read_to_string(&file).unwrap();
+    let r = signin_run(
+        &sim,
+        "register-app",
+        &[
+            ("AZURE_CLIENT_ID", sim.server.admin_client_id()),
+            ("AZURE_FEDERATED_TOKEN_FILE", file.display().to_string()),
+        ],
+        &["--name", "Marketo Integration"],
+    )
+    .ok();
+    assert_eq!(token_posts(&sim), 1);
+    assert_registered(&sim, &r);
+    r.assert_stderr("client_assertion=(redacted)");
+    assert_nothing_secret(&r, &[assertion.trim()]);
+}
+
+#[test]
+fn the_federated_token_file_is_read_at_sign_in_so_a_rotated_token_is_used() {
+    let sim = sim();
+    let file = sim.path("federated-token");
+    let env = [
+        ("AZURE_CLIENT_ID", sim.server.admin_client_id()),
+        ("AZURE_FEDERATED_TOKEN_FILE", file.display().to_string()),
+    ];
+    // An expired token: refused by the token endpoint, with what to do.
+    std::fs::write(&file, sim.server.federated_assertion(-600)).unwrap();
+    let r = signin_run(&sim, "register-app", &env, &[]).code_is(3);
+    r.assert_stderr("AADSTS700024");
+    r.assert_stderr("re-run the job");
+    // The platform rotates the file; the next sign-in reads the new token.
+    std::fs::write(&file, sim.server.federated_assertion(600)).unwrap();
+    signin_run(&sim, "register-app", &env, &[]).ok();
+}
+
+#[test]
+fn managed_identity_through_identity_endpoint_joins_the_default_chain() {
+    let sim = sim_with(Options {
+        managed_identity: true,
+        ..Default::default()
+    });
+    let header = sim.server.identity_header().unwrap();
+    let r = signin_run(
+        &sim,
+        "register-app",
+        &[
+            ("IDENTITY_ENDPOINT", sim.server.identity_endpoint().unwrap()),
+            ("IDENTITY_HEADER", header.clone()),
+        ],
+        &[],
+    )
+    .ok();
+    let mi: Vec<Value> = sim
+        .requests()
+        .into_iter()
+        .filter(|q| q["path"] == "/msi/token")
+        .collect();
+    assert_eq!(mi.len(), 1, "{:#?}", sim.requests());
+    let query = mi[0]["query"].as_str().unwrap();
+    assert!(query.contains("api-version=2019-08-01"), "{query}");
+    assert!(query.contains("resource="), "{query}");
+    assert_eq!(token_posts(&sim), 0);
+    r.assert_stderr("X-IDENTITY-HEADER: (redacted)");
+    assert_nothing_secret(&r, &[&header]);
+    assert_registered(&sim, &r);
+}
+
+#[test]
+fn the_vm_metadata_endpoint_is_used_only_when_asked_for() {
+    let sim = sim_with(Options {
+        managed_identity: true,
+        ..Default::default()
+    });
+    let imds = [("MKTO_S2S_IMDS_URL", sim.url())];
+    // Unasked, the chain never tries the metadata endpoint: no credential, exit 3, no request.
+    let r = signin_run(&sim, "register-app", &imds, &[]).code_is(3);
+    r.assert_stderr("no credential");
+    r.assert_stderr("--auth managed-identity");
+    sim.assert_no_requests();
+
+    let r = signin_run(&sim, "register-app", &imds, &["--auth", "managed-identity"]).ok();
+    let mi: Vec<Value> = sim
+        .requests()
+        .into_iter()
+        .filter(|q| q["path"] == "/metadata/identity/oauth2/token")
+        .collect();
+    assert_eq!(mi.len(), 1, "{:#?}", sim.requests());
+    assert!(
+        mi[0]["query"]
+            .as_str()
+            .unwrap()
+            .contains("api-version=2018-02-01")
+    );
+    assert_eq!(token_posts(&sim), 0);
+    r.assert_stderr("Metadata: true");
+    assert_nothing_secret(&r, &[]);
+    assert_registered(&sim, &r);
+}
+
+#[test]
+fn the_metadata_url_override_is_for_loopback_only() {
+    let sim = sim();
+    for url in ["http://169.254.169.254", "https://imds.example.com"] {
+        let r = signin_run(
+            &sim,
+            "register-app",
+            &[("MKTO_S2S_IMDS_URL", url.to_string())],
+            &["--auth", "managed-identity"],
+        )
+        .code_is(2);
+        r.assert_stderr("MKTO_S2S_IMDS_URL");
+    }
+    sim.assert_no_requests();
+}
+
+#[test]
+fn a_certificate_the_app_does_not_have_is_exit_3_naming_it() {
+    let sim = sim();
+    let other = tenant_sim::generate_client_certificate("not the admin").unwrap();
+    let file = sim.path("other.pem");
+    std::fs::write(&file, &other.pem).unwrap();
+    let r = signin_run(
+        &sim,
+        "register-app",
+        &[
+            ("AZURE_CLIENT_ID", sim.server.admin_client_id()),
+            ("AZURE_CLIENT_CERTIFICATE_PATH", file.display().to_string()),
+        ],
+        &[],
+    )
+    .code_is(3);
+    r.assert_stderr("register-app: error: ");
+    r.assert_stderr("AADSTS700027");
+    r.assert_stderr(&other.x5t());
+    r.assert_stderr("upload this certificate's public part to the app registration");
+    let lines = key_lines(&other.pem);
+    assert_nothing_secret(&r, &lines.iter().map(String::as_str).collect::<Vec<_>>());
+    sim.assert_no_writes();
+}
+
+#[test]
+fn a_key_from_another_certificate_is_refused_before_any_request() {
+    let sim = sim();
+    let admin = std::fs::read_to_string(sim.server.admin_certificate_file()).unwrap();
+    let other = tenant_sim::generate_client_certificate("other").unwrap();
+    let cert_only = admin.split("-----BEGIN PRIVATE KEY-----").next().unwrap();
+    let key_only = &other.pem[other.pem.find("-----BEGIN PRIVATE KEY-----").unwrap()..];
+    let file = sim.path("mixed.pem");
+    std::fs::write(&file, format!("{cert_only}{key_only}")).unwrap();
+    let r = signin_run(
+        &sim,
+        "register-app",
+        &[
+            ("AZURE_CLIENT_ID", sim.server.admin_client_id()),
+            ("AZURE_CLIENT_CERTIFICATE_PATH", file.display().to_string()),
+        ],
+        &[],
+    )
+    .code_is(3);
+    r.assert_stderr("does not belong to the certificate");
+    sim.assert_no_requests();
+}
+
+/// Replaces one claim of a JWT without re-signing it.
+fn tampered(jwt: &str, claim: &str, value: Value) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let parts: Vec<&str> = jwt.trim().split('.').collect();
+    let mut claims: Value = serde_json::from_slice(&b64.decode(parts[1]).unwrap()).unwrap();
+    claims[claim] = value;
+    format!(
+        "{}.{}.{}",
+        parts[0],
+        b64.encode(claims.to_string()),
+        parts[2]
+    )
+}
+
+#[test]
+fn a_tampered_federated_assertion_is_exit_3_with_what_to_check() {
+    let sim = sim();
+    let genuine = sim.server.federated_assertion(600);
+    let file = sim.path("token");
+    let env = [
+        ("AZURE_CLIENT_ID", sim.server.admin_client_id()),
+        ("AZURE_FEDERATED_TOKEN_FILE", file.display().to_string()),
+    ];
+    // Same issuer, subject and audience, a claim changed: the signature no longer verifies.
+    let forged = tampered(&genuine, "exp", serde_json::json!(4_102_444_800u64));
+    std::fs::write(&file, &forged).unwrap();
+    let r = signin_run(&sim, "register-app", &env, &[]).code_is(3);
+    r.assert_stderr("AADSTS700027");
+    assert_nothing_secret(&r, &[&forged]);
+
+    // Another subject: no federated credential of the app matches it.
+    let other = tampered(
+        &genuine,
+        "sub",
+        serde_json::json!("repo:mallory/fork:ref:refs/heads/x"),
+    );
+    std::fs::write(&file, &other).unwrap();
+    let r = signin_run(&sim, "register-app", &env, &[]).code_is(3);
+    r.assert_stderr("AADSTS70021");
+    r.assert_stderr("federated credential");
+    assert_nothing_secret(&r, &[&other]);
+    sim.assert_no_writes();
+}
+
+#[test]
+fn azure_client_id_alone_is_an_error_that_names_the_three_variables() {
+    let sim = sim();
+    let r = signin_run(
+        &sim,
+        "register-app",
+        &[("AZURE_CLIENT_ID", sim.server.admin_client_id())],
+        &[],
+    )
+    .code_is(3);
+    for v in [
+        "AZURE_CLIENT_SECRET",
+        "AZURE_CLIENT_CERTIFICATE_PATH",
+        "AZURE_FEDERATED_TOKEN_FILE",
+    ] {
+        r.assert_stderr(v);
+    }
+    sim.assert_no_requests();
+}
+
+#[test]
+fn explicit_sources_say_which_variable_is_missing() {
+    let sim = sim();
+    let id = [("AZURE_CLIENT_ID", sim.server.admin_client_id())];
+    for (auth, needle) in [
+        ("certificate", "AZURE_CLIENT_CERTIFICATE_PATH is not set"),
+        ("workload-identity", "AZURE_FEDERATED_TOKEN_FILE is not set"),
+    ] {
+        let r = signin_run(&sim, "register-app", &id, &["--auth", auth]).code_is(3);
+        r.assert_stderr(needle);
+    }
+    sim.assert_no_requests();
+}
