@@ -335,3 +335,92 @@ fn explicit_sources_say_which_variable_is_missing() {
     }
     sim.assert_no_requests();
 }
+
+/// Posts a client-assertion token request for the admin straight to the emulator.
+fn assertion_token(sim: &Sim, assertion: &str) -> (u16, Value) {
+    let form = format!(
+        "grant_type=client_credentials&client_id={}&client_assertion_type={}&client_assertion={}&scope={}",
+        sim.server.admin_client_id(),
+        urlencode(s2s_core::assertion::JWT_BEARER),
+        urlencode(assertion),
+        urlencode(&format!("{}/.default", sim.url()))
+    );
+    let (status, body) = http(
+        "POST",
+        &format!("{}/{}/oauth2/v2.0/token", sim.url(), sim.server.tenant_id()),
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        Some(&form),
+    );
+    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+}
+
+fn decode(part: &str) -> Value {
+    use base64::Engine;
+    let b = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .unwrap();
+    serde_json::from_slice(&b).unwrap()
+}
+
+/// What the certificate credential sends, field by field, against the Microsoft identity
+/// platform's "certificate credentials" page; and the emulator refusing each way it can be wrong.
+#[test]
+fn the_certificate_assertion_is_shaped_as_entra_expects_and_checked_claim_by_claim() {
+    let sim = sim();
+    let admin = sim.server.admin_client_id();
+    let endpoint = format!("{}/{}/oauth2/v2.0/token", sim.url(), sim.server.tenant_id());
+    let cert =
+        s2s_core::assertion::ClientCertificate::load(&sim.server.admin_certificate_file()).unwrap();
+    use secrecy::ExposeSecret;
+    let jwt = cert.assertion(&admin, &endpoint).unwrap();
+    let parts: Vec<&str> = jwt.expose_secret().split('.').collect();
+    assert_eq!(parts.len(), 3);
+    let (header, claims) = (decode(parts[0]), decode(parts[1]));
+    assert_eq!(header["alg"], "RS256");
+    assert_eq!(header["typ"], "JWT");
+    assert_eq!(header["x5t"], cert.x5t().as_str());
+    assert_eq!(claims["aud"], endpoint.as_str());
+    assert_eq!(claims["iss"], admin.as_str());
+    assert_eq!(claims["sub"], admin.as_str());
+    assert!(uuid::Uuid::parse_str(claims["jti"].as_str().unwrap()).is_ok());
+    let (nbf, exp) = (
+        claims["nbf"].as_u64().unwrap(),
+        claims["exp"].as_u64().unwrap(),
+    );
+    assert_eq!(exp - nbf, 600);
+    let (status, v) = assertion_token(&sim, jwt.expose_secret());
+    assert_eq!(status, 200, "{v}");
+
+    // Each wrong claim, signed properly with the trusted key: the emulator names the problem.
+    let wrong_aud = cert
+        .assertion(&admin, &format!("{}/common/oauth2/v2.0/token", sim.url()))
+        .unwrap();
+    let (status, v) = assertion_token(&sim, wrong_aud.expose_secret());
+    assert_eq!(
+        (status, v["error_codes"][0].as_u64()),
+        (401, Some(700023)),
+        "{v}"
+    );
+    let other_app = cert
+        .assertion(&uuid::Uuid::new_v4().to_string(), &endpoint)
+        .unwrap();
+    let (status, v) = assertion_token(&sim, other_app.expose_secret());
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(v["error_codes"][0].as_u64(), Some(70021), "{v}");
+    // An unsigned token ("alg": "none") is never accepted.
+    let none = format!(
+        "{}.{}.",
+        {
+            use base64::Engine;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(br#"{"alg":"none","typ":"JWT"}"#)
+        },
+        parts[1]
+    );
+    let (status, v) = assertion_token(&sim, &none);
+    assert_eq!(
+        (status, v["error_codes"][0].as_u64()),
+        (401, Some(700027)),
+        "{v}"
+    );
+}
