@@ -424,3 +424,98 @@ fn the_certificate_assertion_is_shaped_as_entra_expects_and_checked_claim_by_cla
         "{v}"
     );
 }
+
+/// The emulator's managed-identity endpoints are as strict as Azure's: the secret header, the
+/// `Metadata` header, an api-version, a known resource, an identity it has.
+#[test]
+fn the_managed_identity_endpoints_refuse_what_azure_refuses() {
+    let sim = sim_with(Options {
+        managed_identity: true,
+        ..Default::default()
+    });
+    let resource = urlencode(&sim.url());
+    let app_service = sim.server.identity_endpoint().unwrap();
+    let header = sim.server.identity_header().unwrap();
+    let get = |url: String, headers: &[(&str, &str)]| {
+        let (status, body) = http("GET", &url, headers, None);
+        (
+            status,
+            serde_json::from_str::<Value>(&body).unwrap_or(Value::Null),
+        )
+    };
+    let ok = format!("{app_service}?api-version=2019-08-01&resource={resource}");
+    let (s, v) = get(ok.clone(), &[("X-IDENTITY-HEADER", &header)]);
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["client_id"], sim.server.admin_client_id().as_str());
+    assert!(
+        v["expires_on"].as_str().unwrap().parse::<u64>().is_ok(),
+        "{v}"
+    );
+    assert_eq!(get(ok.clone(), &[("X-IDENTITY-HEADER", "guess")]).0, 401);
+    assert_eq!(get(ok.clone(), &[]).0, 401);
+    let no_version = format!("{app_service}?resource={resource}");
+    assert_eq!(get(no_version, &[("X-IDENTITY-HEADER", &header)]).0, 400);
+    let other = format!(
+        "{app_service}?api-version=2019-08-01&resource={}",
+        urlencode("https://vault.azure.net")
+    );
+    assert_eq!(get(other, &[("X-IDENTITY-HEADER", &header)]).0, 400);
+    let stranger = format!("{ok}&client_id={}", uuid::Uuid::new_v4());
+    let (s, v) = get(stranger, &[("X-IDENTITY-HEADER", &header)]);
+    assert_eq!(
+        (s, v["message"].as_str()),
+        (400, Some("Identity not found")),
+        "{v}"
+    );
+
+    let imds = format!(
+        "{}/metadata/identity/oauth2/token?api-version=2018-02-01&resource={resource}",
+        sim.url()
+    );
+    let (s, v) = get(imds.clone(), &[]);
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (400, Some("invalid_request")),
+        "{v}"
+    );
+    let (s, v) = get(imds, &[("Metadata", "true")]);
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["expires_in"], "3599");
+
+    // Without the option there is no managed identity to ask.
+    let plain = crate::common::sim();
+    let (s, _) = get(
+        format!(
+            "{}/msi/token?api-version=2019-08-01&resource={resource}",
+            plain.url()
+        ),
+        &[("X-IDENTITY-HEADER", &header)],
+    );
+    assert_eq!(s, 404);
+}
+
+#[test]
+fn managed_identity_off_azure_fails_in_seconds_with_what_to_do() {
+    let sim = sim();
+    // A loopback port nobody listens on stands in for 169.254.169.254 off Azure.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let r = signin_run(
+        &sim,
+        "register-app",
+        &[("MKTO_S2S_IMDS_URL", format!("http://{closed}"))],
+        &["--auth", "managed-identity"],
+    )
+    .code_is(3);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "took {:?}",
+        started.elapsed()
+    );
+    r.assert_stderr("after 3 attempt(s)");
+    r.assert_stderr("--auth managed-identity works on Azure");
+    sim.assert_no_requests();
+}
