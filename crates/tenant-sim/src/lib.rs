@@ -49,6 +49,15 @@
 //!   PublishAllXml without a body: 411; disassociating a role that is not associated: 204.
 //! - Application user e-mail/domainname: `<appId>@<initial domain>`; fullname: the app's display name.
 //! - Tokens: HMAC-like SHA-256 signature instead of RS256; refresh tokens only with `offline_access`.
+//! - Certificate, federated and managed-identity sign-in: see the list in `credentials.rs`
+//!   (the federated assertion is signed in the emulator's token format, not RS256 from a JWKS).
+//!
+//! # Sign-in
+//! The admin signs in with its client secret, its certificate (`admin.certificate_file`: PEM
+//! with an RSA certificate and key the emulator trusts; client assertions are verified as Entra
+//! does), a workload identity federation token (`admin.federated_token_file`), or, with
+//! `--managed-identity`, the App Service and VM metadata managed-identity protocols on the main
+//! listener (`credentials.rs`).
 
 mod credentials;
 mod dataverse;
