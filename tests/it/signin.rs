@@ -519,3 +519,87 @@ fn managed_identity_off_azure_fails_in_seconds_with_what_to_do() {
     r.assert_stderr("--auth managed-identity works on Azure");
     sim.assert_no_requests();
 }
+
+/// Stops the `tenant-sim` process this test started, even when the test fails.
+struct SimProcess(std::process::Child);
+
+impl Drop for SimProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The issue's own check: the `tenant-sim` binary's start-up line hands out a certificate file
+/// and a federated token file (0600), register-app signs in with only one of them, and the
+/// files are gone once the emulator stops.
+#[test]
+fn the_tenant_sim_start_up_line_gives_files_that_sign_register_app_in() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("tenant-sim"))
+        .args(["--port", "0", "--managed-identity"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut proc = SimProcess(child);
+    let mut line = String::new();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .unwrap();
+    let v: Value = serde_json::from_str(&line).unwrap();
+    let s = |p: &str| v.pointer(p).and_then(Value::as_str).unwrap().to_string();
+    let cert = s("/admin/certificate_file");
+    let token = s("/admin/federated_token_file");
+    for f in [&cert, &token] {
+        assert_eq!(
+            s2s_core::fsutil::mode_of(std::path::Path::new(f)).unwrap(),
+            0o600,
+            "{f}"
+        );
+    }
+    let base = [
+        ("AZURE_TENANT_ID", s("/tenant_id")),
+        ("AZURE_AUTHORITY_HOST", s("/url")),
+        ("MKTO_S2S_GRAPH_URL", s("/url")),
+        ("MKTO_S2S_TIMEOUT", "60s".to_string()),
+    ];
+    let admin = ("AZURE_CLIENT_ID", s("/admin/client_id"));
+    let runs: [Vec<(&str, String)>; 3] = [
+        vec![
+            admin.clone(),
+            ("AZURE_CLIENT_CERTIFICATE_PATH", cert.clone()),
+        ],
+        vec![admin, ("AZURE_FEDERATED_TOKEN_FILE", token.clone())],
+        vec![
+            (
+                "IDENTITY_ENDPOINT",
+                s("/managed_identity/identity_endpoint"),
+            ),
+            ("IDENTITY_HEADER", s("/managed_identity/identity_header")),
+        ],
+    ];
+    for (i, creds) in runs.iter().enumerate() {
+        let r = Run::from_output(
+            bare_cmd("register-app", dir.path())
+                .envs(base.iter().map(|(k, v)| (*k, v.as_str())))
+                .envs(creds.iter().map(|(k, v)| (*k, v.as_str())))
+                .write_stdin("")
+                .output()
+                .unwrap(),
+        )
+        .ok();
+        // The first run creates the app; the others find it, signed in another way.
+        assert_eq!(r.changed("register-app"), i == 0, "{}", r.stderr);
+    }
+    std::process::Command::new("kill")
+        .args(["-TERM", &proc.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(proc.0.wait().unwrap().success());
+    assert!(!std::path::Path::new(&cert).exists());
+    assert!(!std::path::Path::new(&token).exists());
+}
