@@ -23,6 +23,7 @@ mod resume;
 mod runbook;
 mod safety;
 mod set_hrd_policy;
+mod signin;
 mod strict;
 mod teardown;
 mod usability;

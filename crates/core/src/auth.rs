@@ -1,15 +1,26 @@
-//! The credential chain (design.md, "Authentication"): the first source that works gives the
-//! admin's tokens for Graph and for the Dynamics org.
+//! The credential chain (design.md, "Authentication"): the first source that is set up gives the
+//! admin's tokens for Graph and for the Dynamics org. The order follows azure-identity's
+//! `DefaultAzureCredential` (environment, workload identity, managed identity, then developer
+//! sign-ins), so a pipeline that works with the Azure SDKs works here unchanged:
 //!
-//! 1. `env`: a service principal from `AZURE_CLIENT_ID` + `AZURE_CLIENT_SECRET` (client
-//!    credentials). `AZURE_CLIENT_CERTIFICATE_PATH` is recognised and reported as not supported
-//!    yet — the slot is here so a certificate assertion can be added without touching callers.
-//! 2. `cache`: the refresh token an earlier device-code sign-in saved (0600, atomically written,
+//! 1. `env`: `AZURE_CLIENT_ID` + `AZURE_CLIENT_SECRET` (client credentials).
+//! 2. `certificate`: `AZURE_CLIENT_ID` + `AZURE_CLIENT_CERTIFICATE_PATH`, a client assertion
+//!    signed with the certificate's key ([`crate::assertion`]).
+//! 3. `workload-identity`: `AZURE_CLIENT_ID` + `AZURE_FEDERATED_TOKEN_FILE`, the platform's
+//!    token (read at each sign-in) sent as the client assertion.
+//! 4. `managed-identity`: in the chain only when `IDENTITY_ENDPOINT` and `IDENTITY_HEADER` are
+//!    set (App Service, Functions, Container Apps). The VM metadata endpoint (IMDS,
+//!    169.254.169.254) is used only on `--auth managed-identity`: probing it on every laptop
+//!    run would cost a timeout and send requests to an address the user did not name.
+//! 5. `cache`: the refresh token an earlier device-code sign-in saved (0600, atomically written,
 //!    keyed by authority, tenant and client id); Entra refresh tokens work across resources, so
 //!    one sign-in serves Graph and Dynamics.
-//! 3. `az`: `az account get-access-token --scope ... --tenant ...` when `az` is on PATH.
-//! 4. `device-code`: only when stderr is a terminal; the refresh token is then cached, so in a
+//! 6. `az`: `az account get-access-token --scope ... --tenant ...` when `az` is on PATH.
+//! 7. `device-code`: only when stderr is a terminal; the refresh token is then cached, so in a
 //!    pipeline the first tool prompts and the rest reuse it.
+//!
+//! `AZURE_CLIENT_ID` set with none of the secret, certificate or token file (and no managed
+//! identity endpoint) is an error rather than a silent fall-through to another identity.
 //!
 //! Tokens are requested lazily by the HTTP layer, so a tool has read all its stdin before any
 //! sign-in can prompt.
@@ -23,7 +34,7 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use crate::cli::AuthSource;
-use crate::config::{Config, base};
+use crate::config::{Config, EnvCredential, base};
 use crate::error::{Error, Kind, Result};
 use crate::http::{Auth, Http, Method, Request, Service};
 
@@ -65,18 +76,31 @@ impl TokenProvider {
         let order: Vec<AuthSource> = match (cfg.auth, *self.chosen.lock().await) {
             (Some(a), _) => vec![a],
             (None, Some(c)) => vec![c],
-            (None, None) => vec![
-                AuthSource::Env,
-                AuthSource::Cache,
-                AuthSource::Az,
-                AuthSource::DeviceCode,
-            ],
+            (None, None) => {
+                incomplete_env_credential(cfg)?;
+                vec![
+                    AuthSource::Env,
+                    AuthSource::Certificate,
+                    AuthSource::WorkloadIdentity,
+                    AuthSource::ManagedIdentity,
+                    AuthSource::Cache,
+                    AuthSource::Az,
+                    AuthSource::DeviceCode,
+                ]
+            }
         };
         let explicit = order.len() == 1;
         let mut tried = Vec::new();
         for src in order {
             let got = match src {
                 AuthSource::Env => from_env(http, resource, explicit).await?,
+                AuthSource::Certificate => from_certificate(http, resource, explicit).await?,
+                AuthSource::WorkloadIdentity => {
+                    from_workload_identity(http, resource, explicit).await?
+                }
+                AuthSource::ManagedIdentity => {
+                    from_managed_identity(http, resource, explicit).await?
+                }
                 AuthSource::Cache => from_cache(http, resource, explicit).await?,
                 AuthSource::Az => from_az(http, resource, explicit).await?,
                 AuthSource::DeviceCode => from_device_code(http, resource, explicit).await?,
@@ -94,8 +118,10 @@ impl TokenProvider {
             tried.join(", ")
         ))
         .with_hint(
-            "set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET for a service principal, \
-             sign in with `az login`, or run the tool on a terminal to sign in with a device code",
+            "set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (or \
+             AZURE_CLIENT_CERTIFICATE_PATH, or AZURE_FEDERATED_TOKEN_FILE) for a service principal, \
+             pass --auth managed-identity on an Azure VM, sign in with `az login`, or run the tool \
+             on a terminal to sign in with a device code",
         ))
     }
 }
@@ -163,6 +189,9 @@ pub fn token_caller(token: &SecretString) -> Option<crate::error::Caller> {
 fn source_name(s: AuthSource) -> &'static str {
     match s {
         AuthSource::Env => "environment service principal (AZURE_CLIENT_ID/AZURE_CLIENT_SECRET)",
+        AuthSource::Certificate => "certificate (AZURE_CLIENT_CERTIFICATE_PATH)",
+        AuthSource::WorkloadIdentity => "workload identity (AZURE_FEDERATED_TOKEN_FILE)",
+        AuthSource::ManagedIdentity => "managed identity (IDENTITY_ENDPOINT)",
         AuthSource::Cache => "token cache",
         AuthSource::Az => "Azure CLI",
         AuthSource::DeviceCode => "device-code sign-in",
@@ -186,18 +215,52 @@ pub async fn client_credentials(
     resource: &str,
     who: &str,
 ) -> Result<(SecretString, u64)> {
+    let proof = ("client_secret".into(), secret.expose_secret().to_string());
+    client_credentials_with(http, client_id, vec![proof], resource, who).await
+}
+
+/// Client credentials proven by a client assertion (a certificate's, or a federated token):
+/// `client_assertion_type` jwt-bearer, the assertion redacted in every trace.
+pub async fn client_assertion_credentials(
+    http: &Http,
+    client_id: &str,
+    assertion: &SecretString,
+    resource: &str,
+    who: &str,
+) -> Result<(SecretString, u64)> {
+    let proof = vec![
+        (
+            "client_assertion_type".into(),
+            crate::assertion::JWT_BEARER.into(),
+        ),
+        (
+            "client_assertion".into(),
+            assertion.expose_secret().to_string(),
+        ),
+    ];
+    client_credentials_with(http, client_id, proof, resource, who).await
+}
+
+async fn client_credentials_with(
+    http: &Http,
+    client_id: &str,
+    proof: Vec<(String, String)>,
+    resource: &str,
+    who: &str,
+) -> Result<(SecretString, u64)> {
     let cfg = http.config();
+    let mut form = vec![
+        ("grant_type".into(), "client_credentials".into()),
+        ("client_id".into(), client_id.to_string()),
+    ];
+    form.extend(proof);
+    form.push((
+        "scope".into(),
+        format!("{}/.default", resource.trim_end_matches('/')),
+    ));
     let req = Request::new(Method::Post, Service::Login, token_url(cfg)?)
         .auth(Auth::None)
-        .form(vec![
-            ("grant_type".into(), "client_credentials".into()),
-            ("client_id".into(), client_id.to_string()),
-            ("client_secret".into(), secret.expose_secret().to_string()),
-            (
-                "scope".into(),
-                format!("{}/.default", resource.trim_end_matches('/')),
-            ),
-        ]);
+        .form(form);
     let resp = http.send(req).await.map_err(|e| login_error(e, who))?;
     token_from(&resp.json()?)
 }
@@ -236,6 +299,21 @@ fn login_error(e: Error, who: &str) -> Error {
         "the resource is not known in this tenant: check --dynamics-url"
     } else if codes.contains(&65001) {
         "admin consent is missing: run grant-consent"
+    } else if codes.contains(&700027) {
+        "the certificate is not registered on the app, or the assertion's signature does not \
+         verify: upload this certificate's public part to the app registration (Certificates & \
+         secrets), or point AZURE_CLIENT_CERTIFICATE_PATH at the certificate the app has"
+    } else if codes.contains(&70021) {
+        "the app has no federated credential for this token: add one whose issuer, subject and \
+         audience (api://AzureADTokenExchange) match it, or check AZURE_CLIENT_ID"
+    } else if codes.contains(&700024) {
+        "the assertion is expired or not yet valid: check this machine's clock; a federated \
+         token file is rotated by the platform, so re-run the job if it had expired"
+    } else if codes.contains(&700023) {
+        "the assertion was made for another token endpoint: check --tenant, --cloud and \
+         --authority-host"
+    } else if codes.contains(&50027) || codes.contains(&700021) {
+        "the assertion is malformed or names another app: check AZURE_CLIENT_ID and the token file"
     } else {
         "check the credential and the tenant"
     };
@@ -261,14 +339,16 @@ async fn from_env(
         return Ok(None);
     };
     let Some(secret) = &cred.secret else {
-        if cred.certificate_path.is_some() {
+        if explicit {
             return Err(Error::auth(
-                "AZURE_CLIENT_CERTIFICATE_PATH is set, but certificate credentials are not supported yet",
+                "--auth env: AZURE_CLIENT_ID is set but AZURE_CLIENT_SECRET is not",
             )
-            .with_hint("use AZURE_CLIENT_SECRET for the service principal, or unset AZURE_CLIENT_ID to use az or device-code sign-in"));
+            .with_hint(
+                "set AZURE_CLIENT_SECRET, or pass --auth certificate / --auth \
+                         workload-identity for the other environment credentials",
+            ));
         }
-        return Err(Error::auth("AZURE_CLIENT_ID is set but AZURE_CLIENT_SECRET is not")
-            .with_hint("set AZURE_CLIENT_SECRET, or unset AZURE_CLIENT_ID to use az or device-code sign-in"));
+        return Ok(None);
     };
     let who = format!(
         "the environment service principal {} (AZURE_CLIENT_ID/AZURE_CLIENT_SECRET)",
@@ -277,6 +357,200 @@ async fn from_env(
     client_credentials(http, &cred.client_id, secret, resource, &who)
         .await
         .map(Some)
+}
+
+/// `AZURE_CLIENT_ID` set with nothing that proves it and no managed identity to use it for:
+/// an error, not a silent fall-through to the cache or az (which would act as someone else).
+fn incomplete_env_credential(cfg: &Config) -> Result<()> {
+    let Some(cred) = &cfg.env_credential else {
+        return Ok(());
+    };
+    if cred.secret.is_some()
+        || cred.certificate_path.is_some()
+        || cred.federated_token_file.is_some()
+        || cfg.managed_identity.has_identity_endpoint()
+    {
+        return Ok(());
+    }
+    Err(Error::auth(
+        "AZURE_CLIENT_ID is set but none of AZURE_CLIENT_SECRET, AZURE_CLIENT_CERTIFICATE_PATH \
+         or AZURE_FEDERATED_TOKEN_FILE is",
+    )
+    .with_hint(
+        "set one of them for the service principal, pass --auth managed-identity for a \
+         user-assigned managed identity, or unset AZURE_CLIENT_ID to use az or device-code sign-in",
+    ))
+}
+
+/// The environment service principal for `--auth certificate` / `workload-identity`, or the
+/// error naming what is missing.
+fn env_client<'a>(cfg: &'a Config, flag: &str, var: &str) -> Result<&'a EnvCredential> {
+    cfg.env_credential.as_ref().ok_or_else(|| {
+        Error::auth(format!("--auth {flag}: AZURE_CLIENT_ID is not set"))
+            .with_hint(format!("set AZURE_TENANT_ID, AZURE_CLIENT_ID and {var}"))
+    })
+}
+
+async fn from_certificate(
+    http: &Http,
+    resource: &str,
+    explicit: bool,
+) -> Result<Option<(SecretString, u64)>> {
+    let cfg = http.config();
+    let path = cfg
+        .env_credential
+        .as_ref()
+        .and_then(|c| c.certificate_path.as_ref());
+    let Some(path) = path else {
+        if explicit {
+            env_client(cfg, "certificate", "AZURE_CLIENT_CERTIFICATE_PATH")?;
+            return Err(Error::auth(
+                "--auth certificate: AZURE_CLIENT_CERTIFICATE_PATH is not set",
+            )
+            .with_hint("set it to a PEM file with the app's certificate and private key"));
+        }
+        return Ok(None);
+    };
+    let cred = env_client(cfg, "certificate", "AZURE_CLIENT_CERTIFICATE_PATH")?;
+    if cred.certificate_password_set {
+        http.reporter().trace(
+            1,
+            "AZURE_CLIENT_CERTIFICATE_PASSWORD is set but not used: only PEM files with an \
+             unencrypted key are supported",
+        );
+    }
+    // Read at each sign-in, like the token file: a renewed certificate is picked up.
+    let cert = crate::assertion::ClientCertificate::load(path)?;
+    let assertion = cert.assertion(&cred.client_id, &token_url(cfg)?)?;
+    let who = format!(
+        "the certificate of {} (AZURE_CLIENT_CERTIFICATE_PATH, thumbprint x5t {})",
+        cred.client_id,
+        cert.x5t()
+    );
+    client_assertion_credentials(http, &cred.client_id, &assertion, resource, &who)
+        .await
+        .map(Some)
+}
+
+async fn from_workload_identity(
+    http: &Http,
+    resource: &str,
+    explicit: bool,
+) -> Result<Option<(SecretString, u64)>> {
+    let cfg = http.config();
+    let path = cfg
+        .env_credential
+        .as_ref()
+        .and_then(|c| c.federated_token_file.as_ref());
+    let Some(path) = path else {
+        if explicit {
+            env_client(cfg, "workload-identity", "AZURE_FEDERATED_TOKEN_FILE")?;
+            return Err(Error::auth(
+                "--auth workload-identity: AZURE_FEDERATED_TOKEN_FILE is not set",
+            )
+            .with_hint(
+                "in GitHub Actions use azure/login with OIDC or write the job's ID token to a \
+                 file; on AKS label the pod for workload identity, which sets it",
+            ));
+        }
+        return Ok(None);
+    };
+    let cred = env_client(cfg, "workload-identity", "AZURE_FEDERATED_TOKEN_FILE")?;
+    // Read fresh at every token request: the platform rotates the file, and a token read at
+    // start could expire during a long publish.
+    let assertion = crate::assertion::read_federated_token(path)?;
+    let who = format!(
+        "the workload identity of {} (AZURE_FEDERATED_TOKEN_FILE)",
+        cred.client_id
+    );
+    client_assertion_credentials(http, &cred.client_id, &assertion, resource, &who)
+        .await
+        .map(Some)
+}
+
+/// A managed identity's token: the App Service protocol when `IDENTITY_ENDPOINT` and
+/// `IDENTITY_HEADER` are set
+/// (<https://learn.microsoft.com/azure/app-service/overview-managed-identity#rest-endpoint-reference>),
+/// else, only when asked for, the VM metadata endpoint
+/// (<https://learn.microsoft.com/entra/identity/managed-identities-azure-resources/how-to-use-vm-token>).
+async fn from_managed_identity(
+    http: &Http,
+    resource: &str,
+    explicit: bool,
+) -> Result<Option<(SecretString, u64)>> {
+    let mi = &http.config().managed_identity;
+    let encode =
+        |s: &str| -> String { url::form_urlencoded::byte_serialize(s.as_bytes()).collect() };
+    let client = mi
+        .client_id
+        .as_deref()
+        .map(|c| format!("&client_id={}", encode(c)))
+        .unwrap_or_default();
+    let (req, who) = match (&mi.identity_endpoint, &mi.identity_header) {
+        (Some(endpoint), Some(header)) => {
+            let base = crate::config::check_url(endpoint, "IDENTITY_ENDPOINT")?;
+            let url = format!(
+                "{}?api-version=2019-08-01&resource={}{client}",
+                base.as_str(),
+                encode(resource)
+            );
+            let req = Request::new(Method::Get, Service::Login, url)
+                .header("X-IDENTITY-HEADER", header.expose_secret());
+            (req, "the managed identity (IDENTITY_ENDPOINT)")
+        }
+        _ if !explicit => return Ok(None),
+        _ => {
+            let url = format!(
+                "{}/metadata/identity/oauth2/token?api-version=2018-02-01&resource={}{client}",
+                base(&mi.imds),
+                encode(resource)
+            );
+            // Off Azure nothing answers at 169.254.169.254: a few short attempts, then a clear
+            // error, not retries until --timeout.
+            let req = Request::new(Method::Get, Service::Login, url)
+                .header("Metadata", "true")
+                .timeout(Duration::from_secs(5))
+                .attempts(3);
+            (req, "the managed identity (VM metadata endpoint)")
+        }
+    };
+    let resp = http.send(req).await.map_err(|e| {
+        if e.service.is_none() {
+            e.with_kind(Kind::Auth)
+                .context(format!("signing in with {who}"))
+                .with_hint(
+                    "--auth managed-identity works on Azure: on a VM or scale set with a managed \
+                     identity (the metadata endpoint), or where IDENTITY_ENDPOINT and \
+                     IDENTITY_HEADER are set (App Service, Functions, Container Apps)",
+                )
+        } else {
+            login_error(e, who).with_hint(
+                "check that the resource has a managed identity, that AZURE_CLIENT_ID (if set) \
+                 names one of its user-assigned identities, and that the identity has the \
+                 permissions the tool needs",
+            )
+        }
+    })?;
+    let v = resp.json()?;
+    managed_identity_token(&v).map(Some)
+}
+
+/// Both protocols answer `access_token` with `expires_on` (seconds since the epoch, as a
+/// string); IMDS adds `expires_in`.
+fn managed_identity_token(v: &Value) -> Result<(SecretString, u64)> {
+    let num = |k: &str| {
+        v[k].as_u64()
+            .or_else(|| v[k].as_str().and_then(|s| s.trim().parse().ok()))
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let expires_in = num("expires_in")
+        .or_else(|| num("expires_on").map(|on| on.saturating_sub(now)))
+        .unwrap_or(3600);
+    let (token, _) = token_from(v)?;
+    Ok((token, expires_in))
 }
 
 fn cache_key(cfg: &Config) -> Result<String> {

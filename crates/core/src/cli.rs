@@ -40,6 +40,15 @@ impl Cloud {
 pub enum AuthSource {
     /// A service principal from AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET.
     Env,
+    /// A service principal's certificate: AZURE_CLIENT_CERTIFICATE_PATH (PEM with the
+    /// certificate and its RSA private key), AZURE_CLIENT_ID, AZURE_TENANT_ID.
+    Certificate,
+    /// Workload identity federation (GitHub Actions, AKS): the token in
+    /// AZURE_FEDERATED_TOKEN_FILE, read at each sign-in, with AZURE_CLIENT_ID, AZURE_TENANT_ID.
+    WorkloadIdentity,
+    /// A managed identity: IDENTITY_ENDPOINT and IDENTITY_HEADER (App Service, Functions,
+    /// Container Apps), else the VM metadata endpoint (only when asked for with this value).
+    ManagedIdentity,
     /// The refresh token saved by an earlier device-code sign-in.
     Cache,
     /// The Azure CLI's login (`az account get-access-token`).
@@ -92,7 +101,10 @@ pub struct CommonArgs {
     )]
     pub dynamics_url: Option<String>,
 
-    /// Use only this credential source instead of trying env, cache, az and device code in turn
+    /// Use only this credential source. By default the first that is set up is used, in this
+    /// order: env (client secret), certificate, workload-identity, managed-identity (only with
+    /// IDENTITY_ENDPOINT set; the VM metadata endpoint is never tried unasked), cache, az,
+    /// device-code
     #[arg(long, env = "MKTO_S2S_AUTH", value_enum, help_heading = "Connection")]
     pub auth: Option<AuthSource>,
 

@@ -33,6 +33,8 @@ pub struct Config {
     pub verbosity: u8,
     /// The environment service principal (azure-identity convention), read here and nowhere else.
     pub env_credential: Option<EnvCredential>,
+    /// The managed-identity endpoints, read here and nowhere else.
+    pub managed_identity: ManagedIdentityEnv,
     /// Where device-code refresh tokens are kept (`$XDG_CACHE_HOME` or `~/.cache`).
     pub cache_file: Option<PathBuf>,
     /// What `--retarget` moves the document from and to (empty without it, or when nothing
@@ -60,12 +62,17 @@ impl Retarget {
     }
 }
 
-/// `AZURE_CLIENT_ID` with `AZURE_CLIENT_SECRET` (or, later, `AZURE_CLIENT_CERTIFICATE_PATH`).
+/// `AZURE_CLIENT_ID` with what proves it: `AZURE_CLIENT_SECRET`, `AZURE_CLIENT_CERTIFICATE_PATH`
+/// or `AZURE_FEDERATED_TOKEN_FILE` (the azure-identity variables).
 #[derive(Clone)]
 pub struct EnvCredential {
     pub client_id: String,
     pub secret: Option<secrecy::SecretString>,
     pub certificate_path: Option<PathBuf>,
+    /// `AZURE_CLIENT_CERTIFICATE_PASSWORD` is set: only told to the user, as PKCS#12 and
+    /// encrypted keys are not supported (its value is never read).
+    pub certificate_password_set: bool,
+    pub federated_token_file: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for EnvCredential {
@@ -74,9 +81,47 @@ impl std::fmt::Debug for EnvCredential {
             .field("client_id", &self.client_id)
             .field("secret", &self.secret.as_ref().map(|_| "(redacted)"))
             .field("certificate_path", &self.certificate_path)
+            .field("federated_token_file", &self.federated_token_file)
             .finish()
     }
 }
+
+/// A managed identity's endpoints: the App Service protocol's `IDENTITY_ENDPOINT` and
+/// `IDENTITY_HEADER`, and the VM metadata endpoint (IMDS), which is used only on
+/// `--auth managed-identity`.
+#[derive(Clone)]
+pub struct ManagedIdentityEnv {
+    pub identity_endpoint: Option<String>,
+    pub identity_header: Option<secrecy::SecretString>,
+    /// `http://169.254.169.254`, or `MKTO_S2S_IMDS_URL` (tests only: loopback hosts only).
+    pub imds: Url,
+    /// `AZURE_CLIENT_ID`: the user-assigned identity to ask for, when set.
+    pub client_id: Option<String>,
+}
+
+impl ManagedIdentityEnv {
+    /// The App Service protocol is set up (both variables).
+    pub fn has_identity_endpoint(&self) -> bool {
+        self.identity_endpoint.is_some() && self.identity_header.is_some()
+    }
+}
+
+impl std::fmt::Debug for ManagedIdentityEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ManagedIdentityEnv")
+            .field("identity_endpoint", &self.identity_endpoint)
+            .field(
+                "identity_header",
+                &self.identity_header.as_ref().map(|_| "(redacted)"),
+            )
+            .field("imds", &self.imds.as_str())
+            .field("client_id", &self.client_id)
+            .finish()
+    }
+}
+
+/// Where Azure VMs answer managed-identity token requests (the link-local metadata address).
+pub const IMDS_URL: &str = "http://169.254.169.254";
 
 fn env_nonempty(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
@@ -88,6 +133,33 @@ fn read_env_credential() -> Option<EnvCredential> {
         client_id: client_id.trim().to_string(),
         secret: env_nonempty("AZURE_CLIENT_SECRET").map(secrecy::SecretString::from),
         certificate_path: env_nonempty("AZURE_CLIENT_CERTIFICATE_PATH").map(PathBuf::from),
+        certificate_password_set: env_nonempty("AZURE_CLIENT_CERTIFICATE_PASSWORD").is_some(),
+        federated_token_file: env_nonempty("AZURE_FEDERATED_TOKEN_FILE").map(PathBuf::from),
+    })
+}
+
+/// The managed-identity variables. `MKTO_S2S_IMDS_URL` exists so tests can point the VM
+/// metadata protocol at the emulator: it must be a loopback address, so no setting can send
+/// the metadata header and a token request anywhere else.
+fn read_managed_identity() -> Result<ManagedIdentityEnv> {
+    let imds = match env_nonempty("MKTO_S2S_IMDS_URL") {
+        None => Url::parse(IMDS_URL).expect("a valid URL"),
+        Some(raw) => {
+            let u = check_url(&raw, "MKTO_S2S_IMDS_URL")?;
+            if !is_loopback(&u) {
+                return Err(Error::usage(format!(
+                    "MKTO_S2S_IMDS_URL {raw:?} is not a loopback address: it exists only to point tests at a local emulator"
+                ))
+                .with_hint("unset MKTO_S2S_IMDS_URL; on an Azure VM the metadata endpoint is found without it"));
+            }
+            u
+        }
+    };
+    Ok(ManagedIdentityEnv {
+        identity_endpoint: env_nonempty("IDENTITY_ENDPOINT").map(|s| s.trim().to_string()),
+        identity_header: env_nonempty("IDENTITY_HEADER").map(secrecy::SecretString::from),
+        imds,
+        client_id: env_nonempty("AZURE_CLIENT_ID").map(|s| s.trim().to_string()),
     })
 }
 
@@ -219,6 +291,7 @@ impl Config {
             quiet: args.quiet,
             verbosity: args.verbose,
             env_credential: read_env_credential(),
+            managed_identity: read_managed_identity()?,
             cache_file: token_cache_file(),
             retarget,
             tenant_to_confirm,

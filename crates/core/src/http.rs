@@ -100,6 +100,9 @@ pub struct Request {
     /// for a write that starts something with no idempotency key (`PublishAllXmlAsync` starts
     /// a system job), the caller looks for what the lost attempt did instead.
     pub stop_once_committed: bool,
+    /// At most this many attempts (the deadline bounds them anyway): for an endpoint that may
+    /// simply not exist on this machine (the VM metadata endpoint off Azure).
+    pub max_attempts: Option<u32>,
 }
 
 impl Request {
@@ -115,7 +118,12 @@ impl Request {
             accept: Vec::new(),
             retry_codes: Vec::new(),
             stop_once_committed: false,
+            max_attempts: None,
         }
+    }
+    pub fn attempts(mut self, n: u32) -> Self {
+        self.max_attempts = Some(n.max(1));
+        self
     }
     pub fn stop_once_committed(mut self) -> Self {
         self.stop_once_committed = true;
@@ -386,6 +394,15 @@ impl Http {
             };
             attempt += 1;
             maybe_committed |= err.ambiguous;
+            if req.max_attempts.is_some_and(|m| attempt >= m) {
+                let mut e = err;
+                e.ambiguous = maybe_committed;
+                return Err(e.context(format!(
+                    "gave up on {} {} after {attempt} attempt(s)",
+                    req.method.as_str(),
+                    path_of(&req.url)
+                )));
+            }
             if maybe_committed && req.stop_once_committed {
                 let mut e = err;
                 e.ambiguous = true;
@@ -606,8 +623,10 @@ pub fn parse_service_error(service: Service, resp: &Response) -> ServiceError {
     match service {
         Service::Login => {
             se.code = v["error"].as_str().unwrap_or_default().to_string();
+            // The managed-identity endpoints answer `{"statusCode", "message"}` (App Service).
             se.message = v["error_description"]
                 .as_str()
+                .or_else(|| v["message"].as_str())
                 .unwrap_or_default()
                 .to_string();
             se.error_codes = v["error_codes"]

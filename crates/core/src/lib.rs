@@ -5,6 +5,7 @@
 //! Dependencies point down: tools use the typed clients (graph, dataverse), which use this crate;
 //! only [`run`] writes stdout.
 
+pub mod assertion;
 pub mod auth;
 pub mod cli;
 pub mod config;

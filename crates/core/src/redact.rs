@@ -27,7 +27,11 @@ fn is_secret_key(k: &str) -> bool {
 /// Header values to hide.
 pub fn header(name: &str, value: &str) -> String {
     let n = name.to_ascii_lowercase();
-    if n == "authorization" || n == "proxy-authorization" || n == "cookie" || n == "set-cookie" {
+    // X-IDENTITY-HEADER is the managed-identity endpoint's shared secret (IDENTITY_HEADER).
+    if matches!(
+        n.as_str(),
+        "authorization" | "proxy-authorization" | "cookie" | "set-cookie" | "x-identity-header"
+    ) {
         REDACTED.to_string()
     } else {
         value.to_string()
@@ -86,6 +90,11 @@ mod tests {
             json!({"secretText":REDACTED,"keyId":"k","nested":[{"access_token":REDACTED}],"x":REDACTED})
         );
         assert_eq!(header("Authorization", "Bearer x"), REDACTED);
+        assert_eq!(header("X-IDENTITY-HEADER", "s"), REDACTED);
+        assert_eq!(
+            form(&[("client_assertion".into(), "eyJ.x.y".into())]),
+            "client_assertion=(redacted)"
+        );
         assert_eq!(
             form(&[
                 ("client_secret".into(), "s".into()),

@@ -49,7 +49,17 @@
 //!   PublishAllXml without a body: 411; disassociating a role that is not associated: 204.
 //! - Application user e-mail/domainname: `<appId>@<initial domain>`; fullname: the app's display name.
 //! - Tokens: HMAC-like SHA-256 signature instead of RS256; refresh tokens only with `offline_access`.
+//! - Certificate, federated and managed-identity sign-in: see the list in `credentials.rs`
+//!   (the federated assertion is signed in the emulator's token format, not RS256 from a JWKS).
+//!
+//! # Sign-in
+//! The admin signs in with its client secret, its certificate (`admin.certificate_file`: PEM
+//! with an RSA certificate and key the emulator trusts; client assertions are verified as Entra
+//! does), a workload identity federation token (`admin.federated_token_file`), or, with
+//! `--managed-identity`, the App Service and VM metadata managed-identity protocols on the main
+//! listener (`credentials.rs`).
 
+mod credentials;
 mod dataverse;
 mod faults;
 mod graph;
@@ -67,6 +77,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use serde_json::{Value, json};
 
+pub use credentials::{ClientCertificate, generate_client_certificate};
 pub use server::{app, dynamics_app};
 pub use state::{SharedState, Sim};
 
@@ -116,6 +127,10 @@ pub struct Options {
     pub marketo_config_label: String,
     /// Display name of the configuration entity's lookup to the sync user.
     pub marketo_user_label: String,
+    /// Serve the managed-identity endpoints on the main listener: the App Service protocol at
+    /// `/msi/token` (see [`TestServer::identity_endpoint`]) and the VM metadata protocol at
+    /// `/metadata/identity/oauth2/token`; both issue tokens for the admin's service principal.
+    pub managed_identity: bool,
 }
 
 impl Default for Options {
@@ -142,6 +157,7 @@ impl Default for Options {
             admin_dataverse_role: Some("System Administrator".into()),
             marketo_config_label: "Marketo Config".into(),
             marketo_user_label: "Marketo User".into(),
+            managed_identity: false,
         }
     }
 }
@@ -155,6 +171,28 @@ pub struct TestServer {
     thread: Option<std::thread::JoinHandle<()>>,
     /// With TLS: the CA certificate PEM file, removed when the server is dropped.
     ca_file: Option<tempfile::NamedTempFile>,
+    /// The admin's certificate and key (PEM), made on first use: RSA key generation takes a
+    /// second, which most tests need not pay.
+    certificate_file: std::sync::Mutex<Option<tempfile::NamedTempFile>>,
+    /// An assertion the admin's federated identity credential accepts (valid 24 hours).
+    federated_token_file: tempfile::NamedTempFile,
+}
+
+/// How long the assertion in `admin.federated_token_file` is valid. Real platforms write
+/// short-lived tokens and rotate them (AKS hourly); a day lets a by-hand session last.
+const FEDERATED_TOKEN_TTL_S: i64 = 24 * 3600;
+
+fn secret_temp_file(prefix: &str, text: &str) -> Result<tempfile::NamedTempFile, String> {
+    use std::io::Write;
+    // tempfile creates files 0600: the key and the assertion are secrets.
+    let mut f = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempfile()
+        .map_err(|e| format!("{prefix} file: {e}"))?;
+    f.write_all(text.as_bytes())
+        .and_then(|_| f.flush())
+        .map_err(|e| format!("{prefix} file: {e}"))?;
+    Ok(f)
 }
 
 fn bind_pair(
@@ -200,6 +238,12 @@ impl TestServer {
             u.main = url.clone();
             u.dynamics = dynamics_url.clone();
         }
+        let federation = credentials::Federation::new(&url);
+        let federated_token_file = secret_temp_file(
+            "tenant-sim-federated-token-",
+            &federation.assertion(FEDERATED_TOKEN_TTL_S),
+        )?;
+        *state::lock(&sim.federation) = Some(federation);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let s2 = sim.clone();
         let thread = std::thread::spawn(move || {
@@ -234,7 +278,62 @@ impl TestServer {
             stop: Some(tx),
             thread: Some(thread),
             ca_file: tls.map(|t| t.ca_file),
+            certificate_file: std::sync::Mutex::new(None),
+            federated_token_file,
         })
+    }
+
+    /// Generates the admin's certificate now (if not yet) and trusts it for the admin's client.
+    fn ensure_certificate(&self) -> Result<PathBuf, String> {
+        let mut slot = state::lock(&self.certificate_file);
+        if let Some(f) = slot.as_ref() {
+            return Ok(f.path().to_path_buf());
+        }
+        let cert = credentials::generate_client_certificate("tenant-sim admin")?;
+        let file = secret_temp_file("tenant-sim-admin-cert-", &cert.pem)?;
+        state::lock(&self.sim.trusted_certs).push(cert.trusted_for(&self.admin_client_id()));
+        let path = file.path().to_path_buf();
+        *slot = Some(file);
+        Ok(path)
+    }
+
+    /// A PEM file with the admin's certificate and private key, which the emulator trusts for
+    /// the admin's client id (`AZURE_CLIENT_CERTIFICATE_PATH`). Made on the first call; panics
+    /// when that fails (a test helper).
+    pub fn admin_certificate_file(&self) -> PathBuf {
+        match self.ensure_certificate() {
+            Ok(p) => p,
+            Err(e) => panic!("tenant-sim cannot make the admin certificate: {e}"),
+        }
+    }
+
+    /// A file holding an assertion the admin's federated identity credential accepts
+    /// (`AZURE_FEDERATED_TOKEN_FILE`).
+    pub fn admin_federated_token_file(&self) -> PathBuf {
+        self.federated_token_file.path().to_path_buf()
+    }
+
+    /// A fresh assertion from the emulated external issuer, valid for `ttl_s` seconds from now
+    /// (negative: already expired).
+    pub fn federated_assertion(&self, ttl_s: i64) -> String {
+        state::lock(&self.sim.federation)
+            .as_ref()
+            .map(|f| f.assertion(ttl_s))
+            .unwrap_or_default()
+    }
+
+    /// With `managed_identity`: `IDENTITY_ENDPOINT` for the App Service protocol.
+    pub fn identity_endpoint(&self) -> Option<String> {
+        self.sim
+            .identity_header
+            .as_ref()
+            .map(|_| format!("{}/msi/token", self.url))
+    }
+
+    /// With `managed_identity`: `IDENTITY_HEADER`, the value the endpoint expects in
+    /// `X-IDENTITY-HEADER`.
+    pub fn identity_header(&self) -> Option<String> {
+        self.sim.identity_header.clone()
     }
 
     pub fn url(&self) -> String {
@@ -318,6 +417,9 @@ Examples:
   tenant-sim --port 0 --replication-lag-ms 2000 --federated --marketo-prefix acme
   tenant-sim --port 0 --fault-rate 0.3 --fault-seed 7 --state tenant.json
 
+Sign in as the admin with admin.client_secret, admin.certificate_file
+(AZURE_CLIENT_CERTIFICATE_PATH) or admin.federated_token_file (AZURE_FEDERATED_TOKEN_FILE).
+
 Control routes (not logged): GET/DELETE /_sim/requests, GET /_sim/state, POST /_sim/faults,
 POST /_sim/reset, POST /_sim/soft-delete-user {\"applicationid\": \"<guid>\"}. Exit codes: 0 stopped by SIGINT/SIGTERM, 1 cannot serve, 2 bad flags."
 )]
@@ -393,6 +495,11 @@ pub struct Cli {
     /// Display name of the configuration's lookup to the Marketo sync user
     #[arg(long, value_name = "TEXT", default_value = "Marketo User")]
     marketo_user_label: String,
+    /// Serve managed-identity tokens for the admin on the main listener: the App Service
+    /// protocol (printed as "managed_identity": identity_endpoint and identity_header) and the
+    /// VM metadata protocol at /metadata/identity/oauth2/token (imds_url).
+    #[arg(long)]
+    managed_identity: bool,
 }
 
 impl Cli {
@@ -435,6 +542,7 @@ impl Cli {
                 .then(|| self.admin_dataverse_role.clone()),
             marketo_config_label: self.marketo_config_label.clone(),
             marketo_user_label: self.marketo_user_label.clone(),
+            managed_identity: self.managed_identity,
         }
     }
 }
@@ -460,10 +568,26 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let certificate_file = match server.ensure_certificate() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("tenant-sim: cannot make the admin certificate: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let mut line = json!({
         "url": server.url(), "tenant_id": server.tenant_id(), "dynamics_url": server.dynamics_url(),
-        "admin": {"client_id": server.admin_client_id(), "client_secret": server.admin_client_secret()}
+        "admin": {
+            "client_id": server.admin_client_id(), "client_secret": server.admin_client_secret(),
+            "certificate_file": certificate_file,
+            "federated_token_file": server.admin_federated_token_file()
+        }
     });
+    if let (Some(endpoint), Some(header)) = (server.identity_endpoint(), server.identity_header()) {
+        line["managed_identity"] = json!({
+            "identity_endpoint": endpoint, "identity_header": header, "imds_url": server.url()
+        });
+    }
     if let Some(ca) = server.ca_file() {
         line["ca_file"] = json!(ca);
     }

@@ -267,6 +267,13 @@ pub struct Sim {
     /// /_sim/fail-next-publish`), as a job that hits a solution error does (statuscode 31).
     pub fail_next_publish: Mutex<Option<String>>,
     pub rate: Mutex<HashMap<String, VecDeque<Instant>>>,
+    /// Certificates trusted for client assertions (the admin's, once generated).
+    pub trusted_certs: Mutex<Vec<crate::credentials::TrustedCert>>,
+    /// The admin's federated identity credential (set once the listener's URL is known).
+    pub federation: Mutex<Option<crate::credentials::Federation>>,
+    /// With `Options::managed_identity`: the `IDENTITY_HEADER` value the managed-identity
+    /// endpoint expects.
+    pub identity_header: Option<String>,
 }
 
 /// Shared handle passed to the router.
@@ -293,6 +300,7 @@ impl Sim {
                 }
             }
         }
+        let identity_header = opts.managed_identity.then(|| random_secret(32));
         Sim {
             opts,
             key,
@@ -307,6 +315,9 @@ impl Sim {
             publish_until: Mutex::new(None),
             fail_next_publish: Mutex::new(None),
             rate: Mutex::new(HashMap::new()),
+            trusted_certs: Mutex::new(Vec::new()),
+            federation: Mutex::new(None),
+            identity_header,
         }
     }
 

@@ -53,20 +53,18 @@ pub fn verify(key: &[u8], token: &str, now_s: u64) -> Result<Value, TokenError> 
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .ok_or(TokenError::Malformed)?;
-    // constant-time-ish compare
-    if expect.len() != s.len()
-        || expect
-            .bytes()
-            .zip(s.bytes())
-            .fold(0u8, |a, (x, y)| a | (x ^ y))
-            != 0
-    {
+    if !ct_eq(expect.as_bytes(), s.as_bytes()) {
         return Err(TokenError::BadSignature);
     }
     if claims.get("exp").and_then(Value::as_u64).unwrap_or(0) <= now_s {
         return Err(TokenError::Expired);
     }
     Ok(claims)
+}
+
+/// Equal without an early exit on the first differing byte (constant-time-ish).
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Extract and verify the bearer token of a request for `audience`.
@@ -87,7 +85,7 @@ pub fn check_bearer(sim: &Sim, auth: Option<&str>, audience: &str) -> Result<Val
     Ok(claims)
 }
 
-fn aad_error(status: u16, error: &str, code: u32, text: &str) -> Reply {
+pub(crate) fn aad_error(status: u16, error: &str, code: u32, text: &str) -> Reply {
     let trace = new_guid();
     let corr = new_guid();
     let ts = crate::state::rfc3339_secs(now_ms()).replace('T', " ") + "Z";
@@ -193,6 +191,11 @@ fn issue(sim: &Sim, aud: &str, appid: &str, oid: &str, user: bool) -> String {
     }
     drop(t);
     sign(&sim.key, &Value::Object(c))
+}
+
+/// An app-only token for `aud` as the app `appid` (its object id as `oid`, as for the admin).
+pub fn issue_app_token(sim: &Sim, aud: &str, appid: &str) -> String {
+    issue(sim, aud, &appid.to_ascii_lowercase(), appid, false)
 }
 
 fn new_refresh(sim: &Sim, client_id: &str, user_oid: &str) -> String {
@@ -322,18 +325,26 @@ fn client_credentials(
     let Some(client_id) = client_id else {
         return missing_param("client_id");
     };
-    let Some(secret) = secret else {
+    // A certificate or federated assertion instead of a secret (credentials.rs).
+    let assertion = form.get("client_assertion");
+    if secret.is_none() && assertion.is_none() {
         return no_client_credential(401);
-    };
+    }
     let Some(scope) = form.get("scope") else {
         return missing_param("scope");
     };
-    let hash = sha256_hex(&secret);
+    if let Some(a) = assertion {
+        let kind = form.get("client_assertion_type").map(String::as_str);
+        if let Err(r) = crate::credentials::check_client_assertion(sim, &client_id, kind, a) {
+            return r;
+        }
+    }
+    let hash = secret.as_deref().map(sha256_hex).unwrap_or_default();
     let (tenant_id, oid) = {
         let t = lock(&sim.tenant);
         let tid = t.tenant_id.clone();
         if client_id.eq_ignore_ascii_case(&t.admin.client_id) {
-            if hash != t.admin.secret_sha256 {
+            if assertion.is_none() && hash != t.admin.secret_sha256 {
                 return bad_secret(&client_id);
             }
             (tid, t.admin.client_id.clone())
@@ -354,6 +365,8 @@ fn client_credentials(
                     ),
                 );
             };
+            // Only the admin has certificates or federated credentials here; an assertion for
+            // another app already failed above (no key registered).
             let Some(rec) = app.secrets.iter().find(|s| s.sha256 == hash) else {
                 return bad_secret(&client_id);
             };

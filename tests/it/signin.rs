@@ -1,0 +1,605 @@
+//! Sign-in the way pipelines do it (issue 15): a certificate, a workload identity federation
+//! token and a managed identity, each against the emulator that checks them as Entra does —
+//! and, at `-vv`, nothing secret (key, assertion, identity header, token) on any output.
+
+use serde_json::Value;
+use tenant_sim::Options;
+
+use crate::common::*;
+
+/// A tool run with only the given sign-in variables (plus the emulator's URLs), at `-vv`.
+fn signin_run(sim: &Sim, tool: &str, env: &[(&str, String)], args: &[&str]) -> Run {
+    let mut c = bare_cmd(tool, sim.dir());
+    c.env("AZURE_TENANT_ID", sim.server.tenant_id())
+        .env("AZURE_AUTHORITY_HOST", sim.url())
+        .env("MKTO_S2S_GRAPH_URL", sim.url())
+        .env("MKTO_S2S_DYNAMICS_URL", sim.server.dynamics_url())
+        .env("MKTO_S2S_TIMEOUT", "60s")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .arg("-vv")
+        .args(args)
+        .write_stdin("");
+    Run::from_output(c.output().expect("run tool"))
+}
+
+/// No secret in anything the tool printed: the given values, any JWT-shaped text, a PEM key.
+#[track_caller]
+fn assert_nothing_secret(r: &Run, secrets: &[&str]) {
+    let all = r.all_output();
+    for s in secrets {
+        assert!(
+            !s.is_empty() && !all.contains(s),
+            "a secret ({}...) was printed:\n{all}",
+            &s[..s.len().min(12)]
+        );
+    }
+    assert!(!all.contains("eyJ"), "a JWT was printed:\n{all}");
+    assert!(!all.contains("PRIVATE KEY"), "a key was printed:\n{all}");
+}
+
+/// The base64 lines of the PEM's private key block: none may ever be printed.
+fn key_lines(pem: &str) -> Vec<String> {
+    pem.split("-----BEGIN PRIVATE KEY-----")
+        .nth(1)
+        .and_then(|k| k.split("-----END").next())
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.len() > 20)
+        .map(str::to_string)
+        .collect()
+}
+
+fn token_posts(sim: &Sim) -> usize {
+    sim.requests()
+        .iter()
+        .filter(|r| r["method"] == "POST" && r["path"].as_str().unwrap().ends_with("/token"))
+        .count()
+}
+
+#[track_caller]
+fn assert_registered(sim: &Sim, r: &Run) {
+    let id = client_id(&r.doc);
+    assert!(
+        sim.applications().iter().any(|a| a["appId"] == id.as_str()),
+        "the app {id} is not in the tenant"
+    );
+}
+
+#[test]
+fn register_app_signs_in_with_only_a_certificate_file() {
+    let sim = sim();
+    let cert = sim.server.admin_certificate_file();
+    let pem = std::fs::read_to_string(&cert).unwrap();
+    let r = signin_run(
+        &sim,
+        "register-app",
+        &[
+            ("AZURE_CLIENT_ID", sim.server.admin_client_id()),
+            ("AZURE_CLIENT_CERTIFICATE_PATH", cert.display().to_string()),
+        ],
+        &["--name", "Marketo Integration"],
+    )
+    .ok();
+    assert_eq!(token_posts(&sim), 1, "{:#?}", sim.requests());
+    assert_registered(&sim, &r);
+    // The assertion went in the form, redacted in the trace.
+    r.assert_stderr("client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
+    r.assert_stderr("client_assertion=(redacted)");
+    let lines = key_lines(&pem);
+    assert!(!lines.is_empty());
+    assert_nothing_secret(&r, &lines.iter().map(String::as_str).collect::<Vec<_>>());
+}
+
+#[test]
+fn register_app_signs_in_with_only_a_federated_token_file() {
+    let sim = sim();
+    let file = sim.server.admin_federated_token_file();
+    let assertion = std::fs::read_to_string(&file).unwrap();
+    let r = signin_run(
+        &sim,
+        "register-app",
+        &[
+            ("AZURE_CLIENT_ID", sim.server.admin_client_id()),
+            ("AZURE_FEDERATED_TOKEN_FILE", file.display().to_string()),
+        ],
+        &["--name", "Marketo Integration"],
+    )
+    .ok();
+    assert_eq!(token_posts(&sim), 1);
+    assert_registered(&sim, &r);
+    r.assert_stderr("client_assertion=(redacted)");
+    assert_nothing_secret(&r, &[assertion.trim()]);
+}
+
+#[test]
+fn the_federated_token_file_is_read_at_sign_in_so_a_rotated_token_is_used() {
+    let sim = sim();
+    let file = sim.path("federated-token");
+    let env = [
+        ("AZURE_CLIENT_ID", sim.server.admin_client_id()),
+        ("AZURE_FEDERATED_TOKEN_FILE", file.display().to_string()),
+    ];
+    // An expired token: refused by the token endpoint, with what to do.
+    std::fs::write(&file, sim.server.federated_assertion(-600)).unwrap();
+    let r = signin_run(&sim, "register-app", &env, &[]).code_is(3);
+    r.assert_stderr("AADSTS700024");
+    r.assert_stderr("re-run the job");
+    // The platform rotates the file; the next sign-in reads the new token.
+    std::fs::write(&file, sim.server.federated_assertion(600)).unwrap();
+    signin_run(&sim, "register-app", &env, &[]).ok();
+}
+
+#[test]
+fn managed_identity_through_identity_endpoint_joins_the_default_chain() {
+    let sim = sim_with(Options {
+        managed_identity: true,
+        ..Default::default()
+    });
+    let header = sim.server.identity_header().unwrap();
+    let r = signin_run(
+        &sim,
+        "register-app",
+        &[
+            ("IDENTITY_ENDPOINT", sim.server.identity_endpoint().unwrap()),
+            ("IDENTITY_HEADER", header.clone()),
+        ],
+        &[],
+    )
+    .ok();
+    let mi: Vec<Value> = sim
+        .requests()
+        .into_iter()
+        .filter(|q| q["path"] == "/msi/token")
+        .collect();
+    assert_eq!(mi.len(), 1, "{:#?}", sim.requests());
+    let query = mi[0]["query"].as_str().unwrap();
+    assert!(query.contains("api-version=2019-08-01"), "{query}");
+    assert!(query.contains("resource="), "{query}");
+    assert_eq!(token_posts(&sim), 0);
+    r.assert_stderr("X-IDENTITY-HEADER: (redacted)");
+    assert_nothing_secret(&r, &[&header]);
+    assert_registered(&sim, &r);
+}
+
+#[test]
+fn the_vm_metadata_endpoint_is_used_only_when_asked_for() {
+    let sim = sim_with(Options {
+        managed_identity: true,
+        ..Default::default()
+    });
+    let imds = [("MKTO_S2S_IMDS_URL", sim.url())];
+    // Unasked, the chain never tries the metadata endpoint: no credential, exit 3, no request.
+    let r = signin_run(&sim, "register-app", &imds, &[]).code_is(3);
+    r.assert_stderr("no credential");
+    r.assert_stderr("--auth managed-identity");
+    sim.assert_no_requests();
+
+    let r = signin_run(&sim, "register-app", &imds, &["--auth", "managed-identity"]).ok();
+    let mi: Vec<Value> = sim
+        .requests()
+        .into_iter()
+        .filter(|q| q["path"] == "/metadata/identity/oauth2/token")
+        .collect();
+    assert_eq!(mi.len(), 1, "{:#?}", sim.requests());
+    assert!(
+        mi[0]["query"]
+            .as_str()
+            .unwrap()
+            .contains("api-version=2018-02-01")
+    );
+    assert_eq!(token_posts(&sim), 0);
+    r.assert_stderr("Metadata: true");
+    assert_nothing_secret(&r, &[]);
+    assert_registered(&sim, &r);
+}
+
+#[test]
+fn the_metadata_url_override_is_for_loopback_only() {
+    let sim = sim();
+    for url in ["http://169.254.169.254", "https://imds.example.com"] {
+        let r = signin_run(
+            &sim,
+            "register-app",
+            &[("MKTO_S2S_IMDS_URL", url.to_string())],
+            &["--auth", "managed-identity"],
+        )
+        .code_is(2);
+        r.assert_stderr("MKTO_S2S_IMDS_URL");
+    }
+    sim.assert_no_requests();
+}
+
+#[test]
+fn a_certificate_the_app_does_not_have_is_exit_3_naming_it() {
+    let sim = sim();
+    let other = tenant_sim::generate_client_certificate("not the admin").unwrap();
+    let file = sim.path("other.pem");
+    std::fs::write(&file, &other.pem).unwrap();
+    let r = signin_run(
+        &sim,
+        "register-app",
+        &[
+            ("AZURE_CLIENT_ID", sim.server.admin_client_id()),
+            ("AZURE_CLIENT_CERTIFICATE_PATH", file.display().to_string()),
+        ],
+        &[],
+    )
+    .code_is(3);
+    r.assert_stderr("register-app: error: ");
+    r.assert_stderr("AADSTS700027");
+    r.assert_stderr(&other.x5t());
+    r.assert_stderr("upload this certificate's public part to the app registration");
+    let lines = key_lines(&other.pem);
+    assert_nothing_secret(&r, &lines.iter().map(String::as_str).collect::<Vec<_>>());
+    sim.assert_no_writes();
+}
+
+#[test]
+fn a_key_from_another_certificate_is_refused_before_any_request() {
+    let sim = sim();
+    let admin = std::fs::read_to_string(sim.server.admin_certificate_file()).unwrap();
+    let other = tenant_sim::generate_client_certificate("other").unwrap();
+    let cert_only = admin.split("-----BEGIN PRIVATE KEY-----").next().unwrap();
+    let key_only = &other.pem[other.pem.find("-----BEGIN PRIVATE KEY-----").unwrap()..];
+    let file = sim.path("mixed.pem");
+    std::fs::write(&file, format!("{cert_only}{key_only}")).unwrap();
+    let r = signin_run(
+        &sim,
+        "register-app",
+        &[
+            ("AZURE_CLIENT_ID", sim.server.admin_client_id()),
+            ("AZURE_CLIENT_CERTIFICATE_PATH", file.display().to_string()),
+        ],
+        &[],
+    )
+    .code_is(3);
+    r.assert_stderr("does not belong to the certificate");
+    sim.assert_no_requests();
+}
+
+/// Replaces one claim of a JWT without re-signing it.
+fn tampered(jwt: &str, claim: &str, value: Value) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let parts: Vec<&str> = jwt.trim().split('.').collect();
+    let mut claims: Value = serde_json::from_slice(&b64.decode(parts[1]).unwrap()).unwrap();
+    claims[claim] = value;
+    format!(
+        "{}.{}.{}",
+        parts[0],
+        b64.encode(claims.to_string()),
+        parts[2]
+    )
+}
+
+#[test]
+fn a_tampered_federated_assertion_is_exit_3_with_what_to_check() {
+    let sim = sim();
+    let genuine = sim.server.federated_assertion(600);
+    let file = sim.path("token");
+    let env = [
+        ("AZURE_CLIENT_ID", sim.server.admin_client_id()),
+        ("AZURE_FEDERATED_TOKEN_FILE", file.display().to_string()),
+    ];
+    // Same issuer, subject and audience, a claim changed: the signature no longer verifies.
+    let forged = tampered(&genuine, "exp", serde_json::json!(4_102_444_800u64));
+    std::fs::write(&file, &forged).unwrap();
+    let r = signin_run(&sim, "register-app", &env, &[]).code_is(3);
+    r.assert_stderr("AADSTS700027");
+    assert_nothing_secret(&r, &[&forged]);
+
+    // Another subject: no federated credential of the app matches it.
+    let other = tampered(
+        &genuine,
+        "sub",
+        serde_json::json!("repo:mallory/fork:ref:refs/heads/x"),
+    );
+    std::fs::write(&file, &other).unwrap();
+    let r = signin_run(&sim, "register-app", &env, &[]).code_is(3);
+    r.assert_stderr("AADSTS70021");
+    r.assert_stderr("federated credential");
+    assert_nothing_secret(&r, &[&other]);
+    sim.assert_no_writes();
+}
+
+#[test]
+fn azure_client_id_alone_is_an_error_that_names_the_three_variables() {
+    let sim = sim();
+    let r = signin_run(
+        &sim,
+        "register-app",
+        &[("AZURE_CLIENT_ID", sim.server.admin_client_id())],
+        &[],
+    )
+    .code_is(3);
+    for v in [
+        "AZURE_CLIENT_SECRET",
+        "AZURE_CLIENT_CERTIFICATE_PATH",
+        "AZURE_FEDERATED_TOKEN_FILE",
+    ] {
+        r.assert_stderr(v);
+    }
+    sim.assert_no_requests();
+}
+
+#[test]
+fn explicit_sources_say_which_variable_is_missing() {
+    let sim = sim();
+    let id = [("AZURE_CLIENT_ID", sim.server.admin_client_id())];
+    for (auth, needle) in [
+        ("certificate", "AZURE_CLIENT_CERTIFICATE_PATH is not set"),
+        ("workload-identity", "AZURE_FEDERATED_TOKEN_FILE is not set"),
+    ] {
+        let r = signin_run(&sim, "register-app", &id, &["--auth", auth]).code_is(3);
+        r.assert_stderr(needle);
+    }
+    sim.assert_no_requests();
+}
+
+/// Posts a client-assertion token request for the admin straight to the emulator.
+fn assertion_token(sim: &Sim, assertion: &str) -> (u16, Value) {
+    let form = format!(
+        "grant_type=client_credentials&client_id={}&client_assertion_type={}&client_assertion={}&scope={}",
+        sim.server.admin_client_id(),
+        urlencode(s2s_core::assertion::JWT_BEARER),
+        urlencode(assertion),
+        urlencode(&format!("{}/.default", sim.url()))
+    );
+    let (status, body) = http(
+        "POST",
+        &format!("{}/{}/oauth2/v2.0/token", sim.url(), sim.server.tenant_id()),
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        Some(&form),
+    );
+    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+}
+
+fn decode(part: &str) -> Value {
+    use base64::Engine;
+    let b = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .unwrap();
+    serde_json::from_slice(&b).unwrap()
+}
+
+/// What the certificate credential sends, field by field, against the Microsoft identity
+/// platform's "certificate credentials" page; and the emulator refusing each way it can be wrong.
+#[test]
+fn the_certificate_assertion_is_shaped_as_entra_expects_and_checked_claim_by_claim() {
+    let sim = sim();
+    let admin = sim.server.admin_client_id();
+    let endpoint = format!("{}/{}/oauth2/v2.0/token", sim.url(), sim.server.tenant_id());
+    let cert =
+        s2s_core::assertion::ClientCertificate::load(&sim.server.admin_certificate_file()).unwrap();
+    use secrecy::ExposeSecret;
+    let jwt = cert.assertion(&admin, &endpoint).unwrap();
+    let parts: Vec<&str> = jwt.expose_secret().split('.').collect();
+    assert_eq!(parts.len(), 3);
+    let (header, claims) = (decode(parts[0]), decode(parts[1]));
+    assert_eq!(header["alg"], "RS256");
+    assert_eq!(header["typ"], "JWT");
+    assert_eq!(header["x5t"], cert.x5t().as_str());
+    assert_eq!(claims["aud"], endpoint.as_str());
+    assert_eq!(claims["iss"], admin.as_str());
+    assert_eq!(claims["sub"], admin.as_str());
+    assert!(uuid::Uuid::parse_str(claims["jti"].as_str().unwrap()).is_ok());
+    let (nbf, exp) = (
+        claims["nbf"].as_u64().unwrap(),
+        claims["exp"].as_u64().unwrap(),
+    );
+    assert_eq!(exp - nbf, 600);
+    let (status, v) = assertion_token(&sim, jwt.expose_secret());
+    assert_eq!(status, 200, "{v}");
+
+    // Each wrong claim, signed properly with the trusted key: the emulator names the problem.
+    let wrong_aud = cert
+        .assertion(&admin, &format!("{}/common/oauth2/v2.0/token", sim.url()))
+        .unwrap();
+    let (status, v) = assertion_token(&sim, wrong_aud.expose_secret());
+    assert_eq!(
+        (status, v["error_codes"][0].as_u64()),
+        (401, Some(700023)),
+        "{v}"
+    );
+    let other_app = cert
+        .assertion(&uuid::Uuid::new_v4().to_string(), &endpoint)
+        .unwrap();
+    let (status, v) = assertion_token(&sim, other_app.expose_secret());
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(v["error_codes"][0].as_u64(), Some(70021), "{v}");
+    // An unsigned token ("alg": "none") is never accepted.
+    let none = format!(
+        "{}.{}.",
+        {
+            use base64::Engine;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(br#"{"alg":"none","typ":"JWT"}"#)
+        },
+        parts[1]
+    );
+    let (status, v) = assertion_token(&sim, &none);
+    assert_eq!(
+        (status, v["error_codes"][0].as_u64()),
+        (401, Some(700027)),
+        "{v}"
+    );
+}
+
+/// The emulator's managed-identity endpoints are as strict as Azure's: the secret header, the
+/// `Metadata` header, an api-version, a known resource, an identity it has.
+#[test]
+fn the_managed_identity_endpoints_refuse_what_azure_refuses() {
+    let sim = sim_with(Options {
+        managed_identity: true,
+        ..Default::default()
+    });
+    let resource = urlencode(&sim.url());
+    let app_service = sim.server.identity_endpoint().unwrap();
+    let header = sim.server.identity_header().unwrap();
+    let get = |url: String, headers: &[(&str, &str)]| {
+        let (status, body) = http("GET", &url, headers, None);
+        (
+            status,
+            serde_json::from_str::<Value>(&body).unwrap_or(Value::Null),
+        )
+    };
+    let ok = format!("{app_service}?api-version=2019-08-01&resource={resource}");
+    let (s, v) = get(ok.clone(), &[("X-IDENTITY-HEADER", &header)]);
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["client_id"], sim.server.admin_client_id().as_str());
+    assert!(
+        v["expires_on"].as_str().unwrap().parse::<u64>().is_ok(),
+        "{v}"
+    );
+    assert_eq!(get(ok.clone(), &[("X-IDENTITY-HEADER", "guess")]).0, 401);
+    assert_eq!(get(ok.clone(), &[]).0, 401);
+    let no_version = format!("{app_service}?resource={resource}");
+    assert_eq!(get(no_version, &[("X-IDENTITY-HEADER", &header)]).0, 400);
+    let other = format!(
+        "{app_service}?api-version=2019-08-01&resource={}",
+        urlencode("https://vault.azure.net")
+    );
+    assert_eq!(get(other, &[("X-IDENTITY-HEADER", &header)]).0, 400);
+    let stranger = format!("{ok}&client_id={}", uuid::Uuid::new_v4());
+    let (s, v) = get(stranger, &[("X-IDENTITY-HEADER", &header)]);
+    assert_eq!(
+        (s, v["message"].as_str()),
+        (400, Some("Identity not found")),
+        "{v}"
+    );
+
+    let imds = format!(
+        "{}/metadata/identity/oauth2/token?api-version=2018-02-01&resource={resource}",
+        sim.url()
+    );
+    let (s, v) = get(imds.clone(), &[]);
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (400, Some("invalid_request")),
+        "{v}"
+    );
+    let (s, v) = get(imds, &[("Metadata", "true")]);
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["expires_in"], "3599");
+
+    // Without the option there is no managed identity to ask.
+    let plain = crate::common::sim();
+    let (s, _) = get(
+        format!(
+            "{}/msi/token?api-version=2019-08-01&resource={resource}",
+            plain.url()
+        ),
+        &[("X-IDENTITY-HEADER", &header)],
+    );
+    assert_eq!(s, 404);
+}
+
+#[test]
+fn managed_identity_off_azure_fails_in_seconds_with_what_to_do() {
+    let sim = sim();
+    // A loopback port nobody listens on stands in for 169.254.169.254 off Azure.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let r = signin_run(
+        &sim,
+        "register-app",
+        &[("MKTO_S2S_IMDS_URL", format!("http://{closed}"))],
+        &["--auth", "managed-identity"],
+    )
+    .code_is(3);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "took {:?}",
+        started.elapsed()
+    );
+    r.assert_stderr("after 3 attempt(s)");
+    r.assert_stderr("--auth managed-identity works on Azure");
+    sim.assert_no_requests();
+}
+
+/// Stops the `tenant-sim` process this test started, even when the test fails.
+struct SimProcess(std::process::Child);
+
+impl Drop for SimProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The issue's own check: the `tenant-sim` binary's start-up line hands out a certificate file
+/// and a federated token file (0600), register-app signs in with only one of them, and the
+/// files are gone once the emulator stops.
+#[test]
+fn the_tenant_sim_start_up_line_gives_files_that_sign_register_app_in() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("tenant-sim"))
+        .args(["--port", "0", "--managed-identity"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut proc = SimProcess(child);
+    let mut line = String::new();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .unwrap();
+    let v: Value = serde_json::from_str(&line).unwrap();
+    let s = |p: &str| v.pointer(p).and_then(Value::as_str).unwrap().to_string();
+    let cert = s("/admin/certificate_file");
+    let token = s("/admin/federated_token_file");
+    for f in [&cert, &token] {
+        assert_eq!(
+            s2s_core::fsutil::mode_of(std::path::Path::new(f)).unwrap(),
+            0o600,
+            "{f}"
+        );
+    }
+    let base = [
+        ("AZURE_TENANT_ID", s("/tenant_id")),
+        ("AZURE_AUTHORITY_HOST", s("/url")),
+        ("MKTO_S2S_GRAPH_URL", s("/url")),
+        ("MKTO_S2S_TIMEOUT", "60s".to_string()),
+    ];
+    let admin = ("AZURE_CLIENT_ID", s("/admin/client_id"));
+    let runs: [Vec<(&str, String)>; 3] = [
+        vec![
+            admin.clone(),
+            ("AZURE_CLIENT_CERTIFICATE_PATH", cert.clone()),
+        ],
+        vec![admin, ("AZURE_FEDERATED_TOKEN_FILE", token.clone())],
+        vec![
+            (
+                "IDENTITY_ENDPOINT",
+                s("/managed_identity/identity_endpoint"),
+            ),
+            ("IDENTITY_HEADER", s("/managed_identity/identity_header")),
+        ],
+    ];
+    for (i, creds) in runs.iter().enumerate() {
+        let r = Run::from_output(
+            bare_cmd("register-app", dir.path())
+                .envs(base.iter().map(|(k, v)| (*k, v.as_str())))
+                .envs(creds.iter().map(|(k, v)| (*k, v.as_str())))
+                .write_stdin("")
+                .output()
+                .unwrap(),
+        )
+        .ok();
+        // The first run creates the app; the others find it, signed in another way.
+        assert_eq!(r.changed("register-app"), i == 0, "{}", r.stderr);
+    }
+    std::process::Command::new("kill")
+        .args(["-TERM", &proc.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(proc.0.wait().unwrap().success());
+    assert!(!std::path::Path::new(&cert).exists());
+    assert!(!std::path::Path::new(&token).exists());
+}
