@@ -236,3 +236,52 @@ fn right_after_setup_it_waits_out_replication_before_judging() {
     assert_eq!(r.doc["verify"]["ok"], true, "{}", r.stderr);
     sim.assert_no_writes();
 }
+
+/// The requests a passing run sends: the checks run concurrently, yet nothing is read twice and
+/// no one signs in twice (13 requests, as when the checks ran one after another).
+#[test]
+fn a_passing_run_reads_each_thing_once() {
+    let sim = federated();
+    let doc = sim.setup_chain(&[]);
+    sim.clear();
+    sim.run("verify-sync", &["--settle", "0"], &doc).ok();
+    let mut got: Vec<String> = sim
+        .requests()
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {}",
+                r["service"].as_str().unwrap_or(""),
+                method_paths(&[r.clone()])[0]
+            )
+        })
+        .collect();
+    got.sort();
+    let tenant = sim.server.tenant_id();
+    let config = doc["marketo_config"]["entity_set"].as_str().unwrap();
+    let record = doc["marketo_config"]["record_id"].as_str().unwrap();
+    let mut want = vec![
+        "dataverse GET /api/data/v9.2/WhoAmI".to_string(), // org-access
+        "dataverse GET /api/data/v9.2/WhoAmI".to_string(), // live-login
+        format!("dataverse GET /api/data/v9.2/{config}({record})"),
+        "dataverse GET /api/data/v9.2/solutions".to_string(),
+        "dataverse GET /api/data/v9.2/systemusers".to_string(),
+        format!(
+            "graph GET /v1.0/applications(appId=%27{}%27)",
+            client_id(&doc)
+        ),
+        "graph GET /v1.0/domains".to_string(),
+        "graph GET /v1.0/oauth2PermissionGrants".to_string(),
+        "graph GET /v1.0/servicePrincipals".to_string(),
+        format!(
+            "graph GET /v1.0/servicePrincipals/{}/homeRealmDiscoveryPolicies",
+            service_principal_id(&doc)
+        ),
+        // The admin's tokens for Graph and for the org, and the app's own (live-login).
+        format!("login POST /{tenant}/oauth2/v2.0/token"),
+        format!("login POST /{tenant}/oauth2/v2.0/token"),
+        format!("login POST /{tenant}/oauth2/v2.0/token"),
+    ];
+    want.sort();
+    assert_eq!(got, want);
+}
