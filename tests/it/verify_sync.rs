@@ -29,21 +29,24 @@ fn all_green_on_a_finished_setup_and_read_only() {
         .iter()
         .map(|c| c["id"].as_str().unwrap())
         .collect();
-    for want in [
-        "app",
-        "service-principal",
-        "consent",
-        "secret",
-        "hrd-policy",
-        "org-access",
-        "marketo-solution",
-        "application-user",
-        "sync-role",
-        "marketo-config",
-        "live-login",
-    ] {
-        assert!(ids.contains(&want), "missing check {want}: {ids:?}");
-    }
+    // The checklist, in its order (the checks run concurrently; the output does not show it).
+    assert_eq!(
+        ids,
+        [
+            "app",
+            "service-principal",
+            "consent",
+            "secret",
+            "hrd-policy",
+            "org-access",
+            "marketo-solution",
+            "application-user",
+            "sync-role",
+            "marketo-config",
+            "live-login",
+            "published",
+        ]
+    );
     assert!(failing(&r.doc).is_empty());
     // The step-3 handoff: never the secret itself.
     assert!(r.stderr.contains("Marketo step 3"), "{}", r.stderr);
