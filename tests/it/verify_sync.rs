@@ -248,16 +248,11 @@ fn a_passing_run_reads_each_thing_once() {
     let doc = sim.setup_chain(&[]);
     sim.clear();
     sim.run("verify-sync", &["--settle", "0"], &doc).ok();
-    let mut got: Vec<String> = sim
-        .requests()
+    let reqs = sim.requests();
+    let mut got: Vec<String> = reqs
         .iter()
-        .map(|r| {
-            format!(
-                "{} {}",
-                r["service"].as_str().unwrap_or(""),
-                method_paths(&[r.clone()])[0]
-            )
-        })
+        .zip(method_paths(&reqs))
+        .map(|(r, p)| format!("{} {p}", r["service"].as_str().unwrap_or("")))
         .collect();
     got.sort();
     let tenant = sim.server.tenant_id();
