@@ -170,6 +170,7 @@ fn settled(rows: &Rows) -> bool {
     !rows.is_empty() && rows.iter().all(|c| c.ok)
 }
 
+/// The check of one item, as rows.
 async fn run_item(env: &Env<'_>, shared: &Shared, item: &Item) -> Result<Rows> {
     Ok(match item {
         Item::App => app(env, shared).await?,
