@@ -29,21 +29,24 @@ fn all_green_on_a_finished_setup_and_read_only() {
         .iter()
         .map(|c| c["id"].as_str().unwrap())
         .collect();
-    for want in [
-        "app",
-        "service-principal",
-        "consent",
-        "secret",
-        "hrd-policy",
-        "org-access",
-        "marketo-solution",
-        "application-user",
-        "sync-role",
-        "marketo-config",
-        "live-login",
-    ] {
-        assert!(ids.contains(&want), "missing check {want}: {ids:?}");
-    }
+    // The checklist, in its order (the checks run concurrently; the output does not show it).
+    assert_eq!(
+        ids,
+        [
+            "app",
+            "service-principal",
+            "consent",
+            "secret",
+            "hrd-policy",
+            "org-access",
+            "marketo-solution",
+            "application-user",
+            "sync-role",
+            "marketo-config",
+            "live-login",
+            "published",
+        ]
+    );
     assert!(failing(&r.doc).is_empty());
     // The step-3 handoff: never the secret itself.
     assert!(r.stderr.contains("Marketo step 3"), "{}", r.stderr);
@@ -234,5 +237,117 @@ fn right_after_setup_it_waits_out_replication_before_judging() {
     // The HRD assignment made a moment ago is not visible yet; verify-sync re-checks until it is.
     let r = sim.run("verify-sync", &[], &doc).ok();
     assert_eq!(r.doc["verify"]["ok"], true, "{}", r.stderr);
+    sim.assert_no_writes();
+}
+
+/// The requests a passing run sends: the checks run concurrently, yet nothing is read twice and
+/// no one signs in twice (13 requests, as when the checks ran one after another).
+#[test]
+fn a_passing_run_reads_each_thing_once() {
+    let sim = federated();
+    let doc = sim.setup_chain(&[]);
+    sim.clear();
+    sim.run("verify-sync", &["--settle", "0"], &doc).ok();
+    let reqs = sim.requests();
+    let mut got: Vec<String> = reqs
+        .iter()
+        .zip(method_paths(&reqs))
+        .map(|(r, p)| format!("{} {p}", r["service"].as_str().unwrap_or("")))
+        .collect();
+    got.sort();
+    let tenant = sim.server.tenant_id();
+    let config = doc["marketo_config"]["entity_set"].as_str().unwrap();
+    let record = doc["marketo_config"]["record_id"].as_str().unwrap();
+    let mut want = vec![
+        "dataverse GET /api/data/v9.2/WhoAmI".to_string(), // org-access
+        "dataverse GET /api/data/v9.2/WhoAmI".to_string(), // live-login
+        format!("dataverse GET /api/data/v9.2/{config}({record})"),
+        "dataverse GET /api/data/v9.2/solutions".to_string(),
+        "dataverse GET /api/data/v9.2/systemusers".to_string(),
+        format!(
+            "graph GET /v1.0/applications(appId=%27{}%27)",
+            client_id(&doc)
+        ),
+        "graph GET /v1.0/domains".to_string(),
+        "graph GET /v1.0/oauth2PermissionGrants".to_string(),
+        "graph GET /v1.0/servicePrincipals".to_string(),
+        format!(
+            "graph GET /v1.0/servicePrincipals/{}/homeRealmDiscoveryPolicies",
+            service_principal_id(&doc)
+        ),
+        // The admin's tokens for Graph and for the org, and the app's own (live-login).
+        format!("login POST /{tenant}/oauth2/v2.0/token"),
+        format!("login POST /{tenant}/oauth2/v2.0/token"),
+        format!("login POST /{tenant}/oauth2/v2.0/token"),
+    ];
+    want.sort();
+    assert_eq!(got, want);
+}
+
+/// `--settle` re-runs only what fails: with the HRD assignment re-made a moment ago (not
+/// replicated yet), each later round sends only hrd-policy's reads — the domains, the service
+/// principals it takes the id from, the policies — and every other check's reads stay at one.
+#[test]
+fn settle_re_runs_only_the_failing_check() {
+    let lag = 1500;
+    let sim = sim_with(Options {
+        federated: true,
+        replication_lag_ms: lag,
+        ..Default::default()
+    });
+    let doc = sim.setup_chain(&[]);
+    // Everything the setup made is visible now; then the assignment is made again, fresh.
+    std::thread::sleep(std::time::Duration::from_millis(lag + 200));
+    let sp = service_principal_id(&doc);
+    let pid = doc["hrd_policy"]["policy_id"].as_str().unwrap();
+    sim.graph_expect(
+        204,
+        "DELETE",
+        &format!("servicePrincipals/{sp}/homeRealmDiscoveryPolicies/{pid}/$ref"),
+        None,
+    );
+    sim.graph_expect(
+        204,
+        "POST",
+        &format!("servicePrincipals/{sp}/homeRealmDiscoveryPolicies/$ref"),
+        Some(json!({
+            "@odata.id": format!("{}/v1.0/policies/homeRealmDiscoveryPolicies/{pid}", sim.url())
+        })),
+    );
+    sim.clear();
+    let r = sim.run("verify-sync", &["--settle", "30s"], &doc).ok();
+    assert_eq!(r.doc["verify"]["ok"], true, "{}", r.stderr);
+    let reqs = method_paths(&sim.requests());
+    let count = |p: &str| reqs.iter().filter(|r| *r == p).count();
+    let rounds = count(&format!(
+        "GET /v1.0/servicePrincipals/{sp}/homeRealmDiscoveryPolicies"
+    ));
+    assert!(rounds >= 2, "hrd-policy never failed: {reqs:#?}");
+    // hrd-policy and the shared read it needs, once per round.
+    assert_eq!(count("GET /v1.0/domains"), rounds, "{reqs:#?}");
+    assert_eq!(count("GET /v1.0/servicePrincipals"), rounds, "{reqs:#?}");
+    // Everything else, once: the first round's.
+    let client = client_id(&doc);
+    let set = doc["marketo_config"]["entity_set"].as_str().unwrap();
+    let rec = doc["marketo_config"]["record_id"].as_str().unwrap();
+    for (path, n) in [
+        (format!("GET /v1.0/applications(appId=%27{client}%27)"), 1),
+        ("GET /v1.0/oauth2PermissionGrants".to_string(), 1),
+        ("GET /api/data/v9.2/WhoAmI".to_string(), 2), // org-access and live-login
+        ("GET /api/data/v9.2/solutions".to_string(), 1),
+        ("GET /api/data/v9.2/systemusers".to_string(), 1),
+        (format!("GET /api/data/v9.2/{set}({rec})"), 1),
+    ] {
+        assert_eq!(count(&path), n, "{path}: {reqs:#?}");
+    }
+    assert_eq!(reqs.len(), 3 + 7 + 3 * rounds, "{reqs:#?}"); // sign-ins + reads + rounds
+    let hrd = r.doc["verify"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "hrd-policy")
+        .unwrap()
+        .clone();
+    assert_eq!(hrd["ok"], true, "{hrd}");
     sim.assert_no_writes();
 }

@@ -42,6 +42,10 @@ pub struct TokenProvider {
     tokens: Mutex<HashMap<String, (SecretString, Instant)>>,
     /// The source that worked first; later resources use it too.
     chosen: Mutex<Option<AuthSource>>,
+    /// Held while a token is acquired: requests sent concurrently (verify-sync's checks) share
+    /// one sign-in per resource instead of each signing in, and a device-code prompt is never
+    /// shown twice at once.
+    acquiring: Mutex<()>,
 }
 
 impl TokenProvider {
@@ -49,19 +53,20 @@ impl TokenProvider {
         TokenProvider {
             tokens: Mutex::new(HashMap::new()),
             chosen: Mutex::new(None),
+            acquiring: Mutex::new(()),
         }
     }
 
     /// A bearer token for `resource` (e.g. `https://graph.microsoft.com`).
     pub async fn token(&self, http: &Http, resource: &str) -> Result<SecretString> {
         let resource = resource.trim_end_matches('/').to_string();
-        {
-            let cache = self.tokens.lock().await;
-            if let Some((t, exp)) = cache.get(&resource) {
-                if *exp > Instant::now() + Duration::from_secs(60) {
-                    return Ok(t.clone());
-                }
-            }
+        if let Some(t) = self.cached(&resource).await {
+            return Ok(t);
+        }
+        let _one_at_a_time = self.acquiring.lock().await;
+        // Another request may have signed in for this resource while this one waited.
+        if let Some(t) = self.cached(&resource).await {
+            return Ok(t);
         }
         let (token, expires_in) = self.acquire(http, &resource).await?;
         self.tokens.lock().await.insert(
@@ -69,6 +74,13 @@ impl TokenProvider {
             (token.clone(), expiry(Instant::now(), expires_in)),
         );
         Ok(token)
+    }
+
+    /// A cached token for `resource` that lives for at least another minute.
+    async fn cached(&self, resource: &str) -> Option<SecretString> {
+        let cache = self.tokens.lock().await;
+        let (t, exp) = cache.get(resource)?;
+        (*exp > Instant::now() + Duration::from_secs(60)).then(|| t.clone())
     }
 
     async fn acquire(&self, http: &Http, resource: &str) -> Result<(SecretString, u64)> {

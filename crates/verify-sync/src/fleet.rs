@@ -17,7 +17,8 @@ use time::format_description::well_known::Rfc3339;
 use s2s_core::output::{Reporter, sanitize};
 use s2s_core::{Ctx, Result};
 
-use crate::{Cli, all_checks, read_inputs, roles_of};
+use crate::checks::all_checks;
+use crate::{Cli, read_inputs, roles_of};
 
 pub fn main(cli: Cli) -> ExitCode {
     // Each document's own progress lines would interleave: only warnings and the table show.
