@@ -11,7 +11,8 @@
 //! | `access.rs` | token, service protection limits, the caller's system user and privileges |
 //! | `actions.rs` | `WhoAmI`, `RetrieveVersion`, `PublishXml` / `PublishAllXml` / `PublishAllXmlAsync` |
 //! | `metadata.rs` | `EntityDefinitions`, `Attributes`, `ManyToOneRelationships` |
-//! | `records.rs` | rows of every table, system users, the user–role N:N association |
+//! | `records.rs` | rows of every table: query, read, create, update, upsert, delete |
+//! | `users.rs` | system users and application users, the user–role N:N association |
 //! | `model.rs` | the org's data: tables, columns, rows |
 //! | `seed.rs` | the org a fresh tenant starts with |
 //! | `shared.rs` | error envelope, base path, collection answers |
@@ -28,6 +29,7 @@ mod model;
 mod records;
 mod seed;
 mod shared;
+mod users;
 
 use std::sync::Arc;
 
@@ -40,9 +42,9 @@ use access::Caller;
 use shared::{BASE, R, no_resource, no_segment};
 
 pub use model::Dv;
-pub use records::soft_delete_application_user;
 pub use seed::seed;
 pub use shared::error_reply;
+pub use users::soft_delete_application_user;
 
 /// Entry point for the org listener.
 pub async fn handle(sim: &Arc<Sim>, ctx: &Ctx) -> Reply {
