@@ -230,16 +230,7 @@ pub(super) fn metadata(sim: &Sim, ctx: &Ctx, segs: &[Segment]) -> R {
             if m != "GET" {
                 return Err(no_resource(sim, ctx));
             }
-            let a = match &segs[1].key {
-                Some(Key::Single(Literal::Guid(g))) => {
-                    e.attrs.iter().find(|a| a.id.eq_ignore_ascii_case(g))
-                }
-                Some(Key::Named(kv)) if kv.len() == 1 && kv[0].0 == "LogicalName" => e
-                    .attrs
-                    .iter()
-                    .find(|a| Some(a.logical.as_str()) == kv[0].1.as_text()),
-                _ => None,
-            };
+            let a = attr_position(&e.attrs, &segs[1]).map(|i| &e.attrs[i]);
             let Some(a) = a else {
                 let n = match &segs[1].key {
                     Some(Key::Named(kv)) => kv[0].1.as_text().unwrap_or("").to_string(),
@@ -274,6 +265,19 @@ pub(super) fn metadata(sim: &Sim, ctx: &Ctx, segs: &[Segment]) -> R {
             _ => Err(no_resource(sim, ctx)),
         },
         Some(other) => Err(no_segment(other)),
+    }
+}
+
+/// The column a key names: `Attributes(<MetadataId>)` or `Attributes(LogicalName='x')`.
+fn attr_position(attrs: &[Attr], key: &Segment) -> Option<usize> {
+    match &key.key {
+        Some(Key::Single(Literal::Guid(g))) => {
+            attrs.iter().position(|a| a.id.eq_ignore_ascii_case(g))
+        }
+        Some(Key::Named(kv)) if kv.len() == 1 && kv[0].0 == "LogicalName" => attrs
+            .iter()
+            .position(|a| Some(a.logical.as_str()) == kv[0].1.as_text()),
+        _ => None,
     }
 }
 
@@ -445,16 +449,7 @@ fn delete_attribute(sim: &Sim, e: &Entity, key: &Segment) -> R {
     else {
         return Err(no_segment(&e.logical));
     };
-    let pos = match &key.key {
-        Some(Key::Single(Literal::Guid(g))) => {
-            ent.attrs.iter().position(|a| a.id.eq_ignore_ascii_case(g))
-        }
-        Some(Key::Named(kv)) if kv.len() == 1 && kv[0].0 == "LogicalName" => ent
-            .attrs
-            .iter()
-            .position(|a| Some(a.logical.as_str()) == kv[0].1.as_text()),
-        _ => None,
-    };
+    let pos = attr_position(&ent.attrs, key);
     let Some(pos) = pos else {
         return Err(error_reply(
             404,

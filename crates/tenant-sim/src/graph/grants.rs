@@ -21,6 +21,10 @@ use crate::odata::Segment;
 use crate::server::{Ctx, Reply};
 use crate::state::{Sim, Tenant, lock};
 
+/// The entity type and collection of every answer here, as `list`, `single` and `created` take them.
+const TY: &str = "oAuth2PermissionGrant";
+const COLL: &str = "oauth2PermissionGrants";
+
 fn guid_le(s: &str) -> Vec<u8> {
     uuid::Uuid::parse_str(s)
         .map(|u| u.to_bytes_le().to_vec())
@@ -39,16 +43,10 @@ pub(super) fn handle(sim: &Sim, ctx: &Ctx, segs: &[Segment], body: &Value) -> R 
             "GET" => {
                 let items = visible_list(sim, &t.oauth2_permission_grants);
                 drop(t);
-                list(
-                    sim,
-                    ctx,
-                    "oAuth2PermissionGrant",
-                    "oauth2PermissionGrants",
-                    items,
-                )
+                list(sim, ctx, TY, COLL, items)
             }
             "POST" => {
-                validate(ctx, "oAuth2PermissionGrant", body)?;
+                validate(ctx, TY, body)?;
                 read_only(ctx, body, &["id"])?;
                 let s = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
                 let (Some(client), Some(resource), Some(ctype)) =
@@ -105,29 +103,16 @@ pub(super) fn handle(sim: &Sim, ctx: &Ctx, segs: &[Segment], body: &Value) -> R 
                 let g = json!({"clientId": client, "consentType": ctype, "id": id, "principalId": principal, "resourceId": resource, "scope": body.get("scope").cloned().unwrap_or(json!(""))});
                 store(&mut t.oauth2_permission_grants, &g);
                 drop(t);
-                created(
-                    sim,
-                    ctx,
-                    "oAuth2PermissionGrant",
-                    "oauth2PermissionGrants",
-                    &g,
-                )
+                created(sim, ctx, TY, COLL, &g)
             }
             _ => Err(method_not_allowed(ctx)),
         };
     };
     let i = find_visible(sim, &t.oauth2_permission_grants, &addr);
     match m {
-        "GET" => read_one(
-            sim,
-            ctx,
-            &t.oauth2_permission_grants,
-            i,
-            &addr,
-            ("oAuth2PermissionGrant", "oauth2PermissionGrants"),
-        ),
+        "GET" => read_one(sim, ctx, &t.oauth2_permission_grants, i, &addr, (TY, COLL)),
         "PATCH" => {
-            validate(ctx, "oAuth2PermissionGrant", body)?;
+            validate(ctx, TY, body)?;
             let i = i.ok_or_else(|| not_found(ctx, &addr_text(&addr)))?;
             if let Some(k) = other_key(body, "scope") {
                 return Err(bad(
@@ -157,11 +142,5 @@ pub(super) fn of_client(sim: &Sim, ctx: &Ctx, t: MutexGuard<'_, Tenant>, id: &st
         .map(|g| g.data.clone())
         .collect();
     drop(t);
-    list(
-        sim,
-        ctx,
-        "oAuth2PermissionGrant",
-        "oauth2PermissionGrants",
-        items,
-    )
+    list(sim, ctx, TY, COLL, items)
 }
