@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::model::{Attr, Dv, Entity, attr};
 use super::shared::{
-    BASE, R, collection, error_reply, lock_error, no_property, no_resource, no_segment,
+    BASE, R, collection, error_reply, lock_error, no_property, no_resource, no_segment, only,
 };
 use crate::odata::{self, Key, Literal, Segment};
 use crate::server::{Ctx, Reply};
@@ -173,9 +173,7 @@ pub(super) fn metadata(sim: &Sim, ctx: &Ctx, segs: &[Segment]) -> R {
         if segs.len() > 1 {
             return Err(no_segment(&segs[1].name));
         }
-        if m != "GET" {
-            return Err(no_resource(sim, ctx));
-        }
+        only(sim, ctx, "GET")?;
         let items: Vec<Value> = lock(&sim.tenant)
             .dataverse
             .entities
@@ -200,9 +198,7 @@ pub(super) fn metadata(sim: &Sim, ctx: &Ctx, segs: &[Segment]) -> R {
     drop(t);
     match segs.get(1).map(|s| s.name.as_str()) {
         None => {
-            if m != "GET" {
-                return Err(no_resource(sim, ctx));
-            }
+            only(sim, ctx, "GET")?;
             meta_single(
                 sim,
                 ctx,
@@ -212,9 +208,7 @@ pub(super) fn metadata(sim: &Sim, ctx: &Ctx, segs: &[Segment]) -> R {
             )
         }
         Some("ManyToOneRelationships") if segs.len() == 2 && segs[1].key.is_none() => {
-            if m != "GET" {
-                return Err(no_resource(sim, ctx));
-            }
+            only(sim, ctx, "GET")?;
             meta_list(
                 sim,
                 ctx,
@@ -227,9 +221,7 @@ pub(super) fn metadata(sim: &Sim, ctx: &Ctx, segs: &[Segment]) -> R {
             delete_attribute(sim, &e, &segs[1])
         }
         Some("Attributes") if segs.len() == 2 && segs[1].key.is_some() => {
-            if m != "GET" {
-                return Err(no_resource(sim, ctx));
-            }
+            only(sim, ctx, "GET")?;
             let a = attr_position(&e.attrs, &segs[1]).map(|i| &e.attrs[i]);
             let Some(a) = a else {
                 let n = match &segs[1].key {

@@ -39,7 +39,7 @@ use crate::odata;
 use crate::server::{Ctx, Reply};
 use crate::state::Sim;
 use access::Caller;
-use shared::{BASE, R, no_resource, no_segment};
+use shared::{BASE, R, no_segment, only};
 
 pub use model::Dv;
 pub use seed::seed;
@@ -115,12 +115,4 @@ async fn route(sim: &Arc<Sim>, ctx: &Ctx, caller: &Caller, rest: &str) -> R {
             records::records(sim, ctx, &segs)
         }
     }
-}
-
-/// A function or action called with another method: Dataverse's "No HTTP resource" 404.
-fn only(sim: &Sim, ctx: &Ctx, method: &str) -> Result<(), Reply> {
-    if ctx.method != method {
-        return Err(no_resource(sim, ctx));
-    }
-    Ok(())
 }

@@ -65,3 +65,12 @@ pub(super) fn collection(sim: &Sim, context: &str, items: Vec<Value>) -> Reply {
         json!({"@odata.context": format!("{}{BASE}/$metadata#{context}", sim.urls().dynamics), "value": items}),
     )
 }
+
+/// A resource that answers one method only (a function, an action, a metadata read): any
+/// other method is Dataverse's "No HTTP resource" 404.
+pub(super) fn only(sim: &Sim, ctx: &Ctx, method: &str) -> Result<(), Reply> {
+    if ctx.method != method {
+        return Err(no_resource(sim, ctx));
+    }
+    Ok(())
+}
