@@ -388,14 +388,7 @@ fn create_attribute(sim: &Sim, ctx: &Ctx, e: &Entity) -> R {
         }
     }
     let logical = schema.to_ascii_lowercase();
-    let Some(ent) = t
-        .dataverse
-        .entities
-        .iter_mut()
-        .find(|x| x.logical == e.logical)
-    else {
-        return Err(no_segment(&e.logical));
-    };
+    let ent = table_mut(&mut t.dataverse, &e.logical)?;
     if ent.attrs.iter().any(|a| a.logical == logical) {
         // UNVERIFIED: HTTP status for a duplicate schema name (code from the error table).
         return Err(error_reply(
@@ -421,6 +414,14 @@ fn create_attribute(sim: &Sim, ctx: &Ctx, e: &Entity) -> R {
     ))
 }
 
+/// The table `logical` as the org holds it, to change its columns (`metadata` works on a copy).
+fn table_mut<'a>(dv: &'a mut Dv, logical: &str) -> Result<&'a mut Entity, Reply> {
+    dv.entities
+        .iter_mut()
+        .find(|x| x.logical == logical)
+        .ok_or_else(|| no_segment(logical))
+}
+
 /// `DELETE EntityDefinitions(...)/Attributes(<MetadataId> or LogicalName='x')`: "DeleteAttribute:
 /// DELETE to the URL of the column"
 /// (learn.microsoft.com/power-apps/developer/data-platform/entity-attribute-metadata-messages).
@@ -433,14 +434,7 @@ fn delete_attribute(sim: &Sim, e: &Entity, key: &Segment) -> R {
         return Err(lock_error());
     }
     let mut t = lock(&sim.tenant);
-    let Some(ent) = t
-        .dataverse
-        .entities
-        .iter_mut()
-        .find(|x| x.logical == e.logical)
-    else {
-        return Err(no_segment(&e.logical));
-    };
+    let ent = table_mut(&mut t.dataverse, &e.logical)?;
     let pos = attr_position(&ent.attrs, key);
     let Some(pos) = pos else {
         return Err(error_reply(
