@@ -324,7 +324,7 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
     // --settle before they count. A setup that is really broken fails after the window.
     let start = Instant::now();
     let settle_until = ctx.http.deadline().min(start + settle);
-    let mut delay = Duration::from_millis(200);
+    let mut delay = s2s_core::retry::poll_delay(None, Duration::ZERO);
     let checks = loop {
         let checks = all_checks(ctx, &input, &roles, cli.warn_days).await?;
         let failing = checks.iter().filter(|c| !c.ok).count();
@@ -337,9 +337,7 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
             start.elapsed(),
         );
         tokio::time::sleep(delay).await;
-        delay = delay
-            .mul_f64(1.5)
-            .min(s2s_core::retry::poll_cap(start.elapsed()));
+        delay = s2s_core::retry::poll_delay(Some(delay), start.elapsed());
     };
 
     let failed: Vec<&Check> = checks.iter().filter(|c| !c.ok).collect();
