@@ -28,6 +28,8 @@ fn name_dir(v: &str, flag: &str) -> Result<(String, PathBuf), String> {
 
 pub fn measure_all(args: &Args, bin_dir: &Path, work: &Path) -> Result<Value, String> {
     let started = Instant::now();
+    // Before anything runs, so its load average is the load at the start.
+    let machine = machine();
     let tools: Vec<&str> = TOOLS
         .iter()
         .copied()
@@ -146,7 +148,7 @@ pub fn measure_all(args: &Args, bin_dir: &Path, work: &Path) -> Result<Value, St
     };
 
     Ok(json!({
-        "machine": machine(),
+        "machine": machine,
         "date": now(),
         "git": git_describe(),
         "profile": args.profile.clone().unwrap_or_default(),

@@ -390,12 +390,12 @@ fn markdown(r: &Value) -> String {
     let _ = writeln!(s, "# Benchmarks\n");
     let _ = writeln!(
         s,
-        "Written by `scripts/bench.sh` (the `bench` crate, issue 7) — do not edit by hand; re-run it.\n"
+        "Written by `scripts/bench.sh` (the `bench` crate, issues 7 and 14) — do not edit by hand; re-run it.\n"
     );
     let _ = writeln!(s, "- Date: {}", r["date"].as_str().unwrap_or(""));
     let _ = writeln!(
         s,
-        "- Machine: {} CPU(s) (`nproc`), {}, Linux {}, load average at start {}",
+        "- Machine: {} CPU(s) (`nproc`), {}, Linux {}, load average (1, 5, 15 min) at start {}",
         m["nproc"],
         m["cpu"].as_str().unwrap_or(""),
         m["kernel"].as_str().unwrap_or(""),
@@ -858,6 +858,12 @@ Requests are the chain's API requests (reads + writes) of the median run, sign-i
         }
         let _ = writeln!(s, "{row} {} |", verdict(met));
     }
+    let _ = writeln!(
+        s,
+        "\nEvery poll is a request, so with lag the counts grow with the lag and the schedule (`retry::poll_delay`: every 150 ms for the first 3 s, \
+then backing off by 1.25× to 500 ms, 2 s after 10 s, 5 s after a minute); verify-sync's `--settle` re-runs all its checks, about ten reads, per round. \
+A run without lag polls nothing, so the budget of the documented minimum + 2 requests per tool is the fresh chain's (the 0 ms row and the target above)."
+    );
     let longest = f(&r["runs"]["lag_ms"]);
     let Some(l) = lags.iter().find(|l| f(&l["lag_ms"]) == longest) else {
         return;
