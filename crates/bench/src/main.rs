@@ -138,6 +138,9 @@ pub struct Args {
     /// The release profile of --bin-dir, as text for the report
     #[arg(long, value_name = "TEXT")]
     pub profile: Option<String>,
+    /// What else was seen of the machine's load, for the report (e.g. `uptime` around the run)
+    #[arg(long, value_name = "TEXT")]
+    pub load_note: Option<String>,
     /// How the binaries were built, for the report (e.g. the build's wall time)
     #[arg(long, value_name = "TEXT")]
     pub build_note: Option<String>,

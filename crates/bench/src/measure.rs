@@ -15,6 +15,14 @@ use crate::startup::startup;
 use crate::variants::variants;
 use crate::{Args, TOOLS, say};
 
+/// The 1-minute load average now (`/proc/loadavg`).
+fn load1() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
 /// `NAME=DIR` into a name and a canonical directory.
 fn name_dir(v: &str, flag: &str) -> Result<(String, PathBuf), String> {
     let (name, dir) = v
@@ -30,6 +38,8 @@ pub fn measure_all(args: &Args, bin_dir: &Path, work: &Path) -> Result<Value, St
     let started = Instant::now();
     // Before anything runs, so its load average is the load at the start.
     let machine = machine();
+    // The 1-minute load average after each phase: the machine may be shared.
+    let mut load = vec![load1()];
     let tools: Vec<&str> = TOOLS
         .iter()
         .copied()
@@ -54,6 +64,7 @@ pub fn measure_all(args: &Args, bin_dir: &Path, work: &Path) -> Result<Value, St
         args.startup_runs
     ));
     let startup = startup(bin_dir, &tools, work, args.startup_runs)?;
+    load.push(load1());
 
     let sizes: BTreeMap<String, Value> = TOOLS
         .iter()
@@ -92,6 +103,7 @@ pub fn measure_all(args: &Args, bin_dir: &Path, work: &Path) -> Result<Value, St
         _ => None,
     };
     sim.stop();
+    load.push(load1());
     let chains = chains?;
     let fleet = fleet.transpose()?;
 
@@ -119,6 +131,7 @@ pub fn measure_all(args: &Args, bin_dir: &Path, work: &Path) -> Result<Value, St
         )?;
         let series = lag_series(&sim, &builds, work, args.lag_runs);
         sim.stop();
+        load.push(load1());
         lags.push(json!({"lag_ms": lag_ms, "builds": series?}));
     }
     // The longest lag's run of this build is the one the per-tool tables show.
@@ -172,8 +185,7 @@ pub fn measure_all(args: &Args, bin_dir: &Path, work: &Path) -> Result<Value, St
         "fleet": fleet,
         "variants": variants,
         "bench_seconds": started.elapsed().as_secs_f64(),
-        "loadavg_at_end": std::fs::read_to_string("/proc/loadavg")
-            .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-            .unwrap_or_default(),
+        "loadavg_1min_samples": load,
+        "load_note": args.load_note.clone().unwrap_or_default(),
     }))
 }

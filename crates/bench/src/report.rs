@@ -430,28 +430,31 @@ fn markdown(r: &Value) -> String {
         runs["fleet"],
         f(&r["bench_seconds"])
     );
-    let load = |k: &str| -> f64 {
-        r["machine"][k]
-            .as_str()
-            .or(r[k].as_str())
-            .and_then(|l| l.split_whitespace().next())
-            .and_then(|x| x.parse().ok())
-            .unwrap_or(0.0)
-    };
+    let samples: Vec<f64> = r["loadavg_1min_samples"]
+        .as_array()
+        .map(|a| a.iter().map(f).filter(|x| x.is_finite()).collect())
+        .unwrap_or_default();
     let nproc = r["machine"]["nproc"].as_f64().unwrap_or(1.0).max(1.0);
-    let (start, end) = (load("loadavg_at_start"), load("loadavg_at_end"));
+    let max = samples.iter().copied().fold(0.0, f64::max);
     let _ = writeln!(
         s,
-        "- Load: 1-minute load average {start:.2} at the start and {end:.2} at the end, on {nproc:.0} CPU(s).{}",
-        if start.max(end) >= nproc / 2.0 {
-            " **The machine was shared with other work while this ran, so every figure is noisy**: \
-each is a median of several runs, start-up is interleaved with `/bin/true`, and a baseline's \
-lag runs take turns with this build's, so both see the same load; compare figures side by side \
-within this file, not with another machine or day."
+        "- Load: 1-minute load average after each phase {} (highest {max:.2}) on {nproc:.0} CPU(s). The machine is shared with other work, so the figures are noisy{}: \
+each is a median of several runs, start-up is interleaved with `/bin/true`, and the baseline's lag runs take turns with this build's, so both see the same load; \
+compare figures side by side within this file rather than with another day's.",
+        samples
+            .iter()
+            .map(|x| format!("{x:.2}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        if max >= nproc / 2.0 {
+            " (**it was busy during this run**)"
         } else {
-            ""
+            " (it was quiet during this run)"
         }
     );
+    if let Some(note) = r["load_note"].as_str().filter(|n| !n.is_empty()) {
+        let _ = writeln!(s, "- Load seen around this run: {note}");
+    }
     if let Some(nb) = r["not_built"].as_array().filter(|a| !a.is_empty()) {
         let _ = writeln!(
             s,
