@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# The benchmark of issue 7: builds the tools in release mode, then runs the `bench` binary
-# (crates/bench), which starts tenant-sim on loopback and measures start-up against /bin/true,
-# the chain of eight tools (fresh, re-run, with replication lag), requests per tool against the
-# documented minimum, peak RSS and binary sizes. Writes docs/benchmarks.md and
-# docs/benchmarks.json. Targets are reported there, never asserted: the script exits 0 when the
-# measurement itself worked.
+# The benchmark of issues 7 and 14: builds the tools in release mode, then runs the `bench`
+# binary (crates/bench), which starts tenant-sim on loopback and measures start-up against
+# /bin/true, the chain of eight tools (fresh, re-run, and at several replication lags against
+# the target "waits x lag + 150 ms per wait", with the wait count), requests per tool against
+# the documented minimum, `verify-sync --fleet` over 20 state files, peak RSS and binary sizes.
+# Writes docs/benchmarks.md and docs/benchmarks.json. Targets are reported there, never
+# asserted: the script exits 0 when the measurement itself worked.
 #
 # Usage:
 #   scripts/bench.sh [--profiles] [--out-dir DIR] [-- BENCH-OPTIONS...]
@@ -13,7 +14,9 @@
 #                full build each, in target/bench-profiles; slow) and record the comparison;
 #                without it the last recorded comparison is kept
 #   --out-dir    where to write the two files (default: docs)
-#   after --     options of the measuring binary, e.g. -- --chain-runs 11 (see target/release/bench --help)
+#   after --     options of the measuring binary (see target/release/bench --help), e.g.
+#                -- --lag-ms 0,500,1000,2000 --lag-runs 7, or a before/after comparison with
+#                an earlier build copied aside: -- --baseline before=DIR --baseline-note TEXT
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -25,7 +28,7 @@ while [ $# -gt 0 ]; do
     --profiles) profiles=1; shift ;;
     --out-dir) out_dir="${2:?--out-dir needs a value}"; shift 2 ;;
     --) shift; extra=("$@"); break ;;
-    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: error: unknown argument $1" >&2; exit 2 ;;
   esac
 done

@@ -306,7 +306,7 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
     // --settle before they count. A setup that is really broken fails after the window.
     let start = Instant::now();
     let settle_until = ctx.http.deadline().min(start + settle);
-    let mut delay = Duration::from_millis(200);
+    let mut delay = s2s_core::retry::poll_delay(None, Duration::ZERO);
     let mut list = Checklist::new(ctx, &input, &roles, cli.warn_days)?;
     let checks = loop {
         // Only the checks that have not passed yet run again, with the shared reads they need.
@@ -321,9 +321,7 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
             start.elapsed(),
         );
         tokio::time::sleep(delay).await;
-        delay = delay
-            .mul_f64(1.5)
-            .min(s2s_core::retry::poll_cap(start.elapsed()));
+        delay = s2s_core::retry::poll_delay(Some(delay), start.elapsed());
     };
 
     let failed: Vec<&Check> = checks.iter().filter(|c| !c.ok).collect();
