@@ -130,7 +130,14 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
         let unfinished = ctx.doc.get_str("publish.status")? == Some("pending");
         if changed.is_empty() && !unfinished {
             ctx.say("no earlier step changed Dataverse since the last publish: not publishing (--if-changed)");
-            set_publish(ctx, "skipped-unchanged", mode, None, last_published);
+            set_publish(
+                ctx,
+                "skipped-unchanged",
+                mode,
+                None,
+                &now_rfc3339(),
+                last_published,
+            );
             return Ok(());
         }
         if unfinished {
@@ -164,7 +171,7 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
     match outcome {
         Written::Planned => {
             ctx.say("dry run: would publish all customizations");
-            set_publish(ctx, "planned", mode, None, last_published);
+            set_publish(ctx, "planned", mode, None, &now_rfc3339(), last_published);
         }
         Written::Done(job) => {
             ctx.say(&format!(
@@ -174,7 +181,9 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
                     .map(|j| format!(" (system job {j})"))
                     .unwrap_or_default()
             ));
-            set_publish(ctx, "published", mode, job, Some(now_rfc3339()));
+            // One clock read: `at` and `last_published_at` name the same moment.
+            let now = now_rfc3339();
+            set_publish(ctx, "published", mode, job, &now, Some(now.clone()));
         }
     }
     Ok(())
@@ -191,10 +200,11 @@ fn set_publish(
     status: &str,
     mode: &str,
     job: Option<String>,
+    at: &str,
     last_published: Option<String>,
 ) {
     ctx.doc.set("publish.status", json!(status));
-    ctx.doc.set("publish.at", json!(now_rfc3339()));
+    ctx.doc.set("publish.at", json!(at));
     ctx.doc.set("publish.mode", json!(mode));
     ctx.doc.set("publish.async_operation_id", json!(job));
     ctx.doc
