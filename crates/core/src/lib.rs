@@ -7,6 +7,7 @@
 
 pub mod assertion;
 pub mod auth;
+pub mod checklist;
 pub mod cli;
 pub mod config;
 pub mod confirm;

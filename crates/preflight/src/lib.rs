@@ -30,9 +30,10 @@
 use std::cmp::Ordering;
 
 use clap::Parser;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use s2s_core::{Caller, CommonArgs, Ctx, Error, Key, Result, Tool};
+use s2s_core::checklist::{self, Check};
+use s2s_core::{Caller, CommonArgs, Ctx, Key, Result, Tool};
 use s2s_dataverse::{
     Dataverse, MARKETO_ROLE_ONLY_FOR_SYNC_USER_SINCE, MARKETO_SOLUTION, compare_versions,
 };
@@ -86,44 +87,6 @@ pub fn main() -> std::process::ExitCode {
     s2s_core::run::main::<Cli, _>(run)
 }
 
-/// One line of the checklist.
-#[derive(Debug, Clone)]
-struct Check {
-    id: String,
-    name: String,
-    ok: bool,
-    detail: String,
-    fix: Option<String>,
-}
-
-impl Check {
-    fn pass(id: &str, name: &str, detail: impl Into<String>) -> Check {
-        Check {
-            id: id.into(),
-            name: name.into(),
-            ok: true,
-            detail: detail.into(),
-            fix: None,
-        }
-    }
-    fn fail(id: &str, name: &str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
-        Check {
-            id: id.into(),
-            name: name.into(),
-            ok: false,
-            detail: detail.into(),
-            fix: Some(fix.into()),
-        }
-    }
-    fn to_json(&self) -> Value {
-        let mut v = json!({"id": self.id, "name": self.name, "ok": self.ok, "detail": self.detail});
-        if let Some(f) = &self.fix {
-            v["fix"] = json!(f);
-        }
-        v
-    }
-}
-
 async fn run(ctx: &mut Ctx, _cli: Cli) -> Result<()> {
     let mut checks = Vec::new();
     graph_checks(ctx, &mut checks).await?;
@@ -137,32 +100,10 @@ async fn run(ctx: &mut Ctx, _cli: Cli) -> Result<()> {
         )),
     }
 
-    for c in &checks {
-        let mark = if c.ok { "ok  " } else { "FAIL" };
-        ctx.say(&format!("[{mark}] {}: {}", c.name, c.detail));
-        if let Some(f) = &c.fix {
-            ctx.say(&format!("       fix: {f}"));
-        }
-    }
-    let failed: Vec<&Check> = checks.iter().filter(|c| !c.ok).collect();
-    ctx.doc.set("preflight.ok", failed.is_empty());
-    ctx.doc.set("preflight.at", s2s_core::run::now_rfc3339());
-    ctx.doc.set(
-        "preflight.checks",
-        Value::Array(checks.iter().map(Check::to_json).collect()),
-    );
-    if !failed.is_empty() {
-        return Err(Error::verify_failed(format!(
-            "{} of {} checks failed: {}",
-            failed.len(),
-            checks.len(),
-            failed
-                .iter()
-                .map(|c| c.name.as_str())
-                .collect::<Vec<_>>()
-                .join("; ")
-        ))
-        .with_hint("apply the fix shown for each failed check, then run preflight again"));
+    if let Some(failed) = checklist::record(ctx, "preflight", &checks) {
+        return Err(
+            failed.with_hint("apply the fix shown for each failed check, then run preflight again")
+        );
     }
     ctx.say(&format!(
         "all {} checks passed: the setup can run",

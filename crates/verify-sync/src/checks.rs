@@ -24,7 +24,8 @@ use s2s_graph::{
     Application, DYNAMICS_CRM_APP_ID, Graph, HrdPolicy, ServicePrincipal, USER_IMPERSONATION,
 };
 
-use crate::{Check, Inputs, soft};
+use crate::{Inputs, soft};
+use s2s_core::checklist::Check;
 
 /// One item of the checklist (its `id` in the output).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -42,6 +42,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use s2s_core::checklist;
 use s2s_core::{CommonArgs, Ctx, Error, Key, Kind, Result, Tool};
 
 use checks::Checklist;
@@ -140,43 +141,6 @@ pub fn main() -> std::process::ExitCode {
 
 mod checks;
 mod fleet;
-
-#[derive(Debug, Clone)]
-struct Check {
-    id: String,
-    name: String,
-    ok: bool,
-    detail: String,
-    fix: Option<String>,
-}
-
-impl Check {
-    fn pass(id: &str, name: &str, detail: impl Into<String>) -> Check {
-        Check {
-            id: id.into(),
-            name: name.into(),
-            ok: true,
-            detail: detail.into(),
-            fix: None,
-        }
-    }
-    fn fail(id: &str, name: &str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
-        Check {
-            id: id.into(),
-            name: name.into(),
-            ok: false,
-            detail: detail.into(),
-            fix: Some(fix.into()),
-        }
-    }
-    fn to_json(&self) -> Value {
-        let mut v = json!({"id": self.id, "name": self.name, "ok": self.ok, "detail": self.detail});
-        if let Some(f) = &self.fix {
-            v["fix"] = json!(f);
-        }
-        v
-    }
-}
 
 /// Inputs read from the document before any request (exit 2 on bad input).
 struct Inputs {
@@ -324,31 +288,12 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
         delay = s2s_core::retry::poll_delay(Some(delay), start.elapsed());
     };
 
-    let failed: Vec<&Check> = checks.iter().filter(|c| !c.ok).collect();
-    for c in &checks {
-        let mark = if c.ok { "ok  " } else { "FAIL" };
-        ctx.say(&format!("[{mark}] {}: {}", c.name, c.detail));
-        if let Some(f) = &c.fix {
-            ctx.say(&format!("       fix: {f}"));
-        }
-    }
-    ctx.doc.set("verify.ok", failed.is_empty());
-    ctx.doc.set("verify.at", s2s_core::run::now_rfc3339());
-    ctx.doc.set(
-        "verify.checks",
-        Value::Array(checks.iter().map(Check::to_json).collect()),
-    );
-    if !failed.is_empty() {
+    if let Some(failed) = checklist::record(ctx, "verify", &checks) {
         // The values are recorded for a later look, but not offered for step 3 yet.
         handoff(ctx, &input, false)?;
-        let names: Vec<&str> = failed.iter().map(|c| c.name.as_str()).collect();
-        return Err(Error::verify_failed(format!(
-            "{} of {} checks failed: {}",
-            failed.len(),
-            checks.len(),
-            names.join("; ")
-        ))
-        .with_hint("run the fix shown for each failed check, then verify-sync again"));
+        return Err(
+            failed.with_hint("run the fix shown for each failed check, then verify-sync again")
+        );
     }
     ctx.say(&format!("all {} checks passed", checks.len()));
     handoff(ctx, &input, true)?;
