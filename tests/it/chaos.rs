@@ -445,49 +445,8 @@ fn no_secret_or_token_in_any_output_at_vv_under_faults() {
 #[test]
 fn the_token_cache_is_used_rotated_0600_and_never_printed() {
     let sim = sim();
-    let tenant = sim.server.tenant_id();
-    let cli_id = "04b07795-8ddb-461a-bbee-02f9e1bf7b46";
-    // A device-code sign-in, done by the test as a person would in a browser.
-    let form = format!(
-        "client_id={cli_id}&scope={}",
-        urlencode(&format!("{}/.default offline_access", sim.url()))
-    );
-    let (s, body) = http(
-        "POST",
-        &format!("{}/{tenant}/oauth2/v2.0/devicecode", sim.url()),
-        &[("Content-Type", "application/x-www-form-urlencoded")],
-        Some(&form),
-    );
-    assert_eq!(s, 200, "{body}");
-    let dc: Value = serde_json::from_str(&body).unwrap();
-    let poll = format!(
-        "grant_type=urn:ietf:params:oauth:grant-type:device_code&client_id={cli_id}&device_code={}",
-        urlencode(dc["device_code"].as_str().unwrap())
-    );
-    let mut tokens = Value::Null;
-    for _ in 0..3 {
-        let (s, body) = http(
-            "POST",
-            &format!("{}/{tenant}/oauth2/v2.0/token", sim.url()),
-            &[("Content-Type", "application/x-www-form-urlencoded")],
-            Some(&poll),
-        );
-        if s == 200 {
-            tokens = serde_json::from_str(&body).unwrap();
-            break;
-        }
-    }
-    let refresh = tokens["refresh_token"]
-        .as_str()
-        .expect("refresh token")
-        .to_string();
     let cache = sim.path("tokens.json");
-    let key = format!("{}|{tenant}|{cli_id}", sim.url());
-    std::fs::write(
-        &cache,
-        json!({ key.clone(): {"refresh_token": refresh} }).to_string(),
-    )
-    .unwrap();
+    let (refresh, key) = seed_token_cache(&sim, &cache);
 
     let mut c = sim.cmd("register-app");
     c.env_remove("AZURE_CLIENT_ID")

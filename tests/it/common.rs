@@ -611,3 +611,50 @@ impl Sim {
         runs
     }
 }
+
+/// A device-code sign-in done by the test as a person would (in a browser), saved as the
+/// tools' token cache at `cache`. Returns the refresh token and its cache key.
+pub fn seed_token_cache(sim: &Sim, cache: &Path) -> (String, String) {
+    let tenant = sim.server.tenant_id();
+    let cli_id = "04b07795-8ddb-461a-bbee-02f9e1bf7b46";
+    let form = format!(
+        "client_id={cli_id}&scope={}",
+        urlencode(&format!("{}/.default offline_access", sim.url()))
+    );
+    let (s, body) = http(
+        "POST",
+        &format!("{}/{tenant}/oauth2/v2.0/devicecode", sim.url()),
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        Some(&form),
+    );
+    assert_eq!(s, 200, "{body}");
+    let dc: Value = serde_json::from_str(&body).unwrap();
+    let poll = format!(
+        "grant_type=urn:ietf:params:oauth:grant-type:device_code&client_id={cli_id}&device_code={}",
+        urlencode(dc["device_code"].as_str().unwrap())
+    );
+    let mut tokens = Value::Null;
+    for _ in 0..3 {
+        let (s, body) = http(
+            "POST",
+            &format!("{}/{tenant}/oauth2/v2.0/token", sim.url()),
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            Some(&poll),
+        );
+        if s == 200 {
+            tokens = serde_json::from_str(&body).unwrap();
+            break;
+        }
+    }
+    let refresh = tokens["refresh_token"]
+        .as_str()
+        .expect("refresh token")
+        .to_string();
+    let key = format!("{}|{tenant}|{cli_id}", sim.url());
+    std::fs::write(
+        cache,
+        serde_json::json!({ key.clone(): {"refresh_token": refresh} }).to_string(),
+    )
+    .unwrap();
+    (refresh, key)
+}

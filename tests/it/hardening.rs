@@ -1,7 +1,6 @@
 //! Issue 12: what an adversarial review broke, one test (or more) per class. Every test here
 //! failed on the code before the fix; each says which finding it covers.
 
-use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -210,49 +209,6 @@ fn a_secret_file_that_is_a_symlink_to_a_device_is_never_replaced() {
         None,
     );
     assert_eq!(app["passwordCredentials"], json!([]), "{app}");
-}
-
-/// A device-code sign-in done by the test as a person would, saved as the tools' cache at
-/// `cache`.
-fn seed_token_cache(sim: &Sim, cache: &Path) {
-    let tenant = sim.server.tenant_id();
-    let cli_id = "04b07795-8ddb-461a-bbee-02f9e1bf7b46";
-    let form = format!(
-        "client_id={cli_id}&scope={}",
-        urlencode(&format!("{}/.default offline_access", sim.url()))
-    );
-    let (s, body) = http(
-        "POST",
-        &format!("{}/{tenant}/oauth2/v2.0/devicecode", sim.url()),
-        &[("Content-Type", "application/x-www-form-urlencoded")],
-        Some(&form),
-    );
-    assert_eq!(s, 200, "{body}");
-    let dc: Value = serde_json::from_str(&body).unwrap();
-    let poll = format!(
-        "grant_type=urn:ietf:params:oauth:grant-type:device_code&client_id={cli_id}&device_code={}",
-        urlencode(dc["device_code"].as_str().unwrap())
-    );
-    let mut tokens = Value::Null;
-    for _ in 0..3 {
-        let (s, body) = http(
-            "POST",
-            &format!("{}/{tenant}/oauth2/v2.0/token", sim.url()),
-            &[("Content-Type", "application/x-www-form-urlencoded")],
-            Some(&poll),
-        );
-        if s == 200 {
-            tokens = serde_json::from_str(&body).unwrap();
-            break;
-        }
-    }
-    let refresh = tokens["refresh_token"].as_str().expect("refresh token");
-    let key = format!("{}|{tenant}|{cli_id}", sim.url());
-    std::fs::write(
-        cache,
-        json!({ key: {"refresh_token": refresh} }).to_string(),
-    )
-    .unwrap();
 }
 
 #[test]
