@@ -432,6 +432,21 @@ async fn find_config_entity_by_shape(
 /// The logical names of an entity's lookups to systemuser, system ones (owner, created by…)
 /// left out.
 async fn custom_user_lookups(dv: &Dataverse<'_>, entity: &str) -> Result<Vec<String>> {
+    Ok(lookups_to_systemuser(dv, entity)
+        .await?
+        .into_iter()
+        .filter(|r| {
+            !SYSTEM_USER_LOOKUPS
+                .iter()
+                .any(|s| r.referencing_attribute.eq_ignore_ascii_case(s))
+        })
+        .map(|r| r.referencing_attribute)
+        .collect())
+}
+
+/// The entity's many-to-one relationships to systemuser. The server's filter is trusted only as
+/// far as it goes: a row naming another target is dropped.
+async fn lookups_to_systemuser(dv: &Dataverse<'_>, entity: &str) -> Result<Vec<Relationship>> {
     Ok(dv
         .many_to_one_relationships(entity, "systemuser")
         .await?
@@ -440,11 +455,7 @@ async fn custom_user_lookups(dv: &Dataverse<'_>, entity: &str) -> Result<Vec<Str
             r.referenced_entity
                 .as_deref()
                 .is_none_or(|t| t.eq_ignore_ascii_case("systemuser"))
-                && !SYSTEM_USER_LOOKUPS
-                    .iter()
-                    .any(|s| r.referencing_attribute.eq_ignore_ascii_case(s))
         })
-        .map(|r| r.referencing_attribute)
         .collect())
 }
 
@@ -473,17 +484,7 @@ async fn find_user_lookup(dv: &Dataverse<'_>, entity: &str, cli: &Cli) -> Result
     if let (Some(l), Some(n)) = (&cli.user_lookup, &cli.user_nav_property) {
         return Ok((l.to_ascii_lowercase(), n.clone()));
     }
-    let relationships: Vec<Relationship> = dv
-        .many_to_one_relationships(entity, "systemuser")
-        .await?
-        .into_iter()
-        // The server filter is trusted only as far as it goes.
-        .filter(|r| {
-            r.referenced_entity
-                .as_deref()
-                .is_none_or(|t| t.eq_ignore_ascii_case("systemuser"))
-        })
-        .collect();
+    let relationships = lookups_to_systemuser(dv, entity).await?;
 
     let chosen = if let Some(lookup) = &cli.user_lookup {
         relationships
