@@ -26,7 +26,7 @@
 //! sign-in can prompt.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
@@ -394,13 +394,31 @@ fn incomplete_env_credential(cfg: &Config) -> Result<()> {
     ))
 }
 
-/// The environment service principal for `--auth certificate` / `workload-identity`, or the
-/// error naming what is missing.
-fn env_client<'a>(cfg: &'a Config, flag: &str, var: &str) -> Result<&'a EnvCredential> {
-    cfg.env_credential.as_ref().ok_or_else(|| {
-        Error::auth(format!("--auth {flag}: AZURE_CLIENT_ID is not set"))
-            .with_hint(format!("set AZURE_TENANT_ID, AZURE_CLIENT_ID and {var}"))
-    })
+/// The file `var` names (`file` picks it from the environment credential) and the service
+/// principal it belongs to. `None` when it is not set and the source was only tried as a link of
+/// the chain; when it was asked for with `--auth flag`, the error says what to set (`hint`).
+fn env_credential_file<'a>(
+    cfg: &'a Config,
+    flag: &str,
+    var: &str,
+    explicit: bool,
+    hint: &str,
+    file: fn(&EnvCredential) -> Option<&PathBuf>,
+) -> Result<Option<(&'a EnvCredential, &'a Path)>> {
+    let Some(cred) = cfg.env_credential.as_ref() else {
+        if !explicit {
+            return Ok(None);
+        }
+        return Err(
+            Error::auth(format!("--auth {flag}: AZURE_CLIENT_ID is not set"))
+                .with_hint(format!("set AZURE_TENANT_ID, AZURE_CLIENT_ID and {var}")),
+        );
+    };
+    match file(cred) {
+        Some(path) => Ok(Some((cred, path.as_path()))),
+        None if !explicit => Ok(None),
+        None => Err(Error::auth(format!("--auth {flag}: {var} is not set")).with_hint(hint)),
+    }
 }
 
 async fn from_certificate(
@@ -408,22 +426,17 @@ async fn from_certificate(
     resource: &str,
     explicit: bool,
 ) -> Result<Option<(SecretString, u64)>> {
-    let cfg = http.config();
-    let path = cfg
-        .env_credential
-        .as_ref()
-        .and_then(|c| c.certificate_path.as_ref());
-    let Some(path) = path else {
-        if explicit {
-            env_client(cfg, "certificate", "AZURE_CLIENT_CERTIFICATE_PATH")?;
-            return Err(Error::auth(
-                "--auth certificate: AZURE_CLIENT_CERTIFICATE_PATH is not set",
-            )
-            .with_hint("set it to a PEM file with the app's certificate and private key"));
-        }
+    let Some((cred, path)) = env_credential_file(
+        http.config(),
+        "certificate",
+        "AZURE_CLIENT_CERTIFICATE_PATH",
+        explicit,
+        "set it to a PEM file with the app's certificate and private key",
+        |c| c.certificate_path.as_ref(),
+    )?
+    else {
         return Ok(None);
     };
-    let cred = env_client(cfg, "certificate", "AZURE_CLIENT_CERTIFICATE_PATH")?;
     if cred.certificate_password_set {
         http.reporter().trace(
             1,
@@ -433,7 +446,7 @@ async fn from_certificate(
     }
     // Read at each sign-in, like the token file: a renewed certificate is picked up.
     let cert = crate::assertion::ClientCertificate::load(path)?;
-    let assertion = cert.assertion(&cred.client_id, &token_url(cfg)?)?;
+    let assertion = cert.assertion(&cred.client_id, &token_url(http.config())?)?;
     let who = format!(
         "the certificate of {} (AZURE_CLIENT_CERTIFICATE_PATH, thumbprint x5t {})",
         cred.client_id,
@@ -449,25 +462,18 @@ async fn from_workload_identity(
     resource: &str,
     explicit: bool,
 ) -> Result<Option<(SecretString, u64)>> {
-    let cfg = http.config();
-    let path = cfg
-        .env_credential
-        .as_ref()
-        .and_then(|c| c.federated_token_file.as_ref());
-    let Some(path) = path else {
-        if explicit {
-            env_client(cfg, "workload-identity", "AZURE_FEDERATED_TOKEN_FILE")?;
-            return Err(Error::auth(
-                "--auth workload-identity: AZURE_FEDERATED_TOKEN_FILE is not set",
-            )
-            .with_hint(
-                "in GitHub Actions use azure/login with OIDC or write the job's ID token to a \
-                 file; on AKS label the pod for workload identity, which sets it",
-            ));
-        }
+    let Some((cred, path)) = env_credential_file(
+        http.config(),
+        "workload-identity",
+        "AZURE_FEDERATED_TOKEN_FILE",
+        explicit,
+        "in GitHub Actions use azure/login with OIDC or write the job's ID token to a file; on \
+         AKS label the pod for workload identity, which sets it",
+        |c| c.federated_token_file.as_ref(),
+    )?
+    else {
         return Ok(None);
     };
-    let cred = env_client(cfg, "workload-identity", "AZURE_FEDERATED_TOKEN_FILE")?;
     // Read fresh at every token request: the platform rotates the file, and a token read at
     // start could expire during a long publish.
     let assertion = crate::assertion::read_federated_token(path)?;
