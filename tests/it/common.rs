@@ -612,11 +612,16 @@ impl Sim {
     }
 }
 
-/// A device-code sign-in done by the test as a person would (in a browser), saved as the
-/// tools' token cache at `cache`. Returns the refresh token and its cache key.
+/// A device-code sign-in with the Azure CLI's client done by the test as a person would (in a
+/// browser), saved as the tools' token cache at `cache`. Returns the refresh token and its
+/// cache key.
 pub fn seed_token_cache(sim: &Sim, cache: &Path) -> (String, String) {
+    seed_token_cache_for(sim, cache, "04b07795-8ddb-461a-bbee-02f9e1bf7b46")
+}
+
+/// The same with another public client (`--login-client-id`), e.g. one registered in the tenant.
+pub fn seed_token_cache_for(sim: &Sim, cache: &Path, cli_id: &str) -> (String, String) {
     let tenant = sim.server.tenant_id();
-    let cli_id = "04b07795-8ddb-461a-bbee-02f9e1bf7b46";
     let form = format!(
         "client_id={cli_id}&scope={}",
         urlencode(&format!("{}/.default offline_access", sim.url()))

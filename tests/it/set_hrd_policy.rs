@@ -298,7 +298,8 @@ fn a_lost_answer_on_create_leaves_one_policy() {
         vec![all[0]["id"].as_str().unwrap_or_default().to_string()]
     );
     assert!(
-        r.stderr.contains("deleted duplicate policy"),
+        r.stderr
+            .contains("deleted unassigned duplicate Home Realm Discovery policy"),
         "{}",
         r.stderr
     );
@@ -318,12 +319,30 @@ fn a_lost_answer_on_assign_is_accepted() {
 fn password_hash_sync_off_is_warned_about() {
     let sim = federated();
     let doc = registered(&sim);
+    // The setting is readable only by a signed-in administrator (Graph supports no application
+    // permission for it), so the admin signs in with device code through a public client
+    // registered in the tenant, whose scopes include OnPremDirectorySynchronization.Read.All.
+    let (s, client) = sim.graph(
+        "POST",
+        "applications",
+        Some(json!({"displayName": "Admin tools", "isFallbackPublicClient": true})),
+    );
+    assert_eq!(s, 201, "{client}");
+    let login_client = client["appId"].as_str().unwrap().to_string();
+    let cache = sim.path("tokens.json");
+    seed_token_cache_for(&sim, &cache, &login_client);
     // The emulator always reports sync on; a scripted answer says it is off.
     sim.server.add_fault(json!({
         "path_prefix": "/v1.0/directory/onPremisesSynchronization", "method": "GET", "status": 200,
         "body": {"value": [{"id": sim.server.tenant_id(), "features": {"passwordSyncEnabled": false}}]}
     }));
-    let r = sim.run("set-hrd-policy", &[], &doc).ok();
+    let mut c = sim.cmd("set-hrd-policy");
+    c.env_remove("AZURE_CLIENT_ID")
+        .env_remove("AZURE_CLIENT_SECRET")
+        .env("MKTO_S2S_TOKEN_CACHE", &cache)
+        .args(["--auth", "cache", "--login-client-id", &login_client])
+        .write_stdin(doc.to_string());
+    let r = Run::from_output(c.output().unwrap()).ok();
     assert!(
         r.stderr
             .contains("set-hrd-policy: warning: password hash sync is off"),
@@ -331,6 +350,22 @@ fn password_hash_sync_off_is_warned_about() {
         r.stderr
     );
     assert_eq!(r.doc["hrd_policy"]["status"], "assigned");
+}
+
+#[test]
+fn an_app_only_admin_does_not_ask_for_the_password_hash_sync_setting() {
+    // "Application: Not supported" (onpremisesdirectorysynchronization-get): the request would
+    // be a 403 on every run, so an app-only token does not send it.
+    let sim = federated();
+    let doc = registered(&sim);
+    sim.clear();
+    let r = sim.run("set-hrd-policy", &[], &doc).ok();
+    assert_eq!(r.doc["hrd_policy"]["status"], "assigned");
+    let asked = method_paths(&sim.requests())
+        .into_iter()
+        .filter(|p| p.contains("onPremisesSynchronization"))
+        .count();
+    assert_eq!(asked, 0);
 }
 
 #[test]

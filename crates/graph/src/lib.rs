@@ -473,8 +473,15 @@ impl<'a> Graph<'a> {
     }
 
     /// `directory/onPremisesSynchronization` → `features.passwordSyncEnabled`; `None` when the
-    /// caller may not read it (graph.md §1.6).
+    /// caller may not read it (graph.md §1.6). The endpoint supports no application permission
+    /// ("Application: Not supported", only a signed-in administrator:
+    /// <https://learn.microsoft.com/graph/api/onpremisesdirectorysynchronization-get#permissions>),
+    /// so an app-only token does not ask: that would be a 403 on every run.
     pub async fn password_hash_sync_enabled(&self) -> Result<Option<bool>> {
+        let token = self.http.tokens().token(self.http, self.root()).await?;
+        if s2s_core::auth::token_caller(&token).is_some_and(|c| !c.delegated) {
+            return Ok(None);
+        }
         let resp = self
             .http
             .send(

@@ -19,9 +19,10 @@
 //! unless `--replace`.
 //!
 //! Lost answers: core retries a POST whose answer was lost, and a policy create is not unique,
-//! so a retry could make a second policy. The create carries a per-run tag in its description;
-//! after it (or after a failure that may have been committed) the policies with that tag are
-//! read back, one is adopted and the others are deleted, so no duplicate remains.
+//! so a retry could make a second policy. The create carries a per-run tag in its description.
+//! After a failure that may have been committed, the policies with that tag are read back, one
+//! is adopted and the others are deleted; after an answered create, the twin a retry may have
+//! made is unassigned and goes with the sweep that follows the assignment. No duplicate remains.
 //!
 //! Reads:  `app.service_principal_id` (or `app.client_id`), `app.display_name`, `hrd_policy.policy_id`.
 //! Writes: `hrd_policy.status` (assigned, already-assigned, removed, skipped-not-federated,
@@ -444,8 +445,11 @@ async fn ensure_policy(
                 "created Home Realm Discovery policy {}",
                 policy_label(&p)
             ));
-            let kept = converge_created(ctx, g, sp, &tag, Some(&p.id)).await?;
-            Ok((Some(kept.unwrap_or(p)), true))
+            // A retried create whose first answer was lost leaves a tagged twin: it is
+            // unassigned, so the sweep after the assignment (`remove_unassigned_duplicates`)
+            // deletes it — no read here, and the assignment waits out the new policy's
+            // replication itself.
+            Ok((Some(p), true))
         }
         Ok(None) => {
             ctx.say(&format!(
@@ -455,7 +459,7 @@ async fn ensure_policy(
         }
         Err(e) if e.ambiguous => {
             // The create may have been committed although no answer came: adopt it if so.
-            match converge_created(ctx, g, sp, &tag, None).await {
+            match adopt_lost_create(ctx, g, sp, &tag).await {
                 Ok(Some(p)) => {
                     ctx.say(&format!(
                         "adopted Home Realm Discovery policy {} created by a request whose answer was lost",
@@ -474,20 +478,18 @@ async fn ensure_policy(
     }
 }
 
-/// After a create: the policies carrying this run's tag are read back (waiting out replication
-/// until `created` is listed, or any tagged one when the answer was lost); one is kept — the one
-/// the create returned, else the first — and every other tagged one, made by a retried request,
-/// is deleted. `Ok(None)` when nothing tagged showed up in time.
+/// After a create whose answer was lost: the policies carrying this run's tag are read back
+/// (waiting out replication until one is listed); the first is kept and every other one, made
+/// by a retried request, is deleted. `Ok(None)` when nothing tagged showed up in time.
 ///
 /// A racing run may have assigned its own policy and deleted this run's as a duplicate, which
-/// then never shows up: once the service principal holds another policy of ours, the wait ends
-/// with what is listed (the assignment that follows adopts that policy).
-async fn converge_created(
+/// then never shows up: once the service principal holds a policy of ours, the wait ends with
+/// what is listed (the assignment that follows adopts that policy).
+async fn adopt_lost_create(
     ctx: &Ctx,
     g: &Graph<'_>,
     sp: &ServicePrincipal,
     tag: &RunTag,
-    created: Option<&str>,
 ) -> Result<Option<HrdPolicy>> {
     let window = ctx.http.deadline().min(Instant::now() + REPLICATION_WINDOW);
     let read = until_ready(
@@ -501,16 +503,7 @@ async fn converge_created(
                 .into_iter()
                 .filter(|p| p.description.as_deref().is_some_and(|d| tag.marks(d)))
                 .collect();
-            let mut ready = match created {
-                Some(id) => tagged.iter().any(|p| p.id.eq_ignore_ascii_case(id)),
-                None => !tagged.is_empty(),
-            };
-            if !ready {
-                ready =
-                    g.hrd_policies_of(&sp.id).await?.iter().any(|p| {
-                        is_ours(p) && created.is_none_or(|c| !p.id.eq_ignore_ascii_case(c))
-                    });
-            }
+            let ready = !tagged.is_empty() || g.hrd_policies_of(&sp.id).await?.iter().any(is_ours);
             Ok(if ready {
                 Poll::Ready(tagged)
             } else {
@@ -525,34 +518,21 @@ async fn converge_created(
         Err(e) if e.kind == Kind::Timeout && Instant::now() >= ctx.http.deadline() => {
             return Err(e);
         }
-        Err(e) if e.service.is_none() && e.kind == Kind::Timeout => {
-            if created.is_some() {
-                ctx.warn("the new policy is not listed yet, so duplicates from retried requests could not be checked; a re-run will reuse it");
-            }
-            return Ok(None);
-        }
+        Err(e) if e.service.is_none() && e.kind == Kind::Timeout => return Ok(None),
         Err(e) => return Err(explain(e)),
     };
-    let keep = match created {
-        Some(id) => id.to_string(),
-        None => match tagged.first() {
-            Some(p) => p.id.clone(),
-            None => return Ok(None),
-        },
+    let mut tagged = tagged.into_iter();
+    let Some(kept) = tagged.next() else {
+        return Ok(None);
     };
-    let mut kept = None;
     for p in tagged {
-        if p.id.eq_ignore_ascii_case(&keep) {
-            kept = Some(p);
-            continue;
-        }
         g.delete_hrd_policy(&p.id).await.map_err(explain)?;
         ctx.say(&format!(
             "deleted duplicate policy {}: a retried request created it after its answer was lost",
             p.id
         ));
     }
-    Ok(kept)
+    Ok(Some(kept))
 }
 
 /// A policy this tool would have made: exactly our definition, not an organization default.
