@@ -172,6 +172,18 @@ fn detects_config_pointing_elsewhere() {
 }
 
 #[test]
+fn detects_a_config_record_that_is_gone() {
+    broken(
+        |sim, doc| {
+            let set = doc["marketo_config"]["entity_set"].as_str().unwrap();
+            let rec = doc["marketo_config"]["record_id"].as_str().unwrap();
+            sim.dataverse_expect(204, "DELETE", &format!("{set}({rec})"), None);
+        },
+        "marketo-config",
+    );
+}
+
+#[test]
 fn detects_a_disabled_user() {
     broken(
         |sim, doc| {

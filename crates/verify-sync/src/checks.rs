@@ -11,7 +11,6 @@
 
 use futures_util::future::try_join_all;
 use secrecy::SecretString;
-use serde_json::Value;
 use time::OffsetDateTime;
 use tokio::sync::OnceCell;
 
@@ -692,20 +691,15 @@ async fn marketo_config(env: &Env<'_>, shared: &Shared) -> Result<Option<Check>>
         )));
     };
     let select = format!("_{lookup}_value");
-    let row = soft(
-        env.dv
-            .get::<Value>(
-                &format!(
-                    "{}({rec})?$select={}",
-                    s2s_core::odata::encode(set),
-                    s2s_core::odata::encode(&select)
-                ),
-                "Marketo config record",
-            )
-            .await,
-    )?;
+    let row = soft(env.dv.record_if_named(set, rec, &select).await)?;
     Ok(Some(match row {
-        Ok(row) => {
+        Ok(None) => Check::fail(
+            id,
+            name,
+            format!("{set}({rec}) with column {select} is not in the org"),
+            "configure-marketo",
+        ),
+        Ok(Some(row)) => {
             let current = row[&select].as_str().unwrap_or("");
             if current.eq_ignore_ascii_case(&user.systemuserid) {
                 Check::pass(id, name, format!("{set}({rec})"))
