@@ -864,7 +864,7 @@ Requests are the chain's API requests (reads + writes) of the median run, sign-i
     let _ = writeln!(
         s,
         "\nEvery poll is a request, so with lag the counts grow with the lag and the schedule (`retry::poll_delay`: every 150 ms for the first 3 s, \
-then backing off by 1.25× to 500 ms, 2 s after 10 s, 5 s after a minute); verify-sync's `--settle` re-runs all its checks, about ten reads, per round. \
+then backing off by 1.25× to 500 ms, 2 s after 10 s, 5 s after a minute); verify-sync's `--settle` re-runs only the checks still failing (and the reads they need) each round; set-hrd-policy's assignment of a policy not replicated yet is retried (each 404 means another POST), so under lag its count has writes that changed nothing. \
 A run without lag polls nothing, so the budget of the documented minimum + 2 requests per tool is the fresh chain's (the 0 ms row and the target above)."
     );
     let longest = f(&r["runs"]["lag_ms"]);
