@@ -33,18 +33,12 @@
 use clap::Parser;
 use serde_json::{Value, json};
 
-use s2s_core::odata::quote;
-use s2s_core::{CommonArgs, Ctx, Error, Result, config};
+use s2s_core::{CommonArgs, Ctx, Result, config};
+use s2s_dataverse::marketo_config::{self, ConfigTarget, Names};
 use s2s_dataverse::names::{not_blank, schema_name};
-use s2s_dataverse::{
-    COMPONENT_ENTITY, Dataverse, EntityDefinition, MARKETO_SOLUTION, Relationship,
-    SYSTEM_USER_LOOKUPS, Written,
-};
+use s2s_dataverse::{Dataverse, Written};
 
-/// UI labels from Marketo's runbook (reference §5.1); the only names that are public.
-pub const CONFIG_ENTITY_LABEL: &str = "Marketo Config";
-pub const USER_LOOKUP_LABEL: &str = "Marketo User";
-pub const DEFAULT_RECORD: &str = "Default";
+pub use s2s_dataverse::marketo_config::{CONFIG_ENTITY_LABEL, DEFAULT_RECORD, USER_LOOKUP_LABEL};
 /// The help's closing part: examples and the keys, then the exit codes from core's one table.
 fn after_help() -> String {
     format!(
@@ -120,19 +114,21 @@ impl s2s_core::Tool for Cli {
     }
 }
 
-pub fn main() -> std::process::ExitCode {
-    s2s_core::run::main::<Cli, _>(run)
+impl Cli {
+    /// The names the flags give; the rest is discovered.
+    fn names(&self) -> Names {
+        Names {
+            entity: self.config_entity.clone(),
+            entity_set: self.config_entity_set.clone(),
+            user_lookup: self.user_lookup.clone(),
+            user_nav_property: self.user_nav_property.clone(),
+            record_name: self.record_name.trim().to_string(),
+        }
+    }
 }
 
-/// The discovered (or given) names.
-#[derive(Debug)]
-struct ConfigTarget {
-    entity: String,
-    entity_set: String,
-    primary_id: String,
-    primary_name: String,
-    lookup: String,
-    nav_property: String,
+pub fn main() -> std::process::ExitCode {
+    s2s_core::run::main::<Cli, _>(run)
 }
 
 async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
@@ -184,8 +180,13 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
     let (target, record_id, current) = match known {
         Some(k) => k,
         None => {
-            let target = find_marketo_config(ctx, &dv, &cli).await?;
-            let (record_id, current) = find_config_record(&dv, &target, record_name).await?;
+            let target = marketo_config::discover(&dv, &cli.names()).await?;
+            ctx.say(&format!(
+                "found \"{}\" entity {} (set {}) with lookup {} (navigation property {})",
+                target.label, target.entity, target.entity_set, target.lookup, target.nav_property
+            ));
+            let (record_id, current) =
+                marketo_config::find_record(&dv, &target, record_name).await?;
             (target, record_id, current)
         }
     };
@@ -247,6 +248,7 @@ fn known_target(doc: &s2s_core::StateDoc, cli: &Cli) -> Option<(ConfigTarget, St
     fits.then(|| {
         (
             ConfigTarget {
+                label: String::new(),
                 entity,
                 entity_set,
                 // Only discovery needs these (to find the record by name).
@@ -258,374 +260,6 @@ fn known_target(doc: &s2s_core::StateDoc, cli: &Cli) -> Option<(ConfigTarget, St
             record_id,
         )
     })
-}
-
-/// The config entity and its "Marketo User" lookup, discovered or given (reference §5.3).
-async fn find_marketo_config(ctx: &Ctx, dv: &Dataverse<'_>, cli: &Cli) -> Result<ConfigTarget> {
-    let entity = find_config_entity(dv, cli).await?;
-    let entity_set = match (&cli.config_entity_set, &entity.entity_set_name) {
-        (Some(s), _) => s.clone(),
-        (None, Some(s)) => s.clone(),
-        (None, None) => {
-            return Err(discovery_failed(format!(
-                "entity {} has no entity set name in its metadata",
-                entity.logical_name
-            )));
-        }
-    };
-    let primary_id = entity
-        .primary_id_attribute
-        .clone()
-        .unwrap_or_else(|| format!("{}id", entity.logical_name));
-    let primary_name = entity.primary_name_attribute.clone().ok_or_else(|| {
-        discovery_failed(format!(
-            "entity {} has no primary name attribute, so its \"{}\" record cannot be found by name",
-            entity.logical_name, cli.record_name
-        ))
-    })?;
-    let (lookup, nav_property) = find_user_lookup(dv, &entity.logical_name, cli).await?;
-    ctx.say(&format!(
-        "found \"{}\" entity {} (set {entity_set}) with lookup {lookup} (navigation property {nav_property})",
-        entity.label(),
-        entity.logical_name
-    ));
-    Ok(ConfigTarget {
-        entity: entity.logical_name,
-        entity_set,
-        primary_id,
-        primary_name,
-        lookup,
-        nav_property,
-    })
-}
-
-/// The entity labelled "Marketo Config" among the Marketo solution's entity components; or the
-/// one named by `--config-entity` / `--config-entity-set`.
-async fn find_config_entity(dv: &Dataverse<'_>, cli: &Cli) -> Result<EntityDefinition> {
-    if let Some(name) = &cli.config_entity {
-        return dv.entity(name).await?.ok_or_else(|| {
-            Error::refused(format!(
-                "--config-entity {name}: no such entity in {}",
-                dv.org()
-            ))
-        });
-    }
-    if let Some(set) = &cli.config_entity_set {
-        let mut found = dv.entities_by_set_name(set).await?;
-        return match found.len() {
-            1 => Ok(found.remove(0)),
-            0 => Err(Error::refused(format!(
-                "--config-entity-set {set}: no entity has this entity set in {}",
-                dv.org()
-            ))),
-            _ => Err(Error::refused(format!(
-                "--config-entity-set {set}: several entities claim it ({})",
-                names(&found)
-            ))
-            .with_hint("pass --config-entity LOGICAL_NAME")),
-        };
-    }
-
-    let solution = dv.marketo_solution().await?.ok_or_else(|| {
-        Error::refused(format!(
-            "the Marketo solution \"{MARKETO_SOLUTION}\" is not installed in {}",
-            dv.org()
-        ))
-        .with_hint("import the Marketo solution first (Marketo step 1), then re-run")
-    })?;
-    let components = dv
-        .solution_components(&solution.solutionid, COMPONENT_ENTITY)
-        .await?;
-    // One query for all the solution's entities; a component whose metadata is gone (deleted
-    // since) is absent from the answer, so no candidate. Labels cannot be filtered server-side
-    // (reference §5.3 step 3), so they are matched here.
-    let ids: Vec<String> = components.iter().map(|c| c.objectid.clone()).collect();
-    let entities = if ids.is_empty() {
-        Vec::new()
-    } else {
-        dv.entities_by_ids(&ids).await?
-    };
-    let mut matching: Vec<EntityDefinition> = entities
-        .iter()
-        .filter(|e| {
-            e.display_name
-                .as_ref()
-                .is_some_and(|l| l.matches(CONFIG_ENTITY_LABEL))
-        })
-        .cloned()
-        .collect();
-    match matching.len() {
-        1 => Ok(matching.remove(0)),
-        0 => find_config_entity_by_shape(dv, &entities, cli.record_name.trim())
-            .await
-            .map_err(|found| {
-                discovery_failed(format!(
-                    "no entity labelled \"{CONFIG_ENTITY_LABEL}\" among the {} entities of solution {}, and not \
-                     exactly one with a record named {:?} and a custom lookup to systemuser: {}",
-                    entities.len(),
-                    solution.uniquename,
-                    cli.record_name.trim(),
-                    if found.is_empty() {
-                        "(no entities)".to_string()
-                    } else {
-                        found.join("; ")
-                    }
-                ))
-            }),
-        _ => Err(discovery_failed(format!(
-            "several entities of solution {} are labelled \"{CONFIG_ENTITY_LABEL}\": {}",
-            solution.uniquename,
-            names(&matching)
-        ))),
-    }
-}
-
-/// When no entity carries the "Marketo Config" label (the solution's labels are not public and
-/// may differ by version or language): the one entity of the solution that has a record named
-/// `record_name` and a custom lookup to systemuser — the shape of Marketo's configuration. On
-/// failure, what was found for each entity, for the error message.
-async fn find_config_entity_by_shape(
-    dv: &Dataverse<'_>,
-    entities: &[EntityDefinition],
-    record_name: &str,
-) -> std::result::Result<EntityDefinition, Vec<String>> {
-    let mut found = Vec::new();
-    let mut fits = Vec::new();
-    for e in entities {
-        let lookups = custom_user_lookups(dv, &e.logical_name)
-            .await
-            .map_err(|err| vec![format!("{}: {err}", e.logical_name)])?;
-        let record = match (&e.entity_set_name, &e.primary_name_attribute) {
-            (Some(set), Some(name_col)) => {
-                let id = e
-                    .primary_id_attribute
-                    .clone()
-                    .unwrap_or_else(|| format!("{}id", e.logical_name));
-                let filter = format!("{name_col} eq {}", quote(record_name));
-                dv.records(set, &id, Some(&filter))
-                    .await
-                    .map(|rows| rows.len())
-                    .map_err(|err| vec![format!("{}: {err}", e.logical_name)])?
-            }
-            _ => 0,
-        };
-        found.push(format!(
-            "{} \"{}\": {record} record(s) named {record_name:?}, custom lookups to systemuser: {}",
-            e.logical_name,
-            e.label(),
-            if lookups.is_empty() {
-                "none".to_string()
-            } else {
-                lookups.join(", ")
-            }
-        ));
-        if record == 1 && !lookups.is_empty() {
-            fits.push(e.clone());
-        }
-    }
-    if fits.len() == 1 {
-        return Ok(fits.remove(0));
-    }
-    Err(found)
-}
-
-/// The logical names of an entity's lookups to systemuser, system ones (owner, created by…)
-/// left out.
-async fn custom_user_lookups(dv: &Dataverse<'_>, entity: &str) -> Result<Vec<String>> {
-    Ok(lookups_to_systemuser(dv, entity)
-        .await?
-        .into_iter()
-        .filter(|r| {
-            !SYSTEM_USER_LOOKUPS
-                .iter()
-                .any(|s| r.referencing_attribute.eq_ignore_ascii_case(s))
-        })
-        .map(|r| r.referencing_attribute)
-        .collect())
-}
-
-/// The entity's many-to-one relationships to systemuser. The server's filter is trusted only as
-/// far as it goes: a row naming another target is dropped.
-async fn lookups_to_systemuser(dv: &Dataverse<'_>, entity: &str) -> Result<Vec<Relationship>> {
-    Ok(dv
-        .many_to_one_relationships(entity, "systemuser")
-        .await?
-        .into_iter()
-        .filter(|r| {
-            r.referenced_entity
-                .as_deref()
-                .is_none_or(|t| t.eq_ignore_ascii_case("systemuser"))
-        })
-        .collect())
-}
-
-/// Which custom lookup to systemuser is "Marketo User" when none has that label: the only one
-/// whose logical name ends in `marketouser` or whose label mentions Marketo, else the only
-/// custom lookup there is. `None` when that does not single one out.
-fn pick_user_lookup_by_shape(candidates: &[(String, String)]) -> Option<usize> {
-    let marketo: Vec<usize> = candidates
-        .iter()
-        .enumerate()
-        .filter(|(_, (logical, label))| {
-            logical.to_ascii_lowercase().ends_with("marketouser")
-                || label.to_ascii_lowercase().contains("marketo")
-        })
-        .map(|(i, _)| i)
-        .collect();
-    match (marketo.as_slice(), candidates.len()) {
-        ([one], _) => Some(*one),
-        ([], 1) => Some(0),
-        _ => None,
-    }
-}
-
-/// The "Marketo User" lookup and its navigation property (reference §5.3 step 4).
-async fn find_user_lookup(dv: &Dataverse<'_>, entity: &str, cli: &Cli) -> Result<(String, String)> {
-    if let (Some(l), Some(n)) = (&cli.user_lookup, &cli.user_nav_property) {
-        return Ok((l.to_ascii_lowercase(), n.clone()));
-    }
-    let relationships = lookups_to_systemuser(dv, entity).await?;
-
-    let chosen = if let Some(lookup) = &cli.user_lookup {
-        relationships
-            .into_iter()
-            .find(|r| r.referencing_attribute.eq_ignore_ascii_case(lookup))
-            .ok_or_else(|| {
-                discovery_failed(format!(
-                    "--user-lookup {lookup}: entity {entity} has no lookup of that name to systemuser"
-                ))
-            })?
-    } else {
-        let candidates: Vec<Relationship> = relationships
-            .into_iter()
-            .filter(|r| {
-                !SYSTEM_USER_LOOKUPS
-                    .iter()
-                    .any(|s| r.referencing_attribute.eq_ignore_ascii_case(s))
-            })
-            .collect();
-        // The candidates' labels in one query rather than one request per lookup.
-        let names: Vec<String> = candidates
-            .iter()
-            .map(|r| r.referencing_attribute.clone())
-            .collect();
-        let attrs = if names.is_empty() {
-            Vec::new()
-        } else {
-            dv.attributes_named(entity, &names).await?
-        };
-        let mut labelled = Vec::new();
-        let mut seen = Vec::new();
-        let mut shapes = Vec::new();
-        for r in &candidates {
-            let attr = attrs.iter().find(|a| {
-                a.logical_name
-                    .eq_ignore_ascii_case(&r.referencing_attribute)
-            });
-            shapes.push((
-                r.referencing_attribute.clone(),
-                attr.and_then(|a| a.label()).unwrap_or("").to_string(),
-            ));
-        }
-        let mut candidates = candidates;
-        for r in candidates.clone() {
-            let attr = attrs.iter().find(|a| {
-                a.logical_name
-                    .eq_ignore_ascii_case(&r.referencing_attribute)
-            });
-            let label = attr.and_then(|a| a.label()).unwrap_or("(no label)");
-            seen.push(format!("{} \"{label}\"", r.referencing_attribute));
-            if attr
-                .and_then(|a| a.display_name.as_ref())
-                .is_some_and(|l| l.matches(USER_LOOKUP_LABEL))
-            {
-                labelled.push(r);
-            }
-        }
-        match labelled.len() {
-            1 => labelled.remove(0),
-            0 if pick_user_lookup_by_shape(&shapes).is_some() => {
-                let i = pick_user_lookup_by_shape(&shapes).unwrap_or(0);
-                candidates.swap_remove(i)
-            }
-            0 => {
-                return Err(discovery_failed(format!(
-                    "entity {entity} has no lookup to systemuser labelled \"{USER_LOOKUP_LABEL}\", and none stands out \
-                     (one named *marketouser or labelled with \"Marketo\", or a single custom one); its lookups to systemuser: {}",
-                    if seen.is_empty() {
-                        "(none besides the system ones)".to_string()
-                    } else {
-                        seen.join(", ")
-                    }
-                )));
-            }
-            _ => {
-                return Err(discovery_failed(format!(
-                    "several lookups of entity {entity} are labelled \"{USER_LOOKUP_LABEL}\": {}",
-                    labelled
-                        .iter()
-                        .map(|r| r.referencing_attribute.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )));
-            }
-        }
-    };
-    let nav = match &cli.user_nav_property {
-        Some(n) => n.clone(),
-        None => chosen
-            .referencing_entity_navigation_property_name
-            .clone()
-            .filter(|n| !n.is_empty())
-            .ok_or_else(|| {
-                discovery_failed(format!(
-                    "relationship {} names no navigation property for lookup {}",
-                    chosen.schema_name.as_deref().unwrap_or("(unnamed)"),
-                    chosen.referencing_attribute
-                ))
-            })?,
-    };
-    Ok((chosen.referencing_attribute.to_ascii_lowercase(), nav))
-}
-
-/// The record named `name` and its lookup's current value (reference §5.3 step 5).
-async fn find_config_record(
-    dv: &Dataverse<'_>,
-    t: &ConfigTarget,
-    name: &str,
-) -> Result<(String, Option<String>)> {
-    let value_col = format!("_{}_value", t.lookup);
-    let select = format!("{},{},{value_col}", t.primary_id, t.primary_name);
-    let filter = format!("{} eq {}", t.primary_name, quote(name));
-    let rows = dv.records(&t.entity_set, &select, Some(&filter)).await?;
-    let ids: Vec<String> = rows
-        .iter()
-        .filter_map(|r| r.get(&t.primary_id).and_then(Value::as_str))
-        .map(str::to_string)
-        .collect();
-    match (rows.len(), ids.len()) {
-        (1, 1) => {
-            let current = rows[0]
-                .get(&value_col)
-                .and_then(Value::as_str)
-                .map(str::to_ascii_lowercase);
-            Ok((ids[0].to_ascii_lowercase(), current))
-        }
-        (0, _) => Err(Error::refused(format!(
-            "no {} record named {name:?} in {}",
-            t.entity, t.entity_set
-        ))
-        .with_hint("the Marketo solution creates the \"Default\" record on import; check step 1 completed, or name the record with --record-name")),
-        (1, _) => Err(Error::internal(format!(
-            "the {} record has no {} in Dataverse's answer",
-            t.entity, t.primary_id
-        ))),
-        (n, _) => Err(Error::refused(format!(
-            "{n} {} records are named {name:?}: {}",
-            t.entity,
-            ids.join(", ")
-        ))),
-    }
 }
 
 /// Sets the lookup unless it already points at the user (reference §5.3 step 6).
@@ -655,21 +289,6 @@ async fn ensure_marketo_user(
         )),
     }
     Ok(())
-}
-
-fn names(entities: &[EntityDefinition]) -> String {
-    entities
-        .iter()
-        .map(|e| format!("{} \"{}\"", e.logical_name, e.label()))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn discovery_failed(what: String) -> Error {
-    Error::refused(format!("cannot find the Marketo configuration: {what}")).with_hint(
-        "name it yourself with --config-entity, --config-entity-set, --user-lookup and --user-nav-property \
-         (see Settings > Customizations > Marketo Config in Dynamics)",
-    )
 }
 
 #[cfg(test)]

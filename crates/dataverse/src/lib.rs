@@ -12,6 +12,7 @@
 //! names the tools take as flags are in [`names`].
 
 mod client;
+pub mod marketo_config;
 mod model;
 pub mod names;
 
