@@ -449,7 +449,7 @@ fn names(entities: &[EntityDefinition]) -> String {
 
 fn discovery_failed(what: String) -> Error {
     Error::refused(format!("cannot find the Marketo configuration: {what}")).with_hint(
-        "name it yourself with configure-marketo's --config-entity, --config-entity-set, --user-lookup and --user-nav-property \
+        "name it yourself with --config-entity, --config-entity-set, --user-lookup and --user-nav-property \
          (see Settings > Customizations > Marketo Config in Dynamics)",
     )
 }
