@@ -327,6 +327,53 @@ fn a_partial_document_finds_the_objects_by_their_keys() {
 }
 
 #[test]
+fn a_document_without_marketo_config_names_finds_marketo_user_itself() {
+    // configure-marketo set the lookup, but its output was lost (a pipeline that failed after
+    // it): the document stops at assign-role's.
+    let sim = sim();
+    let doc = with_app_user(&sim);
+    let configured = sim.run("configure-marketo", &[], &doc).ok().doc;
+    let record = str_at(&configured, "/marketo_config/record_id").to_string();
+    let user = app_user_id(&doc);
+    assert_eq!(marketo_user(&sim, &record), json!(user));
+    assert!(doc.get("marketo_config").is_none());
+    sim.clear();
+
+    let r = sim.run("teardown", &["--yes"], &doc).ok();
+    r.assert_stderr("found the Marketo configuration record");
+    assert_eq!(marketo_user(&sim, &record), Value::Null);
+
+    // Someone else's "Marketo User" is left alone as with the document's names.
+    let (_, who) = sim.dataverse("GET", "WhoAmI", None);
+    let admin = who["UserId"].as_str().unwrap().to_string();
+    sim.dataverse_expect(
+        204,
+        "PATCH",
+        &format!("mkto_marketoconfigs({record})"),
+        Some(json!({"mkto_MarketoUser@odata.bind": format!("/systemusers({admin})")})),
+    );
+    sim.clear();
+    let again = sim.run("teardown", &["--yes"], &r.doc).ok();
+    again.assert_stderr("left \"Marketo User\" of the Marketo configuration record");
+    sim.assert_no_writes();
+    assert_eq!(marketo_user(&sim, &record), json!(admin));
+}
+
+#[test]
+fn without_the_marketo_solution_the_missing_names_are_a_warning_not_a_failure() {
+    let sim = sim();
+    let doc = with_app_user(&sim);
+    // No Marketo solution to discover from (every solutions query answers an empty list).
+    sim.server.add_fault(json!({
+        "path_prefix": "/api/data/v9.2/solutions", "method": "GET", "status": 200,
+        "body": {"value": []}, "count": 100
+    }));
+    let r = sim.run("teardown", &["--yes"], &doc).ok();
+    r.assert_stderr("the Marketo configuration was not found")
+        .assert_stderr("clear it in Dynamics");
+}
+
+#[test]
 fn an_hrd_policy_another_service_principal_uses_is_unassigned_but_kept() {
     let sim = federated();
     let doc = full_setup(&sim);

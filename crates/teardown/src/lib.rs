@@ -8,7 +8,8 @@
 //!    metadata, then `PublishXml` of those entities). They hold every record's sync choice, so
 //!    they are kept by default and a warning says what is lost.
 //! 2. Marketo Config's "Marketo User" lookup is emptied, only when it points at our application
-//!    user (names from `marketo_config.*`, written by configure-marketo).
+//!    user (names from `marketo_config.*`, written by configure-marketo; discovered as
+//!    configure-marketo does when the document lacks them).
 //! 3. the role(s) assign-role gave are removed from the application user, which is then
 //!    disabled: Dataverse keeps users for audit, so it stays, disabled.
 //! 4. the Home Realm Discovery policy is unassigned, and deleted, only when it is set-hrd-policy's
@@ -61,9 +62,9 @@ use serde_json::{Value, json};
 
 use s2s_core::retry::{REPLICATION_WINDOW, visible_within};
 use s2s_core::run::Key;
-use s2s_core::{CommonArgs, Ctx, Error, Result, StateDoc};
+use s2s_core::{CommonArgs, Ctx, Error, Kind, Result, StateDoc};
 use s2s_dataverse::names::{entity_logical_name, not_blank, unique};
-use s2s_dataverse::{Dataverse, SystemUser, Written};
+use s2s_dataverse::{Dataverse, SystemUser, Written, marketo_config};
 use s2s_graph::{Application, Graph, HrdPolicy, PermissionGrant, ServicePrincipal};
 
 /// The sync-filter column add-sync-filter creates.
@@ -80,7 +81,8 @@ Examples:
 
 Reads app.*, secret.file, hrd_policy.*, dynamics.*, marketo_config.*, sync_filter.entities;
 objects whose ids are missing are found by their keys (app unique name or client id, service
-principal by appId, application user by applicationid). Removes the keys of what it removed,
+principal by appId, application user by applicationid, the Marketo configuration record as
+configure-marketo discovers it). Removes the keys of what it removed,
 records teardown.client_id, teardown.restore_command and teardown.removed. A re-run sends no write.
 A deleted app registration stays restorable for 30 days (teardown.restore_command has the URL):
   az rest --method POST --url <graph>/v1.0/directory/deletedItems/<object-id>/restore",
@@ -882,10 +884,11 @@ async fn plan_dataverse(
     // configure-marketo ran after assign-role: its lookup is undone first.
     match &input.config {
         Some(config) => plan_marketo_user(ctx, dv, config, &ours, steps).await?,
-        None if !ours.is_empty() => ctx.warn(
-            "the document has no marketo_config.* names (configure-marketo did not finish), so \"Marketo User\" is not checked: \
-             if it points at this application user, clear it in Dynamics (Settings > Marketo Config > Default)",
-        ),
+        None if !ours.is_empty() => {
+            if let Some(config) = discover_config(ctx, dv).await? {
+                plan_marketo_user(ctx, dv, &config, &ours, steps).await?;
+            }
+        }
         None => {}
     }
 
@@ -929,6 +932,45 @@ async fn plan_dataverse(
         }
     }
     Ok(())
+}
+
+/// Where "Marketo User" is, when the document does not say (configure-marketo's output was lost,
+/// e.g. a pipeline that failed after it): discovered as configure-marketo does, with the
+/// default names (`s2s_dataverse::marketo_config`). Reads only. When it cannot be found — no
+/// Marketo solution, other names — the user is told where to look, and the teardown goes on.
+async fn discover_config(ctx: &Ctx, dv: &Dataverse<'_>) -> Result<Option<ConfigNames>> {
+    let names = marketo_config::Names::default();
+    let found = match marketo_config::discover(dv, &names).await {
+        Ok(target) => marketo_config::find_record(dv, &target, &names.record_name)
+            .await
+            .map(|(record_id, _)| (target, record_id)),
+        Err(e) => Err(e),
+    };
+    match found {
+        Ok((target, record_id)) => {
+            ctx.say(&format!(
+                "the document has no marketo_config.* names; found the Marketo configuration record {record_id} \
+                 (entity {}, lookup {})",
+                target.entity, target.lookup
+            ));
+            Ok(Some(ConfigNames {
+                entity_set: target.entity_set,
+                record_id,
+                lookup: target.lookup,
+                nav_property: target.nav_property,
+            }))
+        }
+        // Out of time or signed out: those end the run as everywhere else.
+        Err(e) if matches!(e.kind, Kind::Timeout | Kind::Auth) => Err(e),
+        Err(e) => {
+            ctx.warn(&format!(
+                "the document has no marketo_config.* names and the Marketo configuration was not found ({e}), so \
+                 \"Marketo User\" is not checked: if it points at this application user, clear it in Dynamics \
+                 (Settings > Marketo Config > Default)"
+            ));
+            Ok(None)
+        }
+    }
 }
 
 /// Empties "Marketo User" only when it points at one of our users.
