@@ -34,7 +34,7 @@ use s2s_dataverse::names::{entity_logical_name, not_blank, unique};
 use s2s_dataverse::{BooleanAttributeSpec, Dataverse, Written, is_duplicate_attribute};
 
 /// The logical name Marketo looks for (reference §5.4: "Name must be exactly new_synctomkto").
-pub const FIELD: &str = "new_synctomkto";
+pub const FIELD: &str = s2s_dataverse::SYNC_FILTER_FIELD;
 /// Its schema name; the logical name is the lower-case form.
 pub const SCHEMA_NAME: &str = "new_SyncToMkto";
 /// The help's closing part: examples and the keys, then the exit codes from core's one table.

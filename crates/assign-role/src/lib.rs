@@ -38,7 +38,7 @@ use s2s_dataverse::{
 };
 
 /// The role Marketo's sync user needs (reference §2).
-pub const DEFAULT_ROLE: &str = "Marketo Sync User";
+pub const DEFAULT_ROLE: &str = s2s_dataverse::MARKETO_SYNC_ROLE;
 
 /// How long after register-app Dataverse may still not know the app (replication from Entra
 /// ID); "app not known" is waited out within it and reported at once after it.

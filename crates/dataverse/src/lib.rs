@@ -93,6 +93,14 @@ pub fn explain_forbidden(e: Error, org: &str) -> Error {
     e.with_kind(s2s_core::Kind::Refused).with_hint(hint)
 }
 
+/// The security role Marketo's sync user needs (reference §2): assign-role gives it, teardown
+/// takes it away.
+pub const MARKETO_SYNC_ROLE: &str = "Marketo Sync User";
+
+/// The Boolean column Marketo's sync filter reads (reference §5.4: "Name must be exactly
+/// new_synctomkto"): add-sync-filter creates it, teardown removes it on request.
+pub const SYNC_FILTER_FIELD: &str = "new_synctomkto";
+
 /// The display name of the Marketo solution (reference §4, §5.1: its unique name is not public).
 pub const MARKETO_SOLUTION: &str = "Marketo Lead Management";
 

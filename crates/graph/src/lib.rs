@@ -163,7 +163,22 @@ pub struct HrdPolicy {
     pub is_organization_default: Option<bool>,
 }
 
+/// The one HRD policy definition set-hrd-policy ensures (graph.md §5.2): only
+/// `AllowCloudPasswordValidation`, inside the `HomeRealmDiscoveryPolicy` wrapper. Here, in the
+/// client, so set-hrd-policy (which creates it) and teardown (which removes only ours) share it.
+pub fn cloud_password_validation_definition() -> Value {
+    json!({"HomeRealmDiscoveryPolicy": {"AllowCloudPasswordValidation": true}})
+}
+
 impl HrdPolicy {
+    /// True when the definition is exactly [`cloud_password_validation_definition`]: one element
+    /// whose parsed JSON equals it (parsed, so whitespace and key order do not matter; the
+    /// wrapper does).
+    pub fn has_exactly_our_definition(&self) -> bool {
+        matches!(self.definition.as_slice(), [one]
+            if serde_json::from_str::<Value>(one).is_ok_and(|v| v == cloud_password_validation_definition()))
+    }
+
     /// Whether the policy lets Entra ID validate cloud passwords (ROPC for federated users),
     /// even with other settings: `AllowCloudPasswordValidation` true *inside* the
     /// `HomeRealmDiscoveryPolicy` wrapper — without it Entra ignores the setting (graph.md §5.2,

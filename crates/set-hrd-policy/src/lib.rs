@@ -51,9 +51,9 @@ use s2s_graph::{Graph, HrdPolicy, RunTag, ServicePrincipal, SpRef};
 /// Placeholder in the `--dry-run` plan for the id only the create would return.
 const PLANNED_POLICY: &str = "<id of the new policy>";
 
-/// The one definition this tool ensures (graph.md §5.2).
+/// The one definition this tool ensures (graph.md §5.2; the fact lives in the graph client).
 pub fn wanted_definition() -> Value {
-    json!({"HomeRealmDiscoveryPolicy": {"AllowCloudPasswordValidation": true}})
+    s2s_graph::cloud_password_validation_definition()
 }
 /// The help's closing part: examples and the keys, then the exit codes from core's one table.
 fn after_help() -> String {
@@ -155,10 +155,13 @@ pub fn main() -> std::process::ExitCode {
     s2s_core::run::main::<Cli, _>(run)
 }
 
-/// True when the definition is exactly ours: one element whose parsed JSON equals
-/// [`wanted_definition`] (parsed, so whitespace and key order do not matter; the wrapper does).
+/// True when the definition is exactly ours ([`HrdPolicy::has_exactly_our_definition`]).
 pub fn definition_is_ours(def: &[String]) -> bool {
-    matches!(def, [one] if serde_json::from_str::<Value>(one).is_ok_and(|v| v == wanted_definition()))
+    HrdPolicy {
+        definition: def.to_vec(),
+        ..Default::default()
+    }
+    .has_exactly_our_definition()
 }
 
 /// `AllowCloudPasswordValidation` set without the `HomeRealmDiscoveryPolicy` wrapper: Entra

@@ -68,7 +68,7 @@ use s2s_dataverse::{Dataverse, SystemUser, Written, marketo_config};
 use s2s_graph::{Application, Graph, HrdPolicy, PermissionGrant, ServicePrincipal};
 
 /// The sync-filter column add-sync-filter creates.
-use add_sync_filter::FIELD as SYNC_FILTER_FIELD;
+use s2s_dataverse::SYNC_FILTER_FIELD;
 /// The help's closing part: examples and the keys, then the exit codes from core's one table.
 fn after_help() -> String {
     format!(
@@ -305,7 +305,7 @@ impl Input {
                     role_names.push(n.to_string());
                 }
             }
-            role_names.push(assign_role::DEFAULT_ROLE.to_string());
+            role_names.push(s2s_dataverse::MARKETO_SYNC_ROLE.to_string());
         }
         let config = match (
             str_of("marketo_config.entity_set")?,
@@ -844,7 +844,7 @@ async fn plan_hrd_policy(
 }
 
 fn is_ours(p: &HrdPolicy, input: &Input) -> bool {
-    set_hrd_policy::definition_is_ours(&p.definition)
+    p.has_exactly_our_definition()
         && p.is_organization_default != Some(true)
         && p.display_name
             .as_deref()
