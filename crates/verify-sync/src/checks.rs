@@ -455,11 +455,14 @@ async fn secret(env: &Env<'_>, shared: &Shared) -> Result<Check> {
                 Check::pass(
                     id,
                     name,
+                    // Rounded for people: a secret made with --expires-in 90d reads "in 90
+                    // days" a minute later, not 89 (the --warn-days test above counts whole days).
                     format!(
-                        "key {key_id} ({}…) in {}, expires in {} days",
+                        "key {key_id} ({}…) in {}, expires {} (in {} days)",
                         cred.hint.as_deref().unwrap_or(""),
                         file.display(),
-                        left.whole_days()
+                        end.date(),
+                        (left + time::Duration::hours(12)).whole_days()
                     ),
                 )
             }
