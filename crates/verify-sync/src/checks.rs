@@ -418,24 +418,8 @@ async fn secret(env: &Env<'_>, shared: &Shared) -> Result<Check> {
             "make-secret",
         ));
     };
-    match std::fs::read(file) {
-        Ok(b) if !b.iter().all(u8::is_ascii_whitespace) => {}
-        Ok(_) => {
-            return Ok(Check::fail(
-                id,
-                name,
-                format!("{} is empty", file.display()),
-                "make-secret",
-            ));
-        }
-        Err(e) => {
-            return Ok(Check::fail(
-                id,
-                name,
-                format!("cannot read {}: {e}", file.display()),
-                "make-secret",
-            ));
-        }
+    if let Err(why) = read_secret_file(file) {
+        return Ok(Check::fail(id, name, why, "make-secret"));
     }
     let warn_days = env.warn_days;
     Ok(match cred.expires_at() {
@@ -744,6 +728,30 @@ async fn sync_filter(env: &Env<'_>, shared: &Shared, entity: &str) -> Result<Opt
     ))
 }
 
+/// The secret in `file` (make-secret's: one line), or why it is not usable — for the `secret`
+/// and `live-login` checks. At most [`SECRET_FILE_MAX`] bytes are read: the path comes from the
+/// document, and a client secret is 40 characters.
+fn read_secret_file(file: &std::path::Path) -> std::result::Result<SecretString, String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(file)
+        .and_then(|f| f.take(SECRET_FILE_MAX + 1).read_to_string(&mut text))
+        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    if text.len() as u64 > SECRET_FILE_MAX {
+        return Err(format!(
+            "{} is over {SECRET_FILE_MAX} bytes: not a secret file",
+            file.display()
+        ));
+    }
+    match text.trim() {
+        "" => Err(format!("{} is empty", file.display())),
+        t => Ok(SecretString::from(t.to_string())),
+    }
+}
+
+/// The most of a secret file that is read.
+const SECRET_FILE_MAX: u64 = 64 * 1024;
+
 /// `live-login`: Marketo's own test — the app's secret obtains a token for the org, and WhoAmI
 /// answers as the application user (design.md, verify-sync).
 async fn live_login(env: &Env<'_>, shared: &Shared) -> Result<Check> {
@@ -760,16 +768,9 @@ async fn live_login(env: &Env<'_>, shared: &Shared) -> Result<Check> {
             "make-secret",
         ));
     };
-    let secret = match std::fs::read_to_string(file) {
-        Ok(s) => SecretString::from(s.trim().to_string()),
-        Err(e) => {
-            return Ok(Check::fail(
-                id,
-                name,
-                format!("cannot read {}: {e}", file.display()),
-                "make-secret",
-            ));
-        }
+    let secret = match read_secret_file(file) {
+        Ok(s) => s,
+        Err(why) => return Ok(Check::fail(id, name, why, "make-secret")),
     };
     let who = format!(
         "the Marketo app {} and its secret in {}",
