@@ -160,6 +160,20 @@ pub fn read_regular(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// The most of a secret file that is read: a client secret is 40 characters.
+pub const SECRET_FILE_MAX: u64 = 64 * 1024;
+
+/// The secret saved in a secret file (make-secret's format: the value, maybe with a newline),
+/// read with [`read_regular`] (so never blocking on a FIFO) up to [`SECRET_FILE_MAX`] bytes.
+/// `None` when the file holds only white space.
+pub fn read_secret(path: &Path) -> std::io::Result<Option<secrecy::SecretString>> {
+    let bytes = secrecy::SecretSlice::from(read_regular(path, SECRET_FILE_MAX)?);
+    use secrecy::ExposeSecret;
+    let text = String::from_utf8_lossy(bytes.expose_secret());
+    let value = text.trim();
+    Ok((!value.is_empty()).then(|| secrecy::SecretString::from(value.to_string())))
+}
+
 /// Creates `dir` and its missing parents with mode 0700 (unix). Directories that exist already
 /// are left exactly as they are: the tool does not own them (`MKTO_S2S_TOKEN_CACHE=/tmp/x` must
 /// not make `/tmp` private).
@@ -327,6 +341,27 @@ mod tests {
         let e = path_from_doc("x\0.secret", "secret.file").unwrap_err();
         assert_eq!(e.kind, Kind::Usage);
         assert!(e.message.contains("secret.file"), "{e}");
+    }
+
+    #[test]
+    fn read_secret_trims_treats_blank_as_none_and_bounds_the_size() {
+        use secrecy::ExposeSecret;
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("s.secret");
+        fs::write(&p, "  abc~def \n").unwrap();
+        assert_eq!(read_secret(&p).unwrap().unwrap().expose_secret(), "abc~def");
+        fs::write(&p, " \n\t").unwrap();
+        assert!(read_secret(&p).unwrap().is_none());
+        fs::write(&p, vec![b'a'; SECRET_FILE_MAX as usize + 1]).unwrap();
+        assert_eq!(
+            read_secret(&p).unwrap_err().kind(),
+            std::io::ErrorKind::InvalidData
+        );
+        let f = fifo(d.path(), "fifo");
+        assert_eq!(
+            read_secret(&f).unwrap_err().kind(),
+            std::io::ErrorKind::InvalidInput
+        );
     }
 
     #[test]

@@ -630,9 +630,7 @@ enum FileState {
 
 /// The value saved in a secret file, if it holds one.
 fn read_secret_file(file: &Path) -> Option<SecretString> {
-    let bytes = std::fs::read(file).ok()?;
-    let value = String::from_utf8_lossy(&bytes).trim().to_string();
-    (!value.is_empty()).then(|| SecretString::from(value))
+    s2s_core::fsutil::read_secret(file).ok().flatten()
 }
 
 fn file_matches(file: &Path, hint: Option<&str>) -> FileState {

@@ -728,29 +728,15 @@ async fn sync_filter(env: &Env<'_>, shared: &Shared, entity: &str) -> Result<Opt
     ))
 }
 
-/// The secret in `file` (make-secret's: one line), or why it is not usable — for the `secret`
-/// and `live-login` checks. At most [`SECRET_FILE_MAX`] bytes are read: the path comes from the
-/// document, and a client secret is 40 characters.
+/// The secret in `file`, or why it is not usable — for the `secret` and `live-login` checks
+/// (core's bounded, non-blocking read: the path comes from the document).
 fn read_secret_file(file: &std::path::Path) -> std::result::Result<SecretString, String> {
-    use std::io::Read;
-    let mut text = String::new();
-    std::fs::File::open(file)
-        .and_then(|f| f.take(SECRET_FILE_MAX + 1).read_to_string(&mut text))
-        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-    if text.len() as u64 > SECRET_FILE_MAX {
-        return Err(format!(
-            "{} is over {SECRET_FILE_MAX} bytes: not a secret file",
-            file.display()
-        ));
-    }
-    match text.trim() {
-        "" => Err(format!("{} is empty", file.display())),
-        t => Ok(SecretString::from(t.to_string())),
+    match s2s_core::fsutil::read_secret(file) {
+        Ok(Some(s)) => Ok(s),
+        Ok(None) => Err(format!("{} is empty", file.display())),
+        Err(e) => Err(format!("cannot read {}: {e}", file.display())),
     }
 }
-
-/// The most of a secret file that is read.
-const SECRET_FILE_MAX: u64 = 64 * 1024;
 
 /// `live-login`: Marketo's own test — the app's secret obtains a token for the org, and WhoAmI
 /// answers as the application user (design.md, verify-sync).
