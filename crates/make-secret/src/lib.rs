@@ -507,7 +507,7 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
         for c in &others {
             ctx.say(&format!("  {}", describe(c)));
         }
-        ctx.say("remove them with --revoke-others once nothing uses them");
+        ctx.say("once nothing uses them (Marketo has the saved secret), remove them: make-secret --retire-old --yes");
     }
     Ok(())
 }
