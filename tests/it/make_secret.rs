@@ -224,7 +224,7 @@ fn a_short_lived_secret_is_renewed_and_old_ones_are_reported_then_revoked() {
         second.stderr
     );
     assert!(
-        second.stderr.contains("--revoke-others"),
+        second.stderr.contains("make-secret --retire-old --yes"),
         "{}",
         second.stderr
     );
