@@ -121,6 +121,37 @@ fn adopts_a_portal_app_by_client_id_and_fixes_it() {
 }
 
 #[test]
+fn an_adopted_app_keeps_its_name_unless_one_is_asked_for_and_is_marked_adopted() {
+    let sim = sim();
+    let app = sim.graph_expect(
+        201,
+        "POST",
+        "applications",
+        Some(json!({"displayName": "Contoso Portal App", "signInAudience": "AzureADMyOrg"})),
+    );
+    let client_id = app["appId"].as_str().unwrap().to_string();
+    let r = sim
+        .run("register-app", &["--client-id", &client_id], &Value::Null)
+        .ok();
+    let (_, after) = sim.graph("GET", &format!("applications(appId='{client_id}')"), None);
+    assert_eq!(after["displayName"], "Contoso Portal App");
+    assert_eq!(r.doc["app"]["display_name"], "Contoso Portal App");
+    assert_eq!(r.doc["app"]["adopted"], true);
+    // Asked for by name, it is renamed, and the line says what it was called.
+    let r = sim
+        .run(
+            "register-app",
+            &["--client-id", &client_id, "--name", "Marketo Integration"],
+            &Value::Null,
+        )
+        .ok();
+    r.assert_stderr("(was named \"Contoso Portal App\")");
+    // A setup that made its own app is not marked.
+    let own = sim.run("register-app", &["--name", "Own App"], &Value::Null).ok();
+    assert!(own.doc["app"].get("adopted").is_none(), "{}", own.doc);
+}
+
+#[test]
 fn adopting_an_unknown_client_id_is_refused() {
     let sim = sim();
     let r = sim

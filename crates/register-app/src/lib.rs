@@ -5,12 +5,14 @@
 //! - Reads: `tenant.id`, `tenant.cloud`, `app.display_name`, `app.unique_name`, `app.client_id`
 //!   (all optional; flags override them).
 //! - Writes: `tenant.id`, `tenant.cloud`, `app.display_name`, `app.unique_name`,
-//!   `app.client_id`, `app.object_id`, `app.service_principal_id`, `steps.register-app`.
+//!   `app.client_id`, `app.object_id`, `app.service_principal_id`, `app.adopted` (true for an
+//!   app adopted with `--client-id`: teardown keeps it), `steps.register-app`.
 //! - Idempotency key: the application's `uniqueName` (derived from the display name unless
 //!   given), through `PATCH /applications(uniqueName='…')` with `Prefer: create-if-missing`
 //!   (reference/graph.md §1.5) — never the display name alone. `--client-id` adopts an app
-//!   made in the portal instead. It reads first and writes only what differs, so a re-run on a
-//!   finished setup sends no write.
+//!   made in the portal instead (it keeps its own display name unless `--name` or the document
+//!   gives one). It reads first and writes only what differs, so a re-run on a finished setup
+//!   sends no write.
 //! - Exit codes: 0 done; 2 bad input (no request sent); 3 sign-in failed; 4 Graph refused (e.g.
 //!   the caller lacks Application.ReadWrite.All); 5 not done before `--timeout`.
 //!
@@ -39,7 +41,9 @@ Examples:
   register-app --client-id 0d9f3c5e-1111-2222-3333-444455556666   # adopt a portal app
 
 Reads tenant.id and app.* from the state document on stdin; writes tenant.id, app.client_id,
-app.object_id, app.service_principal_id. Re-running on a finished setup sends no write.",
+app.object_id, app.service_principal_id, app.adopted (an app adopted with --client-id keeps its
+display name unless --name is given, and teardown keeps it). Re-running on a finished setup sends
+no write.",
         s2s_core::exit_codes::help(false, &[])
     )
 }
@@ -169,10 +173,10 @@ async fn register(ctx: &mut Ctx, cli: Cli) -> Result<()> {
     let doc_name_for_rename = doc_name.clone();
     let doc_unique = ctx.doc.get_str("app.unique_name")?.map(str::to_string);
     let doc_client = ctx.doc.get_guid("app.client_id")?;
-    let name = cli
-        .name
+    // The name asked for (flag or document); an adopted app without one keeps its own.
+    let name_given = cli.name.clone().or(doc_name);
+    let name = name_given
         .clone()
-        .or(doc_name)
         .unwrap_or_else(|| DEFAULT_NAME.to_string());
     check_text(&name, "app.display_name")?;
     // Adopt by client id when asked, or when an earlier run adopted one (no unique name then).
@@ -209,10 +213,20 @@ async fn register(ctx: &mut Ctx, cli: Cli) -> Result<()> {
         }],
     };
 
+    let mut name = name;
     let app = match &adopt {
-        Some(client_id) => adopt_application(ctx, &graph, client_id, &name, &wanted_access)
-            .await?
-            .map(|a| (a, false)),
+        Some(client_id) => {
+            let (app, kept_name) = adopt_application(
+                ctx,
+                &graph,
+                client_id,
+                name_given.as_deref(),
+                &wanted_access,
+            )
+            .await?;
+            name = kept_name;
+            Some((app, false))
+        }
         None => {
             let u = unique_name.as_deref().unwrap_or_default();
             let may_rename = Rename {
@@ -226,6 +240,13 @@ async fn register(ctx: &mut Ctx, cli: Cli) -> Result<()> {
     match &unique_name {
         Some(u) => ctx.doc.set("app.unique_name", u.as_str()),
         None => ctx.doc.set("app.unique_name", Value::Null),
+    }
+    // An adopted app was not made by the setup: teardown keeps it (and its service principal)
+    // and removes only what the setup added to it.
+    if adopt.is_some() {
+        ctx.doc.set("app.adopted", true);
+    } else {
+        ctx.doc.remove("app.adopted");
     }
     let Some((app, created)) = app else {
         // Dry run of a fresh create: there is no client id to look further with.
@@ -393,21 +414,28 @@ async fn read_back(ctx: &Ctx, graph: &Graph<'_>, unique_name: &str) -> Result<Ap
     .await
 }
 
+/// The app with this client id, brought to the wanted permissions; renamed only when a name was
+/// asked for (`--name` or the document's), else it keeps its own. Returns the app and its name.
 async fn adopt_application(
     ctx: &Ctx,
     graph: &Graph<'_>,
     client_id: &str,
-    name: &str,
+    name: Option<&str>,
     wanted: &RequiredResourceAccess,
-) -> Result<Option<Application>> {
+) -> Result<(Application, String)> {
     let app = graph.application_by_app_id(client_id).await?.ok_or_else(|| {
         Error::refused(format!(
             "no application with client id {client_id} exists in this tenant"
         ))
         .with_hint("check the Application (client) ID in the portal and --tenant; a just-created app may need a minute to replicate")
     })?;
-    update_if_needed(ctx, graph, &app, name, wanted).await?;
-    Ok(Some(app))
+    let name = match (name, app.display_name.as_deref()) {
+        (Some(n), _) => n.to_string(),
+        (None, Some(own)) if check_text(own, "the app's display name").is_ok() => own.to_string(),
+        (None, _) => DEFAULT_NAME.to_string(),
+    };
+    update_if_needed(ctx, graph, &app, &name, wanted).await?;
+    Ok((app, name))
 }
 
 async fn update_if_needed(
@@ -425,7 +453,12 @@ async fn update_if_needed(
         ));
         return Ok(());
     }
-    let what = describe(&body);
+    let mut what = describe(&body);
+    if body.get("displayName").is_some() {
+        if let Some(old) = app.display_name.as_deref() {
+            what.push_str(&format!(" (was named {old:?})"));
+        }
+    }
     if graph.update_application(&app.id, body).await? {
         ctx.say(&format!(
             "updated application {name:?} (client id {}): {what}",
