@@ -147,7 +147,9 @@ fn an_adopted_app_keeps_its_name_unless_one_is_asked_for_and_is_marked_adopted()
         .ok();
     r.assert_stderr("(was named \"Contoso Portal App\")");
     // A setup that made its own app is not marked.
-    let own = sim.run("register-app", &["--name", "Own App"], &Value::Null).ok();
+    let own = sim
+        .run("register-app", &["--name", "Own App"], &Value::Null)
+        .ok();
     assert!(own.doc["app"].get("adopted").is_none(), "{}", own.doc);
 }
 
