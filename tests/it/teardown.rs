@@ -609,7 +609,7 @@ fn a_document_naming_another_file_does_not_get_it_deleted() {
         precious.exists(),
         "teardown deleted a file make-secret did not write"
     );
-    r.assert_stderr("does not look like a secret file make-secret wrote");
+    r.assert_stderr("does not look like a file make-secret wrote");
 }
 
 #[test]
@@ -708,4 +708,199 @@ fn on_a_terminal_it_shows_the_plan_and_removes_only_after_yes() {
     let saved: Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
     assert_eq!(saved["teardown"]["client_id"], json!(client_id(&doc)));
     assert!(saved["app"].get("client_id").is_none());
+}
+
+// ---- documents that name what the setup did not make (adversarial review of teardown) ----
+
+#[test]
+fn a_service_principal_without_our_app_is_never_deleted() {
+    // Dynamics CRM's own service principal, named by a document that names no app.
+    let sim = sim();
+    let (s, crm) = sim.graph(
+        "GET",
+        "servicePrincipals(appId='00000007-0000-0000-c000-000000000000')",
+        None,
+    );
+    assert_eq!(s, 200, "{crm}");
+    let crm_id = crm["id"].as_str().unwrap().to_string();
+    sim.clear();
+    let doc = json!({"app": {"service_principal_id": crm_id}});
+    let r = sim.run("teardown", &["--yes"], &doc).ok();
+    sim.assert_no_writes();
+    r.assert_stderr("is not touched");
+    sim.graph_expect(200, "GET", &format!("servicePrincipals/{crm_id}"), None);
+}
+
+#[test]
+fn only_the_apps_own_application_user_is_disabled() {
+    let sim = sim();
+    // A person (the admin) named as the application user, by a document naming no app.
+    let (_, who) = sim.dataverse("GET", "WhoAmI", None);
+    let admin = who["UserId"].as_str().unwrap().to_string();
+    sim.clear();
+    let r = sim
+        .run(
+            "teardown",
+            &["--yes"],
+            &json!({"dynamics": {"application_user_id": admin}}),
+        )
+        .ok();
+    sim.assert_no_writes();
+    r.assert_stderr("is not touched");
+
+    // App A's document naming app B's application user: B's user keeps its role and stays
+    // enabled; A's own user is the one disabled.
+    let a = with_app_user(&sim);
+    let b = sim
+        .run("register-app", &["--name", "Other App"], &Value::Null)
+        .ok()
+        .doc;
+    let b = sim.run("assign-role", &[], &b).ok().doc;
+    let mut hostile = a.clone();
+    hostile["dynamics"]["application_user_id"] = b["dynamics"]["application_user_id"].clone();
+    sim.run("teardown", &["--yes"], &hostile).ok();
+    assert_eq!(app_user(&sim, &app_user_id(&b))["isdisabled"], false);
+    assert_eq!(app_user(&sim, &app_user_id(&a))["isdisabled"], true);
+}
+
+#[test]
+fn a_document_mixing_two_apps_is_refused_before_any_removal() {
+    let sim = sim();
+    let a = full_setup(&sim);
+    let b = sim
+        .run("register-app", &["--name", "Other App"], &Value::Null)
+        .ok()
+        .doc;
+    let mut hostile = a.clone();
+    hostile["app"]["object_id"] = b["app"]["object_id"].clone();
+    let app = hostile["app"].as_object_mut().unwrap();
+    app.remove("client_id");
+    app.remove("service_principal_id");
+    let secret_file = std::path::PathBuf::from(str_at(&a, "/secret/file"));
+    sim.clear();
+    let r = sim.run("teardown", &["--yes"], &hostile).code_is(4);
+    r.assert_stderr("does not match the document's unique name");
+    sim.assert_no_writes();
+    assert!(secret_file.exists());
+    sim.graph_expect(
+        200,
+        "GET",
+        &format!("applications/{}", str_at(&b, "/app/object_id")),
+        None,
+    );
+}
+
+#[test]
+fn a_secret_file_is_deleted_only_when_it_holds_this_apps_secret() {
+    use std::os::unix::fs::PermissionsExt;
+    let sim = sim();
+    let doc = full_setup(&sim);
+    let private = |name: &str, text: &str| {
+        let p = sim.path(name);
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        p
+    };
+    // An SSH key: 0600 and small, but no secret of this app.
+    let key = private(
+        "id_ed25519",
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n",
+    );
+    // Secret-shaped, but no credential of this app starts with it.
+    let other = private("other.secret", "zzzNotThisAppsSecretAtAll0123456789abcdef");
+    for (file, why) in [
+        (&key, "does not hold a client secret"),
+        (
+            &other,
+            "neither its name nor its content ties it to this app",
+        ),
+    ] {
+        let mut d = doc.clone();
+        d["secret"]["file"] = json!(file.to_str().unwrap());
+        let r = sim.run("teardown", &["--dry-run"], &d).ok();
+        r.assert_stderr(why);
+        assert!(
+            !r.stderr.contains("would delete the secret file"),
+            "{}",
+            r.stderr
+        );
+    }
+    // The real one (custom name, matched by the credential's hint) goes.
+    let real = std::path::PathBuf::from(str_at(&doc, "/secret/file"));
+    let r = sim.run("teardown", &["--yes"], &doc).ok();
+    r.assert_stderr("deleted the secret file");
+    assert!(!real.exists());
+    assert!(key.exists() && other.exists());
+}
+
+#[test]
+fn after_a_teardown_and_a_lost_new_setup_the_unique_name_finds_the_new_app() {
+    let sim = sim();
+    let first = registered(&sim);
+    let first = sim.run("grant-consent", &[], &first).ok().doc;
+    let torn = sim.run("teardown", &["--yes"], &first).ok().doc;
+    // A new setup from that document whose output was lost.
+    let again = sim.run("register-app", &[], &torn).ok().doc;
+    let new_client = client_id(&again);
+    assert_ne!(new_client, client_id(&first));
+    let r = sim.run("teardown", &["--yes"], &torn).ok();
+    r.assert_stderr("deleted app registration");
+    sim.graph_expect(
+        404,
+        "GET",
+        &format!("applications(appId='{new_client}')"),
+        None,
+    );
+}
+
+#[test]
+fn an_adopted_app_is_kept_and_only_the_setups_secret_is_removed() {
+    let sim = sim();
+    let portal = sim.graph_expect(
+        201,
+        "POST",
+        "applications",
+        Some(json!({"displayName": "Contoso Portal App", "signInAudience": "AzureADMyOrg"})),
+    );
+    let client = portal["appId"].as_str().unwrap().to_string();
+    let doc = sim
+        .run("register-app", &["--client-id", &client], &Value::Null)
+        .ok()
+        .doc;
+    let doc = sim.run("grant-consent", &[], &doc).ok().doc;
+    let secret = sim.path("portal.secret");
+    let doc = sim
+        .run(
+            "make-secret",
+            &["--secret-file", secret.to_str().unwrap()],
+            &doc,
+        )
+        .ok()
+        .doc;
+    let key_id = str_at(&doc, "/secret/key_id").to_string();
+    sim.clear();
+    let r = sim.run("teardown", &["--yes"], &doc).ok();
+    r.assert_stderr("kept app registration \"Contoso Portal App\"")
+        .assert_stderr(&format!("removed client secret {key_id}"));
+    let (s, app) = sim.graph("GET", &format!("applications(appId='{client}')"), None);
+    assert_eq!(s, 200);
+    assert!(
+        app["passwordCredentials"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["keyId"] != json!(key_id)),
+        "{app}"
+    );
+    sim.graph_expect(
+        200,
+        "GET",
+        &format!("servicePrincipals(appId='{client}')"),
+        None,
+    );
+    assert!(!secret.exists());
+    // Again: nothing left to remove.
+    sim.clear();
+    sim.run("teardown", &["--yes"], &r.doc).ok();
+    sim.assert_no_writes();
 }

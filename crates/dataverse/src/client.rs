@@ -323,7 +323,19 @@ impl<'a> Dataverse<'a> {
             // A GUID literal is unquoted in OData; it was checked for shape above.
             ("$filter", &format!("applicationid eq {app}")),
         ]);
-        self.list(&format!("systemusers?{q}"), "system users").await
+        let users: Vec<SystemUser> = self
+            .list(&format!("systemusers?{q}"), "system users")
+            .await?;
+        // The server's filter is trusted only as far as it goes: a row bound to another
+        // application (or to none: a person) is never taken for this app's user.
+        Ok(users
+            .into_iter()
+            .filter(|u| {
+                u.applicationid
+                    .as_deref()
+                    .is_some_and(|a| a.eq_ignore_ascii_case(&app))
+            })
+            .collect())
     }
 
     /// `DELETE systemusers(<id>)`: Dataverse soft-deletes a disabled user, and removes a

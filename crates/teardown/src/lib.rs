@@ -16,8 +16,18 @@
 //!    (its display name and exactly its definition) and no other service principal uses it.
 //! 5. every delegated grant of the app's service principal (the admin consent) is deleted, then
 //!    the service principal, then the app registration (Entra keeps a deleted app restorable for
-//!    30 days; the line gives the restore command).
-//! 6. the local secret file is deleted.
+//!    30 days; the line gives the restore command). An app register-app adopted
+//!    (`app.adopted`, `--client-id`) was not made by the setup: it, its service principal and its
+//!    consent stay, and only the client secrets make-secret added are removed.
+//! 6. the local secret file is deleted — only when it holds this app's secret (make-secret's file
+//!    name for the client id, or content that starts with the hint of one of the app's
+//!    credentials), and only a small 0600 regular file.
+//!
+//! What it removes must be the setup's: the app found must agree with every key of the document
+//! (object id, client id, unique name; a mix of two apps is refused before any removal); a
+//! service principal is removed only with its app (never one without an app registration here,
+//! such as Dynamics CRM's); the application user only when its `applicationid` is the app's
+//! client id (never a person, never another app's user, whatever the document says).
 //!
 //! Every read comes first; then the plan is shown and, on a terminal, confirmed (`--yes` is
 //! needed otherwise, checked before any request). Objects are found by their idempotency keys
@@ -58,6 +68,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Parser;
+use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
 use s2s_core::retry::{REPLICATION_WINDOW, visible_within};
@@ -82,7 +93,9 @@ Examples:
 Reads app.*, secret.file, hrd_policy.*, dynamics.*, marketo_config.*, sync_filter.entities;
 objects whose ids are missing are found by their keys (app unique name or client id, service
 principal by appId, application user by applicationid, the Marketo configuration record as
-configure-marketo discovers it). Removes the keys of what it removed,
+configure-marketo discovers it). It removes only what is the setup's: the app must agree with
+every key of the document, the application user must belong to the app, the secret file must
+hold the app's secret; an adopted app (app.adopted) is kept. Removes the keys of what it removed,
 records teardown.client_id, teardown.restore_command and teardown.removed. A re-run sends no write.
 A deleted app registration stays restorable for 30 days (teardown.restore_command has the URL):
   az rest --method POST --url <graph>/v1.0/directory/deletedItems/<object-id>/restore",
@@ -153,6 +166,9 @@ impl s2s_core::Tool for Cli {
         ("app.unique_name", Key::Str),
         ("app.service_principal_id", Key::Guid),
         ("app.display_name", Key::Str),
+        ("app.adopted", Key::Bool),
+        ("secret.key_id", Key::Guid),
+        ("secret.previous_key_id", Key::Guid),
         ("teardown.client_id", Key::Guid),
         ("secret.file", Key::Str),
         ("hrd_policy.policy_id", Key::Guid),
@@ -197,6 +213,11 @@ struct Input {
     object_id: Option<String>,
     client_id: Option<String>,
     unique_name: Option<String>,
+    /// register-app adopted the app (`--client-id`): the setup did not create it, so it and its
+    /// service principal and consent stay; only the secrets make-secret added go.
+    adopted: bool,
+    /// make-secret's credentials (`secret.key_id`, `secret.previous_key_id`).
+    key_ids: Vec<String>,
     sp_id: Option<String>,
     secret_file: Option<PathBuf>,
     policy_id: Option<String>,
@@ -351,6 +372,15 @@ impl Input {
                 },
             },
             unique_name: str_of("app.unique_name")?,
+            adopted: doc.get("app.adopted").and_then(Value::as_bool) == Some(true),
+            key_ids: [
+                doc.get_guid("secret.key_id")?,
+                doc.get_guid("secret.previous_key_id")?,
+            ]
+            .into_iter()
+            .flatten()
+            .map(|k| k.to_ascii_lowercase())
+            .collect(),
             sp_id: doc.get_guid("app.service_principal_id")?,
             secret_file: match &cli.secret_file {
                 Some(f) => Some(f.clone()),
@@ -457,6 +487,12 @@ enum Step {
         restore: String,
     },
     DeleteSecretFile(PathBuf),
+    /// A client secret make-secret added to an adopted app (the app itself stays).
+    RemovePassword {
+        app_object_id: String,
+        key_id: String,
+        hint: String,
+    },
 }
 
 impl Step {
@@ -555,6 +591,12 @@ impl Step {
                 format!("the secret file {}", p.display()),
                 None,
             ),
+            Step::RemovePassword { key_id, hint, .. } => (
+                "remove",
+                "removed",
+                format!("client secret {key_id} (hint {hint}…) that make-secret added to the adopted app"),
+                None,
+            ),
         }
     }
 
@@ -596,6 +638,8 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
     // ---- every read first, in the order the removals will run --------------------------
     let mut steps = Vec::new();
     let app = find_application(ctx, &g, &input).await?;
+    // The app found (and checked against every key of the document), else — its registration
+    // already gone — the document's client id, which still names its application user.
     let client_id = app
         .as_ref()
         .map(|a| a.app_id.to_ascii_lowercase())
@@ -608,9 +652,48 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
         }
         plan_dataverse(ctx, dv, &input, client_id.as_deref(), &mut steps).await?;
     }
-    let sp = find_service_principal(ctx, &g, &input, client_id.as_deref()).await?;
+    let sp = match &app {
+        Some(app) => find_service_principal(ctx, &g, &input, app).await?,
+        None => {
+            // A service principal is only ever removed with its app: Entra deletes it with the
+            // app registration, and one without an app here (Dynamics CRM's, another
+            // tenant's app) was never the setup's.
+            if let Some(id) = &input.sp_id {
+                ctx.say(&format!(
+                    "service principal {id} is not touched: without its app registration in this tenant it is not the setup's (Entra removes an app's service principal with the app)"
+                ));
+            }
+            None
+        }
+    };
     plan_hrd_policy(ctx, &g, &input, sp.as_ref(), &mut steps).await?;
-    if let Some(sp) = &sp {
+    if let (Some(sp), Some(app), true) = (&sp, &app, input.adopted) {
+        ctx.say(&format!(
+            "kept app registration \"{}\" (client id {}), its service principal {} and its consent: register-app adopted it (--client-id), the setup did not create it",
+            app.display_name.as_deref().unwrap_or(""),
+            app.app_id,
+            sp.label()
+        ));
+    }
+    if let (Some(app), true) = (&app, input.adopted) {
+        for key_id in &input.key_ids {
+            match app
+                .password_credentials
+                .iter()
+                .find(|c| c.key_id.eq_ignore_ascii_case(key_id))
+            {
+                Some(c) => steps.push(Step::RemovePassword {
+                    app_object_id: app.id.clone(),
+                    key_id: c.key_id.to_ascii_lowercase(),
+                    hint: c.hint.clone().unwrap_or_default(),
+                }),
+                None => ctx.say(&format!(
+                    "client secret {key_id} is no longer on the app: already removed"
+                )),
+            }
+        }
+    }
+    if let (Some(sp), false) = (&sp, input.adopted) {
         // Filtered again here: only grants whose client is this service principal are removed.
         let grants: Vec<PermissionGrant> = g
             .grants_of_client(&sp.id)
@@ -635,11 +718,14 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
         steps.extend(grants.into_iter().map(Step::DeleteGrant));
         steps.push(Step::DeleteServicePrincipal(sp.clone()));
     }
-    if let Some(app) = app {
+    if let (Some(app), false) = (&app, input.adopted) {
         let restore = g.restore_url(&app.id);
-        steps.push(Step::DeleteApplication { app, restore });
+        steps.push(Step::DeleteApplication {
+            app: app.clone(),
+            restore,
+        });
     }
-    plan_secret_file(ctx, &input, client_id.as_deref(), &mut steps);
+    plan_secret_file(ctx, &input, client_id.as_deref(), app.as_ref(), &mut steps);
 
     // ---- the plan, confirmed -----------------------------------------------------------
     if steps.is_empty() {
@@ -667,75 +753,117 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
     Ok(())
 }
 
-/// The app registration: by object id, else client id, else unique name (design.md's keys).
-/// When the document holds several, they must agree: teardown never deletes another app.
+/// The app registration: by object id, else client id, else unique name (design.md's keys) —
+/// the next key is tried when one finds nothing (after a teardown and a new setup the old ids
+/// name a deleted app, the unique name the new one). Every key the document holds must then
+/// agree with the app found, except those whose own lookup found nothing: teardown never
+/// deletes another app because a document mixes two.
 async fn find_application(ctx: &Ctx, g: &Graph<'_>, input: &Input) -> Result<Option<Application>> {
     let what = "reading the app registration";
-    let (app, key) = if let Some(id) = &input.object_id {
-        (
-            input.read_named(ctx, what, || g.application(id)).await,
-            format!("object id {id}"),
-        )
-    } else if let Some(c) = &input.client_id {
-        (
-            input
-                .read_named(ctx, what, || g.application_by_app_id(c))
-                .await,
-            format!("client id {c}"),
-        )
-    } else if let Some(u) = &input.unique_name {
-        (
-            input
-                .read_named(ctx, what, || g.application_by_unique_name(u))
-                .await,
-            format!("unique name {u:?}"),
-        )
-    } else {
-        return Ok(None);
-    };
-    let Some(app) = app.map_err(explain_graph)? else {
-        ctx.say(&format!(
-            "no app registration with {key} in this tenant: already deleted"
-        ));
+    let mut missed: Vec<String> = Vec::new();
+    let mut found = None;
+    if let Some(id) = &input.object_id {
+        match input
+            .read_named(ctx, what, || g.application(id))
+            .await
+            .map_err(explain_graph)?
+        {
+            Some(a) => found = Some((a, format!("object id {id}"))),
+            None => missed.push(format!("object id {id}")),
+        }
+    }
+    if let (None, Some(c)) = (&found, &input.client_id) {
+        match input
+            .read_named(ctx, what, || g.application_by_app_id(c))
+            .await
+            .map_err(explain_graph)?
+        {
+            Some(a) => found = Some((a, format!("client id {c}"))),
+            None => missed.push(format!("client id {c}")),
+        }
+    }
+    if let (None, Some(u)) = (&found, &input.unique_name) {
+        // Read once: a unique name not seen yet is not waited for (the ids above were).
+        match g
+            .application_by_unique_name(u)
+            .await
+            .map_err(explain_graph)?
+        {
+            Some(a) => found = Some((a, format!("unique name {u:?}"))),
+            None => missed.push(format!("unique name {u:?}")),
+        }
+    }
+    let Some((app, key)) = found else {
+        if !missed.is_empty() {
+            ctx.say(&format!(
+                "no app registration with {} in this tenant: already deleted",
+                missed.join(" or ")
+            ));
+        }
         return Ok(None);
     };
     if input.was_removed("application", &app.id) {
         still_replicating(ctx, &format!("app registration {}", app.id));
         return Ok(None);
     }
+    let looked_up = |k: &str| key.starts_with(k) || missed.iter().any(|m| m.starts_with(k));
+    let mut disagree = Vec::new();
     if let Some(c) = &input.client_id {
-        if !app.app_id.eq_ignore_ascii_case(c) {
-            return Err(Error::refused(format!(
-                "the app registration with {key} has client id {}, but the document (or --client-id) says {c}",
-                app.app_id
-            ))
-            .with_hint("the state document mixes two apps: fix app.object_id / app.client_id (or pass --client-id) and re-run; nothing was removed"));
+        if !app.app_id.eq_ignore_ascii_case(c) && !looked_up("client id") {
+            disagree.push(format!("client id {c} (the app's is {})", app.app_id));
         }
+    }
+    if let Some(o) = &input.object_id {
+        if !app.id.eq_ignore_ascii_case(o) && !looked_up("object id") {
+            disagree.push(format!("object id {o} (the app's is {})", app.id));
+        }
+    }
+    if let Some(u) = &input.unique_name {
+        let same = app
+            .unique_name
+            .as_deref()
+            .is_some_and(|a| a.eq_ignore_ascii_case(u));
+        if !same && !looked_up("unique name") {
+            disagree.push(format!(
+                "unique name {u:?} (the app's is {})",
+                app.unique_name
+                    .as_deref()
+                    .map_or("none".to_string(), |a| format!("{a:?}"))
+            ));
+        }
+    }
+    if !disagree.is_empty() {
+        return Err(Error::refused(format!(
+            "the app registration found by {key} (\"{}\") does not match the document's {}",
+            app.display_name.as_deref().unwrap_or(""),
+            disagree.join(", ")
+        ))
+        .with_hint("the state document mixes two apps: fix app.object_id / app.client_id / app.unique_name (or pass --client-id) and re-run; nothing was removed"));
     }
     Ok(Some(app))
 }
 
 /// The app's service principal: by the document's id (checked to belong to the app), else by
-/// `appId`.
+/// `appId`. Only the found app's: its `appId` must be the app's client id.
 async fn find_service_principal(
     ctx: &Ctx,
     g: &Graph<'_>,
     input: &Input,
-    client_id: Option<&str>,
+    app: &Application,
 ) -> Result<Option<ServicePrincipal>> {
     let what = "reading the app's service principal";
-    let sp = match (&input.sp_id, client_id) {
-        (Some(id), _) => {
+    let client = app.app_id.to_ascii_lowercase();
+    let sp = match &input.sp_id {
+        Some(id) => {
             input
                 .read_named(ctx, what, || g.service_principal(id))
                 .await
         }
-        (None, Some(c)) => {
+        None => {
             input
-                .read_named(ctx, what, || g.service_principal_by_app_id(c))
+                .read_named(ctx, what, || g.service_principal_by_app_id(&client))
                 .await
         }
-        (None, None) => return Ok(None),
     }
     .map_err(explain_graph)?;
     if let Some(s) = &sp {
@@ -744,25 +872,22 @@ async fn find_service_principal(
             return Ok(None);
         }
     }
-    match (&sp, client_id) {
-        (None, _) => {
-            ctx.say(&match client_id {
-                Some(c) => format!(
-                    "no service principal for client id {c} in this tenant: already deleted"
-                ),
+    match &sp {
+        None => {
+            ctx.say(&match &input.sp_id {
+                Some(id) => format!("no service principal {id} in this tenant: already deleted"),
                 None => format!(
-                    "no service principal {} in this tenant: already deleted",
-                    input.sp_id.as_deref().unwrap_or_default()
+                    "no service principal for client id {client} in this tenant: already deleted"
                 ),
             });
             Ok(None)
         }
-        (Some(s), Some(c)) if !s.app_id.eq_ignore_ascii_case(c) => Err(Error::refused(format!(
-            "service principal {} belongs to client id {}, not to {c}",
+        Some(s) if !s.app_id.eq_ignore_ascii_case(&client) => Err(Error::refused(format!(
+            "service principal {} belongs to client id {}, not to the app's {client}",
             s.id, s.app_id
         ))
         .with_hint("the state document mixes two apps: fix app.service_principal_id and re-run; nothing was removed")),
-        _ => Ok(sp),
+        Some(_) => Ok(sp),
     }
 }
 
@@ -860,26 +985,29 @@ async fn plan_dataverse(
     client_id: Option<&str>,
     steps: &mut Vec<Step>,
 ) -> Result<()> {
-    let users: Vec<SystemUser> = match (client_id, &input.user_id) {
-        (Some(c), _) => dv.application_users(c).await?,
-        (None, Some(id)) => dv.system_user(id).await?.into_iter().collect(),
-        (None, None) => Vec::new(),
+    // Only the application user bound to this app's client id (`applicationid`): never a
+    // person, never another app's user, whatever `dynamics.application_user_id` says.
+    let users: Vec<SystemUser> = match client_id {
+        Some(c) => dv.application_users(c).await?,
+        None => Vec::new(),
     };
-    if users.is_empty() {
-        ctx.say(&match client_id {
-            Some(c) => format!("no application user for client id {c} in {}", dv.org()),
-            None => format!("no application user to disable in {}", dv.org()),
-        });
+    match (client_id, &input.user_id) {
+        (_, Some(id)) if !users.iter().any(|u| u.systemuserid.eq_ignore_ascii_case(id)) => {
+            ctx.say(&format!(
+                "user {id} (dynamics.application_user_id) is not touched: it is not the application user of {}",
+                client_id.map_or("a known app".to_string(), |c| format!("client id {c}"))
+            ))
+        }
+        (Some(c), _) if users.is_empty() => ctx.say(&format!(
+            "no application user for client id {c} in {}",
+            dv.org()
+        )),
+        _ => {}
     }
-    let mut ours: Vec<String> = users
+    let ours: Vec<String> = users
         .iter()
         .map(|u| u.systemuserid.to_ascii_lowercase())
         .collect();
-    if let Some(id) = &input.user_id {
-        if !ours.contains(id) {
-            ours.push(id.clone());
-        }
-    }
 
     // configure-marketo ran after assign-role: its lookup is undone first.
     match &input.config {
@@ -1065,28 +1193,73 @@ fn keep_sync_filter(ctx: &Ctx, input: &Input) {
     ));
 }
 
-fn plan_secret_file(ctx: &Ctx, input: &Input, client_id: Option<&str>, steps: &mut Vec<Step>) {
-    let (path, named) = match (&input.secret_file, client_id) {
+fn plan_secret_file(
+    ctx: &Ctx,
+    input: &Input,
+    client_id: Option<&str>,
+    app: Option<&Application>,
+    steps: &mut Vec<Step>,
+) {
+    let default_name = client_id.map(|c| format!("marketo-s2s-{c}.secret"));
+    let (path, named) = match (&input.secret_file, &default_name) {
         (Some(p), _) => (p.clone(), true),
-        (None, Some(c)) => (
-            ctx.default_dir().join(format!("marketo-s2s-{c}.secret")),
-            false,
-        ),
+        (None, Some(n)) => (ctx.default_dir().join(n), false),
         (None, None) => return,
     };
-    match std::fs::symlink_metadata(&path) {
-        Ok(m) if looks_like_a_secret_file(&path, &m) => steps.push(Step::DeleteSecretFile(path)),
-        Ok(_) => ctx.warn(&format!(
-            "{} does not look like a secret file make-secret wrote (a regular file of mode 0600 and at most {MAX_SECRET_FILE_BYTES} bytes): \
-             not deleted; delete it yourself if it holds the secret",
+    let meta = match std::fs::symlink_metadata(&path) {
+        Ok(m) => m,
+        Err(_) if named => {
+            ctx.say(&format!(
+                "the secret file {} is already gone",
+                path.display()
+            ));
+            return;
+        }
+        Err(_) => return,
+    };
+    let keep = |why: &str| {
+        ctx.warn(&format!(
+            "{} is not deleted: {why}; delete it yourself if it holds this app's secret",
             path.display()
-        )),
-        Err(_) if named => ctx.say(&format!(
-            "the secret file {} is already gone",
-            path.display()
-        )),
-        Err(_) => {}
+        ));
+    };
+    if !looks_like_a_secret_file(&path, &meta) {
+        return keep(&format!(
+            "it does not look like a file make-secret wrote (a regular file of mode 0600 and at most {MAX_SECRET_FILE_BYTES} bytes)"
+        ));
     }
+    let value = match s2s_core::fsutil::read_secret(&path) {
+        Ok(Some(v)) if is_secret_shaped(v.expose_secret()) => v,
+        Ok(_) => {
+            return keep(
+                "it does not hold a client secret (one line of 16 to 256 printable characters)",
+            );
+        }
+        Err(e) => return keep(&format!("it cannot be read ({e})")),
+    };
+    // Ours: make-secret's name for this app, or the secret of a credential of this app (Graph
+    // shows the first three characters of each as its hint, graph.md §4.1).
+    let by_name = default_name.as_deref().is_some_and(|n| {
+        path.file_name()
+            .is_some_and(|f| f.to_string_lossy().eq_ignore_ascii_case(n))
+    });
+    let by_hint = app.is_some_and(|a| {
+        a.password_credentials.iter().any(|c| {
+            c.hint
+                .as_deref()
+                .is_some_and(|h| !h.is_empty() && value.expose_secret().starts_with(h))
+        })
+    });
+    if by_name || by_hint {
+        steps.push(Step::DeleteSecretFile(path));
+    } else {
+        keep("neither its name nor its content ties it to this app")
+    }
+}
+
+/// One line of printable ASCII without spaces, as Entra's client secrets are (40 characters).
+fn is_secret_shaped(v: &str) -> bool {
+    (16..=256).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_graphic())
 }
 
 /// make-secret's files are a few dozen bytes.
@@ -1174,6 +1347,14 @@ async fn execute(
             g.delete_application(&app.id).await.map_err(explain_graph)
         }
         Step::DeleteSecretFile(path) => delete_secret_file(ctx, path),
+        Step::RemovePassword {
+            app_object_id,
+            key_id,
+            ..
+        } => g
+            .remove_password(app_object_id, key_id)
+            .await
+            .map_err(explain_graph),
     };
     r.map_err(|e| {
         let (verb, _, object, _) = step.words();
@@ -1302,6 +1483,19 @@ fn record(doc: &mut StateDoc, step: &Step, client_id: Option<&str>) {
         Step::DeleteSecretFile(p) => {
             doc.remove("secret");
             ("secret_file", p.display().to_string(), None)
+        }
+        Step::RemovePassword { key_id, .. } => {
+            for k in ["key_id", "previous_key_id"] {
+                if doc
+                    .get_str(&format!("secret.{k}"))
+                    .ok()
+                    .flatten()
+                    .is_some_and(|v| v.eq_ignore_ascii_case(key_id))
+                {
+                    doc.remove(&format!("secret.{k}"));
+                }
+            }
+            ("password_credential", key_id.clone(), None)
         }
     };
     if let Some(c) = client_id {
