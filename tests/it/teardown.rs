@@ -904,3 +904,18 @@ fn an_adopted_app_is_kept_and_only_the_setups_secret_is_removed() {
     sim.run("teardown", &["--yes"], &r.doc).ok();
     sim.assert_no_writes();
 }
+
+#[test]
+fn a_new_setup_on_a_torn_down_document_drops_the_disabled_mark() {
+    let sim = sim();
+    let doc = with_app_user(&sim);
+    let torn = sim.run("teardown", &["--yes"], &doc).ok().doc;
+    assert_eq!(torn["dynamics"]["application_user_disabled"], true);
+    let again = sim.run("register-app", &[], &torn).ok().doc;
+    let again = sim.run("assign-role", &[], &again).ok().doc;
+    assert!(
+        again["dynamics"].get("application_user_disabled").is_none(),
+        "{again}"
+    );
+    assert_eq!(app_user(&sim, &app_user_id(&again))["isdisabled"], false);
+}

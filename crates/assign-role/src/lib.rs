@@ -151,6 +151,10 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
     if let Some(u) = &user.existing {
         ctx.doc
             .set("dynamics.application_user_id", json!(u.systemuserid));
+        // The user is enabled now: a mark an earlier teardown left is stale.
+        if !ctx.dry_run() {
+            ctx.doc.remove("dynamics.application_user_disabled");
+        }
         match u.internalemailaddress.as_deref().filter(|e| !e.is_empty()) {
             // The org's answer is outside input too: what Marketo's step 3 is told to type
             // must be an e-mail address, not text that forges lines when printed.
