@@ -242,3 +242,141 @@ fn an_unreadable_file_is_a_failing_line_not_a_crash() {
     );
     assert_eq!(lines[2]["ok"], json!(false));
 }
+
+/// A FIFO, a pipe (`/dev/stdin`) or a device given as a state file is refused at once as "not a
+/// regular file", without blocking the other files (the whole run used to hang, past --timeout);
+/// a 0-byte file says the state file is empty (not "the previous step produced no document");
+/// and two files with one name in different folders are told apart in the table.
+#[test]
+fn a_fifo_a_pipe_or_an_empty_file_is_a_line_of_its_own_and_same_names_are_told_apart() {
+    let sim = sim();
+    let doc = sim.setup_chain(&[]).to_string();
+    for sub in ["a", "b"] {
+        std::fs::create_dir(sim.path(sub)).unwrap();
+        std::fs::write(sim.path(sub).join("st.json"), &doc).unwrap();
+    }
+    let fifo = sim.path("f.json");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    std::fs::write(sim.path("empty.json"), "").unwrap();
+    sim.clear();
+
+    // stdin is a pipe whose writer stays open (as `sleep 30 | verify-sync ... /dev/stdin`); the
+    // run is bounded by `timeout` so a regression fails instead of hanging the suite.
+    let mut writer = std::process::Command::new("sleep")
+        .arg("30")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pipe = writer.stdout.take().unwrap();
+    let tool = sim.null_stdin_cmd("verify-sync");
+    let mut c = std::process::Command::new("timeout");
+    c.env_clear()
+        .envs(tool.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .current_dir(sim.dir())
+        .stdin(pipe)
+        .arg("25")
+        .arg(tool.get_program())
+        .args([
+            "--fleet",
+            "a/st.json",
+            "b/st.json",
+            "f.json",
+            "/dev/stdin",
+            "empty.json",
+            "/dev/null",
+            "--timeout",
+            "5s",
+        ]);
+    let t0 = std::time::Instant::now();
+    let r = Run::from_output(c.output().unwrap());
+    let _ = writer.kill();
+    let _ = writer.wait();
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(20),
+        "took {:?}\n{}",
+        t0.elapsed(),
+        r.stderr
+    );
+    let r = r.code_is(6);
+    let lines: Vec<Value> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 6, "{}\n{}", r.stdout, r.stderr);
+    let files: Vec<&str> = lines.iter().map(|l| l["file"].as_str().unwrap()).collect();
+    assert_eq!(
+        files,
+        [
+            "a/st.json",
+            "b/st.json",
+            "f.json",
+            "/dev/stdin",
+            "empty.json",
+            "/dev/null"
+        ]
+    );
+    assert_eq!(lines[0]["ok"], json!(true), "{}", r.stderr);
+    assert_eq!(lines[1]["ok"], json!(true), "{}", r.stderr);
+    for (i, needle) in [
+        (2, "a FIFO, not a regular file"),
+        (3, "not a regular file"),
+        (4, "the state file empty.json is empty"),
+        (5, "a device, not a regular file"),
+    ] {
+        let l = &lines[i];
+        assert_eq!(l["ok"], json!(false), "{l}");
+        assert_eq!(l["error"]["exit_code"], 2, "{l}");
+        let msg = l["error"]["message"].as_str().unwrap();
+        assert!(msg.contains(needle), "{i}: {msg}");
+        assert!(!msg.contains("previous step"), "{msg}");
+        assert!(
+            !l["error"]["hint"]
+                .as_str()
+                .unwrap_or("")
+                .contains("previous step"),
+            "{l}"
+        );
+    }
+    // The table tells the two st.json apart.
+    let rows: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.contains(" ok ") || l.contains(" FAIL "))
+        .collect();
+    assert!(rows.iter().any(|l| l.contains("a/st.json")), "{}", r.stderr);
+    assert!(rows.iter().any(|l| l.contains("b/st.json")), "{}", r.stderr);
+    r.assert_stderr("4 of 6 connection(s) need attention");
+    sim.assert_no_writes();
+}
+
+/// The table's FILE column is the shortest trailing part of each path that no other file shares.
+#[test]
+fn the_table_names_each_file_by_its_shortest_distinguishing_path() {
+    let sim = sim();
+    let mut c = sim.cmd("verify-sync");
+    c.args([
+        "--fleet",
+        "x/a/st.json",
+        "y/a/st.json",
+        "b/st.json",
+        "c.json",
+    ]);
+    let r = Run::from_output(c.output().unwrap()).code_is(6);
+    for shown in ["x/a/st.json", "y/a/st.json", "b/st.json", "c.json"] {
+        assert!(
+            r.stderr
+                .lines()
+                .any(|l| l.starts_with(&format!("verify-sync: {shown} "))),
+            "{shown}:\n{}",
+            r.stderr
+        );
+    }
+    sim.assert_no_requests();
+}

@@ -278,10 +278,10 @@ where
 
 /// One document of [`many`], read and checked as a single run would, with its own target.
 fn open_document<C: Tool>(common: &CommonArgs, file: &Path, report: &Arc<Reporter>) -> Result<Ctx> {
-    let doc = StateDoc::load(Some(file), false)?;
+    let doc = StateDoc::load_existing(file)?;
     if doc.root().is_empty() {
         return Err(Error::usage(format!(
-            "{} does not exist or holds an empty document",
+            "{} holds an empty document",
             file.display()
         )));
     }

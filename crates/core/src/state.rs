@@ -97,6 +97,42 @@ impl StateDoc {
         }
     }
 
+    /// Reads a state file that must exist and hold a document: one of `verify-sync --fleet`'s
+    /// files. Unlike `--state` (whose target is checked before it is locked), nothing has looked
+    /// at the path yet, so it is read with [`crate::fsutil::read_regular`]: opened without
+    /// blocking and read only if it is a regular file, up to [`MAX_DOCUMENT_BYTES`]. A FIFO, a
+    /// pipe (`/dev/stdin`) or a device is refused at once instead of blocking the run — and
+    /// every other file of the fleet with it — past `--timeout`. Every failure is exit 2.
+    pub fn load_existing(path: &Path) -> Result<Self> {
+        let source = path.display().to_string();
+        let bytes =
+            crate::fsutil::read_regular(path, MAX_DOCUMENT_BYTES as u64).map_err(|e| match e
+                .kind()
+            {
+                std::io::ErrorKind::NotFound => Error::usage(format!("{source} does not exist")),
+                std::io::ErrorKind::InvalidInput => Error::usage(e.to_string()).with_hint(
+                    "give the path of a state file; a FIFO, pipe or device is not read as one",
+                ),
+                std::io::ErrorKind::InvalidData => Error::usage(format!(
+                    "the state document in {source} is larger than {} MiB; is this a state file of the marketo-s2s tools?",
+                    MAX_DOCUMENT_BYTES / (1024 * 1024)
+                )),
+                _ => Error::usage(format!("cannot read {source}: {e}")),
+            })?;
+        let text = String::from_utf8(bytes).map_err(|_| {
+            Error::usage(format!("the state document in {source} is not UTF-8 text"))
+        })?;
+        if text.trim().is_empty() {
+            // Not "the previous step produced no document": no pipeline is involved here.
+            return Err(
+                Error::usage(format!("the state file {source} is empty")).with_hint(
+                    "a state file holds the document the setup wrote; restore it, or leave it out",
+                ),
+            );
+        }
+        Self::parse(&text, &source)
+    }
+
     pub fn as_value(&self) -> Value {
         Value::Object(self.root.clone())
     }

@@ -3,8 +3,10 @@
 //! at most `--jobs` at once, without writing any file. stderr gets a table, stdout one JSON
 //! object per file: `file`, `tenant`, `client_id`, `ok`, `failing` (`id`, `name`, `detail`,
 //! `fix`), `secret_expires_at`, `secret_days_left` — or `error` when the file could not be
-//! checked at all. Exit 6 when any connection fails a check (a secret expiring within
-//! `--warn-days` is a failed check), is unreadable, or cannot be verified.
+//! checked at all (core reads each file with `fsutil::read_regular`: a FIFO or pipe is an
+//! error line at once, never a read that blocks the run). Exit 6 when any connection fails a
+//! check (a secret expiring within `--warn-days` is a failed check), is unreadable, or cannot
+//! be verified.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -92,27 +94,20 @@ async fn check_one(ctx: &mut Ctx, cli: &Cli) -> Result<Value> {
 
 fn print_table(r: &Reporter, lines: &[Value]) {
     let cell = |v: &Value| sanitize(v.as_str().unwrap_or("-")).into_owned();
-    let name = |v: &Value| {
-        let f = v["file"].as_str().unwrap_or("?");
-        sanitize(
-            &Path::new(f)
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| f.to_string()),
-        )
-        .into_owned()
-    };
-    let width = lines
+    let paths: Vec<&str> = lines
         .iter()
-        .map(|l| name(l).len())
-        .max()
-        .unwrap_or(4)
-        .max(4);
+        .map(|l| l["file"].as_str().unwrap_or("?"))
+        .collect();
+    let names: Vec<String> = short_names(&paths)
+        .iter()
+        .map(|n| sanitize(n).into_owned())
+        .collect();
+    let width = names.iter().map(String::len).max().unwrap_or(4).max(4);
     r.say(&format!(
         "{:<width$}  {:<36}  {:<36}  {:<6}  {:<10}  FAILING",
         "FILE", "TENANT", "CLIENT ID", "STATUS", "SECRET"
     ));
-    for l in lines {
+    for (l, name) in lines.iter().zip(&names) {
         let status = if l["ok"] == json!(true) { "ok" } else { "FAIL" };
         let secret = match l["secret_days_left"].as_i64() {
             Some(d) => format!("{d} days"),
@@ -134,10 +129,84 @@ fn print_table(r: &Reporter, lines: &[Value]) {
                 .unwrap_or_default(),
         };
         r.say(&format!(
-            "{:<width$}  {:<36}  {:<36}  {status:<6}  {secret:<10}  {failing}",
-            name(l),
+            "{name:<width$}  {:<36}  {:<36}  {status:<6}  {secret:<10}  {failing}",
             cell(&l["tenant"]),
             cell(&l["client_id"]),
         ));
+    }
+}
+
+/// Each path shortened to its fewest trailing components that no other path of the fleet ends
+/// with, so the table stays narrow (`contoso.state.json`) yet `a/st.json` and `b/st.json` are
+/// not both shown as `st.json`. A path that cannot be told apart by a suffix is shown whole,
+/// as given. The JSON lines always carry the path as given.
+fn short_names(paths: &[&str]) -> Vec<String> {
+    let parts: Vec<Vec<String>> = paths
+        .iter()
+        .map(|p| {
+            Path::new(p)
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect()
+        })
+        .collect();
+    let suffix = |i: usize, k: usize| -> Option<&[String]> {
+        let n = parts[i].len();
+        (k <= n).then(|| &parts[i][n - k..])
+    };
+    paths
+        .iter()
+        .enumerate()
+        .map(|(i, whole)| {
+            (1..parts[i].len())
+                .find(|&k| {
+                    let mine = suffix(i, k);
+                    (0..paths.len()).all(|j| j == i || suffix(j, k) != mine)
+                })
+                .map(|k| {
+                    suffix(i, k)
+                        .unwrap_or_default()
+                        .iter()
+                        .collect::<std::path::PathBuf>()
+                        .display()
+                        .to_string()
+                })
+                .unwrap_or_else(|| whole.to_string())
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short_names;
+
+    #[test]
+    fn short_names_are_the_shortest_suffix_no_other_path_ends_with() {
+        assert_eq!(
+            short_names(&["/c/contoso.json", "/c/fabrikam.json"]),
+            ["contoso.json", "fabrikam.json"]
+        );
+        assert_eq!(
+            short_names(&[
+                "x/a/st.json",
+                "y/a/st.json",
+                "b/st.json",
+                "c.json",
+                "st.json"
+            ]),
+            [
+                "x/a/st.json",
+                "y/a/st.json",
+                "b/st.json",
+                "c.json",
+                "st.json"
+            ]
+        );
+        // A path that is a suffix of another is shown as given; so is a path given twice.
+        assert_eq!(
+            short_names(&["a/st.json", "x/a/st.json", "/dev/stdin", "/dev/stdin"]),
+            ["a/st.json", "x/a/st.json", "/dev/stdin", "/dev/stdin"]
+        );
+        assert_eq!(short_names(&["/tmp/one.json"]), ["one.json"]);
     }
 }

@@ -96,7 +96,8 @@ pub struct Cli {
     pub roles: Vec<String>,
 
     /// Check many connections: one state file per customer, each with its own tenant and org;
-    /// prints a table on stderr and one JSON object per file on stdout, writes no file
+    /// prints a table on stderr and one JSON object per file on stdout, writes no file (a FIFO,
+    /// pipe or device is not read: its line says "not a regular file")
     #[arg(long, value_name = "FILE", num_args = 1.., conflicts_with_all = ["state", "secret_file", "dry_run"])]
     pub fleet: Vec<PathBuf>,
 
