@@ -383,3 +383,82 @@ fn bad_input_exits_2_before_any_request() {
         .code_is(2);
     sim.assert_no_requests();
 }
+
+/// A mistyped `--secret-file` on a finished setup: the live secret is saved in the document's
+/// `secret.file`, the given file does not exist. Recording the missing path (as it used to, with
+/// "nothing to change") sent verify-sync and teardown to a file with no secret; now it is exit 2
+/// before any write, naming the file that holds the secret and how to move it. Following the
+/// hint works, and --rotate still makes a new secret in the new file.
+#[test]
+fn a_mistyped_secret_file_is_refused_naming_the_file_that_holds_the_live_secret() {
+    let sim = sim();
+    let state = sim.path("st.json");
+    let s = state.to_str().unwrap();
+    for tool in ["register-app", "grant-consent", "make-secret"] {
+        sim.run(tool, &["--state", s], &Value::Null).ok();
+    }
+    let before = std::fs::read(&state).unwrap();
+    let doc: Value = serde_json::from_slice(&before).unwrap();
+    let old_name = doc["secret"]["file"].as_str().unwrap().to_string();
+    assert!(old_name.starts_with("marketo-s2s-"), "{old_name}");
+    let old = sim.path(&old_name);
+    sim.clear();
+
+    let r = sim
+        .run(
+            "make-secret",
+            &["--state", s, "--secret-file", "./Marketo.secret"],
+            &Value::Null,
+        )
+        .code_is(2);
+    r.assert_stderr("--secret-file ./Marketo.secret does not exist")
+        .assert_stderr(&old.display().to_string())
+        .assert_stderr(doc["secret"]["key_id"].as_str().unwrap())
+        .assert_stderr(&format!("mv {} ./Marketo.secret", old.display()))
+        .assert_stderr("--rotate");
+    assert!(!r.stderr.contains("nothing to change"), "{}", r.stderr);
+    sim.assert_no_writes();
+    assert_eq!(
+        std::fs::read(&state).unwrap(),
+        before,
+        "the state file is untouched"
+    );
+    assert!(!sim.path("Marketo.secret").exists());
+    assert!(old.is_file());
+
+    // The hint's way: move the file, then name it. The same credential, nothing added.
+    std::fs::rename(&old, sim.path("Marketo.secret")).unwrap();
+    sim.clear();
+    sim.run(
+        "make-secret",
+        &["--state", s, "--secret-file", "./Marketo.secret"],
+        &Value::Null,
+    )
+    .ok()
+    .assert_stderr("nothing to change");
+    sim.assert_no_writes();
+    let moved: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    assert_eq!(moved["secret"]["file"], "Marketo.secret");
+    assert_eq!(moved["secret"]["key_id"], doc["secret"]["key_id"]);
+    assert_saved_secret_works(&sim, &{
+        let mut d = moved.clone();
+        d["secret"]["file"] = json!(sim.path("Marketo.secret").to_str().unwrap());
+        d
+    });
+
+    // --rotate into a file that does not exist yet is a new secret there, as before.
+    sim.clear();
+    sim.run(
+        "make-secret",
+        &["--state", s, "--secret-file", "new.secret", "--rotate"],
+        &Value::Null,
+    )
+    .ok();
+    let rotated: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    assert_eq!(rotated["secret"]["file"], "new.secret");
+    assert_eq!(
+        rotated["secret"]["previous_key_id"],
+        doc["secret"]["key_id"]
+    );
+    assert_eq!(credentials(&sim, &rotated).len(), 2);
+}

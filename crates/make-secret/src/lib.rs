@@ -11,10 +11,13 @@
 //! live credential this tool made (its hint, and the run tag at the end of its name), so re-runs
 //! do not pile up credentials. A recorded credential that is still valid but whose file is gone
 //! (deleted after pasting it into Marketo) is *not* replaced: Marketo may be using it, so the
-//! tool warns and leaves it; `--rotate` makes a new one on purpose. Otherwise a new credential is
-//! added. Credentials are removed only with `--revoke-others` (alias `--retire-old`), which asks
-//! on a terminal and needs `--yes` otherwise. `passwordCredentials` is never PATCHed (peers
-//! lose credentials that way, peers.md §9.2): only `addPassword` / `removePassword`.
+//! tool warns and leaves it; `--rotate` makes a new one on purpose. A `--secret-file` that does
+//! not exist while the document's `secret.file` holds that live secret is refused (exit 2, no
+//! write): recording it would leave verify-sync and teardown with a file that holds no secret.
+//! Otherwise a new credential is added. Credentials are removed only with `--revoke-others`
+//! (alias `--retire-old`), which asks on a terminal and needs `--yes` otherwise.
+//! `passwordCredentials` is never PATCHed (peers lose credentials that way, peers.md §9.2): only
+//! `addPassword` / `removePassword`.
 //!
 //! Rotation (`--rotate`): a new secret is added while the old one keeps working, saved to the
 //! secret file, and the Marketo step-3 values to update are printed; the old key id is recorded
@@ -35,7 +38,8 @@
 //!
 //! Exit codes: 0 done; 1 the secret file could not be written (the new credential is removed
 //! again) or another local failure; 2 bad flags or input (also `--revoke-others` off a terminal
-//! without `--yes`), nothing sent; 3 sign-in failed;
+//! without `--yes`, or a `--secret-file` that does not exist while `secret.file` holds the live
+//! secret), nothing written; 3 sign-in failed;
 //! 4 Graph refused (e.g. the tenant's secret-lifetime policy, missing privilege); 5 not in time.
 //!
 //! Example:
@@ -73,8 +77,9 @@ The secret's value goes only to the 0600 --secret-file (and to the document with
 Reads app.object_id (or app.client_id), secret.*; writes secret.key_id, secret.hint,
 secret.expires_at, secret.file (by name when beside the --state file), secret.previous_key_id.
 A re-run sends no write while the saved secret is valid; a valid secret whose file was deleted is
-kept (with a warning) until --rotate.",
-        s2s_core::exit_codes::help(false, &[(1, "the secret file could not be written (the new credential is removed again)"), (2, "also --revoke-others without --yes off a terminal"), (4, "e.g. the tenant's secret lifetime policy")])
+kept (with a warning) until --rotate. A --secret-file that does not exist while secret.file holds
+the secret in use is refused: move the file there first, or add --rotate for a new secret.",
+        s2s_core::exit_codes::help(false, &[(1, "the secret file could not be written (the new credential is removed again)"), (2, "also --revoke-others without --yes off a terminal, or a --secret-file that does not exist while secret.file holds the secret in use"), (4, "e.g. the tenant's secret lifetime policy")])
     )
 }
 
@@ -353,10 +358,14 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
             ));
         }
     }
-    let file = cli.secret_file.clone().or(doc_file).unwrap_or_else(|| {
-        ctx.default_dir()
-            .join(format!("marketo-s2s-{}.secret", app.app_id))
-    });
+    let file = cli
+        .secret_file
+        .clone()
+        .or(doc_file.clone())
+        .unwrap_or_else(|| {
+            ctx.default_dir()
+                .join(format!("marketo-s2s-{}.secret", app.app_id))
+        });
     check_secret_path(&file, "--secret-file")?;
     // Absolute for this run, so a re-run from another folder checks the same file; recorded by
     // name when it sits beside the --state file (see `record`).
@@ -381,6 +390,9 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
     }
     if let Recorded::FileMissing(cred) = &recorded {
         if !cli.rotate {
+            if let (Some(typed), Some(live)) = (&cli.secret_file, &doc_file) {
+                refuse_missing_secret_file(typed, &file, live, cred)?;
+            }
             ctx.warn(&format!(
                 "client secret {} (hint {}) is still on the app and valid until {}, but its file {} is missing; Marketo may be using it, so no new secret was added",
                 cred.key_id,
@@ -510,6 +522,48 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
         ctx.say("once nothing uses them (Marketo has the saved secret), remove them: make-secret --retire-old --yes");
     }
     Ok(())
+}
+
+/// `--secret-file NEW` on a setup whose live secret is saved in the document's `secret.file`:
+/// when NEW does not exist but the recorded file does and holds that secret, NEW is a typo or a
+/// move that was not made. Recording NEW would point every later step (verify-sync, teardown)
+/// at a file with no secret while the real one is left behind, so this stops (exit 2, before
+/// any write) and says how to move the secret or make a new one there. `typed` is the flag as
+/// given (for the message), `given` the same file made absolute.
+fn refuse_missing_secret_file(
+    typed: &Path,
+    given: &Path,
+    recorded: &Path,
+    cred: &PasswordCredential,
+) -> Result<()> {
+    let recorded = std::path::absolute(recorded).unwrap_or_else(|_| recorded.to_path_buf());
+    if recorded == given || file_matches(&recorded, cred.hint.as_deref()) != FileState::Matches {
+        return Ok(());
+    }
+    let (old, new) = (shell_word(&recorded), shell_word(typed));
+    Err(Error::usage(format!(
+        "--secret-file {new} does not exist, but the client secret {} (hint {}) that is in use is saved in {old} (state document key secret.file); nothing was changed",
+        cred.key_id,
+        cred.hint.as_deref().unwrap_or("?"),
+    ))
+    .with_hint(format!(
+        "to keep the secret in the new place: mv {old} {new}, then pass --secret-file {new}; to make a new secret in {new}: add --rotate; to keep {old}: leave out --secret-file"
+    )))
+}
+
+/// A path as one word of a shell command line, for a hint meant to be pasted: single-quoted
+/// unless it holds only characters no shell treats specially.
+fn shell_word(p: &Path) -> String {
+    let text = p.display().to_string();
+    let plain = !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_./-+:@,=%".contains(&b));
+    if plain {
+        text
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
 }
 
 /// Is the document's credential still good enough to keep?
