@@ -71,6 +71,54 @@ fn an_admin_without_the_policy_permission_is_stopped_by_preflight_and_set_hrd_po
     assert!(sim.state_list("/home_realm_discovery_policies").is_empty());
 }
 
+/// `Organization.Read.All` is what register-app needs to turn a tenant given as a domain into
+/// its id, and nothing else: preflight on a tenant given as its id passes without it (it used to
+/// fail, which stopped the runbook), and on a tenant given as a domain fails with a fix that
+/// does not tell preflight's own reader to "run `preflight` first".
+#[test]
+fn preflight_asks_for_organization_read_only_when_the_tenant_is_a_domain() {
+    let sim = sim_with(Options {
+        admin_permissions: [
+            "Application.ReadWrite.All",
+            "DelegatedPermissionGrant.ReadWrite.All",
+            "Domain.Read.All",
+            "Policy.ReadWrite.ApplicationConfiguration",
+        ]
+        .map(String::from)
+        .to_vec(),
+        ..Options::default()
+    });
+    let tenant = sim.server.tenant_id();
+    let r = sim
+        .run("preflight", &["--tenant", &tenant], &Value::Null)
+        .ok();
+    assert_eq!(r.doc["preflight"]["ok"], json!(true), "{}", r.stderr);
+    r.assert_stderr(
+        "preflight: [ok  ] register-app: reading the tenant id of a tenant given as a domain: not needed",
+    );
+    sim.assert_no_writes();
+
+    let r = sim
+        .run(
+            "preflight",
+            &["--tenant", "contoso.onmicrosoft.com"],
+            &Value::Null,
+        )
+        .code_is(6);
+    r.assert_stderr("[FAIL] register-app: reading the tenant id of a tenant given as a domain")
+        .assert_stderr("the token lacks Organization.Read.All")
+        .assert_stderr("run preflight again");
+    assert!(!r.stderr.contains("`preflight` first"), "{}", r.stderr);
+    let failed: Vec<&Value> = r.doc["preflight"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["ok"] == json!(false))
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:#?}");
+    sim.assert_no_writes();
+}
+
 #[test]
 fn an_admin_app_that_is_no_application_user_is_named_by_preflight_and_assign_role() {
     let sim = sim_with(Options {

@@ -148,6 +148,17 @@ impl Need {
     /// The fix for a caller that lacks something this need takes; `None` when its token holds
     /// every permission (then a directory role or something else is missing).
     pub fn fix(&self, caller: &Caller) -> String {
+        self.fix_then(caller, "re-run (or run `preflight` first)")
+    }
+
+    /// [`Need::fix`] as `preflight` gives it: after the consent, the thing to run is preflight
+    /// itself, not "`preflight` first".
+    pub fn preflight_fix(&self, caller: &Caller) -> String {
+        self.fix_then(caller, "run preflight again")
+    }
+
+    /// The fix, with `then` as what to do once the permission is consented.
+    fn fix_then(&self, caller: &Caller, then: &str) -> String {
         let missing = self.missing(caller);
         let list = missing.join(" and ");
         let client = caller.app_id.as_deref().unwrap_or("(unknown)");
@@ -176,7 +187,7 @@ impl Need {
                 "{} needs the Microsoft Graph application permission {list}, which the service principal \
                  (client id {client}) does not hold: in Entra admin center > App registrations > that app > \
                  API permissions > Add a permission > Microsoft Graph > Application permissions, add {list}, \
-                 select \"Grant admin consent\", wait a minute and re-run (or run `preflight` first){}",
+                 select \"Grant admin consent\", wait a minute and {then}{}",
                 self.what,
                 if self.roles.is_empty() {
                     String::new()

@@ -5,7 +5,9 @@
 //! - the Graph token: app-only (`roles`) or delegated (`scp`), and which client;
 //! - each setup step's Graph permissions (`s2s_graph::needs`), named when missing, with the fix
 //!   (for a delegated sign-in with the Azure CLI's client, which never gets `Policy.*` scopes:
-//!   register your own public client and use `--login-client-id`);
+//!   register your own public client and use `--login-client-id`); `Organization.Read.All` only
+//!   when the tenant is given as a domain (register-app reads the tenant id then), else the line
+//!   says it is not needed;
 //! - for a signed-in admin, the Entra directory roles (`/me/memberOf`);
 //! - the tenant's domains (a federated one needs the HRD step) and password hash sync (only a
 //!   signed-in Global Administrator can read it: the call has no application permission);
@@ -160,7 +162,21 @@ async fn graph_checks(ctx: &Ctx, checks: &mut Vec<Check>) -> Result<()> {
     } else {
         None
     };
+    // A tenant given as its id needs no lookup: register-app reads the organization only to
+    // turn a domain (contoso.onmicrosoft.com) into the tenant id.
+    let tenant_is_id = ctx
+        .config()
+        .tenant()
+        .is_ok_and(|t| s2s_core::guid::parse(t).is_ok());
     for need in needs::ALL {
+        if tenant_is_id && need.what == needs::READ_ORGANIZATION.what {
+            checks.push(Check::pass(
+                &format!("graph-{}", need.tool),
+                &format!("{}: {}", need.tool, need.what),
+                "not needed: the tenant is given as its id",
+            ));
+            continue;
+        }
         checks.push(need_check(need, &caller, roles.as_deref()));
     }
     if caller.delegated {
@@ -220,7 +236,7 @@ fn need_check(need: &Need, caller: &Caller, roles: Option<&[String]>) -> Check {
             &id,
             &name,
             format!("the token lacks {}", missing.join(" and ")),
-            need.fix(caller),
+            need.preflight_fix(caller),
         );
     }
     if let (true, Some(held), false) = (caller.delegated, roles, need.roles.is_empty()) {
@@ -236,7 +252,7 @@ fn need_check(need: &Need, caller: &Caller, roles: Option<&[String]>) -> Check {
                     "the signed-in admin has none of the roles {}",
                     need.roles.join(", ")
                 ),
-                need.fix(&Caller {
+                need.preflight_fix(&Caller {
                     // all permissions are there: the fix names the roles
                     ..caller.clone()
                 }),
@@ -433,6 +449,10 @@ mod tests {
                 .contains("Policy.ReadWrite.ApplicationConfiguration")
         );
         assert!(need_check(&needs::MAKE_SECRET, &c, None).ok);
+        // Inside preflight, the fix does not say to run preflight first.
+        let fix = ch.fix.unwrap_or_default();
+        assert!(fix.contains("run preflight again"), "{fix}");
+        assert!(!fix.contains("`preflight` first"), "{fix}");
     }
 
     #[test]
