@@ -127,7 +127,17 @@ foreach ($step in $steps) {
       Write-Host "==> dry run: $step depends on writes planned above; stopping the dry run here"
       break
     }
-    Write-Host "${step} failed (exit $code); the state so far is in $State."
+    # As the bash runbook: name the state file only where there is one (a dry run never writes
+    # it; a step that fails before the first write of a new setup leaves none).
+    if ($DryRun) {
+      $where = "this dry run wrote nothing"
+      if (Test-Path $State -PathType Leaf) { $where += "; $State is unchanged" }
+    } elseif (Test-Path $State -PathType Leaf) {
+      $where = "the state so far is in $State"
+    } else {
+      $where = "no state file was written yet"
+    }
+    Write-Host "${step} failed (exit $code); $where."
     # The same parameters, quoted, so the line can be pasted back as it is.
     $resume = @("&", "'$($PSCommandPath -replace "'", "''")'")
     foreach ($p in $PSBoundParameters.GetEnumerator()) {
@@ -136,6 +146,8 @@ foreach ($step in $steps) {
       elseif ($p.Value -is [array]) { $resume += "-$($p.Key) " + (($p.Value | ForEach-Object { "'$($_ -replace "'", "''")'" }) -join ",") }
       else { $resume += "-$($p.Key) '$($p.Value.ToString() -replace "'", "''")'" }
     }
+    # A dry run resumes as a dry run: the pasted line must not turn it into real writes.
+    if ($DryRun -and -not ($PSBoundParameters.ContainsKey("DryRun") -or $PSBoundParameters.ContainsKey("WhatIf"))) { $resume += "-DryRun" }
     $resume += "-From $step"
     Write-Host "To resume once fixed: $($resume -join ' ')"
     exit $code

@@ -20,6 +20,8 @@
 # Needs the tools on PATH, or next to this script in ../target/release or ../target/debug
 # (override with MKTO_S2S_BIN=DIR). Sign-in: see README (environment service principal, az,
 # or device code on a terminal — only the first tool prompts; the rest reuse the token cache).
+# A failed step prints the command that resumes from it with the same flags (a dry run's
+# resumes as a dry run).
 # Exit codes: those of the step that failed; 2 for a bad argument of the runbook itself.
 set -euo pipefail
 
@@ -104,6 +106,8 @@ resume_args=()
 [ -n "$secret_file" ] && resume_args+=(--secret-file "$secret_file")
 [ -n "$sync_filter" ] && resume_args+=(--sync-filter "$sync_filter")
 [ $skip_preflight = 1 ] && resume_args+=(--skip-preflight)
+# A dry run resumes as a dry run: the pasted command must not turn it into real writes.
+[ $dry_run = 1 ] && resume_args+=(--dry-run)
 resume_args+=("${pass_through[@]}")
 
 started=0; [ -z "$from" ] && started=1
@@ -144,7 +148,17 @@ for step in "${STEPS[@]}"; do
   fi
   if [ $code != 0 ]; then
     echo >&2
-    echo "setup-marketo-s2s: $step failed (exit $code); the state so far is in $state." >&2
+    # Name the state file only where there is one: a dry run never writes it, and a step that
+    # fails before the first write of a new setup leaves none.
+    if [ $dry_run = 1 ]; then
+      where="this dry run wrote nothing"
+      [ -f "$state" ] && where="$where; $state is unchanged"
+    elif [ -f "$state" ]; then
+      where="the state so far is in $state"
+    else
+      where="no state file was written yet"
+    fi
+    echo "setup-marketo-s2s: $step failed (exit $code); $where." >&2
     # %q quotes each word, so the printed command can be pasted back as it is.
     printf 'setup-marketo-s2s: to resume once fixed:' >&2
     printf ' %q' "$0" "${resume_args[@]}" --from "$step" >&2

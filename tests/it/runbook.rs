@@ -19,19 +19,8 @@ fn runbook(sim: &Sim, extra: &[&str]) -> Run {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/setup-marketo-s2s.sh");
     let state = sim.path("state.json");
     let secret = sim.path("marketo.secret");
-    let mut c = assert_cmd::Command::new("bash");
-    c.env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .env("HOME", sim.dir())
-        .env("MKTO_S2S_BIN", bin_dir())
-        .env("AZURE_CLIENT_ID", sim.server.admin_client_id())
-        .env("AZURE_CLIENT_SECRET", sim.server.admin_client_secret())
-        .env("AZURE_AUTHORITY_HOST", sim.url())
-        .env("MKTO_S2S_GRAPH_URL", sim.url())
-        .env("MKTO_S2S_TIMEOUT", "60s")
-        .current_dir(sim.dir())
-        .timeout(std::time::Duration::from_secs(240))
-        .arg(script)
+    let mut c = bash(sim);
+    c.arg(script)
         .args([
             "--tenant",
             &sim.server.tenant_id(),
@@ -44,6 +33,32 @@ fn runbook(sim: &Sim, extra: &[&str]) -> Run {
         ])
         .args(extra);
     Run::from_output(c.output().unwrap())
+}
+
+/// bash with the runbook's environment (signed in as the emulator's admin).
+fn bash(sim: &Sim) -> assert_cmd::Command {
+    let mut c = assert_cmd::Command::new("bash");
+    c.env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", sim.dir())
+        .env("MKTO_S2S_BIN", bin_dir())
+        .env("AZURE_CLIENT_ID", sim.server.admin_client_id())
+        .env("AZURE_CLIENT_SECRET", sim.server.admin_client_secret())
+        .env("AZURE_AUTHORITY_HOST", sim.url())
+        .env("MKTO_S2S_GRAPH_URL", sim.url())
+        .env("MKTO_S2S_TIMEOUT", "60s")
+        .current_dir(sim.dir())
+        .timeout(std::time::Duration::from_secs(240));
+    c
+}
+
+/// The command a failed run prints after "to resume once fixed:".
+fn resume_command(r: &Run) -> String {
+    r.stderr
+        .lines()
+        .find_map(|l| l.split_once("to resume once fixed: ").map(|(_, cmd)| cmd))
+        .unwrap_or_else(|| panic!("no resume command:\n{}", r.stderr))
+        .to_string()
 }
 
 fn state_of(sim: &Sim) -> Value {
@@ -212,4 +227,60 @@ fn its_own_bad_arguments_are_exit_2_with_a_clear_error() {
         help.contains("--expires-in") && !help.contains("set -euo"),
         "{help}"
     );
+}
+
+/// A dry run that fails prints a resume command that is still a dry run (pasting it used to
+/// send real writes), and does not name a state file it never wrote.
+#[test]
+fn a_failed_dry_run_resumes_as_a_dry_run_and_names_no_state_file_it_did_not_write() {
+    // No Policy.ReadWrite.ApplicationConfiguration: preflight fails (exit 6), and so does
+    // set-hrd-policy on the federated tenant (exit 4).
+    let sim = sim_with(Options {
+        federated: true,
+        admin_permissions: [
+            "Application.ReadWrite.All",
+            "DelegatedPermissionGrant.ReadWrite.All",
+            "Domain.Read.All",
+            "Organization.Read.All",
+        ]
+        .map(String::from)
+        .to_vec(),
+        ..Default::default()
+    });
+
+    // preflight fails in a dry run of a new setup: there is no state file to point at.
+    let r = runbook(&sim, &["--dry-run"]).code_is(6);
+    r.assert_stderr("preflight failed (exit 6); this dry run wrote nothing.");
+    assert!(!r.stderr.contains("state so far"), "{}", r.stderr);
+    assert!(!sim.path("state.json").exists());
+    let resume = resume_command(&r);
+    assert!(resume.contains(" --dry-run"), "{resume}");
+    assert!(resume.ends_with("--from preflight"), "{resume}");
+
+    // Real steps up to make-secret, then a dry run that fails at set-hrd-policy.
+    let r = runbook(&sim, &["--skip-preflight"]).code_is(4);
+    r.assert_stderr("set-hrd-policy failed (exit 4); the state so far is in");
+    let before = std::fs::read(sim.path("state.json")).unwrap();
+    sim.clear();
+    let r = runbook(&sim, &["--skip-preflight", "--dry-run"]).code_is(4);
+    sim.assert_no_writes();
+    r.assert_stderr("set-hrd-policy failed (exit 4); this dry run wrote nothing;")
+        .assert_stderr("state.json is unchanged");
+    let resume = resume_command(&r);
+    assert!(
+        resume.contains("--skip-preflight --dry-run") && resume.ends_with("--from set-hrd-policy"),
+        "{resume}"
+    );
+    // Pasting it is a dry run again: no write, the state file byte-identical.
+    sim.clear();
+    let pasted = Run::from_output(bash(&sim).args(["-c", &resume]).output().unwrap()).code_is(4);
+    pasted
+        .assert_stderr("make-secret: skipped (--from set-hrd-policy)")
+        .assert_stderr("this dry run wrote nothing");
+    sim.assert_no_writes();
+    assert_eq!(std::fs::read(sim.path("state.json")).unwrap(), before);
+
+    // Without --dry-run the resume command stays a real run.
+    let r = runbook(&sim, &["--skip-preflight"]).code_is(4);
+    assert!(!resume_command(&r).contains("--dry-run"), "{}", r.stderr);
 }
