@@ -603,3 +603,35 @@ fn the_tenant_sim_start_up_line_gives_files_that_sign_register_app_in() {
     assert!(!std::path::Path::new(&cert).exists());
     assert!(!std::path::Path::new(&token).exists());
 }
+
+/// A certificate file whose key is not RSA names the key's kind with the right article ("an EC
+/// PRIVATE KEY", not "a EC PRIVATE KEY"), before any request.
+#[test]
+fn a_key_that_is_not_rsa_is_named_with_the_right_article() {
+    let sim = sim();
+    let admin = std::fs::read_to_string(sim.server.admin_certificate_file()).unwrap();
+    let cert_only = admin.split("-----BEGIN PRIVATE KEY-----").next().unwrap();
+    for (label, said) in [
+        ("EC PRIVATE KEY", "holds an EC PRIVATE KEY, not an RSA key"),
+        ("DSA PRIVATE KEY", "holds a DSA PRIVATE KEY, not an RSA key"),
+    ] {
+        let file = sim.path("not-rsa.pem");
+        std::fs::write(
+            &file,
+            format!("{cert_only}-----BEGIN {label}-----\nAAAA\n-----END {label}-----\n"),
+        )
+        .unwrap();
+        let r = signin_run(
+            &sim,
+            "register-app",
+            &[
+                ("AZURE_CLIENT_ID", sim.server.admin_client_id()),
+                ("AZURE_CLIENT_CERTIFICATE_PATH", file.display().to_string()),
+            ],
+            &[],
+        )
+        .code_is(3);
+        r.assert_stderr(said);
+        sim.assert_no_requests();
+    }
+}

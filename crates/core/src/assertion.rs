@@ -111,8 +111,11 @@ impl ClientCertificate {
                 ));
             }
             other => {
-                return Err(cert_error(path, format!("holds a {other}, not an RSA key"))
-                    .with_hint("Entra certificate credentials are RSA (2048 bits or more)"));
+                return Err(cert_error(
+                    path,
+                    format!("holds {} {other}, not an RSA key", article(other)),
+                )
+                .with_hint("Entra certificate credentials are RSA (2048 bits or more)"));
             }
         }
         .map_err(|e| {
@@ -202,9 +205,41 @@ pub fn read_federated_token(path: &Path) -> Result<SecretString> {
     Ok(token)
 }
 
+/// "a" or "an" before `phrase`, by the sound of its first word: a vowel, or for a short
+/// all-capitals word read letter by letter (a PEM label such as `EC`, `SSH2`), a letter whose
+/// name starts with one (F, H, L, M, N, R, S, X): "an EC PRIVATE KEY", "a DSA PRIVATE KEY".
+fn article(phrase: &str) -> &'static str {
+    let word = phrase.split_whitespace().next().unwrap_or_default();
+    let Some(first) = word.chars().next() else {
+        return "a";
+    };
+    let spelled = word.len() <= 4
+        && word
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+    let vowel_sound = "AEIOUaeiou".contains(first) || (spelled && "FHLMNRSX".contains(first));
+    if vowel_sound { "an" } else { "a" }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_article_follows_the_sound_of_the_next_word() {
+        for (phrase, want) in [
+            ("EC PRIVATE KEY", "an"),
+            ("DSA PRIVATE KEY", "a"),
+            ("OPENSSH PRIVATE KEY", "an"),
+            ("SSH2 ENCRYPTED PRIVATE KEY", "an"),
+            ("ENCRYPTED PRIVATE KEY", "an"),
+            ("PRIVATE KEY", "a"),
+            ("X448 PRIVATE KEY", "an"),
+            ("", "a"),
+        ] {
+            assert_eq!(article(phrase), want, "{phrase:?}");
+        }
+    }
 
     #[test]
     fn a_federated_token_is_read_fresh_each_time_and_must_look_like_a_jwt() {
