@@ -39,6 +39,16 @@ fn marketo_user(sim: &Sim, record_id: &str) -> Value {
         .clone()
 }
 
+/// Points the Default record's "Marketo User" at `user` (as an admin would in Dynamics).
+fn set_marketo_user(sim: &Sim, record_id: &str, user: &str) {
+    sim.dataverse_expect(
+        204,
+        "PATCH",
+        &format!("mkto_marketoconfigs({record_id})"),
+        Some(json!({"mkto_MarketoUser@odata.bind": format!("/systemusers({user})")})),
+    );
+}
+
 fn sync_filter_column(sim: &Sim, entity: &str) -> u16 {
     sim.dataverse(
         "GET",
@@ -346,12 +356,7 @@ fn a_document_without_marketo_config_names_finds_marketo_user_itself() {
     // Someone else's "Marketo User" is left alone as with the document's names.
     let (_, who) = sim.dataverse("GET", "WhoAmI", None);
     let admin = who["UserId"].as_str().unwrap().to_string();
-    sim.dataverse_expect(
-        204,
-        "PATCH",
-        &format!("mkto_marketoconfigs({record})"),
-        Some(json!({"mkto_MarketoUser@odata.bind": format!("/systemusers({admin})")})),
-    );
+    set_marketo_user(&sim, &record, &admin);
     sim.clear();
     let again = sim.run("teardown", &["--yes"], &r.doc).ok();
     again.assert_stderr("left \"Marketo User\" of the Marketo configuration record");
@@ -438,12 +443,7 @@ fn a_marketo_user_pointing_at_someone_else_is_left_alone() {
         .as_str()
         .unwrap()
         .to_string();
-    sim.dataverse_expect(
-        204,
-        "PATCH",
-        &format!("mkto_marketoconfigs({record})"),
-        Some(json!({"mkto_MarketoUser@odata.bind": format!("/systemusers({admin})")})),
-    );
+    set_marketo_user(&sim, &record, &admin);
     sim.clear();
 
     let r = sim.run("teardown", &["--yes"], &doc).ok();
