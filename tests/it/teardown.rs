@@ -878,6 +878,13 @@ fn an_adopted_app_is_kept_and_only_the_setups_secret_is_removed() {
         .ok()
         .doc;
     let key_id = str_at(&doc, "/secret/key_id").to_string();
+    // A document of an earlier version marks adoption only by app.unique_name null.
+    let mut legacy = doc.clone();
+    legacy["app"].as_object_mut().unwrap().remove("adopted");
+    assert!(legacy["app"]["unique_name"].is_null(), "{legacy}");
+    sim.run("teardown", &["--dry-run"], &legacy)
+        .ok()
+        .assert_stderr("kept app registration \"Contoso Portal App\"");
     sim.clear();
     let r = sim.run("teardown", &["--yes"], &doc).ok();
     r.assert_stderr("kept app registration \"Contoso Portal App\"")
@@ -918,4 +925,36 @@ fn a_new_setup_on_a_torn_down_document_drops_the_disabled_mark() {
         "{again}"
     );
     assert_eq!(app_user(&sim, &app_user_id(&again))["isdisabled"], false);
+}
+
+#[test]
+fn an_app_without_a_unique_name_is_not_the_setups_and_is_kept() {
+    // A portal app named by a document that gives only its client id.
+    let sim = sim();
+    let portal = sim.graph_expect(
+        201,
+        "POST",
+        "applications",
+        Some(json!({"displayName": "Payroll Connector", "signInAudience": "AzureADMyOrg"})),
+    );
+    let client = portal["appId"].as_str().unwrap().to_string();
+    // Someone else set it up for Dynamics (service principal, application user with a role).
+    let theirs = sim
+        .run("register-app", &["--client-id", &client], &Value::Null)
+        .ok()
+        .doc;
+    let theirs = sim.run("assign-role", &[], &theirs).ok().doc;
+    sim.clear();
+    let r = sim
+        .run(
+            "teardown",
+            &["--yes"],
+            &json!({"app": {"client_id": client}}),
+        )
+        .ok();
+    r.assert_stderr("kept app registration \"Payroll Connector\"")
+        .assert_stderr("it has no unique name");
+    sim.assert_no_writes();
+    sim.graph_expect(200, "GET", &format!("applications(appId='{client}')"), None);
+    assert_eq!(app_user(&sim, &app_user_id(&theirs))["isdisabled"], false);
 }

@@ -23,7 +23,9 @@
 //!    name for the client id, or content that starts with the hint of one of the app's
 //!    credentials), and only a small 0600 regular file.
 //!
-//! What it removes must be the setup's: the app found must agree with every key of the document
+//! What it removes must be the setup's: register-app creates every app by its unique name, so an
+//! app with none that the document does not mark adopted (a portal app, another tool's) is kept
+//! with everything of it; the app found must agree with every key of the document
 //! (object id, client id, unique name; a mix of two apps is refused before any removal); a
 //! service principal is removed only with its app (never one without an app registration here,
 //! such as Dynamics CRM's); the application user only when its `applicationid` is the app's
@@ -93,9 +95,10 @@ Examples:
 Reads app.*, secret.file, hrd_policy.*, dynamics.*, marketo_config.*, sync_filter.entities;
 objects whose ids are missing are found by their keys (app unique name or client id, service
 principal by appId, application user by applicationid, the Marketo configuration record as
-configure-marketo discovers it). It removes only what is the setup's: the app must agree with
-every key of the document, the application user must belong to the app, the secret file must
-hold the app's secret; an adopted app (app.adopted) is kept. Removes the keys of what it removed,
+configure-marketo discovers it). It removes only what is the setup's: the app must have the
+unique name register-app gave it and agree with every key of the document, the application user
+must belong to the app, the secret file must hold the app's secret; an adopted app (app.adopted)
+is kept. Removes the keys of what it removed,
 records teardown.client_id, teardown.restore_command and teardown.removed. A re-run sends no write.
 A deleted app registration stays restorable for 30 days (teardown.restore_command has the URL):
   az rest --method POST --url <graph>/v1.0/directory/deletedItems/<object-id>/restore",
@@ -372,7 +375,10 @@ impl Input {
                 },
             },
             unique_name: str_of("app.unique_name")?,
-            adopted: doc.get("app.adopted").and_then(Value::as_bool) == Some(true),
+            // register-app marks adoption with app.adopted; earlier versions only recorded
+            // app.unique_name as null (an adopted app has no key of ours).
+            adopted: doc.get("app.adopted").and_then(Value::as_bool) == Some(true)
+                || doc.get("app.unique_name") == Some(&Value::Null),
             key_ids: [
                 doc.get_guid("secret.key_id")?,
                 doc.get_guid("secret.previous_key_id")?,
@@ -638,6 +644,19 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
     // ---- every read first, in the order the removals will run --------------------------
     let mut steps = Vec::new();
     let app = find_application(ctx, &g, &input).await?;
+    // register-app creates every app by its unique name (the idempotency key), or adopts one
+    // (app.adopted). An app with neither — made in the portal or by another tool, named by a
+    // document that did not come from the setup — is not the setup's: nothing of it goes.
+    if let Some(a) = &app {
+        if !input.adopted && a.unique_name.as_deref().is_none_or(|u| u.trim().is_empty()) {
+            ctx.say(&format!(
+                "kept app registration \"{}\" (client id {}): it has no unique name, so the setup did not create it (register-app creates every app by its unique name); nothing of it is removed",
+                a.display_name.as_deref().unwrap_or(""),
+                a.app_id
+            ));
+            return Ok(());
+        }
+    }
     // The app found (and checked against every key of the document), else — its registration
     // already gone — the document's client id, which still names its application user.
     let client_id = app
@@ -667,15 +686,23 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
         }
     };
     plan_hrd_policy(ctx, &g, &input, sp.as_ref(), &mut steps).await?;
-    if let (Some(sp), Some(app), true) = (&sp, &app, input.adopted) {
+    // Kept: an app register-app adopted; only what the setup added to it goes.
+    let why_kept = app
+        .as_ref()
+        .filter(|_| input.adopted)
+        .map(|_| "register-app adopted it (--client-id), the setup did not create it");
+    let keep_app = why_kept.is_some();
+    if let (Some(app), Some(why)) = (&app, why_kept) {
         ctx.say(&format!(
-            "kept app registration \"{}\" (client id {}), its service principal {} and its consent: register-app adopted it (--client-id), the setup did not create it",
+            "kept app registration \"{}\" (client id {}){}: {why}",
             app.display_name.as_deref().unwrap_or(""),
             app.app_id,
-            sp.label()
+            sp.as_ref()
+                .map(|sp| format!(", its service principal {} and its consent", sp.label()))
+                .unwrap_or_default()
         ));
     }
-    if let (Some(app), true) = (&app, input.adopted) {
+    if let (Some(app), true) = (&app, keep_app) {
         for key_id in &input.key_ids {
             match app
                 .password_credentials
@@ -693,7 +720,7 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
             }
         }
     }
-    if let (Some(sp), false) = (&sp, input.adopted) {
+    if let (Some(sp), false) = (&sp, keep_app) {
         // Filtered again here: only grants whose client is this service principal are removed.
         let grants: Vec<PermissionGrant> = g
             .grants_of_client(&sp.id)
@@ -718,7 +745,7 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
         steps.extend(grants.into_iter().map(Step::DeleteGrant));
         steps.push(Step::DeleteServicePrincipal(sp.clone()));
     }
-    if let (Some(app), false) = (&app, input.adopted) {
+    if let (Some(app), false) = (&app, keep_app) {
         let restore = g.restore_url(&app.id);
         steps.push(Step::DeleteApplication {
             app: app.clone(),
