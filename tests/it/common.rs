@@ -663,3 +663,13 @@ pub fn seed_token_cache_for(sim: &Sim, cache: &Path, cli_id: &str) -> (String, S
     .unwrap();
     (refresh, key)
 }
+
+/// Makes a FIFO at `path` (for the tests that a named pipe never blocks a tool).
+pub fn mkfifo(path: &Path) {
+    let ok = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("mkfifo runs")
+        .success();
+    assert!(ok, "mkfifo {}", path.display());
+}

@@ -256,13 +256,7 @@ fn a_fifo_a_pipe_or_an_empty_file_is_a_line_of_its_own_and_same_names_are_told_a
         std::fs::write(sim.path(sub).join("st.json"), &doc).unwrap();
     }
     let fifo = sim.path("f.json");
-    assert!(
-        std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
+    mkfifo(&fifo);
     std::fs::write(sim.path("empty.json"), "").unwrap();
     sim.clear();
 

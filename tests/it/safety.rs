@@ -535,13 +535,7 @@ fn a_secret_path_that_is_a_fifo_a_device_or_holds_a_control_character_is_refused
     let sim = sim();
     let doc = sim.setup_chain(&[]);
     let fifo = sim.path("secret.fifo");
-    assert!(
-        std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
+    mkfifo(&fifo);
     for tool in ["make-secret", "verify-sync"] {
         for bad in [fifo.to_str().unwrap(), "/dev/stdout", "x\u{0}y", "x\ny"] {
             let mut d = doc.clone();
