@@ -44,7 +44,9 @@
 //! not removed again while a replica still lists it, so the re-run sends no write.
 //!
 //! Input keys:  `app.object_id`, `app.client_id`, `app.unique_name`, `app.service_principal_id`,
-//!              `app.display_name`, `teardown.client_id` (an earlier teardown's), `secret.file`,
+//!              `app.display_name`, `app.adopted`, `teardown.client_id` (an earlier teardown's),
+//!              `secret.file`, `secret.key_id`, `secret.previous_key_id` (removed from an adopted
+//!              app),
 //!              `hrd_policy.policy_id`, `hrd_policy.display_name`, `dynamics.url`,
 //!              `dynamics.application_user_id`, `dynamics.roles`, `marketo_config.entity_set`,
 //!              `.record_id`, `.user_lookup`, `.nav_property`, `sync_filter.entities`.
@@ -92,8 +94,8 @@ Examples:
   teardown --state marketo-s2s.state.json --yes
   echo '{\"app\":{\"unique_name\":\"marketo-trial\"}}' | teardown --yes   # document lost
 
-Reads app.*, secret.file, hrd_policy.*, dynamics.*, marketo_config.*, sync_filter.entities;
-objects whose ids are missing are found by their keys (app unique name or client id, service
+Reads app.* (app.adopted: the app is kept), secret.file, secret.key_id, secret.previous_key_id,
+hrd_policy.*, dynamics.*, marketo_config.*, sync_filter.entities; objects whose ids are missing are found by their keys (app unique name or client id, service
 principal by appId, application user by applicationid, the Marketo configuration record as
 configure-marketo discovers it). It removes only what is the setup's: the app must have the
 unique name register-app gave it and agree with every key of the document, the application user
