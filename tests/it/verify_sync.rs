@@ -363,3 +363,26 @@ fn settle_re_runs_only_the_failing_check() {
     assert_eq!(hrd["ok"], true, "{hrd}");
     sim.assert_no_writes();
 }
+
+#[test]
+fn the_secret_check_shows_the_end_date_and_the_days_left_rounded() {
+    // A 90-day secret reads "in 90 days" right after it was made, not 89.
+    let sim = federated();
+    let doc = sim.setup_chain(&[]);
+    let doc = sim
+        .run("make-secret", &["--rotate", "--expires-in", "90d"], &doc)
+        .ok()
+        .doc;
+    let r = sim.run("verify-sync", &[], &doc).ok();
+    let secret = r.doc["verify"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "secret")
+        .unwrap()
+        .clone();
+    let end = doc["secret"]["expires_at"].as_str().unwrap();
+    let detail = secret["detail"].as_str().unwrap();
+    assert!(detail.contains("(in 90 days)"), "{detail}");
+    assert!(detail.contains(&end[..10]), "{detail} should name {end}");
+}
