@@ -9,7 +9,10 @@
 //! - paths from the document: a NUL byte or an empty path is bad input (exit 2), found before
 //!   any request;
 //! - directories: only the ones the tool creates are created private (0700); an existing one is
-//!   never chmodded.
+//!   never chmodded;
+//! - on Windows (issue 23), "mode 0600" is an owner-only DACL set when the file is created, and
+//!   the rename is `MoveFileExW`, which fails cleanly when another program holds the target
+//!   open ([`crate::win`]); [`check_private`] is the one "is this file private" check for both.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
@@ -46,7 +49,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()>
         f.write_all(bytes)?;
         f.sync_all()?;
         drop(f);
-        fs::rename(&tmp, path)?;
+        rename_over(&tmp, path)?;
         // The rename is durable only once the directory entry is on disk.
         if let Ok(d) = File::open(&dir) {
             let _ = d.sync_all();
@@ -174,7 +177,7 @@ pub fn read_secret(path: &Path) -> std::io::Result<Option<secrecy::SecretString>
     Ok((!value.is_empty()).then(|| secrecy::SecretString::from(value.to_string())))
 }
 
-/// Creates `dir` and its missing parents with mode 0700 (unix). Directories that exist already
+/// Creates `dir` and its missing parents with mode 0700 (unix; an owner-only DACL on Windows). Directories that exist already
 /// are left exactly as they are: the tool does not own them (`MKTO_S2S_TOKEN_CACHE=/tmp/x` must
 /// not make `/tmp` private).
 pub fn create_private_dir_all(dir: &Path) -> std::io::Result<()> {
@@ -188,7 +191,78 @@ pub fn create_private_dir_all(dir: &Path) -> std::io::Result<()> {
         use std::os::unix::fs::DirBuilderExt;
         b.mode(0o700);
     }
-    b.create(dir)
+    #[cfg(windows)]
+    let missing: Vec<PathBuf> = dir
+        .ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+        .map(Path::to_path_buf)
+        .collect();
+    b.create(dir)?;
+    #[cfg(windows)]
+    for d in missing.iter().rev() {
+        crate::win::make_private(d)?;
+    }
+    Ok(())
+}
+
+/// Whether only the current user can read `path`: on Unix no permission bit for group or
+/// others (mode `& 0o077 == 0`); on Windows no DACL entry that lets another account or group
+/// open it (SYSTEM and Administrators, which can read any file as root can, are accepted).
+/// `Err` says why not, as a phrase after the file name ("is readable by others (mode 0644)").
+pub fn check_private(path: &Path) -> std::result::Result<(), String> {
+    #[cfg(unix)]
+    {
+        let mode = mode_of(path).map_err(|e| format!("cannot be checked ({e})"))?;
+        if mode & 0o077 != 0 {
+            return Err(format!("is readable by others (mode {mode:04o})"));
+        }
+        Ok(())
+    }
+    #[cfg(windows)]
+    {
+        match crate::win::private_problem(path) {
+            Ok(None) => Ok(()),
+            Ok(Some(why)) => Err(why),
+            Err(e) => Err(format!("cannot be checked ({e})")),
+        }
+    }
+    #[cfg(not(any(unix, windows)))]
+    {
+        let _ = path;
+        Ok(())
+    }
+}
+
+/// Makes an existing file private again: mode 0600 on Unix, the owner-only DACL (no inherited
+/// entries) on Windows.
+pub fn make_private(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(path, fs::Permissions::from_mode(0o600))
+    }
+    #[cfg(windows)]
+    {
+        crate::win::make_private(path)
+    }
+    #[cfg(not(any(unix, windows)))]
+    {
+        let _ = path;
+        Ok(())
+    }
+}
+
+/// The rename of an atomic write. On Windows `std::fs::rename` is not used: its error for a
+/// target held open by another program is a bare "Access is denied" (see [`crate::win::replace`]).
+fn rename_over(from: &Path, to: &Path) -> std::io::Result<()> {
+    #[cfg(windows)]
+    {
+        crate::win::replace(from, to)
+    }
+    #[cfg(not(windows))]
+    {
+        fs::rename(from, to)
+    }
 }
 
 fn parent_dir(path: &Path) -> PathBuf {
@@ -259,7 +333,17 @@ fn open_new(path: &Path, mode: u32) -> std::io::Result<File> {
         .open(path)
 }
 
-#[cfg(not(unix))]
+/// On Windows a private mode (nothing for group or others) is an owner-only DACL, in place
+/// from the moment the file exists.
+#[cfg(windows)]
+fn open_new(path: &Path, mode: u32) -> std::io::Result<File> {
+    if mode & 0o077 == 0 {
+        return crate::win::create_private(path);
+    }
+    OpenOptions::new().write(true).create_new(true).open(path)
+}
+
+#[cfg(not(any(unix, windows)))]
 fn open_new(path: &Path, _mode: u32) -> std::io::Result<File> {
     OpenOptions::new().write(true).create_new(true).open(path)
 }

@@ -25,6 +25,8 @@ pub mod retry;
 pub mod run;
 pub mod state;
 pub mod statefile;
+#[cfg(windows)]
+pub mod win;
 
 pub use cli::CommonArgs;
 pub use error::{Caller, Error, Kind, Result, ResultExt, ServiceError};

@@ -1301,15 +1301,8 @@ fn looks_like_a_secret_file(path: &Path, m: &std::fs::Metadata) -> bool {
     if !m.is_file() || m.len() > MAX_SECRET_FILE_BYTES {
         return false;
     }
-    #[cfg(unix)]
-    {
-        s2s_core::fsutil::mode_of(path).is_ok_and(|mode| mode & 0o077 == 0)
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = path;
-        true
-    }
+    // Mode 0600 on Unix, the owner-only DACL on Windows.
+    s2s_core::fsutil::check_private(path).is_ok()
 }
 
 /// Shows the plan and asks on the terminal; anything but "yes" stops with no write.
