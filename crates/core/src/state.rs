@@ -61,7 +61,8 @@ impl StateDoc {
     /// stdin when stdin is not a terminal.
     ///
     /// Empty input means "start from nothing" only when it cannot be a failed step's output:
-    /// a terminal, `< /dev/null` (a character device) or a missing `--state` file. Zero bytes
+    /// a terminal, `< /dev/null` (a character device; `< NUL` on Windows) or a missing
+    /// `--state` file. Zero bytes
     /// from a pipe or a regular file are what a pipeline hands on when its previous step failed,
     /// so a tool that continues a setup (`starts_setup == false`) refuses them (exit 2) rather
     /// than acting on an org with no document — `printf '' | publish-customizations` used to
@@ -119,9 +120,7 @@ impl StateDoc {
                 )),
                 _ => Error::usage(format!("cannot read {source}: {e}")),
             })?;
-        let text = String::from_utf8(bytes).map_err(|_| {
-            Error::usage(format!("the state document in {source} is not UTF-8 text"))
-        })?;
+        let text = decode(bytes, &format!("in {source}"))?;
         if text.trim().is_empty() {
             // Not "the previous step produced no document": no pipeline is involved here.
             return Err(
@@ -289,7 +288,14 @@ fn stdin_is_null_device() -> bool {
         .is_ok_and(|m| m.file_type().is_char_device())
 }
 
-#[cfg(not(unix))]
+/// On Windows `< NUL` is a character device too (a console also is, but a console is a
+/// terminal, handled before this is asked).
+#[cfg(windows)]
+fn stdin_is_null_device() -> bool {
+    crate::win::stdin_is_char_device()
+}
+
+#[cfg(not(any(unix, windows)))]
 fn stdin_is_null_device() -> bool {
     false
 }
@@ -372,8 +378,33 @@ fn read_bounded(r: impl Read, source: &str) -> Result<String> {
             MAX_DOCUMENT_BYTES / (1024 * 1024)
         )));
     }
-    String::from_utf8(buf)
-        .map_err(|_| Error::usage(format!("the state document on {source} is not UTF-8 text")))
+    decode(buf, &format!("on {source}"))
+}
+
+/// The document's text as Windows tools hand it over too (issue 23): a UTF-8 byte order mark
+/// (PowerShell with `$OutputEncoding = [Text.Encoding]::UTF8`, Notepad, `Out-File -Encoding
+/// utf8`) is dropped, and UTF-16 with its byte order mark (Windows PowerShell 5.1's `>` and
+/// `Out-File`) is decoded. CRLF line ends need nothing: `\r` is JSON white space. `place` is
+/// "on stdin" or "in FILE", for the error.
+fn decode(bytes: Vec<u8>, place: &str) -> Result<String> {
+    let not_text = || {
+        Error::usage(format!(
+            "the state document {place} is not UTF-8 (or UTF-16 with a byte order mark) text"
+        ))
+    };
+    let utf16 = |bytes: &[u8], unit: fn([u8; 2]) -> u16| {
+        if !bytes.len().is_multiple_of(2) {
+            return Err(not_text());
+        }
+        let units: Vec<u16> = bytes.chunks_exact(2).map(|c| unit([c[0], c[1]])).collect();
+        String::from_utf16(&units).map_err(|_| not_text())
+    };
+    match bytes.as_slice() {
+        [0xEF, 0xBB, 0xBF, rest @ ..] => String::from_utf8(rest.to_vec()).map_err(|_| not_text()),
+        [0xFF, 0xFE, rest @ ..] => utf16(rest, u16::from_le_bytes),
+        [0xFE, 0xFF, rest @ ..] => utf16(rest, u16::from_be_bytes),
+        _ => String::from_utf8(bytes).map_err(|_| not_text()),
+    }
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -453,5 +484,42 @@ mod tests {
         assert_eq!(StateDoc::parse("  \n", "t").unwrap(), StateDoc::default());
         assert_eq!(StateDoc::parse("[1]", "t").unwrap_err().kind.code(), 2);
         assert_eq!(StateDoc::parse("{\"a\":", "t").unwrap_err().kind.code(), 2);
+    }
+
+    /// What PowerShell and Notepad hand over (issue 23): a UTF-8 BOM, CRLF line ends, UTF-16
+    /// with a BOM; anything else that is not UTF-8 is exit 2.
+    #[test]
+    fn a_bom_crlf_and_utf16_documents_are_read_as_the_same_document() {
+        let want = json!({"app": {"display_name": "Marketo Intégration"}});
+        let pretty = serde_json::to_string_pretty(&want)
+            .unwrap()
+            .replace('\n', "\r\n")
+            + "\r\n";
+        let utf8_bom = [&[0xEF, 0xBB, 0xBF][..], pretty.as_bytes()].concat();
+        let mut utf16le = vec![0xFF, 0xFE];
+        let mut utf16be = vec![0xFE, 0xFF];
+        for u in pretty.encode_utf16() {
+            utf16le.extend(u.to_le_bytes());
+            utf16be.extend(u.to_be_bytes());
+        }
+        for bytes in [utf8_bom, utf16le, utf16be] {
+            let text = read_bounded(&bytes[..], "stdin").unwrap();
+            assert_eq!(StateDoc::parse(&text, "stdin").unwrap().as_value(), want);
+        }
+        // A BOM alone is an empty document, as empty input is.
+        assert!(
+            read_bounded(&[0xEF, 0xBB, 0xBF][..], "stdin")
+                .unwrap()
+                .is_empty()
+        );
+        for bad in [
+            &[0xFF, 0xFE, 0x41][..],
+            &[0xC3, 0x28][..],
+            &[0xEF, 0xBB, 0xBF, 0xFF][..],
+        ] {
+            let e = read_bounded(bad, "stdin").unwrap_err();
+            assert_eq!(e.kind.code(), 2);
+            assert!(e.message.contains("not UTF-8"), "{e}");
+        }
     }
 }
