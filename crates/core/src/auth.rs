@@ -664,7 +664,13 @@ async fn from_az(
     explicit: bool,
 ) -> Result<Option<(SecretString, u64)>> {
     let cfg = http.config();
-    let mut cmd = tokio::process::Command::new("az");
+    // On Windows the Azure CLI is `az.cmd`, which Command does not find by "az" (it applies no
+    // PATHEXT); a found batch file is run through cmd.exe by std, with its arguments escaped.
+    #[cfg(windows)]
+    let az = crate::win::find_program("az").unwrap_or_else(|| "az".into());
+    #[cfg(not(windows))]
+    let az = "az";
+    let mut cmd = tokio::process::Command::new(az);
     cmd.args([
         "account",
         "get-access-token",

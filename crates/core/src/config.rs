@@ -35,7 +35,8 @@ pub struct Config {
     pub env_credential: Option<EnvCredential>,
     /// The managed-identity endpoints, read here and nowhere else.
     pub managed_identity: ManagedIdentityEnv,
-    /// Where device-code refresh tokens are kept (`$XDG_CACHE_HOME` or `~/.cache`).
+    /// Where device-code refresh tokens are kept (`$XDG_CACHE_HOME` or `~/.cache`; on Windows
+    /// `%LOCALAPPDATA%`).
     pub cache_file: Option<PathBuf>,
     /// What `--retarget` moves the document from and to (empty without it, or when nothing
     /// differs).
@@ -167,6 +168,11 @@ fn token_cache_file() -> Option<PathBuf> {
     if let Some(p) = env_nonempty("MKTO_S2S_TOKEN_CACHE") {
         return Some(PathBuf::from(p));
     }
+    // Windows has no HOME: per-user, per-machine data lives in %LOCALAPPDATA% (the profile's
+    // AppData\Local, not roamed to other machines), private to the user by its DACL.
+    #[cfg(windows)]
+    let dir = env_nonempty("LOCALAPPDATA").map(PathBuf::from)?;
+    #[cfg(not(windows))]
     let dir = env_nonempty("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| env_nonempty("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
