@@ -171,12 +171,44 @@ pub fn base_dir(state_file: Option<&Path>) -> PathBuf {
 
 /// A path from the document or a flag, made absolute: relative document paths are relative to
 /// [`base_dir`]; flags are relative to the current folder, as every command line reads.
+///
+/// A path the document recorded on the other operating system (see [`foreign_path`]) resolves
+/// as what it can only mean here: the file of that name beside the state file.
 pub fn resolve_doc_path(state_file: Option<&Path>, p: &Path) -> PathBuf {
+    if let Some(here) = p.to_str().and_then(foreign_path) {
+        return base_dir(state_file).join(here);
+    }
     if p.is_absolute() {
         p.to_path_buf()
     } else {
         base_dir(state_file).join(p)
     }
+}
+
+/// A document path written on the other operating system, as a path relative to the state
+/// file's folder (issue 23: a customer's folder set up on Windows and checked on Linux, or the
+/// reverse). On Unix, a Windows path: an absolute one (`C:\…`, `\\server\…`, `\…`) gives its
+/// file name, a relative one (`secrets\x.secret`) the same path with `/`. On Windows, an
+/// absolute Unix path (`/home/…`; not `//server/…`, a UNC path) gives its file name; a
+/// relative `a/b` needs nothing, Windows reads `/` as a separator. `None` for a native path.
+pub fn foreign_path(text: &str) -> Option<PathBuf> {
+    let last = |t: &str| {
+        t.rsplit(['/', '\\'])
+            .find(|c| !c.is_empty())
+            .map(PathBuf::from)
+    };
+    if cfg!(windows) {
+        return (text.starts_with('/') && !text.starts_with("//"))
+            .then(|| last(text))
+            .flatten();
+    }
+    let b = text.as_bytes();
+    let drive = b.len() >= 2 && b[0].is_ascii_alphabetic() && b[1] == b':';
+    if drive || text.starts_with('\\') {
+        return last(text);
+    }
+    text.contains('\\')
+        .then(|| PathBuf::from(text.replace('\\', "/")))
 }
 
 /// How a path is recorded in the document: just the file name when it sits beside the
@@ -251,6 +283,28 @@ mod tests {
             resolve_doc_path(Some(&state), Path::new("x.secret")),
             secret
         );
+        // Recorded on the other OS beside the state file: found beside it here.
+        #[cfg(unix)]
+        let foreign = [
+            (r"C:\Users\me\contoso\x.secret", "x.secret"),
+            (r"\\server\share\contoso\x.secret", "x.secret"),
+            (r"secrets\x.secret", "secrets/x.secret"),
+        ];
+        #[cfg(windows)]
+        let foreign = [
+            ("/home/me/contoso/x.secret", "x.secret"),
+            ("/x.secret", "x.secret"),
+        ];
+        for (recorded, here) in foreign {
+            assert_eq!(
+                resolve_doc_path(Some(&state), Path::new(recorded)),
+                dir.path().join(here),
+                "{recorded}"
+            );
+        }
+        for native in ["x.secret", "a/b.secret"] {
+            assert_eq!(foreign_path(native), None, "{native}");
+        }
         let elsewhere = std::env::temp_dir().join("elsewhere.secret");
         assert!(Path::new(&doc_path_text(Some(&state), &elsewhere)).is_absolute());
         assert!(Path::new(&doc_path_text(None, &secret)).is_absolute());
