@@ -25,6 +25,9 @@ pub struct Reporter {
     quiet: bool,
     verbosity: u8,
     tty: bool,
+    /// The spinner can redraw its line: a terminal that reads escape sequences (on a Windows
+    /// console once they are switched on; otherwise waits get heartbeat lines).
+    spinner: bool,
     progress_shown: Mutex<bool>,
     /// Off a terminal: the elapsed time of the wait at its last heartbeat line.
     heartbeat: Mutex<Option<Duration>>,
@@ -34,11 +37,17 @@ pub struct Reporter {
 
 impl Reporter {
     pub fn new(tool: &'static str, quiet: bool, verbosity: u8) -> Self {
+        let tty = std::io::stderr().is_terminal();
+        #[cfg(windows)]
+        let spinner = tty && crate::win::enable_vt_on_stderr();
+        #[cfg(not(windows))]
+        let spinner = tty;
         Reporter {
             tool,
             quiet,
             verbosity,
-            tty: std::io::stderr().is_terminal(),
+            tty,
+            spinner,
             progress_shown: Mutex::new(false),
             heartbeat: Mutex::new(None),
             deadline: Mutex::new(None),
@@ -98,7 +107,7 @@ impl Reporter {
         if self.quiet {
             return;
         }
-        if !self.tty {
+        if !self.spinner {
             self.heartbeat(msg, elapsed);
             return;
         }
