@@ -177,7 +177,18 @@ pub fn read_secret(path: &Path) -> std::io::Result<Option<secrecy::SecretString>
     Ok((!value.is_empty()).then(|| secrecy::SecretString::from(value.to_string())))
 }
 
-/// Creates `dir` and its missing parents with mode 0700 (unix; an owner-only DACL on Windows). Directories that exist already
+/// The fingerprint of a saved secret that the document may keep (`secret.sha256`): the lower-case
+/// hex SHA-256 of the value as [`read_secret`] returns it (trimmed). It lets make-secret,
+/// verify-sync and teardown tell their own secret file from any other without signing in, and
+/// says nothing usable about the secret itself (a client secret has ~200 bits of entropy).
+pub fn secret_sha256(secret: &secrecy::SecretString) -> String {
+    use secrecy::ExposeSecret;
+    let digest = ring::digest::digest(&ring::digest::SHA256, secret.expose_secret().as_bytes());
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Creates `dir` and its missing parents with mode 0700 (unix; an owner-only DACL on Windows).
+/// Directories that exist already
 /// are left exactly as they are: the tool does not own them (`MKTO_S2S_TOKEN_CACHE=/tmp/x` must
 /// not make `/tmp` private).
 pub fn create_private_dir_all(dir: &Path) -> std::io::Result<()> {
@@ -203,53 +214,6 @@ pub fn create_private_dir_all(dir: &Path) -> std::io::Result<()> {
         crate::win::make_private(d)?;
     }
     Ok(())
-}
-
-/// Whether only the current user can read `path`: on Unix no permission bit for group or
-/// others (mode `& 0o077 == 0`); on Windows no DACL entry that lets another account or group
-/// open it (SYSTEM and Administrators, which can read any file as root can, are accepted).
-/// `Err` says why not, as a phrase after the file name ("is readable by others (mode 0644)").
-pub fn check_private(path: &Path) -> std::result::Result<(), String> {
-    #[cfg(unix)]
-    {
-        let mode = mode_of(path).map_err(|e| format!("cannot be checked ({e})"))?;
-        if mode & 0o077 != 0 {
-            return Err(format!("is readable by others (mode {mode:04o})"));
-        }
-        Ok(())
-    }
-    #[cfg(windows)]
-    {
-        match crate::win::private_problem(path) {
-            Ok(None) => Ok(()),
-            Ok(Some(why)) => Err(why),
-            Err(e) => Err(format!("cannot be checked ({e})")),
-        }
-    }
-    #[cfg(not(any(unix, windows)))]
-    {
-        let _ = path;
-        Ok(())
-    }
-}
-
-/// Makes an existing file private again: mode 0600 on Unix, the owner-only DACL (no inherited
-/// entries) on Windows.
-pub fn make_private(path: &Path) -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(path, fs::Permissions::from_mode(0o600))
-    }
-    #[cfg(windows)]
-    {
-        crate::win::make_private(path)
-    }
-    #[cfg(not(any(unix, windows)))]
-    {
-        let _ = path;
-        Ok(())
-    }
 }
 
 /// The rename of an atomic write. On Windows `std::fs::rename` is not used: its error for a
@@ -355,6 +319,65 @@ pub fn mode_of(path: &Path) -> std::io::Result<u32> {
     Ok(fs::metadata(path)?.permissions().mode() & 0o777)
 }
 
+/// Whether a secret file is private to its owner: on Unix no permission bit for group or others
+/// (0600 or stricter); on Windows no DACL entry that lets another account or group open it
+/// (SYSTEM and Administrators, which can take any file as root can, are accepted). `Err` says,
+/// for people, what is too open (e.g. "mode 0644: group and others can read it", "its access
+/// list lets Everyone (S-1-1-0) open it").
+pub fn check_private(path: &Path) -> std::result::Result<(), String> {
+    #[cfg(unix)]
+    {
+        let mode = mode_of(path).map_err(|e| format!("cannot read its permissions: {e}"))?;
+        if mode & 0o077 != 0 {
+            return Err(format!(
+                "mode {mode:04o}: {} can {}",
+                match (mode & 0o070 != 0, mode & 0o007 != 0) {
+                    (true, true) => "group and others",
+                    (true, false) => "its group",
+                    _ => "others",
+                },
+                if mode & 0o044 != 0 {
+                    "read it"
+                } else {
+                    "open it"
+                }
+            ));
+        }
+        Ok(())
+    }
+    #[cfg(windows)]
+    {
+        match crate::win::private_problem(path) {
+            Ok(None) => Ok(()),
+            Ok(Some(why)) => Err(why),
+            Err(e) => Err(format!("cannot read its permissions: {e}")),
+        }
+    }
+    #[cfg(not(any(unix, windows)))]
+    {
+        let _ = path;
+        Ok(())
+    }
+}
+
+/// Makes a file private to its owner (0600 on Unix; an owner-only DACL on Windows).
+pub fn make_private(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(path, fs::Permissions::from_mode(0o600))
+    }
+    #[cfg(windows)]
+    {
+        crate::win::make_private(path)
+    }
+    #[cfg(not(any(unix, windows)))]
+    {
+        let _ = path;
+        Ok(())
+    }
+}
+
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
@@ -369,6 +392,22 @@ mod tests {
             .is_ok_and(|s| s.success());
         assert!(ok, "mkfifo");
         p
+    }
+
+    #[test]
+    fn a_file_open_to_group_or_others_is_not_private_until_made_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s");
+        fs::write(&p, b"x").unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).unwrap();
+        let why = check_private(&p).unwrap_err();
+        assert!(
+            why.contains("0644") && why.contains("group and others"),
+            "{why}"
+        );
+        make_private(&p).unwrap();
+        assert_eq!(mode_of(&p).unwrap(), 0o600);
+        assert!(check_private(&p).is_ok());
     }
 
     #[test]
@@ -478,5 +517,17 @@ mod tests {
         assert_eq!(mode_of(d.path()).unwrap(), 0o755);
         create_private_dir_all(d.path()).unwrap();
         assert_eq!(mode_of(d.path()).unwrap(), 0o755);
+    }
+}
+
+#[cfg(test)]
+mod fingerprint_tests {
+    #[test]
+    fn the_fingerprint_is_sha256_hex_of_the_trimmed_value() {
+        let s = secrecy::SecretString::from("abc".to_string());
+        assert_eq!(
+            super::secret_sha256(&s),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 }

@@ -398,7 +398,7 @@ pub fn private_problem(path: &Path) -> io::Result<Option<String>> {
     let dacl = dacl_of(path)?;
     let Some(entries) = dacl.entries else {
         return Ok(Some(
-            "has no access list (a NULL DACL): everyone can read it".to_string(),
+            "it has no access list (a NULL DACL): everyone can open it".to_string(),
         ));
     };
     for e in entries.iter().filter(|e| !e.inherit_only) {
@@ -407,13 +407,13 @@ pub fn private_problem(path: &Path) -> io::Result<Option<String>> {
             "A" if e.sid == me || e.sid == SYSTEM || e.sid == ADMINISTRATORS => {}
             "A" => {
                 return Ok(Some(format!(
-                    "can be opened by {} (its access list allows it)",
+                    "its access list lets {} open it",
                     account_name(&e.sid)
                 )));
             }
             other => {
                 return Ok(Some(format!(
-                    "has an access entry of type {other} that may let others open it"
+                    "its access list has an entry of type {other} that may let others open it"
                 )));
             }
         }
