@@ -421,6 +421,16 @@ async fn secret(env: &Env<'_>, shared: &Shared) -> Result<Check> {
     if let Err(why) = read_secret_file(file) {
         return Ok(Check::fail(id, name, why, "make-secret"));
     }
+    // A secret others can read is shared with them: mode 0600 on Unix, an owner-only DACL on
+    // Windows (issue 23).
+    if let Err(why) = s2s_core::fsutil::check_private(file) {
+        return Ok(Check::fail(
+            id,
+            name,
+            format!("{} is not private: {why}", file.display()),
+            private_fix(file),
+        ));
+    }
     let warn_days = env.warn_days;
     Ok(match cred.expires_at() {
         Some(end) => {
@@ -726,6 +736,18 @@ async fn sync_filter(env: &Env<'_>, shared: &Shared, entity: &str) -> Result<Opt
             Err(e) => Check::fail(&id, &name, e, "add-sync-filter"),
         },
     ))
+}
+
+/// The command that makes the secret file readable by its owner alone.
+fn private_fix(file: &std::path::Path) -> String {
+    if cfg!(windows) {
+        format!(
+            "icacls \"{}\" /inheritance:r /grant:r \"%USERNAME%:F\" (then remove any other account its Security tab lists)",
+            file.display()
+        )
+    } else {
+        format!("chmod 600 '{}'", file.display())
+    }
 }
 
 /// The secret in `file`, or why it is not usable — for the `secret` and `live-login` checks
