@@ -97,7 +97,12 @@ cleanup() { if [ -n "$sim_pid" ]; then kill "$sim_pid" 2>/dev/null || true; wait
 trap cleanup EXIT
 target/debug/tenant-sim --port 0 --federated --replication-lag-ms 200 > "$work/sim.json" 2> "$work/sim.log" &
 sim_pid=$!
-for _ in $(seq 1 100); do [ -s "$work/sim.json" ] && break; sleep 0.05; done
+# Its first line comes once the admin's RSA key is made: seconds on a busy machine.
+for _ in $(seq 1 600); do
+  [ -s "$work/sim.json" ] && break
+  kill -0 "$sim_pid" 2>/dev/null || break
+  sleep 0.1
+done
 line="$(head -n 1 "$work/sim.json")"
 field() { printf '%s' "$line" | sed -n "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p"; }
 url="$(field url)"; dynamics="$(field dynamics_url)"
