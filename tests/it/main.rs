@@ -10,6 +10,7 @@ mod auth;
 mod chaos;
 mod common;
 mod configure_marketo;
+mod daily;
 mod demo;
 mod fleet;
 mod grant_consent;
