@@ -18,6 +18,7 @@ mod hardening;
 mod help;
 mod hostile;
 mod make_secret;
+mod monitoring;
 mod publish_customizations;
 mod register_app;
 mod resume;

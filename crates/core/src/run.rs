@@ -308,20 +308,24 @@ where
 
 /// A read-only step over many state documents (`verify-sync --fleet`), at most `jobs` at once
 /// on one thread. Each document gets its own configuration and sign-in: its own `tenant.id`,
-/// `tenant.cloud` and `dynamics.url` decide the target (the `--tenant` / `--dynamics-url` of
-/// the command line, or the environment, name one customer and are ignored here), and the
-/// credential chain runs per tenant as for a single run. Nothing is written back. Returns each
-/// file's answer (or its error) in the order given.
-pub fn many<C, F>(
+/// `tenant.cloud`, `dynamics.url` and `sign_in` decide the target and the credential (the
+/// `--tenant` / `--dynamics-url` of the command line, or the environment, name one customer and
+/// are ignored here), and the credential chain runs per tenant as for a single run. Each
+/// document has `--timeout` of its own, from when its check starts. Nothing is written back.
+/// `done` gets each file's answer (or its error) as soon as it is there, with the file's index
+/// in `files`.
+pub fn many<C, F, D>(
     cli: &C,
     files: &[PathBuf],
     jobs: usize,
     report: &Arc<Reporter>,
     per_doc: F,
-) -> Result<Vec<(PathBuf, Result<Value>)>>
+    mut done: D,
+) -> Result<()>
 where
     C: Tool,
     F: AsyncFn(&mut Ctx, &C) -> Result<Value>,
+    D: FnMut(usize, &Path, Result<Value>),
 {
     use futures_util::stream::{self, StreamExt};
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -329,20 +333,33 @@ where
         .build()
         .map_err(|e| Error::internal(format!("cannot start the async runtime: {e}")))?;
     let per_doc = &per_doc;
-    let mut results: Vec<(usize, PathBuf, Result<Value>)> = rt.block_on(
+    // Every wait is bounded by the document's deadline already; this is the backstop for
+    // anything that is not (a sign-in helper), so one connection cannot hold up the report.
+    let limit =
+        cli.common().timeout.unwrap_or(C::DEFAULT_TIMEOUT) + std::time::Duration::from_secs(5);
+    rt.block_on(
         stream::iter(files.iter().cloned().enumerate())
             .map(|(i, file)| async move {
-                let outcome = match open_document::<C>(cli.common(), &file, report) {
-                    Ok(mut ctx) => per_doc(&mut ctx, cli).await,
-                    Err(e) => Err(e),
+                let check = async {
+                    let mut ctx = open_document::<C>(cli.common(), &file, report)?;
+                    per_doc(&mut ctx, cli).await
+                };
+                let outcome = match tokio::time::timeout(limit, check).await {
+                    Ok(r) => r,
+                    Err(_) => Err(Error::timeout(format!(
+                        "the check did not finish within --timeout ({:.0} s)",
+                        limit.as_secs_f64() - 5.0
+                    ))),
                 };
                 (i, file, outcome)
             })
             .buffer_unordered(jobs.max(1))
-            .collect(),
+            .for_each(|(i, file, outcome)| {
+                done(i, &file, outcome);
+                std::future::ready(())
+            }),
     );
-    results.sort_by_key(|(i, _, _)| *i);
-    Ok(results.into_iter().map(|(_, f, r)| (f, r)).collect())
+    Ok(())
 }
 
 /// One document of [`many`], read and checked as a single run would, with its own target.
@@ -378,6 +395,18 @@ pub fn emit_lines(values: &[Value]) -> Result<()> {
         text.push_str(&v.to_string());
         text.push('\n');
     }
+    match lock.write_all(text.as_bytes()).and_then(|()| lock.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Error::internal(format!("cannot write to stdout: {e}"))),
+    }
+}
+
+/// Text on stdout as it is (`verify-sync --fleet --format table|nagios|prometheus`), the same
+/// writer rules as the document.
+pub fn emit_text(text: &str) -> Result<()> {
+    let out = std::io::stdout();
+    let mut lock = out.lock();
     match lock.write_all(text.as_bytes()).and_then(|()| lock.flush()) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),

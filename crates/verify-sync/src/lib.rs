@@ -105,8 +105,23 @@ pub struct Cli {
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,
 
+    /// With --fleet: jsonl (a row per connection on stdout, the table on stderr when something
+    /// needs attention), table (on stdout), nagios (one line; exit 0 ok, 1 warning, 2
+    /// critical, 3 unknown) or prometheus (a node-exporter textfile on stdout)
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = FleetFormat::Jsonl, requires = "fleet")]
+    pub format: FleetFormat,
+
     #[command(flatten)]
     pub common: CommonArgs,
+}
+
+/// `--format` of `--fleet`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FleetFormat {
+    Jsonl,
+    Table,
+    Nagios,
+    Prometheus,
 }
 
 impl Tool for Cli {
