@@ -435,6 +435,32 @@ impl<'a> Dataverse<'a> {
         .await
     }
 
+    /// Every role named `name`, in every business unit (each business unit has its own copy of
+    /// a solution's role, reference §2).
+    pub async fn roles_named(&self, name: &str) -> Result<Vec<Role>> {
+        let q = query(&[
+            ("$select", Self::ROLE_SELECT),
+            ("$filter", &format!("name eq {}", quote(name))),
+        ]);
+        self.list(&format!("roles?{q}"), "roles").await
+    }
+
+    /// The users who hold a role directly: the N:N `systemuserroles_association` read from the
+    /// role's side ("Associate and disassociate table rows using the Web API",
+    /// learn.microsoft.com/power-apps/developer/data-platform/webapi/associate-disassociate-entities-using-web-api).
+    pub async fn role_holders(&self, role_id: &str) -> Result<Vec<SystemUser>> {
+        let id = guid(role_id, "role id")?;
+        let q = query(&[(
+            "$select",
+            "systemuserid,applicationid,fullname,internalemailaddress,isdisabled",
+        )]);
+        self.list(
+            &format!("roles({id})/systemuserroles_association?{q}"),
+            "holders of the role",
+        )
+        .await
+    }
+
     /// `POST systemusers(<id>)/systemuserroles_association/$ref` (reference §2, fixture §9.5).
     /// Check the user's roles first: the duplicate answer's status is not documented.
     pub async fn associate_role(
