@@ -91,6 +91,13 @@ impl Reporter {
         ));
     }
 
+    /// A line of the result in the colour of `style` (a failed step of `verify-sync --offline`
+    /// in red, an owed publish in yellow); shown even with `-q`, like [`Reporter::result`].
+    pub fn result_styled(&self, style: Style, msg: &str) {
+        self.clear_progress();
+        ewriteln(&format!("{}: {}", self.tool, paint(style, &sanitize(msg))));
+    }
+
     /// A warning is shown even with `-q`: it is something the user must act on.
     pub fn warn(&self, msg: &str) {
         self.clear_progress();

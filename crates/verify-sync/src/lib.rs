@@ -111,6 +111,12 @@ pub struct Cli {
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = FleetFormat::Jsonl, requires = "fleet")]
     pub format: FleetFormat,
 
+    /// Show the connection's status from the document alone, sending nothing: the target,
+    /// what each step did and when, the secret, the last verify result and its age, whether a
+    /// publish is owed, and the Marketo step-3 values
+    #[arg(long, conflicts_with_all = ["fleet", "dry_run", "settle", "secret_file"])]
+    pub offline: bool,
+
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -150,6 +156,7 @@ impl Tool for Cli {
 pub fn main() -> std::process::ExitCode {
     match s2s_core::run::parse::<Cli>() {
         Ok(cli) if !cli.fleet.is_empty() => fleet::main(cli),
+        Ok(cli) if cli.offline => status::main(cli),
         Ok(cli) => s2s_core::run::main_parsed(cli, run),
         Err(code) => code,
     }
@@ -157,6 +164,7 @@ pub fn main() -> std::process::ExitCode {
 
 mod checks;
 mod fleet;
+mod status;
 
 /// Inputs read from the document before any request (exit 2 on bad input).
 struct Inputs {
