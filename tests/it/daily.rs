@@ -415,3 +415,71 @@ fn the_offline_status_prints_the_step3_block_with_the_network_unreachable() {
     r.assert_stderr("nope.json does not exist");
     sim.assert_no_requests();
 }
+
+/// Replication waits say what they wait for, not a service's refusal with its URL: a normal
+/// wait must not read like a failure (nor repeat "waiting").
+#[test]
+fn replication_wait_lines_read_as_waits_not_failures() {
+    let sim = sim_with(tenant_sim::Options {
+        federated: true,
+        replication_lag_ms: 1500,
+        ..Default::default()
+    });
+    let mut doc = Value::Null;
+    let mut stderr = String::new();
+    for (tool, args) in chain_steps("marketo.secret").into_iter().take(4) {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        let r = sim.run(tool, &a, &doc).ok();
+        stderr.push_str(&r.stderr);
+        doc = r.doc;
+    }
+    let waits: Vec<&str> = stderr.lines().filter(|l| l.contains("waiting")).collect();
+    assert!(!waits.is_empty(), "no wait with 1.5 s of lag:\n{stderr}");
+    for w in &waits {
+        assert!(!w.contains("answered"), "{w}");
+        assert!(!w.contains("[request id"), "{w}");
+        assert!(!w.contains("waiting: waiting"), "{w}");
+        assert!(!w.contains("%20") && !w.contains("%27"), "{w}");
+    }
+}
+
+/// A message split over source lines without a `\` kept the next line's indentation ("accepts
+/// <18 spaces> app-only tokens"): no string literal of the tools may hold such a run of spaces.
+#[test]
+fn no_message_keeps_the_indentation_of_a_broken_string_continuation() {
+    fn scan(dir: &Path, bad: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let p = entry.unwrap().path();
+            if p.is_dir() {
+                scan(&p, bad);
+            } else if p.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&p).unwrap();
+                for (n, line) in text.lines().enumerate() {
+                    if line.trim_start().starts_with("//") {
+                        continue;
+                    }
+                    // The odd-numbered pieces between quotes are inside string literals.
+                    for lit in line.split('"').skip(1).step_by(2) {
+                        // A letter or digit, five or more spaces, a letter.
+                        let b = lit.as_bytes();
+                        let run = (0..b.len()).any(|i| {
+                            let spaces = b[i + 1..].iter().take_while(|c| **c == b' ').count();
+                            b[i].is_ascii_alphanumeric()
+                                && spaces >= 5
+                                && b.get(i + 1 + spaces).is_some_and(u8::is_ascii_alphabetic)
+                        });
+                        if run {
+                            bad.push(format!("{}:{}: {lit}", p.display(), n + 1));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let mut bad = Vec::new();
+    scan(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("crates"),
+        &mut bad,
+    );
+    assert!(bad.is_empty(), "{bad:#?}");
+}

@@ -625,8 +625,17 @@ pub fn read_ca_file(ca: &std::path::Path) -> Result<Vec<reqwest::Certificate>> {
 
 /// Non-retryable transport errors are returned at once (a bad certificate will not get better).
 fn classify(req: &Request, se: ServiceError) -> Error {
-    let what = format!("{} {}", req.method.as_str(), path_of(&req.url));
+    let what = format!("{} {}", req.method.as_str(), path_for_humans(&req.url));
     Error::from_service(what, se)
+}
+
+/// The path and query of `url` as people read them: percent-decoded once (`$filter=appId eq
+/// '…'`, not `%24filter=appId%20eq%20%27…%27`), so an error line shows the query readably, once.
+/// The result is sanitised where it is printed.
+pub fn path_for_humans(url: &str) -> String {
+    percent_encoding::percent_decode_str(path_of(url))
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// The service's error body, in each service's shape (graph.md §7.1, F-16; dataverse.md §7.1).

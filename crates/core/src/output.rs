@@ -186,11 +186,14 @@ impl Reporter {
             ),
             None => format!("{:.0} s so far", elapsed.as_secs_f64()),
         };
-        ewriteln(&format!(
-            "{}: waiting: {} ({tail})",
-            self.tool,
-            sanitize(msg)
-        ));
+        // "waiting: waiting for …" said the same word twice.
+        let msg = sanitize(msg);
+        let prefix = if msg.starts_with("waiting") {
+            ""
+        } else {
+            "waiting: "
+        };
+        ewriteln(&format!("{}: {prefix}{msg} ({tail})", self.tool));
     }
 
     pub fn clear_progress(&self) {
