@@ -5,8 +5,10 @@
 //! `app` (exists, single-tenant), `service-principal`, `consent` (AllPrincipals
 //! `user_impersonation`), `secret` (the document's key id exists on the app, its file is
 //! readable, it outlives `--warn-days`), `hrd-policy` (assigned when a domain is federated),
-//! `org-access` (the org answers WhoAmI for the admin), `marketo-solution` (installed, at least
-//! 4.0.0.14), `application-user` (exists, enabled), `sync-role` (holds Marketo Sync User),
+//! `org-access` (the org answers WhoAmI for the admin), `marketo-solution` (installed; older than
+//! 4.0.0.14 is a warning: every syncing user then needs the role), `application-user` (exists,
+//! enabled), `sync-role` (holds Marketo Sync User), `role-holders` (from 4.0.0.14 on, a warning
+//! naming every other user who holds Marketo Sync User; `skip` for older solutions),
 //! `marketo-config` (the Default record's Marketo User is that user), `live-login` (the app's own
 //! secret obtains a token for the org and WhoAmI answers as the application user),
 //! `sync-filter:<entity>` when the document asked for the filter field, and `published`
@@ -14,7 +16,15 @@
 //! record, and no publish is left `pending` — read from the document, the rule
 //! `publish-customizations --if-changed` follows).
 //!
-//! Each check is one function in `checks.rs`; the reads several checks share (the app, the
+//! A check is `ok`, `warn` (it holds but needs attention), `skip` (it does not apply, or this
+//! sign-in cannot read it) or `FAIL` (with its fix, a command that carries this run's `--state`
+//! and target flags); only `FAIL` fails the run.
+//!
+//! Modes: `--fleet FILE...` checks many documents (`fleet.rs`: status rows, `--format
+//! jsonl|table|nagios|prometheus`, `--jobs`, 60 s per connection unless `--timeout`);
+//! `--offline` prints a document's status with no network (`status.rs`).
+//!
+//! Each check is one function in `checks.rs` (`checks/roles.rs` for the solution and its role); the reads several checks share (the app, the
 //! service principals by appId, the admin's WhoAmI, the application user) are sent once, and the
 //! checks run concurrently, printed in the order above. Right after a setup step, `--settle`
 //! re-runs only the checks that fail (with the shared reads they need) until they pass or the
@@ -30,9 +40,13 @@
 //!   passes, even with `-q`.
 //! - Read-only: it never sends a write (the only POST is the token request of the live test).
 //! - Exit codes: 0 all checks pass; 6 at least one failed (the document is still written);
-//!   2 bad input; 3 the admin could not sign in; 5 no answer in time.
+//!   2 bad input; 3 the admin could not sign in; 5 no answer in time. `--fleet`: 0 when every
+//!   connection is ok or removed, else 6; `--format nagios` 0/1/2/3 (OK, WARNING, CRITICAL,
+//!   UNKNOWN); `--format prometheus` 0 once written. `--offline`: 0 once printed, 2 for a
+//!   document that cannot be read.
 //!
-//! Example: `verify-sync --state marketo-s2s.state.json`
+//! Example: `verify-sync --state marketo-s2s.state.json`,
+//! `verify-sync --fleet */*.state.json --format nagios`, `verify-sync --offline --state s.json`
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -56,10 +70,14 @@ Examples:
   verify-sync --state marketo-s2s.state.json
   register-app | grant-consent | make-secret | assign-role | configure-marketo \\
     | publish-customizations --if-changed | verify-sync
+  verify-sync --fleet customers/*/*.state.json --format nagios
+  verify-sync --offline --state marketo-s2s.state.json      # no network: where it stands
 
 Prints a checklist on stderr; each failing check says what to run to fix it. When every check
 passes it prints the values to enter in Marketo step 3 (never the secret itself). The
-`published` check fails while a Dataverse change recorded in the document is not published yet.",
+`published` check fails while a Dataverse change recorded in the document is not published yet.
+--fleet rows have a status (ok, warn, crit, unknown, removed); --format nagios exits 0/1/2/3,
+--format prometheus exits 0 once written, jsonl and table exit 6 unless all are ok.",
         s2s_core::exit_codes::help(
             true,
             &[
@@ -95,9 +113,10 @@ pub struct Cli {
     #[arg(long = "role", value_name = "NAME")]
     pub roles: Vec<String>,
 
-    /// Check many connections: one state file per customer, each with its own tenant and org;
-    /// prints a table on stderr and one JSON object per file on stdout, writes no file (a FIFO,
-    /// pipe or device is not read: its line says "not a regular file")
+    /// Check many connections: one state file per customer, each with its own tenant, org and
+    /// sign_in, each within its own --timeout (default 60s here); one row per file as it
+    /// finishes (see --format), no file written (a FIFO, pipe or device is not read: its row
+    /// says "not a regular file")
     #[arg(long, value_name = "FILE", num_args = 1.., conflicts_with_all = ["state", "secret_file", "dry_run"])]
     pub fleet: Vec<PathBuf>,
 
