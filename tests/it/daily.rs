@@ -483,3 +483,44 @@ fn no_message_keeps_the_indentation_of_a_broken_string_continuation() {
     );
     assert!(bad.is_empty(), "{bad:#?}");
 }
+
+/// The org's friendly name, once verify-sync has read it, is kept in the document and named by
+/// every later target line and by the offline status.
+#[test]
+fn the_org_is_named_in_words_once_known() {
+    let sim = sim();
+    let state = finished_state(&sim);
+    let s = state.to_str().unwrap();
+    sim.run(
+        "verify-sync",
+        &["--state", s, "--settle", "0"],
+        &Value::Null,
+    )
+    .ok();
+    assert_eq!(read_doc(&state)["dynamics"]["org_name"], "Contoso");
+    let r = sim.run("make-secret", &["--state", s], &Value::Null).ok();
+    let org = sim.server.dynamics_url();
+    let first = r.stderr.lines().next().unwrap_or_default();
+    assert!(
+        first.contains(&format!("; org {} (Contoso);", org.trim_end_matches('/'))),
+        "{first}"
+    );
+    let r = sim
+        .run("verify-sync", &["--offline", "--state", s], &Value::Null)
+        .ok();
+    r.assert_stderr("(Contoso)");
+    // Asked once: a later verify does not ask again.
+    sim.clear();
+    sim.run(
+        "verify-sync",
+        &["--state", s, "--settle", "0"],
+        &Value::Null,
+    )
+    .ok();
+    assert!(sim.requests().iter().all(|q| {
+        !q["path"]
+            .as_str()
+            .unwrap()
+            .contains("RetrieveCurrentOrganization")
+    }));
+}

@@ -189,8 +189,11 @@ fn nagios_exits_1_for_an_expiring_secret_2_for_a_broken_connection_3_for_unknown
     );
 }
 
+/// A metric sample: its name, its labels in order, its value.
+type Sample = (String, Vec<(String, String)>, f64);
+
 /// One sample line of the text exposition format: `name{label="value",...} number`.
-fn parse_sample(line: &str) -> Option<(String, Vec<(String, String)>, f64)> {
+fn parse_sample(line: &str) -> Option<Sample> {
     let (name, rest) = line.split_at(line.find('{')?);
     if name.is_empty()
         || !name

@@ -280,6 +280,8 @@ fn a_passing_run_reads_each_thing_once() {
         "dataverse GET /api/data/v9.2/systemusers".to_string(),
         // role-holders: the Marketo Sync User role (one per business unit), and who holds each.
         "dataverse GET /api/data/v9.2/roles".to_string(),
+        // The org's friendly name, once (the document keeps it).
+        "dataverse GET /api/data/v9.2/RetrieveCurrentOrganization(AccessType=Microsoft.Dynamics.CRM.EndpointAccessType'Default')".to_string(),
         format!(
             "graph GET /v1.0/applications(appId=%27{}%27)",
             client_id(&doc)
@@ -362,7 +364,7 @@ fn settle_re_runs_only_the_failing_check() {
     ] {
         assert_eq!(count(&path), n, "{path}: {reqs:#?}");
     }
-    let reads = 8 + sync_role_ids(&sim).len();
+    let reads = 9 + sync_role_ids(&sim).len(); // the org's name included
     assert_eq!(reqs.len(), 3 + reads + 3 * rounds, "{reqs:#?}"); // sign-ins + reads + rounds
     let hrd = r.doc["verify"]["checks"]
         .as_array()

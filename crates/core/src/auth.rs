@@ -43,6 +43,7 @@ use crate::cli::AuthSource;
 use crate::config::{Config, EnvCredential, base};
 use crate::error::{Error, Kind, Result};
 use crate::http::{Auth, Http, Method, Request, Service};
+pub use crate::signin::describe;
 
 pub struct TokenProvider {
     tokens: Mutex<HashMap<String, (SecretString, Instant)>>,
@@ -81,7 +82,7 @@ impl TokenProvider {
         if let Some(t) = self.cached(&resource).await {
             return Ok(t);
         }
-        let (token, expires_in) = match self.from_own_refresh(http, &resource).await? {
+        let (token, expires_in) = match self.redeem_run_refresh(http, &resource).await? {
             Some(t) => t,
             None => self.acquire(http, &resource).await?,
         };
@@ -117,7 +118,7 @@ impl TokenProvider {
     }
 
     /// A token for `resource` from this run's refresh token, when a delegated sign-in gave one.
-    async fn from_own_refresh(
+    async fn redeem_run_refresh(
         &self,
         http: &Http,
         resource: &str,
@@ -215,50 +216,6 @@ pub fn jwt_claim(token: &SecretString, claim: &str) -> Option<String> {
         .ok()?;
     let v: Value = serde_json::from_slice(&bytes).ok()?;
     v.get(claim)?.as_str().map(str::to_string)
-}
-
-/// Who this run signs in as, as far as the configuration tells before any request (the target
-/// line): the service principal and what proves it, the managed identity, or a person's sign-in
-/// that is named once its token arrives.
-pub fn describe(cfg: &Config) -> String {
-    let from_doc = if cfg.doc_sign_in.is_some() {
-        " (the document's sign_in)"
-    } else {
-        ""
-    };
-    let cred = cfg.env_credential.as_ref();
-    let sp =
-        |c: &EnvCredential, how: &str| format!("service principal {} {how}{from_doc}", c.client_id);
-    let with_cert = |c: &EnvCredential| {
-        let p = c
-            .certificate_path
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default();
-        sp(c, &format!("with the certificate {p}"))
-    };
-    let person = |how: &str| format!("{how} (named once signed in){from_doc}");
-    let mi = || match &cfg.managed_identity.client_id {
-        Some(id) => format!("managed identity {id}{from_doc}"),
-        None => format!("the managed identity{from_doc}"),
-    };
-    match (cfg.auth, cred) {
-        (Some(AuthSource::Env), Some(c)) => sp(c, "with its client secret"),
-        (Some(AuthSource::Certificate), Some(c)) => with_cert(c),
-        (Some(AuthSource::WorkloadIdentity), Some(c)) => sp(c, "with its federated token file"),
-        (Some(AuthSource::ManagedIdentity), _) => mi(),
-        (Some(AuthSource::Cache), _) => person("the cached sign-in"),
-        (Some(AuthSource::Az), _) => person("the Azure CLI's login"),
-        (Some(AuthSource::DeviceCode), _) => person("a device-code sign-in"),
-        (Some(_), None) => "the environment service principal (AZURE_CLIENT_ID is not set)".into(),
-        (None, Some(c)) if c.secret.is_some() => sp(c, "with its client secret"),
-        (None, Some(c)) if c.certificate_path.is_some() => with_cert(c),
-        (None, Some(c)) if c.federated_token_file.is_some() => {
-            sp(c, "with its federated token file")
-        }
-        (None, _) if cfg.managed_identity.has_identity_endpoint() => mi(),
-        (None, _) => person("your sign-in: token cache, az or device code"),
-    }
 }
 
 /// The longest lifetime believed from a token answer: Entra tokens live 60–90 minutes (up to

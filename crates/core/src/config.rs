@@ -9,6 +9,8 @@ use url::{Host, Url};
 
 use crate::cli::{AuthSource, Cloud, CommonArgs};
 use crate::error::{Error, Result};
+use crate::signin::credential_from_doc;
+pub use crate::signin::{DocSignIn, SIGN_IN_KEYS};
 use crate::state::StateDoc;
 
 /// The Azure CLI's public client id: a first-party app that may obtain tokens for Graph and for
@@ -55,89 +57,6 @@ pub struct Config {
     pub tenant_domain_given: Option<String>,
     /// The sign-in the document names (`sign_in`), when it does.
     pub doc_sign_in: Option<DocSignIn>,
-}
-
-/// How to sign in to this document's tenant, as the document names it (`sign_in`): the method
-/// and non-secret references only (issue 22.2). Paths are relative to the `--state` file's folder.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DocSignIn {
-    pub method: Option<AuthSource>,
-    pub client_id: Option<String>,
-    pub certificate_path: Option<PathBuf>,
-    pub federated_token_file: Option<PathBuf>,
-    pub managed_identity_client_id: Option<String>,
-    pub login_client_id: Option<String>,
-}
-
-/// The keys `sign_in` may have. Anything else is refused: a secret never belongs in the
-/// document (it is copied, mailed and committed with the customer's folder).
-pub const SIGN_IN_KEYS: &[&str] = &[
-    "method",
-    "client_id",
-    "certificate_path",
-    "federated_token_file",
-    "managed_identity_client_id",
-    "login_client_id",
-];
-
-impl DocSignIn {
-    /// `sign_in` of the document, checked: known keys, strings, GUIDs where ids go, a known
-    /// method, and a client id only with something that proves it.
-    pub fn from_doc(doc: &StateDoc, state_file: Option<&std::path::Path>) -> Result<Option<Self>> {
-        let Some(obj) = doc.get_object("sign_in")? else {
-            return Ok(None);
-        };
-        for k in obj.keys() {
-            if !SIGN_IN_KEYS.contains(&k.as_str()) {
-                return Err(Error::usage(format!(
-                    "state document key sign_in.{} is not one of {}",
-                    crate::output::sanitize(k),
-                    SIGN_IN_KEYS.join(", ")
-                ))
-                .with_hint(
-                    "the document names how to sign in, never a secret: keep a client secret in \
-                     AZURE_CLIENT_SECRET, or use a certificate (sign_in.certificate_path)",
-                ));
-            }
-        }
-        let guid = |k: &str| doc.get_guid(&format!("sign_in.{k}"));
-        let path = |k: &str| -> Result<Option<PathBuf>> {
-            Ok(doc
-                .get_str(&format!("sign_in.{k}"))?
-                .map(|p| crate::statefile::resolve_doc_path(state_file, std::path::Path::new(p))))
-        };
-        let method = match doc.get_str("sign_in.method")? {
-            None => None,
-            Some(m) => Some(
-                <AuthSource as clap::ValueEnum>::from_str(m, true).map_err(|_| {
-                    Error::usage(format!(
-                        "state document key sign_in.method is {:?}, not one of env, certificate, workload-identity, managed-identity, cache, az, device-code",
-                        crate::output::sanitize(m)
-                    ))
-                })?,
-            ),
-        };
-        let s = DocSignIn {
-            method,
-            client_id: guid("client_id")?,
-            certificate_path: path("certificate_path")?,
-            federated_token_file: path("federated_token_file")?,
-            managed_identity_client_id: guid("managed_identity_client_id")?,
-            login_client_id: guid("login_client_id")?,
-        };
-        let proven = s.certificate_path.is_some()
-            || s.federated_token_file.is_some()
-            || matches!(
-                s.method,
-                Some(AuthSource::Env | AuthSource::ManagedIdentity)
-            );
-        if s.client_id.is_some() && !proven {
-            return Err(Error::usage(
-                "state document key sign_in.client_id needs sign_in.certificate_path or sign_in.federated_token_file (or sign_in.method env, with the secret in AZURE_CLIENT_SECRET)",
-            ));
-        }
-        Ok(Some(s))
-    }
 }
 
 /// The targets a document is moved between with `--retarget`: `(old, new)`.
@@ -267,32 +186,6 @@ fn token_cache_file() -> Option<PathBuf> {
     Some(dir.join("marketo-s2s").join("tokens.json"))
 }
 
-/// The service principal the document's `sign_in` names: its client id with its certificate or
-/// federated token file. A client secret still comes only from the environment, and only for
-/// that same client id (another app's secret would be refused anyway).
-fn credential_from_doc(
-    client_id: &str,
-    ds: &DocSignIn,
-    env: Option<EnvCredential>,
-) -> EnvCredential {
-    let same = env
-        .as_ref()
-        .filter(|e| e.client_id.eq_ignore_ascii_case(client_id));
-    EnvCredential {
-        client_id: client_id.to_string(),
-        secret: same.and_then(|e| e.secret.clone()),
-        certificate_path: ds
-            .certificate_path
-            .clone()
-            .or_else(|| same.and_then(|e| e.certificate_path.clone())),
-        certificate_password_set: same.is_some_and(|e| e.certificate_password_set),
-        federated_token_file: ds
-            .federated_token_file
-            .clone()
-            .or_else(|| same.and_then(|e| e.federated_token_file.clone())),
-    }
-}
-
 /// Per-cloud hosts (reference/graph.md §8).
 pub struct CloudHosts {
     pub authority: &'static str,
@@ -387,7 +280,11 @@ impl Config {
                 doc_tenant.as_deref(),
                 doc_domain.as_deref(),
             ),
-            (flag_dynamics.as_ref(), doc_dynamics.as_ref()),
+            (
+                flag_dynamics.as_ref(),
+                doc_dynamics.as_ref(),
+                doc.get_str("dynamics.org_name")?,
+            ),
             args.retarget,
         )?;
         let is_domain = |t: &str| crate::guid::parse(t).is_err();
@@ -512,7 +409,7 @@ impl Config {
 /// (issue 21.4).
 fn guard_targets(
     (flag_tenant, doc_tenant, doc_domain): (Option<&str>, Option<&str>, Option<&str>),
-    (flag_dynamics, doc_dynamics): (Option<&Url>, Option<&Url>),
+    (flag_dynamics, doc_dynamics, doc_org_name): (Option<&Url>, Option<&Url>, Option<&str>),
     retarget: bool,
 ) -> Result<(Retarget, Option<String>)> {
     let mut moves = Retarget::default();
@@ -543,8 +440,11 @@ fn guard_targets(
     if let (Some(f), Some(d)) = (flag_dynamics, doc_dynamics) {
         if !same_org(f, d) {
             if !retarget {
+                let named = doc_org_name.map_or(String::new(), |n| {
+                    format!(" ({})", crate::output::sanitize(n))
+                });
                 return Err(Error::usage(format!(
-                    "{} is {} but this document belongs to the org {} (dynamics.url)",
+                    "{} is {} but this document belongs to the org {}{named} (dynamics.url)",
                     crate::hint::origin("dynamics_url", "--dynamics-url", "MKTO_S2S_DYNAMICS_URL"),
                     base(f),
                     base(d)
@@ -789,38 +689,46 @@ mod tests {
         let a = "11111111-1111-1111-1111-111111111111";
         let b = "22222222-2222-2222-2222-222222222222";
         let u = |s: &str| check_url(s, "x").unwrap();
-        let e = guard_targets((Some(b), Some(a), None), (None, None), false).unwrap_err();
+        let e = guard_targets((Some(b), Some(a), None), (None, None, None), false).unwrap_err();
         assert_eq!(e.kind.code(), 2);
         assert!(e.message.contains(a) && e.message.contains(b), "{e}");
-        let (m, c) = guard_targets((Some(b), Some(a), None), (None, None), true).unwrap();
+        let (m, c) = guard_targets((Some(b), Some(a), None), (None, None, None), true).unwrap();
         assert_eq!(m.tenant, Some((a.to_string(), b.to_string())));
         assert!(c.is_none());
-        let (m, c) =
-            guard_targets((Some("contoso.com"), Some(a), None), (None, None), false).unwrap();
+        let (m, c) = guard_targets(
+            (Some("contoso.com"), Some(a), None),
+            (None, None, None),
+            false,
+        )
+        .unwrap();
         assert!(m.is_empty());
         assert_eq!(c.as_deref(), Some(a));
         // --retarget with a domain: resolved first, moved only if it is another tenant.
-        let (m, c) =
-            guard_targets((Some("contoso.com"), Some(a), None), (None, None), true).unwrap();
+        let (m, c) = guard_targets(
+            (Some("contoso.com"), Some(a), None),
+            (None, None, None),
+            true,
+        )
+        .unwrap();
         assert!(m.tenant.is_none() && m.tenant_if_other);
         assert_eq!(c.as_deref(), Some(a));
         // Even the document's own tenant.domain is resolved: the pair may have been edited.
         let (_, c) = guard_targets(
             (Some("contoso.com"), Some(a), Some("contoso.com")),
-            (None, None),
+            (None, None, None),
             false,
         )
         .unwrap();
         assert_eq!(c.as_deref(), Some(a));
-        assert!(guard_targets((Some(a), Some(a), None), (None, None), false).is_ok());
+        assert!(guard_targets((Some(a), Some(a), None), (None, None, None), false).is_ok());
         let (x, y) = (
             u("https://a.crm.dynamics.com"),
             u("https://b.crm.dynamics.com"),
         );
-        assert!(guard_targets((None, None, None), (Some(&x), Some(&y)), false).is_err());
+        assert!(guard_targets((None, None, None), (Some(&x), Some(&y), None), false).is_err());
         let same = u("https://A.crm.dynamics.com/");
-        assert!(guard_targets((None, None, None), (Some(&x), Some(&same)), false).is_ok());
-        let (m, _) = guard_targets((None, None, None), (Some(&x), Some(&y)), true).unwrap();
+        assert!(guard_targets((None, None, None), (Some(&x), Some(&same), None), false).is_ok());
+        let (m, _) = guard_targets((None, None, None), (Some(&x), Some(&y), None), true).unwrap();
         assert!(m.dynamics.is_some());
     }
 }

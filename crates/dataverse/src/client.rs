@@ -226,6 +226,19 @@ impl<'a> Dataverse<'a> {
         self.get("WhoAmI", "WhoAmI answer").await
     }
 
+    /// The org's own description, its friendly name among it: `RetrieveCurrentOrganization`
+    /// (learn.microsoft.com/power-apps/developer/data-platform/webapi/reference/retrievecurrentorganization),
+    /// the Web API form of the organization service's request of the same name.
+    pub async fn current_organization(&self) -> Result<crate::model::OrganizationDetail> {
+        let answer: crate::model::CurrentOrganization = self
+            .get(
+                "RetrieveCurrentOrganization(AccessType=Microsoft.Dynamics.CRM.EndpointAccessType'Default')",
+                "the org's details",
+            )
+            .await?;
+        Ok(answer.detail)
+    }
+
     /// Solutions whose display name is `friendly_name` (reference §4: the Marketo solution's
     /// unique name is not public, its display name is).
     pub async fn solutions_by_friendly_name(&self, friendly_name: &str) -> Result<Vec<Solution>> {

@@ -34,7 +34,8 @@
 //!   `secret.key_id`, `secret.file`, `dynamics.url`, `dynamics.application_user_id`,
 //!   `marketo_config.entity_set`, `marketo_config.record_id`, `marketo_config.user_lookup`,
 //!   `sync_filter.entities`, `steps.*`, `publish.status`, `publish.last_published_at`.
-//! - Writes: `verify.ok`, `verify.at`, `verify.checks`, `verify.marketo_step3` (`dynamics_url`,
+//! - Writes: `dynamics.org_name` (the org's friendly name, once, from
+//!   `RetrieveCurrentOrganization`), `verify.ok`, `verify.at`, `verify.checks`, `verify.marketo_step3` (`dynamics_url`,
 //!   `tenant_id`, `client_id`, `username`, `secret_file`: what Marketo's step 3 asks for, never
 //!   the secret), `steps.verify-sync`. The step-3 block is printed on stderr once every check
 //!   passes, even with `-q`.
@@ -331,6 +332,7 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
         delay = s2s_core::retry::poll_delay(Some(delay), start.elapsed());
     };
 
+    remember_org_name(ctx, &checks).await;
     if let Some(failed) = checklist::record(ctx, "verify", &checks) {
         // The values are recorded for a later look, but not offered for step 3 yet.
         handoff(ctx, &input, false)?;
@@ -341,6 +343,30 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
     ctx.say(&format!("all {} checks passed", checks.len()));
     handoff(ctx, &input, true)?;
     Ok(())
+}
+
+/// The org's friendly name, kept as `dynamics.org_name` once known (issue 22.1: every target
+/// line and status names the org in words). Asked once, when the org answered the admin and
+/// the document does not have it yet; a failure to tell is not a finding.
+async fn remember_org_name(ctx: &mut Ctx, checks: &[checklist::Check]) {
+    let org_answered = checks.iter().any(|c| c.id == "org-access" && c.ok());
+    if !org_answered || ctx.doc.get("dynamics.org_name").is_some() {
+        return;
+    }
+    let Ok(org) = ctx.config().dynamics().map(s2s_core::config::base) else {
+        return;
+    };
+    let dv = s2s_dataverse::Dataverse::new(&ctx.http, &org);
+    match dv.current_organization().await {
+        Ok(detail) => {
+            if let Some(name) = detail.friendly_name.filter(|n| !n.trim().is_empty()) {
+                ctx.doc.set("dynamics.org_name", name);
+            }
+        }
+        Err(e) => ctx
+            .reporter()
+            .trace(1, &format!("the org's friendly name is not known: {e}")),
+    }
 }
 
 /// How long failing checks are re-run right after a setup step changed something.
