@@ -185,11 +185,12 @@ fn device_code_first_run_shows_one_prompt_and_reaches_both_graph_and_the_org() {
     ];
     sim.clear();
     let verify = assert_cmd::cargo::cargo_bin("verify-sync");
-    let (_, screen) = on_terminal(
+    let (ok, screen) = on_terminal(
         sim.dir(),
         &format!("{} --state {}", verify.display(), state.display()),
         &env,
     );
+    assert!(ok, "the first run works:\n{screen}");
     assert_eq!(
         screen.matches("enter the code").count(),
         1,

@@ -490,3 +490,41 @@ fn an_older_solution_warns_that_every_user_needs_the_role_and_how_to_update() {
     r.assert_stderr("[warn] Marketo solution installed");
     r.assert_stderr("[skip] only the Marketo sync user");
 }
+
+/// A check that does not apply says so (`skip`), and one this sign-in cannot read is a skip
+/// that says why — never an `[ok]` (issue 22.6).
+#[test]
+fn checks_that_do_not_apply_or_cannot_be_read_are_skips_not_oks() {
+    let sim = sim();
+    let doc = sim.setup_chain(&[]);
+    let r = sim.run("verify-sync", &["--settle", "0"], &doc).ok();
+    let hrd = check(&r.doc, "hrd-policy");
+    assert_eq!(hrd["status"], "skip", "{hrd}");
+    r.assert_stderr("[skip] Home Realm Discovery policy (federated tenants): not needed");
+    // An admin without Domain.Read.All: the federated domains cannot be read.
+    let sim = sim_with(Options {
+        admin_permissions: vec![
+            "Application.ReadWrite.All".into(),
+            "DelegatedPermissionGrant.ReadWrite.All".into(),
+        ],
+        ..Default::default()
+    });
+    let mut doc = Value::Null;
+    for (tool, args) in chain_steps(sim.path("s.secret").to_str().unwrap()) {
+        if tool == "set-hrd-policy" {
+            continue;
+        }
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        doc = sim.run(tool, &a, &doc).ok().doc;
+    }
+    let r = sim.run("verify-sync", &["--settle", "0"], &doc).ok();
+    let hrd = check(&r.doc, "hrd-policy");
+    assert_eq!(hrd["status"], "skip", "{hrd}");
+    assert!(
+        hrd["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("not readable with this sign-in"),
+        "{hrd}"
+    );
+}
