@@ -101,8 +101,8 @@ impl TokenProvider {
         (*exp > Instant::now() + Duration::from_secs(60)).then(|| t.clone())
     }
 
-    /// The first token of the run names who signed in, once: `signed in as admin@contoso.com
-    /// (device code)`. The target line printed before could only say how (issue 22.1).
+    /// The first token of a person's sign-in names them, once: `signed in as admin@contoso.com`.
+    /// The target line printed before could only say how they would sign in (issue 22.1).
     fn announce(&self, http: &Http, token: &SecretString) {
         use std::sync::atomic::Ordering;
         if self.announced.swap(true, Ordering::Relaxed) {
