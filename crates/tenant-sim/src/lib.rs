@@ -61,6 +61,7 @@
 
 mod credentials;
 mod dataverse;
+mod discovery;
 mod faults;
 mod graph;
 mod odata;

@@ -821,9 +821,16 @@ fn publish_all_xml_async_job_completes() {
             None,
         )
     };
+    // Learn's asyncoperation table: a new job is Ready / Waiting For Resources (0, 0), then
+    // Locked / In Progress (2, 20), then Completed / Succeeded (3, 30).
     let first = job(&id);
     assert_eq!(first.status, 200, "{}", first.body);
-    assert_eq!(first.body["statuscode"], 20, "in progress: {}", first.body);
+    assert_eq!(
+        (&first.body["statecode"], &first.body["statuscode"]),
+        (&json!(0), &json!(0)),
+        "waiting for resources: {}",
+        first.body
+    );
     // while the job runs, a synchronous publish hits the customization lock
     let r = dv("POST", "PublishAllXml", Some(json!({})));
     assert_eq!(
@@ -831,8 +838,13 @@ fn publish_all_xml_async_job_completes() {
         (400, Some("0x80090412"))
     );
     let started = std::time::Instant::now();
+    let mut seen_in_progress = false;
     let done = loop {
         let r = job(&id);
+        if r.body["statuscode"] == 20 {
+            assert_eq!(r.body["statecode"], 2, "in progress is Locked: {}", r.body);
+            seen_in_progress = true;
+        }
         if r.body["statuscode"] == 30 {
             break r;
         }
@@ -844,6 +856,7 @@ fn publish_all_xml_async_job_completes() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(done.body["statecode"], 3);
+    assert!(seen_in_progress, "the job was never seen in progress");
     assert_eq!(
         s.state()["dataverse"]["publish_history"][0]["action"],
         "PublishAllXmlAsync"
