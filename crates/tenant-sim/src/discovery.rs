@@ -126,11 +126,16 @@ fn instance_discovery(sim: &Sim, ctx: &Ctx) -> Reply {
     let Ok(parsed) = url::Url::parse(endpoint) else {
         return invalid_instance();
     };
-    let theirs = match (parsed.host_str(), parsed.port_or_known_default()) {
-        (Some(h), Some(p)) => format!("{h}:{p}"),
-        _ => return invalid_instance(),
-    };
-    if parsed.scheme() != main.split("://").next().unwrap_or("") || theirs != host {
+    // The host alone: MSAL names the instance by its host name and drops the port
+    // (`https://{instance}{path}/oauth2/v2.0/authorize`), as Entra's instances have none.
+    let ours = url::Url::parse(&main).ok();
+    let same_host = ours
+        .as_ref()
+        .and_then(url::Url::host_str)
+        .is_some_and(|h| parsed.host_str() == Some(h));
+    if parsed.scheme() != "https" && parsed.scheme() != main.split("://").next().unwrap_or("")
+        || !same_host
+    {
         return invalid_instance();
     }
     let tenant = parsed

@@ -171,9 +171,10 @@ fn meta_list(sim: &Sim, ctx: &Ctx, ty: &str, ctx_path: &str, items: Vec<Value>) 
         items.retain(|o| odata::matches(o, &filter));
     }
     let sel = meta_select(ctx, ty, items.first())?;
+    // an expanded navigation property (`$expand=OptionSet`) stays beside the `$select`ed ones
     let items: Vec<Value> = items
         .iter()
-        .map(|o| odata::select(o, sel.as_deref(), &["MetadataId"]))
+        .map(|o| odata::select(o, sel.as_deref(), &["MetadataId", "OptionSet"]))
         .collect();
     Ok(collection(sim, ctx_path, items))
 }
