@@ -490,7 +490,13 @@ fn the_managed_identity_endpoints_refuse_what_azure_refuses() {
         );
         let (s, v) = get(url, &[("Metadata", "true")]);
         assert_eq!(s, 400, "{bad}: {v}");
-        assert!(v["error"].as_str().unwrap().starts_with("Bad request. api-version"), "{v}");
+        assert!(
+            v["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("Bad request. api-version"),
+            "{v}"
+        );
         assert!(!v["newest-versions"].as_array().unwrap().is_empty(), "{v}");
     }
     let newer = imds.replace("2018-02-01", "2021-01-01");

@@ -225,7 +225,8 @@ fn numeric_date(v: &Value) -> Option<u64> {
 /// padding. RFC 7515 §2 says base64url "with all trailing '=' characters omitted", but MSAL
 /// Python sends `base64.urlsafe_b64encode(...)` with its padding, and Entra accepts it.
 fn thumbprint(v: &Value) -> Option<Vec<u8>> {
-    v.as_str().and_then(|t| B64.decode(t.trim_end_matches('=')).ok())
+    v.as_str()
+        .and_then(|t| B64.decode(t.trim_end_matches('=')).ok())
 }
 
 fn time_range(claims: &Value) -> Result<(), Reply> {
@@ -457,7 +458,9 @@ fn imds_version_error(version: &str) -> Reply {
     let error = if version.is_empty() {
         "Bad request. api-version was not specified in the request. For more information refer to aka.ms/azureimds".to_string()
     } else {
-        format!("Bad request. api-version '{version}' is invalid. For more information refer to aka.ms/azureimds")
+        format!(
+            "Bad request. api-version '{version}' is invalid. For more information refer to aka.ms/azureimds"
+        )
     };
     let newest: Vec<&str> = IMDS_VERSIONS.iter().rev().take(3).copied().collect();
     Reply::json(400, json!({"error": error, "newest-versions": newest}))

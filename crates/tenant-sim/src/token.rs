@@ -10,8 +10,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::server::Reply;
 use crate::server::Ctx;
+use crate::server::Reply;
 use crate::state::{
     AZURE_CLI_APP_ID, DeviceCode, RefreshGrant, Sim, lock, new_guid, now_ms, random_secret,
     sha256_hex,
@@ -212,7 +212,10 @@ fn service_principal_oid(sim: &Sim, app_id: &str) -> String {
     }
     t.service_principals
         .iter()
-        .find(|s| s.str("appId").is_some_and(|x| x.eq_ignore_ascii_case(app_id)))
+        .find(|s| {
+            s.str("appId")
+                .is_some_and(|x| x.eq_ignore_ascii_case(app_id))
+        })
         .map(|s| s.id().to_string())
         .unwrap_or_else(|| app_id.to_ascii_lowercase())
 }

@@ -313,7 +313,10 @@ pub(super) fn metadata(sim: &Sim, ctx: &Ctx, segs: &[Segment]) -> R {
                 sim,
                 ctx,
                 ty,
-                &format!("EntityDefinitions('{}')/Attributes/Microsoft.Dynamics.CRM.{ty}", e.id),
+                &format!(
+                    "EntityDefinitions('{}')/Attributes/Microsoft.Dynamics.CRM.{ty}",
+                    e.id
+                ),
                 items,
             )
         }

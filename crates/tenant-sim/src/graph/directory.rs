@@ -234,8 +234,9 @@ fn purge(sim: &Sim, ctx: &Ctx, id: &str) -> R {
     let i = find(&t.deleted_items, &Addr::Id(id.to_string())).ok_or_else(|| not_found(ctx, id))?;
     let gone = t.deleted_items.remove(i);
     let gid = gone.id().to_string();
-    t.deleted_grants
-        .retain(|g| g.str("clientId") != Some(gid.as_str()) && g.str("resourceId") != Some(gid.as_str()));
+    t.deleted_grants.retain(|g| {
+        g.str("clientId") != Some(gid.as_str()) && g.str("resourceId") != Some(gid.as_str())
+    });
     Ok(Reply::empty(204))
 }
 
@@ -248,11 +249,16 @@ fn restore(sim: &Sim, ctx: &Ctx, id: &str) -> R {
         restore_check_service_principal(&t, ctx, &t.deleted_items[i])?;
     } else if let Some(u) = t.deleted_items[i].str("uniqueName") {
         // UNVERIFIED: Graph's answer when a live app took the deleted app's unique name.
-        if t.applications.iter().any(|a| a.str("uniqueName") == Some(u)) {
+        if t.applications
+            .iter()
+            .any(|a| a.str("uniqueName") == Some(u))
+        {
             return Err(error_reply(
                 409,
                 "Request_MultipleObjectsWithSameKeyValue",
-                &format!("Another object with the same value for property uniqueName already exists. Value: '{u}'."),
+                &format!(
+                    "Another object with the same value for property uniqueName already exists. Value: '{u}'."
+                ),
                 ctx,
             ));
         }
@@ -264,12 +270,21 @@ fn restore(sim: &Sim, ctx: &Ctx, id: &str) -> R {
         let sp_id = o.id().to_string();
         t.service_principals.push(o);
         // its grants come back where the other side is live too
-        let live: Vec<String> = t.service_principals.iter().map(|s| s.id().to_string()).collect();
+        let live: Vec<String> = t
+            .service_principals
+            .iter()
+            .map(|s| s.id().to_string())
+            .collect();
         let (back, parked): (Vec<Obj>, Vec<Obj>) = std::mem::take(&mut t.deleted_grants)
             .into_iter()
             .partition(|g| {
-                let (c, r) = (g.str("clientId").unwrap_or(""), g.str("resourceId").unwrap_or(""));
-                (c == sp_id || r == sp_id) && live.iter().any(|x| x == c) && live.iter().any(|x| x == r)
+                let (c, r) = (
+                    g.str("clientId").unwrap_or(""),
+                    g.str("resourceId").unwrap_or(""),
+                );
+                (c == sp_id || r == sp_id)
+                    && live.iter().any(|x| x == c)
+                    && live.iter().any(|x| x == r)
             });
         t.deleted_grants = parked;
         t.oauth2_permission_grants.extend(back);
@@ -286,10 +301,10 @@ fn restore(sim: &Sim, ctx: &Ctx, id: &str) -> R {
 fn restore_check_service_principal(t: &Tenant, ctx: &Ctx, sp: &Obj) -> Result<(), Reply> {
     let app_id = sp.str("appId").unwrap_or("");
     let ours = sp.str("appOwnerOrganizationId") == Some(t.tenant_id.as_str());
-    let live = t
-        .applications
-        .iter()
-        .any(|a| a.str("appId").is_some_and(|x| x.eq_ignore_ascii_case(app_id)));
+    let live = t.applications.iter().any(|a| {
+        a.str("appId")
+            .is_some_and(|x| x.eq_ignore_ascii_case(app_id))
+    });
     if ours && !live {
         let msg = format!(
             "The appId '{app_id}' of the service principal does not reference a valid application object. Restore the application first."
@@ -298,19 +313,22 @@ fn restore_check_service_principal(t: &Tenant, ctx: &Ctx, sp: &Obj) -> Result<()
             400,
             "Request_BadRequest",
             &msg,
-            Some(json!([{"code": "NoBackingApplicationObject", "message": msg, "target": "appId"}])),
+            Some(
+                json!([{"code": "NoBackingApplicationObject", "message": msg, "target": "appId"}]),
+            ),
             ctx,
         ));
     }
-    if t
-        .service_principals
-        .iter()
-        .any(|s| s.str("appId").is_some_and(|x| x.eq_ignore_ascii_case(app_id)))
-    {
+    if t.service_principals.iter().any(|s| {
+        s.str("appId")
+            .is_some_and(|x| x.eq_ignore_ascii_case(app_id))
+    }) {
         return Err(error_reply(
             409,
             "Request_MultipleObjectsWithSameKeyValue",
-            &format!("The service principal cannot be created, updated, or restored because the service principal name {app_id} is already in use."),
+            &format!(
+                "The service principal cannot be created, updated, or restored because the service principal name {app_id} is already in use."
+            ),
             ctx,
         ));
     }

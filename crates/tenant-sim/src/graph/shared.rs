@@ -294,7 +294,11 @@ pub(super) fn list(sim: &Sim, ctx: &Ctx, ty: &str, coll: &str, items: Vec<Value>
         .map(|o| odata::select(&o, select.as_deref(), &[]))
         .collect();
     let mut out = json!({"@odata.context": context(sim, coll, &select, false), "value": page});
-    if eventual(ctx) && ctx.q("$count").is_some_and(|c| c.eq_ignore_ascii_case("true")) {
+    if eventual(ctx)
+        && ctx
+            .q("$count")
+            .is_some_and(|c| c.eq_ignore_ascii_case("true"))
+    {
         out["@odata.count"] = json!(total);
     }
     if skip + top < total {
