@@ -41,7 +41,7 @@ from msgraph_core import GraphClientFactory
 
 import msal
 
-from harness import Failed, Sim, check, expect, msal_result
+from harness import Failed, Sim, check, expect, msal_result, record
 
 DYNAMICS_CRM = "00000007-0000-0000-c000-000000000000"
 USER_IMPERSONATION = "78ce3f0f-a1ce-49c2-8cde-64b5c0896db4"
@@ -255,6 +255,10 @@ def restore(sim: Sim) -> None:
     g, app, sp, grant = graph(sim), sim.made["app"], sim.made["sp"], sim.made["grant"]
     early = api_error(lambda: g.directory.deleted_items.by_directory_object_id(sp.id).restore.post())
     expect(early.response_status_code == 400, "the SP cannot come back before its app", early)
+    record(
+        "restoring a service principal whose application is still deleted: Learn gives no error; "
+        "tenant-sim answers 400 NoBackingApplicationObject, as for creating one (notes #20)"
+    )
     back = run(g.directory.deleted_items.by_directory_object_id(app.id).restore.post())
     expect(back is not None and back.id == app.id, "the application restored", back)
     still = api_error(lambda: g.service_principals_with_app_id(app.app_id).get())

@@ -14,7 +14,6 @@ Library options used, and why (options the libraries offer, no patches):
 
 from __future__ import annotations
 
-import hashlib
 import os
 
 import msal
@@ -28,7 +27,7 @@ from azure.identity import (
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
-from harness import Sim, answer_of, check, claims, expect, http, msal_result, record
+from harness import Sim, answer_of, check, claims, expect, msal_result, record
 
 AZURE_CLI = "04b07795-8ddb-461a-bbee-02f9e1bf7b46"
 
@@ -58,6 +57,12 @@ def openid_configuration(sim: Sim) -> None:
         expect(doc["device_authorization_endpoint"].endswith("/oauth2/v2.0/devicecode"), "devicecode", doc)
     r = requests.get(f"{sim.url}/fabrikam.onmicrosoft.com/v2.0/.well-known/openid-configuration", verify=sim.ca_file)
     expect(r.status_code == 400 and "AADSTS90002" in r.text, "unknown tenant is AADSTS90002", answer_of(r))
+    keys = requests.get(doc["jwks_uri"], verify=sim.ca_file)
+    expect(keys.status_code == 200 and keys.json() == {"keys": []}, "jwks_uri", answer_of(keys))
+    record(
+        "jwks_uri: an empty key set (tenant-sim signs tokens with a keyed SHA-256, not RS256); "
+        "no client here validates a token it receives (notes #25)"
+    )
 
 
 @check("MSAL", "instance discovery at the emulator (instance_discovery=<its URL>)")
@@ -82,6 +87,10 @@ def instance_discovery(sim: Sim) -> None:
         instance_discovery=f"{sim.url}/common/discovery/instance",
     )
     msal_result(app.acquire_token_for_client([sim.graph_scope]), "acquire_token_for_client")
+    record(
+        "instance discovery: MSAL sends authorization_endpoint=https://<host>/<tenant>/... without "
+        "the authority's port; tenant-sim matches the host alone (notes #24)"
+    )
 
 
 # ---------------------------------------------------------------- MSAL
@@ -148,7 +157,6 @@ def msal_device_code(sim: Sim) -> None:
     app = msal.PublicClientApplication(AZURE_CLI, authority=sim.authority, instance_discovery=False)
     flow = app.initiate_device_flow(scopes=[sim.graph_scope])
     expect("user_code" in flow, "initiate_device_flow", flow)
-    flow["expires_at"] = flow.get("expires_at")  # MSAL computes it; kept as is
     result = app.acquire_token_by_device_flow(flow)
     token = msal_result(result, "acquire_token_by_device_flow")
     expect(claims(token)["idtyp"] == "user", "a user's token", claims(token))
@@ -240,5 +248,7 @@ def identity_imds(sim: Sim) -> None:
         r = requests.get(base, params=params, headers={"Metadata": "true"}, verify=sim.ca_file)
         expect(r.status_code == 400 and word in r.json().get("error", ""), f"api-version {version}", answer_of(r))
         expect(r.json().get("newest-versions"), "newest-versions", r.json())
+    record("IMDS: the answer to an api-version it does not know is undocumented; tenant-sim answers "
+           "400 in the documented shape of a missing one (notes #21)")
     r = requests.get(base, params={"resource": sim.url, "api-version": "2018-02-01"}, verify=sim.ca_file)
     expect(r.status_code == 400 and r.json().get("error") == "bad_request_102", "no Metadata header", answer_of(r))
