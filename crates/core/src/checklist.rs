@@ -1,11 +1,46 @@
 //! The read-only checklists of `preflight` and `verify-sync`: one [`Check`] per line, printed
 //! the same way, recorded in the document the same way (`<section>.ok`, `.at`, `.checks`), and
 //! failing with exit 6 the same way.
+//!
+//! A check has one of four outcomes ([`Status`]): `ok` (it holds), `warn` (it holds, but
+//! something needs attention: an older solution, a secret that expires soon), `skip` (it does not
+//! apply here, or this sign-in cannot read it — said so, never shown as `ok`), and `FAIL` (the
+//! setup would not work; it carries its fix). Only `FAIL` fails the checklist.
 
 use serde_json::{Value, json};
 
 use crate::error::Error;
 use crate::run::Ctx;
+
+/// The outcome of one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Status {
+    Ok,
+    Warn,
+    Skip,
+    Fail,
+}
+
+impl Status {
+    /// The word scripts read (`status` in the document): `ok`, `warn`, `skip`, `fail`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Warn => "warn",
+            Status::Skip => "skip",
+            Status::Fail => "fail",
+        }
+    }
+    /// The four-letter mark people read in the list: `ok  `, `warn`, `skip`, `FAIL`.
+    pub fn mark(self) -> &'static str {
+        match self {
+            Status::Ok => "ok  ",
+            Status::Warn => "warn",
+            Status::Skip => "skip",
+            Status::Fail => "FAIL",
+        }
+    }
+}
 
 /// One line of a checklist: what was checked, what was found, and the fix when it failed.
 #[derive(Debug, Clone)]
@@ -14,37 +49,57 @@ pub struct Check {
     pub id: String,
     /// The name people read.
     pub name: String,
-    pub ok: bool,
+    pub status: Status,
     /// What was found.
     pub detail: String,
-    /// What to run or do when the check failed.
+    /// What to run or do when the check failed (or, for a warning, what would clear it).
     pub fix: Option<String>,
 }
 
 impl Check {
-    pub fn pass(id: &str, name: &str, detail: impl Into<String>) -> Check {
+    fn new(id: &str, name: &str, status: Status, detail: String, fix: Option<String>) -> Check {
         Check {
             id: id.into(),
             name: name.into(),
-            ok: true,
-            detail: detail.into(),
-            fix: None,
+            status,
+            detail,
+            fix,
         }
+    }
+
+    pub fn pass(id: &str, name: &str, detail: impl Into<String>) -> Check {
+        Check::new(id, name, Status::Ok, detail.into(), None)
     }
 
     pub fn fail(id: &str, name: &str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
-        Check {
-            id: id.into(),
-            name: name.into(),
-            ok: false,
-            detail: detail.into(),
-            fix: Some(fix.into()),
-        }
+        Check::new(id, name, Status::Fail, detail.into(), Some(fix.into()))
     }
 
-    /// `{id, name, ok, detail[, fix]}` as the document records it.
+    /// It holds, but needs attention; `fix` says what would clear the warning, if anything.
+    pub fn warn(id: &str, name: &str, detail: impl Into<String>, fix: Option<String>) -> Check {
+        Check::new(id, name, Status::Warn, detail.into(), fix)
+    }
+
+    /// It does not apply here, or cannot be read with this sign-in; `detail` says which.
+    pub fn skip(id: &str, name: &str, detail: impl Into<String>) -> Check {
+        Check::new(id, name, Status::Skip, detail.into(), None)
+    }
+
+    /// Whether the check does not fail the list (`ok`, `warn` or `skip`).
+    pub fn ok(&self) -> bool {
+        self.status != Status::Fail
+    }
+
+    /// `{id, name, ok, status, detail[, fix]}` as the document records it (`ok` is false only
+    /// for `fail`, so older readers of `ok` keep working).
     pub fn to_json(&self) -> Value {
-        let mut v = json!({"id": self.id, "name": self.name, "ok": self.ok, "detail": self.detail});
+        let mut v = json!({
+            "id": self.id,
+            "name": self.name,
+            "ok": self.ok(),
+            "status": self.status.as_str(),
+            "detail": self.detail,
+        });
         if let Some(f) = &self.fix {
             v["fix"] = json!(f);
         }
@@ -57,15 +112,14 @@ impl Check {
 /// any failed (the caller adds its hint and anything else it owes before returning it).
 pub fn record(ctx: &mut Ctx, section: &str, checks: &[Check]) -> Option<Error> {
     for c in checks {
-        let mark = if c.ok { "ok  " } else { "FAIL" };
-        ctx.say(&format!("[{mark}] {}: {}", c.name, c.detail));
+        ctx.say(&format!("[{}] {}: {}", c.status.mark(), c.name, c.detail));
         if let Some(f) = &c.fix {
             ctx.say(&format!("       fix: {f}"));
         }
     }
     let failed: Vec<&str> = checks
         .iter()
-        .filter(|c| !c.ok)
+        .filter(|c| !c.ok())
         .map(|c| c.name.as_str())
         .collect();
     ctx.doc.set(&format!("{section}.ok"), failed.is_empty());
@@ -83,4 +137,27 @@ pub fn record(ctx: &mut Ctx, section: &str, checks: &[Check]) -> Option<Error> {
             failed.join("; ")
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_fail_fails_and_every_status_is_recorded_by_its_word() {
+        let checks = [
+            Check::pass("a", "A", "fine"),
+            Check::warn("b", "B", "expires soon", None),
+            Check::skip("c", "C", "not readable with this sign-in"),
+            Check::fail("d", "D", "missing", "run x"),
+        ];
+        let oks: Vec<bool> = checks.iter().map(Check::ok).collect();
+        assert_eq!(oks, [true, true, true, false]);
+        let words: Vec<String> = checks
+            .iter()
+            .map(|c| c.to_json()["status"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(words, ["ok", "warn", "skip", "fail"]);
+        assert_eq!(checks[3].to_json()["fix"], "run x");
+    }
 }

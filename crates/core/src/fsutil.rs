@@ -174,6 +174,16 @@ pub fn read_secret(path: &Path) -> std::io::Result<Option<secrecy::SecretString>
     Ok((!value.is_empty()).then(|| secrecy::SecretString::from(value.to_string())))
 }
 
+/// The fingerprint of a saved secret that the document may keep (`secret.sha256`): the lower-case
+/// hex SHA-256 of the value as [`read_secret`] returns it (trimmed). It lets make-secret,
+/// verify-sync and teardown tell their own secret file from any other without signing in, and
+/// says nothing usable about the secret itself (a client secret has ~200 bits of entropy).
+pub fn secret_sha256(secret: &secrecy::SecretString) -> String {
+    use secrecy::ExposeSecret;
+    let digest = ring::digest::digest(&ring::digest::SHA256, secret.expose_secret().as_bytes());
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Creates `dir` and its missing parents with mode 0700 (unix). Directories that exist already
 /// are left exactly as they are: the tool does not own them (`MKTO_S2S_TOKEN_CACHE=/tmp/x` must
 /// not make `/tmp` private).
@@ -271,6 +281,53 @@ pub fn mode_of(path: &Path) -> std::io::Result<u32> {
     Ok(fs::metadata(path)?.permissions().mode() & 0o777)
 }
 
+/// Whether a secret file is private to its owner: on Unix no permission bit for group or others
+/// (0600 or stricter); on Windows an owner-only DACL. `Err` says, for people, what is too open
+/// (e.g. "mode 0644: group and others can read it").
+pub fn check_private(path: &Path) -> std::result::Result<(), String> {
+    #[cfg(unix)]
+    {
+        let mode = mode_of(path).map_err(|e| format!("cannot read its permissions: {e}"))?;
+        if mode & 0o077 != 0 {
+            return Err(format!(
+                "mode {mode:04o}: {} can {}",
+                match (mode & 0o070 != 0, mode & 0o007 != 0) {
+                    (true, true) => "group and others",
+                    (true, false) => "its group",
+                    _ => "others",
+                },
+                if mode & 0o044 != 0 {
+                    "read it"
+                } else {
+                    "open it"
+                }
+            ));
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    {
+        // The Windows check (an owner-only DACL) is platform work in progress; until it lands a
+        // file is taken as private.
+        let _ = path;
+        Ok(())
+    }
+}
+
+/// Makes a file private to its owner (0600 on Unix; an owner-only DACL on Windows).
+pub fn make_private(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(path, fs::Permissions::from_mode(0o600))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        Ok(())
+    }
+}
+
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
@@ -285,6 +342,22 @@ mod tests {
             .is_ok_and(|s| s.success());
         assert!(ok, "mkfifo");
         p
+    }
+
+    #[test]
+    fn a_file_open_to_group_or_others_is_not_private_until_made_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s");
+        fs::write(&p, b"x").unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).unwrap();
+        let why = check_private(&p).unwrap_err();
+        assert!(
+            why.contains("0644") && why.contains("group and others"),
+            "{why}"
+        );
+        make_private(&p).unwrap();
+        assert_eq!(mode_of(&p).unwrap(), 0o600);
+        assert!(check_private(&p).is_ok());
     }
 
     #[test]
@@ -394,5 +467,17 @@ mod tests {
         assert_eq!(mode_of(d.path()).unwrap(), 0o755);
         create_private_dir_all(d.path()).unwrap();
         assert_eq!(mode_of(d.path()).unwrap(), 0o755);
+    }
+}
+
+#[cfg(test)]
+mod fingerprint_tests {
+    #[test]
+    fn the_fingerprint_is_sha256_hex_of_the_trimmed_value() {
+        let s = secrecy::SecretString::from("abc".to_string());
+        assert_eq!(
+            super::secret_sha256(&s),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 }

@@ -15,6 +15,7 @@ pub mod error;
 pub mod exit_codes;
 pub mod fsutil;
 pub mod guid;
+pub mod hint;
 pub mod http;
 pub mod odata;
 pub mod output;
@@ -23,6 +24,7 @@ pub mod paging;
 pub mod redact;
 pub mod retry;
 pub mod run;
+pub mod setup;
 pub mod state;
 pub mod statefile;
 

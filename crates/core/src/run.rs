@@ -77,6 +77,11 @@ impl Ctx {
     pub fn doc_path_text(&self, p: &Path) -> String {
         crate::statefile::doc_path_text(self.state_file(), p)
     }
+    /// A command for people to paste: `tool` with this run's `--state` file and the flags it was
+    /// given that pick the target and sign-in, then `args` (see [`crate::hint`]).
+    pub fn command(&self, tool: &str, args: &[&str]) -> String {
+        crate::hint::command(tool, self.state_file(), args)
+    }
     /// Where a file the tool makes goes by default: beside the `--state` file, or here.
     pub fn default_dir(&self) -> PathBuf {
         crate::statefile::base_dir(self.state_file())
@@ -97,7 +102,14 @@ where
 
 /// The flags, or the exit of `--help`/`--version` or of a usage error (house style, exit 2).
 pub fn parse<C: Tool>() -> std::result::Result<C, ExitCode> {
-    C::try_parse().map_err(|e| clap_exit(C::NAME, e))
+    let parsed = C::command()
+        .try_get_matches()
+        .and_then(|mut m| {
+            crate::hint::remember(&m);
+            C::from_arg_matches_mut(&mut m)
+        })
+        .map_err(|e| e.format(&mut C::command()));
+    parsed.map_err(|e| clap_exit(C::NAME, e))
 }
 
 /// [`main`] for flags already parsed (a tool with a second mode picks after parsing).

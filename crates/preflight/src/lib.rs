@@ -443,12 +443,12 @@ mod tests {
             scopes: Vec::new(),
         };
         let ch = need_check(&needs::HRD_POLICY, &c, None);
-        assert!(!ch.ok);
+        assert!(!ch.ok());
         assert!(
             ch.detail
                 .contains("Policy.ReadWrite.ApplicationConfiguration")
         );
-        assert!(need_check(&needs::MAKE_SECRET, &c, None).ok);
+        assert!(need_check(&needs::MAKE_SECRET, &c, None).ok());
         // Inside preflight, the fix does not say to run preflight first.
         let fix = ch.fix.unwrap_or_default();
         assert!(fix.contains("run preflight again"), "{fix}");
@@ -457,9 +457,9 @@ mod tests {
 
     #[test]
     fn federation_needs_password_hash_sync() {
-        assert!(federation_check(Some(&[]), None).ok);
-        assert!(!federation_check(Some(&["contoso.com".into()]), Some(false)).ok);
-        assert!(federation_check(Some(&["contoso.com".into()]), None).ok);
-        assert!(!federation_check(None, None).ok);
+        assert!(federation_check(Some(&[]), None).ok());
+        assert!(!federation_check(Some(&["contoso.com".into()]), Some(false)).ok());
+        assert!(federation_check(Some(&["contoso.com".into()]), None).ok());
+        assert!(!federation_check(None, None).ok());
     }
 }

@@ -154,7 +154,7 @@ impl<'a> Checklist<'a> {
 
     /// How many rows fail.
     pub(crate) fn failing(&self) -> usize {
-        self.rows.iter().flatten().filter(|c| !c.ok).count()
+        self.rows.iter().flatten().filter(|c| !c.ok()).count()
     }
 
     fn passed(&self, item: &Item) -> bool {
@@ -167,7 +167,7 @@ impl<'a> Checklist<'a> {
 
 /// An item is done when it ran and every row of it passes.
 fn settled(rows: &Rows) -> bool {
-    !rows.is_empty() && rows.iter().all(|c| c.ok)
+    !rows.is_empty() && rows.iter().all(|c| c.ok())
 }
 
 /// The check of one item, as rows.

@@ -69,7 +69,7 @@ async fn check_one(ctx: &mut Ctx, cli: &Cli) -> Result<Value> {
     let checks = all_checks(ctx, &input, &roles_of(cli), cli.warn_days).await?;
     let failing: Vec<Value> = checks
         .iter()
-        .filter(|c| !c.ok)
+        .filter(|c| !c.ok())
         .map(|c| json!({"id": c.id, "name": c.name, "detail": c.detail, "fix": c.fix}))
         .collect();
     let file = ctx

@@ -1,0 +1,95 @@
+//! Commands a tool prints for people to paste — a resume, a fix, "once Marketo uses the new one,
+//! run …". Each carries the flags this run was given on its command line that pick the target and
+//! the sign-in (`--tenant`, `--cloud`, `--auth`, …) and the `--state` file, so that pasted into
+//! the same shell it acts on the same customer as the run that printed it.
+
+use std::sync::OnceLock;
+
+use clap::ArgMatches;
+use clap::parser::ValueSource;
+
+/// The common flags that choose *where* and *as whom* a tool acts, by clap id and flag.
+const CARRIED: &[(&str, &str)] = &[
+    ("tenant", "--tenant"),
+    ("cloud", "--cloud"),
+    ("authority_host", "--authority-host"),
+    ("graph_url", "--graph-url"),
+    ("dynamics_url", "--dynamics-url"),
+    ("auth", "--auth"),
+    ("login_client_id", "--login-client-id"),
+    ("ca_file", "--ca-file"),
+    ("timeout", "--timeout"),
+];
+
+static GIVEN: OnceLock<Vec<String>> = OnceLock::new();
+
+/// Records, once per process, the carried flags given on the command line (not those that came
+/// from the environment: the same environment is there when the hint is pasted).
+pub(crate) fn remember(matches: &ArgMatches) {
+    let mut words = Vec::new();
+    for (id, flag) in CARRIED {
+        if matches.try_contains_id(id).unwrap_or(false)
+            && matches.value_source(id) == Some(ValueSource::CommandLine)
+        {
+            if let Ok(Some(values)) = matches.try_get_raw(id) {
+                for v in values {
+                    words.push(flag.to_string());
+                    words.push(shell_word(&v.to_string_lossy()));
+                }
+            }
+        }
+    }
+    let _ = GIVEN.set(words);
+}
+
+/// `tool [--state FILE] [the carried flags] args…`, each word quoted for a POSIX shell (and
+/// PowerShell) where it needs it. `args` are written as given: pass them already quoted.
+pub fn command(tool: &str, state_file: Option<&std::path::Path>, args: &[&str]) -> String {
+    let mut words = vec![tool.to_string()];
+    if let Some(p) = state_file {
+        words.push("--state".into());
+        words.push(shell_word(&p.to_string_lossy()));
+    }
+    words.extend(GIVEN.get().into_iter().flatten().cloned());
+    words.extend(args.iter().map(|a| a.to_string()));
+    words.join(" ")
+}
+
+/// One word for a shell: as it is when it holds only characters no shell treats specially,
+/// otherwise in single quotes (which POSIX shells and PowerShell both read literally; a quote
+/// inside is written the POSIX way).
+pub fn shell_word(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_./-+:@,=%".contains(&b));
+    if plain {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_that_need_quotes_get_them() {
+        assert_eq!(shell_word("contoso.state.json"), "contoso.state.json");
+        assert_eq!(shell_word("my state.json"), "'my state.json'");
+        assert_eq!(shell_word("it's"), "'it'\\''s'");
+        assert_eq!(shell_word(""), "''");
+    }
+
+    #[test]
+    fn a_command_names_the_state_file_first() {
+        let c = command(
+            "make-secret",
+            Some(std::path::Path::new("a b/s.json")),
+            &["--retire-old", "--yes"],
+        );
+        assert!(c.starts_with("make-secret --state 'a b/s.json'"), "{c}");
+        assert!(c.ends_with("--retire-old --yes"), "{c}");
+    }
+}
