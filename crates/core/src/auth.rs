@@ -890,11 +890,6 @@ async fn from_device_code(
                 ),
                 ("client_id".into(), cfg.login_client_id.clone()),
                 ("device_code".into(), device_code.clone()),
-                // The scope again, as MSAL sends it: the token is for this resource.
-                (
-                    "scope".into(),
-                    format!("{resource}/.default offline_access"),
-                ),
             ])
             .accept(400);
         let resp = http.send(req).await?;
