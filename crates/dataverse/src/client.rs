@@ -226,19 +226,6 @@ impl<'a> Dataverse<'a> {
         self.get("WhoAmI", "WhoAmI answer").await
     }
 
-    /// The org's own description, its friendly name among it: `RetrieveCurrentOrganization`
-    /// (learn.microsoft.com/power-apps/developer/data-platform/webapi/reference/retrievecurrentorganization),
-    /// the Web API form of the organization service's request of the same name.
-    pub async fn current_organization(&self) -> Result<crate::model::OrganizationDetail> {
-        let answer: crate::model::CurrentOrganization = self
-            .get(
-                "RetrieveCurrentOrganization(AccessType=Microsoft.Dynamics.CRM.EndpointAccessType'Default')",
-                "the org's details",
-            )
-            .await?;
-        Ok(answer.detail)
-    }
-
     /// Solutions whose display name is `friendly_name` (reference §4: the Marketo solution's
     /// unique name is not public, its display name is).
     pub async fn solutions_by_friendly_name(&self, friendly_name: &str) -> Result<Vec<Solution>> {
@@ -422,7 +409,7 @@ impl<'a> Dataverse<'a> {
 
     // ---------- roles ----------
 
-    const ROLE_SELECT: &'static str = "roleid,name,_businessunitid_value";
+    pub(crate) const ROLE_SELECT: &'static str = "roleid,name,_businessunitid_value";
 
     /// Roles named `name` in one business unit (roles are per business unit, reference §2).
     pub async fn roles_by_name(&self, name: &str, business_unit_id: &str) -> Result<Vec<Role>> {
@@ -444,32 +431,6 @@ impl<'a> Dataverse<'a> {
         self.list(
             &format!("systemusers({id})/systemuserroles_association?{q}"),
             "roles of the user",
-        )
-        .await
-    }
-
-    /// Every role named `name`, in every business unit (each business unit has its own copy of
-    /// a solution's role, reference §2).
-    pub async fn roles_named(&self, name: &str) -> Result<Vec<Role>> {
-        let q = query(&[
-            ("$select", Self::ROLE_SELECT),
-            ("$filter", &format!("name eq {}", quote(name))),
-        ]);
-        self.list(&format!("roles?{q}"), "roles").await
-    }
-
-    /// The users who hold a role directly: the N:N `systemuserroles_association` read from the
-    /// role's side ("Associate and disassociate table rows using the Web API",
-    /// learn.microsoft.com/power-apps/developer/data-platform/webapi/associate-disassociate-entities-using-web-api).
-    pub async fn role_holders(&self, role_id: &str) -> Result<Vec<SystemUser>> {
-        let id = guid(role_id, "role id")?;
-        let q = query(&[(
-            "$select",
-            "systemuserid,applicationid,fullname,internalemailaddress,isdisabled",
-        )]);
-        self.list(
-            &format!("roles({id})/systemuserroles_association?{q}"),
-            "holders of the role",
         )
         .await
     }
@@ -923,7 +884,7 @@ fn entity_key(logical_name: &str) -> String {
 }
 
 /// A GUID from the caller or the service, checked before it reaches a URL or a filter.
-fn guid(s: &str, what: &str) -> Result<String> {
+pub(crate) fn guid(s: &str, what: &str) -> Result<String> {
     s2s_core::guid::parse(s).map_err(|_| Error::internal(format!("{what} {s:?} is not a GUID")))
 }
 

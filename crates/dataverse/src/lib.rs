@@ -15,6 +15,7 @@ mod client;
 pub mod marketo_config;
 mod model;
 pub mod names;
+mod reads;
 
 pub use client::{
     API_PATH, Associated, BooleanAttributeSpec, Created, Dataverse, SYSTEM_USER_LOOKUPS, Written,
