@@ -565,3 +565,20 @@ fn a_mistyped_secret_file_is_refused_naming_the_file_that_holds_the_live_secret(
     );
     assert_eq!(credentials(&sim, &rotated).len(), 2);
 }
+
+/// Without the right to read the tenant's policy, the refusal still says what to do, and names
+/// no made-up maximum.
+#[test]
+fn a_lifetime_refusal_without_the_policy_readable_says_where_the_maximum_is() {
+    let sim = sim_with(Options {
+        max_secret_days: Some(100),
+        admin_permissions: vec!["Application.ReadWrite.All".into()],
+        ..Default::default()
+    });
+    let doc = registered(&sim);
+    let r = sim.run("make-secret", &[], &doc).code_is(4);
+    r.assert_stderr("its maximum could not be read with this sign-in")
+        .assert_stderr("preflight");
+    assert!(!r.stderr.contains("180d"), "{}", r.stderr);
+    assert!(credentials(&sim, &doc).is_empty());
+}

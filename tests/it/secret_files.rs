@@ -329,3 +329,55 @@ fn a_missing_secret_file_is_fixed_by_commands_that_act() {
         "{live}"
     );
 }
+
+/// Every path of the secret's life at `-vv` — first secret, rotation, a damaged file repaired, a
+/// file opened to others, retiring, a kill and its re-run, the vault — prints no secret, and
+/// the state file holds none.
+#[test]
+fn no_secret_in_any_output_through_the_secrets_whole_life() {
+    use std::os::unix::fs::PermissionsExt;
+    let sim = sim();
+    let state = finished_in(&sim, sim.dir());
+    let s = state.to_str().unwrap();
+    let file = sim.path("marketo.secret");
+    let mut out = String::new();
+    let mut seen = vec![std::fs::read_to_string(&file).unwrap()];
+    let mut step = |args: &[&str], out: &mut String, seen: &mut Vec<String>| {
+        let mut a = vec!["--state", s, "-vv"];
+        a.extend_from_slice(args);
+        let r = sim.run("make-secret", &a, &Value::Null).ok();
+        out.push_str(&r.all_output());
+        if let Ok(v) = std::fs::read_to_string(&file) {
+            seen.push(v);
+        }
+    };
+    step(&["--rotate"], &mut out, &mut seen);
+    let v = seen.last().unwrap().clone();
+    std::fs::write(&file, format!("{}-damaged", &v[..3])).unwrap();
+    step(&[], &mut out, &mut seen);
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+    step(&[], &mut out, &mut seen);
+    step(&["--retire-old", "--yes"], &mut out, &mut seen);
+    step(&["--revoke-others", "--yes"], &mut out, &mut seen);
+    let r = sim
+        .run(
+            "verify-sync",
+            &["--state", s, "-vv", "--settle", "0"],
+            &Value::Null,
+        )
+        .ok();
+    out.push_str(&r.all_output());
+    step(&["--forget-file"], &mut out, &mut seen);
+    out.push_str(&std::fs::read_to_string(&state).unwrap());
+    assert!(
+        out.contains("Authorization: (redacted)"),
+        "the -vv trace is missing"
+    );
+    assert!(seen.len() >= 6);
+    for v in &seen {
+        assert!(
+            v.trim().len() >= 16 && !out.contains(v.trim()),
+            "a secret leaked"
+        );
+    }
+}

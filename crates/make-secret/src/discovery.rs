@@ -223,7 +223,8 @@ pub(crate) fn judge(
                             c.clone(),
                             Kept::Adopted {
                                 replaced: live.cloned(),
-                                interrupted: rec.pending.is_some(),
+                                // The journaled run's own credential: that run is finished now.
+                                interrupted: pending_tag.is_some_and(|t| carries_tag(c, t)),
                             },
                         )
                     }

@@ -301,9 +301,13 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
             cli.min_validity
         ))
     })?;
-    let retire_targets = if cli.retiring() {
+    // Retiring is checked before any request, unless the file can be named only by the app's
+    // client id (then right after the app is read, still before any write).
+    let retire_now = cli.retiring() && (saved.is_some() || !use_file);
+    let mut retire_targets = Vec::new();
+    if retire_now {
         let shown_file = input.file.as_deref().map(shown).unwrap_or_default();
-        let t = removal::retire_targets(
+        retire_targets = removal::retire_targets(
             ctx,
             &input,
             saved.as_ref(),
@@ -311,13 +315,10 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
             cli.retire_old,
             &cli.retire,
         )?;
-        if t.is_empty() {
+        if retire_targets.is_empty() {
             return Ok(());
         }
-        t
-    } else {
-        Vec::new()
-    };
+    }
     if cli.forget_file && input.record.key_id.is_none() {
         return Err(Error::usage(
             "no secret is recorded (secret.key_id): there is no file to forget",
@@ -366,6 +367,19 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
         );
     }
     if cli.retiring() {
+        if !retire_now {
+            retire_targets = removal::retire_targets(
+                ctx,
+                &input,
+                saved.as_ref(),
+                &file_shown,
+                cli.retire_old,
+                &cli.retire,
+            )?;
+            if retire_targets.is_empty() {
+                return Ok(());
+            }
+        }
         if use_file {
             secret_file::ensure_private(ctx, &file, &rotate_hint);
         }
@@ -374,6 +388,7 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
             ctx,
             &app,
             &input,
+            saved.as_ref(),
             &retire_targets,
             renew_before,
             &at,

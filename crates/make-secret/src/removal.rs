@@ -256,6 +256,7 @@ pub(crate) async fn retire(
     ctx: &mut Ctx,
     app: &Application,
     input: &Input,
+    saved: Option<&Saved>,
     targets: &[String],
     renew_before: time::OffsetDateTime,
     secret_at: &str,
@@ -283,6 +284,19 @@ pub(crate) async fn retire(
             "renew it first with {}, update Marketo, then retire the old one",
             ctx.command("make-secret", &[])
         )));
+    }
+    // The file must hold the secret of the credential in use (not only the recorded value).
+    if let Some(Saved::Recorded(v) | Saved::RecordedHint(v)) = saved {
+        if !crate::discovery::hint_starts(cred, secrecy::ExposeSecret::expose_secret(v)) {
+            return Err(Error::refused(format!(
+                "the secret file does not hold the secret in use ({current}, hint {}); no credential is retired",
+                cred.hint.as_deref().unwrap_or("?")
+            ))
+            .with_hint(format!(
+                "run {} first: it saves a new secret for the file",
+                ctx.command("make-secret", &[])
+            )));
+        }
     }
     // Marketo must hold this before anything else goes.
     print_step3(
