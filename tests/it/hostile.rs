@@ -61,6 +61,8 @@ const READS: &[(&str, &[&str])] = &[
             "app.service_principal_id",
             "secret.key_id",
             "secret.file",
+            "secret.sha256",
+            "secret.storage",
             "dynamics.url",
             "dynamics.application_user_id",
             "sync_filter.entities",

@@ -551,8 +551,14 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
                 }
                 // --dry-run: the plan holds the addPassword; every existing credential is "other".
                 Ok(None) => (String::new(), app, None),
-                Ok(Some((new, app_now))) => {
-                    ctx.doc.remove("secret.pending");
+                Ok(Some(steps::Added {
+                    new,
+                    app: app_now,
+                    tidy,
+                })) => {
+                    if tidy {
+                        ctx.doc.remove("secret.pending");
+                    }
                     steps::record(
                         &mut ctx.doc,
                         &steps::Recording {

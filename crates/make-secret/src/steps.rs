@@ -107,6 +107,15 @@ impl From<Error> for AddFailed {
     }
 }
 
+/// A saved new secret.
+pub(crate) struct Added {
+    pub new: NewSecret,
+    /// The app's credentials after the clean-up.
+    pub app: Application,
+    /// Whether the clean-up after a lost answer ran (otherwise the journal must stay).
+    pub tidy: bool,
+}
+
 /// Adds the credential, saves it, and converges after a lost answer. Returns the new credential
 /// and the app's credentials after the clean-up, or `None` in `--dry-run`.
 ///
@@ -118,7 +127,7 @@ pub(crate) async fn add_secret(
     add: &Add<'_>,
     lifetime: Lifetime,
     retry: &[String],
-) -> std::result::Result<Option<(NewSecret, Application)>, AddFailed> {
+) -> std::result::Result<Option<Added>, AddFailed> {
     let answer = match g.add_password(&app.id, &add.name, &rfc3339(add.end)).await {
         Ok(Some(v)) => v,
         Ok(None) => {
@@ -175,7 +184,8 @@ pub(crate) async fn add_secret(
             },
             Err(r) => AddFailed {
                 error: e.with_hint(format!(
-                    "removing the new credential {key} failed too ({r}); re-run make-secret: it removes it"
+                    "removing the new credential {key} failed too ({r}); choose a writable --secret-file and re-run: the next run removes it ({})",
+                    ctx.command("make-secret", &[])
                 )),
                 clean: false,
             },
@@ -191,16 +201,22 @@ pub(crate) async fn add_secret(
     ));
     // The secret is saved: from here on nothing may fail the run, or the next run would find no
     // key id in the document and add yet another credential.
-    let app_now = match remove_tagged(ctx, g, &app.id, &add.tag, Some(&key)).await {
-        Ok(a) => a,
+    let (app_now, tidy) = match remove_tagged(ctx, g, &app.id, &add.tag, Some(&key)).await {
+        Ok(a) => (a, true),
         Err(e) => {
+            // The journal stays, so the next run finds this run's leftovers by its tag.
             ctx.warn(&format!(
-                "the new secret is saved, but looking for leftover credentials of this run failed ({e}); run make-secret again later to clean up"
+                "the new secret is saved, but looking for leftover credentials of this run failed ({e}); the next run removes them: {}",
+                ctx.command("make-secret", &[])
             ));
-            app.clone()
+            (app.clone(), false)
         }
     };
-    Ok(Some((new, app_now)))
+    Ok(Some(Added {
+        new,
+        app: app_now,
+        tidy,
+    }))
 }
 
 /// Graph's refusals of `addPassword`, with what to do about them. A lifetime the tenant's app
