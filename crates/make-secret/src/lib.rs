@@ -8,8 +8,9 @@
 //!
 //! The run goes by stage, one file each: `input` (flags and document, checked before any
 //! request), `secret_file` (what the file holds, decided locally; the only writes to it),
-//! `discovery` (the app's live credentials and what they prove), `steps` (adding), `removal`
-//! (orphans of an interrupted run, `--revoke-others`, `--retire-old`, `--forget-file`).
+//! `discovery` (the app, and which live credentials are this setup's), `plan` (keep, adopt or
+//! add), `steps` (adding), `removal` (orphans of an interrupted run, `--revoke-others`,
+//! `--retire-old`, `--forget-file`); this file holds the flags and runs the stages in order.
 //!
 //! What "already done" means (design.md, "Idempotency keys"): the document's `secret.key_id`
 //! still exists on the app, its file holds the recorded secret, and the credential lives longer
@@ -81,13 +82,14 @@ use s2s_graph::{Graph, RunTag};
 mod discovery;
 mod input;
 mod lifetime;
+mod plan;
 mod removal;
 mod secret_file;
 mod steps;
 
 pub use lifetime::{Lifetime, parse_lifetime};
 
-use discovery::{Kept, Plan};
+use plan::{Kept, Plan};
 use secret_file::{Saved, shown};
 
 /// The help's closing part: examples and the keys, then the exit codes from core's one table.
@@ -279,6 +281,26 @@ pub fn main() -> std::process::ExitCode {
     s2s_core::run::main::<Cli, _>(run)
 }
 
+/// The secret file of this run and what it holds.
+struct Target {
+    /// Absolute.
+    path: PathBuf,
+    /// For messages (control characters escaped).
+    shown: String,
+    /// As the document records it (by name beside the `--state` file).
+    text: String,
+    /// False for a secret kept outside a file (`secret.storage: external`, no `--secret-file`).
+    use_file: bool,
+    saved: Saved,
+}
+
+/// When a new secret would end, and before when the current one must be renewed.
+struct Times {
+    now: OffsetDateTime,
+    end: OffsetDateTime,
+    renew_before: OffsetDateTime,
+}
+
 async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
     // Everything that can be wrong with the input is found before the first request.
     let input = input::read(ctx, &cli)?;
@@ -290,17 +312,7 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
         (Some(f), true) => Some(secret_file::classify(f, &input.record, what)?),
         _ => None,
     };
-    let now = OffsetDateTime::now_utc();
-    let end = input
-        .lifetime
-        .after(now)
-        .ok_or_else(|| Error::usage(format!("--expires-in {} is out of range", input.lifetime)))?;
-    let renew_before = cli.min_validity.after(now).ok_or_else(|| {
-        Error::usage(format!(
-            "--min-validity {} is out of range",
-            cli.min_validity
-        ))
-    })?;
+    let times = times(&cli, &input)?;
     // Retiring is checked before any request, unless the file can be named only by the app's
     // client id (then right after the app is read, still before any write).
     let retire_now = cli.retiring() && (saved.is_some() || !use_file);
@@ -324,7 +336,7 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
             "no secret is recorded (secret.key_id): there is no file to forget",
         ));
     }
-    if end <= renew_before && !cli.retiring() && !cli.forget_file {
+    if times.end <= times.renew_before && !cli.retiring() && !cli.forget_file {
         let from = if cli.expires_in.is_some() {
             "--expires-in"
         } else {
@@ -336,28 +348,34 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
         ));
     }
 
-    let g = Graph::new(&ctx.http);
-    let app = discovery::read_app(ctx, &g, &input, cli.client_id.as_deref()).await?;
-    let file = input.file.clone().unwrap_or_else(|| {
+    let app = {
+        let g = Graph::new(&ctx.http);
+        discovery::read_app(ctx, &g, &input, cli.client_id.as_deref()).await?
+    };
+    let path = input.file.clone().unwrap_or_else(|| {
         ctx.default_dir()
             .join(format!("marketo-s2s-{}.secret", app.app_id))
     });
-    let file = std::path::absolute(&file).unwrap_or(file);
+    let path = std::path::absolute(&path).unwrap_or(path);
     if saved.is_none() && use_file {
         // Named only now (by the client id): still before any write.
-        input::check_secret_path(&file, what)?;
-        saved = Some(secret_file::classify(&file, &input.record, what)?);
+        input::check_secret_path(&path, what)?;
+        saved = Some(secret_file::classify(&path, &input.record, what)?);
     }
-    let file_shown = shown(&file);
-    let rotate_hint = ctx.command("make-secret", &["--rotate"]);
+    let target = Target {
+        shown: shown(&path),
+        text: ctx.doc_path_text(&path),
+        path,
+        use_file,
+        saved: saved.unwrap_or(Saved::Absent),
+    };
 
     if cli.forget_file {
         let saved_here = input
             .record
             .file
             .as_deref()
-            .map(|f| secret_file::classify(f, &input.record, what).ok())
-            .unwrap_or(None);
+            .and_then(|f| secret_file::classify(f, &input.record, what).ok());
         return removal::forget_file(
             ctx,
             &app,
@@ -371,8 +389,8 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
             retire_targets = removal::retire_targets(
                 ctx,
                 &input,
-                saved.as_ref(),
-                &file_shown,
+                Some(&target.saved),
+                &target.shown,
                 cli.retire_old,
                 &cli.retire,
             )?;
@@ -380,210 +398,273 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
                 return Ok(());
             }
         }
-        if use_file {
-            secret_file::ensure_private(ctx, &file, &rotate_hint);
+        if target.use_file {
+            let rotate_hint = ctx.command("make-secret", &["--rotate"]);
+            secret_file::ensure_private(ctx, &target.path, &rotate_hint);
         }
-        let at = removal::secret_at(use_file.then_some(file.as_path()));
+        let at = removal::secret_at(target.use_file.then_some(target.path.as_path()));
+        let saved = target.use_file.then_some(&target.saved);
         return removal::retire(
             ctx,
             &app,
             &input,
-            saved.as_ref(),
+            saved,
             &retire_targets,
-            renew_before,
+            times.renew_before,
             &at,
             &cli.retire,
             cli.yes,
         )
         .await;
     }
+    ensure(ctx, &cli, &input, app, &target, &times).await
+}
 
-    let saved = saved.unwrap_or(Saved::Absent);
-    let judged = discovery::judge(&app, &input, &saved, &file_shown, use_file, renew_before)?;
+/// The new secret's end, and the renewal threshold, from now.
+fn times(cli: &Cli, input: &input::Input) -> Result<Times> {
+    let now = OffsetDateTime::now_utc();
+    let end = input
+        .lifetime
+        .after(now)
+        .ok_or_else(|| Error::usage(format!("--expires-in {} is out of range", input.lifetime)))?;
+    let renew_before = cli.min_validity.after(now).ok_or_else(|| {
+        Error::usage(format!(
+            "--min-validity {} is out of range",
+            cli.min_validity
+        ))
+    })?;
+    Ok(Times {
+        now,
+        end,
+        renew_before,
+    })
+}
+
+/// The default run: judge the live credentials against the document and the file, finish an
+/// interrupted run, keep or add, then report (or with `--revoke-others` remove) the others.
+async fn ensure(
+    ctx: &mut Ctx,
+    cli: &Cli,
+    input: &input::Input,
+    app: s2s_graph::Application,
+    target: &Target,
+    times: &Times,
+) -> Result<()> {
+    let judged = plan::judge(
+        &app,
+        input,
+        &target.saved,
+        &target.shown,
+        target.use_file,
+        times.renew_before,
+    )?;
     let app = if judged.orphans.is_empty() {
         app
     } else {
-        removal::remove_orphans(ctx, &g, app, &judged.orphans, &input).await?
+        let g = Graph::new(&ctx.http);
+        removal::remove_orphans(ctx, &g, app, &judged.orphans, input).await?
     };
     if !ctx.dry_run() {
         // The interrupted run is accounted for: its secret adopted or its orphans removed.
         ctx.doc.remove("secret.pending");
     }
     let mut plan = judged.plan;
-    if let Plan::Keep(cred, Kept::FileMissing) = &plan {
-        if !cli.rotate {
-            if let (Some(typed), Some(live)) = (&cli.secret_file, &input.record.file) {
-                refuse_missing_secret_file(typed, &file, live, &input, cred, what)?;
-            }
-            ctx.warn(&format!(
-                "client secret {} (hint {}) is still on the app and valid until {}, but its file {file_shown} is missing; Marketo may be using it, so no new secret was added",
-                cred.key_id,
-                cred.hint.as_deref().unwrap_or("?"),
-                cred.end_date_time.as_deref().unwrap_or("?"),
-            ));
-            ctx.warn(&format!(
-                "to replace it, run {rotate_hint} (then update Marketo's step 3 and retire the old one); if the secret now lives in a vault, run {}",
-                ctx.command("make-secret", &["--forget-file"])
-            ));
+    if let (Plan::Keep(cred, Kept::FileMissing), false) = (&plan, cli.rotate) {
+        if let (Some(typed), Some(live)) = (&cli.secret_file, &input.record.file) {
+            refuse_missing_secret_file(typed, &target.path, live, input, cred)?;
         }
+        ctx.warn(&format!(
+            "client secret {} (hint {}) is still on the app and valid until {}, but its file {} is missing; Marketo may be using it, so no new secret was added",
+            cred.key_id,
+            cred.hint.as_deref().unwrap_or("?"),
+            cred.end_date_time.as_deref().unwrap_or("?"),
+            target.shown,
+        ));
+        ctx.warn(&format!(
+            "to replace it, run {} (then update Marketo's step 3 and retire the old one); if the secret now lives in a vault, run {}",
+            ctx.command("make-secret", &["--rotate"]),
+            ctx.command("make-secret", &["--forget-file"])
+        ));
     }
     if cli.rotate {
         plan = match plan {
-            // The interrupted run being finished was the rotation: nothing more to add.
-            Plan::Keep(
-                cred,
-                Kept::Adopted {
-                    replaced,
-                    interrupted: true,
-                },
-            ) => Plan::Keep(
-                cred,
-                Kept::Adopted {
-                    replaced,
-                    interrupted: true,
-                },
-            ),
-            Plan::Keep(cred, _) => Plan::Add {
-                why: format!("--rotate: replacing client secret {}", cred.key_id),
-                replaces: Some(cred),
-            },
-            add => add,
+            // Finishing the interrupted run was the rotation: nothing more to add.
+            Plan::Keep(cred, kept)
+                if !matches!(
+                    kept,
+                    Kept::Adopted {
+                        interrupted: true,
+                        ..
+                    }
+                ) =>
+            {
+                Plan::Add {
+                    why: format!("--rotate: replacing client secret {}", cred.key_id),
+                    replaces: Some(cred),
+                }
+            }
+            other => other,
         };
     }
-
-    let reveal = cli.reveal;
-    let file_text = ctx.doc_path_text(&file);
-    let (kept, app_now, new_previous) = match plan {
+    let (current, app, replaced) = match plan {
         Plan::Keep(cred, kept) => {
-            let value = match &saved {
-                Saved::Recorded(v) | Saved::RecordedHint(v) | Saved::Unrecorded(v) => Some(v),
-                _ => None,
-            };
-            let mut previous = None;
-            match &kept {
-                Kept::Saved => ctx.say(&format!(
-                    "client secret {} (hint {}) is on the app, saved in {file_shown} and valid until {}",
-                    cred.key_id,
-                    cred.hint.as_deref().unwrap_or("?"),
-                    cred.end_date_time.as_deref().unwrap_or("?")
-                )),
-                Kept::External => ctx.say(&format!(
-                    "client secret {} (hint {}) is on the app and valid until {}; it is kept outside a file (secret.storage: external)",
-                    cred.key_id,
-                    cred.hint.as_deref().unwrap_or("?"),
-                    cred.end_date_time.as_deref().unwrap_or("?")
-                )),
-                Kept::FileMissing => {}
-                Kept::Adopted {
-                    replaced,
-                    interrupted,
-                } => {
-                    ctx.say(&format!(
-                        "adopting client secret {} (hint {}): its value is already saved in {file_shown}{}",
-                        cred.key_id,
-                        cred.hint.as_deref().unwrap_or("?"),
-                        if *interrupted {
-                            " by a make-secret run that was interrupted before it recorded it"
-                        } else {
-                            ""
-                        }
-                    ));
-                    previous = replaced.clone();
-                }
-            }
-            let file_text = match kept {
-                Kept::External => None,
-                _ => Some(file_text.as_str()),
-            };
-            steps::record(
-                &mut ctx.doc,
-                &steps::Recording {
-                    cred: &cred,
-                    file_text,
-                    value,
-                    lifetime: None,
-                    reveal,
-                },
-            );
-            if value.is_some() {
-                secret_file::ensure_private(ctx, &file, &rotate_hint);
-            }
-            (cred.key_id, app, previous)
+            let replaced = keep(ctx, cli, &cred, kept, target);
+            (cred.key_id, app, replaced)
         }
-        Plan::Add { why, replaces } => {
-            if !use_file {
-                return Err(Error::usage(format!(
-                    "{why}, and the secret is kept outside a file (secret.storage: external): a new one needs a file to be saved to"
-                ))
-                .with_hint(format!(
-                    "run {}, then move the new secret to your vault and update Marketo",
-                    ctx.command("make-secret", &["--secret-file", "FILE"])
-                )));
-            }
-            let base = cli
-                .display_name
-                .as_deref()
-                .map(|n| n.trim().to_string())
-                .unwrap_or_else(|| format!("marketo-s2s make-secret {}", now.date()));
-            let tag = RunTag::fresh();
-            let add = steps::Add {
-                name: steps::credential_name(&base, input.setup.as_ref(), &tag),
-                tag,
-                end,
-                file: &file,
-                file_text: file_text.clone(),
-                why: &why,
-            };
-            // The value will exist only in this process: its file must be writable first.
-            s2s_core::fsutil::check_write_target(&file, what)?;
-            if !ctx.dry_run() {
-                let state = ctx.state_file().map(std::path::Path::to_path_buf);
-                steps::journal(&mut ctx.doc, state.as_deref(), &add)?;
-            }
-            let added =
-                steps::add_secret(ctx, &g, &app, &add, input.lifetime, &cli.own_flags()).await;
-            match added {
-                Err(f) => {
-                    if f.clean {
-                        ctx.doc.remove("secret.pending");
-                    }
-                    return Err(f.error);
-                }
-                // --dry-run: the plan holds the addPassword; every existing credential is "other".
-                Ok(None) => (String::new(), app, None),
-                Ok(Some(steps::Added {
-                    new,
-                    app: app_now,
-                    tidy,
-                })) => {
-                    if tidy {
-                        ctx.doc.remove("secret.pending");
-                    }
-                    steps::record(
-                        &mut ctx.doc,
-                        &steps::Recording {
-                            cred: &new.cred,
-                            file_text: Some(&file_text),
-                            value: Some(&new.value),
-                            lifetime: Some(input.lifetime),
-                            reveal,
-                        },
-                    );
-                    (new.cred.key_id, app_now, replaces)
-                }
-            }
-        }
+        Plan::Add { why, replaces } => match add(ctx, cli, input, &app, target, times, &why).await?
+        {
+            // --dry-run: the plan holds the addPassword; every existing credential is "other".
+            None => (String::new(), app, None),
+            Some((key, app_now)) => (key, app_now, replaces),
+        },
     };
-
-    if !reveal {
+    if !cli.reveal {
         // The value is in the document only when this run was asked to reveal it (a value
         // revealed by an earlier run must not ride along in later documents).
         ctx.doc.remove("secret.value");
     }
-    if let Some(old) = new_previous.filter(|o| !o.key_id.eq_ignore_ascii_case(&kept)) {
-        record_previous(ctx, &input, &app_now, &old, &kept, &file_shown);
+    if let Some(old) = replaced.filter(|o| !o.key_id.eq_ignore_ascii_case(&current)) {
+        record_previous(ctx, input, &app, &old, &current, &target.shown);
     }
-    removal::others(ctx, &app_now, &input, &kept, cli.revoke_others, cli.yes).await
+    removal::others(ctx, &app, input, &current, cli.revoke_others, cli.yes).await
+}
+
+/// Keeps a credential: says why, records it (with the fingerprint of the saved value), and
+/// restores 0600 on its file. Returns the credential it replaces as the one in use, when an
+/// adopted file took over from the recorded one.
+fn keep(
+    ctx: &mut Ctx,
+    cli: &Cli,
+    cred: &s2s_graph::PasswordCredential,
+    kept: Kept,
+    target: &Target,
+) -> Option<s2s_graph::PasswordCredential> {
+    let value = match &target.saved {
+        Saved::Recorded(v) | Saved::RecordedHint(v) | Saved::Unrecorded(v) => Some(v),
+        _ => None,
+    };
+    let (hint, until) = (
+        cred.hint.as_deref().unwrap_or("?"),
+        cred.end_date_time.as_deref().unwrap_or("?"),
+    );
+    let mut replaced = None;
+    match &kept {
+        Kept::Saved => ctx.say(&format!(
+            "client secret {} (hint {hint}) is on the app, saved in {} and valid until {until}",
+            cred.key_id, target.shown
+        )),
+        Kept::External => ctx.say(&format!(
+            "client secret {} (hint {hint}) is on the app and valid until {until}; it is kept outside a file (secret.storage: external)",
+            cred.key_id
+        )),
+        Kept::FileMissing => {}
+        Kept::Adopted {
+            replaced: r,
+            interrupted,
+        } => {
+            ctx.say(&format!(
+                "adopting client secret {} (hint {hint}): its value is already saved in {}{}",
+                cred.key_id,
+                target.shown,
+                if *interrupted {
+                    " by a make-secret run that was interrupted before it recorded it"
+                } else {
+                    ""
+                }
+            ));
+            replaced = r.clone();
+        }
+    }
+    let file_text = match kept {
+        Kept::External => None,
+        _ => Some(target.text.as_str()),
+    };
+    steps::record(
+        &mut ctx.doc,
+        &steps::Recording {
+            cred,
+            file_text,
+            value,
+            lifetime: None,
+            reveal: cli.reveal,
+        },
+    );
+    if value.is_some() {
+        let rotate_hint = ctx.command("make-secret", &["--rotate"]);
+        secret_file::ensure_private(ctx, &target.path, &rotate_hint);
+    }
+    replaced
+}
+
+/// Adds a credential and saves its value to the file: checks the file can be written, journals
+/// the add (`secret.pending`), adds, saves, records. Returns the new key id and the app's
+/// credentials after the add, or `None` in `--dry-run`.
+async fn add(
+    ctx: &mut Ctx,
+    cli: &Cli,
+    input: &input::Input,
+    app: &s2s_graph::Application,
+    target: &Target,
+    times: &Times,
+    why: &str,
+) -> Result<Option<(String, s2s_graph::Application)>> {
+    if !target.use_file {
+        return Err(Error::usage(format!(
+            "{why}, and the secret is kept outside a file (secret.storage: external): a new one needs a file to be saved to"
+        ))
+        .with_hint(format!(
+            "run {}, then move the new secret to your vault and update Marketo",
+            ctx.command("make-secret", &["--secret-file", "FILE"])
+        )));
+    }
+    let base = cli
+        .display_name
+        .as_deref()
+        .map(|n| n.trim().to_string())
+        .unwrap_or_else(|| format!("marketo-s2s make-secret {}", times.now.date()));
+    let tag = RunTag::fresh();
+    let add = steps::Add {
+        name: steps::credential_name(&base, input.setup.as_ref(), &tag),
+        tag,
+        end: times.end,
+        file: &target.path,
+        file_text: target.text.clone(),
+        why,
+    };
+    // The value will exist only in this process: its file must be writable before it is made.
+    s2s_core::fsutil::check_write_target(&target.path, input::what_names(cli))?;
+    if !ctx.dry_run() {
+        let state = ctx.state_file().map(std::path::Path::to_path_buf);
+        steps::journal(&mut ctx.doc, state.as_deref(), &add)?;
+    }
+    let added = {
+        let g = Graph::new(&ctx.http);
+        steps::add_secret(ctx, &g, app, &add, input.lifetime, &cli.own_flags()).await
+    };
+    let added = match added {
+        Err(f) => {
+            if f.clean {
+                ctx.doc.remove("secret.pending");
+            }
+            return Err(f.error);
+        }
+        Ok(None) => return Ok(None),
+        Ok(Some(a)) => a,
+    };
+    if added.tidy {
+        ctx.doc.remove("secret.pending");
+    }
+    steps::record(
+        &mut ctx.doc,
+        &steps::Recording {
+            cred: &added.new.cred,
+            file_text: Some(&target.text),
+            value: Some(&added.new.value),
+            lifetime: Some(input.lifetime),
+            reveal: cli.reveal,
+        },
+    );
+    Ok(Some((added.new.cred.key_id, added.app)))
 }
 
 /// A new current secret replaced `old`, which Marketo may still use: it becomes
@@ -635,10 +716,9 @@ fn refuse_missing_secret_file(
     recorded: &std::path::Path,
     input: &input::Input,
     cred: &s2s_graph::PasswordCredential,
-    what: &str,
 ) -> Result<()> {
     let recorded = std::path::absolute(recorded).unwrap_or_else(|_| recorded.to_path_buf());
-    let holds_it = match secret_file::classify(&recorded, &input.record, what) {
+    let holds_it = match secret_file::classify(&recorded, &input.record, "secret.file") {
         Ok(Saved::Recorded(v) | Saved::RecordedHint(v)) => {
             discovery::hint_starts(cred, secrecy::ExposeSecret::expose_secret(&v))
         }

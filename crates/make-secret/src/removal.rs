@@ -1,4 +1,4 @@
-//! Stage 5, the steps that remove: an interrupted run's orphans, `--revoke-others`,
+//! Stage 6, the steps that remove: an interrupted run's orphans, `--revoke-others`,
 //! `--retire-old` / `--retire KEYID`, and `--forget-file` (which removes nothing on the tenant).
 //!
 //! A credential is removed only when its display name carries this setup's mark

@@ -1,4 +1,4 @@
-//! Stage 4, the steps that add: `addPassword`, saving the value, converging after a lost
+//! Stage 5, the steps that add: `addPassword`, saving the value, converging after a lost
 //! answer or an interrupted run, and recording the result in the document.
 //!
 //! `passwordCredentials` is never PATCHed (peers lose credentials that way, peers.md §9.2): only
