@@ -342,7 +342,7 @@ fn no_secret_in_any_output_through_the_secrets_whole_life() {
     let file = sim.path("marketo.secret");
     let mut out = String::new();
     let mut seen = vec![std::fs::read_to_string(&file).unwrap()];
-    let mut step = |args: &[&str], out: &mut String, seen: &mut Vec<String>| {
+    let step = |args: &[&str], out: &mut String, seen: &mut Vec<String>| {
         let mut a = vec!["--state", s, "-vv"];
         a.extend_from_slice(args);
         let r = sim.run("make-secret", &a, &Value::Null).ok();
