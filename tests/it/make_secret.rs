@@ -517,8 +517,13 @@ fn a_mistyped_secret_file_is_refused_naming_the_file_that_holds_the_live_secret(
     r.assert_stderr("--secret-file ./Marketo.secret does not exist")
         .assert_stderr(&old.display().to_string())
         .assert_stderr(doc["secret"]["key_id"].as_str().unwrap())
-        .assert_stderr(&format!("mv {} ./Marketo.secret", old.display()))
-        .assert_stderr("--rotate");
+        .assert_stderr(&format!(
+            "mv {} ./Marketo.secret && make-secret --state {s} --secret-file ./Marketo.secret;",
+            old.display()
+        ))
+        .assert_stderr(&format!(
+            "make-secret --state {s} --secret-file ./Marketo.secret --rotate"
+        ));
     assert!(!r.stderr.contains("nothing to change"), "{}", r.stderr);
     sim.assert_no_writes();
     assert_eq!(

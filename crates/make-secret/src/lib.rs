@@ -471,7 +471,7 @@ async fn ensure(
     let mut plan = judged.plan;
     if let (Plan::Keep(cred, Kept::FileMissing), false) = (&plan, cli.rotate) {
         if let (Some(typed), Some(live)) = (&cli.secret_file, &input.record.file) {
-            refuse_missing_secret_file(typed, &target.path, live, input, cred)?;
+            refuse_missing_secret_file(ctx, typed, &target.path, live, input, cred)?;
         }
         ctx.warn(&format!(
             "client secret {} (hint {}) is still on the app and valid until {}, but its file {} is missing; Marketo may be using it, so no new secret was added",
@@ -711,6 +711,7 @@ fn record_previous(
 /// any write) and says how to move the secret or make a new one there. `typed` is the flag as
 /// given (for the message), `given` the same file made absolute.
 fn refuse_missing_secret_file(
+    ctx: &Ctx,
     typed: &std::path::Path,
     given: &std::path::Path,
     recorded: &std::path::Path,
@@ -735,7 +736,10 @@ fn refuse_missing_secret_file(
         cred.hint.as_deref().unwrap_or("?"),
     ))
     .with_hint(format!(
-        "to keep the secret in the new place: mv {old} {new}, then pass --secret-file {new}; to make a new secret in {new}: add --rotate; to keep {old}: leave out --secret-file"
+        "to keep the secret in the new place: mv {old} {new} && {}; to make a new secret in {new}: {}; to keep {old}: {}",
+        ctx.command("make-secret", &["--secret-file", &new]),
+        ctx.command("make-secret", &["--secret-file", &new, "--rotate"]),
+        ctx.command("make-secret", &[])
     )))
 }
 
