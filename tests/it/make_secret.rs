@@ -357,7 +357,11 @@ fn a_tenant_lifetime_policy_refusal_quotes_the_policy_and_rotate_reuses_the_life
     let s = state.to_str().unwrap();
     std::fs::write(&state, registered(&sim).to_string()).unwrap();
     let r = sim
-        .run("make-secret", &["--state", s], &Value::Null)
+        .run(
+            "make-secret",
+            &["--state", s, "--timeout", "50s"],
+            &Value::Null,
+        )
         .code_is(4);
     r.assert_stderr("CredentialInvalidLifetimeAsPerAppPolicy")
         .assert_stderr("at most 100d (passwordLifetime P100D)");
@@ -376,7 +380,11 @@ fn a_tenant_lifetime_policy_refusal_quotes_the_policy_and_rotate_reuses_the_life
         .find(|l| l.starts_with("make-secret: hint:"))
         .unwrap();
     let cmd = &hint[hint.find(": run ").unwrap() + 6..];
-    assert_eq!(cmd, format!("make-secret --state {s} --expires-in 100d"));
+    // It carries --state and the flags of the run that printed it.
+    assert_eq!(
+        cmd,
+        format!("make-secret --state {s} --timeout 50s --expires-in 100d")
+    );
     let words: Vec<&str> = cmd.split_whitespace().skip(1).collect();
     sim.run("make-secret", &words, &Value::Null).ok();
     let doc: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
