@@ -3,14 +3,17 @@
 //!
 //! Checks (each with `id`, `name`, `ok`, `detail` and, when failing, `fix` — what to run):
 //! `app` (exists, single-tenant), `service-principal`, `consent` (AllPrincipals
-//! `user_impersonation`), `secret` (the document's key id exists on the app, its file is
-//! readable, it outlives `--warn-days`), `hrd-policy` (assigned when a domain is federated),
-//! `org-access` (the org answers WhoAmI for the admin), `marketo-solution` (installed; older than
-//! 4.0.0.14 is a warning: every syncing user then needs the role), `application-user` (exists,
-//! enabled), `sync-role` (holds Marketo Sync User), `role-holders` (from 4.0.0.14 on, a warning
-//! naming every other user who holds Marketo Sync User; `skip` for older solutions),
+//! `user_impersonation`), `secret` (the document's key id exists on the app, its file holds the
+//! recorded secret (`secret.sha256`) and is private to its owner, it outlives `--warn-days`),
+//! `hrd-policy` (assigned when a domain is federated; `skip` when none is, or when this sign-in
+//! cannot read it), `org-access` (the org answers WhoAmI for the admin), `marketo-solution`
+//! (installed; older than 4.0.0.14 is a warning: every syncing user then needs the role),
+//! `application-user` (exists, enabled), `sync-role` (holds Marketo Sync User), `role-holders`
+//! (from 4.0.0.14 on, a warning naming every other user who holds Marketo Sync User; `skip` for
+//! older solutions),
 //! `marketo-config` (the Default record's Marketo User is that user), `live-login` (the app's own
-//! secret obtains a token for the org and WhoAmI answers as the application user),
+//! secret obtains a token for the org and WhoAmI answers as the application user; `skip` for a
+//! secret recorded as kept outside a file, `secret.storage: "external"`),
 //! `sync-filter:<entity>` when the document asked for the filter field, and `published`
 //! (customizations were published after the last Dataverse change the document's `steps`
 //! record, and no publish is left `pending` — read from the document, the rule
@@ -31,7 +34,8 @@
 //! window ends.
 //!
 //! - Reads: `tenant.id`, `app.client_id`, `app.object_id`, `app.service_principal_id`,
-//!   `secret.key_id`, `secret.file`, `dynamics.url`, `dynamics.application_user_id`,
+//!   `secret.key_id`, `secret.file`, `secret.sha256`, `secret.storage`, `dynamics.url`,
+//!   `dynamics.application_user_id`,
 //!   `marketo_config.entity_set`, `marketo_config.record_id`, `marketo_config.user_lookup`,
 //!   `sync_filter.entities`, `steps.*`, `publish.status`, `publish.last_published_at`.
 //! - Writes: `dynamics.org_name` (the org's friendly name, once, from
@@ -160,6 +164,8 @@ impl Tool for Cli {
         ("app.service_principal_id", Key::Guid),
         ("secret.key_id", Key::Guid),
         ("secret.file", Key::Str),
+        ("secret.sha256", Key::Str),
+        ("secret.storage", Key::Str),
         ("dynamics.url", Key::Url),
         ("dynamics.username", Key::Str),
         ("dynamics.application_user_id", Key::Guid),
