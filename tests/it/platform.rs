@@ -1,35 +1,9 @@
 //! The Linux side of what differs between Linux and Windows (issue 23). The Windows side is
 //! `tests/windows`, run as Windows processes under Wine by `scripts/windows-check.sh`.
 
-use std::os::unix::fs::PermissionsExt;
-
 use serde_json::Value;
 
 use crate::common::*;
-
-fn failing(doc: &Value) -> Vec<String> {
-    doc["verify"]["checks"]
-        .as_array()
-        .expect("verify.checks")
-        .iter()
-        .filter(|c| c["ok"] == false)
-        .map(|c| c["id"].as_str().unwrap().to_string())
-        .collect()
-}
-
-#[test]
-fn verify_sync_fails_a_secret_file_others_can_read_and_says_how_to_fix_it() {
-    let sim = sim();
-    let doc = sim.setup_chain(&[]);
-    let secret = sim.path("marketo.secret");
-    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let r = sim.run("verify-sync", &["--settle", "0"], &doc).code_is(6);
-    assert_eq!(failing(&r.doc), ["secret"], "{}", r.stderr);
-    r.assert_stderr("is not private: mode 0644: group and others can read it");
-    r.assert_stderr(&format!("chmod 600 '{}'", secret.display()));
-    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
-    sim.run("verify-sync", &[], &doc).ok();
-}
 
 #[test]
 fn a_secret_file_recorded_on_windows_beside_the_state_file_is_found_here() {

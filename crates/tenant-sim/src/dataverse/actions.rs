@@ -5,8 +5,10 @@
 //!
 //! Facts from Microsoft Learn (learn.microsoft.com/power-apps/developer/data-platform/...):
 //! webapi/reference/whoami, webapi/reference/retrieveversion, webapi/reference/publishxml,
-//! webapi/reference/publishallxml, webapi/reference/publishallxmlasync, and "Asynchronous service"
-//! (asynchronous-service) for the system job's statecode and statuscode.
+//! webapi/reference/publishallxml, webapi/reference/publishallxmlasync, and the asyncoperation
+//! table reference (reference/entities/asyncoperation) for the system job's statecode and
+//! statuscode: 0/0 Ready, Waiting For Resources → 2/20 Locked, In Progress → 3/30 Completed,
+//! Succeeded (3/31 Failed).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +29,42 @@ pub(super) fn who_am_i(sim: &Sim, caller: &Caller) -> R {
         json!({
             "@odata.context": format!("{}{BASE}/$metadata#Microsoft.Dynamics.CRM.WhoAmIResponse", urls.dynamics),
             "BusinessUnitId": caller.bu, "UserId": caller.user_id, "OrganizationId": org
+        }),
+    ))
+}
+
+/// `GET RetrieveCurrentOrganization(AccessType=Microsoft.Dynamics.CRM.EndpointAccessType'Default')`:
+/// the org's `OrganizationDetail` (Learn, Web API reference "RetrieveCurrentOrganization
+/// Function" and the `OrganizationDetail` complex type). `AccessType` is required (not
+/// nullable); its values are Default, Internet and Intranet (`EndpointAccessType`).
+pub(super) fn retrieve_current_organization(sim: &Sim, call: &str) -> R {
+    let urls = sim.urls();
+    let access = call
+        .strip_prefix("RetrieveCurrentOrganization(AccessType=")
+        .and_then(|a| a.strip_suffix(')'))
+        .map(|a| a.trim_start_matches("Microsoft.Dynamics.CRM.EndpointAccessType"));
+    if !matches!(access, Some("'Default'" | "'Internet'" | "'Intranet'")) {
+        // UNVERIFIED: the exact code and wording for a missing or bad AccessType.
+        return Err(super::shared::error_reply(
+            400,
+            "0x80060888",
+            "The parameter 'AccessType' of RetrieveCurrentOrganization must be an EndpointAccessType: Default, Internet or Intranet.",
+        ));
+    }
+    let org = lock(&sim.tenant).dataverse.org_id.clone();
+    Ok(Reply::json(
+        200,
+        json!({
+            "@odata.context": format!("{}{BASE}/$metadata#Microsoft.Dynamics.CRM.RetrieveCurrentOrganizationResponse", urls.dynamics),
+            "Detail": {
+                "OrganizationId": org,
+                "FriendlyName": "Contoso",
+                "OrganizationVersion": "9.2.25041.00183",
+                "UniqueName": "contoso",
+                "UrlName": "contoso",
+                "State": "Enabled",
+                "Endpoints": {"Count": 1, "IsReadOnly": false, "Keys": ["WebApplication"], "Values": [urls.dynamics]}
+            }
         }),
     ))
 }
@@ -120,14 +158,28 @@ pub(super) async fn publish(sim: &Arc<Sim>, ctx: &Ctx, action: &str) -> R {
     if action == "PublishAllXmlAsync" {
         let id = new_guid();
         lock(&sim.tenant).dataverse.rows.entry("asyncoperation".into()).or_default().push(json!({
-            "asyncoperationid": id, "name": "Publish All Customizations", "operationtype": 10, "statecode": 0, "statuscode": 20,
+            "asyncoperationid": id, "name": "Publish All Customizations", "operationtype": 10, "statecode": 0, "statuscode": 0,
             "message": null, "createdon": rfc3339_secs(now_ms()) + "Z", "completedon": null
         }));
         let s2 = Arc::clone(sim);
         let id2 = id.clone();
         let failure = lock(&sim.fail_next_publish).take();
         tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(ms)).await;
+            // The asyncoperation table's states (Learn, "asyncoperation table/entity reference":
+            // learn.microsoft.com/power-apps/developer/data-platform/reference/entities/asyncoperation):
+            // a new job is Ready / Waiting For Resources (statecode 0, statuscode 0); running,
+            // Locked / In Progress (2, 20); done, Completed / Succeeded or Failed (3, 30 or 31).
+            tokio::time::sleep(Duration::from_millis(ms / 3)).await;
+            if let Some(r) = lock(&s2.tenant)
+                .dataverse
+                .rows
+                .get_mut("asyncoperation")
+                .and_then(|v| v.iter_mut().find(|r| r["asyncoperationid"] == json!(id2)))
+            {
+                r["statecode"] = json!(2);
+                r["statuscode"] = json!(20);
+            }
+            tokio::time::sleep(Duration::from_millis(ms - ms / 3)).await;
             {
                 let mut t = lock(&s2.tenant);
                 if let Some(r) = t
