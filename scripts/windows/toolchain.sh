@@ -31,8 +31,11 @@ win_install() {
 # cargo for Windows: Debian's compiler and cargo first, nightly-only -Zbuild-std allowed
 # (RUSTC_BOOTSTRAP), its own target dir (another compiler, std from source). WIN_BUILD_STD
 # names the std crates (default: std; a release with panic = "abort" adds panic_abort).
+# Usage: wcargo TARGET_DIR SUBCOMMAND ARGS... (the flags go right after the subcommand, so a
+# `-- ARGS` for clippy or the tests stays last).
 wcargo() {
-  local target_dir="$1"; shift
+  local target_dir="$1" sub="$2"; shift 2
   PATH="/usr/bin:$PATH" RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 CARGO_TERM_COLOR=never \
-    /usr/bin/cargo "$@" "-Zbuild-std=${WIN_BUILD_STD:-std}" --target "$WIN_TARGET" --target-dir "$target_dir"
+    /usr/bin/cargo "$sub" "-Zbuild-std=${WIN_BUILD_STD:-std}" --target "$WIN_TARGET" \
+    --target-dir "$target_dir" "$@"
 }

@@ -1,6 +1,9 @@
 //! Integration tests: every tool run as a real process against the in-process emulator
 //! (`tenant_sim::TestServer` on 127.0.0.1:0), never against the internet or a mock.
 
+// The suite drives the tools as a Unix shell does (modes, FIFOs, symlinks, /dev/null, bash
+// runbooks); the Windows side is tests/windows, run under Wine by scripts/windows-check.sh.
+#![cfg(unix)]
 // A test that cannot unwrap should fail loudly; that is what unwrap is for here.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
