@@ -26,5 +26,6 @@ mod set_hrd_policy;
 mod signin;
 mod strict;
 mod teardown;
+mod transport;
 mod usability;
 mod verify_sync;

@@ -26,6 +26,9 @@ pub struct Config {
     pub auth: Option<AuthSource>,
     pub login_client_id: String,
     pub ca_file: Option<PathBuf>,
+    /// Where `ca_file` came from, for messages: `--ca-file`, `REQUESTS_CA_BUNDLE` or
+    /// `SSL_CERT_FILE`.
+    pub ca_file_source: &'static str,
     pub timeout: Duration,
     pub deadline: Instant,
     pub dry_run: bool,
@@ -163,6 +166,22 @@ fn read_managed_identity() -> Result<ManagedIdentityEnv> {
     })
 }
 
+/// The extra roots to trust: `--ca-file` (or `MKTO_S2S_CA_FILE`), else the variables that Azure
+/// CLI and Python users already set for a TLS-inspecting proxy — `REQUESTS_CA_BUNDLE` (requests,
+/// so the Azure CLI), then `SSL_CERT_FILE` (OpenSSL). Their certificates are added to the web
+/// PKI roots, as `--ca-file`'s are.
+fn ca_file(args: &CommonArgs) -> (Option<PathBuf>, &'static str) {
+    if let Some(f) = &args.ca_file {
+        return (Some(f.clone()), "--ca-file");
+    }
+    for var in ["REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"] {
+        if let Some(v) = env_nonempty(var) {
+            return (Some(PathBuf::from(v)), var);
+        }
+    }
+    (None, "--ca-file")
+}
+
 fn token_cache_file() -> Option<PathBuf> {
     if let Some(p) = env_nonempty("MKTO_S2S_TOKEN_CACHE") {
         return Some(PathBuf::from(p));
@@ -264,12 +283,20 @@ impl Config {
         )?;
         let dynamics = flag_dynamics.or(doc_dynamics);
         let tenant = flag_tenant.or(doc_tenant);
-        if let Some(ca) = &args.ca_file {
+        let (ca_file, ca_file_source) = ca_file(args);
+        if let Some(ca) = &ca_file {
             if !ca.is_file() {
                 return Err(Error::usage(format!(
-                    "--ca-file {} is not a readable file",
-                    ca.display()
-                )));
+                    "{ca_file_source} {} is not a readable file",
+                    crate::output::sanitize(&ca.display().to_string())
+                ))
+                .with_hint(if ca_file_source == "--ca-file" {
+                    "give the PEM file of the root certificate to trust".to_string()
+                } else {
+                    format!(
+                        "point {ca_file_source} at a PEM bundle, unset it, or pass --ca-file (which takes precedence)"
+                    )
+                }));
             }
         }
         Ok(Config {
@@ -284,7 +311,8 @@ impl Config {
                 .login_client_id
                 .clone()
                 .unwrap_or_else(|| AZURE_CLI_CLIENT_ID.to_string()),
-            ca_file: args.ca_file.clone(),
+            ca_file,
+            ca_file_source,
             timeout,
             deadline: start + timeout,
             dry_run: args.dry_run,
