@@ -113,7 +113,11 @@ fn register(sim: &Sim, env: &[(&str, String)], args: &[&str]) -> Run {
 fn a_redirecting_token_endpoint_gets_no_secret_or_assertion_past_the_redirect() {
     let sim = sim();
     let token_file = sim.path("federated.jwt");
-    std::fs::write(&token_file, "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.federated-assertion").unwrap();
+    std::fs::write(
+        &token_file,
+        "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.federated-assertion",
+    )
+    .unwrap();
     for status in [307, 308, 302] {
         for (what, proof) in [
             (
@@ -183,7 +187,10 @@ fn a_redirecting_managed_identity_endpoint_gets_no_identity_header_past_the_redi
     )
     .code_is(3);
     let reached = target.requests();
-    assert!(reached.is_empty(), "the redirect was followed:\n{reached:#?}");
+    assert!(
+        reached.is_empty(),
+        "the redirect was followed:\n{reached:#?}"
+    );
     let sent = msi.requests();
     assert_eq!(sent.len(), 1, "{sent:#?}");
     assert!(sent[0].contains("identity-header-secret"), "{sent:#?}");
@@ -201,7 +208,11 @@ fn a_redirecting_api_gets_no_token_past_the_redirect() {
     let bin = sim.path("bin");
     std::fs::create_dir(&bin).unwrap();
     let az = bin.join("az");
-    std::fs::write(&az, "#!/bin/sh\necho '{\"accessToken\": \"az-token-value\"}'\n").unwrap();
+    std::fs::write(
+        &az,
+        "#!/bin/sh\necho '{\"accessToken\": \"az-token-value\"}'\n",
+    )
+    .unwrap();
     std::process::Command::new("chmod")
         .args(["+x", az.to_str().unwrap()])
         .status()
@@ -216,7 +227,10 @@ fn a_redirecting_api_gets_no_token_past_the_redirect() {
     )
     .code_is(4);
     let reached = target.requests();
-    assert!(reached.is_empty(), "the redirect was followed:\n{reached:#?}");
+    assert!(
+        reached.is_empty(),
+        "the redirect was followed:\n{reached:#?}"
+    );
     let sent = graph.requests();
     assert_eq!(sent.len(), 1, "no retry: {sent:#?}");
     assert!(sent[0].contains("Bearer az-token-value"), "{}", sent[0]);

@@ -419,12 +419,44 @@ fn same_org(a: &Url, b: &Url) -> bool {
         && a.port_or_known_default() == b.port_or_known_default()
 }
 
-/// The error for a value found neither in a flag nor in the document (exit 2).
+/// The error for a value found neither in a flag nor in the document (exit 2). The hint names
+/// the step that writes the key, as a command to paste (with this run's `--state` file).
 pub fn missing(what: &str, flag: &str, key: &str) -> Error {
-    Error::usage(format!(
+    let hint = match written_by(key) {
+        Some(step) => format!(
+            "{key} is written by {step}: run it first (`{}`), or pipe its output into this tool, or pass {flag}",
+            crate::hint::command_here(step, &[])
+        ),
+        None => format!("pass {flag}, or pipe the output of the previous step into this tool"),
+    };
+    let mut e = Error::usage(format!(
         "{what} is needed: pass {flag} or provide {key} in the state document"
     ))
-    .with_hint("pipe the output of the previous step into this tool, or pass the flag")
+    .with_hint(hint);
+    e.missing_value = true;
+    e
+}
+
+/// The step of the runbook that records a state-document key.
+pub fn written_by(key: &str) -> Option<&'static str> {
+    // The target (tenant.id, dynamics.url) comes from the flags before any step records it.
+    const WRITERS: &[(&str, Option<&str>)] = &[
+        ("tenant.", None),
+        ("dynamics.url", None),
+        ("app.", Some("register-app")),
+        ("consent", Some("grant-consent")),
+        ("secret", Some("make-secret")),
+        ("hrd_policy", Some("set-hrd-policy")),
+        ("dynamics.", Some("assign-role")),
+        ("marketo_config", Some("configure-marketo")),
+        ("publish", Some("publish-customizations")),
+        ("sync_filter", Some("add-sync-filter")),
+        ("verify", Some("verify-sync")),
+    ];
+    WRITERS
+        .iter()
+        .find(|(prefix, _)| key.starts_with(prefix))
+        .and_then(|(_, step)| *step)
 }
 
 /// `--dynamics-url` as people type it: `contoso.crm.dynamics.com` (no scheme) means https, and

@@ -27,7 +27,7 @@ pub fn confirm(tool: &str, question: &str, yes: bool, dry_run: bool) -> Result<b
         .open("/dev/tty")
         .map_err(|e| {
             Error::usage(format!("cannot ask for confirmation ({e})"))
-                .with_hint(format!("re-run {tool} with --yes"))
+                .with_hint(format!("re-run with --yes: {}", with_yes(tool)))
         })?;
     let mut w = &tty;
     let _ = write!(w, "{tool}: {question} Type yes to continue: ");
@@ -48,6 +48,17 @@ pub fn needs_yes(tool: &str, question: &str) -> Error {
         "{question} needs confirmation, and there is no terminal to ask on"
     ))
     .with_hint(format!(
-        "re-run {tool} with --yes to confirm, or with --dry-run to see what it would do"
+        "to confirm, re-run with --yes: {}; or add --dry-run to see what it would do",
+        with_yes(tool)
     ))
+}
+
+/// This run's command with `--yes` added, to paste.
+fn with_yes(tool: &str) -> String {
+    let same = crate::hint::same_command();
+    if same.is_empty() {
+        format!("{tool} --yes")
+    } else {
+        format!("{same} --yes")
+    }
 }
