@@ -111,11 +111,8 @@ impl Check {
 /// `<section>.checks` in the document, and returns the exit-6 error naming the failed checks when
 /// any failed (the caller adds its hint and anything else it owes before returning it).
 pub fn record(ctx: &mut Ctx, section: &str, checks: &[Check]) -> Option<Error> {
-    for c in checks {
-        ctx.say(&format!("[{}] {}: {}", c.status.mark(), c.name, c.detail));
-        if let Some(f) = &c.fix {
-            ctx.say(&format!("       fix: {f}"));
-        }
+    for line in lines(checks) {
+        ctx.say(&line);
     }
     let failed: Vec<&str> = checks
         .iter()
@@ -139,6 +136,27 @@ pub fn record(ctx: &mut Ctx, section: &str, checks: &[Check]) -> Option<Error> {
     })
 }
 
+/// The lines people read: one per check, each fix under its check — a fix that several checks
+/// share (one consent that adds three permissions) only under the first of them, and the later
+/// ones refer to it, so the list does not repeat a paragraph.
+pub fn lines(checks: &[Check]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut shown: Vec<(&str, &str)> = Vec::new();
+    for c in checks {
+        out.push(format!("[{}] {}: {}", c.status.mark(), c.name, c.detail));
+        if let Some(f) = &c.fix {
+            match shown.iter().find(|(fix, _)| *fix == f.as_str()) {
+                Some((_, first)) => out.push(format!("       fix: as for \"{first}\" above")),
+                None => {
+                    out.push(format!("       fix: {f}"));
+                    shown.push((f, &c.name));
+                }
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,5 +177,20 @@ mod tests {
             .collect();
         assert_eq!(words, ["ok", "warn", "skip", "fail"]);
         assert_eq!(checks[3].to_json()["fix"], "run x");
+    }
+
+    #[test]
+    fn a_shared_fix_is_printed_once_and_referred_to() {
+        let checks = [
+            Check::fail("a", "A", "missing P", "grant P and Q"),
+            Check::fail("b", "B", "missing Q", "grant P and Q"),
+            Check::fail("c", "C", "missing R", "grant R"),
+        ];
+        let text = lines(&checks).join("\n");
+        assert_eq!(text.matches("grant P and Q").count(), 1, "{text}");
+        assert!(text.contains("fix: as for \"A\" above"), "{text}");
+        assert!(text.contains("fix: grant R"), "{text}");
+        // The document keeps every check's own fix.
+        assert_eq!(checks[1].to_json()["fix"], "grant P and Q");
     }
 }

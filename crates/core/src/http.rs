@@ -433,7 +433,10 @@ impl Http {
                     start.elapsed().as_secs_f64(),
                     self.cfg.timeout
                 ))
-                .with_hint("the service is throttling or unavailable: re-run the same command later; it resumes where it stopped"));
+                .with_hint(format!(
+                    "the service is throttling or unavailable: re-run the same command later (it resumes where it stopped): {}",
+                    crate::hint::same_command()
+                )));
             }
             self.report.trace(
                 1,

@@ -18,6 +18,7 @@ pub mod guid;
 pub mod hint;
 pub mod http;
 pub mod interrupt;
+pub mod lifetime;
 pub mod odata;
 pub mod output;
 pub mod owed;

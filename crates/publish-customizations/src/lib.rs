@@ -339,9 +339,12 @@ async fn start_or_resume(ctx: &Ctx, dv: &Dataverse<'_>) -> Result<Job> {
                     ));
                     id
                 }
-                None => return Err(e.with_hint(
-                    "no publish job was found after the lost answer: re-run publish-customizations --async",
-                )),
+                None => {
+                    let again = ctx.command(NAME, &["--async"]);
+                    return Err(e.with_hint(format!(
+                        "no publish job was found after the lost answer: re-run {again}"
+                    )));
+                }
             }
         }
         Err(e) => return Err(e),
@@ -395,7 +398,10 @@ async fn wait_for_job(
             "the publish system job {id} {}",
             failure_text(&job)
         ))
-        .with_hint("see Settings > System Jobs in Dynamics for details, then re-run")),
+        .with_hint(format!(
+            "see Settings > System Jobs in Dynamics for details, then re-run: {}",
+            s2s_core::hint::same_command()
+        ))),
     }
 }
 
