@@ -25,6 +25,7 @@ mod publish_customizations;
 mod register_app;
 mod resume;
 mod runbook;
+mod runbooks;
 mod safety;
 mod set_hrd_policy;
 mod signin;
