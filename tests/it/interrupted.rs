@@ -283,3 +283,74 @@ fn ctrl_c_in_a_pipeline_hands_the_document_to_the_end_of_it() {
     assert_eq!(out["publish"]["status"], "pending");
     assert!(out["steps"].get("verify-sync").is_none(), "{verify_err}");
 }
+
+/// Ctrl-C at a confirmation prompt (teardown on a terminal) ends the run at once, as an
+/// interrupt: nothing is sent and the state file is untouched. (The caught signal used to leave
+/// the prompt waiting for Enter.)
+#[test]
+fn ctrl_c_at_a_confirmation_prompt_stops_at_once_and_sends_nothing() {
+    use std::io::{Read, Write};
+    let sim = sim();
+    let doc = registered(&sim);
+    let state = sim.path("state.json");
+    std::fs::write(&state, doc.to_string()).unwrap();
+    let before = std::fs::read(&state).unwrap();
+    sim.clear();
+    let tool = env!("CARGO_BIN_EXE_teardown");
+    let mut child = Command::new("script")
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", sim.dir())
+        .env("XDG_CACHE_HOME", sim.dir().join(".cache"))
+        .envs(sim.env())
+        .current_dir(sim.dir())
+        .args([
+            "-qec",
+            &format!("{tool} --state {}", state.display()),
+            "/dev/null",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let screen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let seen = screen.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 1024];
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            seen.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    let started = Instant::now();
+    while !screen.lock().unwrap().contains("Type yes to continue") {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no prompt:\n{}",
+            screen.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Ctrl-C on the terminal: the line discipline sends SIGINT to the tool.
+    child.stdin.as_mut().unwrap().write_all(b"\x03").unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait());
+    });
+    rx.recv_timeout(Duration::from_secs(10))
+        .expect("Ctrl-C at the prompt did not stop the tool")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let screen = screen.lock().unwrap().clone();
+    assert!(
+        screen.contains("teardown: error: interrupted (Ctrl-C) while waiting for the answer"),
+        "{screen}"
+    );
+    sim.assert_no_writes();
+    assert_eq!(std::fs::read(&state).unwrap(), before);
+}

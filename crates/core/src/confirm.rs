@@ -32,14 +32,58 @@ pub fn confirm(tool: &str, question: &str, yes: bool, dry_run: bool) -> Result<b
     let mut w = &tty;
     let _ = write!(w, "{tool}: {question} Type yes to continue: ");
     let _ = w.flush();
-    let mut answer = String::new();
-    std::io::BufReader::new(&tty)
-        .read_line(&mut answer)
-        .map_err(|e| Error::usage(format!("cannot read the answer from the terminal ({e})")))?;
+    // The answer is read on a thread of its own, so Ctrl-C at the prompt ends the run at once
+    // (as an interrupt, recording what was done) instead of waiting for Enter: the caught signal
+    // does not stop a read of the terminal.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut answer = String::new();
+        let read = std::io::BufReader::new(&tty)
+            .read_line(&mut answer)
+            .map(|_| answer);
+        let _ = tx.send(read);
+    });
+    let interrupted = || {
+        let _ = writeln!(std::io::stderr());
+        crate::interrupt::error("waiting for the answer at the prompt")
+    };
+    let answer = loop {
+        if crate::interrupt::signalled().is_some() {
+            return Err(interrupted());
+        }
+        match rx.recv_timeout(std::time::Duration::from_millis(100)) {
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                break Err(std::io::Error::other("the terminal closed"));
+            }
+            Ok(read) => {
+                // A read that ended without a whole line (the terminal's input flushed by
+                // Ctrl-C) may be a moment ahead of the signal: give it that moment.
+                let whole = matches!(&read, Ok(line) if line.ends_with('\n'));
+                if !whole && waited_for_signal() {
+                    return Err(interrupted());
+                }
+                break read;
+            }
+        }
+    }
+    .map_err(|e| Error::usage(format!("cannot read the answer from the terminal ({e})")))?;
     Ok(matches!(
         answer.trim().to_ascii_lowercase().as_str(),
         "y" | "yes"
     ))
+}
+
+/// Waits up to a third of a second for a signal; whether one arrived.
+fn waited_for_signal() -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < std::time::Duration::from_millis(300) {
+        if crate::interrupt::signalled().is_some() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    false
 }
 
 /// The refusal off a terminal: nothing is sent (exit 2).
