@@ -64,6 +64,7 @@ param(
   [string]$ConfigEntitySet,
   [string]$UserLookup,
   [string]$UserNavProperty,
+  [switch]$ReplaceSyncUser,
   [switch]$Async,
   [string]$PublishTimeout,
   [string]$WarnDays
@@ -103,6 +104,7 @@ $PassTable = @(
   @("ConfigEntitySet", "configure-marketo",       "--config-entity-set"),
   @("UserLookup",      "configure-marketo",       "--user-lookup"),
   @("UserNavProperty", "configure-marketo",       "--user-nav-property"),
+  @("ReplaceSyncUser", "configure-marketo",       "--replace-sync-user"),
   @("Async",           "publish-customizations",  "--async"),
   @("PublishTimeout",  "publish-customizations",  "--publish-timeout"),
   @("WarnDays",        "verify-sync",             "--warn-days")

@@ -18,7 +18,7 @@
 #   (make-secret); --hrd-mode MODE (set-hrd-policy --mode), --replace (set-hrd-policy);
 #   --role NAME (assign-role and verify-sync; repeatable), --business-unit, --purge-deleted
 #   (assign-role); --record-name, --config-entity, --config-entity-set, --user-lookup,
-#   --user-nav-property (configure-marketo); --async, --publish-timeout
+#   --user-nav-property, --replace-sync-user (configure-marketo); --async, --publish-timeout
 #   (publish-customizations); --warn-days N (verify-sync). A mistyped option is refused with the
 #   nearest one suggested.
 #
@@ -78,6 +78,7 @@ PASS_TABLE='
 --config-entity-set 1 configure-marketo        --config-entity-set
 --user-lookup       1 configure-marketo        --user-lookup
 --user-nav-property 1 configure-marketo        --user-nav-property
+--replace-sync-user 0 configure-marketo        --replace-sync-user
 --async             0 publish-customizations   --async
 --publish-timeout   1 publish-customizations   --publish-timeout
 --warn-days         1 verify-sync              --warn-days

@@ -2,8 +2,7 @@
 //! calendar arithmetic, and the tenant policy's ISO 8601 maximum (`P180D`) turned into the same
 //! syntax, so the error that quotes it can be pasted. Shared by make-secret, which creates the
 //! secret, and preflight, which checks the lifetime the runbook will ask for against the
-//! tenant's policy before any write (the same text as make-secret's own module on the `secrets`
-//! branch, which can become `pub use s2s_core::lifetime::*` once both are in).
+//! tenant's policy before any write.
 
 use std::fmt;
 

@@ -378,20 +378,25 @@ async fn consent(env: &Env<'_>, shared: &Shared) -> Result<Check> {
     )
 }
 
-/// `secret`: the document's key id is on the app, its file is readable, and it outlives
-/// `--warn-days`.
+/// `secret`: the document's key id is on the app, its file holds the recorded secret (its
+/// SHA-256 is `secret.sha256`; an older document: it starts with the credential's hint) and is
+/// private to its owner (0600), and it outlives `--warn-days`. A secret kept outside a file
+/// (`secret.storage: "external"`, `make-secret --forget-file`) is checked on the app only.
+/// Every fix is a command to paste, naming the step that repairs what is wrong.
 async fn secret(env: &Env<'_>, shared: &Shared) -> Result<Check> {
     let (id, name) = (
         "secret",
         "client secret exists, is saved and is not about to expire",
     );
     let input = env.input;
+    let ctx = env.ctx;
+    let make_secret = |args: &[&str]| ctx.command("make-secret", args);
     let Some(key_id) = &input.key_id else {
         return Ok(Check::fail(
             id,
             name,
             "the document has no secret.key_id",
-            "make-secret",
+            make_secret(&[]),
         ));
     };
     let Ok(Some(app)) = shared.app(env).await? else {
@@ -399,7 +404,11 @@ async fn secret(env: &Env<'_>, shared: &Shared) -> Result<Check> {
             id,
             name,
             "the app could not be read",
-            "register-app, then make-secret",
+            format!(
+                "{}, then {}",
+                ctx.command("register-app", &[]),
+                make_secret(&[])
+            ),
         ));
     };
     let Some(cred) = app.password_credential(key_id) else {
@@ -407,20 +416,86 @@ async fn secret(env: &Env<'_>, shared: &Shared) -> Result<Check> {
             id,
             name,
             format!("key {key_id} is no longer on the app"),
-            "make-secret",
+            make_secret(&[]),
         ));
     };
-    let Some(file) = &input.secret_file else {
-        return Ok(Check::fail(
-            id,
-            name,
-            "the document has no secret.file",
-            "make-secret",
-        ));
+    // A file that holds no usable secret of this key: a new one (then Marketo), or, when the
+    // secret now lives elsewhere, recording that.
+    let elsewhere = || {
+        format!(
+            "{} for a new secret (then update Marketo), or {} if the secret is kept elsewhere (a vault)",
+            make_secret(&["--rotate"]),
+            make_secret(&["--forget-file"])
+        )
     };
-    if let Err(why) = read_secret_file(file) {
-        return Ok(Check::fail(id, name, why, "make-secret"));
-    }
+    let saved_in = match &input.secret_file {
+        None if kept_outside_a_file(ctx) => {
+            "kept outside a file (secret.storage: external)".to_string()
+        }
+        None => {
+            return Ok(Check::fail(
+                id,
+                name,
+                "the document has no secret.file",
+                elsewhere(),
+            ));
+        }
+        Some(file) => {
+            let shown = s2s_core::output::sanitize(&file.display().to_string()).into_owned();
+            if !file.exists() {
+                return Ok(Check::fail(
+                    id,
+                    name,
+                    format!("{shown} is missing"),
+                    elsewhere(),
+                ));
+            }
+            let value = match read_secret_file(file) {
+                Ok(v) => v,
+                Err(why) => return Ok(Check::fail(id, name, why, make_secret(&[]))),
+            };
+            let recorded = ctx.doc.get_str("secret.sha256").ok().flatten();
+            let text = secrecy::ExposeSecret::expose_secret(&value);
+            match recorded {
+                Some(sha)
+                    if !sha.eq_ignore_ascii_case(&s2s_core::fsutil::secret_sha256(&value)) =>
+                {
+                    return Ok(Check::fail(
+                        id,
+                        name,
+                        format!(
+                            "{shown} does not hold the recorded secret (its SHA-256 differs from secret.sha256): it was changed or damaged; make-secret saves a new secret there (then update Marketo)"
+                        ),
+                        make_secret(&[]),
+                    ));
+                }
+                None if !cred.hint.as_deref().is_some_and(|h| text.starts_with(h)) => {
+                    return Ok(Check::fail(
+                        id,
+                        name,
+                        format!(
+                            "{shown} does not hold the secret of key {key_id} (hint {})",
+                            cred.hint.as_deref().unwrap_or("?")
+                        ),
+                        format!(
+                            "point secret.file at the file make-secret wrote, or move {shown} away and run {}",
+                            make_secret(&["--rotate"])
+                        ),
+                    ));
+                }
+                _ => {}
+            }
+            if let Err(why) = s2s_core::fsutil::check_private(file) {
+                return Ok(Check::fail(
+                    id,
+                    name,
+                    format!("{shown} is not private to its owner ({why})"),
+                    make_secret(&[]),
+                ));
+            }
+            format!("in {shown}")
+        }
+    };
     let warn_days = env.warn_days;
     Ok(match cred.expires_at() {
         Some(end) => {
@@ -430,10 +505,10 @@ async fn secret(env: &Env<'_>, shared: &Shared) -> Result<Check> {
                     id,
                     name,
                     format!(
-                        "key {key_id} expires in {} day(s), within --warn-days {warn_days}",
+                        "key {key_id} expires in {} day(s), within --warn-days {warn_days}; make-secret adds a fresh secret (re-enter it in Marketo, then retire the old one)",
                         left.whole_days().max(0)
                     ),
-                    "make-secret (it adds a fresh secret; re-enter it in Marketo)",
+                    make_secret(&[]),
                 )
             } else {
                 Check::pass(
@@ -442,9 +517,8 @@ async fn secret(env: &Env<'_>, shared: &Shared) -> Result<Check> {
                     // Rounded for people: a secret made with --expires-in 90d reads "in 90
                     // days" a minute later, not 89 (the --warn-days test above counts whole days).
                     format!(
-                        "key {key_id} ({}…) in {}, expires {} (in {} days)",
+                        "key {key_id} ({}…) {saved_in}, expires {} (in {} days)",
                         cred.hint.as_deref().unwrap_or(""),
-                        file.display(),
                         end.date(),
                         (left + time::Duration::hours(12)).whole_days()
                     ),
@@ -455,9 +529,14 @@ async fn secret(env: &Env<'_>, shared: &Shared) -> Result<Check> {
             id,
             name,
             format!("key {key_id} has no readable end date"),
-            "make-secret",
+            make_secret(&[]),
         ),
     })
+}
+
+/// The document says the secret is kept outside a file on purpose (`make-secret --forget-file`).
+fn kept_outside_a_file(ctx: &Ctx) -> bool {
+    ctx.doc.get_str("secret.storage").ok().flatten() == Some("external")
 }
 
 /// `hrd-policy`: when a domain is federated, the service principal has an
@@ -739,31 +818,59 @@ fn read_secret_file(file: &std::path::Path) -> std::result::Result<SecretString,
 }
 
 /// `live-login`: Marketo's own test — the app's secret obtains a token for the org, and WhoAmI
-/// answers as the application user (design.md, verify-sync).
+/// answers as the application user (design.md, verify-sync). A secret kept outside a file
+/// (`secret.storage: "external"`) cannot be tested from here unless `--secret-file` names a copy:
+/// `skip`, not a failure whose fix could change nothing.
 async fn live_login(env: &Env<'_>, shared: &Shared) -> Result<Check> {
     let (id, name) = (
         "live-login",
         "the app's own secret signs in to the org as the application user",
     );
     let input = env.input;
+    let ctx = env.ctx;
+    let rotate = || {
+        format!(
+            "{} for a new secret (then update Marketo), or {} if the secret is kept elsewhere (a vault)",
+            ctx.command("make-secret", &["--rotate"]),
+            ctx.command("make-secret", &["--forget-file"])
+        )
+    };
     let Some(file) = &input.secret_file else {
+        if kept_outside_a_file(ctx) {
+            return Ok(Check::skip(
+                id,
+                name,
+                "the secret is kept outside a file (secret.storage: external); to test it, pass --secret-file with a copy, or run Marketo's Validate Sync",
+            ));
+        }
         return Ok(Check::fail(
             id,
             name,
             "no secret file to test with",
-            "make-secret",
+            rotate(),
         ));
     };
     let secret = match read_secret_file(file) {
         Ok(s) => s,
-        Err(why) => return Ok(Check::fail(id, name, why, "make-secret")),
+        Err(_) if !file.exists() => {
+            return Ok(Check::fail(
+                id,
+                name,
+                format!(
+                    "{} is missing",
+                    s2s_core::output::sanitize(&file.display().to_string())
+                ),
+                rotate(),
+            ));
+        }
+        Err(why) => return Ok(Check::fail(id, name, why, ctx.command("make-secret", &[]))),
     };
     let who = format!(
         "the Marketo app {} and its secret in {}",
         input.client_id,
         file.display()
     );
-    let http = &env.ctx.http;
+    let http = &ctx.http;
     let org = env.dv.org();
     let token = match s2s_core::auth::client_credentials(http, &input.client_id, &secret, org, &who)
         .await
@@ -774,11 +881,14 @@ async fn live_login(env: &Env<'_>, shared: &Shared) -> Result<Check> {
             return Ok(Check::fail(
                 id,
                 name,
-                e.to_string(),
-                "make-secret (the saved secret is not accepted)",
+                format!(
+                    "{e}; the saved secret is not accepted: make-secret --rotate saves a new one (then update Marketo)"
+                ),
+                ctx.command("make-secret", &["--rotate"]),
             ));
         }
     };
+    let assign_role = || ctx.command("assign-role", &[]);
     let as_app = Dataverse::new(http, org).with_token(token);
     Ok(match as_app.who_am_i().await {
         Ok(w)
@@ -796,14 +906,14 @@ async fn live_login(env: &Env<'_>, shared: &Shared) -> Result<Check> {
                 "WhoAmI answered user {}, not the application user",
                 w.user_id
             ),
-            "assign-role",
+            assign_role(),
         ),
         Err(e) if e.kind == Kind::Timeout => return Err(e),
         Err(e) => Check::fail(
             id,
             name,
-            e.to_string(),
-            "assign-role (an enabled application user is needed)",
+            format!("{e}; an enabled application user is needed"),
+            assign_role(),
         ),
     })
 }

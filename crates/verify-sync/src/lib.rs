@@ -3,12 +3,14 @@
 //!
 //! Checks (each with `id`, `name`, `ok`, `detail` and, when failing, `fix` — what to run):
 //! `app` (exists, single-tenant), `service-principal`, `consent` (AllPrincipals
-//! `user_impersonation`), `secret` (the document's key id exists on the app, its file is
-//! readable, it outlives `--warn-days`), `hrd-policy` (assigned when a domain is federated),
+//! `user_impersonation`), `secret` (the document's key id exists on the app, its file holds the
+//! recorded secret (`secret.sha256`) and is private to its owner, it outlives `--warn-days`),
+//! `hrd-policy` (assigned when a domain is federated),
 //! `org-access` (the org answers WhoAmI for the admin), `marketo-solution` (installed, at least
 //! 4.0.0.14), `application-user` (exists, enabled), `sync-role` (holds Marketo Sync User),
 //! `marketo-config` (the Default record's Marketo User is that user), `live-login` (the app's own
-//! secret obtains a token for the org and WhoAmI answers as the application user),
+//! secret obtains a token for the org and WhoAmI answers as the application user; `skip` for a
+//! secret recorded as kept outside a file, `secret.storage: "external"`),
 //! `sync-filter:<entity>` when the document asked for the filter field, and `published`
 //! (customizations were published after the last Dataverse change the document's `steps`
 //! record, and no publish is left `pending` — read from the document, the rule
@@ -21,7 +23,8 @@
 //! window ends.
 //!
 //! - Reads: `tenant.id`, `app.client_id`, `app.object_id`, `app.service_principal_id`,
-//!   `secret.key_id`, `secret.file`, `dynamics.url`, `dynamics.application_user_id`,
+//!   `secret.key_id`, `secret.file`, `secret.sha256`, `secret.storage`, `dynamics.url`,
+//!   `dynamics.application_user_id`,
 //!   `marketo_config.entity_set`, `marketo_config.record_id`, `marketo_config.user_lookup`,
 //!   `sync_filter.entities`, `steps.*`, `publish.status`, `publish.last_published_at`.
 //! - Writes: `verify.ok`, `verify.at`, `verify.checks`, `verify.marketo_step3` (`dynamics_url`,
@@ -119,6 +122,8 @@ impl Tool for Cli {
         ("app.service_principal_id", Key::Guid),
         ("secret.key_id", Key::Guid),
         ("secret.file", Key::Str),
+        ("secret.sha256", Key::Str),
+        ("secret.storage", Key::Str),
         ("dynamics.url", Key::Url),
         ("dynamics.username", Key::Str),
         ("dynamics.application_user_id", Key::Guid),
