@@ -146,7 +146,9 @@ function From-Where($flag, $flagName, $fromDoc, $envName) {
   if ($e) { return "$e (from $envName in the environment)" }
   return "not given"
 }
-$signIn = if ($Auth) { "-Auth $Auth" } elseif ($env:MKTO_S2S_AUTH) { "--auth $($env:MKTO_S2S_AUTH) (from MKTO_S2S_AUTH)" } elseif ($env:AZURE_CLIENT_ID) { "service principal $($env:AZURE_CLIENT_ID) (AZURE_CLIENT_ID in the environment)" } elseif ($env:IDENTITY_ENDPOINT) { "managed identity (IDENTITY_ENDPOINT)" } else { "the token cache, az or a device code, whichever works first" }
+if ($docTenant -and $doc.tenant.domain) { $docTenant = "$($doc.tenant.domain) $docTenant" }
+if ($docOrg -and $doc.dynamics.org_name) { $docOrg = "$docOrg ($($doc.dynamics.org_name))" }
+$signIn = if ($Auth) { "-Auth $Auth" } elseif ($env:MKTO_S2S_AUTH) { "--auth $($env:MKTO_S2S_AUTH) (from MKTO_S2S_AUTH)" } elseif ($doc.sign_in.method) { "$($doc.sign_in.method) $($doc.sign_in.client_id) (the state file's sign_in)" } elseif ($env:AZURE_CLIENT_ID) { "service principal $($env:AZURE_CLIENT_ID) (AZURE_CLIENT_ID in the environment)" } elseif ($env:IDENTITY_ENDPOINT) { "managed identity (IDENTITY_ENDPOINT)" } else { "the token cache, az or a device code, whichever works first" }
 $stateShown = if (Test-Path $State -PathType Leaf) { $State } else { "$State (new)" }
 [Console]::Error.WriteLine("Setup-MarketoS2S: target: tenant $(From-Where $Tenant '-Tenant' $docTenant 'AZURE_TENANT_ID'); org $(From-Where $DynamicsUrl '-DynamicsUrl' $docOrg 'MKTO_S2S_DYNAMICS_URL'); state file $stateShown; sign-in: $signIn")
 

@@ -233,13 +233,18 @@ json_get() {
 
 doc_tenant="$(json_get "$state" "tenant id")"
 doc_org="$(json_get "$state" "dynamics url")"
+# What the document adds for people: the tenant's domain, the org's name, its own sign-in.
+doc_domain="$(json_get "$state" "tenant domain")"
+doc_org_name="$(json_get "$state" "dynamics org_name")"
+doc_signin="$(json_get "$state" "sign_in method")"
+doc_signin_client="$(json_get "$state" "sign_in client_id")"
 if [ -n "$tenant" ]; then tenant_shown="$tenant (from --tenant)"
-elif [ -n "$doc_tenant" ]; then tenant_shown="$doc_tenant (from the state file)"
+elif [ -n "$doc_tenant" ]; then tenant_shown="${doc_domain:+$doc_domain }$doc_tenant (from the state file)"
 elif [ -n "${AZURE_TENANT_ID:-}" ]; then tenant_shown="$AZURE_TENANT_ID (from AZURE_TENANT_ID in the environment)"
 else tenant_shown="not given"
 fi
 if [ -n "$dynamics_url" ]; then org_shown="$dynamics_url (from --dynamics-url)"
-elif [ -n "$doc_org" ]; then org_shown="$doc_org (from the state file)"
+elif [ -n "$doc_org" ]; then org_shown="$doc_org${doc_org_name:+ ($doc_org_name)} (from the state file)"
 elif [ -n "${MKTO_S2S_DYNAMICS_URL:-}" ]; then org_shown="$MKTO_S2S_DYNAMICS_URL (from MKTO_S2S_DYNAMICS_URL in the environment)"
 else org_shown="not given"
 fi
@@ -247,6 +252,7 @@ auth_given=""
 for ((k = 0; k < ${#passed[@]}; k += 3)); do [ "${passed[k + 1]}" = --auth ] && auth_given="${passed[k + 2]}"; done
 if [ -n "$auth_given" ]; then signin="--auth $auth_given"
 elif [ -n "${MKTO_S2S_AUTH:-}" ]; then signin="--auth $MKTO_S2S_AUTH (from MKTO_S2S_AUTH)"
+elif [ -n "$doc_signin" ]; then signin="$doc_signin${doc_signin_client:+ as $doc_signin_client} (the state file's sign_in)"
 elif [ -n "${AZURE_CLIENT_ID:-}" ]; then signin="service principal $AZURE_CLIENT_ID (AZURE_CLIENT_ID in the environment)"
 elif [ -n "${IDENTITY_ENDPOINT:-}" ]; then signin="managed identity (IDENTITY_ENDPOINT)"
 else signin="the token cache, az or a device code, whichever works first"
