@@ -368,7 +368,14 @@ fn explain_missing_state(e: Error, missing: Option<&Path>) -> Error {
 }
 
 /// An interrupted run's error, with what became of the document and the command that resumes.
-fn interrupted(e: Error, common: &CommonArgs, attempted: bool, recorded: bool) -> Error {
+fn interrupted(mut e: Error, common: &CommonArgs, attempted: bool, recorded: bool) -> Error {
+    if e.message.ends_with("while working") {
+        e.message.push_str(if attempted {
+            ", after it had begun to write"
+        } else {
+            ", before it sent any write"
+        });
+    }
     let again = crate::hint::same_command();
     let hint = match (&common.state, common.dry_run) {
         (_, true) => format!("a dry run sends no write; run it again: {again}"),
