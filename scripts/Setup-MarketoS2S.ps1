@@ -45,6 +45,8 @@ param(
   [string]$LoginClientId,
   [string]$CaFile,
   [switch]$Retarget,
+  [ValidateSet("auto","always","never")]
+  [string]$Color,
   [switch]$Quiet,
   [string]$Name,
   [string]$UniqueName,
@@ -84,6 +86,7 @@ $PassTable = @(
   @("LoginClientId",   "*",                       "--login-client-id"),
   @("CaFile",          "*",                       "--ca-file"),
   @("Retarget",        "*",                       "--retarget"),
+  @("Color",           "*",                       "--color"),
   @("Verbose",         "*",                       "-v"),
   @("Debug",           "*",                       "-vv"),
   @("Quiet",           "*",                       "-q"),

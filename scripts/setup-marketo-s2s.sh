@@ -12,7 +12,7 @@
 #       [--skip-preflight]
 #
 # Passed to every step: --cloud NAME, --auth SOURCE, --timeout DURATION, --authority-host URL,
-#   --graph-url URL, --login-client-id GUID, --ca-file FILE, --retarget, -v/-vv, -q.
+#   --graph-url URL, --login-client-id GUID, --ca-file FILE, --retarget, --color WHEN, -v/-vv, -q.
 # Passed to their step (every flag a step's hints name): --name, --unique-name and --client-id
 #   (register-app); --expires-in (preflight and make-secret); --min-validity, --rotate
 #   (make-secret); --hrd-mode MODE (set-hrd-policy --mode), --replace (set-hrd-policy);
@@ -56,6 +56,7 @@ PASS_TABLE='
 --login-client-id   1 *                        --login-client-id
 --ca-file           1 *                        --ca-file
 --retarget          0 *                        --retarget
+--color             1 *                        --color
 -v                  0 *                        -v
 -vv                 0 *                        -vv
 --verbose           0 *                        -v

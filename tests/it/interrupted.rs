@@ -302,6 +302,7 @@ fn ctrl_c_at_a_confirmation_prompt_stops_at_once_and_sends_nothing() {
         .env("PATH", "/usr/bin:/bin")
         .env("HOME", sim.dir())
         .env("XDG_CACHE_HOME", sim.dir().join(".cache"))
+        .env("NO_COLOR", "1")
         .envs(sim.env())
         .current_dir(sim.dir())
         .args([

@@ -111,9 +111,7 @@ impl Check {
 /// `<section>.checks` in the document, and returns the exit-6 error naming the failed checks when
 /// any failed (the caller adds its hint and anything else it owes before returning it).
 pub fn record(ctx: &mut Ctx, section: &str, checks: &[Check]) -> Option<Error> {
-    for line in lines(checks) {
-        ctx.say(&line);
-    }
+    print(ctx.reporter(), checks);
     let failed: Vec<&str> = checks
         .iter()
         .filter(|c| !c.ok())
@@ -136,25 +134,44 @@ pub fn record(ctx: &mut Ctx, section: &str, checks: &[Check]) -> Option<Error> {
     })
 }
 
-/// The lines people read: one per check, each fix under its check — a fix that several checks
-/// share (one consent that adds three permissions) only under the first of them, and the later
-/// ones refer to it, so the list does not repeat a paragraph.
-pub fn lines(checks: &[Check]) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut shown: Vec<(&str, &str)> = Vec::new();
-    for c in checks {
-        out.push(format!("[{}] {}: {}", c.status.mark(), c.name, c.detail));
-        if let Some(f) = &c.fix {
-            match shown.iter().find(|(fix, _)| *fix == f.as_str()) {
-                Some((_, first)) => out.push(format!("       fix: as for \"{first}\" above")),
-                None => {
-                    out.push(format!("       fix: {f}"));
-                    shown.push((f, &c.name));
-                }
-            }
+/// One line per check on stderr: the mark in its colour (`[ok  ]` green, `[warn]` yellow,
+/// `[skip]` dim, `[FAIL]` red), then the name and what was found; a fix on the next line. With
+/// `-q` only the failed and warned checks are shown: they are what needs the user.
+pub fn print(report: &crate::output::Reporter, checks: &[Check]) {
+    use crate::output::Style;
+    for (c, fix) in checks.iter().zip(fix_lines(checks)) {
+        let style = match c.status {
+            Status::Ok => Style::Ok,
+            Status::Warn => Style::Warn,
+            Status::Skip => Style::Skip,
+            Status::Fail => Style::Fail,
+        };
+        let mark = format!("[{}]", c.status.mark());
+        report.marked(style, &mark, &format!("{}: {}", c.name, c.detail));
+        if let Some(f) = fix {
+            report.marked(style, "      ", &format!("fix: {f}"));
         }
     }
-    out
+}
+
+/// The fix printed under each check: a fix that several checks share (one consent that adds
+/// three permissions) only under the first of them, the later ones refer to it, so the list does
+/// not repeat a paragraph. (The document keeps every check's own fix.)
+pub fn fix_lines(checks: &[Check]) -> Vec<Option<String>> {
+    let mut shown: Vec<(&str, &str)> = Vec::new();
+    checks
+        .iter()
+        .map(|c| {
+            let f = c.fix.as_deref()?;
+            Some(match shown.iter().find(|(fix, _)| *fix == f) {
+                Some((_, first)) => format!("as for \"{first}\" above"),
+                None => {
+                    shown.push((f, &c.name));
+                    f.to_string()
+                }
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -186,10 +203,10 @@ mod tests {
             Check::fail("b", "B", "missing Q", "grant P and Q"),
             Check::fail("c", "C", "missing R", "grant R"),
         ];
-        let text = lines(&checks).join("\n");
-        assert_eq!(text.matches("grant P and Q").count(), 1, "{text}");
-        assert!(text.contains("fix: as for \"A\" above"), "{text}");
-        assert!(text.contains("fix: grant R"), "{text}");
+        let fixes = fix_lines(&checks);
+        assert_eq!(fixes[0].as_deref(), Some("grant P and Q"));
+        assert_eq!(fixes[1].as_deref(), Some("as for \"A\" above"));
+        assert_eq!(fixes[2].as_deref(), Some("grant R"));
         // The document keeps every check's own fix.
         assert_eq!(checks[1].to_json()["fix"], "grant P and Q");
     }

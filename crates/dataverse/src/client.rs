@@ -409,7 +409,7 @@ impl<'a> Dataverse<'a> {
 
     // ---------- roles ----------
 
-    const ROLE_SELECT: &'static str = "roleid,name,_businessunitid_value";
+    pub(crate) const ROLE_SELECT: &'static str = "roleid,name,_businessunitid_value";
 
     /// Roles named `name` in one business unit (roles are per business unit, reference §2).
     pub async fn roles_by_name(&self, name: &str, business_unit_id: &str) -> Result<Vec<Role>> {
@@ -884,7 +884,7 @@ fn entity_key(logical_name: &str) -> String {
 }
 
 /// A GUID from the caller or the service, checked before it reaches a URL or a filter.
-fn guid(s: &str, what: &str) -> Result<String> {
+pub(crate) fn guid(s: &str, what: &str) -> Result<String> {
     s2s_core::guid::parse(s).map_err(|_| Error::internal(format!("{what} {s:?} is not a GUID")))
 }
 

@@ -13,6 +13,26 @@ pub struct WhoAmI {
     pub organization_id: String,
 }
 
+/// `RetrieveCurrentOrganizationResponse`: its `Detail`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CurrentOrganization {
+    #[serde(rename = "Detail")]
+    pub detail: OrganizationDetail,
+}
+
+/// `OrganizationDetail` (the complex type of the Web API reference): the parts the tools show.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct OrganizationDetail {
+    #[serde(default)]
+    pub organization_id: Option<String>,
+    /// The org's display name, as the admin center and the app switcher show it.
+    #[serde(default)]
+    pub friendly_name: Option<String>,
+    #[serde(default)]
+    pub unique_name: Option<String>,
+}
+
 /// A `solutions` row (reference §4, fixture §9.9).
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Solution {

@@ -15,16 +15,16 @@ use time::OffsetDateTime;
 use tokio::sync::OnceCell;
 
 use s2s_core::{Ctx, Kind, Result};
-use s2s_dataverse::{
-    Dataverse, MARKETO_ROLE_ONLY_FOR_SYNC_USER_SINCE, MARKETO_SOLUTION, SystemUser, WhoAmI,
-    compare_versions,
-};
+use s2s_dataverse::{Dataverse, Solution, SystemUser, WhoAmI};
 use s2s_graph::{
     Application, DYNAMICS_CRM_APP_ID, Graph, HrdPolicy, ServicePrincipal, USER_IMPERSONATION,
 };
 
 use crate::{Inputs, soft};
 use s2s_core::checklist::Check;
+
+mod roles;
+use roles::{marketo_solution, role_holders, sync_role};
 
 /// One item of the checklist (its `id` in the output).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +38,7 @@ enum Item {
     MarketoSolution,
     ApplicationUser,
     SyncRole,
+    RoleHolders,
     MarketoConfig,
     SyncFilter(String),
     LiveLogin,
@@ -56,6 +57,7 @@ fn checklist(input: &Inputs) -> Vec<Item> {
         Item::MarketoSolution,
         Item::ApplicationUser,
         Item::SyncRole,
+        Item::RoleHolders,
         Item::MarketoConfig,
     ];
     items.extend(input.filter_entities.iter().cloned().map(Item::SyncFilter));
@@ -79,6 +81,25 @@ struct Env<'a> {
     input: &'a Inputs,
     roles: &'a [String],
     warn_days: u32,
+}
+
+impl Env<'_> {
+    /// A fix that runs `tool`: the command to paste, with this run's `--state` file and target
+    /// flags (core's `Ctx::command`).
+    fn run(&self, tool: &str) -> String {
+        self.ctx.command(tool, &[])
+    }
+
+    /// `a, then b` as pasteable commands.
+    fn then(&self, first: &str, second: &str) -> String {
+        format!("{}, then {}", self.run(first), self.run(second))
+    }
+}
+
+/// A refusal of this sign-in (403): the check could not be read, which is not a finding about
+/// the setup (it is a `skip` that says so).
+fn forbidden(e: &s2s_core::Error) -> bool {
+    e.service.as_ref().is_some_and(|s| s.status == 403)
 }
 
 /// The checklist of one document and what its items found so far.
@@ -182,13 +203,14 @@ async fn run_item(env: &Env<'_>, shared: &Shared, item: &Item) -> Result<Rows> {
         Item::MarketoSolution => marketo_solution(env, shared).await?.into_iter().collect(),
         Item::ApplicationUser => application_user(env, shared).await?.into_iter().collect(),
         Item::SyncRole => sync_role(env, shared).await?,
+        Item::RoleHolders => role_holders(env, shared).await?.into_iter().collect(),
         Item::MarketoConfig => marketo_config(env, shared).await?.into_iter().collect(),
         Item::SyncFilter(entity) => sync_filter(env, shared, entity)
             .await?
             .into_iter()
             .collect(),
         Item::LiveLogin => vec![live_login(env, shared).await?],
-        Item::Published => vec![published(&env.ctx.doc)],
+        Item::Published => vec![published(env.ctx)],
     })
 }
 
@@ -202,6 +224,7 @@ struct Shared {
     sps: OnceCell<Soft<Vec<ServicePrincipal>>>,
     who: OnceCell<Soft<WhoAmI>>,
     app_users: OnceCell<Soft<Vec<SystemUser>>>,
+    solution: OnceCell<Soft<Option<Solution>>>,
 }
 
 impl Shared {
@@ -270,6 +293,18 @@ impl Shared {
         Ok(Some(users))
     }
 
+    /// The Marketo solution, when the org answers (`marketo-solution`, `role-holders`).
+    async fn solution(&self, env: &Env<'_>) -> Result<Option<&Soft<Option<Solution>>>> {
+        if !self.org_answers(env).await? {
+            return Ok(None);
+        }
+        let s = self
+            .solution
+            .get_or_try_init(|| async { soft(env.dv.marketo_solution().await) })
+            .await?;
+        Ok(Some(s))
+    }
+
     /// The application user, when the org answers and has one.
     async fn app_user(&self, env: &Env<'_>) -> Result<Option<&SystemUser>> {
         Ok(self
@@ -296,13 +331,13 @@ async fn app(env: &Env<'_>, shared: &Shared) -> Result<Rows> {
                 "signInAudience is {:?}",
                 a.sign_in_audience.as_deref().unwrap_or("unset")
             ),
-            "register-app",
+            env.run("register-app"),
         ),
         Ok(None) => Check::fail(
             "app",
             name,
             format!("no application with client id {}", env.input.client_id),
-            "register-app",
+            env.run("register-app"),
         ),
         Err(e) => Check::fail(
             "app",
@@ -317,7 +352,7 @@ async fn app(env: &Env<'_>, shared: &Shared) -> Result<Rows> {
                 "app",
                 "app object id matches the document",
                 format!("the document says {o}, Graph says {}", a.id),
-                "register-app",
+                env.run("register-app"),
             ));
         }
     }
@@ -329,8 +364,13 @@ async fn service_principal(env: &Env<'_>, shared: &Shared) -> Result<Check> {
     let (id, name) = ("service-principal", "service principal exists");
     Ok(match shared.sp_of(env, &env.input.client_id).await? {
         Ok(Some(sp)) => Check::pass(id, name, format!("object id {}", sp.id)),
-        Ok(None) => Check::fail(id, name, "the app has no service principal", "register-app"),
-        Err(e) => Check::fail(id, name, e, "register-app"),
+        Ok(None) => Check::fail(
+            id,
+            name,
+            "the app has no service principal",
+            env.run("register-app"),
+        ),
+        Err(e) => Check::fail(id, name, e, env.run("register-app")),
     })
 }
 
@@ -356,24 +396,24 @@ async fn consent(env: &Env<'_>, shared: &Shared) -> Result<Check> {
                         id,
                         name,
                         "no tenant-wide grant with user_impersonation",
-                        "grant-consent",
+                        env.run("grant-consent"),
                     ),
-                    Err(e) => Check::fail(id, name, e, "grant-consent"),
+                    Err(e) => Check::fail(id, name, e, env.run("grant-consent")),
                 }
             }
             (_, Ok(None)) => Check::fail(
                 id,
                 name,
                 "the tenant has no Dynamics CRM service principal",
-                "grant-consent",
+                env.run("grant-consent"),
             ),
             (None, _) => Check::fail(
                 id,
                 name,
                 "no service principal to check",
-                "register-app, then grant-consent",
+                env.then("register-app", "grant-consent"),
             ),
-            (_, Err(e)) => Check::fail(id, name, e, "grant-consent"),
+            (_, Err(e)) => Check::fail(id, name, e, env.run("grant-consent")),
         },
     )
 }
@@ -546,10 +586,20 @@ async fn hrd_policy(env: &Env<'_>, shared: &Shared) -> Result<Check> {
         "hrd-policy",
         "Home Realm Discovery policy (federated tenants)",
     );
-    let federated = match soft(env.graph.federated_domains().await)? {
-        Err(e) => return Ok(Check::fail(id, name, e, "set-hrd-policy")),
+    let domains = match env.graph.federated_domains().await {
+        Err(e) if forbidden(&e) => {
+            return Ok(Check::skip(
+                id,
+                name,
+                format!("not readable with this sign-in: {e}"),
+            ));
+        }
+        other => other,
+    };
+    let federated = match soft(domains)? {
+        Err(e) => return Ok(Check::fail(id, name, e, env.run("set-hrd-policy"))),
         Ok(f) if f.is_empty() => {
-            return Ok(Check::pass(id, name, "not needed: no federated domain"));
+            return Ok(Check::skip(id, name, "not needed: no federated domain"));
         }
         Ok(f) => f.join(", "),
     };
@@ -558,10 +608,22 @@ async fn hrd_policy(env: &Env<'_>, shared: &Shared) -> Result<Check> {
             id,
             name,
             "no service principal to check",
-            "register-app, then set-hrd-policy",
+            env.then("register-app", "set-hrd-policy"),
         ));
     };
-    Ok(match soft(env.graph.hrd_policies_of(&sp_id).await)? {
+    let policies = match env.graph.hrd_policies_of(&sp_id).await {
+        Err(e) if forbidden(&e) => {
+            return Ok(Check::skip(
+                id,
+                name,
+                format!(
+                    "federated: {federated}; the policies are not readable with this sign-in: {e}"
+                ),
+            ));
+        }
+        other => other,
+    };
+    Ok(match soft(policies)? {
         Ok(ps) if ps.iter().any(HrdPolicy::allows_cloud_password_validation) => Check::pass(
             id,
             name,
@@ -573,9 +635,9 @@ async fn hrd_policy(env: &Env<'_>, shared: &Shared) -> Result<Check> {
             format!(
                 "federated domain(s) {federated} but no AllowCloudPasswordValidation policy on the service principal"
             ),
-            "set-hrd-policy",
+            env.run("set-hrd-policy"),
         ),
-        Err(e) => Check::fail(id, name, e, "set-hrd-policy"),
+        Err(e) => Check::fail(id, name, e, env.run("set-hrd-policy")),
     })
 }
 
@@ -595,41 +657,6 @@ async fn org_access(env: &Env<'_>, shared: &Shared) -> Result<Check> {
     })
 }
 
-/// `marketo-solution`: installed, at least the version whose role is only for the sync user.
-async fn marketo_solution(env: &Env<'_>, shared: &Shared) -> Result<Option<Check>> {
-    if !shared.org_answers(env).await? {
-        return Ok(None);
-    }
-    let (id, name) = (
-        "marketo-solution",
-        "Marketo solution installed (4.0.0.14 or later)",
-    );
-    Ok(Some(match soft(env.dv.marketo_solution().await)? {
-        Ok(None) => Check::fail(
-            id,
-            name,
-            format!("{MARKETO_SOLUTION:?} is not installed"),
-            "import the Marketo solution (Marketo step 1), then verify-sync again",
-        ),
-        Ok(Some(s)) => {
-            let v = s.version.clone().unwrap_or_default();
-            if compare_versions(&v, MARKETO_ROLE_ONLY_FOR_SYNC_USER_SINCE)
-                .is_some_and(|o| o.is_ge())
-            {
-                Check::pass(id, name, format!("{} {v}", s.uniquename))
-            } else {
-                Check::fail(
-                    id,
-                    name,
-                    format!("version {v:?} is older than {MARKETO_ROLE_ONLY_FOR_SYNC_USER_SINCE}"),
-                    "import the current Marketo solution (Update, maintain customizations)",
-                )
-            }
-        }
-        Err(e) => Check::fail(id, name, e, "import the Marketo solution"),
-    }))
-}
-
 /// `application-user`: the app's application user exists, is enabled, and is the one the
 /// document names.
 async fn application_user(env: &Env<'_>, shared: &Shared) -> Result<Option<Check>> {
@@ -639,7 +666,14 @@ async fn application_user(env: &Env<'_>, shared: &Shared) -> Result<Option<Check
         return Ok(None);
     };
     let user = match users {
-        Err(e) => return Ok(Some(Check::fail(id, name, e.clone(), "assign-role"))),
+        Err(e) => {
+            return Ok(Some(Check::fail(
+                id,
+                name,
+                e.clone(),
+                env.run("assign-role"),
+            )));
+        }
         Ok(users) => match users.first() {
             Some(u) => u,
             None => {
@@ -647,7 +681,7 @@ async fn application_user(env: &Env<'_>, shared: &Shared) -> Result<Option<Check
                     id,
                     name,
                     format!("no application user for client id {}", input.client_id),
-                    "assign-role",
+                    env.run("assign-role"),
                 )));
             }
         },
@@ -657,7 +691,7 @@ async fn application_user(env: &Env<'_>, shared: &Shared) -> Result<Option<Check
             id,
             name,
             format!("user {} is disabled", user.systemuserid),
-            "assign-role (it enables the user)",
+            format!("{} (it enables the user)", env.run("assign-role")),
         )
     } else if input
         .app_user_id
@@ -672,7 +706,7 @@ async fn application_user(env: &Env<'_>, shared: &Shared) -> Result<Option<Check
                 input.app_user_id.as_deref().unwrap_or(""),
                 user.systemuserid
             ),
-            "assign-role",
+            env.run("assign-role"),
         )
     } else {
         Check::pass(
@@ -685,53 +719,6 @@ async fn application_user(env: &Env<'_>, shared: &Shared) -> Result<Option<Check
             ),
         )
     }))
-}
-
-/// `sync-role`: the application user holds each `--role` (Marketo Sync User); one row per role.
-async fn sync_role(env: &Env<'_>, shared: &Shared) -> Result<Rows> {
-    let id = "sync-role";
-    let role_name = |r: &String| format!("application user holds {r}");
-    let Some(Ok(users)) = shared.app_users(env).await? else {
-        return Ok(Vec::new());
-    };
-    let Some(user) = users.first() else {
-        return Ok(env
-            .roles
-            .iter()
-            .map(|r| Check::fail(id, &role_name(r), "no application user", "assign-role"))
-            .collect());
-    };
-    let mut rows = Vec::new();
-    let held: Vec<String> = match &user.systemuserroles_association {
-        Some(r) => r.iter().filter_map(|r| r.name.clone()).collect(),
-        None => match soft(env.dv.user_roles(&user.systemuserid).await)? {
-            Ok(r) => r.into_iter().filter_map(|r| r.name).collect(),
-            Err(e) => {
-                rows.push(Check::fail(id, "application user roles", e, "assign-role"));
-                Vec::new()
-            }
-        },
-    };
-    for r in env.roles {
-        rows.push(if held.iter().any(|h| h == r) {
-            Check::pass(id, &role_name(r), "role assigned")
-        } else {
-            Check::fail(
-                id,
-                &role_name(r),
-                format!(
-                    "the user holds: {}",
-                    if held.is_empty() {
-                        "no role".to_string()
-                    } else {
-                        held.join(", ")
-                    }
-                ),
-                "assign-role",
-            )
-        });
-    }
-    Ok(rows)
 }
 
 /// `marketo-config`: the Marketo Config "Default" record's Marketo User is the application user.
@@ -753,7 +740,7 @@ async fn marketo_config(env: &Env<'_>, shared: &Shared) -> Result<Option<Check>>
             id,
             name,
             "the document has no marketo_config (configure-marketo has not run)",
-            "configure-marketo",
+            env.run("configure-marketo"),
         )));
     };
     let select = format!("_{lookup}_value");
@@ -763,24 +750,29 @@ async fn marketo_config(env: &Env<'_>, shared: &Shared) -> Result<Option<Check>>
             id,
             name,
             format!("{set}({rec}) with column {select} is not in the org"),
-            "configure-marketo",
+            env.run("configure-marketo"),
         ),
         Ok(Some(row)) => {
             let current = row[&select].as_str().unwrap_or("");
             if current.eq_ignore_ascii_case(&user.systemuserid) {
                 Check::pass(id, name, format!("{set}({rec})"))
             } else if current.is_empty() {
-                Check::fail(id, name, "Marketo User is empty", "configure-marketo")
+                Check::fail(
+                    id,
+                    name,
+                    "Marketo User is empty",
+                    env.run("configure-marketo"),
+                )
             } else {
                 Check::fail(
                     id,
                     name,
                     format!("Marketo User is {current}, not {}", user.systemuserid),
-                    "configure-marketo",
+                    env.run("configure-marketo"),
                 )
             }
         }
-        Err(e) => Check::fail(id, name, e, "configure-marketo"),
+        Err(e) => Check::fail(id, name, e, env.run("configure-marketo")),
     }))
 }
 
@@ -799,10 +791,13 @@ async fn sync_filter(env: &Env<'_>, shared: &Shared, entity: &str) -> Result<Opt
                 &id,
                 &name,
                 format!("exists but is {}", a.type_name()),
-                "delete the field in Dynamics, then add-sync-filter",
+                format!(
+                    "delete the field in Dynamics, then {}",
+                    env.run("add-sync-filter")
+                ),
             ),
-            Ok(None) => Check::fail(&id, &name, "missing", "add-sync-filter"),
-            Err(e) => Check::fail(&id, &name, e, "add-sync-filter"),
+            Ok(None) => Check::fail(&id, &name, "missing", env.run("add-sync-filter")),
+            Err(e) => Check::fail(&id, &name, e, env.run("add-sync-filter")),
         },
     ))
 }
@@ -923,16 +918,13 @@ async fn live_login(env: &Env<'_>, shared: &Shared) -> Result<Check> {
 /// `published`: "Publish All Customizations" ran after the last Dataverse change the document
 /// records (core's `owed` module, the rule publish-customizations --if-changed follows). Read
 /// from the document alone: Dataverse keeps no "unpublished changes" flag to ask.
-fn published(doc: &s2s_core::StateDoc) -> Check {
+fn published(ctx: &Ctx) -> Check {
+    let doc = &ctx.doc;
+    let publish = || ctx.command("publish-customizations", &["--if-changed"]);
     let id = "published";
     let name = "customizations published after the last Dataverse change";
     if doc.get_str("publish.status").ok().flatten() == Some("pending") {
-        return Check::fail(
-            id,
-            name,
-            "an earlier publish did not finish",
-            "publish-customizations --if-changed",
-        );
+        return Check::fail(id, name, "an earlier publish did not finish", publish());
     }
     match s2s_core::owed::changes_since_publish(doc, false) {
         Ok(changed) if changed.is_empty() => Check::pass(
@@ -950,8 +942,8 @@ fn published(doc: &s2s_core::StateDoc) -> Check {
                 "{} changed Dataverse after the last publish",
                 changed.join(", ")
             ),
-            "publish-customizations --if-changed",
+            publish(),
         ),
-        Err(e) => Check::fail(id, name, e.to_string(), "publish-customizations"),
+        Err(e) => Check::fail(id, name, e.to_string(), publish()),
     }
 }
