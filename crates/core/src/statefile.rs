@@ -26,7 +26,11 @@ pub const LOCK_WAIT: Duration = Duration::from_secs(60);
 /// removed finds it gone, and opens and locks the path afresh (the usual lock-file protocol).
 #[derive(Debug)]
 pub struct StateLock {
+    // Only Unix reads them (to remove the sidecar on drop); on Windows the open file is what
+    // holds the lock until drop.
+    #[cfg_attr(not(unix), allow(dead_code))]
     file: File,
+    #[cfg_attr(not(unix), allow(dead_code))]
     path: PathBuf,
 }
 
