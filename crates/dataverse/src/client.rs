@@ -668,7 +668,7 @@ impl<'a> Dataverse<'a> {
     pub async fn attribute(&self, entity: &str, attribute: &str) -> Result<Option<Attribute>> {
         let q = query(&[(
             "$select",
-            "MetadataId,LogicalName,SchemaName,AttributeType,DisplayName",
+            "MetadataId,LogicalName,SchemaName,AttributeType,DisplayName,Description",
         )]);
         self.get_optional(
             &format!(
@@ -699,7 +699,7 @@ impl<'a> Dataverse<'a> {
             let q = query(&[
                 (
                     "$select",
-                    "MetadataId,LogicalName,SchemaName,AttributeType,DisplayName",
+                    "MetadataId,LogicalName,SchemaName,AttributeType,DisplayName,Description",
                 ),
                 ("$filter", &filter),
             ]);
