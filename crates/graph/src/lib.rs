@@ -574,7 +574,10 @@ impl<'a> Graph<'a> {
         {
             return Ok(Some(DynamicsCrmSp { sp, created: false }));
         }
-        let created = match self.ensure_service_principal(DYNAMICS_CRM_APP_ID, &[]).await? {
+        let created = match self
+            .ensure_service_principal(DYNAMICS_CRM_APP_ID, &[])
+            .await?
+        {
             None => return Ok(None),
             Some(Upserted::Created(sp)) if !readable && !sp.oauth2_permission_scopes.is_empty() => {
                 return Ok(Some(DynamicsCrmSp { sp, created: true }));

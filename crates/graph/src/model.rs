@@ -88,7 +88,8 @@ impl Application {
 pub const APPLICATION_SELECT: &str = "id,appId,displayName,uniqueName,signInAudience,requiredResourceAccess,passwordCredentials,tags,createdDateTime";
 
 /// The service principal properties the steps read (`tags`: the ownership mark).
-pub(crate) const SERVICE_PRINCIPAL_SELECT: &str = "id,appId,displayName,oauth2PermissionScopes,tags";
+pub(crate) const SERVICE_PRINCIPAL_SELECT: &str =
+    "id,appId,displayName,oauth2PermissionScopes,tags";
 
 /// `tags` with `tag` added, or `None` when it is there already (tags compare case-insensitively,
 /// as Entra treats them). Every other tag stays: an update of `tags` replaces the whole
@@ -245,14 +246,16 @@ pub struct Organization {
     pub display_name: Option<String>,
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn tags_are_added_and_removed_without_touching_the_others() {
-        let tags = vec!["WindowsAzureActiveDirectoryIntegratedApp".to_string(), "A".to_string()];
+        let tags = vec![
+            "WindowsAzureActiveDirectoryIntegratedApp".to_string(),
+            "A".to_string(),
+        ];
         assert_eq!(tags_with(&tags, "a"), None);
         assert_eq!(tags_with(&tags, "b").unwrap().len(), 3);
         assert_eq!(

@@ -63,7 +63,10 @@ earlier version, or a person) made is not used silently: exit 4, then --name for
 or --share-app to share it. Re-running on a finished setup sends no write.",
         s2s_core::exit_codes::help(
             false,
-            &[(4, "also: the app with this unique name is another connection's")]
+            &[(
+                4,
+                "also: the app with this unique name is another connection's"
+            )]
         )
     )
 }
@@ -210,7 +213,9 @@ fn setup_of(ctx: &Ctx, cli: &Cli) -> Result<Setup> {
         (Some(f), Some(d)) if f != d => Err(Error::usage(format!(
             "--setup-id {f} names another setup than the state document's setup.id {d}"
         ))
-        .with_hint("a document belongs to one connection: use that setup's own document, or a new one")),
+        .with_hint(
+            "a document belongs to one connection: use that setup's own document, or a new one",
+        )),
         (Some(id), _) | (None, Some(id)) => Ok(Setup { id, minted: false }),
         (None, None) => Ok(Setup {
             id: SetupId::mint(),
