@@ -17,6 +17,7 @@ mod hardening;
 mod help;
 mod hostile;
 mod make_secret;
+mod ownership;
 mod publish_customizations;
 mod register_app;
 mod resume;

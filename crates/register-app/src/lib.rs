@@ -332,7 +332,7 @@ async fn register(ctx: &mut Ctx, cli: Cli) -> Result<()> {
     ctx.doc.set("app.object_id", app.id.as_str());
 
     let sp_tagging = if adopted {
-        SpTags::OnlyIfCreated
+        SpTags::IfSetupMade
     } else {
         SpTags::Ensure
     };
@@ -651,9 +651,11 @@ enum SpTags {
     /// The setup's own (or shared) app: its service principal carries the tag, added when
     /// missing (an earlier version's, or a shared app's).
     Ensure,
-    /// An adopted app: only a service principal this run creates carries the tag; one that was
-    /// there is the app owner's and is left as it is.
-    OnlyIfCreated,
+    /// An adopted app: only a service principal a setup created carries setup tags. One this
+    /// run creates gets this setup's; one another setup created (several setups adopted the
+    /// app) gets this setup's beside it, so a teardown of either leaves it to the other; one
+    /// that was there before any setup is the app owner's and is left as it is.
+    IfSetupMade,
 }
 
 /// The app's service principal, created by a keyed upsert with the setup's tag; right after
@@ -672,8 +674,9 @@ async fn ensure_service_principal(
     // keyed upsert below is idempotent anyway, should a concurrent run have made one).
     if !app_just_created {
         if let Some(sp) = graph.service_principal_by_app_id(&app.app_id).await? {
+            let setup_made = !s2s_core::setup::setups_in_tags(&sp.tags).is_empty();
             match tags_with(&sp.tags, &tag) {
-                Some(tags) if tagging == SpTags::Ensure => {
+                Some(tags) if tagging == SpTags::Ensure || setup_made => {
                     let sent = graph
                         .update_service_principal(&sp.id, json!({ "tags": tags }))
                         .await?;
