@@ -65,7 +65,7 @@ or --share-app to share it. Re-running on a finished setup sends no write.",
             false,
             &[(
                 4,
-                "also: the app with this unique name is another connection's"
+                "also when the app with this unique name is another connection's"
             )]
         )
     )

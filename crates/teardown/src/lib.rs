@@ -113,8 +113,10 @@ fn after_help() -> String {
 Examples:
   teardown --state marketo-s2s.state.json --dry-run    # every read, the plan, what is kept and why
   teardown --state marketo-s2s.state.json --yes
-  teardown --state marketo-s2s.state.json --yes --restore-sync-user   # Marketo User back to who it was
-  echo '{\"setup\":{\"id\":\"<guid>\"},\"app\":{\"unique_name\":\"marketo-trial\"}}' | teardown --yes   # document lost
+  # also point Marketo User back at whom configure-marketo replaced:
+  teardown --state marketo-s2s.state.json --yes --restore-sync-user
+  # the document was lost: name the setup (its id is in the app's tags) and the app
+  echo '{\"setup\":{\"id\":\"<guid>\"},\"app\":{\"unique_name\":\"marketo-trial\"}}' | teardown --yes
 
 Removes only what the live tenant shows is this setup's (setup.id): the app and service
 principal carrying its tag (a shared app only loses this setup's tag), the HRD policy and
