@@ -65,7 +65,7 @@ pub(crate) enum Owner {
 pub(crate) enum Target {
     /// No app named by the document could be read.
     None,
-    Live(Application, Owner),
+    Live(Box<Application>, Owner),
     /// Its registration is gone. `proven`: the deleted app (`directory/deletedItems`, kept 30
     /// days) carries this setup's tag and no other, so the client id still names the setup's
     /// application user.

@@ -371,7 +371,7 @@ async fn find_target(
 ) -> Result<Target> {
     if let Some(app) = discovery::find_application(ctx, g, input, admin).await? {
         let owner = discovery::judge(ctx, input, admin, &app);
-        return Ok(Target::Live(app, owner));
+        return Ok(Target::Live(Box::new(app), owner));
     }
     if let Some(c) = discovery::gone_app_was_ours(g, input).await? {
         if !admin.is_own_app(&c) {
