@@ -472,15 +472,35 @@ fn the_managed_identity_endpoints_refuse_what_azure_refuses() {
         "{}/metadata/identity/oauth2/token?api-version=2018-02-01&resource={resource}",
         sim.url()
     );
+    // how-to-use-vm-token, "HTTP response reference": no Metadata header is bad_request_102
     let (s, v) = get(imds.clone(), &[]);
     assert_eq!(
         (s, v["error"].as_str()),
-        (400, Some("invalid_request")),
+        (400, Some("bad_request_102")),
         "{v}"
     );
-    let (s, v) = get(imds, &[("Metadata", "true")]);
+    let (s, v) = get(imds.clone(), &[("Metadata", "true")]);
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["expires_in"], "3599");
+    // Only the api-versions IMDS documents: none names the newest, another is refused too.
+    for bad in ["", "&api-version=2099-01-01", "&api-version=latest"] {
+        let url = format!(
+            "{}/metadata/identity/oauth2/token?resource={resource}{bad}",
+            sim.url()
+        );
+        let (s, v) = get(url, &[("Metadata", "true")]);
+        assert_eq!(s, 400, "{bad}: {v}");
+        assert!(
+            v["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("Bad request. api-version"),
+            "{v}"
+        );
+        assert!(!v["newest-versions"].as_array().unwrap().is_empty(), "{v}");
+    }
+    let newer = imds.replace("2018-02-01", "2021-01-01");
+    assert_eq!(get(newer, &[("Metadata", "true")]).0, 200);
 
     // Without the option there is no managed identity to ask.
     let plain = crate::common::sim();

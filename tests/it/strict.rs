@@ -272,3 +272,52 @@ fn the_readme_permission_table_matches_the_emulator_and_the_tools() {
         .collect();
     assert_eq!(all, default);
 }
+
+/// Issue 24: Entra soft-deletes the service principal of a deleted app, restorable on its own
+/// (Learn directory-deleteditems-restore). After teardown the setup's service principal is
+/// listed under deletedItems/microsoft.graph.servicePrincipal, beside its application, and the
+/// two come back one by one, the application first.
+#[test]
+fn after_teardown_the_service_principal_is_a_deleted_item_restorable_after_its_app() {
+    let sim = sim();
+    let doc = sim.setup_chain(&[]);
+    let app = doc["app"]["object_id"]
+        .as_str()
+        .expect("object id")
+        .to_string();
+    let sp = doc["app"]["service_principal_id"]
+        .as_str()
+        .expect("service principal id")
+        .to_string();
+    sim.run("teardown", &["--yes"], &doc).ok();
+    let ids = |cast: &str| -> Vec<String> {
+        sim.graph_expect(200, "GET", &format!("directory/deletedItems/{cast}"), None)["value"]
+            .as_array()
+            .expect("value")
+            .iter()
+            .map(|o| o["id"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    assert_eq!(ids("microsoft.graph.servicePrincipal"), vec![sp.clone()]);
+    assert_eq!(ids("graph.servicePrincipal"), vec![sp.clone()]);
+    assert_eq!(ids("microsoft.graph.application"), vec![app.clone()]);
+    sim.graph_expect(
+        400,
+        "POST",
+        &format!("directory/deletedItems/{sp}/restore"),
+        None,
+    );
+    sim.graph_expect(
+        200,
+        "POST",
+        &format!("directory/deletedItems/{app}/restore"),
+        None,
+    );
+    sim.graph_expect(
+        200,
+        "POST",
+        &format!("directory/deletedItems/{sp}/restore"),
+        None,
+    );
+    sim.graph_expect(200, "GET", &format!("servicePrincipals/{sp}"), None);
+}

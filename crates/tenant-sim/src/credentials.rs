@@ -21,7 +21,8 @@
 //!   <https://learn.microsoft.com/azure/app-service/overview-managed-identity#rest-endpoint-reference>)
 //!   and the VM metadata protocol (`GET /metadata/identity/oauth2/token?resource=..&api-version=2018-02-01`
 //!   with `Metadata: true`;
-//!   <https://learn.microsoft.com/entra/identity/managed-identities-azure-resources/how-to-use-vm-token>).
+//!   <https://learn.microsoft.com/entra/identity/managed-identities-azure-resources/how-to-use-vm-token>),
+//!   which accepts only the IMDS api-versions Learn documents ([`IMDS_VERSIONS`]).
 //!   The managed identity is the admin's service principal, so its tokens may do what the
 //!   admin may.
 //!
@@ -209,10 +210,29 @@ pub fn check_client_assertion(
     }
 }
 
+/// A JWT NumericDate claim in whole seconds: "a JSON numeric value representing the number of
+/// seconds from 1970-01-01T00:00:00Z UTC [...] non-integer values can be represented" (RFC 7519
+/// §2). MSAL Python and azure-identity send `time.time()` floats (`"exp": 1767225600.123`).
+fn numeric_date(v: &Value) -> Option<u64> {
+    v.as_u64().or_else(|| {
+        v.as_f64()
+            .filter(|f| f.is_finite() && *f >= 0.0 && *f < 1e15)
+            .map(|f| f.floor() as u64)
+    })
+}
+
+/// A certificate thumbprint header (`x5t`, `x5t#S256`): base64url, with or without the `=`
+/// padding. RFC 7515 §2 says base64url "with all trailing '=' characters omitted", but MSAL
+/// Python sends `base64.urlsafe_b64encode(...)` with its padding, and Entra accepts it.
+fn thumbprint(v: &Value) -> Option<Vec<u8>> {
+    v.as_str()
+        .and_then(|t| B64.decode(t.trim_end_matches('=')).ok())
+}
+
 fn time_range(claims: &Value) -> Result<(), Reply> {
     let now = now_ms() / 1000;
-    let nbf = claims["nbf"].as_u64().unwrap_or(0);
-    let exp = claims["exp"].as_u64().unwrap_or(0);
+    let nbf = numeric_date(&claims["nbf"]).unwrap_or(0);
+    let exp = numeric_date(&claims["exp"]).unwrap_or(0);
     if exp == 0 || exp + SKEW_S <= now || nbf > now + SKEW_S {
         return Err(invalid_client(
             700024,
@@ -245,8 +265,8 @@ fn check_certificate_assertion(
             ),
         ));
     }
-    let by_sha1 = header["x5t"].as_str().and_then(|t| B64.decode(t).ok());
-    let by_sha256 = header["x5t#S256"].as_str().and_then(|t| B64.decode(t).ok());
+    let by_sha1 = thumbprint(&header["x5t"]);
+    let by_sha256 = thumbprint(&header["x5t#S256"]);
     let shown = header["x5t"]
         .as_str()
         .or(header["x5t#S256"].as_str())
@@ -406,6 +426,46 @@ fn mi_error(proto: MiProtocol, status: u16, error: &str, text: &str) -> Reply {
     }
 }
 
+/// The IMDS api-versions the identity endpoint answers: the versions Learn's Instance Metadata
+/// Service page lists as supported ("Supported API versions") from the one that introduced
+/// `/identity`, 2018-02-01 (how-to-use-vm-token: "use API version 2018-02-01 or greater"),
+/// through 2021-01-01, the last the page version read lists
+/// (learn.microsoft.com/azure/virtual-machines/instance-metadata-service#versioning).
+const IMDS_VERSIONS: &[&str] = &[
+    "2018-02-01",
+    "2018-04-02",
+    "2018-10-01",
+    "2019-02-01",
+    "2019-03-11",
+    "2019-04-30",
+    "2019-06-01",
+    "2019-06-04",
+    "2019-08-01",
+    "2019-08-15",
+    "2019-11-01",
+    "2020-06-01",
+    "2020-07-15",
+    "2020-09-01",
+    "2020-10-01",
+    "2020-12-01",
+    "2021-01-01",
+];
+
+/// IMDS without an api-version answers 400 with the newest versions (documented body, Learn's
+/// Instance Metadata Service page, "Versioning"); the answer to a version it does not know is
+/// not documented, and the emulator gives the same shape (UNVERIFIED).
+fn imds_version_error(version: &str) -> Reply {
+    let error = if version.is_empty() {
+        "Bad request. api-version was not specified in the request. For more information refer to aka.ms/azureimds".to_string()
+    } else {
+        format!(
+            "Bad request. api-version '{version}' is invalid. For more information refer to aka.ms/azureimds"
+        )
+    };
+    let newest: Vec<&str> = IMDS_VERSIONS.iter().rev().take(3).copied().collect();
+    Reply::json(400, json!({"error": error, "newest-versions": newest}))
+}
+
 /// A managed-identity token request.
 pub fn managed_identity(sim: &Sim, proto: MiProtocol, ctx: &Ctx) -> Reply {
     let Some(secret) = sim.identity_header.clone() else {
@@ -437,15 +497,19 @@ pub fn managed_identity(sim: &Sim, proto: MiProtocol, ctx: &Ctx) -> Reply {
                 "unauthorized",
                 "The X-IDENTITY-HEADER header is missing or does not match IDENTITY_HEADER.",
             ),
+            // how-to-use-vm-token, "HTTP response reference": 400, bad_request_102.
             MiProtocol::Imds => mi_error(
                 proto,
                 400,
-                "invalid_request",
+                "bad_request_102",
                 "Required metadata header not specified",
             ),
         };
     }
     let version = ctx.q("api-version").unwrap_or_default();
+    if proto == MiProtocol::Imds && !IMDS_VERSIONS.contains(&version) {
+        return imds_version_error(version);
+    }
     if version.is_empty() || (proto == MiProtocol::AppService && version != want_version) {
         return mi_error(
             proto,

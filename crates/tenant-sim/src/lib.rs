@@ -51,6 +51,17 @@
 //! - Tokens: HMAC-like SHA-256 signature instead of RS256; refresh tokens only with `offline_access`.
 //! - Certificate, federated and managed-identity sign-in: see the list in `credentials.rs`
 //!   (the federated assertion is signed in the emulator's token format, not RS256 from a JWKS).
+//! - Issue 24 (docs/real-service-notes.md #20, #21, #24, #25): restoring a service principal
+//!   before its application is 400 `NoBackingApplicationObject`; IMDS answers an unknown
+//!   api-version like a missing one; instance discovery matches the host without the port; the
+//!   tenant's `jwks_uri` is an empty key set; a deleted service principal's grants come back
+//!   when it is restored.
+//!
+//! # Conformance
+//! `tests/conformance/` (run by `scripts/conformance.sh` and CI) checks the emulator with
+//! Microsoft's own clients: MSAL for Python, azure-identity, msgraph-sdk and the Dataverse client
+//! for Python, unpatched. They first read `/{tenant}/v2.0/.well-known/openid-configuration`
+//! (`discovery.rs`).
 //!
 //! # Sign-in
 //! The admin signs in with its client secret, its certificate (`admin.certificate_file`: PEM
@@ -61,6 +72,7 @@
 
 mod credentials;
 mod dataverse;
+mod discovery;
 mod faults;
 mod graph;
 mod odata;

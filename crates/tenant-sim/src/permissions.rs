@@ -319,6 +319,9 @@ pub const RULES: &[Rule] = &[
         source: "https://learn.microsoft.com/en-us/graph/api/serviceprincipal-delete?view=graph-rest-1.0#permissions",
     },
     Rule {
+        // The list by type (`deletedItems/microsoft.graph.application`, or `graph.application`)
+        // and one item (`deletedItems/{id}`) share this form; the rows of the two Learn pages
+        // agree for applications and service principals, the types the emulator holds.
         method: "GET",
         path: "directory/deletedItems/{id}",
         application: &[APP_READ],
@@ -327,6 +330,27 @@ pub const RULES: &[Rule] = &[
         tools: &["teardown"],
         needs: &["Application.ReadWrite.All"],
         source: "https://learn.microsoft.com/en-us/graph/api/directory-deleteditems-get?view=graph-rest-1.0#permissions",
+    },
+    Rule {
+        // One item read through a type cast (`deletedItems/{id}/graph.servicePrincipal`).
+        method: "GET",
+        path: "directory/deletedItems/{id}/{id}",
+        application: &[APP_READ],
+        delegated: &[APP_READ_DELEGATED],
+        roles: &[],
+        tools: &[],
+        needs: &[],
+        source: "https://learn.microsoft.com/en-us/graph/api/directory-deleteditems-list?view=graph-rest-1.0#permissions",
+    },
+    Rule {
+        method: "DELETE",
+        path: "directory/deletedItems/{id}",
+        application: &[APP_WRITE],
+        delegated: &[APP_WRITE_DELEGATED],
+        roles: APP_ADMIN_ROLES,
+        tools: &[],
+        needs: &[],
+        source: "https://learn.microsoft.com/en-us/graph/api/directory-deleteditems-delete?view=graph-rest-1.0#permissions",
     },
     Rule {
         method: "POST",
@@ -460,13 +484,19 @@ pub const RULES: &[Rule] = &[
         source: "https://learn.microsoft.com/en-us/graph/api/homerealmdiscoverypolicy-delete?view=graph-rest-1.0#permissions",
     },
     Rule {
+        // "Policy.Read.All and Application.Read.All" or "Policy.ReadWrite.ApplicationConfiguration
+        // and Application.ReadWrite.All", delegated and application alike: a Policy permission
+        // *and* an Application one (issue 24).
         method: "GET",
         path: "servicePrincipals/{id}/homeRealmDiscoveryPolicies",
-        application: &[POLICY_READ],
-        delegated: &[POLICY_READ],
+        application: &[POLICY_READ, APP_READ],
+        delegated: &[POLICY_READ, APP_READ_DELEGATED],
         roles: POLICY_READ_ROLES,
         tools: &["set-hrd-policy", "verify-sync", "teardown"],
-        needs: &["Policy.ReadWrite.ApplicationConfiguration"],
+        needs: &[
+            "Policy.ReadWrite.ApplicationConfiguration",
+            "Application.ReadWrite.All",
+        ],
         source: "https://learn.microsoft.com/en-us/graph/api/serviceprincipal-list-homerealmdiscoverypolicies?view=graph-rest-1.0#permissions",
     },
     Rule {
@@ -504,6 +534,8 @@ const NAMES: &[&str] = &[
     "organization",
     "domains",
     "directory",
+    "deletedItems",
+    "restore",
     "onPremisesSynchronization",
     "policies",
     "defaultAppManagementPolicy",
@@ -748,6 +780,29 @@ mod tests {
             directory_roles: &roles,
         };
         assert!(matches!(check(r, &cli), Err(Denied::MissingScope(_))));
+    }
+
+    #[test]
+    fn listing_a_service_principals_hrd_policies_needs_a_policy_and_an_application_permission() {
+        let r = rule("GET", "servicePrincipals/{id}/homeRealmDiscoveryPolicies").expect("row");
+        assert_eq!(
+            check(
+                r,
+                &Caller::App {
+                    roles: vec!["Policy.Read.All"]
+                }
+            ),
+            Err(Denied::MissingPermission(APP_READ.to_vec()))
+        );
+        assert_eq!(
+            check(
+                r,
+                &Caller::App {
+                    roles: vec!["Policy.Read.All", "Application.Read.All"]
+                }
+            ),
+            Ok(())
+        );
     }
 
     #[test]

@@ -528,20 +528,14 @@ async fn pipeline(sim: SharedState, which: Which, req: Request) -> Response {
         _ => match service {
             "graph" => crate::graph::handle(&sim, &ctx),
             "dataverse" => crate::dataverse::handle(&sim, &ctx).await,
-            // The managed-identity endpoints sit beside the token endpoint: sign-ins too.
+            // The managed-identity endpoints and the discovery documents sit beside the token
+            // endpoint: sign-ins too.
             _ => match crate::credentials::MiProtocol::of_path(&path) {
                 Some(proto) => crate::credentials::managed_identity(&sim, proto, &ctx),
-                None => {
+                None => crate::discovery::handle(&sim, &ctx).unwrap_or_else(|| {
                     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-                    crate::token::handle(
-                        &sim,
-                        &method,
-                        &segs,
-                        ctx.header("authorization"),
-                        ctx.header("content-type"),
-                        &ctx.body,
-                    )
-                }
+                    crate::token::handle(&sim, &segs, &ctx)
+                }),
             },
         },
     };

@@ -106,6 +106,11 @@ pub struct Admin {
     pub secret_sha256: String,
     pub user_oid: String,
     pub user_upn: String,
+    /// The object id of the admin app's service principal in this tenant: the `oid` of its
+    /// app-only tokens (Learn "Access token claims reference": for an app-only token, `oid` is
+    /// "the object ID of the service principal"). Empty in a state file from before it existed.
+    #[serde(default)]
+    pub sp_oid: String,
 }
 
 /// The whole persisted tenant.
@@ -121,10 +126,16 @@ pub struct Tenant {
     pub oauth2_permission_grants: Vec<Obj>,
     pub home_realm_discovery_policies: Vec<Obj>,
     pub hrd_assignments: Vec<Assignment>,
-    /// Deleted applications, restorable for 30 days (`directory/deletedItems`); their
-    /// credentials stay with them but sign nothing in while they are deleted.
+    /// Deleted applications and service principals, restorable for 30 days
+    /// (`directory/deletedItems`); an application's credentials stay with it but sign nothing in
+    /// while it is deleted.
     #[serde(default)]
     pub deleted_items: Vec<Obj>,
+    /// The delegated permission grants of deleted service principals, set aside until the
+    /// service principal is restored (its "previous configurations" come back with it) or
+    /// deleted for good.
+    #[serde(default)]
+    pub deleted_grants: Vec<Obj>,
     pub dataverse: Dv,
 }
 
@@ -201,6 +212,7 @@ impl Tenant {
             secret_sha256: sha256_hex(&admin_secret),
             user_oid: new_guid(),
             user_upn: "admin@contoso.onmicrosoft.com".into(),
+            sp_oid: new_guid(),
         };
         let mut sps = Vec::new();
         for app in [GRAPH_APP_ID, DYNAMICS_APP_ID] {
@@ -228,6 +240,7 @@ impl Tenant {
             home_realm_discovery_policies: Vec::new(),
             hrd_assignments: Vec::new(),
             deleted_items: Vec::new(),
+            deleted_grants: Vec::new(),
             dataverse,
         };
         (t, admin_secret)
@@ -249,6 +262,16 @@ pub struct RefreshGrant {
     pub offline: bool,
 }
 
+/// A device code handed out by `/devicecode`: for whom and what, and whether it was polled.
+#[derive(Debug, Clone)]
+pub struct DeviceCode {
+    pub client_id: String,
+    /// The scope of the `/devicecode` request: Entra issues the tokens for it when the poll
+    /// (which carries no scope) succeeds.
+    pub scope: String,
+    pub polled: bool,
+}
+
 /// The running emulator.
 pub struct Sim {
     pub opts: Options,
@@ -259,7 +282,8 @@ pub struct Sim {
     pub seq: AtomicU64,
     pub faults: Mutex<Vec<ScriptedFault>>,
     pub urls: RwLock<Urls>,
-    pub device_codes: Mutex<HashMap<String, bool>>,
+    /// Pending device codes (keyed by the code's hash).
+    pub device_codes: Mutex<HashMap<String, DeviceCode>>,
     pub refresh: Mutex<HashMap<String, RefreshGrant>>,
     /// Publish running until this `now_ms()`, if any.
     pub publish_until: Mutex<Option<u64>>,
@@ -294,6 +318,9 @@ impl Sim {
             if let Ok(text) = std::fs::read_to_string(path) {
                 if let Ok(t) = serde_json::from_str::<Tenant>(&text) {
                     tenant = t;
+                    if tenant.admin.sp_oid.is_empty() {
+                        tenant.admin.sp_oid = new_guid();
+                    }
                     // the old admin secret is not stored in clear: issue a new one
                     secret = random_secret(40);
                     tenant.admin.secret_sha256 = sha256_hex(&secret);

@@ -10,9 +10,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::server::Ctx;
 use crate::server::Reply;
 use crate::state::{
-    AZURE_CLI_APP_ID, RefreshGrant, Sim, lock, new_guid, now_ms, random_secret, sha256_hex,
+    AZURE_CLI_APP_ID, DeviceCode, RefreshGrant, Sim, lock, new_guid, now_ms, random_secret,
+    sha256_hex,
 };
 
 /// Sign claims into a token.
@@ -193,9 +195,29 @@ fn issue(sim: &Sim, aud: &str, appid: &str, oid: &str, user: bool) -> String {
     sign(&sim.key, &Value::Object(c))
 }
 
-/// An app-only token for `aud` as the app `appid` (its object id as `oid`, as for the admin).
+/// An app-only token for `aud` as the app `appid`; its `oid` is the object id of the app's
+/// service principal in this tenant, as in Entra's app-only tokens ("Access token claims
+/// reference", `oid`: <https://learn.microsoft.com/entra/identity-platform/access-token-claims-reference#payload-claims>).
 pub fn issue_app_token(sim: &Sim, aud: &str, appid: &str) -> String {
-    issue(sim, aud, &appid.to_ascii_lowercase(), appid, false)
+    let oid = service_principal_oid(sim, appid);
+    issue(sim, aud, &appid.to_ascii_lowercase(), &oid, false)
+}
+
+/// The object id of `app_id`'s service principal in the tenant (the admin's is seeded with the
+/// tenant); the app id itself for an app without one, which Entra would not sign in at all.
+fn service_principal_oid(sim: &Sim, app_id: &str) -> String {
+    let t = lock(&sim.tenant);
+    if app_id.eq_ignore_ascii_case(&t.admin.client_id) {
+        return t.admin.sp_oid.clone();
+    }
+    t.service_principals
+        .iter()
+        .find(|s| {
+            s.str("appId")
+                .is_some_and(|x| x.eq_ignore_ascii_case(app_id))
+        })
+        .map(|s| s.id().to_string())
+        .unwrap_or_else(|| app_id.to_ascii_lowercase())
 }
 
 fn new_refresh(sim: &Sim, client_id: &str, user_oid: &str) -> String {
@@ -222,14 +244,13 @@ fn basic_auth(auth: Option<&str>) -> Option<(String, String)> {
 }
 
 /// Handle a login request. `segs` are the raw path segments.
-pub fn handle(
-    sim: &Sim,
-    method: &str,
-    segs: &[&str],
-    auth: Option<&str>,
-    ctype: Option<&str>,
-    body: &[u8],
-) -> Reply {
+pub fn handle(sim: &Sim, segs: &[&str], ctx: &Ctx) -> Reply {
+    let (method, auth, ctype, body) = (
+        ctx.method.as_str(),
+        ctx.header("authorization"),
+        ctx.header("content-type"),
+        &ctx.body[..],
+    );
     let tenant_ok = {
         let t = lock(&sim.tenant);
         segs.first().is_some_and(|s| {
@@ -308,6 +329,49 @@ fn token_reply(access: String, scope: Option<String>, refresh: Option<String>) -
     Reply::json(200, v)
 }
 
+/// What a user's token answer carries besides the access token: an ID token when the scope
+/// asked for `openid` (Learn "ID token claims reference":
+/// <https://learn.microsoft.com/entra/identity-platform/id-token-claims-reference>), and
+/// `client_info` (base64url of `{"uid": <user oid>, "utid": <tenant id>}`) when the request
+/// said `client_info=1`, as MSAL does; MSAL makes its account (and so refreshes silently)
+/// from these two.
+fn with_user_info(
+    mut reply: Reply,
+    sim: &Sim,
+    form: &std::collections::HashMap<String, String>,
+    scope: &str,
+    client_id: &str,
+) -> Reply {
+    let Ok(mut v) = serde_json::from_slice::<Value>(&reply.body) else {
+        return reply;
+    };
+    let (tid, oid, upn) = {
+        let t = lock(&sim.tenant);
+        (
+            t.tenant_id.clone(),
+            t.admin.user_oid.clone(),
+            t.admin.user_upn.clone(),
+        )
+    };
+    if scope.split_whitespace().any(|s| s == "openid") {
+        let now = now_ms() / 1000;
+        let claims = json!({
+            "aud": client_id, "iss": crate::discovery::issuer(&sim.urls().main, &tid),
+            "iat": now, "nbf": now, "exp": now + 3600,
+            "name": "Admin User", "oid": oid, "preferred_username": upn,
+            "sub": B64.encode(Sha256::digest(format!("{oid}:{client_id}").as_bytes())),
+            "tid": tid, "ver": "2.0",
+            "uti": B64.encode(uuid::Uuid::new_v4().as_bytes())
+        });
+        v["id_token"] = json!(sign(&sim.key, &claims));
+    }
+    if form.get("client_info").is_some_and(|c| c == "1") {
+        v["client_info"] = json!(B64.encode(json!({"uid": oid, "utid": tid}).to_string()));
+    }
+    reply.body = v.to_string().into_bytes();
+    reply
+}
+
 fn client_credentials(
     sim: &Sim,
     form: &std::collections::HashMap<String, String>,
@@ -347,7 +411,7 @@ fn client_credentials(
             if assertion.is_none() && hash != t.admin.secret_sha256 {
                 return bad_secret(&client_id);
             }
-            (tid, t.admin.client_id.clone())
+            (tid, t.admin.sp_oid.clone())
         } else {
             let app = t.applications.iter().find(|a| {
                 a.str("appId")
@@ -498,7 +562,14 @@ fn devicecode(sim: &Sim, form: &std::collections::HashMap<String, String>) -> Re
         return r;
     }
     let code = format!("DAQABIQEAAAB{}", random_secret(48));
-    lock(&sim.device_codes).insert(sha256_hex(&code), false);
+    lock(&sim.device_codes).insert(
+        sha256_hex(&code),
+        DeviceCode {
+            client_id: client_id.clone(),
+            scope: scope.clone(),
+            polled: false,
+        },
+    );
     let user_code = random_secret(9)
         .to_ascii_uppercase()
         .replace(['~', '.', '_', '-'], "X");
@@ -523,19 +594,14 @@ fn device_poll(sim: &Sim, form: &std::collections::HashMap<String, String>) -> R
         return missing_param("device_code");
     };
     let h = sha256_hex(code);
-    {
+    // The user "signs in" between the first poll and the second: the first is told to keep
+    // polling (authorization_pending), as a client sees while the user types the code.
+    let pending = {
         let mut dc = lock(&sim.device_codes);
         match dc.get_mut(&h) {
-            None => {
-                return aad_error(
-                    400,
-                    "invalid_grant",
-                    70000,
-                    "Provided grant is invalid or malformed.",
-                );
-            }
-            Some(polled @ false) => {
-                *polled = true;
+            Some(p) if !p.client_id.eq_ignore_ascii_case(client_id) => None,
+            Some(p) if !p.polled => {
+                p.polled = true;
                 return aad_error(
                     400,
                     "authorization_pending",
@@ -543,16 +609,21 @@ fn device_poll(sim: &Sim, form: &std::collections::HashMap<String, String>) -> R
                     "OAuth 2.0 device flow error. Authorization is pending. Continue polling.",
                 );
             }
-            Some(true) => {
-                dc.remove(&h);
-            }
+            Some(_) => dc.remove(&h),
+            None => None,
         }
-    }
-    // the scope of the original devicecode request is not kept; the poll must repeat it (MSAL does)
-    let scope = form
-        .get("scope")
-        .cloned()
-        .unwrap_or_else(|| format!("{}/.default offline_access", sim.urls().main));
+    };
+    let Some(pending) = pending else {
+        return aad_error(
+            400,
+            "invalid_grant",
+            70000,
+            "Provided grant is invalid or malformed.",
+        );
+    };
+    // The token is for the scope of the /devicecode request (the poll carries none: RFC 8628
+    // §3.4; Learn v2-oauth2-device-code "Authenticating the user").
+    let scope = pending.scope;
     let (aud, offline, granted) = match delegated_scope(sim, &scope) {
         Ok(x) => x,
         Err(r) => return r,
@@ -560,7 +631,13 @@ fn device_poll(sim: &Sim, form: &std::collections::HashMap<String, String>) -> R
     let oid = lock(&sim.tenant).admin.user_oid.clone();
     let at = issue(sim, &aud, &client_id.to_ascii_lowercase(), &oid, true);
     let rt = offline.then(|| new_refresh(sim, client_id, &oid));
-    token_reply(at, Some(granted), rt)
+    with_user_info(
+        token_reply(at, Some(granted), rt),
+        sim,
+        form,
+        &scope,
+        client_id,
+    )
 }
 
 fn refresh(sim: &Sim, form: &std::collections::HashMap<String, String>) -> Reply {
@@ -597,7 +674,13 @@ fn refresh(sim: &Sim, form: &std::collections::HashMap<String, String>) -> Reply
         true,
     );
     let new_rt = new_refresh(sim, client_id, &grant.user_oid);
-    token_reply(at, Some(granted), Some(new_rt))
+    with_user_info(
+        token_reply(at, Some(granted), Some(new_rt)),
+        sim,
+        form,
+        scope,
+        client_id,
+    )
 }
 
 #[cfg(test)]

@@ -821,9 +821,16 @@ fn publish_all_xml_async_job_completes() {
             None,
         )
     };
+    // Learn's asyncoperation table: a new job is Ready / Waiting For Resources (0, 0), then
+    // Locked / In Progress (2, 20), then Completed / Succeeded (3, 30).
     let first = job(&id);
     assert_eq!(first.status, 200, "{}", first.body);
-    assert_eq!(first.body["statuscode"], 20, "in progress: {}", first.body);
+    assert_eq!(
+        (&first.body["statecode"], &first.body["statuscode"]),
+        (&json!(0), &json!(0)),
+        "waiting for resources: {}",
+        first.body
+    );
     // while the job runs, a synchronous publish hits the customization lock
     let r = dv("POST", "PublishAllXml", Some(json!({})));
     assert_eq!(
@@ -831,8 +838,13 @@ fn publish_all_xml_async_job_completes() {
         (400, Some("0x80090412"))
     );
     let started = std::time::Instant::now();
+    let mut seen_in_progress = false;
     let done = loop {
         let r = job(&id);
+        if r.body["statuscode"] == 20 {
+            assert_eq!(r.body["statecode"], 2, "in progress is Locked: {}", r.body);
+            seen_in_progress = true;
+        }
         if r.body["statuscode"] == 30 {
             break r;
         }
@@ -844,6 +856,7 @@ fn publish_all_xml_async_job_completes() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(done.body["statecode"], 3);
+    assert!(seen_in_progress, "the job was never seen in progress");
     assert_eq!(
         s.state()["dataverse"]["publish_history"][0]["action"],
         "PublishAllXmlAsync"
@@ -1443,4 +1456,509 @@ fn marketo_labels_are_configurable() {
         "{}",
         r.body
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 24: what Microsoft's own clients need (tests/conformance drives the same with the real
+// libraries; these keep each point in `cargo test`).
+
+fn b64url_json(part: &str) -> Value {
+    use base64::Engine;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part.trim_end_matches('='))
+        .expect("base64url");
+    serde_json::from_slice(&raw).expect("json")
+}
+
+fn claims_of(token: &str) -> Value {
+    b64url_json(token.split('.').nth(1).expect("a JWT"))
+}
+
+#[test]
+fn the_tenants_openid_configuration_and_instance_discovery_are_served() {
+    let s = TestServer::start(Options::default());
+    let tid = s.tenant_id();
+    for tenant in [tid.as_str(), "contoso.onmicrosoft.com"] {
+        let r = raw(
+            &s.url(),
+            "GET",
+            &format!("/{tenant}/v2.0/.well-known/openid-configuration"),
+            &[],
+            None,
+        )
+        .expect("answer");
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["issuer"], format!("{}/{tid}/v2.0", s.url()));
+        assert_eq!(
+            r.body["token_endpoint"],
+            format!("{}/{tid}/oauth2/v2.0/token", s.url())
+        );
+        assert_eq!(
+            r.body["device_authorization_endpoint"],
+            format!("{}/{tid}/oauth2/v2.0/devicecode", s.url())
+        );
+        let keys = raw(
+            &s.url(),
+            "GET",
+            &format!("/{tenant}/discovery/v2.0/keys"),
+            &[],
+            None,
+        )
+        .expect("answer");
+        assert_eq!((keys.status, &keys.body["keys"]), (200, &json!([])));
+    }
+    let r = raw(
+        &s.url(),
+        "GET",
+        "/fabrikam.onmicrosoft.com/v2.0/.well-known/openid-configuration",
+        &[],
+        None,
+    )
+    .expect("answer");
+    assert_eq!(
+        (r.status, r.body["error_codes"][0].as_u64()),
+        (400, Some(90002))
+    );
+    // MSAL names the instance by host only (no port) in its authorization endpoint
+    let host = s
+        .url()
+        .trim_start_matches("http://")
+        .split(':')
+        .next()
+        .unwrap()
+        .to_string();
+    let r = raw(
+        &s.url(),
+        "GET",
+        &format!(
+            "/common/discovery/instance?api-version=1.1&authorization_endpoint=https%3A%2F%2F{host}%2F{tid}%2Foauth2%2Fv2.0%2Fauthorize"
+        ),
+        &[],
+        None,
+    )
+    .expect("answer");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body["tenant_discovery_endpoint"],
+        format!("{}/{tid}/v2.0/.well-known/openid-configuration", s.url())
+    );
+    let r = raw(
+        &s.url(),
+        "GET",
+        "/common/discovery/instance?api-version=1.1&authorization_endpoint=https%3A%2F%2Flogin.example.com%2Fx%2Foauth2%2Fv2.0%2Fauthorize",
+        &[],
+        None,
+    )
+    .expect("answer");
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (400, Some("invalid_instance"))
+    );
+}
+
+#[test]
+fn a_device_code_sign_in_with_openid_answers_with_an_id_token_and_client_info() {
+    let s = TestServer::start(Options::default());
+    // the scope is the device-code request's; the poll carries none (MSAL's does not)
+    let scope = format!("{}/.default openid profile offline_access", s.url());
+    let dc = login(
+        &s,
+        "devicecode",
+        &[("client_id", AZ_CLI), ("scope", &scope)],
+    );
+    assert_eq!(dc.status, 200, "{}", dc.body);
+    let code = dc.body["device_code"].as_str().expect("device_code");
+    let poll = [
+        ("grant_type", DEVICE_GRANT),
+        ("client_id", AZ_CLI),
+        ("device_code", code),
+        ("client_info", "1"),
+    ];
+    assert_eq!(login(&s, "token", &poll).status, 400);
+    let r = login(&s, "token", &poll);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        claims_of(r.body["access_token"].as_str().unwrap())["aud"],
+        json!(s.url())
+    );
+    let id = claims_of(r.body["id_token"].as_str().expect("an id_token for openid"));
+    assert_eq!(id["aud"], AZ_CLI);
+    assert_eq!(id["iss"], format!("{}/{}/v2.0", s.url(), s.tenant_id()));
+    assert_eq!(id["preferred_username"], "admin@contoso.onmicrosoft.com");
+    assert_eq!(id["ver"], "2.0");
+    let info = b64url_json(r.body["client_info"].as_str().expect("client_info"));
+    assert_eq!(
+        (&info["uid"], &info["utid"]),
+        (&id["oid"], &json!(s.tenant_id()))
+    );
+    // the refresh answers the same way
+    let rt = r.body["refresh_token"].as_str().unwrap();
+    let r = login(
+        &s,
+        "token",
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", AZ_CLI),
+            ("refresh_token", rt),
+            ("client_info", "1"),
+            (
+                "scope",
+                &format!("{}/.default openid offline_access", s.dynamics_url()),
+            ),
+        ],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body["id_token"].is_string() && r.body["client_info"].is_string(),
+        "{}",
+        r.body
+    );
+    // without openid and client_info=1 there is neither (as before)
+    let dc = login(
+        &s,
+        "devicecode",
+        &[
+            ("client_id", AZ_CLI),
+            ("scope", &format!("{}/.default", s.url())),
+        ],
+    );
+    let code = dc.body["device_code"].as_str().unwrap();
+    let poll = [
+        ("grant_type", DEVICE_GRANT),
+        ("client_id", AZ_CLI),
+        ("device_code", code),
+    ];
+    login(&s, "token", &poll);
+    let r = login(&s, "token", &poll);
+    assert!(
+        r.body.get("id_token").is_none() && r.body.get("client_info").is_none(),
+        "{}",
+        r.body
+    );
+}
+
+#[test]
+fn an_app_only_tokens_oid_is_its_service_principals_object_id() {
+    let s = TestServer::start(Options::default());
+    let g = admin(&s, &s.url());
+    let oid = claims_of(&g)["oid"].as_str().unwrap().to_string();
+    assert_ne!(oid, s.admin_client_id());
+    // the admin's application user in the org carries the same object id
+    let d = admin(&s, &s.dynamics_url());
+    let users = get(
+        &s.dynamics_url(),
+        &d,
+        &format!(
+            "/api/data/v9.2/systemusers?$select=azureactivedirectoryobjectid&$filter=applicationid%20eq%20{}",
+            s.admin_client_id()
+        ),
+    );
+    assert_eq!(
+        users.body["value"][0]["azureactivedirectoryobjectid"],
+        json!(oid)
+    );
+    let (app_id, _, secret, sp) = register(&s, &g, "oid-check");
+    let t = token_for(&s, &app_id, &secret, &s.url());
+    assert_eq!(
+        claims_of(t.body["access_token"].as_str().unwrap())["oid"],
+        json!(sp)
+    );
+}
+
+#[test]
+fn a_deleted_app_takes_its_service_principal_to_the_deleted_items_restorable_on_its_own() {
+    let s = TestServer::start(Options::default());
+    let g = admin(&s, &s.url());
+    let (app_id, id, _, sp) = register(&s, &g, "soft-delete");
+    let dyn_sp = get(
+        &s.url(),
+        &g,
+        "/v1.0/servicePrincipals(appId='00000007-0000-0000-c000-000000000000')",
+    );
+    let grant = post(
+        &s.url(),
+        &g,
+        "/v1.0/oauth2PermissionGrants",
+        json!({"clientId": sp, "consentType": "AllPrincipals", "resourceId": dyn_sp.body["id"], "scope": "user_impersonation"}),
+    );
+    assert_eq!(grant.status, 201, "{}", grant.body);
+    let del = call(
+        &s.url(),
+        "DELETE",
+        &format!("/v1.0/applications/{id}"),
+        Some(&g),
+        None,
+        &[],
+    );
+    assert_eq!(del.status, 204);
+    let sp_path = format!("/v1.0/servicePrincipals(appId='{app_id}')");
+    assert_eq!(get(&s.url(), &g, &sp_path).status, 404);
+    // listed under both forms of the type cast; the grant is gone with it
+    for cast in ["microsoft.graph.servicePrincipal", "graph.servicePrincipal"] {
+        let l = get(
+            &s.url(),
+            &g,
+            &format!("/v1.0/directory/deletedItems/{cast}"),
+        );
+        assert_eq!(l.status, 200, "{}", l.body);
+        let ids: Vec<&str> = l.body["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, vec![sp.as_str()], "{}", l.body);
+    }
+    let apps = get(
+        &s.url(),
+        &g,
+        "/v1.0/directory/deletedItems/graph.application",
+    );
+    assert_eq!(apps.body["value"][0]["id"], json!(id));
+    let grants = get(
+        &s.url(),
+        &g,
+        &format!("/v1.0/oauth2PermissionGrants?$filter=clientId%20eq%20'{sp}'"),
+    );
+    assert_eq!(grants.body["value"], json!([]));
+    let one = get(
+        &s.url(),
+        &g,
+        &format!("/v1.0/directory/deletedItems/{sp}/graph.servicePrincipal"),
+    );
+    assert_eq!((one.status, &one.body["appId"]), (200, &json!(app_id)));
+    // the service principal only after its application; restoring the app does not bring it
+    let restore = |oid: &str| {
+        post(
+            &s.url(),
+            &g,
+            &format!("/v1.0/directory/deletedItems/{oid}/restore"),
+            json!({}),
+        )
+    };
+    let early = restore(&sp);
+    assert_eq!(early.status, 400, "{}", early.body);
+    assert_eq!(restore(&id).status, 200);
+    assert_eq!(get(&s.url(), &g, &sp_path).status, 404);
+    assert_eq!(restore(&sp).status, 200);
+    let back = get(&s.url(), &g, &sp_path);
+    assert_eq!((back.status, &back.body["id"]), (200, &json!(sp)));
+    let grants = get(
+        &s.url(),
+        &g,
+        &format!("/v1.0/servicePrincipals/{sp}/oauth2PermissionGrants"),
+    );
+    assert_eq!(
+        grants.body["value"][0]["id"], grant.body["id"],
+        "its grant came back"
+    );
+    // deleting a service principal on its own soft-deletes it too; then for good
+    let del = call(
+        &s.url(),
+        "DELETE",
+        &format!("/v1.0/servicePrincipals/{sp}"),
+        Some(&g),
+        None,
+        &[],
+    );
+    assert_eq!(del.status, 204);
+    let gone = call(
+        &s.url(),
+        "DELETE",
+        &format!("/v1.0/directory/deletedItems/{sp}"),
+        Some(&g),
+        None,
+        &[],
+    );
+    assert_eq!(gone.status, 204);
+    assert_eq!(
+        get(&s.url(), &g, &format!("/v1.0/directory/deletedItems/{sp}")).status,
+        404
+    );
+    assert_eq!(restore(&sp).status, 404);
+}
+
+#[test]
+fn counting_directory_objects_needs_consistency_level_eventual() {
+    let s = TestServer::start(Options::default());
+    let g = admin(&s, &s.url());
+    register(&s, &g, "count-one");
+    register(&s, &g, "count-two");
+    let e = get(&s.url(), &g, "/v1.0/applications/$count");
+    assert_eq!(
+        (e.status, e.body["error"]["message"].as_str()),
+        (400, Some("$count is not currently supported."))
+    );
+    let eventual = [("ConsistencyLevel", "eventual")];
+    let n = call(
+        &s.url(),
+        "GET",
+        "/v1.0/applications/$count",
+        Some(&g),
+        None,
+        &eventual,
+    );
+    assert_eq!(
+        (n.status, n.header("content-type")),
+        (200, Some("text/plain"))
+    );
+    assert_eq!(n.body, json!(2));
+    let l = get(&s.url(), &g, "/v1.0/applications?$count=true");
+    assert!(
+        l.body.get("@odata.count").is_none(),
+        "ignored without the header"
+    );
+    let l = call(
+        &s.url(),
+        "GET",
+        "/v1.0/applications?$count=true&$top=1",
+        Some(&g),
+        None,
+        &eventual,
+    );
+    assert_eq!(
+        (
+            l.body["@odata.count"].as_u64(),
+            l.body["value"].as_array().map(Vec::len)
+        ),
+        (Some(2), Some(1))
+    );
+    let d = call(
+        &s.url(),
+        "GET",
+        "/v1.0/directory/deletedItems/graph.application/$count",
+        Some(&g),
+        None,
+        &eventual,
+    );
+    assert_eq!((d.status, &d.body), (200, &json!(0)));
+}
+
+#[test]
+fn listing_a_service_principals_hrd_policies_needs_an_application_permission_too() {
+    let path = format!(
+        "/v1.0/servicePrincipals/{}/homeRealmDiscoveryPolicies",
+        uuid::Uuid::new_v4()
+    );
+    for (perms, want) in [
+        (vec!["Policy.Read.All"], 403),
+        (vec!["Policy.Read.All", "Application.Read.All"], 404),
+    ] {
+        let s = TestServer::start(Options {
+            admin_permissions: perms.iter().map(|p| p.to_string()).collect(),
+            ..Options::default()
+        });
+        let g = admin(&s, &s.url());
+        assert_eq!(get(&s.url(), &g, &path).status, want, "{perms:?}");
+    }
+}
+
+#[test]
+fn dataverse_answers_a_wrong_audience_token_with_an_empty_401_and_a_challenge() {
+    let s = TestServer::start(Options::default());
+    let graph_token = admin(&s, &s.url());
+    let r = get(&s.dynamics_url(), &graph_token, "/api/data/v9.2/WhoAmI");
+    assert_eq!((r.status, &r.body), (401, &Value::Null));
+    let challenge = r.header("www-authenticate").expect("WWW-Authenticate");
+    assert!(
+        challenge.starts_with(&format!(
+            "Bearer authorization_uri={}/{}/oauth2/authorize",
+            s.url(),
+            s.tenant_id()
+        )),
+        "{challenge}"
+    );
+}
+
+#[test]
+fn choice_columns_are_listed_by_type_cast_with_their_options_and_tables_say_if_private() {
+    let s = TestServer::start(Options::default());
+    let d = admin(&s, &s.dynamics_url());
+    let r = get(
+        &s.dynamics_url(),
+        &d,
+        "/api/data/v9.2/EntityDefinitions(LogicalName='systemuser')/Attributes/Microsoft.Dynamics.CRM.PicklistAttributeMetadata?$select=LogicalName&$expand=OptionSet($select=Options)",
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let cols = r.body["value"].as_array().unwrap();
+    assert!(cols.iter().all(|c| c["@odata.type"].is_null()
+        || c["@odata.type"] == "#Microsoft.Dynamics.CRM.PicklistAttributeMetadata"));
+    let access = cols
+        .iter()
+        .find(|c| c["LogicalName"] == "accessmode")
+        .expect("accessmode");
+    assert_eq!(access["OptionSet"]["Options"][4]["Value"], 4);
+    assert_eq!(
+        access["OptionSet"]["Options"][4]["Label"]["LocalizedLabels"][0]["Label"],
+        "Non-interactive"
+    );
+    assert!(
+        cols.iter().all(|c| c["LogicalName"] != "fullname"),
+        "only choice columns"
+    );
+    let t = get(
+        &s.dynamics_url(),
+        &d,
+        "/api/data/v9.2/EntityDefinitions?$select=LogicalName&$filter=IsPrivate%20eq%20false%20and%20(LogicalName%20eq%20'systemuser')",
+    );
+    assert_eq!(
+        t.body["value"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        t.body
+    );
+}
+
+#[test]
+fn a_certificate_assertion_as_msal_python_signs_it_is_accepted() {
+    use base64::Engine;
+    use rsa::pkcs8::DecodePrivateKey;
+    use rsa::signature::{SignatureEncoding, Signer};
+    use sha1::Digest;
+    let s = TestServer::start(Options::default());
+    let text = std::fs::read_to_string(s.admin_certificate_file()).expect("cert file");
+    let blocks = pem::parse_many(&text).expect("pem");
+    let cert = blocks
+        .iter()
+        .find(|b| b.tag() == "CERTIFICATE")
+        .expect("certificate");
+    let key = blocks
+        .iter()
+        .find(|b| b.tag() == "PRIVATE KEY")
+        .expect("key");
+    let key = rsa::RsaPrivateKey::from_pkcs8_der(key.contents()).expect("pkcs8");
+    // MSAL Python: base64.urlsafe_b64encode (padded) thumbprints, time.time() floats
+    let padded = base64::engine::general_purpose::URL_SAFE;
+    let x5t = padded.encode(sha1::Sha1::digest(cert.contents()));
+    assert!(x5t.ends_with('='));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let endpoint = format!("{}/{}/oauth2/v2.0/token", s.url(), s.tenant_id());
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let header = b64.encode(json!({"alg": "RS256", "typ": "JWT", "x5t": x5t}).to_string());
+    let claims = b64.encode(
+        json!({"aud": endpoint, "iss": s.admin_client_id(), "sub": s.admin_client_id(),
+               "exp": now + 600.25, "iat": now + 0.5, "jti": uuid::Uuid::new_v4().to_string()})
+        .to_string(),
+    );
+    let signing = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(key);
+    let sig = signing.sign(format!("{header}.{claims}").as_bytes());
+    let assertion = format!("{header}.{claims}.{}", b64.encode(sig.to_bytes()));
+    let r = login(
+        &s,
+        "token",
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", &s.admin_client_id()),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ),
+            ("client_assertion", &assertion),
+            ("scope", &format!("{}/.default", s.url())),
+        ],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
 }

@@ -27,8 +27,13 @@ pub(super) fn caller(sim: &Sim, ctx: &Ctx) -> Result<Caller, Reply> {
     let urls = sim.urls();
     let tenant_id = lock(&sim.tenant).tenant_id.clone();
     let auth = ctx.header("authorization");
-    let claims = check_bearer(sim, auth, &urls.dynamics).map_err(|e| {
-        error_reply(401, "0x80072561", &format!("Authentication failed: {e:?}")).header(
+    // A missing, expired, forged or wrong-audience token: 401 with an empty body and the
+    // challenge that names where to sign in for this org (Learn "Use OAuth authentication with
+    // Microsoft Dataverse", "Discover the authority at run time":
+    // learn.microsoft.com/power-apps/developer/data-platform/authenticate-oauth#discover-the-authority-at-run-time
+    // — "a 401 Unauthorized response [...] with a WWW-Authenticate header").
+    let claims = check_bearer(sim, auth, &urls.dynamics).map_err(|_| {
+        Reply::empty(401).header(
             "www-authenticate",
             format!(
                 "Bearer authorization_uri={}/{tenant_id}/oauth2/authorize, resource_id={}/",

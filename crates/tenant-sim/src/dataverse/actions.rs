@@ -5,8 +5,10 @@
 //!
 //! Facts from Microsoft Learn (learn.microsoft.com/power-apps/developer/data-platform/...):
 //! webapi/reference/whoami, webapi/reference/retrieveversion, webapi/reference/publishxml,
-//! webapi/reference/publishallxml, webapi/reference/publishallxmlasync, and "Asynchronous service"
-//! (asynchronous-service) for the system job's statecode and statuscode.
+//! webapi/reference/publishallxml, webapi/reference/publishallxmlasync, and the asyncoperation
+//! table reference (reference/entities/asyncoperation) for the system job's statecode and
+//! statuscode: 0/0 Ready, Waiting For Resources → 2/20 Locked, In Progress → 3/30 Completed,
+//! Succeeded (3/31 Failed).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -120,14 +122,28 @@ pub(super) async fn publish(sim: &Arc<Sim>, ctx: &Ctx, action: &str) -> R {
     if action == "PublishAllXmlAsync" {
         let id = new_guid();
         lock(&sim.tenant).dataverse.rows.entry("asyncoperation".into()).or_default().push(json!({
-            "asyncoperationid": id, "name": "Publish All Customizations", "operationtype": 10, "statecode": 0, "statuscode": 20,
+            "asyncoperationid": id, "name": "Publish All Customizations", "operationtype": 10, "statecode": 0, "statuscode": 0,
             "message": null, "createdon": rfc3339_secs(now_ms()) + "Z", "completedon": null
         }));
         let s2 = Arc::clone(sim);
         let id2 = id.clone();
         let failure = lock(&sim.fail_next_publish).take();
         tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(ms)).await;
+            // The asyncoperation table's states (Learn, "asyncoperation table/entity reference":
+            // learn.microsoft.com/power-apps/developer/data-platform/reference/entities/asyncoperation):
+            // a new job is Ready / Waiting For Resources (statecode 0, statuscode 0); running,
+            // Locked / In Progress (2, 20); done, Completed / Succeeded or Failed (3, 30 or 31).
+            tokio::time::sleep(Duration::from_millis(ms / 3)).await;
+            if let Some(r) = lock(&s2.tenant)
+                .dataverse
+                .rows
+                .get_mut("asyncoperation")
+                .and_then(|v| v.iter_mut().find(|r| r["asyncoperationid"] == json!(id2)))
+            {
+                r["statecode"] = json!(2);
+                r["statuscode"] = json!(20);
+            }
+            tokio::time::sleep(Duration::from_millis(ms - ms / 3)).await;
             {
                 let mut t = lock(&s2.tenant);
                 if let Some(r) = t

@@ -1,6 +1,7 @@
 //! Table and column metadata: `EntityDefinitions` (list, one table by MetadataId or
 //! `LogicalName`), a table's `Attributes` (list, one, create a Boolean or String column, delete a
-//! custom column) and `ManyToOneRelationships`, with `$select` and `$filter` on metadata. Column
+//! custom column; a type cast such as `Attributes/Microsoft.Dynamics.CRM.PicklistAttributeMetadata`
+//! with `$expand=OptionSet`) and `ManyToOneRelationships`, with `$select` and `$filter` on metadata. Column
 //! writes wait for a running publish, as Dataverse's customization lock does.
 //!
 //! Facts from Microsoft Learn (learn.microsoft.com/power-apps/developer/data-platform/...):
@@ -28,12 +29,33 @@ fn entity_json(e: &Entity) -> Value {
         "MetadataId": e.id, "LogicalName": e.logical, "SchemaName": e.schema, "EntitySetName": e.set,
         "LogicalCollectionName": e.set, "DisplayName": label(&e.display), "DisplayCollectionName": label(&format!("{}s", e.display)),
         "Description": label(""), "PrimaryIdAttribute": e.primary_id, "PrimaryNameAttribute": e.primary_name,
-        "IsCustomEntity": e.custom, "IsManaged": true, "ObjectTypeCode": 10000, "OwnershipType": "UserOwned", "IsActivity": false
+        "IsCustomEntity": e.custom, "IsManaged": true, "ObjectTypeCode": 10000, "OwnershipType": "UserOwned", "IsActivity": false,
+        // EntityMetadata.IsPrivate ("Whether the entity is private": Learn EntityMetadata
+        // EntityType reference); the Dataverse client lists tables with `IsPrivate eq false`.
+        "IsPrivate": false, "IsIntersect": false, "IsLogicalEntity": false, "TableType": "Standard"
     })
 }
 
-fn attr_json(e: &Entity, a: &Attr) -> Value {
-    let otype = match a.ty.as_str() {
+/// The options of the seeded choice (picklist) columns, from Learn's table references
+/// (reference/entities/systemuser: AccessMode, DeletedState); other choice columns have none.
+fn options(e: &Entity, a: &Attr) -> Vec<(i64, &'static str)> {
+    match (e.logical.as_str(), a.logical.as_str()) {
+        ("systemuser", "accessmode") => vec![
+            (0, "Read-Write"),
+            (1, "Administrative"),
+            (2, "Read"),
+            (3, "Support User"),
+            (4, "Non-interactive"),
+            (5, "Delegated Admin"),
+        ],
+        ("systemuser", "deletedstate") => vec![(0, "Not deleted"), (1, "Soft deleted")],
+        _ => Vec::new(),
+    }
+}
+
+/// The metadata type of a column's `AttributeType`, as its `@odata.type` and type casts name it.
+fn metadata_type(a: &Attr) -> &'static str {
+    match a.ty.as_str() {
         "Lookup" | "Owner" | "Customer" => "LookupAttributeMetadata",
         "Uniqueidentifier" => "UniqueIdentifierAttributeMetadata",
         "Boolean" => "BooleanAttributeMetadata",
@@ -44,7 +66,32 @@ fn attr_json(e: &Entity, a: &Attr) -> Value {
         "Integer" => "IntegerAttributeMetadata",
         "Memo" => "MemoAttributeMetadata",
         _ => "StringAttributeMetadata",
-    };
+    }
+}
+
+/// A column as a type-cast read shows it: with `$expand=OptionSet` (or `GlobalOptionSet`), a
+/// choice column's options (Learn "Query table definitions using the Web API", "Retrieving
+/// attributes": `Attributes/Microsoft.Dynamics.CRM.PicklistAttributeMetadata?$select=LogicalName&$expand=OptionSet($select=Options)`).
+fn attr_with_options(ctx: &Ctx, e: &Entity, a: &Attr) -> Value {
+    let mut v = attr_json(e, a);
+    let expand = ctx.q("$expand").unwrap_or_default();
+    if a.ty == "Picklist" && expand.starts_with("OptionSet") {
+        let opts: Vec<Value> = options(e, a)
+            .into_iter()
+            .map(|(n, l)| json!({"Value": n, "Label": label(l), "Color": null, "IsManaged": true}))
+            .collect();
+        let h = crate::state::sha256_hex(&format!("optionset:{}:{}", e.logical, a.logical));
+        v["OptionSet"] = json!({
+            "MetadataId": format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32]),
+            "Name": format!("{}_{}", e.logical, a.logical), "OptionSetType": "Picklist", "IsGlobal": false,
+            "Options": opts
+        });
+    }
+    v
+}
+
+fn attr_json(e: &Entity, a: &Attr) -> Value {
+    let otype = metadata_type(a);
     let mut v = json!({
         "@odata.type": format!("#Microsoft.Dynamics.CRM.{otype}"),
         "MetadataId": a.id, "LogicalName": a.logical, "SchemaName": a.schema, "AttributeType": a.ty,
@@ -131,9 +178,10 @@ fn meta_list(sim: &Sim, ctx: &Ctx, ty: &str, ctx_path: &str, items: Vec<Value>) 
         items.retain(|o| odata::matches(o, &filter));
     }
     let sel = meta_select(ctx, ty, items.first())?;
+    // an expanded navigation property (`$expand=OptionSet`) stays beside the `$select`ed ones
     let items: Vec<Value> = items
         .iter()
-        .map(|o| odata::select(o, sel.as_deref(), &["MetadataId"]))
+        .map(|o| odata::select(o, sel.as_deref(), &["MetadataId", "OptionSet"]))
         .collect();
     Ok(collection(sim, ctx_path, items))
 }
@@ -250,6 +298,33 @@ pub(super) fn metadata(sim: &Sim, ctx: &Ctx, segs: &[Segment]) -> R {
                 "AttributeMetadata",
                 &format!("EntityDefinitions('{}')/Attributes/$entity", e.id),
                 attr_json(&e, a),
+            )
+        }
+        // A type cast on the columns (`Attributes/Microsoft.Dynamics.CRM.PicklistAttributeMetadata`):
+        // only the columns of that metadata type, which may then expand their option sets.
+        Some("Attributes") if segs.len() == 3 && segs[1].key.is_none() => {
+            only(sim, ctx, "GET")?;
+            let cast = &segs[2];
+            let ty = cast
+                .name
+                .strip_prefix("Microsoft.Dynamics.CRM.")
+                .filter(|t| t.ends_with("AttributeMetadata") && cast.key.is_none())
+                .ok_or_else(|| no_segment(&cast.name))?;
+            let items: Vec<Value> = e
+                .attrs
+                .iter()
+                .filter(|a| ty == "AttributeMetadata" || metadata_type(a) == ty)
+                .map(|a| attr_with_options(ctx, &e, a))
+                .collect();
+            meta_list(
+                sim,
+                ctx,
+                ty,
+                &format!(
+                    "EntityDefinitions('{}')/Attributes/Microsoft.Dynamics.CRM.{ty}",
+                    e.id
+                ),
+                items,
             )
         }
         Some("Attributes") if segs.len() == 2 => match m {

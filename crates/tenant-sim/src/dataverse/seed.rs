@@ -325,7 +325,7 @@ pub fn seed(opts: &Options, admin: &Admin) -> Dv {
             .and_then(|r| r["roleid"].as_str())
             .unwrap_or(&sysadmin_root)
             .to_string();
-        users.push(json!({"systemuserid": admin_app_user, "fullname": "Tenant Admin Automation", "firstname": "#", "lastname": "Tenant Admin Automation", "internalemailaddress": format!("{}@contoso.onmicrosoft.com", admin.client_id), "domainname": format!("{}@contoso.onmicrosoft.com", admin.client_id), "applicationid": admin.client_id, "azureactivedirectoryobjectid": new_guid(), "isdisabled": false, "accessmode": 4, "deletedstate": 0, "title": null, "islicensed": false, "_businessunitid_value": root_bu, "createdon": now}));
+        users.push(json!({"systemuserid": admin_app_user, "fullname": "Tenant Admin Automation", "firstname": "#", "lastname": "Tenant Admin Automation", "internalemailaddress": format!("{}@contoso.onmicrosoft.com", admin.client_id), "domainname": format!("{}@contoso.onmicrosoft.com", admin.client_id), "applicationid": admin.client_id, "azureactivedirectoryobjectid": admin.sp_oid, "isdisabled": false, "accessmode": 4, "deletedstate": 0, "title": null, "islicensed": false, "_businessunitid_value": root_bu, "createdon": now}));
         user_roles.push((admin_app_user, role));
     }
     rows.insert("systemuser".into(), users);

@@ -1,7 +1,7 @@
 //! Applications and their password credentials: create (`POST /applications`), read, list,
 //! update and upsert by `uniqueName` (`PATCH /applications(uniqueName='x')` with
-//! `Prefer: create-if-missing`), delete (into `directory/deletedItems`, taking its service
-//! principal with it), `addPassword` and `removePassword`, with the tenant's app-management
+//! `Prefer: create-if-missing`), delete (into `directory/deletedItems`, its service principal
+//! soft-deleted beside it), `addPassword` and `removePassword`, with the tenant's app-management
 //! password lifetime limit.
 //!
 //! Facts from Microsoft Learn (learn.microsoft.com/graph/api/...): resources/application,
@@ -11,7 +11,7 @@
 
 use serde_json::{Value, json};
 
-use super::service_principals::remove_sps;
+use super::service_principals::soft_delete_sps;
 use super::shared::{
     Addr, R, addr_text, address, bad, conflict, create_if_missing, created, err_with, error_reply,
     find, find_visible, list, merge, method_not_allowed, no_segment, not_found, other_key,
@@ -196,8 +196,10 @@ pub(super) fn handle(sim: &Sim, ctx: &Ctx, segs: &[Segment], body: &Value) -> R 
         "DELETE" => {
             // learn.microsoft.com/graph/api/application-delete: "When deleted, apps are moved to
             // a temporary container and can be restored within 30 days." Its service principal
-            // in this tenant goes with it, so servicePrincipals(appId=...) answers 404, and its
-            // secrets no longer sign in (the token endpoint knows only live applications).
+            // in this tenant is deleted with it (soft-deleted too, listed under
+            // deletedItems/microsoft.graph.servicePrincipal, and restorable only on its own), so
+            // servicePrincipals(appId=...) answers 404, and its secrets no longer sign in (the
+            // token endpoint knows only live applications).
             let i = vis.ok_or_else(|| not_found(ctx, &addr_text(&addr)))?;
             let mut app = t.applications.remove(i);
             let app_id = app.str("appId").unwrap_or("").to_string();
@@ -207,7 +209,7 @@ pub(super) fn handle(sim: &Sim, ctx: &Ctx, segs: &[Segment], body: &Value) -> R 
                 .filter(|s| s.str("appId") == Some(app_id.as_str()))
                 .map(|s| s.id().to_string())
                 .collect();
-            remove_sps(&mut t, &sp_ids);
+            soft_delete_sps(&mut t, &sp_ids);
             app.data["deletedDateTime"] = json!(rfc3339(now_ms()));
             t.deleted_items.push(app);
             Ok(Reply::empty(204))

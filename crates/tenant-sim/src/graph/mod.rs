@@ -97,6 +97,14 @@ pub fn handle(sim: &Sim, ctx: &Ctx) -> Reply {
             Err(s) => return no_segment(ctx, &s),
         }
     }
+    // `.../$count` counts the collection before it (`shared::list` answers it): the call is the
+    // collection's, for routing and permissions alike.
+    if segs.len() > 1 && segs.last().is_some_and(|s| seg_is(s, "$count")) {
+        if ctx.method != "GET" {
+            return method_not_allowed(ctx);
+        }
+        segs.pop();
+    }
     if let Err(denied) = authorize(sim, ctx, &claims, &segs) {
         return denied;
     }

@@ -1,7 +1,7 @@
 //! Service principals: create (`POST /servicePrincipals` for a replicated application of the
 //! tenant or a first-party app such as Dynamics CRM), read, list, update and upsert by `appId`
-//! (`PATCH /servicePrincipals(appId='x')` with `Prefer: create-if-missing`), delete (with its
-//! grants and policy assignments), and the navigation properties a service principal has here:
+//! (`PATCH /servicePrincipals(appId='x')` with `Prefer: create-if-missing`), delete (into
+//! `directory/deletedItems`, its grants set aside and its policy assignments dropped), and the navigation properties a service principal has here:
 //! its `oauth2PermissionGrants` (see `grants.rs`) and `homeRealmDiscoveryPolicies` (see
 //! `policies.rs`).
 //!
@@ -22,16 +22,36 @@ use super::shared::{
 use super::{grants, policies, seg_is};
 use crate::odata::Segment;
 use crate::server::{Ctx, Reply};
-use crate::state::{DYNAMICS_APP_ID, GRAPH_APP_ID, Sim, Tenant, first_party_sp, lock, new_guid};
+use crate::state::{
+    DYNAMICS_APP_ID, GRAPH_APP_ID, Obj, Sim, Tenant, first_party_sp, lock, new_guid, now_ms,
+    rfc3339,
+};
 
-pub(super) fn remove_sps(t: &mut Tenant, sp_ids: &[String]) {
-    t.service_principals
-        .retain(|s| !sp_ids.iter().any(|x| x == s.id()));
-    t.oauth2_permission_grants.retain(|g| {
-        !sp_ids.iter().any(|x| {
-            Some(x.as_str()) == g.str("clientId") || Some(x.as_str()) == g.str("resourceId")
-        })
-    });
+/// Deletes service principals as Entra does: each is moved to `directory/deletedItems`
+/// (restorable on its own for 30 days; restoring its application does not bring it back —
+/// learn.microsoft.com/graph/api/directory-deleteditems-restore), its delegated permission
+/// grants are set aside and come back if it is restored ("you recover the service principal's
+/// previous configurations, except its previous policies": learn.microsoft.com/entra/identity/
+/// enterprise-apps/restore-application), and its policy assignments (HRD) are dropped for good.
+pub(super) fn soft_delete_sps(t: &mut Tenant, sp_ids: &[String]) {
+    let now = rfc3339(now_ms());
+    let (gone, kept): (Vec<Obj>, Vec<Obj>) = std::mem::take(&mut t.service_principals)
+        .into_iter()
+        .partition(|s| sp_ids.iter().any(|x| x == s.id()));
+    t.service_principals = kept;
+    for mut sp in gone {
+        sp.data["deletedDateTime"] = json!(now);
+        t.deleted_items.push(sp);
+    }
+    let (parked, live): (Vec<Obj>, Vec<Obj>) = std::mem::take(&mut t.oauth2_permission_grants)
+        .into_iter()
+        .partition(|g| {
+            sp_ids.iter().any(|x| {
+                Some(x.as_str()) == g.str("clientId") || Some(x.as_str()) == g.str("resourceId")
+            })
+        });
+    t.oauth2_permission_grants = live;
+    t.deleted_grants.extend(parked);
     t.hrd_assignments.retain(|a| !sp_ids.contains(&a.sp_id));
 }
 
@@ -172,7 +192,7 @@ pub(super) fn handle(sim: &Sim, ctx: &Ctx, segs: &[Segment], body: &Value) -> R 
         "DELETE" => {
             let i = vis.ok_or_else(|| not_found(ctx, &addr_text(&addr)))?;
             let id = t.service_principals[i].id().to_string();
-            remove_sps(&mut t, &[id]);
+            soft_delete_sps(&mut t, &[id]);
             Ok(Reply::empty(204))
         }
         _ => Err(method_not_allowed(ctx)),

@@ -284,6 +284,9 @@ pub(super) fn list(sim: &Sim, ctx: &Ctx, ty: &str, coll: &str, items: Vec<Value>
         Some(tok) => decode_skiptoken(tok).ok_or_else(|| error_reply(400, "Request_BadRequest", "The specified page token value has expired and can no longer be included in your request.", ctx))?,
     };
     let total = items.len();
+    if let Some(reply) = count(ctx, total)? {
+        return Ok(reply);
+    }
     let page: Vec<Value> = items
         .into_iter()
         .skip(skip)
@@ -291,6 +294,13 @@ pub(super) fn list(sim: &Sim, ctx: &Ctx, ty: &str, coll: &str, items: Vec<Value>
         .map(|o| odata::select(&o, select.as_deref(), &[]))
         .collect();
     let mut out = json!({"@odata.context": context(sim, coll, &select, false), "value": page});
+    if eventual(ctx)
+        && ctx
+            .q("$count")
+            .is_some_and(|c| c.eq_ignore_ascii_case("true"))
+    {
+        out["@odata.count"] = json!(total);
+    }
     if skip + top < total {
         let q = odata::query_before_skiptoken(ctx.raw_query.as_deref());
         let u = sim.urls().main;
@@ -301,6 +311,37 @@ pub(super) fn list(sim: &Sim, ctx: &Ctx, ty: &str, coll: &str, items: Vec<Value>
         ));
     }
     Ok(Reply::json(200, out))
+}
+
+/// Did the request ask for an advanced query (`ConsistencyLevel: eventual`)?
+fn eventual(ctx: &Ctx) -> bool {
+    ctx.header("consistencylevel")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("eventual"))
+}
+
+/// Counting directory objects (learn.microsoft.com/graph/aad-advanced-queries): "Counting
+/// directory objects is only supported using the advanced queries parameters. If the
+/// ConsistencyLevel=eventual header is not specified, the request returns an error when the
+/// $count URL segment is used or silently ignores the $count query parameter (?$count=true)".
+/// With the header, `.../$count` answers the number as `text/plain` (`list` adds
+/// `@odata.count` for `$count=true`). `Ok(None)`: not a `$count` segment request.
+fn count(ctx: &Ctx, total: usize) -> Result<Option<Reply>, Reply> {
+    if !(ctx.path.ends_with("/$count") || ctx.path.ends_with("/%24count")) {
+        return Ok(None);
+    }
+    if !eventual(ctx) {
+        return Err(error_reply(
+            400,
+            "Request_BadRequest",
+            "$count is not currently supported.",
+            ctx,
+        ));
+    }
+    Ok(Some(Reply {
+        status: 200,
+        headers: vec![("content-type".into(), "text/plain".into())],
+        body: total.to_string().into_bytes(),
+    }))
 }
 
 fn encode_skiptoken(n: usize) -> String {
