@@ -394,8 +394,7 @@ fn an_adopted_apps_portal_secret_and_pre_existing_application_user_are_kept() {
         .doc;
     let doc = sim.run("grant-consent", &[], &doc).ok().doc;
     let mut doc = sim.run("assign-role", &[], &doc).ok().doc;
-    assert_eq!(doc["dynamics"]["application_user_created"], json!(false));
-    assert_eq!(doc["dynamics"]["roles"][0]["added"], json!(false));
+    let records = doc["dynamics"].clone();
     doc["secret"] = json!({"key_id": portal_secret});
     assert_eq!(doc["app"]["adopted"], json!(true));
 
@@ -414,6 +413,9 @@ fn an_adopted_apps_portal_secret_and_pre_existing_application_user_are_kept() {
         u["systemuserroles_association"].as_array().unwrap().len(),
         1
     );
+    // assign-role recorded that the setup found both the user and its role.
+    assert_eq!(records["application_user_created"], json!(false));
+    assert_eq!(records["roles"][0]["added"], json!(false));
 }
 
 // ---- another team's HRD policy; a hand-made sync-filter column -------------------------------
