@@ -1,4 +1,6 @@
-//! Generates man pages and shell completions for every tool from its clap definition:
+//! Generates man pages and shell completions for every tool from its clap definition, all at
+//! once into one folder (each installed binary writes its own with `--generate`, through the
+//! same `s2s_core::cli::generate`):
 //!
 //! ```text
 //! cargo run --example gen-docs -- [OUT_DIR]      # default target/docs
@@ -9,7 +11,7 @@
 use std::path::PathBuf;
 
 use clap::CommandFactory;
-use clap_complete::Shell;
+use s2s_core::cli::Generate;
 
 fn commands() -> Vec<clap::Command> {
     vec![
@@ -39,12 +41,25 @@ fn main() -> std::io::Result<()> {
     for mut cmd in commands() {
         let name = cmd.get_name().to_string();
         let mut page = Vec::new();
-        clap_mangen::Man::new(cmd.clone()).render(&mut page)?;
+        s2s_core::cli::generate(Generate::Man, &mut cmd, &mut page)?;
         std::fs::write(man.join(format!("{name}.1")), page)?;
-        for shell in [Shell::Bash, Shell::Zsh, Shell::Fish, Shell::PowerShell] {
-            let dir = out.join("completions").join(shell.to_string());
+        // The file names clap_complete's generate_to used: bash `<tool>.bash`, zsh `_<tool>`,
+        // fish `<tool>.fish`, PowerShell `_<tool>.ps1`.
+        for (what, shell, file) in [
+            (Generate::CompletionsBash, "bash", format!("{name}.bash")),
+            (Generate::CompletionsZsh, "zsh", format!("_{name}")),
+            (Generate::CompletionsFish, "fish", format!("{name}.fish")),
+            (
+                Generate::CompletionsPowershell,
+                "powershell",
+                format!("_{name}.ps1"),
+            ),
+        ] {
+            let dir = out.join("completions").join(shell);
             std::fs::create_dir_all(&dir)?;
-            clap_complete::generate_to(shell, &mut cmd, &name, &dir)?;
+            let mut text = Vec::new();
+            s2s_core::cli::generate(what, &mut cmd, &mut text)?;
+            std::fs::write(dir.join(file), text)?;
         }
     }
     eprintln!(

@@ -199,14 +199,16 @@ fn a_changed_user_is_set_through_the_document_names() {
     let doc = with_app_user(&sim);
     let first = sim.run("configure-marketo", &[], &doc).ok();
     let (default_id, _) = record(&sim, "mkto", "Default");
-    let other = "22222222-3333-4444-5555-666666666666";
+    // Another connection's application user (another app) replaces ours: with the flag.
+    let other_doc = other_connection(&sim, "Other Sync");
+    let other = app_user_id(&other_doc);
     let mut changed = first.doc.clone();
     changed["dynamics"]["application_user_id"] = json!(other);
     sim.clear();
     let r = sim
         .run(
             "configure-marketo",
-            &["--dry-run", "--sync-user-id", other],
+            &["--dry-run", "--replace-sync-user", "--sync-user-id", &other],
             &changed,
         )
         .ok();
@@ -222,13 +224,148 @@ fn a_changed_user_is_set_through_the_document_names() {
             .unwrap_or("")
             .ends_with(&format!("/mkto_marketoconfigs({default_id})"))
     );
-    assert_eq!(
-        dataverse_paths(&sim).len(),
-        1,
-        "{:#?}",
-        dataverse_paths(&sim)
+    // The record through the document's names, then who is replaced and who replaces.
+    let paths = dataverse_paths(&sim);
+    assert_eq!(paths.len(), 3, "{paths:#?}");
+    assert!(
+        paths[0].starts_with(&format!(
+            "GET /api/data/v9.2/mkto_marketoconfigs({default_id})"
+        )),
+        "{paths:#?}"
     );
     sim.assert_no_writes();
+}
+
+/// A second connection in the same org: its own app and application user (as a second
+/// `register-app | assign-role` makes them).
+fn other_connection(sim: &Sim, name: &str) -> Value {
+    let doc = sim
+        .run("register-app", &["--name", name], &Value::Null)
+        .ok()
+        .doc;
+    sim.run("assign-role", &[], &doc).ok().doc
+}
+
+/// The seeded person "Admin User": a legacy basic-auth sync user, as far as Marketo knows.
+fn a_person(sim: &Sim) -> (String, String) {
+    let v = dv_get(
+        sim,
+        "systemusers?$select=systemuserid,fullname,internalemailaddress&$filter=fullname%20eq%20'Admin%20User'",
+    );
+    let u = &v["value"][0];
+    (
+        u["systemuserid"].as_str().unwrap().to_string(),
+        u["internalemailaddress"].as_str().unwrap().to_string(),
+    )
+}
+
+/// Points the Default record's "Marketo User" at `user` (as an admin would in Dynamics).
+fn set_marketo_user(sim: &Sim, user: &str) {
+    let (id, _) = record(sim, "mkto", "Default");
+    sim.dataverse_expect(
+        204,
+        "PATCH",
+        &format!("mkto_marketoconfigs({id})"),
+        Some(json!({"mkto_MarketoUser@odata.bind": format!("/systemusers({user})")})),
+    );
+}
+
+/// Issue 20 item 4: configure-marketo used to repoint "Marketo User" silently away from another
+/// live connection's user. Now: exit 4 with nothing written, naming who it is and the command;
+/// with `--replace-sync-user` it replaces, warns, and records the previous user for teardown.
+#[test]
+fn another_connections_marketo_user_is_replaced_only_with_the_flag() {
+    let sim = sim();
+    let other = other_connection(&sim, "Other Sync");
+    let other_user = app_user_id(&other);
+    let other_client = client_id(&other);
+    set_marketo_user(&sim, &other_user);
+    let doc = with_app_user(&sim);
+    let ours = app_user_id(&doc);
+    let state = sim.path("st.json");
+    std::fs::write(&state, doc.to_string()).unwrap();
+    let s = state.to_str().unwrap();
+    let before = std::fs::read(&state).unwrap();
+
+    sim.clear();
+    let r = sim
+        .run("configure-marketo", &["--state", s], &Value::Null)
+        .code_is(4);
+    r.assert_stderr("Other Sync")
+        .assert_stderr(&other_client)
+        .assert_stderr("another app's application user")
+        .assert_stderr("nothing was changed")
+        .assert_stderr(&format!(
+            "run configure-marketo --state {s} --replace-sync-user"
+        ));
+    sim.assert_no_writes();
+    assert_eq!(record(&sim, "mkto", "Default").1, json!(other_user));
+    assert_eq!(std::fs::read(&state).unwrap(), before, "state untouched");
+
+    // The hint, pasted.
+    let r = sim
+        .run(
+            "configure-marketo",
+            &["--state", s, "--replace-sync-user"],
+            &Value::Null,
+        )
+        .ok();
+    r.assert_stderr("Marketo Support must update additional parameters")
+        .assert_stderr("pauses Marketo's sync");
+    assert_eq!(record(&sim, "mkto", "Default").1, json!(ours));
+    let done: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    assert_eq!(
+        done["marketo_config"]["previous_user_id"],
+        json!(other_user)
+    );
+    let label = done["marketo_config"]["previous_user"].as_str().unwrap();
+    assert!(
+        label.contains("Other Sync") && label.contains(&other_client),
+        "{label}"
+    );
+    // A re-run keeps what was recorded and writes nothing.
+    sim.clear();
+    sim.run("configure-marketo", &["--state", s], &Value::Null)
+        .ok()
+        .assert_stderr("already is user");
+    sim.assert_no_writes();
+    let again: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    assert_eq!(
+        again["marketo_config"]["previous_user_id"],
+        json!(other_user)
+    );
+}
+
+/// A customer moving from the basic-auth sync (a person as Marketo User) to server-to-server:
+/// the same rule, with Marketo's migration warning.
+#[test]
+fn a_person_as_marketo_user_is_replaced_only_with_the_flag_and_marketos_warning() {
+    let sim = sim();
+    let (person, mail) = a_person(&sim);
+    set_marketo_user(&sim, &person);
+    let doc = with_app_user(&sim);
+    sim.clear();
+    let r = sim.run("configure-marketo", &[], &doc).code_is(4);
+    r.assert_stderr("Admin User")
+        .assert_stderr(&mail)
+        .assert_stderr("a person")
+        .assert_stderr("--replace-sync-user");
+    sim.assert_no_writes();
+    assert_eq!(record(&sim, "mkto", "Default").1, json!(person));
+
+    let r = sim
+        .run("configure-marketo", &["--replace-sync-user"], &doc)
+        .ok();
+    r.assert_stderr("Marketo Support")
+        .assert_stderr("until the new credentials are entered in Marketo");
+    assert_eq!(r.doc["marketo_config"]["previous_user_id"], json!(person));
+    assert!(
+        r.doc["marketo_config"]["previous_user"]
+            .as_str()
+            .unwrap()
+            .contains(&mail)
+    );
+    assert_eq!(record(&sim, "mkto", "Default").1, json!(app_user_id(&doc)));
 }
 
 #[test]

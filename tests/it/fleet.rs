@@ -125,6 +125,24 @@ impl TenantRouter {
     }
 }
 
+/// The JSON rows of a fleet run (written as each connection finishes, so in any order), in the
+/// order of `files`; panics when a file has no row or two.
+fn rows_in_order(stdout: &str, files: &[String]) -> Vec<Value> {
+    let rows: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), files.len(), "{stdout}");
+    files
+        .iter()
+        .map(|f| {
+            let mine: Vec<&Value> = rows.iter().filter(|r| r["file"] == f.as_str()).collect();
+            assert_eq!(mine.len(), 1, "{f}: {stdout}");
+            mine[0].clone()
+        })
+        .collect()
+}
+
 /// Three customers: three tenants that consented to one multi-tenant admin app.
 fn customers() -> Vec<Sim> {
     let admin = (
@@ -184,11 +202,13 @@ fn three_customers_one_broken_are_reported_one_line_each_and_exit_6() {
     }
     c.args(["--jobs", "2"]);
     let r = Run::from_output(c.output().unwrap()).code_is(6);
-    let lines: Vec<Value> = r
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = rows_in_order(
+        &r.stdout,
+        &files
+            .iter()
+            .map(|(f, _)| f.display().to_string())
+            .collect::<Vec<_>>(),
+    );
     assert_eq!(lines.len(), 3, "{}", r.stdout);
     for (i, line) in lines.iter().enumerate() {
         assert_eq!(line["file"], json!(files[i].0.display().to_string()));
@@ -199,11 +219,24 @@ fn three_customers_one_broken_are_reported_one_line_each_and_exit_6() {
     assert_eq!(lines[0]["ok"], json!(true), "{}", r.stderr);
     assert_eq!(lines[2]["ok"], json!(true), "{}", r.stderr);
     assert_eq!(lines[1]["ok"], json!(false));
+    // Monitoring fields: a status, when, and the org, for every row.
+    assert_eq!(lines[0]["status"], "ok");
+    assert_eq!(lines[1]["status"], "crit");
+    for (i, line) in lines.iter().enumerate() {
+        assert!(
+            line["checked_at"].as_str().unwrap().ends_with('Z'),
+            "{line}"
+        );
+        assert_eq!(
+            line["org"],
+            json!(sims[i].server.dynamics_url().trim_end_matches('/'))
+        );
+    }
     let failing = lines[1]["failing"].as_array().unwrap();
     assert_eq!(failing.len(), 1, "{failing:?}");
     assert_eq!(failing[0]["id"], "sync-role");
     assert!(failing[0]["fix"].as_str().unwrap().contains("assign-role"));
-    r.assert_stderr("customer-1.json").assert_stderr("FAIL");
+    r.assert_stderr("customer-1.json").assert_stderr("CRIT");
     r.assert_stderr("1 of 3 connection(s) need attention");
     // Read-only: no write anywhere, no file rewritten.
     for s in &sims {
@@ -226,13 +259,13 @@ fn an_unreadable_file_is_a_failing_line_not_a_crash() {
     let mut c = sims[0].cmd("verify-sync");
     c.arg("--fleet").args([&good, &bad, &missing]);
     let r = Run::from_output(c.output().unwrap()).code_is(6);
-    let lines: Vec<Value> = r
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = rows_in_order(
+        &r.stdout,
+        &[&good, &bad, &missing].map(|p| p.display().to_string()),
+    );
     assert_eq!(lines.len(), 3);
     assert_eq!(lines[0]["ok"], json!(true), "{}", r.stderr);
+    assert_eq!(lines[1]["status"], "unknown");
     assert_eq!(lines[1]["error"]["exit_code"], 2);
     assert!(
         lines[1]["error"]["message"]
@@ -298,24 +331,17 @@ fn a_fifo_a_pipe_or_an_empty_file_is_a_line_of_its_own_and_same_names_are_told_a
         r.stderr
     );
     let r = r.code_is(6);
-    let lines: Vec<Value> = r
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let order = [
+        "a/st.json",
+        "b/st.json",
+        "f.json",
+        "/dev/stdin",
+        "empty.json",
+        "/dev/null",
+    ]
+    .map(String::from);
+    let lines = rows_in_order(&r.stdout, &order);
     assert_eq!(lines.len(), 6, "{}\n{}", r.stdout, r.stderr);
-    let files: Vec<&str> = lines.iter().map(|l| l["file"].as_str().unwrap()).collect();
-    assert_eq!(
-        files,
-        [
-            "a/st.json",
-            "b/st.json",
-            "f.json",
-            "/dev/stdin",
-            "empty.json",
-            "/dev/null"
-        ]
-    );
     assert_eq!(lines[0]["ok"], json!(true), "{}", r.stderr);
     assert_eq!(lines[1]["ok"], json!(true), "{}", r.stderr);
     for (i, needle) in [
@@ -342,7 +368,7 @@ fn a_fifo_a_pipe_or_an_empty_file_is_a_line_of_its_own_and_same_names_are_told_a
     let rows: Vec<&str> = r
         .stderr
         .lines()
-        .filter(|l| l.contains(" ok ") || l.contains(" FAIL "))
+        .filter(|l| l.contains(" ok ") || l.contains(" UNKNOWN "))
         .collect();
     assert!(rows.iter().any(|l| l.contains("a/st.json")), "{}", r.stderr);
     assert!(rows.iter().any(|l| l.contains("b/st.json")), "{}", r.stderr);

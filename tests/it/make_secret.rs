@@ -6,8 +6,22 @@ use tenant_sim::Options;
 
 use crate::common::*;
 
+/// A document with a setup id, as register-app writes it (`setup.id`); a document from before
+/// setups had one gets one here, as a re-run of register-app would give it.
+pub(crate) fn with_setup_id(mut doc: Value) -> Value {
+    if doc["setup"]["id"].is_null() {
+        doc["setup"] = json!({"id": uuid::Uuid::new_v4().to_string()});
+    }
+    doc
+}
+
+/// `registered`, with the setup id every new setup has.
+pub(crate) fn registered_setup(sim: &Sim) -> Value {
+    with_setup_id(registered(sim))
+}
+
 /// The app's password credentials as the emulator holds them.
-fn credentials(sim: &Sim, doc: &Value) -> Vec<Value> {
+pub(crate) fn credentials(sim: &Sim, doc: &Value) -> Vec<Value> {
     let object_id = &doc["app"]["object_id"];
     sim.state_objects("applications")
         .into_iter()
@@ -16,21 +30,21 @@ fn credentials(sim: &Sim, doc: &Value) -> Vec<Value> {
         .unwrap_or_default()
 }
 
-fn key_ids(sim: &Sim, doc: &Value) -> Vec<String> {
+pub(crate) fn key_ids(sim: &Sim, doc: &Value) -> Vec<String> {
     credentials(sim, doc)
         .iter()
         .filter_map(|c| c["keyId"].as_str().map(str::to_string))
         .collect()
 }
 
-fn secret_file(doc: &Value) -> std::path::PathBuf {
+pub(crate) fn secret_file(doc: &Value) -> std::path::PathBuf {
     std::path::PathBuf::from(doc["secret"]["file"].as_str().expect("secret.file"))
 }
 
 /// The secret saved in the document's `secret.file` signs the app in (the emulator's token
 /// endpoint accepts it); returns it.
 #[track_caller]
-fn assert_saved_secret_works(sim: &Sim, doc: &Value) -> String {
+pub(crate) fn assert_saved_secret_works(sim: &Sim, doc: &Value) -> String {
     let value = std::fs::read_to_string(secret_file(doc)).expect("secret file");
     let (status, token) = sim.token_for(&client_id(doc), &value, &sim.url());
     assert_eq!(status, 200, "{token}");
@@ -40,7 +54,7 @@ fn assert_saved_secret_works(sim: &Sim, doc: &Value) -> String {
 #[test]
 fn saves_a_working_secret_to_a_0600_file_and_nowhere_else() {
     let sim = sim();
-    let doc = registered(&sim);
+    let doc = registered_setup(&sim);
     sim.clear();
     let r = sim.run("make-secret", &["-vv"], &doc).ok();
     assert!(r.changed("make-secret"));
@@ -72,10 +86,22 @@ fn saves_a_working_secret_to_a_0600_file_and_nowhere_else() {
     assert_eq!(r.doc["secret"]["hint"], json!(&value[..3]));
     assert_eq!(r.doc["secret"]["expires_at"], creds[0]["endDateTime"]);
     let name = creds[0]["displayName"].as_str().unwrap_or_default();
+    // The setup's mark comes before the run tag: `… [setup 1a2b3c4d] [run 3fa9c2d1]`.
+    let mark = format!("[setup {}]", &doc["setup"]["id"].as_str().unwrap()[..8]);
     assert!(
-        name.starts_with("marketo-s2s make-secret 20") && name.contains("[run "),
+        name.starts_with("marketo-s2s make-secret 20")
+            && name.contains(&format!("{mark} [run "))
+            && name.ends_with(']'),
         "{name}"
     );
+    // The document keeps the saved value's SHA-256, never the value.
+    assert_eq!(
+        r.doc["secret"]["sha256"],
+        json!(s2s_core::fsutil::secret_sha256(
+            &secrecy::SecretString::from(value.clone())
+        ))
+    );
+    assert_eq!(r.doc["secret"]["lifetime"], "24mo");
     assert!(
         r.stderr
             .contains("make-secret: no secret recorded in the document: added client secret"),
@@ -144,7 +170,9 @@ fn reveal_puts_the_value_in_the_document() {
 fn an_unwritable_secret_file_rolls_the_credential_back() {
     let sim = sim();
     let doc = registered(&sim);
-    let bad = sim.path("no-such-dir/s.secret");
+    // A name the file system takes but whose temporary sibling (`.<name>.tmp-…`) is too long:
+    // every check before the add passes, and the write itself fails.
+    let bad = sim.path(&"s".repeat(250));
     let r = sim
         .run(
             "make-secret",
@@ -177,10 +205,41 @@ fn an_unwritable_secret_file_rolls_the_credential_back() {
     assert!(r.stdout.is_empty());
 }
 
+/// Issue 21: a `--secret-file` in a folder that does not exist used to send addPassword, roll
+/// it back and exit 1. The folder is checked first: exit 2, not a single request.
+#[test]
+fn a_secret_file_in_a_missing_folder_is_exit_2_with_no_request() {
+    let sim = sim();
+    let doc = registered(&sim);
+    let state = sim.path("st.json");
+    std::fs::write(&state, doc.to_string()).unwrap();
+    let before = std::fs::read(&state).unwrap();
+    for args in [
+        vec!["--secret-file", "no-such-dir/s.secret"],
+        vec!["--secret-file", "no-such-dir/s.secret", "--rotate"],
+        vec![
+            "--secret-file",
+            "no-such-dir/s.secret",
+            "--state",
+            state.to_str().unwrap(),
+        ],
+    ] {
+        sim.clear();
+        let r = sim.run("make-secret", &args, &doc).code_is(2);
+        r.assert_stderr("no-such-dir")
+            .assert_stderr("does not exist")
+            .assert_stderr("make-secret: hint:");
+        sim.assert_no_requests();
+    }
+    assert!(credentials(&sim, &doc).is_empty());
+    assert_eq!(std::fs::read(&state).unwrap(), before);
+}
+
 #[test]
 fn a_short_lived_secret_is_renewed_and_old_ones_are_reported_then_revoked() {
     let sim = sim();
-    let doc = registered(&sim);
+    let doc = registered_setup(&sim);
+    let mark = format!("[setup {}]", &doc["setup"]["id"].as_str().unwrap()[..8]);
     let first = sim.run("make-secret", &["--expires-in", "10d"], &doc).ok();
     assert!(
         first
@@ -194,17 +253,33 @@ fn a_short_lived_secret_is_renewed_and_old_ones_are_reported_then_revoked() {
         .expect("key")
         .to_string();
 
-    // A secret some killed run added and never saved.
+    // A secret some killed run of this setup added and never saved, and one made in the portal.
     let object_id = doc["app"]["object_id"].as_str().expect("object id");
-    sim.graph_expect(
+    let killed = sim.graph_expect(
         200,
         "POST",
         &format!("applications/{object_id}/addPassword"),
-        Some(json!({"passwordCredential": {"displayName": "orphan"}})),
-    );
+        Some(
+            json!({"passwordCredential": {"displayName": format!("killed {mark} [run 0badc0de]")}}),
+        ),
+    )["keyId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let portal = sim.graph_expect(
+        200,
+        "POST",
+        &format!("applications/{object_id}/addPassword"),
+        Some(json!({"passwordCredential": {"displayName": "portal"}})),
+    )["keyId"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
     sim.clear();
-    let second = sim.run("make-secret", &[], &first.doc).ok();
+    let second = sim
+        .run("make-secret", &["--expires-in", "24mo"], &first.doc)
+        .ok();
     assert!(second.changed("make-secret"));
     let new_key = second.doc["secret"]["key_id"]
         .as_str()
@@ -216,18 +291,16 @@ fn a_short_lived_secret_is_renewed_and_old_ones_are_reported_then_revoked() {
         "{}",
         second.stderr
     );
-    // Nothing removed without --revoke-others, but both others are listed with the way out.
-    assert_eq!(key_ids(&sim, &doc).len(), 3);
-    assert!(
-        second.stderr.contains(&old_key) && second.stderr.contains("orphan"),
-        "{}",
-        second.stderr
-    );
-    assert!(
-        second.stderr.contains("make-secret --retire-old --yes"),
-        "{}",
-        second.stderr
-    );
+    assert_eq!(first.doc["secret"]["lifetime"], "10d");
+    assert_eq!(second.doc["secret"]["lifetime"], "24mo");
+    // The expiring one may still be in Marketo: it is the previous secret now.
+    assert_eq!(second.doc["secret"]["previous_key_id"], json!(old_key));
+    // Nothing removed without --revoke-others, but every other is listed with the way out.
+    assert_eq!(key_ids(&sim, &doc).len(), 4);
+    for k in [&old_key, &killed, &portal] {
+        second.assert_stderr(k);
+    }
+    second.assert_stderr("make-secret --retire-old --yes");
     assert!(sim.writes().iter().all(|w| {
         w["path"]
             .as_str()
@@ -237,20 +310,24 @@ fn a_short_lived_secret_is_renewed_and_old_ones_are_reported_then_revoked() {
     let value = std::fs::read_to_string(secret_file(&second.doc)).expect("file");
     assert_eq!(second.doc["secret"]["hint"], json!(&value[..3]));
 
+    // --revoke-others removes this setup's others; the portal's secret is kept and named.
     sim.clear();
     let third = sim
         .run("make-secret", &["--revoke-others", "--yes"], &second.doc)
         .ok();
-    assert_eq!(key_ids(&sim, &doc), vec![new_key.clone()]);
+
+    let mut left = key_ids(&sim, &doc);
+    left.sort();
+    let mut want = vec![new_key.clone(), portal.clone()];
+    want.sort();
+    assert_eq!(left, want);
     assert_eq!(third.doc["secret"]["key_id"], json!(new_key));
-    assert!(
-        third
-            .stderr
-            .contains(&format!("revoked credential {old_key}")),
-        "{}",
-        third.stderr
-    );
-    assert!(third.stderr.contains("\"orphan\""), "{}", third.stderr);
+    assert!(third.doc["secret"]["previous_key_id"].is_null());
+    third
+        .assert_stderr(&format!("revoked credential {old_key}"))
+        .assert_stderr(&format!("revoked credential {killed}"))
+        .assert_stderr(&format!("kept credential {portal}"))
+        .assert_stderr(&format!("--retire {portal} --yes"));
     assert!(sim.writes().iter().all(|w| {
         w["path"]
             .as_str()
@@ -259,35 +336,69 @@ fn a_short_lived_secret_is_renewed_and_old_ones_are_reported_then_revoked() {
     }));
     let (status, _) = sim.token_for(&client_id(&doc), &value, &sim.url());
     assert_eq!(status, 200, "the kept secret still works");
+
+    // Named on the command line, the portal's secret goes too.
+    sim.run("make-secret", &["--retire", &portal, "--yes"], &third.doc)
+        .ok()
+        .assert_stderr(&format!("retired credential {portal}"));
+    assert_eq!(key_ids(&sim, &doc), vec![new_key]);
 }
 
+/// Issue 21 item 10: the refusal quotes the tenant policy's own maximum (here 100 days, so a
+/// fixed "180d" would fail again) in a command that carries --state and works when pasted, and
+/// the lifetime is kept in the document so --rotate uses it instead of failing on 24 months.
 #[test]
-fn a_tenant_lifetime_policy_refusal_exits_4_and_a_shorter_lifetime_works() {
+fn a_tenant_lifetime_policy_refusal_quotes_the_policy_and_rotate_reuses_the_lifetime() {
     let sim = sim_with(Options {
-        max_secret_days: Some(180),
+        max_secret_days: Some(100),
         ..Default::default()
     });
-    let doc = registered(&sim);
-    let r = sim.run("make-secret", &[], &doc).code_is(4);
-    assert!(
-        r.stderr.contains("CredentialInvalidLifetimeAsPerAppPolicy"),
-        "{}",
-        r.stderr
-    );
-    assert!(
-        r.stderr.contains("make-secret: hint:") && r.stderr.contains("--expires-in"),
-        "{}",
-        r.stderr
-    );
+    let state = sim.path("st.json");
+    let s = state.to_str().unwrap();
+    std::fs::write(&state, registered(&sim).to_string()).unwrap();
+    let r = sim
+        .run(
+            "make-secret",
+            &["--state", s, "--timeout", "50s"],
+            &Value::Null,
+        )
+        .code_is(4);
+    r.assert_stderr("CredentialInvalidLifetimeAsPerAppPolicy")
+        .assert_stderr("at most 100d (passwordLifetime P100D)");
+    assert!(!r.stderr.contains("180d"), "{}", r.stderr);
+    let doc: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
     assert!(credentials(&sim, &doc).is_empty());
     assert!(
-        !sim.path(&format!("marketo-s2s-{}.secret", client_id(&doc)))
-            .exists()
+        doc["secret"]["pending"].is_null(),
+        "a refused add leaves no journal"
     );
 
-    let ok = sim.run("make-secret", &["--expires-in", "90d"], &doc).ok();
+    // The hint's command, pasted as it is.
+    let hint = r
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("make-secret: hint:"))
+        .unwrap();
+    let cmd = &hint[hint.find(": run ").unwrap() + 6..];
+    // It carries --state and the flags of the run that printed it.
+    assert_eq!(
+        cmd,
+        format!("make-secret --state {s} --timeout 50s --expires-in 100d")
+    );
+    let words: Vec<&str> = cmd.split_whitespace().skip(1).collect();
+    sim.run("make-secret", &words, &Value::Null).ok();
+    let doc: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
     assert_eq!(credentials(&sim, &doc).len(), 1);
-    assert!(secret_file(&ok.doc).exists());
+    assert_eq!(doc["secret"]["lifetime"], "100d");
+    assert!(sim.path(doc["secret"]["file"].as_str().unwrap()).exists());
+
+    // --rotate without --expires-in makes the next secret with the same lifetime.
+    sim.run("make-secret", &["--state", s, "--rotate"], &Value::Null)
+        .ok();
+    let rotated: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    assert_ne!(rotated["secret"]["key_id"], doc["secret"]["key_id"]);
+    assert_eq!(rotated["secret"]["lifetime"], "100d");
+    assert_eq!(credentials(&sim, &doc).len(), 2);
 }
 
 #[test]
@@ -315,7 +426,13 @@ fn dry_run_lists_the_plan_and_writes_nothing() {
     let name = plan[0]["body"]["passwordCredential"]["displayName"]
         .as_str()
         .unwrap_or_default();
-    assert!(name.starts_with("Planned [run "), "{name}");
+    // register-app gave the document its setup id: the name carries the setup's mark, then
+    // the run tag.
+    let setup = s2s_core::setup::SetupId::parse(doc["setup"]["id"].as_str().unwrap()).unwrap();
+    assert!(
+        name.starts_with(&format!("Planned {} [run ", setup.name_mark())),
+        "{name}"
+    );
     assert!(r.doc["secret"].is_null());
     assert!(credentials(&sim, &doc).is_empty());
     assert!(
@@ -414,8 +531,13 @@ fn a_mistyped_secret_file_is_refused_naming_the_file_that_holds_the_live_secret(
     r.assert_stderr("--secret-file ./Marketo.secret does not exist")
         .assert_stderr(&old.display().to_string())
         .assert_stderr(doc["secret"]["key_id"].as_str().unwrap())
-        .assert_stderr(&format!("mv {} ./Marketo.secret", old.display()))
-        .assert_stderr("--rotate");
+        .assert_stderr(&format!(
+            "mv {} ./Marketo.secret && make-secret --state {s} --secret-file ./Marketo.secret;",
+            old.display()
+        ))
+        .assert_stderr(&format!(
+            "make-secret --state {s} --secret-file ./Marketo.secret --rotate"
+        ));
     assert!(!r.stderr.contains("nothing to change"), "{}", r.stderr);
     sim.assert_no_writes();
     assert_eq!(
@@ -461,4 +583,21 @@ fn a_mistyped_secret_file_is_refused_naming_the_file_that_holds_the_live_secret(
         doc["secret"]["key_id"]
     );
     assert_eq!(credentials(&sim, &rotated).len(), 2);
+}
+
+/// Without the right to read the tenant's policy, the refusal still says what to do, and names
+/// no made-up maximum.
+#[test]
+fn a_lifetime_refusal_without_the_policy_readable_says_where_the_maximum_is() {
+    let sim = sim_with(Options {
+        max_secret_days: Some(100),
+        admin_permissions: vec!["Application.ReadWrite.All".into()],
+        ..Default::default()
+    });
+    let doc = registered(&sim);
+    let r = sim.run("make-secret", &[], &doc).code_is(4);
+    r.assert_stderr("its maximum could not be read with this sign-in")
+        .assert_stderr("preflight");
+    assert!(!r.stderr.contains("180d"), "{}", r.stderr);
+    assert!(credentials(&sim, &doc).is_empty());
 }

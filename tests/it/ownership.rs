@@ -670,7 +670,8 @@ fn declining_at_the_prompt_is_exit_2_in_teardown_and_make_secret() {
     let doc = sim.setup_chain(&[]);
     let state = sim.path("state.json");
     std::fs::write(&state, doc.to_string()).unwrap();
-    // A second credential, so make-secret has one to remove.
+    // A second credential of this setup (its mark in the name), so make-secret has one to remove.
+    let setup = s2s_core::setup::SetupId::parse(str_at(&doc, "/setup/id")).unwrap();
     sim.graph_expect(
         200,
         "POST",
@@ -678,7 +679,9 @@ fn declining_at_the_prompt_is_exit_2_in_teardown_and_make_secret() {
             "applications/{}/addPassword",
             str_at(&doc, "/app/object_id")
         ),
-        Some(json!({"passwordCredential": {"displayName": "spare"}})),
+        Some(json!({"passwordCredential": {
+            "displayName": format!("marketo-s2s make-secret 2026-12-03 {} [run 5ba2e000]", setup.name_mark())
+        }})),
     );
     let make_secret = format!(
         "{} --state {} --secret-file {} --revoke-others",

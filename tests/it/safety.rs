@@ -11,6 +11,12 @@ use crate::common::*;
 /// A finished setup kept in `dir/state.json` (every step run with `--state`), the secret beside it.
 fn finished_state(sim: &Sim) -> PathBuf {
     let state = sim.path("state.json");
+    // A setup id from the start, as register-app gives every new setup: make-secret marks its
+    // credentials with it, and removes only marked ones.
+    let doc = std::fs::read(&state)
+        .map(|b| serde_json::from_slice(&b).unwrap())
+        .unwrap_or_else(|_| json!({}));
+    std::fs::write(&state, crate::make_secret::with_setup_id(doc).to_string()).unwrap();
     for (tool, args) in chain_steps("marketo.secret") {
         let mut a: Vec<&str> = args.iter().map(String::as_str).collect();
         a.extend_from_slice(&["--state", state.to_str().unwrap()]);

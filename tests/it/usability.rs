@@ -67,7 +67,7 @@ fn a_wait_off_a_terminal_says_what_it_waits_for() {
     let line = r
         .stderr
         .lines()
-        .find(|l| l.starts_with("register-app: waiting: "))
+        .find(|l| l.starts_with("register-app: waiting"))
         .unwrap_or_else(|| panic!("no waiting line in\n{}", r.stderr));
     assert!(line.contains("s so far, gives up in "), "{line}");
     // Quiet means quiet.

@@ -42,6 +42,7 @@ fn all_green_on_a_finished_setup_and_read_only() {
             "marketo-solution",
             "application-user",
             "sync-role",
+            "role-holders",
             "marketo-config",
             "live-login",
             "published",
@@ -258,6 +259,7 @@ fn right_after_setup_it_waits_out_replication_before_judging() {
 fn a_passing_run_reads_each_thing_once() {
     let sim = federated();
     let doc = sim.setup_chain(&[]);
+    let sync_roles = sync_role_ids(&sim);
     sim.clear();
     sim.run("verify-sync", &["--settle", "0"], &doc).ok();
     let reqs = sim.requests();
@@ -276,6 +278,10 @@ fn a_passing_run_reads_each_thing_once() {
         format!("dataverse GET /api/data/v9.2/{config}({record})"),
         "dataverse GET /api/data/v9.2/solutions".to_string(),
         "dataverse GET /api/data/v9.2/systemusers".to_string(),
+        // role-holders: the Marketo Sync User role (one per business unit), and who holds each.
+        "dataverse GET /api/data/v9.2/roles".to_string(),
+        // The org's friendly name, once (the document keeps it).
+        "dataverse GET /api/data/v9.2/RetrieveCurrentOrganization(AccessType=Microsoft.Dynamics.CRM.EndpointAccessType'Default')".to_string(),
         format!(
             "graph GET /v1.0/applications(appId=%27{}%27)",
             client_id(&doc)
@@ -292,6 +298,11 @@ fn a_passing_run_reads_each_thing_once() {
         format!("login POST /{tenant}/oauth2/v2.0/token"),
         format!("login POST /{tenant}/oauth2/v2.0/token"),
     ];
+    want.extend(
+        sync_roles.iter().map(|r| {
+            format!("dataverse GET /api/data/v9.2/roles({r})/systemuserroles_association")
+        }),
+    );
     want.sort();
     assert_eq!(got, want);
 }
@@ -348,11 +359,13 @@ fn settle_re_runs_only_the_failing_check() {
         ("GET /api/data/v9.2/WhoAmI".to_string(), 2), // org-access and live-login
         ("GET /api/data/v9.2/solutions".to_string(), 1),
         ("GET /api/data/v9.2/systemusers".to_string(), 1),
+        ("GET /api/data/v9.2/roles".to_string(), 1),
         (format!("GET /api/data/v9.2/{set}({rec})"), 1),
     ] {
         assert_eq!(count(&path), n, "{path}: {reqs:#?}");
     }
-    assert_eq!(reqs.len(), 3 + 7 + 3 * rounds, "{reqs:#?}"); // sign-ins + reads + rounds
+    let reads = 9 + sync_role_ids(&sim).len(); // the org's name included
+    assert_eq!(reqs.len(), 3 + reads + 3 * rounds, "{reqs:#?}"); // sign-ins + reads + rounds
     let hrd = r.doc["verify"]["checks"]
         .as_array()
         .unwrap()
@@ -385,4 +398,133 @@ fn the_secret_check_shows_the_end_date_and_the_days_left_rounded() {
     let detail = secret["detail"].as_str().unwrap();
     assert!(detail.contains("(in 90 days)"), "{detail}");
     assert!(detail.contains(&end[..10]), "{detail} should name {end}");
+}
+
+/// The ids of the org's Marketo Sync User roles (one per business unit).
+fn sync_role_ids(sim: &Sim) -> Vec<String> {
+    dv_get(
+        sim,
+        "roles?$select=roleid&$filter=name%20eq%20%27Marketo%20Sync%20User%27",
+    )["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["roleid"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The check of one id in a verify-sync document.
+fn check<'a>(doc: &'a Value, id: &str) -> &'a Value {
+    doc["verify"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap_or_else(|| panic!("no {id} check in {doc}"))
+}
+
+/// Marketo's step 2 (solution 4.0.0.14 and later): the Marketo Sync User role is for the sync
+/// user alone. Another holder is a warning naming them (exit 0: the connection works).
+#[test]
+fn a_second_holder_of_marketo_sync_user_is_named_in_a_warning() {
+    let sim = sim();
+    let doc = sim.setup_chain(&[]);
+    let r = sim.run("verify-sync", &["--settle", "0"], &doc).ok();
+    assert_eq!(
+        check(&r.doc, "role-holders")["status"],
+        "ok",
+        "{}",
+        r.stderr
+    );
+    // The admin (a person would be the same) is given the role too.
+    let me = dv_get(&sim, "WhoAmI");
+    let admin = me["UserId"].as_str().unwrap();
+    let role = doc["dynamics"]["roles"][0]["id"].as_str().unwrap();
+    sim.dataverse_expect(
+        204,
+        "POST",
+        &format!("systemusers({admin})/systemuserroles_association/$ref"),
+        Some(json!({
+            "@odata.id": format!("{}/api/data/v9.2/roles({role})", sim.server.dynamics_url())
+        })),
+    );
+    let name = dv_get(&sim, &format!("systemusers({admin})?$select=fullname"))["fullname"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = sim.run("verify-sync", &["--settle", "0"], &doc).ok();
+    let c = check(&r.doc, "role-holders");
+    assert_eq!(c["status"], "warn", "{c}");
+    assert_eq!(c["ok"], true);
+    r.assert_stderr(&format!(
+        "[warn] only the Marketo sync user holds Marketo Sync User: 1 other user(s) hold it: {name}"
+    ));
+    r.assert_stderr("Manage security roles");
+    assert_eq!(r.doc["verify"]["ok"], true);
+    // -q shows the warning, not the passing checks.
+    let r = sim.run("verify-sync", &["--settle", "0", "-q"], &doc).ok();
+    r.assert_stderr("[warn] only the Marketo sync user");
+    assert!(!r.stderr.contains("[ok  ]"), "{}", r.stderr);
+}
+
+/// Before 4.0.0.14 every user who syncs needs the role: the solution is a warning that says so
+/// and how to update; other holders are expected (skip), never a failure.
+#[test]
+fn an_older_solution_warns_that_every_user_needs_the_role_and_how_to_update() {
+    let sim = sim_with(Options {
+        marketo_version: Some("4.0.0.9".into()),
+        ..Default::default()
+    });
+    let doc = sim.setup_chain(&[]);
+    let r = sim.run("verify-sync", &["--settle", "0"], &doc).ok();
+    let c = check(&r.doc, "marketo-solution");
+    assert_eq!(c["status"], "warn", "{c}");
+    assert!(
+        c["detail"].as_str().unwrap().contains(
+            "every Dynamics user who syncs with Marketo needs the Marketo Sync User role"
+        ),
+        "{c}"
+    );
+    assert!(c["fix"].as_str().unwrap().contains("Upgrade"), "{c}");
+    assert_eq!(check(&r.doc, "role-holders")["status"], "skip");
+    r.assert_stderr("[warn] Marketo solution installed");
+    r.assert_stderr("[skip] only the Marketo sync user");
+}
+
+/// A check that does not apply says so (`skip`), and one this sign-in cannot read is a skip
+/// that says why — never an `[ok]` (issue 22.6).
+#[test]
+fn checks_that_do_not_apply_or_cannot_be_read_are_skips_not_oks() {
+    let sim = sim();
+    let doc = sim.setup_chain(&[]);
+    let r = sim.run("verify-sync", &["--settle", "0"], &doc).ok();
+    let hrd = check(&r.doc, "hrd-policy");
+    assert_eq!(hrd["status"], "skip", "{hrd}");
+    r.assert_stderr("[skip] Home Realm Discovery policy (federated tenants): not needed");
+    // An admin without Domain.Read.All: the federated domains cannot be read.
+    let sim = sim_with(Options {
+        admin_permissions: vec![
+            "Application.ReadWrite.All".into(),
+            "DelegatedPermissionGrant.ReadWrite.All".into(),
+        ],
+        ..Default::default()
+    });
+    let mut doc = Value::Null;
+    for (tool, args) in chain_steps(sim.path("s.secret").to_str().unwrap()) {
+        if tool == "set-hrd-policy" {
+            continue;
+        }
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        doc = sim.run(tool, &a, &doc).ok().doc;
+    }
+    let r = sim.run("verify-sync", &["--settle", "0"], &doc).ok();
+    let hrd = check(&r.doc, "hrd-policy");
+    assert_eq!(hrd["status"], "skip", "{hrd}");
+    assert!(
+        hrd["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("not readable with this sign-in"),
+        "{hrd}"
+    );
 }

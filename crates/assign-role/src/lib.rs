@@ -427,11 +427,11 @@ async fn clear_soft_deleted(
         .join(", ");
     if !purge {
         return Err(Error::refused(format!(
-            "client id {client_id} has a soft-deleted application user in {} ({ids}); Dataverse refuses a new one              while it exists (412 0x80040237)",
+            "client id {client_id} has a soft-deleted application user in {} ({ids}); Dataverse refuses a new one while it exists (412 0x80040237)",
             dv.org()
         ))
         .with_hint(
-            "re-run with --purge-deleted to delete it for good and create a fresh application user, or restore              it in the Power Platform admin center (Settings > Users + permissions > Application users)",
+            "re-run with --purge-deleted to delete it for good and create a fresh application user, or restore it in the Power Platform admin center (Settings > Users + permissions > Application users)",
         ));
     }
     for u in &deleted {
@@ -558,7 +558,7 @@ async fn create_application_user(
                     ))
                     .with_kind(s2s_core::Kind::Refused)
                     .with_hint(
-                        "check that the app lives in the tenant of this org and has a service principal (re-run                          register-app), and that --client-id / app.client_id is its Application (client) ID",
+                        "check that the app lives in the tenant of this org and has a service principal (re-run register-app), and that --client-id / app.client_id is its Application (client) ID",
                     )),
                 Err(e) if is_app_not_yet_known(&e) => {
                     if !announced.replace(true) {

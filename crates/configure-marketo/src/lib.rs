@@ -9,6 +9,19 @@
 //! The lookup is set (`PATCH` with `If-Match: *`, so it can never create a record) only when it
 //! does not already point at the application user.
 //!
+//! Whom it replaces is read from the org first. A Marketo User that is another app's
+//! application user (another live connection) or a person (the legacy basic-auth sync user of a
+//! customer moving to server-to-server) is replaced only with `--replace-sync-user`: without it
+//! the run stops before any write (exit 4), naming who it is (name, app and client id, or
+//! e-mail) with the command to run. With it, the tool prints Marketo's warning for that move
+//! (Marketo's step-2 page, AdobeDocs/marketo.en `.../microsoft-dynamics-365-with-s2s-connection/
+//! step-2-of-3-set-up.md`, the "IMPORTANT" box: the sync pauses until the new credentials are
+//! entered in Marketo and the sync is enabled again, and Marketo Support must update additional
+//! parameters) and records the user it replaced as `marketo_config.previous_user_id` and
+//! `marketo_config.previous_user` (a label), so teardown can put it back when asked. A Marketo
+//! User of the same app (an earlier application user of this connection) or one the org no
+//! longer has is replaced without the flag.
+//!
 //! A re-run trusts the names an earlier run wrote to `marketo_config` when no flag contradicts
 //! them: it reads the record directly (`<entity_set>(<record_id>)?$select=_<lookup>_value`) and
 //! goes back to full discovery only when that answer says the names are wrong (unknown entity
@@ -19,10 +32,13 @@
 //!              `.entity`, `.record_id`, `.record_name`, `.user_lookup`, `.nav_property` (values
 //!              that are not usable names are ignored, and discovery runs).
 //! Output keys: `marketo_config.entity_set`, `.entity`, `.record_id`, `.record_name`,
-//!              `.user_lookup`, `.nav_property`, `.sync_user_id`, `steps.configure-marketo`.
-//! Exit codes:  0 done; 2 bad input (no request sent); 3 sign-in failed; 4 Dataverse refused or
-//!              discovery failed / was ambiguous (the message lists what was found); 5 not done in
-//!              time; 1 unexpected.
+//!              `.user_lookup`, `.nav_property`, `.sync_user_id`, `steps.configure-marketo`;
+//!              `.previous_user_id` and `.previous_user` after `--replace-sync-user` replaced
+//!              another connection's user or a person.
+//! Exit codes:  0 done; 2 bad input (no request sent); 3 sign-in failed; 4 Dataverse refused,
+//!              discovery failed / was ambiguous (the message lists what was found), or the
+//!              Marketo User is another connection's user or a person and `--replace-sync-user`
+//!              was not given (nothing written); 5 not done in time; 1 unexpected.
 //!
 //! Example:
 //! ```text
@@ -33,10 +49,10 @@
 use clap::Parser;
 use serde_json::{Value, json};
 
-use s2s_core::{CommonArgs, Ctx, Result, config};
+use s2s_core::{CommonArgs, Ctx, Error, Result, config};
 use s2s_dataverse::marketo_config::{self, ConfigTarget, Names};
 use s2s_dataverse::names::{not_blank, schema_name};
-use s2s_dataverse::{Dataverse, Written};
+use s2s_dataverse::{Dataverse, SystemUser, Written};
 
 pub use s2s_dataverse::marketo_config::{CONFIG_ENTITY_LABEL, DEFAULT_RECORD, USER_LOOKUP_LABEL};
 /// The help's closing part: examples and the keys, then the exit codes from core's one table.
@@ -51,13 +67,15 @@ Examples:
 
 Reads dynamics.application_user_id and dynamics.url from the state document on stdin; writes
 marketo_config.entity_set, .entity, .record_id, .record_name, .user_lookup, .nav_property,
-.sync_user_id. A re-run reads the record those names point at and rediscovers only when they no
-longer fit; it sends no write on a finished setup.",
+.sync_user_id (and .previous_user_id, .previous_user when --replace-sync-user replaced someone).
+A re-run reads the record those names point at and rediscovers only when they no longer fit; it
+sends no write on a finished setup. A Marketo User that is another app's application user or a
+person is replaced only with --replace-sync-user.",
         s2s_core::exit_codes::help(
             false,
             &[(
                 4,
-                "discovery failed or was ambiguous (the message lists what was found)"
+                "discovery failed or was ambiguous (the message lists what was found), or the Marketo User is another connection's user or a person and --replace-sync-user was not given"
             )]
         )
     )
@@ -98,6 +116,12 @@ pub struct Cli {
     #[arg(long, value_name = "NAME", default_value = DEFAULT_RECORD)]
     pub record_name: String,
 
+    /// Replace a Marketo User that is another app's application user (another connection) or
+    /// a person (e.g. the basic-auth sync user of a customer moving to server-to-server); the
+    /// replaced user is recorded in marketo_config.previous_user_id
+    #[arg(long)]
+    pub replace_sync_user: bool,
+
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -115,6 +139,27 @@ impl s2s_core::Tool for Cli {
 }
 
 impl Cli {
+    /// The flags of this run a pasted command must repeat (beside those `Ctx::command`
+    /// carries), each as one shell word.
+    fn own_flags(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        let mut push = |flag: &str, value: Option<&str>| {
+            if let Some(x) = value {
+                v.push(flag.to_string());
+                v.push(s2s_core::hint::shell_word(x));
+            }
+        };
+        push("--sync-user-id", self.sync_user_id.as_deref());
+        push("--config-entity", self.config_entity.as_deref());
+        push("--config-entity-set", self.config_entity_set.as_deref());
+        push("--user-lookup", self.user_lookup.as_deref());
+        push("--user-nav-property", self.user_nav_property.as_deref());
+        if self.record_name.trim() != DEFAULT_RECORD {
+            push("--record-name", Some(self.record_name.trim()));
+        }
+        v
+    }
+
     /// The names the flags give; the rest is discovered.
     fn names(&self) -> Names {
         Names {
@@ -190,15 +235,24 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
             (target, record_id, current)
         }
     };
-    ensure_marketo_user(
+    let replaced = ensure_marketo_user(
         ctx,
         &dv,
         &target,
         &record_id,
         current.as_deref(),
         &sync_user,
+        &cli,
     )
     .await?;
+    if let Some(previous) = replaced {
+        ctx.doc.set(
+            "marketo_config.previous_user_id",
+            json!(previous.systemuserid),
+        );
+        ctx.doc
+            .set("marketo_config.previous_user", json!(previous.label()));
+    }
 
     ctx.doc
         .set("marketo_config.entity_set", json!(target.entity_set));
@@ -262,7 +316,8 @@ fn known_target(doc: &s2s_core::StateDoc, cli: &Cli) -> Option<(ConfigTarget, St
     })
 }
 
-/// Sets the lookup unless it already points at the user (reference §5.3 step 6).
+/// Sets the lookup unless it already points at the user (reference §5.3 step 6). Returns the
+/// user it replaced when that needed `--replace-sync-user` (to be recorded for teardown).
 async fn ensure_marketo_user(
     ctx: &Ctx,
     dv: &Dataverse<'_>,
@@ -270,25 +325,98 @@ async fn ensure_marketo_user(
     record_id: &str,
     current: Option<&str>,
     sync_user: &str,
-) -> Result<()> {
+    cli: &Cli,
+) -> Result<Option<SystemUser>> {
     if current == Some(sync_user) {
         ctx.say(&format!(
             "\"{USER_LOOKUP_LABEL}\" of the Marketo configuration record ({record_id}) already is user {sync_user}"
         ));
-        return Ok(());
+        return Ok(None);
     }
+    let (was, replaced) = match current {
+        None => (String::new(), None),
+        Some(c) => match who_is_replaced(ctx, dv, c, sync_user, cli).await? {
+            Replacing::Gone => (format!(" (was {c}, a user the org no longer has)"), None),
+            Replacing::SameApp(u) => (format!(" (was {}, of the same app)", u.label()), None),
+            Replacing::Another(u) => (format!(" (was {})", u.label()), Some(u)),
+        },
+    };
     let body =
         json!({ format!("{}@odata.bind", t.nav_property): format!("/systemusers({sync_user})") });
     match dv.update_record(&t.entity_set, record_id, body).await? {
         Written::Done(()) => ctx.say(&format!(
-            "set \"{USER_LOOKUP_LABEL}\" of the Marketo configuration record ({record_id}) to user {sync_user}{}",
-            current.map(|c| format!(" (was {c})")).unwrap_or_default()
+            "set \"{USER_LOOKUP_LABEL}\" of the Marketo configuration record ({record_id}) to user {sync_user}{was}"
         )),
         Written::Planned => ctx.say(&format!(
-            "dry run: would set \"{USER_LOOKUP_LABEL}\" of the Marketo configuration record ({record_id}) to user {sync_user}"
+            "dry run: would set \"{USER_LOOKUP_LABEL}\" of the Marketo configuration record ({record_id}) to user {sync_user}{was}"
         )),
     }
-    Ok(())
+    Ok(replaced)
+}
+
+/// Whom a new Marketo User would replace.
+enum Replacing {
+    /// The lookup names a user the org no longer has: nothing live depends on it.
+    Gone,
+    /// An application user of the same app as the new one: this connection's own.
+    SameApp(SystemUser),
+    /// Another app's application user (another connection) or a person, replaced with
+    /// `--replace-sync-user` only.
+    Another(SystemUser),
+}
+
+/// Reads who the current Marketo User is (and the new one's app) and, for another connection's
+/// user or a person, stops unless `--replace-sync-user` was given — before any write, naming
+/// who it is and the command to run. With the flag, Marketo's warning for the move is printed.
+async fn who_is_replaced(
+    ctx: &Ctx,
+    dv: &Dataverse<'_>,
+    current: &str,
+    sync_user: &str,
+    cli: &Cli,
+) -> Result<Replacing> {
+    let Some(old) = dv.system_user(current).await? else {
+        return Ok(Replacing::Gone);
+    };
+    let Some(new) = dv.system_user(sync_user).await? else {
+        return Err(Error::refused(format!(
+            "the Marketo sync user {sync_user} is not a user of this org; \"{USER_LOOKUP_LABEL}\" stays {}",
+            old.label()
+        ))
+        .with_hint(format!(
+            "create the application user first: {}",
+            ctx.command("assign-role", &[])
+        )));
+    };
+    if old.same_app_as(&new) {
+        return Ok(Replacing::SameApp(old));
+    }
+    let whose = if old.is_application_user() {
+        "another app's application user: another connection may sync through it"
+    } else {
+        "a person: the sync user of a basic-auth (user name and password) connection"
+    };
+    if !cli.replace_sync_user {
+        let mut args: Vec<String> = cli.own_flags();
+        args.push("--replace-sync-user".into());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        return Err(Error::refused(format!(
+            "\"{USER_LOOKUP_LABEL}\" of the Marketo configuration record is {}, {whose}; nothing was changed",
+            old.label()
+        ))
+        .with_hint(format!(
+            "if this connection is to replace it (Marketo's sync then pauses until step 3 is done with the new credentials), run {}",
+            ctx.command("configure-marketo", &args)
+        )));
+    }
+    ctx.warn(&format!(
+        "replacing \"{USER_LOOKUP_LABEL}\" {}, {whose} (recorded as marketo_config.previous_user_id)",
+        old.label()
+    ));
+    ctx.warn(
+        "Marketo's step-2 page: moving the sync to this server-to-server connection pauses Marketo's sync until the new credentials are entered in Marketo (step 3) and the sync is enabled again, and Marketo Support must update additional parameters: contact Marketo Support before you switch",
+    );
+    Ok(Replacing::Another(old))
 }
 
 #[cfg(test)]

@@ -19,6 +19,12 @@
 //! 7. `device-code`: only when stderr is a terminal; the refresh token is then cached, so in a
 //!    pipeline the first tool prompts and the rest reuse it.
 //!
+//! One prompt per sign-in (issue 21.8): the refresh token a device-code or cached sign-in
+//! returns is kept for the run, and the second audience (Dataverse after Graph) is redeemed from
+//! it instead of a second device code. Refreshes are serialised per cache key across the
+//! process, so `verify-sync --fleet --jobs 4` with one token cache does not race four redeems
+//! of one refresh token (Entra rotates it: the losers would hold a spent one).
+//!
 //! `AZURE_CLIENT_ID` set with none of the secret, certificate or token file (and no managed
 //! identity endpoint) is an error rather than a silent fall-through to another identity.
 //!
@@ -37,6 +43,7 @@ use crate::cli::AuthSource;
 use crate::config::{Config, EnvCredential, base};
 use crate::error::{Error, Kind, Result};
 use crate::http::{Auth, Http, Method, Request, Service};
+pub use crate::signin::describe;
 
 pub struct TokenProvider {
     tokens: Mutex<HashMap<String, (SecretString, Instant)>>,
@@ -46,6 +53,11 @@ pub struct TokenProvider {
     /// one sign-in per resource instead of each signing in, and a device-code prompt is never
     /// shown twice at once.
     acquiring: Mutex<()>,
+    /// The refresh token of this run's delegated sign-in (device code or cache): a token for
+    /// another resource is redeemed from it, never with a second prompt.
+    refresh: Mutex<Option<SecretString>>,
+    /// Who signed in, said once (the target line names the sign-in before it is known).
+    announced: std::sync::atomic::AtomicBool,
 }
 
 impl TokenProvider {
@@ -54,6 +66,8 @@ impl TokenProvider {
             tokens: Mutex::new(HashMap::new()),
             chosen: Mutex::new(None),
             acquiring: Mutex::new(()),
+            refresh: Mutex::new(None),
+            announced: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -68,7 +82,11 @@ impl TokenProvider {
         if let Some(t) = self.cached(&resource).await {
             return Ok(t);
         }
-        let (token, expires_in) = self.acquire(http, &resource).await?;
+        let (token, expires_in) = match self.redeem_run_refresh(http, &resource).await? {
+            Some(t) => t,
+            None => self.acquire(http, &resource).await?,
+        };
+        self.announce(http, &token);
         self.tokens.lock().await.insert(
             resource,
             (token.clone(), expiry(Instant::now(), expires_in)),
@@ -81,6 +99,54 @@ impl TokenProvider {
         let cache = self.tokens.lock().await;
         let (t, exp) = cache.get(resource)?;
         (*exp > Instant::now() + Duration::from_secs(60)).then(|| t.clone())
+    }
+
+    /// The first token of a person's sign-in names them, once: `signed in as admin@contoso.com`.
+    /// The target line printed before could only say how they would sign in (issue 22.1).
+    fn announce(&self, http: &Http, token: &SecretString) {
+        use std::sync::atomic::Ordering;
+        if self.announced.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        // A service principal was named by the target line already; a person is known now.
+        if let Some(user) = ["upn", "unique_name", "preferred_username"]
+            .iter()
+            .find_map(|c| jwt_claim(token, c))
+        {
+            http.reporter().say(&format!("signed in as {user}"));
+        }
+    }
+
+    /// A token for `resource` from this run's refresh token, when a delegated sign-in gave one.
+    async fn redeem_run_refresh(
+        &self,
+        http: &Http,
+        resource: &str,
+    ) -> Result<Option<(SecretString, u64)>> {
+        let Some(refresh) = self.refresh.lock().await.clone() else {
+            return Ok(None);
+        };
+        let cfg = http.config();
+        let _one = refresh_lock(cfg).await;
+        match redeem_refresh(http, resource, refresh.expose_secret()).await {
+            Ok((token, expires, next)) => {
+                if let Some(next) = next {
+                    save_refresh_token(cfg, next.expose_secret())?;
+                    *self.refresh.lock().await = Some(next);
+                }
+                Ok(Some((token, expires)))
+            }
+            Err(e) if e.kind == Kind::Timeout => Err(e),
+            // Spent or revoked: the credential chain decides what comes next.
+            Err(e) => {
+                http.reporter().trace(
+                    1,
+                    &format!("the run's sign-in could not be refreshed ({e})"),
+                );
+                *self.refresh.lock().await = None;
+                Ok(None)
+            }
+        }
     }
 
     async fn acquire(&self, http: &Http, resource: &str) -> Result<(SecretString, u64)> {
@@ -113,9 +179,11 @@ impl TokenProvider {
                 AuthSource::ManagedIdentity => {
                     from_managed_identity(http, resource, explicit).await?
                 }
-                AuthSource::Cache => from_cache(http, resource, explicit).await?,
+                AuthSource::Cache => from_cache(http, resource, explicit, &self.refresh).await?,
                 AuthSource::Az => from_az(http, resource, explicit).await?,
-                AuthSource::DeviceCode => from_device_code(http, resource, explicit).await?,
+                AuthSource::DeviceCode => {
+                    from_device_code(http, resource, explicit, &self.refresh).await?
+                }
             };
             match got {
                 Some(t) => {
@@ -611,12 +679,57 @@ fn save_refresh_token(cfg: &Config, refresh: &str) -> Result<()> {
     crate::fsutil::write_file(path, &text, 0o600, "the token cache (MKTO_S2S_TOKEN_CACHE)")
 }
 
+/// One refresh at a time per cache key in this process (a fleet run's documents share the
+/// user's cache): the holder reads the cache after the previous holder saved its rotated token.
+async fn refresh_lock(cfg: &Config) -> tokio::sync::OwnedMutexGuard<()> {
+    static LOCKS: std::sync::OnceLock<
+        std::sync::Mutex<HashMap<String, std::sync::Arc<Mutex<()>>>>,
+    > = std::sync::OnceLock::new();
+    let key = cache_key(cfg).unwrap_or_default();
+    let lock = LOCKS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .entry(key)
+        .or_default()
+        .clone();
+    lock.lock_owned().await
+}
+
+/// Redeems `refresh` for a token for `resource` with the login client: the access token, its
+/// lifetime and the rotated refresh token, if one came back.
+async fn redeem_refresh(
+    http: &Http,
+    resource: &str,
+    refresh: &str,
+) -> Result<(SecretString, u64, Option<SecretString>)> {
+    let cfg = http.config();
+    let req = Request::new(Method::Post, Service::Login, token_url(cfg)?).form(vec![
+        ("grant_type".into(), "refresh_token".into()),
+        ("client_id".into(), cfg.login_client_id.clone()),
+        ("refresh_token".into(), refresh.to_string()),
+        (
+            "scope".into(),
+            format!("{resource}/.default offline_access"),
+        ),
+    ]);
+    let v = http.send(req).await?.json()?;
+    let next = v["refresh_token"]
+        .as_str()
+        .map(|r| SecretString::from(r.to_string()));
+    let (token, expires) = token_from(&v)?;
+    Ok((token, expires, next))
+}
+
 async fn from_cache(
     http: &Http,
     resource: &str,
     explicit: bool,
+    keep: &Mutex<Option<SecretString>>,
 ) -> Result<Option<(SecretString, u64)>> {
     let cfg = http.config();
+    // Read under the lock: another document of a fleet run may have just rotated it.
+    let _one = refresh_lock(cfg).await;
     let refresh = cfg.cache_file.as_deref().map(read_cache).and_then(|m| {
         m.get(&cache_key(cfg).ok()?)?["refresh_token"]
             .as_str()
@@ -631,22 +744,13 @@ async fn from_cache(
         }
         return Ok(None);
     };
-    let req = Request::new(Method::Post, Service::Login, token_url(cfg)?).form(vec![
-        ("grant_type".into(), "refresh_token".into()),
-        ("client_id".into(), cfg.login_client_id.clone()),
-        ("refresh_token".into(), refresh),
-        (
-            "scope".into(),
-            format!("{resource}/.default offline_access"),
-        ),
-    ]);
-    match http.send(req).await {
-        Ok(resp) => {
-            let v = resp.json()?;
-            if let Some(r) = v["refresh_token"].as_str() {
-                save_refresh_token(cfg, r)?;
+    match redeem_refresh(http, resource, &refresh).await {
+        Ok((token, expires, next)) => {
+            if let Some(next) = next {
+                save_refresh_token(cfg, next.expose_secret())?;
+                *keep.lock().await = Some(next);
             }
-            token_from(&v).map(Some)
+            Ok(Some((token, expires)))
         }
         // An expired or revoked refresh token: fall through to the next source.
         Err(e) if !explicit && e.kind != Kind::Timeout => {
@@ -729,6 +833,7 @@ async fn from_device_code(
     http: &Http,
     resource: &str,
     explicit: bool,
+    keep: &Mutex<Option<SecretString>>,
 ) -> Result<Option<(SecretString, u64)>> {
     let cfg = http.config();
     let rep = http.reporter();
@@ -793,6 +898,7 @@ async fn from_device_code(
             rep.clear_progress();
             if let Some(r) = v["refresh_token"].as_str() {
                 save_refresh_token(cfg, r)?;
+                *keep.lock().await = Some(SecretString::from(r.to_string()));
             }
             return token_from(&v).map(Some);
         }

@@ -111,12 +111,7 @@ impl Check {
 /// `<section>.checks` in the document, and returns the exit-6 error naming the failed checks when
 /// any failed (the caller adds its hint and anything else it owes before returning it).
 pub fn record(ctx: &mut Ctx, section: &str, checks: &[Check]) -> Option<Error> {
-    for c in checks {
-        ctx.say(&format!("[{}] {}: {}", c.status.mark(), c.name, c.detail));
-        if let Some(f) = &c.fix {
-            ctx.say(&format!("       fix: {f}"));
-        }
-    }
+    print(ctx.reporter(), checks);
     let failed: Vec<&str> = checks
         .iter()
         .filter(|c| !c.ok())
@@ -137,6 +132,26 @@ pub fn record(ctx: &mut Ctx, section: &str, checks: &[Check]) -> Option<Error> {
             failed.join("; ")
         ))
     })
+}
+
+/// One line per check on stderr: the mark in its colour (`[ok  ]` green, `[warn]` yellow,
+/// `[skip]` dim, `[FAIL]` red), then the name and what was found; a fix on the next line. With
+/// `-q` only the failed and warned checks are shown: they are what needs the user.
+pub fn print(report: &crate::output::Reporter, checks: &[Check]) {
+    use crate::output::Style;
+    for c in checks {
+        let style = match c.status {
+            Status::Ok => Style::Ok,
+            Status::Warn => Style::Warn,
+            Status::Skip => Style::Skip,
+            Status::Fail => Style::Fail,
+        };
+        let mark = format!("[{}]", c.status.mark());
+        report.marked(style, &mark, &format!("{}: {}", c.name, c.detail));
+        if let Some(f) = &c.fix {
+            report.marked(style, "      ", &format!("fix: {f}"));
+        }
+    }
 }
 
 #[cfg(test)]

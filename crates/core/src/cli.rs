@@ -57,6 +57,29 @@ pub enum AuthSource {
     DeviceCode,
 }
 
+/// `--color`: when stderr gets colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// On a terminal, unless NO_COLOR is set (and not empty) or TERM is dumb.
+    Auto,
+    /// Always, even into a file or pipe.
+    Always,
+    /// Never: no escape byte on stderr.
+    Never,
+}
+
+/// `--generate`: what a binary can write about itself, so an installed tool needs no source
+/// tree for its completions and man page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Generate {
+    CompletionsBash,
+    CompletionsZsh,
+    CompletionsFish,
+    CompletionsPowershell,
+    CompletionsElvish,
+    Man,
+}
+
 /// Flags shared by every tool.
 #[derive(Debug, Clone, Args)]
 pub struct CommonArgs {
@@ -146,13 +169,49 @@ pub struct CommonArgs {
     #[arg(long, help_heading = "Connection")]
     pub retarget: bool,
 
-    /// Print nothing on stderr but errors
+    /// Print only what needs you on stderr: errors, warnings, failed checks and the result
+    /// (the Marketo step-3 values); no per-action lines, no progress
     #[arg(short, long, help_heading = "Run", conflicts_with = "verbose")]
     pub quiet: bool,
+
+    /// Colour on stderr: auto (on a terminal, unless NO_COLOR is set), always or never
+    #[arg(
+        long,
+        value_enum,
+        value_name = "WHEN",
+        default_value_t = ColorChoice::Auto,
+        help_heading = "Run"
+    )]
+    pub color: ColorChoice,
+
+    /// Print this tool's shell completions or man page on stdout and exit (for packagers:
+    /// `verify-sync --generate completions-bash > /usr/share/bash-completion/completions/verify-sync`)
+    #[arg(long, value_enum, value_name = "WHAT", hide = true)]
+    pub generate: Option<Generate>,
 
     /// Trace requests on stderr (-v), with headers and bodies, secrets redacted (-vv)
     #[arg(short, long, action = clap::ArgAction::Count, help_heading = "Run")]
     pub verbose: u8,
+}
+
+/// Writes what `--generate` asks for about `cmd` (a tool's clap command) to `out`.
+pub fn generate(
+    what: Generate,
+    cmd: &mut clap::Command,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    use clap_complete::Shell;
+    let name = cmd.get_name().to_string();
+    let shell = match what {
+        Generate::Man => return clap_mangen::Man::new(cmd.clone()).render(out),
+        Generate::CompletionsBash => Shell::Bash,
+        Generate::CompletionsZsh => Shell::Zsh,
+        Generate::CompletionsFish => Shell::Fish,
+        Generate::CompletionsPowershell => Shell::PowerShell,
+        Generate::CompletionsElvish => Shell::Elvish,
+    };
+    clap_complete::generate(shell, cmd, name, out);
+    Ok(())
 }
 
 /// `90`, `90s`, `1500ms`, `10m`, `1h`.

@@ -9,6 +9,8 @@ use url::{Host, Url};
 
 use crate::cli::{AuthSource, Cloud, CommonArgs};
 use crate::error::{Error, Result};
+use crate::signin::credential_from_doc;
+pub use crate::signin::{DocSignIn, SIGN_IN_KEYS};
 use crate::state::StateDoc;
 
 /// The Azure CLI's public client id: a first-party app that may obtain tokens for Graph and for
@@ -47,6 +49,14 @@ pub struct Config {
     /// Things resolving changed about what the user typed (a scheme added, a pasted browser URL
     /// trimmed to its org), said once on stderr before the tool runs.
     pub notes: Vec<String>,
+    /// The tenant's domain for people: the `--tenant` domain, else the document's
+    /// `tenant.domain`.
+    pub tenant_domain: Option<String>,
+    /// The domain `--tenant` (or AZURE_TENANT_ID) gave, which a successful run records as
+    /// `tenant.domain`.
+    pub tenant_domain_given: Option<String>,
+    /// The sign-in the document names (`sign_in`), when it does.
+    pub doc_sign_in: Option<DocSignIn>,
 }
 
 /// The targets a document is moved between with `--retarget`: `(old, new)`.
@@ -54,11 +64,14 @@ pub struct Config {
 pub struct Retarget {
     pub tenant: Option<(String, String)>,
     pub dynamics: Option<(Url, Url)>,
+    /// `--retarget` with the tenant given as a domain and the document holding an id: the
+    /// harness moves the document only if the domain resolves to another tenant.
+    pub tenant_if_other: bool,
 }
 
 impl Retarget {
     pub fn is_empty(&self) -> bool {
-        self.tenant.is_none() && self.dynamics.is_none()
+        self.tenant.is_none() && self.dynamics.is_none() && !self.tenant_if_other
     }
 }
 
@@ -257,11 +270,28 @@ impl Config {
             .get_str("tenant.id")?
             .map(|t| check_tenant(t, "state document key tenant.id"))
             .transpose()?;
+        let doc_domain = doc
+            .get_str("tenant.domain")?
+            .map(|t| check_tenant(t, "state document key tenant.domain"))
+            .transpose()?;
         let (retarget, tenant_to_confirm) = guard_targets(
-            (flag_tenant.as_deref(), doc_tenant.as_deref()),
-            (flag_dynamics.as_ref(), doc_dynamics.as_ref()),
+            (
+                flag_tenant.as_deref(),
+                doc_tenant.as_deref(),
+                doc_domain.as_deref(),
+            ),
+            (
+                flag_dynamics.as_ref(),
+                doc_dynamics.as_ref(),
+                doc.get_str("dynamics.org_name")?,
+            ),
             args.retarget,
         )?;
+        let is_domain = |t: &str| crate::guid::parse(t).is_err();
+        let tenant_domain_given = flag_tenant.clone().filter(|t| is_domain(t));
+        let tenant_domain = tenant_domain_given
+            .clone()
+            .or_else(|| doc_domain.clone().filter(|_| retarget.tenant.is_none()));
         let dynamics = flag_dynamics.or(doc_dynamics);
         let tenant = flag_tenant.or(doc_tenant);
         if let Some(ca) = &args.ca_file {
@@ -272,6 +302,38 @@ impl Config {
                 )));
             }
         }
+        let doc_sign_in = DocSignIn::from_doc(doc, args.state.as_deref())?;
+        // The command line beats the document, which beats the environment: the document is
+        // the customer's own context (as a kubectl context or a pac auth profile), the
+        // environment may be left over from the previous customer.
+        let on_line = |id: &str, v: bool| v && !crate::hint::came_from_env(id);
+        let auth_on_line = on_line("auth", args.auth.is_some());
+        let ds = doc_sign_in.clone().unwrap_or_default();
+        let auth = if auth_on_line {
+            args.auth
+        } else {
+            ds.method.or(args.auth)
+        };
+        let login_client_id = match (&args.login_client_id, &ds.login_client_id) {
+            (Some(f), _) if on_line("login_client_id", true) => f.clone(),
+            (_, Some(d)) => d.clone(),
+            (Some(f), None) => f.clone(),
+            (None, None) => AZURE_CLI_CLIENT_ID.to_string(),
+        };
+        let mut env_credential = read_env_credential();
+        let mut managed_identity = read_managed_identity()?;
+        if !auth_on_line {
+            if let Some(id) = &ds.client_id {
+                env_credential = Some(credential_from_doc(id, &ds, env_credential));
+            }
+            if let Some(mi) = ds.managed_identity_client_id.clone().or_else(|| {
+                ds.client_id
+                    .clone()
+                    .filter(|_| auth == Some(AuthSource::ManagedIdentity))
+            }) {
+                managed_identity.client_id = Some(mi);
+            }
+        }
         Ok(Config {
             tool,
             tenant,
@@ -279,24 +341,40 @@ impl Config {
             authority,
             graph,
             dynamics,
-            auth: args.auth,
-            login_client_id: args
-                .login_client_id
-                .clone()
-                .unwrap_or_else(|| AZURE_CLI_CLIENT_ID.to_string()),
+            auth,
+            login_client_id,
             ca_file: args.ca_file.clone(),
             timeout,
             deadline: start + timeout,
             dry_run: args.dry_run,
             quiet: args.quiet,
             verbosity: args.verbose,
-            env_credential: read_env_credential(),
-            managed_identity: read_managed_identity()?,
+            env_credential,
+            managed_identity,
             cache_file: token_cache_file(),
             retarget,
             tenant_to_confirm,
             notes,
+            tenant_domain,
+            tenant_domain_given,
+            doc_sign_in,
         })
+    }
+
+    /// The tenant for people: `contoso.onmicrosoft.com (84841066-…)`, the id alone, or the domain
+    /// alone while its id is not known.
+    pub fn tenant_for_humans(&self, id: Option<&str>) -> String {
+        let id = id.map(str::to_string).or_else(|| {
+            self.tenant
+                .clone()
+                .filter(|t| crate::guid::parse(t).is_ok())
+        });
+        match (&self.tenant_domain, id) {
+            (Some(d), Some(i)) => format!("{d} ({i})"),
+            (Some(d), None) => d.clone(),
+            (None, Some(i)) => i,
+            (None, None) => "(none yet)".into(),
+        }
     }
 
     /// The tenant, or exit 2 naming where it can come from.
@@ -326,27 +404,32 @@ impl Config {
 /// The target guard (design.md, "Additions"): a tenant or Dynamics org named by a flag or the
 /// environment must be the one the document was made for, or the run would change customer B's
 /// tenant and write the result into customer A's file. `--retarget` is the explicit way to move a
-/// document. Two tenant ids are compared here; a domain against an id is left to the harness,
-/// which resolves the domain before any write (`tenant_to_confirm`).
+/// document. Two tenant ids are compared here; a domain against an id is left to the harness, which resolves the domain before any write
+/// (`tenant_to_confirm`) — with `--retarget` too, so the tenant's own domain moves nothing
+/// (issue 21.4).
 fn guard_targets(
-    (flag_tenant, doc_tenant): (Option<&str>, Option<&str>),
-    (flag_dynamics, doc_dynamics): (Option<&Url>, Option<&Url>),
+    (flag_tenant, doc_tenant, doc_domain): (Option<&str>, Option<&str>, Option<&str>),
+    (flag_dynamics, doc_dynamics, doc_org_name): (Option<&Url>, Option<&Url>, Option<&str>),
     retarget: bool,
 ) -> Result<(Retarget, Option<String>)> {
     let mut moves = Retarget::default();
     let mut to_confirm = None;
     if let (Some(f), Some(d)) = (flag_tenant, doc_tenant) {
         let is_guid = |t: &str| crate::guid::parse(t).is_ok();
+        // A domain is always resolved, even the document's own tenant.domain: the pair in the
+        // document could have been edited apart, and the live sign-in is the proof.
         if !f.eq_ignore_ascii_case(d) {
-            if retarget {
-                moves.tenant = Some((d.to_string(), f.to_string()));
-            } else if !is_guid(f) && is_guid(d) {
+            if !is_guid(f) && is_guid(d) {
                 to_confirm = Some(d.to_string());
+                moves.tenant_if_other = retarget;
+            } else if retarget {
+                moves.tenant = Some((d.to_string(), f.to_string()));
             } else if is_guid(f) && is_guid(d) {
-                return Err(tenant_mismatch(f, d));
+                return Err(tenant_mismatch(f, &doc_tenant_text(d, doc_domain)));
             } else {
                 return Err(Error::usage(format!(
-                    "--tenant (or AZURE_TENANT_ID) is {f:?} and the document's tenant.id is {d:?}: they cannot be compared without the tenant id"
+                    "{} is {f:?} and the document's tenant.id is {d:?}: they cannot be compared without the tenant id",
+                    tenant_origin()
                 ))
                 .with_hint(
                     "put the tenant id (GUID) in the document's tenant.id, or pass --retarget to move the document to the tenant of --tenant",
@@ -357,8 +440,12 @@ fn guard_targets(
     if let (Some(f), Some(d)) = (flag_dynamics, doc_dynamics) {
         if !same_org(f, d) {
             if !retarget {
+                let named = doc_org_name.map_or(String::new(), |n| {
+                    format!(" ({})", crate::output::sanitize(n))
+                });
                 return Err(Error::usage(format!(
-                    "--dynamics-url (or MKTO_S2S_DYNAMICS_URL) is {} but this document belongs to the org {} (dynamics.url)",
+                    "{} is {} but this document belongs to the org {}{named} (dynamics.url)",
+                    crate::hint::origin("dynamics_url", "--dynamics-url", "MKTO_S2S_DYNAMICS_URL"),
                     base(f),
                     base(d)
                 ))
@@ -373,13 +460,33 @@ fn guard_targets(
     Ok((moves, to_confirm))
 }
 
-/// The refusal of a tenant that differs from the document's (exit 2, nothing sent).
+/// Where `--tenant`'s value came from: the flag, or `AZURE_TENANT_ID in the environment`.
+fn tenant_origin() -> String {
+    crate::hint::origin("tenant", "--tenant", "AZURE_TENANT_ID")
+}
+
+/// The document's tenant for a message: `contoso.onmicrosoft.com (<id>)` when its domain is known.
+pub fn doc_tenant_text(id: &str, domain: Option<&str>) -> String {
+    match domain {
+        Some(d) => format!("{d} ({id})"),
+        None => id.to_string(),
+    }
+}
+
+/// The refusal of a tenant that differs from the document's (exit 2, nothing sent). `doc` is
+/// the document's tenant as people read it ([`doc_tenant_text`]).
 pub fn tenant_mismatch(flag: &str, doc: &str) -> Error {
+    let origin = tenant_origin();
+    let leftover = if origin.contains("environment") {
+        "AZURE_TENANT_ID is probably left over from another customer: unset it or set it to this customer's tenant"
+    } else {
+        "check that AZURE_TENANT_ID is not left over from another customer"
+    };
     Error::usage(format!(
-        "--tenant (or AZURE_TENANT_ID) names tenant {flag} but this document belongs to tenant {doc} (tenant.id)"
+        "{origin} names tenant {flag} but this document belongs to tenant {doc} (tenant.id)"
     ))
     .with_hint(format!(
-        "check that this is the right customer's state document and that AZURE_TENANT_ID is not left over from another customer; to set up tenant {flag} use its own document (or start from nothing), or pass --retarget to move this document to it"
+        "check that this is the right customer's state document; {leftover}; to set up tenant {flag} use its own document (or start from nothing), or pass --retarget to move this document to it"
     ))
 }
 
@@ -582,24 +689,46 @@ mod tests {
         let a = "11111111-1111-1111-1111-111111111111";
         let b = "22222222-2222-2222-2222-222222222222";
         let u = |s: &str| check_url(s, "x").unwrap();
-        let e = guard_targets((Some(b), Some(a)), (None, None), false).unwrap_err();
+        let e = guard_targets((Some(b), Some(a), None), (None, None, None), false).unwrap_err();
         assert_eq!(e.kind.code(), 2);
         assert!(e.message.contains(a) && e.message.contains(b), "{e}");
-        let (m, c) = guard_targets((Some(b), Some(a)), (None, None), true).unwrap();
+        let (m, c) = guard_targets((Some(b), Some(a), None), (None, None, None), true).unwrap();
         assert_eq!(m.tenant, Some((a.to_string(), b.to_string())));
         assert!(c.is_none());
-        let (m, c) = guard_targets((Some("contoso.com"), Some(a)), (None, None), false).unwrap();
+        let (m, c) = guard_targets(
+            (Some("contoso.com"), Some(a), None),
+            (None, None, None),
+            false,
+        )
+        .unwrap();
         assert!(m.is_empty());
         assert_eq!(c.as_deref(), Some(a));
-        assert!(guard_targets((Some(a), Some(a)), (None, None), false).is_ok());
+        // --retarget with a domain: resolved first, moved only if it is another tenant.
+        let (m, c) = guard_targets(
+            (Some("contoso.com"), Some(a), None),
+            (None, None, None),
+            true,
+        )
+        .unwrap();
+        assert!(m.tenant.is_none() && m.tenant_if_other);
+        assert_eq!(c.as_deref(), Some(a));
+        // Even the document's own tenant.domain is resolved: the pair may have been edited.
+        let (_, c) = guard_targets(
+            (Some("contoso.com"), Some(a), Some("contoso.com")),
+            (None, None, None),
+            false,
+        )
+        .unwrap();
+        assert_eq!(c.as_deref(), Some(a));
+        assert!(guard_targets((Some(a), Some(a), None), (None, None, None), false).is_ok());
         let (x, y) = (
             u("https://a.crm.dynamics.com"),
             u("https://b.crm.dynamics.com"),
         );
-        assert!(guard_targets((None, None), (Some(&x), Some(&y)), false).is_err());
+        assert!(guard_targets((None, None, None), (Some(&x), Some(&y), None), false).is_err());
         let same = u("https://A.crm.dynamics.com/");
-        assert!(guard_targets((None, None), (Some(&x), Some(&same)), false).is_ok());
-        let (m, _) = guard_targets((None, None), (Some(&x), Some(&y)), true).unwrap();
+        assert!(guard_targets((None, None, None), (Some(&x), Some(&same), None), false).is_ok());
+        let (m, _) = guard_targets((None, None, None), (Some(&x), Some(&y), None), true).unwrap();
         assert!(m.dynamics.is_some());
     }
 }

@@ -23,6 +23,27 @@ const CARRIED: &[(&str, &str)] = &[
 
 static GIVEN: OnceLock<Vec<String>> = OnceLock::new();
 
+/// The clap ids of the common flags whose value came from an environment variable, so a guard
+/// can say where a conflicting value came from ("from AZURE_TENANT_ID in the environment").
+static FROM_ENV: OnceLock<Vec<&'static str>> = OnceLock::new();
+
+/// Whether the common flag `id` took its value from its environment variable.
+pub fn came_from_env(id: &str) -> bool {
+    FROM_ENV.get().is_some_and(|ids| ids.contains(&id))
+}
+
+/// Where the value of the common flag `id` came from, for messages: `--tenant`, or
+/// `AZURE_TENANT_ID in the environment` (`flag` and `var` name the two).
+pub fn origin(id: &str, flag: &str, var: &str) -> String {
+    let from_env = came_from_env(id);
+    let on_line = GIVEN.get().is_some_and(|w| w.iter().any(|x| x == flag));
+    match (from_env, on_line) {
+        (true, _) => format!("{var} in the environment"),
+        (false, true) => flag.to_string(),
+        (false, false) => format!("{flag} (or {var})"),
+    }
+}
+
 /// Records, once per process, the carried flags given on the command line (not those that came
 /// from the environment: the same environment is there when the hint is pasted).
 pub(crate) fn remember(matches: &ArgMatches) {
@@ -40,6 +61,15 @@ pub(crate) fn remember(matches: &ArgMatches) {
         }
     }
     let _ = GIVEN.set(words);
+    let from_env = CARRIED
+        .iter()
+        .map(|(id, _)| *id)
+        .filter(|id| {
+            matches.try_contains_id(id).unwrap_or(false)
+                && matches.value_source(id) == Some(ValueSource::EnvVariable)
+        })
+        .collect();
+    let _ = FROM_ENV.set(from_env);
 }
 
 /// `tool [--state FILE] [the carried flags] args…`, each word quoted for a POSIX shell (and

@@ -211,6 +211,9 @@ pub struct Http {
     /// of customizations owed (`steps.<tool>.dataverse_changed`).
     dataverse_writes: AtomicUsize,
     requests: AtomicUsize,
+    /// A line said just before the first request (the target line of a tool that writes), so
+    /// bad input is still refused with the error as the first line.
+    first_line: Mutex<Option<String>>,
 }
 
 impl Http {
@@ -226,7 +229,13 @@ impl Http {
             attempted_writes: AtomicUsize::new(0),
             dataverse_writes: AtomicUsize::new(0),
             requests: AtomicUsize::new(0),
+            first_line: Mutex::new(None),
         }
+    }
+
+    /// Says `line` on stderr right before this run's first request (see `first_line`).
+    pub fn before_first_request(&self, line: String) {
+        *self.first_line.lock().unwrap_or_else(|p| p.into_inner()) = Some(line);
     }
 
     pub fn config(&self) -> &Config {
@@ -332,6 +341,14 @@ impl Http {
 
     /// Sends with retries until success, a non-retryable answer, or the deadline.
     pub async fn send(&self, req: Request) -> Result<Response> {
+        let first = self
+            .first_line
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(line) = first {
+            self.report.say(&line);
+        }
         if req.is_write() && req.service != Service::Login {
             self.attempted_writes.fetch_add(1, Ordering::Relaxed);
         }
@@ -608,8 +625,17 @@ pub fn read_ca_file(ca: &std::path::Path) -> Result<Vec<reqwest::Certificate>> {
 
 /// Non-retryable transport errors are returned at once (a bad certificate will not get better).
 fn classify(req: &Request, se: ServiceError) -> Error {
-    let what = format!("{} {}", req.method.as_str(), path_of(&req.url));
+    let what = format!("{} {}", req.method.as_str(), path_for_humans(&req.url));
     Error::from_service(what, se)
+}
+
+/// The path and query of `url` as people read them: percent-decoded once (`$filter=appId eq
+/// '…'`, not `%24filter=appId%20eq%20%27…%27`), so an error line shows the query readably, once.
+/// The result is sanitised where it is printed.
+pub fn path_for_humans(url: &str) -> String {
+    percent_encoding::percent_decode_str(path_of(url))
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// The service's error body, in each service's shape (graph.md §7.1, F-16; dataverse.md §7.1).

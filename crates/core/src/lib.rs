@@ -25,6 +25,7 @@ pub mod redact;
 pub mod retry;
 pub mod run;
 pub mod setup;
+pub mod signin;
 pub mod state;
 pub mod statefile;
 

@@ -9,11 +9,19 @@
 //! - text from outside (the state document, service answers, file names) never reaches the
 //!   terminal raw: [`sanitize`] escapes every control character, so an ESC sequence or a forged
 //!   line (`\n  Client ID : ...`) shows up as visible escapes.
+//!
+//! Colour (issue 22): failures red, warnings yellow, passed checks green, skipped ones dim and the
+//! Marketo step-3 block bold, only where a person reads it — stderr on a terminal, `NO_COLOR`
+//! unset or empty (<https://no-color.org>), `TERM` not `dumb` — or with `--color always`.
+//! `--color never` (and `NO_COLOR` under `auto`) writes no escape byte at all. Colour is added
+//! after [`sanitize`], so text from outside can never bring its own.
 
 use std::borrow::Cow;
 use std::io::{IsTerminal, Write};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
+
+use crate::cli::ColorChoice;
 
 /// Off a terminal (CI logs, a file), a wait is announced when it starts and then at least this
 /// often, so a long publish or replication wait never looks like a hang.
@@ -25,7 +33,9 @@ pub struct Reporter {
     quiet: bool,
     verbosity: u8,
     tty: bool,
-    progress_shown: Mutex<bool>,
+    /// The width of the spinner line on screen (0: none), so it can be erased without an
+    /// escape sequence when colour is off.
+    progress_shown: Mutex<usize>,
     /// Off a terminal: the elapsed time of the wait at its last heartbeat line.
     heartbeat: Mutex<Option<Duration>>,
     /// The run's deadline, for "gives up in" on heartbeat lines.
@@ -39,7 +49,7 @@ impl Reporter {
             quiet,
             verbosity,
             tty: std::io::stderr().is_terminal(),
-            progress_shown: Mutex::new(false),
+            progress_shown: Mutex::new(0),
             heartbeat: Mutex::new(None),
             deadline: Mutex::new(None),
         }
@@ -71,16 +81,47 @@ impl Reporter {
     }
 
     /// The result the user ran the tool for (verify-sync's Marketo step-3 block): shown even
-    /// with `-q`, like a warning, but without the warning label.
+    /// with `-q`, like a warning, but without the warning label; bold on a colour terminal.
     pub fn result(&self, msg: &str) {
         self.clear_progress();
-        ewriteln(&format!("{}: {}", self.tool, sanitize(msg)));
+        ewriteln(&format!(
+            "{}: {}",
+            self.tool,
+            paint(Style::Result, &sanitize(msg))
+        ));
+    }
+
+    /// A line of the result in the colour of `style` (a failed step of `verify-sync --offline`
+    /// in red, an owed publish in yellow); shown even with `-q`, like [`Reporter::result`].
+    pub fn result_styled(&self, style: Style, msg: &str) {
+        self.clear_progress();
+        ewriteln(&format!("{}: {}", self.tool, paint(style, &sanitize(msg))));
     }
 
     /// A warning is shown even with `-q`: it is something the user must act on.
     pub fn warn(&self, msg: &str) {
         self.clear_progress();
-        ewriteln(&format!("{}: warning: {}", self.tool, sanitize(msg)));
+        ewriteln(&format!(
+            "{}: {} {}",
+            self.tool,
+            paint(Style::Warn, "warning:"),
+            sanitize(msg)
+        ));
+    }
+
+    /// A line that starts with a marked word (a checklist's `[FAIL]`, `[warn]`…): the mark in
+    /// its colour, the rest sanitised. With `-q` only failures and warnings are shown.
+    pub fn marked(&self, style: Style, mark: &str, msg: &str) {
+        if self.quiet && !matches!(style, Style::Fail | Style::Warn) {
+            return;
+        }
+        self.clear_progress();
+        ewriteln(&format!(
+            "{}: {} {}",
+            self.tool,
+            paint(style, mark),
+            sanitize(msg)
+        ));
     }
 
     /// Request traces: `-v` (level 1) and `-vv` (level 2). Callers redact before calling.
@@ -108,16 +149,16 @@ impl Reporter {
             .progress_shown
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        let mut err = std::io::stderr().lock();
-        let _ = write!(
-            err,
-            "\r\x1b[2K{frame} {}: {} ({:.0} s)",
+        let line = format!(
+            "{frame} {}: {} ({:.0} s)",
             self.tool,
             sanitize(msg),
             elapsed.as_secs_f64()
         );
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "{}{line}", erase(*shown));
         let _ = err.flush();
-        *shown = true;
+        *shown = line.chars().count();
     }
 
     fn heartbeat(&self, msg: &str, elapsed: Duration) {
@@ -145,11 +186,14 @@ impl Reporter {
             ),
             None => format!("{:.0} s so far", elapsed.as_secs_f64()),
         };
-        ewriteln(&format!(
-            "{}: waiting: {} ({tail})",
-            self.tool,
-            sanitize(msg)
-        ));
+        // "waiting: waiting for …" said the same word twice.
+        let msg = sanitize(msg);
+        let prefix = if msg.starts_with("waiting") {
+            ""
+        } else {
+            "waiting: "
+        };
+        ewriteln(&format!("{}: {prefix}{msg} ({tail})", self.tool));
     }
 
     pub fn clear_progress(&self) {
@@ -157,13 +201,90 @@ impl Reporter {
             .progress_shown
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        if *shown {
+        if *shown > 0 {
             let mut err = std::io::stderr().lock();
-            let _ = write!(err, "\r\x1b[2K");
+            let _ = write!(err, "{}", erase(*shown));
             let _ = err.flush();
-            *shown = false;
+            *shown = 0;
         }
     }
+}
+
+/// Erases a spinner line of `width` characters: the terminal's "erase line" when colour is
+/// on, else spaces over it (`NO_COLOR` means no escape byte at all).
+fn erase(width: usize) -> String {
+    if color() {
+        "\r\x1b[2K".to_string()
+    } else {
+        format!("\r{:width$}\r", "")
+    }
+}
+
+/// What a coloured piece of text means; [`paint`] picks the colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    /// A failed check, an error: bold red.
+    Fail,
+    /// A warning: yellow.
+    Warn,
+    /// A passed check: green.
+    Ok,
+    /// A check that did not apply or could not be read: dim.
+    Skip,
+    /// What the user ran the tool for (the Marketo step-3 block): bold.
+    Result,
+}
+
+static COLOR: OnceLock<bool> = OnceLock::new();
+
+/// Sets, once per process, whether stderr gets colour (`--color`); the first call wins.
+pub fn set_color(choice: ColorChoice) {
+    let _ = COLOR.set(match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => auto_color(
+            std::io::stderr().is_terminal(),
+            std::env::var_os("NO_COLOR").as_deref(),
+            std::env::var_os("TERM").as_deref(),
+        ),
+    });
+}
+
+/// `--color auto`: a terminal, `NO_COLOR` unset or empty (no-color.org: "when present and not
+/// an empty string"), and a terminal that is not `dumb`.
+fn auto_color(
+    tty: bool,
+    no_color: Option<&std::ffi::OsStr>,
+    term: Option<&std::ffi::OsStr>,
+) -> bool {
+    tty && no_color.is_none_or(|v| v.is_empty()) && term.is_none_or(|t| t != "dumb")
+}
+
+/// Whether this process colours stderr (`--color auto` unless set).
+pub fn color() -> bool {
+    *COLOR.get_or_init(|| {
+        auto_color(
+            std::io::stderr().is_terminal(),
+            std::env::var_os("NO_COLOR").as_deref(),
+            std::env::var_os("TERM").as_deref(),
+        )
+    })
+}
+
+/// `text` in the colour of `style` when [`color`] is on, else unchanged. `text` must already
+/// be safe to print ([`sanitize`]d, or our own words).
+pub fn paint(style: Style, text: &str) -> Cow<'_, str> {
+    if !color() || text.trim().is_empty() {
+        return Cow::Borrowed(text);
+    }
+    let sgr = match style {
+        Style::Fail => "1;31",
+        Style::Warn => "33",
+        Style::Ok => "32",
+        Style::Skip => "2",
+        Style::Result => "1",
+    };
+    Cow::Owned(format!("\x1b[{sgr}m{text}\x1b[0m"))
 }
 
 /// Writes one line to stderr and ignores any failure (a full disk, a closed pipe, a closed
@@ -268,6 +389,16 @@ mod tests {
             "https://contoso.crm.dynamics.com"
         );
         assert_eq!(url_for_humans("\u{1b}]0;x"), "(not a valid URL)");
+    }
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        use std::ffi::OsStr;
+        assert!(auto_color(true, None, Some(OsStr::new("xterm"))));
+        assert!(auto_color(true, Some(OsStr::new("")), None));
+        assert!(!auto_color(true, Some(OsStr::new("1")), None));
+        assert!(!auto_color(false, None, None));
+        assert!(!auto_color(true, None, Some(OsStr::new("dumb"))));
     }
 
     #[test]

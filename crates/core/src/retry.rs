@@ -147,7 +147,7 @@ where
                 return Ok(v);
             }
             Poll::Pending(why) => {
-                progress.progress(&format!("{what}: {why}"), start.elapsed());
+                progress.progress(&format!("{what}: {}", wait_reason(&why)), start.elapsed());
                 let jittered = delay.mul_f64(0.75 + rand::random::<f64>() * 0.5);
                 if Instant::now() + jittered > deadline {
                     progress.clear_progress();
@@ -162,6 +162,33 @@ where
             }
         }
     }
+}
+
+/// Why a wait goes on, for the progress line: a service's refusal that means "not replicated
+/// yet" (`POST /v1.0/…/$ref: graph answered 404 Request_ResourceNotFound: Resource '…' does not
+/// exist …`) is said as what it is — `Graph does not show it yet (404 Request_ResourceNotFound)`
+/// — so a normal wait does not read like a failure, and no URL with its encoded query is
+/// repeated on every heartbeat. Other reasons are kept as they are.
+pub fn wait_reason(why: &str) -> std::borrow::Cow<'_, str> {
+    let Some(i) = why.find(" answered ") else {
+        return std::borrow::Cow::Borrowed(why);
+    };
+    let service = why[..i].rsplit([' ', ':']).next().unwrap_or("");
+    let answer = why[i + " answered ".len()..]
+        .split(':')
+        .next()
+        .unwrap_or("")
+        .split(" [request id")
+        .next()
+        .unwrap_or("")
+        .trim();
+    let name = match service {
+        "graph" => "Graph",
+        "dataverse" => "Dataverse",
+        "login" => "Entra ID sign-in",
+        _ => return std::borrow::Cow::Borrowed(why),
+    };
+    std::borrow::Cow::Owned(format!("{name} does not show it yet ({answer})"))
 }
 
 /// Polls a read that answers `None` while the object is not visible yet (a 404 mapped to
@@ -220,6 +247,26 @@ where
 /// How long a just-written directory object may take to become readable before a tool
 /// concludes it is not there (graph.md §7.4).
 pub const REPLICATION_WINDOW: Duration = Duration::from_secs(120);
+
+#[cfg(test)]
+mod wait_reason_tests {
+    use super::wait_reason;
+
+    #[test]
+    fn a_replication_refusal_reads_as_a_wait_not_a_failure() {
+        let why = "POST /v1.0/servicePrincipals/7028/homeRealmDiscoveryPolicies/$ref: graph answered 404 Request_ResourceNotFound: Resource '1147' does not exist or one of its queried reference-property objects are not present. [request id eb23]";
+        assert_eq!(
+            wait_reason(why),
+            "Graph does not show it yet (404 Request_ResourceNotFound)"
+        );
+        let q = "GET /api/data/v9.2/systemusers?$filter=applicationid%20eq%201: dataverse answered 400 0x80041d2a: not found";
+        assert_eq!(
+            wait_reason(q),
+            "Dataverse does not show it yet (400 0x80041d2a)"
+        );
+        assert_eq!(wait_reason("not listed yet"), "not listed yet");
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -100,8 +100,12 @@ where
     }
 }
 
-/// The flags, or the exit of `--help`/`--version` or of a usage error (house style, exit 2).
+/// The flags, or the exit of `--help`/`--version`/`--generate` or of a usage error (house
+/// style, exit 2).
 pub fn parse<C: Tool>() -> std::result::Result<C, ExitCode> {
+    if let Some(what) = generate_asked() {
+        return Err(generate::<C>(what));
+    }
     let parsed = C::command()
         .try_get_matches()
         .and_then(|mut m| {
@@ -109,7 +113,44 @@ pub fn parse<C: Tool>() -> std::result::Result<C, ExitCode> {
             C::from_arg_matches_mut(&mut m)
         })
         .map_err(|e| e.format(&mut C::command()));
-    parsed.map_err(|e| clap_exit(C::NAME, e))
+    let cli = parsed.map_err(|e| clap_exit(C::NAME, e))?;
+    crate::output::set_color(cli.common().color);
+    Ok(cli)
+}
+
+/// `--generate WHAT` anywhere on the command line (before clap, so a tool's required flags or
+/// conflicts do not stand in the way); an unknown value is left to clap's error.
+fn generate_asked() -> Option<crate::cli::Generate> {
+    use clap::ValueEnum;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let value = args
+        .iter()
+        .enumerate()
+        .find_map(|(i, a)| match a.as_str() {
+            "--generate" => args.get(i + 1).cloned(),
+            _ => a.strip_prefix("--generate=").map(str::to_string),
+        })?;
+    crate::cli::Generate::from_str(&value, true).ok()
+}
+
+/// Writes the tool's completions or man page on stdout (the one writer of stdout, as for the
+/// document).
+fn generate<C: Tool>(what: crate::cli::Generate) -> ExitCode {
+    let mut text = Vec::new();
+    if let Err(e) = crate::cli::generate(what, &mut C::command(), &mut text) {
+        crate::output::ewriteln(&format!("{}: error: {e}", C::NAME));
+        return ExitCode::from(1);
+    }
+    let out = std::io::stdout();
+    let mut lock = out.lock();
+    match lock.write_all(&text).and_then(|()| lock.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            crate::output::ewriteln(&format!("{}: error: cannot write to stdout: {e}", C::NAME));
+            ExitCode::from(1)
+        }
+    }
 }
 
 /// [`main`] for flags already parsed (a tool with a second mode picks after parsing).
@@ -169,12 +210,23 @@ where
     check_reads(&doc, COMMON_READS)?;
     check_reads(&doc, C::READS)?;
     let cfg = Config::resolve(C::NAME, common, &doc, C::DEFAULT_TIMEOUT)?;
+    // The first line of every tool that writes says which customer this run acts on: before
+    // the first request, or at once when something about the target is said first.
+    let mut target = (!C::READ_ONLY).then(|| target_line(&cfg, &doc, common.state.as_deref()));
+    if !cfg.notes.is_empty() || !cfg.retarget.is_empty() {
+        if let Some(line) = target.take() {
+            report.say(&line);
+        }
+    }
     for note in &cfg.notes {
         report.say(note);
     }
     report.set_deadline(cfg.deadline);
     apply_retarget(&mut doc, &cfg.retarget, &report);
     let http = Http::new(cfg, report.clone());
+    if let Some(line) = target {
+        http.before_first_request(line);
+    }
     let mut ctx = Ctx {
         doc,
         http,
@@ -186,7 +238,7 @@ where
         .build()
         .map_err(|e| Error::internal(format!("cannot start the async runtime: {e}")))?;
     let result = rt.block_on(async {
-        confirm_tenant(&ctx).await?;
+        confirm_tenant(&mut ctx).await?;
         step(&mut ctx, cli).await
     });
     let writes = ctx.http.writes();
@@ -223,6 +275,11 @@ where
                 }
             }
             ctx.doc.set(&format!("steps.{}", C::NAME), entry);
+            // The domain the user named the tenant by, for every later message (issue 22.1):
+            // by now it is known to be the document's tenant (confirm_tenant).
+            if let Some(domain) = ctx.config().tenant_domain_given.clone() {
+                ctx.doc.set("tenant.domain", domain);
+            }
             emit(&ctx.doc, common)?;
             match failed_check {
                 Some(e) => Err(e),
@@ -251,20 +308,24 @@ where
 
 /// A read-only step over many state documents (`verify-sync --fleet`), at most `jobs` at once
 /// on one thread. Each document gets its own configuration and sign-in: its own `tenant.id`,
-/// `tenant.cloud` and `dynamics.url` decide the target (the `--tenant` / `--dynamics-url` of
-/// the command line, or the environment, name one customer and are ignored here), and the
-/// credential chain runs per tenant as for a single run. Nothing is written back. Returns each
-/// file's answer (or its error) in the order given.
-pub fn many<C, F>(
+/// `tenant.cloud`, `dynamics.url` and `sign_in` decide the target and the credential (the
+/// `--tenant` / `--dynamics-url` of the command line, or the environment, name one customer and
+/// are ignored here), and the credential chain runs per tenant as for a single run. Each
+/// document has `--timeout` of its own, from when its check starts. Nothing is written back.
+/// `done` gets each file's answer (or its error) as soon as it is there, with the file's index
+/// in `files`.
+pub fn many<C, F, D>(
     cli: &C,
     files: &[PathBuf],
     jobs: usize,
     report: &Arc<Reporter>,
     per_doc: F,
-) -> Result<Vec<(PathBuf, Result<Value>)>>
+    mut done: D,
+) -> Result<()>
 where
     C: Tool,
     F: AsyncFn(&mut Ctx, &C) -> Result<Value>,
+    D: FnMut(usize, &Path, Result<Value>),
 {
     use futures_util::stream::{self, StreamExt};
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -272,20 +333,33 @@ where
         .build()
         .map_err(|e| Error::internal(format!("cannot start the async runtime: {e}")))?;
     let per_doc = &per_doc;
-    let mut results: Vec<(usize, PathBuf, Result<Value>)> = rt.block_on(
+    // Every wait is bounded by the document's deadline already; this is the backstop for
+    // anything that is not (a sign-in helper), so one connection cannot hold up the report.
+    let limit =
+        cli.common().timeout.unwrap_or(C::DEFAULT_TIMEOUT) + std::time::Duration::from_secs(5);
+    rt.block_on(
         stream::iter(files.iter().cloned().enumerate())
             .map(|(i, file)| async move {
-                let outcome = match open_document::<C>(cli.common(), &file, report) {
-                    Ok(mut ctx) => per_doc(&mut ctx, cli).await,
-                    Err(e) => Err(e),
+                let check = async {
+                    let mut ctx = open_document::<C>(cli.common(), &file, report)?;
+                    per_doc(&mut ctx, cli).await
+                };
+                let outcome = match tokio::time::timeout(limit, check).await {
+                    Ok(r) => r,
+                    Err(_) => Err(Error::timeout(format!(
+                        "the check did not finish within --timeout ({:.0} s)",
+                        limit.as_secs_f64() - 5.0
+                    ))),
                 };
                 (i, file, outcome)
             })
             .buffer_unordered(jobs.max(1))
-            .collect(),
+            .for_each(|(i, file, outcome)| {
+                done(i, &file, outcome);
+                std::future::ready(())
+            }),
     );
-    results.sort_by_key(|(i, _, _)| *i);
-    Ok(results.into_iter().map(|(_, f, r)| (f, r)).collect())
+    Ok(())
 }
 
 /// One document of [`many`], read and checked as a single run would, with its own target.
@@ -328,6 +402,18 @@ pub fn emit_lines(values: &[Value]) -> Result<()> {
     }
 }
 
+/// Text on stdout as it is (`verify-sync --fleet --format table|nagios|prometheus`), the same
+/// writer rules as the document.
+pub fn emit_text(text: &str) -> Result<()> {
+    let out = std::io::stdout();
+    let mut lock = out.lock();
+    match lock.write_all(text.as_bytes()).and_then(|()| lock.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Error::internal(format!("cannot write to stdout: {e}"))),
+    }
+}
+
 /// `steps.<tool>` after a failure that came after a write: the earlier success's `changed`/`at`
 /// stay unless this run changed something itself, and `error` says what went wrong (nothing
 /// secret: the message is the one printed on stderr).
@@ -353,19 +439,77 @@ fn record_failure(ctx: &mut Ctx, tool: &str, e: &Error, writes: usize) {
     ctx.doc.set(&key, entry);
 }
 
+/// `target: tenant contoso.onmicrosoft.com (<id>); org https://contoso.crm.dynamics.com
+/// (Contoso); sign-in …; state contoso.state.json` — what this run acts on, as far as it is known
+/// before any request. Who signs in is named here when the configuration says it (a service
+/// principal, a certificate, a managed identity); a person's sign-in (cache, az, device code) is
+/// named by the line the first token brings ("signed in as admin@contoso.com").
+fn target_line(cfg: &Config, doc: &StateDoc, state: Option<&Path>) -> String {
+    let doc_id = doc
+        .get_str("tenant.id")
+        .ok()
+        .flatten()
+        .filter(|t| crate::guid::parse(t).is_ok())
+        .filter(|_| cfg.retarget.tenant.is_none());
+    let tenant = cfg.tenant_for_humans(doc_id);
+    let org = match &cfg.dynamics {
+        None => "(none yet)".to_string(),
+        Some(u) => {
+            let name = doc
+                .get_str("dynamics.org_name")
+                .ok()
+                .flatten()
+                .filter(|_| cfg.retarget.dynamics.is_none());
+            match name {
+                Some(n) => format!("{} ({n})", crate::config::base(u)),
+                None => crate::config::base(u),
+            }
+        }
+    };
+    let state = match state {
+        Some(p) => p.display().to_string(),
+        None => "stdin to stdout".to_string(),
+    };
+    format!(
+        "target: tenant {tenant}; org {org}; sign-in: {}; state: {state}",
+        crate::auth::describe(cfg)
+    )
+}
+
 /// A tenant named by a domain is resolved (the `tid` of the token this run signs in with) and
-/// compared with the document's tenant id before the step sends anything.
-async fn confirm_tenant(ctx: &Ctx) -> Result<()> {
+/// compared with the document's tenant id before the step sends anything. With `--retarget`,
+/// the document moves only when the domain is another tenant's (issue 21.4): the tenant's own
+/// domain keeps every id.
+async fn confirm_tenant(ctx: &mut Ctx) -> Result<()> {
     let Some(doc_tenant) = ctx.config().tenant_to_confirm.clone() else {
         return Ok(());
     };
     let flag = ctx.config().tenant()?.to_string();
+    let retarget = ctx.config().retarget.tenant_if_other;
     match ctx.http.signed_in_tenant_id().await? {
-        Some(tid) if tid.eq_ignore_ascii_case(&doc_tenant) => Ok(()),
-        Some(tid) => Err(crate::config::tenant_mismatch(
-            &format!("{tid} ({flag})"),
-            &doc_tenant,
-        )),
+        Some(tid) if tid.eq_ignore_ascii_case(&doc_tenant) => {
+            if retarget {
+                ctx.say(&format!(
+                    "--retarget: {flag} is this document's tenant {doc_tenant}: nothing to move"
+                ));
+            }
+            Ok(())
+        }
+        Some(tid) if retarget => {
+            let moves = crate::config::Retarget {
+                tenant: Some((doc_tenant, tid)),
+                ..Default::default()
+            };
+            apply_retarget(&mut ctx.doc, &moves, &ctx.report);
+            Ok(())
+        }
+        Some(tid) => {
+            let domain = ctx.doc.get_str("tenant.domain").ok().flatten();
+            Err(crate::config::tenant_mismatch(
+                &format!("{tid} ({flag})"),
+                &crate::config::doc_tenant_text(&doc_tenant, domain),
+            ))
+        }
         None => Err(Error::usage(format!(
             "cannot tell whether {flag} is the document's tenant {doc_tenant}: the sign-in token does not name its tenant"
         ))
@@ -382,6 +526,7 @@ fn apply_retarget(doc: &mut StateDoc, moves: &crate::config::Retarget, report: &
             "app.client_id",
             "app.object_id",
             "app.service_principal_id",
+            "tenant.domain",
             "consent",
             "secret",
             "hrd_policy",
@@ -407,6 +552,7 @@ fn apply_retarget(doc: &mut StateDoc, moves: &crate::config::Retarget, report: &
             "dynamics.business_unit_id",
             "dynamics.roles",
             "dynamics.solution",
+            "dynamics.org_name",
             "marketo_config",
             "publish",
             "sync_filter",
@@ -449,8 +595,11 @@ pub enum Key {
 /// there is broken for the next tool too.
 const COMMON_READS: &[(&str, Key)] = &[
     ("tenant.id", Key::Str),
+    ("tenant.domain", Key::Str),
     ("tenant.cloud", Key::Str),
     ("dynamics.url", Key::Url),
+    ("dynamics.org_name", Key::Str),
+    ("sign_in", Key::Object),
 ];
 
 fn check_reads(doc: &StateDoc, reads: &[(&str, Key)]) -> Result<()> {
@@ -495,7 +644,10 @@ fn emit(doc: &StateDoc, common: &CommonArgs) -> Result<()> {
 }
 
 pub fn report_error(tool: &str, e: &Error) {
-    crate::output::ewriteln(&format!("{tool}: error: {e}"));
+    crate::output::ewriteln(&format!(
+        "{tool}: {} {e}",
+        crate::output::paint(crate::output::Style::Fail, "error:")
+    ));
     if let Some(h) = &e.hint {
         crate::output::ewriteln(&format!("{tool}: hint: {}", crate::output::sanitize(h)));
     }

@@ -413,7 +413,7 @@ impl<'a> Dataverse<'a> {
 
     // ---------- roles ----------
 
-    const ROLE_SELECT: &'static str = "roleid,name,_businessunitid_value";
+    pub(crate) const ROLE_SELECT: &'static str = "roleid,name,_businessunitid_value";
 
     /// Roles named `name` in one business unit (roles are per business unit, reference §2).
     pub async fn roles_by_name(&self, name: &str, business_unit_id: &str) -> Result<Vec<Role>> {

@@ -16,6 +16,7 @@ pub mod marketo_config;
 mod metadata;
 mod model;
 pub mod names;
+mod reads;
 
 pub use client::{
     API_PATH, Associated, Created, Dataverse, SYSTEM_USER_LOOKUPS, Written, publish_xml,
@@ -78,7 +79,7 @@ pub fn explain_forbidden(e: Error, org: &str) -> Error {
             )
         } else {
             format!(
-                "the admin's app (client id {client}) is not an application user of {org}, and Dataverse accepts                  app-only tokens only from application users: Power Platform admin center > Environments > the org >                  Settings > Users + permissions > Application users > New app user, pick the app with client id {client},                  the root business unit and the security role System Administrator; then re-run (or run `preflight`)"
+                "the admin's app (client id {client}) is not an application user of {org}, and Dataverse accepts app-only tokens only from application users: Power Platform admin center > Environments > the org >                  Settings > Users + permissions > Application users > New app user, pick the app with client id {client}, the root business unit and the security role System Administrator; then re-run (or run `preflight`)"
             )
         }
     } else {
@@ -88,7 +89,7 @@ pub fn explain_forbidden(e: Error, org: &str) -> Error {
             format!("the admin's application user (client id {client})")
         };
         format!(
-            "{who} lacks a privilege in {org}: give it the System Administrator security role (Power Platform admin              center > Environments > the org > Settings > Users + permissions), then re-run"
+            "{who} lacks a privilege in {org}: give it the System Administrator security role (Power Platform admin center > Environments > the org > Settings > Users + permissions), then re-run"
         )
     };
     e.with_kind(s2s_core::Kind::Refused).with_hint(hint)

@@ -13,6 +13,26 @@ pub struct WhoAmI {
     pub organization_id: String,
 }
 
+/// `RetrieveCurrentOrganizationResponse`: its `Detail`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CurrentOrganization {
+    #[serde(rename = "Detail")]
+    pub detail: OrganizationDetail,
+}
+
+/// `OrganizationDetail` (the complex type of the Web API reference): the parts the tools show.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct OrganizationDetail {
+    #[serde(default)]
+    pub organization_id: Option<String>,
+    /// The org's display name, as the admin center and the app switcher show it.
+    #[serde(default)]
+    pub friendly_name: Option<String>,
+    #[serde(default)]
+    pub unique_name: Option<String>,
+}
+
 /// A `solutions` row (reference §4, fixture §9.9).
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Solution {
@@ -79,6 +99,45 @@ impl SystemUser {
     }
     pub fn is_disabled(&self) -> bool {
         self.isdisabled.unwrap_or(false)
+    }
+
+    /// An application user (bound to an Entra app by `applicationid`), not a person.
+    pub fn is_application_user(&self) -> bool {
+        self.applicationid.as_deref().is_some_and(|a| !a.is_empty())
+    }
+
+    /// Whether both users act for the same Entra app (the same connection's users).
+    pub fn same_app_as(&self, other: &SystemUser) -> bool {
+        match (&self.applicationid, &other.applicationid) {
+            (Some(a), Some(b)) => !a.is_empty() && a.eq_ignore_ascii_case(b),
+            _ => false,
+        }
+    }
+
+    /// Who the user is, for people and for the state document: the full name, then the app's
+    /// client id for an application user (Power Platform names an application user after its
+    /// app), or the e-mail address for a person; the user id; "disabled" when it is. Text from
+    /// the org is not escaped here: printing goes through `output::sanitize`.
+    pub fn label(&self) -> String {
+        let name = self.fullname.as_deref().unwrap_or("(no name)");
+        let mut s = match &self.applicationid {
+            Some(app) if !app.is_empty() => format!(
+                "\"{name}\", the application user of the app with client id {app} (user {})",
+                self.systemuserid
+            ),
+            _ => format!(
+                "\"{name}\" <{}>, a person (user {})",
+                self.internalemailaddress
+                    .as_deref()
+                    .or(self.domainname.as_deref())
+                    .unwrap_or("no e-mail"),
+                self.systemuserid
+            ),
+        };
+        if self.is_disabled() {
+            s.push_str(", disabled");
+        }
+        s
     }
 }
 
@@ -327,4 +386,38 @@ pub(crate) struct Page<T> {
 #[serde(rename_all = "PascalCase")]
 pub(crate) struct PublishAllXmlAsyncResponse {
     pub async_operation_id: String,
+}
+
+#[cfg(test)]
+mod user_tests {
+    use super::SystemUser;
+
+    fn user(id: &str, app: Option<&str>, name: &str, mail: &str) -> SystemUser {
+        SystemUser {
+            systemuserid: id.into(),
+            applicationid: app.map(str::to_string),
+            fullname: Some(name.into()),
+            internalemailaddress: Some(mail.into()),
+            domainname: None,
+            isdisabled: Some(false),
+            deletedstate: None,
+            business_unit_id: None,
+            systemuserroles_association: None,
+        }
+    }
+
+    #[test]
+    fn a_person_and_an_application_user_are_told_apart_and_named() {
+        let person = user("u1", None, "Legacy Sync", "sync@contoso.com");
+        let app = user("u2", Some("a1"), "# Other", "a1@contoso.com");
+        let same = user("u3", Some("A1"), "# Other again", "x@contoso.com");
+        assert!(!person.is_application_user() && app.is_application_user());
+        assert!(app.same_app_as(&same) && !app.same_app_as(&person));
+        assert!(!person.same_app_as(&person), "two persons are not one app");
+        assert_eq!(
+            person.label(),
+            "\"Legacy Sync\" <sync@contoso.com>, a person (user u1)"
+        );
+        assert!(app.label().contains("client id a1") && app.label().contains("# Other"));
+    }
 }

@@ -309,9 +309,14 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
             !matches!(owner, Owner::Foreign(_)),
         ),
         _ => {
-            // The app is gone: only the document's policy may still be there.
+            // The app is gone: only the document's policy may still be there. Its secret file
+            // goes only when the deleted app shows it was this setup's: a document whose app
+            // ids are wrong (or the admin's) must not cost a live app its saved secret.
             plan::plan_entra_without_app(ctx, &g, &input, &mut plan).await?;
-            (Vec::new(), true)
+            (
+                Vec::new(),
+                matches!(target, Target::Gone { proven: true, .. }),
+            )
         }
     };
     let client_id = match &target {

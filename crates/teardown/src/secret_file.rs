@@ -20,8 +20,9 @@ pub(crate) struct FileScope<'a> {
     /// The credentials this teardown removes (or that go with the app): a file holding one of
     /// them (its hint, Graph's first three characters of the secret) is the setup's.
     pub dying: &'a [PasswordCredential],
-    /// `false` when the app is not this setup's (another connection's, the admin's): its
-    /// secrets stay valid, so the file that holds one is kept.
+    /// `false` when nothing shows the app is this setup's (another connection's, the admin's,
+    /// or gone without a deleted item that carries the setup's mark): its secrets may stay
+    /// valid, so the file that holds one is kept.
     pub allowed: bool,
 }
 
@@ -49,7 +50,8 @@ pub(crate) fn plan_secret_file(ctx: &Ctx, input: &Input, scope: FileScope<'_>, p
     if !scope.allowed {
         return plan.keep(
             what,
-            "it belongs to an app that is not this setup's, whose secrets stay valid",
+            "nothing in the tenant shows that the app whose secret it holds is this setup's and gone; delete it \
+             yourself once no connection uses it",
         );
     }
     if !looks_like_a_secret_file(&path, &meta) {

@@ -169,7 +169,9 @@ pub const RULES: &[Rule] = &[
             "Policy.ReadWrite.ApplicationConfiguration",
         ]],
         roles: POLICY_READ_ROLES,
-        tools: &["preflight"],
+        // make-secret reads it only to quote the maximum after a refused addPassword, and
+        // goes on without it when the token may not read it (so it needs nothing more).
+        tools: &["preflight", "make-secret"],
         needs: &[],
         source: "https://learn.microsoft.com/en-us/graph/api/tenantappmanagementpolicy-get?view=graph-rest-1.0#permissions",
     },

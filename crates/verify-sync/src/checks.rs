@@ -15,16 +15,16 @@ use time::OffsetDateTime;
 use tokio::sync::OnceCell;
 
 use s2s_core::{Ctx, Kind, Result};
-use s2s_dataverse::{
-    Dataverse, MARKETO_ROLE_ONLY_FOR_SYNC_USER_SINCE, MARKETO_SOLUTION, SystemUser, WhoAmI,
-    compare_versions,
-};
+use s2s_dataverse::{Dataverse, Solution, SystemUser, WhoAmI};
 use s2s_graph::{
     Application, DYNAMICS_CRM_APP_ID, Graph, HrdPolicy, ServicePrincipal, USER_IMPERSONATION,
 };
 
 use crate::{Inputs, soft};
 use s2s_core::checklist::Check;
+
+mod roles;
+use roles::{marketo_solution, role_holders, sync_role};
 
 /// One item of the checklist (its `id` in the output).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +38,7 @@ enum Item {
     MarketoSolution,
     ApplicationUser,
     SyncRole,
+    RoleHolders,
     MarketoConfig,
     SyncFilter(String),
     LiveLogin,
@@ -56,6 +57,7 @@ fn checklist(input: &Inputs) -> Vec<Item> {
         Item::MarketoSolution,
         Item::ApplicationUser,
         Item::SyncRole,
+        Item::RoleHolders,
         Item::MarketoConfig,
     ];
     items.extend(input.filter_entities.iter().cloned().map(Item::SyncFilter));
@@ -79,6 +81,25 @@ struct Env<'a> {
     input: &'a Inputs,
     roles: &'a [String],
     warn_days: u32,
+}
+
+impl Env<'_> {
+    /// A fix that runs `tool`: the command to paste, with this run's `--state` file and target
+    /// flags (core's `Ctx::command`).
+    fn run(&self, tool: &str) -> String {
+        self.ctx.command(tool, &[])
+    }
+
+    /// `a, then b` as pasteable commands.
+    fn then(&self, first: &str, second: &str) -> String {
+        format!("{}, then {}", self.run(first), self.run(second))
+    }
+}
+
+/// A refusal of this sign-in (403): the check could not be read, which is not a finding about
+/// the setup (it is a `skip` that says so).
+fn forbidden(e: &s2s_core::Error) -> bool {
+    e.service.as_ref().is_some_and(|s| s.status == 403)
 }
 
 /// The checklist of one document and what its items found so far.
@@ -182,13 +203,14 @@ async fn run_item(env: &Env<'_>, shared: &Shared, item: &Item) -> Result<Rows> {
         Item::MarketoSolution => marketo_solution(env, shared).await?.into_iter().collect(),
         Item::ApplicationUser => application_user(env, shared).await?.into_iter().collect(),
         Item::SyncRole => sync_role(env, shared).await?,
+        Item::RoleHolders => role_holders(env, shared).await?.into_iter().collect(),
         Item::MarketoConfig => marketo_config(env, shared).await?.into_iter().collect(),
         Item::SyncFilter(entity) => sync_filter(env, shared, entity)
             .await?
             .into_iter()
             .collect(),
         Item::LiveLogin => vec![live_login(env, shared).await?],
-        Item::Published => vec![published(&env.ctx.doc)],
+        Item::Published => vec![published(env.ctx)],
     })
 }
 
@@ -202,6 +224,7 @@ struct Shared {
     sps: OnceCell<Soft<Vec<ServicePrincipal>>>,
     who: OnceCell<Soft<WhoAmI>>,
     app_users: OnceCell<Soft<Vec<SystemUser>>>,
+    solution: OnceCell<Soft<Option<Solution>>>,
 }
 
 impl Shared {
@@ -270,6 +293,18 @@ impl Shared {
         Ok(Some(users))
     }
 
+    /// The Marketo solution, when the org answers (`marketo-solution`, `role-holders`).
+    async fn solution(&self, env: &Env<'_>) -> Result<Option<&Soft<Option<Solution>>>> {
+        if !self.org_answers(env).await? {
+            return Ok(None);
+        }
+        let s = self
+            .solution
+            .get_or_try_init(|| async { soft(env.dv.marketo_solution().await) })
+            .await?;
+        Ok(Some(s))
+    }
+
     /// The application user, when the org answers and has one.
     async fn app_user(&self, env: &Env<'_>) -> Result<Option<&SystemUser>> {
         Ok(self
@@ -296,13 +331,13 @@ async fn app(env: &Env<'_>, shared: &Shared) -> Result<Rows> {
                 "signInAudience is {:?}",
                 a.sign_in_audience.as_deref().unwrap_or("unset")
             ),
-            "register-app",
+            env.run("register-app"),
         ),
         Ok(None) => Check::fail(
             "app",
             name,
             format!("no application with client id {}", env.input.client_id),
-            "register-app",
+            env.run("register-app"),
         ),
         Err(e) => Check::fail(
             "app",
@@ -317,7 +352,7 @@ async fn app(env: &Env<'_>, shared: &Shared) -> Result<Rows> {
                 "app",
                 "app object id matches the document",
                 format!("the document says {o}, Graph says {}", a.id),
-                "register-app",
+                env.run("register-app"),
             ));
         }
     }
@@ -329,8 +364,13 @@ async fn service_principal(env: &Env<'_>, shared: &Shared) -> Result<Check> {
     let (id, name) = ("service-principal", "service principal exists");
     Ok(match shared.sp_of(env, &env.input.client_id).await? {
         Ok(Some(sp)) => Check::pass(id, name, format!("object id {}", sp.id)),
-        Ok(None) => Check::fail(id, name, "the app has no service principal", "register-app"),
-        Err(e) => Check::fail(id, name, e, "register-app"),
+        Ok(None) => Check::fail(
+            id,
+            name,
+            "the app has no service principal",
+            env.run("register-app"),
+        ),
+        Err(e) => Check::fail(id, name, e, env.run("register-app")),
     })
 }
 
@@ -356,42 +396,47 @@ async fn consent(env: &Env<'_>, shared: &Shared) -> Result<Check> {
                         id,
                         name,
                         "no tenant-wide grant with user_impersonation",
-                        "grant-consent",
+                        env.run("grant-consent"),
                     ),
-                    Err(e) => Check::fail(id, name, e, "grant-consent"),
+                    Err(e) => Check::fail(id, name, e, env.run("grant-consent")),
                 }
             }
             (_, Ok(None)) => Check::fail(
                 id,
                 name,
                 "the tenant has no Dynamics CRM service principal",
-                "grant-consent",
+                env.run("grant-consent"),
             ),
             (None, _) => Check::fail(
                 id,
                 name,
                 "no service principal to check",
-                "register-app, then grant-consent",
+                env.then("register-app", "grant-consent"),
             ),
-            (_, Err(e)) => Check::fail(id, name, e, "grant-consent"),
+            (_, Err(e)) => Check::fail(id, name, e, env.run("grant-consent")),
         },
     )
 }
 
-/// `secret`: the document's key id is on the app, its file is readable, and it outlives
-/// `--warn-days`.
+/// `secret`: the document's key id is on the app, its file holds the recorded secret (its
+/// SHA-256 is `secret.sha256`; an older document: it starts with the credential's hint) and is
+/// private to its owner (0600), and it outlives `--warn-days`. A secret kept outside a file
+/// (`secret.storage: "external"`, `make-secret --forget-file`) is checked on the app only.
+/// Every fix is a command to paste, naming the step that repairs what is wrong.
 async fn secret(env: &Env<'_>, shared: &Shared) -> Result<Check> {
     let (id, name) = (
         "secret",
         "client secret exists, is saved and is not about to expire",
     );
     let input = env.input;
+    let ctx = env.ctx;
+    let make_secret = |args: &[&str]| ctx.command("make-secret", args);
     let Some(key_id) = &input.key_id else {
         return Ok(Check::fail(
             id,
             name,
             "the document has no secret.key_id",
-            "make-secret",
+            make_secret(&[]),
         ));
     };
     let Ok(Some(app)) = shared.app(env).await? else {
@@ -399,7 +444,11 @@ async fn secret(env: &Env<'_>, shared: &Shared) -> Result<Check> {
             id,
             name,
             "the app could not be read",
-            "register-app, then make-secret",
+            format!(
+                "{}, then {}",
+                ctx.command("register-app", &[]),
+                make_secret(&[])
+            ),
         ));
     };
     let Some(cred) = app.password_credential(key_id) else {
@@ -407,20 +456,86 @@ async fn secret(env: &Env<'_>, shared: &Shared) -> Result<Check> {
             id,
             name,
             format!("key {key_id} is no longer on the app"),
-            "make-secret",
+            make_secret(&[]),
         ));
     };
-    let Some(file) = &input.secret_file else {
-        return Ok(Check::fail(
-            id,
-            name,
-            "the document has no secret.file",
-            "make-secret",
-        ));
+    // A file that holds no usable secret of this key: a new one (then Marketo), or, when the
+    // secret now lives elsewhere, recording that.
+    let elsewhere = || {
+        format!(
+            "{} for a new secret (then update Marketo), or {} if the secret is kept elsewhere (a vault)",
+            make_secret(&["--rotate"]),
+            make_secret(&["--forget-file"])
+        )
     };
-    if let Err(why) = read_secret_file(file) {
-        return Ok(Check::fail(id, name, why, "make-secret"));
-    }
+    let saved_in = match &input.secret_file {
+        None if kept_outside_a_file(ctx) => {
+            "kept outside a file (secret.storage: external)".to_string()
+        }
+        None => {
+            return Ok(Check::fail(
+                id,
+                name,
+                "the document has no secret.file",
+                elsewhere(),
+            ));
+        }
+        Some(file) => {
+            let shown = s2s_core::output::sanitize(&file.display().to_string()).into_owned();
+            if !file.exists() {
+                return Ok(Check::fail(
+                    id,
+                    name,
+                    format!("{shown} is missing"),
+                    elsewhere(),
+                ));
+            }
+            let value = match read_secret_file(file) {
+                Ok(v) => v,
+                Err(why) => return Ok(Check::fail(id, name, why, make_secret(&[]))),
+            };
+            let recorded = ctx.doc.get_str("secret.sha256").ok().flatten();
+            let text = secrecy::ExposeSecret::expose_secret(&value);
+            match recorded {
+                Some(sha)
+                    if !sha.eq_ignore_ascii_case(&s2s_core::fsutil::secret_sha256(&value)) =>
+                {
+                    return Ok(Check::fail(
+                        id,
+                        name,
+                        format!(
+                            "{shown} does not hold the recorded secret (its SHA-256 differs from secret.sha256): it was changed or damaged; make-secret saves a new secret there (then update Marketo)"
+                        ),
+                        make_secret(&[]),
+                    ));
+                }
+                None if !cred.hint.as_deref().is_some_and(|h| text.starts_with(h)) => {
+                    return Ok(Check::fail(
+                        id,
+                        name,
+                        format!(
+                            "{shown} does not hold the secret of key {key_id} (hint {})",
+                            cred.hint.as_deref().unwrap_or("?")
+                        ),
+                        format!(
+                            "point secret.file at the file make-secret wrote, or move {shown} away and run {}",
+                            make_secret(&["--rotate"])
+                        ),
+                    ));
+                }
+                _ => {}
+            }
+            if let Err(why) = s2s_core::fsutil::check_private(file) {
+                return Ok(Check::fail(
+                    id,
+                    name,
+                    format!("{shown} is not private to its owner ({why})"),
+                    make_secret(&[]),
+                ));
+            }
+            format!("in {shown}")
+        }
+    };
     let warn_days = env.warn_days;
     Ok(match cred.expires_at() {
         Some(end) => {
@@ -430,10 +545,10 @@ async fn secret(env: &Env<'_>, shared: &Shared) -> Result<Check> {
                     id,
                     name,
                     format!(
-                        "key {key_id} expires in {} day(s), within --warn-days {warn_days}",
+                        "key {key_id} expires in {} day(s), within --warn-days {warn_days}; make-secret adds a fresh secret (re-enter it in Marketo, then retire the old one)",
                         left.whole_days().max(0)
                     ),
-                    "make-secret (it adds a fresh secret; re-enter it in Marketo)",
+                    make_secret(&[]),
                 )
             } else {
                 Check::pass(
@@ -442,9 +557,8 @@ async fn secret(env: &Env<'_>, shared: &Shared) -> Result<Check> {
                     // Rounded for people: a secret made with --expires-in 90d reads "in 90
                     // days" a minute later, not 89 (the --warn-days test above counts whole days).
                     format!(
-                        "key {key_id} ({}…) in {}, expires {} (in {} days)",
+                        "key {key_id} ({}…) {saved_in}, expires {} (in {} days)",
                         cred.hint.as_deref().unwrap_or(""),
-                        file.display(),
                         end.date(),
                         (left + time::Duration::hours(12)).whole_days()
                     ),
@@ -455,9 +569,14 @@ async fn secret(env: &Env<'_>, shared: &Shared) -> Result<Check> {
             id,
             name,
             format!("key {key_id} has no readable end date"),
-            "make-secret",
+            make_secret(&[]),
         ),
     })
+}
+
+/// The document says the secret is kept outside a file on purpose (`make-secret --forget-file`).
+fn kept_outside_a_file(ctx: &Ctx) -> bool {
+    ctx.doc.get_str("secret.storage").ok().flatten() == Some("external")
 }
 
 /// `hrd-policy`: when a domain is federated, the service principal has an
@@ -467,10 +586,20 @@ async fn hrd_policy(env: &Env<'_>, shared: &Shared) -> Result<Check> {
         "hrd-policy",
         "Home Realm Discovery policy (federated tenants)",
     );
-    let federated = match soft(env.graph.federated_domains().await)? {
-        Err(e) => return Ok(Check::fail(id, name, e, "set-hrd-policy")),
+    let domains = match env.graph.federated_domains().await {
+        Err(e) if forbidden(&e) => {
+            return Ok(Check::skip(
+                id,
+                name,
+                format!("not readable with this sign-in: {e}"),
+            ));
+        }
+        other => other,
+    };
+    let federated = match soft(domains)? {
+        Err(e) => return Ok(Check::fail(id, name, e, env.run("set-hrd-policy"))),
         Ok(f) if f.is_empty() => {
-            return Ok(Check::pass(id, name, "not needed: no federated domain"));
+            return Ok(Check::skip(id, name, "not needed: no federated domain"));
         }
         Ok(f) => f.join(", "),
     };
@@ -479,10 +608,22 @@ async fn hrd_policy(env: &Env<'_>, shared: &Shared) -> Result<Check> {
             id,
             name,
             "no service principal to check",
-            "register-app, then set-hrd-policy",
+            env.then("register-app", "set-hrd-policy"),
         ));
     };
-    Ok(match soft(env.graph.hrd_policies_of(&sp_id).await)? {
+    let policies = match env.graph.hrd_policies_of(&sp_id).await {
+        Err(e) if forbidden(&e) => {
+            return Ok(Check::skip(
+                id,
+                name,
+                format!(
+                    "federated: {federated}; the policies are not readable with this sign-in: {e}"
+                ),
+            ));
+        }
+        other => other,
+    };
+    Ok(match soft(policies)? {
         Ok(ps) if ps.iter().any(HrdPolicy::allows_cloud_password_validation) => Check::pass(
             id,
             name,
@@ -494,9 +635,9 @@ async fn hrd_policy(env: &Env<'_>, shared: &Shared) -> Result<Check> {
             format!(
                 "federated domain(s) {federated} but no AllowCloudPasswordValidation policy on the service principal"
             ),
-            "set-hrd-policy",
+            env.run("set-hrd-policy"),
         ),
-        Err(e) => Check::fail(id, name, e, "set-hrd-policy"),
+        Err(e) => Check::fail(id, name, e, env.run("set-hrd-policy")),
     })
 }
 
@@ -516,41 +657,6 @@ async fn org_access(env: &Env<'_>, shared: &Shared) -> Result<Check> {
     })
 }
 
-/// `marketo-solution`: installed, at least the version whose role is only for the sync user.
-async fn marketo_solution(env: &Env<'_>, shared: &Shared) -> Result<Option<Check>> {
-    if !shared.org_answers(env).await? {
-        return Ok(None);
-    }
-    let (id, name) = (
-        "marketo-solution",
-        "Marketo solution installed (4.0.0.14 or later)",
-    );
-    Ok(Some(match soft(env.dv.marketo_solution().await)? {
-        Ok(None) => Check::fail(
-            id,
-            name,
-            format!("{MARKETO_SOLUTION:?} is not installed"),
-            "import the Marketo solution (Marketo step 1), then verify-sync again",
-        ),
-        Ok(Some(s)) => {
-            let v = s.version.clone().unwrap_or_default();
-            if compare_versions(&v, MARKETO_ROLE_ONLY_FOR_SYNC_USER_SINCE)
-                .is_some_and(|o| o.is_ge())
-            {
-                Check::pass(id, name, format!("{} {v}", s.uniquename))
-            } else {
-                Check::fail(
-                    id,
-                    name,
-                    format!("version {v:?} is older than {MARKETO_ROLE_ONLY_FOR_SYNC_USER_SINCE}"),
-                    "import the current Marketo solution (Update, maintain customizations)",
-                )
-            }
-        }
-        Err(e) => Check::fail(id, name, e, "import the Marketo solution"),
-    }))
-}
-
 /// `application-user`: the app's application user exists, is enabled, and is the one the
 /// document names.
 async fn application_user(env: &Env<'_>, shared: &Shared) -> Result<Option<Check>> {
@@ -560,7 +666,14 @@ async fn application_user(env: &Env<'_>, shared: &Shared) -> Result<Option<Check
         return Ok(None);
     };
     let user = match users {
-        Err(e) => return Ok(Some(Check::fail(id, name, e.clone(), "assign-role"))),
+        Err(e) => {
+            return Ok(Some(Check::fail(
+                id,
+                name,
+                e.clone(),
+                env.run("assign-role"),
+            )));
+        }
         Ok(users) => match users.first() {
             Some(u) => u,
             None => {
@@ -568,7 +681,7 @@ async fn application_user(env: &Env<'_>, shared: &Shared) -> Result<Option<Check
                     id,
                     name,
                     format!("no application user for client id {}", input.client_id),
-                    "assign-role",
+                    env.run("assign-role"),
                 )));
             }
         },
@@ -578,7 +691,7 @@ async fn application_user(env: &Env<'_>, shared: &Shared) -> Result<Option<Check
             id,
             name,
             format!("user {} is disabled", user.systemuserid),
-            "assign-role (it enables the user)",
+            format!("{} (it enables the user)", env.run("assign-role")),
         )
     } else if input
         .app_user_id
@@ -593,7 +706,7 @@ async fn application_user(env: &Env<'_>, shared: &Shared) -> Result<Option<Check
                 input.app_user_id.as_deref().unwrap_or(""),
                 user.systemuserid
             ),
-            "assign-role",
+            env.run("assign-role"),
         )
     } else {
         Check::pass(
@@ -606,53 +719,6 @@ async fn application_user(env: &Env<'_>, shared: &Shared) -> Result<Option<Check
             ),
         )
     }))
-}
-
-/// `sync-role`: the application user holds each `--role` (Marketo Sync User); one row per role.
-async fn sync_role(env: &Env<'_>, shared: &Shared) -> Result<Rows> {
-    let id = "sync-role";
-    let role_name = |r: &String| format!("application user holds {r}");
-    let Some(Ok(users)) = shared.app_users(env).await? else {
-        return Ok(Vec::new());
-    };
-    let Some(user) = users.first() else {
-        return Ok(env
-            .roles
-            .iter()
-            .map(|r| Check::fail(id, &role_name(r), "no application user", "assign-role"))
-            .collect());
-    };
-    let mut rows = Vec::new();
-    let held: Vec<String> = match &user.systemuserroles_association {
-        Some(r) => r.iter().filter_map(|r| r.name.clone()).collect(),
-        None => match soft(env.dv.user_roles(&user.systemuserid).await)? {
-            Ok(r) => r.into_iter().filter_map(|r| r.name).collect(),
-            Err(e) => {
-                rows.push(Check::fail(id, "application user roles", e, "assign-role"));
-                Vec::new()
-            }
-        },
-    };
-    for r in env.roles {
-        rows.push(if held.iter().any(|h| h == r) {
-            Check::pass(id, &role_name(r), "role assigned")
-        } else {
-            Check::fail(
-                id,
-                &role_name(r),
-                format!(
-                    "the user holds: {}",
-                    if held.is_empty() {
-                        "no role".to_string()
-                    } else {
-                        held.join(", ")
-                    }
-                ),
-                "assign-role",
-            )
-        });
-    }
-    Ok(rows)
 }
 
 /// `marketo-config`: the Marketo Config "Default" record's Marketo User is the application user.
@@ -674,7 +740,7 @@ async fn marketo_config(env: &Env<'_>, shared: &Shared) -> Result<Option<Check>>
             id,
             name,
             "the document has no marketo_config (configure-marketo has not run)",
-            "configure-marketo",
+            env.run("configure-marketo"),
         )));
     };
     let select = format!("_{lookup}_value");
@@ -684,24 +750,29 @@ async fn marketo_config(env: &Env<'_>, shared: &Shared) -> Result<Option<Check>>
             id,
             name,
             format!("{set}({rec}) with column {select} is not in the org"),
-            "configure-marketo",
+            env.run("configure-marketo"),
         ),
         Ok(Some(row)) => {
             let current = row[&select].as_str().unwrap_or("");
             if current.eq_ignore_ascii_case(&user.systemuserid) {
                 Check::pass(id, name, format!("{set}({rec})"))
             } else if current.is_empty() {
-                Check::fail(id, name, "Marketo User is empty", "configure-marketo")
+                Check::fail(
+                    id,
+                    name,
+                    "Marketo User is empty",
+                    env.run("configure-marketo"),
+                )
             } else {
                 Check::fail(
                     id,
                     name,
                     format!("Marketo User is {current}, not {}", user.systemuserid),
-                    "configure-marketo",
+                    env.run("configure-marketo"),
                 )
             }
         }
-        Err(e) => Check::fail(id, name, e, "configure-marketo"),
+        Err(e) => Check::fail(id, name, e, env.run("configure-marketo")),
     }))
 }
 
@@ -720,10 +791,13 @@ async fn sync_filter(env: &Env<'_>, shared: &Shared, entity: &str) -> Result<Opt
                 &id,
                 &name,
                 format!("exists but is {}", a.type_name()),
-                "delete the field in Dynamics, then add-sync-filter",
+                format!(
+                    "delete the field in Dynamics, then {}",
+                    env.run("add-sync-filter")
+                ),
             ),
-            Ok(None) => Check::fail(&id, &name, "missing", "add-sync-filter"),
-            Err(e) => Check::fail(&id, &name, e, "add-sync-filter"),
+            Ok(None) => Check::fail(&id, &name, "missing", env.run("add-sync-filter")),
+            Err(e) => Check::fail(&id, &name, e, env.run("add-sync-filter")),
         },
     ))
 }
@@ -739,31 +813,59 @@ fn read_secret_file(file: &std::path::Path) -> std::result::Result<SecretString,
 }
 
 /// `live-login`: Marketo's own test — the app's secret obtains a token for the org, and WhoAmI
-/// answers as the application user (design.md, verify-sync).
+/// answers as the application user (design.md, verify-sync). A secret kept outside a file
+/// (`secret.storage: "external"`) cannot be tested from here unless `--secret-file` names a copy:
+/// `skip`, not a failure whose fix could change nothing.
 async fn live_login(env: &Env<'_>, shared: &Shared) -> Result<Check> {
     let (id, name) = (
         "live-login",
         "the app's own secret signs in to the org as the application user",
     );
     let input = env.input;
+    let ctx = env.ctx;
+    let rotate = || {
+        format!(
+            "{} for a new secret (then update Marketo), or {} if the secret is kept elsewhere (a vault)",
+            ctx.command("make-secret", &["--rotate"]),
+            ctx.command("make-secret", &["--forget-file"])
+        )
+    };
     let Some(file) = &input.secret_file else {
+        if kept_outside_a_file(ctx) {
+            return Ok(Check::skip(
+                id,
+                name,
+                "the secret is kept outside a file (secret.storage: external); to test it, pass --secret-file with a copy, or run Marketo's Validate Sync",
+            ));
+        }
         return Ok(Check::fail(
             id,
             name,
             "no secret file to test with",
-            "make-secret",
+            rotate(),
         ));
     };
     let secret = match read_secret_file(file) {
         Ok(s) => s,
-        Err(why) => return Ok(Check::fail(id, name, why, "make-secret")),
+        Err(_) if !file.exists() => {
+            return Ok(Check::fail(
+                id,
+                name,
+                format!(
+                    "{} is missing",
+                    s2s_core::output::sanitize(&file.display().to_string())
+                ),
+                rotate(),
+            ));
+        }
+        Err(why) => return Ok(Check::fail(id, name, why, ctx.command("make-secret", &[]))),
     };
     let who = format!(
         "the Marketo app {} and its secret in {}",
         input.client_id,
         file.display()
     );
-    let http = &env.ctx.http;
+    let http = &ctx.http;
     let org = env.dv.org();
     let token = match s2s_core::auth::client_credentials(http, &input.client_id, &secret, org, &who)
         .await
@@ -774,11 +876,14 @@ async fn live_login(env: &Env<'_>, shared: &Shared) -> Result<Check> {
             return Ok(Check::fail(
                 id,
                 name,
-                e.to_string(),
-                "make-secret (the saved secret is not accepted)",
+                format!(
+                    "{e}; the saved secret is not accepted: make-secret --rotate saves a new one (then update Marketo)"
+                ),
+                ctx.command("make-secret", &["--rotate"]),
             ));
         }
     };
+    let assign_role = || ctx.command("assign-role", &[]);
     let as_app = Dataverse::new(http, org).with_token(token);
     Ok(match as_app.who_am_i().await {
         Ok(w)
@@ -796,14 +901,14 @@ async fn live_login(env: &Env<'_>, shared: &Shared) -> Result<Check> {
                 "WhoAmI answered user {}, not the application user",
                 w.user_id
             ),
-            "assign-role",
+            assign_role(),
         ),
         Err(e) if e.kind == Kind::Timeout => return Err(e),
         Err(e) => Check::fail(
             id,
             name,
-            e.to_string(),
-            "assign-role (an enabled application user is needed)",
+            format!("{e}; an enabled application user is needed"),
+            assign_role(),
         ),
     })
 }
@@ -813,16 +918,13 @@ async fn live_login(env: &Env<'_>, shared: &Shared) -> Result<Check> {
 /// `published`: "Publish All Customizations" ran after the last Dataverse change the document
 /// records (core's `owed` module, the rule publish-customizations --if-changed follows). Read
 /// from the document alone: Dataverse keeps no "unpublished changes" flag to ask.
-fn published(doc: &s2s_core::StateDoc) -> Check {
+fn published(ctx: &Ctx) -> Check {
+    let doc = &ctx.doc;
+    let publish = || ctx.command("publish-customizations", &["--if-changed"]);
     let id = "published";
     let name = "customizations published after the last Dataverse change";
     if doc.get_str("publish.status").ok().flatten() == Some("pending") {
-        return Check::fail(
-            id,
-            name,
-            "an earlier publish did not finish",
-            "publish-customizations --if-changed",
-        );
+        return Check::fail(id, name, "an earlier publish did not finish", publish());
     }
     match s2s_core::owed::changes_since_publish(doc, false) {
         Ok(changed) if changed.is_empty() => Check::pass(
@@ -840,8 +942,8 @@ fn published(doc: &s2s_core::StateDoc) -> Check {
                 "{} changed Dataverse after the last publish",
                 changed.join(", ")
             ),
-            "publish-customizations --if-changed",
+            publish(),
         ),
-        Err(e) => Check::fail(id, name, e.to_string(), "publish-customizations"),
+        Err(e) => Check::fail(id, name, e.to_string(), publish()),
     }
 }

@@ -3,36 +3,55 @@
 //!
 //! Checks (each with `id`, `name`, `ok`, `detail` and, when failing, `fix` — what to run):
 //! `app` (exists, single-tenant), `service-principal`, `consent` (AllPrincipals
-//! `user_impersonation`), `secret` (the document's key id exists on the app, its file is
-//! readable, it outlives `--warn-days`), `hrd-policy` (assigned when a domain is federated),
-//! `org-access` (the org answers WhoAmI for the admin), `marketo-solution` (installed, at least
-//! 4.0.0.14), `application-user` (exists, enabled), `sync-role` (holds Marketo Sync User),
+//! `user_impersonation`), `secret` (the document's key id exists on the app, its file holds the
+//! recorded secret (`secret.sha256`) and is private to its owner, it outlives `--warn-days`),
+//! `hrd-policy` (assigned when a domain is federated; `skip` when none is, or when this sign-in
+//! cannot read it), `org-access` (the org answers WhoAmI for the admin), `marketo-solution`
+//! (installed; older than 4.0.0.14 is a warning: every syncing user then needs the role),
+//! `application-user` (exists, enabled), `sync-role` (holds Marketo Sync User), `role-holders`
+//! (from 4.0.0.14 on, a warning naming every other user who holds Marketo Sync User; `skip` for
+//! older solutions),
 //! `marketo-config` (the Default record's Marketo User is that user), `live-login` (the app's own
-//! secret obtains a token for the org and WhoAmI answers as the application user),
+//! secret obtains a token for the org and WhoAmI answers as the application user; `skip` for a
+//! secret recorded as kept outside a file, `secret.storage: "external"`),
 //! `sync-filter:<entity>` when the document asked for the filter field, and `published`
 //! (customizations were published after the last Dataverse change the document's `steps`
 //! record, and no publish is left `pending` — read from the document, the rule
 //! `publish-customizations --if-changed` follows).
 //!
-//! Each check is one function in `checks.rs`; the reads several checks share (the app, the
+//! A check is `ok`, `warn` (it holds but needs attention), `skip` (it does not apply, or this
+//! sign-in cannot read it) or `FAIL` (with its fix, a command that carries this run's `--state`
+//! and target flags); only `FAIL` fails the run.
+//!
+//! Modes: `--fleet FILE...` checks many documents (`fleet.rs`: status rows, `--format
+//! jsonl|table|nagios|prometheus`, `--jobs`, 60 s per connection unless `--timeout`);
+//! `--offline` prints a document's status with no network (`status.rs`).
+//!
+//! Each check is one function in `checks.rs` (`checks/roles.rs` for the solution and its role); the reads several checks share (the app, the
 //! service principals by appId, the admin's WhoAmI, the application user) are sent once, and the
 //! checks run concurrently, printed in the order above. Right after a setup step, `--settle`
 //! re-runs only the checks that fail (with the shared reads they need) until they pass or the
 //! window ends.
 //!
 //! - Reads: `tenant.id`, `app.client_id`, `app.object_id`, `app.service_principal_id`,
-//!   `secret.key_id`, `secret.file`, `dynamics.url`, `dynamics.application_user_id`,
+//!   `secret.key_id`, `secret.file`, `secret.sha256`, `secret.storage`, `dynamics.url`,
+//!   `dynamics.application_user_id`,
 //!   `marketo_config.entity_set`, `marketo_config.record_id`, `marketo_config.user_lookup`,
 //!   `sync_filter.entities`, `steps.*`, `publish.status`, `publish.last_published_at`.
-//! - Writes: `verify.ok`, `verify.at`, `verify.checks`, `verify.marketo_step3` (`dynamics_url`,
+//! - Writes: `dynamics.org_name` (the org's friendly name, once, from
+//!   `RetrieveCurrentOrganization`), `verify.ok`, `verify.at`, `verify.checks`, `verify.marketo_step3` (`dynamics_url`,
 //!   `tenant_id`, `client_id`, `username`, `secret_file`: what Marketo's step 3 asks for, never
 //!   the secret), `steps.verify-sync`. The step-3 block is printed on stderr once every check
 //!   passes, even with `-q`.
 //! - Read-only: it never sends a write (the only POST is the token request of the live test).
 //! - Exit codes: 0 all checks pass; 6 at least one failed (the document is still written);
-//!   2 bad input; 3 the admin could not sign in; 5 no answer in time.
+//!   2 bad input; 3 the admin could not sign in; 5 no answer in time. `--fleet`: 0 when every
+//!   connection is ok or removed, else 6; `--format nagios` 0/1/2/3 (OK, WARNING, CRITICAL,
+//!   UNKNOWN); `--format prometheus` 0 once written. `--offline`: 0 once printed, 2 for a
+//!   document that cannot be read.
 //!
-//! Example: `verify-sync --state marketo-s2s.state.json`
+//! Example: `verify-sync --state marketo-s2s.state.json`,
+//! `verify-sync --fleet */*.state.json --format nagios`, `verify-sync --offline --state s.json`
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -56,10 +75,14 @@ Examples:
   verify-sync --state marketo-s2s.state.json
   register-app | grant-consent | make-secret | assign-role | configure-marketo \\
     | publish-customizations --if-changed | verify-sync
+  verify-sync --fleet customers/*/*.state.json --format nagios
+  verify-sync --offline --state marketo-s2s.state.json      # no network: where it stands
 
 Prints a checklist on stderr; each failing check says what to run to fix it. When every check
 passes it prints the values to enter in Marketo step 3 (never the secret itself). The
-`published` check fails while a Dataverse change recorded in the document is not published yet.",
+`published` check fails while a Dataverse change recorded in the document is not published yet.
+--fleet rows have a status (ok, warn, crit, unknown, removed); --format nagios exits 0/1/2/3,
+--format prometheus exits 0 once written, jsonl and table exit 6 unless all are ok.",
         s2s_core::exit_codes::help(
             true,
             &[
@@ -95,9 +118,10 @@ pub struct Cli {
     #[arg(long = "role", value_name = "NAME")]
     pub roles: Vec<String>,
 
-    /// Check many connections: one state file per customer, each with its own tenant and org;
-    /// prints a table on stderr and one JSON object per file on stdout, writes no file (a FIFO,
-    /// pipe or device is not read: its line says "not a regular file")
+    /// Check many connections: one state file per customer, each with its own tenant, org and
+    /// sign_in, each within its own --timeout (default 60s here); one row per file as it
+    /// finishes (see --format), no file written (a FIFO, pipe or device is not read: its row
+    /// says "not a regular file")
     #[arg(long, value_name = "FILE", num_args = 1.., conflicts_with_all = ["state", "secret_file", "dry_run"])]
     pub fleet: Vec<PathBuf>,
 
@@ -105,8 +129,29 @@ pub struct Cli {
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,
 
+    /// With --fleet: jsonl (a row per connection on stdout, the table on stderr when something
+    /// needs attention), table (on stdout), nagios (one line; exit 0 ok, 1 warning, 2
+    /// critical, 3 unknown) or prometheus (a node-exporter textfile on stdout)
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = FleetFormat::Jsonl, requires = "fleet")]
+    pub format: FleetFormat,
+
+    /// Show the connection's status from the document alone, sending nothing: the target,
+    /// what each step did and when, the secret, the last verify result and its age, whether a
+    /// publish is owed, and the Marketo step-3 values
+    #[arg(long, conflicts_with_all = ["fleet", "dry_run", "settle", "secret_file"])]
+    pub offline: bool,
+
     #[command(flatten)]
     pub common: CommonArgs,
+}
+
+/// `--format` of `--fleet`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FleetFormat {
+    Jsonl,
+    Table,
+    Nagios,
+    Prometheus,
 }
 
 impl Tool for Cli {
@@ -119,6 +164,8 @@ impl Tool for Cli {
         ("app.service_principal_id", Key::Guid),
         ("secret.key_id", Key::Guid),
         ("secret.file", Key::Str),
+        ("secret.sha256", Key::Str),
+        ("secret.storage", Key::Str),
         ("dynamics.url", Key::Url),
         ("dynamics.username", Key::Str),
         ("dynamics.application_user_id", Key::Guid),
@@ -135,6 +182,7 @@ impl Tool for Cli {
 pub fn main() -> std::process::ExitCode {
     match s2s_core::run::parse::<Cli>() {
         Ok(cli) if !cli.fleet.is_empty() => fleet::main(cli),
+        Ok(cli) if cli.offline => status::main(cli),
         Ok(cli) => s2s_core::run::main_parsed(cli, run),
         Err(code) => code,
     }
@@ -142,6 +190,7 @@ pub fn main() -> std::process::ExitCode {
 
 mod checks;
 mod fleet;
+mod status;
 
 /// Inputs read from the document before any request (exit 2 on bad input).
 struct Inputs {
@@ -289,6 +338,7 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
         delay = s2s_core::retry::poll_delay(Some(delay), start.elapsed());
     };
 
+    remember_org_name(ctx, &checks).await;
     if let Some(failed) = checklist::record(ctx, "verify", &checks) {
         // The values are recorded for a later look, but not offered for step 3 yet.
         handoff(ctx, &input, false)?;
@@ -299,6 +349,30 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
     ctx.say(&format!("all {} checks passed", checks.len()));
     handoff(ctx, &input, true)?;
     Ok(())
+}
+
+/// The org's friendly name, kept as `dynamics.org_name` once known (issue 22.1: every target
+/// line and status names the org in words). Asked once, when the org answered the admin and
+/// the document does not have it yet; a failure to tell is not a finding.
+async fn remember_org_name(ctx: &mut Ctx, checks: &[checklist::Check]) {
+    let org_answered = checks.iter().any(|c| c.id == "org-access" && c.ok());
+    if !org_answered || ctx.doc.get("dynamics.org_name").is_some() {
+        return;
+    }
+    let Ok(org) = ctx.config().dynamics().map(s2s_core::config::base) else {
+        return;
+    };
+    let dv = s2s_dataverse::Dataverse::new(&ctx.http, &org);
+    match dv.current_organization().await {
+        Ok(detail) => {
+            if let Some(name) = detail.friendly_name.filter(|n| !n.trim().is_empty()) {
+                ctx.doc.set("dynamics.org_name", name);
+            }
+        }
+        Err(e) => ctx
+            .reporter()
+            .trace(1, &format!("the org's friendly name is not known: {e}")),
+    }
 }
 
 /// How long failing checks are re-run right after a setup step changed something.

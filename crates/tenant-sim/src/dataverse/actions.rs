@@ -33,6 +33,42 @@ pub(super) fn who_am_i(sim: &Sim, caller: &Caller) -> R {
     ))
 }
 
+/// `GET RetrieveCurrentOrganization(AccessType=Microsoft.Dynamics.CRM.EndpointAccessType'Default')`:
+/// the org's `OrganizationDetail` (Learn, Web API reference "RetrieveCurrentOrganization
+/// Function" and the `OrganizationDetail` complex type). `AccessType` is required (not
+/// nullable); its values are Default, Internet and Intranet (`EndpointAccessType`).
+pub(super) fn retrieve_current_organization(sim: &Sim, call: &str) -> R {
+    let urls = sim.urls();
+    let access = call
+        .strip_prefix("RetrieveCurrentOrganization(AccessType=")
+        .and_then(|a| a.strip_suffix(')'))
+        .map(|a| a.trim_start_matches("Microsoft.Dynamics.CRM.EndpointAccessType"));
+    if !matches!(access, Some("'Default'" | "'Internet'" | "'Intranet'")) {
+        // UNVERIFIED: the exact code and wording for a missing or bad AccessType.
+        return Err(super::shared::error_reply(
+            400,
+            "0x80060888",
+            "The parameter 'AccessType' of RetrieveCurrentOrganization must be an EndpointAccessType: Default, Internet or Intranet.",
+        ));
+    }
+    let org = lock(&sim.tenant).dataverse.org_id.clone();
+    Ok(Reply::json(
+        200,
+        json!({
+            "@odata.context": format!("{}{BASE}/$metadata#Microsoft.Dynamics.CRM.RetrieveCurrentOrganizationResponse", urls.dynamics),
+            "Detail": {
+                "OrganizationId": org,
+                "FriendlyName": "Contoso",
+                "OrganizationVersion": "9.2.25041.00183",
+                "UniqueName": "contoso",
+                "UrlName": "contoso",
+                "State": "Enabled",
+                "Endpoints": {"Count": 1, "IsReadOnly": false, "Keys": ["WebApplication"], "Values": [urls.dynamics]}
+            }
+        }),
+    ))
+}
+
 /// `GET RetrieveVersion()`: the org's version.
 pub(super) fn retrieve_version(sim: &Sim) -> R {
     let urls = sim.urls();

@@ -90,6 +90,10 @@ async fn route(sim: &Arc<Sim>, ctx: &Ctx, caller: &Caller, rest: &str) -> R {
             only(sim, ctx, "GET")?;
             actions::who_am_i(sim, caller)
         }
+        n if n.starts_with("RetrieveCurrentOrganization(") && raw.len() == 1 => {
+            only(sim, ctx, "GET")?;
+            actions::retrieve_current_organization(sim, n)
+        }
         "RetrieveVersion" if raw.len() == 1 => {
             only(sim, ctx, "GET")?;
             actions::retrieve_version(sim)

@@ -202,12 +202,17 @@ pub(super) fn records(sim: &Sim, ctx: &Ctx, segs: &[Segment]) -> R {
     });
     if segs.len() > 1 {
         let id = id.ok_or_else(|| no_segment(&segs[1].name))?;
-        if e.logical != "systemuser" || segs[1].name != "systemuserroles_association" {
+        if segs[1].name != "systemuserroles_association"
+            || !matches!(e.logical.as_str(), "systemuser" | "role")
+        {
             return Err(no_segment(&segs[1].name));
         }
         let Some(pos) = pos else {
             return Err(does_not_exist(&e.logical, &id));
         };
+        if e.logical == "role" {
+            return users::role_holders(sim, ctx, &t, &id, segs);
+        }
         return users::roles_association(sim, ctx, &mut t, &rows[pos], segs);
     }
     match (m, &id) {

@@ -35,6 +35,49 @@ pub(super) fn user_roles(dv: &Dv, uid: &str) -> Vec<Value> {
         .collect()
 }
 
+/// `roles(id)/systemuserroles_association` (`GET` only): the users who hold the role, the same
+/// N:N association read from the role's side (Learn: "Associate and disassociate table rows
+/// using the Web API"; the association's name is the same on both tables, see the `role` entity
+/// reference, learn.microsoft.com/power-apps/developer/data-platform/reference/entities/role).
+/// Associating from this side is not emulated: the tools associate from the user's side.
+pub(super) fn role_holders(sim: &Sim, ctx: &Ctx, t: &Tenant, rid: &str, segs: &[Segment]) -> R {
+    if ctx.method != "GET" || segs.len() != 2 {
+        return Err(no_resource(sim, ctx));
+    }
+    let users_ent = t
+        .dataverse
+        .entities
+        .iter()
+        .find(|x| x.logical == "systemuser")
+        .cloned();
+    let sel = match (ctx.q("$select"), &users_ent) {
+        (Some(s), Some(u)) => Some(check_select(u, &odata::parse_select(s))?),
+        _ => None,
+    };
+    let holders: Vec<&str> = t
+        .dataverse
+        .user_roles
+        .iter()
+        .filter(|(_, r)| r.eq_ignore_ascii_case(rid))
+        .map(|(u, _)| u.as_str())
+        .collect();
+    let v: Vec<Value> = t
+        .dataverse
+        .rows
+        .get("systemuser")
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .filter(|u| {
+            u["systemuserid"]
+                .as_str()
+                .is_some_and(|id| holders.contains(&id))
+        })
+        .map(|u| odata::select(u, sel.as_deref(), &["systemuserid"]))
+        .collect();
+    Ok(collection(sim, "systemusers", v))
+}
+
 /// `systemusers(id)/systemuserroles_association` (`GET`) and `.../$ref` (`POST` to associate a
 /// role, `DELETE ...?$id=<role url>` to disassociate) for the user `row`.
 pub(super) fn roles_association(
