@@ -3,41 +3,41 @@
   The Marketo "Step 2 of 3" runbook for PowerShell 7: a thin mirror of setup-marketo-s2s.sh.
 
 .DESCRIPTION
-  Runs preflight (read-only checks; skip with -SkipPreflight), register-app, grant-consent, make-secret, set-hrd-policy, assign-role, configure-marketo,
-  publish-customizations (-IfChanged), the optional add-sync-filter, and verify-sync on one state
-  file (same format as the bash runbook), stops at the first failure with that step's exit code
-  and the command that resumes, and ends with the values to enter in Marketo step 3 (never the
-  secret itself). Not exercised by CI (the build machines have no PowerShell).
+  Runs preflight (read-only checks; skip with -SkipPreflight), register-app, grant-consent,
+  make-secret, set-hrd-policy, assign-role, configure-marketo, publish-customizations
+  (--if-changed), the optional add-sync-filter, and verify-sync on one state file (same format as
+  the bash runbook), stops at the first failure or interruption with that step's exit code and the
+  command that resumes, and ends with the values to enter in Marketo step 3 (never the secret
+  itself). The first line names the target; a state file with no target yet and a tenant or org
+  only from the environment (AZURE_TENANT_ID, MKTO_S2S_DYNAMICS_URL) is refused unless -Tenant and
+  -DynamicsUrl are given or it is confirmed at the prompt. It calls the same tools with the same
+  flags as the bash runbook (tests/it/runbooks.rs compares the two tables), and is NOT exercised
+  by CI (the build machines have no PowerShell).
 
 .EXAMPLE
   ./scripts/Setup-MarketoS2S.ps1 -Tenant contoso.onmicrosoft.com -DynamicsUrl https://contoso.crm.dynamics.com
 .EXAMPLE
-  ./scripts/Setup-MarketoS2S.ps1 -Tenant contoso.onmicrosoft.com -DynamicsUrl https://contoso.crm.dynamics.com -From assign-role
+  ./scripts/Setup-MarketoS2S.ps1 -Tenant contoso.onmicrosoft.com -DynamicsUrl https://contoso.crm.dynamics.com -From assign-role -PurgeDeleted
 .EXAMPLE
   ./scripts/Setup-MarketoS2S.ps1 -Tenant contoso.onmicrosoft.com -DynamicsUrl https://contoso.crm.dynamics.com -WhatIf
   Every read, no write: each step prints its plan (the same as -DryRun, as PowerShell users expect).
 .EXAMPLE
   ./scripts/Setup-MarketoS2S.ps1 -Tenant contoso.onmicrosoft.com -DynamicsUrl https://contoso.crm.dynamics.com -ExpiresIn 90d -Timeout 2m -Auth env -Verbose
-  -Cloud, -Auth, -Timeout, -AuthorityHost, -GraphUrl, -LoginClientId, -CaFile, -Retarget and
-  -Verbose (as -v) go to every step; -ExpiresIn and -MinValidity to make-secret, -HrdMode to
-  set-hrd-policy (--mode), -Role to assign-role and verify-sync, -Async to
-  publish-customizations, -WarnDays to verify-sync.
+  Each parameter goes to the steps the table below names; -Verbose passes -v, -Debug passes -vv.
 #>
 [CmdletBinding(SupportsShouldProcess)]
 param(
   [string]$Tenant,
   [string]$DynamicsUrl,
-  [string]$Name,
   [string]$State = "./marketo-s2s.state.json",
   [ValidateSet("preflight","register-app","grant-consent","make-secret","set-hrd-policy","assign-role","configure-marketo","publish-customizations","add-sync-filter","verify-sync")]
   [string]$From,
   [switch]$DryRun,
-  [string]$SecretFile,
   [string]$SyncFilter,
   [switch]$SkipPreflight,
   [ValidateSet("public","usgov","usgovhigh","usgovdod","china")]
   [string]$Cloud,
-  [ValidateSet("env","cache","az","device-code","certificate","workload-identity","managed-identity")]
+  [ValidateSet("env","certificate","workload-identity","managed-identity","cache","az","device-code")]
   [string]$Auth,
   [string]$Timeout,
   [string]$AuthorityHost,
@@ -45,115 +45,215 @@ param(
   [string]$LoginClientId,
   [string]$CaFile,
   [switch]$Retarget,
+  [ValidateSet("auto","always","never")]
+  [string]$Color,
+  [switch]$Quiet,
+  [string]$Name,
+  [string]$UniqueName,
+  [string]$ClientId,
   [string]$ExpiresIn,
   [string]$MinValidity,
+  [switch]$Rotate,
+  [string]$SecretFile,
   [ValidateSet("auto","always","remove")]
   [string]$HrdMode,
+  [switch]$Replace,
   [string[]]$Role,
+  [string]$BusinessUnit,
+  [switch]$PurgeDeleted,
+  [string]$RecordName,
+  [string]$ConfigEntity,
+  [string]$ConfigEntitySet,
+  [string]$UserLookup,
+  [string]$UserNavProperty,
+  [switch]$ReplaceSyncUser,
   [switch]$Async,
-  [int]$WarnDays
+  [string]$PublishTimeout,
+  [string]$WarnDays
 )
 $ErrorActionPreference = "Stop"
 $steps = @("preflight","register-app","grant-consent","make-secret","set-hrd-policy","assign-role","configure-marketo","publish-customizations","add-sync-filter","verify-sync")
+
+# The parameters that go to the tools: the parameter, the steps it goes to (* = every step) and
+# the tool's flag — the bash runbook's table, row for row (Verbose and Debug are PowerShell's
+# common parameters for -v and -vv).
+$PassTable = @(
+  @("Cloud",           "*",                       "--cloud"),
+  @("Auth",            "*",                       "--auth"),
+  @("Timeout",         "*",                       "--timeout"),
+  @("AuthorityHost",   "*",                       "--authority-host"),
+  @("GraphUrl",        "*",                       "--graph-url"),
+  @("LoginClientId",   "*",                       "--login-client-id"),
+  @("CaFile",          "*",                       "--ca-file"),
+  @("Retarget",        "*",                       "--retarget"),
+  @("Color",           "*",                       "--color"),
+  @("Verbose",         "*",                       "-v"),
+  @("Debug",           "*",                       "-vv"),
+  @("Quiet",           "*",                       "-q"),
+  @("Name",            "register-app",            "--name"),
+  @("UniqueName",      "register-app",            "--unique-name"),
+  @("ClientId",        "register-app",            "--client-id"),
+  @("ExpiresIn",       "preflight,make-secret",   "--expires-in"),
+  @("MinValidity",     "make-secret",             "--min-validity"),
+  @("Rotate",          "make-secret",             "--rotate"),
+  @("SecretFile",      "make-secret",             "--secret-file"),
+  @("HrdMode",         "set-hrd-policy",          "--mode"),
+  @("Replace",         "set-hrd-policy",          "--replace"),
+  @("Role",            "assign-role,verify-sync", "--role"),
+  @("BusinessUnit",    "assign-role",             "--business-unit"),
+  @("PurgeDeleted",    "assign-role",             "--purge-deleted"),
+  @("RecordName",      "configure-marketo",       "--record-name"),
+  @("ConfigEntity",    "configure-marketo",       "--config-entity"),
+  @("ConfigEntitySet", "configure-marketo",       "--config-entity-set"),
+  @("UserLookup",      "configure-marketo",       "--user-lookup"),
+  @("UserNavProperty", "configure-marketo",       "--user-nav-property"),
+  @("ReplaceSyncUser", "configure-marketo",       "--replace-sync-user"),
+  @("Async",           "publish-customizations",  "--async"),
+  @("PublishTimeout",  "publish-customizations",  "--publish-timeout"),
+  @("WarnDays",        "verify-sync",             "--warn-days")
+)
+$Bound = $PSBoundParameters
+
+function Fail([string]$message, [string]$hint = "see Get-Help $PSCommandPath") {
+  [Console]::Error.WriteLine("Setup-MarketoS2S: error: $message")
+  [Console]::Error.WriteLine("Setup-MarketoS2S: hint: $hint")
+  exit 2
+}
+
+# -WhatIf is PowerShell's dry run: every read, no write, each step prints its plan.
+if ($WhatIfPreference) { $DryRun = [switch]::new($true) }
+if ($From -eq "add-sync-filter" -and -not $SyncFilter) {
+  Fail "-From add-sync-filter needs -SyncFilter: without it that step does not run" "add -SyncFilter lead,contact, or resume from verify-sync"
+}
+if ($From -eq "preflight" -and $SkipPreflight) {
+  Fail "-From preflight and -SkipPreflight contradict each other" "leave one out: -From register-app starts after preflight"
+}
 
 $binDir = $env:MKTO_S2S_BIN
 if (-not $binDir) {
   $onPath = Get-Command register-app -ErrorAction SilentlyContinue
   if ($onPath) { $binDir = Split-Path $onPath.Source }
   elseif (Test-Path "$PSScriptRoot/../target/release/register-app*") { $binDir = "$PSScriptRoot/../target/release" }
-  else { throw "the marketo-s2s tools are not built: run cargo build --release" }
+  else { Fail "the marketo-s2s tools are not built" "run cargo build --release" }
 }
 
-# -WhatIf is PowerShell's dry run: every read, no write, each step prints its plan.
-if ($WhatIfPreference) { $DryRun = [switch]::new($true) }
-
-$workState = $State
-if ($DryRun) {
-  $workState = [System.IO.Path]::GetTempFileName()
-  if (Test-Path $State) { Copy-Item $State $workState -Force } else { Set-Content $workState "{}" }
+# ---- the target, named before anything runs ----
+$doc = $null
+if ((Test-Path $State -PathType Leaf) -and (Get-Item $State).Length -gt 0) { $doc = Get-Content $State -Raw | ConvertFrom-Json }
+$docTenant = $doc.tenant.id
+$docOrg = $doc.dynamics.url
+function From-Where($flag, $flagName, $fromDoc, $envName) {
+  if ($flag) { return "$flag (from $flagName)" }
+  if ($fromDoc) { return "$fromDoc (from the state file)" }
+  $e = [Environment]::GetEnvironmentVariable($envName)
+  if ($e) { return "$e (from $envName in the environment)" }
+  return "not given"
 }
-$common = @("--state", $workState)
-if ($Tenant) { $common += @("--tenant", $Tenant) }
-if ($DynamicsUrl) { $common += @("--dynamics-url", $DynamicsUrl) }
-if ($Cloud) { $common += @("--cloud", $Cloud) }
-if ($Auth) { $common += @("--auth", $Auth) }
-if ($Timeout) { $common += @("--timeout", $Timeout) }
-if ($AuthorityHost) { $common += @("--authority-host", $AuthorityHost) }
-if ($GraphUrl) { $common += @("--graph-url", $GraphUrl) }
-if ($LoginClientId) { $common += @("--login-client-id", $LoginClientId) }
-if ($CaFile) { $common += @("--ca-file", $CaFile) }
-if ($Retarget) { $common += "--retarget" }
-if ($VerbosePreference -eq "Continue") { $common += "-v" }
-$roleArgs = @()
-foreach ($r in $Role) { $roleArgs += @("--role", $r) }
-# The tools never write --state in a dry run: each step's would-be document goes to --plan,
-# which becomes the next step's input.
-if ($DryRun) { $common += @("--dry-run", "--plan", "$workState.next") }
+if ($docTenant -and $doc.tenant.domain) { $docTenant = "$($doc.tenant.domain) $docTenant" }
+if ($docOrg -and $doc.dynamics.org_name) { $docOrg = "$docOrg ($($doc.dynamics.org_name))" }
+$signIn = if ($Auth) { "-Auth $Auth" } elseif ($env:MKTO_S2S_AUTH) { "--auth $($env:MKTO_S2S_AUTH) (from MKTO_S2S_AUTH)" } elseif ($doc.sign_in.method) { "$($doc.sign_in.method) $($doc.sign_in.client_id) (the state file's sign_in)" } elseif ($env:AZURE_CLIENT_ID) { "service principal $($env:AZURE_CLIENT_ID) (AZURE_CLIENT_ID in the environment)" } elseif ($env:IDENTITY_ENDPOINT) { "managed identity (IDENTITY_ENDPOINT)" } else { "the token cache, az or a device code, whichever works first" }
+$stateShown = if (Test-Path $State -PathType Leaf) { $State } else { "$State (new)" }
+[Console]::Error.WriteLine("Setup-MarketoS2S: target: tenant $(From-Where $Tenant '-Tenant' $docTenant 'AZURE_TENANT_ID'); org $(From-Where $DynamicsUrl '-DynamicsUrl' $docOrg 'MKTO_S2S_DYNAMICS_URL'); state file $stateShown; sign-in: $signIn")
 
+# Customer A's leftover variables must not start customer B's setup.
+if (-not $docTenant -and -not $docOrg -and (-not $Tenant -or -not $DynamicsUrl) -and ($env:AZURE_TENANT_ID -or $env:MKTO_S2S_DYNAMICS_URL)) {
+  $question = "the state file names no tenant or org yet, and the target above comes from the environment"
+  if (-not [Console]::IsInputRedirected -and -not [Console]::IsErrorRedirected) {
+    $answer = Read-Host "Setup-MarketoS2S: $question. Set up exactly this tenant and org? Type yes to continue"
+    if ($answer -notin @("y", "yes")) { Fail "not confirmed: nothing was run" "name the target with -Tenant and -DynamicsUrl" }
+  } else {
+    Fail "$question (perhaps left over from another customer), and there is no terminal to confirm it on" "if it is the right customer, name it: -Tenant $($env:AZURE_TENANT_ID) -DynamicsUrl $($env:MKTO_S2S_DYNAMICS_URL)"
+  }
+}
+
+# ---- the steps ----
+function Resume-Command([string]$step) {
+  $resume = @("&", "'$($PSCommandPath -replace "'", "''")'")
+  foreach ($p in $Bound.GetEnumerator()) {
+    if ($p.Key -eq "From") { continue }
+    if ($p.Value -is [switch]) { if ($p.Value) { $resume += "-$($p.Key)" } }
+    elseif ($p.Value -is [array]) { $resume += "-$($p.Key) " + (($p.Value | ForEach-Object { "'$($_ -replace "'", "''")'" }) -join ",") }
+    else { $resume += "-$($p.Key) '$($p.Value.ToString() -replace "'", "''")'" }
+  }
+  # A dry run resumes as a dry run: the pasted line must not turn it into real writes.
+  if ($DryRun -and -not ($Bound.ContainsKey("DryRun") -or $Bound.ContainsKey("WhatIf"))) { $resume += "-DryRun" }
+  return "To resume once fixed: $($resume -join ' ') -From $step"
+}
+function Where-State {
+  if ($DryRun) { $w = "this dry run wrote nothing"; if (Test-Path $State -PathType Leaf) { $w += "; $State is unchanged" }; return $w }
+  if (Test-Path $State -PathType Leaf) { return "the state so far is in $State" }
+  return "no state file was written yet"
+}
+
+$source = $State
+$plans = @()
+$current = ""
 $started = -not $From
 $planned = $false
 $n = 0
-$total = if ($SyncFilter) { $steps.Count } else { $steps.Count - 1 }
+$total = $steps.Count
+if (-not $SyncFilter) { $total-- }
 if ($SkipPreflight) { $total-- }
-foreach ($step in $steps) {
-  if ($step -eq "add-sync-filter" -and -not $SyncFilter) { continue }
-  if ($step -eq "preflight" -and $SkipPreflight) { continue }
-  $n++
-  if ($step -eq $From) { $started = $true }
-  if (-not $started) { Write-Host "==> [$n/$total] ${step}: skipped (-From $From)"; continue }
-  $stepArgs = @()
-  switch ($step) {
-    "register-app" { if ($Name) { $stepArgs += @("--name", $Name) } }
-    "make-secret" {
-      if ($SecretFile) { $stepArgs += @("--secret-file", $SecretFile) }
-      if ($ExpiresIn) { $stepArgs += @("--expires-in", $ExpiresIn) }
-      if ($MinValidity) { $stepArgs += @("--min-validity", $MinValidity) }
+try {
+  foreach ($step in $steps) {
+    if ($step -eq "add-sync-filter" -and -not $SyncFilter) { continue }
+    if ($step -eq "preflight" -and $SkipPreflight) { continue }
+    $n++
+    if ($step -eq $From) { $started = $true }
+    if (-not $started) { Write-Host "==> [$n/$total] ${step}: skipped (-From $From)"; continue }
+    $stepArgs = @("--state", $source)
+    if ($Tenant) { $stepArgs += @("--tenant", $Tenant) }
+    if ($DynamicsUrl) { $stepArgs += @("--dynamics-url", $DynamicsUrl) }
+    foreach ($row in $PassTable) {
+      $param, $to, $flag = $row
+      if (-not $Bound.ContainsKey($param)) { continue }
+      if ($to -ne "*" -and ($to.Split(",") -notcontains $step)) { continue }
+      $v = $Bound[$param]
+      if ($v -is [switch]) { if ($v) { $stepArgs += $flag } }
+      else { foreach ($x in @($v)) { $stepArgs += @($flag, "$x") } }
     }
-    "set-hrd-policy" { if ($HrdMode) { $stepArgs += @("--mode", $HrdMode) } }
-    "assign-role" { $stepArgs += $roleArgs }
-    "publish-customizations" { $stepArgs += "--if-changed"; if ($Async) { $stepArgs += "--async" } }
-    "verify-sync" { $stepArgs += $roleArgs; if ($PSBoundParameters.ContainsKey("WarnDays")) { $stepArgs += @("--warn-days", $WarnDays) } }
-    "add-sync-filter" { foreach ($e in $SyncFilter.Split(",")) { $stepArgs += @("--entity", $e.Trim()) } }
-  }
-  Write-Host "==> [$n/$total] $step"
-  & (Join-Path $binDir $step) @common @stepArgs
-  $code = $LASTEXITCODE
-  if ($DryRun -and (Test-Path "$workState.next")) { Move-Item "$workState.next" $workState -Force }
-  if ($DryRun -and (Select-String -Path $workState -Pattern '"method"' -Quiet)) { $planned = $true }
-  if ($code -ne 0) {
-    # As the bash runbook: in a dry run, a later step that needs the ids of planned (unsent)
-    # writes (exit 2), or verify-sync on them, ends the dry run; any other failure is real.
-    if ($DryRun -and $planned -and ($code -eq 2 -or $step -eq "verify-sync")) {
-      Write-Host "==> dry run: $step depends on writes planned above; stopping the dry run here"
-      break
-    }
-    # As the bash runbook: name the state file only where there is one (a dry run never writes
-    # it; a step that fails before the first write of a new setup leaves none).
+    if ($step -eq "publish-customizations") { $stepArgs += "--if-changed" }
+    if ($step -eq "add-sync-filter") { foreach ($e in $SyncFilter.Split(",")) { $stepArgs += @("--entity", $e.Trim()) } }
+    # A dry run's would-be documents live beside the state file (never in it) and feed the
+    # next step, so a secret file recorded by name beside the state file is found.
     if ($DryRun) {
-      $where = "this dry run wrote nothing"
-      if (Test-Path $State -PathType Leaf) { $where += "; $State is unchanged" }
-    } elseif (Test-Path $State -PathType Leaf) {
-      $where = "the state so far is in $State"
-    } else {
-      $where = "no state file was written yet"
+      $dir = Split-Path -Parent $State
+      if (-not $dir) { $dir = "." }
+      $next = Join-Path $dir ".$(Split-Path -Leaf $State).dry-run.$PID.$n"
+      $plans += $next
+      $stepArgs += @("--dry-run", "--plan", $next)
     }
-    Write-Host "${step} failed (exit $code); $where."
-    # The same parameters, quoted, so the line can be pasted back as it is.
-    $resume = @("&", "'$($PSCommandPath -replace "'", "''")'")
-    foreach ($p in $PSBoundParameters.GetEnumerator()) {
-      if ($p.Key -eq "From") { continue }
-      if ($p.Value -is [switch]) { if ($p.Value) { $resume += "-$($p.Key)" } }
-      elseif ($p.Value -is [array]) { $resume += "-$($p.Key) " + (($p.Value | ForEach-Object { "'$($_ -replace "'", "''")'" }) -join ",") }
-      else { $resume += "-$($p.Key) '$($p.Value.ToString() -replace "'", "''")'" }
+    $current = $step
+    Write-Host "==> [$n/$total] $step"
+    & (Join-Path $binDir $step) @stepArgs
+    $code = $LASTEXITCODE
+    if ($DryRun -and (Test-Path $next)) {
+      $source = $next
+      if (Select-String -Path $next -Pattern '"method"' -Quiet) { $planned = $true }
     }
-    # A dry run resumes as a dry run: the pasted line must not turn it into real writes.
-    if ($DryRun -and -not ($PSBoundParameters.ContainsKey("DryRun") -or $PSBoundParameters.ContainsKey("WhatIf"))) { $resume += "-DryRun" }
-    $resume += "-From $step"
-    Write-Host "To resume once fixed: $($resume -join ' ')"
-    exit $code
+    if ($code -ne 0) {
+      $current = ""
+      # As the bash runbook: in a dry run, a later step that needs the ids of planned (unsent)
+      # writes (exit 2), or verify-sync on them, ends the dry run; any other failure is real.
+      if ($DryRun -and $planned -and ($code -eq 2 -or $step -eq "verify-sync")) {
+        Write-Host "==> dry run: $step depends on writes planned above; stopping the dry run here"
+        break
+      }
+      Write-Host "${step} failed (exit $code); $(Where-State)."
+      Write-Host (Resume-Command $step)
+      exit $code
+    }
   }
+  $current = ""
+} finally {
+  # Ctrl-C stops the script between or inside a step: say so, with the command that resumes.
+  if ($current) {
+    Write-Host "interrupted during $current; $(Where-State)."
+    Write-Host (Resume-Command $current)
+  }
+  foreach ($p in $plans) { Remove-Item -LiteralPath $p -ErrorAction SilentlyContinue }
 }
-if ($DryRun) { Remove-Item $workState -ErrorAction SilentlyContinue; Write-Host "==> dry run done: nothing was written"; exit 0 }
+if ($DryRun) { Write-Host "==> dry run done: nothing was written"; exit 0 }
 
 $doc = Get-Content $State -Raw | ConvertFrom-Json
 $step3 = $doc.verify.marketo_step3

@@ -169,7 +169,7 @@ fn without_the_marketo_solution_exits_4_with_the_step_1_hint() {
         "assign-role: error: the Marketo solution \"Marketo Lead Management\" is not installed",
     );
     r.assert_stderr("assign-role: hint: import the Marketo solution first");
-    assert!(r.stdout.is_empty());
+    assert_handed_on_unchanged(&r, "assign-role", &doc);
     sim.assert_no_writes();
     assert!(app_users(&sim, &client_id(&doc)).is_empty());
 }

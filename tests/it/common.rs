@@ -673,3 +673,35 @@ pub fn mkfifo(path: &Path) {
         .success();
     assert!(ok, "mkfifo {}", path.display());
 }
+
+/// A failed run on a pipe (issue 21): stdout is empty, or the document it read with nothing but
+/// its own `steps.<tool>.error` (marked `handed_on`) added.
+#[track_caller]
+pub fn assert_handed_on_unchanged(r: &Run, tool: &str, input: &Value) {
+    if r.stdout.is_empty() {
+        return;
+    }
+    let mut out: Value = serde_json::from_str(&r.stdout)
+        .unwrap_or_else(|_| panic!("{tool} printed something that is not a document"));
+    if let Some(steps) = out["steps"].as_object_mut() {
+        assert_eq!(
+            steps[tool]["error"]["handed_on"], true,
+            "{tool}: {}",
+            r.stdout
+        );
+        assert_eq!(
+            steps[tool]["error"]["exit_code"], r.code,
+            "{tool}: {}",
+            r.stdout
+        );
+        steps.remove(tool);
+        if steps.is_empty() {
+            out.as_object_mut().unwrap().remove("steps");
+        }
+    }
+    let mut input = input.clone();
+    if input["steps"].as_object().is_some_and(|s| s.is_empty()) {
+        input.as_object_mut().unwrap().remove("steps");
+    }
+    assert_eq!(&out, &input, "{tool} changed the document it handed on");
+}

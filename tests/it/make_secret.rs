@@ -202,7 +202,10 @@ fn an_unwritable_secret_file_rolls_the_credential_back() {
             && writes.iter().any(|p| p.ends_with("/removePassword")),
         "{writes:?}"
     );
-    assert!(r.stdout.is_empty());
+    // The document goes on (issue 21), with the error and without a secret it does not hold.
+    assert_eq!(r.doc["steps"]["make-secret"]["error"]["handed_on"], true);
+    assert_eq!(r.doc["app"], doc["app"]);
+    assert!(r.doc["secret"]["key_id"].is_null(), "{}", r.stdout);
 }
 
 /// Issue 21: a `--secret-file` in a folder that does not exist used to send addPassword, roll

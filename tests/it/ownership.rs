@@ -253,7 +253,9 @@ fn a_second_folder_with_the_default_name_does_not_share_the_first_ones_app() {
     .assert_stderr("1 client secret(s)")
     .assert_stderr("register-app --name '<another name>'")
     .assert_stderr("register-app --share-app");
-    assert!(r.stdout.is_empty());
+    // The document handed on (a failed step passes it on) names no app: nothing was adopted.
+    assert!(r.doc["app"]["client_id"].is_null(), "{}", r.stdout);
+    assert_eq!(r.doc["steps"]["register-app"]["error"]["exit_code"], json!(4));
     // Its own name: its own app.
     let second = sim
         .run(

@@ -284,3 +284,260 @@ fn a_failed_dry_run_resumes_as_a_dry_run_and_names_no_state_file_it_did_not_writ
     let r = runbook(&sim, &["--skip-preflight"]).code_is(4);
     assert!(!resume_command(&r).contains("--dry-run"), "{}", r.stderr);
 }
+
+/// The runbook with `args` only (no --tenant, --dynamics-url, --state or --secret-file added),
+/// and `env` on top of [`bash`]'s.
+fn runbook_bare(sim: &Sim, args: &[&str], env: &[(&str, String)]) -> Run {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/setup-marketo-s2s.sh");
+    let mut c = bash(sim);
+    c.envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .arg(script)
+        .args(args);
+    Run::from_output(c.output().unwrap())
+}
+
+/// Issue 21 item 5: the dry run reads the real state file, so a secret file recorded by name
+/// beside it is found (a copy in $TMPDIR made it "missing": exit 6 and advice to rotate).
+#[test]
+fn a_dry_run_on_a_healthy_setup_with_a_relative_state_file_exits_0_and_writes_nothing() {
+    let sim = sim();
+    let target = [
+        "--tenant".to_string(),
+        sim.server.tenant_id(),
+        "--dynamics-url".into(),
+        sim.server.dynamics_url(),
+    ];
+    let mut args: Vec<&str> = target.iter().map(String::as_str).collect();
+    args.extend(["--state", "contoso.state.json"]);
+    runbook_bare(&sim, &args, &[]).ok();
+    let doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(sim.path("contoso.state.json")).unwrap())
+            .unwrap();
+    let secret_file = doc["secret"]["file"].as_str().unwrap().to_string();
+    assert!(
+        !secret_file.contains('/'),
+        "recorded by name beside the state file: {secret_file}"
+    );
+    let before = std::fs::read(sim.path("contoso.state.json")).unwrap();
+    sim.clear();
+    args.push("--dry-run");
+    let r = runbook_bare(&sim, &args, &[]).ok();
+    sim.assert_no_writes();
+    assert!(r.stderr.contains("] verify-sync"), "{}", r.stderr);
+    assert!(!r.stderr.contains("stopping the dry run"), "{}", r.stderr);
+    assert_eq!(
+        std::fs::read(sim.path("contoso.state.json")).unwrap(),
+        before
+    );
+    // Its would-be documents beside the state file are gone again, and so are the locks.
+    let left: Vec<String> = std::fs::read_dir(sim.dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.') && n.contains("state.json"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn a_from_that_would_skip_every_step_is_exit_2() {
+    let sim = sim();
+    for (args, needle) in [
+        (
+            vec!["--from", "add-sync-filter"],
+            "--from add-sync-filter needs --sync-filter",
+        ),
+        (
+            vec!["--from", "preflight", "--skip-preflight"],
+            "--from preflight and --skip-preflight contradict each other",
+        ),
+    ] {
+        runbook(&sim, &args).code_is(2).assert_stderr(needle);
+    }
+    sim.assert_no_requests();
+    assert!(!sim.path("state.json").exists());
+}
+
+#[test]
+fn a_mistyped_option_or_step_gets_the_nearest_one_suggested() {
+    let sim = sim();
+    for (args, needle) in [
+        (vec!["--purge-delted"], "did you mean `--purge-deleted`?"),
+        (
+            vec!["--expires-in=90d", "--warn-dyas", "10"],
+            "did you mean `--warn-days`?",
+        ),
+        (
+            vec!["--from", "asign-role"],
+            "did you mean `--from assign-role`?",
+        ),
+    ] {
+        runbook(&sim, &args).code_is(2).assert_stderr(needle);
+    }
+    sim.assert_no_requests();
+}
+
+/// A flag that a step's hint names (here assign-role's --purge-deleted) passes through the
+/// runbook to that step, and its resume command carries it.
+#[test]
+fn a_flag_a_step_hint_names_passes_through_to_that_step() {
+    let sim = sim();
+    runbook(&sim, &[]).ok();
+    let doc = state_of(&sim);
+    let cid = doc["app"]["client_id"].as_str().unwrap().to_string();
+    assert!(sim.server.soft_delete_user(&cid));
+    let r = runbook(&sim, &["--skip-preflight"]).code_is(4);
+    r.assert_stderr("--purge-deleted");
+    let r = runbook(
+        &sim,
+        &[
+            "--skip-preflight",
+            "--purge-deleted",
+            "--from",
+            "assign-role",
+        ],
+    )
+    .ok();
+    r.assert_stderr("purged soft-deleted application user");
+    assert_eq!(state_of(&sim)["verify"]["ok"], true);
+}
+
+/// Issue 22 item 1: the first line names the target and where each part came from; a new state
+/// file with the target only in the environment is refused off a terminal.
+#[test]
+fn the_first_line_names_the_target_and_an_environment_only_target_for_a_new_setup_is_refused() {
+    let sim = sim();
+    let env = [
+        ("AZURE_TENANT_ID", sim.server.tenant_id()),
+        ("MKTO_S2S_DYNAMICS_URL", sim.server.dynamics_url()),
+    ];
+    let r = runbook_bare(&sim, &["--state", "b.state.json"], &env).code_is(2);
+    let first = r.stderr.lines().next().unwrap();
+    assert!(
+        first.starts_with("setup-marketo-s2s: target: tenant ")
+            && first.contains(&format!(
+                "{} (from AZURE_TENANT_ID in the environment)",
+                sim.server.tenant_id()
+            ))
+            && first.contains("(from MKTO_S2S_DYNAMICS_URL in the environment)")
+            && first.contains("state file b.state.json (new)")
+            && first.contains(&format!(
+                "sign-in: service principal {}",
+                sim.server.admin_client_id()
+            )),
+        "{first}"
+    );
+    r.assert_stderr("comes from the environment")
+        .assert_stderr(&format!("--tenant {}", sim.server.tenant_id()));
+    sim.assert_no_requests();
+    assert!(!sim.path("b.state.json").exists());
+
+    // Named on the command line, the same target runs.
+    let r = runbook(&sim, &["--skip-preflight"]).ok();
+    assert!(
+        r.stderr.lines().next().unwrap().contains("(from --tenant)"),
+        "{}",
+        r.stderr
+    );
+    // A state file that names its target needs no flags: the tools guard it.
+    let r = runbook_bare(
+        &sim,
+        &[
+            "--state",
+            sim.path("state.json").to_str().unwrap(),
+            "--skip-preflight",
+        ],
+        &env,
+    )
+    .ok();
+    assert!(
+        r.stderr
+            .lines()
+            .next()
+            .unwrap()
+            .contains("(from the state file)"),
+        "{}",
+        r.stderr
+    );
+}
+
+/// Ctrl-C during a step: the runbook says so and prints the command that resumes from it.
+#[test]
+fn ctrl_c_during_a_step_prints_the_resume_command() {
+    use std::os::unix::process::CommandExt;
+    let sim = sim();
+    sim.server.add_fault(
+        json!({"path_prefix": "/api/data/v9.2/PublishAllXml", "method": "POST",
+        "kind": "stall", "count": 1}),
+    );
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/setup-marketo-s2s.sh");
+    let err = sim.path("runbook.err");
+    let mut c = std::process::Command::new("bash");
+    c.env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", sim.dir())
+        .env("MKTO_S2S_BIN", bin_dir())
+        .env("AZURE_CLIENT_ID", sim.server.admin_client_id())
+        .env("AZURE_CLIENT_SECRET", sim.server.admin_client_secret())
+        .env("AZURE_AUTHORITY_HOST", sim.url())
+        .env("MKTO_S2S_GRAPH_URL", sim.url())
+        .current_dir(sim.dir())
+        .arg(script)
+        .args([
+            "--tenant",
+            &sim.server.tenant_id(),
+            "--dynamics-url",
+            &sim.server.dynamics_url(),
+            "--state",
+            "state.json",
+            "--skip-preflight",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .process_group(0);
+    let mut child = c.spawn().unwrap();
+    let started = std::time::Instant::now();
+    while !sim
+        .requests()
+        .iter()
+        .any(|r| r["path"].as_str().unwrap().ends_with("/PublishAllXml"))
+    {
+        assert!(started.elapsed().as_secs() < 120, "no publish");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // Ctrl-C reaches the terminal's whole foreground job: the runbook and its step.
+    let group = format!("-{}", child.id());
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-INT", "--", &group])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = child.wait().unwrap();
+    let stderr = std::fs::read_to_string(&err).unwrap();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("publish-customizations: error: interrupted (Ctrl-C)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "setup-marketo-s2s: interrupted (SIGINT) during publish-customizations; the state so far is in state.json."
+        ),
+        "{stderr}"
+    );
+    let resume = stderr
+        .lines()
+        .find_map(|l| l.split_once("to resume once fixed: ").map(|(_, c)| c))
+        .unwrap_or_else(|| panic!("no resume command:\n{stderr}"));
+    assert!(
+        resume.contains("--state state.json") && resume.ends_with("--from publish-customizations"),
+        "{resume}"
+    );
+    // The owed publish is in the state file; resuming publishes it.
+    assert_eq!(state_of(&sim)["publish"]["status"], "pending");
+    let pasted = Run::from_output(bash(&sim).args(["-c", resume]).output().unwrap()).ok();
+    pasted.assert_stderr("register-app: skipped (--from publish-customizations)");
+    assert_eq!(state_of(&sim)["verify"]["ok"], true, "{}", pasted.stderr);
+}

@@ -94,7 +94,7 @@ fn preflight_asks_for_organization_read_only_when_the_tenant_is_a_domain() {
         .ok();
     assert_eq!(r.doc["preflight"]["ok"], json!(true), "{}", r.stderr);
     r.assert_stderr(
-        "preflight: [ok  ] register-app: reading the tenant id of a tenant given as a domain: not needed",
+        "preflight: [skip] register-app: reading the tenant id of a tenant given as a domain: not needed",
     );
     sim.assert_no_writes();
 

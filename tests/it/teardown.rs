@@ -254,7 +254,7 @@ fn without_yes_and_without_a_terminal_it_exits_2_before_any_request() {
     r.assert_stderr("teardown: error: ")
         .assert_stderr("needs --yes")
         .assert_stderr("teardown: hint: run it with --dry-run first");
-    assert!(r.stdout.is_empty());
+    assert_handed_on_unchanged(&r, "teardown", &doc);
     sim.assert_no_requests();
     sim.graph_expect(
         200,

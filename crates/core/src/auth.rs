@@ -575,6 +575,20 @@ async fn from_managed_identity(
     let (req, who) = match (&mi.identity_endpoint, &mi.identity_header) {
         (Some(endpoint), Some(header)) => {
             let base = crate::config::check_url(endpoint, "IDENTITY_ENDPOINT")?;
+            // A value that cannot be an HTTP header (a pasted line break) is bad input, not a
+            // network fault: said at once, never retried until --timeout.
+            if header
+                .expose_secret()
+                .chars()
+                .any(|c| c.is_control() && c != '\t')
+            {
+                return Err(Error::usage(
+                    "IDENTITY_HEADER holds a line break or another control character, so it cannot be sent as the X-IDENTITY-HEADER header",
+                )
+                .with_hint(
+                    "set IDENTITY_HEADER to the value the platform gives (App Service, Functions and Container Apps set it themselves), without a CR or LF",
+                ));
+            }
             let url = format!(
                 "{}?api-version=2019-08-01&resource={}{client}",
                 base.as_str(),
@@ -601,7 +615,7 @@ async fn from_managed_identity(
         }
     };
     let resp = http.send(req).await.map_err(|e| {
-        if e.service.is_none() {
+        if e.service.is_none() && e.kind == Kind::Timeout {
             e.with_kind(Kind::Auth)
                 .context(format!("signing in with {who}"))
                 .with_hint(
@@ -609,6 +623,9 @@ async fn from_managed_identity(
                      identity (the metadata endpoint), or where IDENTITY_ENDPOINT and \
                      IDENTITY_HEADER are set (App Service, Functions, Container Apps)",
                 )
+        } else if e.service.is_none() {
+            // Refused before any answer could be read (a redirect): its own hint says why.
+            e.context(format!("signing in with {who}"))
         } else {
             login_error(e, who).with_hint(
                 "check that the resource has a managed identity, that AZURE_CLIENT_ID (if set) \

@@ -139,7 +139,7 @@ pub fn record(ctx: &mut Ctx, section: &str, checks: &[Check]) -> Option<Error> {
 /// `-q` only the failed and warned checks are shown: they are what needs the user.
 pub fn print(report: &crate::output::Reporter, checks: &[Check]) {
     use crate::output::Style;
-    for c in checks {
+    for (c, fix) in checks.iter().zip(fix_lines(checks)) {
         let style = match c.status {
             Status::Ok => Style::Ok,
             Status::Warn => Style::Warn,
@@ -148,10 +148,30 @@ pub fn print(report: &crate::output::Reporter, checks: &[Check]) {
         };
         let mark = format!("[{}]", c.status.mark());
         report.marked(style, &mark, &format!("{}: {}", c.name, c.detail));
-        if let Some(f) = &c.fix {
+        if let Some(f) = fix {
             report.marked(style, "      ", &format!("fix: {f}"));
         }
     }
+}
+
+/// The fix printed under each check: a fix that several checks share (one consent that adds
+/// three permissions) only under the first of them, the later ones refer to it, so the list does
+/// not repeat a paragraph. (The document keeps every check's own fix.)
+pub fn fix_lines(checks: &[Check]) -> Vec<Option<String>> {
+    let mut shown: Vec<(&str, &str)> = Vec::new();
+    checks
+        .iter()
+        .map(|c| {
+            let f = c.fix.as_deref()?;
+            Some(match shown.iter().find(|(fix, _)| *fix == f) {
+                Some((_, first)) => format!("as for \"{first}\" above"),
+                None => {
+                    shown.push((f, &c.name));
+                    f.to_string()
+                }
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -174,5 +194,20 @@ mod tests {
             .collect();
         assert_eq!(words, ["ok", "warn", "skip", "fail"]);
         assert_eq!(checks[3].to_json()["fix"], "run x");
+    }
+
+    #[test]
+    fn a_shared_fix_is_printed_once_and_referred_to() {
+        let checks = [
+            Check::fail("a", "A", "missing P", "grant P and Q"),
+            Check::fail("b", "B", "missing Q", "grant P and Q"),
+            Check::fail("c", "C", "missing R", "grant R"),
+        ];
+        let fixes = fix_lines(&checks);
+        assert_eq!(fixes[0].as_deref(), Some("grant P and Q"));
+        assert_eq!(fixes[1].as_deref(), Some("as for \"A\" above"));
+        assert_eq!(fixes[2].as_deref(), Some("grant R"));
+        // The document keeps every check's own fix.
+        assert_eq!(checks[1].to_json()["fix"], "grant P and Q");
     }
 }

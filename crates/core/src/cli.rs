@@ -135,7 +135,8 @@ pub struct CommonArgs {
     #[arg(long, env = "MKTO_S2S_LOGIN_CLIENT_ID", value_name = "GUID", value_parser = crate::guid::clap_parser, help_heading = "Connection")]
     pub login_client_id: Option<String>,
 
-    /// Extra root certificate (PEM) to trust, e.g. a TLS-inspecting proxy's
+    /// Extra root certificate (PEM) to trust, e.g. a TLS-inspecting proxy's [default: the file
+    /// named by REQUESTS_CA_BUNDLE, else SSL_CERT_FILE]
     #[arg(
         long,
         env = "MKTO_S2S_CA_FILE",

@@ -28,6 +28,9 @@ pub struct Config {
     pub auth: Option<AuthSource>,
     pub login_client_id: String,
     pub ca_file: Option<PathBuf>,
+    /// Where `ca_file` came from, for messages: `--ca-file`, `REQUESTS_CA_BUNDLE` or
+    /// `SSL_CERT_FILE`.
+    pub ca_file_source: &'static str,
     pub timeout: Duration,
     pub deadline: Instant,
     pub dry_run: bool,
@@ -176,6 +179,22 @@ fn read_managed_identity() -> Result<ManagedIdentityEnv> {
     })
 }
 
+/// The extra roots to trust: `--ca-file` (or `MKTO_S2S_CA_FILE`), else the variables that Azure
+/// CLI and Python users already set for a TLS-inspecting proxy — `REQUESTS_CA_BUNDLE` (requests,
+/// so the Azure CLI), then `SSL_CERT_FILE` (OpenSSL). Their certificates are added to the web
+/// PKI roots, as `--ca-file`'s are.
+fn ca_file(args: &CommonArgs) -> (Option<PathBuf>, &'static str) {
+    if let Some(f) = &args.ca_file {
+        return (Some(f.clone()), "--ca-file");
+    }
+    for var in ["REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"] {
+        if let Some(v) = env_nonempty(var) {
+            return (Some(PathBuf::from(v)), var);
+        }
+    }
+    (None, "--ca-file")
+}
+
 fn token_cache_file() -> Option<PathBuf> {
     if let Some(p) = env_nonempty("MKTO_S2S_TOKEN_CACHE") {
         return Some(PathBuf::from(p));
@@ -294,12 +313,20 @@ impl Config {
             .or_else(|| doc_domain.clone().filter(|_| retarget.tenant.is_none()));
         let dynamics = flag_dynamics.or(doc_dynamics);
         let tenant = flag_tenant.or(doc_tenant);
-        if let Some(ca) = &args.ca_file {
+        let (ca_file, ca_file_source) = ca_file(args);
+        if let Some(ca) = &ca_file {
             if !ca.is_file() {
                 return Err(Error::usage(format!(
-                    "--ca-file {} is not a readable file",
-                    ca.display()
-                )));
+                    "{ca_file_source} {} is not a readable file",
+                    crate::output::sanitize(&ca.display().to_string())
+                ))
+                .with_hint(if ca_file_source == "--ca-file" {
+                    "give the PEM file of the root certificate to trust".to_string()
+                } else {
+                    format!(
+                        "point {ca_file_source} at a PEM bundle, unset it, or pass --ca-file (which takes precedence)"
+                    )
+                }));
             }
         }
         let doc_sign_in = DocSignIn::from_doc(doc, args.state.as_deref())?;
@@ -343,7 +370,8 @@ impl Config {
             dynamics,
             auth,
             login_client_id,
-            ca_file: args.ca_file.clone(),
+            ca_file,
+            ca_file_source,
             timeout,
             deadline: start + timeout,
             dry_run: args.dry_run,
@@ -498,12 +526,44 @@ fn same_org(a: &Url, b: &Url) -> bool {
         && a.port_or_known_default() == b.port_or_known_default()
 }
 
-/// The error for a value found neither in a flag nor in the document (exit 2).
+/// The error for a value found neither in a flag nor in the document (exit 2). The hint names
+/// the step that writes the key, as a command to paste (with this run's `--state` file).
 pub fn missing(what: &str, flag: &str, key: &str) -> Error {
-    Error::usage(format!(
+    let hint = match written_by(key) {
+        Some(step) => format!(
+            "{key} is written by {step}: run it first (`{}`), or pipe its output into this tool, or pass {flag}",
+            crate::hint::command_here(step, &[])
+        ),
+        None => format!("pass {flag}, or pipe the output of the previous step into this tool"),
+    };
+    let mut e = Error::usage(format!(
         "{what} is needed: pass {flag} or provide {key} in the state document"
     ))
-    .with_hint("pipe the output of the previous step into this tool, or pass the flag")
+    .with_hint(hint);
+    e.missing_value = true;
+    e
+}
+
+/// The step of the runbook that records a state-document key.
+pub fn written_by(key: &str) -> Option<&'static str> {
+    // The target (tenant.id, dynamics.url) comes from the flags before any step records it.
+    const WRITERS: &[(&str, Option<&str>)] = &[
+        ("tenant.", None),
+        ("dynamics.url", None),
+        ("app.", Some("register-app")),
+        ("consent", Some("grant-consent")),
+        ("secret", Some("make-secret")),
+        ("hrd_policy", Some("set-hrd-policy")),
+        ("dynamics.", Some("assign-role")),
+        ("marketo_config", Some("configure-marketo")),
+        ("publish", Some("publish-customizations")),
+        ("sync_filter", Some("add-sync-filter")),
+        ("verify", Some("verify-sync")),
+    ];
+    WRITERS
+        .iter()
+        .find(|(prefix, _)| key.starts_with(prefix))
+        .and_then(|(_, step)| *step)
 }
 
 /// `--dynamics-url` as people type it: `contoso.crm.dynamics.com` (no scheme) means https, and

@@ -45,15 +45,47 @@ fn ask(tool: &str, question: &str) -> Result<bool> {
         .open("/dev/tty")
         .map_err(|e| {
             Error::usage(format!("cannot ask for confirmation ({e})"))
-                .with_hint(format!("re-run {tool} with --yes"))
+                .with_hint(format!("re-run with --yes: {}", with_yes(tool)))
         })?;
     let mut w = &tty;
     let _ = write!(w, "{tool}: {question} Type yes to continue: ");
     let _ = w.flush();
-    let mut answer = String::new();
-    std::io::BufReader::new(&tty)
-        .read_line(&mut answer)
-        .map_err(|e| Error::usage(format!("cannot read the answer from the terminal ({e})")))?;
+    // The answer is read on a thread of its own, so Ctrl-C at the prompt ends the run at once
+    // (as an interrupt, recording what was done) instead of waiting for Enter: the caught signal
+    // does not stop a read of the terminal.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut answer = String::new();
+        let read = std::io::BufReader::new(&tty)
+            .read_line(&mut answer)
+            .map(|_| answer);
+        let _ = tx.send(read);
+    });
+    let interrupted = || {
+        let _ = writeln!(std::io::stderr());
+        crate::interrupt::error("waiting for the answer at the prompt")
+    };
+    let answer = loop {
+        if crate::interrupt::signalled().is_some() {
+            return Err(interrupted());
+        }
+        match rx.recv_timeout(std::time::Duration::from_millis(100)) {
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                break Err(std::io::Error::other("the terminal closed"));
+            }
+            Ok(read) => {
+                // A read that ended without a whole line (the terminal's input flushed by
+                // Ctrl-C) may be a moment ahead of the signal: give it that moment.
+                let whole = matches!(&read, Ok(line) if line.ends_with('\n'));
+                if !whole && waited_for_signal() {
+                    return Err(interrupted());
+                }
+                break read;
+            }
+        }
+    }
+    .map_err(|e| Error::usage(format!("cannot read the answer from the terminal ({e})")))?;
     Ok(matches!(
         answer.trim().to_ascii_lowercase().as_str(),
         "y" | "yes"
@@ -63,8 +95,22 @@ fn ask(tool: &str, question: &str) -> Result<bool> {
 /// "No" at the prompt, for every tool: exit 2, `not confirmed: <outcome>` (e.g. "nothing was
 /// removed"), with the way on.
 pub fn not_confirmed(tool: &str, outcome: &str) -> Error {
-    Error::usage(format!("not confirmed: {outcome}"))
-        .with_hint(format!("re-run {tool} and answer yes, or pass --yes"))
+    Error::usage(format!("not confirmed: {outcome}")).with_hint(format!(
+        "re-run and answer yes, or pass --yes: {}",
+        with_yes(tool)
+    ))
+}
+
+/// Waits up to a third of a second for a signal; whether one arrived.
+fn waited_for_signal() -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < std::time::Duration::from_millis(300) {
+        if crate::interrupt::signalled().is_some() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    false
 }
 
 /// The refusal off a terminal: nothing is sent (exit 2).
@@ -73,8 +119,19 @@ pub fn needs_yes(tool: &str, question: &str) -> Error {
         "{question} needs confirmation, and there is no terminal to ask on"
     ))
     .with_hint(format!(
-        "re-run {tool} with --yes to confirm, or with --dry-run to see what it would do"
+        "to confirm, re-run with --yes: {}; or add --dry-run to see what it would do",
+        with_yes(tool)
     ))
+}
+
+/// This run's command with `--yes` added, to paste.
+fn with_yes(tool: &str) -> String {
+    let same = crate::hint::same_command();
+    if same.is_empty() {
+        format!("{tool} --yes")
+    } else {
+        format!("{same} --yes")
+    }
 }
 
 #[cfg(test)]

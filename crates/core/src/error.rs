@@ -24,6 +24,8 @@ pub enum Kind {
     Timeout,
     /// 6: verify-sync found a failing check.
     VerifyFailed,
+    /// 130 (SIGINT, Ctrl-C) or 143 (SIGTERM): the run was interrupted; what it did is kept.
+    Interrupted,
 }
 
 impl Kind {
@@ -35,6 +37,7 @@ impl Kind {
             Kind::Refused => 4,
             Kind::Timeout => 5,
             Kind::VerifyFailed => 6,
+            Kind::Interrupted => crate::interrupt::exit_code(),
         }
     }
 }
@@ -130,6 +133,9 @@ pub struct Error {
     /// True when a write may have been committed although the client saw a failure (the
     /// connection broke after the request was sent). Ensure-logic re-reads before writing again.
     pub ambiguous: bool,
+    /// A value found neither in a flag nor in the document ([`crate::config::missing`]): the
+    /// harness names a `--state` file that does not exist as the likelier cause.
+    pub missing_value: bool,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -142,6 +148,7 @@ impl Error {
             service: None,
             hint: None,
             ambiguous: false,
+            missing_value: false,
         }
     }
     pub fn usage(message: impl Into<String>) -> Self {
@@ -175,6 +182,7 @@ impl Error {
             service: Some(Box::new(se)),
             hint: None,
             ambiguous: false,
+            missing_value: false,
         }
     }
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {

@@ -23,6 +23,11 @@ pub const TABLE: &[(u8, &str)] = &[
         "not in time (5xx or throttling past --timeout, replication, a locked --state file)",
     ),
     (6, "a check failed (verify-sync, preflight)"),
+    (
+        130,
+        "interrupted by Ctrl-C (SIGINT); what the run did is kept and the resume command is printed",
+    ),
+    (143, "stopped by SIGTERM; as 130"),
 ];
 
 /// The `Exit codes:` block of a tool's `--help`: every code the tool can return (6 only with
@@ -57,6 +62,7 @@ mod tests {
             (Kind::Refused, 4),
             (Kind::Timeout, 5),
             (Kind::VerifyFailed, 6),
+            (Kind::Interrupted, 130),
         ] {
             assert_eq!(kind.code(), code);
             assert!(TABLE.iter().any(|(c, _)| *c == code));

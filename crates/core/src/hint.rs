@@ -22,6 +22,11 @@ const CARRIED: &[(&str, &str)] = &[
 ];
 
 static GIVEN: OnceLock<Vec<String>> = OnceLock::new();
+/// The `--state` file of this run (given, or found by default on a terminal), for the hints of
+/// code that has no [`crate::Ctx`] at hand (a missing key, a timeout, a confirmation).
+static STATE: OnceLock<std::path::PathBuf> = OnceLock::new();
+/// The command line as typed (the tool's name and its arguments), for "run the same again".
+static ARGV: OnceLock<(String, Vec<String>)> = OnceLock::new();
 
 /// The clap ids of the common flags whose value came from an environment variable, so a guard
 /// can say where a conflicting value came from ("from AZURE_TENANT_ID in the environment").
@@ -70,6 +75,44 @@ pub(crate) fn remember(matches: &ArgMatches) {
         })
         .collect();
     let _ = FROM_ENV.set(from_env);
+    let mut args = std::env::args_os().map(|a| a.to_string_lossy().into_owned());
+    let tool = args
+        .next()
+        .and_then(|a| {
+            std::path::Path::new(&a)
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+        })
+        .unwrap_or_default();
+    let _ = ARGV.set((tool, args.collect()));
+}
+
+/// Records the run's `--state` file for [`command_here`] and [`same_command`] (once).
+pub(crate) fn remember_state(path: &std::path::Path) {
+    let _ = STATE.set(path.to_path_buf());
+}
+
+/// [`command`] with this run's `--state` file.
+pub fn command_here(tool: &str, args: &[&str]) -> String {
+    command(tool, STATE.get().map(|p| p.as_path()), args)
+}
+
+/// This run's own command line, quoted, for "run it again": with `--state` when the run used a
+/// state file it was not given on the command line (found by default on a terminal).
+pub fn same_command() -> String {
+    let Some((tool, args)) = ARGV.get() else {
+        return String::new();
+    };
+    let mut words = vec![tool.clone()];
+    let named = args
+        .iter()
+        .any(|a| a == "--state" || a.starts_with("--state="));
+    if let (false, Some(p)) = (named, STATE.get()) {
+        words.push("--state".into());
+        words.push(shell_word(&p.to_string_lossy()));
+    }
+    words.extend(args.iter().map(|a| shell_word(a)));
+    words.join(" ")
 }
 
 /// `tool [--state FILE] [the carried flags] args…`, each word quoted for a POSIX shell (and

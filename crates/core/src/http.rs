@@ -296,9 +296,14 @@ impl Http {
                         self.cfg.tool
                     ))
                     .connect_timeout(Duration::from_secs(15))
-                    .pool_idle_timeout(Duration::from_secs(30));
+                    .pool_idle_timeout(Duration::from_secs(30))
+                    // No endpoint these tools talk to redirects an API call or a sign-in, and
+                    // following one re-sends the request — a client secret, a signed assertion,
+                    // the managed-identity header — to whatever host the answer names. A 3xx is
+                    // an error instead (`send`).
+                    .redirect(reqwest::redirect::Policy::none());
                 if let Some(ca) = &self.cfg.ca_file {
-                    let certs = read_ca_file(ca)?;
+                    let certs = read_ca_file_from(ca, self.cfg.ca_file_source)?;
                     for c in certs {
                         b = b.add_root_certificate(c);
                     }
@@ -375,6 +380,11 @@ impl Http {
                     }
                     return Ok(resp);
                 }
+                Ok(resp) if (300..400).contains(&resp.status) => {
+                    let mut e = redirect_error(&req, &resp);
+                    e.ambiguous = maybe_committed;
+                    return Err(e);
+                }
                 Ok(resp) => {
                     let mut se = parse_service_error(req.service, &resp);
                     if resp.status == 403 {
@@ -440,7 +450,10 @@ impl Http {
                     start.elapsed().as_secs_f64(),
                     self.cfg.timeout
                 ))
-                .with_hint("the service is throttling or unavailable: re-run the same command later; it resumes where it stopped"));
+                .with_hint(format!(
+                    "the service is throttling or unavailable: re-run the same command later (it resumes where it stopped): {}",
+                    crate::hint::same_command()
+                )));
             }
             self.report.trace(
                 1,
@@ -579,6 +592,15 @@ impl Http {
             src = s.source();
         }
         let tls = detail.contains("certificate") || detail.contains("UnknownIssuer");
+        if e.is_builder() {
+            // The request could not even be built (a header value with a line break): no
+            // answer will ever come, so this is not a fault to retry.
+            return Error::internal(format!(
+                "cannot build the request {} {} ({detail})",
+                req.method.as_str(),
+                path_of(&req.url)
+            ));
+        }
         let mut err = if tls {
             Error::auth(format!(
                 "TLS to {} failed: the server's certificate is not trusted ({detail})",
@@ -606,11 +628,16 @@ impl Http {
 /// silently trust nothing new and fail later as an untrusted certificate. Read before the first
 /// request (the client is built then), so a bad file sends nothing.
 pub fn read_ca_file(ca: &std::path::Path) -> Result<Vec<reqwest::Certificate>> {
+    read_ca_file_from(ca, "--ca-file")
+}
+
+/// [`read_ca_file`] for a file named by `source` (`--ca-file`, `REQUESTS_CA_BUNDLE`, …).
+fn read_ca_file_from(ca: &std::path::Path, source: &str) -> Result<Vec<reqwest::Certificate>> {
     let shown = crate::output::sanitize(&ca.display().to_string()).into_owned();
     let pem = crate::fsutil::read_regular(ca, crate::auth::MAX_SMALL_FILE)
-        .map_err(|e| Error::usage(format!("cannot read --ca-file {shown}: {e}")))?;
+        .map_err(|e| Error::usage(format!("cannot read {source} {shown}: {e}")))?;
     let no_cert = |why: String| {
-        Error::usage(format!("--ca-file {shown} holds no PEM certificate{why}")).with_hint(
+        Error::usage(format!("{source} {shown} holds no PEM certificate{why}")).with_hint(
             "give a file with one or more `-----BEGIN CERTIFICATE-----` blocks (the root of \
              the proxy or private CA)",
         )
@@ -621,6 +648,45 @@ pub fn read_ca_file(ca: &std::path::Path) -> Result<Vec<reqwest::Certificate>> {
         return Err(no_cert(String::new()));
     }
     Ok(certs)
+}
+
+/// A 3xx answer: never followed (the request would go, credentials and all, to the host the
+/// answer names) and never retried (the same request gets the same answer). The message names
+/// the status and the `Location` host only: the rest of a redirect URL can carry codes or
+/// tokens. A sign-in that is redirected is exit 3, any other call exit 4.
+fn redirect_error(req: &Request, resp: &Response) -> Error {
+    let target = match resp.header("location") {
+        Some(l) => match url::Url::parse(l).or_else(|_| url::Url::parse(&req.url)?.join(l)) {
+            Ok(u) => format!(
+                "to {}",
+                crate::output::sanitize(&u.host_str().map_or_else(
+                    || "a URL without a host".to_string(),
+                    |h| match u.port() {
+                        Some(p) => format!("{h}:{p}"),
+                        None => h.to_string(),
+                    }
+                ))
+            ),
+            Err(_) => "to an unreadable Location".to_string(),
+        },
+        None => "without a Location".to_string(),
+    };
+    let message = format!(
+        "{} {} on {} was answered {} (a redirect {target}); the tools follow no redirect, so nothing was sent there",
+        req.method.as_str(),
+        path_of(&req.url),
+        host_of(&req.url),
+        resp.status
+    );
+    let e = if req.service == Service::Login {
+        Error::auth(message)
+    } else {
+        Error::refused(message)
+    };
+    e.with_hint(
+        "no Microsoft endpoint redirects these calls: check --authority-host, --graph-url, \
+         --dynamics-url, IDENTITY_ENDPOINT and any proxy between here and the service",
+    )
 }
 
 /// Non-retryable transport errors are returned at once (a bad certificate will not get better).

@@ -25,26 +25,44 @@ const NOT_BEFORE_PUBLISH: &[&str] = &["add-sync-filter", "verify-sync"];
 /// The steps that change the Dynamics org, for documents without `dataverse_changed`.
 const DATAVERSE_STEPS: &[&str] = &["assign-role", "configure-marketo"];
 
-/// Did this `steps.<tool>` entry change the Dynamics org (or, in a dry run, plan to)?
+/// Did this `steps.<tool>` entry change the Dynamics org (or, in a dry run, plan to)? An entry
+/// whose run wrote nothing but carries an earlier run's unpublished change (core keeps
+/// `dataverse_changed: true` with `dataverse_changed_at` then) counts too: a re-run that found
+/// "nothing to change" must not make an owed publish look paid.
 pub fn changed_dataverse(name: &str, step: &Value, dry_run: bool) -> bool {
     if name == PUBLISH_STEP || NOT_BEFORE_PUBLISH.contains(&name) {
         return false;
     }
     let flag = |k: &str| step.get(k).and_then(Value::as_bool);
-    let dataverse = flag("dataverse_changed").unwrap_or(DATAVERSE_STEPS.contains(&name));
     // A dry run records what it would have written: in a dry-run pipeline, planned changes
-    // count too, so the plan shows the publish a real run would send.
-    let planned = dry_run
-        && flag("dry_run") == Some(true)
-        && step
+    // count too, so the plan shows the publish a real run would send. A real run never counts
+    // a dry run's entry (nothing was sent).
+    if flag("dry_run") == Some(true) {
+        let planned = step
             .get("planned_writes")
             .and_then(Value::as_u64)
             .unwrap_or(0)
             > 0;
-    dataverse && (flag("changed") == Some(true) || planned)
+        let dataverse = flag("dataverse_changed").unwrap_or(DATAVERSE_STEPS.contains(&name));
+        return dry_run && dataverse && (planned || step.get("dataverse_changed_at").is_some());
+    }
+    match flag("dataverse_changed") {
+        Some(changed) => changed,
+        // Documents from before core recorded it.
+        None => DATAVERSE_STEPS.contains(&name) && flag("changed") == Some(true),
+    }
 }
 
-/// The steps that changed Dataverse *since the last publish* (`steps.<tool>` whose `at` is later
+/// When this entry's Dataverse change happened: `dataverse_changed_at` (a carried change), else
+/// the run's `at`.
+fn changed_at(step: &Value) -> Option<OffsetDateTime> {
+    step.get("dataverse_changed_at")
+        .or_else(|| step.get("at"))
+        .and_then(Value::as_str)
+        .and_then(parse_time)
+}
+
+/// The steps that changed Dataverse *since the last publish* (`steps.<tool>` whose change is later
 /// than `publish.last_published_at`). Without the time test, a step's old `changed: true` — left
 /// in a `--state` file by a step that is not re-run — would publish again on a finished setup.
 pub fn changes_since_publish(doc: &StateDoc, dry_run: bool) -> Result<Vec<String>> {
@@ -56,19 +74,36 @@ pub fn changes_since_publish(doc: &StateDoc, dry_run: bool) -> Result<Vec<String
         .and_then(parse_time);
     Ok(steps
         .iter()
-        .filter(|(name, v)| {
-            let after_last = match (
-                last,
-                v.get("at").and_then(Value::as_str).and_then(parse_time),
-            ) {
-                (Some(last), Some(at)) => at > last,
-                // No publish recorded yet, or a step without a time: count it.
-                _ => true,
-            };
-            after_last && changed_dataverse(name, v, dry_run)
-        })
+        .filter(|(name, v)| after(last, v) && changed_dataverse(name, v, dry_run))
         .map(|(name, _)| name.clone())
         .collect())
+}
+
+/// Is the entry's change later than the last publish? No publish recorded yet, or a step
+/// without a time: yes.
+fn after(last: Option<OffsetDateTime>, step: &Value) -> bool {
+    match (last, changed_at(step)) {
+        (Some(last), Some(at)) => at > last,
+        _ => true,
+    }
+}
+
+/// The time of `tool`'s Dataverse change that no publish has covered yet, if its entry in `doc`
+/// records one: what a run of `tool` that writes nothing to the org carries forward.
+pub fn unpaid_change(doc: &StateDoc, tool: &str, dry_run: bool) -> Option<String> {
+    let step = doc.get("steps")?.get(tool)?;
+    let last = doc
+        .get("publish.last_published_at")
+        .and_then(Value::as_str)
+        .and_then(parse_time);
+    if !(changed_dataverse(tool, step, dry_run) && after(last, step)) {
+        return None;
+    }
+    step.get("dataverse_changed_at")
+        .or_else(|| step.get("at"))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .or_else(|| Some(crate::run::now_rfc3339()))
 }
 
 pub fn parse_time(s: &str) -> Option<OffsetDateTime> {
@@ -96,5 +131,42 @@ mod tests {
             changes_since_publish(&doc, false).unwrap(),
             vec!["configure-marketo"]
         );
+    }
+
+    #[test]
+    fn a_carried_change_stays_owed_until_a_later_publish() {
+        let carried = r#"{"changed":false,"dataverse_changed":true,
+            "dataverse_changed_at":"2026-12-02T10:00:00Z","at":"2026-12-02T12:00:00Z"}"#;
+        let doc = |published: &str| {
+            StateDoc::parse(
+                &format!(
+                    r#"{{"steps":{{"assign-role":{carried}}},
+                        "publish":{{"status":"pending","last_published_at":"{published}"}}}}"#
+                ),
+                "t",
+            )
+            .unwrap()
+        };
+        let before = doc("2026-12-02T09:00:00Z");
+        assert_eq!(
+            changes_since_publish(&before, false).unwrap(),
+            ["assign-role"]
+        );
+        assert_eq!(
+            unpaid_change(&before, "assign-role", false).as_deref(),
+            Some("2026-12-02T10:00:00Z")
+        );
+        // A publish after the change (not after the carrying run's `at`) pays it.
+        let paid = doc("2026-12-02T11:00:00Z");
+        assert!(changes_since_publish(&paid, false).unwrap().is_empty());
+        assert_eq!(unpaid_change(&paid, "assign-role", false), None);
+        // A dry run's entry never counts for a real run.
+        let dry = StateDoc::parse(
+            r#"{"steps":{"assign-role":{"changed":false,"dataverse_changed":true,"dry_run":true,"planned_writes":2}}}"#,
+            "t",
+        )
+        .unwrap();
+        assert!(changes_since_publish(&dry, false).unwrap().is_empty());
+        assert_eq!(changes_since_publish(&dry, true).unwrap(), ["assign-role"]);
     }
 }

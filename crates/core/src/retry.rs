@@ -155,7 +155,10 @@ where
                         "{what}: still not done after {:.1} s ({why})",
                         start.elapsed().as_secs_f64()
                     ))
-                    .with_hint("replication can take minutes in a large tenant: re-run the same command, or raise --timeout"));
+                    .with_hint(format!(
+                        "replication can take minutes in a large tenant: re-run the same command ({}), or raise --timeout",
+                        crate::hint::same_command()
+                    )));
                 }
                 tokio::time::sleep(jittered).await;
                 delay = poll_delay(Some(delay), start.elapsed());

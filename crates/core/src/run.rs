@@ -82,6 +82,15 @@ impl Ctx {
     pub fn command(&self, tool: &str, args: &[&str]) -> String {
         crate::hint::command(tool, self.state_file(), args)
     }
+    /// Saves the document to the `--state` file now (not in a dry run, nor on a pipe), before a
+    /// write that may not come back — a publish that runs for minutes: if the run is then killed,
+    /// even with SIGKILL, the file already says what is owed.
+    pub fn checkpoint(&self) -> Result<()> {
+        match (&self.state_file, self.dry_run()) {
+            (Some(p), false) => self.doc.save(p),
+            _ => Ok(()),
+        }
+    }
     /// Where a file the tool makes goes by default: beside the `--state` file, or here.
     pub fn default_dir(&self) -> PathBuf {
         crate::statefile::base_dir(self.state_file())
@@ -165,6 +174,7 @@ where
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             report_error(C::NAME, &e);
+            crate::pipe::say_handed_on(C::NAME);
             e.exit_code()
         }
     }
@@ -175,7 +185,19 @@ where
     C: Tool,
     F: AsyncFnOnce(&mut Ctx, C) -> Result<()>,
 {
-    cli.validate()?;
+    // From here on Ctrl-C and SIGTERM end the run as a failure that keeps the document.
+    crate::interrupt::watch(C::NAME);
+    let mut common = common.clone();
+    if common.state.is_none() {
+        common.state = crate::statefile::default_for_terminal(&report);
+    }
+    let common = &common;
+    if let Some(p) = &common.state {
+        crate::hint::remember_state(p);
+    }
+    if let Err(e) = cli.validate() {
+        return Err(hand_on_unread::<C>(common, e));
+    }
     // The output targets are checked, and the state file locked, before anything is read or
     // sent: a run must not do real work only to find at the end that it cannot keep the result.
     let _lock = match &common.state {
@@ -204,12 +226,41 @@ where
             ));
         }
     }
+    // A `--state` file that does not exist is an empty document; if the step then misses a key
+    // an earlier step writes, the likelier cause is a mistyped path, and the error says so.
+    let missing_state = common.state.clone().filter(|p| !p.exists());
     // The whole document is read before anything else, so a sign-in prompt can never compete
     // with the previous tool of a pipeline for the terminal.
     let mut doc = StateDoc::load(common.state.as_deref(), C::STARTS_SETUP)?;
-    check_reads(&doc, COMMON_READS)?;
-    check_reads(&doc, C::READS)?;
-    let cfg = Config::resolve(C::NAME, common, &doc, C::DEFAULT_TIMEOUT)?;
+    if common.state.is_none() {
+        // A failed step earlier in this pipeline: hand its document on untouched.
+        if let Some(up) = crate::pipe::failed_upstream(&doc, C::NAME) {
+            emit(&doc, common)?;
+            return Err(crate::pipe::passed_on(&up));
+        }
+    }
+    if crate::interrupt::signalled().is_some() {
+        if crate::pipe::hands_on(common) && !doc.root().is_empty() {
+            emit(&doc, common)?;
+        }
+        return Err(crate::interrupt::error(
+            "reading its input; nothing was sent and the document is unchanged",
+        ));
+    }
+    let cfg = match check_reads(&doc, COMMON_READS)
+        .and_then(|()| check_reads(&doc, C::READS))
+        .and_then(|()| Config::resolve(C::NAME, common, &doc, C::DEFAULT_TIMEOUT))
+    {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            if crate::pipe::hands_on(common) && !doc.root().is_empty() {
+                record_failure(&mut doc, C::NAME, &e, Counts::default(), true);
+                emit(&doc, common)?;
+                crate::pipe::handed_on();
+            }
+            return Err(e);
+        }
+    };
     // The first line of every tool that writes says which customer this run acts on: before
     // the first request, or at once when something about the target is said first.
     let mut target = (!C::READ_ONLY).then(|| target_line(&cfg, &doc, common.state.as_deref()));
@@ -238,8 +289,16 @@ where
         .build()
         .map_err(|e| Error::internal(format!("cannot start the async runtime: {e}")))?;
     let result = rt.block_on(async {
-        confirm_tenant(&mut ctx).await?;
-        step(&mut ctx, cli).await
+        let work = async {
+            confirm_tenant(&mut ctx).await?;
+            step(&mut ctx, cli).await
+        };
+        // An interrupt abandons the work in flight at its next await (a request, a wait);
+        // what it did so far is recorded below like any failure's.
+        tokio::select! {
+            r = work => r,
+            () = crate::interrupt::arrival() => Err(crate::interrupt::error("working")),
+        }
     });
     let writes = ctx.http.writes();
     // A failed verification is an answer, not a crash: its document (with `verify.*`) is
@@ -255,6 +314,9 @@ where
                 "dataverse_changed": ctx.http.dataverse_writes() > 0,
                 "at": now_rfc3339(),
             });
+            if ctx.http.dataverse_writes() == 0 {
+                carry_unpaid_change(&ctx.doc, C::NAME, &mut entry, ctx.dry_run());
+            }
             if ctx.dry_run() {
                 entry["dry_run"] = Value::Bool(true);
                 let plan = ctx.http.take_plan();
@@ -287,23 +349,107 @@ where
             }
         }
         Err(e) => {
+            let e = explain_missing_state(e, missing_state.as_deref());
+            let counts = Counts {
+                writes,
+                dataverse_writes: ctx.http.dataverse_writes(),
+            };
+            let attempted = ctx.http.attempted_writes() > 0 && !ctx.dry_run();
             // A run that sent no write changed nothing: its --state file stays byte-identical.
             // One that did (even a write that then failed, such as a publish) records what it
             // did and the error, so a resume knows; every other key is kept.
+            let mut recorded = false;
             if let Some(path) = &common.state {
-                if !ctx.dry_run() && ctx.http.attempted_writes() > 0 {
-                    record_failure(&mut ctx, C::NAME, &e, writes);
-                    if let Err(save) = ctx.doc.save(path) {
-                        crate::output::ewriteln(&format!(
+                if attempted {
+                    record_failure(&mut ctx.doc, C::NAME, &e, counts, false);
+                    match ctx.doc.save(path) {
+                        Ok(()) => recorded = true,
+                        Err(save) => crate::output::ewriteln(&format!(
                             "{}: error: {save}; what this run did is not recorded",
                             C::NAME
-                        ));
+                        )),
                     }
                 }
+            } else if crate::pipe::hands_on(common) && !ctx.doc.root().is_empty() {
+                // On a pipe the document goes on whatever happened, so no id is lost (an empty
+                // one, with nothing to lose, is not: the next tool says the pipe came up empty).
+                record_failure(&mut ctx.doc, C::NAME, &e, counts, true);
+                emit(&ctx.doc, common)?;
+                crate::pipe::handed_on();
+            }
+            if e.kind == crate::error::Kind::Interrupted {
+                return Err(interrupted(e, common, attempted, recorded));
             }
             Err(e)
         }
     }
+}
+
+/// An error found before the document was read (flags that clap cannot check): on a pipe the
+/// document is still read and handed on with the error, so the steps before keep their ids.
+fn hand_on_unread<C: Tool>(common: &CommonArgs, e: Error) -> Error {
+    if !crate::pipe::hands_on(common) || std::io::stdin().is_terminal() {
+        return e;
+    }
+    if let Ok(mut doc) = StateDoc::load(None, C::STARTS_SETUP) {
+        if !doc.root().is_empty() {
+            let upstream = crate::pipe::failed_upstream(&doc, C::NAME).is_some();
+            if !upstream {
+                record_failure(&mut doc, C::NAME, &e, Counts::default(), true);
+            }
+            if emit(&doc, common).is_ok() && !upstream {
+                crate::pipe::handed_on();
+            }
+        }
+    }
+    e
+}
+
+/// A value the step missed, with a `--state` file that did not exist: the path is the problem.
+fn explain_missing_state(e: Error, missing: Option<&Path>) -> Error {
+    let Some(path) = missing.filter(|_| e.missing_value) else {
+        return e;
+    };
+    let shown = crate::output::sanitize(&path.display().to_string()).into_owned();
+    let near = crate::statefile::state_files_near(path);
+    Error::usage(format!("no such state file: {shown} ({})", e.message)).with_hint(
+        if near.is_empty() {
+            "check the --state path; a new setup starts with register-app (or the runbook), which creates the file".to_string()
+        } else {
+            format!(
+                "check the --state path; state files in that folder: {}",
+                near.join(", ")
+            )
+        },
+    )
+}
+
+/// An interrupted run's error, with what became of the document and the command that resumes.
+fn interrupted(mut e: Error, common: &CommonArgs, attempted: bool, recorded: bool) -> Error {
+    if e.message.ends_with("while working") {
+        e.message.push_str(if attempted {
+            ", after it had begun to write"
+        } else {
+            ", before it sent any write"
+        });
+    }
+    let again = crate::hint::same_command();
+    let hint = match (&common.state, common.dry_run) {
+        (_, true) => format!("a dry run sends no write; run it again: {again}"),
+        (Some(p), false) if recorded => format!(
+            "what it did is recorded in {} (steps.<tool>.error); to resume, run the same command: {again}",
+            crate::output::sanitize(&p.display().to_string())
+        ),
+        (Some(p), false) if !attempted => format!(
+            "it had sent no write and {} is unchanged; to resume, run the same command: {again}",
+            crate::output::sanitize(&p.display().to_string())
+        ),
+        (Some(_), false) => format!("to resume, run the same command: {again}"),
+        (None, false) => format!(
+            "the document, with what it did, went on to stdout; to resume, run the same command with that document on stdin: {again} < FILE"
+        ),
+    };
+    e.with_hint(hint)
 }
 
 /// A read-only step over many state documents (`verify-sync --fleet`), at most `jobs` at once
@@ -414,29 +560,64 @@ pub fn emit_text(text: &str) -> Result<()> {
     }
 }
 
-/// `steps.<tool>` after a failure that came after a write: the earlier success's `changed`/`at`
-/// stay unless this run changed something itself, and `error` says what went wrong (nothing
-/// secret: the message is the one printed on stderr).
-fn record_failure(ctx: &mut Ctx, tool: &str, e: &Error, writes: usize) {
+/// What a run sent that succeeded.
+#[derive(Debug, Clone, Copy, Default)]
+struct Counts {
+    writes: usize,
+    dataverse_writes: usize,
+}
+
+/// `steps.<tool>` after a failure: the earlier success's `changed`/`at` stay unless this run
+/// changed something itself, and `error` says what went wrong (nothing secret: the message is
+/// the one printed on stderr). `handed_on`: the document goes on through a pipe (see
+/// [`crate::pipe`]).
+fn record_failure(doc: &mut StateDoc, tool: &str, e: &Error, counts: Counts, handed_on: bool) {
+    // A `steps` (or `steps.<tool>`) of the wrong type is the document's own error: it is kept as
+    // it is, not replaced by an object.
+    if doc.get_object("steps").is_err() {
+        return;
+    }
     let key = format!("steps.{tool}");
-    let mut entry = match ctx.doc.get(&key) {
+    let mut entry = match doc.get(&key) {
         Some(Value::Object(m)) => Value::Object(m.clone()),
         _ => json!({"changed": false}),
     };
-    if writes > 0 {
+    let unpaid = crate::owed::unpaid_change(doc, tool, false);
+    if counts.writes > 0 {
         entry["changed"] = Value::Bool(true);
         entry["at"] = Value::from(now_rfc3339());
-        if ctx.http.dataverse_writes() > 0 {
+        if counts.dataverse_writes > 0 {
             entry["dataverse_changed"] = Value::Bool(true);
+            if let Some(m) = entry.as_object_mut() {
+                m.shift_remove("dataverse_changed_at");
+            }
+        } else if let Some(since) = unpaid {
+            entry["dataverse_changed"] = Value::Bool(true);
+            entry["dataverse_changed_at"] = Value::from(since);
         }
     }
-    entry["error"] = json!({
+    let mut error = json!({
         "exit_code": e.kind.code(),
         "kind": format!("{:?}", e.kind).to_ascii_lowercase(),
         "message": e.to_string(),
         "at": now_rfc3339(),
     });
-    ctx.doc.set(&key, entry);
+    if handed_on {
+        error["handed_on"] = Value::Bool(true);
+    }
+    entry["error"] = error;
+    doc.set(&key, entry);
+}
+
+/// A run that wrote nothing to the org must not wipe out an earlier run's change that is still
+/// unpublished: its entry keeps `dataverse_changed: true` with the time of that change
+/// (`dataverse_changed_at`), so `publish-customizations --if-changed` and verify-sync still see
+/// the publish as owed (an interrupted publish, then re-runs that found "nothing to change").
+fn carry_unpaid_change(doc: &StateDoc, tool: &str, entry: &mut Value, dry_run: bool) {
+    if let Some(since) = crate::owed::unpaid_change(doc, tool, dry_run) {
+        entry["dataverse_changed"] = Value::Bool(true);
+        entry["dataverse_changed_at"] = Value::from(since);
+    }
 }
 
 /// `target: tenant contoso.onmicrosoft.com (<id>); org https://contoso.crm.dynamics.com
@@ -622,7 +803,7 @@ fn check_reads(doc: &StateDoc, reads: &[(&str, Key)]) -> Result<()> {
 
 /// The only writer of stdout. A dry run never writes the `--state` file: its would-be document
 /// goes to `--plan FILE` or stdout, so a later real run still sees what is owed.
-fn emit(doc: &StateDoc, common: &CommonArgs) -> Result<()> {
+pub(crate) fn emit(doc: &StateDoc, common: &CommonArgs) -> Result<()> {
     if common.dry_run {
         if let Some(plan) = &common.plan {
             return crate::fsutil::write_atomic(plan, doc.to_text(true).as_bytes(), 0o600).map_err(

@@ -17,12 +17,28 @@ pub const LOCK_WAIT: Duration = Duration::from_secs(60);
 
 /// An advisory lock on a sidecar file (`.<name>.lock` beside the state file), held until drop.
 /// The state file itself cannot carry the lock: it is replaced by a rename on every save, and a
-/// lock on the old inode would not stop a tool that opens the new one. The sidecar is left in
-/// place on purpose: deleting it would let a third tool lock a fresh file while the second
-/// still holds the old one.
+/// lock on the old inode would not stop a tool that opens the new one.
+///
+/// The sidecar is opened without following a symbolic link (a planted `.<name>.lock` link must
+/// not make the tool create or truncate a file elsewhere) and removed when the lock is released.
+/// Removing it is safe because every holder checks, once it has the lock, that the path still
+/// names the file it locked: a tool that waited on a sidecar the previous holder has since
+/// removed finds it gone, and opens and locks the path afresh (the usual lock-file protocol).
 #[derive(Debug)]
 pub struct StateLock {
-    _file: File,
+    file: File,
+    path: PathBuf,
+}
+
+impl Drop for StateLock {
+    fn drop(&mut self) {
+        // Removed while still locked, so no other tool can be holding this inode's lock. On
+        // Windows an open file cannot be removed this way; the sidecar stays there.
+        #[cfg(unix)]
+        if names_same_file(&self.file, &self.path) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
 }
 
 /// Checks `--state` before anything is sent: an existing target must be a regular file (after
@@ -91,18 +107,23 @@ impl StateLock {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let lock_path = dir.join(format!(".{name}.lock"));
-        let file = open_lock_file(&lock_path).map_err(|e| {
-            Error::usage(format!(
-                "cannot create the lock file {} for --state ({e})",
-                lock_path.display()
-            ))
-            .with_hint("the folder of the --state file must be writable")
-        })?;
         let start = Instant::now();
         let mut said = false;
+        let mut file = open_lock_file(&lock_path)?;
         loop {
             match file.try_lock() {
-                Ok(()) => return Ok(StateLock { _file: file }),
+                Ok(()) if names_same_file(&file, &lock_path) => {
+                    return Ok(StateLock {
+                        file,
+                        path: lock_path,
+                    });
+                }
+                // The holder we waited for removed the sidecar on release (or it was
+                // replaced): this lock excludes nobody. Lock what the path names now.
+                Ok(()) => {
+                    file = open_lock_file(&lock_path)?;
+                    continue;
+                }
                 Err(TryLockError::WouldBlock) => {}
                 Err(TryLockError::Error(e)) => {
                     return Err(Error::internal(format!(
@@ -121,6 +142,9 @@ impl StateLock {
                     "run the tools on one state file one after the other; re-run this one when the other has finished",
                 ));
             }
+            if crate::interrupt::signalled().is_some() {
+                return Err(crate::interrupt::error("waiting for the --state lock"));
+            }
             if !said {
                 report.say(&format!(
                     "waiting for another tool to finish with {}",
@@ -133,8 +157,41 @@ impl StateLock {
     }
 }
 
+/// Opens (creating it if needed) the sidecar, never through a symbolic link.
+fn open_lock_file(lock_path: &Path) -> Result<File> {
+    if std::fs::symlink_metadata(lock_path).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(Error::usage(format!(
+            "the lock file {} for --state is a symbolic link; a lock file is never followed",
+            lock_path.display()
+        ))
+        .with_hint("remove that link (the tools create the lock file themselves), then re-run"));
+    }
+    open_no_follow(lock_path).map_err(|e| {
+        Error::usage(format!(
+            "cannot create the lock file {} for --state ({e})",
+            lock_path.display()
+        ))
+        .with_hint("the folder of the --state file must be writable")
+    })
+}
+
+/// Whether `path` still names the file `file` has open (not removed or replaced since).
 #[cfg(unix)]
-fn open_lock_file(path: &Path) -> std::io::Result<File> {
+fn names_same_file(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::symlink_metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn names_same_file(_file: &File, path: &Path) -> bool {
+    path.is_file()
+}
+
+#[cfg(unix)]
+fn open_no_follow(path: &Path) -> std::io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
     let f = OpenOptions::new()
         .read(true)
@@ -142,6 +199,7 @@ fn open_lock_file(path: &Path) -> std::io::Result<File> {
         .create(true)
         .truncate(false)
         .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(path)?;
     if !f.metadata()?.is_file() {
         return Err(std::io::Error::other("the lock file is not a regular file"));
@@ -150,13 +208,66 @@ fn open_lock_file(path: &Path) -> std::io::Result<File> {
 }
 
 #[cfg(not(unix))]
-fn open_lock_file(path: &Path) -> std::io::Result<File> {
+fn open_no_follow(path: &Path) -> std::io::Result<File> {
     OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
         .open(path)
+}
+
+/// The state file a tool uses when it is given neither `--state` nor a document on stdin, as
+/// terraform finds its state: on a terminal (stdin and stdout both), `./marketo-s2s.state.json`
+/// if it exists (and it says so); otherwise it starts from nothing and names the `*.state.json`
+/// files it sees here. In a pipeline (stdout not a terminal) nothing is assumed: the document
+/// goes to the next tool.
+pub fn default_for_terminal(report: &Reporter) -> Option<PathBuf> {
+    use std::io::IsTerminal;
+    if !(std::io::stdin().is_terminal() && std::io::stdout().is_terminal()) {
+        return None;
+    }
+    let default = Path::new(DEFAULT_STATE_FILE);
+    if default.is_file() {
+        report.say(&format!(
+            "using ./{DEFAULT_STATE_FILE} from this folder (no --state given and nothing on stdin)"
+        ));
+        return Some(default.to_path_buf());
+    }
+    let here = state_files_near(Path::new(DEFAULT_STATE_FILE));
+    if !here.is_empty() {
+        report.say(&format!(
+            "no --state given and nothing on stdin: starting from an empty document; state files here: {} (pass --state FILE to use one)",
+            here.join(", ")
+        ));
+    }
+    None
+}
+
+/// The file the runbooks and a terminal run use by default.
+pub const DEFAULT_STATE_FILE: &str = "marketo-s2s.state.json";
+
+/// The `*.state.json` files in the folder of `path` (at most ten, sorted), for an error about a
+/// state file that is not there.
+pub fn state_files_near(path: &Path) -> Vec<String> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".state.json") && !n.starts_with('.'))
+                .map(|n| crate::output::sanitize(&n).into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names.truncate(10);
+    names
 }
 
 /// Where relative paths in the document live: the folder of `--state`, or the current folder
@@ -227,6 +338,41 @@ mod tests {
         );
         let e = check_target(&dir.path().join("no/such/x.json"), "--state").unwrap_err();
         assert_eq!(e.kind.code(), 2);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_lock_file_is_removed_on_release_and_a_waiter_locks_the_path_afresh() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("s.json");
+        let lock = dir.path().join(".s.json.lock");
+        let r = Reporter::new("t", true, 0);
+        let first = StateLock::acquire(&f, Duration::ZERO, &r).unwrap();
+        assert!(lock.is_file());
+        // A second tool waits on the first one's sidecar...
+        let waiter = std::thread::spawn(move || {
+            let r = Reporter::new("t", true, 0);
+            StateLock::acquire(&f, Duration::from_secs(5), &r).map(|l| l.path.clone())
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        // ...which is removed on release; the waiter then holds a lock on what the path names.
+        drop(first);
+        let got = waiter.join().unwrap().unwrap();
+        assert_eq!(got, lock);
+        assert!(!lock.exists(), "released, so removed again");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symlinked_lock_file_is_refused_and_nothing_is_created_where_it_points() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let victim = outside.path().join("created-by-the-lock");
+        std::os::unix::fs::symlink(&victim, dir.path().join(".s.json.lock")).unwrap();
+        let r = Reporter::new("t", true, 0);
+        let e = StateLock::acquire(&dir.path().join("s.json"), Duration::ZERO, &r).unwrap_err();
+        assert_eq!(e.kind.code(), 2, "{e}");
+        assert!(!victim.exists());
     }
 
     #[test]

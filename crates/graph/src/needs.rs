@@ -18,10 +18,19 @@ pub struct Need {
     pub what: &'static str,
     /// Each group needs one of its permissions (application permission for a service principal,
     /// the same-named delegated scope for a signed-in admin); the first is the one to ask for.
+    /// A group may end with [`ACCESS_AS_USER`], a delegated-only scope that Learn lists as a
+    /// higher privilege of the call: with it the signed-in admin acts with their own directory
+    /// role (checked through `roles`), as with the Azure CLI's tokens.
     pub all_of: &'static [&'static [&'static str]],
     /// Entra roles with which a signed-in admin may do it (any one).
     pub roles: &'static [&'static str],
 }
+
+/// `Directory.AccessAsUser.All`: delegated only (no app-only token can hold it), "access the
+/// directory as the signed-in user" — a higher privilege for reading and writing applications,
+/// service principals, domains and the organization (the Learn permission tables of those calls;
+/// the emulator's `permissions.rs` accepts it there), not for consent grants or policies.
+pub const ACCESS_AS_USER: &str = "Directory.AccessAsUser.All";
 
 const APP_ADMINS: &[&str] = &[
     "Application Administrator",
@@ -32,13 +41,17 @@ const APP_ADMINS: &[&str] = &[
 pub const REGISTER_APP: Need = Need {
     tool: "register-app",
     what: "creating and updating the app registration and its service principal",
-    all_of: &[&["Application.ReadWrite.All"]],
+    all_of: &[&["Application.ReadWrite.All", ACCESS_AS_USER]],
     roles: APP_ADMINS,
 };
 pub const READ_ORGANIZATION: Need = Need {
     tool: "register-app",
     what: "reading the tenant id of a tenant given as a domain",
-    all_of: &[&["Organization.Read.All", "Directory.Read.All"]],
+    all_of: &[&[
+        "Organization.Read.All",
+        "Directory.Read.All",
+        ACCESS_AS_USER,
+    ]],
     roles: &[],
 };
 pub const GRANT_CONSENT: Need = Need {
@@ -49,7 +62,7 @@ pub const GRANT_CONSENT: Need = Need {
             "DelegatedPermissionGrant.ReadWrite.All",
             "Directory.ReadWrite.All",
         ],
-        &["Application.ReadWrite.All"],
+        &["Application.ReadWrite.All", ACCESS_AS_USER],
     ],
     roles: &[
         "Cloud Application Administrator",
@@ -61,13 +74,13 @@ pub const GRANT_CONSENT: Need = Need {
 pub const MAKE_SECRET: Need = Need {
     tool: "make-secret",
     what: "adding and removing client secrets",
-    all_of: &[&["Application.ReadWrite.All"]],
+    all_of: &[&["Application.ReadWrite.All", ACCESS_AS_USER]],
     roles: APP_ADMINS,
 };
 pub const READ_DOMAINS: Need = Need {
     tool: "set-hrd-policy",
     what: "reading the tenant's domains (is one federated?)",
-    all_of: &[&["Domain.Read.All", "Directory.Read.All"]],
+    all_of: &[&["Domain.Read.All", "Directory.Read.All", ACCESS_AS_USER]],
     roles: &[],
 };
 pub const HRD_POLICY: Need = Need {
@@ -75,7 +88,7 @@ pub const HRD_POLICY: Need = Need {
     what: "managing Home Realm Discovery policies and assigning one to the service principal",
     all_of: &[
         &["Policy.ReadWrite.ApplicationConfiguration"],
-        &["Application.ReadWrite.All"],
+        &["Application.ReadWrite.All", ACCESS_AS_USER],
     ],
     roles: APP_ADMINS,
 };
@@ -83,7 +96,11 @@ pub const VERIFY: Need = Need {
     tool: "verify-sync",
     what: "reading the app, its consent, its HRD policy and the tenant's domains",
     all_of: &[
-        &["Application.ReadWrite.All", "Application.Read.All"],
+        &[
+            "Application.ReadWrite.All",
+            "Application.Read.All",
+            ACCESS_AS_USER,
+        ],
         &[
             "DelegatedPermissionGrant.ReadWrite.All",
             "DelegatedPermissionGrant.Read.All",
@@ -92,7 +109,7 @@ pub const VERIFY: Need = Need {
             "Policy.ReadWrite.ApplicationConfiguration",
             "Policy.Read.All",
         ],
-        &["Domain.Read.All", "Directory.Read.All"],
+        &["Domain.Read.All", "Directory.Read.All", ACCESS_AS_USER],
     ],
     roles: &[],
 };
@@ -101,7 +118,7 @@ pub const TEARDOWN: Need = Need {
     tool: "teardown",
     what: "removing the app, its service principal, its consent and its HRD policy",
     all_of: &[
-        &["Application.ReadWrite.All"],
+        &["Application.ReadWrite.All", ACCESS_AS_USER],
         &[
             "DelegatedPermissionGrant.ReadWrite.All",
             "Directory.ReadWrite.All",
@@ -138,9 +155,25 @@ pub fn tool_permissions(tool: &str) -> Vec<&'static str> {
 impl Need {
     /// The groups the caller's token does not satisfy (each named by its first permission).
     pub fn missing(&self, caller: &Caller) -> Vec<&'static str> {
+        self.missing_except(caller, |_| false)
+    }
+
+    /// [`Need::missing`], leaving out the groups `not_needed` says this run has no use for (the
+    /// `Policy.*` groups in a tenant without a federated domain, where no HRD policy is made).
+    pub fn missing_except(
+        &self,
+        caller: &Caller,
+        not_needed: impl Fn(&[&str]) -> bool,
+    ) -> Vec<&'static str> {
+        // Directory.AccessAsUser.All is a delegated scope only: in an app-only token's roles it
+        // would be meaningless, and is not taken as holding anything.
+        let holds = |g: &[&str]| {
+            g.iter()
+                .any(|p| (caller.delegated || *p != ACCESS_AS_USER) && caller.holds_any(&[p]))
+        };
         self.all_of
             .iter()
-            .filter(|g| !caller.holds_any(g))
+            .filter(|g| !not_needed(g) && !holds(g))
             .filter_map(|g| g.first().copied())
             .collect()
     }
@@ -152,14 +185,26 @@ impl Need {
     }
 
     /// [`Need::fix`] as `preflight` gives it: after the consent, the thing to run is preflight
-    /// itself, not "`preflight` first".
-    pub fn preflight_fix(&self, caller: &Caller) -> String {
-        self.fix_then(caller, "run preflight again")
+    /// itself (this run's command, to paste), not "`preflight` first".
+    /// `missing` is what this run needs and lacks ([`Need::missing_except`]).
+    /// Its text does not start with what the step does (the check's line says that), so that
+    /// checks lacking the same permission get the same fix, which preflight prints only once.
+    pub fn preflight_fix(&self, caller: &Caller, missing: &[&str]) -> String {
+        self.fix_for(
+            caller,
+            missing,
+            &format!("run preflight again: {}", s2s_core::hint::same_command()),
+            false,
+        )
     }
 
     /// The fix, with `then` as what to do once the permission is consented.
     fn fix_then(&self, caller: &Caller, then: &str) -> String {
-        let missing = self.missing(caller);
+        self.fix_for(caller, &self.missing(caller), then, true)
+    }
+
+    /// `name_it`: start with what the step does ("{what} needs …"), for an error's hint.
+    fn fix_for(&self, caller: &Caller, missing: &[&str], then: &str, name_it: bool) -> String {
         let list = missing.join(" and ");
         let client = caller.app_id.as_deref().unwrap_or("(unknown)");
         if missing.is_empty() {
@@ -183,12 +228,21 @@ impl Need {
             );
         }
         if !caller.delegated {
+            let lacking = if name_it {
+                format!(
+                    "{} needs the Microsoft Graph application permission {list}, which the service principal \
+                     (client id {client}) does not hold",
+                    self.what
+                )
+            } else {
+                format!(
+                    "the service principal (client id {client}) lacks the Microsoft Graph application permission {list}"
+                )
+            };
             return format!(
-                "{} needs the Microsoft Graph application permission {list}, which the service principal \
-                 (client id {client}) does not hold: in Entra admin center > App registrations > that app > \
+                "{lacking}: in Entra admin center > App registrations > that app > \
                  API permissions > Add a permission > Microsoft Graph > Application permissions, add {list}, \
                  select \"Grant admin consent\", wait a minute and {then}{}",
-                self.what,
                 if self.roles.is_empty() {
                     String::new()
                 } else {
@@ -200,15 +254,24 @@ impl Need {
             );
         }
         if client.eq_ignore_ascii_case(AZURE_CLI_CLIENT_ID) {
+            let lacking = if name_it {
+                format!(
+                    "{} needs the delegated Microsoft Graph permission {list}, which tokens of the Azure CLI's client \
+                     ({AZURE_CLI_CLIENT_ID}, used by --auth az and by default for device-code sign-in) never carry",
+                    self.what
+                )
+            } else {
+                format!(
+                    "tokens of the Azure CLI's client ({AZURE_CLI_CLIENT_ID}, used by --auth az and by default for \
+                     device-code sign-in) never carry the delegated Microsoft Graph permission {list}"
+                )
+            };
             return format!(
-                "{} needs the delegated Microsoft Graph permission {list}, which tokens of the Azure CLI's client \
-                 ({AZURE_CLI_CLIENT_ID}, used by --auth az and by default for device-code sign-in) never carry \
-                 (Azure/azure-cli issues 23906 and 33062). Register your own public client once: Entra admin \
+                "{lacking} (Azure/azure-cli issues 23906 and 33062). Register your own public client once: Entra admin \
                  center > App registrations > New registration (single tenant); Authentication > \"Allow public \
                  client flows\": Yes; API permissions > Microsoft Graph > Delegated permissions: {}; \"Grant admin \
                  consent\". Then sign in with it: --auth device-code --login-client-id <its client id> (or \
                  MKTO_S2S_LOGIN_CLIENT_ID)",
-                self.what,
                 setup_scopes().join(", ")
             );
         }
@@ -304,6 +367,37 @@ mod tests {
             ..c
         };
         assert!(HRD_POLICY.fix(&c).contains("Entra roles"));
+    }
+
+    #[test]
+    fn directory_access_as_user_serves_a_signed_in_admin_for_apps_and_domains_not_policies() {
+        let cli = Caller {
+            app_id: Some(AZURE_CLI_CLIENT_ID.into()),
+            delegated: true,
+            roles: Vec::new(),
+            scopes: vec![
+                ACCESS_AS_USER.into(),
+                "DelegatedPermissionGrant.ReadWrite.All".into(),
+            ],
+        };
+        for need in [REGISTER_APP, READ_ORGANIZATION, MAKE_SECRET, READ_DOMAINS] {
+            assert!(need.missing(&cli).is_empty(), "{}", need.what);
+        }
+        assert!(GRANT_CONSENT.missing(&cli).is_empty());
+        assert_eq!(
+            HRD_POLICY.missing(&cli),
+            ["Policy.ReadWrite.ApplicationConfiguration"]
+        );
+        // An app-only token never holds it: the application permission is still asked for.
+        let app_only = app(&[ACCESS_AS_USER]);
+        assert_eq!(
+            MAKE_SECRET.missing(&app_only),
+            ["Application.ReadWrite.All"]
+        );
+        // Without a federated domain the policy groups are not needed.
+        let no_policy = |g: &[&str]| g[0].starts_with("Policy.");
+        assert!(VERIFY.missing_except(&cli, no_policy).is_empty());
+        assert!(TEARDOWN.missing_except(&cli, no_policy).is_empty());
     }
 
     #[test]

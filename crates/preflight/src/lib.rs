@@ -5,18 +5,26 @@
 //! - the Graph token: app-only (`roles`) or delegated (`scp`), and which client;
 //! - each setup step's Graph permissions (`s2s_graph::needs`), named when missing, with the fix
 //!   (for a delegated sign-in with the Azure CLI's client, which never gets `Policy.*` scopes:
-//!   register your own public client and use `--login-client-id`); `Organization.Read.All` only
-//!   when the tenant is given as a domain (register-app reads the tenant id then), else the line
-//!   says it is not needed;
+//!   register your own public client and use `--login-client-id`). A delegated token's higher
+//!   privilege counts where Learn lists it (`Directory.AccessAsUser.All` with the admin's own
+//!   directory role, for apps, domains and the organization). Checks that do not apply say
+//!   `skip`: `Organization.Read.All` when the tenant is given as its id (register-app reads it only
+//!   for a domain), the HRD policy step and the `Policy.*` needs of verify-sync and teardown when
+//!   no federated domain was found in this run, and what this sign-in cannot read;
 //! - for a signed-in admin, the Entra directory roles (`/me/memberOf`);
 //! - the tenant's domains (a federated one needs the HRD step) and password hash sync (only a
 //!   signed-in Global Administrator can read it: the call has no application permission);
-//! - the tenant's app-management policy on client-secret lifetime, where readable;
+//! - the tenant's app-management policy on client-secret lifetime, where readable, against the
+//!   lifetime make-secret will ask for (`--expires-in`, as the runbook passes it to both; else
+//!   `secret.lifetime`, else 24mo): a shorter maximum fails, with the command that fits it.
+//!
+//! A fix that several checks share (one consent for three steps) is printed once; the later
+//! checks refer to it. Every "run preflight again" is this run's own command, to paste.
 //! - in the Dynamics org: the admin's own user (for a service principal, its application user:
 //!   Dataverse refuses app-only tokens of apps that are not), its System Administrator role,
 //!   and the Marketo solution (step 1) with its version.
 //!
-//! Input keys:  `tenant.*`, `dynamics.url` (or `--dynamics-url`); nothing else.
+//! Input keys:  `tenant.*`, `dynamics.url` (or `--dynamics-url`), `secret.lifetime`.
 //! Output keys: `preflight.ok`, `preflight.at`, `preflight.checks` (`[{id, name, ok, detail,
 //!              fix}]`), `steps.preflight`.
 //! Exit codes:  0 every check passed; 6 something setup needs is missing (the document is still
@@ -35,6 +43,7 @@ use clap::Parser;
 use serde_json::Value;
 
 use s2s_core::checklist::{self, Check};
+use s2s_core::lifetime::{DEFAULT_LIFETIME, Lifetime, parse_lifetime};
 use s2s_core::{Caller, CommonArgs, Ctx, Key, Result, Tool};
 use s2s_dataverse::{
     Dataverse, MARKETO_ROLE_ONLY_FOR_SYNC_USER_SINCE, MARKETO_SOLUTION, compare_versions,
@@ -51,9 +60,10 @@ fn after_help() -> String {
         "\
 Examples:
   preflight --tenant contoso.onmicrosoft.com --dynamics-url https://contoso.crm.dynamics.com < /dev/null
-  preflight --state customers/contoso/contoso.state.json
+  preflight --state customers/contoso/contoso.state.json --expires-in 180d
 
-Reads tenant.* and dynamics.url; writes preflight.ok, preflight.checks. Sends no write.",
+Reads tenant.*, dynamics.url and secret.lifetime; writes preflight.ok, preflight.checks. Sends
+no write. Checks that do not apply (no federated domain: no HRD policy) say skip.",
         s2s_core::exit_codes::help(true, &[(0, "everything the setup needs is there"), (6, "something the setup needs is missing (each failed check says how to fix it)")])
     )
 }
@@ -70,6 +80,11 @@ Reads tenant.* and dynamics.url; writes preflight.ok, preflight.checks. Sends no
     after_help = after_help()
 )]
 pub struct Cli {
+    /// The client secret lifetime the setup will ask make-secret for (90d, 12w, 24mo, 1y): the
+    /// tenant's app-management policy is checked against it [default: secret.lifetime, else 24mo]
+    #[arg(long, value_name = "LIFETIME", value_parser = s2s_core::lifetime::parse_lifetime)]
+    pub expires_in: Option<Lifetime>,
+
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -79,7 +94,7 @@ impl Tool for Cli {
     const READ_ONLY: bool = true;
     // Not STARTS_SETUP: like every tool but register-app, an empty pipe is a failed previous
     // step; start from nothing with `< /dev/null` or `--state`.
-    const READS: &'static [(&'static str, Key)] = &[];
+    const READS: &'static [(&'static str, Key)] = &[("secret.lifetime", Key::Str)];
     fn common(&self) -> &CommonArgs {
         &self.common
     }
@@ -89,9 +104,18 @@ pub fn main() -> std::process::ExitCode {
     s2s_core::run::main::<Cli, _>(run)
 }
 
-async fn run(ctx: &mut Ctx, _cli: Cli) -> Result<()> {
+async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
+    let lifetime = match cli.expires_in {
+        Some(l) => l,
+        None => match ctx.doc.get_str("secret.lifetime")? {
+            Some(text) => parse_lifetime(text).map_err(|e| {
+                s2s_core::Error::usage(format!("state document key secret.lifetime: {e}"))
+            })?,
+            None => DEFAULT_LIFETIME,
+        },
+    };
     let mut checks = Vec::new();
-    graph_checks(ctx, &mut checks).await?;
+    graph_checks(ctx, lifetime, &mut checks).await?;
     match Dataverse::from_config(&ctx.http) {
         Ok(dv) => dataverse_checks(&dv, &mut checks).await?,
         Err(_) => checks.push(Check::fail(
@@ -103,9 +127,10 @@ async fn run(ctx: &mut Ctx, _cli: Cli) -> Result<()> {
     }
 
     if let Some(failed) = checklist::record(ctx, "preflight", &checks) {
-        return Err(
-            failed.with_hint("apply the fix shown for each failed check, then run preflight again")
-        );
+        return Err(failed.with_hint(format!(
+            "apply the fix shown for each failed check, then {}",
+            again()
+        )));
     }
     ctx.say(&format!(
         "all {} checks passed: the setup can run",
@@ -116,7 +141,7 @@ async fn run(ctx: &mut Ctx, _cli: Cli) -> Result<()> {
 
 /// The token, each step's permissions, directory roles, domains, password hash sync and the
 /// app-management policy.
-async fn graph_checks(ctx: &Ctx, checks: &mut Vec<Check>) -> Result<()> {
+async fn graph_checks(ctx: &Ctx, lifetime: Lifetime, checks: &mut Vec<Check>) -> Result<()> {
     let g = Graph::new(&ctx.http);
     let token = ctx.http.tokens().token(&ctx.http, g.root()).await?;
     let Some(caller) = s2s_core::auth::token_caller(&token) else {
@@ -162,6 +187,15 @@ async fn graph_checks(ctx: &Ctx, checks: &mut Vec<Check>) -> Result<()> {
     } else {
         None
     };
+    // Domains first: with no federated domain the HRD step assigns nothing, so what only it
+    // (and its removal and check) would need is not needed in this tenant.
+    let federated: Option<Vec<String>> = g
+        .get_if_permitted("domains?$select=id,authenticationType")
+        .await?
+        .map(|v| federated_domains(&v));
+    let no_federation = federated.as_ref().is_some_and(Vec::is_empty);
+    let policy_only =
+        |g: &[&str]| no_federation && g.first().is_some_and(|p| p.starts_with("Policy."));
     // A tenant given as its id needs no lookup: register-app reads the organization only to
     // turn a domain (contoso.onmicrosoft.com) into the tenant id.
     let tenant_is_id = ctx
@@ -169,15 +203,23 @@ async fn graph_checks(ctx: &Ctx, checks: &mut Vec<Check>) -> Result<()> {
         .tenant()
         .is_ok_and(|t| s2s_core::guid::parse(t).is_ok());
     for need in needs::ALL {
+        let id = format!("graph-{}", need.tool);
+        let name = format!("{}: {}", need.tool, need.what);
         if tenant_is_id && need.what == needs::READ_ORGANIZATION.what {
-            checks.push(Check::pass(
-                &format!("graph-{}", need.tool),
-                &format!("{}: {}", need.tool, need.what),
+            checks.push(Check::skip(
+                &id,
+                &name,
                 "not needed: the tenant is given as its id",
             ));
-            continue;
+        } else if no_federation && need.what == needs::HRD_POLICY.what {
+            checks.push(Check::skip(
+                &id,
+                &name,
+                "not needed: no federated domain was found, so set-hrd-policy assigns no policy",
+            ));
+        } else {
+            checks.push(need_check(need, &caller, roles.as_deref(), &policy_only));
         }
-        checks.push(need_check(need, &caller, roles.as_deref()));
     }
     if caller.delegated {
         checks.push(match &roles {
@@ -190,7 +232,7 @@ async fn graph_checks(ctx: &Ctx, checks: &mut Vec<Check>) -> Result<()> {
                     r.join(", ")
                 },
             ),
-            None => Check::pass(
+            None => Check::skip(
                 "directory-roles",
                 "Entra roles of the signed-in admin",
                 "not readable with this sign-in (GET /me/memberOf was refused); each step will tell",
@@ -198,15 +240,18 @@ async fn graph_checks(ctx: &Ctx, checks: &mut Vec<Check>) -> Result<()> {
         });
     }
 
-    // Domains: a federated one means the HRD step acts, and it needs password hash sync.
-    let federated: Option<Vec<String>> = g
-        .get_if_permitted("domains?$select=id,authenticationType")
-        .await?
-        .map(|v| federated_domains(&v));
     let phs = g.password_hash_sync_enabled().await?;
     checks.push(federation_check(federated.as_deref(), phs));
-    checks.push(secret_lifetime_check(g.secret_lifetime_limit().await?));
+    checks.push(secret_lifetime_check(
+        g.secret_lifetime_limit().await?,
+        lifetime,
+    ));
     Ok(())
+}
+
+/// "run preflight again: <this run's command>", for the fixes.
+fn again() -> String {
+    format!("run preflight again: {}", s2s_core::hint::same_command())
 }
 
 /// The federated domains of a `GET /domains` answer.
@@ -226,17 +271,23 @@ fn federated_domains(v: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// One setup step's Graph permissions (and, signed in, its directory roles).
-fn need_check(need: &Need, caller: &Caller, roles: Option<&[String]>) -> Check {
+/// One setup step's Graph permissions (and, signed in, its directory roles). Groups that
+/// `not_needed` says this tenant has no use for are left out.
+fn need_check(
+    need: &Need,
+    caller: &Caller,
+    roles: Option<&[String]>,
+    not_needed: &dyn Fn(&[&str]) -> bool,
+) -> Check {
     let id = format!("graph-{}", need.tool);
     let name = format!("{}: {}", need.tool, need.what);
-    let missing = need.missing(caller);
+    let missing = need.missing_except(caller, not_needed);
     if !missing.is_empty() {
         return Check::fail(
             &id,
             &name,
             format!("the token lacks {}", missing.join(" and ")),
-            need.preflight_fix(caller),
+            need.preflight_fix(caller, &missing),
         );
     }
     if let (true, Some(held), false) = (caller.delegated, roles, need.roles.is_empty()) {
@@ -252,23 +303,29 @@ fn need_check(need: &Need, caller: &Caller, roles: Option<&[String]>) -> Check {
                     "the signed-in admin has none of the roles {}",
                     need.roles.join(", ")
                 ),
-                need.preflight_fix(&Caller {
-                    // all permissions are there: the fix names the roles
-                    ..caller.clone()
-                }),
+                // All permissions are there: the fix names the roles.
+                need.preflight_fix(caller, &[]),
             );
         }
     }
+    let held: Vec<&str> = need
+        .all_of
+        .iter()
+        .filter(|g| !not_needed(g))
+        .filter_map(|g| g.iter().find(|p| caller.holds_any(&[p])).copied())
+        .collect();
+    let through_user = held.contains(&needs::ACCESS_AS_USER);
     Check::pass(
         &id,
         &name,
         format!(
-            "the token holds {}",
-            need.all_of
-                .iter()
-                .filter_map(|g| g.iter().find(|p| caller.holds_any(&[p])).copied())
-                .collect::<Vec<_>>()
-                .join(", ")
+            "the token holds {}{}",
+            held.join(", "),
+            if through_user {
+                " (acting with the signed-in admin's own directory roles)"
+            } else {
+                ""
+            }
         ),
     )
 }
@@ -288,7 +345,10 @@ fn federation_check(federated: Option<&[String]>, phs: Option<bool>) -> Check {
             "federation",
             NAME,
             "the tenant's domains are not readable",
-            "grant Domain.Read.All (see the set-hrd-policy line), then run preflight again",
+            format!(
+                "grant Domain.Read.All (see the set-hrd-policy line), then {}",
+                again()
+            ),
         ),
         Some([]) => Check::pass(
             "federation",
@@ -315,28 +375,83 @@ fn federation_check(federated: Option<&[String]>, phs: Option<bool>) -> Check {
     }
 }
 
-fn secret_lifetime_check(limit: Option<Option<String>>) -> Check {
+/// The tenant's longest client-secret lifetime against the one the setup will ask for
+/// (`--expires-in`, as the runbook passes it to make-secret too): a policy that forbids it fails
+/// here, before register-app has created anything.
+fn secret_lifetime_check(limit: Option<Option<String>>, lifetime: Lifetime) -> Check {
     const NAME: &str = "client secret lifetime policy";
+    let id = "secret-lifetime";
     match limit {
-        None => Check::pass(
-            "secret-lifetime",
+        None => Check::skip(
+            id,
             NAME,
             "the tenant's app-management policy is not readable with this sign-in (needs Policy.Read.All); \
              make-secret reports a limit if it meets one",
         ),
         Some(None) => Check::pass(
-            "secret-lifetime",
-            NAME,
-            "no tenant-wide limit on client secret lifetime",
-        ),
-        Some(Some(max)) => Check::pass(
-            "secret-lifetime",
+            id,
             NAME,
             format!(
-                "client secrets may live at most {max}: run make-secret with --expires-in within it (its default is 24mo)"
+                "no tenant-wide limit on client secret lifetime; make-secret will ask for {lifetime}"
             ),
         ),
+        Some(Some(max)) => match Lifetime::from_iso8601(&max) {
+            None => Check::warn(
+                id,
+                NAME,
+                format!(
+                    "client secrets may live at most {} (a duration this tool cannot read); make-secret will ask for {lifetime}",
+                    s2s_core::output::sanitize(&max)
+                ),
+                None,
+            ),
+            Some(allowed) if longer(lifetime, allowed) => Check::fail(
+                id,
+                NAME,
+                format!(
+                    "client secrets may live at most {} ({allowed}), but the setup would ask make-secret for {lifetime}",
+                    s2s_core::output::sanitize(&max)
+                ),
+                format!(
+                    "pass --expires-in {allowed} (or less) to the runbook, or to make-secret and preflight: {}",
+                    again_with_expires_in(allowed)
+                ),
+            ),
+            Some(allowed) => Check::pass(
+                id,
+                NAME,
+                format!(
+                    "client secrets may live at most {} ({allowed}); make-secret will ask for {lifetime}, within it",
+                    s2s_core::output::sanitize(&max)
+                ),
+            ),
+        },
     }
+}
+
+/// Whether `a` ends later than `b` when both start now.
+fn longer(a: Lifetime, b: Lifetime) -> bool {
+    let now = time::OffsetDateTime::now_utc();
+    match (a.after(now), b.after(now)) {
+        (Some(a), Some(b)) => a > b,
+        (None, Some(_)) => true,
+        _ => false,
+    }
+}
+
+/// This run's command with `--expires-in` set to `allowed` (replacing one it was given).
+fn again_with_expires_in(allowed: Lifetime) -> String {
+    let same = s2s_core::hint::same_command();
+    let mut words: Vec<&str> = same.split(' ').collect();
+    if let Some(i) = words.iter().position(|w| *w == "--expires-in") {
+        words.drain(i..(i + 2).min(words.len()));
+    } else if let Some(i) = words.iter().position(|w| w.starts_with("--expires-in=")) {
+        words.remove(i);
+    }
+    let allowed = allowed.to_string();
+    words.push("--expires-in");
+    words.push(&allowed);
+    words.join(" ")
 }
 
 /// The admin in the org (its application user, for a service principal), its role, and the
@@ -385,8 +500,9 @@ async fn dataverse_checks(dv: &Dataverse<'_>, checks: &mut Vec<Check>) -> Result
             ),
             format!(
                 "give user {} the {ADMIN_ROLE} role (Power Platform admin center > Environments > the org > Settings > \
-                 Users + permissions), then run preflight again",
-                me.user_id
+                 Users + permissions), then {}",
+                me.user_id,
+                again()
             ),
         )
     });
@@ -396,7 +512,10 @@ async fn dataverse_checks(dv: &Dataverse<'_>, checks: &mut Vec<Check>) -> Result
             "marketo-solution",
             "Marketo solution (step 1)",
             format!("\"{MARKETO_SOLUTION}\" is not installed in {org}"),
-            "import the Marketo solution (Marketo Admin > CRM > Microsoft, then Dynamics Settings > Solutions > Import), then run preflight again",
+            format!(
+                "import the Marketo solution (Marketo Admin > CRM > Microsoft, then Dynamics Settings > Solutions > Import), then {}",
+                again()
+            ),
         ),
         Some(s) => {
             let v = s.version.clone().unwrap_or_else(|| "unknown".into());
@@ -442,17 +561,37 @@ mod tests {
             roles: vec!["Application.ReadWrite.All".into()],
             scopes: Vec::new(),
         };
-        let ch = need_check(&needs::HRD_POLICY, &c, None);
+        let all = |_: &[&str]| false;
+        let ch = need_check(&needs::HRD_POLICY, &c, None, &all);
         assert!(!ch.ok());
         assert!(
             ch.detail
                 .contains("Policy.ReadWrite.ApplicationConfiguration")
         );
-        assert!(need_check(&needs::MAKE_SECRET, &c, None).ok());
+        assert!(need_check(&needs::MAKE_SECRET, &c, None, &all).ok());
         // Inside preflight, the fix does not say to run preflight first.
         let fix = ch.fix.unwrap_or_default();
         assert!(fix.contains("run preflight again"), "{fix}");
         assert!(!fix.contains("`preflight` first"), "{fix}");
+    }
+
+    #[test]
+    fn the_secret_lifetime_the_setup_asks_for_is_checked_against_the_policy() {
+        let policy = |max: &str| Some(Some(max.to_string()));
+        let d = Lifetime::Days;
+        assert!(!secret_lifetime_check(policy("P180D"), DEFAULT_LIFETIME).ok());
+        let fix = secret_lifetime_check(policy("P180D"), DEFAULT_LIFETIME)
+            .fix
+            .unwrap_or_default();
+        assert!(fix.contains("--expires-in 180d"), "{fix}");
+        assert!(secret_lifetime_check(policy("P180D"), d(90)).ok());
+        assert!(secret_lifetime_check(policy("P180D"), d(180)).ok());
+        assert!(secret_lifetime_check(policy("P2Y"), Lifetime::Months(24)).ok());
+        assert!(!secret_lifetime_check(policy("P1Y"), Lifetime::Months(13)).ok());
+        assert_eq!(
+            secret_lifetime_check(None, DEFAULT_LIFETIME).status,
+            s2s_core::checklist::Status::Skip
+        );
     }
 
     #[test]

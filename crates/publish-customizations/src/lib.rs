@@ -19,6 +19,11 @@
 //! own entities (`PublishXml`), the second only reads. It publishes regardless when an earlier
 //! publish of this document did not finish (`publish.status` still `pending`).
 //!
+//! `publish.status: pending` is saved to the `--state` file before the publish request is sent,
+//! so a run that is interrupted (Ctrl-C, SIGTERM, a killed CI job) leaves the publish owed. With
+//! no document at all (`< /dev/null`, `{}`) it publishes only after confirmation: asked on a
+//! terminal, `--yes` off one (exit 2 without it, nothing sent).
+//!
 //! Input keys:  `dynamics.url` (or `--dynamics-url`), `steps.*.changed`/`at`, `publish.status`
 //!              and `publish.last_published_at` (for `--if-changed`).
 //! Output keys: `publish.status` (`published`, `skipped-unchanged`, `planned`, or `pending` when
@@ -53,13 +58,15 @@ fn after_help() -> String {
 Examples:
   ... | assign-role | configure-marketo | publish-customizations --if-changed
   publish-customizations --async --timeout 60m --state s.json   # a large org
+  publish-customizations --dynamics-url https://contoso.crm.dynamics.com --yes < /dev/null
 
 Reads dynamics.url, and for --if-changed steps.*.changed/at, publish.status and
 publish.last_published_at, from the state document on stdin; writes publish.status (published,
 skipped-unchanged, planned, or pending when a publish failed), publish.at, publish.mode,
 publish.async_operation_id, publish.last_published_at. --if-changed publishes only when a step
 changed the Dynamics org after the last publish (steps.*.dataverse_changed; a new secret or an
-Entra change never does), so a re-run on a finished setup sends no write.",
+Entra change never does), so a re-run on a finished setup sends no write. With no document
+(< /dev/null) it publishes only when confirmed: on a terminal, or with --yes.",
         s2s_core::exit_codes::help(
             false,
             &[
@@ -95,6 +102,11 @@ pub struct Cli {
     #[arg(long)]
     pub if_changed: bool,
 
+    /// Publish even with no state document (`< /dev/null`, `{}`): asked on a terminal, needed
+    /// off one, since publishing interrupts the org's users
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -120,6 +132,18 @@ pub fn main() -> std::process::ExitCode {
 async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
     let mode = if cli.use_async { "async" } else { "sync" };
     let dv = Dataverse::from_config(&ctx.http)?;
+    // With no document there is no setup to finish: publishing then is the surprise of a
+    // mistyped pipeline (`publish-customizations < /dev/null`), so it is confirmed like other
+    // writes that interrupt people. --if-changed never publishes without a document anyway.
+    if ctx.doc.root().is_empty() && !cli.if_changed {
+        let question = format!(
+            "publishing all customizations of {} with no state document (it interrupts the org's users)?",
+            s2s_core::output::url_for_humans(dv.org())
+        );
+        if !s2s_core::confirm::confirm(NAME, &question, cli.yes, ctx.dry_run())? {
+            return Err(Error::usage("not confirmed: nothing was published"));
+        }
+    }
     let last_published = ctx
         .doc
         .get_str("publish.last_published_at")?
@@ -150,9 +174,15 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
         }
     }
 
-    // Marks the document so that, should this run fail with --state, the next --if-changed run
-    // knows a publish is still owed even though the earlier steps then report no change.
+    // The debt is recorded before the publish request: should this run be interrupted or
+    // killed, the --state file already says a publish is owed (`pending`), and the next
+    // --if-changed run publishes although the earlier steps then report no change. The sign-in
+    // comes first, so a run that cannot sign in leaves the file as it was.
+    if !ctx.dry_run() {
+        ctx.http.tokens().token(&ctx.http, dv.org()).await?;
+    }
     ctx.doc.set("publish.status", json!("pending"));
+    ctx.checkpoint()?;
 
     let started = Instant::now();
     let outcome = if cli.use_async {
@@ -309,9 +339,12 @@ async fn start_or_resume(ctx: &Ctx, dv: &Dataverse<'_>) -> Result<Job> {
                     ));
                     id
                 }
-                None => return Err(e.with_hint(
-                    "no publish job was found after the lost answer: re-run publish-customizations --async",
-                )),
+                None => {
+                    let again = ctx.command(NAME, &["--async"]);
+                    return Err(e.with_hint(format!(
+                        "no publish job was found after the lost answer: re-run {again}"
+                    )));
+                }
             }
         }
         Err(e) => return Err(e),
@@ -365,7 +398,10 @@ async fn wait_for_job(
             "the publish system job {id} {}",
             failure_text(&job)
         ))
-        .with_hint("see Settings > System Jobs in Dynamics for details, then re-run")),
+        .with_hint(format!(
+            "see Settings > System Jobs in Dynamics for details, then re-run: {}",
+            s2s_core::hint::same_command()
+        ))),
     }
 }
 

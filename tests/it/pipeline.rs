@@ -1,0 +1,235 @@
+//! The document is never lost or mistaken (issue 21, items 3, 6 and 7): a failing step of the
+//! README's pipeline hands every earlier id on to `> state.json`, the next tools pass it on
+//! untouched, a misspelt `--state` names the missing file, a terminal run finds
+//! `./marketo-s2s.state.json`, the lock never follows a symlink, and `publish-customizations`
+//! with no document publishes only when confirmed.
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+use tenant_sim::Options;
+
+use crate::common::*;
+
+fn bin_dir() -> String {
+    Path::new(env!("CARGO_BIN_EXE_register-app"))
+        .parent()
+        .unwrap()
+        .display()
+        .to_string()
+}
+
+/// `bash -c script` with the tools on PATH, signed in as the emulator's admin.
+fn shell(sim: &Sim, script: &str) -> Run {
+    let mut c = assert_cmd::Command::new("bash");
+    c.env_clear()
+        .env("PATH", format!("{}:/usr/bin:/bin", bin_dir()))
+        .env("HOME", sim.dir())
+        .envs(sim.env())
+        .current_dir(sim.dir())
+        .timeout(std::time::Duration::from_secs(240))
+        .args(["-c", &format!("set -o pipefail; {script}")]);
+    Run::from_output(c.output().unwrap())
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+const README_PIPELINE: &str = "register-app < /dev/null | grant-consent | make-secret --secret-file marketo.secret \
+    | set-hrd-policy | assign-role | configure-marketo | publish-customizations --if-changed | verify-sync";
+
+#[test]
+fn a_failing_step_of_the_readme_pipeline_hands_every_earlier_id_on_to_the_saved_document() {
+    let sim = sim_with(Options {
+        federated: true,
+        ..Default::default()
+    });
+    // Dataverse refuses the application user (403 cannot be retried): assign-role fails after
+    // register-app, grant-consent, make-secret and set-hrd-policy have written.
+    sim.server.add_fault(json!({"path_prefix": "/api/data/v9.2/systemusers", "method": "POST", "status": 403,
+        "body": {"error": {"code": "0x80040220", "message": "The user does not hold the necessary privileges."}}, "count": 1}));
+    let r = shell(&sim, &format!("{README_PIPELINE} > state.json")).code_is(4);
+    let doc = read_json(&sim.path("state.json"));
+    for key in [
+        "/app/client_id",
+        "/app/object_id",
+        "/app/service_principal_id",
+        "/consent/grant_id",
+        "/secret/key_id",
+        "/secret/file",
+        "/hrd_policy/policy_id",
+    ] {
+        assert!(
+            doc.pointer(key).is_some_and(Value::is_string),
+            "{key} lost:\n{doc:#}\n{}",
+            r.stderr
+        );
+    }
+    let error = &doc["steps"]["assign-role"]["error"];
+    assert_eq!(error["exit_code"], 4, "{doc:#}");
+    assert_eq!(error["handed_on"], true, "{doc:#}");
+    // The tools after it passed the document on untouched and sent nothing.
+    for tool in ["configure-marketo", "publish-customizations", "verify-sync"] {
+        assert!(doc["steps"].get(tool).is_none(), "{tool} ran:\n{doc:#}");
+        r.assert_stderr(&format!(
+            "{tool}: error: not run: assign-role failed earlier in this pipeline (exit 4)"
+        ));
+    }
+    assert!(publish_history(&sim).is_empty());
+    r.assert_stderr("assign-role: the document went on to stdout");
+
+    // Resuming from the failed step with the saved document finishes the setup.
+    sim.clear();
+    shell(
+        &sim,
+        "assign-role < state.json | configure-marketo | publish-customizations --if-changed | verify-sync > done.json",
+    )
+    .ok();
+    let done = read_json(&sim.path("done.json"));
+    assert_eq!(done["verify"]["ok"], true, "{done:#}");
+    assert!(done["steps"]["assign-role"].get("error").is_none());
+    assert_eq!(done["app"]["client_id"], doc["app"]["client_id"]);
+    // Nothing of the Entra ID part was created again.
+    assert!(
+        sim.writes()
+            .iter()
+            .all(|w| !w["path"].as_str().unwrap().starts_with("/v1.0/")),
+        "{:#?}",
+        sim.writes()
+    );
+}
+
+#[test]
+fn a_state_file_that_records_an_error_is_no_stop_and_bad_flags_still_hand_the_document_on() {
+    let sim = sim();
+    let doc = registered(&sim);
+    // An error recorded by a --state run is for people, not a stop for the next tool.
+    let mut with_error = doc.clone();
+    with_error["steps"]["make-secret"]["error"] =
+        json!({"exit_code": 4, "kind": "refused", "message": "x"});
+    let state = sim.path("state.json");
+    std::fs::write(&state, with_error.to_string()).unwrap();
+    sim.run(
+        "grant-consent",
+        &["--state", state.to_str().unwrap()],
+        &Value::Null,
+    )
+    .ok();
+    // A flag found bad before the document was read: the document is still handed on.
+    sim.clear();
+    let r = sim
+        .run("make-secret", &["--display-name", &"x".repeat(300)], &doc)
+        .code_is(2);
+    assert_eq!(r.doc["app"]["client_id"], doc["app"]["client_id"]);
+    assert_eq!(r.doc["steps"]["make-secret"]["error"]["handed_on"], true);
+    sim.assert_no_requests();
+}
+
+#[test]
+fn a_misspelt_state_file_is_named_and_not_created() {
+    let sim = sim();
+    let doc = registered(&sim);
+    std::fs::write(sim.path("contoso.state.json"), doc.to_string()).unwrap();
+    sim.clear();
+    for tool in ["grant-consent", "make-secret", "verify-sync", "assign-role"] {
+        let r = sim
+            .run(tool, &["--state", "contso.state.json"], &Value::Null)
+            .code_is(2);
+        r.assert_stderr("no such state file: contso.state.json")
+            .assert_stderr("contoso.state.json");
+        assert!(!sim.path("contso.state.json").exists(), "{tool} created it");
+    }
+    sim.assert_no_requests();
+}
+
+/// `script(1)` gives the tool a terminal on stdin and stdout, as an admin's shell does.
+fn on_a_terminal(sim: &Sim, command: &str) -> Run {
+    let mut c = assert_cmd::Command::new("script");
+    c.env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", sim.dir())
+        .env("XDG_CACHE_HOME", sim.dir().join(".cache"))
+        .envs(sim.env())
+        .current_dir(sim.dir())
+        .timeout(std::time::Duration::from_secs(60))
+        .args(["-qec", &format!("{}/{command}", bin_dir()), "/dev/null"]);
+    Run::from_output(c.output().unwrap())
+}
+
+#[test]
+fn on_a_terminal_a_tool_finds_the_default_state_file_and_says_so() {
+    let sim = sim();
+    let doc = registered(&sim);
+    // No default file: it says which state files it sees, and starts from nothing.
+    std::fs::write(sim.path("fabrikam.state.json"), "{}").unwrap();
+    let r = on_a_terminal(&sim, "grant-consent");
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(
+        r.stdout.contains("state files here: fabrikam.state.json"),
+        "{}",
+        r.stdout
+    );
+    // With ./marketo-s2s.state.json it works on that file, as terraform does with its state.
+    std::fs::write(sim.path("marketo-s2s.state.json"), doc.to_string()).unwrap();
+    let r = on_a_terminal(&sim, "grant-consent");
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(
+        r.stdout.contains("using ./marketo-s2s.state.json"),
+        "{}",
+        r.stdout
+    );
+    let saved = read_json(&sim.path("marketo-s2s.state.json"));
+    assert!(saved["consent"]["grant_id"].is_string(), "{saved:#}");
+}
+
+#[test]
+fn the_state_lock_follows_no_symlink_and_is_removed_when_done() {
+    let sim = sim();
+    let outside = tempfile::tempdir().unwrap();
+    let victim = outside.path().join("made-by-the-lock");
+    let state = sim.path("state.json");
+    std::os::unix::fs::symlink(&victim, sim.path(".state.json.lock")).unwrap();
+    let r = sim
+        .run(
+            "register-app",
+            &["--state", state.to_str().unwrap()],
+            &Value::Null,
+        )
+        .code_is(2);
+    r.assert_stderr("symbolic link");
+    assert!(!victim.exists(), "the lock created a file outside");
+    assert!(!state.exists());
+    sim.assert_no_requests();
+
+    std::fs::remove_file(sim.path(".state.json.lock")).unwrap();
+    sim.run(
+        "register-app",
+        &["--state", state.to_str().unwrap()],
+        &Value::Null,
+    )
+    .ok();
+    let left: Vec<String> = std::fs::read_dir(sim.dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".lock"))
+        .collect();
+    assert!(left.is_empty(), "lock files left behind: {left:?}");
+}
+
+#[test]
+fn publishing_with_no_document_needs_yes() {
+    let sim = sim();
+    let r = sim
+        .run("publish-customizations", &[], &Value::Null)
+        .code_is(2);
+    r.assert_stderr("no state document").assert_stderr("--yes");
+    sim.assert_no_requests();
+    // --if-changed with no document has nothing to publish, and says so without a request.
+    sim.run("publish-customizations", &["--if-changed"], &Value::Null)
+        .ok();
+    sim.assert_no_requests();
+    sim.run("publish-customizations", &["--yes"], &Value::Null)
+        .ok();
+    assert_eq!(publish_history(&sim).len(), 1);
+}
