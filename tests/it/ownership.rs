@@ -255,7 +255,10 @@ fn a_second_folder_with_the_default_name_does_not_share_the_first_ones_app() {
     .assert_stderr("register-app --share-app");
     // The document handed on (a failed step passes it on) names no app: nothing was adopted.
     assert!(r.doc["app"]["client_id"].is_null(), "{}", r.stdout);
-    assert_eq!(r.doc["steps"]["register-app"]["error"]["exit_code"], json!(4));
+    assert_eq!(
+        r.doc["steps"]["register-app"]["error"]["exit_code"],
+        json!(4)
+    );
     // Its own name: its own app.
     let second = sim
         .run(
