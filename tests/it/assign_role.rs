@@ -60,10 +60,13 @@ fn creates_the_app_user_with_the_role_then_rerun_writes_nothing() {
     let root = business_unit_id(&sim, "parentbusinessunitid%20eq%20null");
     assert_eq!(d["business_unit_id"], json!(root));
     let role = marketo_role_in(&sim, &root);
+    // What this setup made is recorded (a user and a role carry no mark): teardown takes back
+    // only that.
     assert_eq!(
         d["roles"],
-        json!([{"id": role, "name": "Marketo Sync User"}])
+        json!([{"id": role, "name": "Marketo Sync User", "added": true}])
     );
+    assert_eq!(d["application_user_created"], json!(true));
     assert_eq!(
         d["solution"],
         json!({"unique_name": "MarketoLeadManagement", "version": "5.0.2.1"})

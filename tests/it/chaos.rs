@@ -364,9 +364,12 @@ fn two_chains_for_the_same_app_started_together_converge_on_one_app() {
         replication_lag_ms: 200,
         ..Default::default()
     });
+    // Two runs of one connection (the same setup id: e.g. a CI retry while the first still
+    // runs); two *different* connections never share an app silently (tests/it/ownership.rs).
+    let setup = json!({"setup": {"id": "6f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f"}});
     let run = |name: &str| {
         let secret = sim.path(&format!("{name}.secret"));
-        let mut doc = Value::Null;
+        let mut doc = setup.clone();
         for (tool, args) in chain_steps(secret.to_str().unwrap()) {
             let a: Vec<&str> = args.iter().map(String::as_str).collect();
             let r = sim.run(tool, &a, &doc);

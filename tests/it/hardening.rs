@@ -105,8 +105,9 @@ fn a_graph_next_link_that_loops_ends_at_once_with_exit_4() {
 
 #[test]
 fn a_failed_write_to_stderr_never_loses_the_document() {
-    let sim = sim();
     for args in [vec![], vec!["-v"]] {
+        // A tenant each: a second run from nothing would meet the first one's app (issue 20).
+        let sim = sim();
         let full = std::fs::OpenOptions::new()
             .write(true)
             .open("/dev/full")
@@ -298,12 +299,14 @@ fn different_display_names_derive_different_apps_and_no_foreign_app_is_renamed()
         "Marketo Integration!",
     ];
     let mut client_ids = Vec::new();
+    let mut docs = Vec::new();
     for name in names {
         let r = sim
             .run("register-app", &["--name", name], &Value::Null)
             .ok();
         assert_eq!(r.doc["app"]["display_name"], json!(name));
         client_ids.push(client_id(&r.doc));
+        docs.push(r.doc);
     }
     let mut unique = client_ids.clone();
     unique.sort();
@@ -320,7 +323,9 @@ fn different_display_names_derive_different_apps_and_no_foreign_app_is_renamed()
     want.sort();
     assert_eq!(shown, want);
 
-    // A name that still derives an existing key (letter case) never renames that app.
+    // A name that still derives an existing key (letter case) never renames that app: from a
+    // new document it is another connection's app (issue 20); from that connection's own
+    // document (its setup) without the app's ids, it was not named.
     sim.clear();
     let r = sim
         .run(
@@ -329,19 +334,22 @@ fn different_display_names_derive_different_apps_and_no_foreign_app_is_renamed()
             &Value::Null,
         )
         .code_is(4);
+    r.assert_stderr("belongs to another connection");
+    sim.assert_no_writes();
+    let doc = docs[2].clone();
+    assert_eq!(doc["app"]["display_name"], "Marketo Integration");
+    let r = sim
+        .run(
+            "register-app",
+            &["--name", "MARKETO INTEGRATION"],
+            &json!({"setup": doc["setup"]}),
+        )
+        .code_is(4);
     r.assert_stderr("which this document did not name");
     r.assert_stderr("--unique-name");
     sim.assert_no_writes();
 
     // The document that named it may rename it, and a recorded unique name is kept.
-    let doc = sim
-        .run(
-            "register-app",
-            &["--name", "Marketo Integration"],
-            &Value::Null,
-        )
-        .ok()
-        .doc;
     assert_eq!(doc["app"]["unique_name"], "marketo-integration");
     let renamed = sim
         .run(

@@ -24,6 +24,7 @@ mod hostile;
 mod interrupted;
 mod make_secret;
 mod monitoring;
+mod ownership;
 mod pipeline;
 mod platform;
 mod preflight;

@@ -429,7 +429,13 @@ fn dry_run_lists_the_plan_and_writes_nothing() {
     let name = plan[0]["body"]["passwordCredential"]["displayName"]
         .as_str()
         .unwrap_or_default();
-    assert!(name.starts_with("Planned [run "), "{name}");
+    // register-app gave the document its setup id: the name carries the setup's mark, then
+    // the run tag.
+    let setup = s2s_core::setup::SetupId::parse(doc["setup"]["id"].as_str().unwrap()).unwrap();
+    assert!(
+        name.starts_with(&format!("Planned {} [run ", setup.name_mark())),
+        "{name}"
+    );
     assert!(r.doc["secret"].is_null());
     assert!(credentials(&sim, &doc).is_empty());
     assert!(

@@ -293,7 +293,15 @@ fn an_empty_pipe_is_a_failed_previous_step_not_an_empty_document() {
             .code_is(2)
             .assert_stderr("is needed");
     }
-    let r = Run::from_output(sim.cmd("register-app").write_stdin("").output().unwrap()).ok();
+    // (A connection of its own: the setup above owns the default name's app.)
+    let r = Run::from_output(
+        sim.cmd("register-app")
+            .args(["--name", "Second Connection"])
+            .write_stdin("")
+            .output()
+            .unwrap(),
+    )
+    .ok();
     assert!(r.doc["app"]["client_id"].is_string());
 }
 
@@ -373,16 +381,24 @@ fn verify_sync_fails_until_the_dataverse_changes_are_published() {
 fn two_pipeline_runs_from_nothing_leave_one_credential() {
     let sim = sim();
     // The one-line pipeline without --state: the secret file defaults to the current folder.
-    let pipeline = |sim: &Sim| {
+    // The second run says which connection it is (`--setup-id`): a run from nothing that does
+    // not is a new connection, and stops at the first one's app (issue 20).
+    let pipeline = |sim: &Sim, register: &[&str]| {
         let mut doc = Value::Null;
         for tool in ["register-app", "grant-consent", "make-secret"] {
-            doc = sim.run(tool, &[], &doc).ok().doc;
+            let args = if tool == "register-app" {
+                register
+            } else {
+                &[]
+            };
+            doc = sim.run(tool, args, &doc).ok().doc;
         }
         doc
     };
-    let first = pipeline(&sim);
+    let first = pipeline(&sim, &[]);
     sim.clear();
-    let second = pipeline(&sim);
+    let setup = first["setup"]["id"].as_str().unwrap().to_string();
+    let second = pipeline(&sim, &["--setup-id", &setup]);
     assert_eq!(credentials(&sim, &second).len(), 1);
     assert_eq!(first["secret"]["key_id"], second["secret"]["key_id"]);
     sim.assert_no_writes();

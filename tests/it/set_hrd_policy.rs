@@ -124,21 +124,34 @@ fn a_federated_tenant_gets_the_policy_assigned_then_rerun_writes_nothing() {
 }
 
 #[test]
-fn always_mode_acts_on_a_managed_tenant_and_reuses_a_policy_by_name_and_definition() {
+fn always_mode_acts_on_a_managed_tenant_and_reuses_only_this_setups_policy() {
     let sim = sim();
     let doc = registered(&sim);
-    let existing = make_policy(&sim, NAME, DEFINITION);
-    // Same name, but without the wrapper: Entra ignores it, so it must not be reused.
+    let setup = doc["setup"]["id"].as_str().unwrap().to_string();
+    // Another team's policy with our name and definition: not ours, never reused.
+    let theirs = make_policy(&sim, NAME, DEFINITION);
+    // Same name, but without the wrapper: Entra ignores it, so it must not be reused either.
     make_policy(&sim, NAME, r#"{"AllowCloudPasswordValidation":true}"#);
+    // One this setup made and left unassigned (an interrupted run): reused.
+    let ours = sim.graph_expect(
+        201,
+        "POST",
+        "policies/homeRealmDiscoveryPolicies",
+        Some(json!({"definition": [DEFINITION], "displayName": NAME, "isOrganizationDefault": false,
+                    "description": format!("Created by marketo-s2s set-hrd-policy [marketo-s2s setup {setup}] [run 0badc0de]")})),
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     sim.clear();
     let r = sim.run("set-hrd-policy", &["--mode", "always"], &doc).ok();
     assert_eq!(r.doc["hrd_policy"]["status"], "assigned");
-    assert_eq!(r.doc["hrd_policy"]["policy_id"], json!(existing));
+    assert_eq!(r.doc["hrd_policy"]["policy_id"], json!(ours));
     assert_eq!(
         assigned_to(&sim, &service_principal_id(&doc)),
-        vec![existing]
+        vec![ours.clone()]
     );
-    assert_eq!(policies(&sim).len(), 2, "no new policy");
+    assert_eq!(policies(&sim).len(), 3, "no new policy");
     let writes = sim.writes();
     assert_eq!(writes.len(), 1, "{writes:#?}");
     assert!(
@@ -147,11 +160,90 @@ fn always_mode_acts_on_a_managed_tenant_and_reuses_a_policy_by_name_and_definiti
             .unwrap_or_default()
             .ends_with("/homeRealmDiscoveryPolicies/$ref")
     );
-    assert!(
-        r.stderr.contains("reusing Home Realm Discovery policy"),
-        "{}",
-        r.stderr
+    r.assert_stderr("reusing Home Realm Discovery policy");
+    // The other team's policy is untouched.
+    let p = sim.graph_expect(
+        200,
+        "GET",
+        &format!("policies/homeRealmDiscoveryPolicies/{theirs}"),
+        None,
     );
+    assert!(p["description"].is_null(), "{p}");
+}
+
+#[test]
+fn a_policy_it_creates_carries_the_setups_mark_and_a_hand_made_one_is_not_reused() {
+    let sim = federated();
+    let doc = registered(&sim);
+    let setup = doc["setup"]["id"].as_str().unwrap().to_string();
+    let hand_made = make_policy(&sim, NAME, DEFINITION);
+    let r = sim.run("set-hrd-policy", &[], &doc).ok();
+    let id = r.doc["hrd_policy"]["policy_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(id, hand_made, "a hand-made policy was reused");
+    let p = sim.graph_expect(
+        200,
+        "GET",
+        &format!("policies/homeRealmDiscoveryPolicies/{id}"),
+        None,
+    );
+    let description = p["description"].as_str().unwrap();
+    assert!(
+        description.contains(&format!("[marketo-s2s setup {setup}]")),
+        "{description}"
+    );
+    // The hand-made one is still there, unassigned and unmarked.
+    let h = sim.graph_expect(
+        200,
+        "GET",
+        &format!("policies/homeRealmDiscoveryPolicies/{hand_made}"),
+        None,
+    );
+    assert!(h["description"].is_null(), "{h}");
+    sim.clear();
+    sim.run("set-hrd-policy", &[], &r.doc).ok();
+    sim.assert_no_writes();
+}
+
+#[test]
+fn an_earlier_versions_policy_gets_the_mark_once() {
+    // A setup of an earlier version: its policy says set-hrd-policy made it, but carries no mark.
+    let sim = federated();
+    let doc = registered(&sim);
+    let setup = doc["setup"]["id"].as_str().unwrap().to_string();
+    let sp = service_principal_id(&doc);
+    let legacy = sim.graph_expect(
+        201,
+        "POST",
+        "policies/homeRealmDiscoveryPolicies",
+        Some(json!({"definition": [DEFINITION], "displayName": NAME, "isOrganizationDefault": false,
+                    "description": "Lets Entra ID validate passwords of federated users signing in to Marketo Integration (Marketo S2S). Created by marketo-s2s set-hrd-policy [run 1234abcd]"})),
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assign(&sim, &sp, &legacy);
+    let r = sim.run("set-hrd-policy", &[], &doc).ok();
+    r.assert_stderr("added setup")
+        .assert_stderr("made by an earlier version of set-hrd-policy");
+    let p = sim.graph_expect(
+        200,
+        "GET",
+        &format!("policies/homeRealmDiscoveryPolicies/{legacy}"),
+        None,
+    );
+    assert!(
+        p["description"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("[marketo-s2s setup {setup}]")),
+        "{p}"
+    );
+    sim.clear();
+    sim.run("set-hrd-policy", &[], &r.doc).ok();
+    sim.assert_no_writes();
 }
 
 #[test]

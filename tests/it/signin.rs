@@ -602,18 +602,21 @@ fn the_tenant_sim_start_up_line_gives_files_that_sign_register_app_in() {
             ("IDENTITY_HEADER", s("/managed_identity/identity_header")),
         ],
     ];
+    let mut doc = String::new();
     for (i, creds) in runs.iter().enumerate() {
         let r = Run::from_output(
             bare_cmd("register-app", dir.path())
                 .envs(base.iter().map(|(k, v)| (*k, v.as_str())))
                 .envs(creds.iter().map(|(k, v)| (*k, v.as_str())))
-                .write_stdin("")
+                .write_stdin(doc.clone())
                 .output()
                 .unwrap(),
         )
         .ok();
-        // The first run creates the app; the others find it, signed in another way.
+        // The first run creates the app; the others find it from its document, signed in
+        // another way.
         assert_eq!(r.changed("register-app"), i == 0, "{}", r.stderr);
+        doc = r.stdout;
     }
     std::process::Command::new("kill")
         .args(["-TERM", &proc.0.id().to_string()])

@@ -168,11 +168,17 @@ fn removes_everything_setup_made_and_a_second_run_sends_no_write() {
         .assert_stderr(&format!("teardown: deleted service principal \"Marketo Integration\" ({sp})"))
         .assert_stderr("teardown: deleted app registration \"Marketo Integration\"")
         .assert_stderr(&format!(
-            "restorable for 30 days: az rest --method POST --url {}/v1.0/directory/deletedItems/{object_id}/restore",
-            sim.url()
+            "restore the app first, then its service principal (restoring the app does not bring the service principal back): \
+             az rest --method POST --url {url}/v1.0/directory/deletedItems/{object_id}/restore \
+             && az rest --method POST --url {url}/v1.0/directory/deletedItems/{sp}/restore",
+            url = sim.url()
         ))
         .assert_stderr("teardown: deleted the secret file")
-        .assert_stderr("teardown: kept the sync-filter column new_synctomkto on lead, contact");
+        .assert_stderr("teardown: removed 9 object(s), kept 1")
+        .assert_stderr("teardown:   kept the sync-filter column new_synctomkto on lead, contact: it holds each record's sync choice")
+        .assert_stderr(&format!(
+            "teardown: now in Marketo, Admin > CRM > Microsoft Dynamics: remove this connection's credentials (client id {client})"
+        ));
     assert!(
         !r.all_output().contains(secret.trim()),
         "the secret was printed"
@@ -198,6 +204,14 @@ fn removes_everything_setup_made_and_a_second_run_sends_no_write() {
     assert_eq!(out["sync_filter"], doc["sync_filter"]);
     assert_eq!(out["teardown"]["client_id"], json!(client));
     assert_eq!(out["teardown"]["application_object_id"], json!(object_id));
+    assert_eq!(
+        out["teardown"]["restore_command"],
+        json!(format!(
+            "az rest --method POST --url {url}/v1.0/directory/deletedItems/{object_id}/restore \
+             && az rest --method POST --url {url}/v1.0/directory/deletedItems/{sp}/restore",
+            url = sim.url()
+        ))
+    );
     let kinds: Vec<&str> = out["teardown"]["removed"]
         .as_array()
         .unwrap()
@@ -309,6 +323,7 @@ fn a_partial_document_finds_the_objects_by_their_keys() {
     let sp = service_principal_id(&doc);
     let partial = json!({
         "tenant": doc["tenant"],
+        "setup": doc["setup"],
         "app": {"unique_name": doc["app"]["unique_name"], "display_name": doc["app"]["display_name"]},
     });
     sim.clear();
@@ -359,7 +374,7 @@ fn a_document_without_marketo_config_names_finds_marketo_user_itself() {
     set_marketo_user(&sim, &record, &admin);
     sim.clear();
     let again = sim.run("teardown", &["--yes"], &r.doc).ok();
-    again.assert_stderr("left \"Marketo User\" of the Marketo configuration record");
+    again.assert_stderr("kept \"Marketo User\" of the Marketo configuration record");
     sim.assert_no_writes();
     assert_eq!(marketo_user(&sim, &record), json!(admin));
 }
@@ -449,7 +464,7 @@ fn a_marketo_user_pointing_at_someone_else_is_left_alone() {
     let r = sim.run("teardown", &["--yes"], &doc).ok();
     assert_eq!(marketo_user(&sim, &record), json!(admin));
     r.assert_stderr(&format!(
-        "left \"Marketo User\" of the Marketo configuration record ({record}) alone: it points at user {admin}"
+        "kept \"Marketo User\" of the Marketo configuration record ({record}): it points at user {admin}, not at this setup's application user"
     ));
     assert!(
         !method_paths(&sim.writes())
@@ -812,7 +827,7 @@ fn a_secret_file_is_deleted_only_when_it_holds_this_apps_secret() {
         (&key, "does not hold a client secret"),
         (
             &other,
-            "neither its name nor its content ties it to this app",
+            "neither its name, nor the fingerprint the document records, nor its content ties it",
         ),
     ] {
         let mut d = doc.clone();
@@ -854,7 +869,7 @@ fn after_a_teardown_and_a_lost_new_setup_the_unique_name_finds_the_new_app() {
 }
 
 #[test]
-fn an_adopted_app_is_kept_and_only_the_setups_secret_is_removed() {
+fn an_adopted_app_is_kept_and_only_what_the_setup_made_on_it_goes() {
     let sim = sim();
     let portal = sim.graph_expect(
         201,
@@ -863,21 +878,38 @@ fn an_adopted_app_is_kept_and_only_the_setups_secret_is_removed() {
         Some(json!({"displayName": "Contoso Portal App", "signInAudience": "AzureADMyOrg"})),
     );
     let client = portal["appId"].as_str().unwrap().to_string();
+    let object = portal["id"].as_str().unwrap().to_string();
+    // A secret made in the portal, for something else.
+    let theirs = sim.graph_expect(
+        200,
+        "POST",
+        &format!("applications/{object}/addPassword"),
+        Some(json!({"passwordCredential": {"displayName": "payroll job"}})),
+    )["keyId"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let doc = sim
         .run("register-app", &["--client-id", &client], &Value::Null)
         .ok()
         .doc;
+    assert_eq!(doc["app"]["adopted"], json!(true));
     let doc = sim.run("grant-consent", &[], &doc).ok().doc;
+    // The app had no service principal: the one register-app created carries the setup's tag.
+    let sp = service_principal_id(&doc);
+    let sp_tags =
+        sim.graph_expect(200, "GET", &format!("servicePrincipals/{sp}"), None)["tags"].clone();
+    assert_eq!(
+        sp_tags,
+        json!([format!("marketo-s2s:setup:{}", str_at(&doc, "/setup/id"))])
+    );
+    // The adopted app itself is not marked.
+    assert_eq!(
+        sim.graph_expect(200, "GET", &format!("applications/{object}"), None)["tags"],
+        json!([])
+    );
     let secret = sim.path("portal.secret");
-    let doc = sim
-        .run(
-            "make-secret",
-            &["--secret-file", secret.to_str().unwrap()],
-            &doc,
-        )
-        .ok()
-        .doc;
-    let key_id = str_at(&doc, "/secret/key_id").to_string();
+    let (doc, key_id) = crate::ownership::with_setup_secret(&sim, doc, &secret);
     // A document of an earlier version marks adoption only by app.unique_name null.
     let mut legacy = doc.clone();
     legacy["app"].as_object_mut().unwrap().remove("adopted");
@@ -888,23 +920,19 @@ fn an_adopted_app_is_kept_and_only_the_setups_secret_is_removed() {
     sim.clear();
     let r = sim.run("teardown", &["--yes"], &doc).ok();
     r.assert_stderr("kept app registration \"Contoso Portal App\"")
-        .assert_stderr(&format!("removed client secret {key_id}"));
-    let (s, app) = sim.graph("GET", &format!("applications(appId='{client}')"), None);
-    assert_eq!(s, 200);
-    assert!(
-        app["passwordCredentials"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|c| c["keyId"] != json!(key_id)),
-        "{app}"
-    );
-    sim.graph_expect(
-        200,
-        "GET",
-        &format!("servicePrincipals(appId='{client}')"),
-        None,
-    );
+        .assert_stderr(&format!("removed client secret {key_id}"))
+        .assert_stderr(&format!(
+            "deleted service principal \"Contoso Portal App\" ({sp})"
+        ));
+    let app = sim.graph_expect(200, "GET", &format!("applications(appId='{client}')"), None);
+    let keys: Vec<&str> = app["passwordCredentials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["keyId"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, [theirs.as_str()], "only the portal's secret is left");
+    sim.graph_expect(404, "GET", &format!("servicePrincipals/{sp}"), None);
     assert!(!secret.exists());
     // Again: nothing left to remove.
     sim.clear();
@@ -953,7 +981,7 @@ fn an_app_without_a_unique_name_is_not_the_setups_and_is_kept() {
         )
         .ok();
     r.assert_stderr("kept app registration \"Payroll Connector\"")
-        .assert_stderr("it has no unique name");
+        .assert_stderr("it carries no setup mark");
     sim.assert_no_writes();
     sim.graph_expect(200, "GET", &format!("applications(appId='{client}')"), None);
     assert_eq!(app_user(&sim, &app_user_id(&theirs))["isdisabled"], false);

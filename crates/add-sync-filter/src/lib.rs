@@ -4,14 +4,19 @@
 //! explicitly No; empty or missing syncs. Marketo cannot work with any other prefix than `new`,
 //! so the schema name is `new_SyncToMkto` whatever the org's default publisher is.
 //!
-//! For each `--entity`: an existing Boolean `new_synctomkto` is left alone; one of another type
-//! is an error (exit 4, nothing written); an unknown entity is an error (exit 4, nothing
-//! written). All entities are checked before anything is created. The columns created are then
-//! published with `PublishXml` naming exactly those entities, not everything.
+//! For each `--entity`: an existing Boolean `new_synctomkto` is used as it is (a hand-made one is
+//! not marked, and teardown never deletes it); one of another type is an error (exit 4, nothing
+//! written); an unknown entity is an error (exit 4, nothing written). All entities are checked
+//! before anything is created. A column this tool creates carries the setup's mark in its
+//! description (`[marketo-s2s setup <setup.id>]`): that, read from the live column, is what lets
+//! `teardown --remove-sync-filter` delete it. The columns created are then published with
+//! `PublishXml` naming exactly those entities, not everything.
 //!
-//! Input keys:  `dynamics.url` (or `--dynamics-url`).
+//! Input keys:  `dynamics.url` (or `--dynamics-url`), `setup.id` (register-app's; without it the
+//!              column is created unmarked, and said so).
 //! Output keys: `sync_filter.field` (`new_synctomkto`), `sync_filter.entities`
-//!              (`[{entity, status: created|exists|planned}]`), `sync_filter.published`,
+//!              (`[{entity, status: created|exists|planned}]`: `created` when the column carries
+//!              this setup's mark, also on a re-run; `exists` for one it found), `sync_filter.published`,
 //!              `sync_filter.default` (only when this run created a column: an existing column
 //!              keeps its own default), `sync_filter.publish_pending` (the columns whose
 //!              `PublishXml` has not succeeded yet; a re-run publishes them, then removes the
@@ -29,6 +34,7 @@
 use clap::{Parser, ValueEnum};
 use serde_json::json;
 
+use s2s_core::setup::SetupId;
 use s2s_core::{CommonArgs, Ctx, Error, Result};
 use s2s_dataverse::names::{entity_logical_name, not_blank, unique};
 use s2s_dataverse::{BooleanAttributeSpec, Dataverse, Written, is_duplicate_attribute};
@@ -46,8 +52,11 @@ Examples:
   add-sync-filter --entity lead --entity account --dynamics-url https://contoso.crm.dynamics.com
   ... | configure-marketo | add-sync-filter --default unset | verify-sync
 
-Reads dynamics.url from the state document on stdin; writes sync_filter.field,
-sync_filter.entities ([{entity, status: created|exists|planned}]), sync_filter.published (the
+Reads dynamics.url and setup.id from the state document on stdin; a column it creates carries
+the setup's mark in its description (teardown --remove-sync-filter deletes only such columns; a
+hand-made new_synctomkto is used as it is and kept). Writes sync_filter.field,
+sync_filter.entities ([{entity, status: created|exists|planned}]: created = this setup's
+column), sync_filter.published (the
 entities this run published), sync_filter.default (when this run created a column) and, while a
 publish is owed, sync_filter.publish_pending: a re-run publishes those columns. Re-running a
 finished setup sends no write.
@@ -141,8 +150,10 @@ impl DefaultChoice {
 
 impl s2s_core::Tool for Cli {
     const NAME: &'static str = "add-sync-filter";
-    const READS: &'static [(&'static str, s2s_core::Key)] =
-        &[("sync_filter.publish_pending", s2s_core::Key::Array)];
+    const READS: &'static [(&'static str, s2s_core::Key)] = &[
+        ("sync_filter.publish_pending", s2s_core::Key::Array),
+        ("setup.id", s2s_core::Key::Guid),
+    ];
     fn common(&self) -> &CommonArgs {
         &self.common
     }
@@ -158,9 +169,14 @@ pub fn main() -> std::process::ExitCode {
 /// What the read phase found for one entity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Found {
-    Exists,
+    /// A Boolean column; `true` when it carries this setup's mark (this setup created it).
+    Exists(bool),
     Missing,
 }
+
+/// The description of a column this tool creates: what it is for, and the setup's mark.
+const DESCRIPTION: &str =
+    "Marketo syncs this record unless the value is No (Marketo custom sync filter)";
 
 async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
     let entities = unique(&cli.entities);
@@ -181,21 +197,32 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
             }
         }
     }
+    let setup = SetupId::of_doc(&ctx.doc)?;
     let dv = Dataverse::from_config(&ctx.http)?;
     ctx.say(cli.default_choice.meaning());
 
     // Every entity is checked before anything is created, so one bad name leaves the org as it was.
     let mut found = Vec::new();
     for e in &entities {
-        found.push(check_entity(&dv, e).await?);
+        found.push(check_entity(&dv, e, setup.as_ref()).await?);
     }
 
-    let description =
-        "Marketo syncs this record unless the value is No (Marketo custom sync filter)";
+    let description = match &setup {
+        Some(s) => format!("{DESCRIPTION} {}", s.description_mark()),
+        None => {
+            if found.contains(&Found::Missing) {
+                ctx.warn(
+                    "the document has no setup.id (register-app writes it): the new column carries no setup mark, \
+                     so teardown --remove-sync-filter will keep it",
+                );
+            }
+            DESCRIPTION.to_string()
+        }
+    };
     let spec = BooleanAttributeSpec {
         schema_name: SCHEMA_NAME,
         display_name: cli.display_name.trim(),
-        description,
+        description: &description,
         true_label: "Yes",
         false_label: "No",
         default_value: cli.default_choice.value(),
@@ -205,11 +232,19 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
     let mut to_publish = Vec::new();
     for (entity, f) in entities.iter().zip(found) {
         let status = match f {
-            Found::Exists => {
-                ctx.say(&format!("{entity} already has the Boolean field {FIELD}"));
+            Found::Exists(true) => {
+                ctx.say(&format!(
+                    "{entity} already has the Boolean field {FIELD} this setup created"
+                ));
+                "created"
+            }
+            Found::Exists(false) => {
+                ctx.say(&format!(
+                    "{entity} already has the Boolean field {FIELD} (not made by this setup: used as it is, and teardown keeps it)"
+                ));
                 "exists"
             }
-            Found::Missing => match ensure_field(&dv, entity, &spec).await? {
+            Found::Missing => match ensure_field(&dv, entity, &spec, setup.as_ref()).await? {
                 Written::Planned => {
                     ctx.say(&format!(
                         "dry run: would create the Boolean field {FIELD} on {entity}"
@@ -240,7 +275,11 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
         .filter(|s| s["status"] == "planned")
         .filter_map(|s| s["entity"].as_str().map(str::to_string))
         .collect();
-    let created_any = statuses.iter().any(|s| s["status"] == "created");
+    let created_any = to_publish.iter().any(|e| {
+        statuses
+            .iter()
+            .any(|s| s["entity"] == json!(e) && s["status"] == "created")
+    });
     let mut publish_list = if ctx.dry_run() { planned } else { to_publish };
     if !owed.is_empty() {
         ctx.say(&format!(
@@ -284,8 +323,9 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
     Ok(())
 }
 
-/// The entity exists, and `new_synctomkto` on it is either missing or a Boolean.
-async fn check_entity(dv: &Dataverse<'_>, entity: &str) -> Result<Found> {
+/// The entity exists, and `new_synctomkto` on it is either missing or a Boolean (marked with
+/// `setup`'s mark, or not).
+async fn check_entity(dv: &Dataverse<'_>, entity: &str, setup: Option<&SetupId>) -> Result<Found> {
     if dv.entity(entity).await?.is_none() {
         return Err(Error::refused(format!(
             "entity {entity:?} does not exist in {}",
@@ -295,7 +335,7 @@ async fn check_entity(dv: &Dataverse<'_>, entity: &str) -> Result<Found> {
     }
     match dv.attribute(entity, FIELD).await? {
         None => Ok(Found::Missing),
-        Some(a) if a.is_boolean() => Ok(Found::Exists),
+        Some(a) if a.is_boolean() => Ok(Found::Exists(marked_by(&a, setup))),
         Some(a) => Err(Error::refused(format!(
             "entity {entity} already has a field {FIELD} of type {}, but Marketo's sync filter must be Two Options (Boolean)",
             a.type_name()
@@ -306,19 +346,28 @@ async fn check_entity(dv: &Dataverse<'_>, entity: &str) -> Result<Found> {
     }
 }
 
+/// Whether the column's description carries this setup's mark.
+fn marked_by(a: &s2s_dataverse::Attribute, setup: Option<&SetupId>) -> bool {
+    setup.is_some_and(|s| s.marks_description(&a.description_text()))
+}
+
 /// Creates the field; `Done(false)` when it turned out to exist already (a concurrent run, or an
-/// earlier attempt whose answer was lost but which was committed).
+/// earlier attempt whose answer was lost but which was committed: then it carries our mark and
+/// counts as created).
 async fn ensure_field(
     dv: &Dataverse<'_>,
     entity: &str,
     spec: &BooleanAttributeSpec<'_>,
+    setup: Option<&SetupId>,
 ) -> Result<Written<bool>> {
     match dv.create_boolean_attribute(entity, spec).await {
         Ok(Written::Planned) => Ok(Written::Planned),
         Ok(Written::Done(_)) => Ok(Written::Done(true)),
         Err(e) if is_duplicate_attribute(&e) || e.ambiguous => {
             match dv.attribute(entity, FIELD).await? {
-                Some(a) if a.is_boolean() => Ok(Written::Done(!is_duplicate_attribute(&e))),
+                Some(a) if a.is_boolean() => Ok(Written::Done(
+                    !is_duplicate_attribute(&e) || marked_by(&a, setup),
+                )),
                 Some(a) => Err(Error::refused(format!(
                     "entity {entity} has a field {FIELD} of type {}, but Marketo's sync filter must be Boolean",
                     a.type_name()

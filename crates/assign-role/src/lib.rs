@@ -10,8 +10,12 @@
 //! Input keys:  `app.client_id` (or `--client-id`), `dynamics.url` (or `--dynamics-url`).
 //! Output keys: `dynamics.url`, `dynamics.application_user_id`, `dynamics.username` (the user's
 //!              e-mail: the username Marketo's step 3 asks for), `dynamics.business_unit_id`,
-//!              `dynamics.roles` (`[{id, name}]`), `dynamics.solution` (`{unique_name, version}`),
-//!              `steps.assign-role`.
+//!              `dynamics.application_user_created` (true when this setup created the user,
+//!              false when it found one), `dynamics.roles` (`[{id, name, added}]`: `added` is
+//!              true when this setup gave the role, false when the user held it already),
+//!              `dynamics.solution` (`{unique_name, version}`), `steps.assign-role`. A user and
+//!              a role association carry no mark, so these records are what lets teardown take
+//!              back only what the setup did (docs/architecture.md, "Ownership").
 //! Exit codes:  0 done; 2 bad input (no request sent); 3 sign-in failed; 4 Dataverse refused
 //!              (Marketo solution missing, role or business unit not found, missing privilege);
 //!              5 not done in time (Dataverse never learnt about the app); 1 unexpected.
@@ -58,7 +62,9 @@ Examples:
 
 Reads app.client_id and dynamics.url from the state document on stdin; writes dynamics.url,
 dynamics.application_user_id, dynamics.username (the Marketo username), dynamics.business_unit_id,
-dynamics.roles, dynamics.solution. Re-running on a finished setup sends no write.",
+dynamics.application_user_created (this setup created the user), dynamics.roles ([{id, name,
+added}]: added = this setup gave the role), dynamics.solution. Re-running on a finished setup
+sends no write.",
         s2s_core::exit_codes::help(
             false,
             &[(
@@ -102,8 +108,12 @@ pub struct Cli {
 
 impl s2s_core::Tool for Cli {
     const NAME: &'static str = "assign-role";
-    const READS: &'static [(&'static str, s2s_core::Key)] =
-        &[("app.client_id", s2s_core::Key::Guid)];
+    const READS: &'static [(&'static str, s2s_core::Key)] = &[
+        ("app.client_id", s2s_core::Key::Guid),
+        ("dynamics.application_user_id", s2s_core::Key::Guid),
+        ("dynamics.application_user_created", s2s_core::Key::Bool),
+        ("dynamics.roles", s2s_core::Key::Array),
+    ];
     fn common(&self) -> &CommonArgs {
         &self.common
     }
@@ -145,6 +155,9 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
         cli.purge_deleted,
     )
     .await?;
+    // What an earlier run of this setup recorded for the same user: what it created stays
+    // created on a re-run (which only finds it).
+    let earlier = Earlier::of(&ctx.doc, user.existing.as_ref())?;
     let roles = ensure_roles(ctx, &dv, &user, &unique(&cli.roles)).await?;
 
     ctx.doc.set("dynamics.url", json!(org));
@@ -176,11 +189,19 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
         json!(user.business_unit.businessunitid),
     );
     ctx.doc.set(
+        "dynamics.application_user_created",
+        json!(user.created || earlier.user_created),
+    );
+    ctx.doc.set(
         "dynamics.roles",
         json!(
             roles
                 .iter()
-                .map(|r| json!({"id": r.roleid, "name": r.name}))
+                .map(|(r, added)| json!({
+                    "id": r.roleid,
+                    "name": r.name,
+                    "added": *added || earlier.added(&r.roleid),
+                }))
                 .collect::<Vec<_>>()
         ),
     );
@@ -189,6 +210,42 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
         json!({"unique_name": solution.uniquename, "version": solution.version}),
     );
     Ok(())
+}
+
+/// What the document says an earlier run of this setup did to the same application user.
+#[derive(Debug, Default)]
+struct Earlier {
+    user_created: bool,
+    /// Ids (lower case) of the roles it recorded as added.
+    added_roles: Vec<String>,
+}
+
+impl Earlier {
+    fn of(doc: &s2s_core::StateDoc, user: Option<&SystemUser>) -> Result<Earlier> {
+        let same_user = match (doc.get_guid("dynamics.application_user_id")?, user) {
+            (Some(d), Some(u)) => d.eq_ignore_ascii_case(&u.systemuserid),
+            _ => false,
+        };
+        if !same_user {
+            return Ok(Earlier::default());
+        }
+        Ok(Earlier {
+            user_created: doc.get_bool("dynamics.application_user_created")? == Some(true),
+            added_roles: doc
+                .get_array("dynamics.roles")?
+                .into_iter()
+                .flatten()
+                .filter(|r| r["added"] == json!(true))
+                .filter_map(|r| r["id"].as_str().map(str::to_ascii_lowercase))
+                .collect(),
+        })
+    }
+
+    fn added(&self, role_id: &str) -> bool {
+        self.added_roles
+            .iter()
+            .any(|r| r.eq_ignore_ascii_case(role_id))
+    }
 }
 
 /// Step 1 must have been done: the Marketo solution is installed (reference §4, §5.1).
@@ -227,6 +284,8 @@ async fn ensure_marketo_solution(ctx: &Ctx, dv: &Dataverse<'_>) -> Result<Soluti
 struct AppUser {
     existing: Option<SystemUser>,
     business_unit: BusinessUnit,
+    /// This run created it (or, in a dry run, would).
+    created: bool,
 }
 
 impl AppUser {
@@ -249,6 +308,7 @@ async fn ensure_application_user(
 ) -> Result<AppUser> {
     // The business unit the user was created in, when this run created it (name included).
     let mut created_in = None;
+    let mut created = false;
     // One read gives the active user and any soft-deleted one (which blocks a new user).
     let (deleted, active): (Vec<SystemUser>, Vec<SystemUser>) = dv
         .application_users_with_deleted(client_id)
@@ -271,8 +331,9 @@ async fn ensure_application_user(
         None => {
             let bu = target_business_unit(dv, business_unit).await?;
             match create_application_user(ctx, dv, client_id, &bu).await? {
-                Some(u) => {
+                Some((u, new)) => {
                     created_in = Some(bu);
+                    created = new;
                     u
                 }
                 None => {
@@ -283,6 +344,7 @@ async fn ensure_application_user(
                     return Ok(AppUser {
                         existing: None,
                         business_unit: bu,
+                        created: true,
                     });
                 }
             }
@@ -338,6 +400,7 @@ async fn ensure_application_user(
     Ok(AppUser {
         existing: Some(user),
         business_unit: bu,
+        created,
     })
 }
 
@@ -436,13 +499,14 @@ async fn target_business_unit(dv: &Dataverse<'_>, name: Option<&str>) -> Result<
 /// Creates the user, waiting while Dataverse does not know the app yet (reference §1.6: no
 /// documented replication SLA, so poll with backoff until the deadline, never a fixed sleep).
 /// A duplicate (0x8004F511) or a write whose answer was lost means it may exist: re-read and
-/// adopt. `None` in a dry run.
+/// adopt. `None` in a dry run; the flag says this run created it (a duplicate met after a lost
+/// answer is this run's own create).
 async fn create_application_user(
     ctx: &Ctx,
     dv: &Dataverse<'_>,
     client_id: &str,
     bu: &BusinessUnit,
-) -> Result<Option<SystemUser>> {
+) -> Result<Option<(SystemUser, bool)>> {
     // Waiting only makes sense while the app may still be replicating: within
     // REPLICATION_WINDOW of register-app's run (reference §1.6: no documented SLA; minutes in
     // practice). An app registered long ago that Dataverse still does not know is another
@@ -508,7 +572,7 @@ async fn create_application_user(
                 }
                 Err(e) if is_duplicate_application_user(&e) || e.ambiguous => {
                     match find_application_user(dv, client_id).await? {
-                        Some(u) => Ok(Poll::Ready(Some((u.systemuserid.clone(), Some(u), false)))),
+                        Some(u) => Ok(Poll::Ready(Some((u.systemuserid.clone(), Some(u), e.ambiguous)))),
                         None if e.ambiguous => Ok(Poll::Pending(
                             "the create's answer was lost and no user is visible yet".into(),
                         )),
@@ -550,17 +614,18 @@ async fn create_application_user(
             display_user(&user)
         ));
     }
-    Ok(Some(user))
+    Ok(Some((user, new)))
 }
 
 /// Each role by name from the user's business unit, associated unless already held (reference §2:
-/// read before write, a duplicate 0x80040237 also means done).
+/// read before write, a duplicate 0x80040237 also means done). With each role: whether this run
+/// associated it (a duplicate answer counts: the role was not held when read).
 async fn ensure_roles(
     ctx: &Ctx,
     dv: &Dataverse<'_>,
     user: &AppUser,
     names: &[String],
-) -> Result<Vec<Role>> {
+) -> Result<Vec<(Role, bool)>> {
     let bu = &user.business_unit;
     let held: Vec<String> = match &user.existing {
         Some(u) => match &u.systemuserroles_association {
@@ -577,7 +642,8 @@ async fn ensure_roles(
     let mut out = Vec::new();
     for name in names {
         let role = find_role(dv, name, bu).await?;
-        if held.contains(&role.roleid.to_ascii_lowercase()) {
+        let held_already = held.contains(&role.roleid.to_ascii_lowercase());
+        if held_already {
             ctx.say(&format!(
                 "application user already holds role \"{name}\" ({})",
                 role.roleid
@@ -598,10 +664,13 @@ async fn ensure_roles(
                 )),
             }
         }
-        out.push(Role {
-            name: Some(role.name.clone().unwrap_or_else(|| name.clone())),
-            ..role
-        });
+        out.push((
+            Role {
+                name: Some(role.name.clone().unwrap_or_else(|| name.clone())),
+                ..role
+            },
+            !held_already,
+        ));
     }
     Ok(out)
 }

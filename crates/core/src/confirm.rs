@@ -1,6 +1,10 @@
 //! Asking before a destructive write (removing a credential Marketo may be using, tearing a
 //! connection down). stdin carries the state document, so the question is asked and answered on
 //! the controlling terminal (`/dev/tty`); off a terminal the user must say `--yes` up front.
+//!
+//! Every tool ends the same way when the answer is not yes: [`not_confirmed`], exit 2 (usage: the
+//! same code as a missing `--yes`), with nothing sent — so a script can tell "declined" from
+//! "done" whichever tool asked.
 
 use std::io::{BufRead, IsTerminal, Write};
 
@@ -12,12 +16,26 @@ pub fn can_prompt() -> bool {
 }
 
 /// `Ok(true)` to go ahead: `yes` was given (or it is a dry run, which sends nothing), or the
-/// person at the terminal answered y/yes. Without `--yes` and without a terminal: exit 2, before
-/// anything is sent.
+/// person at the terminal answered y/yes. Any other answer is [`not_confirmed`] (exit 2), so the
+/// `bool` is always `true` when it is `Ok` (kept for callers written before; new code calls
+/// [`require`]). Without `--yes` and without a terminal: exit 2, before anything is sent.
 pub fn confirm(tool: &str, question: &str, yes: bool, dry_run: bool) -> Result<bool> {
-    if yes || dry_run {
-        return Ok(true);
+    require(tool, question, yes, dry_run).map(|()| true)
+}
+
+/// Goes ahead only when `yes`, a dry run, or the person at the terminal answers y/yes; otherwise
+/// the error that ends the run with nothing sent: [`needs_yes`] off a terminal, [`not_confirmed`]
+/// after any other answer. Both are exit 2.
+pub fn require(tool: &str, question: &str, yes: bool, dry_run: bool) -> Result<()> {
+    if yes || dry_run || ask(tool, question)? {
+        Ok(())
+    } else {
+        Err(not_confirmed(tool, "nothing was changed"))
     }
+}
+
+/// The answer at the terminal: y/yes is `true`.
+fn ask(tool: &str, question: &str) -> Result<bool> {
     if !can_prompt() {
         return Err(needs_yes(tool, question));
     }
@@ -74,6 +92,15 @@ pub fn confirm(tool: &str, question: &str, yes: bool, dry_run: bool) -> Result<b
     ))
 }
 
+/// "No" at the prompt, for every tool: exit 2, `not confirmed: <outcome>` (e.g. "nothing was
+/// removed"), with the way on.
+pub fn not_confirmed(tool: &str, outcome: &str) -> Error {
+    Error::usage(format!("not confirmed: {outcome}")).with_hint(format!(
+        "re-run and answer yes, or pass --yes: {}",
+        with_yes(tool)
+    ))
+}
+
 /// Waits up to a third of a second for a signal; whether one arrived.
 fn waited_for_signal() -> bool {
     let start = std::time::Instant::now();
@@ -104,5 +131,23 @@ fn with_yes(tool: &str) -> String {
         format!("{tool} --yes")
     } else {
         format!("{same} --yes")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn declining_is_one_exit_code_everywhere() {
+        let e = not_confirmed("make-secret", "nothing was removed");
+        assert_eq!(e.kind.code(), 2);
+        assert_eq!(e.message, "not confirmed: nothing was removed");
+        assert!(e.hint.as_deref().unwrap_or("").contains("--yes"));
+        assert_eq!(needs_yes("teardown", "q").kind.code(), 2);
+        // --yes and --dry-run never ask.
+        assert!(require("t", "q", true, false).is_ok());
+        assert!(require("t", "q", false, true).is_ok());
+        assert!(confirm("t", "q", true, false).unwrap());
     }
 }

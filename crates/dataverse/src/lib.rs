@@ -13,14 +13,15 @@
 
 mod client;
 pub mod marketo_config;
+mod metadata;
 mod model;
 pub mod names;
 mod reads;
 
 pub use client::{
-    API_PATH, Associated, BooleanAttributeSpec, Created, Dataverse, SYSTEM_USER_LOOKUPS, Written,
-    publish_xml,
+    API_PATH, Associated, Created, Dataverse, SYSTEM_USER_LOOKUPS, Written, publish_xml,
 };
+pub use metadata::BooleanAttributeSpec;
 pub use model::{
     AsyncOperation, Attribute, BusinessUnit, COMPONENT_ENTITY, EntityDefinition, JobState, Label,
     LocalizedLabel, Relationship, Role, Solution, SolutionComponent, SystemUser, WhoAmI,

@@ -254,6 +254,10 @@ pub struct Attribute {
     pub odata_type: Option<String>,
     #[serde(default)]
     pub display_name: Option<Label>,
+    /// The column's description; add-sync-filter puts the setup's ownership mark here
+    /// (`s2s_core::setup::SetupId::description_mark`).
+    #[serde(default)]
+    pub description: Option<Label>,
 }
 
 impl Attribute {
@@ -286,6 +290,21 @@ impl Attribute {
 
     pub fn label(&self) -> Option<&str> {
         self.display_name.as_ref().and_then(Label::text)
+    }
+
+    /// Every localized text of the description, joined (a mark may be in any language's label).
+    pub fn description_text(&self) -> String {
+        self.description
+            .as_ref()
+            .map(|d| {
+                d.localized_labels
+                    .iter()
+                    .map(|l| l.label.as_str())
+                    .chain(d.user_localized_label.as_ref().map(|l| l.label.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default()
     }
 }
 

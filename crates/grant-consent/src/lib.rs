@@ -13,8 +13,12 @@
 //! Lost answers: core retries a POST whose answer was lost; the retry then meets 409 (the grant
 //! exists). That is treated as "exists": the grant is re-read, waiting out replication, and adopted.
 //!
-//! Reads:  `app.service_principal_id` (or `app.client_id` to look it up).
-//! Writes: `consent.grant_id`, `consent.resource_service_principal_id`, `consent.scope`.
+//! Reads:  `app.service_principal_id` (or `app.client_id` to look it up), `consent.grant_id` and
+//!         `consent.created` (an earlier run's).
+//! Writes: `consent.grant_id`, `consent.resource_service_principal_id`, `consent.scope`,
+//!         `consent.created` (true when this setup created the grant, false when it found one:
+//!         a grant carries no mark, so teardown removes one of an app it keeps only when this
+//!         records that the setup made it).
 //!
 //! Exit codes: 0 done; 2 bad flags or input, nothing sent; 3 sign-in failed; 4 Graph refused
 //! (403: the caller lacks the admin role or permission, named in the hint); 5 not in time.
@@ -46,7 +50,8 @@ Examples:
   grant-consent --state marketo-s2s.state.json
 
 Reads app.service_principal_id (or app.client_id); writes consent.grant_id,
-consent.resource_service_principal_id, consent.scope. A re-run sends no write.",
+consent.resource_service_principal_id, consent.scope, consent.created (true when this setup
+created the grant, false when it found one). A re-run sends no write.",
         s2s_core::exit_codes::help(false, &[(4, "e.g. the admin role is missing")])
     )
 }
@@ -87,6 +92,8 @@ impl s2s_core::Tool for Cli {
     const READS: &'static [(&'static str, Key)] = &[
         ("app.service_principal_id", Key::Guid),
         ("app.client_id", Key::Guid),
+        ("consent.grant_id", Key::Str),
+        ("consent.created", Key::Bool),
     ];
     fn common(&self) -> &CommonArgs {
         &self.common
@@ -141,6 +148,16 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
     let resource_id = resource.as_ref().map(|r| r.id.clone());
     let outcome = ensure_grant(ctx, &g, &client, resource_id.as_deref(), &wanted).await?;
 
+    // Made by this setup: by this run, or by an earlier run that recorded it for this grant.
+    let recorded = ctx.doc.get_bool("consent.created")? == Some(true)
+        && ctx.doc.get_str("consent.grant_id")?.is_some_and(|d| {
+            outcome
+                .grant_id
+                .as_deref()
+                .is_some_and(|g| g.eq_ignore_ascii_case(d))
+        });
+    ctx.doc
+        .set("consent.created", json!(outcome.created || recorded));
     if let Some(id) = &outcome.grant_id {
         ctx.doc.set("consent.grant_id", json!(id));
     }
@@ -204,6 +221,8 @@ struct Outcome {
     grant_id: Option<String>,
     /// The grant's whole scope after this run.
     scope: String,
+    /// This run created the grant (or, in a dry run, would).
+    created: bool,
 }
 
 /// Scopes of `have` followed by those of `wanted` it lacks; `None` when nothing is missing.
@@ -256,6 +275,7 @@ async fn ensure_grant(
         return Ok(Outcome {
             grant_id: None,
             scope: wanted.join(" "),
+            created: true,
         });
     };
     let grants = g
@@ -280,6 +300,7 @@ async fn ensure_grant(
             Ok(Outcome {
                 grant_id: Some(grant.id),
                 scope,
+                created: true,
             })
         }
         Ok(None) => {
@@ -291,6 +312,7 @@ async fn ensure_grant(
             Ok(Outcome {
                 grant_id: None,
                 scope: wanted.join(" "),
+                created: true,
             })
         }
         // The grant exists: our own create committed before its answer was lost, or a replica
@@ -314,7 +336,10 @@ async fn ensure_grant(
             )
             .await?;
             let i = pick(&grants, wanted).unwrap_or(0);
-            extend_grant(ctx, g, &grants, i, wanted).await
+            let mut outcome = extend_grant(ctx, g, &grants, i, wanted).await?;
+            // The conflict answered a retry of our own create whose first answer was lost.
+            outcome.created = e.ambiguous;
+            Ok(outcome)
         }
         Err(e) => Err(explain(e.context("granting admin consent"))),
     }
@@ -352,6 +377,7 @@ async fn extend_grant(
         return Ok(Outcome {
             grant_id: Some(grant.id.clone()),
             scope: have.join(" "),
+            created: false,
         });
     };
     let sent = g
@@ -372,6 +398,7 @@ async fn extend_grant(
     Ok(Outcome {
         grant_id: Some(grant.id.clone()),
         scope,
+        created: false,
     })
 }
 

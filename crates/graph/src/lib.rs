@@ -5,220 +5,19 @@
 //! Sources: reference/graph.md §1–7 (application upsert by `uniqueName`, service principals,
 //! oauth2PermissionGrants, addPassword/removePassword, HRD policies, paging, error codes).
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use s2s_core::odata::{encode, key_segment, quote};
 use s2s_core::{Auth, Error, Http, Kind, Method, Request, Response, Result, Service};
 
+mod model;
 pub mod needs;
 mod run_tag;
 mod target;
+pub use model::*;
 pub use run_tag::RunTag;
 pub use target::{AppRef, SpRef};
-
-/// Dynamics CRM (Dataverse) first-party application id (graph.md §1.2). Its
-/// `user_impersonation` scope id is read from the service principal, never hard-coded.
-pub const DYNAMICS_CRM_APP_ID: &str = "00000007-0000-0000-c000-000000000000";
-pub const USER_IMPERSONATION: &str = "user_impersonation";
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct ResourceAccess {
-    pub id: String,
-    #[serde(rename = "type")]
-    pub kind: String,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct RequiredResourceAccess {
-    pub resource_app_id: String,
-    #[serde(default)]
-    pub resource_access: Vec<ResourceAccess>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct PasswordCredential {
-    pub key_id: String,
-    #[serde(default)]
-    pub display_name: Option<String>,
-    #[serde(default)]
-    pub hint: Option<String>,
-    #[serde(default)]
-    pub start_date_time: Option<String>,
-    #[serde(default)]
-    pub end_date_time: Option<String>,
-}
-
-impl PasswordCredential {
-    /// `endDateTime` as a time; `None` when absent or unreadable. Graph sends seven fraction
-    /// digits (`2021-09-09T19:50:29.3086381Z`), which RFC 3339 allows.
-    pub fn expires_at(&self) -> Option<time::OffsetDateTime> {
-        let end = self.end_date_time.as_deref()?;
-        time::OffsetDateTime::parse(end, &time::format_description::well_known::Rfc3339).ok()
-    }
-}
-
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct Application {
-    pub id: String,
-    pub app_id: String,
-    #[serde(default)]
-    pub display_name: Option<String>,
-    #[serde(default)]
-    pub unique_name: Option<String>,
-    #[serde(default)]
-    pub sign_in_audience: Option<String>,
-    #[serde(default)]
-    pub required_resource_access: Vec<RequiredResourceAccess>,
-    #[serde(default)]
-    pub password_credentials: Vec<PasswordCredential>,
-}
-
-impl Application {
-    /// The password credential with this key id (key ids compare case-insensitively).
-    pub fn password_credential(&self, key_id: &str) -> Option<&PasswordCredential> {
-        self.password_credentials
-            .iter()
-            .find(|c| c.key_id.eq_ignore_ascii_case(key_id))
-    }
-}
-
-/// The properties `register-app` owns, for create and update.
-pub const APPLICATION_SELECT: &str =
-    "id,appId,displayName,uniqueName,signInAudience,requiredResourceAccess,passwordCredentials";
-
-/// The service principal properties the steps read.
-const SERVICE_PRINCIPAL_SELECT: &str = "id,appId,displayName,oauth2PermissionScopes";
-
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct PermissionScope {
-    pub id: String,
-    #[serde(default)]
-    pub value: Option<String>,
-    #[serde(default)]
-    pub is_enabled: Option<bool>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct ServicePrincipal {
-    pub id: String,
-    pub app_id: String,
-    #[serde(default)]
-    pub display_name: Option<String>,
-    #[serde(default)]
-    pub oauth2_permission_scopes: Vec<PermissionScope>,
-}
-
-impl ServicePrincipal {
-    /// `"Marketo Integration" (<id>)`, or the bare id when it has no display name: how messages
-    /// name it.
-    pub fn label(&self) -> String {
-        match &self.display_name {
-            Some(n) => format!("\"{n}\" ({})", self.id),
-            None => self.id.clone(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct PermissionGrant {
-    pub id: String,
-    pub client_id: String,
-    pub consent_type: Option<String>,
-    #[serde(default)]
-    pub principal_id: Option<String>,
-    pub resource_id: String,
-    #[serde(default)]
-    pub scope: Option<String>,
-}
-
-impl PermissionGrant {
-    pub fn scopes(&self) -> Vec<&str> {
-        self.scope
-            .as_deref()
-            .unwrap_or_default()
-            .split_whitespace()
-            .collect()
-    }
-}
-
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct HrdPolicy {
-    pub id: String,
-    #[serde(default)]
-    pub display_name: Option<String>,
-    #[serde(default)]
-    pub description: Option<String>,
-    #[serde(default)]
-    pub definition: Vec<String>,
-    #[serde(default)]
-    pub is_organization_default: Option<bool>,
-}
-
-/// The one HRD policy definition set-hrd-policy ensures (graph.md §5.2): only
-/// `AllowCloudPasswordValidation`, inside the `HomeRealmDiscoveryPolicy` wrapper. Here, in the
-/// client, so set-hrd-policy (which creates it) and teardown (which removes only ours) share it.
-pub fn cloud_password_validation_definition() -> Value {
-    json!({"HomeRealmDiscoveryPolicy": {"AllowCloudPasswordValidation": true}})
-}
-
-impl HrdPolicy {
-    /// True when the definition is exactly [`cloud_password_validation_definition`]: one element
-    /// whose parsed JSON equals it (parsed, so whitespace and key order do not matter; the
-    /// wrapper does).
-    pub fn has_exactly_our_definition(&self) -> bool {
-        matches!(self.definition.as_slice(), [one]
-            if serde_json::from_str::<Value>(one).is_ok_and(|v| v == cloud_password_validation_definition()))
-    }
-
-    /// Whether the policy lets Entra ID validate cloud passwords (ROPC for federated users),
-    /// even with other settings: `AllowCloudPasswordValidation` true *inside* the
-    /// `HomeRealmDiscoveryPolicy` wrapper — without it Entra ignores the setting (graph.md §5.2,
-    /// peers.md §9.10).
-    pub fn allows_cloud_password_validation(&self) -> bool {
-        self.definition.iter().any(|d| {
-            serde_json::from_str::<Value>(d).is_ok_and(|v| {
-                v["HomeRealmDiscoveryPolicy"]["AllowCloudPasswordValidation"] == json!(true)
-            })
-        })
-    }
-}
-
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct Domain {
-    pub id: String,
-    #[serde(default)]
-    pub authentication_type: Option<String>,
-    #[serde(default)]
-    pub is_verified: Option<bool>,
-}
-
-impl Domain {
-    /// Federated (e.g. with AD FS): Entra ID sends its users' sign-ins to the federation server
-    /// (graph.md §1.6).
-    pub fn is_federated(&self) -> bool {
-        self.authentication_type
-            .as_deref()
-            .is_some_and(|t| t.eq_ignore_ascii_case("Federated"))
-    }
-}
-
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct Organization {
-    pub id: String,
-    #[serde(default)]
-    pub display_name: Option<String>,
-}
 
 /// Graph's answers that mean "written, but not replicated to the replica you asked yet"
 /// (graph.md §7.4, §2; the Entra eventual-consistency guidance): retry with backoff.
@@ -443,6 +242,29 @@ impl<'a> Graph<'a> {
         resp.json().map(Some)
     }
 
+    /// Who the Graph token belongs to (its claims: `appid` of the signing-in client, app-only or
+    /// delegated). teardown never touches the admin's own app.
+    pub async fn caller(&self) -> Result<Option<s2s_core::Caller>> {
+        let token = self.http.tokens().token(self.http, self.root()).await?;
+        Ok(s2s_core::auth::token_caller(&token))
+    }
+
+    /// The tenant's default domain (`organization` → `verifiedDomains[isDefault]`), for
+    /// messages; `None` when the caller may not read it (it needs Organization.Read.All).
+    pub async fn default_domain(&self) -> Result<Option<String>> {
+        let Some(v) = self
+            .get_if_permitted("organization?$select=id,verifiedDomains")
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(v["value"][0]["verifiedDomains"]
+            .as_array()
+            .and_then(|d| d.iter().find(|d| d["isDefault"] == json!(true)))
+            .and_then(|d| d["name"].as_str())
+            .map(str::to_string))
+    }
+
     /// The display names of the signed-in user's directory roles (`GET /me/memberOf`, the
     /// `directoryRole` members); `None` for an app-only token or when not readable.
     pub async fn my_directory_roles(&self) -> Result<Option<Vec<String>>> {
@@ -632,6 +454,19 @@ impl<'a> Graph<'a> {
         Ok(self.http.write(req).await?.is_some())
     }
 
+    /// A deleted app registration in `directory/deletedItems` (restorable for 30 days, Learn:
+    /// directory-deleteditems-get), with its `tags` and `appId`: after a teardown the proof that
+    /// an app was this setup's. `None` when not there or not an application.
+    pub async fn deleted_application(&self, object_id: &str) -> Result<Option<Application>> {
+        let path = format!("directory/deletedItems/{}", encode(object_id));
+        let Some(v) = self.get_opt::<Value>(&path, "deleted item").await? else {
+            return Ok(None);
+        };
+        Ok(serde_json::from_value::<Application>(v)
+            .ok()
+            .filter(|a| !a.app_id.is_empty()))
+    }
+
     /// The URL that restores a deleted directory object (an app within 30 days of its deletion),
     /// for messages: `{graph}/v1.0/directory/deletedItems/{id}/restore`.
     pub fn restore_url(&self, object_id: &str) -> String {
@@ -690,17 +525,34 @@ impl<'a> Graph<'a> {
     }
 
     /// `PATCH /servicePrincipals(appId='..')` + `Prefer: create-if-missing` (graph.md §2): an
-    /// idempotent create, so a retry after a lost answer cannot make a second one.
+    /// idempotent create, so a retry after a lost answer cannot make a second one. `tags` (the
+    /// setup's mark) go into the body when given; callers send them only when a read found no
+    /// service principal, since an upsert that meets one replaces its whole `tags` collection.
     pub async fn ensure_service_principal(
         &self,
         app_id: &str,
+        tags: &[String],
     ) -> Result<Option<Upserted<ServicePrincipal>>> {
+        let body = if tags.is_empty() {
+            json!({})
+        } else {
+            json!({ "tags": tags })
+        };
         self.upsert(
             &key_segment("servicePrincipals", "appId", app_id),
-            json!({}),
+            body,
             "service principal",
         )
         .await
+    }
+
+    /// `PATCH /servicePrincipals/{id}` with only the properties that change
+    /// (learn.microsoft.com/graph/api/serviceprincipal-update); `false` in `--dry-run`.
+    pub async fn update_service_principal(&self, id: &str, body: Value) -> Result<bool> {
+        let req = self
+            .req(Method::Patch, &format!("servicePrincipals/{}", encode(id)))
+            .json(body);
+        Ok(self.http.write(req).await?.is_some())
     }
 
     /// The tenant's Dynamics CRM service principal, created when missing (graph.md §1.2, §2: a
@@ -722,7 +574,10 @@ impl<'a> Graph<'a> {
         {
             return Ok(Some(DynamicsCrmSp { sp, created: false }));
         }
-        let created = match self.ensure_service_principal(DYNAMICS_CRM_APP_ID).await? {
+        let created = match self
+            .ensure_service_principal(DYNAMICS_CRM_APP_ID, &[])
+            .await?
+        {
             None => return Ok(None),
             Some(Upserted::Created(sp)) if !readable && !sp.oauth2_permission_scopes.is_empty() => {
                 return Ok(Some(DynamicsCrmSp { sp, created: true }));
@@ -886,6 +741,18 @@ impl<'a> Graph<'a> {
         self.create(req, "homeRealmDiscoveryPolicy").await
     }
 
+    /// `PATCH /policies/homeRealmDiscoveryPolicies/{id}` (Learn: homerealmdiscoverypolicy-update),
+    /// e.g. its description with the setup's mark; `false` in `--dry-run`.
+    pub async fn update_hrd_policy(&self, id: &str, body: Value) -> Result<bool> {
+        let req = self
+            .req(
+                Method::Patch,
+                &format!("policies/homeRealmDiscoveryPolicies/{}", encode(id)),
+            )
+            .json(body);
+        Ok(self.http.write(req).await?.is_some())
+    }
+
     pub async fn delete_hrd_policy(&self, id: &str) -> Result<bool> {
         let req = self
             .req(
@@ -950,74 +817,6 @@ pub fn user_impersonation_scope(sp: &ServicePrincipal) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cloud_password_validation_needs_the_wrapper() {
-        let policy = |d: &str| HrdPolicy {
-            definition: vec![d.to_string()],
-            ..Default::default()
-        };
-        assert!(
-            policy(r#"{"HomeRealmDiscoveryPolicy":{"AllowCloudPasswordValidation":true}}"#)
-                .allows_cloud_password_validation()
-        );
-        // Other settings beside it do not matter.
-        assert!(policy(
-            r#"{"HomeRealmDiscoveryPolicy":{"AllowCloudPasswordValidation":true,"PreferredDomain":"x"}}"#
-        )
-        .allows_cloud_password_validation());
-        assert!(
-            !policy(r#"{"AllowCloudPasswordValidation":true}"#).allows_cloud_password_validation()
-        );
-        assert!(
-            !policy(r#"{"HomeRealmDiscoveryPolicy":{"AllowCloudPasswordValidation":false}}"#)
-                .allows_cloud_password_validation()
-        );
-        assert!(!policy("not json").allows_cloud_password_validation());
-    }
-
-    #[test]
-    fn graph_end_dates_with_seven_fraction_digits_parse() {
-        let cred = |end: &str| PasswordCredential {
-            end_date_time: Some(end.into()),
-            ..Default::default()
-        };
-        assert!(cred("2021-09-09T19:50:29.3086381Z").expires_at().is_some());
-        assert!(cred("2028-11-26T00:00:00Z").expires_at().is_some());
-        assert!(cred("soon").expires_at().is_none());
-        assert!(PasswordCredential::default().expires_at().is_none());
-    }
-
-    #[test]
-    fn credentials_are_found_by_key_id_in_any_case() {
-        let app = Application {
-            password_credentials: vec![PasswordCredential {
-                key_id: "AbC".into(),
-                ..Default::default()
-            }],
-            ..Default::default()
-        };
-        assert!(app.password_credential("abc").is_some());
-        assert!(app.password_credential("abd").is_none());
-    }
-
-    #[test]
-    fn labels_and_federation() {
-        let mut sp = ServicePrincipal {
-            id: "s".into(),
-            ..Default::default()
-        };
-        assert_eq!(sp.label(), "s");
-        sp.display_name = Some("Marketo".into());
-        assert_eq!(sp.label(), "\"Marketo\" (s)");
-        let d = |t: &str| Domain {
-            id: "contoso.com".into(),
-            authentication_type: Some(t.into()),
-            ..Default::default()
-        };
-        assert!(d("federated").is_federated());
-        assert!(!d("Managed").is_federated());
-    }
 
     #[test]
     fn display_names_are_checked() {

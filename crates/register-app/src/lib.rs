@@ -2,11 +2,19 @@
 //! Entra ID application (`signInAudience` `AzureADMyOrg`) that requests Dynamics CRM
 //! `user_impersonation`, and its service principal.
 //!
-//! - Reads: `tenant.id`, `tenant.cloud`, `app.display_name`, `app.unique_name`, `app.client_id`
-//!   (all optional; flags override them).
-//! - Writes: `tenant.id`, `tenant.cloud`, `app.display_name`, `app.unique_name`,
+//! - Reads: `setup.id`, `tenant.id`, `tenant.cloud`, `app.display_name`, `app.unique_name`,
+//!   `app.client_id`, `app.object_id` (all optional; flags override them).
+//! - Writes: `setup.id` (minted when the document has none: the connection's identity, see
+//!   "Ownership" below), `tenant.id`, `tenant.cloud`, `app.display_name`, `app.unique_name`,
 //!   `app.client_id`, `app.object_id`, `app.service_principal_id`, `app.adopted` (true for an
 //!   app adopted with `--client-id`: teardown keeps it), `steps.register-app`.
+//! - Ownership (docs/architecture.md): the app and the service principal it creates carry the
+//!   tag `marketo-s2s:setup:<setup.id>` (other tags are kept: `tags` is always read and sent
+//!   whole). An app found by its unique name that carries another setup's tag, or no tag, is not
+//!   used silently (exit 4 naming it): `--name` for a separate app, `--share-app` to share it
+//!   (this setup's tag is added). An earlier version's document that names its app by object id
+//!   and client id gets the app marked; `--setup-id` continues a setup whose document was lost.
+//!   An adopted app (`--client-id`) is not tagged; a service principal this run creates for it is.
 //! - Idempotency key: the application's `uniqueName` (derived from the display name unless
 //!   given), through `PATCH /applications(uniqueName='…')` with `Prefer: create-if-missing`
 //!   (reference/graph.md §1.5) — never the display name alone. `--client-id` adopts an app
@@ -14,7 +22,8 @@
 //!   gives one). It reads first and writes only what differs, so a re-run on a finished setup
 //!   sends no write.
 //! - Exit codes: 0 done; 2 bad input (no request sent); 3 sign-in failed; 4 Graph refused (e.g.
-//!   the caller lacks Application.ReadWrite.All); 5 not done before `--timeout`.
+//!   the caller lacks Application.ReadWrite.All), or the app found is another connection's;
+//!   5 not done before `--timeout`.
 //!
 //! Example: `register-app --tenant contoso.onmicrosoft.com | grant-consent | make-secret`
 
@@ -22,11 +31,15 @@ use clap::Parser;
 use serde_json::{Value, json};
 
 use s2s_core::retry::{Poll, until_ready, until_visible};
+use s2s_core::setup::SetupId;
 use s2s_core::{CommonArgs, Ctx, Error, Key, Result, Tool};
 use s2s_graph::{
     Application, DYNAMICS_CRM_APP_ID, Graph, RequiredResourceAccess, ResourceAccess, Upserted,
-    is_replication_lag, user_impersonation_scope,
+    is_replication_lag, tags_with, user_impersonation_scope,
 };
+
+mod ownership;
+use ownership::{Found, Setup, Verdict};
 
 const DEFAULT_NAME: &str = "Marketo Integration";
 const SINGLE_TENANT: &str = "AzureADMyOrg";
@@ -39,12 +52,22 @@ Examples:
   register-app --tenant contoso.onmicrosoft.com > state.json
   register-app --name 'Marketo Integration' | grant-consent | make-secret
   register-app --client-id 0d9f3c5e-1111-2222-3333-444455556666   # adopt a portal app
+  register-app --name 'Marketo Integration (sandbox)'   # a second connection in this tenant
 
-Reads tenant.id and app.* from the state document on stdin; writes tenant.id, app.client_id,
-app.object_id, app.service_principal_id, app.adopted (an app adopted with --client-id keeps its
-display name unless --name is given, and teardown keeps it). Re-running on a finished setup sends
-no write.",
-        s2s_core::exit_codes::help(false, &[])
+Reads setup.id, tenant.id and app.* from the state document on stdin; writes setup.id (minted
+once per connection), tenant.id, app.client_id, app.object_id, app.service_principal_id,
+app.adopted (an app adopted with --client-id keeps its display name unless --name is given, and
+teardown keeps it). The app and service principal it creates carry the tag
+marketo-s2s:setup:<setup.id>; an app with the same unique name that another connection (or an
+earlier version, or a person) made is not used silently: exit 4, then --name for a separate app
+or --share-app to share it. Re-running on a finished setup sends no write.",
+        s2s_core::exit_codes::help(
+            false,
+            &[(
+                4,
+                "also when the app with this unique name is another connection's"
+            )]
+        )
     )
 }
 
@@ -71,6 +94,17 @@ pub struct Cli {
     #[arg(long, value_name = "GUID", value_parser = s2s_core::guid::clap_parser)]
     pub client_id: Option<String>,
 
+    /// Use an app that another connection (setup) made, or that carries no setup mark, on
+    /// purpose: this setup's tag is added to it and its service principal; a teardown then
+    /// removes only this setup's tag while another setup still uses the app
+    #[arg(long)]
+    pub share_app: bool,
+
+    /// The setup (connection) this run works for, e.g. one whose state document was lost
+    /// [state: setup.id] [default: a new one]
+    #[arg(long, value_name = "GUID", value_parser = s2s_core::guid::clap_parser)]
+    pub setup_id: Option<String>,
+
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -79,11 +113,13 @@ impl Tool for Cli {
     const NAME: &'static str = "register-app";
     const STARTS_SETUP: bool = true;
     const READS: &'static [(&'static str, Key)] = &[
+        ("setup.id", Key::Guid),
         ("tenant.id", Key::Str),
         ("tenant.cloud", Key::Str),
         ("app.display_name", Key::Str),
         ("app.unique_name", Key::Str),
         ("app.client_id", Key::Guid),
+        ("app.object_id", Key::Guid),
     ];
     fn common(&self) -> &CommonArgs {
         &self.common
@@ -168,11 +204,33 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
     })
 }
 
+/// The setup this run works for: `--setup-id`, else the document's `setup.id`, else a new one.
+/// A flag that names another setup than the document is exit 2: the document is that setup's.
+fn setup_of(ctx: &Ctx, cli: &Cli) -> Result<Setup> {
+    let doc = SetupId::of_doc(&ctx.doc)?;
+    let flag = cli.setup_id.as_deref().and_then(SetupId::parse);
+    match (flag, doc) {
+        (Some(f), Some(d)) if f != d => Err(Error::usage(format!(
+            "--setup-id {f} names another setup than the state document's setup.id {d}"
+        ))
+        .with_hint(
+            "a document belongs to one connection: use that setup's own document, or a new one",
+        )),
+        (Some(id), _) | (None, Some(id)) => Ok(Setup { id, minted: false }),
+        (None, None) => Ok(Setup {
+            id: SetupId::mint(),
+            minted: true,
+        }),
+    }
+}
+
 async fn register(ctx: &mut Ctx, cli: Cli) -> Result<()> {
+    let mut setup = setup_of(ctx, &cli)?;
     let doc_name = ctx.doc.get_str("app.display_name")?.map(str::to_string);
     let doc_name_for_rename = doc_name.clone();
     let doc_unique = ctx.doc.get_str("app.unique_name")?.map(str::to_string);
     let doc_client = ctx.doc.get_guid("app.client_id")?;
+    let doc_object = ctx.doc.get_guid("app.object_id")?;
     // The name asked for (flag or document); an adopted app without one keeps its own.
     let name_given = cli.name.clone().or(doc_name);
     let name = name_given
@@ -183,7 +241,7 @@ async fn register(ctx: &mut Ctx, cli: Cli) -> Result<()> {
     let adopt = cli
         .client_id
         .clone()
-        .or_else(|| doc_unique.is_none().then_some(doc_client).flatten());
+        .or_else(|| doc_unique.is_none().then_some(doc_client.clone()).flatten());
     // A derived key may meet an app someone else named (a case variant of the name, or an app
     // renamed in the portal): such an app is never renamed. A key the user gave, or the
     // document recorded, names the app on purpose, and renaming it is what --name asks for.
@@ -205,27 +263,34 @@ async fn register(ctx: &mut Ctx, cli: Cli) -> Result<()> {
 
     let graph = Graph::new(&ctx.http);
     let scope_id = dynamics_scope_id(ctx, &graph).await?;
-    let wanted_access = RequiredResourceAccess {
-        resource_app_id: DYNAMICS_CRM_APP_ID.to_string(),
-        resource_access: vec![ResourceAccess {
-            id: scope_id.clone(),
-            kind: "Scope".into(),
-        }],
+    let wanted = Wanted {
+        access: RequiredResourceAccess {
+            resource_app_id: DYNAMICS_CRM_APP_ID.to_string(),
+            resource_access: vec![ResourceAccess {
+                id: scope_id.clone(),
+                kind: "Scope".into(),
+            }],
+        },
+        doc_object: doc_object.as_deref(),
+        doc_client: doc_client.as_deref(),
+        share: cli.share_app,
     };
 
     let mut name = name;
+    // (the app, whether this run created it, whether it is adopted: not the setup's own)
     let app = match &adopt {
         Some(client_id) => {
-            let (app, kept_name) = adopt_application(
+            let adopted = adopt_application(
                 ctx,
                 &graph,
                 client_id,
                 name_given.as_deref(),
-                &wanted_access,
+                &wanted,
+                &mut setup,
             )
             .await?;
-            name = kept_name;
-            Some((app, false))
+            name = adopted.name;
+            Some((adopted.app, false, adopted.adopted))
         }
         None => {
             let u = unique_name.as_deref().unwrap_or_default();
@@ -233,35 +298,107 @@ async fn register(ctx: &mut Ctx, cli: Cli) -> Result<()> {
                 key_given,
                 doc_name: doc_name_for_rename.as_deref(),
             };
-            ensure_application(ctx, &graph, u, &name, may_rename, &wanted_access).await?
+            ensure_application(ctx, &graph, u, &name, may_rename, &wanted, &mut setup)
+                .await?
+                .map(|(app, created)| (app, created, false))
         }
     };
+    ctx.doc.set(s2s_core::setup::DOC_KEY, setup.id.as_str());
     ctx.doc.set("app.display_name", name.as_str());
-    match &unique_name {
-        Some(u) => ctx.doc.set("app.unique_name", u.as_str()),
-        None => ctx.doc.set("app.unique_name", Value::Null),
+    match (&unique_name, &app) {
+        (Some(u), _) => ctx.doc.set("app.unique_name", u.as_str()),
+        // A marked app shared by client id keeps its own unique name (teardown checks it).
+        (None, Some((a, _, false))) => match &a.unique_name {
+            Some(u) => ctx.doc.set("app.unique_name", u.as_str()),
+            None => ctx.doc.set("app.unique_name", Value::Null),
+        },
+        (None, _) => ctx.doc.set("app.unique_name", Value::Null),
     }
-    // An adopted app was not made by the setup: teardown keeps it (and its service principal)
-    // and removes only what the setup added to it.
-    if adopt.is_some() {
-        ctx.doc.set("app.adopted", true);
-    } else {
-        ctx.doc.remove("app.adopted");
-    }
-    let Some((app, created)) = app else {
+    let Some((app, created, adopted)) = app else {
         // Dry run of a fresh create: there is no client id to look further with.
         ctx.say(&format!(
             "dry run: would create application {name:?} and its service principal"
         ));
         return Ok(());
     };
+    // An adopted app was not made by the setup: teardown keeps it (and its service principal,
+    // unless this setup created that) and removes only what the setup added to it.
+    if adopted {
+        ctx.doc.set("app.adopted", true);
+    } else {
+        ctx.doc.remove("app.adopted");
+    }
     ctx.doc.set("app.client_id", app.app_id.as_str());
     ctx.doc.set("app.object_id", app.id.as_str());
 
-    if let Some(sp_id) = ensure_service_principal(ctx, &graph, &app, created).await? {
+    let sp_tagging = if adopted {
+        SpTags::IfSetupMade
+    } else {
+        SpTags::Ensure
+    };
+    if let Some(sp_id) =
+        ensure_service_principal(ctx, &graph, &app, created, &setup.id, sp_tagging).await?
+    {
         ctx.doc.set("app.service_principal_id", sp_id.as_str());
     }
     Ok(())
+}
+
+/// What the app must be: the Dynamics CRM permission, and what the document and flags say about
+/// which app this setup may use.
+struct Wanted<'a> {
+    access: RequiredResourceAccess,
+    /// The document's `app.object_id` and `app.client_id` (an earlier version's document names
+    /// its app by both).
+    doc_object: Option<&'a str>,
+    doc_client: Option<&'a str>,
+    /// `--share-app`.
+    share: bool,
+}
+
+impl Wanted<'_> {
+    /// Whether the document names this app by both its object id and its client id.
+    fn names(&self, app: &Application) -> bool {
+        self.doc_object
+            .is_some_and(|o| o.eq_ignore_ascii_case(&app.id))
+            && self
+                .doc_client
+                .is_some_and(|c| c.eq_ignore_ascii_case(&app.app_id))
+    }
+}
+
+/// The tags an app found (not created) must get: `None` when it carries this setup's already.
+/// A run continuing an interrupted setup takes over that setup's id.
+async fn claim(
+    ctx: &Ctx,
+    graph: &Graph<'_>,
+    app: &Application,
+    wanted: &Wanted<'_>,
+    setup: &mut Setup,
+    key: &str,
+) -> Result<Option<Vec<String>>> {
+    let found = Found {
+        named_by_doc: wanted.names(app),
+        share: wanted.share,
+        key,
+    };
+    match ownership::judge(ctx, graph, app, setup, found).await? {
+        Verdict::Ours => Ok(None),
+        Verdict::Continue(id) => {
+            setup.id = id;
+            setup.minted = false;
+            Ok(None)
+        }
+        Verdict::Mark { why } => {
+            ctx.say(&format!(
+                "marking application {:?} (client id {}) as setup {}'s: {why}",
+                app.display_name.as_deref().unwrap_or(""),
+                app.app_id,
+                setup.id
+            ));
+            Ok(tags_with(&app.tags, &setup.id.tag()))
+        }
+    }
 }
 
 /// The tenant id: the `--tenant` value when it already is one, else `GET /organization`.
@@ -361,9 +498,12 @@ async fn ensure_application(
     unique_name: &str,
     name: &str,
     rename: Rename<'_>,
-    wanted: &RequiredResourceAccess,
+    wanted: &Wanted<'_>,
+    setup: &mut Setup,
 ) -> Result<Option<(Application, bool)>> {
+    let key = format!("unique name {unique_name:?}");
     if let Some(app) = graph.application_by_unique_name(unique_name).await? {
+        let tags = claim(ctx, graph, &app, wanted, setup, &key).await?;
         let current = app.display_name.as_deref();
         if current != Some(name) && !rename.allowed(current) {
             let shown = current.unwrap_or("(no name)");
@@ -377,28 +517,35 @@ async fn ensure_application(
                  --unique-name with a key of your own"
             )));
         }
-        update_if_needed(ctx, graph, &app, name, wanted).await?;
+        update_if_needed(ctx, graph, &app, name, &wanted.access, tags).await?;
         return Ok(Some((app, false)));
     }
     // Not there (or not replicated yet: the upsert is keyed, so it cannot make a second one).
-    let mut body = desired_changes(None, name, wanted);
+    // The new app carries this setup's tag from its first moment, so no run ever sees it
+    // unmarked. An upsert that meets an existing app replaces its tags with ours; that needs an
+    // app created in the last seconds that no read here could see yet (docs/reliability.md).
+    let mut body = desired_changes(None, name, &wanted.access);
     body["displayName"] = json!(name);
+    body["tags"] = json!([setup.id.tag()]);
     match graph.upsert_application(unique_name, body).await? {
         None => Ok(None),
         Some(Upserted::Created(app)) => {
             ctx.say(&format!(
-                "created application {name:?} (client id {}, unique name {unique_name:?})",
-                app.app_id
+                "created application {name:?} (client id {}, unique name {unique_name:?}, setup {})",
+                app.app_id, setup.id
             ));
             Ok(Some((app, true)))
         }
         Some(Upserted::Updated) => {
-            // It existed after all (a replica lagged, or a concurrent run made it): read it back.
+            // It existed after all (a replica lagged, a concurrent run made it, or our own
+            // create's answer was lost): read it back, and judge it as any app found.
             let app = read_back(ctx, graph, unique_name).await?;
+            let tags = claim(ctx, graph, &app, wanted, setup, &key).await?;
             ctx.say(&format!(
                 "application {name:?} already existed (client id {}); made it match",
                 app.app_id
             ));
+            update_if_needed(ctx, graph, &app, name, &wanted.access, tags).await?;
             Ok(Some((app, false)))
         }
     }
@@ -414,38 +561,64 @@ async fn read_back(ctx: &Ctx, graph: &Graph<'_>, unique_name: &str) -> Result<Ap
     .await
 }
 
+/// An app register-app was pointed at by `--client-id`.
+struct Adopted {
+    app: Application,
+    /// Its display name after this run.
+    name: String,
+    /// Not the setup's own: a portal app. `false` for an app that carries this setup's tag (it
+    /// created it), or another setup's with `--share-app`.
+    adopted: bool,
+}
+
 /// The app with this client id, brought to the wanted permissions; renamed only when a name was
-/// asked for (`--name` or the document's), else it keeps its own. Returns the app and its name.
+/// asked for (`--name` or the document's), else it keeps its own. An app made by another setup
+/// (it carries a setup tag) is that connection's: it is used only as ours or shared
+/// (`--share-app`), never adopted, so no teardown mistakes it for a portal app.
 async fn adopt_application(
     ctx: &Ctx,
     graph: &Graph<'_>,
     client_id: &str,
     name: Option<&str>,
-    wanted: &RequiredResourceAccess,
-) -> Result<(Application, String)> {
+    wanted: &Wanted<'_>,
+    setup: &mut Setup,
+) -> Result<Adopted> {
     let app = graph.application_by_app_id(client_id).await?.ok_or_else(|| {
         Error::refused(format!(
             "no application with client id {client_id} exists in this tenant"
         ))
         .with_hint("check the Application (client) ID in the portal and --tenant; a just-created app may need a minute to replicate")
     })?;
+    let marked = !s2s_core::setup::setups_in_tags(&app.tags).is_empty();
+    let (tags, adopted) = if marked {
+        let key = format!("client id {client_id}");
+        (claim(ctx, graph, &app, wanted, setup, &key).await?, false)
+    } else {
+        (None, true)
+    };
     let name = match (name, app.display_name.as_deref()) {
         (Some(n), _) => n.to_string(),
         (None, Some(own)) if check_text(own, "the app's display name").is_ok() => own.to_string(),
         (None, _) => DEFAULT_NAME.to_string(),
     };
-    update_if_needed(ctx, graph, &app, &name, wanted).await?;
-    Ok((app, name))
+    update_if_needed(ctx, graph, &app, &name, &wanted.access, tags).await?;
+    Ok(Adopted { app, name, adopted })
 }
 
+/// Brings the app to the wanted name and permissions, adding `tags` (the setup's mark, merged
+/// with the app's own) in the same PATCH when given.
 async fn update_if_needed(
     ctx: &Ctx,
     graph: &Graph<'_>,
     app: &Application,
     name: &str,
     wanted: &RequiredResourceAccess,
+    tags: Option<Vec<String>>,
 ) -> Result<()> {
-    let body = desired_changes(Some(app), name, wanted);
+    let mut body = desired_changes(Some(app), name, wanted);
+    if let Some(tags) = tags {
+        body["tags"] = json!(tags);
+    }
     if body.as_object().is_none_or(|m| m.is_empty()) {
         ctx.say(&format!(
             "application {name:?} is up to date (client id {})",
@@ -472,29 +645,59 @@ async fn update_if_needed(
     Ok(())
 }
 
-/// The app's service principal, created by a keyed upsert; right after the app was created
-/// Graph answers `NoBackingApplicationObject` until the app replicates (graph.md §2), which is
-/// waited out.
+/// Whether the service principal carries the setup's tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SpTags {
+    /// The setup's own (or shared) app: its service principal carries the tag, added when
+    /// missing (an earlier version's, or a shared app's).
+    Ensure,
+    /// An adopted app: only a service principal a setup created carries setup tags. One this
+    /// run creates gets this setup's; one another setup created (several setups adopted the
+    /// app) gets this setup's beside it, so a teardown of either leaves it to the other; one
+    /// that was there before any setup is the app owner's and is left as it is.
+    IfSetupMade,
+}
+
+/// The app's service principal, created by a keyed upsert with the setup's tag; right after
+/// the app was created Graph answers `NoBackingApplicationObject` until the app replicates
+/// (graph.md §2), which is waited out.
 async fn ensure_service_principal(
     ctx: &Ctx,
     graph: &Graph<'_>,
     app: &Application,
     app_just_created: bool,
+    setup: &SetupId,
+    tagging: SpTags,
 ) -> Result<Option<String>> {
+    let tag = setup.tag();
     // An application this run created cannot have a service principal yet: no read first (the
     // keyed upsert below is idempotent anyway, should a concurrent run have made one).
     if !app_just_created {
         if let Some(sp) = graph.service_principal_by_app_id(&app.app_id).await? {
-            ctx.say(&format!("service principal exists (object id {})", sp.id));
+            let setup_made = !s2s_core::setup::setups_in_tags(&sp.tags).is_empty();
+            match tags_with(&sp.tags, &tag) {
+                Some(tags) if tagging == SpTags::Ensure || setup_made => {
+                    let sent = graph
+                        .update_service_principal(&sp.id, json!({ "tags": tags }))
+                        .await?;
+                    ctx.say(&format!(
+                        "{} setup {setup}'s tag to service principal (object id {})",
+                        if sent { "added" } else { "dry run: would add" },
+                        sp.id
+                    ));
+                }
+                _ => ctx.say(&format!("service principal exists (object id {})", sp.id)),
+            }
             return Ok(Some(sp.id));
         }
     }
+    let tags = [tag];
     let created = until_ready(
         ctx.http.deadline(),
         "waiting for the new application to replicate before creating its service principal",
         ctx.reporter(),
         || async {
-            match graph.ensure_service_principal(&app.app_id).await {
+            match graph.ensure_service_principal(&app.app_id, &tags).await {
                 Ok(r) => Ok(Poll::Ready(r)),
                 Err(e) if is_replication_lag(&e) => Ok(Poll::Pending(
                     "Graph does not see the application yet".into(),

@@ -24,7 +24,15 @@
 //! is adopted and the others are deleted; after an answered create, the twin a retry may have
 //! made is unassigned and goes with the sweep that follows the assignment. No duplicate remains.
 //!
-//! Reads:  `app.service_principal_id` (or `app.client_id`), `app.display_name`, `hrd_policy.policy_id`.
+//! Ownership (docs/architecture.md): a policy this tool creates carries the setup's mark in its
+//! description (`[marketo-s2s setup <setup.id>]`); teardown deletes only a policy with its mark
+//! that no other service principal uses. Only a policy with this setup's mark is reused from the
+//! unassigned ones; a policy of ours assigned to the app's service principal gets the mark when
+//! an earlier version of this tool made it (its description says so) or another setup sharing
+//! the app marked it; a hand-made one stays as it is, unmarked (teardown keeps it).
+//!
+//! Reads:  `setup.id`, `app.service_principal_id` (or `app.client_id`), `app.display_name`,
+//!         `hrd_policy.policy_id`.
 //! Writes: `hrd_policy.status` (assigned, already-assigned, removed, skipped-not-federated,
 //!         not-assigned), `hrd_policy.policy_id`, `hrd_policy.display_name`, and with `--replace`
 //!         `hrd_policy.replaced` (the policies it unassigned: `[{id, display_name}]`).
@@ -45,6 +53,7 @@ use serde_json::{Value, json};
 
 use s2s_core::retry::{Poll, REPLICATION_WINDOW, until_ready};
 use s2s_core::run::Key;
+use s2s_core::setup::{SetupId, setups_in_description};
 use s2s_core::{CommonArgs, Ctx, Error, Kind, Result};
 use s2s_graph::{Graph, HrdPolicy, RunTag, ServicePrincipal, SpRef};
 
@@ -64,9 +73,10 @@ Examples:
   register-app | grant-consent | make-secret | set-hrd-policy > state.json
   set-hrd-policy --state marketo-s2s.state.json --mode remove   # password hash sync turned off
 
-Reads app.service_principal_id (or app.client_id), app.display_name; writes hrd_policy.status,
-hrd_policy.policy_id, hrd_policy.display_name (and hrd_policy.replaced with --replace).
-A re-run sends no write.",
+Reads setup.id, app.service_principal_id (or app.client_id), app.display_name; writes
+hrd_policy.status, hrd_policy.policy_id, hrd_policy.display_name (and hrd_policy.replaced with
+--replace). A policy it creates carries the setup's mark in its description, so teardown deletes
+only its own. A re-run sends no write.",
         s2s_core::exit_codes::help(
             false,
             &[
@@ -132,6 +142,7 @@ pub enum Mode {
 impl s2s_core::Tool for Cli {
     const NAME: &'static str = "set-hrd-policy";
     const READS: &'static [(&'static str, Key)] = &[
+        ("setup.id", Key::Guid),
         ("app.service_principal_id", Key::Guid),
         ("app.client_id", Key::Guid),
         ("app.display_name", Key::Str),
@@ -182,6 +193,8 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
     )?;
     let doc_name = ctx.doc.get_str("app.display_name")?.map(str::to_string);
     let doc_policy = ctx.doc.get_guid("hrd_policy.policy_id")?;
+    let setup = SetupId::of_doc(&ctx.doc)?;
+    let setup = setup.as_ref();
 
     let g = Graph::new(&ctx.http);
     if cli.mode == Mode::Auto {
@@ -258,8 +271,9 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
             policy_label(p),
             name_of(&sp)
         ));
+        ensure_mark(ctx, &g, p, setup).await?;
         set_status(&mut ctx.doc, "already-assigned", Some(p));
-        remove_unassigned_duplicates(ctx, &g, p, &sp).await?;
+        remove_unassigned_duplicates(ctx, &g, p, &sp, setup).await?;
         return Ok(());
     }
     if let Some(other) = assigned.first() {
@@ -273,7 +287,7 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
         .as_deref()
         .map(|n| n.trim().to_string())
         .unwrap_or_else(|| default_name(doc_name.as_deref(), &sp));
-    let (policy, created) = ensure_policy(ctx, &g, &name, &sp).await?;
+    let (policy, created) = ensure_policy(ctx, &g, &name, &sp, setup).await?;
     let policy_id = policy.as_ref().map_or(PLANNED_POLICY, |p| p.id.as_str());
 
     // --replace: ours exists before theirs is unassigned, so the gap without a policy is short.
@@ -310,8 +324,9 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
                     policy_label(mine)
                 ));
             }
+            ensure_mark(ctx, &g, &theirs, setup).await?;
             set_status(&mut ctx.doc, "already-assigned", Some(&theirs));
-            remove_unassigned_duplicates(ctx, &g, &theirs, &sp).await?;
+            remove_unassigned_duplicates(ctx, &g, &theirs, &sp, setup).await?;
             return Ok(());
         }
     };
@@ -328,7 +343,10 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
         }
     }
     if let (Some(p), true) = (&policy, sent) {
-        remove_unassigned_duplicates(ctx, &g, p, &sp).await?;
+        if !created {
+            ensure_mark(ctx, &g, p, setup).await?;
+        }
+        remove_unassigned_duplicates(ctx, &g, p, &sp, setup).await?;
     }
     if !replaced.is_empty() {
         ctx.doc.set("hrd_policy.replaced", Value::Array(replaced));
@@ -388,20 +406,69 @@ fn default_name(app_name: Option<&str>, sp: &ServicePrincipal) -> String {
     format!("{app} - AllowCloudPasswordValidation")
 }
 
-/// Our policy: reused when one has this display name and exactly our definition, else created;
-/// the flag says it was created by this run. `None` only in `--dry-run` when it would be created.
+/// What set-hrd-policy of an earlier version wrote in a policy's description.
+const CREATED_BY: &str = "marketo-s2s set-hrd-policy";
+
+/// Puts this setup's mark in the description of a policy of ours (by definition) assigned to the
+/// app's service principal, when the tenant shows it is the setup's to own: an earlier version
+/// of this tool made it (its description says so, and no setup marked it), or another setup
+/// sharing the app marked it. A hand-made policy is used as it is, unmarked: teardown keeps it.
+async fn ensure_mark(
+    ctx: &Ctx,
+    g: &Graph<'_>,
+    p: &HrdPolicy,
+    setup: Option<&SetupId>,
+) -> Result<()> {
+    let Some(setup) = setup else { return Ok(()) };
+    let description = p.description.as_deref().unwrap_or("");
+    let marks = setups_in_description(description);
+    if marks.contains(setup) {
+        return Ok(());
+    }
+    if marks.is_empty() && !description.contains(CREATED_BY) {
+        ctx.say(&format!(
+            "Home Realm Discovery policy {} was not made by set-hrd-policy: it is used as it is and carries no setup mark, so teardown keeps it",
+            policy_label(p)
+        ));
+        return Ok(());
+    }
+    let text = format!("{} {}", description.trim_end(), setup.description_mark());
+    let sent = g
+        .update_hrd_policy(&p.id, json!({ "description": text.trim_start() }))
+        .await
+        .map_err(explain)?;
+    ctx.say(&format!(
+        "{} setup {setup}'s mark to Home Realm Discovery policy {} ({})",
+        if sent { "added" } else { "would add" },
+        policy_label(p),
+        if marks.is_empty() {
+            "made by an earlier version of set-hrd-policy"
+        } else {
+            "shared with another setup of this app"
+        }
+    ));
+    Ok(())
+}
+
+/// Our policy: reused when one has this display name, exactly our definition and this setup's
+/// mark (one an interrupted run of this setup left unassigned), else created; the flag says it
+/// was created by this run. `None` only in `--dry-run` when it would be created.
 async fn ensure_policy(
     ctx: &Ctx,
     g: &Graph<'_>,
     name: &str,
     sp: &ServicePrincipal,
+    setup: Option<&SetupId>,
 ) -> Result<(Option<HrdPolicy>, bool)> {
     let all = g.hrd_policies().await.map_err(explain)?;
     let named: Vec<&HrdPolicy> = all
         .iter()
         .filter(|p| p.display_name.as_deref().is_some_and(|n| n == name))
         .collect();
-    let reusable: Vec<&&HrdPolicy> = named.iter().filter(|p| is_ours(p)).collect();
+    let reusable: Vec<&&HrdPolicy> = named
+        .iter()
+        .filter(|p| is_ours(p) && setup.is_none_or(|s| marked(p, s)))
+        .collect();
     if let Some(p) = reusable.first() {
         if reusable.len() > 1 {
             ctx.warn(&format!(
@@ -434,9 +501,11 @@ async fn ensure_policy(
     let body = json!({
         "definition": [wanted_definition().to_string()],
         "displayName": name,
+        // The setup's mark, then the run tag, which must come last (`RunTag::marks`).
         "description": format!(
-            "Lets Entra ID validate passwords of federated users signing in to {} (Marketo S2S). Created by marketo-s2s set-hrd-policy {}",
+            "Lets Entra ID validate passwords of federated users signing in to {} (Marketo S2S). Created by {CREATED_BY} {}{}",
             sp.display_name.as_deref().unwrap_or(&sp.app_id),
+            setup.map(|s| format!("{} ", s.description_mark())).unwrap_or_default(),
             tag
         ),
         // true would make it the default for every app of the tenant (graph.md §5.2).
@@ -543,6 +612,13 @@ fn is_ours(p: &HrdPolicy) -> bool {
     definition_is_ours(&p.definition) && p.is_organization_default != Some(true)
 }
 
+/// Whether the policy's description carries this setup's mark.
+fn marked(p: &HrdPolicy, setup: &SetupId) -> bool {
+    p.description
+        .as_deref()
+        .is_some_and(|d| setup.marks_description(d))
+}
+
 /// What [`assign`] ended with.
 enum Assigned {
     /// Our policy is assigned (`false`: only planned, `--dry-run`).
@@ -628,14 +704,23 @@ async fn remove_unassigned_duplicates(
     g: &Graph<'_>,
     kept: &HrdPolicy,
     sp: &ServicePrincipal,
+    setup: Option<&SetupId>,
 ) -> Result<()> {
     let Some(name) = kept.display_name.as_deref() else {
         return Ok(());
     };
     let app = sp.display_name.as_deref().unwrap_or(&sp.app_id);
+    // Made by this setup (its mark), or by an earlier version for this app (no mark at all).
     let ours_for_this_app = |d: &str| {
-        d.contains("marketo-s2s set-hrd-policy")
-            && (app.is_empty() || d.contains(&format!("signing in to {app} (Marketo S2S)")))
+        let marks = setups_in_description(d);
+        match setup {
+            Some(s) if !marks.is_empty() => marks.contains(s),
+            _ => {
+                marks.is_empty()
+                    && d.contains(CREATED_BY)
+                    && (app.is_empty() || d.contains(&format!("signing in to {app} (Marketo S2S)")))
+            }
+        }
     };
     let all = g.hrd_policies().await.map_err(explain)?;
     for p in all.iter().filter(|p| {

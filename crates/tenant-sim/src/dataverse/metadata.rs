@@ -96,6 +96,13 @@ fn attr_json(e: &Entity, a: &Attr) -> Value {
         "@odata.type": format!("#Microsoft.Dynamics.CRM.{otype}"),
         "MetadataId": a.id, "LogicalName": a.logical, "SchemaName": a.schema, "AttributeType": a.ty,
         "AttributeTypeName": {"Value": format!("{}Type", a.ty)}, "DisplayName": label(&a.display),
+        // A column created without a description has a Label with no localized text
+        // (Learn: "Label" complex type, LocalizedLabels may be empty).
+        "Description": if a.description.is_empty() {
+            json!({"LocalizedLabels": [], "UserLocalizedLabel": null})
+        } else {
+            label(&a.description)
+        },
         "EntityLogicalName": e.logical, "IsCustomAttribute": a.custom,
         "RequiredLevel": {"Value": "None", "CanBeChanged": true, "ManagedPropertyLogicalName": "canmodifyrequirementlevelsettings"}
     });
@@ -477,6 +484,13 @@ fn create_attribute(sim: &Sim, ctx: &Ctx, e: &Entity) -> R {
     let mut a = attr(&logical, ty, &display);
     a.schema = schema.to_string();
     a.custom = true;
+    // Stored and returned as given (create-update-column-definitions-using-web-api: the
+    // `Description` label of the definition), so a mark in it can be read back.
+    a.description = body
+        .pointer("/Description/LocalizedLabels/0/Label")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     let id = a.id.clone();
     ent.attrs.push(a);
     Ok(Reply::empty(204).header(

@@ -30,6 +30,9 @@ pub struct Attr {
     pub nav: Option<String>,
     #[serde(default)]
     pub custom: bool,
+    /// The column's `Description` label (one language), as created; empty when none was given.
+    #[serde(default)]
+    pub description: String,
 }
 
 impl Attr {
@@ -93,5 +96,6 @@ pub(super) fn attr(logical: &str, ty: &str, display: &str) -> Attr {
         targets: vec![],
         nav: None,
         custom: false,
+        description: String::new(),
     }
 }
