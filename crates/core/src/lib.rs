@@ -31,6 +31,7 @@ pub mod setup;
 pub mod signin;
 pub mod state;
 pub mod statefile;
+pub mod tools;
 #[cfg(windows)]
 pub mod win;
 
