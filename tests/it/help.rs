@@ -50,13 +50,12 @@ fn one_exit_code_table_for_the_readme_and_every_help() {
             (cells[0].parse().unwrap(), cells[1].to_string())
         })
         .collect();
-    let table: Vec<(u8, String)> = s2s_core::exit_codes::TABLE
-        .iter()
-        .map(|(c, m)| (*c, m.to_string()))
+    let table: Vec<(u8, String)> = s2s_core::exit_codes::all()
+        .map(|(c, m)| (c, m.to_string()))
         .collect();
     assert_eq!(
         rows, table,
-        "README's exit codes differ from s2s_core::exit_codes::TABLE"
+        "README's exit codes differ from s2s_core::exit_codes::all()"
     );
     // Every tool's help lists the table's codes (6 only where there are checks).
     let dir = tempfile::tempdir().unwrap();
@@ -64,10 +63,10 @@ fn one_exit_code_table_for_the_readme_and_every_help() {
         let mut c = bare_cmd(tool, dir.path());
         c.arg("--help").env("COLUMNS", "200");
         let r = Run::from_output(c.output().unwrap()).ok();
-        for (code, meaning) in s2s_core::exit_codes::TABLE {
+        for (code, meaning) in s2s_core::exit_codes::all() {
             let line = format!("  {code}  {meaning}");
             let checks = matches!(*tool, "verify-sync" | "preflight");
-            if *code == 6 && !checks {
+            if code == 6 && !checks {
                 continue;
             }
             assert!(r.stdout.contains(&line), "{tool} --help lacks {line:?}");

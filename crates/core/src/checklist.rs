@@ -9,8 +9,7 @@
 
 use serde_json::{Value, json};
 
-use crate::error::Error;
-use crate::run::Ctx;
+use crate::run::{Ctx, Outcome};
 
 /// The outcome of one check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -107,10 +106,10 @@ impl Check {
     }
 }
 
-/// Prints one line per check (and its fix) on stderr, records `<section>.ok`, `<section>.at` and
-/// `<section>.checks` in the document, and returns the exit-6 error naming the failed checks when
-/// any failed (the caller adds its hint and anything else it owes before returning it).
-pub fn record(ctx: &mut Ctx, section: &str, checks: &[Check]) -> Option<Error> {
+/// Prints one line per check (and its fix) on stderr and records `<section>.ok`, `<section>.at`
+/// and `<section>.checks` in the document. When a check failed, returns what the run ends with
+/// (exit 6, after the document is written): the summary naming the failed checks, and `hint`.
+pub fn record(ctx: &mut Ctx, section: &str, checks: &[Check], hint: &str) -> Outcome {
     print(ctx.reporter(), checks);
     let failed: Vec<&str> = checks
         .iter()
@@ -124,14 +123,18 @@ pub fn record(ctx: &mut Ctx, section: &str, checks: &[Check]) -> Option<Error> {
         &format!("{section}.checks"),
         Value::Array(checks.iter().map(Check::to_json).collect()),
     );
-    (!failed.is_empty()).then(|| {
-        Error::verify_failed(format!(
+    if failed.is_empty() {
+        return Outcome::Done;
+    }
+    Outcome::ChecksFailed {
+        summary: format!(
             "{} of {} checks failed: {}",
             failed.len(),
             checks.len(),
             failed.join("; ")
-        ))
-    })
+        ),
+        hint: hint.to_string(),
+    }
 }
 
 /// One line per check on stderr: the mark in its colour (`[ok  ]` green, `[warn]` yellow,

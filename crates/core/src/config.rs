@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use url::{Host, Url};
 
+use crate::auth::signin::credential_from_doc;
+pub use crate::auth::signin::{DocSignIn, EnvCredential, SIGN_IN_KEYS};
 use crate::cli::{AuthSource, Cloud, CommonArgs};
 use crate::error::{Error, Result};
-use crate::signin::credential_from_doc;
-pub use crate::signin::{DocSignIn, SIGN_IN_KEYS};
 use crate::state::StateDoc;
 
 /// The Azure CLI's public client id: a first-party app that may obtain tokens for Graph and for
@@ -76,30 +76,6 @@ pub struct Retarget {
 impl Retarget {
     pub fn is_empty(&self) -> bool {
         self.tenant.is_none() && self.dynamics.is_none() && !self.tenant_if_other
-    }
-}
-
-/// `AZURE_CLIENT_ID` with what proves it: `AZURE_CLIENT_SECRET`, `AZURE_CLIENT_CERTIFICATE_PATH`
-/// or `AZURE_FEDERATED_TOKEN_FILE` (the azure-identity variables).
-#[derive(Clone)]
-pub struct EnvCredential {
-    pub client_id: String,
-    pub secret: Option<secrecy::SecretString>,
-    pub certificate_path: Option<PathBuf>,
-    /// `AZURE_CLIENT_CERTIFICATE_PASSWORD` is set: only told to the user, as PKCS#12 and
-    /// encrypted keys are not supported (its value is never read).
-    pub certificate_password_set: bool,
-    pub federated_token_file: Option<PathBuf>,
-}
-
-impl std::fmt::Debug for EnvCredential {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EnvCredential")
-            .field("client_id", &self.client_id)
-            .field("secret", &self.secret.as_ref().map(|_| "(redacted)"))
-            .field("certificate_path", &self.certificate_path)
-            .field("federated_token_file", &self.federated_token_file)
-            .finish()
     }
 }
 

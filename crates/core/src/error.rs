@@ -9,7 +9,18 @@ use std::process::ExitCode;
 // in `Display`, once for every caller (issue 12, finding 4).
 use crate::output::sanitize;
 
-/// The design's exit codes (design.md, "Output, errors, exit codes").
+/// The signal that interrupted a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// SIGINT: Ctrl-C.
+    Interrupt,
+    /// SIGTERM: `kill`, a CI job's cancel button, a container stopping.
+    Terminate,
+}
+
+/// How a run ended, when not with 0, and the exit code that says so: each kind owns its code and
+/// its meaning, which every tool's `--help` lists ([`crate::exit_codes::help`]) and the README's
+/// table repeats (design.md, "Output, errors, exit codes").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     /// 1: unexpected failure (I/O, a bug).
@@ -22,13 +33,27 @@ pub enum Kind {
     Refused,
     /// 5: the service did not succeed in time.
     Timeout,
-    /// 6: verify-sync found a failing check.
-    VerifyFailed,
+    /// 6: a checklist (verify-sync, preflight) ran to the end and a check failed. A step says so
+    /// with [`crate::run::Outcome::ChecksFailed`], not with an error; only a pipeline passing on
+    /// such a step's exit code makes an error of this kind.
+    ChecksFailed,
     /// 130 (SIGINT, Ctrl-C) or 143 (SIGTERM): the run was interrupted; what it did is kept.
-    Interrupted,
+    Interrupted(Signal),
 }
 
 impl Kind {
+    /// Every kind, in the order of their codes.
+    pub const ALL: [Kind; 8] = [
+        Kind::Internal,
+        Kind::Usage,
+        Kind::Auth,
+        Kind::Refused,
+        Kind::Timeout,
+        Kind::ChecksFailed,
+        Kind::Interrupted(Signal::Interrupt),
+        Kind::Interrupted(Signal::Terminate),
+    ];
+
     pub fn code(self) -> u8 {
         match self {
             Kind::Internal => 1,
@@ -36,9 +61,54 @@ impl Kind {
             Kind::Auth => 3,
             Kind::Refused => 4,
             Kind::Timeout => 5,
-            Kind::VerifyFailed => 6,
-            Kind::Interrupted => crate::interrupt::exit_code(),
+            Kind::ChecksFailed => 6,
+            Kind::Interrupted(Signal::Interrupt) => 130,
+            Kind::Interrupted(Signal::Terminate) => 143,
         }
+    }
+
+    /// What the code means, as `--help` and the README say it.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Kind::Internal => "unexpected failure (I/O, a bug)",
+            Kind::Usage => {
+                "usage or bad input (flags, document, empty pipe, another tenant or org); no write sent"
+            }
+            Kind::Auth => "sign-in failed (no credential, a rejected secret or certificate)",
+            Kind::Refused => {
+                "the service refused the request (a 4xx retrying cannot fix, e.g. a missing permission)"
+            }
+            Kind::Timeout => {
+                "not in time (5xx or throttling past --timeout, replication, a locked --state file)"
+            }
+            Kind::ChecksFailed => "a check failed (verify-sync, preflight)",
+            Kind::Interrupted(Signal::Interrupt) => {
+                "interrupted by Ctrl-C (SIGINT); what the run did is kept and the resume command is printed"
+            }
+            Kind::Interrupted(Signal::Terminate) => "stopped by SIGTERM; as 130",
+        }
+    }
+
+    /// The word a document records (`steps.<tool>.error.kind`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Internal => "internal",
+            Kind::Usage => "usage",
+            Kind::Auth => "auth",
+            Kind::Refused => "refused",
+            Kind::Timeout => "timeout",
+            Kind::ChecksFailed => "checks_failed",
+            Kind::Interrupted(_) => "interrupted",
+        }
+    }
+
+    /// The kind an exit code stands for (a pipeline passes an earlier step's code on); an
+    /// unknown code is an unexpected failure.
+    pub fn from_code(code: u8) -> Kind {
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.code() == code)
+            .unwrap_or(Kind::Internal)
     }
 }
 
@@ -122,13 +192,21 @@ impl fmt::Display for ServiceError {
     }
 }
 
-/// The error every tool returns. `Display` is the one-line report; `hint` says what to do next.
+impl std::error::Error for ServiceError {}
+
+/// The error every tool returns. `Display` is the one-line report — every link of the chain,
+/// outermost first, joined by `: ` (`adding a client secret: POST /v1.0/…: graph answered 403 …`);
+/// [`Error::causes`] gives the links one by one, as `-v` prints them. `hint` says what to do
+/// next.
 #[derive(Debug)]
 pub struct Error {
     pub kind: Kind,
+    /// This link's own words; empty for an error that only carries its source (an I/O error).
     pub message: String,
-    /// Boxed: errors travel through every `Result`, and most carry no service answer.
-    pub service: Option<Box<ServiceError>>,
+    /// The service's refusal, when this link is one (boxed: errors travel through every
+    /// `Result`, and most carry no service answer). Read it with [`Error::service`], which
+    /// looks down the chain.
+    service: Option<Box<ServiceError>>,
     pub hint: Option<String>,
     /// True when a write may have been committed although the client saw a failure (the
     /// connection broke after the request was sent). Ensure-logic re-reads before writing again.
@@ -136,6 +214,8 @@ pub struct Error {
     /// A value found neither in a flag nor in the document ([`crate::config::missing`]): the
     /// harness names a `--state` file that does not exist as the likelier cause.
     pub missing_value: bool,
+    /// What this error wraps: the error [`Error::context`] was given, or an I/O error.
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -149,6 +229,7 @@ impl Error {
             hint: None,
             ambiguous: false,
             missing_value: false,
+            source: None,
         }
     }
     pub fn usage(message: impl Into<String>) -> Self {
@@ -166,9 +247,6 @@ impl Error {
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(Kind::Internal, message)
     }
-    pub fn verify_failed(message: impl Into<String>) -> Self {
-        Self::new(Kind::VerifyFailed, message)
-    }
     /// A service refusal, classified by status: 401 → auth, 5xx/429 → timeout, other 4xx → refused.
     pub fn from_service(what: impl Into<String>, se: ServiceError) -> Self {
         let kind = match se.status {
@@ -177,12 +255,8 @@ impl Error {
             _ => Kind::Refused,
         };
         Error {
-            kind,
-            message: what.into(),
             service: Some(Box::new(se)),
-            hint: None,
-            ambiguous: false,
-            missing_value: false,
+            ..Self::new(kind, what)
         }
     }
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
@@ -193,37 +267,131 @@ impl Error {
         self.kind = kind;
         self
     }
-    /// Prefixes the message with context (`"creating the service principal: ..."`).
+    /// Wraps the error in what was being done (`"creating the service principal"`): the result
+    /// reads `creating the service principal: <the error>`, keeps the error as its source, and
+    /// keeps its kind, hint and whether a write may have been committed.
     pub fn context(mut self, what: impl fmt::Display) -> Self {
-        self.message = format!("{what}: {}", self.message);
-        self
+        // An error that only carries its source (an I/O error) is named, not wrapped again.
+        if self.message.is_empty() && self.service.is_none() {
+            self.message = what.to_string();
+            return self;
+        }
+        let outer = Error {
+            kind: self.kind,
+            message: what.to_string(),
+            service: None,
+            hint: self.hint.take(),
+            ambiguous: self.ambiguous,
+            missing_value: self.missing_value,
+            source: None,
+        };
+        Error {
+            source: Some(Box::new(self)),
+            ..outer
+        }
+    }
+    /// The service's refusal this error is, or wraps.
+    pub fn service(&self) -> Option<&ServiceError> {
+        match &self.service {
+            Some(se) => Some(se),
+            None => self.source.as_ref()?.downcast_ref::<Error>()?.service(),
+        }
+    }
+    /// [`Error::service`], to complete (the API client adds who the caller was to a 403).
+    pub fn service_mut(&mut self) -> Option<&mut ServiceError> {
+        match &mut self.service {
+            Some(se) => Some(se),
+            None => self.source.as_mut()?.downcast_mut::<Error>()?.service_mut(),
+        }
     }
     pub fn status(&self) -> Option<u16> {
-        self.service.as_ref().map(|s| s.status)
+        self.service().map(|s| s.status)
     }
     pub fn has_code(&self, c: &str) -> bool {
-        self.service.as_ref().is_some_and(|s| s.has_code(c))
+        self.service().is_some_and(|s| s.has_code(c))
     }
     pub fn exit_code(&self) -> ExitCode {
         ExitCode::from(self.kind.code())
+    }
+    /// The links of the chain under the first, each in its own words, outermost first: what
+    /// `-v` prints as cargo does, one `Caused by:` each. The first link is the one-line report's
+    /// beginning; an empty link (an error that only carries its source) is skipped.
+    pub fn causes(&self) -> Vec<String> {
+        let mut links = Vec::new();
+        let mut link: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(l) = link {
+            let own = match l.downcast_ref::<Error>() {
+                Some(e) => e.message.clone(),
+                None => l.to_string(),
+            };
+            if !own.trim().is_empty() {
+                links.push(sanitize(&own).into_owned());
+            }
+            link = l.source();
+        }
+        links.into_iter().skip(1).collect()
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&sanitize(&self.message))?;
-        if let Some(se) = &self.service {
-            write!(f, ": {se}")?;
+        let sep = if self.message.is_empty() { "" } else { ": " };
+        if let Some(source) = &self.source {
+            write!(f, "{sep}{}", sanitize(&source.to_string()))?;
+        } else if let Some(se) = &self.service {
+            write!(f, "{sep}{se}")?;
         }
         Ok(())
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match (&self.source, &self.service) {
+            (Some(source), _) => Some(source.as_ref()),
+            (None, Some(se)) => Some(se.as_ref()),
+            (None, None) => None,
+        }
+    }
+}
 
+/// An I/O failure is an unexpected one (exit 1) that keeps the I/O error as its source: its
+/// kind and OS code stay readable down the chain.
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
-        Error::internal(e.to_string())
+        Error {
+            source: Some(Box::new(e)),
+            ..Error::internal("")
+        }
+    }
+}
+
+impl Error {
+    /// Says the error on stderr: `tool: error: <the one-line report>`; with `-v`
+    /// (`verbosity` > 0) each cause as cargo prints them, `Caused by:` and the cause indented;
+    /// then `tool: hint: …`.
+    pub fn report(&self, tool: &str, verbosity: u8) {
+        let causes = if verbosity > 0 {
+            self.causes()
+        } else {
+            Vec::new()
+        };
+        report_lines(tool, &self.to_string(), &causes, self.hint.as_deref());
+    }
+}
+
+/// The lines of an error report (`line` and `causes` already sanitised).
+pub(crate) fn report_lines(tool: &str, line: &str, causes: &[String], hint: Option<&str>) {
+    use crate::output::{Style, ewriteln, paint};
+    ewriteln(&format!("{tool}: {} {line}", paint(Style::Fail, "error:")));
+    for cause in causes {
+        ewriteln("");
+        ewriteln("Caused by:");
+        ewriteln(&format!("  {cause}"));
+    }
+    if let Some(h) = hint {
+        ewriteln(&format!("{tool}: hint: {}", sanitize(h)));
     }
 }
 
@@ -256,5 +424,70 @@ mod tests {
         let shown = e.to_string();
         assert!(!shown.chars().any(char::is_control), "{shown:?}");
         assert!(shown.contains("first\\x07 line"), "{shown}");
+    }
+
+    fn refusal() -> Error {
+        Error::from_service(
+            "POST /v1.0/applications",
+            ServiceError {
+                service: "graph",
+                status: 403,
+                code: "Authorization_RequestDenied".into(),
+                message: "Insufficient privileges".into(),
+                request_id: Some("r1".into()),
+                ..Default::default()
+            },
+        )
+    }
+
+    #[test]
+    fn context_wraps_and_the_one_line_reads_as_before() {
+        let e = refusal()
+            .with_hint("grant Application.ReadWrite.All")
+            .context("creating the application")
+            .context("register-app");
+        assert_eq!(
+            e.to_string(),
+            "register-app: creating the application: POST /v1.0/applications: graph answered 403 \
+             Authorization_RequestDenied: Insufficient privileges [request id r1]"
+        );
+        // Kind, hint and the service's answer stay reachable from the outside.
+        assert_eq!(e.kind, Kind::Refused);
+        assert_eq!(e.hint.as_deref(), Some("grant Application.ReadWrite.All"));
+        assert_eq!(e.status(), Some(403));
+        assert!(e.has_code("Authorization_RequestDenied"));
+        // The chain keeps every link, each in its own words.
+        assert_eq!(
+            e.causes(),
+            [
+                "creating the application",
+                "POST /v1.0/applications",
+                "graph answered 403 Authorization_RequestDenied: Insufficient privileges [request id r1]",
+            ]
+        );
+        let mut e = e;
+        e.service_mut().unwrap().caller = Some(Caller::default());
+        assert!(e.service().unwrap().caller.is_some());
+    }
+
+    #[test]
+    fn an_io_error_is_kept_as_the_source() {
+        use std::error::Error as _;
+        let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "denied\u{7}");
+        let e = Error::from(io);
+        assert_eq!(e.kind, Kind::Internal);
+        assert_eq!(e.to_string(), "denied\\x07");
+        assert!(e.causes().is_empty(), "{:?}", e.causes());
+        let source = e
+            .source()
+            .unwrap()
+            .downcast_ref::<std::io::Error>()
+            .unwrap();
+        assert_eq!(source.kind(), std::io::ErrorKind::PermissionDenied);
+        let named: Result<()> = Err(std::io::Error::other("disk full")).context("saving x");
+        let named = named.unwrap_err();
+        assert_eq!(named.to_string(), "saving x: disk full");
+        assert_eq!(named.causes(), ["disk full"]);
+        assert!(named.source().unwrap().is::<std::io::Error>());
     }
 }

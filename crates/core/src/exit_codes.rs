@@ -1,46 +1,28 @@
-//! The exit codes, in one place: the design's table (design.md, "Output, errors, exit codes"),
-//! what [`crate::error::Kind::code`] returns, what every tool's `--help` (and so its man page)
-//! lists, and what the README's table says (a test compares them).
+//! The exit codes as people read them: every code with its meaning, from [`Kind`] (which owns
+//! both), for every tool's `--help` (and so its man page) and the README's table (a test
+//! compares them).
 
-/// Every exit code and its meaning.
-pub const TABLE: &[(u8, &str)] = &[
-    (0, "done (whether or not anything changed)"),
-    (1, "unexpected failure (I/O, a bug)"),
-    (
-        2,
-        "usage or bad input (flags, document, empty pipe, another tenant or org); no write sent",
-    ),
-    (
-        3,
-        "sign-in failed (no credential, a rejected secret or certificate)",
-    ),
-    (
-        4,
-        "the service refused the request (a 4xx retrying cannot fix, e.g. a missing permission)",
-    ),
-    (
-        5,
-        "not in time (5xx or throttling past --timeout, replication, a locked --state file)",
-    ),
-    (6, "a check failed (verify-sync, preflight)"),
-    (
-        130,
-        "interrupted by Ctrl-C (SIGINT); what the run did is kept and the resume command is printed",
-    ),
-    (143, "stopped by SIGTERM; as 130"),
-];
+use crate::error::Kind;
+
+/// What exit 0 means.
+pub const DONE: &str = "done (whether or not anything changed)";
+
+/// Every exit code and its meaning, 0 first.
+pub fn all() -> impl Iterator<Item = (u8, &'static str)> {
+    std::iter::once((0, DONE)).chain(Kind::ALL.into_iter().map(|k| (k.code(), k.meaning())))
+}
 
 /// The `Exit codes:` block of a tool's `--help`: every code the tool can return (6 only with
 /// `checks`), each with the common meaning and, where the tool adds one, what it means there.
 pub fn help(checks: bool, notes: &[(u8, &str)]) -> String {
     let mut out = String::from("Exit codes:");
-    for (code, meaning) in TABLE {
-        if *code == 6 && !checks {
+    for (code, meaning) in all() {
+        if code == Kind::ChecksFailed.code() && !checks {
             continue;
         }
         out.push_str(&format!("\n  {code}  {meaning}"));
         for (c, note) in notes {
-            if c == code {
+            if *c == code {
                 out.push_str(&format!("; here: {note}"));
             }
         }
@@ -51,21 +33,13 @@ pub fn help(checks: bool, notes: &[(u8, &str)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::Kind;
 
     #[test]
-    fn the_table_is_what_the_error_kinds_return() {
-        for (kind, code) in [
-            (Kind::Internal, 1),
-            (Kind::Usage, 2),
-            (Kind::Auth, 3),
-            (Kind::Refused, 4),
-            (Kind::Timeout, 5),
-            (Kind::VerifyFailed, 6),
-            (Kind::Interrupted, 130),
-        ] {
-            assert_eq!(kind.code(), code);
-            assert!(TABLE.iter().any(|(c, _)| *c == code));
+    fn every_code_is_listed_once_in_order() {
+        let codes: Vec<u8> = all().map(|(c, _)| c).collect();
+        assert_eq!(codes, [0, 1, 2, 3, 4, 5, 6, 130, 143]);
+        for kind in Kind::ALL {
+            assert_eq!(Kind::from_code(kind.code()), kind);
         }
     }
 

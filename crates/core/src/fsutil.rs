@@ -135,6 +135,10 @@ pub fn path_from_doc(value: &str, key: &str) -> Result<PathBuf> {
     Ok(p)
 }
 
+/// How long a token cache, a certificate or `--ca-file` may be: far more than any real one, and
+/// a bound on what a wrong path can make the tool read.
+pub const MAX_SMALL_FILE: u64 = 4 * 1024 * 1024;
+
 /// Reads at most `max` bytes of a regular file. The file is opened non-blocking, so a FIFO
 /// cannot block the tool, and anything but a regular file (after following a symlink) is
 /// refused with [`std::io::ErrorKind::InvalidInput`]; a larger file with

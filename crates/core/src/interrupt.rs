@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 
 use tokio::sync::Notify;
 
-use crate::error::{Error, Kind};
+use crate::error::{Error, Kind, Signal};
 
 /// The first signal received (2 = SIGINT, 15 = SIGTERM), or 0.
 static SIGNAL: AtomicI32 = AtomicI32::new(0);
@@ -90,18 +90,18 @@ fn arrived(tool: &str, signo: i32) {
 
 /// The signal that arrived, if one did: `"SIGINT"` or `"SIGTERM"`.
 pub fn signalled() -> Option<&'static str> {
-    match SIGNAL.load(Ordering::SeqCst) {
-        0 => None,
-        15 => Some("SIGTERM"),
-        _ => Some("SIGINT"),
-    }
+    signal().map(|s| match s {
+        Signal::Terminate => "SIGTERM",
+        Signal::Interrupt => "SIGINT",
+    })
 }
 
-/// The exit code of an interrupted run: 130 for SIGINT, 143 for SIGTERM.
-pub fn exit_code() -> u8 {
+/// The signal that arrived, if one did.
+fn signal() -> Option<Signal> {
     match SIGNAL.load(Ordering::SeqCst) {
-        15 => 143,
-        _ => 130,
+        0 => None,
+        15 => Some(Signal::Terminate),
+        _ => Some(Signal::Interrupt),
     }
 }
 
@@ -112,11 +112,13 @@ pub async fn arrival() {
     }
 }
 
-/// The error an interrupted run ends with; `during` says what it was doing.
+/// The error an interrupted run ends with (exit 130, or 143 for SIGTERM); `during` says what it
+/// was doing.
 pub fn error(during: &str) -> Error {
-    let how = match signalled() {
-        Some("SIGTERM") => "stopped by SIGTERM",
-        _ => "interrupted (Ctrl-C)",
+    let signal = signal().unwrap_or(Signal::Interrupt);
+    let how = match signal {
+        Signal::Terminate => "stopped by SIGTERM",
+        Signal::Interrupt => "interrupted (Ctrl-C)",
     };
-    Error::new(Kind::Interrupted, format!("{how} while {during}"))
+    Error::new(Kind::Interrupted(signal), format!("{how} while {during}"))
 }

@@ -1,11 +1,13 @@
 //! The shared core of the marketo-s2s tools: the state document, the shared flags, configuration,
-//! the credential chain, the HTTP layer (retry, Retry-After, deadline, eventual-consistency waits,
-//! redaction, dry-run plans), the error type and its exit codes, and stdout/stderr output.
+//! the credential chain ([`auth`]), the HTTP layer ([`http`]: requests, retry and Retry-After
+//! within the deadline, redaction, dry-run plans) and the client that joins them ([`Http`]),
+//! eventual-consistency waits ([`retry`]), the error type and its exit codes, and stdout/stderr
+//! output.
 //!
 //! Dependencies point down: tools use the typed clients (graph, dataverse), which use this crate;
-//! only [`run`] writes stdout.
+//! only [`run`] writes stdout. Inside it, `api` → `auth` → `http`, never back.
 
-pub mod assertion;
+pub mod api;
 pub mod auth;
 pub mod checklist;
 pub mod cli;
@@ -22,21 +24,21 @@ pub mod lifetime;
 pub mod odata;
 pub mod output;
 pub mod owed;
-pub mod paging;
 pub mod pipe;
-pub mod redact;
 pub mod retry;
 pub mod run;
 pub mod setup;
-pub mod signin;
 pub mod state;
 pub mod statefile;
 pub mod tools;
 #[cfg(windows)]
 pub mod win;
 
+pub use api::Http;
+/// `s2s_core::assertion`: the client assertions of [`auth`] (certificates, federated tokens).
+pub use auth::assertion;
 pub use cli::CommonArgs;
 pub use error::{Caller, Error, Kind, Result, ResultExt, ServiceError};
-pub use http::{Auth, Http, Method, Request, Response, Service};
+pub use http::{Auth, Method, Request, Response, Service};
 pub use run::{Ctx, Key, Tool};
 pub use state::StateDoc;

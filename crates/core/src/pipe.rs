@@ -63,17 +63,8 @@ pub fn failed_upstream(doc: &StateDoc, me: &str) -> Option<Upstream> {
 
 /// The error a passing-through tool exits with: the failed step's exit code, one line.
 pub fn passed_on(up: &Upstream) -> Error {
-    let kind = match up.exit_code {
-        2 => Kind::Usage,
-        3 => Kind::Auth,
-        4 => Kind::Refused,
-        5 => Kind::Timeout,
-        6 => Kind::VerifyFailed,
-        130 | 143 => Kind::Interrupted,
-        _ => Kind::Internal,
-    };
     Error::new(
-        kind,
+        Kind::from_code(up.exit_code),
         format!(
             "not run: {} failed earlier in this pipeline (exit {}); the document is passed on untouched",
             up.tool, up.exit_code
@@ -131,5 +122,23 @@ mod tests {
         )
         .unwrap();
         assert!(failed_upstream(&state_only, "assign-role").is_none());
+    }
+
+    #[test]
+    fn a_passed_on_exit_code_is_the_failed_steps_own() {
+        for code in [1, 2, 3, 4, 5, 6, 130, 143] {
+            let up = Upstream {
+                tool: "assign-role".into(),
+                exit_code: code,
+                message: String::new(),
+            };
+            assert_eq!(passed_on(&up).kind.code(), code);
+        }
+        let odd = Upstream {
+            tool: "assign-role".into(),
+            exit_code: 77,
+            message: String::new(),
+        };
+        assert_eq!(passed_on(&odd).kind.code(), 1);
     }
 }

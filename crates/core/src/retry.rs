@@ -1,67 +1,12 @@
-//! Backoff, `Retry-After` in all its forms, and the eventual-consistency wait helper.
-//!
-//! Policy as azure_core's: retry 408, 429, 500, 502, 503, 504 and connection failures, honour
-//! `retry-after-ms`, `x-ms-retry-after-ms` and `Retry-After` (seconds — Graph sends fractional
-//! ones such as `2.128` — or an HTTP date), otherwise exponential backoff with jitter; everything
-//! bounded by the tool's one deadline.
+//! Waiting out eventual consistency: polling a read until what was just written shows, on a
+//! schedule dense while the wait is young and backing off after, bounded by the tool's deadline
+//! (design.md, "Eventual consistency"). The retries of one request are the HTTP layer's
+//! (`crate::http::policy`).
 
 use std::future::Future;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-
-pub fn is_retryable_status(status: u16) -> bool {
-    matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
-}
-
-/// The delay a response asks for, from its headers (`name` is matched case-insensitively).
-pub fn retry_after<'a>(
-    headers: impl IntoIterator<Item = (&'a str, &'a str)>,
-    now: SystemTime,
-) -> Option<Duration> {
-    let mut secs = None;
-    for (name, value) in headers {
-        let v = value.trim();
-        if name.eq_ignore_ascii_case("retry-after-ms")
-            || name.eq_ignore_ascii_case("x-ms-retry-after-ms")
-        {
-            // Millisecond headers are more precise; they win over Retry-After.
-            if let Ok(ms) = v.parse::<f64>() {
-                if ms.is_finite() && ms >= 0.0 {
-                    return Some(Duration::from_secs_f64((ms / 1000.0).min(86_400.0)));
-                }
-            }
-        } else if name.eq_ignore_ascii_case("retry-after") {
-            secs = parse_retry_after(v, now);
-        }
-    }
-    secs
-}
-
-/// `Retry-After` value: delta-seconds (integer or fractional) or an HTTP date.
-pub fn parse_retry_after(v: &str, now: SystemTime) -> Option<Duration> {
-    let v = v.trim();
-    if let Ok(s) = v.parse::<f64>() {
-        return (s.is_finite() && s >= 0.0).then(|| Duration::from_secs_f64(s.min(86_400.0)));
-    }
-    // A date far in the future is clamped like the numeric forms: the value comes from the
-    // wire and is added to an `Instant`.
-    let at = httpdate::parse_http_date(v).ok()?;
-    Some(
-        at.duration_since(now)
-            .unwrap_or(Duration::ZERO)
-            .min(Duration::from_secs(86_400)),
-    )
-}
-
-/// Exponential backoff with "equal jitter": half fixed, half random, so retries of parallel
-/// clients spread out but never collapse to zero.
-pub fn backoff(attempt: u32, base: Duration, cap: Duration) -> Duration {
-    let exp = base.saturating_mul(2u32.saturating_pow(attempt.min(16)));
-    let d = exp.min(cap);
-    let half = d / 2;
-    half + Duration::from_secs_f64(half.as_secs_f64() * rand::random::<f64>())
-}
 
 /// Sleeps for `d`, or fails with exit 5 when the deadline would pass first.
 pub async fn sleep_within(d: Duration, deadline: Instant, what: &str) -> Result<()> {
@@ -239,7 +184,9 @@ where
         // The window, not the tool's deadline, ran out: the object is not there. When the
         // deadline came first, "not in time" (exit 5) is the honest answer.
         Err(e)
-            if e.service.is_none() && e.kind == crate::error::Kind::Timeout && until < deadline =>
+            if e.service().is_none()
+                && e.kind == crate::error::Kind::Timeout
+                && until < deadline =>
         {
             Ok(None)
         }
@@ -274,30 +221,6 @@ mod wait_reason_tests {
 #[cfg(test)]
 mod tests {
     use super::*;
-    #[test]
-    fn retry_after_forms() {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
-        assert_eq!(parse_retry_after("2", now), Some(Duration::from_secs(2)));
-        assert_eq!(
-            parse_retry_after("2.128", now),
-            Some(Duration::from_millis(2128))
-        );
-        assert_eq!(parse_retry_after("-1", now), None);
-        let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
-        assert_eq!(
-            parse_retry_after(&later, now),
-            Some(Duration::from_secs(30))
-        );
-        assert_eq!(
-            retry_after([("Retry-After", "5"), ("x-ms-retry-after-ms", "250")], now),
-            Some(Duration::from_millis(250))
-        );
-        assert_eq!(parse_retry_after("soon", now), None);
-        assert_eq!(
-            parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now),
-            Some(Duration::from_secs(86_400))
-        );
-    }
     #[test]
     fn polls_are_dense_while_young_then_back_off_within_the_budget() {
         // Walk the schedule without jitter: (polls before elapsed, elapsed).
@@ -336,12 +259,5 @@ mod tests {
         assert_eq!(polls_within(Duration::from_secs(2)), 14);
         assert!((35..=39).contains(&polls_within(Duration::from_secs(10))));
         assert!(polls_within(Duration::from_secs(120)) < 80);
-    }
-    #[test]
-    fn backoff_is_bounded() {
-        for a in 0..40 {
-            let d = backoff(a, Duration::from_millis(200), Duration::from_secs(8));
-            assert!(d <= Duration::from_secs(8) && d >= Duration::from_millis(100));
-        }
     }
 }

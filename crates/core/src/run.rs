@@ -10,10 +10,10 @@ use std::sync::Arc;
 use clap::Parser;
 use serde_json::{Value, json};
 
+use crate::api::Http;
 use crate::cli::CommonArgs;
 use crate::config::Config;
-use crate::error::{Error, Result};
-use crate::http::Http;
+use crate::error::{Error, Kind, Result};
 use crate::output::Reporter;
 use crate::state::StateDoc;
 
@@ -97,12 +97,44 @@ impl Ctx {
     }
 }
 
-/// Runs a tool: `fn main() -> ExitCode { s2s_core::run::main::<Cli, _>(run) }`.
-pub fn main<C, F>(step: F) -> ExitCode
+/// How a step that ran to its end finished. A step returns `Result<()>` (done) or, when it can
+/// end with failed checks, `Result<Outcome>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done: exit 0.
+    Done,
+    /// A checklist ran to its end and a check failed (preflight, verify-sync): the document,
+    /// with the checks, is written as after any run that finished; then `summary` and `hint` are
+    /// said as the error line and its hint, and the exit code is 6.
+    ChecksFailed { summary: String, hint: String },
+}
+
+impl From<()> for Outcome {
+    fn from((): ()) -> Self {
+        Outcome::Done
+    }
+}
+
+/// A tool's step: `async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()>` (or `Result<Outcome>`).
+pub trait Step<C> {
+    type Output: Into<Outcome>;
+    fn call(self, ctx: &mut Ctx, cli: C)
+    -> impl std::future::Future<Output = Result<Self::Output>>;
+}
+
+impl<C, F, O> Step<C> for F
 where
-    C: Tool,
-    F: AsyncFnOnce(&mut Ctx, C) -> Result<()>,
+    F: AsyncFnOnce(&mut Ctx, C) -> Result<O>,
+    O: Into<Outcome>,
 {
+    type Output = O;
+    async fn call(self, ctx: &mut Ctx, cli: C) -> Result<O> {
+        self(ctx, cli).await
+    }
+}
+
+/// Runs a tool: `fn main() -> ExitCode { s2s_core::run::main::<Cli, _>(run) }`.
+pub fn main<C: Tool, F: Step<C>>(step: F) -> ExitCode {
     match parse::<C>() {
         Ok(cli) => main_parsed(cli, step),
         Err(code) => code,
@@ -163,28 +195,34 @@ fn generate<C: Tool>(what: crate::cli::Generate) -> ExitCode {
 }
 
 /// [`main`] for flags already parsed (a tool with a second mode picks after parsing).
-pub fn main_parsed<C, F>(cli: C, step: F) -> ExitCode
-where
-    C: Tool,
-    F: AsyncFnOnce(&mut Ctx, C) -> Result<()>,
-{
+pub fn main_parsed<C: Tool, F: Step<C>>(cli: C, step: F) -> ExitCode {
     let common = cli.common().clone();
     let report = Arc::new(Reporter::new(C::NAME, common.quiet, common.verbose));
     match execute::<C, F>(cli, &common, report.clone(), step) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Outcome::Done) => ExitCode::SUCCESS,
+        Ok(Outcome::ChecksFailed { summary, hint }) => {
+            crate::error::report_lines(
+                C::NAME,
+                &crate::output::sanitize(&summary),
+                &[],
+                Some(&hint),
+            );
+            ExitCode::from(Kind::ChecksFailed.code())
+        }
         Err(e) => {
-            report_error(C::NAME, &e);
+            report_error(C::NAME, &e, common.verbose);
             crate::pipe::say_handed_on(C::NAME);
             e.exit_code()
         }
     }
 }
 
-fn execute<C, F>(cli: C, common: &CommonArgs, report: Arc<Reporter>, step: F) -> Result<()>
-where
-    C: Tool,
-    F: AsyncFnOnce(&mut Ctx, C) -> Result<()>,
-{
+fn execute<C: Tool, F: Step<C>>(
+    cli: C,
+    common: &CommonArgs,
+    report: Arc<Reporter>,
+    step: F,
+) -> Result<Outcome> {
     // From here on Ctrl-C and SIGTERM end the run as a failure that keeps the document.
     crate::interrupt::watch(C::NAME);
     let mut common = common.clone();
@@ -291,7 +329,7 @@ where
     let result = rt.block_on(async {
         let work = async {
             confirm_tenant(&mut ctx).await?;
-            step(&mut ctx, cli).await
+            step.call(&mut ctx, cli).await.map(Into::into)
         };
         // An interrupt abandons the work in flight at its next await (a request, a wait);
         // what it did so far is recorded below like any failure's.
@@ -301,14 +339,10 @@ where
         }
     });
     let writes = ctx.http.writes();
-    // A failed verification is an answer, not a crash: its document (with `verify.*`) is
-    // written like any other before the exit code says 6.
-    let (result, failed_check) = match result {
-        Err(e) if e.kind == crate::error::Kind::VerifyFailed => (Ok(()), Some(e)),
-        other => (other, None),
-    };
     match result {
-        Ok(()) => {
+        // Failed checks are an answer, not a crash: the document (with `verify.*`) is written
+        // like any other before the exit code says 6.
+        Ok(outcome) => {
             let mut entry = json!({
                 "changed": writes > 0,
                 "dataverse_changed": ctx.http.dataverse_writes() > 0,
@@ -332,7 +366,7 @@ where
                 ctx.doc.set("plan", Value::Array(plan));
             } else {
                 ctx.doc.remove("plan");
-                if writes == 0 && failed_check.is_none() && !C::READ_ONLY {
+                if writes == 0 && outcome == Outcome::Done && !C::READ_ONLY {
                     ctx.say("nothing to change");
                 }
             }
@@ -343,10 +377,7 @@ where
                 ctx.doc.set("tenant.domain", domain);
             }
             emit(&ctx.doc, common)?;
-            match failed_check {
-                Some(e) => Err(e),
-                None => Ok(()),
-            }
+            Ok(outcome)
         }
         Err(e) => {
             let e = explain_missing_state(e, missing_state.as_deref());
@@ -377,7 +408,7 @@ where
                 emit(&ctx.doc, common)?;
                 crate::pipe::handed_on();
             }
-            if e.kind == crate::error::Kind::Interrupted {
+            if matches!(e.kind, Kind::Interrupted(_)) {
                 return Err(interrupted(e, common, attempted, recorded));
             }
             Err(e)
@@ -598,7 +629,7 @@ fn record_failure(doc: &mut StateDoc, tool: &str, e: &Error, counts: Counts, han
     }
     let mut error = json!({
         "exit_code": e.kind.code(),
-        "kind": format!("{:?}", e.kind).to_ascii_lowercase(),
+        "kind": e.kind.name(),
         "message": e.to_string(),
         "at": now_rfc3339(),
     });
@@ -824,14 +855,10 @@ pub(crate) fn emit(doc: &StateDoc, common: &CommonArgs) -> Result<()> {
     }
 }
 
-pub fn report_error(tool: &str, e: &Error) {
-    crate::output::ewriteln(&format!(
-        "{tool}: {} {e}",
-        crate::output::paint(crate::output::Style::Fail, "error:")
-    ));
-    if let Some(h) = &e.hint {
-        crate::output::ewriteln(&format!("{tool}: hint: {}", crate::output::sanitize(h)));
-    }
+/// `tool: error: <the one-line report>`, with `-v` each cause as cargo prints them (`Caused
+/// by:`), then `tool: hint: …`.
+pub fn report_error(tool: &str, e: &Error, verbosity: u8) {
+    e.report(tool, verbosity);
 }
 
 /// clap's own messages, reduced to the house style: one error line, then a hint that keeps

@@ -6,7 +6,8 @@
 use std::time::{Duration, SystemTime};
 
 use proptest::prelude::*;
-use s2s_core::{StateDoc, odata, retry};
+use s2s_core::http::policy;
+use s2s_core::{StateDoc, odata};
 use serde_json::{Value, json};
 
 /// Arbitrary JSON values, a few levels deep.
@@ -94,8 +95,8 @@ proptest! {
     fn retry_after_seconds(ms in 0u64..10_000_000) {
         let now = SystemTime::now();
         let text = format!("{}.{:03}", ms / 1000, ms % 1000);
-        prop_assert_eq!(retry::parse_retry_after(&text, now), Some(Duration::from_millis(ms)));
-        prop_assert_eq!(retry::parse_retry_after(&(ms / 1000).to_string(), now), Some(Duration::from_secs(ms / 1000)));
+        prop_assert_eq!(policy::parse_retry_after(&text, now), Some(Duration::from_millis(ms)));
+        prop_assert_eq!(policy::parse_retry_after(&(ms / 1000).to_string(), now), Some(Duration::from_secs(ms / 1000)));
     }
 
     /// An HTTP date in the future parses to the distance from now; one in the past to zero.
@@ -105,13 +106,13 @@ proptest! {
         let at = if past { now - Duration::from_secs(secs) } else { now + Duration::from_secs(secs) };
         // A date is clamped to a day, like the numeric forms (it is added to an Instant).
         let want = if past { Duration::ZERO } else { Duration::from_secs(secs.min(86_400)) };
-        prop_assert_eq!(retry::parse_retry_after(&httpdate::fmt_http_date(at), now), Some(want));
+        prop_assert_eq!(policy::parse_retry_after(&httpdate::fmt_http_date(at), now), Some(want));
     }
 
     /// Garbage never panics and never yields a delay longer than a day.
     #[test]
     fn retry_after_garbage(text in ".{0,40}") {
-        if let Some(d) = retry::parse_retry_after(&text, SystemTime::now()) {
+        if let Some(d) = policy::parse_retry_after(&text, SystemTime::now()) {
             prop_assert!(d <= Duration::from_secs(86_400));
         }
     }

@@ -207,8 +207,8 @@ impl<'a> Dataverse<'a> {
         let mut out = Vec::new();
         // The next link is followed unchanged (it holds the paging cookie), but only on this
         // org, without loops and within core's page cap: the bearer token must never go to
-        // another origin (`s2s_core::paging`).
-        let mut pager = s2s_core::paging::Pager::new(&self.org, &url, what)?;
+        // another origin (`s2s_core::http::paging`).
+        let mut pager = s2s_core::http::Pager::new(&self.org, &url, what)?;
         loop {
             let mut req = self.request(Method::Get, url.clone());
             if let Some(n) = page_size {

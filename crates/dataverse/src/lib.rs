@@ -66,7 +66,7 @@ pub fn explain_forbidden(e: Error, org: &str) -> Error {
     if e.status() != Some(403) || e.hint.is_some() {
         return e;
     }
-    let caller = e.service.as_ref().and_then(|s| s.caller.clone());
+    let caller = e.service().and_then(|s| s.caller.clone());
     let client = caller
         .as_ref()
         .and_then(|c| c.app_id.clone())
@@ -118,7 +118,7 @@ pub const MARKETO_ROLE_ONLY_FOR_SYNC_USER_SINCE: &str = "4.0.0.14";
 /// (0x80041d2a) and AADError (0x80072559), or a message saying the application or object was not
 /// found in the directory / tenant. Only refusals (4xx) count; 5xx and 429 are retried by core.
 pub fn is_app_not_yet_known(e: &Error) -> bool {
-    let Some(se) = &e.service else {
+    let Some(se) = e.service() else {
         return false;
     };
     if !(400..500).contains(&se.status) || se.status == 429 {

@@ -22,7 +22,7 @@ pub use target::{AppRef, SpRef};
 /// Graph's answers that mean "written, but not replicated to the replica you asked yet"
 /// (graph.md §7.4, §2; the Entra eventual-consistency guidance): retry with backoff.
 pub fn is_replication_lag(e: &Error) -> bool {
-    let Some(se) = &e.service else { return false };
+    let Some(se) = e.service() else { return false };
     match se.status {
         404 => se.has_code("Request_ResourceNotFound") || se.code.is_empty(),
         400 => {
@@ -68,7 +68,7 @@ pub fn explain_forbidden(e: Error, hint: &str) -> Error {
 /// A uniqueness conflict: the object already exists (e.g. after a committed request whose
 /// answer was lost and which the transport then retried).
 pub fn is_conflict(e: &Error) -> bool {
-    e.service.as_ref().is_some_and(|s| {
+    e.service().is_some_and(|s| {
         s.status == 409 && !s.has_code("Directory_ConcurrencyViolation")
             || s.has_code("Request_MultipleObjectsWithSameKeyValue")
     })
@@ -176,11 +176,11 @@ impl<'a> Graph<'a> {
 
     /// All pages of a collection (graph.md §7.3: follow `@odata.nextLink` as-is until absent),
     /// but only on Graph's own origin, without loops and within core's page cap: the link comes
-    /// from the answer and following it sends the Graph token (`s2s_core::paging`).
+    /// from the answer and following it sends the Graph token (`s2s_core::http::paging`).
     async fn list<T: serde::de::DeserializeOwned>(&self, path: &str, what: &str) -> Result<Vec<T>> {
         let mut out = Vec::new();
         let mut url = self.url(path);
-        let mut pager = s2s_core::paging::Pager::new(&self.root, &url, what)?;
+        let mut pager = s2s_core::http::Pager::new(&self.root, &url, what)?;
         loop {
             let page: Page<T> = self
                 .http
@@ -245,8 +245,8 @@ impl<'a> Graph<'a> {
     /// Who the Graph token belongs to (its claims: `appid` of the signing-in client, app-only or
     /// delegated). teardown never touches the admin's own app.
     pub async fn caller(&self) -> Result<Option<s2s_core::Caller>> {
-        let token = self.http.tokens().token(self.http, self.root()).await?;
-        Ok(s2s_core::auth::token_caller(&token))
+        let token = self.http.token(self.root()).await?;
+        Ok(s2s_core::auth::jwt::caller(&token))
     }
 
     /// The tenant's default domain (`organization` → `verifiedDomains[isDefault]`), for
@@ -315,8 +315,8 @@ impl<'a> Graph<'a> {
     /// <https://learn.microsoft.com/graph/api/onpremisesdirectorysynchronization-get#permissions>),
     /// so an app-only token does not ask: that would be a 403 on every run.
     pub async fn password_hash_sync_enabled(&self) -> Result<Option<bool>> {
-        let token = self.http.tokens().token(self.http, self.root()).await?;
-        if s2s_core::auth::token_caller(&token).is_some_and(|c| !c.delegated) {
+        let token = self.http.token(self.root()).await?;
+        if s2s_core::auth::jwt::caller(&token).is_some_and(|c| !c.delegated) {
             return Ok(None);
         }
         let resp = self
@@ -715,7 +715,7 @@ impl<'a> Graph<'a> {
             encode(policy_id)
         );
         let mut url = self.url(&path);
-        let mut pager = s2s_core::paging::Pager::new(&self.root, &url, "appliesTo")?;
+        let mut pager = s2s_core::http::Pager::new(&self.root, &url, "appliesTo")?;
         let mut out = Vec::new();
         loop {
             let resp = self

@@ -301,7 +301,7 @@ pub fn explain_forbidden(e: Error, need: &Need) -> Error {
     if e.status() != Some(403) {
         return e;
     }
-    let caller = e.service.as_ref().and_then(|s| s.caller.clone());
+    let caller = e.service().and_then(|s| s.caller.clone());
     let hint = match &caller {
         Some(c) => need.fix(c),
         None => format!(

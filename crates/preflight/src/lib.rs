@@ -44,6 +44,7 @@ use serde_json::Value;
 
 use s2s_core::checklist::{self, Check};
 use s2s_core::lifetime::{DEFAULT_LIFETIME, Lifetime, parse_lifetime};
+use s2s_core::run::Outcome;
 use s2s_core::{Caller, CommonArgs, Ctx, Key, Result, Tool};
 use s2s_dataverse::{
     Dataverse, MARKETO_ROLE_ONLY_FOR_SYNC_USER_SINCE, MARKETO_SOLUTION, compare_versions,
@@ -104,7 +105,7 @@ pub fn main() -> std::process::ExitCode {
     s2s_core::run::main::<Cli, _>(run)
 }
 
-async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
+async fn run(ctx: &mut Ctx, cli: Cli) -> Result<Outcome> {
     let lifetime = match cli.expires_in {
         Some(l) => l,
         None => match ctx.doc.get_str("secret.lifetime")? {
@@ -126,25 +127,26 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
         )),
     }
 
-    if let Some(failed) = checklist::record(ctx, "preflight", &checks) {
-        return Err(failed.with_hint(format!(
-            "apply the fix shown for each failed check, then {}",
-            again()
-        )));
+    let hint = format!(
+        "apply the fix shown for each failed check, then {}",
+        again()
+    );
+    let outcome = checklist::record(ctx, "preflight", &checks, &hint);
+    if outcome == Outcome::Done {
+        ctx.say(&format!(
+            "all {} checks passed: the setup can run",
+            checks.len()
+        ));
     }
-    ctx.say(&format!(
-        "all {} checks passed: the setup can run",
-        checks.len()
-    ));
-    Ok(())
+    Ok(outcome)
 }
 
 /// The token, each step's permissions, directory roles, domains, password hash sync and the
 /// app-management policy.
 async fn graph_checks(ctx: &Ctx, lifetime: Lifetime, checks: &mut Vec<Check>) -> Result<()> {
     let g = Graph::new(&ctx.http);
-    let token = ctx.http.tokens().token(&ctx.http, g.root()).await?;
-    let Some(caller) = s2s_core::auth::token_caller(&token) else {
+    let token = ctx.http.token(g.root()).await?;
+    let Some(caller) = s2s_core::auth::jwt::caller(&token) else {
         checks.push(Check::fail(
             "graph-token",
             "Graph sign-in",

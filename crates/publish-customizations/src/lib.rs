@@ -179,7 +179,7 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
     // --if-changed run publishes although the earlier steps then report no change. The sign-in
     // comes first, so a run that cannot sign in leaves the file as it was.
     if !ctx.dry_run() {
-        ctx.http.tokens().token(&ctx.http, dv.org()).await?;
+        ctx.http.token(dv.org()).await?;
     }
     ctx.doc.set("publish.status", json!("pending"));
     ctx.checkpoint()?;

@@ -590,7 +590,7 @@ async fn adopt_lost_create(
         Err(e) if e.kind == Kind::Timeout && Instant::now() >= ctx.http.deadline() => {
             return Err(e);
         }
-        Err(e) if e.service.is_none() && e.kind == Kind::Timeout => return Ok(None),
+        Err(e) if e.service().is_none() && e.kind == Kind::Timeout => return Ok(None),
         Err(e) => return Err(explain(e)),
     };
     let mut tagged = tagged.into_iter();
@@ -755,8 +755,7 @@ async fn remove_unassigned_duplicates(
 /// Graph's answer to a `$ref` POST for a reference that exists: 400 "One or more added object
 /// references already exist for the following modified properties: 'policies'."
 fn already_assigned(e: &Error) -> bool {
-    e.service
-        .as_ref()
+    e.service()
         .is_some_and(|s| s.status == 400 && s.message.contains("already exist"))
 }
 

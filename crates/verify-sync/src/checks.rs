@@ -99,7 +99,7 @@ impl Env<'_> {
 /// A refusal of this sign-in (403): the check could not be read, which is not a finding about
 /// the setup (it is a `skip` that says so).
 fn forbidden(e: &s2s_core::Error) -> bool {
-    e.service.as_ref().is_some_and(|s| s.status == 403)
+    e.service().is_some_and(|s| s.status == 403)
 }
 
 /// The checklist of one document and what its items found so far.
@@ -867,7 +867,8 @@ async fn live_login(env: &Env<'_>, shared: &Shared) -> Result<Check> {
     );
     let http = &ctx.http;
     let org = env.dv.org();
-    let token = match s2s_core::auth::client_credentials(http, &input.client_id, &secret, org, &who)
+    let token = match http
+        .client_credentials(&input.client_id, &secret, org, &who)
         .await
     {
         Ok((t, _)) => t,

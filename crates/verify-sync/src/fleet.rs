@@ -70,7 +70,7 @@ pub fn main(mut cli: Cli) -> ExitCode {
         },
     );
     if let Some(e) = outcome.err().or(write_error) {
-        s2s_core::run::report_error("verify-sync", &e);
+        s2s_core::run::report_error("verify-sync", &e, report.verbosity());
         return e.exit_code();
     }
     rows.sort_by_key(|(i, _)| *i);
@@ -82,7 +82,7 @@ pub fn main(mut cli: Cli) -> ExitCode {
         FleetFormat::Prometheus => prometheus(&rows),
     };
     if let Err(e) = s2s_core::run::emit_text(&text) {
-        s2s_core::run::report_error("verify-sync", &e);
+        s2s_core::run::report_error("verify-sync", &e, report.verbosity());
         return e.exit_code();
     }
     match format {

@@ -62,6 +62,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use s2s_core::checklist;
+use s2s_core::run::Outcome;
 use s2s_core::{CommonArgs, Ctx, Error, Key, Kind, Result, Tool};
 
 use checks::Checklist;
@@ -289,9 +290,7 @@ fn soft<T>(r: Result<T>) -> Result<std::result::Result<T, String>> {
         Err(e) if e.kind == Kind::Timeout => Err(e),
         // The admin's own sign-in failed: nothing can be verified (exit 3). A 401 from an API
         // is a check's finding.
-        Err(e)
-            if e.kind == Kind::Auth && e.service.as_ref().is_none_or(|s| s.service == "login") =>
-        {
+        Err(e) if e.kind == Kind::Auth && e.service().is_none_or(|s| s.service == "login") => {
             Err(e)
         }
         Err(e) => Ok(Err(e.to_string())),
@@ -307,7 +306,7 @@ fn roles_of(cli: &Cli) -> Vec<String> {
     }
 }
 
-async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
+async fn run(ctx: &mut Ctx, cli: Cli) -> Result<Outcome> {
     let input = read_inputs(ctx, &cli)?;
     let roles = roles_of(&cli);
     let settle = match cli.settle {
@@ -339,16 +338,20 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
     };
 
     remember_org_name(ctx, &checks).await;
-    if let Some(failed) = checklist::record(ctx, "verify", &checks) {
+    let outcome = checklist::record(
+        ctx,
+        "verify",
+        &checks,
+        "run the fix shown for each failed check, then verify-sync again",
+    );
+    if outcome != Outcome::Done {
         // The values are recorded for a later look, but not offered for step 3 yet.
         handoff(ctx, &input, false)?;
-        return Err(
-            failed.with_hint("run the fix shown for each failed check, then verify-sync again")
-        );
+        return Ok(outcome);
     }
     ctx.say(&format!("all {} checks passed", checks.len()));
     handoff(ctx, &input, true)?;
-    Ok(())
+    Ok(outcome)
 }
 
 /// The org's friendly name, kept as `dynamics.org_name` once known (issue 22.1: every target

@@ -23,7 +23,7 @@ pub fn main(cli: Cli) -> ExitCode {
     match status(&cli, &report) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            s2s_core::run::report_error("verify-sync", &e);
+            s2s_core::run::report_error("verify-sync", &e, cli.common.verbose);
             e.exit_code()
         }
     }

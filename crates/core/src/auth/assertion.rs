@@ -69,9 +69,10 @@ impl ClientCertificate {
     /// key (PKCS#8 `PRIVATE KEY` or PKCS#1 `RSA PRIVATE KEY`) that belongs to it.
     pub fn load(path: &Path) -> Result<ClientCertificate> {
         // A FIFO or device must not block the tool; the bytes are a secret while they live.
-        let bytes: SecretSlice<u8> = crate::fsutil::read_regular(path, crate::auth::MAX_SMALL_FILE)
-            .map_err(|e| cert_error(path, format!("cannot read it ({e})")))?
-            .into();
+        let bytes: SecretSlice<u8> =
+            crate::fsutil::read_regular(path, crate::fsutil::MAX_SMALL_FILE)
+                .map_err(|e| cert_error(path, format!("cannot read it ({e})")))?
+                .into();
         let blocks = pem::parse_many(bytes.expose_secret()).unwrap_or_default();
         if blocks.is_empty() {
             let why = if bytes.expose_secret().first() == Some(&0x30) {

@@ -1,15 +1,15 @@
-//! The sign-in a state document names for its tenant (`sign_in`, issue 22.2) and how a run's
-//! sign-in is described to people before any request (the target line, issue 22.1).
+//! What the configuration knows about signing in, as data: the sign-in a state document names
+//! for its tenant (`sign_in`) and the environment's service principal ([`EnvCredential`]).
 //!
 //! The document is the customer's context, as a kubectl context or a `pac auth` profile: it
 //! names the method and non-secret references only — never a secret, which stays in
 //! `AZURE_CLIENT_SECRET` or is replaced by a certificate. [`crate::config::Config::resolve`]
-//! merges it: a command-line `--auth` beats it, it beats the environment.
+//! reads both and merges them: a command-line `--auth` beats the document, which beats the
+//! environment. How the run's sign-in is told to people is [`super::describe`].
 
 use std::path::PathBuf;
 
 use crate::cli::AuthSource;
-use crate::config::{Config, EnvCredential};
 use crate::error::{Error, Result};
 use crate::state::StateDoc;
 
@@ -122,46 +122,26 @@ pub(crate) fn credential_from_doc(
     }
 }
 
-/// Who this run signs in as, as far as the configuration tells before any request (the target
-/// line): the service principal and what proves it, the managed identity, or a person's sign-in
-/// that is named once its token arrives.
-pub fn describe(cfg: &Config) -> String {
-    let from_doc = if cfg.doc_sign_in.is_some() {
-        " (the document's sign_in)"
-    } else {
-        ""
-    };
-    let cred = cfg.env_credential.as_ref();
-    let sp =
-        |c: &EnvCredential, how: &str| format!("service principal {} {how}{from_doc}", c.client_id);
-    let with_cert = |c: &EnvCredential| {
-        let p = c
-            .certificate_path
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default();
-        sp(c, &format!("with the certificate {p}"))
-    };
-    let person = |how: &str| format!("{how} (named once signed in){from_doc}");
-    let mi = || match &cfg.managed_identity.client_id {
-        Some(id) => format!("managed identity {id}{from_doc}"),
-        None => format!("the managed identity{from_doc}"),
-    };
-    match (cfg.auth, cred) {
-        (Some(AuthSource::Env), Some(c)) => sp(c, "with its client secret"),
-        (Some(AuthSource::Certificate), Some(c)) => with_cert(c),
-        (Some(AuthSource::WorkloadIdentity), Some(c)) => sp(c, "with its federated token file"),
-        (Some(AuthSource::ManagedIdentity), _) => mi(),
-        (Some(AuthSource::Cache), _) => person("the cached sign-in"),
-        (Some(AuthSource::Az), _) => person("the Azure CLI's login"),
-        (Some(AuthSource::DeviceCode), _) => person("a device-code sign-in"),
-        (Some(_), None) => "the environment service principal (AZURE_CLIENT_ID is not set)".into(),
-        (None, Some(c)) if c.secret.is_some() => sp(c, "with its client secret"),
-        (None, Some(c)) if c.certificate_path.is_some() => with_cert(c),
-        (None, Some(c)) if c.federated_token_file.is_some() => {
-            sp(c, "with its federated token file")
-        }
-        (None, _) if cfg.managed_identity.has_identity_endpoint() => mi(),
-        (None, _) => person("your sign-in: token cache, az or device code"),
+/// `AZURE_CLIENT_ID` with what proves it: `AZURE_CLIENT_SECRET`, `AZURE_CLIENT_CERTIFICATE_PATH`
+/// or `AZURE_FEDERATED_TOKEN_FILE` (the azure-identity variables).
+#[derive(Clone)]
+pub struct EnvCredential {
+    pub client_id: String,
+    pub secret: Option<secrecy::SecretString>,
+    pub certificate_path: Option<PathBuf>,
+    /// `AZURE_CLIENT_CERTIFICATE_PASSWORD` is set: only told to the user, as PKCS#12 and
+    /// encrypted keys are not supported (its value is never read).
+    pub certificate_password_set: bool,
+    pub federated_token_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for EnvCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnvCredential")
+            .field("client_id", &self.client_id)
+            .field("secret", &self.secret.as_ref().map(|_| "(redacted)"))
+            .field("certificate_path", &self.certificate_path)
+            .field("federated_token_file", &self.federated_token_file)
+            .finish()
     }
 }
