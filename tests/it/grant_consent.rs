@@ -253,6 +253,54 @@ fn a_caller_without_the_role_gets_exit_4_naming_role_and_permission() {
 }
 
 #[test]
+fn verbose_errors_print_each_cause_as_cargo_does() {
+    let sim = sim();
+    let doc = registered(&sim);
+    // A refused create: the step's context wraps the request's error, which holds Graph's answer.
+    let run = |extra: &[&str]| {
+        sim.server.add_fault(json!({"path_prefix": "/v1.0/oauth2PermissionGrants", "method": "POST", "status": 403, "count": 1}));
+        sim.run("grant-consent", extra, &doc).code_is(4)
+    };
+    let error_line = |r: &Run| {
+        let line = r
+            .stderr
+            .lines()
+            .find(|l| l.starts_with("grant-consent: error:"))
+            .unwrap_or_default();
+        line.split(" [request id")
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let quiet = run(&[]);
+    let verbose = run(&["-v"]);
+    // The one-line report is the same; only -v adds the causes, each under "Caused by:".
+    assert!(
+        error_line(&quiet).starts_with("grant-consent: error: granting admin consent: POST /v1.0/oauth2PermissionGrants: graph answered 403"),
+        "{}",
+        quiet.stderr
+    );
+    assert_eq!(error_line(&quiet), error_line(&verbose));
+    assert!(!quiet.stderr.contains("Caused by:"), "{}", quiet.stderr);
+    let causes: Vec<&str> = verbose
+        .stderr
+        .split("\nCaused by:\n  ")
+        .skip(1)
+        .map(|c| c.lines().next().unwrap_or_default())
+        .collect();
+    assert_eq!(causes.len(), 2, "{}", verbose.stderr);
+    assert_eq!(causes[0], "POST /v1.0/oauth2PermissionGrants");
+    assert!(
+        causes[1].starts_with("graph answered 403"),
+        "{}",
+        verbose.stderr
+    );
+    // The hint follows the causes, as what to do next.
+    let hint = verbose.stderr.find("grant-consent: hint:").expect("a hint");
+    assert!(hint > verbose.stderr.rfind("Caused by:").unwrap_or_default());
+}
+
+#[test]
 fn bad_input_exits_2_before_any_request() {
     let sim = sim();
     sim.clear();
