@@ -443,7 +443,7 @@ fn explain_missing_state(e: Error, missing: Option<&Path>) -> Error {
     };
     let shown = crate::output::sanitize(&path.display().to_string()).into_owned();
     let near = crate::statefile::state_files_near(path);
-    Error::usage(format!("no such state file: {shown} ({})", e.message)).with_hint(
+    Error::usage(format!("no such state file: {shown} ({e})")).with_hint(
         if near.is_empty() {
             "check the --state path; a new setup starts with register-app (or the runbook), which creates the file".to_string()
         } else {

@@ -172,6 +172,7 @@ impl Transport {
             let mut err = failure(&req, resp);
             let made = number + 1;
             match decision {
+                // An accepted answer was returned above; an error is never accepted.
                 Decision::Accept => return Err(err),
                 Decision::Fail { committed } => {
                     err.ambiguous = committed;
