@@ -10,6 +10,7 @@
 use serde_json::{Value, json};
 
 use crate::error::Error;
+use crate::keys::ChecklistKeys;
 use crate::run::Ctx;
 
 /// The outcome of one check.
@@ -107,22 +108,21 @@ impl Check {
     }
 }
 
-/// Prints one line per check (and its fix) on stderr, records `<section>.ok`, `<section>.at` and
-/// `<section>.checks` in the document, and returns the exit-6 error naming the failed checks when
+/// Prints one line per check (and its fix) on stderr, records the checklist's `ok`, `at` and
+/// `checks` keys in the document, and returns the exit-6 error naming the failed checks when
 /// any failed (the caller adds its hint and anything else it owes before returning it).
-pub fn record(ctx: &mut Ctx, section: &str, checks: &[Check]) -> Option<Error> {
+pub fn record(ctx: &mut Ctx, keys: ChecklistKeys, checks: &[Check]) -> Option<Error> {
     print(ctx.reporter(), checks);
     let failed: Vec<&str> = checks
         .iter()
         .filter(|c| !c.ok())
         .map(|c| c.name.as_str())
         .collect();
-    ctx.doc.set(&format!("{section}.ok"), failed.is_empty());
-    ctx.doc
-        .set(&format!("{section}.at"), crate::run::now_rfc3339());
+    ctx.doc.set(keys.ok, failed.is_empty());
+    ctx.doc.set(keys.at, crate::run::now_rfc3339());
     ctx.doc.set(
-        &format!("{section}.checks"),
-        Value::Array(checks.iter().map(Check::to_json).collect()),
+        keys.checks,
+        checks.iter().map(Check::to_json).collect::<Vec<_>>(),
     );
     (!failed.is_empty()).then(|| {
         Error::verify_failed(format!(

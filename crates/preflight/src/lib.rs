@@ -24,12 +24,9 @@
 //!   Dataverse refuses app-only tokens of apps that are not), its System Administrator role,
 //!   and the Marketo solution (step 1) with its version.
 //!
-//! Input keys:  `tenant.*`, `dynamics.url` (or `--dynamics-url`), `secret.lifetime`.
-//! Output keys: `preflight.ok`, `preflight.at`, `preflight.checks` (`[{id, name, ok, detail,
-//!              fix}]`), `steps.preflight`.
-//! Exit codes:  0 every check passed; 6 something setup needs is missing (the document is still
-//!              written); 2 bad input; 3 sign-in failed; 5 timed out; 1 unexpected. It never
-//!              writes to the tenant or the org.
+//! It never writes to the tenant or the org; `preflight.checks` is `[{id, name, ok, detail,
+//! fix}]`. The keys it reads and writes and its exit codes: `preflight --help` (rendered from
+//! `READS`, `WRITES` and core's exit-code table).
 //!
 //! Example:
 //! ```text
@@ -43,8 +40,9 @@ use clap::Parser;
 use serde_json::Value;
 
 use s2s_core::checklist::{self, Check};
+use s2s_core::keys;
 use s2s_core::lifetime::{DEFAULT_LIFETIME, Lifetime, parse_lifetime};
-use s2s_core::{Caller, CommonArgs, Ctx, Key, Result, Tool};
+use s2s_core::{AnyKey, Caller, CommonArgs, Ctx, Result, Tool};
 use s2s_dataverse::{
     Dataverse, MARKETO_ROLE_ONLY_FOR_SYNC_USER_SINCE, MARKETO_SOLUTION, compare_versions,
 };
@@ -53,31 +51,16 @@ use s2s_graph::needs::{self, Need};
 
 /// The Dataverse role the admin needs to create users, assign roles and publish.
 const ADMIN_ROLE: &str = "System Administrator";
-/// The help's closing part: examples and the keys, then the exit codes from core's one table.
-fn after_help() -> String {
-    format!(
-        "{}\n{}",
-        "\
-Examples:
-  preflight --tenant contoso.onmicrosoft.com --dynamics-url https://contoso.crm.dynamics.com < /dev/null
-  preflight --state customers/contoso/contoso.state.json --expires-in 180d
-
-Reads tenant.*, dynamics.url and secret.lifetime; writes preflight.ok, preflight.checks. Sends
-no write. Checks that do not apply (no federated domain: no HRD policy) say skip.",
-        s2s_core::exit_codes::help(true, &[(0, "everything the setup needs is there"), (6, "something the setup needs is missing (each failed check says how to fix it)")])
-    )
-}
 
 /// Check, before any write, that the signed-in admin may do every setup step and that the
 /// tenant and the Dynamics org are ready (Marketo solution installed). Read-only.
 ///
-/// Prints one line per check with its fix on stderr; writes the document with `preflight.*`
-/// on stdout.
+/// Prints one line per check with its fix on stderr.
 #[derive(Debug, Parser)]
 #[command(
     name = "preflight",
     version,
-    after_help = after_help()
+    after_help = s2s_core::help::after_help::<Cli>()
 )]
 pub struct Cli {
     /// The client secret lifetime the setup will ask make-secret for (90d, 12w, 24mo, 1y): the
@@ -94,7 +77,30 @@ impl Tool for Cli {
     const READ_ONLY: bool = true;
     // Not STARTS_SETUP: like every tool but register-app, an empty pipe is a failed previous
     // step; start from nothing with `< /dev/null` or `--state`.
-    const READS: &'static [(&'static str, Key)] = &[("secret.lifetime", Key::Str)];
+    const READS: &'static [AnyKey] = &[
+        keys::TENANT_ID.any(),
+        keys::TENANT_DOMAIN.any(),
+        keys::TENANT_CLOUD.any(),
+        keys::DYNAMICS_URL.any(),
+        keys::SECRET_LIFETIME.any(),
+    ];
+    const WRITES: &'static [AnyKey] = &[
+        keys::PREFLIGHT_OK.any(),
+        keys::PREFLIGHT_AT.any(),
+        keys::PREFLIGHT_CHECKS.any(),
+    ];
+    const EXAMPLES: &'static str = "\
+preflight --tenant contoso.onmicrosoft.com --dynamics-url https://contoso.crm.dynamics.com < /dev/null
+preflight --state customers/contoso/contoso.state.json --expires-in 180d";
+    const HELP_NOTES: &'static str = "\
+Sends no write. Checks that do not apply (no federated domain: no HRD policy) say skip.";
+    const EXIT_NOTES: &'static [(u8, &'static str)] = &[
+        (0, "everything the setup needs is there"),
+        (
+            6,
+            "something the setup needs is missing (each failed check says how to fix it)",
+        ),
+    ];
     fn common(&self) -> &CommonArgs {
         &self.common
     }
@@ -107,9 +113,9 @@ pub fn main() -> std::process::ExitCode {
 async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
     let lifetime = match cli.expires_in {
         Some(l) => l,
-        None => match ctx.doc.get_str("secret.lifetime")? {
+        None => match ctx.doc.get(keys::SECRET_LIFETIME)? {
             Some(text) => parse_lifetime(text).map_err(|e| {
-                s2s_core::Error::usage(format!("state document key secret.lifetime: {e}"))
+                s2s_core::Error::usage(format!("state document key {}: {e}", keys::SECRET_LIFETIME))
             })?,
             None => DEFAULT_LIFETIME,
         },
@@ -126,7 +132,7 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
         )),
     }
 
-    if let Some(failed) = checklist::record(ctx, "preflight", &checks) {
+    if let Some(failed) = checklist::record(ctx, keys::PREFLIGHT_CHECKLIST, &checks) {
         return Err(failed.with_hint(format!(
             "apply the fix shown for each failed check, then {}",
             again()

@@ -14,6 +14,7 @@ use secrecy::SecretString;
 use time::OffsetDateTime;
 use tokio::sync::OnceCell;
 
+use s2s_core::keys;
 use s2s_core::{Ctx, Kind, Result};
 use s2s_dataverse::{Dataverse, Solution, SystemUser, WhoAmI};
 use s2s_graph::{
@@ -494,7 +495,7 @@ async fn secret(env: &Env<'_>, shared: &Shared) -> Result<Check> {
                 Ok(v) => v,
                 Err(why) => return Ok(Check::fail(id, name, why, make_secret(&[]))),
             };
-            let recorded = ctx.doc.get_str("secret.sha256").ok().flatten();
+            let recorded = ctx.doc.text(keys::SECRET_SHA256);
             let text = secrecy::ExposeSecret::expose_secret(&value);
             match recorded {
                 Some(sha)
@@ -576,7 +577,7 @@ async fn secret(env: &Env<'_>, shared: &Shared) -> Result<Check> {
 
 /// The document says the secret is kept outside a file on purpose (`make-secret --forget-file`).
 fn kept_outside_a_file(ctx: &Ctx) -> bool {
-    ctx.doc.get_str("secret.storage").ok().flatten() == Some("external")
+    ctx.doc.text(keys::SECRET_STORAGE) == Some("external")
 }
 
 /// `hrd-policy`: when a domain is federated, the service principal has an
@@ -923,14 +924,14 @@ fn published(ctx: &Ctx) -> Check {
     let publish = || ctx.command("publish-customizations", &["--if-changed"]);
     let id = "published";
     let name = "customizations published after the last Dataverse change";
-    if doc.get_str("publish.status").ok().flatten() == Some("pending") {
+    if doc.text(keys::PUBLISH_STATUS) == Some("pending") {
         return Check::fail(id, name, "an earlier publish did not finish", publish());
     }
     match s2s_core::owed::changes_since_publish(doc, false) {
         Ok(changed) if changed.is_empty() => Check::pass(
             id,
             name,
-            match doc.get_str("publish.last_published_at").ok().flatten() {
+            match doc.text(keys::PUBLISH_LAST_PUBLISHED_AT) {
                 Some(at) => format!("last published at {}", s2s_core::output::sanitize(at)),
                 None => "no Dataverse change recorded in the document".to_string(),
             },
