@@ -43,6 +43,7 @@ pub const SCHEMA_NAME: &str = "new_SyncToMkto";
 
 /// Add Marketo's custom sync filter field (new_synctomkto, Two Options) to Dynamics entities.
 ///
+/// Reads the state document on stdin and writes it, enriched with `sync_filter.*`, on stdout.
 /// Marketo syncs a record unless the field is explicitly No. After this, tick the field in
 /// Marketo: Admin > Microsoft Dynamics > Field Sync Details > Edit.
 #[derive(Debug, Parser)]

@@ -47,6 +47,8 @@ const REPLICATION_WINDOW: time::Duration = time::Duration::minutes(30);
 const NEW_USER: &str = "00000000-0000-0000-0000-000000000000";
 
 /// Ensure the Dynamics 365 application user for the Marketo app, holding the Marketo Sync User role.
+///
+/// Reads the state document on stdin and writes it, enriched with `dynamics.*`, on stdout.
 #[derive(Debug, Parser)]
 #[command(
     name = "assign-role",

@@ -70,31 +70,17 @@ mod variants;
 use std::path::PathBuf;
 
 use clap::Parser;
+use s2s_core::tools::{self, Stage};
 
-/// The nine tools, in runbook order.
-pub const TOOLS: [&str; 9] = [
-    "register-app",
-    "grant-consent",
-    "make-secret",
-    "set-hrd-policy",
-    "assign-role",
-    "configure-marketo",
-    "publish-customizations",
-    "add-sync-filter",
-    "verify-sync",
-];
+/// The tools measured, in runbook order: the steps of the runbook and its optional step
+/// (add-sync-filter), from the one tool table; not preflight (a check before the setup) nor
+/// teardown.
+pub const TOOLS: [&str; tools::count_at(MEASURED)] = tools::names_at(MEASURED);
+const MEASURED: &[Stage] = &[Stage::Step, Stage::OptionalStep];
 
-/// The chain the targets are about (add-sync-filter is optional and measured on its own).
-pub const CHAIN: [&str; 8] = [
-    "register-app",
-    "grant-consent",
-    "make-secret",
-    "set-hrd-policy",
-    "assign-role",
-    "configure-marketo",
-    "publish-customizations",
-    "verify-sync",
-];
+/// The chain the targets are about: the runbook's steps, every time (add-sync-filter is
+/// optional and measured on its own).
+pub const CHAIN: [&str; tools::count_at(&[Stage::Step])] = tools::names_at(&[Stage::Step]);
 
 /// Targets of issue 7, and issue 14's replication-wait target.
 pub mod target {

@@ -119,3 +119,13 @@ GET the configuration record's lookup, and `WhoAmI` with the app's own token. Si
 pub fn get(tool: &str) -> Option<&'static Minimum> {
     TABLE.iter().find(|m| m.tool == tool)
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every measured tool has its documented floor, in the table's order, and nothing else.
+    #[test]
+    fn one_minimum_per_measured_tool() {
+        let tools: Vec<&str> = super::TABLE.iter().map(|m| m.tool).collect();
+        assert_eq!(tools, crate::TOOLS);
+    }
+}

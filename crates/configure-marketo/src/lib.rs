@@ -53,6 +53,7 @@ pub use s2s_dataverse::marketo_config::{CONFIG_ENTITY_LABEL, DEFAULT_RECORD, USE
 
 /// Point the Marketo solution's configuration record at the Marketo sync user.
 ///
+/// Reads the state document on stdin and writes it, enriched with `marketo_config.*`, on stdout.
 /// Every name below is discovered from the Marketo solution's metadata unless given.
 #[derive(Debug, Parser)]
 #[command(

@@ -55,7 +55,8 @@ const ADMIN_ROLE: &str = "System Administrator";
 /// Check, before any write, that the signed-in admin may do every setup step and that the
 /// tenant and the Dynamics org are ready (Marketo solution installed). Read-only.
 ///
-/// Prints one line per check with its fix on stderr.
+/// Prints one line per check with its fix on stderr; writes the document with `preflight.*`
+/// on stdout.
 #[derive(Debug, Parser)]
 #[command(
     name = "preflight",

@@ -49,7 +49,8 @@ const NAME: &str = "publish-customizations";
 /// Publish all customizations of the Dynamics 365 org, as Marketo's runbook asks after
 /// configuring the Marketo solution.
 ///
-/// The whole run is bounded by --timeout (default 30m here): raise both for a very large org.
+/// Reads the state document on stdin and writes it, enriched with `publish.*`, on stdout. The
+/// whole run is bounded by --timeout (default 30m here): raise both for a very large org.
 #[derive(Debug, Parser)]
 #[command(
     name = "publish-customizations",
@@ -101,9 +102,9 @@ publish-customizations --dynamics-url https://contoso.crm.dynamics.com --yes < /
     const HELP_NOTES: &'static str = "\
 publish.status is published, skipped-unchanged, planned, or pending when a publish failed.
 --if-changed publishes only when a step changed the Dynamics org after the last publish
-(steps.*.dataverse_changed and .at against publish.last_published_at; a new secret or an Entra
-change never does), or an earlier publish is still pending, so a re-run on a finished setup
-sends no write. With no document (< /dev/null) it publishes only when confirmed: on a terminal,
+(steps.*.changed, .dataverse_changed and .at against publish.last_published_at; a new secret or
+an Entra change never does), or an earlier publish is still pending, so a re-run on a finished
+setup sends no write. With no document (< /dev/null) it publishes only when confirmed: on a terminal,
 or with --yes.";
     const EXIT_NOTES: &'static [(u8, &'static str)] = &[
         (0, "published, or skipped with --if-changed"),
