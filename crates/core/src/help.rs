@@ -9,6 +9,13 @@ use crate::run::Tool;
 
 /// `Examples:`, the notes, `Reads:`/`Writes:` and `Exit codes:`, blank lines between them.
 pub fn after_help<C: Tool>() -> String {
+    // Every tool is in the one table the docs, tests and bench loop over (caught by each tool's
+    // `cli_is_well_formed` test, which builds this).
+    debug_assert!(
+        crate::tools::tool(C::NAME).is_some(),
+        "{} is not in s2s_core::tools::TOOLS",
+        C::NAME
+    );
     let mut parts = vec![examples(C::EXAMPLES)];
     if !C::HELP_NOTES.trim().is_empty() {
         parts.push(C::HELP_NOTES.trim().to_string());
@@ -46,14 +53,15 @@ mod tests {
     use crate::keys;
 
     #[derive(Debug, clap::Parser)]
-    #[command(name = "demo", after_help = after_help::<Demo>())]
+    #[command(name = "grant-consent", after_help = after_help::<Demo>())]
     struct Demo {
         #[command(flatten)]
         common: crate::CommonArgs,
     }
 
     impl Tool for Demo {
-        const NAME: &'static str = "demo";
+        // A name of the table (the renderer checks it); the rest is this test's.
+        const NAME: &'static str = "grant-consent";
         const READS: &'static [AnyKey] = &[keys::APP_CLIENT_ID.any(), keys::SECRET_FILE.any()];
         const WRITES: &'static [AnyKey] = &[keys::CONSENT_GRANT_ID.any()];
         const EXAMPLES: &'static str = "demo --state s.json\n# with a pipe:\n... | demo";
