@@ -25,8 +25,10 @@
 //!   and the Marketo solution (step 1) with its version.
 //!
 //! It never writes to the tenant or the org; `preflight.checks` is `[{id, name, ok, detail,
-//! fix}]`. The keys it reads and writes and its exit codes: `preflight --help` (rendered from
-//! `READS`, `WRITES` and core's exit-code table).
+//! fix}]`. `tenant.domain` (the default domain) and `dynamics.org_name` (the org's friendly
+//! name) are written when the document lacks them, so every later step's first line names the
+//! target in words. The keys it reads and writes and its exit codes: `preflight --help`
+//! (rendered from `READS`, `WRITES` and core's exit-code table).
 //!
 //! Example:
 //! ```text
@@ -86,6 +88,8 @@ impl Tool for Cli {
         keys::SECRET_LIFETIME.any(),
     ];
     const WRITES: &'static [AnyKey] = &[
+        keys::TENANT_DOMAIN.any(),
+        keys::DYNAMICS_ORG_NAME.any(),
         keys::PREFLIGHT_OK.any(),
         keys::PREFLIGHT_AT.any(),
         keys::PREFLIGHT_CHECKS.any(),
@@ -94,7 +98,8 @@ impl Tool for Cli {
 preflight --tenant contoso.onmicrosoft.com --dynamics-url https://contoso.crm.dynamics.com < /dev/null
 preflight --state customers/contoso/contoso.state.json --expires-in 180d";
     const HELP_NOTES: &'static str = "\
-Sends no write. Checks that do not apply (no federated domain: no HRD policy) say skip.";
+tenant.domain and dynamics.org_name are written once known, when the document lacks them. Sends
+no write. Checks that do not apply (no federated domain: no HRD policy) say skip.";
     const EXIT_NOTES: &'static [(u8, &'static str)] = &[
         (0, "everything the setup needs is there"),
         (
@@ -122,9 +127,28 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
         },
     };
     let mut checks = Vec::new();
-    graph_checks(ctx, lifetime, &mut checks).await?;
+    let domain = graph_checks(ctx, lifetime, &mut checks).await?;
+    // The target in words for every later step's first line: the tenant's default domain and
+    // the org's friendly name, kept once known (a tenant given by id has no domain yet).
+    if let Some(d) = domain {
+        if ctx.doc.get_value(keys::TENANT_DOMAIN.path()).is_none() {
+            ctx.doc.set(keys::TENANT_DOMAIN, d);
+        }
+    }
     match Dataverse::from_config(&ctx.http) {
-        Ok(dv) => dataverse_checks(&dv, &mut checks).await?,
+        Ok(dv) => {
+            dataverse_checks(&dv, &mut checks).await?;
+            let answered = checks.iter().any(|c| c.id == "dataverse-user" && c.ok());
+            if answered && ctx.doc.get_value(keys::DYNAMICS_ORG_NAME.path()).is_none() {
+                if let Ok(Some(name)) = dv
+                    .current_organization()
+                    .await
+                    .map(|o| o.friendly_name.filter(|n| !n.trim().is_empty()))
+                {
+                    ctx.doc.set(keys::DYNAMICS_ORG_NAME, name);
+                }
+            }
+        }
         Err(_) => checks.push(Check::fail(
             "dynamics-org",
             "Dynamics org",
@@ -147,8 +171,12 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
 }
 
 /// The token, each step's permissions, directory roles, domains, password hash sync and the
-/// app-management policy.
-async fn graph_checks(ctx: &Ctx, lifetime: Lifetime, checks: &mut Vec<Check>) -> Result<()> {
+/// app-management policy. Returns the tenant's default domain when the domains were readable.
+async fn graph_checks(
+    ctx: &Ctx,
+    lifetime: Lifetime,
+    checks: &mut Vec<Check>,
+) -> Result<Option<String>> {
     let g = Graph::new(&ctx.http);
     let token = ctx.http.tokens().token(&ctx.http, g.root()).await?;
     let Some(caller) = s2s_core::auth::token_caller(&token) else {
@@ -158,7 +186,7 @@ async fn graph_checks(ctx: &Ctx, lifetime: Lifetime, checks: &mut Vec<Check>) ->
             "the Graph token is not a readable JWT, so its permissions cannot be checked",
             "run the setup and read each step's error; or sign in another way (--auth)",
         ));
-        return Ok(());
+        return Ok(None);
     };
     let client = caller.app_id.clone().unwrap_or_else(|| "(unknown)".into());
     let held = if caller.delegated {
@@ -196,10 +224,18 @@ async fn graph_checks(ctx: &Ctx, lifetime: Lifetime, checks: &mut Vec<Check>) ->
     };
     // Domains first: with no federated domain the HRD step assigns nothing, so what only it
     // (and its removal and check) would need is not needed in this tenant.
-    let federated: Option<Vec<String>> = g
-        .get_if_permitted("domains?$select=id,authenticationType")
-        .await?
-        .map(|v| federated_domains(&v));
+    let domains = g
+        .get_if_permitted("domains?$select=id,authenticationType,isDefault")
+        .await?;
+    let federated: Option<Vec<String>> = domains.as_ref().map(federated_domains);
+    let default_domain = domains.as_ref().and_then(|v| {
+        v["value"]
+            .as_array()?
+            .iter()
+            .find(|d| d["isDefault"] == serde_json::json!(true))?["id"]
+            .as_str()
+            .map(str::to_string)
+    });
     let no_federation = federated.as_ref().is_some_and(Vec::is_empty);
     let policy_only =
         |g: &[&str]| no_federation && g.first().is_some_and(|p| p.starts_with("Policy."));
@@ -253,7 +289,7 @@ async fn graph_checks(ctx: &Ctx, lifetime: Lifetime, checks: &mut Vec<Check>) ->
         g.secret_lifetime_limit().await?,
         lifetime,
     ));
-    Ok(())
+    Ok(default_domain)
 }
 
 /// "run preflight again: <this run's command>", for the fixes.
