@@ -261,13 +261,10 @@ where
             return Err(e);
         }
     };
-    // The first line of every tool that writes says which customer this run acts on: before
-    // the first request, or at once when something about the target is said first.
-    let mut target = (!C::READ_ONLY).then(|| target_line(&cfg, &doc, common.state.as_deref()));
-    if !cfg.notes.is_empty() || !cfg.retarget.is_empty() {
-        if let Some(line) = target.take() {
-            report.say(&line);
-        }
+    // The first line of every tool that writes says which customer this run acts on: it is
+    // held by the reporter and said before the run's first other line or first request.
+    if !C::READ_ONLY {
+        report.set_preamble(target_line(&cfg, &doc, common.state.as_deref()));
     }
     for note in &cfg.notes {
         report.say(note);
@@ -275,9 +272,6 @@ where
     report.set_deadline(cfg.deadline);
     apply_retarget(&mut doc, &cfg.retarget, &report);
     let http = Http::new(cfg, report.clone());
-    if let Some(line) = target {
-        http.before_first_request(line);
-    }
     let mut ctx = Ctx {
         doc,
         http,
