@@ -358,10 +358,18 @@ where
                     record_failure(&mut ctx.doc, C::NAME, &e, counts, false);
                     match ctx.doc.save(path) {
                         Ok(()) => recorded = true,
-                        Err(save) => crate::output::ewriteln(&format!(
-                            "{}: error: {save}; what this run did is not recorded",
-                            C::NAME
-                        )),
+                        Err(save) => {
+                            let rescued = write_document(&ctx.doc).is_ok();
+                            crate::output::ewriteln(&format!(
+                                "{}: error: {save}; {}",
+                                C::NAME,
+                                if rescued {
+                                    "the document, with what this run did, was written to stdout instead"
+                                } else {
+                                    "what this run did is not recorded"
+                                }
+                            ))
+                        }
                     }
                 }
             } else if crate::pipe::hands_on(common) && !ctx.doc.root().is_empty() {
@@ -805,8 +813,32 @@ pub(crate) fn emit(doc: &StateDoc, common: &CommonArgs) -> Result<()> {
             );
         }
     } else if let Some(path) = &common.state {
-        return doc.save(path);
+        return doc.save(path).map_err(|e| rescue(doc, path, e));
     }
+    write_document(doc)
+}
+
+/// When the `--state` file cannot be written (another program holds it open, a full disk), the
+/// document — with the ids of what this run created — must not be lost: it goes to stdout
+/// instead, and the error says so and how to go on.
+fn rescue(doc: &StateDoc, path: &Path, e: Error) -> Error {
+    let rescued = write_document(doc).is_ok();
+    if !rescued {
+        return e;
+    }
+    let file = crate::hint::shell_word(&path.to_string_lossy());
+    let then = match &e.hint {
+        Some(h) => format!("{h}; then "),
+        None => String::new(),
+    };
+    let hint = format!(
+        "the document, with what this run did, was written to stdout instead: {then}put it in {file} (or run the next step with it on stdin) so nothing this run created is forgotten"
+    );
+    e.with_hint(hint)
+}
+
+/// The document on stdout: pretty on a terminal, compact otherwise.
+fn write_document(doc: &StateDoc) -> Result<()> {
     let out = std::io::stdout();
     let text = doc.to_text(out.is_terminal());
     let mut lock = out.lock();
