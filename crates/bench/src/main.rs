@@ -24,7 +24,8 @@
 //! | file | what |
 //! |---|---|
 //! | `main.rs` | the options, the tool lists, the targets, and this map |
-//! | `measure.rs` | the plan: what is measured in which order, into one JSON value |
+//! | `measure.rs` | the plan: what is measured in which order, into one [`results::Results`] |
+//! | `results.rs` | the measurements as typed data, field for field what `benchmarks.json` holds |
 //! | `run.rs` | running tools: their bare environment, a pipeline of them against tenant-sim |
 //! | `startup.rs` | start-up against `/bin/true`, and the `strace` audit of a fail-fast run |
 //! | `chain.rs` | the chain fresh, re-run, add-sync-filter, and with replication lag |
@@ -32,7 +33,7 @@
 //! | `variants.rs` | release-profile variants, interleaved |
 //! | `requests.rs` | tenant-sim's request log, counted per tool |
 //! | `minimum.rs` | the documented minimum requests per tool, and why |
-//! | `report.rs` | `benchmarks.json` and `benchmarks.md`, each target met or missed |
+//! | `report/` | `benchmarks.json` and `benchmarks.md` (one function per section), each target met or missed |
 //! | `sim.rs`, `proc.rs`, `stats.rs`, `machine.rs` | tenant-sim as a child, `wait4`, medians, the machine |
 
 // The benchmark measures Linux processes: `wait4`'s peak RSS and CPU times, `/bin/true` as the
@@ -56,6 +57,8 @@ mod proc;
 mod report;
 #[cfg(unix)]
 mod requests;
+#[cfg(unix)]
+mod results;
 #[cfg(unix)]
 mod run;
 #[cfg(unix)]
@@ -181,5 +184,5 @@ fn real_main(args: &Args) -> Result<(), String> {
     let result = measure::measure_all(args, &bin_dir, &work);
     let _ = std::fs::remove_dir_all(&work);
     let results = result?;
-    report::write(&args.out_dir, &results)
+    report::write(&args.out_dir, results)
 }

@@ -3,7 +3,7 @@
 //! benchmark's tenant: tenant-sim `--federated`, the Dynamics CRM service principal present, the
 //! Marketo solution installed, `tenant.id` a guid (so no `GET /organization`), no replication lag.
 
-use serde_json::{Value, json};
+use crate::results::{Floor, MinimumEntry};
 
 pub struct Minimum {
     pub tool: &'static str,
@@ -24,12 +24,21 @@ impl Minimum {
     pub fn rerun_cell(&self) -> String {
         format!("{} / 0 / {}", self.rerun.0, self.rerun.1)
     }
-    pub fn to_json(&self) -> Value {
-        json!({
-            "fresh": {"reads": self.fresh.0, "writes": self.fresh.1, "login": self.fresh.2},
-            "rerun": {"reads": self.rerun.0, "writes": 0, "login": self.rerun.1},
-            "why": self.why,
-        })
+    /// As `benchmarks.json` has it.
+    pub fn entry(&self) -> MinimumEntry {
+        MinimumEntry {
+            fresh: Floor {
+                reads: self.fresh.0,
+                writes: self.fresh.1,
+                login: self.fresh.2,
+            },
+            rerun: Floor {
+                reads: self.rerun.0,
+                writes: 0,
+                login: self.rerun.1,
+            },
+            why: self.why.to_string(),
+        }
     }
 }
 
