@@ -24,7 +24,6 @@ fn a_failed_write_to_stderr_never_loses_the_document() {
         let out = sim
             .null_stdin_cmd("register-app")
             .args(&args)
-            .stdin(Stdio::null())
             .stderr(Stdio::from(full))
             .output()
             .unwrap();
