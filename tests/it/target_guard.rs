@@ -1,8 +1,9 @@
-//! Which tenant and org a run acts on: a writing tool names them first (tenant domain and id, org,
-//! sign-in, state file); a document of another tenant or org is refused before any request, with
-//! where the other value came from; a tenant given by its domain is resolved before any write;
-//! `--retarget` moves a document to another tenant (and with the tenant's own domain moves
-//! nothing); the org's name, once known, is named in words.
+//! Which tenant and org a run acts on: a writing tool names them first, before anything else it
+//! says (tenant domain and id, org, sign-in, state file); a document of another tenant or org is
+//! refused before any request, with where the other value came from; a tenant given by its
+//! domain is resolved before any write; `--retarget` moves a document to another tenant (and
+//! with the tenant's own domain moves nothing); the org's name, once known (preflight learns it
+//! and the tenant's domain for the next steps), is named in words.
 
 use serde_json::{Value, json};
 
@@ -292,4 +293,60 @@ fn the_org_is_named_in_words_once_known() {
             .unwrap()
             .contains("RetrieveCurrentOrganization")
     }));
+}
+
+/// preflight, the runbook's first step, learns the target in words (the tenant's default domain
+/// and the org's friendly name) for a tenant given by its id, so the very next step's first line
+/// already names both.
+#[test]
+fn preflight_learns_the_tenant_domain_and_org_name_for_the_next_steps() {
+    let sim = sim();
+    let state = sim.path("contoso.state.json");
+    let s = state.to_str().unwrap();
+    sim.run("preflight", &["--state", s], &Value::Null).ok();
+    let doc = read_doc(&state);
+    let domains = sim.graph_expect(200, "GET", "domains", None);
+    let default = domains["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["isDefault"] == true)
+        .expect("a default domain")["id"]
+        .clone();
+    assert_eq!(doc["tenant"]["domain"], default);
+    assert_eq!(doc["dynamics"]["org_name"], "Contoso");
+    let r = sim.run("register-app", &["--state", s], &Value::Null).ok();
+    let first = r.stderr.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with(&format!(
+            "register-app: target: tenant {} ({});",
+            default.as_str().unwrap(),
+            sim.server.tenant_id()
+        )) && first.contains("(Contoso);"),
+        "{}",
+        r.stderr
+    );
+}
+
+/// The target line is the first line even when the step says something before its first
+/// request (add-sync-filter explains --default; publish-customizations says why it publishes).
+#[test]
+fn the_target_line_comes_before_anything_the_step_says() {
+    let sim = sim();
+    let state = finished_state(&sim);
+    let s = state.to_str().unwrap();
+    let r = sim
+        .run(
+            "add-sync-filter",
+            &["--state", s, "--entity", "lead"],
+            &Value::Null,
+        )
+        .ok();
+    let first = r.stderr.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with("add-sync-filter: target: "),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.stderr.matches("target: ").count(), 1, "{}", r.stderr);
 }

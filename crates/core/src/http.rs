@@ -211,9 +211,6 @@ pub struct Http {
     /// of customizations owed (`steps.<tool>.dataverse_changed`).
     dataverse_writes: AtomicUsize,
     requests: AtomicUsize,
-    /// A line said just before the first request (the target line of a tool that writes), so
-    /// bad input is still refused with the error as the first line.
-    first_line: Mutex<Option<String>>,
 }
 
 impl Http {
@@ -229,13 +226,7 @@ impl Http {
             attempted_writes: AtomicUsize::new(0),
             dataverse_writes: AtomicUsize::new(0),
             requests: AtomicUsize::new(0),
-            first_line: Mutex::new(None),
         }
-    }
-
-    /// Says `line` on stderr right before this run's first request (see `first_line`).
-    pub fn before_first_request(&self, line: String) {
-        *self.first_line.lock().unwrap_or_else(|p| p.into_inner()) = Some(line);
     }
 
     pub fn config(&self) -> &Config {
@@ -346,14 +337,7 @@ impl Http {
 
     /// Sends with retries until success, a non-retryable answer, or the deadline.
     pub async fn send(&self, req: Request) -> Result<Response> {
-        let first = self
-            .first_line
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        if let Some(line) = first {
-            self.report.say(&line);
-        }
+        self.report.flush_preamble();
         if req.is_write() && req.service != Service::Login {
             self.attempted_writes.fetch_add(1, Ordering::Relaxed);
         }

@@ -261,13 +261,10 @@ where
             return Err(e);
         }
     };
-    // The first line of every tool that writes says which customer this run acts on: before
-    // the first request, or at once when something about the target is said first.
-    let mut target = (!C::READ_ONLY).then(|| target_line(&cfg, &doc, common.state.as_deref()));
-    if !cfg.notes.is_empty() || !cfg.retarget.is_empty() {
-        if let Some(line) = target.take() {
-            report.say(&line);
-        }
+    // The first line of every tool that writes says which customer this run acts on: it is
+    // held by the reporter and said before the run's first other line or first request.
+    if !C::READ_ONLY {
+        report.set_preamble(target_line(&cfg, &doc, common.state.as_deref()));
     }
     for note in &cfg.notes {
         report.say(note);
@@ -275,9 +272,6 @@ where
     report.set_deadline(cfg.deadline);
     apply_retarget(&mut doc, &cfg.retarget, &report);
     let http = Http::new(cfg, report.clone());
-    if let Some(line) = target {
-        http.before_first_request(line);
-    }
     let mut ctx = Ctx {
         doc,
         http,
@@ -364,10 +358,18 @@ where
                     record_failure(&mut ctx.doc, C::NAME, &e, counts, false);
                     match ctx.doc.save(path) {
                         Ok(()) => recorded = true,
-                        Err(save) => crate::output::ewriteln(&format!(
-                            "{}: error: {save}; what this run did is not recorded",
-                            C::NAME
-                        )),
+                        Err(save) => {
+                            let rescued = write_document(&ctx.doc).is_ok();
+                            crate::output::ewriteln(&format!(
+                                "{}: error: {save}; {}",
+                                C::NAME,
+                                if rescued {
+                                    "the document, with what this run did, was written to stdout instead"
+                                } else {
+                                    "what this run did is not recorded"
+                                }
+                            ))
+                        }
                     }
                 }
             } else if crate::pipe::hands_on(common) && !ctx.doc.root().is_empty() {
@@ -811,8 +813,32 @@ pub(crate) fn emit(doc: &StateDoc, common: &CommonArgs) -> Result<()> {
             );
         }
     } else if let Some(path) = &common.state {
-        return doc.save(path);
+        return doc.save(path).map_err(|e| rescue(doc, path, e));
     }
+    write_document(doc)
+}
+
+/// When the `--state` file cannot be written (another program holds it open, a full disk), the
+/// document — with the ids of what this run created — must not be lost: it goes to stdout
+/// instead, and the error says so and how to go on.
+fn rescue(doc: &StateDoc, path: &Path, e: Error) -> Error {
+    let rescued = write_document(doc).is_ok();
+    if !rescued {
+        return e;
+    }
+    let file = crate::hint::shell_word(&path.to_string_lossy());
+    let then = match &e.hint {
+        Some(h) => format!("{h}; then "),
+        None => String::new(),
+    };
+    let hint = format!(
+        "the document, with what this run did, was written to stdout instead: {then}put it in {file} (or run the next step with it on stdin) so nothing this run created is forgotten"
+    );
+    e.with_hint(hint)
+}
+
+/// The document on stdout: pretty on a terminal, compact otherwise.
+fn write_document(doc: &StateDoc) -> Result<()> {
     let out = std::io::stdout();
     let text = doc.to_text(out.is_terminal());
     let mut lock = out.lock();

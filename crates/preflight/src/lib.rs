@@ -26,7 +26,9 @@
 //!
 //! Input keys:  `tenant.*`, `dynamics.url` (or `--dynamics-url`), `secret.lifetime`.
 //! Output keys: `preflight.ok`, `preflight.at`, `preflight.checks` (`[{id, name, ok, detail,
-//!              fix}]`), `steps.preflight`.
+//!              fix}]`), `steps.preflight`; `tenant.domain` (the default domain) and
+//!              `dynamics.org_name` (the org's friendly name) when the document lacks them, so
+//!              every later step's first line names the target in words.
 //! Exit codes:  0 every check passed; 6 something setup needs is missing (the document is still
 //!              written); 2 bad input; 3 sign-in failed; 5 timed out; 1 unexpected. It never
 //!              writes to the tenant or the org.
@@ -62,7 +64,8 @@ Examples:
   preflight --tenant contoso.onmicrosoft.com --dynamics-url https://contoso.crm.dynamics.com < /dev/null
   preflight --state customers/contoso/contoso.state.json --expires-in 180d
 
-Reads tenant.*, dynamics.url and secret.lifetime; writes preflight.ok, preflight.checks. Sends
+Reads tenant.*, dynamics.url and secret.lifetime; writes preflight.ok, preflight.checks
+(and tenant.domain, dynamics.org_name once known). Sends
 no write. Checks that do not apply (no federated domain: no HRD policy) say skip.",
         s2s_core::exit_codes::help(true, &[(0, "everything the setup needs is there"), (6, "something the setup needs is missing (each failed check says how to fix it)")])
     )
@@ -115,9 +118,28 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
         },
     };
     let mut checks = Vec::new();
-    graph_checks(ctx, lifetime, &mut checks).await?;
+    let domain = graph_checks(ctx, lifetime, &mut checks).await?;
+    // The target in words for every later step's first line: the tenant's default domain and
+    // the org's friendly name, kept once known (a tenant given by id has no domain yet).
+    if let Some(d) = domain {
+        if ctx.doc.get("tenant.domain").is_none() {
+            ctx.doc.set("tenant.domain", d);
+        }
+    }
     match Dataverse::from_config(&ctx.http) {
-        Ok(dv) => dataverse_checks(&dv, &mut checks).await?,
+        Ok(dv) => {
+            dataverse_checks(&dv, &mut checks).await?;
+            let answered = checks.iter().any(|c| c.id == "dataverse-user" && c.ok());
+            if answered && ctx.doc.get("dynamics.org_name").is_none() {
+                if let Ok(Some(name)) = dv
+                    .current_organization()
+                    .await
+                    .map(|o| o.friendly_name.filter(|n| !n.trim().is_empty()))
+                {
+                    ctx.doc.set("dynamics.org_name", name);
+                }
+            }
+        }
         Err(_) => checks.push(Check::fail(
             "dynamics-org",
             "Dynamics org",
@@ -140,8 +162,12 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
 }
 
 /// The token, each step's permissions, directory roles, domains, password hash sync and the
-/// app-management policy.
-async fn graph_checks(ctx: &Ctx, lifetime: Lifetime, checks: &mut Vec<Check>) -> Result<()> {
+/// app-management policy. Returns the tenant's default domain when the domains were readable.
+async fn graph_checks(
+    ctx: &Ctx,
+    lifetime: Lifetime,
+    checks: &mut Vec<Check>,
+) -> Result<Option<String>> {
     let g = Graph::new(&ctx.http);
     let token = ctx.http.tokens().token(&ctx.http, g.root()).await?;
     let Some(caller) = s2s_core::auth::token_caller(&token) else {
@@ -151,7 +177,7 @@ async fn graph_checks(ctx: &Ctx, lifetime: Lifetime, checks: &mut Vec<Check>) ->
             "the Graph token is not a readable JWT, so its permissions cannot be checked",
             "run the setup and read each step's error; or sign in another way (--auth)",
         ));
-        return Ok(());
+        return Ok(None);
     };
     let client = caller.app_id.clone().unwrap_or_else(|| "(unknown)".into());
     let held = if caller.delegated {
@@ -189,10 +215,18 @@ async fn graph_checks(ctx: &Ctx, lifetime: Lifetime, checks: &mut Vec<Check>) ->
     };
     // Domains first: with no federated domain the HRD step assigns nothing, so what only it
     // (and its removal and check) would need is not needed in this tenant.
-    let federated: Option<Vec<String>> = g
-        .get_if_permitted("domains?$select=id,authenticationType")
-        .await?
-        .map(|v| federated_domains(&v));
+    let domains = g
+        .get_if_permitted("domains?$select=id,authenticationType,isDefault")
+        .await?;
+    let federated: Option<Vec<String>> = domains.as_ref().map(federated_domains);
+    let default_domain = domains.as_ref().and_then(|v| {
+        v["value"]
+            .as_array()?
+            .iter()
+            .find(|d| d["isDefault"] == serde_json::json!(true))?["id"]
+            .as_str()
+            .map(str::to_string)
+    });
     let no_federation = federated.as_ref().is_some_and(Vec::is_empty);
     let policy_only =
         |g: &[&str]| no_federation && g.first().is_some_and(|p| p.starts_with("Policy."));
@@ -246,7 +280,7 @@ async fn graph_checks(ctx: &Ctx, lifetime: Lifetime, checks: &mut Vec<Check>) ->
         g.secret_lifetime_limit().await?,
         lifetime,
     ));
-    Ok(())
+    Ok(default_domain)
 }
 
 /// "run preflight again: <this run's command>", for the fixes.

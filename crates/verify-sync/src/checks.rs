@@ -26,6 +26,10 @@ use s2s_core::checklist::Check;
 mod roles;
 use roles::{marketo_solution, role_holders, sync_role};
 
+/// The words of a secret check that fails only because the secret (still valid) expires within
+/// `--warn-days`: the fleet reads it to call that connection `warn`, not `crit`.
+pub(crate) const EXPIRES_WITHIN_WARN_DAYS: &str = "expires in";
+
 /// One item of the checklist (its `id` in the output).
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Item {
@@ -545,7 +549,7 @@ async fn secret(env: &Env<'_>, shared: &Shared) -> Result<Check> {
                     id,
                     name,
                     format!(
-                        "key {key_id} expires in {} day(s), within --warn-days {warn_days}; make-secret adds a fresh secret (re-enter it in Marketo, then retire the old one)",
+                        "key {key_id} {EXPIRES_WITHIN_WARN_DAYS} {} day(s), within --warn-days {warn_days}; make-secret adds a fresh secret (re-enter it in Marketo, then retire the old one)",
                         left.whole_days().max(0)
                     ),
                     make_secret(&[]),

@@ -164,7 +164,9 @@ async fn check_one(ctx: &mut Ctx, cli: &Cli) -> Result<Value> {
     // connection works today.
     let only_expiring = failing.len() == 1
         && failing[0].id == "secret"
-        && failing[0].detail.contains("expires in")
+        && failing[0]
+            .detail
+            .contains(crate::checks::EXPIRES_WITHIN_WARN_DAYS)
         && days_left.is_some_and(|d| d >= 0 && d < i64::from(cli.warn_days));
     let status = match (failing.is_empty(), only_expiring, warnings.is_empty()) {
         (true, _, true) => "ok",
