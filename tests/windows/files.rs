@@ -6,7 +6,8 @@ use std::fs::OpenOptions;
 use std::os::windows::fs::OpenOptionsExt;
 use std::time::Duration;
 
-use crate::common::*;
+use test_support::*;
+
 use crate::support::*;
 
 /// `FILE_SHARE_READ` alone: what an editor or viewer that keeps a file open asks for, so

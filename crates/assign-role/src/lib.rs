@@ -732,12 +732,6 @@ fn bu_name(bu: &BusinessUnit) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
-
-    #[test]
-    fn cli_is_well_formed() {
-        Cli::command().debug_assert();
-    }
 
     #[test]
     fn roles_default_and_repeat() {

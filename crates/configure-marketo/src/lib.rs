@@ -415,12 +415,6 @@ async fn who_is_replaced(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
-
-    #[test]
-    fn cli_is_well_formed() {
-        Cli::command().debug_assert();
-    }
 
     #[test]
     fn names_are_checked_before_any_request() {

@@ -404,12 +404,6 @@ fn explain(e: Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
-
-    #[test]
-    fn cli_is_well_formed() {
-        Cli::command().debug_assert();
-    }
 
     #[test]
     fn scopes_default_and_are_checked() {

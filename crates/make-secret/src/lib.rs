@@ -734,12 +734,6 @@ fn refuse_missing_secret_file(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
-
-    #[test]
-    fn cli_is_well_formed() {
-        Cli::command().debug_assert();
-    }
 
     #[test]
     fn retiring_never_combines_with_adding() {

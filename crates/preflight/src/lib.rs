@@ -589,12 +589,6 @@ async fn dataverse_checks(dv: &Dataverse<'_>, checks: &mut Vec<Check>) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
-
-    #[test]
-    fn cli_is_well_formed() {
-        Cli::command().debug_assert();
-    }
 
     #[test]
     fn a_missing_permission_fails_its_step_with_the_fix() {

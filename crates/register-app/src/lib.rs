@@ -729,12 +729,6 @@ async fn ensure_service_principal(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
-
-    #[test]
-    fn cli_is_consistent() {
-        Cli::command().debug_assert();
-    }
 
     #[test]
     fn unique_names() {

@@ -798,12 +798,6 @@ fn explain(e: Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
-
-    #[test]
-    fn cli_is_well_formed() {
-        Cli::command().debug_assert();
-    }
 
     #[test]
     fn the_definition_is_compared_parsed_and_with_its_wrapper() {

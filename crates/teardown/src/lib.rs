@@ -511,12 +511,6 @@ pub(crate) fn explain_graph(e: Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
-
-    #[test]
-    fn cli_is_well_formed() {
-        Cli::command().debug_assert();
-    }
 
     #[test]
     fn entity_needs_remove_sync_filter() {

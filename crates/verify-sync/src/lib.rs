@@ -437,14 +437,3 @@ fn handoff(ctx: &mut Ctx, input: &Inputs, print: bool) -> Result<()> {
     }
     Ok(())
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::CommandFactory;
-
-    #[test]
-    fn cli_is_consistent() {
-        Cli::command().debug_assert();
-    }
-}
