@@ -77,7 +77,7 @@ fn fresh_run_then_rerun_without_writes() {
     });
     let r = runbook(&sim, &["--sync-filter", "lead,contact"]).ok();
     // With --sync-filter the runbook runs every tool.
-    for step in TOOLS.iter().filter(|t| t.setup_step).map(|t| t.name) {
+    for step in TOOLS.iter().filter(|t| t.setup_step()).map(|t| t.name) {
         assert!(
             r.stderr.contains(&format!("] {step}")),
             "step {step} not shown:\n{}",
