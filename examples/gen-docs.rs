@@ -13,21 +13,25 @@ use std::path::PathBuf;
 use clap::CommandFactory;
 use s2s_core::cli::Generate;
 
-fn commands() -> Vec<clap::Command> {
-    vec![
-        preflight::Cli::command(),
-        register_app::Cli::command(),
-        grant_consent::Cli::command(),
-        make_secret::Cli::command(),
-        set_hrd_policy::Cli::command(),
-        assign_role::Cli::command(),
-        configure_marketo::Cli::command(),
-        publish_customizations::Cli::command(),
-        add_sync_filter::Cli::command(),
-        verify_sync::Cli::command(),
-        teardown::Cli::command(),
-        tenant_sim::Cli::command(),
-    ]
+/// The clap command of a tool of `s2s_core::tools::TOOLS`, or of tenant-sim: the name to crate
+/// link the root package's `[[bin]]` shims make too. Which tools get pages, and in which order,
+/// is the table's.
+fn command(name: &str) -> Option<clap::Command> {
+    Some(match name {
+        "preflight" => preflight::Cli::command(),
+        "register-app" => register_app::Cli::command(),
+        "grant-consent" => grant_consent::Cli::command(),
+        "make-secret" => make_secret::Cli::command(),
+        "set-hrd-policy" => set_hrd_policy::Cli::command(),
+        "assign-role" => assign_role::Cli::command(),
+        "configure-marketo" => configure_marketo::Cli::command(),
+        "publish-customizations" => publish_customizations::Cli::command(),
+        "add-sync-filter" => add_sync_filter::Cli::command(),
+        "verify-sync" => verify_sync::Cli::command(),
+        "teardown" => teardown::Cli::command(),
+        "tenant-sim" => tenant_sim::Cli::command(),
+        _ => return None,
+    })
 }
 
 fn main() -> std::io::Result<()> {
@@ -38,8 +42,12 @@ fn main() -> std::io::Result<()> {
     );
     let man = out.join("man");
     std::fs::create_dir_all(&man)?;
-    for mut cmd in commands() {
-        let name = cmd.get_name().to_string();
+    for name in s2s_core::tools::names().chain(["tenant-sim"]) {
+        let mut cmd = command(name).ok_or_else(|| {
+            std::io::Error::other(format!(
+                "{name} is in s2s_core::tools::TOOLS but not in gen-docs' command()"
+            ))
+        })?;
         let mut page = Vec::new();
         s2s_core::cli::generate(Generate::Man, &mut cmd, &mut page)?;
         std::fs::write(man.join(format!("{name}.1")), page)?;

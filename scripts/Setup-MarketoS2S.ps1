@@ -11,7 +11,7 @@
   itself). The first line names the target; a state file with no target yet and a tenant or org
   only from the environment (AZURE_TENANT_ID, MKTO_S2S_DYNAMICS_URL) is refused unless -Tenant and
   -DynamicsUrl are given or it is confirmed at the prompt. It calls the same tools with the same
-  flags as the bash runbook (tests/it/runbooks.rs compares the two tables), and is NOT exercised
+  flags as the bash runbook (tests/it/runbook.rs compares the two tables), and is NOT exercised
   by CI (the build machines have no PowerShell).
 
 .EXAMPLE

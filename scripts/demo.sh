@@ -27,7 +27,12 @@ trap cleanup EXIT
 say "Starting tenant-sim (replication lag 1500 ms, federated domain)"
 "$bin/tenant-sim" --port 0 --replication-lag-ms 1500 --federated > "$work/sim.json" 2> "$work/sim.log" &
 sim_pid=$!
-for _ in $(seq 1 100); do [ -s "$work/sim.json" ] && break; sleep 0.05; done
+# Up to 60 s: on a loaded machine (a CI runner building in parallel) 5 s was seen to be too short.
+for _ in $(seq 1 1200); do
+  [ -s "$work/sim.json" ] && break
+  kill -0 "$sim_pid" 2>/dev/null || break
+  sleep 0.05
+done
 line="$(head -n 1 "$work/sim.json")"
 field() { printf '%s' "$line" | sed -n "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p"; }
 url="$(field url)"; tenant="$(field tenant_id)"; dynamics="$(field dynamics_url)"

@@ -45,7 +45,7 @@ STEPS=(preflight register-app grant-consent make-secret set-hrd-policy assign-ro
 
 # The options that go to the tools, one per line: the runbook's option, whether it takes a
 # value (1) or not (0), the steps it goes to (* = every step) and the tool's flag. The
-# PowerShell runbook has the same table (tests/it/runbooks.rs compares them and checks every
+# PowerShell runbook has the same table (tests/it/runbook.rs compares them and checks every
 # flag against its tools' --help).
 PASS_TABLE='
 --cloud             1 *                        --cloud

@@ -1,4 +1,5 @@
-//! add-sync-filter: Marketo's `new_synctomkto` Boolean field, created and published per entity.
+//! add-sync-filter: Marketo's `new_synctomkto` Boolean field, created and published per entity;
+//! columns an earlier run created but could not publish are published by the next.
 
 use serde_json::{Value, json};
 use tenant_sim::Options;
@@ -189,4 +190,41 @@ fn bad_input_exits_2_before_any_request() {
         ),
     ];
     sim.assert_usage_errors("add-sync-filter", &cases);
+}
+
+#[test]
+fn add_sync_filter_publishes_columns_an_earlier_run_could_not() {
+    let sim = sim();
+    let state = sim.path("state.json");
+    let s = state.to_str().unwrap();
+    std::fs::write(&state, registered(&sim).to_string()).unwrap();
+    sim.server.add_fault(json!({
+        "path_prefix": "/api/data/v9.2/PublishXml", "method": "POST", "status": 403, "count": 1
+    }));
+    let r = sim.run("add-sync-filter", &["--state", s], &Value::Null);
+    assert_ne!(r.code, 0, "{}", r.stderr);
+    let doc = read_doc(&state);
+    assert_eq!(
+        doc["sync_filter"]["publish_pending"],
+        json!(["lead", "contact"]),
+        "{doc}"
+    );
+    assert!(publish_history(&sim).is_empty());
+    sim.clear();
+    let r = sim
+        .run("add-sync-filter", &["--state", s], &Value::Null)
+        .ok();
+    r.assert_stderr("without publishing: publishing now");
+    let history = publish_history(&sim);
+    assert_eq!(history.len(), 1, "{history:?}");
+    assert_eq!(history[0]["entities"], json!(["lead", "contact"]));
+    let doc = read_doc(&state);
+    assert!(doc["sync_filter"]["publish_pending"].is_null(), "{doc}");
+    // The columns were made by the first run: this run set no default.
+    assert_eq!(doc["sync_filter"]["default"], json!(null));
+    // And the next run has nothing left to do.
+    sim.clear();
+    sim.run("add-sync-filter", &["--state", s], &Value::Null)
+        .ok();
+    sim.assert_no_writes();
 }

@@ -1,4 +1,5 @@
-//! assign-role: the application user and its role, against the emulated Dataverse org.
+//! assign-role: the application user and its role, against the emulated Dataverse org; a
+//! soft-deleted application user is purged and replaced only on request.
 
 use serde_json::{Value, json};
 use tenant_sim::Options;
@@ -384,4 +385,44 @@ fn bad_input_exits_2_before_any_request() {
     .code_is(2);
     r.assert_stderr("dynamics.url");
     assert!(sim.requests().is_empty());
+}
+
+#[test]
+fn a_soft_deleted_application_user_is_purged_and_replaced_on_request() {
+    let sim = sim();
+    let doc = sim.setup_chain(&[]);
+    let cid = client_id(&doc);
+    let old_user = app_user_id(&doc);
+    assert!(sim.server.soft_delete_user(&cid));
+    assert!(app_users(&sim, &cid).is_empty());
+
+    // without --purge-deleted: stopped before any write, told what to do
+    sim.clear();
+    let r = sim.run("assign-role", &[], &doc).code_is(4);
+    r.assert_stderr("soft-deleted application user");
+    r.assert_stderr("--purge-deleted");
+    sim.assert_no_writes();
+
+    let r = sim.run("assign-role", &["--purge-deleted"], &doc).ok();
+    r.assert_stderr("purged soft-deleted application user");
+    r.assert_stderr(&format!("(systemuserid {old_user})"));
+    let users = app_users(&sim, &cid);
+    assert_eq!(users.len(), 1, "{users:?}");
+    let new_user = users[0]["systemuserid"].as_str().expect("id").to_string();
+    assert_ne!(new_user, old_user);
+    assert_eq!(users[0]["isdisabled"], json!(false));
+    assert_eq!(app_user_id(&r.doc), new_user);
+    let roles = dv_get(
+        &sim,
+        &format!("systemusers({new_user})/systemuserroles_association?$select=name"),
+    );
+    assert_eq!(roles["value"][0]["name"], "Marketo Sync User");
+
+    // the rest of the chain follows the new user, and the checklist is green
+    let r = sim.run("configure-marketo", &[], &r.doc).ok();
+    let r = sim
+        .run("publish-customizations", &["--if-changed"], &r.doc)
+        .ok();
+    let r = sim.run("verify-sync", &[], &r.doc).ok();
+    assert_eq!(r.doc["verify"]["ok"], json!(true), "{}", r.stderr);
 }

@@ -556,3 +556,29 @@ fn bad_input_exits_2_before_any_request() {
     ];
     sim.assert_usage_errors("configure-marketo", &cases);
 }
+
+#[test]
+fn configure_marketo_finds_the_configuration_under_other_labels() {
+    let sim = sim_with(Options {
+        marketo_config_label: "Marketo Settings".into(),
+        marketo_user_label: "Sync User".into(),
+        ..Options::default()
+    });
+    let doc = with_app_user(&sim);
+    let user = app_user_id(&doc);
+    let r = sim.run("configure-marketo", &[], &doc).ok();
+    r.assert_stderr("found \"Marketo Settings\" entity mkto_marketoconfig");
+    assert_eq!(r.doc["marketo_config"]["user_lookup"], "mkto_marketouser");
+    let rows = dv_get(
+        &sim,
+        "mkto_marketoconfigs?$select=mkto_name,_mkto_marketouser_value,_mkto_lastsyncuser_value",
+    );
+    for row in rows["value"].as_array().expect("rows") {
+        if row["mkto_name"] == "Default" {
+            assert_eq!(row["_mkto_marketouser_value"], json!(user));
+        } else {
+            assert_eq!(row["_mkto_marketouser_value"], Value::Null, "{row}");
+        }
+        assert_ne!(row["_mkto_lastsyncuser_value"], json!(user));
+    }
+}

@@ -1,33 +1,15 @@
-//! make-secret: the value lands only in a 0600 file and is the real secret; re-runs, renewal,
-//! rotation, rollback when the file cannot be written, tenant lifetime policy, dry run, faults.
+//! make-secret: the value lands only in a 0600 file and is the real secret; re-runs (two
+//! pipeline runs from nothing leave one credential), renewal, rotation, rollback when the file
+//! cannot be written, tenant lifetime policy, dry run, faults.
 
 use serde_json::{Value, json};
 use tenant_sim::Options;
 
 use crate::common::*;
 
-/// A document with a setup id, as register-app writes it (`setup.id`); a document from before
-/// setups had one gets one here, as a re-run of register-app would give it.
-pub(crate) fn with_setup_id(mut doc: Value) -> Value {
-    if doc["setup"]["id"].is_null() {
-        doc["setup"] = json!({"id": uuid::Uuid::new_v4().to_string()});
-    }
-    doc
-}
-
 /// `registered`, with the setup id every new setup has.
 pub(crate) fn registered_setup(sim: &Sim) -> Value {
     with_setup_id(registered(sim))
-}
-
-/// The app's password credentials as the emulator holds them.
-pub(crate) fn credentials(sim: &Sim, doc: &Value) -> Vec<Value> {
-    let object_id = &doc["app"]["object_id"];
-    sim.state_objects("applications")
-        .into_iter()
-        .find(|a| a["id"] == *object_id)
-        .and_then(|a| a["passwordCredentials"].as_array().cloned())
-        .unwrap_or_default()
 }
 
 pub(crate) fn key_ids(sim: &Sim, doc: &Value) -> Vec<String> {
@@ -603,4 +585,38 @@ fn a_lifetime_refusal_without_the_policy_readable_says_where_the_maximum_is() {
         .assert_stderr("preflight");
     assert!(!r.stderr.contains("180d"), "{}", r.stderr);
     assert!(credentials(&sim, &doc).is_empty());
+}
+
+#[test]
+fn two_pipeline_runs_from_nothing_leave_one_credential() {
+    let sim = sim();
+    // The one-line pipeline without --state: the secret file defaults to the current folder.
+    // The second run says which connection it is (`--setup-id`): a run from nothing that does
+    // not is a new connection, and stops at the first one's app (issue 20).
+    let pipeline = |sim: &Sim, register: &[&str]| {
+        let mut doc = Value::Null;
+        for tool in ["register-app", "grant-consent", "make-secret"] {
+            let args = if tool == "register-app" {
+                register
+            } else {
+                &[]
+            };
+            doc = sim.run(tool, args, &doc).ok().doc;
+        }
+        doc
+    };
+    let first = pipeline(&sim, &[]);
+    sim.clear();
+    let setup = first["setup"]["id"].as_str().unwrap().to_string();
+    let second = pipeline(&sim, &["--setup-id", &setup]);
+    assert_eq!(credentials(&sim, &second).len(), 1);
+    assert_eq!(first["secret"]["key_id"], second["secret"]["key_id"]);
+    sim.assert_no_writes();
+    // Deleting the file after pasting it into Marketo: a warning, no new secret, no publish.
+    std::fs::remove_file(second["secret"]["file"].as_str().unwrap()).unwrap();
+    sim.clear();
+    let r = sim.run("make-secret", &[], &second).ok();
+    r.assert_stderr("is missing").assert_stderr("--rotate");
+    sim.assert_no_writes();
+    assert_eq!(r.doc["secret"]["key_id"], second["secret"]["key_id"]);
 }

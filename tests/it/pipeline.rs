@@ -1,8 +1,9 @@
-//! The document is never lost or mistaken (issue 21, items 3, 6 and 7): a failing step of the
+//! The document is never lost or mistaken on its way through a pipeline: a failing step of the
 //! README's pipeline hands every earlier id on to `> state.json`, the next tools pass it on
-//! untouched, a misspelt `--state` names the missing file, a terminal run finds
-//! `./marketo-s2s.state.json`, the lock never follows a symlink, and `publish-customizations`
-//! with no document publishes only when confirmed.
+//! untouched, an empty pipe is a failed previous step (not an empty document), foreign values
+//! pass through exactly and duplicate keys are refused, a misspelt `--state` names the missing
+//! file, a terminal run finds `./marketo-s2s.state.json`, the lock never follows a symlink, and
+//! `publish-customizations` with no document publishes only when confirmed.
 
 use std::path::Path;
 
@@ -32,10 +33,6 @@ fn shell(sim: &Sim, script: &str) -> Run {
     Run::from_output(c.output().unwrap())
 }
 
-fn read_json(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
 const README_PIPELINE: &str = "register-app < /dev/null | grant-consent | make-secret --secret-file marketo.secret \
     | set-hrd-policy | assign-role | configure-marketo | publish-customizations --if-changed | verify-sync";
 
@@ -50,7 +47,7 @@ fn a_failing_step_of_the_readme_pipeline_hands_every_earlier_id_on_to_the_saved_
     sim.server.add_fault(json!({"path_prefix": "/api/data/v9.2/systemusers", "method": "POST", "status": 403,
         "body": {"error": {"code": "0x80040220", "message": "The user does not hold the necessary privileges."}}, "count": 1}));
     let r = shell(&sim, &format!("{README_PIPELINE} > state.json")).code_is(4);
-    let doc = read_json(&sim.path("state.json"));
+    let doc = read_doc(&sim.path("state.json"));
     for key in [
         "/app/client_id",
         "/app/object_id",
@@ -86,7 +83,7 @@ fn a_failing_step_of_the_readme_pipeline_hands_every_earlier_id_on_to_the_saved_
         "assign-role < state.json | configure-marketo | publish-customizations --if-changed | verify-sync > done.json",
     )
     .ok();
-    let done = read_json(&sim.path("done.json"));
+    let done = read_doc(&sim.path("done.json"));
     assert_eq!(done["verify"]["ok"], true, "{done:#}");
     assert!(done["steps"]["assign-role"].get("error").is_none());
     assert_eq!(done["app"]["client_id"], doc["app"]["client_id"]);
@@ -179,7 +176,7 @@ fn on_a_terminal_a_tool_finds_the_default_state_file_and_says_so() {
         "{}",
         r.stdout
     );
-    let saved = read_json(&sim.path("marketo-s2s.state.json"));
+    let saved = read_doc(&sim.path("marketo-s2s.state.json"));
     assert!(saved["consent"]["grant_id"].is_string(), "{saved:#}");
 }
 
@@ -232,4 +229,77 @@ fn publishing_with_no_document_needs_yes() {
     sim.run("publish-customizations", &["--yes"], &Value::Null)
         .ok();
     assert_eq!(publish_history(&sim).len(), 1);
+}
+
+#[test]
+fn an_empty_pipe_is_a_failed_previous_step_not_an_empty_document() {
+    let sim = sim();
+    sim.setup_chain(&[]);
+    let published = publish_history(&sim).len();
+    for tool in tools::names().filter(|t| *t != "register-app") {
+        sim.clear();
+        let r = Run::from_output(
+            sim.cmd(tool)
+                .args(unattended(tool))
+                .write_stdin("")
+                .output()
+                .unwrap(),
+        )
+        .code_is(2);
+        r.assert_stderr("the previous step produced no document")
+            .assert_stderr("/dev/null");
+        sim.assert_no_requests();
+    }
+    assert_eq!(publish_history(&sim).len(), published);
+    // An empty --state file is the same mistake.
+    let empty = sim.path("empty.json");
+    std::fs::write(&empty, "").unwrap();
+    sim.run(
+        "publish-customizations",
+        &["--state", empty.to_str().unwrap()],
+        &Value::Null,
+    )
+    .code_is(2);
+    // `< /dev/null` and `{}` still start from nothing; register-app may start from a pipe.
+    for stdin in [Value::Null, json!({})] {
+        sim.run("grant-consent", &[], &stdin)
+            .code_is(2)
+            .assert_stderr("is needed");
+    }
+    // (A connection of its own: the setup above owns the default name's app.)
+    let r = Run::from_output(
+        sim.cmd("register-app")
+            .args(["--name", "Second Connection"])
+            .write_stdin("")
+            .output()
+            .unwrap(),
+    )
+    .ok();
+    assert!(r.doc["app"]["client_id"].is_string());
+}
+
+#[test]
+fn state_documents_keep_foreign_values_exactly_and_refuse_duplicate_keys() {
+    let sim = sim();
+    let text = r#"{"u":123456789012345678901234567890,"e":1e2,"z":-0,"x":{"y":[1.50]}}"#;
+    let r = Run::from_output(sim.cmd("register-app").write_stdin(text).output().unwrap()).ok();
+    for frag in [
+        "\"u\":123456789012345678901234567890",
+        // The same value; serde_json writes the exponent's sign.
+        "\"e\":1e+2",
+        "\"z\":-0",
+        "\"y\":[1.50]",
+    ] {
+        assert!(r.stdout.contains(frag), "{frag} lost in {}", r.stdout);
+    }
+    sim.clear();
+    let r = Run::from_output(
+        sim.cmd("grant-consent")
+            .write_stdin(r#"{"app":{"client_id":"a"},"app":{"client_id":"b"}}"#)
+            .output()
+            .unwrap(),
+    )
+    .code_is(2);
+    r.assert_stderr("appears twice");
+    sim.assert_no_requests();
 }

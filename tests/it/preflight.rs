@@ -1,10 +1,10 @@
-//! preflight as a signed-in admin meets it (issue 21, items 9 and 10): the Azure CLI's delegated
-//! token with `Directory.AccessAsUser.All` and a suitable role passes the checks it can do, checks
-//! that do not apply in this tenant say `skip`, a fix several checks share is printed once, the
-//! secret-lifetime policy is checked against the lifetime the runbook would ask for, and every
-//! fix line can be pasted.
+//! preflight: on a ready tenant it passes and writes nothing; as a signed-in admin meets it
+//! (issue 21, items 9 and 10), the Azure CLI's delegated token with `Directory.AccessAsUser.All`
+//! and a suitable role passes the checks it can do, checks that do not apply in this tenant say
+//! `skip`, a fix several checks share is printed once, the secret-lifetime policy is checked
+//! against the lifetime the runbook would ask for, and every fix line can be pasted.
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use tenant_sim::Options;
 
 use crate::common::*;
@@ -131,5 +131,34 @@ fn a_secret_lifetime_policy_fails_for_the_lifetime_the_runbook_would_use() {
         )
         .ok();
     r.assert_stderr("make-secret will ask for 90d, within it");
+    sim.assert_no_writes();
+}
+
+#[test]
+fn preflight_passes_on_a_ready_tenant_and_writes_nothing() {
+    let sim = sim();
+    let r = sim.run("preflight", &[], &Value::Null).ok();
+    assert_eq!(r.doc["preflight"]["ok"], json!(true), "{}", r.stderr);
+    let ids: Vec<&str> = r.doc["preflight"]["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .filter_map(|c| c["id"].as_str())
+        .collect();
+    for id in [
+        "graph-token",
+        "graph-set-hrd-policy",
+        "federation",
+        "secret-lifetime",
+        "dataverse-user",
+        "dataverse-role",
+        "marketo-solution",
+    ] {
+        assert!(ids.contains(&id), "{id} missing from {ids:?}");
+    }
+    r.assert_stderr("preflight: [ok  ] Marketo solution (step 1): \"Marketo Lead Management\"");
+    r.assert_stderr("version 5.0.2.1");
+    // password hash sync has no application permission: reported, not guessed
+    r.assert_stderr("password hash sync is not readable with this sign-in");
     sim.assert_no_writes();
 }

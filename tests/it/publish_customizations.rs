@@ -1,4 +1,7 @@
-//! publish-customizations: sync and async publishing, the customization lock, --if-changed.
+//! publish-customizations: sync and async publishing, the customization lock, `--if-changed`
+//! (a new secret or an Entra change publishes nothing); an async publish whose wait ran out, or
+//! whose answer was lost, is found again rather than started twice, and a failed job is reported
+//! with its message and stays owed.
 
 use serde_json::{Value, json};
 use tenant_sim::Options;
@@ -248,4 +251,150 @@ fn if_changed_alone_on_a_finished_setup_does_not_publish_again() {
         r.stderr
     );
     sim.assert_no_writes();
+}
+
+fn publishes(sim: &Sim) -> usize {
+    publish_history(sim).len()
+}
+
+#[test]
+fn a_new_secret_or_an_entra_change_does_not_publish() {
+    let sim = sim();
+    let doc = sim.setup_chain(&[]);
+    let published = publishes(&sim);
+    // 800 days is longer than the 24 months the secret has: a new one is added.
+    let doc = sim
+        .run(
+            "make-secret",
+            &["--min-validity", "800d", "--expires-in", "1000d"],
+            &doc,
+        )
+        .ok()
+        .doc;
+    assert!(doc["steps"]["make-secret"]["changed"] == json!(true));
+    assert_eq!(
+        doc["steps"]["make-secret"]["dataverse_changed"],
+        json!(false)
+    );
+    let doc = sim
+        .run(
+            "register-app",
+            &["--name", "Marketo Integration (renamed)"],
+            &doc,
+        )
+        .ok()
+        .doc;
+    let r = sim
+        .run("publish-customizations", &["--if-changed"], &doc)
+        .ok();
+    assert_eq!(r.doc["publish"]["status"], "skipped-unchanged");
+    assert_eq!(publishes(&sim), published);
+}
+
+fn async_starts(sim: &Sim) -> usize {
+    sim.requests()
+        .iter()
+        .filter(|r| {
+            r["method"] == "POST"
+                && r["path"]
+                    .as_str()
+                    .is_some_and(|p| p.ends_with("/PublishAllXmlAsync"))
+        })
+        .count()
+}
+
+/// A document with an application user, kept in `state.json`.
+fn state_with_app_user(sim: &Sim) -> std::path::PathBuf {
+    let state = sim.path("state.json");
+    std::fs::write(&state, with_app_user(sim).to_string()).unwrap();
+    state
+}
+
+#[test]
+fn an_async_publish_that_ran_out_of_time_is_resumed_not_restarted() {
+    let sim = sim_with(Options {
+        publish_ms: 4000,
+        ..Default::default()
+    });
+    let state = state_with_app_user(&sim);
+    let s = state.to_str().unwrap();
+    sim.clear();
+    sim.run(
+        "publish-customizations",
+        &["--async", "--state", s, "--timeout", "1s"],
+        &Value::Null,
+    )
+    .code_is(5);
+    let doc = read_doc(&state);
+    assert_eq!(doc["publish"]["status"], "pending", "{doc}");
+    let job = doc["publish"]["async_operation_id"].clone();
+    assert!(job.is_string(), "{doc}");
+    assert_eq!(async_starts(&sim), 1);
+
+    let r = sim
+        .run(
+            "publish-customizations",
+            &["--async", "--state", s],
+            &Value::Null,
+        )
+        .ok();
+    r.assert_stderr("still running: waiting for it");
+    assert_eq!(async_starts(&sim), 1, "a second job was started");
+    let doc = read_doc(&state);
+    assert_eq!(doc["publish"]["status"], "published");
+    assert_eq!(doc["publish"]["async_operation_id"], job);
+    assert_eq!(publish_history(&sim).len(), 1);
+}
+
+#[test]
+fn a_lost_answer_to_the_async_publish_finds_its_job() {
+    let sim = sim_with(Options {
+        publish_ms: 300,
+        ..Default::default()
+    });
+    let doc = with_app_user(&sim);
+    sim.clear();
+    sim.server.add_fault(json!({
+        "path_prefix": "/api/data/v9.2/PublishAllXmlAsync", "method": "POST",
+        "kind": "lost_response", "count": 1
+    }));
+    let r = sim.run("publish-customizations", &["--async"], &doc).ok();
+    r.assert_stderr("the answer to PublishAllXmlAsync was lost");
+    assert_eq!(async_starts(&sim), 1, "the lost request was sent again");
+    assert_eq!(r.doc["publish"]["status"], "published");
+    assert_eq!(publish_history(&sim).len(), 1);
+}
+
+#[test]
+fn a_failed_publish_job_is_exit_4_with_its_message_and_stays_pending() {
+    let sim = sim();
+    let state = state_with_app_user(&sim);
+    let s = state.to_str().unwrap();
+    sim.server
+        .fail_next_publish("Solution manifest import: FAILURE: entity lead is locked");
+    let r = sim
+        .run(
+            "publish-customizations",
+            &["--async", "--state", s],
+            &Value::Null,
+        )
+        .code_is(4);
+    r.assert_stderr("entity lead is locked");
+    let doc = read_doc(&state);
+    assert_eq!(doc["publish"]["status"], "pending");
+    assert_eq!(
+        doc["steps"]["publish-customizations"]["error"]["exit_code"],
+        4
+    );
+    // The re-run starts a new job (the failed one cannot be resumed) and succeeds.
+    let r = sim
+        .run(
+            "publish-customizations",
+            &["--async", "--state", s, "--if-changed"],
+            &Value::Null,
+        )
+        .ok();
+    r.assert_stderr("failed (Solution manifest import");
+    assert_eq!(read_doc(&state)["publish"]["status"], "published");
+    assert_eq!(publish_history(&sim).len(), 1);
 }

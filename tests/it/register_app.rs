@@ -1,4 +1,5 @@
-//! register-app: create, re-run without writes, adopt, faults, replication, bad input, secrets.
+//! register-app: create, re-run without writes, adopt, faults, replication, bad input, secrets;
+//! different display names derive different apps, and no other connection's app is renamed.
 
 use serde_json::{Value, json};
 use tenant_sim::Options;
@@ -364,4 +365,78 @@ fn names_with_odata_special_characters_are_data_not_syntax() {
     let apps = sim.applications();
     assert_eq!(apps.len(), 1);
     assert_eq!(apps[0]["uniqueName"], json!(name));
+}
+
+#[test]
+fn different_display_names_derive_different_apps_and_no_foreign_app_is_renamed() {
+    let sim = sim();
+    let names = [
+        "Маркето Интеграция",
+        "日本語",
+        "Marketo Integration",
+        "Marketo Integration!",
+    ];
+    let mut client_ids = Vec::new();
+    let mut docs = Vec::new();
+    for name in names {
+        let r = sim
+            .run("register-app", &["--name", name], &Value::Null)
+            .ok();
+        assert_eq!(r.doc["app"]["display_name"], json!(name));
+        client_ids.push(client_id(&r.doc));
+        docs.push(r.doc);
+    }
+    let mut unique = client_ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), names.len(), "{client_ids:?}");
+    // Every app still has the name it was created with.
+    let mut shown: Vec<String> = sim
+        .applications()
+        .iter()
+        .map(|a| a["displayName"].as_str().unwrap().to_string())
+        .collect();
+    shown.sort();
+    let mut want: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    want.sort();
+    assert_eq!(shown, want);
+
+    // A name that still derives an existing key (letter case) never renames that app: from a
+    // new document it is another connection's app (issue 20); from that connection's own
+    // document (its setup) without the app's ids, it was not named.
+    sim.clear();
+    let r = sim
+        .run(
+            "register-app",
+            &["--name", "MARKETO INTEGRATION"],
+            &Value::Null,
+        )
+        .code_is(4);
+    r.assert_stderr("belongs to another connection");
+    sim.assert_no_writes();
+    let doc = docs[2].clone();
+    assert_eq!(doc["app"]["display_name"], "Marketo Integration");
+    let r = sim
+        .run(
+            "register-app",
+            &["--name", "MARKETO INTEGRATION"],
+            &json!({"setup": doc["setup"]}),
+        )
+        .code_is(4);
+    r.assert_stderr("which this document did not name");
+    r.assert_stderr("--unique-name");
+    sim.assert_no_writes();
+
+    // The document that named it may rename it, and a recorded unique name is kept.
+    assert_eq!(doc["app"]["unique_name"], "marketo-integration");
+    let renamed = sim
+        .run(
+            "register-app",
+            &["--name", "Marketo Integration (prod)"],
+            &doc,
+        )
+        .ok();
+    assert_eq!(renamed.doc["app"]["unique_name"], "marketo-integration");
+    assert_eq!(renamed.doc["app"]["client_id"], doc["app"]["client_id"]);
+    assert_eq!(sim.applications().len(), names.len());
 }

@@ -1,7 +1,8 @@
-//! Rotating the secret Marketo uses (issue 20 item 3): `--retire-old` never adds a credential
-//! and never removes the one in use, only this setup's previous secret (or keys named with
-//! `--retire`), after the step-3 block; a kill at any point of `--rotate` and a re-run end with
-//! exactly the old and the new credential; no secret in any output.
+//! Rotating the secret Marketo uses: `--rotate` keeps the old secret working until it is
+//! retired; `--retire-old` never adds a credential and never removes the one in use, only this
+//! setup's previous secret (or keys named with `--retire`), after the step-3 block; a kill at any
+//! point of `--rotate` and a re-run end with exactly the old and the new credential; no secret in
+//! any output.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -11,12 +12,7 @@ use serde_json::{Value, json};
 use tenant_sim::Options;
 
 use crate::common::*;
-use crate::make_secret::{credentials, with_setup_id};
 use crate::secret_files::paste;
-
-fn read_doc(path: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
 
 /// A registered app and its first secret, in `state.json` and `marketo.secret` of the sim's
 /// folder; `setup` gives the document a setup id first.
@@ -372,4 +368,45 @@ fn a_kill_at_any_point_of_rotate_and_a_rerun_end_with_exactly_the_old_and_the_ne
             && points.iter().filter(|p| p.contains("token")).count() == 1,
         "{points:?}"
     );
+}
+
+#[test]
+fn rotate_keeps_the_old_secret_working_until_it_is_retired() {
+    let sim = sim();
+    let state = finished_state_with_setup_id(&sim);
+    let s = state.to_str().unwrap();
+    let old = read_doc(&state);
+    let old_value = std::fs::read_to_string(sim.path("marketo.secret")).unwrap();
+    let r = sim
+        .run("make-secret", &["--state", s, "--rotate"], &Value::Null)
+        .ok();
+    r.assert_stderr("update Marketo step 3")
+        .assert_stderr(&client_id(&old))
+        .assert_stderr("--retire-old");
+    let doc = read_doc(&state);
+    assert_eq!(doc["secret"]["previous_key_id"], old["secret"]["key_id"]);
+    assert_ne!(doc["secret"]["key_id"], old["secret"]["key_id"]);
+    let new_value = std::fs::read_to_string(sim.path("marketo.secret")).unwrap();
+    assert_ne!(new_value, old_value);
+    for v in [&old_value, &new_value] {
+        let (status, _) = sim.token_for(&client_id(&doc), v, &sim.url());
+        assert_eq!(status, 200, "both secrets sign in during the rotation");
+    }
+    assert!(!r.all_output().contains(new_value.trim()));
+    // Off a terminal, removal needs --yes, and nothing is sent without it.
+    sim.clear();
+    sim.run("make-secret", &["--state", s, "--retire-old"], &Value::Null)
+        .code_is(2)
+        .assert_stderr("--yes");
+    sim.assert_no_requests();
+    sim.run(
+        "make-secret",
+        &["--state", s, "--revoke-others", "--yes"],
+        &Value::Null,
+    )
+    .ok();
+    assert_eq!(credentials(&sim, &doc).len(), 1);
+    let (status, _) = sim.token_for(&client_id(&doc), &old_value, &sim.url());
+    assert_ne!(status, 200, "the retired secret no longer signs in");
+    assert!(read_doc(&state)["secret"]["previous_key_id"].is_null());
 }

@@ -1,18 +1,16 @@
-//! The secret file (issue 20 item 3, issue 21 item 10): make-secret writes only a file that does
-//! not exist or holds the secret the document records, restores 0600 on its own file, repairs a
-//! damaged one; verify-sync fails a file that is open to others or does not hold the recorded
-//! secret, with a fix that works when pasted; a secret kept in a vault has a mode of its own.
+//! The secret file: make-secret writes only a file that does not exist or holds the secret the
+//! document records, restores 0600 on its own file, repairs a damaged one; verify-sync fails a
+//! file that is open to others or does not hold the recorded secret, with a fix that works when
+//! pasted; a secret kept in a vault has a mode of its own; a file beside the state file is
+//! recorded by name, so the folder can move — also from Windows (the Windows side is
+//! `tests/windows`, run under Wine by `scripts/windows-check.sh`).
 
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
 use crate::common::*;
-use crate::make_secret::{assert_saved_secret_works, credentials, with_setup_id};
-
-fn read_doc(path: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
+use crate::make_secret::assert_saved_secret_works;
 
 /// A finished setup (the whole chain) in `<dir>/state.json`, with a setup id from the start and
 /// the secret in `<dir>/marketo.secret`.
@@ -380,4 +378,58 @@ fn no_secret_in_any_output_through_the_secrets_whole_life() {
             "a secret leaked"
         );
     }
+}
+
+#[test]
+fn the_secret_file_beside_the_state_file_is_recorded_by_name_and_the_folder_can_move() {
+    let sim = sim();
+    let folder = sim.path("contoso");
+    std::fs::create_dir(&folder).unwrap();
+    let state = folder.join("state.json");
+    let s = state.to_str().unwrap();
+    for tool in ["register-app", "grant-consent", "make-secret"] {
+        sim.run(tool, &["--state", s], &Value::Null).ok();
+    }
+    let doc = read_doc(&state);
+    let name = doc["secret"]["file"].as_str().unwrap();
+    assert!(!name.contains('/'), "{name}");
+    assert!(folder.join(name).is_file());
+    let moved = sim.path("contoso-moved");
+    std::fs::rename(&folder, &moved).unwrap();
+    sim.clear();
+    sim.run(
+        "make-secret",
+        &["--state", moved.join("state.json").to_str().unwrap()],
+        &Value::Null,
+    )
+    .ok();
+    sim.assert_no_writes();
+}
+
+#[test]
+fn a_secret_file_recorded_on_windows_beside_the_state_file_is_found_here() {
+    let sim = sim();
+    let mut doc = sim.setup_chain(&[]);
+    // The customer's folder was set up on Windows and copied here whole.
+    doc["secret"]["file"] = r"C:\Users\admin\customers\contoso\marketo.secret".into();
+    let state = sim.path("contoso.state.json");
+    std::fs::write(&state, doc.to_string()).unwrap();
+    sim.clear();
+    let st = state.to_str().unwrap();
+    sim.run("make-secret", &["--state", st], &Value::Null).ok();
+    sim.assert_no_writes();
+    let saved: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    assert_eq!(saved["secret"]["file"], "marketo.secret");
+    assert_eq!(saved["steps"]["make-secret"]["changed"], false);
+    // A relative Windows path (a\b) is read with / here.
+    std::fs::create_dir(sim.path("secrets")).unwrap();
+    std::fs::rename(
+        sim.path("marketo.secret"),
+        sim.path("secrets/marketo.secret"),
+    )
+    .unwrap();
+    let mut d = saved.clone();
+    d["secret"]["file"] = r"secrets\marketo.secret".into();
+    std::fs::write(&state, d.to_string()).unwrap();
+    sim.run("verify-sync", &["--state", st], &Value::Null).ok();
 }

@@ -1,5 +1,8 @@
 //! set-hrd-policy: skip on a managed tenant, create and assign on a federated one, reuse, a
-//! conflicting policy and --replace, --mode remove, dry run, faults and lost answers, bad input.
+//! conflicting policy and --replace, --mode remove, dry run, faults and lost answers, bad input;
+//! racing runs end with one assigned policy, and a later run removes the duplicates they left.
+
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use tenant_sim::Options;
@@ -499,4 +502,96 @@ fn bad_input_exits_2_before_any_request() {
     sim.run("set-hrd-policy", &[], &json!({"app": {"service_principal_id": "11111111-1111-1111-1111-111111111111"}, "hrd_policy": {"policy_id": "nope"}}))
         .code_is(2);
     sim.assert_no_requests();
+}
+
+fn our_policies(sim: &Sim) -> Vec<Value> {
+    sim.state_objects("home_realm_discovery_policies")
+}
+
+#[test]
+fn racing_set_hrd_policy_runs_end_with_one_assigned_policy() {
+    for lag in [100, 0, 100] {
+        let sim = sim_with(tenant_sim::Options {
+            federated: true,
+            replication_lag_ms: lag,
+            ..Default::default()
+        });
+        let doc = registered(&sim);
+        std::thread::sleep(Duration::from_millis(lag + 50));
+        let (a, b) = std::thread::scope(|s| {
+            let a = s.spawn(|| sim.run("set-hrd-policy", &[], &doc));
+            let b = s.spawn(|| sim.run("set-hrd-policy", &[], &doc));
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        let a = a.code_is(0);
+        let b = b.code_is(0);
+        assert_eq!(
+            a.doc["hrd_policy"]["policy_id"], b.doc["hrd_policy"]["policy_id"],
+            "lag {lag}: the runs ended on different policies\n{}\n{}",
+            a.stderr, b.stderr
+        );
+        std::thread::sleep(Duration::from_millis(lag + 50));
+        let policies = our_policies(&sim);
+        assert_eq!(policies.len(), 1, "lag {lag}: {policies:#?}");
+        assert_eq!(policies[0]["id"], a.doc["hrd_policy"]["policy_id"]);
+    }
+}
+
+#[test]
+fn a_later_run_removes_our_unassigned_duplicates_and_nothing_else() {
+    let sim = federated();
+    let doc = registered(&sim);
+    let r = sim.run("set-hrd-policy", &[], &doc).ok();
+    let kept = r.doc["hrd_policy"]["policy_id"].clone();
+    let name = r.doc["hrd_policy"]["display_name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let definition =
+        json!([r#"{"HomeRealmDiscoveryPolicy":{"AllowCloudPasswordValidation":true}}"#]);
+    let ours = |tag: &str| {
+        json!({
+            "displayName": name, "definition": definition, "isOrganizationDefault": false,
+            "description": format!("Lets Entra ID validate passwords of federated users signing in to Marketo Integration (Marketo S2S). Created by marketo-s2s set-hrd-policy [run {tag}]"),
+        })
+    };
+    // Two duplicates as racing runs left them, and a policy with the same name that the admin
+    // made (not ours: no marketo-s2s description), which must stay.
+    let dup1 = sim.graph_expect(
+        201,
+        "POST",
+        "policies/homeRealmDiscoveryPolicies",
+        Some(ours("aaaaaaaa")),
+    );
+    let dup2 = sim.graph_expect(
+        201,
+        "POST",
+        "policies/homeRealmDiscoveryPolicies",
+        Some(ours("bbbbbbbb")),
+    );
+    let admins = sim.graph_expect(
+        201,
+        "POST",
+        "policies/homeRealmDiscoveryPolicies",
+        Some(
+            json!({"displayName": name, "definition": definition, "isOrganizationDefault": false}),
+        ),
+    );
+    sim.clear();
+    let again = sim.run("set-hrd-policy", &[], &r.doc).ok();
+    assert_eq!(again.doc["hrd_policy"]["policy_id"], kept);
+    again.assert_stderr("deleted unassigned duplicate");
+    let left: Vec<Value> = our_policies(&sim).iter().map(|p| p["id"].clone()).collect();
+    assert!(
+        left.contains(&kept) && left.contains(&admins["id"]),
+        "{left:?}"
+    );
+    assert!(
+        !left.contains(&dup1["id"]) && !left.contains(&dup2["id"]),
+        "{left:?}"
+    );
+    // And then nothing is left to do.
+    sim.clear();
+    sim.run("set-hrd-policy", &[], &again.doc).ok();
+    sim.assert_no_writes();
 }

@@ -1,7 +1,7 @@
 //! teardown: after a full setup everything setup made is gone (or disabled, for the application
 //! user) and a re-run sends no write; --yes is needed off a terminal; --dry-run only plans;
 //! partial documents; what is not ours (a shared HRD policy, a Marketo User set to someone else)
-//! is left alone.
+//! is left alone; the service principal it removed is a deleted item, restorable after its app.
 
 use serde_json::{Value, json};
 
@@ -985,4 +985,53 @@ fn an_app_without_a_unique_name_is_not_the_setups_and_is_kept() {
     sim.assert_no_writes();
     sim.graph_expect(200, "GET", &format!("applications(appId='{client}')"), None);
     assert_eq!(app_user(&sim, &app_user_id(&theirs))["isdisabled"], false);
+}
+
+/// Issue 24: Entra soft-deletes the service principal of a deleted app, restorable on its own
+/// (Learn directory-deleteditems-restore). After teardown the setup's service principal is
+/// listed under deletedItems/microsoft.graph.servicePrincipal, beside its application, and the
+/// two come back one by one, the application first.
+#[test]
+fn after_teardown_the_service_principal_is_a_deleted_item_restorable_after_its_app() {
+    let sim = sim();
+    let doc = sim.setup_chain(&[]);
+    let app = doc["app"]["object_id"]
+        .as_str()
+        .expect("object id")
+        .to_string();
+    let sp = doc["app"]["service_principal_id"]
+        .as_str()
+        .expect("service principal id")
+        .to_string();
+    sim.run("teardown", &["--yes"], &doc).ok();
+    let ids = |cast: &str| -> Vec<String> {
+        sim.graph_expect(200, "GET", &format!("directory/deletedItems/{cast}"), None)["value"]
+            .as_array()
+            .expect("value")
+            .iter()
+            .map(|o| o["id"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    assert_eq!(ids("microsoft.graph.servicePrincipal"), vec![sp.clone()]);
+    assert_eq!(ids("graph.servicePrincipal"), vec![sp.clone()]);
+    assert_eq!(ids("microsoft.graph.application"), vec![app.clone()]);
+    sim.graph_expect(
+        400,
+        "POST",
+        &format!("directory/deletedItems/{sp}/restore"),
+        None,
+    );
+    sim.graph_expect(
+        200,
+        "POST",
+        &format!("directory/deletedItems/{app}/restore"),
+        None,
+    );
+    sim.graph_expect(
+        200,
+        "POST",
+        &format!("directory/deletedItems/{sp}/restore"),
+        None,
+    );
+    sim.graph_expect(200, "GET", &format!("servicePrincipals/{sp}"), None);
 }

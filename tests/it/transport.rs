@@ -1,7 +1,8 @@
-//! What leaves the machine (issue 21, items 1 and 6): no redirect is ever followed — a token
-//! endpoint, a managed-identity endpoint or an API that answers 3xx gets nothing re-sent to the
-//! host it names —, an `IDENTITY_HEADER` that cannot be a header is bad input at once, and the CA
-//! bundle variables Azure tooling users already set are honoured after `--ca-file`.
+//! What leaves the machine: no redirect is ever followed — a token endpoint, a managed-identity
+//! endpoint or an API that answers 3xx gets nothing re-sent to the host it names —, an
+//! `IDENTITY_HEADER` that cannot be a header is bad input at once; HTTPS with `--ca-file` (an
+//! unknown certificate refused, a file with no certificate bad input before any request) and
+//! the CA bundle variables Azure tooling users already set, honoured after `--ca-file`.
 //!
 //! The redirecting endpoints are loopback fakes (one connection, one canned answer each), and the
 //! redirect target is a second loopback listener that records every byte that reaches it.
@@ -11,6 +12,7 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use serde_json::Value;
 use tenant_sim::Options;
 
 use crate::common::*;
@@ -312,4 +314,44 @@ fn the_ca_bundle_variables_of_azure_tooling_are_honoured_after_ca_file() {
         &["--ca-file", &ca, "--name", "CA File"],
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
+#[test]
+fn tools_work_over_https_with_ca_file_and_refuse_an_unknown_certificate() {
+    let sim = sim_with(Options {
+        tls: true,
+        ..Default::default()
+    });
+    let ca = sim.server.ca_file().expect("ca file");
+    assert!(sim.url().starts_with("https://"));
+    let r = sim.run("register-app", &[], &Value::Null).code_is(3);
+    r.assert_stderr("certificate");
+    r.assert_stderr("--ca-file");
+    let secret = sim.path("marketo.secret");
+    let mut doc = Value::Null;
+    for (tool, args) in chain_steps(secret.to_str().unwrap()) {
+        let mut a: Vec<&str> = args.iter().map(String::as_str).collect();
+        a.extend(["--ca-file", ca.to_str().unwrap()]);
+        let r = sim.run(tool, &a, &doc);
+        assert_eq!(r.code, 0, "{tool} over https:\n{}", r.stderr);
+        doc = r.doc;
+    }
+    sim.run("verify-sync", &["--ca-file", ca.to_str().unwrap()], &doc)
+        .ok();
+}
+
+#[test]
+fn a_ca_file_without_a_certificate_is_exit_2_with_no_request() {
+    let sim = sim();
+    let empty = sim.path("empty.pem");
+    std::fs::write(&empty, "not a certificate\n").unwrap();
+    let r = sim
+        .run(
+            "register-app",
+            &["--ca-file", empty.to_str().unwrap()],
+            &Value::Null,
+        )
+        .code_is(2);
+    r.assert_stderr("holds no PEM certificate");
+    assert!(sim.requests().is_empty(), "{:#?}", sim.requests());
 }

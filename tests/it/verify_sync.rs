@@ -1,5 +1,6 @@
-//! verify-sync: green on a finished setup, each breakage caught by its own check (exit 6),
-//! and it never writes.
+//! verify-sync: green on a finished setup, each breakage caught by its own check (exit 6) —
+//! unpublished Dataverse changes too —, and it never writes; `--offline` prints the step-3 block
+//! and what is owed from the state file alone.
 
 use serde_json::{Value, json};
 use tenant_sim::Options;
@@ -527,4 +528,138 @@ fn checks_that_do_not_apply_or_cannot_be_read_are_skips_not_oks() {
             .starts_with("not readable with this sign-in"),
         "{hrd}"
     );
+}
+
+#[test]
+fn verify_sync_fails_until_the_dataverse_changes_are_published() {
+    let sim = sim();
+    let mut doc = Value::Null;
+    let secret = sim.path("marketo.secret");
+    for (tool, args) in chain_steps(secret.to_str().unwrap()) {
+        if tool == "publish-customizations" {
+            continue;
+        }
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        doc = sim.run(tool, &a, &doc).ok().doc;
+    }
+    let r = sim.run("verify-sync", &["--settle", "0"], &doc).code_is(6);
+    let check = r.doc["verify"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "published")
+        .cloned()
+        .unwrap();
+    assert_eq!(check["ok"], json!(false), "{check}");
+    assert!(
+        check["detail"].as_str().unwrap().contains("assign-role"),
+        "{check}"
+    );
+    assert!(
+        check["fix"]
+            .as_str()
+            .unwrap()
+            .contains("publish-customizations")
+    );
+    let doc = sim
+        .run("publish-customizations", &["--if-changed"], &r.doc)
+        .ok()
+        .doc;
+    sim.run("verify-sync", &["--settle", "0"], &doc).ok();
+}
+
+#[test]
+fn the_offline_status_prints_the_step3_block_with_the_network_unreachable() {
+    let sim = sim();
+    let state = finished_state(&sim);
+    let s = state.to_str().unwrap();
+    sim.run(
+        "verify-sync",
+        &["--state", s, "--settle", "0"],
+        &Value::Null,
+    )
+    .ok();
+    let doc = read_doc(&state);
+    let before = std::fs::read(&state).unwrap();
+    sim.clear();
+    // Every endpoint points at a closed loopback port, and a proxy that is not there.
+    let dead = "http://127.0.0.1:9";
+    let tenant = sim.server.tenant_id();
+    let env = [
+        ("AZURE_TENANT_ID", tenant.as_str()),
+        ("AZURE_AUTHORITY_HOST", dead),
+        ("MKTO_S2S_GRAPH_URL", dead),
+        ("MKTO_S2S_DYNAMICS_URL", dead),
+        ("HTTPS_PROXY", dead),
+        ("HTTP_PROXY", dead),
+    ];
+    let r = run_bare(
+        "verify-sync",
+        sim.dir(),
+        &["--offline", "--state", s, "-q"],
+        "",
+        &env,
+    )
+    .ok();
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+    sim.assert_no_requests();
+    assert_eq!(
+        std::fs::read(&state).unwrap(),
+        before,
+        "status wrote the file"
+    );
+    let text = |k: &str| doc.pointer(k).and_then(Value::as_str).unwrap().to_string();
+    for want in [
+        "verify-sync: Marketo step 3 (Admin > CRM > Microsoft Dynamics > Enter Credentials):"
+            .to_string(),
+        format!("verify-sync:   Tenant ID    : {}", sim.server.tenant_id()),
+        format!("verify-sync:   Client ID    : {}", text("/app/client_id")),
+        format!(
+            "verify-sync:   Username     : {}",
+            text("/dynamics/username")
+        ),
+        format!("key {}", text("/secret/key_id")),
+        format!("expires {}", text("/secret/expires_at")),
+        "last verify : passed (".to_string(),
+        "publish     : nothing owed (last published".to_string(),
+        "  register-app ".to_string(),
+        "  publish-customizations ".to_string(),
+    ] {
+        r.assert_stderr(&want);
+    }
+    assert!(
+        r.stderr
+            .contains(&sim.path("marketo.secret").display().to_string()),
+        "{}",
+        r.stderr
+    );
+
+    // A Dataverse change after the last publish: owed, with the command that pays it.
+    let mut owed = doc.clone();
+    owed["steps"]["configure-marketo"]["changed"] = Value::Bool(true);
+    owed["steps"]["configure-marketo"]["dataverse_changed"] = Value::Bool(true);
+    owed["steps"]["configure-marketo"]["at"] = Value::from("2999-01-01T00:00:00.000Z");
+    std::fs::write(&state, owed.to_string()).unwrap();
+    let r = run_bare(
+        "verify-sync",
+        sim.dir(),
+        &["--offline", "--state", s],
+        "",
+        &env,
+    )
+    .ok();
+    r.assert_stderr(&format!(
+        "publish     : owed: configure-marketo changed Dataverse after the last publish; run publish-customizations --state {s} --if-changed"
+    ));
+    // A missing file is exit 2 naming it.
+    let r = run_bare(
+        "verify-sync",
+        sim.dir(),
+        &["--offline", "--state", "nope.json"],
+        "",
+        &env,
+    )
+    .code_is(2);
+    r.assert_stderr("nope.json does not exist");
+    sim.assert_no_requests();
 }

@@ -6,7 +6,8 @@ use std::fs::OpenOptions;
 use std::os::windows::fs::OpenOptionsExt;
 use std::time::Duration;
 
-use crate::common::*;
+use test_support::*;
+
 use crate::support::*;
 
 /// `FILE_SHARE_READ` alone: what an editor or viewer that keeps a file open asks for, so
@@ -103,6 +104,13 @@ fn a_state_file_another_program_holds_open_is_left_whole_with_a_clear_error() {
     let r = on_state(&sim, "register-app", &state, &[]).code_is(1);
     r.assert_stderr("another program has it open");
     r.assert_stderr("contoso.state.json");
+    // What the run created is not forgotten: the document went to stdout instead.
+    r.assert_stderr("written to stdout instead");
+    let setup_id = r.doc["setup"]["id"]
+        .as_str()
+        .expect("setup.id on stdout")
+        .to_string();
+    assert!(r.doc["app"]["client_id"].is_string(), "{}", r.stdout);
     drop(held);
     assert_eq!(std::fs::read(&state).unwrap(), b"{}\r\n");
     let mut left: Vec<String> = std::fs::read_dir(sim.dir())
@@ -112,8 +120,9 @@ fn a_state_file_another_program_holds_open_is_left_whole_with_a_clear_error() {
         .collect();
     left.sort();
     assert!(left.is_empty(), "temporary files left: {left:?}");
-    // Closed in the other program, a re-run finishes the job: one application, not two.
-    on_state(&sim, "register-app", &state, &[]).ok();
+    // Closed in the other program, a re-run with the rescued setup id finishes the job: one
+    // application, not two.
+    on_state(&sim, "register-app", &state, &["--setup-id", &setup_id]).ok();
     assert_eq!(doc(&state)["steps"]["register-app"]["changed"], false);
     assert_eq!(sim.applications().len(), 1);
 }

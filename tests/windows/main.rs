@@ -14,8 +14,6 @@
 // A test that cannot unwrap should fail loudly; that is what unwrap is for here.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../it/common.rs"]
-mod common;
 mod files;
 mod signin;
 mod stdin;

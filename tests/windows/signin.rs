@@ -1,7 +1,8 @@
 //! Sign-in on Windows: the Azure CLI is `az.cmd` (Rust's `Command` applies no `PATHEXT`), and
 //! the token cache lives under `%LOCALAPPDATA%\marketo-s2s` (there is no `HOME`), owner-only.
 
-use crate::common::*;
+use test_support::*;
+
 use crate::support::*;
 
 /// A folder with a fake `az.cmd` that records its arguments and prints `answer` (stdout) or

@@ -2,7 +2,8 @@
 //! are accepted; `< NUL` starts from nothing as `< /dev/null` does on Unix, while an empty pipe
 //! (a failed previous step) is still refused.
 
-use crate::common::*;
+use test_support::*;
+
 use crate::support::*;
 
 #[test]

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::common::{Run, Sim};
+use test_support::{Run, Sim};
 
 /// `target\<triple>\debug\<tool>.exe`: this test binary lives in `debug\deps`.
 pub fn exe(tool: &str) -> PathBuf {

@@ -12,18 +12,14 @@
 //! `teardown --remove-sync-filter` delete it. The columns created are then published with
 //! `PublishXml` naming exactly those entities, not everything.
 //!
-//! Input keys:  `dynamics.url` (or `--dynamics-url`), `setup.id` (register-app's; without it the
-//!              column is created unmarked, and said so).
-//! Output keys: `sync_filter.field` (`new_synctomkto`), `sync_filter.entities`
-//!              (`[{entity, status: created|exists|planned}]`: `created` when the column carries
-//!              this setup's mark, also on a re-run; `exists` for one it found), `sync_filter.published`,
-//!              `sync_filter.default` (only when this run created a column: an existing column
-//!              keeps its own default), `sync_filter.publish_pending` (the columns whose
-//!              `PublishXml` has not succeeded yet; a re-run publishes them, then removes the
-//!              key), `steps.add-sync-filter`.
-//! Exit codes:  0 done; 2 bad input (no request sent); 3 sign-in failed; 4 Dataverse refused,
-//!              an entity is unknown or has the field with another type; 5 not done in time;
-//!              1 unexpected.
+//! Without `setup.id` (register-app's) the column is created unmarked, and said so.
+//! `sync_filter.entities` is `[{entity, status: created|exists|planned}]`: `created` when the
+//! column carries this setup's mark, also on a re-run; `exists` for one it found.
+//! `sync_filter.default` is written only when this run created a column (an existing column keeps
+//! its own default); `sync_filter.publish_pending` lists the columns whose `PublishXml` has not
+//! succeeded yet (a re-run publishes them, then removes the key). The keys it reads and writes
+//! and its exit codes: `add-sync-filter --help` (rendered from `READS`, `WRITES` and core's
+//! exit-code table).
 //!
 //! Example:
 //! ```text
@@ -34,8 +30,9 @@
 use clap::{Parser, ValueEnum};
 use serde_json::json;
 
+use s2s_core::keys;
 use s2s_core::setup::SetupId;
-use s2s_core::{CommonArgs, Ctx, Error, Result};
+use s2s_core::{AnyKey, CommonArgs, Ctx, Error, Result};
 use s2s_dataverse::names::{entity_logical_name, not_blank, unique};
 use s2s_dataverse::{BooleanAttributeSpec, Dataverse, Written, is_duplicate_attribute};
 
@@ -43,33 +40,6 @@ use s2s_dataverse::{BooleanAttributeSpec, Dataverse, Written, is_duplicate_attri
 pub const FIELD: &str = s2s_dataverse::SYNC_FILTER_FIELD;
 /// Its schema name; the logical name is the lower-case form.
 pub const SCHEMA_NAME: &str = "new_SyncToMkto";
-/// The help's closing part: examples and the keys, then the exit codes from core's one table.
-fn after_help() -> String {
-    format!(
-        "{}\n{}",
-        "\
-Examples:
-  add-sync-filter --entity lead --entity account --dynamics-url https://contoso.crm.dynamics.com
-  ... | configure-marketo | add-sync-filter --default unset | verify-sync
-
-Reads dynamics.url and setup.id from the state document on stdin; a column it creates carries
-the setup's mark in its description (teardown --remove-sync-filter deletes only such columns; a
-hand-made new_synctomkto is used as it is and kept). Writes sync_filter.field,
-sync_filter.entities ([{entity, status: created|exists|planned}]: created = this setup's
-column), sync_filter.published (the
-entities this run published), sync_filter.default (when this run created a column) and, while a
-publish is owed, sync_filter.publish_pending: a re-run publishes those columns. Re-running a
-finished setup sends no write.
-Then tick the field in Marketo: Admin > Microsoft Dynamics > Field Sync Details > Edit.",
-        s2s_core::exit_codes::help(
-            false,
-            &[(
-                4,
-                "an entity is unknown or has new_synctomkto with another type"
-            )]
-        )
-    )
-}
 
 /// Add Marketo's custom sync filter field (new_synctomkto, Two Options) to Dynamics entities.
 ///
@@ -80,7 +50,7 @@ Then tick the field in Marketo: Admin > Microsoft Dynamics > Field Sync Details 
 #[command(
     name = "add-sync-filter",
     version,
-    after_help = after_help()
+    after_help = s2s_core::help::after_help::<Cli>()
 )]
 pub struct Cli {
     /// Entity (logical name) to filter: lead, contact, account, opportunity or a custom one
@@ -150,10 +120,33 @@ impl DefaultChoice {
 
 impl s2s_core::Tool for Cli {
     const NAME: &'static str = "add-sync-filter";
-    const READS: &'static [(&'static str, s2s_core::Key)] = &[
-        ("sync_filter.publish_pending", s2s_core::Key::Array),
-        ("setup.id", s2s_core::Key::Guid),
+    const READS: &'static [AnyKey] = &[
+        keys::DYNAMICS_URL.any(),
+        keys::SYNC_FILTER_PUBLISH_PENDING.any(),
+        keys::SETUP_ID.any(),
     ];
+    const WRITES: &'static [AnyKey] = &[
+        keys::SYNC_FILTER_FIELD.any(),
+        keys::SYNC_FILTER_ENTITIES.any(),
+        keys::SYNC_FILTER_PUBLISHED.any(),
+        keys::SYNC_FILTER_DEFAULT.any(),
+        keys::SYNC_FILTER_PUBLISH_PENDING.any(),
+    ];
+    const EXAMPLES: &'static str = "\
+add-sync-filter --entity lead --entity account --dynamics-url https://contoso.crm.dynamics.com
+... | configure-marketo | add-sync-filter --default unset | verify-sync";
+    const HELP_NOTES: &'static str = "\
+A column it creates carries the setup's mark (from setup.id) in its description (teardown
+--remove-sync-filter deletes only such columns; a hand-made new_synctomkto is used as it is and
+kept). sync_filter.entities is [{entity, status: created|exists|planned}]: created = this
+setup's column; sync_filter.published lists the entities this run published;
+sync_filter.default is written when this run created a column; sync_filter.publish_pending, while
+a publish is owed: a re-run publishes those columns. Re-running a finished setup sends no write.
+Then tick the field in Marketo: Admin > Microsoft Dynamics > Field Sync Details > Edit.";
+    const EXIT_NOTES: &'static [(u8, &'static str)] = &[(
+        4,
+        "an entity is unknown or has new_synctomkto with another type",
+    )];
     fn common(&self) -> &CommonArgs {
         &self.common
     }
@@ -184,16 +177,17 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
     let mut owed = Vec::new();
     for v in ctx
         .doc
-        .get_array("sync_filter.publish_pending")?
+        .get(keys::SYNC_FILTER_PUBLISH_PENDING)?
         .into_iter()
         .flatten()
     {
         match v.as_str().map(entity_logical_name) {
             Some(Ok(e)) => owed.push(e),
             _ => {
-                return Err(Error::usage(
-                    "state document key sync_filter.publish_pending must list entity logical names",
-                ));
+                return Err(Error::usage(format!(
+                    "state document key {} must list entity logical names",
+                    keys::SYNC_FILTER_PUBLISH_PENDING
+                )));
             }
         }
     }
@@ -292,11 +286,11 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
         // Marks the document first: should the publish fail, the columns exist and the next
         // run sees them as "exists", so this list is what tells it a publish is still owed.
         ctx.doc
-            .set("sync_filter.publish_pending", json!(publish_list.clone()));
+            .set(keys::SYNC_FILTER_PUBLISH_PENDING, json!(publish_list));
         match dv.publish_entities(&publish_list).await? {
             Written::Done(()) => {
                 ctx.say(&format!("published {}", publish_list.join(", ")));
-                ctx.doc.remove("sync_filter.publish_pending");
+                ctx.doc.remove(keys::SYNC_FILTER_PUBLISH_PENDING);
             }
             Written::Planned => ctx.say(&format!(
                 "dry run: would publish {}",
@@ -305,10 +299,10 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
         }
     }
 
-    ctx.doc.set("sync_filter.field", json!(FIELD));
-    ctx.doc.set("sync_filter.entities", json!(statuses));
+    ctx.doc.set(keys::SYNC_FILTER_FIELD, FIELD);
+    ctx.doc.set(keys::SYNC_FILTER_ENTITIES, statuses);
     ctx.doc.set(
-        "sync_filter.published",
+        keys::SYNC_FILTER_PUBLISHED,
         json!(if ctx.dry_run() {
             Vec::new()
         } else {
@@ -318,7 +312,7 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
     // The default belongs to the columns this tool created; an existing column keeps its own.
     if created_any {
         ctx.doc
-            .set("sync_filter.default", json!(cli.default_choice.name()));
+            .set(keys::SYNC_FILTER_DEFAULT, cli.default_choice.name());
     }
     Ok(())
 }
@@ -382,12 +376,6 @@ async fn ensure_field(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
-
-    #[test]
-    fn cli_is_well_formed() {
-        Cli::command().debug_assert();
-    }
 
     #[test]
     fn defaults_and_entity_names() {

@@ -7,18 +7,12 @@
 //! ignored, created in the root business unit or `--business-unit` — holding each `--role` from
 //! its own business unit.
 //!
-//! Input keys:  `app.client_id` (or `--client-id`), `dynamics.url` (or `--dynamics-url`).
-//! Output keys: `dynamics.url`, `dynamics.application_user_id`, `dynamics.username` (the user's
-//!              e-mail: the username Marketo's step 3 asks for), `dynamics.business_unit_id`,
-//!              `dynamics.application_user_created` (true when this setup created the user,
-//!              false when it found one), `dynamics.roles` (`[{id, name, added}]`: `added` is
-//!              true when this setup gave the role, false when the user held it already),
-//!              `dynamics.solution` (`{unique_name, version}`), `steps.assign-role`. A user and
-//!              a role association carry no mark, so these records are what lets teardown take
-//!              back only what the setup did (docs/architecture.md, "Ownership").
-//! Exit codes:  0 done; 2 bad input (no request sent); 3 sign-in failed; 4 Dataverse refused
-//!              (Marketo solution missing, role or business unit not found, missing privilege);
-//!              5 not done in time (Dataverse never learnt about the app); 1 unexpected.
+//! `dynamics.username` is the user's e-mail: the username Marketo's step 3 asks for. A user and a
+//! role association carry no mark, so `dynamics.application_user_created` and
+//! `dynamics.roles[].added` (what this setup created or gave) are what lets teardown take back
+//! only what the setup did (docs/architecture.md, "Ownership"). The keys it reads and writes and
+//! its exit codes: `assign-role --help` (rendered from `READS`, `WRITES` and core's exit-code
+//! table).
 //!
 //! Example:
 //! ```text
@@ -32,8 +26,9 @@ use std::cmp::Ordering;
 use clap::Parser;
 use serde_json::json;
 
+use s2s_core::keys;
 use s2s_core::retry::{Poll, until_ready};
-use s2s_core::{CommonArgs, Ctx, Error, Result, config};
+use s2s_core::{AnyKey, CommonArgs, Ctx, Error, Result, config};
 use s2s_dataverse::names::{not_blank, unique};
 use s2s_dataverse::{
     Associated, BusinessUnit, Created, Dataverse, MARKETO_ROLE_ONLY_FOR_SYNC_USER_SINCE,
@@ -50,30 +45,6 @@ const REPLICATION_WINDOW: time::Duration = time::Duration::minutes(30);
 
 /// Shown in place of the id of an application user a dry run would create.
 const NEW_USER: &str = "00000000-0000-0000-0000-000000000000";
-/// The help's closing part: examples and the keys, then the exit codes from core's one table.
-fn after_help() -> String {
-    format!(
-        "{}\n{}",
-        "\
-Examples:
-  register-app | grant-consent | make-secret \\
-    | assign-role --dynamics-url https://contoso.crm.dynamics.com | configure-marketo
-  assign-role --client-id 0d9f3c5e-1111-2222-3333-444455556666 --business-unit Sales --state s.json
-
-Reads app.client_id and dynamics.url from the state document on stdin; writes dynamics.url,
-dynamics.application_user_id, dynamics.username (the Marketo username), dynamics.business_unit_id,
-dynamics.application_user_created (this setup created the user), dynamics.roles ([{id, name,
-added}]: added = this setup gave the role), dynamics.solution. Re-running on a finished setup
-sends no write.",
-        s2s_core::exit_codes::help(
-            false,
-            &[(
-                4,
-                "e.g. the Marketo solution is not installed, or a soft-deleted application user without --purge-deleted"
-            )]
-        )
-    )
-}
 
 /// Ensure the Dynamics 365 application user for the Marketo app, holding the Marketo Sync User role.
 ///
@@ -82,7 +53,7 @@ sends no write.",
 #[command(
     name = "assign-role",
     version,
-    after_help = after_help()
+    after_help = s2s_core::help::after_help::<Cli>()
 )]
 pub struct Cli {
     /// Application (client) id of the Marketo app [state: app.client_id]
@@ -108,12 +79,34 @@ pub struct Cli {
 
 impl s2s_core::Tool for Cli {
     const NAME: &'static str = "assign-role";
-    const READS: &'static [(&'static str, s2s_core::Key)] = &[
-        ("app.client_id", s2s_core::Key::Guid),
-        ("dynamics.application_user_id", s2s_core::Key::Guid),
-        ("dynamics.application_user_created", s2s_core::Key::Bool),
-        ("dynamics.roles", s2s_core::Key::Array),
+    const READS: &'static [AnyKey] = &[
+        keys::APP_CLIENT_ID.any(),
+        keys::DYNAMICS_URL.any(),
+        keys::DYNAMICS_APPLICATION_USER_ID.any(),
+        keys::DYNAMICS_APPLICATION_USER_CREATED.any(),
+        keys::DYNAMICS_ROLES.any(),
     ];
+    const WRITES: &'static [AnyKey] = &[
+        keys::DYNAMICS_URL.any(),
+        keys::DYNAMICS_APPLICATION_USER_ID.any(),
+        keys::DYNAMICS_USERNAME.any(),
+        keys::DYNAMICS_BUSINESS_UNIT_ID.any(),
+        keys::DYNAMICS_APPLICATION_USER_CREATED.any(),
+        keys::DYNAMICS_ROLES.any(),
+        keys::DYNAMICS_SOLUTION.any(),
+    ];
+    const EXAMPLES: &'static str = "\
+register-app | grant-consent | make-secret \\
+  | assign-role --dynamics-url https://contoso.crm.dynamics.com | configure-marketo
+assign-role --client-id 0d9f3c5e-1111-2222-3333-444455556666 --business-unit Sales --state s.json";
+    const HELP_NOTES: &'static str = "\
+dynamics.username is the Marketo username; dynamics.application_user_created is true when this
+setup created the user; dynamics.roles is [{id, name, added}], added when this setup gave the
+role. Re-running on a finished setup sends no write.";
+    const EXIT_NOTES: &'static [(u8, &'static str)] = &[(
+        4,
+        "e.g. the Marketo solution is not installed, or a soft-deleted application user without --purge-deleted",
+    )];
     fn common(&self) -> &CommonArgs {
         &self.common
     }
@@ -135,11 +128,11 @@ pub fn main() -> std::process::ExitCode {
 async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
     let client_id = match &cli.client_id {
         Some(c) => c.clone(),
-        None => ctx.doc.get_guid("app.client_id")?.ok_or_else(|| {
+        None => ctx.doc.get(keys::APP_CLIENT_ID)?.ok_or_else(|| {
             config::missing(
                 "the application (client) id",
                 "--client-id",
-                "app.client_id",
+                keys::APP_CLIENT_ID.path(),
             )
         })?,
     };
@@ -160,19 +153,19 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
     let earlier = Earlier::of(&ctx.doc, user.existing.as_ref())?;
     let roles = ensure_roles(ctx, &dv, &user, &unique(&cli.roles)).await?;
 
-    ctx.doc.set("dynamics.url", json!(org));
+    ctx.doc.set(keys::DYNAMICS_URL, &org);
     if let Some(u) = &user.existing {
         ctx.doc
-            .set("dynamics.application_user_id", json!(u.systemuserid));
+            .set(keys::DYNAMICS_APPLICATION_USER_ID, &u.systemuserid);
         // The user is enabled now: a mark an earlier teardown left is stale.
         if !ctx.dry_run() {
-            ctx.doc.remove("dynamics.application_user_disabled");
+            ctx.doc.remove(keys::DYNAMICS_APPLICATION_USER_DISABLED);
         }
         match u.internalemailaddress.as_deref().filter(|e| !e.is_empty()) {
             // The org's answer is outside input too: what Marketo's step 3 is told to type
             // must be an e-mail address, not text that forges lines when printed.
             Some(mail) => match s2s_dataverse::names::username(mail, "the application user's primary e-mail") {
-                Ok(()) => ctx.doc.set("dynamics.username", json!(mail)),
+                Ok(()) => ctx.doc.set(keys::DYNAMICS_USERNAME, mail),
                 Err(e) => ctx.warn(&format!(
                     "{}; dynamics.username is not recorded: set the user's Primary Email in the org, then re-run",
                     e.message
@@ -185,28 +178,28 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
         }
     }
     ctx.doc.set(
-        "dynamics.business_unit_id",
-        json!(user.business_unit.businessunitid),
+        keys::DYNAMICS_BUSINESS_UNIT_ID,
+        &user.business_unit.businessunitid,
     );
     ctx.doc.set(
-        "dynamics.application_user_created",
-        json!(user.created || earlier.user_created),
+        keys::DYNAMICS_APPLICATION_USER_CREATED,
+        user.created || earlier.user_created,
     );
     ctx.doc.set(
-        "dynamics.roles",
-        json!(
-            roles
-                .iter()
-                .map(|(r, added)| json!({
+        keys::DYNAMICS_ROLES,
+        roles
+            .iter()
+            .map(|(r, added)| {
+                json!({
                     "id": r.roleid,
                     "name": r.name,
                     "added": *added || earlier.added(&r.roleid),
-                }))
-                .collect::<Vec<_>>()
-        ),
+                })
+            })
+            .collect::<Vec<_>>(),
     );
     ctx.doc.set(
-        "dynamics.solution",
+        keys::DYNAMICS_SOLUTION,
         json!({"unique_name": solution.uniquename, "version": solution.version}),
     );
     Ok(())
@@ -222,7 +215,7 @@ struct Earlier {
 
 impl Earlier {
     fn of(doc: &s2s_core::StateDoc, user: Option<&SystemUser>) -> Result<Earlier> {
-        let same_user = match (doc.get_guid("dynamics.application_user_id")?, user) {
+        let same_user = match (doc.get(keys::DYNAMICS_APPLICATION_USER_ID)?, user) {
             (Some(d), Some(u)) => d.eq_ignore_ascii_case(&u.systemuserid),
             _ => false,
         };
@@ -230,9 +223,9 @@ impl Earlier {
             return Ok(Earlier::default());
         }
         Ok(Earlier {
-            user_created: doc.get_bool("dynamics.application_user_created")? == Some(true),
+            user_created: doc.get(keys::DYNAMICS_APPLICATION_USER_CREATED)? == Some(true),
             added_roles: doc
-                .get_array("dynamics.roles")?
+                .get(keys::DYNAMICS_ROLES)?
                 .into_iter()
                 .flatten()
                 .filter(|r| r["added"] == json!(true))
@@ -739,12 +732,6 @@ fn bu_name(bu: &BusinessUnit) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
-
-    #[test]
-    fn cli_is_well_formed() {
-        Cli::command().debug_assert();
-    }
 
     #[test]
     fn roles_default_and_repeat() {

@@ -5,10 +5,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::CHAIN;
 use crate::requests::count_requests;
+use crate::results::{AddSyncFilter, BuildRuns, Chain, Ordered, Series, ToolRun};
 use crate::run::{Pipeline, pipeline};
 use crate::sim::Sim;
 use crate::stats::median;
@@ -16,15 +17,8 @@ use crate::stats::median;
 /// One pipeline run with tenant-sim's request log and each tool's stderr.
 type Measured = (Pipeline, Vec<Value>, BTreeMap<String, String>);
 
-/// A run of the chain (and, for the main series, the re-run and add-sync-filter) per iteration
-/// on a freshly reset tenant.
-pub fn chain_series(
-    sim: &Sim,
-    bin_dir: &Path,
-    work: &Path,
-    runs: usize,
-    with_rerun: bool,
-) -> Result<Value, String> {
+/// A run of the chain, its re-run and add-sync-filter per iteration on a freshly reset tenant.
+pub fn chain_series(sim: &Sim, bin_dir: &Path, work: &Path, runs: usize) -> Result<Chain, String> {
     let chain: Vec<&str> = CHAIN
         .iter()
         .copied()
@@ -45,9 +39,6 @@ pub fn chain_series(
         let f_stderr = stderr_of(&dir, "fresh", &f);
         let fresh_doc = f.output.clone();
         fresh.push((f, f_log, f_stderr));
-        if !with_rerun {
-            continue;
-        }
         sim.clear_requests()?;
         let r = pipeline(sim, bin_dir, &chain, &fresh_doc, &dir, "rerun")?;
         let r_log = sim.requests()?;
@@ -66,18 +57,17 @@ pub fn chain_series(
             asf.push(((a1, a1_log, a1_err), (a2, a2_log, a2_err)));
         }
     }
-    let mut out = json!({
-        "tools": chain,
-        "fresh": summarise(&fresh),
-    });
-    if with_rerun {
-        out["rerun"] = summarise(&rerun);
-        if !asf.is_empty() {
-            let (a, b): (Vec<_>, Vec<_>) = asf.into_iter().unzip();
-            out["add_sync_filter"] = json!({"fresh": summarise(&a), "rerun": summarise(&b)});
-        }
-    }
-    Ok(out)
+    let (asf_fresh, asf_rerun): (Vec<_>, Vec<_>) = asf.into_iter().unzip();
+    let add_sync_filter = match (summarise(&asf_fresh), summarise(&asf_rerun)) {
+        (Some(fresh), Some(rerun)) => Some(AddSyncFilter { fresh, rerun }),
+        _ => None,
+    };
+    Ok(Chain {
+        tools: chain.iter().map(|t| t.to_string()).collect(),
+        fresh: summarise(&fresh),
+        rerun: summarise(&rerun),
+        add_sync_filter,
+    })
 }
 
 fn stderr_of(dir: &Path, tag: &str, p: &Pipeline) -> BTreeMap<String, String> {
@@ -92,11 +82,9 @@ fn stderr_of(dir: &Path, tag: &str, p: &Pipeline) -> BTreeMap<String, String> {
 }
 
 /// Medians over the runs; requests from the median run (they are deterministic without faults,
-/// and any run-to-run difference is reported as `requests_vary`).
-fn summarise(runs: &[Measured]) -> Value {
-    if runs.is_empty() {
-        return json!(null);
-    }
+/// and any run-to-run difference is reported as `requests_vary`). `None` without runs.
+fn summarise(runs: &[Measured]) -> Option<Series> {
+    let first = runs.first()?;
     let walls: Vec<f64> = runs.iter().map(|r| r.0.wall_ms).collect();
     let med = median(&walls);
     // The run whose wall time is nearest the median gives the per-request evidence.
@@ -108,55 +96,49 @@ fn summarise(runs: &[Measured]) -> Value {
                 .abs()
                 .total_cmp(&(b.1.0.wall_ms - med).abs())
         })
-        .unwrap_or((0, &runs[0]));
-    let tools: Vec<String> = runs[0].0.tools.iter().map(|t| t.0.clone()).collect();
-    let counts: Vec<BTreeMap<String, Value>> = runs.iter().map(|r| count_requests(&r.1)).collect();
-    let mut per_tool = serde_json::Map::new();
+        .unwrap_or((0, first));
+    let tools: Vec<String> = first.0.tools.iter().map(|t| t.0.clone()).collect();
+    let counts: Vec<_> = runs.iter().map(|r| count_requests(&r.1)).collect();
+    let mut per_tool = Vec::new();
     let mut prev_end: Vec<f64> = vec![0.0; runs.len()];
     for (ti, tool) in tools.iter().enumerate() {
         let ends: Vec<f64> = runs.iter().map(|r| r.0.tools[ti].2).collect();
         let own: Vec<f64> = ends.iter().zip(&prev_end).map(|(e, p)| e - p).collect();
         prev_end = ends.clone();
-        let codes: Vec<i32> = runs.iter().map(|r| r.0.tools[ti].1).collect();
-        let rss = runs.iter().map(|r| r.0.tools[ti].3).max().unwrap_or(0);
-        let cpu: Vec<f64> = runs.iter().map(|r| r.0.tools[ti].4).collect();
-        let c = counts[mi].get(tool).cloned().unwrap_or_else(
-            || json!({"reads": 0, "writes": 0, "login": 0, "errors": 0, "requests": []}),
-        );
-        let totals = |c: &Value| {
-            (
-                c["reads"].as_i64().unwrap_or(0),
-                c["writes"].as_i64().unwrap_or(0),
-                c["login"].as_i64().unwrap_or(0),
-            )
-        };
+        let c = counts[mi].get(tool).cloned().unwrap_or_default();
         let vary = counts
             .iter()
-            .any(|m| totals(m.get(tool).unwrap_or(&json!({}))) != totals(&c));
-        let mut row = c.clone();
-        row["exit_codes"] = json!(codes);
-        row["end_ms_median"] = json!(median(&ends));
-        row["own_ms_median"] = json!(median(&own));
-        row["maxrss_kib"] = json!(rss);
-        row["cpu_ms_median"] = json!(median(&cpu));
-        row["requests_vary"] = json!(vary);
-        if let Some(err) = runs[mi].2.get(tool) {
-            row["stderr"] = json!(err.lines().take(12).collect::<Vec<_>>());
-        }
-        per_tool.insert(tool.clone(), row);
+            .any(|m| m.get(tool).map(|c| c.totals()).unwrap_or_default() != c.totals());
+        let row = ToolRun {
+            reads: c.reads,
+            writes: c.writes,
+            login: c.login,
+            errors: c.errors,
+            requests: c.requests,
+            exit_codes: runs.iter().map(|r| r.0.tools[ti].1).collect(),
+            end_ms_median: median(&ends),
+            own_ms_median: median(&own),
+            maxrss_kib: runs.iter().map(|r| r.0.tools[ti].3).max().unwrap_or(0),
+            cpu_ms_median: median(&runs.iter().map(|r| r.0.tools[ti].4).collect::<Vec<_>>()),
+            requests_vary: vary,
+            stderr: runs[mi]
+                .2
+                .get(tool)
+                .map(|err| err.lines().take(12).map(str::to_string).collect()),
+        };
+        per_tool.push((tool.clone(), row));
     }
-    let other: Vec<&Value> = counts[mi]
+    let unattributed_requests = counts[mi]
         .iter()
         .filter(|(k, _)| !tools.contains(k))
-        .map(|(_, v)| v)
+        .map(|(_, v)| v.clone())
         .collect();
-    let ok = runs.iter().all(|r| r.0.tools.iter().all(|t| t.1 == 0));
-    json!({
-        "wall_ms": walls,
-        "wall_ms_median": med,
-        "all_exit_0": ok,
-        "tools": per_tool,
-        "unattributed_requests": other,
+    Some(Series {
+        wall_ms: walls,
+        wall_ms_median: med,
+        all_exit_0: runs.iter().all(|r| r.0.tools.iter().all(|t| t.1 == 0)),
+        tools: Ordered(per_tool),
+        unattributed_requests,
     })
 }
 
@@ -170,7 +152,7 @@ pub fn lag_series(
     dirs: &[(String, PathBuf)],
     work: &Path,
     runs: usize,
-) -> Result<serde_json::Map<String, Value>, String> {
+) -> Result<Ordered<BuildRuns>, String> {
     let mut per_build: Vec<Vec<Measured>> = dirs.iter().map(|_| Vec::new()).collect();
     for run in 0..runs {
         for (b, (name, bin_dir)) in dirs.iter().enumerate() {
@@ -193,6 +175,9 @@ pub fn lag_series(
     Ok(dirs
         .iter()
         .zip(per_build)
-        .map(|((name, _), runs)| (name.clone(), json!({"fresh": summarise(&runs)})))
+        .map(|((name, _), runs)| {
+            let fresh = summarise(&runs);
+            (name.clone(), BuildRuns { fresh })
+        })
         .collect())
 }

@@ -12,6 +12,7 @@ use std::process::{Command, Stdio};
 use serde_json::{Value, json};
 
 use crate::requests::count_requests;
+use crate::results::Fleet;
 use crate::run::{pipeline, sim_env};
 use crate::sim::Sim;
 use crate::stats::{median, ms};
@@ -24,7 +25,7 @@ pub fn fleet(
     work: &Path,
     files: usize,
     runs: usize,
-) -> Result<Value, String> {
+) -> Result<Fleet, String> {
     let io = |e: std::io::Error| e.to_string();
     let dir = work.join("fleet");
     let _ = std::fs::remove_dir_all(&dir);
@@ -70,8 +71,9 @@ pub fn fleet(
             .count();
         lines_ok.push(ok);
         let c = count_requests(&sim.requests()?);
-        let sum = |k: &str| c.values().map(|v| v[k].as_i64().unwrap_or(0)).sum::<i64>();
-        counts.push((sum("reads"), sum("writes"), sum("login")));
+        counts.push(c.values().fold((0, 0, 0), |a, v| {
+            (a.0 + v.reads, a.1 + v.writes, a.2 + v.login)
+        }));
     }
     let med = median(&walls);
     let mi = walls
@@ -83,18 +85,26 @@ pub fn fleet(
     let (reads, writes, login) = counts.get(mi).copied().unwrap_or_default();
     let stderr =
         std::fs::read_to_string(dir.join(format!("fleet-{mi}.stderr"))).unwrap_or_default();
-    Ok(json!({
-        "files": files,
-        "jobs": "default (4)",
-        "wall_ms": walls,
-        "wall_ms_median": med,
-        "exit_codes": codes,
-        "ok_lines": lines_ok,
-        "maxrss_kib": rss,
-        "reads": reads,
-        "writes": writes,
-        "login": login,
-        "requests_vary": counts.iter().any(|c| *c != (reads, writes, login)),
-        "stderr": stderr.lines().rev().take(3).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>(),
-    }))
+    Ok(Fleet {
+        files,
+        jobs: "default (4)".into(),
+        wall_ms: walls,
+        wall_ms_median: med,
+        exit_codes: codes,
+        ok_lines: lines_ok,
+        maxrss_kib: rss,
+        reads,
+        writes,
+        login,
+        requests_vary: counts.iter().any(|c| *c != (reads, writes, login)),
+        stderr: stderr
+            .lines()
+            .rev()
+            .take(3)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .map(str::to_string)
+            .collect(),
+    })
 }

@@ -2,9 +2,9 @@
 
 use std::process::{Command, Stdio};
 
-use serde_json::{Value, json};
+use crate::results::Machine;
 
-pub fn machine() -> Value {
+pub fn machine() -> Machine {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|t| {
@@ -29,7 +29,13 @@ pub fn machine() -> Value {
     let load = std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_default();
-    json!({"nproc": nproc, "cpu": cpu, "rustc": rustc, "kernel": kernel, "loadavg_at_start": load})
+    Machine {
+        nproc,
+        cpu,
+        rustc,
+        kernel,
+        loadavg_at_start: load,
+    }
 }
 
 pub fn now() -> String {

@@ -24,7 +24,8 @@
 //! | file | what |
 //! |---|---|
 //! | `main.rs` | the options, the tool lists, the targets, and this map |
-//! | `measure.rs` | the plan: what is measured in which order, into one JSON value |
+//! | `measure.rs` | the plan: what is measured in which order, into one [`results::Results`] |
+//! | `results.rs` | the measurements as typed data, field for field what `benchmarks.json` holds |
 //! | `run.rs` | running tools: their bare environment, a pipeline of them against tenant-sim |
 //! | `startup.rs` | start-up against `/bin/true`, and the `strace` audit of a fail-fast run |
 //! | `chain.rs` | the chain fresh, re-run, add-sync-filter, and with replication lag |
@@ -32,7 +33,7 @@
 //! | `variants.rs` | release-profile variants, interleaved |
 //! | `requests.rs` | tenant-sim's request log, counted per tool |
 //! | `minimum.rs` | the documented minimum requests per tool, and why |
-//! | `report.rs` | `benchmarks.json` and `benchmarks.md`, each target met or missed |
+//! | `report/` | `benchmarks.json` and `benchmarks.md` (one function per section), each target met or missed |
 //! | `sim.rs`, `proc.rs`, `stats.rs`, `machine.rs` | tenant-sim as a child, `wait4`, medians, the machine |
 
 // The benchmark measures Linux processes: `wait4`'s peak RSS and CPU times, `/bin/true` as the
@@ -57,6 +58,8 @@ mod report;
 #[cfg(unix)]
 mod requests;
 #[cfg(unix)]
+mod results;
+#[cfg(unix)]
 mod run;
 #[cfg(unix)]
 mod sim;
@@ -70,31 +73,17 @@ mod variants;
 use std::path::PathBuf;
 
 use clap::Parser;
+use s2s_core::tools::{self, Stage};
 
-/// The nine tools, in runbook order.
-pub const TOOLS: [&str; 9] = [
-    "register-app",
-    "grant-consent",
-    "make-secret",
-    "set-hrd-policy",
-    "assign-role",
-    "configure-marketo",
-    "publish-customizations",
-    "add-sync-filter",
-    "verify-sync",
-];
+/// The tools measured, in runbook order: the steps of the runbook and its optional step
+/// (add-sync-filter), from the one tool table; not preflight (a check before the setup) nor
+/// teardown.
+pub const TOOLS: [&str; tools::count_at(MEASURED)] = tools::names_at(MEASURED);
+const MEASURED: &[Stage] = &[Stage::Step, Stage::OptionalStep];
 
-/// The chain the targets are about (add-sync-filter is optional and measured on its own).
-pub const CHAIN: [&str; 8] = [
-    "register-app",
-    "grant-consent",
-    "make-secret",
-    "set-hrd-policy",
-    "assign-role",
-    "configure-marketo",
-    "publish-customizations",
-    "verify-sync",
-];
+/// The chain the targets are about: the runbook's steps, every time (add-sync-filter is
+/// optional and measured on its own).
+pub const CHAIN: [&str; tools::count_at(&[Stage::Step])] = tools::names_at(&[Stage::Step]);
 
 /// Targets of issue 7, and issue 14's replication-wait target.
 pub mod target {
@@ -195,5 +184,5 @@ fn real_main(args: &Args) -> Result<(), String> {
     let result = measure::measure_all(args, &bin_dir, &work);
     let _ = std::fs::remove_dir_all(&work);
     let results = result?;
-    report::write(&args.out_dir, &results)
+    report::write(&args.out_dir, results)
 }

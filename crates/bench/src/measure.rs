@@ -1,26 +1,24 @@
 //! The plan of one benchmark: what is measured, in which order, against which tenant-sim, and
-//! the JSON document that [`crate::report`] turns into the two files.
+//! the [`Results`] that [`crate::report`] turns into the two files.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use serde_json::{Value, json};
-
 use crate::chain::{chain_series, lag_series};
 use crate::fleet::fleet;
 use crate::machine::{git_describe, machine, now};
+use crate::results::{Baseline, Lag, Results, Runs};
 use crate::sim::Sim;
 use crate::startup::startup;
 use crate::variants::variants;
 use crate::{Args, TOOLS, say};
 
-/// The 1-minute load average now (`/proc/loadavg`).
-fn load1() -> f64 {
+/// The 1-minute load average now (`/proc/loadavg`), if it can be read.
+fn load1() -> Option<f64> {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
         .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(f64::NAN)
 }
 
 /// `NAME=DIR` into a name and a canonical directory.
@@ -34,7 +32,7 @@ fn name_dir(v: &str, flag: &str) -> Result<(String, PathBuf), String> {
     Ok((name.to_string(), dir))
 }
 
-pub fn measure_all(args: &Args, bin_dir: &Path, work: &Path) -> Result<Value, String> {
+pub fn measure_all(args: &Args, bin_dir: &Path, work: &Path) -> Result<Results, String> {
     let started = Instant::now();
     // Before anything runs, so its load average is the load at the start.
     let machine = machine();
@@ -66,13 +64,13 @@ pub fn measure_all(args: &Args, bin_dir: &Path, work: &Path) -> Result<Value, St
     let startup = startup(bin_dir, &tools, work, args.startup_runs)?;
     load.push(load1());
 
-    let sizes: BTreeMap<String, Value> = TOOLS
+    let sizes: BTreeMap<String, u64> = TOOLS
         .iter()
         .chain(["tenant-sim"].iter())
         .filter_map(|t| {
             std::fs::metadata(bin_dir.join(t))
                 .ok()
-                .map(|m| (t.to_string(), json!(m.len())))
+                .map(|m| (t.to_string(), m.len()))
         })
         .collect();
 
@@ -85,7 +83,7 @@ pub fn measure_all(args: &Args, bin_dir: &Path, work: &Path) -> Result<Value, St
         args.chain_runs, args.chain_runs
     ));
     let sim = Sim::start(&sim_bin, &["--federated".into()], &work.join("sim.log"))?;
-    let chains = chain_series(&sim, bin_dir, work, args.chain_runs, true);
+    let chains = chain_series(&sim, bin_dir, work, args.chain_runs);
     let fleet = match chains {
         Ok(_) if args.fleet_files > 0 => {
             say(&format!(
@@ -132,15 +130,15 @@ pub fn measure_all(args: &Args, bin_dir: &Path, work: &Path) -> Result<Value, St
         let series = lag_series(&sim, &builds, work, args.lag_runs);
         sim.stop();
         load.push(load1());
-        lags.push(json!({"lag_ms": lag_ms, "builds": series?}));
+        lags.push(Lag {
+            lag_ms,
+            builds: series?,
+        });
     }
     // The longest lag's run of this build is the one the per-tool tables show.
-    let longest = lags
-        .iter()
-        .max_by_key(|l| l["lag_ms"].as_u64().unwrap_or(0))
-        .cloned()
-        .unwrap_or(Value::Null);
-    let lag = longest["builds"]["this"].clone();
+    let longest = lags.iter().max_by_key(|l| l.lag_ms);
+    let lag = longest.and_then(|l| l.builds.get("this")).cloned();
+    let longest_ms = longest.map(|l| l.lag_ms);
 
     let mut parsed = Vec::new();
     for v in &args.variants {
@@ -160,32 +158,37 @@ pub fn measure_all(args: &Args, bin_dir: &Path, work: &Path) -> Result<Value, St
         variants(&parsed, bin_dir, &sim_bin, work, args)?
     };
 
-    Ok(json!({
-        "machine": machine,
-        "date": now(),
-        "git": git_describe(),
-        "profile": args.profile.clone().unwrap_or_default(),
-        "build_note": args.build_note.clone().unwrap_or_default(),
-        "bin_dir": bin_dir.display().to_string(),
-        "baseline": baseline.as_ref().map(|(n, d)| json!({"name": n, "dir": d.display().to_string(), "note": args.baseline_note.clone().unwrap_or_default()})),
-        "runs": {
-            "startup": args.startup_runs,
-            "chain": args.chain_runs,
-            "lag": args.lag_runs,
-            "lag_ms": longest["lag_ms"],
-            "lags_ms": args.lag_ms,
-            "fleet": args.fleet_runs,
+    Ok(Results {
+        machine,
+        date: now(),
+        git: git_describe(),
+        profile: args.profile.clone().unwrap_or_default(),
+        build_note: args.build_note.clone().unwrap_or_default(),
+        bin_dir: bin_dir.display().to_string(),
+        baseline: baseline.as_ref().map(|(n, d)| Baseline {
+            name: n.clone(),
+            dir: d.display().to_string(),
+            note: args.baseline_note.clone().unwrap_or_default(),
+        }),
+        runs: Runs {
+            startup: args.startup_runs,
+            chain: args.chain_runs,
+            lag: args.lag_runs,
+            lag_ms: longest_ms,
+            lags_ms: args.lag_ms.clone(),
+            fleet: args.fleet_runs,
         },
-        "not_built": missing,
-        "startup": startup,
-        "binary_bytes": sizes,
-        "chain": chains,
-        "lag": lag,
-        "lags": lags,
-        "fleet": fleet,
-        "variants": variants,
-        "bench_seconds": started.elapsed().as_secs_f64(),
-        "loadavg_1min_samples": load,
-        "load_note": args.load_note.clone().unwrap_or_default(),
-    }))
+        not_built: missing.iter().map(|t| t.to_string()).collect(),
+        startup,
+        binary_bytes: sizes,
+        chain: chains,
+        lag,
+        lags,
+        fleet,
+        variants,
+        bench_seconds: started.elapsed().as_secs_f64(),
+        loadavg_1min_samples: load,
+        load_note: args.load_note.clone().unwrap_or_default(),
+        ..Results::default()
+    })
 }

@@ -3,7 +3,7 @@
 //! benchmark's tenant: tenant-sim `--federated`, the Dynamics CRM service principal present, the
 //! Marketo solution installed, `tenant.id` a guid (so no `GET /organization`), no replication lag.
 
-use serde_json::{Value, json};
+use crate::results::{Floor, MinimumEntry};
 
 pub struct Minimum {
     pub tool: &'static str,
@@ -24,12 +24,21 @@ impl Minimum {
     pub fn rerun_cell(&self) -> String {
         format!("{} / 0 / {}", self.rerun.0, self.rerun.1)
     }
-    pub fn to_json(&self) -> Value {
-        json!({
-            "fresh": {"reads": self.fresh.0, "writes": self.fresh.1, "login": self.fresh.2},
-            "rerun": {"reads": self.rerun.0, "writes": 0, "login": self.rerun.1},
-            "why": self.why,
-        })
+    /// As `benchmarks.json` has it.
+    pub fn entry(&self) -> MinimumEntry {
+        MinimumEntry {
+            fresh: Floor {
+                reads: self.fresh.0,
+                writes: self.fresh.1,
+                login: self.fresh.2,
+            },
+            rerun: Floor {
+                reads: self.rerun.0,
+                writes: 0,
+                login: self.rerun.1,
+            },
+            why: self.why.to_string(),
+        }
     }
 }
 
@@ -118,4 +127,14 @@ GET the configuration record's lookup, and `WhoAmI` with the app's own token. Si
 
 pub fn get(tool: &str) -> Option<&'static Minimum> {
     TABLE.iter().find(|m| m.tool == tool)
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every measured tool has its documented floor, in the table's order, and nothing else.
+    #[test]
+    fn one_minimum_per_measured_tool() {
+        let tools: Vec<&str> = super::TABLE.iter().map(|m| m.tool).collect();
+        assert_eq!(tools, crate::TOOLS);
+    }
 }

@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{Value, json};
+use serde_json::Value;
+
+use crate::results::Counts;
 
 /// The tool named in `marketo-s2s/<version> <tool>`.
 fn tool_of(entry: &Value) -> String {
@@ -22,29 +24,25 @@ fn tool_of(entry: &Value) -> String {
 
 /// Requests per tool: reads (GET/HEAD), writes (any other method), sign-ins (token endpoint),
 /// error answers, and the method + path list for the report's evidence.
-pub fn count_requests(log: &[Value]) -> BTreeMap<String, Value> {
-    let mut out: BTreeMap<String, Value> = BTreeMap::new();
+pub fn count_requests(log: &[Value]) -> BTreeMap<String, Counts> {
+    let mut out: BTreeMap<String, Counts> = BTreeMap::new();
     for e in log {
-        let tool = tool_of(e);
-        let slot = out.entry(tool).or_insert_with(
-            || json!({"reads": 0, "writes": 0, "login": 0, "errors": 0, "requests": []}),
-        );
+        let slot = out.entry(tool_of(e)).or_default();
         let method = e["method"].as_str().unwrap_or("?");
         let service = e["service"].as_str().unwrap_or("?");
         let status = e["status"].as_u64().unwrap_or(0);
-        let key = if service == "login" {
-            "login"
+        if service == "login" {
+            slot.login += 1;
         } else if method == "GET" || method == "HEAD" {
-            "reads"
+            slot.reads += 1;
         } else {
-            "writes"
-        };
-        slot[key] = json!(slot[key].as_i64().unwrap_or(0) + 1);
+            slot.writes += 1;
+        }
         if status >= 400 || status == 0 {
-            slot["errors"] = json!(slot["errors"].as_i64().unwrap_or(0) + 1);
+            slot.errors += 1;
         }
         let path = e["path"].as_str().unwrap_or("");
-        let line = format!(
+        slot.requests.push(format!(
             "{method} {service} {}{} → {}",
             shorten(path),
             e["query"]
@@ -56,10 +54,7 @@ pub fn count_requests(log: &[Value]) -> BTreeMap<String, Value> {
             } else {
                 status.to_string()
             }
-        );
-        if let Some(a) = slot["requests"].as_array_mut() {
-            a.push(json!(line));
-        }
+        ));
     }
     out
 }
@@ -107,6 +102,7 @@ fn is_guid(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn guids_are_shortened() {
@@ -127,15 +123,16 @@ mod tests {
         ];
         let c = count_requests(&log);
         let r = &c["register-app"];
+        assert_eq!(r.totals(), (1, 1, 1));
+        assert_eq!(r.errors, 1);
         assert_eq!(
-            (
-                r["reads"].as_i64(),
-                r["writes"].as_i64(),
-                r["login"].as_i64()
-            ),
-            (Some(1), Some(1), Some(1))
+            r.requests,
+            [
+                "POST login /t/oauth2/v2.0/token → 200",
+                "GET graph /v1.0/x → 404",
+                "PATCH graph /v1.0/x → 201"
+            ]
         );
-        assert_eq!(r["errors"].as_i64(), Some(1));
         assert!(c.contains_key("(other)"));
     }
 }

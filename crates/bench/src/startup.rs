@@ -6,9 +6,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use serde_json::{Value, json};
-
 use crate::proc;
+use crate::results::{Audit, Startup, StartupRow, ToolStartup};
 use crate::run::bare_env;
 use crate::stats::{median, ms};
 
@@ -22,15 +21,20 @@ struct StartupCmd {
     set: usize,
 }
 
-pub fn startup(bin_dir: &Path, tools: &[&str], work: &Path, runs: usize) -> Result<Value, String> {
+pub fn startup(
+    bin_dir: &Path,
+    tools: &[&str],
+    work: &Path,
+    runs: usize,
+) -> Result<Startup, String> {
     let mut v = startup_sets(&[bin_dir.to_path_buf()], tools, work, runs)?;
     let home = work.join("home");
-    let audit: BTreeMap<String, Value> = tools
+    let audit: BTreeMap<String, Audit> = tools
         .iter()
         .filter_map(|t| startup_audit(&bin_dir.join(t), work, &home).map(|a| (t.to_string(), a)))
         .collect();
     let mut out = v.remove(0);
-    out["audit"] = json!(audit);
+    out.audit = Some(audit);
     Ok(out)
 }
 
@@ -41,7 +45,7 @@ pub fn startup_sets(
     tools: &[&str],
     work: &Path,
     runs: usize,
-) -> Result<Vec<Value>, String> {
+) -> Result<Vec<Startup>, String> {
     let home = work.join("home");
     std::fs::create_dir_all(&home).map_err(|e| e.to_string())?;
     let mut cmds = vec![StartupCmd {
@@ -96,7 +100,7 @@ pub fn startup_sets(
     let floor = median(&walls[0]);
     let mut results = Vec::new();
     for set in 0..dirs.len() {
-        let mut per_tool: BTreeMap<String, Value> = BTreeMap::new();
+        let mut per_tool: BTreeMap<String, ToolStartup> = BTreeMap::new();
         let mut rows = Vec::new();
         for (i, c) in cmds.iter().enumerate() {
             if c.set != set && c.set != usize::MAX {
@@ -108,30 +112,39 @@ pub fn startup_sets(
                 .max_by_key(|(_, n)| **n)
                 .map(|(c, _)| *c)
                 .unwrap_or(-1);
-            let row = json!({
-                "command": c.name,
-                "mode": c.mode,
-                "median_ms": med,
-                "min_ms": walls[i].iter().copied().fold(f64::INFINITY, f64::min),
-                "over_true_ms": med - floor,
-                "exit_code": code,
-                "exit_codes": codes[i].iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
-                "maxrss_kib": rss[i],
-            });
+            let row = StartupRow {
+                command: c.name.clone(),
+                mode: c.mode.into(),
+                median_ms: med,
+                min_ms: walls[i].iter().copied().fold(f64::INFINITY, f64::min),
+                over_true_ms: med - floor,
+                exit_code: code,
+                exit_codes: codes[i].clone(),
+                maxrss_kib: rss[i],
+            };
             if let Some(t) = &c.tool {
-                let e = per_tool.entry(t.clone()).or_insert_with(|| json!({}));
-                e[c.mode] = row.clone();
+                let e = per_tool.entry(t.clone()).or_default();
+                match c.mode {
+                    "help" => e.help = row.clone(),
+                    "fail_fast" => e.fail_fast = row.clone(),
+                    _ => {}
+                }
             }
             rows.push(row);
         }
-        results.push(json!({"true_median_ms": floor, "commands": rows, "tools": per_tool}));
+        results.push(Startup {
+            true_median_ms: floor,
+            commands: rows,
+            tools: per_tool,
+            audit: None,
+        });
     }
     Ok(results)
 }
 
 /// What a fail-fast run does besides failing, seen by `strace` (skipped when it is not
 /// installed): files it opens beyond the dynamic loader's, sockets, threads.
-fn startup_audit(program: &Path, work: &Path, home: &Path) -> Option<Value> {
+fn startup_audit(program: &Path, work: &Path, home: &Path) -> Option<Audit> {
     let out = work.join("strace.txt");
     let mut cmd = Command::new("strace");
     cmd.args([
@@ -177,5 +190,10 @@ fn startup_audit(program: &Path, work: &Path, home: &Path) -> Option<Value> {
             _ => {}
         }
     }
-    Some(json!({"exit": status.code(), "files": files, "sockets": sockets, "threads": threads}))
+    Some(Audit {
+        exit: status.code(),
+        files,
+        sockets,
+        threads,
+    })
 }

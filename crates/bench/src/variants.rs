@@ -5,8 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde_json::{Value, json};
-
+use crate::results::{Recheck, Variant};
 use crate::run::pipeline;
 use crate::sim::Sim;
 use crate::startup::startup_sets;
@@ -21,7 +20,7 @@ pub fn variants(
     sim_bin: &Path,
     work: &Path,
     args: &Args,
-) -> Result<Vec<Value>, String> {
+) -> Result<Vec<Variant>, String> {
     let dirs: Vec<PathBuf> = sets.iter().map(|s| s.1.clone()).collect();
     let st = startup_sets(&dirs, &TOOLS, work, args.startup_runs)?;
     let sim = Sim::start(
@@ -31,9 +30,10 @@ pub fn variants(
     )?;
     let recheck = variant_recheck(&sim, main_bin, &dirs, work, args.chain_runs.max(11));
     sim.stop();
-    let recheck = recheck?;
+    let mut recheck = recheck?.into_iter();
+    let mut st = st.into_iter();
     let mut out = Vec::new();
-    for (i, (name, dir)) in sets.iter().enumerate() {
+    for (name, dir) in sets {
         let desc = std::fs::read_to_string(dir.join("profile.txt")).unwrap_or_default();
         let sizes: BTreeMap<String, u64> = TOOLS
             .iter()
@@ -43,13 +43,13 @@ pub fn variants(
                     .map(|m| (t.to_string(), m.len()))
             })
             .collect();
-        out.push(json!({
-            "name": name,
-            "profile": desc.trim(),
-            "binary_bytes": sizes,
-            "startup": st[i],
-            "recheck": recheck[i],
-        }));
+        out.push(Variant {
+            name: name.clone(),
+            profile: desc.trim().to_string(),
+            binary_bytes: sizes,
+            startup: st.next().unwrap_or_default(),
+            recheck: recheck.next().unwrap_or_default(),
+        });
     }
     Ok(out)
 }
@@ -60,7 +60,7 @@ fn variant_recheck(
     dirs: &[PathBuf],
     work: &Path,
     runs: usize,
-) -> Result<Vec<Value>, String> {
+) -> Result<Vec<BTreeMap<String, Recheck>>, String> {
     let setup_dir = work.join("variant-setup");
     let _ = std::fs::remove_dir_all(&setup_dir);
     std::fs::create_dir_all(&setup_dir).map_err(|e| e.to_string())?;
@@ -88,16 +88,16 @@ fn variant_recheck(
     Ok(samples
         .into_iter()
         .map(|m| {
-            Value::Object(
-                m.into_iter()
-                    .map(|(t, (w, c, codes))| {
-                        (
-                            t.to_string(),
-                            json!({"wall_ms_median": median(&w), "cpu_ms_median": median(&c), "exit_codes": codes}),
-                        )
-                    })
-                    .collect(),
-            )
+            m.into_iter()
+                .map(|(t, (w, c, codes))| {
+                    let recheck = Recheck {
+                        wall_ms_median: median(&w),
+                        cpu_ms_median: median(&c),
+                        exit_codes: codes,
+                    };
+                    (t.to_string(), recheck)
+                })
+                .collect()
         })
         .collect())
 }

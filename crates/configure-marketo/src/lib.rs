@@ -27,18 +27,12 @@
 //! goes back to full discovery only when that answer says the names are wrong (unknown entity
 //! set, unknown column, record gone).
 //!
-//! Input keys:  `dynamics.application_user_id` (or `--sync-user-id`), `dynamics.url`
-//!              (or `--dynamics-url`); as a shortcut only, `marketo_config.entity_set`,
-//!              `.entity`, `.record_id`, `.record_name`, `.user_lookup`, `.nav_property` (values
-//!              that are not usable names are ignored, and discovery runs).
-//! Output keys: `marketo_config.entity_set`, `.entity`, `.record_id`, `.record_name`,
-//!              `.user_lookup`, `.nav_property`, `.sync_user_id`, `steps.configure-marketo`;
-//!              `.previous_user_id` and `.previous_user` after `--replace-sync-user` replaced
-//!              another connection's user or a person.
-//! Exit codes:  0 done; 2 bad input (no request sent); 3 sign-in failed; 4 Dataverse refused,
-//!              discovery failed / was ambiguous (the message lists what was found), or the
-//!              Marketo User is another connection's user or a person and `--replace-sync-user`
-//!              was not given (nothing written); 5 not done in time; 1 unexpected.
+//! The `marketo_config` names an earlier run wrote are read as a shortcut only: values that are
+//! not usable names are ignored, and discovery runs (so they are not among the keys the harness
+//! type-checks). `.previous_user_id` and `.previous_user` are written only after
+//! `--replace-sync-user` replaced another connection's user or a person. The keys it reads and
+//! writes and its exit codes: `configure-marketo --help` (rendered from `READS`, `WRITES` and
+//! core's exit-code table).
 //!
 //! Example:
 //! ```text
@@ -49,37 +43,13 @@
 use clap::Parser;
 use serde_json::{Value, json};
 
-use s2s_core::{CommonArgs, Ctx, Error, Result, config};
+use s2s_core::keys::{self, DocKey};
+use s2s_core::{AnyKey, CommonArgs, Ctx, Error, Result, config};
 use s2s_dataverse::marketo_config::{self, ConfigTarget, Names};
 use s2s_dataverse::names::{not_blank, schema_name};
 use s2s_dataverse::{Dataverse, SystemUser, Written};
 
 pub use s2s_dataverse::marketo_config::{CONFIG_ENTITY_LABEL, DEFAULT_RECORD, USER_LOOKUP_LABEL};
-/// The help's closing part: examples and the keys, then the exit codes from core's one table.
-fn after_help() -> String {
-    format!(
-        "{}\n{}",
-        "\
-Examples:
-  ... | assign-role --dynamics-url https://contoso.crm.dynamics.com | configure-marketo
-  configure-marketo --config-entity mkto_marketoconfig --user-lookup mkto_marketouser \\
-    --user-nav-property mkto_MarketoUser --state s.json      # names found by hand
-
-Reads dynamics.application_user_id and dynamics.url from the state document on stdin; writes
-marketo_config.entity_set, .entity, .record_id, .record_name, .user_lookup, .nav_property,
-.sync_user_id (and .previous_user_id, .previous_user when --replace-sync-user replaced someone).
-A re-run reads the record those names point at and rediscovers only when they no longer fit; it
-sends no write on a finished setup. A Marketo User that is another app's application user or a
-person is replaced only with --replace-sync-user.",
-        s2s_core::exit_codes::help(
-            false,
-            &[(
-                4,
-                "discovery failed or was ambiguous (the message lists what was found), or the Marketo User is another connection's user or a person and --replace-sync-user was not given"
-            )]
-        )
-    )
-}
 
 /// Point the Marketo solution's configuration record at the Marketo sync user.
 ///
@@ -89,7 +59,7 @@ person is replaced only with --replace-sync-user.",
 #[command(
     name = "configure-marketo",
     version,
-    after_help = after_help()
+    after_help = s2s_core::help::after_help::<Cli>()
 )]
 pub struct Cli {
     /// System user id of the Marketo sync user [state: dynamics.application_user_id]
@@ -128,8 +98,34 @@ pub struct Cli {
 
 impl s2s_core::Tool for Cli {
     const NAME: &'static str = "configure-marketo";
-    const READS: &'static [(&'static str, s2s_core::Key)] =
-        &[("dynamics.application_user_id", s2s_core::Key::Guid)];
+    const READS: &'static [AnyKey] = &[
+        keys::DYNAMICS_APPLICATION_USER_ID.any(),
+        keys::DYNAMICS_URL.any(),
+    ];
+    const WRITES: &'static [AnyKey] = &[
+        keys::MARKETO_CONFIG_ENTITY_SET.any(),
+        keys::MARKETO_CONFIG_ENTITY.any(),
+        keys::MARKETO_CONFIG_RECORD_ID.any(),
+        keys::MARKETO_CONFIG_RECORD_NAME.any(),
+        keys::MARKETO_CONFIG_USER_LOOKUP.any(),
+        keys::MARKETO_CONFIG_NAV_PROPERTY.any(),
+        keys::MARKETO_CONFIG_SYNC_USER_ID.any(),
+        keys::MARKETO_CONFIG_PREVIOUS_USER_ID.any(),
+        keys::MARKETO_CONFIG_PREVIOUS_USER.any(),
+    ];
+    const EXAMPLES: &'static str = "\
+... | assign-role --dynamics-url https://contoso.crm.dynamics.com | configure-marketo
+configure-marketo --config-entity mkto_marketoconfig --user-lookup mkto_marketouser \\
+  --user-nav-property mkto_MarketoUser --state s.json      # names found by hand";
+    const HELP_NOTES: &'static str = "\
+marketo_config.previous_user_id and .previous_user are written when --replace-sync-user replaced
+someone. A re-run reads the record the names it wrote point at and rediscovers only when they no
+longer fit; it sends no write on a finished setup. A Marketo User that is another app's
+application user or a person is replaced only with --replace-sync-user.";
+    const EXIT_NOTES: &'static [(u8, &'static str)] = &[(
+        4,
+        "discovery failed or was ambiguous (the message lists what was found), or the Marketo User is another connection's user or a person and --replace-sync-user was not given",
+    )];
     fn common(&self) -> &CommonArgs {
         &self.common
     }
@@ -181,12 +177,12 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
         Some(id) => id.clone(),
         None => ctx
             .doc
-            .get_guid("dynamics.application_user_id")?
+            .get(keys::DYNAMICS_APPLICATION_USER_ID)?
             .ok_or_else(|| {
                 config::missing(
                     "the Marketo sync user's id",
                     "--sync-user-id",
-                    "dynamics.application_user_id",
+                    keys::DYNAMICS_APPLICATION_USER_ID.path(),
                 )
             })?,
     };
@@ -247,24 +243,23 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
     .await?;
     if let Some(previous) = replaced {
         ctx.doc.set(
-            "marketo_config.previous_user_id",
-            json!(previous.systemuserid),
+            keys::MARKETO_CONFIG_PREVIOUS_USER_ID,
+            &previous.systemuserid,
         );
         ctx.doc
-            .set("marketo_config.previous_user", json!(previous.label()));
+            .set(keys::MARKETO_CONFIG_PREVIOUS_USER, previous.label());
     }
 
     ctx.doc
-        .set("marketo_config.entity_set", json!(target.entity_set));
-    ctx.doc.set("marketo_config.entity", json!(target.entity));
-    ctx.doc.set("marketo_config.record_id", json!(record_id));
+        .set(keys::MARKETO_CONFIG_ENTITY_SET, &target.entity_set);
+    ctx.doc.set(keys::MARKETO_CONFIG_ENTITY, &target.entity);
+    ctx.doc.set(keys::MARKETO_CONFIG_RECORD_ID, &record_id);
+    ctx.doc.set(keys::MARKETO_CONFIG_RECORD_NAME, record_name);
     ctx.doc
-        .set("marketo_config.record_name", json!(record_name));
+        .set(keys::MARKETO_CONFIG_USER_LOOKUP, &target.lookup);
     ctx.doc
-        .set("marketo_config.user_lookup", json!(target.lookup));
-    ctx.doc
-        .set("marketo_config.nav_property", json!(target.nav_property));
-    ctx.doc.set("marketo_config.sync_user_id", json!(sync_user));
+        .set(keys::MARKETO_CONFIG_NAV_PROPERTY, &target.nav_property);
+    ctx.doc.set(keys::MARKETO_CONFIG_SYNC_USER_ID, &sync_user);
     Ok(())
 }
 
@@ -272,19 +267,17 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
 /// no flag names something else; with the record's id. The record name must be the one asked
 /// for (`--record-name`), so a document made for another record never redirects this run.
 fn known_target(doc: &s2s_core::StateDoc, cli: &Cli) -> Option<(ConfigTarget, String)> {
-    let name = |key: &str| -> Option<String> {
-        let v = doc.get(&format!("marketo_config.{key}"))?.as_str()?;
+    // Read leniently: a value of the wrong type is no shortcut, and discovery runs.
+    let name = |key: DocKey<keys::Str>| -> Option<String> {
+        let v = doc.get(key).ok()??;
         schema_name(v).ok()
     };
-    let entity = name("entity")?;
-    let entity_set = name("entity_set")?;
-    let lookup = name("user_lookup")?.to_ascii_lowercase();
-    let nav_property = name("nav_property")?;
-    let record_id = doc
-        .get("marketo_config.record_id")?
-        .as_str()
-        .and_then(|r| s2s_core::guid::parse(r).ok())?;
-    let record_name = doc.get("marketo_config.record_name")?.as_str()?;
+    let entity = name(keys::MARKETO_CONFIG_ENTITY)?;
+    let entity_set = name(keys::MARKETO_CONFIG_ENTITY_SET)?;
+    let lookup = name(keys::MARKETO_CONFIG_USER_LOOKUP)?.to_ascii_lowercase();
+    let nav_property = name(keys::MARKETO_CONFIG_NAV_PROPERTY)?;
+    let record_id = doc.get(keys::MARKETO_CONFIG_RECORD_ID).ok()??;
+    let record_name = doc.get(keys::MARKETO_CONFIG_RECORD_NAME).ok()??;
     let agrees = |flag: &Option<String>, known: &str, case_sensitive: bool| {
         flag.as_deref().is_none_or(|f| {
             if case_sensitive {
@@ -422,12 +415,6 @@ async fn who_is_replaced(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
-
-    #[test]
-    fn cli_is_well_formed() {
-        Cli::command().debug_assert();
-    }
 
     #[test]
     fn names_are_checked_before_any_request() {

@@ -45,12 +45,6 @@ impl Http {
         }
     }
 
-    /// Says `line` on stderr right before this run's first request (the target line of a tool
-    /// that writes), so bad input is still refused with the error as the first line.
-    pub fn before_first_request(&self, line: String) {
-        self.transport.before_first_request(line);
-    }
-
     pub fn config(&self) -> &Config {
         &self.cfg
     }

@@ -9,6 +9,7 @@
 
 use serde_json::{Value, json};
 
+use crate::keys::ChecklistKeys;
 use crate::run::{Ctx, Outcome};
 
 /// The outcome of one check.
@@ -106,22 +107,21 @@ impl Check {
     }
 }
 
-/// Prints one line per check (and its fix) on stderr and records `<section>.ok`, `<section>.at`
-/// and `<section>.checks` in the document. When a check failed, returns what the run ends with
-/// (exit 6, after the document is written): the summary naming the failed checks, and `hint`.
-pub fn record(ctx: &mut Ctx, section: &str, checks: &[Check], hint: &str) -> Outcome {
+/// Prints one line per check (and its fix) on stderr and records the checklist's `ok`, `at` and
+/// `checks` keys in the document. When a check failed, returns what the run ends with (exit 6,
+/// after the document is written): the summary naming the failed checks, and `hint`.
+pub fn record(ctx: &mut Ctx, keys: ChecklistKeys, checks: &[Check], hint: &str) -> Outcome {
     print(ctx.reporter(), checks);
     let failed: Vec<&str> = checks
         .iter()
         .filter(|c| !c.ok())
         .map(|c| c.name.as_str())
         .collect();
-    ctx.doc.set(&format!("{section}.ok"), failed.is_empty());
-    ctx.doc
-        .set(&format!("{section}.at"), crate::run::now_rfc3339());
+    ctx.doc.set(keys.ok, failed.is_empty());
+    ctx.doc.set(keys.at, crate::run::now_rfc3339());
     ctx.doc.set(
-        &format!("{section}.checks"),
-        Value::Array(checks.iter().map(Check::to_json).collect()),
+        keys.checks,
+        checks.iter().map(Check::to_json).collect::<Vec<_>>(),
     );
     if failed.is_empty() {
         return Outcome::Done;

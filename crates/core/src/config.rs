@@ -11,6 +11,7 @@ use crate::auth::signin::credential_from_doc;
 pub use crate::auth::signin::{DocSignIn, EnvCredential, SIGN_IN_KEYS};
 use crate::cli::{AuthSource, Cloud, CommonArgs};
 use crate::error::{Error, Result};
+use crate::keys;
 use crate::state::StateDoc;
 
 /// The Azure CLI's public client id: a first-party app that may obtain tokens for Graph and for
@@ -237,7 +238,7 @@ impl Config {
         let timeout = args.timeout.unwrap_or(default_timeout);
         let cloud = match args.cloud {
             Some(c) => c,
-            None => match doc.get_str("tenant.cloud")? {
+            None => match doc.get(keys::TENANT_CLOUD)? {
                 None => Cloud::Public,
                 Some(name) => Cloud::from_name(name).ok_or_else(|| {
                     Error::usage(format!(
@@ -259,8 +260,8 @@ impl Config {
             .map(|u| dynamics_url_from_user(u, &mut notes))
             .transpose()?;
         let doc_dynamics = doc
-            .get_str("dynamics.url")?
-            .map(|u| check_url(u, "state document key dynamics.url"))
+            .get(keys::DYNAMICS_URL)?
+            .map(|u| check_url(u, &format!("state document key {}", keys::DYNAMICS_URL)))
             .transpose()?;
         let flag_tenant = args
             .tenant
@@ -268,12 +269,12 @@ impl Config {
             .map(|t| check_tenant(t, "--tenant"))
             .transpose()?;
         let doc_tenant = doc
-            .get_str("tenant.id")?
-            .map(|t| check_tenant(t, "state document key tenant.id"))
+            .get(keys::TENANT_ID)?
+            .map(|t| check_tenant(t, &format!("state document key {}", keys::TENANT_ID)))
             .transpose()?;
         let doc_domain = doc
-            .get_str("tenant.domain")?
-            .map(|t| check_tenant(t, "state document key tenant.domain"))
+            .get(keys::TENANT_DOMAIN)?
+            .map(|t| check_tenant(t, &format!("state document key {}", keys::TENANT_DOMAIN)))
             .transpose()?;
         let (retarget, tenant_to_confirm) = guard_targets(
             (
@@ -284,7 +285,7 @@ impl Config {
             (
                 flag_dynamics.as_ref(),
                 doc_dynamics.as_ref(),
-                doc.get_str("dynamics.org_name")?,
+                doc.get(keys::DYNAMICS_ORG_NAME)?,
             ),
             args.retarget,
         )?;
@@ -389,9 +390,13 @@ impl Config {
 
     /// The tenant, or exit 2 naming where it can come from.
     pub fn tenant(&self) -> Result<&str> {
-        self.tenant
-            .as_deref()
-            .ok_or_else(|| missing("the tenant", "--tenant (or AZURE_TENANT_ID)", "tenant.id"))
+        self.tenant.as_deref().ok_or_else(|| {
+            missing(
+                "the tenant",
+                "--tenant (or AZURE_TENANT_ID)",
+                keys::TENANT_ID.path(),
+            )
+        })
     }
 
     /// The Dynamics org URL, or exit 2 naming where it can come from.
@@ -400,7 +405,7 @@ impl Config {
             missing(
                 "the Dynamics 365 org URL",
                 "--dynamics-url (or MKTO_S2S_DYNAMICS_URL)",
-                "dynamics.url",
+                keys::DYNAMICS_URL.path(),
             )
         })
     }
@@ -526,26 +531,17 @@ pub fn missing(what: &str, flag: &str, key: &str) -> Error {
     e
 }
 
-/// The step of the runbook that records a state-document key.
+/// The step of the runbook that records a state-document key: the tool that owns its section.
 pub fn written_by(key: &str) -> Option<&'static str> {
     // The target (tenant.id, dynamics.url) comes from the flags before any step records it.
-    const WRITERS: &[(&str, Option<&str>)] = &[
-        ("tenant.", None),
-        ("dynamics.url", None),
-        ("app.", Some("register-app")),
-        ("consent", Some("grant-consent")),
-        ("secret", Some("make-secret")),
-        ("hrd_policy", Some("set-hrd-policy")),
-        ("dynamics.", Some("assign-role")),
-        ("marketo_config", Some("configure-marketo")),
-        ("publish", Some("publish-customizations")),
-        ("sync_filter", Some("add-sync-filter")),
-        ("verify", Some("verify-sync")),
-    ];
-    WRITERS
+    if key == keys::DYNAMICS_URL.path() || key.starts_with("tenant.") {
+        return None;
+    }
+    let section = key.split('.').next()?;
+    crate::tools::TOOLS
         .iter()
-        .find(|(prefix, _)| key.starts_with(prefix))
-        .and_then(|(_, step)| *step)
+        .find(|t| t.section == section)
+        .map(|t| t.name)
 }
 
 /// `--dynamics-url` as people type it: `contoso.crm.dynamics.com` (no scheme) means https, and

@@ -40,6 +40,10 @@ pub struct Reporter {
     heartbeat: Mutex<Option<Duration>>,
     /// The run's deadline, for "gives up in" on heartbeat lines.
     deadline: Mutex<Option<Instant>>,
+    /// A line that must come before any other this run prints (the target line of a tool that
+    /// writes), held until the first line or the first request, so that an input error found
+    /// before either is still the first thing the user reads.
+    preamble: Mutex<Option<String>>,
 }
 
 impl Reporter {
@@ -52,6 +56,24 @@ impl Reporter {
             progress_shown: Mutex::new(0),
             heartbeat: Mutex::new(None),
             deadline: Mutex::new(None),
+            preamble: Mutex::new(None),
+        }
+    }
+
+    /// Holds `line` to be said before any other line of this run (see [`Reporter::preamble`]).
+    pub fn set_preamble(&self, line: String) {
+        *self.preamble.lock().unwrap_or_else(|p| p.into_inner()) = Some(line);
+    }
+
+    /// Says the held preamble now, if there is one (core calls this before the first request).
+    pub fn flush_preamble(&self) {
+        let line = self
+            .preamble
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let (Some(line), false) = (line, self.quiet) {
+            ewriteln(&format!("{}: {}", self.tool, sanitize(&line)));
         }
     }
 
@@ -139,6 +161,7 @@ impl Reporter {
         if self.quiet {
             return;
         }
+        self.flush_preamble();
         if !self.tty {
             self.heartbeat(msg, elapsed);
             return;
@@ -196,7 +219,14 @@ impl Reporter {
         ewriteln(&format!("{}: {prefix}{msg} ({tail})", self.tool));
     }
 
+    /// Erases the spinner line (if one is shown) and says the held preamble: every line this
+    /// reporter prints starts here.
     pub fn clear_progress(&self) {
+        self.erase_progress();
+        self.flush_preamble();
+    }
+
+    fn erase_progress(&self) {
         let mut shown = self
             .progress_shown
             .lock()

@@ -11,26 +11,38 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::error::Result;
+use crate::keys;
 use crate::state::StateDoc;
+use crate::tools::{TOOLS, Writes, tool};
 
 /// The publishing step itself.
 pub const PUBLISH_STEP: &str = "publish-customizations";
 
-/// Steps whose changes never call for the publish: they come after it in the runbook, and
-/// `add-sync-filter` publishes exactly its own entities (`PublishXml`) while `verify-sync` only
-/// reads. Counting them would make a re-run of a `--state` runbook publish again, because their
+/// Steps whose changes never call for the publish: the setup steps after it in the runbook
+/// (add-sync-filter publishes exactly its own entities with `PublishXml`, verify-sync only
+/// reads). Counting them would make a re-run of a `--state` runbook publish again, because their
 /// `changed: true` from the previous run is still in the document when the publish runs.
-const NOT_BEFORE_PUBLISH: &[&str] = &["add-sync-filter", "verify-sync"];
+fn after_publish(name: &str) -> bool {
+    TOOLS
+        .iter()
+        .skip_while(|t| t.name != PUBLISH_STEP)
+        .skip(1)
+        .any(|t| t.setup_step() && t.name == name)
+}
 
-/// The steps that change the Dynamics org, for documents without `dataverse_changed`.
-const DATAVERSE_STEPS: &[&str] = &["assign-role", "configure-marketo"];
+/// A step that changes the Dynamics org (and nothing else), for documents without
+/// `dataverse_changed`: those come from before teardown existed, so its writes (to both
+/// services) need no fallback.
+fn writes_dataverse(name: &str) -> bool {
+    tool(name).is_some_and(|t| t.writes == Writes::Dataverse)
+}
 
 /// Did this `steps.<tool>` entry change the Dynamics org (or, in a dry run, plan to)? An entry
 /// whose run wrote nothing but carries an earlier run's unpublished change (core keeps
 /// `dataverse_changed: true` with `dataverse_changed_at` then) counts too: a re-run that found
 /// "nothing to change" must not make an owed publish look paid.
 pub fn changed_dataverse(name: &str, step: &Value, dry_run: bool) -> bool {
-    if name == PUBLISH_STEP || NOT_BEFORE_PUBLISH.contains(&name) {
+    if name == PUBLISH_STEP || after_publish(name) {
         return false;
     }
     let flag = |k: &str| step.get(k).and_then(Value::as_bool);
@@ -43,13 +55,13 @@ pub fn changed_dataverse(name: &str, step: &Value, dry_run: bool) -> bool {
             .and_then(Value::as_u64)
             .unwrap_or(0)
             > 0;
-        let dataverse = flag("dataverse_changed").unwrap_or(DATAVERSE_STEPS.contains(&name));
+        let dataverse = flag("dataverse_changed").unwrap_or_else(|| writes_dataverse(name));
         return dry_run && dataverse && (planned || step.get("dataverse_changed_at").is_some());
     }
     match flag("dataverse_changed") {
         Some(changed) => changed,
         // Documents from before core recorded it.
-        None => DATAVERSE_STEPS.contains(&name) && flag("changed") == Some(true),
+        None => writes_dataverse(name) && flag("changed") == Some(true),
     }
 }
 
@@ -66,11 +78,11 @@ fn changed_at(step: &Value) -> Option<OffsetDateTime> {
 /// than `publish.last_published_at`). Without the time test, a step's old `changed: true` — left
 /// in a `--state` file by a step that is not re-run — would publish again on a finished setup.
 pub fn changes_since_publish(doc: &StateDoc, dry_run: bool) -> Result<Vec<String>> {
-    let Some(steps) = doc.get_object("steps")? else {
+    let Some(steps) = doc.get(keys::STEPS)? else {
         return Ok(Vec::new());
     };
     let last = doc
-        .get_str("publish.last_published_at")?
+        .get(keys::PUBLISH_LAST_PUBLISHED_AT)?
         .and_then(parse_time);
     Ok(steps
         .iter()
@@ -91,9 +103,9 @@ fn after(last: Option<OffsetDateTime>, step: &Value) -> bool {
 /// The time of `tool`'s Dataverse change that no publish has covered yet, if its entry in `doc`
 /// records one: what a run of `tool` that writes nothing to the org carries forward.
 pub fn unpaid_change(doc: &StateDoc, tool: &str, dry_run: bool) -> Option<String> {
-    let step = doc.get("steps")?.get(tool)?;
+    let step = doc.get_value(keys::STEPS.path())?.get(tool)?;
     let last = doc
-        .get("publish.last_published_at")
+        .get_value(keys::PUBLISH_LAST_PUBLISHED_AT.path())
         .and_then(Value::as_str)
         .and_then(parse_time);
     if !(changed_dataverse(tool, step, dry_run) && after(last, step)) {
@@ -113,6 +125,22 @@ pub fn parse_time(s: &str) -> Option<OffsetDateTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_steps_after_the_publish_and_those_that_change_the_org() {
+        let names =
+            |f: fn(&str) -> bool| crate::tools::names().filter(|n| f(n)).collect::<Vec<_>>();
+        assert_eq!(names(after_publish), ["add-sync-filter", "verify-sync"]);
+        assert_eq!(
+            names(writes_dataverse),
+            [
+                "assign-role",
+                "configure-marketo",
+                "publish-customizations",
+                "add-sync-filter"
+            ]
+        );
+    }
 
     #[test]
     fn only_dataverse_changes_after_the_last_publish_count() {

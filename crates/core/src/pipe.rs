@@ -38,7 +38,7 @@ pub struct Upstream {
 
 /// The failed step of a pipeline recorded in `doc` (item 2 above), unless it is `me` (item 3).
 pub fn failed_upstream(doc: &StateDoc, me: &str) -> Option<Upstream> {
-    let steps = doc.get("steps")?.as_object()?;
+    let steps = doc.get(crate::keys::STEPS).ok()??;
     steps.iter().find_map(|(tool, entry)| {
         let err = entry.get("error")?;
         if tool == me || err.get("handed_on") != Some(&Value::Bool(true)) {

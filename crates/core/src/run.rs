@@ -14,21 +14,32 @@ use crate::api::Http;
 use crate::cli::CommonArgs;
 use crate::config::Config;
 use crate::error::{Error, Kind, Result};
+use crate::keys::{self, AnyKey};
 use crate::output::Reporter;
 use crate::state::StateDoc;
 
 /// What a tool's clap struct must offer to the harness.
 pub trait Tool: Parser {
     const NAME: &'static str;
-    /// A tool that only reads (verify-sync) does not say "nothing to change".
+    /// A tool that only reads and checks (preflight, verify-sync): it does not say "nothing to
+    /// change", and its `--help` lists exit code 6 (a check failed).
     const READ_ONLY: bool = false;
     /// The tool that begins a setup (register-app) may start from an empty document; every
     /// other tool continues one, so zero bytes on its stdin mean the previous step failed.
     const STARTS_SETUP: bool = false;
-    /// The state-document keys the tool reads and their types. The harness checks every one
-    /// that is present before the tool runs, so a wrong type is exit 2 naming the key with no
-    /// request sent — even for a key the tool would only read late, or not at all on this path.
-    const READS: &'static [(&'static str, Key)] = &[];
+    /// The state-document keys the tool reads (constants of [`crate::keys`]). The harness checks
+    /// every one that is present before the tool runs, so a wrong type is exit 2 naming the key
+    /// with no request sent — even for a key the tool would only read late, or not at all on
+    /// this path. `--help` lists them.
+    const READS: &'static [AnyKey] = &[];
+    /// The state-document keys the tool writes; `--help` lists them.
+    const WRITES: &'static [AnyKey] = &[];
+    /// The examples of `--help`, one command a line (a `# …` line says what the next one does).
+    const EXAMPLES: &'static str;
+    /// What `--help` says after the examples that the flags and key lists cannot (optional).
+    const HELP_NOTES: &'static str = "";
+    /// What an exit code means for this tool beside its common meaning, for `--help`.
+    const EXIT_NOTES: &'static [(u8, &'static str)] = &[];
     /// The deadline when `--timeout` is not given.
     const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
     fn common(&self) -> &CommonArgs;
@@ -285,8 +296,8 @@ fn execute<C: Tool, F: Step<C>>(
             "reading its input; nothing was sent and the document is unchanged",
         ));
     }
-    let cfg = match check_reads(&doc, COMMON_READS)
-        .and_then(|()| check_reads(&doc, C::READS))
+    let cfg = match keys::check_all(&doc, keys::COMMON_READS)
+        .and_then(|()| keys::check_all(&doc, C::READS))
         .and_then(|()| Config::resolve(C::NAME, common, &doc, C::DEFAULT_TIMEOUT))
     {
         Ok(cfg) => cfg,
@@ -299,13 +310,10 @@ fn execute<C: Tool, F: Step<C>>(
             return Err(e);
         }
     };
-    // The first line of every tool that writes says which customer this run acts on: before
-    // the first request, or at once when something about the target is said first.
-    let mut target = (!C::READ_ONLY).then(|| target_line(&cfg, &doc, common.state.as_deref()));
-    if !cfg.notes.is_empty() || !cfg.retarget.is_empty() {
-        if let Some(line) = target.take() {
-            report.say(&line);
-        }
+    // The first line of every tool that writes says which customer this run acts on: it is
+    // held by the reporter and said before the run's first other line or first request.
+    if !C::READ_ONLY {
+        report.set_preamble(target_line(&cfg, &doc, common.state.as_deref()));
     }
     for note in &cfg.notes {
         report.say(note);
@@ -313,9 +321,6 @@ fn execute<C: Tool, F: Step<C>>(
     report.set_deadline(cfg.deadline);
     apply_retarget(&mut doc, &cfg.retarget, &report);
     let http = Http::new(cfg, report.clone());
-    if let Some(line) = target {
-        http.before_first_request(line);
-    }
     let mut ctx = Ctx {
         doc,
         http,
@@ -363,18 +368,18 @@ fn execute<C: Tool, F: Step<C>>(
                         plan.len()
                     ));
                 }
-                ctx.doc.set("plan", Value::Array(plan));
+                ctx.doc.set(keys::PLAN, plan);
             } else {
-                ctx.doc.remove("plan");
+                ctx.doc.remove(keys::PLAN);
                 if writes == 0 && outcome == Outcome::Done && !C::READ_ONLY {
                     ctx.say("nothing to change");
                 }
             }
-            ctx.doc.set(&format!("steps.{}", C::NAME), entry);
+            ctx.doc.set_value(&format!("steps.{}", C::NAME), entry);
             // The domain the user named the tenant by, for every later message (issue 22.1):
             // by now it is known to be the document's tenant (confirm_tenant).
             if let Some(domain) = ctx.config().tenant_domain_given.clone() {
-                ctx.doc.set("tenant.domain", domain);
+                ctx.doc.set(keys::TENANT_DOMAIN, domain);
             }
             emit(&ctx.doc, common)?;
             Ok(outcome)
@@ -395,10 +400,18 @@ fn execute<C: Tool, F: Step<C>>(
                     record_failure(&mut ctx.doc, C::NAME, &e, counts, false);
                     match ctx.doc.save(path) {
                         Ok(()) => recorded = true,
-                        Err(save) => crate::output::ewriteln(&format!(
-                            "{}: error: {save}; what this run did is not recorded",
-                            C::NAME
-                        )),
+                        Err(save) => {
+                            let rescued = write_document(&ctx.doc).is_ok();
+                            crate::output::ewriteln(&format!(
+                                "{}: error: {save}; {}",
+                                C::NAME,
+                                if rescued {
+                                    "the document, with what this run did, was written to stdout instead"
+                                } else {
+                                    "what this run did is not recorded"
+                                }
+                            ))
+                        }
                     }
                 }
             } else if crate::pipe::hands_on(common) && !ctx.doc.root().is_empty() {
@@ -548,8 +561,8 @@ fn open_document<C: Tool>(common: &CommonArgs, file: &Path, report: &Arc<Reporte
             file.display()
         )));
     }
-    check_reads(&doc, COMMON_READS)?;
-    check_reads(&doc, C::READS)?;
+    keys::check_all(&doc, keys::COMMON_READS)?;
+    keys::check_all(&doc, C::READS)?;
     let mut own = common.clone();
     own.tenant = None;
     own.dynamics_url = None;
@@ -605,11 +618,11 @@ struct Counts {
 fn record_failure(doc: &mut StateDoc, tool: &str, e: &Error, counts: Counts, handed_on: bool) {
     // A `steps` (or `steps.<tool>`) of the wrong type is the document's own error: it is kept as
     // it is, not replaced by an object.
-    if doc.get_object("steps").is_err() {
+    if doc.get(keys::STEPS).is_err() {
         return;
     }
     let key = format!("steps.{tool}");
-    let mut entry = match doc.get(&key) {
+    let mut entry = match doc.get_value(&key) {
         Some(Value::Object(m)) => Value::Object(m.clone()),
         _ => json!({"changed": false}),
     };
@@ -637,7 +650,7 @@ fn record_failure(doc: &mut StateDoc, tool: &str, e: &Error, counts: Counts, han
         error["handed_on"] = Value::Bool(true);
     }
     entry["error"] = error;
-    doc.set(&key, entry);
+    doc.set_value(&key, entry);
 }
 
 /// A run that wrote nothing to the org must not wipe out an earlier run's change that is still
@@ -658,7 +671,7 @@ fn carry_unpaid_change(doc: &StateDoc, tool: &str, entry: &mut Value, dry_run: b
 /// named by the line the first token brings ("signed in as admin@contoso.com").
 fn target_line(cfg: &Config, doc: &StateDoc, state: Option<&Path>) -> String {
     let doc_id = doc
-        .get_str("tenant.id")
+        .get(keys::TENANT_ID)
         .ok()
         .flatten()
         .filter(|t| crate::guid::parse(t).is_ok())
@@ -668,7 +681,7 @@ fn target_line(cfg: &Config, doc: &StateDoc, state: Option<&Path>) -> String {
         None => "(none yet)".to_string(),
         Some(u) => {
             let name = doc
-                .get_str("dynamics.org_name")
+                .get(keys::DYNAMICS_ORG_NAME)
                 .ok()
                 .flatten()
                 .filter(|_| cfg.retarget.dynamics.is_none());
@@ -716,7 +729,7 @@ async fn confirm_tenant(ctx: &mut Ctx) -> Result<()> {
             Ok(())
         }
         Some(tid) => {
-            let domain = ctx.doc.get_str("tenant.domain").ok().flatten();
+            let domain = ctx.doc.get(keys::TENANT_DOMAIN).ok().flatten();
             Err(crate::config::tenant_mismatch(
                 &format!("{tid} ({flag})"),
                 &crate::config::doc_tenant_text(&doc_tenant, domain),
@@ -734,102 +747,28 @@ async fn confirm_tenant(ctx: &mut Ctx) -> Result<()> {
 /// objects in the new target instead of acting on ids that mean nothing there.
 fn apply_retarget(doc: &mut StateDoc, moves: &crate::config::Retarget, report: &Reporter) {
     if let Some((old, new)) = &moves.tenant {
-        for key in [
-            "app.client_id",
-            "app.object_id",
-            "app.service_principal_id",
-            "tenant.domain",
-            "consent",
-            "secret",
-            "hrd_policy",
-            "dynamics.application_user_id",
-            "dynamics.username",
-            "dynamics.roles",
-            "marketo_config",
-            "publish",
-            "verify",
-            "steps",
-        ] {
-            doc.remove(key);
+        for key in keys::TENANT_SCOPED {
+            doc.remove(*key);
         }
-        doc.set("tenant.id", new.as_str());
+        doc.set(keys::TENANT_ID, new);
         report.say(&format!(
             "--retarget: moving this document from tenant {old} to {new}; the ids of the old tenant's objects were dropped (they stay in that tenant)"
         ));
     }
     if let Some((old, new)) = &moves.dynamics {
-        for key in [
-            "dynamics.application_user_id",
-            "dynamics.username",
-            "dynamics.business_unit_id",
-            "dynamics.roles",
-            "dynamics.solution",
-            "dynamics.org_name",
-            "marketo_config",
-            "publish",
-            "sync_filter",
-            "verify",
-        ] {
-            doc.remove(key);
+        for key in keys::ORG_SCOPED {
+            doc.remove(*key);
         }
-        for tool in [
-            "assign-role",
-            "configure-marketo",
-            "publish-customizations",
-            "add-sync-filter",
-            "verify-sync",
-        ] {
-            doc.remove(&format!("steps.{tool}"));
+        for tool in crate::tools::TOOLS.iter().filter(|t| t.org_scoped) {
+            doc.remove(format!("steps.{}", tool.name));
         }
-        doc.set("dynamics.url", crate::config::base(new));
+        doc.set(keys::DYNAMICS_URL, crate::config::base(new));
         report.say(&format!(
             "--retarget: moving this document from the org {} to {}; the old org's ids were dropped",
             crate::config::base(old),
             crate::config::base(new)
         ));
     }
-}
-
-/// The type of a state-document key a tool reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Key {
-    Str,
-    Guid,
-    /// An https URL (http on loopback), checked as `--dynamics-url` is.
-    Url,
-    Bool,
-    Object,
-    Array,
-}
-
-/// The keys core's configuration reads for every tool (when no flag or environment variable
-/// overrides them), checked even when a flag makes them unused: a document with a wrong type
-/// there is broken for the next tool too.
-const COMMON_READS: &[(&str, Key)] = &[
-    ("tenant.id", Key::Str),
-    ("tenant.domain", Key::Str),
-    ("tenant.cloud", Key::Str),
-    ("dynamics.url", Key::Url),
-    ("dynamics.org_name", Key::Str),
-    ("sign_in", Key::Object),
-];
-
-fn check_reads(doc: &StateDoc, reads: &[(&str, Key)]) -> Result<()> {
-    for (path, key) in reads {
-        match key {
-            Key::Str => drop(doc.get_str(path)?),
-            Key::Guid => drop(doc.get_guid(path)?),
-            Key::Bool => drop(doc.get_bool(path)?),
-            Key::Object => drop(doc.get_object(path)?),
-            Key::Array => drop(doc.get_array(path)?),
-            Key::Url => {
-                if let Some(u) = doc.get_str(path)? {
-                    crate::config::check_url(u, &format!("state document key {path}"))?;
-                }
-            }
-        }
-    }
-    Ok(())
 }
 
 /// The only writer of stdout. A dry run never writes the `--state` file: its would-be document
@@ -842,8 +781,32 @@ pub(crate) fn emit(doc: &StateDoc, common: &CommonArgs) -> Result<()> {
             );
         }
     } else if let Some(path) = &common.state {
-        return doc.save(path);
+        return doc.save(path).map_err(|e| rescue(doc, path, e));
     }
+    write_document(doc)
+}
+
+/// When the `--state` file cannot be written (another program holds it open, a full disk), the
+/// document — with the ids of what this run created — must not be lost: it goes to stdout
+/// instead, and the error says so and how to go on.
+fn rescue(doc: &StateDoc, path: &Path, e: Error) -> Error {
+    let rescued = write_document(doc).is_ok();
+    if !rescued {
+        return e;
+    }
+    let file = crate::hint::shell_word(&path.to_string_lossy());
+    let then = match &e.hint {
+        Some(h) => format!("{h}; then "),
+        None => String::new(),
+    };
+    let hint = format!(
+        "the document, with what this run did, was written to stdout instead: {then}put it in {file} (or run the next step with it on stdin) so nothing this run created is forgotten"
+    );
+    e.with_hint(hint)
+}
+
+/// The document on stdout: pretty on a terminal, compact otherwise.
+fn write_document(doc: &StateDoc) -> Result<()> {
     let out = std::io::stdout();
     let text = doc.to_text(out.is_terminal());
     let mut lock = out.lock();

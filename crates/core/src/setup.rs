@@ -20,8 +20,7 @@
 use crate::error::{Error, Result};
 use crate::state::StateDoc;
 
-/// The state-document key of the setup id.
-pub const DOC_KEY: &str = "setup.id";
+use crate::keys::SETUP_ID;
 
 const TAG_PREFIX: &str = "marketo-s2s:setup:";
 const DESCRIPTION_PREFIX: &str = "[marketo-s2s setup ";
@@ -44,11 +43,11 @@ impl SetupId {
 
     /// The document's `setup.id`, if any; a value that is not a GUID is bad input (exit 2).
     pub fn of_doc(doc: &StateDoc) -> Result<Option<SetupId>> {
-        match doc.get_str(DOC_KEY)? {
+        match doc.get_str(SETUP_ID.path())? {
             None => Ok(None),
             Some(s) => SetupId::parse(s).map(Some).ok_or_else(|| {
                 Error::usage(format!(
-                    "state document key {DOC_KEY} must be a GUID (register-app writes it)"
+                    "state document key {SETUP_ID} must be a GUID (register-app writes it)"
                 ))
             }),
         }

@@ -8,6 +8,7 @@ use std::path::Path;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
+use crate::keys::{DocKey, DocPath, KeyType, ValueFor};
 
 /// Larger documents are refused: the contract is a few kilobytes, and reading an unbounded
 /// stdin into memory is how a mistaken `cat big.log |` takes a machine down.
@@ -140,8 +141,21 @@ impl StateDoc {
         &self.root
     }
 
-    /// The value at a dotted path (`"app.client_id"`), if present and not null.
-    pub fn get(&self, path: &str) -> Option<&Value> {
+    /// The value of a key, typed: `doc.get(keys::APP_CLIENT_ID)?` is the app's client id as a
+    /// normalised GUID, if present and not null; a value of another type is bad input (exit 2)
+    /// naming the key.
+    pub fn get<T: KeyType>(&self, key: DocKey<T>) -> Result<Option<T::Value<'_>>> {
+        T::read(self, key.path())
+    }
+
+    /// Sets a key to a value of its type, creating (or replacing non-object) parents.
+    pub fn set<T: KeyType>(&mut self, key: DocKey<T>, value: impl ValueFor<T>) {
+        self.set_value(key.path(), value.into_value());
+    }
+
+    /// The value at a dotted path (`"steps.register-app"`), if present and not null, whatever
+    /// its type.
+    pub fn get_value(&self, path: &str) -> Option<&Value> {
         let mut parts = path.split('.');
         let mut cur = self.root.get(parts.next()?)?;
         for p in parts {
@@ -153,7 +167,7 @@ impl StateDoc {
     /// A string at `path`; a value of another type is bad input (exit 2) naming the key.
     pub fn get_str(&self, path: &str) -> Result<Option<&str>> {
         self.check_parents(path)?;
-        match self.get(path) {
+        match self.get_value(path) {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.as_str())),
             Some(other) => Err(wrong_type(path, "a string", other)),
@@ -162,7 +176,7 @@ impl StateDoc {
 
     pub fn get_bool(&self, path: &str) -> Result<Option<bool>> {
         self.check_parents(path)?;
-        match self.get(path) {
+        match self.get_value(path) {
             None => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
             Some(other) => Err(wrong_type(path, "true or false", other)),
@@ -171,7 +185,7 @@ impl StateDoc {
 
     pub fn get_object(&self, path: &str) -> Result<Option<&Map<String, Value>>> {
         self.check_parents(path)?;
-        match self.get(path) {
+        match self.get_value(path) {
             None => Ok(None),
             Some(Value::Object(m)) => Ok(Some(m)),
             Some(other) => Err(wrong_type(path, "an object", other)),
@@ -180,11 +194,17 @@ impl StateDoc {
 
     pub fn get_array(&self, path: &str) -> Result<Option<&Vec<Value>>> {
         self.check_parents(path)?;
-        match self.get(path) {
+        match self.get_value(path) {
             None => Ok(None),
             Some(Value::Array(a)) => Ok(Some(a)),
             Some(other) => Err(wrong_type(path, "an array", other)),
         }
+    }
+
+    /// The text of a key for people (a status line, a table): its string, or `None` when it is
+    /// absent or holds anything else. Never bad input: what only shows the document cannot fail.
+    pub fn text(&self, key: impl DocPath) -> Option<&str> {
+        self.get_str(key.doc_path()).ok().flatten()
     }
 
     /// A GUID at `path`, checked for shape.
@@ -215,8 +235,9 @@ impl StateDoc {
         Ok(())
     }
 
-    /// Sets the value at a dotted path, creating (or replacing non-object) parents.
-    pub fn set(&mut self, path: &str, value: impl Into<Value>) {
+    /// Sets the value at a dotted path built at run time (`steps.<tool>`), creating (or
+    /// replacing non-object) parents. Keys of [`crate::keys`] are set with [`StateDoc::set`].
+    pub fn set_value(&mut self, path: &str, value: impl Into<Value>) {
         let parts: Vec<&str> = path.split('.').collect();
         let mut cur = &mut self.root;
         for p in &parts[..parts.len() - 1] {
@@ -231,8 +252,9 @@ impl StateDoc {
         cur.insert(parts[parts.len() - 1].to_string(), value.into());
     }
 
-    pub fn remove(&mut self, path: &str) {
-        let parts: Vec<&str> = path.split('.').collect();
+    /// Removes a key (a constant of [`crate::keys`] or a dotted path), if present.
+    pub fn remove(&mut self, key: impl DocPath) {
+        let parts: Vec<&str> = key.doc_path().split('.').collect();
         let mut cur = &mut self.root;
         for p in &parts[..parts.len() - 1] {
             match cur.get_mut(*p).and_then(Value::as_object_mut) {
@@ -433,8 +455,8 @@ mod tests {
     #[test]
     fn unknown_keys_pass_through_and_set_creates_parents() {
         let mut d = StateDoc::parse(r#"{"x":{"y":1},"app":{"client_id":"a"}}"#, "t").unwrap();
-        d.set("app.object_id", "b");
-        d.set("steps.register-app.changed", true);
+        d.set(crate::keys::APP_OBJECT_ID, "b");
+        d.set_value("steps.register-app.changed", true);
         assert_eq!(
             d.as_value(),
             json!({"x":{"y":1},"app":{"client_id":"a","object_id":"b"},"steps":{"register-app":{"changed":true}}})
@@ -444,7 +466,7 @@ mod tests {
     #[test]
     fn wrong_types_are_usage_errors_naming_the_key() {
         let d = StateDoc::parse(r#"{"app":{"client_id":5},"tenant":"x"}"#, "t").unwrap();
-        let e = d.get_str("app.client_id").unwrap_err();
+        let e = d.get(crate::keys::APP_CLIENT_ID).unwrap_err();
         assert_eq!(e.kind.code(), 2);
         assert!(e.message.contains("app.client_id"));
         let e = d.get_str("tenant.id").unwrap_err();

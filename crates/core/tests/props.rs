@@ -67,15 +67,15 @@ proptest! {
     fn unknown_keys_pass_through(v in prop::collection::btree_map("[a-z]{1,8}", json_value(), 0..6), val in ".{0,20}") {
         let obj = Value::Object(v.clone().into_iter().collect());
         let mut doc = StateDoc::parse(&obj.to_string(), "t").unwrap();
-        doc.set("steps.tool.changed", true);
-        doc.set("zz_owned.key", val.as_str());
+        doc.set_value("steps.tool.changed", true);
+        doc.set_value("zz_owned.key", val.as_str());
         let back = StateDoc::parse(&doc.to_text(false), "t").unwrap();
         for (k, original) in v {
             if k != "steps" && k != "zz_owned" {
                 prop_assert_eq!(back.root().get(&k), Some(&original));
             }
         }
-        prop_assert_eq!(back.get("zz_owned.key"), Some(&json!(val)));
+        prop_assert_eq!(back.get_value("zz_owned.key"), Some(&json!(val)));
     }
 
     /// Typed getters never panic, and a wrong type is always exit 2 naming the key.

@@ -2,6 +2,7 @@
 //! that every tool accepts and refuses the same things with the same words. Each runs before any
 //! request (clap value parsers, or `Tool::validate`), so a bad value exits 2 having sent nothing.
 
+use s2s_core::keys;
 use s2s_core::{Error, Result};
 
 /// A schema name, logical name or navigation property (`mkto_marketoconfig`, `mkto_MarketoUser`):
@@ -64,9 +65,12 @@ pub fn username(s: &str, what: &str) -> Result<()> {
 /// `dynamics.username` from the state document, checked as [`username`]: exit 2 naming the key
 /// when it is not an e-mail address (verify-sync prints it in the step-3 block).
 pub fn username_from_doc(doc: &s2s_core::StateDoc) -> Result<Option<String>> {
-    match doc.get_str("dynamics.username")? {
+    match doc.get(keys::DYNAMICS_USERNAME)? {
         Some(u) => {
-            username(u, "state document key dynamics.username")?;
+            username(
+                u,
+                &format!("state document key {}", keys::DYNAMICS_USERNAME),
+            )?;
             Ok(Some(u.to_string()))
         }
         None => Ok(None),

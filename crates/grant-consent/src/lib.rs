@@ -13,15 +13,12 @@
 //! Lost answers: core retries a POST whose answer was lost; the retry then meets 409 (the grant
 //! exists). That is treated as "exists": the grant is re-read, waiting out replication, and adopted.
 //!
-//! Reads:  `app.service_principal_id` (or `app.client_id` to look it up), `consent.grant_id` and
-//!         `consent.created` (an earlier run's).
-//! Writes: `consent.grant_id`, `consent.resource_service_principal_id`, `consent.scope`,
-//!         `consent.created` (true when this setup created the grant, false when it found one:
-//!         a grant carries no mark, so teardown removes one of an app it keeps only when this
-//!         records that the setup made it).
+//! `consent.created` records whether this setup created the grant (true) or found one (false):
+//! a grant carries no mark, so teardown removes one of an app it keeps only when this records
+//! that the setup made it.
 //!
-//! Exit codes: 0 done; 2 bad flags or input, nothing sent; 3 sign-in failed; 4 Graph refused
-//! (403: the caller lacks the admin role or permission, named in the hint); 5 not in time.
+//! The keys it reads and writes and its exit codes: `grant-consent --help` (rendered from
+//! `READS`, `WRITES` and core's exit-code table).
 //!
 //! Example:
 //! ```text
@@ -29,45 +26,27 @@
 //! ```
 
 use clap::Parser;
-use serde_json::json;
 
+use s2s_core::keys;
 use s2s_core::retry::{Poll, until_ready};
-use s2s_core::run::Key;
-use s2s_core::{CommonArgs, Ctx, Error, Result};
+use s2s_core::{AnyKey, CommonArgs, Ctx, Error, Result};
 use s2s_graph::{
     DYNAMICS_CRM_APP_ID, Graph, PermissionGrant, ServicePrincipal, SpRef, USER_IMPERSONATION,
 };
 
 /// Placeholder shown in the `--dry-run` plan for an id that only the create would return.
 const PLANNED_RESOURCE: &str = "<id of the Dynamics CRM service principal, once created>";
-/// The help's closing part: examples and the keys, then the exit codes from core's one table.
-fn after_help() -> String {
-    format!(
-        "{}\n{}",
-        "\
-Examples:
-  register-app --name 'Marketo Integration' | grant-consent | make-secret > state.json
-  grant-consent --state marketo-s2s.state.json
-
-Reads app.service_principal_id (or app.client_id); writes consent.grant_id,
-consent.resource_service_principal_id, consent.scope, consent.created (true when this setup
-created the grant, false when it found one). A re-run sends no write.",
-        s2s_core::exit_codes::help(false, &[(4, "e.g. the admin role is missing")])
-    )
-}
 
 /// Ensure tenant-wide admin consent for the app to call Dynamics 365 as the signed-in user.
 ///
 /// Grants the app's service principal the Dynamics CRM delegated scope user_impersonation for all
 /// users (consentType AllPrincipals), adding the scope to an existing grant instead of creating a
 /// second one, and creating the Dynamics CRM service principal first when the tenant has none.
-/// Reads app.service_principal_id from the state document on stdin; writes consent.grant_id,
-/// consent.resource_service_principal_id and consent.scope.
 #[derive(Debug, Parser)]
 #[command(
     name = "grant-consent",
     version,
-    after_help = after_help()
+    after_help = s2s_core::help::after_help::<Cli>()
 )]
 pub struct Cli {
     /// Object id of the app's service principal [state: app.service_principal_id]
@@ -89,12 +68,26 @@ pub struct Cli {
 
 impl s2s_core::Tool for Cli {
     const NAME: &'static str = "grant-consent";
-    const READS: &'static [(&'static str, Key)] = &[
-        ("app.service_principal_id", Key::Guid),
-        ("app.client_id", Key::Guid),
-        ("consent.grant_id", Key::Str),
-        ("consent.created", Key::Bool),
+    const READS: &'static [AnyKey] = &[
+        keys::APP_SERVICE_PRINCIPAL_ID.any(),
+        keys::APP_CLIENT_ID.any(),
+        keys::CONSENT_GRANT_ID.any(),
+        keys::CONSENT_CREATED.any(),
     ];
+    const WRITES: &'static [AnyKey] = &[
+        keys::CONSENT_GRANT_ID.any(),
+        keys::CONSENT_RESOURCE_SERVICE_PRINCIPAL_ID.any(),
+        keys::CONSENT_SCOPE.any(),
+        keys::CONSENT_CREATED.any(),
+    ];
+    const EXAMPLES: &'static str = "\
+register-app --name 'Marketo Integration' | grant-consent | make-secret > state.json
+grant-consent --state marketo-s2s.state.json";
+    const HELP_NOTES: &'static str = "\
+The app's service principal is app.service_principal_id, or looked up by app.client_id.
+consent.created is true when this setup created the grant, false when it found one. A re-run
+sends no write.";
+    const EXIT_NOTES: &'static [(u8, &'static str)] = &[(4, "e.g. the admin role is missing")];
     fn common(&self) -> &CommonArgs {
         &self.common
     }
@@ -149,23 +142,22 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
     let outcome = ensure_grant(ctx, &g, &client, resource_id.as_deref(), &wanted).await?;
 
     // Made by this setup: by this run, or by an earlier run that recorded it for this grant.
-    let recorded = ctx.doc.get_bool("consent.created")? == Some(true)
-        && ctx.doc.get_str("consent.grant_id")?.is_some_and(|d| {
+    let recorded = ctx.doc.get(keys::CONSENT_CREATED)? == Some(true)
+        && ctx.doc.get(keys::CONSENT_GRANT_ID)?.is_some_and(|d| {
             outcome
                 .grant_id
                 .as_deref()
                 .is_some_and(|g| g.eq_ignore_ascii_case(d))
         });
     ctx.doc
-        .set("consent.created", json!(outcome.created || recorded));
+        .set(keys::CONSENT_CREATED, outcome.created || recorded);
     if let Some(id) = &outcome.grant_id {
-        ctx.doc.set("consent.grant_id", json!(id));
+        ctx.doc.set(keys::CONSENT_GRANT_ID, id);
     }
     if let Some(r) = &resource_id {
-        ctx.doc
-            .set("consent.resource_service_principal_id", json!(r));
+        ctx.doc.set(keys::CONSENT_RESOURCE_SERVICE_PRINCIPAL_ID, r);
     }
-    ctx.doc.set("consent.scope", json!(outcome.scope));
+    ctx.doc.set(keys::CONSENT_SCOPE, outcome.scope);
     Ok(())
 }
 
@@ -412,12 +404,6 @@ fn explain(e: Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
-
-    #[test]
-    fn cli_is_well_formed() {
-        Cli::command().debug_assert();
-    }
 
     #[test]
     fn scopes_default_and_are_checked() {

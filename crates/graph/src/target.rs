@@ -7,6 +7,7 @@
 //! before concluding it is not there (exit 4: run register-app first).
 
 use s2s_core::config::missing;
+use s2s_core::keys;
 use s2s_core::retry::{REPLICATION_WINDOW, visible_within};
 use s2s_core::{Error, Result, StateDoc};
 
@@ -36,16 +37,16 @@ impl SpRef {
         if let Some(c) = client_id {
             return Ok(SpRef::AppId(c.to_string()));
         }
-        if let Some(id) = doc.get_guid("app.service_principal_id")? {
+        if let Some(id) = doc.get(keys::APP_SERVICE_PRINCIPAL_ID)? {
             return Ok(SpRef::Id(id));
         }
-        if let Some(c) = doc.get_guid("app.client_id")? {
+        if let Some(c) = doc.get(keys::APP_CLIENT_ID)? {
             return Ok(SpRef::AppId(c));
         }
         Err(missing(
             "the app's service principal",
             "--service-principal-id",
-            "app.service_principal_id",
+            keys::APP_SERVICE_PRINCIPAL_ID.path(),
         ))
     }
 
@@ -87,16 +88,16 @@ impl AppRef {
         if let Some(c) = client_id {
             return Ok(AppRef::ClientId(c.to_string()));
         }
-        if let Some(o) = doc.get_guid("app.object_id")? {
+        if let Some(o) = doc.get(keys::APP_OBJECT_ID)? {
             return Ok(AppRef::ObjectId(o));
         }
-        if let Some(c) = doc.get_guid("app.client_id")? {
+        if let Some(c) = doc.get(keys::APP_CLIENT_ID)? {
             return Ok(AppRef::ClientId(c));
         }
         Err(missing(
             "the app registration",
             "--object-id or --client-id",
-            "app.object_id (or app.client_id)",
+            &format!("{} (or {})", keys::APP_OBJECT_ID, keys::APP_CLIENT_ID),
         ))
     }
 

@@ -7,6 +7,7 @@
 //! tag; it may be *adopted* (recorded, which changes nothing on the tenant), never removed
 //! unasked.
 
+use s2s_core::keys;
 use s2s_core::setup::SetupId;
 use s2s_core::{Ctx, Error, Result};
 use s2s_graph::{Application, Graph, PasswordCredential};
@@ -24,14 +25,14 @@ pub(crate) async fn read_app(
     let app = g.wait_for_application(&input.target).await?;
     // The document's client id is checked only when the app was found by the document's own
     // object id (a flag naming another app overrides the document, see `input::read`).
-    let doc_object = ctx.doc.get_guid("app.object_id")?;
+    let doc_object = ctx.doc.get(keys::APP_OBJECT_ID)?;
     let found_by_doc_object = match &input.target {
         s2s_graph::AppRef::ObjectId(o) => doc_object.is_some_and(|d| d.eq_ignore_ascii_case(o)),
         s2s_graph::AppRef::ClientId(_) => false,
     };
     let expected = match client_id_flag {
         Some(c) => Some(c.to_string()),
-        None if found_by_doc_object => ctx.doc.get_guid("app.client_id")?,
+        None if found_by_doc_object => ctx.doc.get(keys::APP_CLIENT_ID)?,
         None => None,
     };
     if let Some(c) = expected {

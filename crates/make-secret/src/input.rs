@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use s2s_core::keys::{self, DocKey};
 use s2s_core::setup::SetupId;
 use s2s_core::{Ctx, Error, Result};
 use s2s_graph::AppRef;
@@ -79,7 +80,7 @@ pub(crate) fn read(ctx: &Ctx, cli: &Cli) -> Result<Input> {
     let client_id = cli
         .client_id
         .clone()
-        .or_else(|| doc.get_guid("app.client_id").ok().flatten());
+        .or_else(|| doc.get(keys::APP_CLIENT_ID).ok().flatten());
     let file = target_file(ctx, cli, &record, client_id.as_deref());
     if let Some(f) = &file {
         check_secret_path(f, what_names(cli))?;
@@ -126,16 +127,16 @@ pub(crate) fn target_file(
 /// When a flag points this run at another app than the one the document names, the document's
 /// secret is not this app's: the app it belongs to, for the message.
 fn flags_name_another_app(cli: &Cli, doc: &s2s_core::StateDoc) -> Result<Option<String>> {
-    let differs = |flag: &Option<String>, key: &str| -> Result<Option<String>> {
-        Ok(match (flag, doc.get_guid(key)?) {
+    let differs = |flag: &Option<String>, key: DocKey<keys::Guid>| -> Result<Option<String>> {
+        Ok(match (flag, doc.get(key)?) {
             (Some(f), Some(d)) if !f.eq_ignore_ascii_case(&d) => Some(d),
             _ => None,
         })
     };
-    if let Some(o) = differs(&cli.object_id, "app.object_id")? {
+    if let Some(o) = differs(&cli.object_id, keys::APP_OBJECT_ID)? {
         return Ok(Some(format!("the app with object id {o}")));
     }
-    if let Some(c) = differs(&cli.client_id, "app.client_id")? {
+    if let Some(c) = differs(&cli.client_id, keys::APP_CLIENT_ID)? {
         return Ok(Some(format!("the app with client id {c}")));
     }
     Ok(None)
@@ -143,7 +144,7 @@ fn flags_name_another_app(cli: &Cli, doc: &s2s_core::StateDoc) -> Result<Option<
 
 fn read_record(ctx: &Ctx) -> Result<Record> {
     let doc = &ctx.doc;
-    let sha256 = match doc.get_str("secret.sha256")? {
+    let sha256 = match doc.get(keys::SECRET_SHA256)? {
         Some(s) if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) => {
             Some(s.to_ascii_lowercase())
         }
@@ -154,7 +155,7 @@ fn read_record(ctx: &Ctx) -> Result<Record> {
         }
         None => None,
     };
-    let external = match doc.get_str("secret.storage")? {
+    let external = match doc.get(keys::SECRET_STORAGE)? {
         None | Some("file") => false,
         Some(EXTERNAL) => true,
         Some(_) => {
@@ -163,25 +164,25 @@ fn read_record(ctx: &Ctx) -> Result<Record> {
             ));
         }
     };
-    let lifetime = match doc.get_str("secret.lifetime")? {
+    let lifetime = match doc.get(keys::SECRET_LIFETIME)? {
         Some(l) => Some(
             parse_lifetime(l)
                 .map_err(|e| Error::usage(format!("state document key secret.lifetime: {e}")))?,
         ),
         None => None,
     };
-    let file = match doc.get_str("secret.file")? {
+    let file = match doc.get(keys::SECRET_FILE)? {
         Some(f) => {
-            let p = s2s_core::fsutil::path_from_doc(f, "secret.file")?;
+            let p = s2s_core::fsutil::path_from_doc(f, keys::SECRET_FILE.path())?;
             Some(ctx.resolve_doc_path(&p))
         }
         None => None,
     };
     Ok(Record {
-        key_id: doc.get_guid("secret.key_id")?,
-        hint: doc.get_str("secret.hint")?.map(str::to_string),
+        key_id: doc.get(keys::SECRET_KEY_ID)?,
+        hint: doc.get(keys::SECRET_HINT)?.map(str::to_string),
         sha256,
-        previous_key_id: doc.get_guid("secret.previous_key_id")?,
+        previous_key_id: doc.get(keys::SECRET_PREVIOUS_KEY_ID)?,
         file: file.map(|f| std::path::absolute(&f).unwrap_or(f)),
         external,
         lifetime,
@@ -190,7 +191,7 @@ fn read_record(ctx: &Ctx) -> Result<Record> {
 }
 
 fn read_pending(ctx: &Ctx) -> Result<Option<Pending>> {
-    let Some(p) = ctx.doc.get_object("secret.pending")? else {
+    let Some(p) = ctx.doc.get(keys::SECRET_PENDING)? else {
         return Ok(None);
     };
     let bad = || {
@@ -207,7 +208,8 @@ fn read_pending(ctx: &Ctx) -> Result<Option<Pending>> {
     let file = match p.get("file") {
         None | Some(Value::Null) => None,
         Some(Value::String(f)) => {
-            let path = s2s_core::fsutil::path_from_doc(f, "secret.pending.file")?;
+            let path =
+                s2s_core::fsutil::path_from_doc(f, &format!("{}.file", keys::SECRET_PENDING))?;
             let path = ctx.resolve_doc_path(&path);
             Some(std::path::absolute(&path).unwrap_or(path))
         }

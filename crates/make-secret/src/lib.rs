@@ -43,25 +43,12 @@
 //! state save is finished by the next run: it adopts the credential whose secret reached the
 //! file, removes the tagged ones whose secret never did, and adds nothing more.
 //!
-//! Reads:  `app.object_id` (or `app.client_id`), `setup.id`, `secret.key_id`, `secret.hint`,
-//!         `secret.sha256`, `secret.file` (relative to the `--state` file's folder when
-//!         relative), `secret.previous_key_id`, `secret.lifetime`, `secret.storage`,
-//!         `secret.pending`, `tenant.id`, `dynamics.url`.
-//! Writes: `secret.key_id`, `secret.hint`, `secret.expires_at`, `secret.sha256`, `secret.file`
-//!         (just the file name when it sits beside the `--state` file, so the folder can be
-//!         moved; else absolute), `secret.display_name`, `secret.lifetime` (reused by the next
-//!         new secret), `secret.previous_key_id` when a new secret replaces a live one,
-//!         `secret.storage` (`--forget-file`), `secret.pending` (only while an add is under way);
-//!         `secret.value` only with `--reveal`.
+//! `secret.file` is recorded by name when the file sits beside the `--state` file (so the folder
+//! can be moved), else absolute; a relative one is read relative to the `--state` file's folder.
+//! `secret.pending` exists only while an add is under way; `secret.value` only with `--reveal`.
 //!
-//! Exit codes: 0 done; 1 the secret file could not be written (the new credential is removed
-//! again) or another local failure; 2 bad flags or input, nothing written: a secret file that is
-//! not this connection's, a `--secret-file` in a folder that does not exist, a `--secret-file`
-//! that does not exist while `secret.file` holds the live secret, removal off a terminal without
-//! `--yes`, `--retire-old` while the file does not hold the secret in use; 3 sign-in failed;
-//! 4 Graph refused (e.g. the tenant's secret-lifetime policy, quoted in the hint; missing
-//! privilege), or `--retire-old` / `--forget-file` refused because the secret in use is not on the
-//! app or expires within `--min-validity`; 5 not in time.
+//! The keys it reads and writes and its exit codes: `make-secret --help` (rendered from
+//! `READS`, `WRITES` and core's exit-code table, with what a code means here).
 //!
 //! Example:
 //! ```text
@@ -72,11 +59,10 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use serde_json::json;
 use time::OffsetDateTime;
 
-use s2s_core::run::Key;
-use s2s_core::{CommonArgs, Ctx, Error, Result};
+use s2s_core::keys;
+use s2s_core::{AnyKey, CommonArgs, Ctx, Error, Result};
 use s2s_graph::{Graph, RunTag};
 
 mod discovery;
@@ -92,59 +78,17 @@ pub use lifetime::{Lifetime, parse_lifetime};
 use plan::{Kept, Plan};
 use secret_file::{Saved, shown};
 
-/// The help's closing part: examples and the keys, then the exit codes from core's one table.
-fn after_help() -> String {
-    format!(
-        "{}\n{}",
-        "\
-Examples:
-  register-app | grant-consent | make-secret --secret-file marketo.secret > state.json
-  make-secret --state marketo-s2s.state.json --min-validity 60d      # renew when due
-  make-secret --state marketo-s2s.state.json --rotate                # new secret, old one still works
-  make-secret --state marketo-s2s.state.json --retire-old --yes      # after Marketo has the new one
-  make-secret --state marketo-s2s.state.json --forget-file           # kept in a vault now
-
-The secret's value goes only to the 0600 --secret-file (and to the document with --reveal); the
-document keeps its SHA-256 (secret.sha256). A file is written only when it does not exist or holds
-the secret the document records; any other file is refused (exit 2) and left as it is.
-Reads app.object_id (or app.client_id), setup.id, secret.*; writes secret.key_id, secret.hint,
-secret.expires_at, secret.sha256, secret.file (by name when beside the --state file),
-secret.lifetime (reused by the next new secret), secret.previous_key_id, secret.storage.
-A re-run sends no write while the saved secret is valid; a valid secret whose file was deleted is
-kept (with a warning) until --rotate. A --secret-file that does not exist while secret.file holds
-the secret in use is refused: move the file there first, or add --rotate for a new secret.
-Credentials are removed only when they carry this setup's mark ([setup 1a2b3c4d], from setup.id)
-or are named with --retire, never the one in use.",
-        s2s_core::exit_codes::help(
-            false,
-            &[
-                (1, "the secret file could not be written (the new credential is removed again)"),
-                (
-                    2,
-                    "also a secret file that is not this connection's, a --secret-file in a folder that does not exist, removal without --yes off a terminal, or --retire-old while the file does not hold the secret in use"
-                ),
-                (
-                    4,
-                    "e.g. the tenant's secret lifetime policy (its maximum is quoted), or --retire-old while the secret in use is not on the app or expires within --min-validity"
-                )
-            ]
-        )
-    )
-}
-
 /// Ensure the app has a client secret saved in a 0600 file.
 ///
 /// Adds a password credential to the app registration and writes its value to --secret-file
 /// before reporting success. A re-run adds nothing while the recorded secret is still on the app,
 /// its file holds it and it is valid for longer than --min-validity. A valid recorded secret whose
 /// file was deleted is left alone with a warning (Marketo may use it): --rotate makes a new one.
-/// Reads app.object_id (or app.client_id) and secret.* from the state document on stdin; writes
-/// secret.key_id, secret.hint, secret.expires_at, secret.sha256 and secret.file.
 #[derive(Debug, Parser)]
 #[command(
     name = "make-secret",
     version,
-    after_help = after_help()
+    after_help = s2s_core::help::after_help::<Cli>()
 )]
 pub struct Cli {
     /// Object id of the app registration [state: app.object_id]
@@ -236,18 +180,62 @@ impl Cli {
 
 impl s2s_core::Tool for Cli {
     const NAME: &'static str = "make-secret";
-    const READS: &'static [(&'static str, Key)] = &[
-        ("app.object_id", Key::Guid),
-        ("app.client_id", Key::Guid),
-        ("setup.id", Key::Str),
-        ("secret.key_id", Key::Guid),
-        ("secret.hint", Key::Str),
-        ("secret.sha256", Key::Str),
-        ("secret.file", Key::Str),
-        ("secret.previous_key_id", Key::Guid),
-        ("secret.lifetime", Key::Str),
-        ("secret.storage", Key::Str),
-        ("secret.pending", Key::Object),
+    const READS: &'static [AnyKey] = &[
+        keys::APP_OBJECT_ID.any(),
+        keys::APP_CLIENT_ID.any(),
+        keys::SETUP_ID.any(),
+        keys::SECRET_KEY_ID.any(),
+        keys::SECRET_HINT.any(),
+        keys::SECRET_SHA256.any(),
+        keys::SECRET_FILE.any(),
+        keys::SECRET_PREVIOUS_KEY_ID.any(),
+        keys::SECRET_LIFETIME.any(),
+        keys::SECRET_STORAGE.any(),
+        keys::SECRET_PENDING.any(),
+    ];
+    const WRITES: &'static [AnyKey] = &[
+        keys::SECRET_KEY_ID.any(),
+        keys::SECRET_HINT.any(),
+        keys::SECRET_EXPIRES_AT.any(),
+        keys::SECRET_SHA256.any(),
+        keys::SECRET_FILE.any(),
+        keys::SECRET_DISPLAY_NAME.any(),
+        keys::SECRET_LIFETIME.any(),
+        keys::SECRET_PREVIOUS_KEY_ID.any(),
+        keys::SECRET_STORAGE.any(),
+        keys::SECRET_PENDING.any(),
+        keys::SECRET_VALUE.any(),
+    ];
+    const EXAMPLES: &'static str = "\
+register-app | grant-consent | make-secret --secret-file marketo.secret > state.json
+make-secret --state marketo-s2s.state.json --min-validity 60d      # renew when due
+make-secret --state marketo-s2s.state.json --rotate                # new secret, old one still works
+make-secret --state marketo-s2s.state.json --retire-old --yes      # after Marketo has the new one
+make-secret --state marketo-s2s.state.json --forget-file           # kept in a vault now";
+    const HELP_NOTES: &'static str = "\
+The secret's value goes only to the 0600 --secret-file (and to the document, as secret.value,
+with --reveal); the document keeps its SHA-256 (secret.sha256). A file is written only when it
+does not exist or holds the secret the document records; any other file is refused (exit 2) and
+left as it is. secret.file is recorded by name when beside the --state file; secret.lifetime is
+reused by the next new secret; secret.previous_key_id is the old secret after --rotate.
+A re-run sends no write while the saved secret is valid; a valid secret whose file was deleted is
+kept (with a warning) until --rotate. A --secret-file that does not exist while secret.file holds
+the secret in use is refused: move the file there first, or add --rotate for a new secret.
+Credentials are removed only when they carry this setup's mark ([setup 1a2b3c4d], from setup.id)
+or are named with --retire, never the one in use.";
+    const EXIT_NOTES: &'static [(u8, &'static str)] = &[
+        (
+            1,
+            "the secret file could not be written (the new credential is removed again)",
+        ),
+        (
+            2,
+            "also a secret file that is not this connection's, a --secret-file in a folder that does not exist, removal without --yes off a terminal, or --retire-old while the file does not hold the secret in use",
+        ),
+        (
+            4,
+            "e.g. the tenant's secret lifetime policy (its maximum is quoted), or --retire-old while the secret in use is not on the app or expires within --min-validity",
+        ),
     ];
     fn common(&self) -> &CommonArgs {
         &self.common
@@ -466,7 +454,7 @@ async fn ensure(
     };
     if !ctx.dry_run() {
         // The interrupted run is accounted for: its secret adopted or its orphans removed.
-        ctx.doc.remove("secret.pending");
+        ctx.doc.remove(keys::SECRET_PENDING);
     }
     let mut plan = judged.plan;
     if let (Plan::Keep(cred, Kept::FileMissing), false) = (&plan, cli.rotate) {
@@ -521,7 +509,7 @@ async fn ensure(
     if !cli.reveal {
         // The value is in the document only when this run was asked to reveal it (a value
         // revealed by an earlier run must not ride along in later documents).
-        ctx.doc.remove("secret.value");
+        ctx.doc.remove(keys::SECRET_VALUE);
     }
     if let Some(old) = replaced.filter(|o| !o.key_id.eq_ignore_ascii_case(&current)) {
         record_previous(ctx, input, &app, &old, &current, &target.shown);
@@ -644,7 +632,7 @@ async fn add(
     let added = match added {
         Err(f) => {
             if f.clean {
-                ctx.doc.remove("secret.pending");
+                ctx.doc.remove(keys::SECRET_PENDING);
             }
             return Err(f.error);
         }
@@ -652,7 +640,7 @@ async fn add(
         Ok(Some(a)) => a,
     };
     if added.tidy {
-        ctx.doc.remove("secret.pending");
+        ctx.doc.remove(keys::SECRET_PENDING);
     }
     steps::record(
         &mut ctx.doc,
@@ -686,7 +674,7 @@ fn record_previous(
             ));
         }
     }
-    ctx.doc.set("secret.previous_key_id", json!(old.key_id));
+    ctx.doc.set(keys::SECRET_PREVIOUS_KEY_ID, &old.key_id);
     steps::print_step3(
         ctx,
         &app.app_id,
@@ -719,7 +707,7 @@ fn refuse_missing_secret_file(
     cred: &s2s_graph::PasswordCredential,
 ) -> Result<()> {
     let recorded = std::path::absolute(recorded).unwrap_or_else(|_| recorded.to_path_buf());
-    let holds_it = match secret_file::classify(&recorded, &input.record, "secret.file") {
+    let holds_it = match secret_file::classify(&recorded, &input.record, keys::SECRET_FILE.path()) {
         Ok(Saved::Recorded(v) | Saved::RecordedHint(v)) => {
             discovery::hint_starts(cred, secrecy::ExposeSecret::expose_secret(&v))
         }
@@ -746,12 +734,6 @@ fn refuse_missing_secret_file(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
-
-    #[test]
-    fn cli_is_well_formed() {
-        Cli::command().debug_assert();
-    }
 
     #[test]
     fn retiring_never_combines_with_adding() {

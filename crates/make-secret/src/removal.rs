@@ -6,9 +6,9 @@
 //! never because the document says so, and never the credential whose secret is in use (the
 //! document's `secret.key_id`, whose value the file holds). What is kept is named, with why.
 
+use s2s_core::keys;
 use s2s_core::{Ctx, Error, Result};
 use s2s_graph::{Application, Graph, PasswordCredential};
-use serde_json::json;
 
 use crate::discovery::owned;
 use crate::input::{EXTERNAL, Input};
@@ -73,7 +73,7 @@ pub(crate) async fn others(
         others.iter().copied().partition(|c| owned(setup, c));
     let previous = ctx
         .doc
-        .get_str("secret.previous_key_id")
+        .get_str(keys::SECRET_PREVIOUS_KEY_ID.path())
         .ok()
         .flatten()
         .map(str::to_string);
@@ -148,7 +148,7 @@ pub(crate) async fn others(
         if remove_credential(ctx, &g, &app.id, &c.key_id).await? {
             ctx.say(&format!("revoked credential {}", describe(c)));
             if previous.as_deref() == Some(c.key_id.as_str()) {
-                ctx.doc.remove("secret.previous_key_id");
+                ctx.doc.remove(keys::SECRET_PREVIOUS_KEY_ID);
             }
         } else if ctx.dry_run() {
             ctx.say(&format!("would revoke credential {}", describe(c)));
@@ -315,7 +315,7 @@ pub(crate) async fn retire(
                     "credential {k} is not on the app (already removed)"
                 ));
                 if is_previous {
-                    ctx.doc.remove("secret.previous_key_id");
+                    ctx.doc.remove(keys::SECRET_PREVIOUS_KEY_ID);
                 }
             }
             Some(c) if is_named || owned(input.setup.as_ref(), c) => go.push(c.clone()),
@@ -351,7 +351,7 @@ pub(crate) async fn retire(
         if remove_credential(ctx, &g, &app.id, &c.key_id).await? {
             ctx.say(&format!("retired credential {}", describe(c)));
             if rec.previous_key_id.as_deref() == Some(c.key_id.as_str()) {
-                ctx.doc.remove("secret.previous_key_id");
+                ctx.doc.remove(keys::SECRET_PREVIOUS_KEY_ID);
             }
         } else if ctx.dry_run() {
             ctx.say(&format!("would retire credential {}", describe(c)));
@@ -388,8 +388,8 @@ pub(crate) fn forget_file(
         ));
         return Ok(());
     }
-    ctx.doc.set("secret.storage", json!(EXTERNAL));
-    ctx.doc.remove("secret.file");
+    ctx.doc.set(keys::SECRET_STORAGE, EXTERNAL);
+    ctx.doc.remove(keys::SECRET_FILE);
     ctx.say(&format!(
         "client secret {} is now recorded as kept outside a file (secret.storage: {EXTERNAL}); verify-sync skips its live sign-in test, and make-secret renews it into a file given with --secret-file when it is due",
         describe(cred)

@@ -11,6 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
+use s2s_core::keys;
 use s2s_core::retry::{Poll, REPLICATION_WINDOW, until_ready};
 use s2s_core::{Ctx, Error, Kind, Result};
 use s2s_graph::{Application, Graph, PasswordCredential, RunTag};
@@ -82,7 +83,7 @@ pub(crate) fn journal(
         .unwrap_or_default()
         .to_string();
     doc.set(
-        "secret.pending",
+        keys::SECRET_PENDING,
         json!({"run": hex, "file": add.file_text, "at": s2s_core::run::now_rfc3339()}),
     );
     if let Some(path) = state_file {
@@ -344,25 +345,25 @@ pub(crate) struct Recording<'a> {
 }
 
 pub(crate) fn record(doc: &mut s2s_core::StateDoc, r: &Recording<'_>) {
-    doc.set("secret.key_id", json!(r.cred.key_id));
-    doc.set("secret.hint", json!(r.cred.hint));
-    doc.set("secret.expires_at", json!(r.cred.end_date_time));
+    doc.set(keys::SECRET_KEY_ID, &r.cred.key_id);
+    doc.set(keys::SECRET_HINT, r.cred.hint.as_deref());
+    doc.set(keys::SECRET_EXPIRES_AT, r.cred.end_date_time.as_deref());
     if let Some(f) = r.file_text {
-        doc.set("secret.file", json!(f));
-        doc.remove("secret.storage");
+        doc.set(keys::SECRET_FILE, f);
+        doc.remove(keys::SECRET_STORAGE);
     }
     if let Some(n) = &r.cred.display_name {
-        doc.set("secret.display_name", json!(n));
+        doc.set(keys::SECRET_DISPLAY_NAME, n);
     }
     if let Some(v) = r.value {
-        doc.set("secret.sha256", json!(s2s_core::fsutil::secret_sha256(v)));
+        doc.set(keys::SECRET_SHA256, s2s_core::fsutil::secret_sha256(v));
         if r.reveal {
             // Asked for explicitly (--reveal): the one place the value leaves the file.
-            doc.set("secret.value", json!(v.expose_secret()));
+            doc.set(keys::SECRET_VALUE, v.expose_secret());
         }
     }
     if let Some(l) = r.lifetime {
-        doc.set("secret.lifetime", json!(l.to_string()));
+        doc.set(keys::SECRET_LIFETIME, l.to_string());
     }
 }
 

@@ -24,12 +24,11 @@
 //!   Dataverse refuses app-only tokens of apps that are not), its System Administrator role,
 //!   and the Marketo solution (step 1) with its version.
 //!
-//! Input keys:  `tenant.*`, `dynamics.url` (or `--dynamics-url`), `secret.lifetime`.
-//! Output keys: `preflight.ok`, `preflight.at`, `preflight.checks` (`[{id, name, ok, detail,
-//!              fix}]`), `steps.preflight`.
-//! Exit codes:  0 every check passed; 6 something setup needs is missing (the document is still
-//!              written); 2 bad input; 3 sign-in failed; 5 timed out; 1 unexpected. It never
-//!              writes to the tenant or the org.
+//! It never writes to the tenant or the org; `preflight.checks` is `[{id, name, ok, detail,
+//! fix}]`. `tenant.domain` (the default domain) and `dynamics.org_name` (the org's friendly
+//! name) are written when the document lacks them, so every later step's first line names the
+//! target in words. The keys it reads and writes and its exit codes: `preflight --help`
+//! (rendered from `READS`, `WRITES` and core's exit-code table).
 //!
 //! Example:
 //! ```text
@@ -43,9 +42,10 @@ use clap::Parser;
 use serde_json::Value;
 
 use s2s_core::checklist::{self, Check};
+use s2s_core::keys;
 use s2s_core::lifetime::{DEFAULT_LIFETIME, Lifetime, parse_lifetime};
 use s2s_core::run::Outcome;
-use s2s_core::{Caller, CommonArgs, Ctx, Key, Result, Tool};
+use s2s_core::{AnyKey, Caller, CommonArgs, Ctx, Result, Tool};
 use s2s_dataverse::{
     Dataverse, MARKETO_ROLE_ONLY_FOR_SYNC_USER_SINCE, MARKETO_SOLUTION, compare_versions,
 };
@@ -54,20 +54,6 @@ use s2s_graph::needs::{self, Need};
 
 /// The Dataverse role the admin needs to create users, assign roles and publish.
 const ADMIN_ROLE: &str = "System Administrator";
-/// The help's closing part: examples and the keys, then the exit codes from core's one table.
-fn after_help() -> String {
-    format!(
-        "{}\n{}",
-        "\
-Examples:
-  preflight --tenant contoso.onmicrosoft.com --dynamics-url https://contoso.crm.dynamics.com < /dev/null
-  preflight --state customers/contoso/contoso.state.json --expires-in 180d
-
-Reads tenant.*, dynamics.url and secret.lifetime; writes preflight.ok, preflight.checks. Sends
-no write. Checks that do not apply (no federated domain: no HRD policy) say skip.",
-        s2s_core::exit_codes::help(true, &[(0, "everything the setup needs is there"), (6, "something the setup needs is missing (each failed check says how to fix it)")])
-    )
-}
 
 /// Check, before any write, that the signed-in admin may do every setup step and that the
 /// tenant and the Dynamics org are ready (Marketo solution installed). Read-only.
@@ -78,7 +64,7 @@ no write. Checks that do not apply (no federated domain: no HRD policy) say skip
 #[command(
     name = "preflight",
     version,
-    after_help = after_help()
+    after_help = s2s_core::help::after_help::<Cli>()
 )]
 pub struct Cli {
     /// The client secret lifetime the setup will ask make-secret for (90d, 12w, 24mo, 1y): the
@@ -95,7 +81,33 @@ impl Tool for Cli {
     const READ_ONLY: bool = true;
     // Not STARTS_SETUP: like every tool but register-app, an empty pipe is a failed previous
     // step; start from nothing with `< /dev/null` or `--state`.
-    const READS: &'static [(&'static str, Key)] = &[("secret.lifetime", Key::Str)];
+    const READS: &'static [AnyKey] = &[
+        keys::TENANT_ID.any(),
+        keys::TENANT_DOMAIN.any(),
+        keys::TENANT_CLOUD.any(),
+        keys::DYNAMICS_URL.any(),
+        keys::SECRET_LIFETIME.any(),
+    ];
+    const WRITES: &'static [AnyKey] = &[
+        keys::TENANT_DOMAIN.any(),
+        keys::DYNAMICS_ORG_NAME.any(),
+        keys::PREFLIGHT_OK.any(),
+        keys::PREFLIGHT_AT.any(),
+        keys::PREFLIGHT_CHECKS.any(),
+    ];
+    const EXAMPLES: &'static str = "\
+preflight --tenant contoso.onmicrosoft.com --dynamics-url https://contoso.crm.dynamics.com < /dev/null
+preflight --state customers/contoso/contoso.state.json --expires-in 180d";
+    const HELP_NOTES: &'static str = "\
+tenant.domain and dynamics.org_name are written once known, when the document lacks them. Sends
+no write. Checks that do not apply (no federated domain: no HRD policy) say skip.";
+    const EXIT_NOTES: &'static [(u8, &'static str)] = &[
+        (0, "everything the setup needs is there"),
+        (
+            6,
+            "something the setup needs is missing (each failed check says how to fix it)",
+        ),
+    ];
     fn common(&self) -> &CommonArgs {
         &self.common
     }
@@ -108,17 +120,36 @@ pub fn main() -> std::process::ExitCode {
 async fn run(ctx: &mut Ctx, cli: Cli) -> Result<Outcome> {
     let lifetime = match cli.expires_in {
         Some(l) => l,
-        None => match ctx.doc.get_str("secret.lifetime")? {
+        None => match ctx.doc.get(keys::SECRET_LIFETIME)? {
             Some(text) => parse_lifetime(text).map_err(|e| {
-                s2s_core::Error::usage(format!("state document key secret.lifetime: {e}"))
+                s2s_core::Error::usage(format!("state document key {}: {e}", keys::SECRET_LIFETIME))
             })?,
             None => DEFAULT_LIFETIME,
         },
     };
     let mut checks = Vec::new();
-    graph_checks(ctx, lifetime, &mut checks).await?;
+    let domain = graph_checks(ctx, lifetime, &mut checks).await?;
+    // The target in words for every later step's first line: the tenant's default domain and
+    // the org's friendly name, kept once known (a tenant given by id has no domain yet).
+    if let Some(d) = domain {
+        if ctx.doc.get_value(keys::TENANT_DOMAIN.path()).is_none() {
+            ctx.doc.set(keys::TENANT_DOMAIN, d);
+        }
+    }
     match Dataverse::from_config(&ctx.http) {
-        Ok(dv) => dataverse_checks(&dv, &mut checks).await?,
+        Ok(dv) => {
+            dataverse_checks(&dv, &mut checks).await?;
+            let answered = checks.iter().any(|c| c.id == "dataverse-user" && c.ok());
+            if answered && ctx.doc.get_value(keys::DYNAMICS_ORG_NAME.path()).is_none() {
+                if let Ok(Some(name)) = dv
+                    .current_organization()
+                    .await
+                    .map(|o| o.friendly_name.filter(|n| !n.trim().is_empty()))
+                {
+                    ctx.doc.set(keys::DYNAMICS_ORG_NAME, name);
+                }
+            }
+        }
         Err(_) => checks.push(Check::fail(
             "dynamics-org",
             "Dynamics org",
@@ -131,7 +162,7 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<Outcome> {
         "apply the fix shown for each failed check, then {}",
         again()
     );
-    let outcome = checklist::record(ctx, "preflight", &checks, &hint);
+    let outcome = checklist::record(ctx, keys::PREFLIGHT_CHECKLIST, &checks, &hint);
     if outcome == Outcome::Done {
         ctx.say(&format!(
             "all {} checks passed: the setup can run",
@@ -142,8 +173,12 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<Outcome> {
 }
 
 /// The token, each step's permissions, directory roles, domains, password hash sync and the
-/// app-management policy.
-async fn graph_checks(ctx: &Ctx, lifetime: Lifetime, checks: &mut Vec<Check>) -> Result<()> {
+/// app-management policy. Returns the tenant's default domain when the domains were readable.
+async fn graph_checks(
+    ctx: &Ctx,
+    lifetime: Lifetime,
+    checks: &mut Vec<Check>,
+) -> Result<Option<String>> {
     let g = Graph::new(&ctx.http);
     let token = ctx.http.token(g.root()).await?;
     let Some(caller) = s2s_core::auth::jwt::caller(&token) else {
@@ -153,7 +188,7 @@ async fn graph_checks(ctx: &Ctx, lifetime: Lifetime, checks: &mut Vec<Check>) ->
             "the Graph token is not a readable JWT, so its permissions cannot be checked",
             "run the setup and read each step's error; or sign in another way (--auth)",
         ));
-        return Ok(());
+        return Ok(None);
     };
     let client = caller.app_id.clone().unwrap_or_else(|| "(unknown)".into());
     let held = if caller.delegated {
@@ -191,10 +226,18 @@ async fn graph_checks(ctx: &Ctx, lifetime: Lifetime, checks: &mut Vec<Check>) ->
     };
     // Domains first: with no federated domain the HRD step assigns nothing, so what only it
     // (and its removal and check) would need is not needed in this tenant.
-    let federated: Option<Vec<String>> = g
-        .get_if_permitted("domains?$select=id,authenticationType")
-        .await?
-        .map(|v| federated_domains(&v));
+    let domains = g
+        .get_if_permitted("domains?$select=id,authenticationType,isDefault")
+        .await?;
+    let federated: Option<Vec<String>> = domains.as_ref().map(federated_domains);
+    let default_domain = domains.as_ref().and_then(|v| {
+        v["value"]
+            .as_array()?
+            .iter()
+            .find(|d| d["isDefault"] == serde_json::json!(true))?["id"]
+            .as_str()
+            .map(str::to_string)
+    });
     let no_federation = federated.as_ref().is_some_and(Vec::is_empty);
     let policy_only =
         |g: &[&str]| no_federation && g.first().is_some_and(|p| p.starts_with("Policy."));
@@ -248,7 +291,7 @@ async fn graph_checks(ctx: &Ctx, lifetime: Lifetime, checks: &mut Vec<Check>) ->
         g.secret_lifetime_limit().await?,
         lifetime,
     ));
-    Ok(())
+    Ok(default_domain)
 }
 
 /// "run preflight again: <this run's command>", for the fixes.
@@ -548,12 +591,6 @@ async fn dataverse_checks(dv: &Dataverse<'_>, checks: &mut Vec<Check>) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
-
-    #[test]
-    fn cli_is_well_formed() {
-        Cli::command().debug_assert();
-    }
 
     #[test]
     fn a_missing_permission_fails_its_step_with_the_fix() {

@@ -24,15 +24,10 @@
 //! no document at all (`< /dev/null`, `{}`) it publishes only after confirmation: asked on a
 //! terminal, `--yes` off one (exit 2 without it, nothing sent).
 //!
-//! Input keys:  `dynamics.url` (or `--dynamics-url`), `steps.*.changed`/`at`, `publish.status`
-//!              and `publish.last_published_at` (for `--if-changed`).
-//! Output keys: `publish.status` (`published`, `skipped-unchanged`, `planned`, or `pending` when
-//!              a publish failed and `--state` kept the document), `publish.at`,
-//!              `publish.mode` (`sync` or `async`), `publish.async_operation_id`,
-//!              `publish.last_published_at`, `steps.publish-customizations`.
-//! Exit codes:  0 done or skipped; 2 bad input (no request sent); 3 sign-in failed; 4 Dataverse
-//!              refused, or the publish job failed (its message is shown); 5 not done in time;
-//!              1 unexpected.
+//! `publish.status` is `published`, `skipped-unchanged`, `planned`, or `pending` when a publish
+//! failed and `--state` kept the document; `publish.mode` is `sync` or `async`. The keys it reads
+//! and writes and its exit codes: `publish-customizations --help` (rendered from `READS`,
+//! `WRITES` and core's exit-code table).
 //!
 //! Example:
 //! ```text
@@ -42,40 +37,14 @@
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use serde_json::json;
 
+use s2s_core::keys;
 use s2s_core::retry::{Poll, until_ready};
 use s2s_core::run::now_rfc3339;
-use s2s_core::{CommonArgs, Ctx, Error, Result};
+use s2s_core::{AnyKey, CommonArgs, Ctx, Error, Result};
 use s2s_dataverse::{AsyncOperation, Dataverse, JobState, Written};
 
 const NAME: &str = "publish-customizations";
-/// The help's closing part: examples and the keys, then the exit codes from core's one table.
-fn after_help() -> String {
-    format!(
-        "{}\n{}",
-        "\
-Examples:
-  ... | assign-role | configure-marketo | publish-customizations --if-changed
-  publish-customizations --async --timeout 60m --state s.json   # a large org
-  publish-customizations --dynamics-url https://contoso.crm.dynamics.com --yes < /dev/null
-
-Reads dynamics.url, and for --if-changed steps.*.changed/at, publish.status and
-publish.last_published_at, from the state document on stdin; writes publish.status (published,
-skipped-unchanged, planned, or pending when a publish failed), publish.at, publish.mode,
-publish.async_operation_id, publish.last_published_at. --if-changed publishes only when a step
-changed the Dynamics org after the last publish (steps.*.dataverse_changed; a new secret or an
-Entra change never does), so a re-run on a finished setup sends no write. With no document
-(< /dev/null) it publishes only when confirmed: on a terminal, or with --yes.",
-        s2s_core::exit_codes::help(
-            false,
-            &[
-                (0, "published, or skipped with --if-changed"),
-                (4, "also a publish job that failed (its message is shown)")
-            ]
-        )
-    )
-}
 
 /// Publish all customizations of the Dynamics 365 org, as Marketo's runbook asks after
 /// configuring the Marketo solution.
@@ -86,7 +55,7 @@ Entra change never does), so a re-run on a finished setup sends no write. With n
 #[command(
     name = "publish-customizations",
     version,
-    after_help = after_help()
+    after_help = s2s_core::help::after_help::<Cli>()
 )]
 pub struct Cli {
     /// Start PublishAllXmlAsync and poll its system job instead of waiting on one long request
@@ -113,10 +82,33 @@ pub struct Cli {
 
 impl s2s_core::Tool for Cli {
     const NAME: &'static str = NAME;
-    const READS: &'static [(&'static str, s2s_core::Key)] = &[
-        ("steps", s2s_core::Key::Object),
-        ("publish.status", s2s_core::Key::Str),
-        ("publish.last_published_at", s2s_core::Key::Str),
+    const READS: &'static [AnyKey] = &[
+        keys::DYNAMICS_URL.any(),
+        keys::STEPS.any(),
+        keys::PUBLISH_STATUS.any(),
+        keys::PUBLISH_LAST_PUBLISHED_AT.any(),
+    ];
+    const WRITES: &'static [AnyKey] = &[
+        keys::PUBLISH_STATUS.any(),
+        keys::PUBLISH_AT.any(),
+        keys::PUBLISH_MODE.any(),
+        keys::PUBLISH_ASYNC_OPERATION_ID.any(),
+        keys::PUBLISH_LAST_PUBLISHED_AT.any(),
+    ];
+    const EXAMPLES: &'static str = "\
+... | assign-role | configure-marketo | publish-customizations --if-changed
+publish-customizations --async --timeout 60m --state s.json   # a large org
+publish-customizations --dynamics-url https://contoso.crm.dynamics.com --yes < /dev/null";
+    const HELP_NOTES: &'static str = "\
+publish.status is published, skipped-unchanged, planned, or pending when a publish failed.
+--if-changed publishes only when a step changed the Dynamics org after the last publish
+(steps.*.changed, .dataverse_changed and .at against publish.last_published_at; a new secret or
+an Entra change never does), or an earlier publish is still pending, so a re-run on a finished
+setup sends no write. With no document (< /dev/null) it publishes only when confirmed: on a terminal,
+or with --yes.";
+    const EXIT_NOTES: &'static [(u8, &'static str)] = &[
+        (0, "published, or skipped with --if-changed"),
+        (4, "also a publish job that failed (its message is shown)"),
     ];
     /// Longer than the 20-minute publish itself, so one slow publish plus a lock retry fits.
     const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
@@ -146,12 +138,12 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
     }
     let last_published = ctx
         .doc
-        .get_str("publish.last_published_at")?
+        .get(keys::PUBLISH_LAST_PUBLISHED_AT)?
         .map(str::to_string);
 
     if cli.if_changed {
         let changed = changed_steps(ctx)?;
-        let unfinished = ctx.doc.get_str("publish.status")? == Some("pending");
+        let unfinished = ctx.doc.get(keys::PUBLISH_STATUS)? == Some("pending");
         if changed.is_empty() && !unfinished {
             ctx.say("no earlier step changed Dataverse since the last publish: not publishing (--if-changed)");
             set_publish(
@@ -181,7 +173,7 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
     if !ctx.dry_run() {
         ctx.http.token(dv.org()).await?;
     }
-    ctx.doc.set("publish.status", json!("pending"));
+    ctx.doc.set(keys::PUBLISH_STATUS, "pending");
     ctx.checkpoint()?;
 
     let started = Instant::now();
@@ -191,7 +183,7 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
             Job::Finished(id) => Written::Done(Some(id)),
             Job::Running(id) => {
                 // Recorded at once: with --state a failed wait still tells which job to resume.
-                ctx.doc.set("publish.async_operation_id", json!(id));
+                ctx.doc.set(keys::PUBLISH_ASYNC_OPERATION_ID, &id);
                 wait_for_job(ctx, &dv, id).await?
             }
         }
@@ -233,12 +225,11 @@ fn set_publish(
     at: &str,
     last_published: Option<String>,
 ) {
-    ctx.doc.set("publish.status", json!(status));
-    ctx.doc.set("publish.at", json!(at));
-    ctx.doc.set("publish.mode", json!(mode));
-    ctx.doc.set("publish.async_operation_id", json!(job));
-    ctx.doc
-        .set("publish.last_published_at", json!(last_published));
+    ctx.doc.set(keys::PUBLISH_STATUS, status);
+    ctx.doc.set(keys::PUBLISH_AT, at);
+    ctx.doc.set(keys::PUBLISH_MODE, mode);
+    ctx.doc.set(keys::PUBLISH_ASYNC_OPERATION_ID, job);
+    ctx.doc.set(keys::PUBLISH_LAST_PUBLISHED_AT, last_published);
 }
 
 /// One long `PublishAllXml` request, with a spinner while it runs (only drawn on a terminal).
@@ -276,8 +267,8 @@ async fn publish_sync(
 /// started before it would send a second one.
 async fn start_or_resume(ctx: &Ctx, dv: &Dataverse<'_>) -> Result<Job> {
     let earlier = match (
-        ctx.doc.get_str("publish.status")?,
-        ctx.doc.get_guid("publish.async_operation_id")?,
+        ctx.doc.get(keys::PUBLISH_STATUS)?,
+        ctx.doc.get(keys::PUBLISH_ASYNC_OPERATION_ID)?,
     ) {
         (Some("pending"), Some(id)) => Some(id),
         _ => None,
@@ -408,12 +399,6 @@ async fn wait_for_job(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
-
-    #[test]
-    fn cli_is_well_formed() {
-        Cli::command().debug_assert();
-    }
 
     #[test]
     fn defaults() {

@@ -2,12 +2,11 @@
 //! Entra ID application (`signInAudience` `AzureADMyOrg`) that requests Dynamics CRM
 //! `user_impersonation`, and its service principal.
 //!
-//! - Reads: `setup.id`, `tenant.id`, `tenant.cloud`, `app.display_name`, `app.unique_name`,
-//!   `app.client_id`, `app.object_id` (all optional; flags override them).
-//! - Writes: `setup.id` (minted when the document has none: the connection's identity, see
-//!   "Ownership" below), `tenant.id`, `tenant.cloud`, `app.display_name`, `app.unique_name`,
-//!   `app.client_id`, `app.object_id`, `app.service_principal_id`, `app.adopted` (true for an
-//!   app adopted with `--client-id`: teardown keeps it), `steps.register-app`.
+//! - Keys: it reads the app's keys and `setup.id` (all optional; flags override them), and
+//!   writes the app's ids, `tenant.id`, and `setup.id` when the document has none (minted: the
+//!   connection's identity, see "Ownership" below); `app.adopted` is true for an app adopted
+//!   with `--client-id`, which teardown keeps. `register-app --help` lists every key and exit
+//!   code (rendered from `READS`, `WRITES` and core's exit-code table).
 //! - Ownership (docs/architecture.md): the app and the service principal it creates carry the
 //!   tag `marketo-s2s:setup:<setup.id>` (other tags are kept: `tags` is always read and sent
 //!   whole). An app found by its unique name that carries another setup's tag, or no tag, is not
@@ -21,18 +20,16 @@
 //!   made in the portal instead (it keeps its own display name unless `--name` or the document
 //!   gives one). It reads first and writes only what differs, so a re-run on a finished setup
 //!   sends no write.
-//! - Exit codes: 0 done; 2 bad input (no request sent); 3 sign-in failed; 4 Graph refused (e.g.
-//!   the caller lacks Application.ReadWrite.All), or the app found is another connection's;
-//!   5 not done before `--timeout`.
 //!
 //! Example: `register-app --tenant contoso.onmicrosoft.com | grant-consent | make-secret`
 
 use clap::Parser;
 use serde_json::{Value, json};
 
+use s2s_core::keys;
 use s2s_core::retry::{Poll, until_ready, until_visible};
 use s2s_core::setup::SetupId;
-use s2s_core::{CommonArgs, Ctx, Error, Key, Result, Tool};
+use s2s_core::{AnyKey, CommonArgs, Ctx, Error, Result, Tool};
 use s2s_graph::{
     Application, DYNAMICS_CRM_APP_ID, Graph, RequiredResourceAccess, ResourceAccess, Upserted,
     is_replication_lag, tags_with, user_impersonation_scope,
@@ -43,33 +40,6 @@ use ownership::{Found, Setup, Verdict};
 
 const DEFAULT_NAME: &str = "Marketo Integration";
 const SINGLE_TENANT: &str = "AzureADMyOrg";
-/// The help's closing part: examples and the keys, then the exit codes from core's one table.
-fn after_help() -> String {
-    format!(
-        "{}\n{}",
-        "\
-Examples:
-  register-app --tenant contoso.onmicrosoft.com > state.json
-  register-app --name 'Marketo Integration' | grant-consent | make-secret
-  register-app --client-id 0d9f3c5e-1111-2222-3333-444455556666   # adopt a portal app
-  register-app --name 'Marketo Integration (sandbox)'   # a second connection in this tenant
-
-Reads setup.id, tenant.id and app.* from the state document on stdin; writes setup.id (minted
-once per connection), tenant.id, app.client_id, app.object_id, app.service_principal_id,
-app.adopted (an app adopted with --client-id keeps its display name unless --name is given, and
-teardown keeps it). The app and service principal it creates carry the tag
-marketo-s2s:setup:<setup.id>; an app with the same unique name that another connection (or an
-earlier version, or a person) made is not used silently: exit 4, then --name for a separate app
-or --share-app to share it. Re-running on a finished setup sends no write.",
-        s2s_core::exit_codes::help(
-            false,
-            &[(
-                4,
-                "also when the app with this unique name is another connection's"
-            )]
-        )
-    )
-}
 
 /// Register the Marketo integration app in Entra ID (single tenant, Dynamics CRM
 /// user_impersonation) and its service principal.
@@ -77,7 +47,7 @@ or --share-app to share it. Re-running on a finished setup sends no write.",
 #[command(
     name = "register-app",
     version,
-    after_help = after_help()
+    after_help = s2s_core::help::after_help::<Cli>()
 )]
 pub struct Cli {
     /// Display name of the application [state: app.display_name] [default: Marketo Integration]
@@ -112,15 +82,42 @@ pub struct Cli {
 impl Tool for Cli {
     const NAME: &'static str = "register-app";
     const STARTS_SETUP: bool = true;
-    const READS: &'static [(&'static str, Key)] = &[
-        ("setup.id", Key::Guid),
-        ("tenant.id", Key::Str),
-        ("tenant.cloud", Key::Str),
-        ("app.display_name", Key::Str),
-        ("app.unique_name", Key::Str),
-        ("app.client_id", Key::Guid),
-        ("app.object_id", Key::Guid),
+    const READS: &'static [AnyKey] = &[
+        keys::SETUP_ID.any(),
+        keys::TENANT_ID.any(),
+        keys::TENANT_CLOUD.any(),
+        keys::APP_DISPLAY_NAME.any(),
+        keys::APP_UNIQUE_NAME.any(),
+        keys::APP_CLIENT_ID.any(),
+        keys::APP_OBJECT_ID.any(),
     ];
+    const WRITES: &'static [AnyKey] = &[
+        keys::SETUP_ID.any(),
+        keys::TENANT_ID.any(),
+        keys::TENANT_CLOUD.any(),
+        keys::APP_DISPLAY_NAME.any(),
+        keys::APP_UNIQUE_NAME.any(),
+        keys::APP_CLIENT_ID.any(),
+        keys::APP_OBJECT_ID.any(),
+        keys::APP_SERVICE_PRINCIPAL_ID.any(),
+        keys::APP_ADOPTED.any(),
+    ];
+    const EXAMPLES: &'static str = "\
+register-app --tenant contoso.onmicrosoft.com > state.json
+register-app --name 'Marketo Integration' | grant-consent | make-secret
+register-app --client-id 0d9f3c5e-1111-2222-3333-444455556666   # adopt a portal app
+register-app --name 'Marketo Integration (sandbox)'   # a second connection in this tenant";
+    const HELP_NOTES: &'static str = "\
+setup.id is minted once per connection. An app adopted with --client-id (app.adopted) keeps its
+display name unless --name is given, and teardown keeps it. The app and service principal it
+creates carry the tag marketo-s2s:setup:<setup.id>; an app with the same unique name that
+another connection (or an earlier version, or a person) made is not used silently: exit 4, then
+--name for a separate app or --share-app to share it. Re-running on a finished setup sends no
+write.";
+    const EXIT_NOTES: &'static [(u8, &'static str)] = &[(
+        4,
+        "also when the app with this unique name is another connection's",
+    )];
     fn common(&self) -> &CommonArgs {
         &self.common
     }
@@ -226,17 +223,17 @@ fn setup_of(ctx: &Ctx, cli: &Cli) -> Result<Setup> {
 
 async fn register(ctx: &mut Ctx, cli: Cli) -> Result<()> {
     let mut setup = setup_of(ctx, &cli)?;
-    let doc_name = ctx.doc.get_str("app.display_name")?.map(str::to_string);
+    let doc_name = ctx.doc.get(keys::APP_DISPLAY_NAME)?.map(str::to_string);
     let doc_name_for_rename = doc_name.clone();
-    let doc_unique = ctx.doc.get_str("app.unique_name")?.map(str::to_string);
-    let doc_client = ctx.doc.get_guid("app.client_id")?;
-    let doc_object = ctx.doc.get_guid("app.object_id")?;
+    let doc_unique = ctx.doc.get(keys::APP_UNIQUE_NAME)?.map(str::to_string);
+    let doc_client = ctx.doc.get(keys::APP_CLIENT_ID)?;
+    let doc_object = ctx.doc.get(keys::APP_OBJECT_ID)?;
     // The name asked for (flag or document); an adopted app without one keeps its own.
     let name_given = cli.name.clone().or(doc_name);
     let name = name_given
         .clone()
         .unwrap_or_else(|| DEFAULT_NAME.to_string());
-    check_text(&name, "app.display_name")?;
+    check_text(&name, keys::APP_DISPLAY_NAME.path())?;
     // Adopt by client id when asked, or when an earlier run adopted one (no unique name then).
     let adopt = cli
         .client_id
@@ -253,13 +250,14 @@ async fn register(ctx: &mut Ctx, cli: Cli) -> Result<()> {
         (Some(_), None, _) => None,
     };
     if let Some(u) = &unique_name {
-        check_text(u, "app.unique_name")?;
+        check_text(u, keys::APP_UNIQUE_NAME.path())?;
     }
     ctx.config().tenant()?;
 
     let tenant_id = ensure_tenant_id(ctx).await?;
-    ctx.doc.set("tenant.id", tenant_id.as_str());
-    ctx.doc.set("tenant.cloud", ctx.config().cloud.name());
+    ctx.doc.set(keys::TENANT_ID, &tenant_id);
+    let cloud = ctx.config().cloud.name();
+    ctx.doc.set(keys::TENANT_CLOUD, cloud);
 
     let graph = Graph::new(&ctx.http);
     let scope_id = dynamics_scope_id(ctx, &graph).await?;
@@ -303,16 +301,13 @@ async fn register(ctx: &mut Ctx, cli: Cli) -> Result<()> {
                 .map(|(app, created)| (app, created, false))
         }
     };
-    ctx.doc.set(s2s_core::setup::DOC_KEY, setup.id.as_str());
-    ctx.doc.set("app.display_name", name.as_str());
+    ctx.doc.set(keys::SETUP_ID, setup.id.as_str());
+    ctx.doc.set(keys::APP_DISPLAY_NAME, &name);
     match (&unique_name, &app) {
-        (Some(u), _) => ctx.doc.set("app.unique_name", u.as_str()),
+        (Some(u), _) => ctx.doc.set(keys::APP_UNIQUE_NAME, u),
         // A marked app shared by client id keeps its own unique name (teardown checks it).
-        (None, Some((a, _, false))) => match &a.unique_name {
-            Some(u) => ctx.doc.set("app.unique_name", u.as_str()),
-            None => ctx.doc.set("app.unique_name", Value::Null),
-        },
-        (None, _) => ctx.doc.set("app.unique_name", Value::Null),
+        (None, Some((a, _, false))) => ctx.doc.set(keys::APP_UNIQUE_NAME, a.unique_name.as_deref()),
+        (None, _) => ctx.doc.set(keys::APP_UNIQUE_NAME, None::<&str>),
     }
     let Some((app, created, adopted)) = app else {
         // Dry run of a fresh create: there is no client id to look further with.
@@ -324,12 +319,12 @@ async fn register(ctx: &mut Ctx, cli: Cli) -> Result<()> {
     // An adopted app was not made by the setup: teardown keeps it (and its service principal,
     // unless this setup created that) and removes only what the setup added to it.
     if adopted {
-        ctx.doc.set("app.adopted", true);
+        ctx.doc.set(keys::APP_ADOPTED, true);
     } else {
-        ctx.doc.remove("app.adopted");
+        ctx.doc.remove(keys::APP_ADOPTED);
     }
-    ctx.doc.set("app.client_id", app.app_id.as_str());
-    ctx.doc.set("app.object_id", app.id.as_str());
+    ctx.doc.set(keys::APP_CLIENT_ID, &app.app_id);
+    ctx.doc.set(keys::APP_OBJECT_ID, &app.id);
 
     let sp_tagging = if adopted {
         SpTags::IfSetupMade
@@ -339,7 +334,7 @@ async fn register(ctx: &mut Ctx, cli: Cli) -> Result<()> {
     if let Some(sp_id) =
         ensure_service_principal(ctx, &graph, &app, created, &setup.id, sp_tagging).await?
     {
-        ctx.doc.set("app.service_principal_id", sp_id.as_str());
+        ctx.doc.set(keys::APP_SERVICE_PRINCIPAL_ID, &sp_id);
     }
     Ok(())
 }
@@ -734,12 +729,6 @@ async fn ensure_service_principal(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
-
-    #[test]
-    fn cli_is_consistent() {
-        Cli::command().debug_assert();
-    }
 
     #[test]
     fn unique_names() {

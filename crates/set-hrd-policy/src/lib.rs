@@ -31,14 +31,10 @@
 //! an earlier version of this tool made it (its description says so) or another setup sharing
 //! the app marked it; a hand-made one stays as it is, unmarked (teardown keeps it).
 //!
-//! Reads:  `setup.id`, `app.service_principal_id` (or `app.client_id`), `app.display_name`,
-//!         `hrd_policy.policy_id`.
-//! Writes: `hrd_policy.status` (assigned, already-assigned, removed, skipped-not-federated,
-//!         not-assigned), `hrd_policy.policy_id`, `hrd_policy.display_name`, and with `--replace`
-//!         `hrd_policy.replaced` (the policies it unassigned: `[{id, display_name}]`).
-//!
-//! Exit codes: 0 done (also when skipped); 2 bad flags or input, nothing sent; 3 sign-in failed;
-//! 4 Graph refused, or another HRD policy is assigned (without `--replace`); 5 not in time.
+//! `hrd_policy.status` is one of assigned, already-assigned, removed, skipped-not-federated,
+//! not-assigned; `hrd_policy.replaced` lists the policies `--replace` unassigned
+//! (`[{id, display_name}]`). The keys it reads and writes and its exit codes:
+//! `set-hrd-policy --help` (rendered from `READS`, `WRITES` and core's exit-code table).
 //!
 //! Example:
 //! ```text
@@ -51,10 +47,10 @@ use std::time::Instant;
 use clap::{Parser, ValueEnum};
 use serde_json::{Value, json};
 
+use s2s_core::keys;
 use s2s_core::retry::{Poll, REPLICATION_WINDOW, until_ready};
-use s2s_core::run::Key;
 use s2s_core::setup::{SetupId, setups_in_description};
-use s2s_core::{CommonArgs, Ctx, Error, Kind, Result};
+use s2s_core::{AnyKey, CommonArgs, Ctx, Error, Kind, Result};
 use s2s_graph::{Graph, HrdPolicy, RunTag, ServicePrincipal, SpRef};
 
 /// Placeholder in the `--dry-run` plan for the id only the create would return.
@@ -64,42 +60,18 @@ const PLANNED_POLICY: &str = "<id of the new policy>";
 pub fn wanted_definition() -> Value {
     s2s_graph::cloud_password_validation_definition()
 }
-/// The help's closing part: examples and the keys, then the exit codes from core's one table.
-fn after_help() -> String {
-    format!(
-        "{}\n{}",
-        "\
-Examples:
-  register-app | grant-consent | make-secret | set-hrd-policy > state.json
-  set-hrd-policy --state marketo-s2s.state.json --mode remove   # password hash sync turned off
-
-Reads setup.id, app.service_principal_id (or app.client_id), app.display_name; writes
-hrd_policy.status, hrd_policy.policy_id, hrd_policy.display_name (and hrd_policy.replaced with
---replace). A policy it creates carries the setup's mark in its description, so teardown deletes
-only its own. A re-run sends no write.",
-        s2s_core::exit_codes::help(
-            false,
-            &[
-                (0, "also skipped (no federated domain)"),
-                (4, "also another HRD policy is assigned (see --replace)")
-            ]
-        )
-    )
-}
 
 /// Ensure a Home Realm Discovery policy lets Entra ID check the Marketo sync user's password.
 ///
 /// For tenants federated with AD FS: creates (or reuses) the policy
 /// {"HomeRealmDiscoveryPolicy":{"AllowCloudPasswordValidation":true}} and assigns it to the app's
 /// service principal, so Marketo's password sign-in (ROPC) is validated against the synced
-/// password hash. Skipped, and said so, when the tenant has no federated domain. Reads
-/// app.service_principal_id from the state document on stdin; writes hrd_policy.status,
-/// hrd_policy.policy_id and hrd_policy.display_name.
+/// password hash. Skipped, and said so, when the tenant has no federated domain.
 #[derive(Debug, Parser)]
 #[command(
     name = "set-hrd-policy",
     version,
-    after_help = after_help()
+    after_help = s2s_core::help::after_help::<Cli>()
 )]
 pub struct Cli {
     /// Object id of the app's service principal [state: app.service_principal_id]
@@ -141,12 +113,29 @@ pub enum Mode {
 
 impl s2s_core::Tool for Cli {
     const NAME: &'static str = "set-hrd-policy";
-    const READS: &'static [(&'static str, Key)] = &[
-        ("setup.id", Key::Guid),
-        ("app.service_principal_id", Key::Guid),
-        ("app.client_id", Key::Guid),
-        ("app.display_name", Key::Str),
-        ("hrd_policy.policy_id", Key::Guid),
+    const READS: &'static [AnyKey] = &[
+        keys::SETUP_ID.any(),
+        keys::APP_SERVICE_PRINCIPAL_ID.any(),
+        keys::APP_CLIENT_ID.any(),
+        keys::APP_DISPLAY_NAME.any(),
+        keys::HRD_POLICY_POLICY_ID.any(),
+    ];
+    const WRITES: &'static [AnyKey] = &[
+        keys::HRD_POLICY_STATUS.any(),
+        keys::HRD_POLICY_POLICY_ID.any(),
+        keys::HRD_POLICY_DISPLAY_NAME.any(),
+        keys::HRD_POLICY_REPLACED.any(),
+    ];
+    const EXAMPLES: &'static str = "\
+register-app | grant-consent | make-secret | set-hrd-policy > state.json
+set-hrd-policy --state marketo-s2s.state.json --mode remove   # password hash sync turned off";
+    const HELP_NOTES: &'static str = "\
+The app's service principal is app.service_principal_id, or looked up by app.client_id.
+hrd_policy.replaced is written only with --replace. A policy it creates carries the setup's mark
+in its description, so teardown deletes only its own. A re-run sends no write.";
+    const EXIT_NOTES: &'static [(u8, &'static str)] = &[
+        (0, "also skipped (no federated domain)"),
+        (4, "also another HRD policy is assigned (see --replace)"),
     ];
     fn common(&self) -> &CommonArgs {
         &self.common
@@ -191,8 +180,8 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
         cli.client_id.as_deref(),
         &ctx.doc,
     )?;
-    let doc_name = ctx.doc.get_str("app.display_name")?.map(str::to_string);
-    let doc_policy = ctx.doc.get_guid("hrd_policy.policy_id")?;
+    let doc_name = ctx.doc.get(keys::APP_DISPLAY_NAME)?.map(str::to_string);
+    let doc_policy = ctx.doc.get(keys::HRD_POLICY_POLICY_ID)?;
     let setup = SetupId::of_doc(&ctx.doc)?;
     let setup = setup.as_ref();
 
@@ -338,8 +327,8 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
     match &policy {
         Some(p) => set_status(&mut ctx.doc, "assigned", Some(p)),
         None => {
-            ctx.doc.set("hrd_policy.status", json!("assigned"));
-            ctx.doc.set("hrd_policy.display_name", json!(name));
+            ctx.doc.set(keys::HRD_POLICY_STATUS, "assigned");
+            ctx.doc.set(keys::HRD_POLICY_DISPLAY_NAME, &name);
         }
     }
     if let (Some(p), true) = (&policy, sent) {
@@ -349,7 +338,7 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
         remove_unassigned_duplicates(ctx, &g, p, &sp, setup).await?;
     }
     if !replaced.is_empty() {
-        ctx.doc.set("hrd_policy.replaced", Value::Array(replaced));
+        ctx.doc.set(keys::HRD_POLICY_REPLACED, replaced);
     }
     Ok(())
 }
@@ -369,14 +358,14 @@ fn known_service_principal(
         return Ok(None);
     };
     if !doc
-        .get_guid("app.service_principal_id")?
+        .get(keys::APP_SERVICE_PRINCIPAL_ID)?
         .is_some_and(|d| d.eq_ignore_ascii_case(id))
     {
         return Ok(None);
     }
     Ok(Some(ServicePrincipal {
         id: id.clone(),
-        app_id: doc.get_guid("app.client_id")?.unwrap_or_default(),
+        app_id: doc.get(keys::APP_CLIENT_ID)?.unwrap_or_default(),
         display_name: Some(name.to_string()),
         ..Default::default()
     }))
@@ -778,18 +767,18 @@ fn foreign_policy_error(sp: &ServicePrincipal, other: &HrdPolicy) -> Error {
 }
 
 fn set_status(doc: &mut s2s_core::StateDoc, status: &str, policy: Option<&HrdPolicy>) {
-    doc.set("hrd_policy.status", json!(status));
+    doc.set(keys::HRD_POLICY_STATUS, status);
     match policy {
         Some(p) => {
-            doc.set("hrd_policy.policy_id", json!(p.id));
-            doc.set("hrd_policy.display_name", json!(p.display_name));
+            doc.set(keys::HRD_POLICY_POLICY_ID, &p.id);
+            doc.set(keys::HRD_POLICY_DISPLAY_NAME, p.display_name.as_deref());
         }
         None => {
-            doc.remove("hrd_policy.policy_id");
-            doc.remove("hrd_policy.display_name");
+            doc.remove(keys::HRD_POLICY_POLICY_ID);
+            doc.remove(keys::HRD_POLICY_DISPLAY_NAME);
         }
     }
-    doc.remove("hrd_policy.replaced");
+    doc.remove(keys::HRD_POLICY_REPLACED);
 }
 
 fn policy_label(p: &HrdPolicy) -> String {
@@ -808,12 +797,6 @@ fn explain(e: Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
-
-    #[test]
-    fn cli_is_well_formed() {
-        Cli::command().debug_assert();
-    }
 
     #[test]
     fn the_definition_is_compared_parsed_and_with_its_wrapper() {

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use s2s_core::keys::{self, DocKey};
 use s2s_core::retry::{REPLICATION_WINDOW, visible_within};
 use s2s_core::setup::SetupId;
 use s2s_core::{Ctx, Result, StateDoc};
@@ -86,7 +87,7 @@ fn is_recent(at: &str) -> bool {
 
 /// Whether a setup step (not teardown) changed something recently, later than the last teardown.
 fn setup_was_recent(doc: &StateDoc) -> bool {
-    let Ok(Some(steps)) = doc.get_object("steps") else {
+    let Ok(Some(steps)) = doc.get(keys::STEPS) else {
         return false;
     };
     let last_teardown = steps
@@ -103,7 +104,7 @@ fn setup_was_recent(doc: &StateDoc) -> bool {
 }
 
 fn recently_removed(doc: &StateDoc) -> Vec<(String, String)> {
-    doc.get("teardown.removed")
+    doc.get_value(keys::TEARDOWN_REMOVED.path())
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -120,9 +121,9 @@ fn recently_removed(doc: &StateDoc) -> Vec<(String, String)> {
 impl Input {
     pub(crate) fn read(ctx: &Ctx, cli: &Cli) -> Result<Input> {
         let doc = &ctx.doc;
-        let str_of = |k: &str| -> Result<Option<String>> {
+        let str_of = |k: DocKey<keys::Str>| -> Result<Option<String>> {
             Ok(doc
-                .get_str(k)?
+                .get(k)?
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
                 .map(str::to_string))
@@ -141,7 +142,7 @@ impl Input {
         let mut role_ids = Vec::new();
         let mut roles_added = Vec::new();
         let mut role_names = cli.roles.clone();
-        for r in doc.get_array("dynamics.roles")?.into_iter().flatten() {
+        for r in doc.get(keys::DYNAMICS_ROLES)?.into_iter().flatten() {
             let Some(id) = r["id"].as_str().map(str::to_ascii_lowercase) else {
                 continue;
             };
@@ -159,10 +160,10 @@ impl Input {
             role_names.push(s2s_dataverse::MARKETO_SYNC_ROLE.to_string());
         }
         let config = match (
-            str_of("marketo_config.entity_set")?,
-            doc.get_guid("marketo_config.record_id")?,
-            str_of("marketo_config.user_lookup")?,
-            str_of("marketo_config.nav_property")?,
+            str_of(keys::MARKETO_CONFIG_ENTITY_SET)?,
+            doc.get(keys::MARKETO_CONFIG_RECORD_ID)?,
+            str_of(keys::MARKETO_CONFIG_USER_LOOKUP)?,
+            str_of(keys::MARKETO_CONFIG_NAV_PROPERTY)?,
         ) {
             (Some(entity_set), Some(record_id), Some(lookup), Some(nav_property)) => {
                 Some(ConfigNames {
@@ -175,9 +176,10 @@ impl Input {
             _ => None,
         };
         let previous_user = doc
-            .get_guid("marketo_config.previous_user_id")?
+            .get(keys::MARKETO_CONFIG_PREVIOUS_USER_ID)?
             .map(|id| -> Result<(String, String)> {
-                let label = str_of("marketo_config.previous_user")?.unwrap_or_else(|| id.clone());
+                let label =
+                    str_of(keys::MARKETO_CONFIG_PREVIOUS_USER)?.unwrap_or_else(|| id.clone());
                 Ok((id, label))
             })
             .transpose()?;
@@ -186,7 +188,7 @@ impl Input {
             unique(&cli.entities)
         } else {
             let from_doc: Vec<String> = doc
-                .get_array("sync_filter.entities")?
+                .get(keys::SYNC_FILTER_ENTITIES)?
                 .into_iter()
                 .flatten()
                 .filter_map(|e| e["entity"].as_str())
@@ -201,42 +203,45 @@ impl Input {
         };
         let input = Input {
             setup,
-            object_id: doc.get_guid("app.object_id")?,
+            object_id: doc.get(keys::APP_OBJECT_ID)?,
             client_id: match &cli.client_id {
                 Some(c) => Some(c.clone()),
-                None => match doc.get_guid("app.client_id")? {
+                None => match doc.get(keys::APP_CLIENT_ID)? {
                     Some(c) => Some(c),
-                    None => doc.get_guid("teardown.client_id")?,
+                    None => doc.get(keys::TEARDOWN_CLIENT_ID)?,
                 },
             },
-            unique_name: str_of("app.unique_name")?,
-            deleted_object_id: doc.get_guid("teardown.application_object_id")?,
+            unique_name: str_of(keys::APP_UNIQUE_NAME)?,
+            deleted_object_id: doc.get(keys::TEARDOWN_APPLICATION_OBJECT_ID)?,
             // register-app marks adoption with app.adopted; earlier versions only recorded
             // app.unique_name as null (an adopted app has no key of ours).
-            adopted: doc.get("app.adopted").and_then(Value::as_bool) == Some(true)
-                || doc.get("app.unique_name") == Some(&Value::Null),
+            adopted: doc
+                .get_value(keys::APP_ADOPTED.path())
+                .and_then(Value::as_bool)
+                == Some(true)
+                || doc.get_value(keys::APP_UNIQUE_NAME.path()) == Some(&Value::Null),
             key_ids: [
-                doc.get_guid("secret.key_id")?,
-                doc.get_guid("secret.previous_key_id")?,
+                doc.get(keys::SECRET_KEY_ID)?,
+                doc.get(keys::SECRET_PREVIOUS_KEY_ID)?,
             ]
             .into_iter()
             .flatten()
             .map(|k| k.to_ascii_lowercase())
             .collect(),
-            secret_sha256: str_of("secret.sha256")?.map(|s| s.to_ascii_lowercase()),
-            sp_id: doc.get_guid("app.service_principal_id")?,
+            secret_sha256: str_of(keys::SECRET_SHA256)?.map(|s| s.to_ascii_lowercase()),
+            sp_id: doc.get(keys::APP_SERVICE_PRINCIPAL_ID)?,
             secret_file: match &cli.secret_file {
                 Some(f) => Some(f.clone()),
                 // Relative to the --state file's folder, as make-secret records it.
-                None => str_of("secret.file")?.map(|f| ctx.resolve_doc_path(Path::new(&f))),
+                None => str_of(keys::SECRET_FILE)?.map(|f| ctx.resolve_doc_path(Path::new(&f))),
             },
-            policy_id: doc.get_guid("hrd_policy.policy_id")?,
-            user_id: doc.get_guid("dynamics.application_user_id")?,
-            user_created: doc.get_bool("dynamics.application_user_created")?,
+            policy_id: doc.get(keys::HRD_POLICY_POLICY_ID)?,
+            user_id: doc.get(keys::DYNAMICS_APPLICATION_USER_ID)?,
+            user_created: doc.get(keys::DYNAMICS_APPLICATION_USER_CREATED)?,
             role_ids,
             roles_added,
             role_names: unique(&role_names),
-            consent_created: doc.get_bool("consent.created")? == Some(true),
+            consent_created: doc.get(keys::CONSENT_CREATED)? == Some(true),
             config,
             previous_user,
             sync_entities,
@@ -253,7 +258,12 @@ impl Input {
             return Err(s2s_core::config::missing(
                 "something that names the app to remove",
                 "--client-id",
-                "app.client_id (or app.object_id, app.unique_name)",
+                &format!(
+                    "{} (or {}, {})",
+                    keys::APP_CLIENT_ID,
+                    keys::APP_OBJECT_ID,
+                    keys::APP_UNIQUE_NAME
+                ),
             ));
         }
         Ok(input)

@@ -54,29 +54,15 @@
 //! again until it shows up or two minutes pass. An object a teardown removed in the last 10
 //! minutes (`teardown.removed`) is not removed again while a replica still lists it.
 //!
-//! Input keys:  `setup.id`, `app.object_id`, `app.client_id`, `app.unique_name`,
-//!              `app.service_principal_id`, `app.display_name`, `app.adopted`,
-//!              `teardown.client_id`, `teardown.application_object_id` (an earlier teardown's),
-//!              `secret.file`, `secret.sha256`, `secret.key_id`, `secret.previous_key_id`,
-//!              `consent.created`, `consent.grant_id`, `hrd_policy.policy_id`, `dynamics.url`,
-//!              `dynamics.application_user_id`, `dynamics.application_user_created`,
-//!              `dynamics.roles` (with `added`), `marketo_config.entity_set`, `.record_id`,
-//!              `.user_lookup`, `.nav_property`, `.previous_user_id`, `.previous_user`,
-//!              `sync_filter.entities`.
-//! Output keys: removes `app.object_id`, `app.client_id`, `app.service_principal_id`, `consent`,
-//!              `secret`, `hrd_policy` (or sets `hrd_policy.status: unassigned` when the policy is
-//!              kept for other service principals), `dynamics.roles`,
-//!              `marketo_config.sync_user_id` (set to the restored user with
-//!              `--restore-sync-user`, which removes `.previous_user_id` and `.previous_user`),
-//!              `sync_filter` (with `--remove-sync-filter`), `verify`; sets
-//!              `dynamics.application_user_disabled`, `teardown.client_id`,
-//!              `teardown.application_object_id`, `teardown.service_principal_id`,
-//!              `teardown.restore_command` (the app's restore, then the service principal's),
-//!              `teardown.removed` (`[{kind, id, name, at}]`), `steps.teardown`.
-//! Exit codes:  0 done (also when nothing was left, or everything found was kept); 2 bad input,
-//!              or no `--yes` off a terminal, or the plan was not confirmed (no write sent);
-//!              3 sign-in failed; 4 Graph or Dataverse refused (e.g. a missing privilege), or the
-//!              document mixes two apps; 5 not done in time; 1 unexpected.
+//! Keys: it removes the keys of what it removed (`app.object_id`, `app.client_id`,
+//! `app.service_principal_id`, `consent`, `secret`, `hrd_policy` — or sets `hrd_policy.status:
+//! unassigned` when the policy is kept for other service principals —, `dynamics.roles`,
+//! `marketo_config.sync_user_id`, `sync_filter` with `--remove-sync-filter`, and `verify`), so a
+//! re-run finds nothing to do; `--restore-sync-user` sets `marketo_config.sync_user_id` to the
+//! restored user and removes `.previous_user_id` and `.previous_user`. `teardown.removed` is
+//! `[{kind, id, name, at}]`; `teardown.restore_command` restores the app, then the service
+//! principal. The keys it reads and writes and its exit codes: `teardown --help` (rendered from
+//! `READS`, `WRITES` and core's exit-code table).
 //!
 //! Example:
 //! ```text
@@ -88,8 +74,8 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-use s2s_core::run::Key;
-use s2s_core::{CommonArgs, Ctx, Error, Result};
+use s2s_core::keys;
+use s2s_core::{AnyKey, CommonArgs, Ctx, Error, Result};
 use s2s_dataverse::Dataverse;
 use s2s_dataverse::names::{entity_logical_name, not_blank};
 use s2s_graph::{Graph, ServicePrincipal};
@@ -105,42 +91,6 @@ use input::Input;
 use plan::{DvFlags, Plan, Proof};
 use steps::{Step, Tense};
 
-/// The help's closing part: examples and the keys, then the exit codes from core's one table.
-fn after_help() -> String {
-    format!(
-        "{}\n{}",
-        "\
-Examples:
-  teardown --state marketo-s2s.state.json --dry-run    # every read, the plan, what is kept and why
-  teardown --state marketo-s2s.state.json --yes
-  # also point Marketo User back at whom configure-marketo replaced:
-  teardown --state marketo-s2s.state.json --yes --restore-sync-user
-  # the document was lost: name the setup (its id is in the app's tags) and the app
-  echo '{\"setup\":{\"id\":\"<guid>\"},\"app\":{\"unique_name\":\"marketo-trial\"}}' | teardown --yes
-
-Removes only what the live tenant shows is this setup's (setup.id): the app and service
-principal carrying its tag (a shared app only loses this setup's tag), the HRD policy and
-sync-filter columns with its mark, the client secrets named with its mark; the application user
-and roles of such an app (for a shared or adopted app: only what dynamics.application_user_created
-and dynamics.roles[].added record). Never the admin's own app or user. An adopted app
-(app.adopted) is kept. Everything kept is named with its reason. Reads setup.id, app.*,
-secret.*, consent.*, hrd_policy.*, dynamics.*, marketo_config.*, sync_filter.entities; objects
-whose ids are missing are found by their keys. Removes the keys of what it removed, records
-teardown.client_id, teardown.restore_command and teardown.removed. A re-run sends no write.
-Deleted items stay restorable for 30 days: the app first, then its service principal
-(teardown.restore_command has both):
-  az rest --method POST --url <graph>/v1.0/directory/deletedItems/<app object id>/restore
-  az rest --method POST --url <graph>/v1.0/directory/deletedItems/<service principal id>/restore",
-        s2s_core::exit_codes::help(
-            false,
-            &[(
-                2,
-                "also not confirmed: no --yes off a terminal, or not answered yes"
-            )]
-        )
-    )
-}
-
 /// Remove what the Marketo S2S setup created, in reverse order — only what the tenant shows is
 /// this setup's.
 ///
@@ -155,7 +105,7 @@ Deleted items stay restorable for 30 days: the app first, then its service princ
 #[command(
     name = "teardown",
     version,
-    after_help = after_help()
+    after_help = s2s_core::help::after_help::<Cli>()
 )]
 pub struct Cli {
     /// Remove without asking (needed when stderr is not a terminal, e.g. in CI or a pipeline
@@ -202,34 +152,69 @@ pub struct Cli {
 
 impl s2s_core::Tool for Cli {
     const NAME: &'static str = "teardown";
-    const READS: &'static [(&'static str, Key)] = &[
-        ("setup.id", Key::Guid),
-        ("app.object_id", Key::Guid),
-        ("app.client_id", Key::Guid),
-        ("app.unique_name", Key::Str),
-        ("app.service_principal_id", Key::Guid),
-        ("app.display_name", Key::Str),
-        ("app.adopted", Key::Bool),
-        ("secret.key_id", Key::Guid),
-        ("secret.previous_key_id", Key::Guid),
-        ("secret.sha256", Key::Str),
-        ("teardown.client_id", Key::Guid),
-        ("teardown.application_object_id", Key::Guid),
-        ("secret.file", Key::Str),
-        ("consent.created", Key::Bool),
-        ("consent.grant_id", Key::Str),
-        ("hrd_policy.policy_id", Key::Guid),
-        ("dynamics.application_user_id", Key::Guid),
-        ("dynamics.application_user_created", Key::Bool),
-        ("dynamics.roles", Key::Array),
-        ("marketo_config.entity_set", Key::Str),
-        ("marketo_config.record_id", Key::Guid),
-        ("marketo_config.user_lookup", Key::Str),
-        ("marketo_config.nav_property", Key::Str),
-        ("marketo_config.previous_user_id", Key::Guid),
-        ("marketo_config.previous_user", Key::Str),
-        ("sync_filter.entities", Key::Array),
+    const READS: &'static [AnyKey] = &[
+        keys::SETUP_ID.any(),
+        keys::APP_OBJECT_ID.any(),
+        keys::APP_CLIENT_ID.any(),
+        keys::APP_UNIQUE_NAME.any(),
+        keys::APP_SERVICE_PRINCIPAL_ID.any(),
+        keys::APP_DISPLAY_NAME.any(),
+        keys::APP_ADOPTED.any(),
+        keys::SECRET_KEY_ID.any(),
+        keys::SECRET_PREVIOUS_KEY_ID.any(),
+        keys::SECRET_SHA256.any(),
+        keys::SECRET_FILE.any(),
+        keys::CONSENT_CREATED.any(),
+        keys::CONSENT_GRANT_ID.any(),
+        keys::HRD_POLICY_POLICY_ID.any(),
+        keys::DYNAMICS_URL.any(),
+        keys::DYNAMICS_APPLICATION_USER_ID.any(),
+        keys::DYNAMICS_APPLICATION_USER_CREATED.any(),
+        keys::DYNAMICS_ROLES.any(),
+        keys::MARKETO_CONFIG_ENTITY_SET.any(),
+        keys::MARKETO_CONFIG_RECORD_ID.any(),
+        keys::MARKETO_CONFIG_USER_LOOKUP.any(),
+        keys::MARKETO_CONFIG_NAV_PROPERTY.any(),
+        keys::MARKETO_CONFIG_PREVIOUS_USER_ID.any(),
+        keys::MARKETO_CONFIG_PREVIOUS_USER.any(),
+        keys::SYNC_FILTER_ENTITIES.any(),
+        keys::TEARDOWN_CLIENT_ID.any(),
+        keys::TEARDOWN_APPLICATION_OBJECT_ID.any(),
     ];
+    const WRITES: &'static [AnyKey] = &[
+        keys::DYNAMICS_APPLICATION_USER_DISABLED.any(),
+        keys::HRD_POLICY_STATUS.any(),
+        keys::HRD_POLICY_POLICY_ID.any(),
+        keys::MARKETO_CONFIG_SYNC_USER_ID.any(),
+        keys::TEARDOWN_CLIENT_ID.any(),
+        keys::TEARDOWN_APPLICATION_OBJECT_ID.any(),
+        keys::TEARDOWN_SERVICE_PRINCIPAL_ID.any(),
+        keys::TEARDOWN_RESTORE_COMMAND.any(),
+        keys::TEARDOWN_REMOVED.any(),
+    ];
+    const EXAMPLES: &'static str = "\
+teardown --state marketo-s2s.state.json --dry-run    # every read, the plan, what is kept and why
+teardown --state marketo-s2s.state.json --yes
+# also point Marketo User back at whom configure-marketo replaced:
+teardown --state marketo-s2s.state.json --yes --restore-sync-user
+# the document was lost: name the setup (its id is in the app's tags) and the app
+echo '{\"setup\":{\"id\":\"<guid>\"},\"app\":{\"unique_name\":\"marketo-trial\"}}' | teardown --yes";
+    const HELP_NOTES: &'static str = "\
+Removes only what the live tenant shows is this setup's (setup.id): the app and service
+principal carrying its tag (a shared app only loses this setup's tag), the HRD policy and
+sync-filter columns with its mark, the client secrets named with its mark; the application user
+and roles of such an app (for a shared or adopted app: only what dynamics.application_user_created
+and dynamics.roles[].added record). Never the admin's own app or user. An adopted app
+(app.adopted) is kept. Everything kept is named with its reason. Objects whose ids are missing
+are found by their keys. Removes the keys of what it removed (and verify). A re-run sends no
+write. Deleted items stay restorable for 30 days: the app first, then its service principal
+(teardown.restore_command has both):
+  az rest --method POST --url <graph>/v1.0/directory/deletedItems/<app object id>/restore
+  az rest --method POST --url <graph>/v1.0/directory/deletedItems/<service principal id>/restore";
+    const EXIT_NOTES: &'static [(u8, &'static str)] = &[(
+        2,
+        "also not confirmed: no --yes off a terminal, or not answered yes",
+    )];
     fn common(&self) -> &CommonArgs {
         &self.common
     }
@@ -359,7 +344,7 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
         }
     }
     if !ctx.dry_run() && !plan.steps.is_empty() {
-        ctx.doc.remove("verify");
+        ctx.doc.remove(keys::VERIFY);
     }
     summary(ctx, &plan, client_id.as_deref());
     Ok(())
@@ -526,12 +511,6 @@ pub(crate) fn explain_graph(e: Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
-
-    #[test]
-    fn cli_is_well_formed() {
-        Cli::command().debug_assert();
-    }
 
     #[test]
     fn entity_needs_remove_sync_filter() {

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
+use s2s_core::keys::{self, DocKey};
 use s2s_core::{Ctx, Error, Result, StateDoc};
 use s2s_dataverse::{Dataverse, SYNC_FILTER_FIELD, Written};
 use s2s_graph::{Application, Graph, HrdPolicy, PermissionGrant, ServicePrincipal};
@@ -419,10 +420,11 @@ fn delete_secret_file(ctx: &Ctx, path: &Path) -> Result<bool> {
 
 /// Removes the entries of `key` (an array of objects) whose `field` equals `id`; the key goes
 /// when nothing is left.
-fn drop_entry(doc: &mut StateDoc, key: &str, field: &str, id: &str) {
+fn drop_entry(doc: &mut StateDoc, key: DocKey<keys::Array>, field: &str, id: &str) {
     let left: Vec<Value> = doc
         .get(key)
-        .and_then(Value::as_array)
+        .ok()
+        .flatten()
         .map(|a| {
             a.iter()
                 .filter(|e| {
@@ -437,7 +439,7 @@ fn drop_entry(doc: &mut StateDoc, key: &str, field: &str, id: &str) {
     if left.is_empty() {
         doc.remove(key);
     } else {
-        doc.set(key, Value::Array(left));
+        doc.set(key, left);
     }
 }
 
@@ -445,9 +447,9 @@ fn drop_entry(doc: &mut StateDoc, key: &str, field: &str, id: &str) {
 pub(crate) fn record(doc: &mut StateDoc, step: &Step, client_id: Option<&str>) {
     let (kind, id, name): (&str, String, Option<String>) = match step {
         Step::DeleteColumn { entity, .. } => {
-            drop_entry(doc, "sync_filter.entities", "entity", entity);
-            if doc.get("sync_filter.entities").is_none() {
-                doc.remove("sync_filter");
+            drop_entry(doc, keys::SYNC_FILTER_ENTITIES, "entity", entity);
+            if doc.get_value(keys::SYNC_FILTER_ENTITIES.path()).is_none() {
+                doc.remove(keys::SYNC_FILTER);
             }
             (
                 "sync_filter_column",
@@ -457,7 +459,7 @@ pub(crate) fn record(doc: &mut StateDoc, step: &Step, client_id: Option<&str>) {
         }
         Step::PublishEntities(_) => return,
         Step::ClearMarketoUser { config, .. } => {
-            doc.remove("marketo_config.sync_user_id");
+            doc.remove(keys::MARKETO_CONFIG_SYNC_USER_ID);
             ("marketo_user_lookup", config.record_id.clone(), None)
         }
         Step::RestoreMarketoUser {
@@ -465,9 +467,9 @@ pub(crate) fn record(doc: &mut StateDoc, step: &Step, client_id: Option<&str>) {
             user_id,
             label,
         } => {
-            doc.set("marketo_config.sync_user_id", user_id.as_str());
-            doc.remove("marketo_config.previous_user_id");
-            doc.remove("marketo_config.previous_user");
+            doc.set(keys::MARKETO_CONFIG_SYNC_USER_ID, user_id);
+            doc.remove(keys::MARKETO_CONFIG_PREVIOUS_USER_ID);
+            doc.remove(keys::MARKETO_CONFIG_PREVIOUS_USER);
             (
                 "marketo_user_restored",
                 config.record_id.clone(),
@@ -475,19 +477,19 @@ pub(crate) fn record(doc: &mut StateDoc, step: &Step, client_id: Option<&str>) {
             )
         }
         Step::RemoveRole { role_id, name, .. } => {
-            drop_entry(doc, "dynamics.roles", "id", role_id);
+            drop_entry(doc, keys::DYNAMICS_ROLES, "id", role_id);
             ("role_assignment", role_id.clone(), Some(name.clone()))
         }
         Step::DisableUser { user_id, .. } => {
-            doc.set("dynamics.application_user_disabled", true);
+            doc.set(keys::DYNAMICS_APPLICATION_USER_DISABLED, true);
             ("application_user_disabled", user_id.clone(), None)
         }
         Step::UnassignPolicy {
             policy, kept_for, ..
         } => {
             if *kept_for > 0 {
-                doc.set("hrd_policy.status", "unassigned");
-                doc.set("hrd_policy.policy_id", policy.id.as_str());
+                doc.set(keys::HRD_POLICY_STATUS, "unassigned");
+                doc.set(keys::HRD_POLICY_POLICY_ID, &policy.id);
             }
             (
                 "hrd_policy_assignment",
@@ -496,11 +498,11 @@ pub(crate) fn record(doc: &mut StateDoc, step: &Step, client_id: Option<&str>) {
             )
         }
         Step::DeletePolicy(p) => {
-            doc.remove("hrd_policy");
+            doc.remove(keys::HRD_POLICY);
             ("hrd_policy", p.id.clone(), p.display_name.clone())
         }
         Step::UnmarkPolicy { policy, .. } => {
-            doc.remove("hrd_policy");
+            doc.remove(keys::HRD_POLICY);
             (
                 "hrd_policy_mark",
                 policy.id.clone(),
@@ -508,17 +510,20 @@ pub(crate) fn record(doc: &mut StateDoc, step: &Step, client_id: Option<&str>) {
             )
         }
         Step::DeleteGrant(g) => {
-            doc.remove("consent");
+            doc.remove(keys::CONSENT);
             ("oauth2_permission_grant", g.id.clone(), g.scope.clone())
         }
         Step::DeleteServicePrincipal { sp, restore } => {
-            doc.remove("app.service_principal_id");
-            doc.set("teardown.service_principal_id", sp.id.as_str());
-            doc.set("teardown.restore_command", restore_command(restore, None));
+            doc.remove(keys::APP_SERVICE_PRINCIPAL_ID);
+            doc.set(keys::TEARDOWN_SERVICE_PRINCIPAL_ID, &sp.id);
+            doc.set(
+                keys::TEARDOWN_RESTORE_COMMAND,
+                restore_command(restore, None),
+            );
             ("service_principal", sp.id.clone(), sp.display_name.clone())
         }
         Step::UntagServicePrincipal { sp, .. } => {
-            doc.remove("app.service_principal_id");
+            doc.remove(keys::APP_SERVICE_PRINCIPAL_ID);
             (
                 "service_principal_tag",
                 sp.id.clone(),
@@ -532,7 +537,7 @@ pub(crate) fn record(doc: &mut StateDoc, step: &Step, client_id: Option<&str>) {
         } => {
             forget_app(doc, app);
             doc.set(
-                "teardown.restore_command",
+                keys::TEARDOWN_RESTORE_COMMAND,
                 restore_command(restore, sp_restore.as_deref()),
             );
             ("application", app.id.clone(), app.display_name.clone())
@@ -542,45 +547,46 @@ pub(crate) fn record(doc: &mut StateDoc, step: &Step, client_id: Option<&str>) {
             ("application_tag", app.id.clone(), app.display_name.clone())
         }
         Step::DeleteSecretFile(p) => {
-            doc.remove("secret");
+            doc.remove(keys::SECRET);
             ("secret_file", p.display().to_string(), None)
         }
         Step::RemovePassword { key_id, .. } => {
-            for k in ["key_id", "previous_key_id"] {
-                if doc
-                    .get_str(&format!("secret.{k}"))
-                    .ok()
-                    .flatten()
-                    .is_some_and(|v| v.eq_ignore_ascii_case(key_id))
-                {
-                    doc.remove(&format!("secret.{k}"));
+            for k in [keys::SECRET_KEY_ID, keys::SECRET_PREVIOUS_KEY_ID] {
+                if doc.text(k).is_some_and(|v| v.eq_ignore_ascii_case(key_id)) {
+                    doc.remove(k);
                 }
             }
             ("password_credential", key_id.clone(), None)
         }
     };
     if let Some(c) = client_id {
-        doc.set("teardown.client_id", c);
+        doc.set(keys::TEARDOWN_CLIENT_ID, c);
     }
     let mut removed = doc
-        .get("teardown.removed")
-        .and_then(Value::as_array)
+        .get(keys::TEARDOWN_REMOVED)
+        .ok()
+        .flatten()
         .cloned()
         .unwrap_or_default();
     removed.push(json!({"kind": kind, "id": id, "name": name, "at": s2s_core::run::now_rfc3339()}));
-    doc.set("teardown.removed", Value::Array(removed));
+    doc.set(keys::TEARDOWN_REMOVED, removed);
 }
 
 /// The app is no longer this setup's: its ids go (the credential went with it, or with the
 /// setup's tag); only the local file may be left.
 fn forget_app(doc: &mut StateDoc, app: &Application) {
-    doc.remove("app.object_id");
-    doc.remove("app.client_id");
-    for k in ["key_id", "hint", "expires_at", "value"] {
-        doc.remove(&format!("secret.{k}"));
+    doc.remove(keys::APP_OBJECT_ID);
+    doc.remove(keys::APP_CLIENT_ID);
+    for k in [
+        keys::SECRET_KEY_ID.any(),
+        keys::SECRET_HINT.any(),
+        keys::SECRET_EXPIRES_AT.any(),
+        keys::SECRET_VALUE.any(),
+    ] {
+        doc.remove(k);
     }
-    doc.set("teardown.client_id", app.app_id.as_str());
-    doc.set("teardown.application_object_id", app.id.as_str());
+    doc.set(keys::TEARDOWN_CLIENT_ID, &app.app_id);
+    doc.set(keys::TEARDOWN_APPLICATION_OBJECT_ID, &app.id);
 }
 
 pub(crate) fn policy_label(p: &HrdPolicy) -> String {

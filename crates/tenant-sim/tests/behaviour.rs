@@ -1,104 +1,29 @@
-//! Behaviour tests against an in-process `TestServer`, with a tiny blocking HTTP/1.1 client on
-//! `std::net::TcpStream` (no HTTP client crate, so dropped connections are observable as such).
+//! Behaviour tests against an in-process `TestServer`, through test-support's blocking HTTP/1.1
+//! client on `std::net` (no HTTP client crate, so dropped connections are observable as such).
 
-use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use tenant_sim::{Options, TestServer};
+use test_support::http::{self, Response};
+use test_support::token;
 
-#[derive(Debug)]
-struct Resp {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Value,
-}
+/// How long a request here waits for an answer: the emulator answers at once, so a stalled or
+/// dropped request shows in seconds.
+const WAIT: Duration = Duration::from_secs(5);
 
-impl Resp {
-    fn header(&self, n: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(n))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// Send one request; `Err` when the connection closed without a complete response.
+/// One request through the shared client: `method base+path`, waiting [`WAIT`]; `Err` when the
+/// connection closed without a complete response.
 fn raw(
     base: &str,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
     body: Option<&[u8]>,
-) -> Result<Resp, String> {
-    raw_within(base, Duration::from_secs(5), method, path, headers, body)
+) -> Result<Response, String> {
+    http::send_within(WAIT, method, &format!("{base}{path}"), headers, body)
 }
-
-/// [`raw`] with a read timeout; a request without an answer in time is an `Err`.
-fn raw_within(
-    base: &str,
-    timeout: Duration,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: Option<&[u8]>,
-) -> Result<Resp, String> {
-    let addr = base.trim_start_matches("http://");
-    let mut s = TcpStream::connect(addr).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
-    exchange(&mut s, addr, method, path, headers, body)
-}
-
-/// Write one HTTP/1.1 request on `s` and read the response until the connection closes.
-fn exchange(
-    s: &mut impl ReadWrite,
-    addr: &str,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: Option<&[u8]>,
-) -> Result<Resp, String> {
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    let body = body.unwrap_or(b"");
-    req.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-    s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
-    s.write_all(body).map_err(|e| e.to_string())?;
-    s.flush().map_err(|e| e.to_string())?;
-    let mut buf = Vec::new();
-    let _ = s.read_to_end(&mut buf);
-    let text = String::from_utf8_lossy(&buf).to_string();
-    let Some((head, rest)) = text.split_once("\r\n\r\n") else {
-        return Err(format!("incomplete response: {text:?}"));
-    };
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|c| c.parse().ok())
-        .ok_or("bad status line")?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
-    let body = if rest.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(rest).unwrap_or(Value::String(rest.to_string()))
-    };
-    Ok(Resp {
-        status,
-        headers,
-        body,
-    })
-}
-
-trait ReadWrite: Read + Write {}
-impl<T: Read + Write> ReadWrite for T {}
 
 fn call(
     base: &str,
@@ -107,7 +32,7 @@ fn call(
     token: Option<&str>,
     body: Option<Value>,
     extra: &[(&str, &str)],
-) -> Resp {
+) -> Response {
     let auth = token.map(|t| format!("Bearer {t}"));
     let mut h: Vec<(&str, &str)> = extra.to_vec();
     if let Some(a) = &auth {
@@ -121,50 +46,13 @@ fn call(
 }
 
 /// `GET path` with a bearer token, nothing else: most reads here.
-fn get(base: &str, token: &str, path: &str) -> Resp {
+fn get(base: &str, token: &str, path: &str) -> Response {
     call(base, "GET", path, Some(token), None, &[])
 }
 
 /// `POST path` with a bearer token and a JSON body: most writes here.
-fn post(base: &str, token: &str, path: &str, body: Value) -> Resp {
+fn post(base: &str, token: &str, path: &str, body: Value) -> Response {
     call(base, "POST", path, Some(token), Some(body), &[])
-}
-
-fn form(pairs: &[(&str, &str)]) -> String {
-    pairs
-        .iter()
-        .map(|(k, v)| {
-            format!(
-                "{k}={}",
-                v.replace('%', "%25")
-                    .replace('&', "%26")
-                    .replace('+', "%2B")
-                    .replace('/', "%2F")
-                    .replace(':', "%3A")
-                    .replace(' ', "+")
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-fn token_for(s: &TestServer, client: &str, secret: &str, resource: &str) -> Resp {
-    login(
-        s,
-        "token",
-        &[
-            ("grant_type", "client_credentials"),
-            ("client_id", client),
-            ("client_secret", secret),
-            ("scope", &format!("{resource}/.default")),
-        ],
-    )
-}
-
-fn admin(s: &TestServer, resource: &str) -> String {
-    let r = token_for(s, &s.admin_client_id(), &s.admin_client_secret(), resource);
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.body["access_token"].as_str().expect("token").to_string()
 }
 
 /// Register an app with a secret and a service principal; returns (appId, object id, secret, sp id).
@@ -215,8 +103,8 @@ fn register(s: &TestServer, g: &str, unique: &str) -> (String, String, String, S
 #[test]
 fn tokens_admin_wrong_secret_unknown_app_and_audience() {
     let s = TestServer::start(Options::default());
-    let g = admin(&s, &s.url());
-    let r = token_for(&s, &s.admin_client_id(), "nope", &s.url());
+    let g = token::admin_token(&s, &s.url());
+    let r = token::client_credentials(&s, &s.admin_client_id(), "nope", &s.url());
     assert_eq!(r.status, 401);
     assert_eq!(r.body["error"], "invalid_client");
     assert_eq!(r.body["error_codes"][0], 7000215);
@@ -226,7 +114,7 @@ fn tokens_admin_wrong_secret_unknown_app_and_audience() {
             .expect("desc")
             .contains("Trace ID:")
     );
-    let r = token_for(&s, "11111111-2222-3333-4444-555555555555", "x", &s.url());
+    let r = token::client_credentials(&s, "11111111-2222-3333-4444-555555555555", "x", &s.url());
     assert_eq!(
         (
             r.status,
@@ -235,7 +123,7 @@ fn tokens_admin_wrong_secret_unknown_app_and_audience() {
         ),
         (400, Some("unauthorized_client"), Some(700016))
     );
-    let r = token_for(
+    let r = token::client_credentials(
         &s,
         &s.admin_client_id(),
         &s.admin_client_secret(),
@@ -270,7 +158,7 @@ fn tokens_admin_wrong_secret_unknown_app_and_audience() {
 #[test]
 fn app_upsert_unknown_property_and_app_token() {
     let s = TestServer::start(Options::default());
-    let g = admin(&s, &s.url());
+    let g = token::admin_token(&s, &s.url());
     let name = "it's 100% #1/2";
     let (app_id, _id, secret, _sp) = register(&s, &g, name);
     let path = "/v1.0/applications(uniqueName='it''s%20100%25%20%231%2F2')";
@@ -321,7 +209,7 @@ fn app_upsert_unknown_property_and_app_token() {
         "Resource not found for the segment 'nothing'."
     );
     // the app's own token: Graph refuses; Dataverse refuses until an application user exists
-    let t = token_for(&s, &app_id, &secret, &s.url());
+    let t = token::client_credentials(&s, &app_id, &secret, &s.url());
     assert_eq!(t.status, 200, "{}", t.body);
     let at = t.body["access_token"].as_str().expect("at");
     let r = get(&s.url(), at, "/v1.0/applications");
@@ -355,7 +243,7 @@ fn replication_lag_hides_new_app() {
         replication_lag_ms: 300,
         ..Options::default()
     });
-    let g = admin(&s, &s.url());
+    let g = token::admin_token(&s, &s.url());
     let r = post(
         &s.url(),
         &g,
@@ -392,7 +280,7 @@ fn duplicate_grant_and_hrd() {
         federated: true,
         ..Options::default()
     });
-    let g = admin(&s, &s.url());
+    let g = token::admin_token(&s, &s.url());
     let (_app, _id, _secret, sp) = register(&s, &g, "grant-test");
     let crm = call(
         &s.url(),
@@ -457,8 +345,8 @@ fn duplicate_grant_and_hrd() {
 #[test]
 fn application_user_roles_config_and_publish() {
     let s = TestServer::start(Options::default());
-    let g = admin(&s, &s.url());
-    let d = admin(&s, &s.dynamics_url());
+    let g = token::admin_token(&s, &s.url());
+    let d = token::admin_token(&s, &s.dynamics_url());
     let dv = |m: &str, p: &str, b: Option<Value>, h: &[(&str, &str)]| {
         call(
             &s.dynamics_url(),
@@ -550,7 +438,7 @@ fn application_user_roles_config_and_publish() {
         "Marketo Sync User"
     );
     // the app's own Dataverse token now works
-    let t = token_for(&s, &app_id, &secret, &s.dynamics_url());
+    let t = token::client_credentials(&s, &app_id, &secret, &s.dynamics_url());
     let at = t.body["access_token"].as_str().expect("at").to_string();
     let who = get(&s.dynamics_url(), &at, "/api/data/v9.2/WhoAmI()");
     assert_eq!(who.body["UserId"], user.as_str());
@@ -664,28 +552,12 @@ fn random_faults_are_deterministic_and_drop_connections() {
     );
 }
 
-/// `POST /<tenant>/oauth2/v2.0/<endpoint>` with a form body.
-fn login(s: &TestServer, endpoint: &str, pairs: &[(&str, &str)]) -> Resp {
-    let body = form(pairs);
-    raw(
-        &s.url(),
-        "POST",
-        &format!("/{}/oauth2/v2.0/{endpoint}", s.tenant_id()),
-        &[("Content-Type", "application/x-www-form-urlencoded")],
-        Some(body.as_bytes()),
-    )
-    .expect("login response")
-}
-
-const AZ_CLI: &str = "04b07795-8ddb-461a-bbee-02f9e1bf7b46";
-const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
-
 #[test]
 fn device_code_then_refresh_for_the_other_resource() {
     let s = TestServer::start(Options::default());
     let graph_scope = format!("{}/.default offline_access", s.url());
     // a confidential (non-public) client cannot use the device flow
-    let r = login(
+    let r = token::login(
         &s,
         "devicecode",
         &[("client_id", &s.admin_client_id()), ("scope", &graph_scope)],
@@ -694,10 +566,10 @@ fn device_code_then_refresh_for_the_other_resource() {
         (r.status, r.body["error"].as_str()),
         (400, Some("invalid_client"))
     );
-    let dc = login(
+    let dc = token::login(
         &s,
         "devicecode",
-        &[("client_id", AZ_CLI), ("scope", &graph_scope)],
+        &[("client_id", token::AZURE_CLI), ("scope", &graph_scope)],
     );
     assert_eq!(dc.status, 200, "{}", dc.body);
     let code = dc.body["device_code"].as_str().expect("device_code");
@@ -709,12 +581,12 @@ fn device_code_then_refresh_for_the_other_resource() {
             .is_some_and(|m| m.contains("devicelogin"))
     );
     let poll = [
-        ("grant_type", DEVICE_GRANT),
-        ("client_id", AZ_CLI),
+        ("grant_type", token::DEVICE_CODE_GRANT),
+        ("client_id", token::AZURE_CLI),
         ("device_code", code),
         ("scope", &graph_scope),
     ];
-    let r = login(&s, "token", &poll);
+    let r = token::login(&s, "token", &poll);
     assert_eq!(
         (
             r.status,
@@ -723,7 +595,7 @@ fn device_code_then_refresh_for_the_other_resource() {
         ),
         (400, Some("authorization_pending"), Some(70016))
     );
-    let r = login(&s, "token", &poll);
+    let r = token::login(&s, "token", &poll);
     assert_eq!(r.status, 200, "{}", r.body);
     let at = r.body["access_token"].as_str().expect("access_token");
     let rt = r.body["refresh_token"]
@@ -733,7 +605,7 @@ fn device_code_then_refresh_for_the_other_resource() {
     let org = get(&s.url(), at, "/v1.0/organization");
     assert_eq!(org.status, 200, "{}", org.body);
     // the device code is used up
-    let r = login(&s, "token", &poll);
+    let r = token::login(&s, "token", &poll);
     assert_eq!(
         (r.status, r.body["error"].as_str()),
         (400, Some("invalid_grant"))
@@ -741,12 +613,12 @@ fn device_code_then_refresh_for_the_other_resource() {
     // the refresh token buys a token for the Dataverse org (another resource)
     let dv_scope = format!("{}/.default offline_access", s.dynamics_url());
     let refresh = |rt: &str| {
-        login(
+        token::login(
             &s,
             "token",
             &[
                 ("grant_type", "refresh_token"),
-                ("client_id", AZ_CLI),
+                ("client_id", token::AZURE_CLI),
                 ("refresh_token", rt),
                 ("scope", &dv_scope),
             ],
@@ -770,20 +642,20 @@ fn device_code_then_refresh_for_the_other_resource() {
     );
     // without offline_access there is no refresh token
     let scope = format!("{}/.default", s.url());
-    let dc = login(
+    let dc = token::login(
         &s,
         "devicecode",
-        &[("client_id", AZ_CLI), ("scope", &scope)],
+        &[("client_id", token::AZURE_CLI), ("scope", &scope)],
     );
     let code = dc.body["device_code"].as_str().expect("device_code");
     let poll = [
-        ("grant_type", DEVICE_GRANT),
-        ("client_id", AZ_CLI),
+        ("grant_type", token::DEVICE_CODE_GRANT),
+        ("client_id", token::AZURE_CLI),
         ("device_code", code),
         ("scope", &scope),
     ];
-    assert_eq!(login(&s, "token", &poll).status, 400);
-    let r = login(&s, "token", &poll);
+    assert_eq!(token::login(&s, "token", &poll).status, 400);
+    let r = token::login(&s, "token", &poll);
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.body.get("refresh_token").is_none(), "{}", r.body);
     // nothing secret in the request log
@@ -797,7 +669,7 @@ fn publish_all_xml_async_job_completes() {
         publish_ms: 300,
         ..Options::default()
     });
-    let d = admin(&s, &s.dynamics_url());
+    let d = token::admin_token(&s, &s.dynamics_url());
     let dv = |m: &str, p: &str, b: Option<Value>| {
         call(
             &s.dynamics_url(),
@@ -877,16 +749,16 @@ fn stall_at_holds_only_that_request() {
         stall_at: Some(2),
         ..Options::default()
     });
-    let org = |timeout| raw_within(&s.url(), timeout, "GET", "/v1.0/organization", &[], None);
+    let org_url = format!("{}/v1.0/organization", s.url());
+    let org = |timeout| http::send_within(timeout, "GET", &org_url, &[], None);
     assert_eq!(org(Duration::from_secs(5)).map(|r| r.status), Ok(401));
     let url = s.url();
     let stalled = std::thread::spawn(move || {
         let t = std::time::Instant::now();
-        let r = raw_within(
-            &url,
+        let r = http::send_within(
             Duration::from_secs(1),
             "GET",
-            "/v1.0/organization",
+            &format!("{url}/v1.0/organization"),
             &[],
             None,
         );
@@ -916,7 +788,7 @@ fn stall_at_holds_only_that_request() {
 #[test]
 fn dataverse_rate_limit_per_token() {
     let s = TestServer::start(Options::default());
-    let d = admin(&s, &s.dynamics_url());
+    let d = token::admin_token(&s, &s.dynamics_url());
     let who = |t: &str| get(&s.dynamics_url(), t, "/api/data/v9.2/WhoAmI");
     let mut ok = 0;
     let limited = loop {
@@ -933,7 +805,7 @@ fn dataverse_rate_limit_per_token() {
     assert_eq!(limited.header("retry-after"), Some("1"));
     assert_eq!(limited.body["error"]["code"], "0x80072322");
     // the budget is per token: another caller is not throttled
-    let other = admin(&s, &s.dynamics_url());
+    let other = token::admin_token(&s, &s.dynamics_url());
     assert_ne!(other, d);
     assert_eq!(who(&other).status, 200);
     // after Retry-After the same token is served again
@@ -1001,7 +873,7 @@ fn random_faults_same_seed_same_faults_across_servers() {
 #[test]
 fn lost_response_commits_the_write() {
     let s = TestServer::start(Options::default());
-    let g = admin(&s, &s.url());
+    let g = token::admin_token(&s, &s.url());
     s.add_fault(
         json!({"path_prefix": "/v1.0/applications", "method": "POST", "kind": "lost_response"}),
     );
@@ -1088,7 +960,7 @@ mod tls {
         path: &str,
         headers: &[(&str, &str)],
         body: Option<&[u8]>,
-    ) -> Result<Resp, String> {
+    ) -> Result<Response, String> {
         https_within(s, base, Duration::from_secs(5), method, path, headers, body)
     }
 
@@ -1100,11 +972,11 @@ mod tls {
         path: &str,
         headers: &[(&str, &str)],
         body: Option<&[u8]>,
-    ) -> Result<Resp, String> {
+    ) -> Result<Response, String> {
         let ca = s.ca_file().expect("ca file");
         let mut tls = connect(base, "127.0.0.1", Some(&ca), timeout)?;
         let addr = base.trim_start_matches("https://").to_string();
-        exchange(&mut tls, &addr, method, path, headers, body)
+        http::exchange(&mut tls, &addr, method, path, headers, body)
     }
 
     #[test]
@@ -1158,7 +1030,7 @@ mod tls {
         });
         // a token for each resource over https, used on both listeners
         let token = |resource: &str| {
-            let body = form(&[
+            let body = http::form(&[
                 ("grant_type", "client_credentials"),
                 ("client_id", &s.admin_client_id()),
                 ("client_secret", &s.admin_client_secret()),
@@ -1247,15 +1119,15 @@ mod tls {
 /// every code on the second poll).
 fn device_token(s: &TestServer, client: &str) -> String {
     let scope = format!("{}/.default offline_access", s.url());
-    let dc = login(s, "devicecode", &[("client_id", client), ("scope", &scope)]);
+    let dc = token::login(s, "devicecode", &[("client_id", client), ("scope", &scope)]);
     assert_eq!(dc.status, 200, "{}", dc.body);
     let code = dc.body["device_code"].as_str().expect("code").to_string();
     let poll = || {
-        login(
+        token::login(
             s,
             "token",
             &[
-                ("grant_type", DEVICE_GRANT),
+                ("grant_type", token::DEVICE_CODE_GRANT),
                 ("client_id", client),
                 ("device_code", &code),
                 ("scope", &scope),
@@ -1274,7 +1146,7 @@ fn permissions_follow_the_token() {
         admin_permissions: vec!["Application.ReadWrite.All".into()],
         ..Options::default()
     });
-    let g = admin(&s, &s.url());
+    let g = token::admin_token(&s, &s.url());
     assert_eq!(get(&s.url(), &g, "/v1.0/applications").status, 200);
     let hrd = json!({"definition": ["{\"HomeRealmDiscoveryPolicy\":{\"AllowCloudPasswordValidation\":true}}"], "displayName": "x"});
     let r = post(
@@ -1306,7 +1178,7 @@ fn permissions_follow_the_token() {
 
     // the default admin may do what the tools need, but never read on-premises sync app-only
     let s = TestServer::start(Options::default());
-    let g = admin(&s, &s.url());
+    let g = token::admin_token(&s, &s.url());
     let r = post(
         &s.url(),
         &g,
@@ -1324,7 +1196,7 @@ fn permissions_follow_the_token() {
     assert_eq!(get(&s.url(), &g, "/v1.0/me/memberOf").status, 400);
 
     // the Azure CLI's client has no Policy.* scope; a Global Administrator reads on-prem sync
-    let cli = device_token(&s, AZ_CLI);
+    let cli = device_token(&s, token::AZURE_CLI);
     let r = post(
         &s.url(),
         &cli,
@@ -1346,7 +1218,7 @@ fn delegated_calls_need_a_directory_role() {
         admin_directory_roles: vec![],
         ..Options::default()
     });
-    let cli = device_token(&s, AZ_CLI);
+    let cli = device_token(&s, token::AZURE_CLI);
     assert_eq!(get(&s.url(), &cli, "/v1.0/applications").status, 200);
     let r = call(
         &s.url(),
@@ -1368,7 +1240,7 @@ fn admin_without_application_user_is_refused_by_dataverse() {
         admin_dataverse_role: None,
         ..Options::default()
     });
-    let d = admin(&s, &s.dynamics_url());
+    let d = token::admin_token(&s, &s.dynamics_url());
     let r = get(&s.dynamics_url(), &d, "/api/data/v9.2/WhoAmI");
     assert_eq!(
         (r.status, r.body["error"]["code"].as_str()),
@@ -1379,8 +1251,8 @@ fn admin_without_application_user_is_refused_by_dataverse() {
 #[test]
 fn soft_deleted_application_user_blocks_a_new_one_until_purged() {
     let s = TestServer::start(Options::default());
-    let g = admin(&s, &s.url());
-    let d = admin(&s, &s.dynamics_url());
+    let g = token::admin_token(&s, &s.url());
+    let d = token::admin_token(&s, &s.dynamics_url());
     let dv = |m: &str, p: &str, b: Option<Value>| {
         call(
             &s.dynamics_url(),
@@ -1444,7 +1316,7 @@ fn marketo_labels_are_configurable() {
         marketo_user_label: "Sync User".into(),
         ..Options::default()
     });
-    let d = admin(&s, &s.dynamics_url());
+    let d = token::admin_token(&s, &s.dynamics_url());
     let r = get(
         &s.dynamics_url(),
         &d,
@@ -1561,28 +1433,28 @@ fn a_device_code_sign_in_with_openid_answers_with_an_id_token_and_client_info() 
     let s = TestServer::start(Options::default());
     // the scope is the device-code request's; the poll carries none (MSAL's does not)
     let scope = format!("{}/.default openid profile offline_access", s.url());
-    let dc = login(
+    let dc = token::login(
         &s,
         "devicecode",
-        &[("client_id", AZ_CLI), ("scope", &scope)],
+        &[("client_id", token::AZURE_CLI), ("scope", &scope)],
     );
     assert_eq!(dc.status, 200, "{}", dc.body);
     let code = dc.body["device_code"].as_str().expect("device_code");
     let poll = [
-        ("grant_type", DEVICE_GRANT),
-        ("client_id", AZ_CLI),
+        ("grant_type", token::DEVICE_CODE_GRANT),
+        ("client_id", token::AZURE_CLI),
         ("device_code", code),
         ("client_info", "1"),
     ];
-    assert_eq!(login(&s, "token", &poll).status, 400);
-    let r = login(&s, "token", &poll);
+    assert_eq!(token::login(&s, "token", &poll).status, 400);
+    let r = token::login(&s, "token", &poll);
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(
         claims_of(r.body["access_token"].as_str().unwrap())["aud"],
         json!(s.url())
     );
     let id = claims_of(r.body["id_token"].as_str().expect("an id_token for openid"));
-    assert_eq!(id["aud"], AZ_CLI);
+    assert_eq!(id["aud"], token::AZURE_CLI);
     assert_eq!(id["iss"], format!("{}/{}/v2.0", s.url(), s.tenant_id()));
     assert_eq!(id["preferred_username"], "admin@contoso.onmicrosoft.com");
     assert_eq!(id["ver"], "2.0");
@@ -1593,12 +1465,12 @@ fn a_device_code_sign_in_with_openid_answers_with_an_id_token_and_client_info() 
     );
     // the refresh answers the same way
     let rt = r.body["refresh_token"].as_str().unwrap();
-    let r = login(
+    let r = token::login(
         &s,
         "token",
         &[
             ("grant_type", "refresh_token"),
-            ("client_id", AZ_CLI),
+            ("client_id", token::AZURE_CLI),
             ("refresh_token", rt),
             ("client_info", "1"),
             (
@@ -1614,22 +1486,22 @@ fn a_device_code_sign_in_with_openid_answers_with_an_id_token_and_client_info() 
         r.body
     );
     // without openid and client_info=1 there is neither (as before)
-    let dc = login(
+    let dc = token::login(
         &s,
         "devicecode",
         &[
-            ("client_id", AZ_CLI),
+            ("client_id", token::AZURE_CLI),
             ("scope", &format!("{}/.default", s.url())),
         ],
     );
     let code = dc.body["device_code"].as_str().unwrap();
     let poll = [
-        ("grant_type", DEVICE_GRANT),
-        ("client_id", AZ_CLI),
+        ("grant_type", token::DEVICE_CODE_GRANT),
+        ("client_id", token::AZURE_CLI),
         ("device_code", code),
     ];
-    login(&s, "token", &poll);
-    let r = login(&s, "token", &poll);
+    token::login(&s, "token", &poll);
+    let r = token::login(&s, "token", &poll);
     assert!(
         r.body.get("id_token").is_none() && r.body.get("client_info").is_none(),
         "{}",
@@ -1640,11 +1512,11 @@ fn a_device_code_sign_in_with_openid_answers_with_an_id_token_and_client_info() 
 #[test]
 fn an_app_only_tokens_oid_is_its_service_principals_object_id() {
     let s = TestServer::start(Options::default());
-    let g = admin(&s, &s.url());
+    let g = token::admin_token(&s, &s.url());
     let oid = claims_of(&g)["oid"].as_str().unwrap().to_string();
     assert_ne!(oid, s.admin_client_id());
     // the admin's application user in the org carries the same object id
-    let d = admin(&s, &s.dynamics_url());
+    let d = token::admin_token(&s, &s.dynamics_url());
     let users = get(
         &s.dynamics_url(),
         &d,
@@ -1658,7 +1530,7 @@ fn an_app_only_tokens_oid_is_its_service_principals_object_id() {
         json!(oid)
     );
     let (app_id, _, secret, sp) = register(&s, &g, "oid-check");
-    let t = token_for(&s, &app_id, &secret, &s.url());
+    let t = token::client_credentials(&s, &app_id, &secret, &s.url());
     assert_eq!(
         claims_of(t.body["access_token"].as_str().unwrap())["oid"],
         json!(sp)
@@ -1668,7 +1540,7 @@ fn an_app_only_tokens_oid_is_its_service_principals_object_id() {
 #[test]
 fn a_deleted_app_takes_its_service_principal_to_the_deleted_items_restorable_on_its_own() {
     let s = TestServer::start(Options::default());
-    let g = admin(&s, &s.url());
+    let g = token::admin_token(&s, &s.url());
     let (app_id, id, _, sp) = register(&s, &g, "soft-delete");
     let dyn_sp = get(
         &s.url(),
@@ -1781,7 +1653,7 @@ fn a_deleted_app_takes_its_service_principal_to_the_deleted_items_restorable_on_
 #[test]
 fn counting_directory_objects_needs_consistency_level_eventual() {
     let s = TestServer::start(Options::default());
-    let g = admin(&s, &s.url());
+    let g = token::admin_token(&s, &s.url());
     register(&s, &g, "count-one");
     register(&s, &g, "count-two");
     let e = get(&s.url(), &g, "/v1.0/applications/$count");
@@ -1848,7 +1720,7 @@ fn listing_a_service_principals_hrd_policies_needs_an_application_permission_too
             admin_permissions: perms.iter().map(|p| p.to_string()).collect(),
             ..Options::default()
         });
-        let g = admin(&s, &s.url());
+        let g = token::admin_token(&s, &s.url());
         assert_eq!(get(&s.url(), &g, &path).status, want, "{perms:?}");
     }
 }
@@ -1856,7 +1728,7 @@ fn listing_a_service_principals_hrd_policies_needs_an_application_permission_too
 #[test]
 fn dataverse_answers_a_wrong_audience_token_with_an_empty_401_and_a_challenge() {
     let s = TestServer::start(Options::default());
-    let graph_token = admin(&s, &s.url());
+    let graph_token = token::admin_token(&s, &s.url());
     let r = get(&s.dynamics_url(), &graph_token, "/api/data/v9.2/WhoAmI");
     assert_eq!((r.status, &r.body), (401, &Value::Null));
     let challenge = r.header("www-authenticate").expect("WWW-Authenticate");
@@ -1873,7 +1745,7 @@ fn dataverse_answers_a_wrong_audience_token_with_an_empty_401_and_a_challenge() 
 #[test]
 fn choice_columns_are_listed_by_type_cast_with_their_options_and_tables_say_if_private() {
     let s = TestServer::start(Options::default());
-    let d = admin(&s, &s.dynamics_url());
+    let d = token::admin_token(&s, &s.dynamics_url());
     let r = get(
         &s.dynamics_url(),
         &d,
@@ -1946,7 +1818,7 @@ fn a_certificate_assertion_as_msal_python_signs_it_is_accepted() {
     let signing = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(key);
     let sig = signing.sign(format!("{header}.{claims}").as_bytes());
     let assertion = format!("{header}.{claims}.{}", b64.encode(sig.to_bytes()));
-    let r = login(
+    let r = token::login(
         &s,
         "token",
         &[

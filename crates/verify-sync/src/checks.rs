@@ -14,6 +14,7 @@ use secrecy::SecretString;
 use time::OffsetDateTime;
 use tokio::sync::OnceCell;
 
+use s2s_core::keys;
 use s2s_core::{Ctx, Kind, Result};
 use s2s_dataverse::{Dataverse, Solution, SystemUser, WhoAmI};
 use s2s_graph::{
@@ -25,6 +26,10 @@ use s2s_core::checklist::Check;
 
 mod roles;
 use roles::{marketo_solution, role_holders, sync_role};
+
+/// The words of a secret check that fails only because the secret (still valid) expires within
+/// `--warn-days`: the fleet reads it to call that connection `warn`, not `crit`.
+pub(crate) const EXPIRES_WITHIN_WARN_DAYS: &str = "expires in";
 
 /// One item of the checklist (its `id` in the output).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -494,7 +499,7 @@ async fn secret(env: &Env<'_>, shared: &Shared) -> Result<Check> {
                 Ok(v) => v,
                 Err(why) => return Ok(Check::fail(id, name, why, make_secret(&[]))),
             };
-            let recorded = ctx.doc.get_str("secret.sha256").ok().flatten();
+            let recorded = ctx.doc.text(keys::SECRET_SHA256);
             let text = secrecy::ExposeSecret::expose_secret(&value);
             match recorded {
                 Some(sha)
@@ -545,7 +550,7 @@ async fn secret(env: &Env<'_>, shared: &Shared) -> Result<Check> {
                     id,
                     name,
                     format!(
-                        "key {key_id} expires in {} day(s), within --warn-days {warn_days}; make-secret adds a fresh secret (re-enter it in Marketo, then retire the old one)",
+                        "key {key_id} {EXPIRES_WITHIN_WARN_DAYS} {} day(s), within --warn-days {warn_days}; make-secret adds a fresh secret (re-enter it in Marketo, then retire the old one)",
                         left.whole_days().max(0)
                     ),
                     make_secret(&[]),
@@ -576,7 +581,7 @@ async fn secret(env: &Env<'_>, shared: &Shared) -> Result<Check> {
 
 /// The document says the secret is kept outside a file on purpose (`make-secret --forget-file`).
 fn kept_outside_a_file(ctx: &Ctx) -> bool {
-    ctx.doc.get_str("secret.storage").ok().flatten() == Some("external")
+    ctx.doc.text(keys::SECRET_STORAGE) == Some("external")
 }
 
 /// `hrd-policy`: when a domain is federated, the service principal has an
@@ -924,14 +929,14 @@ fn published(ctx: &Ctx) -> Check {
     let publish = || ctx.command("publish-customizations", &["--if-changed"]);
     let id = "published";
     let name = "customizations published after the last Dataverse change";
-    if doc.get_str("publish.status").ok().flatten() == Some("pending") {
+    if doc.text(keys::PUBLISH_STATUS) == Some("pending") {
         return Check::fail(id, name, "an earlier publish did not finish", publish());
     }
     match s2s_core::owed::changes_since_publish(doc, false) {
         Ok(changed) if changed.is_empty() => Check::pass(
             id,
             name,
-            match doc.get_str("publish.last_published_at").ok().flatten() {
+            match doc.text(keys::PUBLISH_LAST_PUBLISHED_AT) {
                 Some(at) => format!("last published at {}", s2s_core::output::sanitize(at)),
                 None => "no Dataverse change recorded in the document".to_string(),
             },

@@ -31,6 +31,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use s2s_core::checklist::Status;
+use s2s_core::keys;
 use s2s_core::output::{Reporter, Style, paint, sanitize};
 use s2s_core::{Ctx, Error, Result, StateDoc};
 
@@ -164,7 +165,9 @@ async fn check_one(ctx: &mut Ctx, cli: &Cli) -> Result<Value> {
     // connection works today.
     let only_expiring = failing.len() == 1
         && failing[0].id == "secret"
-        && failing[0].detail.contains("expires in")
+        && failing[0]
+            .detail
+            .contains(crate::checks::EXPIRES_WITHIN_WARN_DAYS)
         && days_left.is_some_and(|d| d >= 0 && d < i64::from(cli.warn_days));
     let status = match (failing.is_empty(), only_expiring, warnings.is_empty()) {
         (true, _, true) => "ok",
@@ -181,13 +184,14 @@ async fn check_one(ctx: &mut Ctx, cli: &Cli) -> Result<Value> {
 
 /// A document teardown emptied: its removal record and no app left.
 fn removed(doc: &StateDoc) -> bool {
-    doc.get("teardown.removed").is_some() && doc.get("app.client_id").is_none()
+    doc.get_value(keys::TEARDOWN_REMOVED.path()).is_some()
+        && doc.get_value(keys::APP_CLIENT_ID.path()).is_none()
 }
 
 /// What a row shows from the document alone: the target and the secret's expiry.
 fn doc_fields(doc: &StateDoc, file: &Path) -> Value {
-    let text = |k: &str| doc.get_str(k).ok().flatten().map(str::to_string);
-    let expires = text("secret.expires_at");
+    let text = |k: &str| doc.text(k).map(str::to_string);
+    let expires = text(keys::SECRET_EXPIRES_AT.path());
     let days_left = expires
         .as_deref()
         .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
@@ -197,11 +201,11 @@ fn doc_fields(doc: &StateDoc, file: &Path) -> Value {
         "status": "unknown",
         "ok": false,
         "checked_at": Value::Null,
-        "tenant": text("tenant.id"),
-        "tenant_domain": text("tenant.domain"),
-        "org": text("dynamics.url").map(|u| s2s_core::output::url_for_humans(&u)),
-        "org_name": text("dynamics.org_name"),
-        "client_id": text("app.client_id"),
+        "tenant": text(keys::TENANT_ID.path()),
+        "tenant_domain": text(keys::TENANT_DOMAIN.path()),
+        "org": text(keys::DYNAMICS_URL.path()).map(|u| s2s_core::output::url_for_humans(&u)),
+        "org_name": text(keys::DYNAMICS_ORG_NAME.path()),
+        "client_id": text(keys::APP_CLIENT_ID.path()),
         "secret_expires_at": expires,
         "secret_days_left": days_left,
     })

@@ -33,22 +33,17 @@
 //! re-runs only the checks that fail (with the shared reads they need) until they pass or the
 //! window ends.
 //!
-//! - Reads: `tenant.id`, `app.client_id`, `app.object_id`, `app.service_principal_id`,
-//!   `secret.key_id`, `secret.file`, `secret.sha256`, `secret.storage`, `dynamics.url`,
-//!   `dynamics.application_user_id`,
-//!   `marketo_config.entity_set`, `marketo_config.record_id`, `marketo_config.user_lookup`,
-//!   `sync_filter.entities`, `steps.*`, `publish.status`, `publish.last_published_at`.
-//! - Writes: `dynamics.org_name` (the org's friendly name, once, from
-//!   `RetrieveCurrentOrganization`), `verify.ok`, `verify.at`, `verify.checks`, `verify.marketo_step3` (`dynamics_url`,
-//!   `tenant_id`, `client_id`, `username`, `secret_file`: what Marketo's step 3 asks for, never
-//!   the secret), `steps.verify-sync`. The step-3 block is printed on stderr once every check
-//!   passes, even with `-q`.
+//! - Keys: besides the keys `verify-sync --help` lists (rendered from `READS`, `WRITES` and
+//!   core's exit-code table), the `published` check reads `steps.*`, `publish.status` and
+//!   `publish.last_published_at` leniently (a value it cannot read is a finding, not bad input).
+//!   `dynamics.org_name` is written once, from `RetrieveCurrentOrganization`;
+//!   `verify.marketo_step3` holds what Marketo's step 3 asks for (`dynamics_url`, `tenant_id`,
+//!   `client_id`, `username`, `secret_file`), never the secret. The step-3 block is printed on
+//!   stderr once every check passes, even with `-q`.
 //! - Read-only: it never sends a write (the only POST is the token request of the live test).
-//! - Exit codes: 0 all checks pass; 6 at least one failed (the document is still written);
-//!   2 bad input; 3 the admin could not sign in; 5 no answer in time. `--fleet`: 0 when every
-//!   connection is ok or removed, else 6; `--format nagios` 0/1/2/3 (OK, WARNING, CRITICAL,
-//!   UNKNOWN); `--format prometheus` 0 once written. `--offline`: 0 once printed, 2 for a
-//!   document that cannot be read.
+//! - Exit codes beyond the single run's: `--fleet` 0 when every connection is ok or removed,
+//!   else 6; `--format nagios` 0/1/2/3 (OK, WARNING, CRITICAL, UNKNOWN); `--format prometheus`
+//!   0 once written. `--offline`: 0 once printed, 2 for a document that cannot be read.
 //!
 //! Example: `verify-sync --state marketo-s2s.state.json`,
 //! `verify-sync --fleet */*.state.json --format nagios`, `verify-sync --offline --state s.json`
@@ -62,44 +57,18 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use s2s_core::checklist;
+use s2s_core::keys;
 use s2s_core::run::Outcome;
-use s2s_core::{CommonArgs, Ctx, Error, Key, Kind, Result, Tool};
+use s2s_core::{AnyKey, CommonArgs, Ctx, Error, Kind, Result, Tool};
 
 use checks::Checklist;
-
-/// The help's closing part: examples and the keys, then the exit codes from core's one table.
-fn after_help() -> String {
-    format!(
-        "{}\n{}",
-        "\
-Examples:
-  verify-sync --state marketo-s2s.state.json
-  register-app | grant-consent | make-secret | assign-role | configure-marketo \\
-    | publish-customizations --if-changed | verify-sync
-  verify-sync --fleet customers/*/*.state.json --format nagios
-  verify-sync --offline --state marketo-s2s.state.json      # no network: where it stands
-
-Prints a checklist on stderr; each failing check says what to run to fix it. When every check
-passes it prints the values to enter in Marketo step 3 (never the secret itself). The
-`published` check fails while a Dataverse change recorded in the document is not published yet.
---fleet rows have a status (ok, warn, crit, unknown, removed); --format nagios exits 0/1/2/3,
---format prometheus exits 0 once written, jsonl and table exit 6 unless all are ok.",
-        s2s_core::exit_codes::help(
-            true,
-            &[
-                (0, "every check passed"),
-                (6, "the document is still written, with verify.checks")
-            ]
-        )
-    )
-}
 
 /// Check that the Marketo S2S setup works end to end, read-only, before Marketo's step 3.
 #[derive(Debug, Parser)]
 #[command(
     name = "verify-sync",
     version,
-    after_help = after_help()
+    after_help = s2s_core::help::after_help::<Cli>()
 )]
 pub struct Cli {
     /// A secret that expires within this many days fails the check
@@ -158,22 +127,46 @@ pub enum FleetFormat {
 impl Tool for Cli {
     const NAME: &'static str = "verify-sync";
     const READ_ONLY: bool = true;
-    const READS: &'static [(&'static str, Key)] = &[
-        ("tenant.id", Key::Str),
-        ("app.client_id", Key::Guid),
-        ("app.object_id", Key::Guid),
-        ("app.service_principal_id", Key::Guid),
-        ("secret.key_id", Key::Guid),
-        ("secret.file", Key::Str),
-        ("secret.sha256", Key::Str),
-        ("secret.storage", Key::Str),
-        ("dynamics.url", Key::Url),
-        ("dynamics.username", Key::Str),
-        ("dynamics.application_user_id", Key::Guid),
-        ("marketo_config.entity_set", Key::Str),
-        ("marketo_config.record_id", Key::Guid),
-        ("marketo_config.user_lookup", Key::Str),
-        ("sync_filter.entities", Key::Array),
+    const READS: &'static [AnyKey] = &[
+        keys::TENANT_ID.any(),
+        keys::APP_CLIENT_ID.any(),
+        keys::APP_OBJECT_ID.any(),
+        keys::APP_SERVICE_PRINCIPAL_ID.any(),
+        keys::SECRET_KEY_ID.any(),
+        keys::SECRET_FILE.any(),
+        keys::SECRET_SHA256.any(),
+        keys::SECRET_STORAGE.any(),
+        keys::DYNAMICS_URL.any(),
+        keys::DYNAMICS_USERNAME.any(),
+        keys::DYNAMICS_APPLICATION_USER_ID.any(),
+        keys::MARKETO_CONFIG_ENTITY_SET.any(),
+        keys::MARKETO_CONFIG_RECORD_ID.any(),
+        keys::MARKETO_CONFIG_USER_LOOKUP.any(),
+        keys::SYNC_FILTER_ENTITIES.any(),
+    ];
+    const WRITES: &'static [AnyKey] = &[
+        keys::DYNAMICS_ORG_NAME.any(),
+        keys::VERIFY_OK.any(),
+        keys::VERIFY_AT.any(),
+        keys::VERIFY_CHECKS.any(),
+        keys::VERIFY_MARKETO_STEP3.any(),
+    ];
+    const EXAMPLES: &'static str = "\
+verify-sync --state marketo-s2s.state.json
+register-app | grant-consent | make-secret | assign-role | configure-marketo \\
+  | publish-customizations --if-changed | verify-sync
+verify-sync --fleet customers/*/*.state.json --format nagios
+verify-sync --offline --state marketo-s2s.state.json      # no network: where it stands";
+    const HELP_NOTES: &'static str = "\
+Prints a checklist on stderr; each failing check says what to run to fix it. When every check
+passes it prints the values to enter in Marketo step 3 (never the secret itself). The
+`published` check fails while a Dataverse change recorded in the document (steps.*) is not
+published yet (publish.status, publish.last_published_at).
+--fleet rows have a status (ok, warn, crit, unknown, removed); --format nagios exits 0/1/2/3,
+--format prometheus exits 0 once written, jsonl and table exit 6 unless all are ok.";
+    const EXIT_NOTES: &'static [(u8, &'static str)] = &[
+        (0, "every check passed"),
+        (6, "the document is still written, with verify.checks"),
     ];
     fn common(&self) -> &CommonArgs {
         &self.common
@@ -209,15 +202,19 @@ struct Inputs {
 
 fn read_inputs(ctx: &Ctx, cli: &Cli) -> Result<Inputs> {
     let d = &ctx.doc;
-    let client_id = d.get_guid("app.client_id")?.ok_or_else(|| {
-        s2s_core::config::missing("the app's client id", "register-app first", "app.client_id")
+    let client_id = d.get(keys::APP_CLIENT_ID)?.ok_or_else(|| {
+        s2s_core::config::missing(
+            "the app's client id",
+            "register-app first",
+            keys::APP_CLIENT_ID.path(),
+        )
     })?;
     ctx.config().tenant()?;
     ctx.config().dynamics()?;
     // Printed in the step-3 block: a forged value is bad input, refused before any request.
     s2s_dataverse::names::username_from_doc(d)?;
     let mut filter_entities = Vec::new();
-    if let Some(list) = d.get_array("sync_filter.entities")? {
+    if let Some(list) = d.get(keys::SYNC_FILTER_ENTITIES)? {
         for e in list {
             match e
                 .get("entity")
@@ -226,23 +223,24 @@ fn read_inputs(ctx: &Ctx, cli: &Cli) -> Result<Inputs> {
             {
                 Some(name) => filter_entities.push(name.to_string()),
                 None => {
-                    return Err(Error::usage(
-                        "state document key sync_filter.entities must list entity names",
-                    ));
+                    return Err(Error::usage(format!(
+                        "state document key {} must list entity names",
+                        keys::SYNC_FILTER_ENTITIES
+                    )));
                 }
             }
         }
     }
     Ok(Inputs {
         client_id,
-        object_id: d.get_guid("app.object_id")?,
-        sp_id: d.get_guid("app.service_principal_id")?,
-        key_id: d.get_guid("secret.key_id")?,
+        object_id: d.get(keys::APP_OBJECT_ID)?,
+        sp_id: d.get(keys::APP_SERVICE_PRINCIPAL_ID)?,
+        key_id: d.get(keys::SECRET_KEY_ID)?,
         secret_file: secret_file(ctx, cli)?,
-        app_user_id: d.get_guid("dynamics.application_user_id")?,
-        config_set: d.get_str("marketo_config.entity_set")?.map(str::to_string),
-        config_record: d.get_guid("marketo_config.record_id")?,
-        config_lookup: d.get_str("marketo_config.user_lookup")?.map(str::to_string),
+        app_user_id: d.get(keys::DYNAMICS_APPLICATION_USER_ID)?,
+        config_set: d.get(keys::MARKETO_CONFIG_ENTITY_SET)?.map(str::to_string),
+        config_record: d.get(keys::MARKETO_CONFIG_RECORD_ID)?,
+        config_lookup: d.get(keys::MARKETO_CONFIG_USER_LOOKUP)?.map(str::to_string),
         filter_entities,
     })
 }
@@ -250,11 +248,11 @@ fn read_inputs(ctx: &Ctx, cli: &Cli) -> Result<Inputs> {
 /// The secret file to test: `--secret-file`, or `secret.file` (relative to the `--state` file's
 /// folder). Only a regular file is read: a FIFO would block the run past any deadline.
 fn secret_file(ctx: &Ctx, cli: &Cli) -> Result<Option<PathBuf>> {
-    let (path, what) = match (&cli.secret_file, ctx.doc.get_str("secret.file")?) {
-        (Some(p), _) => (p.clone(), "--secret-file"),
+    let (path, what) = match (&cli.secret_file, ctx.doc.get(keys::SECRET_FILE)?) {
+        (Some(p), _) => (p.clone(), "--secret-file".to_string()),
         (None, Some(p)) => (
             ctx.resolve_doc_path(Path::new(p)),
-            "state document key secret.file",
+            format!("state document key {}", keys::SECRET_FILE),
         ),
         (None, None) => return Ok(None),
     };
@@ -340,7 +338,7 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<Outcome> {
     remember_org_name(ctx, &checks).await;
     let outcome = checklist::record(
         ctx,
-        "verify",
+        keys::VERIFY_CHECKLIST,
         &checks,
         "run the fix shown for each failed check, then verify-sync again",
     );
@@ -359,7 +357,7 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<Outcome> {
 /// the document does not have it yet; a failure to tell is not a finding.
 async fn remember_org_name(ctx: &mut Ctx, checks: &[checklist::Check]) {
     let org_answered = checks.iter().any(|c| c.id == "org-access" && c.ok());
-    if !org_answered || ctx.doc.get("dynamics.org_name").is_some() {
+    if !org_answered || ctx.doc.get_value(keys::DYNAMICS_ORG_NAME.path()).is_some() {
         return;
     }
     let Ok(org) = ctx.config().dynamics().map(s2s_core::config::base) else {
@@ -369,7 +367,7 @@ async fn remember_org_name(ctx: &mut Ctx, checks: &[checklist::Check]) {
     match dv.current_organization().await {
         Ok(detail) => {
             if let Some(name) = detail.friendly_name.filter(|n| !n.trim().is_empty()) {
-                ctx.doc.set("dynamics.org_name", name);
+                ctx.doc.set(keys::DYNAMICS_ORG_NAME, name);
             }
         }
         Err(e) => ctx
@@ -385,7 +383,7 @@ const SETTLE_IF_CHANGED_WITHIN: Duration = Duration::from_secs(10 * 60);
 
 /// True when a step in the document changed something within `window` (its `steps.<tool>.at`).
 fn changed_recently(ctx: &Ctx, window: Duration) -> bool {
-    let Ok(Some(steps)) = ctx.doc.get_object("steps") else {
+    let Ok(Some(steps)) = ctx.doc.get(keys::STEPS) else {
         return false;
     };
     let now = OffsetDateTime::now_utc();
@@ -405,13 +403,13 @@ fn changed_recently(ctx: &Ctx, window: Duration) -> bool {
 fn handoff(ctx: &mut Ctx, input: &Inputs, print: bool) -> Result<()> {
     let dynamics_url = ctx
         .doc
-        .get_str("dynamics.url")?
+        .get(keys::DYNAMICS_URL)?
         .map(s2s_core::output::url_for_humans);
     let tenant = ctx.config().tenant.clone();
     let username = s2s_dataverse::names::username_from_doc(&ctx.doc)?;
     let secret_file = input.secret_file.as_ref().map(|p| ctx.doc_path_text(p));
     ctx.doc.set(
-        "verify.marketo_step3",
+        keys::VERIFY_MARKETO_STEP3,
         json!({
             "dynamics_url": dynamics_url,
             "tenant_id": tenant,
@@ -441,15 +439,4 @@ fn handoff(ctx: &mut Ctx, input: &Inputs, print: bool) -> Result<()> {
         ctx.reporter().result(&l);
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::CommandFactory;
-
-    #[test]
-    fn cli_is_consistent() {
-        Cli::command().debug_assert();
-    }
 }

@@ -13,6 +13,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use s2s_core::keys;
 use s2s_core::output::{Reporter, Style, url_for_humans};
 use s2s_core::{Error, Result, StateDoc};
 
@@ -41,7 +42,7 @@ fn status(cli: &Cli, r: &Reporter) -> Result<()> {
                 .with_hint("pass --state FILE with the customer's state file"),
         );
     }
-    let text = |k: &str| doc.get_str(k).ok().flatten().map(str::to_string);
+    let text = |k: &str| doc.text(k).map(str::to_string);
     let or = |v: Option<String>, none: &str| v.unwrap_or_else(|| none.to_string());
     let line = |label: &str, value: String| r.result(&format!("{label:<12}: {value}"));
 
@@ -51,18 +52,24 @@ fn status(cli: &Cli, r: &Reporter) -> Result<()> {
             .display()
             .to_string())
     ));
-    let tenant = match (text("tenant.domain"), text("tenant.id")) {
+    let tenant = match (
+        text(keys::TENANT_DOMAIN.path()),
+        text(keys::TENANT_ID.path()),
+    ) {
         (Some(d), Some(i)) => format!("{d} ({i})"),
         (d, i) => or(d.or(i), "(none yet)"),
     };
     line(
         "tenant",
-        format!("{tenant}, cloud {}", or(text("tenant.cloud"), "public")),
+        format!(
+            "{tenant}, cloud {}",
+            or(text(keys::TENANT_CLOUD.path()), "public")
+        ),
     );
-    let org = text("dynamics.url").map(|u| url_for_humans(&u));
+    let org = text(keys::DYNAMICS_URL.path()).map(|u| url_for_humans(&u));
     line(
         "org",
-        match (org.clone(), text("dynamics.org_name")) {
+        match (org.clone(), text(keys::DYNAMICS_ORG_NAME.path())) {
             (Some(u), Some(n)) => format!("{u} ({n})"),
             (u, _) => or(u, "(none yet)"),
         },
@@ -70,11 +77,11 @@ fn status(cli: &Cli, r: &Reporter) -> Result<()> {
     line("sign-in", sign_in(&doc));
     line(
         "app",
-        match text("app.client_id") {
+        match text(keys::APP_CLIENT_ID.path()) {
             Some(id) => format!(
                 "{:?}, client id {id}, object id {}",
-                or(text("app.display_name"), "?"),
-                or(text("app.object_id"), "?")
+                or(text(keys::APP_DISPLAY_NAME.path()), "?"),
+                or(text(keys::APP_OBJECT_ID.path()), "?")
             ),
             None => "(not registered yet: register-app)".to_string(),
         },
@@ -89,7 +96,7 @@ fn status(cli: &Cli, r: &Reporter) -> Result<()> {
 
 /// The document's `sign_in`, or that the environment's credential chain is used.
 fn sign_in(doc: &StateDoc) -> String {
-    let Ok(Some(s)) = doc.get_object("sign_in") else {
+    let Ok(Some(s)) = doc.get(keys::SIGN_IN) else {
         return "not named in the document: the environment's credential chain".to_string();
     };
     let mut parts = Vec::new();
@@ -128,7 +135,7 @@ fn steps(doc: &StateDoc, r: &Reporter) {
         "verify-sync",
         "teardown",
     ];
-    let Ok(Some(steps)) = doc.get_object("steps") else {
+    let Ok(Some(steps)) = doc.get(keys::STEPS) else {
         r.result("steps       : none has run yet");
         return;
     };
@@ -164,12 +171,12 @@ fn steps(doc: &StateDoc, r: &Reporter) {
 /// The secret's key id, hint, file and expiry (a warning within `--warn-days`), and a previous
 /// key still to retire.
 fn secret(doc: &StateDoc, file: Option<&Path>, warn_days: u32, r: &Reporter) {
-    let text = |k: &str| doc.get_str(k).ok().flatten().map(str::to_string);
-    let Some(key) = text("secret.key_id") else {
+    let text = |k: &str| doc.text(k).map(str::to_string);
+    let Some(key) = text(keys::SECRET_KEY_ID.path()) else {
         r.result("secret      : none yet (make-secret)");
         return;
     };
-    let path = text("secret.file").map(|p| {
+    let path = text(keys::SECRET_FILE.path()).map(|p| {
         s2s_core::statefile::resolve_doc_path(file, Path::new(&p))
             .display()
             .to_string()
@@ -179,12 +186,12 @@ fn secret(doc: &StateDoc, file: Option<&Path>, warn_days: u32, r: &Reporter) {
         Some(p) => format!("file {p} is missing"),
         None => "no file recorded".to_string(),
     };
-    let expires = text("secret.expires_at");
+    let expires = text(keys::SECRET_EXPIRES_AT.path());
     let left = expires
         .as_deref()
         .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
         .map(|t| (t - OffsetDateTime::now_utc()).whole_days());
-    let hint = text("secret.hint").map_or(String::new(), |h| format!(" ({h}…)"));
+    let hint = text(keys::SECRET_HINT.path()).map_or(String::new(), |h| format!(" ({h}…)"));
     let msg = format!(
         "secret      : key {key}{hint} {saved}, expires {} ({})",
         expires.as_deref().unwrap_or("?"),
@@ -195,7 +202,7 @@ fn secret(doc: &StateDoc, file: Option<&Path>, warn_days: u32, r: &Reporter) {
     } else {
         r.result(&msg);
     }
-    if let Some(prev) = text("secret.previous_key_id") {
+    if let Some(prev) = text(keys::SECRET_PREVIOUS_KEY_ID.path()) {
         r.result(&format!(
             "              previous key {prev} still on the app: retire it once Marketo uses the new one"
         ));
@@ -204,13 +211,18 @@ fn secret(doc: &StateDoc, file: Option<&Path>, warn_days: u32, r: &Reporter) {
 
 /// The last `verify-sync` result and its age.
 fn last_verify(doc: &StateDoc, r: &Reporter) {
-    let Some(ok) = doc.get("verify.ok").and_then(Value::as_bool) else {
+    let Some(ok) = doc
+        .get_value(keys::VERIFY_OK.path())
+        .and_then(Value::as_bool)
+    else {
         r.result("last verify : never run (verify-sync)");
         return;
     };
-    let at = doc.get_str("verify.at").ok().flatten().unwrap_or("");
+    let at = doc.text(keys::VERIFY_AT).unwrap_or("");
     let when = age(at).map_or(at.to_string(), |a| format!("{a}, {at}"));
-    let checks = doc.get("verify.checks").and_then(Value::as_array);
+    let checks = doc
+        .get_value(keys::VERIFY_CHECKS.path())
+        .and_then(Value::as_array);
     let ids = |want: &str| -> Vec<String> {
         checks
             .into_iter()
@@ -242,7 +254,7 @@ fn last_verify(doc: &StateDoc, r: &Reporter) {
 /// --if-changed and the `published` check apply it).
 fn publish(doc: &StateDoc, r: &Reporter, file: Option<&Path>) {
     let run = s2s_core::hint::command("publish-customizations", file, &["--if-changed"]);
-    if doc.get_str("publish.status").ok().flatten() == Some("pending") {
+    if doc.text(keys::PUBLISH_STATUS) == Some("pending") {
         r.result_styled(
             Style::Warn,
             &format!("publish     : owed: an earlier publish did not finish; run {run}"),
@@ -252,9 +264,7 @@ fn publish(doc: &StateDoc, r: &Reporter, file: Option<&Path>) {
     match s2s_core::owed::changes_since_publish(doc, false) {
         Ok(changed) if changed.is_empty() => r.result(&format!(
             "publish     : nothing owed{}",
-            doc.get_str("publish.last_published_at")
-                .ok()
-                .flatten()
+            doc.text(keys::PUBLISH_LAST_PUBLISHED_AT)
                 .map_or(String::new(), |at| format!(" (last published {at})"))
         )),
         Ok(changed) => r.result_styled(
@@ -270,9 +280,9 @@ fn publish(doc: &StateDoc, r: &Reporter, file: Option<&Path>) {
 
 /// The values Marketo's step 3 asks for, from the document (never the secret).
 fn step3(doc: &StateDoc, file: Option<&Path>, r: &Reporter) {
-    let text = |k: &str| doc.get_str(k).ok().flatten().map(str::to_string);
+    let text = |k: &str| doc.text(k).map(str::to_string);
     let unknown = |v: Option<String>| v.unwrap_or_else(|| "(unknown)".to_string());
-    let secret = text("secret.file").map(|p| {
+    let secret = text(keys::SECRET_FILE.path()).map(|p| {
         s2s_core::statefile::resolve_doc_path(file, Path::new(&p))
             .display()
             .to_string()
@@ -281,11 +291,17 @@ fn step3(doc: &StateDoc, file: Option<&Path>, r: &Reporter) {
         "Marketo step 3 (Admin > CRM > Microsoft Dynamics > Enter Credentials):".to_string(),
         format!(
             "  Dynamics URL : {}",
-            unknown(text("dynamics.url").map(|u| url_for_humans(&u)))
+            unknown(text(keys::DYNAMICS_URL.path()).map(|u| url_for_humans(&u)))
         ),
-        format!("  Tenant ID    : {}", unknown(text("tenant.id"))),
-        format!("  Client ID    : {}", unknown(text("app.client_id"))),
-        format!("  Username     : {}", unknown(text("dynamics.username"))),
+        format!("  Tenant ID    : {}", unknown(text(keys::TENANT_ID.path()))),
+        format!(
+            "  Client ID    : {}",
+            unknown(text(keys::APP_CLIENT_ID.path()))
+        ),
+        format!(
+            "  Username     : {}",
+            unknown(text(keys::DYNAMICS_USERNAME.path()))
+        ),
         format!(
             "  Client secret: the content of {} (shown nowhere else)",
             secret.unwrap_or_else(|| "the secret file".to_string())

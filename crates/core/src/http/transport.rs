@@ -11,7 +11,6 @@
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
 use secrecy::{ExposeSecret, SecretString};
@@ -65,9 +64,6 @@ pub struct Transport {
     report: Arc<Reporter>,
     client: OnceCell<reqwest::Client>,
     ledger: Ledger,
-    /// A line said just before the first request (the target line of a tool that writes), so
-    /// bad input is still refused with the error as the first line.
-    first_line: Mutex<Option<String>>,
 }
 
 impl Transport {
@@ -77,13 +73,7 @@ impl Transport {
             report,
             client: OnceCell::new(),
             ledger: Ledger::default(),
-            first_line: Mutex::new(None),
         }
-    }
-
-    /// Says `line` on stderr right before this run's first request (see `first_line`).
-    pub fn before_first_request(&self, line: String) {
-        *self.first_line.lock().unwrap_or_else(|p| p.into_inner()) = Some(line);
     }
 
     pub fn settings(&self) -> &Settings {
@@ -136,14 +126,8 @@ impl Transport {
 
     /// Sends `req`, retrying as [`policy::decide`] says, with the tokens of `tokens`.
     pub async fn send(&self, req: Request, tokens: &impl TokenSource) -> Result<Response> {
-        let first = self
-            .first_line
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        if let Some(line) = first {
-            self.report.say(&line);
-        }
+        // The target line, if no other line has said it yet.
+        self.report.flush_preamble();
         self.ledger.sending(&req);
         let start = Instant::now();
         let mut committed = false;

@@ -1,8 +1,14 @@
-//! Sign-in the way pipelines do it (issue 15): a certificate, a workload identity federation
-//! token and a managed identity, each against the emulator that checks them as Entra does —
-//! and, at `-vv`, nothing secret (key, assertion, identity header, token) on any output.
+//! Sign-in, every source of the credential chain against the emulator that checks it as Entra
+//! does: a certificate, a workload identity federation token and a managed identity as pipelines
+//! use them; a person's device-code sign-in on a terminal, then the token cache serving the next
+//! tool (one prompt per sign-in, the cache rotated, 0600, never printed); the Azure CLI, stopped at
+//! the deadline when it hangs; no credential at all off a terminal; an outlandish `expires_in`.
+//! At `-vv`, nothing secret (key, assertion, identity header, token) on any output.
 
-use serde_json::Value;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
 use tenant_sim::Options;
 
 use crate::common::*;
@@ -338,20 +344,18 @@ fn explicit_sources_say_which_variable_is_missing() {
 
 /// Posts a client-assertion token request for the admin straight to the emulator.
 fn assertion_token(sim: &Sim, assertion: &str) -> (u16, Value) {
-    let form = format!(
-        "grant_type=client_credentials&client_id={}&client_assertion_type={}&client_assertion={}&scope={}",
-        sim.server.admin_client_id(),
-        urlencode(s2s_core::assertion::JWT_BEARER),
-        urlencode(assertion),
-        urlencode(&format!("{}/.default", sim.url()))
+    let r = token::login(
+        &sim.server,
+        "token",
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", &sim.server.admin_client_id()),
+            ("client_assertion_type", s2s_core::assertion::JWT_BEARER),
+            ("client_assertion", assertion),
+            ("scope", &format!("{}/.default", sim.url())),
+        ],
     );
-    let (status, body) = http(
-        "POST",
-        &format!("{}/{}/oauth2/v2.0/token", sim.url(), sim.server.tenant_id()),
-        &[("Content-Type", "application/x-www-form-urlencoded")],
-        Some(&form),
-    );
-    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+    (r.status, r.json())
 }
 
 fn decode(part: &str) -> Value {
@@ -437,11 +441,8 @@ fn the_managed_identity_endpoints_refuse_what_azure_refuses() {
     let app_service = sim.server.identity_endpoint().unwrap();
     let header = sim.server.identity_header().unwrap();
     let get = |url: String, headers: &[(&str, &str)]| {
-        let (status, body) = http("GET", &url, headers, None);
-        (
-            status,
-            serde_json::from_str::<Value>(&body).unwrap_or(Value::Null),
-        )
+        let r = http::send("GET", &url, headers, None).expect("an answer");
+        (r.status, r.json())
     };
     let ok = format!("{app_service}?api-version=2019-08-01&resource={resource}");
     let (s, v) = get(ok.clone(), &[("X-IDENTITY-HEADER", &header)]);
@@ -557,7 +558,7 @@ impl Drop for SimProcess {
 fn the_tenant_sim_start_up_line_gives_files_that_sign_register_app_in() {
     use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("tenant-sim"))
+    let mut child = std::process::Command::new(bin("tenant-sim"))
         .args(["--port", "0", "--managed-identity"])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
@@ -657,4 +658,221 @@ fn a_key_that_is_not_rsa_is_named_with_the_right_article() {
         r.assert_stderr(said);
         sim.assert_no_requests();
     }
+}
+
+#[test]
+fn device_code_on_a_terminal_then_the_cache_serves_the_next_tool() {
+    let sim = sim();
+    let cache = sim.path("cache/tokens.json");
+    let state = sim.path("state.json");
+    let env = [
+        ("PATH", "/usr/bin:/bin".to_string()),
+        ("HOME", sim.dir().display().to_string()),
+        ("AZURE_TENANT_ID", sim.server.tenant_id()),
+        ("AZURE_AUTHORITY_HOST", sim.url()),
+        ("MKTO_S2S_GRAPH_URL", sim.url()),
+        ("MKTO_S2S_TOKEN_CACHE", cache.display().to_string()),
+        ("MKTO_S2S_TIMEOUT", "60s".to_string()),
+    ];
+    // script(1) gives the tool a pseudo-terminal, as an admin's shell would.
+    let register = bin("register-app");
+    let out = Command::new("script")
+        .args([
+            "-qec",
+            &format!("{} --state {}", register.display(), state.display()),
+            "/dev/null",
+        ])
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .current_dir(sim.dir())
+        .output()
+        .expect("script(1)");
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{screen}");
+    assert!(
+        screen.contains("enter the code"),
+        "no device-code prompt on the terminal:\n{screen}"
+    );
+    assert!(!screen.contains("eyJ"), "a token reached the terminal");
+    assert_eq!(s2s_core::fsutil::mode_of(&cache).unwrap(), 0o600);
+    let logins: Vec<String> = sim
+        .requests()
+        .iter()
+        .filter(|r| r["service"] == "login")
+        .map(|r| r["path"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        logins.iter().any(|p| p.ends_with("/devicecode")),
+        "{logins:?}"
+    );
+
+    // The next tool, not on a terminal, signs in from the cache without prompting.
+    sim.clear();
+    let r = Run::from_output(
+        bare_cmd("grant-consent", sim.dir())
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .args(["--state", state.to_str().unwrap()])
+            .output()
+            .unwrap(),
+    )
+    .ok();
+    assert!(!r.stderr.contains("enter the code"), "{}", r.stderr);
+    assert!(
+        sim.requests()
+            .iter()
+            .all(|q| !q["path"].as_str().unwrap().ends_with("/devicecode"))
+    );
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    assert!(doc["consent"]["grant_id"].is_string());
+}
+
+#[test]
+fn device_code_first_run_shows_one_prompt_and_reaches_both_graph_and_the_org() {
+    let sim = sim();
+    let state = finished_state(&sim);
+    let cache = sim.path("cache/tokens.json");
+    let env = [
+        ("PATH", "/usr/bin:/bin".to_string()),
+        ("HOME", sim.dir().display().to_string()),
+        ("AZURE_TENANT_ID", sim.server.tenant_id()),
+        ("AZURE_AUTHORITY_HOST", sim.url()),
+        ("MKTO_S2S_GRAPH_URL", sim.url()),
+        ("MKTO_S2S_TOKEN_CACHE", cache.display().to_string()),
+        ("MKTO_S2S_TIMEOUT", "60s".to_string()),
+        ("NO_COLOR", "1".to_string()),
+        ("TERM", "xterm".to_string()),
+    ];
+    sim.clear();
+    let verify = bin("verify-sync");
+    let (ok, screen) = on_terminal(
+        sim.dir(),
+        &format!("{} --state {}", verify.display(), state.display()),
+        &env,
+    );
+    assert!(ok, "the first run works:\n{screen}");
+    assert_eq!(
+        screen.matches("enter the code").count(),
+        1,
+        "one prompt per sign-in:\n{screen}"
+    );
+    let devicecodes = sim
+        .requests()
+        .iter()
+        .filter(|r| r["path"].as_str().unwrap_or("").ends_with("/devicecode"))
+        .count();
+    assert_eq!(devicecodes, 1);
+    assert!(!screen.contains("0x80072561"), "{screen}");
+    assert!(
+        screen.contains("[ok  ] the org answers WhoAmI for the admin"),
+        "{screen}"
+    );
+    assert!(screen.contains("signed in as "), "{screen}");
+    // NO_COLOR on a terminal: not one escape byte (the spinner included).
+    assert!(!screen.contains('\u{1b}'), "{screen:?}");
+    assert!(!screen.contains("eyJ"), "a token reached the terminal");
+}
+
+#[test]
+fn without_any_credential_off_a_terminal_it_says_how_to_sign_in() {
+    let sim = sim();
+    let r = Run::from_output(
+        bare_cmd("register-app", sim.dir())
+            .env("AZURE_TENANT_ID", sim.server.tenant_id())
+            .env("AZURE_AUTHORITY_HOST", sim.url())
+            .env("MKTO_S2S_GRAPH_URL", sim.url())
+            .output()
+            .unwrap(),
+    )
+    .code_is(3);
+    assert!(
+        r.stderr.contains("register-app: error: no credential"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("AZURE_CLIENT_SECRET") && r.stderr.contains("az login"),
+        "{}",
+        r.stderr
+    );
+    assert!(sim.requests().is_empty());
+}
+
+#[test]
+fn the_token_cache_is_used_rotated_0600_and_never_printed() {
+    let sim = sim();
+    let cache = sim.path("tokens.json");
+    let (refresh, key) = seed_token_cache(&sim, &cache);
+
+    let mut c = sim.cmd("register-app");
+    c.env_remove("AZURE_CLIENT_ID")
+        .env_remove("AZURE_CLIENT_SECRET")
+        .env("MKTO_S2S_TOKEN_CACHE", &cache)
+        .args(["--auth", "cache", "-vv"]);
+    let r = Run::from_output(c.output().unwrap()).ok();
+    assert!(r.doc["app"]["client_id"].is_string());
+    let rotated: Value = serde_json::from_str(&std::fs::read_to_string(&cache).unwrap()).unwrap();
+    let new_refresh = rotated[&key]["refresh_token"].as_str().unwrap();
+    assert_ne!(
+        new_refresh, refresh,
+        "the rotated refresh token was not saved"
+    );
+    let out = r.all_output();
+    assert!(
+        !out.contains(&refresh) && !out.contains(new_refresh),
+        "a refresh token leaked"
+    );
+    assert!(!out.contains("eyJ"), "a token leaked");
+    assert_eq!(s2s_core::fsutil::mode_of(&cache).unwrap(), 0o600);
+}
+
+#[test]
+fn a_hanging_az_is_stopped_at_the_timeout_and_killed() {
+    let sim = sim();
+    let bin = sim.path("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let pid_file = sim.path("az.pid");
+    let script = bin.join("az");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho $$ > {}\nexec sleep 60\n",
+            pid_file.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut c = sim.cmd("register-app");
+    c.env_remove("AZURE_CLIENT_ID")
+        .env_remove("AZURE_CLIENT_SECRET")
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .args(["--auth", "az", "--timeout", "2s"]);
+    let t0 = Instant::now();
+    let r = Run::from_output(c.output().unwrap()).code_is(5);
+    assert!(t0.elapsed() < Duration::from_secs(20), "{:?}", t0.elapsed());
+    r.assert_stderr("Azure CLI");
+    let pid = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .to_string();
+    // The child was killed: gone, or a zombie waiting for its new parent to reap it.
+    std::thread::sleep(Duration::from_millis(200));
+    let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| !s.contains(") Z "))
+        .unwrap_or(false);
+    assert!(!alive, "az (pid {pid}) was left running");
+}
+
+#[test]
+fn a_huge_expires_in_from_the_token_endpoint_is_clamped_not_a_crash() {
+    let sim = sim();
+    let token = sim.admin_token(&sim.url());
+    sim.server.add_fault(json!({
+        "path_prefix": format!("/{}/oauth2/v2.0/token", sim.server.tenant_id()),
+        "method": "POST", "status": 200,
+        "body": {"token_type": "Bearer", "access_token": token, "expires_in": u64::MAX},
+    }));
+    let r = sim.run("register-app", &[], &Value::Null).ok();
+    assert!(r.doc["app"]["client_id"].is_string());
 }

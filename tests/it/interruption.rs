@@ -11,10 +11,6 @@ use serde_json::{Value, json};
 
 use crate::common::*;
 
-fn read_json(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
 /// The setup up to configure-marketo on `state.json`, with the next publish stalled for ever.
 fn ready_to_publish(sim: &Sim) -> std::path::PathBuf {
     let state = sim.path("state.json");
@@ -105,7 +101,7 @@ fn finish(child: std::process::Child) -> (Option<i32>, String) {
 fn ctrl_c_during_a_publish_keeps_the_state_file_and_the_publish_stays_owed_after_reruns() {
     let sim = sim();
     let state = ready_to_publish(&sim);
-    let before = read_json(&state);
+    let before = read_doc(&state);
     let published_before = publish_history(&sim).len();
     let child = start_publish(&sim, &state);
     let started = Instant::now();
@@ -130,7 +126,7 @@ fn ctrl_c_during_a_publish_keeps_the_state_file_and_the_publish_stays_owed_after
     );
 
     // The file is whole: every key of before, the owed publish and what stopped it.
-    let after = read_json(&state);
+    let after = read_doc(&state);
     for key in ["app", "consent", "secret", "dynamics", "marketo_config"] {
         assert_eq!(after[key], before[key], "{key}");
     }
@@ -156,7 +152,7 @@ fn ctrl_c_during_a_publish_keeps_the_state_file_and_the_publish_stays_owed_after
             &Value::Null,
         )
         .code_is(6);
-    let doc = read_json(&state);
+    let doc = read_doc(&state);
     let published = doc["verify"]["checks"]
         .as_array()
         .unwrap()
@@ -192,7 +188,7 @@ fn sigterm_or_even_sigkill_during_a_publish_leaves_it_owed_in_the_state_file() {
             assert_eq!(code, Some(143), "{stderr}");
             assert!(stderr.contains("stopped by SIGTERM"), "{stderr}");
         }
-        let after = read_json(&state);
+        let after = read_doc(&state);
         assert_eq!(after["publish"]["status"], "pending", "{signal}");
         assert!(after["app"]["client_id"].is_string());
     }
@@ -223,7 +219,7 @@ fn a_rerun_that_changes_nothing_does_not_forget_an_unpublished_change() {
 fn ctrl_c_in_a_pipeline_hands_the_document_to_the_end_of_it() {
     let sim = sim();
     let state = ready_to_publish(&sim);
-    let input = read_json(&state);
+    let input = read_doc(&state);
     std::fs::write(sim.path("in.json"), input.to_string()).unwrap();
     let bin = Path::new(env!("CARGO_BIN_EXE_register-app"))
         .parent()
@@ -273,7 +269,7 @@ fn ctrl_c_in_a_pipeline_hands_the_document_to_the_end_of_it() {
         "{publish_err}"
     );
     // verify-sync, interrupted while it waited for its input, read it and passed it on.
-    let out = read_json(&sim.path("out.json"));
+    let out = read_doc(&sim.path("out.json"));
     for key in ["app", "consent", "secret", "dynamics", "marketo_config"] {
         assert_eq!(out[key], input[key], "{key}");
     }

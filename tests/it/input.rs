@@ -1,5 +1,7 @@
-//! Hostile and malformed input, for every tool: the documented exit code (2), a one-line error
-//! naming the problem, never a panic (exit 101), and not a single request sent.
+//! Input, for every tool: hostile and malformed documents and wrong types get the documented exit
+//! code (2), a one-line error naming the problem, never a panic (exit 101), and not a single
+//! request sent; OData special characters are escaped, a tenant that is not a tenant is refused
+//! before the admin's secret is sent, and a Dynamics URL is taken as people type it.
 
 use serde_json::{Value, json};
 
@@ -137,29 +139,41 @@ fn refused_without_request(sim: &Sim, tool: &str, args: &[&str], stdin: &str, ne
 fn malformed_documents() {
     let sim = sim();
     let huge = format!("{{\"pad\": \"{}\"}}", "x".repeat(10 * 1024 * 1024));
-    for tool in TOOLS {
+    for tool in tools::names() {
         refused_without_request(
             &sim,
             tool,
-            &[],
+            unattended(tool),
             "{\"app\": {\"client_id\": \"",
             "not valid JSON",
         );
-        refused_without_request(&sim, tool, &[], "[1, 2, 3]", "must be a JSON object");
         refused_without_request(
             &sim,
             tool,
-            &[],
+            unattended(tool),
+            "[1, 2, 3]",
+            "must be a JSON object",
+        );
+        refused_without_request(
+            &sim,
+            tool,
+            unattended(tool),
             "\"just a string\"",
             "must be a JSON object",
         );
-        refused_without_request(&sim, tool, &[], "42", "must be a JSON object");
-        refused_without_request(&sim, tool, &[], &huge, "larger than");
-        refused_without_request(&sim, tool, &[], "\u{feff}{}garbage", "not valid JSON");
-        if !NEED_NO_DOCUMENT.contains(tool) {
+        refused_without_request(&sim, tool, unattended(tool), "42", "must be a JSON object");
+        refused_without_request(&sim, tool, unattended(tool), &huge, "larger than");
+        refused_without_request(
+            &sim,
+            tool,
+            unattended(tool),
+            "\u{feff}{}garbage",
+            "not valid JSON",
+        );
+        if !NEED_NO_DOCUMENT.contains(&tool) {
             // An empty pipe is a failed previous step, not an empty document (issue 11).
-            refused_without_request(&sim, tool, &[], "", "produced no document");
-            refused_without_request(&sim, tool, &[], "{}", "is needed");
+            refused_without_request(&sim, tool, unattended(tool), "", "produced no document");
+            refused_without_request(&sim, tool, unattended(tool), "{}", "is needed");
         }
     }
 }
@@ -302,4 +316,49 @@ fn odata_special_characters_are_escaped_not_injected() {
         .code_is(4);
     r.assert_stderr(nasty);
     fresh.assert_no_writes();
+}
+
+#[test]
+fn a_tenant_that_is_not_a_tenant_is_refused_before_the_admin_secret_is_sent() {
+    let sim = sim();
+    for bad in ["..", ".", "a..b", "contoso", "../x"] {
+        sim.clear();
+        let mut c = sim.null_stdin_cmd("register-app");
+        c.env("AZURE_TENANT_ID", bad);
+        let r = Run::from_output(c.output().unwrap()).code_is(2);
+        r.assert_stderr("neither a tenant id");
+        sim.assert_no_requests();
+    }
+}
+
+#[test]
+fn a_dynamics_url_is_taken_as_people_type_it() {
+    let sim = sim();
+    let doc = registered(&sim);
+    // The emulator serves plain http on loopback, so the scheme-less form is checked on its
+    // own (it becomes https) and the pasted browser address against the emulator.
+    let pasted = format!(
+        "{}/main.aspx?appid=5c8a&pagetype=entitylist&etn=lead",
+        sim.server.dynamics_url()
+    );
+    let r = sim
+        .run("assign-role", &["--dynamics-url", &pasted], &doc)
+        .ok();
+    r.assert_stderr("looks like a browser address");
+    assert_eq!(
+        r.doc["dynamics"]["url"].as_str(),
+        Some(sim.server.dynamics_url().as_str())
+    );
+    // No scheme: https. The document names no app, so the run stops before any request (and
+    // never reaches for a host outside this machine).
+    sim.clear();
+    let r = sim
+        .run(
+            "assign-role",
+            &["--dynamics-url", "127.0.0.1:9"],
+            &serde_json::json!({}),
+        )
+        .code_is(2);
+    r.assert_stderr("no scheme: using https://127.0.0.1:9");
+    sim.assert_no_requests();
 }

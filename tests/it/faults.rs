@@ -1,7 +1,8 @@
-//! Reliability under faults, crashes and concurrency (issue "reliability and security"): the
-//! chain must always end in the one correct state — one app, one service principal, one grant,
-//! one usable secret, at most one HRD policy, one enabled application user holding the role, the
-//! Marketo config set — with no duplicate object and no leaked secret.
+//! Faults, crashes and concurrency: the chain must always end in the one correct state — one
+//! app, one service principal, one grant, one usable secret, at most one HRD policy, one enabled
+//! application user holding the role, the Marketo config set — with no duplicate object and no
+//! leaked secret, under random faults with replication lag, a lost answer to every write, a
+//! crash at every request boundary, and two chains started together.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -235,7 +236,7 @@ fn add_sync_filter_writes_survive_a_lost_answer() {
 /// Runs one tool and kills it (SIGKILL) as soon as the emulator holds its stalled request.
 /// Returns its document if it finished before stalling.
 fn run_or_kill(sim: &Sim, tool: &str, args: &[String], stdin: &Value) -> Option<Value> {
-    let mut c = Command::new(assert_cmd::cargo::cargo_bin(tool));
+    let mut c = Command::new(bin(tool));
     c.env_clear()
         .env("PATH", "/usr/bin:/bin")
         .env("HOME", sim.dir())
@@ -443,56 +444,4 @@ fn no_secret_or_token_in_any_output_at_vv_under_faults() {
     assert!(!all.contains("eyJ"), "a token leaked");
     assert_eq!(s2s_core::fsutil::mode_of(&secret_file).unwrap(), 0o600);
     assert_eq!(s2s_core::fsutil::mode_of(&state).unwrap(), 0o600);
-}
-
-#[test]
-fn the_token_cache_is_used_rotated_0600_and_never_printed() {
-    let sim = sim();
-    let cache = sim.path("tokens.json");
-    let (refresh, key) = seed_token_cache(&sim, &cache);
-
-    let mut c = sim.cmd("register-app");
-    c.env_remove("AZURE_CLIENT_ID")
-        .env_remove("AZURE_CLIENT_SECRET")
-        .env("MKTO_S2S_TOKEN_CACHE", &cache)
-        .args(["--auth", "cache", "-vv"]);
-    let r = Run::from_output(c.output().unwrap()).ok();
-    assert!(r.doc["app"]["client_id"].is_string());
-    let rotated: Value = serde_json::from_str(&std::fs::read_to_string(&cache).unwrap()).unwrap();
-    let new_refresh = rotated[&key]["refresh_token"].as_str().unwrap();
-    assert_ne!(
-        new_refresh, refresh,
-        "the rotated refresh token was not saved"
-    );
-    let out = r.all_output();
-    assert!(
-        !out.contains(&refresh) && !out.contains(new_refresh),
-        "a refresh token leaked"
-    );
-    assert!(!out.contains("eyJ"), "a token leaked");
-    assert_eq!(s2s_core::fsutil::mode_of(&cache).unwrap(), 0o600);
-}
-
-#[test]
-fn tools_work_over_https_with_ca_file_and_refuse_an_unknown_certificate() {
-    let sim = sim_with(Options {
-        tls: true,
-        ..Default::default()
-    });
-    let ca = sim.server.ca_file().expect("ca file");
-    assert!(sim.url().starts_with("https://"));
-    let r = sim.run("register-app", &[], &Value::Null).code_is(3);
-    r.assert_stderr("certificate");
-    r.assert_stderr("--ca-file");
-    let secret = sim.path("marketo.secret");
-    let mut doc = Value::Null;
-    for (tool, args) in chain_steps(secret.to_str().unwrap()) {
-        let mut a: Vec<&str> = args.iter().map(String::as_str).collect();
-        a.extend(["--ca-file", ca.to_str().unwrap()]);
-        let r = sim.run(tool, &a, &doc);
-        assert_eq!(r.code, 0, "{tool} over https:\n{}", r.stderr);
-        doc = r.doc;
-    }
-    sim.run("verify-sync", &["--ca-file", ca.to_str().unwrap()], &doc)
-        .ok();
 }
