@@ -285,7 +285,7 @@ keys! {
     TENANT_DOMAIN: Str = "tenant.domain";
     TENANT_CLOUD: Str = "tenant.cloud";
 
-    /// How to sign in to this customer's tenant (never a secret; see [`crate::signin`]).
+    /// How to sign in to this customer's tenant (never a secret; see [`crate::auth::signin`]).
     SIGN_IN: Object = "sign_in";
 
     APP_DISPLAY_NAME: Str = "app.display_name";
