@@ -1,6 +1,6 @@
 //! The document is never lost or mistaken on its way through a pipeline: a failing step of the
 //! README's pipeline hands every earlier id on to `> state.json`, the next tools pass it on
-//! untouched, an empty pipe is a failed previous step (not an empty document), foreign values
+//! untouched (a failing preflight at its head too), an empty pipe is a failed previous step (not an empty document), foreign values
 //! pass through exactly and duplicate keys are refused, a misspelt `--state` names the missing
 //! file, a terminal run finds `./marketo-s2s.state.json`, the lock never follows a symlink, and
 //! `publish-customizations` with no document publishes only when confirmed.
@@ -94,6 +94,67 @@ fn a_failing_step_of_the_readme_pipeline_hands_every_earlier_id_on_to_the_saved_
             .all(|w| !w["path"].as_str().unwrap().starts_with("/v1.0/")),
         "{:#?}",
         sim.writes()
+    );
+}
+
+#[test]
+fn a_failing_preflight_at_the_head_of_a_pipeline_stops_every_write_after_it() {
+    // The tenant allows secrets of 180 days at most; the runbook's default asks for 24 months.
+    let sim = sim_with(Options {
+        max_secret_days: Some(180),
+        ..Default::default()
+    });
+    let r = shell(
+        &sim,
+        "preflight < /dev/null | register-app | grant-consent | make-secret --secret-file marketo.secret \
+         | set-hrd-policy | assign-role | configure-marketo | publish-customizations --if-changed \
+         | verify-sync > state.json",
+    )
+    .code_is(6);
+    let doc = read_doc(&sim.path("state.json"));
+    let error = &doc["steps"]["preflight"]["error"];
+    assert_eq!(error["exit_code"], 6, "{doc:#}");
+    assert_eq!(error["handed_on"], true, "{doc:#}");
+    assert_eq!(doc["preflight"]["ok"], false, "{doc:#}");
+    for tool in [
+        "register-app",
+        "grant-consent",
+        "make-secret",
+        "verify-sync",
+    ] {
+        assert!(doc["steps"].get(tool).is_none(), "{tool} ran:\n{doc:#}");
+        r.assert_stderr(&format!(
+            "{tool}: error: not run: preflight failed earlier in this pipeline (exit 6)"
+        ));
+    }
+    r.assert_stderr("preflight: the document went on to stdout");
+    sim.assert_no_writes();
+
+    // Fixed (the lifetime the policy allows), the same pipeline resumed from preflight runs on.
+    sim.clear();
+    shell(
+        &sim,
+        "preflight --expires-in 90d < state.json | register-app > next.json",
+    )
+    .ok();
+    let next = read_doc(&sim.path("next.json"));
+    assert!(
+        next["steps"]["preflight"].get("error").is_none(),
+        "{next:#}"
+    );
+    assert!(next["app"]["client_id"].is_string(), "{next:#}");
+
+    // verify-sync's failed checks are findings, not a stop: nothing is marked handed on.
+    let mut broken = next.clone();
+    broken["secret"] =
+        json!({"file": "missing.secret", "key_id": "00000000-0000-0000-0000-000000000001"});
+    std::fs::write(sim.path("broken.json"), broken.to_string()).unwrap();
+    // --settle 0: the breakage is real; do not wait for replication to heal it.
+    shell(&sim, "verify-sync --settle 0 < broken.json > checked.json").code_is(6);
+    let checked = read_doc(&sim.path("checked.json"));
+    assert!(
+        checked["steps"]["verify-sync"].get("error").is_none(),
+        "{checked:#}"
     );
 }
 

@@ -7,7 +7,10 @@
 //! 1. A tool whose document came on **stdin** and that fails after reading it (bad flags found
 //!    later, a refused request, an interrupt) still writes the document on stdout, with what it
 //!    did and `steps.<tool>.error` (`exit_code`, `kind`, `message`, `at`, and `handed_on: true`,
-//!    which says the document was handed on by a failed step of a pipeline).
+//!    which says the document was handed on by a failed step of a pipeline). A gate whose checks
+//!    fail (preflight, exit 6) is such a failure: `preflight | register-app | …` writes nothing.
+//!    verify-sync's failed checks are not: they are findings to fix with other tools, and its
+//!    document is the pipeline's result.
 //! 2. A tool that reads, on **stdin**, a document in which **another** tool's error is marked
 //!    `handed_on` does nothing: it writes the document on stdout untouched and exits with that
 //!    tool's exit code. So every later tool of the pipeline passes it on, `> state.json` keeps

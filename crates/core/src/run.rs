@@ -218,6 +218,7 @@ pub fn main_parsed<C: Tool, F: Step<C>>(cli: C, step: F) -> ExitCode {
                 &[],
                 Some(&hint),
             );
+            crate::pipe::say_handed_on(C::NAME);
             ExitCode::from(Kind::ChecksFailed.code())
         }
         Err(e) => {
@@ -381,6 +382,17 @@ fn execute<C: Tool, F: Step<C>>(
             // by now it is known to be the document's tenant (confirm_tenant).
             if let Some(domain) = ctx.config().tenant_domain_given.clone() {
                 ctx.doc.set(keys::TENANT_DOMAIN, domain);
+            }
+            // A failed gate (preflight) on a pipe stops the pipeline as a failed step does: the
+            // tools after it pass the document on and write nothing.
+            if let Outcome::ChecksFailed { summary, .. } = &outcome {
+                let gate = crate::tools::tool(C::NAME)
+                    .is_some_and(|t| t.stage == crate::tools::Stage::Check);
+                if gate && crate::pipe::hands_on(common) {
+                    let e = Error::new(Kind::ChecksFailed, summary.clone());
+                    record_failure(&mut ctx.doc, C::NAME, &e, Counts::default(), true);
+                    crate::pipe::handed_on();
+                }
             }
             emit(&ctx.doc, common)?;
             Ok(outcome)

@@ -27,7 +27,8 @@
 //! It never writes to the tenant or the org; `preflight.checks` is `[{id, name, ok, detail,
 //! fix}]`. `tenant.domain` (the default domain) and `dynamics.org_name` (the org's friendly
 //! name) are written when the document lacks them, so every later step's first line names the
-//! target in words. The keys it reads and writes and its exit codes: `preflight --help`
+//! target in words. A failed check on a pipe records `steps.preflight.error` (`handed_on`), so
+//! `preflight | register-app | …` stops before the first write. The keys it reads and writes and its exit codes: `preflight --help`
 //! (rendered from `READS`, `WRITES` and core's exit-code table).
 //!
 //! Example:
@@ -59,7 +60,8 @@ const ADMIN_ROLE: &str = "System Administrator";
 /// tenant and the Dynamics org are ready (Marketo solution installed). Read-only.
 ///
 /// Prints one line per check with its fix on stderr; writes the document with `preflight.*`
-/// on stdout.
+/// on stdout. When a check fails at the head of a pipeline, the document goes on marked as a
+/// failed step, so the tools after it write nothing.
 #[derive(Debug, Parser)]
 #[command(
     name = "preflight",
