@@ -153,6 +153,8 @@ fn a_secret_file_open_to_others_fails_verify_sync_and_make_secret_restores_0600(
     r.assert_stderr("restored mode 0600 on")
         .assert_stderr("it was mode 0644")
         .assert_stderr("--rotate");
+    assert!(!r.stderr.contains("nothing to change"), "{}", r.stderr);
+    assert_eq!(read_doc(&state)["steps"]["make-secret"]["changed"], true);
     sim.assert_no_writes();
     assert_eq!(s2s_core::fsutil::mode_of(&file).unwrap(), 0o600);
     assert_eq!(std::fs::read_to_string(&file).unwrap(), value);

@@ -88,7 +88,8 @@ impl Http {
     pub fn dataverse_writes(&self) -> usize {
         self.transport.ledger().dataverse_writes()
     }
-    /// Counts a change made outside HTTP (teardown deleting the local secret file), so
+    /// Counts a change made outside HTTP (teardown deleting the local secret file, make-secret
+    /// restoring its mode), so
     /// `steps.<tool>.changed` tells the truth. Never call it in `--dry-run`.
     pub fn count_local_write(&self) {
         self.transport.ledger().count_local_write();

@@ -160,6 +160,9 @@ pub(crate) fn ensure_private(ctx: &Ctx, path: &Path, rotate_hint: &str) {
     }
     match s2s_core::fsutil::make_private(path) {
         Ok(()) => {
+            // A change of this run, if only a local one: `steps.make-secret.changed` says so,
+            // and the run does not end with "nothing to change".
+            ctx.http.count_local_write();
             ctx.say(&format!("restored mode 0600 on {p} (it was {why})"));
             ctx.warn(&format!(
                 "whoever could read {p} may have the secret; to replace it, run: {rotate_hint}"
