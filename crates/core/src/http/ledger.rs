@@ -74,7 +74,8 @@ impl Ledger {
         }
     }
 
-    /// Counts a change made outside HTTP (teardown deleting the local secret file), so
+    /// Counts a change made outside HTTP (teardown deleting the local secret file, make-secret
+    /// restoring its mode), so
     /// `steps.<tool>.changed` tells the truth. Never call it in `--dry-run`.
     pub fn count_local_write(&self) {
         self.writes.fetch_add(1, Ordering::Relaxed);
