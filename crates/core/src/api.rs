@@ -104,7 +104,7 @@ impl Http {
     /// as a domain is compared with a document's tenant id before any write. `None` when the
     /// token is not a JWT with a `tid` (Entra's access tokens are, but they are not a contract).
     pub async fn signed_in_tenant_id(&self) -> Result<Option<String>> {
-        let token = self.token(&crate::config::base(&self.cfg.graph)).await?;
+        let token = self.token(&crate::urls::base(&self.cfg.graph)).await?;
         Ok(jwt::claim(&token, "tid"))
     }
 

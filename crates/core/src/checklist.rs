@@ -118,7 +118,7 @@ pub fn record(ctx: &mut Ctx, keys: ChecklistKeys, checks: &[Check], hint: &str) 
         .map(|c| c.name.as_str())
         .collect();
     ctx.doc.set(keys.ok, failed.is_empty());
-    ctx.doc.set(keys.at, crate::run::now_rfc3339());
+    ctx.doc.set(keys.at, crate::state::now_rfc3339());
     ctx.doc.set(
         keys.checks,
         checks.iter().map(Check::to_json).collect::<Vec<_>>(),

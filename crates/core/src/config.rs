@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use url::{Host, Url};
+use url::Url;
 
 use crate::auth::signin::credential_from_doc;
 pub use crate::auth::signin::{DocSignIn, EnvCredential, SIGN_IN_KEYS};
@@ -13,6 +13,7 @@ use crate::cli::{AuthSource, Cloud, CommonArgs};
 use crate::error::{Error, Result};
 use crate::keys;
 use crate::state::StateDoc;
+use crate::urls::{base, check_url, is_loopback};
 
 /// The Azure CLI's public client id: a first-party app that may obtain tokens for Graph and for
 /// Dynamics orgs (power-platform `apps-to-allow.md`), used for device-code sign-in.
@@ -585,50 +586,6 @@ pub fn dynamics_url_from_user(raw: &str, notes: &mut Vec<String>) -> Result<Url>
         ));
     }
     Ok(url)
-}
-
-/// Accepts `https://host[:port][/path]`, or `http://` on a loopback host; refuses user info,
-/// queries and fragments (they would leak into logs or change the meaning of every call).
-pub fn check_url(raw: &str, what: &str) -> Result<Url> {
-    let bad = |why: &str| Error::usage(format!("{what} {raw:?} {why}"));
-    let mut url = Url::parse(raw.trim()).map_err(|e| bad(&format!("is not a URL ({e})")))?;
-    if url.cannot_be_a_base() || url.host().is_none() {
-        return Err(bad("is not an absolute URL with a host"));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(bad("must not contain a user name or password"));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(bad("must not contain a query or fragment"));
-    }
-    match url.scheme() {
-        "https" => {}
-        "http" if is_loopback(&url) => {}
-        "http" => {
-            return Err(bad(
-                "uses http: only https is allowed, except on loopback hosts (127.0.0.1, ::1, localhost)",
-            ));
-        }
-        other => return Err(bad(&format!("has scheme {other:?}; use https"))),
-    }
-    // One canonical form without a trailing slash, so `{base}/v1.0/...` joins cleanly.
-    let path = url.path().trim_end_matches('/').to_string();
-    url.set_path(&path);
-    Ok(url)
-}
-
-pub fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => false,
-    }
-}
-
-/// The URL as a string without a trailing slash (`Url` always prints one on an empty path).
-pub fn base(url: &Url) -> String {
-    url.as_str().trim_end_matches('/').to_string()
 }
 
 fn check_tenant(t: &str, what: &str) -> Result<String> {

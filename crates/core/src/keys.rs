@@ -15,8 +15,7 @@ use std::marker::PhantomData;
 
 use serde_json::{Map, Value};
 
-use crate::error::Result;
-use crate::state::StateDoc;
+use crate::error::{Error, Result};
 
 /// What a key holds, as the harness checks it before a tool runs (a wrong type is exit 2 naming
 /// the key, before any request).
@@ -55,7 +54,7 @@ impl<T: KeyType> DocKey<T> {
         }
     }
 
-    /// The dotted path, `"app.client_id"`: for messages and the untyped [`StateDoc`] calls.
+    /// The dotted path, `"app.client_id"`: for messages and the untyped [`StateDoc`](crate::state::StateDoc) calls.
     pub const fn path(self) -> &'static str {
         self.path
     }
@@ -82,21 +81,19 @@ pub struct AnyKey {
     pub kind: KeyKind,
 }
 
-impl AnyKey {
-    /// Checks the key's value in `doc`, when present, as the typed read would: exit 2 naming the
-    /// key for a value of the wrong type (or a parent on its path that is not an object).
-    pub fn check(&self, doc: &StateDoc) -> Result<()> {
-        match self.kind {
-            KeyKind::Str => Str::read(doc, self.path).map(drop),
-            KeyKind::Guid => Guid::read(doc, self.path).map(drop),
-            KeyKind::Bool => Bool::read(doc, self.path).map(drop),
-            KeyKind::Object => Object::read(doc, self.path).map(drop),
-            KeyKind::Array => Array::read(doc, self.path).map(drop),
+impl KeyKind {
+    /// Checks a key's value (present, not null) as the typed read would: exit 2 naming the key
+    /// for a value of the wrong type; a URL key is also checked as `--dynamics-url` is.
+    pub fn check(self, value: &Value, path: &str) -> Result<()> {
+        match self {
+            KeyKind::Str => Str::from_json(value, path).map(drop),
+            KeyKind::Guid => Guid::from_json(value, path).map(drop),
+            KeyKind::Bool => Bool::from_json(value, path).map(drop),
+            KeyKind::Object => Object::from_json(value, path).map(drop),
+            KeyKind::Array => Array::from_json(value, path).map(drop),
             KeyKind::Url => {
-                if let Some(u) = doc.get_str(self.path)? {
-                    crate::config::check_url(u, &format!("state document key {}", self.path))?;
-                }
-                Ok(())
+                let u = Url::from_json(value, path)?;
+                crate::urls::check_url(u, &format!("state document key {path}")).map(drop)
             }
         }
     }
@@ -107,7 +104,9 @@ pub trait KeyType {
     const KIND: KeyKind;
     /// What a read returns.
     type Value<'a>;
-    fn read<'a>(doc: &'a StateDoc, path: &str) -> Result<Option<Self::Value<'a>>>;
+    /// The value from what the document holds at `path` (present, not null); a value of another
+    /// type is bad input (exit 2) naming the key.
+    fn from_json<'a>(value: &'a Value, path: &str) -> Result<Self::Value<'a>>;
 }
 
 /// A string.
@@ -132,43 +131,57 @@ pub enum Array {}
 impl KeyType for Str {
     const KIND: KeyKind = KeyKind::Str;
     type Value<'a> = &'a str;
-    fn read<'a>(doc: &'a StateDoc, path: &str) -> Result<Option<&'a str>> {
-        doc.get_str(path)
+    fn from_json<'a>(value: &'a Value, path: &str) -> Result<&'a str> {
+        match value {
+            Value::String(s) => Ok(s),
+            other => Err(wrong_type(path, "a string", other)),
+        }
     }
 }
 impl KeyType for Guid {
     const KIND: KeyKind = KeyKind::Guid;
     type Value<'a> = String;
-    fn read(doc: &StateDoc, path: &str) -> Result<Option<String>> {
-        doc.get_guid(path)
+    fn from_json(value: &Value, path: &str) -> Result<String> {
+        let s = Str::from_json(value, path)?;
+        crate::guid::parse(s)
+            .map_err(|_| Error::usage(format!("state document key {path} is not a GUID: {s:?}")))
     }
 }
 impl KeyType for Url {
     const KIND: KeyKind = KeyKind::Url;
     type Value<'a> = &'a str;
-    fn read<'a>(doc: &'a StateDoc, path: &str) -> Result<Option<&'a str>> {
-        doc.get_str(path)
+    fn from_json<'a>(value: &'a Value, path: &str) -> Result<&'a str> {
+        Str::from_json(value, path)
     }
 }
 impl KeyType for Bool {
     const KIND: KeyKind = KeyKind::Bool;
     type Value<'a> = bool;
-    fn read(doc: &StateDoc, path: &str) -> Result<Option<bool>> {
-        doc.get_bool(path)
+    fn from_json(value: &Value, path: &str) -> Result<bool> {
+        match value {
+            Value::Bool(b) => Ok(*b),
+            other => Err(wrong_type(path, "true or false", other)),
+        }
     }
 }
 impl KeyType for Object {
     const KIND: KeyKind = KeyKind::Object;
     type Value<'a> = &'a Map<String, Value>;
-    fn read<'a>(doc: &'a StateDoc, path: &str) -> Result<Option<&'a Map<String, Value>>> {
-        doc.get_object(path)
+    fn from_json<'a>(value: &'a Value, path: &str) -> Result<&'a Map<String, Value>> {
+        match value {
+            Value::Object(m) => Ok(m),
+            other => Err(wrong_type(path, "an object", other)),
+        }
     }
 }
 impl KeyType for Array {
     const KIND: KeyKind = KeyKind::Array;
     type Value<'a> = &'a Vec<Value>;
-    fn read<'a>(doc: &'a StateDoc, path: &str) -> Result<Option<&'a Vec<Value>>> {
-        doc.get_array(path)
+    fn from_json<'a>(value: &'a Value, path: &str) -> Result<&'a Vec<Value>> {
+        match value {
+            Value::Array(a) => Ok(a),
+            other => Err(wrong_type(path, "an array", other)),
+        }
     }
 }
 
@@ -471,9 +484,24 @@ pub const COMMON_READS: &[AnyKey] = &[
     SIGN_IN.any(),
 ];
 
-/// Checks every key of `keys` that is present in `doc` (see [`AnyKey::check`]).
-pub fn check_all(doc: &StateDoc, keys: &[AnyKey]) -> Result<()> {
-    keys.iter().try_for_each(|k| k.check(doc))
+/// The JSON type of a value, for messages.
+pub(crate) fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// The error for a key (or a parent on its path) holding a value of another type.
+pub(crate) fn wrong_type(path: &str, want: &str, got: &Value) -> Error {
+    Error::usage(format!(
+        "state document key {path} must be {want}, found {}",
+        type_name(got)
+    ))
 }
 
 #[cfg(test)]
@@ -501,37 +529,6 @@ mod tests {
                 assert!(ALL.contains(k), "{}", k.path);
             }
         }
-    }
-
-    #[test]
-    fn typed_reads_and_writes() {
-        let mut doc = StateDoc::parse(
-            r#"{"app":{"client_id":"{0D9F3C5E-1111-2222-3333-444455556666}","adopted":"yes"}}"#,
-            "t",
-        )
-        .unwrap();
-        assert_eq!(
-            doc.get(APP_CLIENT_ID).unwrap().as_deref(),
-            Some("0d9f3c5e-1111-2222-3333-444455556666")
-        );
-        let e = doc.get(APP_ADOPTED).unwrap_err();
-        assert_eq!(e.kind.code(), 2);
-        assert!(e.message.contains("app.adopted"), "{e}");
-        assert_eq!(APP_ADOPTED.any().check(&doc).unwrap_err().kind.code(), 2);
-        doc.set(APP_ADOPTED, true);
-        doc.set(APP_UNIQUE_NAME, None::<&str>);
-        doc.set(SECRET_FILE, "x.secret");
-        assert_eq!(doc.get(APP_ADOPTED).unwrap(), Some(true));
-        assert_eq!(doc.get(APP_UNIQUE_NAME).unwrap(), None);
-        assert_eq!(doc.get(SECRET_FILE).unwrap(), Some("x.secret"));
-        assert!(doc.get_value("app.unique_name").is_none());
-        assert!(
-            doc.root()["app"]
-                .get("unique_name")
-                .is_some_and(Value::is_null)
-        );
-        let bad = StateDoc::parse(r#"{"dynamics":{"url":"ftp://x"}}"#, "t").unwrap();
-        assert_eq!(check_all(&bad, COMMON_READS).unwrap_err().kind.code(), 2);
     }
 
     /// Every key is documented in the README: in the example document of "The state document",

@@ -33,6 +33,7 @@ pub mod setup;
 pub mod state;
 pub mod statefile;
 pub mod tools;
+pub mod urls;
 #[cfg(windows)]
 pub mod win;
 

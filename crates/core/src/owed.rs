@@ -115,7 +115,7 @@ pub fn unpaid_change(doc: &StateDoc, tool: &str, dry_run: bool) -> Option<String
         .or_else(|| step.get("at"))
         .and_then(Value::as_str)
         .map(str::to_string)
-        .or_else(|| Some(crate::run::now_rfc3339()))
+        .or_else(|| Some(crate::state::now_rfc3339()))
 }
 
 pub fn parse_time(s: &str) -> Option<OffsetDateTime> {

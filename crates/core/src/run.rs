@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::error::{Error, Kind, Result};
 use crate::keys::{self, AnyKey};
 use crate::output::Reporter;
-use crate::state::StateDoc;
+use crate::state::{StateDoc, now_rfc3339};
 
 /// What a tool's clap struct must offer to the harness.
 pub trait Tool: Parser {
@@ -296,8 +296,9 @@ fn execute<C: Tool, F: Step<C>>(
             "reading its input; nothing was sent and the document is unchanged",
         ));
     }
-    let cfg = match keys::check_all(&doc, keys::COMMON_READS)
-        .and_then(|()| keys::check_all(&doc, C::READS))
+    let cfg = match doc
+        .check_keys(keys::COMMON_READS)
+        .and_then(|()| doc.check_keys(C::READS))
         .and_then(|()| Config::resolve(C::NAME, common, &doc, C::DEFAULT_TIMEOUT))
     {
         Ok(cfg) => cfg,
@@ -561,8 +562,8 @@ fn open_document<C: Tool>(common: &CommonArgs, file: &Path, report: &Arc<Reporte
             file.display()
         )));
     }
-    keys::check_all(&doc, keys::COMMON_READS)?;
-    keys::check_all(&doc, C::READS)?;
+    doc.check_keys(keys::COMMON_READS)?;
+    doc.check_keys(C::READS)?;
     let mut own = common.clone();
     own.tenant = None;
     own.dynamics_url = None;
@@ -686,8 +687,8 @@ fn target_line(cfg: &Config, doc: &StateDoc, state: Option<&Path>) -> String {
                 .flatten()
                 .filter(|_| cfg.retarget.dynamics.is_none());
             match name {
-                Some(n) => format!("{} ({n})", crate::config::base(u)),
-                None => crate::config::base(u),
+                Some(n) => format!("{} ({n})", crate::urls::base(u)),
+                None => crate::urls::base(u),
             }
         }
     };
@@ -762,11 +763,11 @@ fn apply_retarget(doc: &mut StateDoc, moves: &crate::config::Retarget, report: &
         for tool in crate::tools::TOOLS.iter().filter(|t| t.org_scoped) {
             doc.remove(format!("steps.{}", tool.name));
         }
-        doc.set(keys::DYNAMICS_URL, crate::config::base(new));
+        doc.set(keys::DYNAMICS_URL, crate::urls::base(new));
         report.say(&format!(
             "--retarget: moving this document from the org {} to {}; the old org's ids were dropped",
-            crate::config::base(old),
-            crate::config::base(new)
+            crate::urls::base(old),
+            crate::urls::base(new)
         ));
     }
 }
@@ -888,14 +889,4 @@ fn clap_hint(tool: &str, e: &clap::Error) -> String {
     } else {
         format!("{} (see `{tool} --help`)", parts.join("; "))
     }
-}
-
-/// Now, as RFC 3339 UTC with milliseconds: `steps.<tool>.at` values are compared with each
-/// other (publish-customizations --if-changed), and a whole chain fits in one second.
-pub fn now_rfc3339() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    now.replace_nanosecond(now.nanosecond() / 1_000_000 * 1_000_000)
-        .unwrap_or_else(|_| time::OffsetDateTime::now_utc())
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
-use crate::keys::{DocKey, DocPath, KeyType, ValueFor};
+use crate::keys::{self, AnyKey, DocKey, DocPath, KeyType, ValueFor, type_name, wrong_type};
 
 /// Larger documents are refused: the contract is a few kilobytes, and reading an unbounded
 /// stdin into memory is how a mistaken `cat big.log |` takes a machine down.
@@ -145,7 +145,7 @@ impl StateDoc {
     /// normalised GUID, if present and not null; a value of another type is bad input (exit 2)
     /// naming the key.
     pub fn get<T: KeyType>(&self, key: DocKey<T>) -> Result<Option<T::Value<'_>>> {
-        T::read(self, key.path())
+        self.typed::<T>(key.path())
     }
 
     /// Sets a key to a value of its type, creating (or replacing non-object) parents.
@@ -166,39 +166,40 @@ impl StateDoc {
 
     /// A string at `path`; a value of another type is bad input (exit 2) naming the key.
     pub fn get_str(&self, path: &str) -> Result<Option<&str>> {
-        self.check_parents(path)?;
-        match self.get_value(path) {
-            None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.as_str())),
-            Some(other) => Err(wrong_type(path, "a string", other)),
-        }
+        self.typed::<keys::Str>(path)
     }
 
     pub fn get_bool(&self, path: &str) -> Result<Option<bool>> {
-        self.check_parents(path)?;
-        match self.get_value(path) {
-            None => Ok(None),
-            Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(other) => Err(wrong_type(path, "true or false", other)),
-        }
+        self.typed::<keys::Bool>(path)
     }
 
     pub fn get_object(&self, path: &str) -> Result<Option<&Map<String, Value>>> {
-        self.check_parents(path)?;
-        match self.get_value(path) {
-            None => Ok(None),
-            Some(Value::Object(m)) => Ok(Some(m)),
-            Some(other) => Err(wrong_type(path, "an object", other)),
-        }
+        self.typed::<keys::Object>(path)
     }
 
     pub fn get_array(&self, path: &str) -> Result<Option<&Vec<Value>>> {
+        self.typed::<keys::Array>(path)
+    }
+
+    /// The value at `path` read as a `T`, if present and not null.
+    fn typed<T: KeyType>(&self, path: &str) -> Result<Option<T::Value<'_>>> {
         self.check_parents(path)?;
-        match self.get_value(path) {
-            None => Ok(None),
-            Some(Value::Array(a)) => Ok(Some(a)),
-            Some(other) => Err(wrong_type(path, "an array", other)),
-        }
+        self.get_value(path)
+            .map(|v| T::from_json(v, path))
+            .transpose()
+    }
+
+    /// Checks every key of `keys` that is present, as the typed read would (see
+    /// [`keys::KeyKind::check`]): the harness does this before a step runs, so a wrong type is
+    /// exit 2 naming the key before any request.
+    pub fn check_keys(&self, keys: &[AnyKey]) -> Result<()> {
+        keys.iter().try_for_each(|k| {
+            self.check_parents(k.path)?;
+            match self.get_value(k.path) {
+                Some(v) => k.kind.check(v, k.path),
+                None => Ok(()),
+            }
+        })
     }
 
     /// The text of a key for people (a status line, a table): its string, or `None` when it is
@@ -209,12 +210,7 @@ impl StateDoc {
 
     /// A GUID at `path`, checked for shape.
     pub fn get_guid(&self, path: &str) -> Result<Option<String>> {
-        match self.get_str(path)? {
-            None => Ok(None),
-            Some(s) => crate::guid::parse(s).map(Some).map_err(|_| {
-                Error::usage(format!("state document key {path} is not a GUID: {s:?}"))
-            }),
-        }
+        self.typed::<keys::Guid>(path)
     }
 
     /// Every parent on the path that exists must be an object: `{"app": "x"}` is bad input for
@@ -429,27 +425,20 @@ fn decode(bytes: Vec<u8>, place: &str) -> Result<String> {
     }
 }
 
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-fn wrong_type(path: &str, want: &str, got: &Value) -> Error {
-    Error::usage(format!(
-        "state document key {path} must be {want}, found {}",
-        type_name(got)
-    ))
+/// Now, as RFC 3339 UTC with milliseconds: `steps.<tool>.at` values are compared with each
+/// other (publish-customizations --if-changed), and a whole chain fits in one second.
+pub fn now_rfc3339() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    now.replace_nanosecond(now.nanosecond() / 1_000_000 * 1_000_000)
+        .unwrap_or_else(|_| time::OffsetDateTime::now_utc())
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keys::*;
     use serde_json::json;
 
     #[test]
@@ -543,5 +532,42 @@ mod tests {
             assert_eq!(e.kind.code(), 2);
             assert!(e.message.contains("not UTF-8"), "{e}");
         }
+    }
+
+    #[test]
+    fn typed_reads_and_writes() {
+        let mut doc = StateDoc::parse(
+            r#"{"app":{"client_id":"{0D9F3C5E-1111-2222-3333-444455556666}","adopted":"yes"}}"#,
+            "t",
+        )
+        .unwrap();
+        assert_eq!(
+            doc.get(APP_CLIENT_ID).unwrap().as_deref(),
+            Some("0d9f3c5e-1111-2222-3333-444455556666")
+        );
+        let e = doc.get(APP_ADOPTED).unwrap_err();
+        assert_eq!(e.kind.code(), 2);
+        assert!(e.message.contains("app.adopted"), "{e}");
+        assert_eq!(
+            doc.check_keys(&[APP_ADOPTED.any()])
+                .unwrap_err()
+                .kind
+                .code(),
+            2
+        );
+        doc.set(APP_ADOPTED, true);
+        doc.set(APP_UNIQUE_NAME, None::<&str>);
+        doc.set(SECRET_FILE, "x.secret");
+        assert_eq!(doc.get(APP_ADOPTED).unwrap(), Some(true));
+        assert_eq!(doc.get(APP_UNIQUE_NAME).unwrap(), None);
+        assert_eq!(doc.get(SECRET_FILE).unwrap(), Some("x.secret"));
+        assert!(doc.get_value("app.unique_name").is_none());
+        assert!(
+            doc.root()["app"]
+                .get("unique_name")
+                .is_some_and(Value::is_null)
+        );
+        let bad = StateDoc::parse(r#"{"dynamics":{"url":"ftp://x"}}"#, "t").unwrap();
+        assert_eq!(bad.check_keys(COMMON_READS).unwrap_err().kind.code(), 2);
     }
 }

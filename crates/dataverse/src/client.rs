@@ -113,7 +113,7 @@ impl<'a> Dataverse<'a> {
     /// exit 2 naming both when neither is given.
     pub fn from_config(http: &'a Http) -> Result<Self> {
         let url = http.config().dynamics()?;
-        Ok(Self::new(http, &s2s_core::config::base(url)))
+        Ok(Self::new(http, &s2s_core::urls::base(url)))
     }
 
     /// The org URL without a trailing slash.

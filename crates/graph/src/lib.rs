@@ -98,7 +98,7 @@ impl<'a> Graph<'a> {
     pub fn new(http: &'a Http) -> Self {
         Graph {
             http,
-            root: s2s_core::config::base(&http.config().graph),
+            root: s2s_core::urls::base(&http.config().graph),
         }
     }
 

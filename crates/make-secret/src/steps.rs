@@ -84,7 +84,7 @@ pub(crate) fn journal(
         .to_string();
     doc.set(
         keys::SECRET_PENDING,
-        json!({"run": hex, "file": add.file_text, "at": s2s_core::run::now_rfc3339()}),
+        json!({"run": hex, "file": add.file_text, "at": s2s_core::state::now_rfc3339()}),
     );
     if let Some(path) = state_file {
         doc.save(path)?;

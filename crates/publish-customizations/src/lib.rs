@@ -40,7 +40,7 @@ use clap::Parser;
 
 use s2s_core::keys;
 use s2s_core::retry::{Poll, until_ready};
-use s2s_core::run::now_rfc3339;
+use s2s_core::state::now_rfc3339;
 use s2s_core::{AnyKey, CommonArgs, Ctx, Error, Result};
 use s2s_dataverse::{AsyncOperation, Dataverse, JobState, Written};
 

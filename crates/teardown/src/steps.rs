@@ -568,7 +568,8 @@ pub(crate) fn record(doc: &mut StateDoc, step: &Step, client_id: Option<&str>) {
         .flatten()
         .cloned()
         .unwrap_or_default();
-    removed.push(json!({"kind": kind, "id": id, "name": name, "at": s2s_core::run::now_rfc3339()}));
+    removed
+        .push(json!({"kind": kind, "id": id, "name": name, "at": s2s_core::state::now_rfc3339()}));
     doc.set(keys::TEARDOWN_REMOVED, removed);
 }
 

@@ -134,7 +134,7 @@ impl<'a> Checklist<'a> {
         roles: &'a [String],
         warn_days: u32,
     ) -> Result<Self> {
-        let org = s2s_core::config::base(ctx.config().dynamics()?);
+        let org = s2s_core::urls::base(ctx.config().dynamics()?);
         let items = checklist(input);
         Ok(Checklist {
             env: Env {

@@ -148,7 +148,7 @@ async fn check_one(ctx: &mut Ctx, cli: &Cli) -> Result<Value> {
     if removed(&ctx.doc) {
         row["status"] = json!("removed");
         row["ok"] = json!(true);
-        row["checked_at"] = json!(s2s_core::run::now_rfc3339());
+        row["checked_at"] = json!(s2s_core::state::now_rfc3339());
         return Ok(row);
     }
     let input = read_inputs(ctx, cli)?;
@@ -176,7 +176,7 @@ async fn check_one(ctx: &mut Ctx, cli: &Cli) -> Result<Value> {
     };
     row["status"] = json!(status);
     row["ok"] = json!(status == "ok");
-    row["checked_at"] = json!(s2s_core::run::now_rfc3339());
+    row["checked_at"] = json!(s2s_core::state::now_rfc3339());
     row["failing"] = Value::Array(failing.into_iter().map(view).collect());
     row["warnings"] = Value::Array(warnings);
     Ok(row)
@@ -220,7 +220,7 @@ fn error_row(file: &Path, e: &Error) -> Value {
     };
     row["status"] = json!("unknown");
     row["ok"] = json!(false);
-    row["checked_at"] = json!(s2s_core::run::now_rfc3339());
+    row["checked_at"] = json!(s2s_core::state::now_rfc3339());
     row["error"] = json!({"exit_code": e.kind.code(), "message": e.to_string(), "hint": e.hint});
     row
 }

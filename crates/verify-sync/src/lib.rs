@@ -360,7 +360,7 @@ async fn remember_org_name(ctx: &mut Ctx, checks: &[checklist::Check]) {
     if !org_answered || ctx.doc.get_value(keys::DYNAMICS_ORG_NAME.path()).is_some() {
         return;
     }
-    let Ok(org) = ctx.config().dynamics().map(s2s_core::config::base) else {
+    let Ok(org) = ctx.config().dynamics().map(s2s_core::urls::base) else {
         return;
     };
     let dv = s2s_dataverse::Dataverse::new(&ctx.http, &org);

@@ -10,10 +10,11 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use super::endpoint::{Login, login_error, token_from, token_url};
-use crate::config::{Config, base};
+use crate::config::Config;
 use crate::error::{Error, Kind, Result};
 use crate::fsutil::MAX_SMALL_FILE;
 use crate::http::{Method, Request, Service};
+use crate::urls::base;
 
 pub(super) fn cache_key(cfg: &Config) -> Result<String> {
     Ok(format!(

@@ -8,9 +8,9 @@ use tokio::sync::Mutex;
 
 use super::cache::save_refresh_token;
 use super::endpoint::{Login, expiry, login_error, token_from, token_url};
-use crate::config::base;
 use crate::error::{Error, Result};
 use crate::http::{Method, Request, Service, parse_service_error};
+use crate::urls::base;
 
 pub(super) async fn from_device_code(
     login: &Login<'_>,

@@ -9,10 +9,11 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
 use super::assertion::JWT_BEARER;
-use crate::config::{Config, base};
+use crate::config::Config;
 use crate::error::{Error, Kind, Result};
 use crate::http::{Auth, Method, NoTokens, Request, Response, Service, Transport};
 use crate::output::Reporter;
+use crate::urls::base;
 
 /// What a credential source signs in through: the transport (its sign-in requests carry no
 /// token) and the run's configuration.

@@ -7,9 +7,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
 use super::endpoint::{Login, login_error, token_from};
-use crate::config::base;
 use crate::error::{Error, Kind, Result};
 use crate::http::{Method, Request, Service};
+use crate::urls::base;
 
 /// A managed identity's token: the App Service protocol when `IDENTITY_ENDPOINT` and
 /// `IDENTITY_HEADER` are set
@@ -31,7 +31,7 @@ pub(super) async fn from_managed_identity(
         .unwrap_or_default();
     let (req, who) = match (&mi.identity_endpoint, &mi.identity_header) {
         (Some(endpoint), Some(header)) => {
-            let base = crate::config::check_url(endpoint, "IDENTITY_ENDPOINT")?;
+            let base = crate::urls::check_url(endpoint, "IDENTITY_ENDPOINT")?;
             // A value that cannot be an HTTP header (a pasted line break) is bad input, not a
             // network fault: said at once, never retried until --timeout.
             if header

@@ -1,0 +1,51 @@
+//! The URLs the tools are given — `--dynamics-url`, cloud endpoints, `IDENTITY_ENDPOINT`, a URL
+//! kept in the state document — all checked by one rule before the first request: https (http on
+//! loopback only, for tenant-sim), no user info, no query or fragment, no trailing slash.
+
+use url::{Host, Url};
+
+use crate::error::{Error, Result};
+
+/// Accepts `https://host[:port][/path]`, or `http://` on a loopback host; refuses user info,
+/// queries and fragments (they would leak into logs or change the meaning of every call).
+pub fn check_url(raw: &str, what: &str) -> Result<Url> {
+    let bad = |why: &str| Error::usage(format!("{what} {raw:?} {why}"));
+    let mut url = Url::parse(raw.trim()).map_err(|e| bad(&format!("is not a URL ({e})")))?;
+    if url.cannot_be_a_base() || url.host().is_none() {
+        return Err(bad("is not an absolute URL with a host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad("must not contain a user name or password"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad("must not contain a query or fragment"));
+    }
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback(&url) => {}
+        "http" => {
+            return Err(bad(
+                "uses http: only https is allowed, except on loopback hosts (127.0.0.1, ::1, localhost)",
+            ));
+        }
+        other => return Err(bad(&format!("has scheme {other:?}; use https"))),
+    }
+    // One canonical form without a trailing slash, so `{base}/v1.0/...` joins cleanly.
+    let path = url.path().trim_end_matches('/').to_string();
+    url.set_path(&path);
+    Ok(url)
+}
+
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+/// The URL as a string without a trailing slash (`Url` always prints one on an empty path).
+pub fn base(url: &Url) -> String {
+    url.as_str().trim_end_matches('/').to_string()
+}
