@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmark of issues 7 and 14: builds the tools in release mode, then runs the `bench`
+# The benchmark: builds the tools in release mode, then runs the `bench`
 # binary (crates/bench), which starts tenant-sim on loopback and measures start-up against
 # /bin/true, the chain of eight tools (fresh, re-run, and at several replication lags against
 # the target "waits x lag + 150 ms per wait", with the wait count), requests per tool against

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Conformance: Microsoft's own clients (MSAL for Python, azure-identity, msgraph-sdk and the
 # Dataverse client for Python, unpatched, versions pinned in tests/conformance/requirements.txt)
-# against `tenant-sim --tls` (issue 24). Builds the emulator, installs the clients into a virtual
-# environment under target/ (again only when the requirements change), starts the emulator,
-# runs tests/conformance/run.py and stops the emulator. Exit 0 when every check passed.
+# against `tenant-sim --tls` (docs/real-service-notes.md, "Conformance"). Builds the emulator,
+# installs the clients into a virtual environment under target/ (again only when the
+# requirements change), starts the emulator, runs tests/conformance/run.py and stops the
+# emulator. Exit 0 when every check passed.
 #
 # Usage: scripts/conformance.sh [FILTER]    FILTER runs only the checks whose name contains it
 # Needs: CPython 3.11 (python3.11, else python3; or PYTHON=...) with venv and pip, and PyPI

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# dist: release archives an admin can download and run without Rust (issue 23).
+# dist: release archives an admin can download and run without Rust (Linux and Windows).
 #
 #   target/dist/marketo-s2s-<version>-x86_64-unknown-linux-gnu.tar.gz   (+ .sha256)
 #   target/dist/marketo-s2s-<version>-x86_64-pc-windows-gnu.zip         (+ .sha256)

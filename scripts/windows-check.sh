@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# windows-check: the Windows binaries, built and run on this Linux machine (issue 23).
+# windows-check: the Windows binaries, built and run on this Linux machine.
 #
 #   1. install  what is missing: Debian's rustc-web (with its standard library source), MinGW-w64
 #               and Wine 8 (skipped when present; needs root and Debian's package registry)

@@ -1,5 +1,5 @@
 # Sourced by scripts/windows-check.sh and scripts/dist.sh: the Windows toolchain of this Linux
-# machine (issue 23), all from Debian's packages: rustc-web (rustc 1.96) with its standard
+# machine, all from Debian's packages: rustc-web (rustc 1.96) with its standard
 # library source, so `-Zbuild-std` builds std for x86_64-pc-windows-gnu without a rustup
 # target; the MinGW-w64 linker; Wine 8 to run the result.
 

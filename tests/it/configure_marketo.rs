@@ -270,9 +270,9 @@ fn set_marketo_user(sim: &Sim, user: &str) {
     );
 }
 
-/// Issue 20 item 4: configure-marketo used to repoint "Marketo User" silently away from another
-/// live connection's user. Now: exit 4 with nothing written, naming who it is and the command;
-/// with `--replace-sync-user` it replaces, warns, and records the previous user for teardown.
+/// configure-marketo never repoints "Marketo User" silently away from another live connection's
+/// user: exit 4 with nothing written, naming who it is and the command; with
+/// `--replace-sync-user` it replaces, warns, and records the previous user for teardown.
 #[test]
 fn another_connections_marketo_user_is_replaced_only_with_the_flag() {
     let sim = sim();

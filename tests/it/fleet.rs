@@ -1,4 +1,4 @@
-//! `verify-sync --fleet` (issue 14): many customers' state files, each its own tenant and org,
+//! `verify-sync --fleet`: many customers' state files, each its own tenant and org,
 //! checked concurrently; one JSON object per file, a table on stderr, exit 6 when any fails.
 
 use serde_json::{Value, json};
@@ -277,7 +277,7 @@ fn an_unreadable_file_is_a_failing_line_not_a_crash() {
 }
 
 /// A FIFO, a pipe (`/dev/stdin`) or a device given as a state file is refused at once as "not a
-/// regular file", without blocking the other files (the whole run used to hang, past --timeout);
+/// regular file", without blocking the other files (nor hanging the run past --timeout);
 /// a 0-byte file says the state file is empty (not "the previous step produced no document");
 /// and two files with one name in different folders are told apart in the table.
 #[test]

@@ -122,7 +122,7 @@ fn refused_without_request(sim: &Sim, tool: &str, args: &[&str], stdin: &str, ne
         "{tool} panicked:\n{}",
         r.stderr
     );
-    // A document that could be read is handed on (issue 21: a pipeline never loses it), with
+    // A document that could be read is handed on (a pipeline never loses it), with
     // nothing but this tool's error added; anything unreadable gives no output at all.
     if !r.stdout.is_empty() {
         let input: Value = serde_json::from_str(stdin).expect("only a read document is handed on");
@@ -171,7 +171,7 @@ fn malformed_documents() {
             "not valid JSON",
         );
         if !NEED_NO_DOCUMENT.contains(&tool) {
-            // An empty pipe is a failed previous step, not an empty document (issue 11).
+            // An empty pipe is a failed previous step, not an empty document.
             refused_without_request(&sim, tool, unattended(tool), "", "produced no document");
             refused_without_request(&sim, tool, unattended(tool), "{}", "is needed");
         }

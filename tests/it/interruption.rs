@@ -1,4 +1,4 @@
-//! Ctrl-C, SIGTERM and SIGKILL in the middle of a publish (issue 21, item 2): the tool says it
+//! Ctrl-C, SIGTERM and SIGKILL in the middle of a publish: the tool says it
 //! was interrupted and how to resume, the state file keeps every key and the owed publish
 //! (`publish.status: pending`), re-runs of the steps before it that find "nothing to change" do
 //! not make it look paid, and on a pipe the document still reaches the end of the pipeline.
@@ -281,8 +281,8 @@ fn ctrl_c_in_a_pipeline_hands_the_document_to_the_end_of_it() {
 }
 
 /// Ctrl-C at a confirmation prompt (teardown on a terminal) ends the run at once, as an
-/// interrupt: nothing is sent and the state file is untouched. (The caught signal used to leave
-/// the prompt waiting for Enter.)
+/// interrupt: nothing is sent and the state file is untouched, and the prompt does not wait for
+/// Enter once the signal is caught.
 #[test]
 fn ctrl_c_at_a_confirmation_prompt_stops_at_once_and_sends_nothing() {
     use std::io::{Read, Write};

@@ -184,14 +184,14 @@ fn an_unwritable_secret_file_rolls_the_credential_back() {
             && writes.iter().any(|p| p.ends_with("/removePassword")),
         "{writes:?}"
     );
-    // The document goes on (issue 21), with the error and without a secret it does not hold.
+    // The document goes on down the pipeline, with the error and without a secret it does not hold.
     assert_eq!(r.doc["steps"]["make-secret"]["error"]["handed_on"], true);
     assert_eq!(r.doc["app"], doc["app"]);
     assert!(r.doc["secret"]["key_id"].is_null(), "{}", r.stdout);
 }
 
-/// Issue 21: a `--secret-file` in a folder that does not exist used to send addPassword, roll
-/// it back and exit 1. The folder is checked first: exit 2, not a single request.
+/// A `--secret-file` in a folder that does not exist is found before addPassword (which would
+/// then be rolled back): exit 2, not a single request.
 #[test]
 fn a_secret_file_in_a_missing_folder_is_exit_2_with_no_request() {
     let sim = sim();
@@ -329,7 +329,7 @@ fn a_short_lived_secret_is_renewed_and_old_ones_are_reported_then_revoked() {
     assert_eq!(key_ids(&sim, &doc), vec![new_key]);
 }
 
-/// Issue 21 item 10: the refusal quotes the tenant policy's own maximum (here 100 days, so a
+/// The refusal quotes the tenant policy's own maximum (here 100 days, so a
 /// fixed "180d" would fail again) in a command that carries --state and works when pasted, and
 /// the lifetime is kept in the document so --rotate uses it instead of failing on 24 months.
 #[test]
@@ -487,10 +487,10 @@ fn bad_input_exits_2_before_any_request() {
 }
 
 /// A mistyped `--secret-file` on a finished setup: the live secret is saved in the document's
-/// `secret.file`, the given file does not exist. Recording the missing path (as it used to, with
-/// "nothing to change") sent verify-sync and teardown to a file with no secret; now it is exit 2
-/// before any write, naming the file that holds the secret and how to move it. Following the
-/// hint works, and --rotate still makes a new secret in the new file.
+/// `secret.file`, the given file does not exist. Recording the missing path (with "nothing to
+/// change") would send verify-sync and teardown to a file with no secret, so it is exit 2 before
+/// any write, naming the file that holds the secret and how to move it. Following the hint
+/// works, and --rotate still makes a new secret in the new file.
 #[test]
 fn a_mistyped_secret_file_is_refused_naming_the_file_that_holds_the_live_secret() {
     let sim = sim();
@@ -553,7 +553,7 @@ fn a_mistyped_secret_file_is_refused_naming_the_file_that_holds_the_live_secret(
         d
     });
 
-    // --rotate into a file that does not exist yet is a new secret there, as before.
+    // --rotate into a file that does not exist yet makes a new secret there.
     sim.clear();
     sim.run(
         "make-secret",
@@ -592,7 +592,7 @@ fn two_pipeline_runs_from_nothing_leave_one_credential() {
     let sim = sim();
     // The one-line pipeline without --state: the secret file defaults to the current folder.
     // The second run says which connection it is (`--setup-id`): a run from nothing that does
-    // not is a new connection, and stops at the first one's app (issue 20).
+    // not is a new connection, and stops at the first one's app.
     let pipeline = |sim: &Sim, register: &[&str]| {
         let mut doc = Value::Null;
         for tool in ["register-app", "grant-consent", "make-secret"] {

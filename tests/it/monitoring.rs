@@ -1,4 +1,4 @@
-//! `verify-sync --fleet` for a monitoring system (issue 22.2 and 22.3): the sign-in each state
+//! `verify-sync --fleet` for a monitoring system: the sign-in each state
 //! file names, one token cache shared by parallel checks, statuses, Nagios and Prometheus output,
 //! and quiet runs when everything passes.
 

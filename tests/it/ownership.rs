@@ -1,9 +1,10 @@
-//! Ownership (issue 20): the setup marks what it creates on the live objects, and what removes
-//! or replaces something acts only on what the tenant shows is this setup's. Each case of the
-//! issue, run as written: the admin's own client id in a document, a re-run of a finished
-//! teardown after a newer setup with the same name, two folders in one tenant, an adopted app's
-//! portal secret and pre-existing user, another team's HRD policy, a hand-made sync-filter
-//! column; plus the migration of an earlier version's document and `--restore-sync-user`.
+//! Ownership: the setup marks what it creates on the live objects, and what removes or replaces
+//! something acts only on what the tenant shows is this setup's. The cases of
+//! docs/reliability.md, "Ownership": the admin's own client id in a document, a re-run of a
+//! finished teardown after a newer setup with the same name, two folders in one tenant, an
+//! adopted app's portal secret and pre-existing user, another team's HRD policy, a hand-made
+//! sync-filter column; plus the migration of an earlier version's document and
+//! `--restore-sync-user`.
 
 use std::path::Path;
 

@@ -43,8 +43,8 @@ fn an_admin_without_the_policy_permission_is_stopped_by_preflight_and_set_hrd_po
 }
 
 /// `Organization.Read.All` is what register-app needs to turn a tenant given as a domain into
-/// its id, and nothing else: preflight on a tenant given as its id passes without it (it used to
-/// fail, which stopped the runbook), and on a tenant given as a domain fails with a fix that
+/// its id, and nothing else: preflight on a tenant given as its id passes without it (a failure
+/// there would stop the runbook), and on a tenant given as a domain fails with a fix that
 /// does not tell preflight's own reader to "run `preflight` first".
 #[test]
 fn preflight_asks_for_organization_read_only_when_the_tenant_is_a_domain() {

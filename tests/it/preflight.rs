@@ -1,8 +1,8 @@
-//! preflight: on a ready tenant it passes and writes nothing; as a signed-in admin meets it
-//! (issue 21, items 9 and 10), the Azure CLI's delegated token with `Directory.AccessAsUser.All`
-//! and a suitable role passes the checks it can do, checks that do not apply in this tenant say
-//! `skip`, a fix several checks share is printed once, the secret-lifetime policy is checked
-//! against the lifetime the runbook would ask for, and every fix line can be pasted.
+//! preflight: on a ready tenant it passes and writes nothing; as a signed-in admin meets it,
+//! the Azure CLI's delegated token with `Directory.AccessAsUser.All` and a suitable role passes
+//! the checks it can do, checks that do not apply in this tenant say `skip`, a fix several
+//! checks share is printed once, the secret-lifetime policy is checked against the lifetime the
+//! runbook would ask for, and every fix line can be pasted.
 
 use serde_json::{Value, json};
 use tenant_sim::Options;

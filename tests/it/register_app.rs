@@ -209,7 +209,7 @@ fn a_fault_that_never_ends_stops_at_the_timeout_with_exit_5() {
         "{}",
         r.stderr
     );
-    // What it knew when it gave up goes on to the next tool of a pipeline (issue 21).
+    // What it knew when it gave up goes on to the next tool of a pipeline.
     assert_eq!(r.doc["steps"]["register-app"]["error"]["exit_code"], 5);
     assert!(r.doc["app"]["client_id"].is_null(), "{}", r.stdout);
 }
@@ -402,7 +402,7 @@ fn different_display_names_derive_different_apps_and_no_foreign_app_is_renamed()
     assert_eq!(shown, want);
 
     // A name that still derives an existing key (letter case) never renames that app: from a
-    // new document it is another connection's app (issue 20); from that connection's own
+    // new document it is another connection's app; from that connection's own
     // document (its setup) without the app's ids, it was not named.
     sim.clear();
     let r = sim

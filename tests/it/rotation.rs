@@ -27,7 +27,7 @@ fn with_secret(sim: &Sim, setup: bool) -> PathBuf {
     let s = state.to_str().unwrap();
     sim.run("register-app", &["--state", s], &Value::Null).ok();
     if !setup {
-        // register-app mints a setup id when there is none (issue 20): drop it again, so the
+        // register-app mints a setup id when there is none: drop it again, so the
         // document is one an earlier version wrote.
         let mut doc: Value =
             serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
@@ -116,8 +116,8 @@ fn retire_old_never_adds_a_credential_and_never_removes_the_one_in_use() {
     r.assert_stderr(&format!("once Marketo uses the new one, run: {hint}"));
     assert_eq!(key_set(&sim, &rotated).len(), 2);
 
-    // The file damaged: --retire-old refuses before any request (it used to add a secret and
-    // revoke the one Marketo held).
+    // The file damaged: --retire-old refuses before any request (adding a secret and revoking
+    // the one Marketo holds would break the connection).
     std::fs::write(
         sim.path("marketo.secret"),
         format!("{}-damaged-copy", &v1[..3]),
@@ -163,7 +163,7 @@ fn retire_old_never_adds_a_credential_and_never_removes_the_one_in_use() {
     sim.assert_no_requests();
 
     // A secret in use that expires within --min-validity: refused (exit 4), nothing removed or
-    // added; it used to add a third secret and revoke the two Marketo could hold.
+    // added (a third secret, and the two Marketo could hold revoked, would break the connection).
     let r = sim
         .run(
             "make-secret",

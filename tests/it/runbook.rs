@@ -233,8 +233,8 @@ fn its_own_bad_arguments_are_exit_2_with_a_clear_error() {
     );
 }
 
-/// A dry run that fails prints a resume command that is still a dry run (pasting it used to
-/// send real writes), and does not name a state file it never wrote.
+/// A dry run that fails prints a resume command that is still a dry run (pasting it sends no
+/// real write), and does not name a state file it never wrote.
 #[test]
 fn a_failed_dry_run_resumes_as_a_dry_run_and_names_no_state_file_it_did_not_write() {
     // No Policy.ReadWrite.ApplicationConfiguration: preflight fails (exit 6), and so does
@@ -300,8 +300,8 @@ fn runbook_bare(sim: &Sim, args: &[&str], env: &[(&str, String)]) -> Run {
     Run::from_output(c.output().unwrap())
 }
 
-/// Issue 21 item 5: the dry run reads the real state file, so a secret file recorded by name
-/// beside it is found (a copy in $TMPDIR made it "missing": exit 6 and advice to rotate).
+/// The dry run reads the real state file, so a secret file recorded by name beside it is found
+/// (a copy in $TMPDIR would make it "missing": exit 6 and advice to rotate).
 #[test]
 fn a_dry_run_on_a_healthy_setup_with_a_relative_state_file_exits_0_and_writes_nothing() {
     let sim = sim();
@@ -405,7 +405,7 @@ fn a_flag_a_step_hint_names_passes_through_to_that_step() {
     assert_eq!(state_of(&sim)["verify"]["ok"], true);
 }
 
-/// Issue 22 item 1: the first line names the target and where each part came from; a new state
+/// The first line names the target and where each part came from; a new state
 /// file with the target only in the environment is refused off a terminal.
 #[test]
 fn the_first_line_names_the_target_and_an_environment_only_target_for_a_new_setup_is_refused() {

@@ -173,8 +173,8 @@ fn a_garbled_secret_file_is_found_locally_and_repaired_so_verify_sync_passes() {
     let old_key = before["secret"]["key_id"].as_str().unwrap().to_string();
     let file = sim.path("marketo.secret");
     let old_value = std::fs::read_to_string(&file).unwrap();
-    // Garbled, keeping the 3-character hint: it used to loop ("nothing to change" /
-    // "fix: make-secret").
+    // Garbled, keeping the 3-character hint: the fix must make a new secret, not loop between
+    // "nothing to change" and "fix: make-secret".
     std::fs::write(&file, format!("{}-garbled-by-an-editor", &old_value[..3])).unwrap();
 
     let (r, check) = verify(&sim, &state, "secret");
@@ -229,7 +229,7 @@ fn a_garbled_secret_file_is_found_locally_and_repaired_so_verify_sync_passes() {
     }
 }
 
-/// Issue 21 item 10: a secret moved to a vault. `--forget-file` records it, verify-sync's live
+/// A secret moved to a vault: `--forget-file` records it, verify-sync's live
 /// sign-in test is `skip` (its fix could do nothing), and a renewal needs a file again.
 #[test]
 fn a_secret_kept_in_a_vault_skips_the_live_login_and_renews_into_a_named_file() {

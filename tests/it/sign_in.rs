@@ -551,7 +551,7 @@ impl Drop for SimProcess {
     }
 }
 
-/// The issue's own check: the `tenant-sim` binary's start-up line hands out a certificate file
+/// The `tenant-sim` binary's start-up line hands out a certificate file
 /// and a federated token file (0600), register-app signs in with only one of them, and the
 /// files are gone once the emulator stops.
 #[test]

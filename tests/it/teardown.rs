@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::common::*;
 
-/// A finished setup as the issue's check describes it: federated tenant, the whole chain, and
+/// A finished setup: federated tenant, the whole chain, and
 /// the sync filter on lead and contact.
 fn full_setup(sim: &Sim) -> Value {
     let doc = sim.setup_chain(&[]);
@@ -725,7 +725,7 @@ fn on_a_terminal_it_shows_the_plan_and_removes_only_after_yes() {
     assert!(saved["app"].get("client_id").is_none());
 }
 
-// ---- documents that name what the setup did not make (adversarial review of teardown) ----
+// ---- documents that name what the setup did not make -----------------------------------------
 
 #[test]
 fn a_service_principal_without_our_app_is_never_deleted() {
@@ -987,10 +987,10 @@ fn an_app_without_a_unique_name_is_not_the_setups_and_is_kept() {
     assert_eq!(app_user(&sim, &app_user_id(&theirs))["isdisabled"], false);
 }
 
-/// Issue 24: Entra soft-deletes the service principal of a deleted app, restorable on its own
-/// (Learn directory-deleteditems-restore). After teardown the setup's service principal is
-/// listed under deletedItems/microsoft.graph.servicePrincipal, beside its application, and the
-/// two come back one by one, the application first.
+/// Entra soft-deletes the service principal of a deleted app, restorable on its own (Learn
+/// directory-deleteditems-restore; docs/real-service-notes.md #19, #33). After teardown the
+/// setup's service principal is listed under deletedItems/microsoft.graph.servicePrincipal,
+/// beside its application, and the two come back one by one, the application first.
 #[test]
 fn after_teardown_the_service_principal_is_a_deleted_item_restorable_after_its_app() {
     let sim = sim();

@@ -15,7 +15,7 @@ use crate::common::*;
 #[test]
 fn a_failed_write_to_stderr_never_loses_the_document() {
     for args in [vec![], vec!["-v"]] {
-        // A tenant each: a second run from nothing would meet the first one's app (issue 20).
+        // A tenant each: a second run from nothing would meet the first one's app.
         let sim = sim();
         let full = std::fs::OpenOptions::new()
             .write(true)

@@ -292,7 +292,7 @@ fn the_ca_bundle_variables_of_azure_tooling_are_honoured_after_ca_file() {
     };
     // Nothing trusted: the emulator's certificate is refused (exit 3).
     register(&sim, &env_for(&[]), &[]).code_is(3);
-    // Each run a connection of its own (issue 20: a run from nothing never uses another's app).
+    // Each run a connection of its own (a run from nothing never uses another's app).
     for var in ["REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"] {
         let r = register(&sim, &env_for(&[(var, ca.clone())]), &["--name", var]);
         assert_eq!(r.code, 0, "{var}: {}", r.stderr);

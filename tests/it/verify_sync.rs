@@ -493,7 +493,7 @@ fn an_older_solution_warns_that_every_user_needs_the_role_and_how_to_update() {
 }
 
 /// A check that does not apply says so (`skip`), and one this sign-in cannot read is a skip
-/// that says why — never an `[ok]` (issue 22.6).
+/// that says why — never an `[ok]`.
 #[test]
 fn checks_that_do_not_apply_or_cannot_be_read_are_skips_not_oks() {
     let sim = sim();

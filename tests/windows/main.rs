@@ -1,4 +1,4 @@
-//! What must be right on Windows (issue 23), each point as a test that runs the real tools as
+//! What must be right on Windows, each point as a test that runs the real tools as
 //! Windows processes. On Linux this binary is empty; `scripts/windows-check.sh` builds it for
 //! `x86_64-pc-windows-gnu` and runs it under Wine (`cargo test --target x86_64-pc-windows-gnu
 //! --test windows`, with wine as the runner), against the in-process emulator as `tests/it`

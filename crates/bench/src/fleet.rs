@@ -1,4 +1,4 @@
-//! The consultant's morning check (issue 14): `verify-sync --fleet FILE...` over many state
+//! The consultant's morning check: `verify-sync --fleet FILE...` over many state
 //! files against one tenant-sim. The files are copies of one finished setup's document, each in
 //! its own directory with the secret file beside it (one tenant and one org can hold only one
 //! working Marketo connection, so distinct setups would fail each other's "Marketo User"

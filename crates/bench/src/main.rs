@@ -1,4 +1,4 @@
-//! `bench` — the measurements behind `scripts/bench.sh` (issue 7). Runs the release binaries in
+//! `bench` — the measurements behind `scripts/bench.sh`. Runs the release binaries in
 //! `--bin-dir` against a `tenant-sim` child process on loopback and writes `docs/benchmarks.md`
 //! and `docs/benchmarks.json`:
 //!
@@ -8,9 +8,9 @@
 //!   (reads, writes, sign-ins) from tenant-sim's request log, against the minimum in [`minimum`];
 //! - the same chain re-run on the finished setup (writes must be 0);
 //! - the chain against a tenant-sim started with `--replication-lag-ms`, at several lags, against
-//!   the replication-wait target of issue 14, and optionally interleaved with a baseline build
-//!   (`--baseline NAME=DIR`) for a before/after comparison;
-//! - `verify-sync --fleet` over many state files against one tenant-sim (issue 14);
+//!   the replication-wait target ([`target::PER_WAIT_MS`]), and optionally interleaved with a
+//!   baseline build (`--baseline NAME=DIR`) for a before/after comparison;
+//! - `verify-sync --fleet` over many state files against one tenant-sim;
 //! - `add-sync-filter` (optional step) fresh and re-run on the finished setup;
 //! - peak RSS of each tool (`wait4`'s `ru_maxrss`) and the size of each release binary;
 //! - optionally (`--variant NAME=DIR`), the same start-up/size/chain figures for binaries built
@@ -38,7 +38,7 @@
 
 // The benchmark measures Linux processes: `wait4`'s peak RSS and CPU times, `/bin/true` as the
 // start-up baseline, `strace`, SIGTERM to tenant-sim. Those parts are Unix-only; on Windows the
-// binary builds (so the workspace does, issue 23) and says where to run it.
+// binary builds (so the whole workspace builds for Windows) and says where to run it.
 #![cfg_attr(not(unix), allow(dead_code))]
 
 #[cfg(unix)]
@@ -85,7 +85,8 @@ const MEASURED: &[Stage] = &[Stage::Step, Stage::OptionalStep];
 /// optional and measured on its own).
 pub const CHAIN: [&str; tools::count_at(&[Stage::Step])] = tools::names_at(&[Stage::Step]);
 
-/// Targets of issue 7, and issue 14's replication-wait target.
+/// The targets the report judges: start-up, chain time, requests, footprint, and the
+/// replication-wait target.
 pub mod target {
     pub const STARTUP_OVER_TRUE_MS: f64 = 5.0;
     pub const FRESH_CHAIN_MS: f64 = 400.0;
@@ -104,7 +105,7 @@ pub mod target {
 #[derive(Debug, Parser)]
 #[command(
     name = "bench",
-    about = "Benchmark the marketo-s2s tools against tenant-sim (issues 7 and 14)"
+    about = "Benchmark the marketo-s2s tools against tenant-sim and judge their targets"
 )]
 pub struct Args {
     /// Directory of the release binaries (the nine tools and tenant-sim)

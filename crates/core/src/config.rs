@@ -421,8 +421,7 @@ impl Config {
 /// environment must be the one the document was made for, or the run would change customer B's
 /// tenant and write the result into customer A's file. `--retarget` is the explicit way to move a
 /// document. Two tenant ids are compared here; a domain against an id is left to the harness, which resolves the domain before any write
-/// (`tenant_to_confirm`) — with `--retarget` too, so the tenant's own domain moves nothing
-/// (issue 21.4).
+/// (`tenant_to_confirm`) — with `--retarget` too, so the tenant's own domain moves nothing.
 fn guard_targets(
     (flag_tenant, doc_tenant, doc_domain): (Option<&str>, Option<&str>, Option<&str>),
     (flag_dynamics, doc_dynamics, doc_org_name): (Option<&Url>, Option<&Url>, Option<&str>),

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 // Every part of an error's text can come from outside (a service's answer, a document value
 // quoted in a message), and the error line goes to a terminal: control characters are escaped
-// in `Display`, once for every caller (issue 12, finding 4).
+// in `Display`, once for every caller.
 use crate::output::sanitize;
 
 /// The signal that interrupted a run.

@@ -1,4 +1,4 @@
-//! Files the tools are told to read or write, which they do not own (issue 12, finding 2):
+//! Files the tools are told to read or write, which they do not own:
 //!
 //! - atomic writes: a temporary file in the same directory, written, fsynced, renamed over the
 //!   target, then the directory fsynced — a reader sees the old or the new file, never half;
@@ -10,7 +10,7 @@
 //!   any request;
 //! - directories: only the ones the tool creates are created private (0700); an existing one is
 //!   never chmodded;
-//! - on Windows (issue 23), "mode 0600" is an owner-only DACL set when the file is created, and
+//! - on Windows, "mode 0600" is an owner-only DACL set when the file is created, and
 //!   the rename is `MoveFileExW`, which fails cleanly when another program holds the target
 //!   open ([`crate::win`]); [`check_private`] is the one "is this file private" check for both.
 
@@ -82,7 +82,7 @@ pub fn write_file(path: &Path, bytes: &[u8], mode: u32, what: &str) -> Result<()
 /// (a symlink is followed), and its directory exists. Exit 2 naming `what` otherwise.
 ///
 /// Tools call this on `--state`, `--secret-file` and `secret.file` while checking their input,
-/// so a bad target never costs a write on the service (issue 12, finding 5).
+/// so a bad target never costs a write on the service.
 pub fn check_write_target(path: &Path, what: &str) -> Result<()> {
     check_path(path, what)?;
     if path.is_dir() || path.file_name().is_none() {
@@ -271,7 +271,7 @@ fn kind_of(m: &fs::Metadata) -> &'static str {
     "a special file"
 }
 
-/// A path for a message: control characters escaped (issue 12, finding 4).
+/// A path for a message: control characters escaped (it may come from the document).
 fn shown(path: &Path) -> String {
     crate::output::sanitize(&path.display().to_string()).into_owned()
 }

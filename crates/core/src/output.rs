@@ -1,7 +1,7 @@
 //! stderr for people: one line per action, progress on long waits (only on a terminal), traces
 //! with `-v`. stdout belongs to [`crate::run`] alone, which writes the state document.
 //!
-//! Two rules hold for every byte written here (issue 12, findings 3 and 4):
+//! Two rules hold for every byte written here:
 //! - a failed write to stderr never fails the run: the state document on stdout is what
 //!   matters, so human output is written with [`ewriteln`], which ignores errors instead of
 //!   panicking like `eprintln!` (a panic is an abort with `panic = "abort"`, and the document
@@ -10,7 +10,7 @@
 //!   terminal raw: [`sanitize`] escapes every control character, so an ESC sequence or a forged
 //!   line (`\n  Client ID : ...`) shows up as visible escapes.
 //!
-//! Colour (issue 22): failures red, warnings yellow, passed checks green, skipped ones dim and the
+//! Colour: failures red, warnings yellow, passed checks green, skipped ones dim and the
 //! Marketo step-3 block bold, only where a person reads it — stderr on a terminal, `NO_COLOR`
 //! unset or empty (<https://no-color.org>), `TERM` not `dumb` — or with `--color always`.
 //! `--color never` (and `NO_COLOR` under `auto`) writes no escape byte at all. Colour is added

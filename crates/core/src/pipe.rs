@@ -1,4 +1,4 @@
-//! The pipeline contract when a step fails (issue 21): the document is never lost on the way.
+//! The pipeline contract when a step fails: the document is never lost on the way.
 //!
 //! `register-app | grant-consent | … | assign-role | configure-marketo | … > state.json` — when
 //! assign-role fails, the app, its consent, secret and policy exist and their ids are in the
@@ -39,7 +39,7 @@ pub struct Upstream {
     pub message: String,
 }
 
-/// The failed step of a pipeline recorded in `doc` (item 2 above), unless it is `me` (item 3).
+/// The failed step of a pipeline recorded in `doc` (module rule 2), unless it is `me` (rule 3).
 pub fn failed_upstream(doc: &StateDoc, me: &str) -> Option<Upstream> {
     let steps = doc.get(crate::keys::STEPS).ok()??;
     steps.iter().find_map(|(tool, entry)| {
@@ -75,7 +75,7 @@ pub fn passed_on(up: &Upstream) -> Error {
     )
 }
 
-/// Whether a failing tool hands its document on through stdout (item 1): only a document that
+/// Whether a failing tool hands its document on (module rule 1): only a document that
 /// came on stdin and goes to stdout (not `--state`, not a dry run's `--plan` file).
 pub fn hands_on(common: &CommonArgs) -> bool {
     common.state.is_none() && common.plan.is_none()

@@ -378,7 +378,7 @@ fn execute<C: Tool, F: Step<C>>(
                 }
             }
             ctx.doc.set_value(&format!("steps.{}", C::NAME), entry);
-            // The domain the user named the tenant by, for every later message (issue 22.1):
+            // The domain the user named the tenant by, for every later message and target line:
             // by now it is known to be the document's tenant (confirm_tenant).
             if let Some(domain) = ctx.config().tenant_domain_given.clone() {
                 ctx.doc.set(keys::TENANT_DOMAIN, domain);
@@ -716,7 +716,7 @@ fn target_line(cfg: &Config, doc: &StateDoc, state: Option<&Path>) -> String {
 
 /// A tenant named by a domain is resolved (the `tid` of the token this run signs in with) and
 /// compared with the document's tenant id before the step sends anything. With `--retarget`,
-/// the document moves only when the domain is another tenant's (issue 21.4): the tenant's own
+/// the document moves only when the domain is another tenant's: the tenant's own
 /// domain keeps every id.
 async fn confirm_tenant(ctx: &mut Ctx) -> Result<()> {
     let Some(doc_tenant) = ctx.config().tenant_to_confirm.clone() else {

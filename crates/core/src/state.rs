@@ -66,8 +66,8 @@ impl StateDoc {
     /// `--state` file. Zero bytes
     /// from a pipe or a regular file are what a pipeline hands on when its previous step failed,
     /// so a tool that continues a setup (`starts_setup == false`) refuses them (exit 2) rather
-    /// than acting on an org with no document — `printf '' | publish-customizations` used to
-    /// publish every customization of the org.
+    /// than acting on an org with no document — `printf '' | publish-customizations` would
+    /// otherwise publish every customization of the org.
     pub fn load(state_file: Option<&Path>, starts_setup: bool) -> Result<Self> {
         match state_file {
             Some(path) => match std::fs::File::open(path) {
@@ -399,7 +399,7 @@ fn read_bounded(r: impl Read, source: &str) -> Result<String> {
     decode(buf, &format!("on {source}"))
 }
 
-/// The document's text as Windows tools hand it over too (issue 23): a UTF-8 byte order mark
+/// The document's text as Windows tools hand it over too: a UTF-8 byte order mark
 /// (PowerShell with `$OutputEncoding = [Text.Encoding]::UTF8`, Notepad, `Out-File -Encoding
 /// utf8`) is dropped, and UTF-16 with its byte order mark (Windows PowerShell 5.1's `>` and
 /// `Out-File`) is decoded. CRLF line ends need nothing: `\r` is JSON white space. `place` is
@@ -497,7 +497,7 @@ mod tests {
         assert_eq!(StateDoc::parse("{\"a\":", "t").unwrap_err().kind.code(), 2);
     }
 
-    /// What PowerShell and Notepad hand over (issue 23): a UTF-8 BOM, CRLF line ends, UTF-16
+    /// What PowerShell and Notepad hand over: a UTF-8 BOM, CRLF line ends, UTF-16
     /// with a BOM; anything else that is not UTF-8 is exit 2.
     #[test]
     fn a_bom_crlf_and_utf16_documents_are_read_as_the_same_document() {

@@ -301,7 +301,7 @@ pub fn resolve_doc_path(state_file: Option<&Path>, p: &Path) -> PathBuf {
 }
 
 /// A document path written on the other operating system, as a path relative to the state
-/// file's folder (issue 23: a customer's folder set up on Windows and checked on Linux, or the
+/// file's folder (a customer's folder set up on Windows and checked on Linux, or the
 /// reverse). On Unix, a Windows path: an absolute one (`C:\…`, `\\server\…`, `\…`) gives its
 /// file name, a relative one (`secrets\x.secret`) the same path with `/`. On Windows, an
 /// absolute Unix path (`/home/…`; not `//server/…`, a UNC path) gives its file name; a

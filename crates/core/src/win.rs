@@ -1,4 +1,4 @@
-//! The Windows system calls of the tools (issue 23), in one file because each one is an
+//! The Windows system calls of the tools, in one file because each one is an
 //! `unsafe` call into the Win32 API; every other file calls the safe functions here.
 //!
 //! - **Owner-only files**: the Windows form of mode 0600 is a *protected* DACL (no entry

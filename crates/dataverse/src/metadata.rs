@@ -1,6 +1,6 @@
 //! Column and table definitions (reference §5.3, §5.4): the reads that discover the Marketo
 //! solution's names, and creating and deleting add-sync-filter's column. Part of the one
-//! [`Dataverse`] client, split from `client.rs` by subject.
+//! [`Dataverse`] client, by subject (`client.rs` holds the rest).
 
 use serde_json::{Value, json};
 

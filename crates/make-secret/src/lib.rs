@@ -247,7 +247,8 @@ or are named with --retire, never the one in use.";
         }
         if let Some(f) = &self.secret_file {
             input::check_secret_path(f, "--secret-file")?;
-            // Its folder must exist: found now, not after a credential was added (issue 21).
+            // Its folder must exist: found here, before a credential is added that would need
+            // rolling back.
             s2s_core::fsutil::check_write_target(f, "--secret-file")?;
         }
         // Off a terminal the question cannot be asked: refuse before anything is sent.

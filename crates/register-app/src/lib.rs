@@ -143,9 +143,9 @@ fn check_text(s: &str, what: &str) -> Result<()> {
 }
 
 /// The unique name (the app's idempotency key) a display name derives, so that different names
-/// never share an app (issue 12, finding 7):
+/// never share an app:
 ///
-/// - a name of ASCII words separated by single spaces keeps its plain slug, as before:
+/// - a name of ASCII words separated by single spaces keeps its plain slug:
 ///   `Marketo Integration` → `marketo-integration` (existing apps keep their key);
 /// - any other name — punctuation, other separators, non-ASCII letters, extra spaces — gets its
 ///   slug plus the first 12 hex digits of the SHA-256 of the exact name:

@@ -619,12 +619,12 @@ enum Assigned {
 /// Assigns the policy (graph.md §5.3), waiting out replication of a new policy (404) and
 /// accepting "already exists" — what a retry meets after a lost answer.
 ///
-/// Two runs racing on one service principal (issue 12, finding 8) each create a policy and try to
-/// assign it; a service principal holds one, so the second assignment is refused (409), or
+/// Two runs racing on one service principal each create a policy and try to assign it; a
+/// service principal holds one, so the second assignment is refused (409), or
 /// meets a 404 when the first run already deleted the second run's unassigned policy as a
 /// duplicate. Either way the service principal's policies are read: when one of ours is there,
-/// it is adopted, so both runs end with the same single policy; a foreign one is the error it
-/// always was; nothing visible yet means replication, waited out.
+/// it is adopted, so both runs end with the same single policy; a foreign one is an error;
+/// nothing visible yet means replication, waited out.
 async fn assign(
     ctx: &Ctx,
     g: &Graph<'_>,
@@ -683,7 +683,7 @@ enum OnSp {
     Nothing,
 }
 
-/// Deletes our unassigned duplicates of `kept` (issue 12, finding 8): policies with its display
+/// Deletes our unassigned duplicates of `kept`: policies with its display
 /// name and exactly our definition, whose description says this tool created them for this
 /// app, assigned to nothing (`appliesTo` is empty). Racing runs, or an older version that only
 /// warned, leave such policies; they do nothing but confuse an admin. A policy in use anywhere

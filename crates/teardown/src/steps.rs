@@ -1,6 +1,6 @@
 //! The removals: what each one says (plan, dry run, done), how it is sent, and what it changes in
-//! the document. Every step was decided in `plan.rs` from the live objects; here nothing is
-//! judged any more.
+//! the document. Every step was decided in `plan.rs` from the live objects; nothing is judged
+//! here.
 
 use std::path::{Path, PathBuf};
 

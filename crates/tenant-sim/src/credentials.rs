@@ -1,5 +1,4 @@
-//! The admin's credentials other than its client secret, and how the token endpoint checks them
-//! (issue 15, "Sign-in"):
+//! The admin's credentials other than its client secret, and how the token endpoint checks them:
 //!
 //! - **certificate**: an RSA key and a self-signed certificate (rcgen) that the emulator trusts
 //!   for the admin's client id, as if uploaded to the app's `keyCredentials`. A client assertion

@@ -1,7 +1,8 @@
-//! What a client of the Microsoft identity platform reads before it signs in (issue 24): the
-//! OpenID Connect discovery document of a tenant, Entra's instance discovery, and the tenant's
-//! signing keys. MSAL (and so azure-identity and the Azure CLI) reads the discovery document to
-//! learn the token and device-code endpoints; without it, it cannot start a sign-in.
+//! What a client of the Microsoft identity platform reads before it signs in
+//! (docs/real-service-notes.md #15, #24, #25): the OpenID Connect discovery document of a
+//! tenant, Entra's instance discovery, and the tenant's signing keys. MSAL (and so
+//! azure-identity and the Azure CLI) reads the discovery document to learn the token and
+//! device-code endpoints; without it, it cannot start a sign-in.
 //!
 //! - `GET /{tenant}/v2.0/.well-known/openid-configuration`
 //!   (<https://learn.microsoft.com/entra/identity-platform/v2-protocols-oidc#find-your-apps-openid-configuration-document-uri>):

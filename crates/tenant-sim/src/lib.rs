@@ -51,7 +51,7 @@
 //! - Tokens: HMAC-like SHA-256 signature instead of RS256; refresh tokens only with `offline_access`.
 //! - Certificate, federated and managed-identity sign-in: see the list in `credentials.rs`
 //!   (the federated assertion is signed in the emulator's token format, not RS256 from a JWKS).
-//! - Issue 24 (docs/real-service-notes.md #20, #21, #24, #25): restoring a service principal
+//! - Notes #20, #21, #24, #25 of docs/real-service-notes.md: restoring a service principal
 //!   before its application is 400 `NoBackingApplicationObject`; IMDS answers an unknown
 //!   api-version like a missing one; instance discovery matches the host without the port; the
 //!   tenant's `jwks_uri` is an empty key set; a deleted service principal's grants come back

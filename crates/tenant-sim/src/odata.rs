@@ -662,7 +662,7 @@ mod tests {
 
     #[test]
     fn or_only_where_the_service_takes_it() {
-        // Graph: `or` is a syntax error here, as before; Dataverse: `and` binds tighter.
+        // Graph: `or` is a syntax error here; Dataverse: `and` binds tighter.
         assert!(parse_filter("a eq 'x' or b eq 'y'", Syntax::GRAPH).is_err());
         let f = parse_filter("n eq 1 and b eq true or n eq 2", Syntax::DATAVERSE).expect("p");
         assert_eq!(f.clauses().len(), 3);

@@ -488,7 +488,7 @@ pub const RULES: &[Rule] = &[
     Rule {
         // "Policy.Read.All and Application.Read.All" or "Policy.ReadWrite.ApplicationConfiguration
         // and Application.ReadWrite.All", delegated and application alike: a Policy permission
-        // *and* an Application one (issue 24).
+        // *and* an Application one (docs/real-service-notes.md #22).
         method: "GET",
         path: "servicePrincipals/{id}/homeRealmDiscoveryPolicies",
         application: &[POLICY_READ, APP_READ],

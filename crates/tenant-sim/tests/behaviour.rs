@@ -1331,8 +1331,8 @@ fn marketo_labels_are_configurable() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Issue 24: what Microsoft's own clients need (tests/conformance drives the same with the real
-// libraries; these keep each point in `cargo test`).
+// What Microsoft's own clients need (docs/real-service-notes.md #15–#28; tests/conformance drives
+// the same with the real libraries, these keep each point in `cargo test`).
 
 fn b64url_json(part: &str) -> Value {
     use base64::Engine;
@@ -1485,7 +1485,7 @@ fn a_device_code_sign_in_with_openid_answers_with_an_id_token_and_client_info() 
         "{}",
         r.body
     );
-    // without openid and client_info=1 there is neither (as before)
+    // without openid and client_info=1 there is neither
     let dc = token::login(
         &s,
         "devicecode",

@@ -72,7 +72,7 @@ fn checklist(input: &Inputs) -> Vec<Item> {
 
 /// What one item found: usually one row; `sync-role` has one per role and `app` may add an
 /// object-id row. No row: not checked, because the org or the application user it needs failed
-/// its own check (as before: those rows are left out, not failed twice).
+/// its own check (those rows are left out, not failed twice).
 type Rows = Vec<Check>;
 
 /// A read's answer, or the message of a failure that is a check's finding (see [`soft`]).

@@ -1,5 +1,5 @@
 //! `verify-sync --fleet FILE...`: the morning check of a consultant's customers, fit for a
-//! monitoring system (issue 22.3). Every state file is checked as `verify-sync --state FILE`
+//! monitoring system. Every state file is checked as `verify-sync --state FILE`
 //! would (with its own tenant, org and `sign_in`), at most `--jobs` at once, each within its own
 //! `--timeout` (60 s unless given), without writing any file.
 //!

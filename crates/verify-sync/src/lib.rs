@@ -352,8 +352,8 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<Outcome> {
     Ok(outcome)
 }
 
-/// The org's friendly name, kept as `dynamics.org_name` once known (issue 22.1: every target
-/// line and status names the org in words). Asked once, when the org answered the admin and
+/// The org's friendly name, kept as `dynamics.org_name` once known (every target line and
+/// status names the org in words). Asked once, when the org answered the admin and
 /// the document does not have it yet; a failure to tell is not a finding.
 async fn remember_org_name(ctx: &mut Ctx, checks: &[checklist::Check]) {
     let org_answered = checks.iter().any(|c| c.id == "org-access" && c.ok());

@@ -1,4 +1,4 @@
-//! `verify-sync --offline`: a connection's status from its state document alone (issue 22.4),
+//! `verify-sync --offline`: a connection's status from its state document alone,
 //! with no network and no sign-in — on a train, or when the customer's tenant is down. It prints
 //! the target, what each step did and when (or how it failed), the secret's key id, expiry and
 //! file, the last verify result and its age, whether a publish is owed, and the Marketo step-3

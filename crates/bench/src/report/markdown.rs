@@ -36,7 +36,7 @@ fn header(s: &mut String, r: &Results) {
     let _ = writeln!(s, "# Benchmarks\n");
     let _ = writeln!(
         s,
-        "Written by `scripts/bench.sh` (the `bench` crate, issues 7 and 14) — do not edit by hand; re-run it.\n"
+        "Written by `scripts/bench.sh` (the `bench` crate) — do not edit by hand; re-run it.\n"
     );
     let _ = writeln!(s, "- Date: {}", r.date);
     let _ = writeln!(
@@ -263,8 +263,8 @@ The re-run feeds the fresh run's final document to the same pipeline. Requests c
     );
 }
 
-/// Issue 14's target at every lag, this build beside the baseline when there is one; then the
-/// longest lag per tool.
+/// The replication-wait target at every lag, this build beside the baseline when there is one;
+/// then the longest lag per tool.
 fn replication(s: &mut String, r: &Results) {
     if r.lags.is_empty() {
         return;
@@ -276,7 +276,7 @@ fn replication(s: &mut String, r: &Results) {
         s,
         "The fresh chain against `tenant-sim --federated --replication-lag-ms L`, which hides every new directory object from reads for L. \
 The chain has **{waits:.0} dependent waits**, each needing the object the step before wrote: app → service principal (register-app, the `NoBackingApplicationObject` race), \
-service principal → grant (grant-consent), policy → assignment (set-hrd-policy), assignment → verify-sync's read. So the waits stack, and the target (issue 14) is \
+service principal → grant (grant-consent), policy → assignment (set-hrd-policy), assignment → verify-sync's read. So the waits stack, and the target is \
 **{waits:.0} × L + {waits:.0} × {:.0} ms**. \"over\" is the wall time beyond {waits:.0} × L, per wait (it includes the chain's own work, about a quarter of the fresh chain's time per wait). \
 \"tools that waited\" counts the tools whose own time grew by at least L/2 over the run without lag (measured, not assumed). \
 Requests are the chain's API requests (reads + writes) of the median run, sign-ins apart.{}\n",
@@ -389,7 +389,7 @@ fn fleet(s: &mut String, r: &Results) {
     let _ = writeln!(s, "\n## Fleet check\n");
     let _ = writeln!(
         s,
-        "`verify-sync --fleet FILE...` (issue 14) over **{files:.0} state files** against one `tenant-sim --federated` (no lag), `--jobs` at its default. \
+        "`verify-sync --fleet FILE...` (a consultant's morning check of every customer) over **{files:.0} state files** against one `tenant-sim --federated` (no lag), `--jobs` at its default. \
 The files are copies of one finished setup's document, each in its own directory with its secret file: one tenant and one org hold only one working Marketo connection, \
 so distinct setups would fail each other's \"Marketo User\" check; what is measured is the fleet mode itself (concurrency, sign-ins, requests per file). \
 Requests are every request tenant-sim logged during the run.\n"

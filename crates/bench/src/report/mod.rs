@@ -1,5 +1,5 @@
 //! The figures as `benchmarks.json` (for comparing runs) and `benchmarks.md` (for people), with
-//! every target of issue 7 marked met or missed: [`targets`] judges the measurements,
+//! every target marked met or missed: [`targets`] judges the measurements,
 //! [`markdown`] writes one function per section of the page.
 
 mod markdown;

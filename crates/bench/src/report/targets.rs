@@ -167,7 +167,8 @@ fn requests_target(r: &Results, out: &mut Vec<Target>) {
     );
 }
 
-/// Issue 14: with replication lag L the chain finishes within waits × L + 150 ms per wait.
+/// The replication-wait target: with replication lag L the chain finishes within waits × L +
+/// 150 ms per wait.
 fn lag_targets(r: &Results, out: &mut Vec<Target>) {
     let Built { complete, n_tools } = built(r);
     let waits = target::DEPENDENT_WAITS as f64;

@@ -19,7 +19,7 @@
 //! 7. `device-code`: only when stderr is a terminal; the refresh token is then cached, so in a
 //!    pipeline the first tool prompts and the rest reuse it.
 //!
-//! One prompt per sign-in (issue 21.8): the refresh token a device-code or cached sign-in
+//! One prompt per sign-in: the refresh token a device-code or cached sign-in
 //! returns is kept for the run, and the second audience (Dataverse after Graph) is redeemed from
 //! it instead of a second device code. Refreshes are serialised per cache key across the
 //! process, so `verify-sync --fleet --jobs 4` with one token cache does not race four redeems
@@ -91,7 +91,7 @@ impl TokenProvider {
     }
 
     /// The first token of a person's sign-in names them, once: `signed in as admin@contoso.com`.
-    /// The target line printed before could only say how they would sign in (issue 22.1).
+    /// The target line, printed before any sign-in, can only say how they would sign in.
     fn announce(&self, login: &Login<'_>, token: &SecretString) {
         use std::sync::atomic::Ordering;
         if self.announced.swap(true, Ordering::Relaxed) {

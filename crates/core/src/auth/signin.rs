@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::state::StateDoc;
 
 /// How to sign in to this document's tenant, as the document names it (`sign_in`): the method
-/// and non-secret references only (issue 22.2). Paths are relative to the `--state` file's folder.
+/// and non-secret references only. Paths are relative to the `--state` file's folder.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DocSignIn {
     pub method: Option<AuthSource>,
