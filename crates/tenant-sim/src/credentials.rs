@@ -39,7 +39,7 @@ use rsa::pkcs8::EncodePrivateKey;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::server::{Ctx, Reply};
+use crate::exchange::{Ctx, Reply};
 use crate::state::{Sim, lock, now_ms};
 
 /// `client_assertion_type` of a JWT client assertion (RFC 7523).

@@ -23,7 +23,7 @@
 
 use serde_json::{Value, json};
 
-use crate::server::{Ctx, Reply};
+use crate::exchange::{Ctx, Reply};
 use crate::state::{Sim, lock};
 use crate::token::aad_error;
 

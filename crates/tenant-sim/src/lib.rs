@@ -73,6 +73,7 @@
 mod credentials;
 mod dataverse;
 mod discovery;
+mod exchange;
 mod faults;
 mod graph;
 mod odata;

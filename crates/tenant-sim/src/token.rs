@@ -10,8 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::server::Ctx;
-use crate::server::Reply;
+use crate::exchange::{Ctx, Reply};
 use crate::state::{
     AZURE_CLI_APP_ID, DeviceCode, RefreshGrant, Sim, lock, new_guid, now_ms, random_secret,
     sha256_hex,

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::shared::error_reply;
-use crate::server::{Ctx, Reply};
+use crate::exchange::{Ctx, Reply};
 use crate::state::{Sim, lock};
 use crate::token::check_bearer;
 

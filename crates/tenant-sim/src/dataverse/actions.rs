@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use super::access::Caller;
 use super::shared::{BASE, R, error_reply, lock_error};
-use crate::server::{Ctx, Reply};
+use crate::exchange::{Ctx, Reply};
 use crate::state::{Sim, lock, new_guid, now_ms, rfc3339_secs};
 
 /// `GET WhoAmI()`: the caller's system user, business unit and the org.

@@ -15,8 +15,8 @@ use super::model::{Attr, Dv, Entity, attr};
 use super::shared::{
     BASE, R, collection, error_reply, lock_error, no_property, no_resource, no_segment, only,
 };
+use crate::exchange::{Ctx, Reply};
 use crate::odata::{self, Key, Literal, Segment};
-use crate::server::{Ctx, Reply};
 use crate::state::{Sim, lock, new_guid, now_ms};
 
 fn label(s: &str) -> Value {

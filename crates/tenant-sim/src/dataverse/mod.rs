@@ -35,8 +35,8 @@ use std::sync::Arc;
 
 use serde_json::json;
 
+use crate::exchange::{Ctx, Reply};
 use crate::odata;
-use crate::server::{Ctx, Reply};
 use crate::state::Sim;
 use access::Caller;
 use shared::{BASE, R, no_segment, only};

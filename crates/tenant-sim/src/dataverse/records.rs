@@ -13,8 +13,8 @@ use serde_json::{Map, Value, json};
 use super::model::{Dv, Entity};
 use super::shared::{BASE, R, does_not_exist, error_reply, no_property, no_resource, no_segment};
 use super::users::{self, user_roles};
+use crate::exchange::{Ctx, Reply};
 use crate::odata::{self, Key, Literal, Segment};
-use crate::server::{Ctx, Reply};
 use crate::state::{Sim, lock, new_guid, now_ms, rfc3339_secs};
 
 fn entity_by_set<'a>(dv: &'a Dv, set: &str) -> Option<&'a Entity> {

@@ -15,8 +15,8 @@ use super::seg_is;
 use super::shared::{
     Addr, R, error_reply, find, list, method_not_allowed, no_segment, not_found, single,
 };
+use crate::exchange::{Ctx, Reply};
 use crate::odata::Segment;
-use crate::server::{Ctx, Reply};
 use crate::state::{Obj, Sim, Tenant, lock, new_guid};
 
 /// `GET /organization`: the one organization of the tenant.

@@ -17,8 +17,8 @@ use super::shared::{
     R, addr_text, address, bad, conflict, created, find_visible, list, merge, method_not_allowed,
     no_segment, not_found, other_key, read_one, read_only, store, validate, visible_list,
 };
+use crate::exchange::{Ctx, Reply};
 use crate::odata::Segment;
-use crate::server::{Ctx, Reply};
 use crate::state::{Sim, Tenant, lock};
 
 /// The entity type and collection of every answer here, as `list`, `single` and `created` take them.

@@ -29,9 +29,9 @@ mod shared;
 
 use serde_json::Value;
 
+use crate::exchange::{Ctx, Reply};
 use crate::odata::{self, Segment};
 use crate::permissions;
-use crate::server::{Ctx, Reply};
 use crate::state::{GRAPH_APP_ID, Sim};
 use crate::token::{TokenError, check_bearer};
 

@@ -20,8 +20,8 @@ use super::shared::{
     read_only, store, validate, visible_list,
 };
 use super::{grants, policies, seg_is};
+use crate::exchange::{Ctx, Reply};
 use crate::odata::Segment;
-use crate::server::{Ctx, Reply};
 use crate::state::{
     DYNAMICS_APP_ID, GRAPH_APP_ID, Obj, Sim, Tenant, first_party_sp, lock, new_guid, now_ms,
     rfc3339,

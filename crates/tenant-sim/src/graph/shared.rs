@@ -12,9 +12,9 @@
 use base64::Engine;
 use serde_json::{Map, Value, json};
 
+use crate::exchange::{Ctx, Reply};
 use crate::odata::{self, Key, Literal, Segment};
 use crate::schema;
-use crate::server::{Ctx, Reply};
 use crate::state::{Obj, Sim, now_ms, rfc3339_secs};
 
 /// Graph's error envelope.
