@@ -40,7 +40,8 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::exchange::{Ctx, Reply};
-use crate::state::{Sim, lock, now_ms};
+use crate::state::Sim;
+use crate::util::{lock, now_ms};
 
 /// `client_assertion_type` of a JWT client assertion (RFC 7523).
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -238,9 +239,9 @@ fn time_range(claims: &Value) -> Result<(), Reply> {
             700024,
             &format!(
                 "Client assertion is not within its valid time range. Current time: {}, assertion valid from {}, expiry time of assertion {}. Review the documentation at https://docs.microsoft.com/azure/active-directory/develop/active-directory-certificate-credentials .",
-                crate::state::rfc3339_secs(now * 1000),
-                crate::state::rfc3339_secs(nbf * 1000),
-                crate::state::rfc3339_secs(exp * 1000)
+                crate::util::rfc3339_secs(now * 1000),
+                crate::util::rfc3339_secs(nbf * 1000),
+                crate::util::rfc3339_secs(exp * 1000)
             ),
         ));
     }

@@ -24,8 +24,9 @@
 use serde_json::{Value, json};
 
 use crate::exchange::{Ctx, Reply};
-use crate::state::{Sim, lock};
+use crate::state::Sim;
 use crate::token::aad_error;
+use crate::util::lock;
 
 /// Answers a discovery request, or `None` when the path is not one of them.
 pub fn handle(sim: &Sim, ctx: &Ctx) -> Option<Reply> {

@@ -83,6 +83,7 @@ mod server;
 mod state;
 mod tls;
 mod token;
+mod util;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -256,7 +257,7 @@ impl TestServer {
             "tenant-sim-federated-token-",
             &federation.assertion(FEDERATED_TOKEN_TTL_S),
         )?;
-        *state::lock(&sim.federation) = Some(federation);
+        *util::lock(&sim.federation) = Some(federation);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let s2 = sim.clone();
         let thread = std::thread::spawn(move || {
@@ -298,13 +299,13 @@ impl TestServer {
 
     /// Generates the admin's certificate now (if not yet) and trusts it for the admin's client.
     fn ensure_certificate(&self) -> Result<PathBuf, String> {
-        let mut slot = state::lock(&self.certificate_file);
+        let mut slot = util::lock(&self.certificate_file);
         if let Some(f) = slot.as_ref() {
             return Ok(f.path().to_path_buf());
         }
         let cert = credentials::generate_client_certificate("tenant-sim admin")?;
         let file = secret_temp_file("tenant-sim-admin-cert-", &cert.pem)?;
-        state::lock(&self.sim.trusted_certs).push(cert.trusted_for(&self.admin_client_id()));
+        util::lock(&self.sim.trusted_certs).push(cert.trusted_for(&self.admin_client_id()));
         let path = file.path().to_path_buf();
         *slot = Some(file);
         Ok(path)
@@ -329,7 +330,7 @@ impl TestServer {
     /// A fresh assertion from the emulated external issuer, valid for `ttl_s` seconds from now
     /// (negative: already expired).
     pub fn federated_assertion(&self, ttl_s: i64) -> String {
-        state::lock(&self.sim.federation)
+        util::lock(&self.sim.federation)
             .as_ref()
             .map(|f| f.assertion(ttl_s))
             .unwrap_or_default()
@@ -356,13 +357,13 @@ impl TestServer {
         self.dynamics_url.clone()
     }
     pub fn tenant_id(&self) -> String {
-        state::lock(&self.sim.tenant).tenant_id.clone()
+        util::lock(&self.sim.tenant).tenant_id.clone()
     }
     pub fn admin_client_id(&self) -> String {
-        state::lock(&self.sim.tenant).admin.client_id.clone()
+        util::lock(&self.sim.tenant).admin.client_id.clone()
     }
     pub fn admin_client_secret(&self) -> String {
-        state::lock(&self.sim.admin_secret).clone()
+        util::lock(&self.sim.admin_secret).clone()
     }
     /// With `tls`: the PEM file of the CA that signed the server certificate (valid for
     /// `127.0.0.1`, `::1` and `localhost`); it exists as long as the server. `None` without TLS.
@@ -370,10 +371,10 @@ impl TestServer {
         self.ca_file.as_ref().map(|f| f.path().to_path_buf())
     }
     pub fn requests(&self) -> Vec<Value> {
-        state::lock(&self.sim.log).clone()
+        util::lock(&self.sim.log).clone()
     }
     pub fn clear_requests(&self) {
-        state::lock(&self.sim.log).clear();
+        util::lock(&self.sim.log).clear();
     }
     pub fn state(&self) -> Value {
         self.sim.state_json()
@@ -389,13 +390,13 @@ impl TestServer {
     }
     /// The next `PublishAllXmlAsync` system job fails with `message` (statuscode 31).
     pub fn fail_next_publish(&self, message: &str) {
-        *state::lock(&self.sim.fail_next_publish) = Some(message.to_string());
+        *util::lock(&self.sim.fail_next_publish) = Some(message.to_string());
     }
     /// Soft-delete the application user of `application_id` (same as
     /// `POST /_sim/soft-delete-user`); `false` when it has none.
     pub fn soft_delete_user(&self, application_id: &str) -> bool {
         let done = {
-            let mut t = state::lock(&self.sim.tenant);
+            let mut t = util::lock(&self.sim.tenant);
             dataverse::soft_delete_application_user(&mut t.dataverse, application_id)
         };
         self.sim.save();

@@ -21,7 +21,8 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::exchange::{Ctx, Reply};
 use crate::faults::{Fault, FaultKind, ScriptedFault, random_fault, take_scripted};
-use crate::state::{SharedState, Sim, lock, new_guid, now_ms, rfc3339};
+use crate::state::{SharedState, Sim};
+use crate::util::{lock, new_guid, now_ms, rfc3339};
 
 /// Which listener a request arrived on.
 #[derive(Debug, Clone, Copy, PartialEq)]

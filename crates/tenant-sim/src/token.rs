@@ -11,10 +11,8 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::exchange::{Ctx, Reply};
-use crate::state::{
-    AZURE_CLI_APP_ID, DeviceCode, RefreshGrant, Sim, lock, new_guid, now_ms, random_secret,
-    sha256_hex,
-};
+use crate::state::{AZURE_CLI_APP_ID, DeviceCode, RefreshGrant, Sim};
+use crate::util::{lock, new_guid, now_ms, random_secret, sha256_hex};
 
 /// Sign claims into a token.
 pub fn sign(key: &[u8], claims: &Value) -> String {
@@ -89,7 +87,7 @@ pub fn check_bearer(sim: &Sim, auth: Option<&str>, audience: &str) -> Result<Val
 pub(crate) fn aad_error(status: u16, error: &str, code: u32, text: &str) -> Reply {
     let trace = new_guid();
     let corr = new_guid();
-    let ts = crate::state::rfc3339_secs(now_ms()).replace('T', " ") + "Z";
+    let ts = crate::util::rfc3339_secs(now_ms()).replace('T', " ") + "Z";
     Reply::json(
         status,
         json!({

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::state::new_guid;
+use crate::util::new_guid;
 
 /// An attribute (column).
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -15,7 +15,8 @@ use super::shared::{BASE, R, does_not_exist, error_reply, no_property, no_resour
 use super::users::{self, user_roles};
 use crate::exchange::{Ctx, Reply};
 use crate::odata::{self, Key, Literal, Segment};
-use crate::state::{Sim, lock, new_guid, now_ms, rfc3339_secs};
+use crate::state::Sim;
+use crate::util::{lock, new_guid, now_ms, rfc3339_secs};
 
 fn entity_by_set<'a>(dv: &'a Dv, set: &str) -> Option<&'a Entity> {
     dv.entities.iter().find(|e| e.set == set)
@@ -110,7 +111,7 @@ fn row_shape(ctx: &Ctx, e: &Entity, dv: &Dv) -> Result<RowShape, Reply> {
 fn render_row(dv: &Dv, e: &Entity, row: &Value, shape: &RowShape) -> Value {
     let mut out = odata::select(row, shape.select.as_deref(), &[e.primary_id.as_str()]);
     if let Value::Object(m) = &mut out {
-        let etag = (crate::state::sha256_hex(&row.to_string())
+        let etag = (crate::util::sha256_hex(&row.to_string())
             .bytes()
             .take(6)
             .fold(0u64, |a, b| a * 31 + u64::from(b)))

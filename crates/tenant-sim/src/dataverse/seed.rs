@@ -15,7 +15,8 @@ use serde_json::{Map, Value, json};
 
 use super::model::{Attr, Dv, Entity, attr};
 use crate::Options;
-use crate::state::{Admin, new_guid, now_ms, rfc3339_secs};
+use crate::state::Admin;
+use crate::util::{new_guid, now_ms, rfc3339_secs};
 
 fn lookup(logical: &str, schema: &str, target: &str, display: &str, nav: &str) -> Attr {
     Attr {

@@ -20,10 +20,8 @@ use super::shared::{
 use crate::exchange::{Ctx, Reply};
 use crate::odata::{self, Segment};
 use crate::schema;
-use crate::state::{
-    SecretRec, Sim, Tenant, lock, new_guid, now_ms, parse_rfc3339_ms, random_secret, rfc3339,
-    sha256_hex,
-};
+use crate::state::{SecretRec, Sim, Tenant};
+use crate::util::{lock, new_guid, now_ms, parse_rfc3339_ms, random_secret, rfc3339, sha256_hex};
 
 fn new_application(t: &Tenant, body: &Value) -> Value {
     let mut app = json!({

@@ -17,7 +17,8 @@ use super::shared::{
 };
 use crate::exchange::{Ctx, Reply};
 use crate::odata::Segment;
-use crate::state::{Obj, Sim, Tenant, lock, new_guid};
+use crate::state::{Obj, Sim, Tenant};
+use crate::util::{lock, new_guid};
 
 /// `GET /organization`: the one organization of the tenant.
 pub(super) fn organization(sim: &Sim) -> R {

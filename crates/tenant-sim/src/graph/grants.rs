@@ -19,7 +19,8 @@ use super::shared::{
 };
 use crate::exchange::{Ctx, Reply};
 use crate::odata::Segment;
-use crate::state::{Sim, Tenant, lock};
+use crate::state::{Sim, Tenant};
+use crate::util::lock;
 
 /// The entity type and collection of every answer here, as `list`, `single` and `created` take them.
 const TY: &str = "oAuth2PermissionGrant";

@@ -20,7 +20,8 @@ use super::shared::{
 };
 use crate::exchange::{Ctx, Reply};
 use crate::odata::Segment;
-use crate::state::{Assignment, Sim, Tenant, lock, new_guid, now_ms};
+use crate::state::{Assignment, Sim, Tenant};
+use crate::util::{lock, new_guid, now_ms};
 
 /// `GET /policies/defaultAppManagementPolicy` (Learn tenantappmanagementpolicy-get): the
 /// tenant-wide password lifetime restriction, from `--max-secret-days`.

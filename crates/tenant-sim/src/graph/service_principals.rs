@@ -22,10 +22,8 @@ use super::shared::{
 use super::{grants, policies, seg_is};
 use crate::exchange::{Ctx, Reply};
 use crate::odata::Segment;
-use crate::state::{
-    DYNAMICS_APP_ID, GRAPH_APP_ID, Obj, Sim, Tenant, first_party_sp, lock, new_guid, now_ms,
-    rfc3339,
-};
+use crate::state::{DYNAMICS_APP_ID, GRAPH_APP_ID, Obj, Sim, Tenant, first_party_sp};
+use crate::util::{lock, new_guid, now_ms, rfc3339};
 
 /// Deletes service principals as Entra does: each is moved to `directory/deletedItems`
 /// (restorable on its own for 30 days; restoring its application does not bring it back —
