@@ -10,9 +10,9 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::Options;
 use crate::dataverse::Dv;
 use crate::faults::ScriptedFault;
+use crate::options::Options;
 use crate::util::{lock, new_guid, now_ms, random_secret, sha256_hex};
 
 /// One stored password credential (hash only).

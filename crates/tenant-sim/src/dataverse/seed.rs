@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value, json};
 
 use super::model::{Attr, Dv, Entity, attr};
-use crate::Options;
+use crate::options::Options;
 use crate::state::Admin;
 use crate::util::{new_guid, now_ms, rfc3339_secs};
 
