@@ -147,12 +147,12 @@ impl Federation {
             "iat": now, "nbf": now.min(now + ttl_s) - 1, "exp": now + ttl_s,
             "jti": uuid::Uuid::new_v4().to_string()
         });
-        crate::token::sign(&self.key, &claims)
+        crate::jwt::sign(&self.key, &claims)
     }
 }
 
 fn aad_error(status: u16, error: &str, code: u32, text: &str) -> Reply {
-    crate::token::aad_error(status, error, code, text)
+    crate::access_token::aad_error(status, error, code, text)
 }
 
 fn invalid_client(code: u32, text: &str) -> Reply {
@@ -367,10 +367,10 @@ fn check_federated_assertion(
     if !matches {
         return Err(no_federated_record(claims));
     }
-    match crate::token::verify(&fed.key, assertion, 0) {
+    match crate::jwt::verify(&fed.key, assertion, 0) {
         // `now` = 0: only the signature is checked here; the time range is Entra's own check
         // below, with its own error.
-        Ok(_) | Err(crate::token::TokenError::Expired) => {}
+        Ok(_) | Err(crate::jwt::TokenError::Expired) => {}
         Err(_) => {
             return Err(invalid_client(
                 700027,
@@ -482,7 +482,7 @@ pub fn managed_identity(sim: &Sim, proto: MiProtocol, ctx: &Ctx) -> Reply {
         MiProtocol::AppService => (
             "2019-08-01",
             ctx.header("x-identity-header")
-                .is_some_and(|h| crate::token::ct_eq(h.as_bytes(), secret.as_bytes())),
+                .is_some_and(|h| crate::jwt::ct_eq(h.as_bytes(), secret.as_bytes())),
         ),
         MiProtocol::Imds => (
             "2018-02-01",
@@ -548,7 +548,7 @@ pub fn managed_identity(sim: &Sim, proto: MiProtocol, ctx: &Ctx) -> Reply {
             ),
         );
     }
-    let access = crate::token::issue_app_token(sim, &resource, &admin);
+    let access = crate::access_token::issue_app_token(sim, &resource, &admin);
     let now = now_ms() / 1000;
     let mut body: HashMap<&str, Value> = HashMap::new();
     body.insert("access_token", json!(access));

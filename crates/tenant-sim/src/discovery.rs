@@ -23,9 +23,9 @@
 
 use serde_json::{Value, json};
 
+use crate::access_token::aad_error;
 use crate::exchange::{Ctx, Reply};
 use crate::state::Sim;
-use crate::token::aad_error;
 use crate::util::lock;
 
 /// Answers a discovery request, or `None` when the path is not one of them.

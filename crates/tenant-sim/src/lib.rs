@@ -70,12 +70,14 @@
 //! `--managed-identity`, the App Service and VM metadata managed-identity protocols on the main
 //! listener (`credentials.rs`).
 
+mod access_token;
 mod credentials;
 mod dataverse;
 mod discovery;
 mod exchange;
 mod faults;
 mod graph;
+mod jwt;
 mod odata;
 mod options;
 pub mod permissions;

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::shared::error_reply;
+use crate::access_token::check_bearer;
 use crate::exchange::{Ctx, Reply};
 use crate::state::Sim;
-use crate::token::check_bearer;
 use crate::util::lock;
 
 pub(super) struct Caller {
