@@ -40,26 +40,13 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::exchange::{Ctx, Reply};
-use crate::state::Sim;
+use crate::state::{EXCHANGE_AUDIENCE, Sim, TrustedCert};
 use crate::util::{lock, now_ms};
 
 /// `client_assertion_type` of a JWT client assertion (RFC 7523).
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
-/// The audience Entra expects in a federated assertion.
-pub const EXCHANGE_AUDIENCE: &str = "api://AzureADTokenExchange";
-/// The subject of the admin's federated identity credential.
-pub const FEDERATED_SUBJECT: &str = "repo:contoso/marketo-s2s:environment:production";
 /// Clock skew allowed on `nbf` and `exp`.
 const SKEW_S: u64 = 300;
-
-/// A certificate the emulator trusts for a client id.
-#[derive(Debug, Clone)]
-pub struct TrustedCert {
-    pub client_id: String,
-    pub sha1: Vec<u8>,
-    pub sha256: Vec<u8>,
-    pub key: RsaPublicKey,
-}
 
 /// A client certificate: PEM text with the certificate and its PKCS#8 private key, what a tool
 /// is given in `AZURE_CLIENT_CERTIFICATE_PATH`, and what the emulator trusts about it.
@@ -115,40 +102,6 @@ pub fn generate_client_certificate(common_name: &str) -> Result<ClientCertificat
         der: cert.der().to_vec(),
         key,
     })
-}
-
-/// The admin's federated identity credential: who may present assertions for it.
-#[derive(Debug, Clone)]
-pub struct Federation {
-    pub issuer: String,
-    pub subject: String,
-    /// The external issuer's signing key (the emulator plays that issuer too).
-    pub key: [u8; 32],
-}
-
-impl Federation {
-    pub fn new(main_url: &str) -> Federation {
-        use rand::RngCore;
-        let mut key = [0u8; 32];
-        rand::thread_rng().fill_bytes(&mut key);
-        Federation {
-            issuer: format!("{main_url}/_sim/oidc"),
-            subject: FEDERATED_SUBJECT.into(),
-            key,
-        }
-    }
-
-    /// An assertion from the external issuer, valid from now for `ttl_s` seconds (negative: an
-    /// expired one, for tests).
-    pub fn assertion(&self, ttl_s: i64) -> String {
-        let now = (now_ms() / 1000) as i64;
-        let claims = json!({
-            "iss": self.issuer, "sub": self.subject, "aud": EXCHANGE_AUDIENCE,
-            "iat": now, "nbf": now.min(now + ttl_s) - 1, "exp": now + ttl_s,
-            "jti": uuid::Uuid::new_v4().to_string()
-        });
-        crate::jwt::sign(&self.key, &claims)
-    }
 }
 
 fn aad_error(status: u16, error: &str, code: u32, text: &str) -> Reply {

@@ -175,7 +175,7 @@ impl TestServer {
             u.main = url.clone();
             u.dynamics = dynamics_url.clone();
         }
-        let federation = credentials::Federation::new(&url);
+        let federation = state::Federation::new(&url);
         let federated_token_file = secret_temp_file(
             "tenant-sim-federated-token-",
             &federation.assertion(FEDERATED_TOKEN_TTL_S),

@@ -11,13 +11,13 @@
 
 use serde_json::{Value, json};
 
-use super::model::{Attr, Dv, Entity, attr};
 use super::shared::{
     BASE, R, collection, error_reply, lock_error, no_property, no_resource, no_segment, only,
 };
 use crate::exchange::{Ctx, Reply};
 use crate::odata::{self, Key, Literal, Segment};
 use crate::state::Sim;
+use crate::state::org::{Attr, Dv, Entity, attr};
 use crate::util::{lock, new_guid, now_ms};
 
 fn label(s: &str) -> Value {
