@@ -38,26 +38,14 @@ use rsa::pkcs8::EncodePrivateKey;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::server::{Ctx, Reply};
-use crate::state::{Sim, lock, now_ms};
+use crate::exchange::{Ctx, Reply};
+use crate::state::{EXCHANGE_AUDIENCE, Sim, TrustedCert};
+use crate::util::{lock, now_ms};
 
 /// `client_assertion_type` of a JWT client assertion (RFC 7523).
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
-/// The audience Entra expects in a federated assertion.
-pub const EXCHANGE_AUDIENCE: &str = "api://AzureADTokenExchange";
-/// The subject of the admin's federated identity credential.
-pub const FEDERATED_SUBJECT: &str = "repo:contoso/marketo-s2s:environment:production";
 /// Clock skew allowed on `nbf` and `exp`.
 const SKEW_S: u64 = 300;
-
-/// A certificate the emulator trusts for a client id.
-#[derive(Debug, Clone)]
-pub struct TrustedCert {
-    pub client_id: String,
-    pub sha1: Vec<u8>,
-    pub sha256: Vec<u8>,
-    pub key: RsaPublicKey,
-}
 
 /// A client certificate: PEM text with the certificate and its PKCS#8 private key, what a tool
 /// is given in `AZURE_CLIENT_CERTIFICATE_PATH`, and what the emulator trusts about it.
@@ -115,42 +103,8 @@ pub fn generate_client_certificate(common_name: &str) -> Result<ClientCertificat
     })
 }
 
-/// The admin's federated identity credential: who may present assertions for it.
-#[derive(Debug, Clone)]
-pub struct Federation {
-    pub issuer: String,
-    pub subject: String,
-    /// The external issuer's signing key (the emulator plays that issuer too).
-    pub key: [u8; 32],
-}
-
-impl Federation {
-    pub fn new(main_url: &str) -> Federation {
-        use rand::RngCore;
-        let mut key = [0u8; 32];
-        rand::thread_rng().fill_bytes(&mut key);
-        Federation {
-            issuer: format!("{main_url}/_sim/oidc"),
-            subject: FEDERATED_SUBJECT.into(),
-            key,
-        }
-    }
-
-    /// An assertion from the external issuer, valid from now for `ttl_s` seconds (negative: an
-    /// expired one, for tests).
-    pub fn assertion(&self, ttl_s: i64) -> String {
-        let now = (now_ms() / 1000) as i64;
-        let claims = json!({
-            "iss": self.issuer, "sub": self.subject, "aud": EXCHANGE_AUDIENCE,
-            "iat": now, "nbf": now.min(now + ttl_s) - 1, "exp": now + ttl_s,
-            "jti": uuid::Uuid::new_v4().to_string()
-        });
-        crate::token::sign(&self.key, &claims)
-    }
-}
-
 fn aad_error(status: u16, error: &str, code: u32, text: &str) -> Reply {
-    crate::token::aad_error(status, error, code, text)
+    crate::access_token::aad_error(status, error, code, text)
 }
 
 fn invalid_client(code: u32, text: &str) -> Reply {
@@ -237,9 +191,9 @@ fn time_range(claims: &Value) -> Result<(), Reply> {
             700024,
             &format!(
                 "Client assertion is not within its valid time range. Current time: {}, assertion valid from {}, expiry time of assertion {}. Review the documentation at https://docs.microsoft.com/azure/active-directory/develop/active-directory-certificate-credentials .",
-                crate::state::rfc3339_secs(now * 1000),
-                crate::state::rfc3339_secs(nbf * 1000),
-                crate::state::rfc3339_secs(exp * 1000)
+                crate::util::rfc3339_secs(now * 1000),
+                crate::util::rfc3339_secs(nbf * 1000),
+                crate::util::rfc3339_secs(exp * 1000)
             ),
         ));
     }
@@ -365,10 +319,10 @@ fn check_federated_assertion(
     if !matches {
         return Err(no_federated_record(claims));
     }
-    match crate::token::verify(&fed.key, assertion, 0) {
+    match crate::jwt::verify(&fed.key, assertion, 0) {
         // `now` = 0: only the signature is checked here; the time range is Entra's own check
         // below, with its own error.
-        Ok(_) | Err(crate::token::TokenError::Expired) => {}
+        Ok(_) | Err(crate::jwt::TokenError::Expired) => {}
         Err(_) => {
             return Err(invalid_client(
                 700027,
@@ -480,7 +434,7 @@ pub fn managed_identity(sim: &Sim, proto: MiProtocol, ctx: &Ctx) -> Reply {
         MiProtocol::AppService => (
             "2019-08-01",
             ctx.header("x-identity-header")
-                .is_some_and(|h| crate::token::ct_eq(h.as_bytes(), secret.as_bytes())),
+                .is_some_and(|h| crate::jwt::ct_eq(h.as_bytes(), secret.as_bytes())),
         ),
         MiProtocol::Imds => (
             "2018-02-01",
@@ -546,7 +500,7 @@ pub fn managed_identity(sim: &Sim, proto: MiProtocol, ctx: &Ctx) -> Reply {
             ),
         );
     }
-    let access = crate::token::issue_app_token(sim, &resource, &admin);
+    let access = crate::access_token::issue_app_token(sim, &resource, &admin);
     let now = now_ms() / 1000;
     let mut body: HashMap<&str, Value> = HashMap::new();
     body.insert("access_token", json!(access));

@@ -24,9 +24,10 @@
 
 use serde_json::{Value, json};
 
-use crate::server::{Ctx, Reply};
-use crate::state::{Sim, lock};
-use crate::token::aad_error;
+use crate::access_token::aad_error;
+use crate::exchange::{Ctx, Reply};
+use crate::state::Sim;
+use crate::util::lock;
 
 /// Answers a discovery request, or `None` when the path is not one of them.
 pub fn handle(sim: &Sim, ctx: &Ctx) -> Option<Reply> {

@@ -70,18 +70,23 @@
 //! `--managed-identity`, the App Service and VM metadata managed-identity protocols on the main
 //! listener (`credentials.rs`).
 
+mod access_token;
 mod credentials;
 mod dataverse;
 mod discovery;
+mod exchange;
 mod faults;
 mod graph;
+mod jwt;
 mod odata;
+mod options;
 pub mod permissions;
 mod schema;
 mod server;
 mod state;
 mod tls;
 mod token;
+mod util;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -90,89 +95,9 @@ use clap::Parser;
 use serde_json::{Value, json};
 
 pub use credentials::{ClientCertificate, generate_client_certificate};
+pub use options::Options;
 pub use server::{app, dynamics_app};
 pub use state::{SharedState, Sim};
-
-/// Emulator options. `Options::default()` is a fault-free tenant without replication lag.
-#[derive(Debug, Clone)]
-pub struct Options {
-    /// New directory objects stay invisible to reads (and to login/Dataverse) for this long.
-    pub replication_lag_ms: u64,
-    /// A federated domain exists besides the managed initial domain.
-    pub federated: bool,
-    /// Version of the installed Marketo solution; `None` = not installed.
-    pub marketo_version: Option<String>,
-    /// Publisher/schema prefix of the Marketo solution.
-    pub marketo_prefix: String,
-    /// App-management policy: longest allowed password lifetime in days.
-    pub max_secret_days: Option<u32>,
-    /// How long a publish takes.
-    pub publish_ms: u64,
-    pub fault_rate: f64,
-    pub fault_seed: u64,
-    /// Retry-After (seconds, fractional allowed) of random 429s.
-    pub retry_after_secs: f64,
-    /// Delay added to every API response.
-    pub latency_ms: u64,
-    /// The N-th logged API request (1-based) never gets an answer.
-    pub stall_at: Option<u64>,
-    /// Serve https on both listeners with a generated CA (see [`TestServer::ca_file`]).
-    pub tls: bool,
-    /// Load the tenant from this file at start (if it exists) and save it after every write.
-    pub state_file: Option<PathBuf>,
-    /// Start without the Dynamics CRM (Dataverse) service principal.
-    pub no_dynamics_sp: bool,
-    /// Extra attributes to seed: (entity logical name, attribute logical name, AttributeType).
-    pub seed_attributes: Vec<(String, String, String)>,
-    /// The admin as a multi-tenant app: this client id and secret (tests of a consultant's
-    /// fleet of tenants use one for several emulators). `None`: a fresh one per tenant.
-    pub shared_admin: Option<(String, String)>,
-    /// Microsoft Graph application permissions (app roles) in the admin's app-only token.
-    /// Default: what the setup tools need ([`permissions::default_admin_permissions`]).
-    pub admin_permissions: Vec<String>,
-    /// Entra directory roles of the seeded admin user (for delegated, device-code tokens).
-    pub admin_directory_roles: Vec<String>,
-    /// The security role of the admin app's application user in the org; `None`: the admin's
-    /// app is not an application user, and Dataverse refuses its tokens (403 `0x80072560`).
-    pub admin_dataverse_role: Option<String>,
-    /// Display name of the Marketo solution's configuration entity.
-    pub marketo_config_label: String,
-    /// Display name of the configuration entity's lookup to the sync user.
-    pub marketo_user_label: String,
-    /// Serve the managed-identity endpoints on the main listener: the App Service protocol at
-    /// `/msi/token` (see [`TestServer::identity_endpoint`]) and the VM metadata protocol at
-    /// `/metadata/identity/oauth2/token`; both issue tokens for the admin's service principal.
-    pub managed_identity: bool,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            replication_lag_ms: 0,
-            federated: false,
-            marketo_version: Some("5.0.2.1".into()),
-            marketo_prefix: "mkto".into(),
-            max_secret_days: None,
-            publish_ms: 50,
-            fault_rate: 0.0,
-            fault_seed: 0,
-            retry_after_secs: 0.05,
-            latency_ms: 0,
-            stall_at: None,
-            tls: false,
-            state_file: None,
-            no_dynamics_sp: false,
-            seed_attributes: Vec::new(),
-            shared_admin: None,
-            admin_permissions: permissions::default_admin_permissions(),
-            admin_directory_roles: vec!["Global Administrator".into()],
-            admin_dataverse_role: Some("System Administrator".into()),
-            marketo_config_label: "Marketo Config".into(),
-            marketo_user_label: "Marketo User".into(),
-            managed_identity: false,
-        }
-    }
-}
 
 /// An in-process emulator on its own thread and tokio runtime; stops when dropped.
 pub struct TestServer {
@@ -250,12 +175,12 @@ impl TestServer {
             u.main = url.clone();
             u.dynamics = dynamics_url.clone();
         }
-        let federation = credentials::Federation::new(&url);
+        let federation = state::Federation::new(&url);
         let federated_token_file = secret_temp_file(
             "tenant-sim-federated-token-",
             &federation.assertion(FEDERATED_TOKEN_TTL_S),
         )?;
-        *state::lock(&sim.federation) = Some(federation);
+        *util::lock(&sim.federation) = Some(federation);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let s2 = sim.clone();
         let thread = std::thread::spawn(move || {
@@ -297,13 +222,13 @@ impl TestServer {
 
     /// Generates the admin's certificate now (if not yet) and trusts it for the admin's client.
     fn ensure_certificate(&self) -> Result<PathBuf, String> {
-        let mut slot = state::lock(&self.certificate_file);
+        let mut slot = util::lock(&self.certificate_file);
         if let Some(f) = slot.as_ref() {
             return Ok(f.path().to_path_buf());
         }
         let cert = credentials::generate_client_certificate("tenant-sim admin")?;
         let file = secret_temp_file("tenant-sim-admin-cert-", &cert.pem)?;
-        state::lock(&self.sim.trusted_certs).push(cert.trusted_for(&self.admin_client_id()));
+        util::lock(&self.sim.trusted_certs).push(cert.trusted_for(&self.admin_client_id()));
         let path = file.path().to_path_buf();
         *slot = Some(file);
         Ok(path)
@@ -328,7 +253,7 @@ impl TestServer {
     /// A fresh assertion from the emulated external issuer, valid for `ttl_s` seconds from now
     /// (negative: already expired).
     pub fn federated_assertion(&self, ttl_s: i64) -> String {
-        state::lock(&self.sim.federation)
+        util::lock(&self.sim.federation)
             .as_ref()
             .map(|f| f.assertion(ttl_s))
             .unwrap_or_default()
@@ -355,13 +280,13 @@ impl TestServer {
         self.dynamics_url.clone()
     }
     pub fn tenant_id(&self) -> String {
-        state::lock(&self.sim.tenant).tenant_id.clone()
+        util::lock(&self.sim.tenant).tenant_id.clone()
     }
     pub fn admin_client_id(&self) -> String {
-        state::lock(&self.sim.tenant).admin.client_id.clone()
+        util::lock(&self.sim.tenant).admin.client_id.clone()
     }
     pub fn admin_client_secret(&self) -> String {
-        state::lock(&self.sim.admin_secret).clone()
+        util::lock(&self.sim.admin_secret).clone()
     }
     /// With `tls`: the PEM file of the CA that signed the server certificate (valid for
     /// `127.0.0.1`, `::1` and `localhost`); it exists as long as the server. `None` without TLS.
@@ -369,10 +294,10 @@ impl TestServer {
         self.ca_file.as_ref().map(|f| f.path().to_path_buf())
     }
     pub fn requests(&self) -> Vec<Value> {
-        state::lock(&self.sim.log).clone()
+        util::lock(&self.sim.log).clone()
     }
     pub fn clear_requests(&self) {
-        state::lock(&self.sim.log).clear();
+        util::lock(&self.sim.log).clear();
     }
     pub fn state(&self) -> Value {
         self.sim.state_json()
@@ -388,13 +313,13 @@ impl TestServer {
     }
     /// The next `PublishAllXmlAsync` system job fails with `message` (statuscode 31).
     pub fn fail_next_publish(&self, message: &str) {
-        *state::lock(&self.sim.fail_next_publish) = Some(message.to_string());
+        *util::lock(&self.sim.fail_next_publish) = Some(message.to_string());
     }
     /// Soft-delete the application user of `application_id` (same as
     /// `POST /_sim/soft-delete-user`); `false` when it has none.
     pub fn soft_delete_user(&self, application_id: &str) -> bool {
         let done = {
-            let mut t = state::lock(&self.sim.tenant);
+            let mut t = util::lock(&self.sim.tenant);
             dataverse::soft_delete_application_user(&mut t.dataverse, application_id)
         };
         self.sim.save();

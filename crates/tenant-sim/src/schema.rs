@@ -118,7 +118,7 @@ fn check_scalar(name: &str, ty: &str, v: &Value) -> Result<(), Invalid> {
         "Edm.Guid" => v.as_str().is_some_and(crate::odata::is_guid),
         "Edm.DateTimeOffset" => v
             .as_str()
-            .is_some_and(|s| crate::state::parse_rfc3339_ms(s).is_some()),
+            .is_some_and(|s| crate::util::parse_rfc3339_ms(s).is_some()),
         "Edm.Binary" => v.as_str().is_some_and(|s| {
             use base64::Engine;
             base64::engine::general_purpose::STANDARD.decode(s).is_ok()

@@ -11,92 +11,24 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::exchange::{Ctx, Reply};
 use crate::faults::{Fault, FaultKind, ScriptedFault, random_fault, take_scripted};
-use crate::state::{SharedState, Sim, lock, new_guid, now_ms, rfc3339};
-
-/// A handler's answer, converted to an HTTP response by the pipeline.
-#[derive(Debug, Clone)]
-pub struct Reply {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl Reply {
-    pub fn json(status: u16, v: Value) -> Reply {
-        Reply {
-            status,
-            headers: vec![("content-type".into(), "application/json".into())],
-            body: v.to_string().into_bytes(),
-        }
-    }
-    pub fn empty(status: u16) -> Reply {
-        Reply {
-            status,
-            headers: Vec::new(),
-            body: Vec::new(),
-        }
-    }
-    pub fn header(mut self, k: &str, v: impl Into<String>) -> Reply {
-        let k = k.to_ascii_lowercase();
-        self.headers.retain(|(n, _)| *n != k);
-        self.headers.push((k, v.into()));
-        self
-    }
-    fn into_response(self) -> Response {
-        let mut r = Response::new(Body::from(self.body));
-        *r.status_mut() =
-            StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        for (k, v) in self.headers {
-            if let (Ok(n), Ok(v)) = (
-                HeaderName::from_bytes(k.as_bytes()),
-                HeaderValue::from_str(&v),
-            ) {
-                r.headers_mut().insert(n, v);
-            }
-        }
-        r
-    }
-}
+use crate::state::{SharedState, Sim};
+use crate::util::{lock, new_guid, now_ms, rfc3339};
 
 /// Which listener a request arrived on.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Which {
     Main,
     Dynamics,
-}
-
-/// Everything a service handler needs about the request.
-pub struct Ctx {
-    pub method: String,
-    pub path: String,
-    pub query: Vec<(String, String)>,
-    pub raw_query: Option<String>,
-    pub headers: HeaderMap,
-    pub body: Vec<u8>,
-    pub request_id: String,
-    pub client_request_id: Option<String>,
-}
-
-impl Ctx {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-    pub fn q(&self, name: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
 }
 
 // ---------- connections that can be killed ----------

@@ -1,109 +1,17 @@
-//! The token endpoint (`/{tenant}/oauth2/v2.0/token` and `/devicecode`) and the JWT-shaped access
-//! tokens it issues.
-//!
-//! Tokens are `base64url(header).base64url(claims).base64url(sig)` with
-//! `sig = SHA-256(per-server random key || header.claims)`: not RS256 like Entra, but they cannot
-//! be forged or altered without the key, which is what the emulator needs to check.
+//! The token endpoint (`/{tenant}/oauth2/v2.0/token` and `/devicecode`): the grants it accepts
+//! and the answers it gives. The access tokens it issues are made in `access_token.rs`, in the
+//! format of `jwt.rs`.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::server::Ctx;
-use crate::server::Reply;
-use crate::state::{
-    AZURE_CLI_APP_ID, DeviceCode, RefreshGrant, Sim, lock, new_guid, now_ms, random_secret,
-    sha256_hex,
-};
-
-/// Sign claims into a token.
-pub fn sign(key: &[u8], claims: &Value) -> String {
-    let header = B64.encode(br#"{"typ":"JWT","alg":"HS256-sim"}"#);
-    let payload = B64.encode(claims.to_string().as_bytes());
-    let signed = format!("{header}.{payload}");
-    let mut h = Sha256::new();
-    h.update(key);
-    h.update(signed.as_bytes());
-    format!("{signed}.{}", B64.encode(h.finalize()))
-}
-
-/// Why a token was rejected.
-#[derive(Debug, Clone, PartialEq)]
-pub enum TokenError {
-    Missing,
-    Malformed,
-    BadSignature,
-    Expired,
-    WrongAudience,
-}
-
-/// Verify a token's signature and expiry; returns its claims.
-pub fn verify(key: &[u8], token: &str, now_s: u64) -> Result<Value, TokenError> {
-    let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(TokenError::Malformed);
-    };
-    let mut hasher = Sha256::new();
-    hasher.update(key);
-    hasher.update(format!("{h}.{p}").as_bytes());
-    let expect = B64.encode(hasher.finalize());
-    let claims: Value = B64
-        .decode(p)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or(TokenError::Malformed)?;
-    if !ct_eq(expect.as_bytes(), s.as_bytes()) {
-        return Err(TokenError::BadSignature);
-    }
-    if claims.get("exp").and_then(Value::as_u64).unwrap_or(0) <= now_s {
-        return Err(TokenError::Expired);
-    }
-    Ok(claims)
-}
-
-/// Equal without an early exit on the first differing byte (constant-time-ish).
-pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// Extract and verify the bearer token of a request for `audience`.
-pub fn check_bearer(sim: &Sim, auth: Option<&str>, audience: &str) -> Result<Value, TokenError> {
-    let auth = auth.ok_or(TokenError::Missing)?;
-    let tok = auth
-        .strip_prefix("Bearer ")
-        .or_else(|| auth.strip_prefix("bearer "))
-        .ok_or(TokenError::Malformed)?
-        .trim();
-    if tok.is_empty() {
-        return Err(TokenError::Missing);
-    }
-    let claims = verify(&sim.key, tok, now_ms() / 1000)?;
-    if claims.get("aud").and_then(Value::as_str) != Some(audience) {
-        return Err(TokenError::WrongAudience);
-    }
-    Ok(claims)
-}
-
-pub(crate) fn aad_error(status: u16, error: &str, code: u32, text: &str) -> Reply {
-    let trace = new_guid();
-    let corr = new_guid();
-    let ts = crate::state::rfc3339_secs(now_ms()).replace('T', " ") + "Z";
-    Reply::json(
-        status,
-        json!({
-            "error": error,
-            "error_description": format!("AADSTS{code}: {text}\r\nTrace ID: {trace}\r\nCorrelation ID: {corr}\r\nTimestamp: {ts}"),
-            "error_codes": [code],
-            "timestamp": ts,
-            "trace_id": trace,
-            "correlation_id": corr,
-            "error_uri": format!("https://login.microsoftonline.com/error?code={code}")
-        }),
-    )
-}
+use crate::access_token::{aad_error, issue};
+use crate::exchange::{Ctx, Reply};
+use crate::jwt::sign;
+use crate::state::{AZURE_CLI_APP_ID, DeviceCode, RefreshGrant, Sim};
+use crate::util::{lock, now_ms, random_secret, sha256_hex};
 
 fn missing_param(p: &str) -> Reply {
     aad_error(
@@ -150,75 +58,6 @@ fn resource_of(sim: &Sim, scope: &str) -> Result<String, Reply> {
 }
 
 const OIDC: [&str; 4] = ["openid", "profile", "offline_access", "email"];
-
-fn issue(sim: &Sim, aud: &str, appid: &str, oid: &str, user: bool) -> String {
-    let now = now_ms() / 1000;
-    let t = lock(&sim.tenant);
-    let admin = appid == t.admin.client_id || user;
-    let graph = aud == sim.urls().main;
-    let mut c = Map::new();
-    c.insert("aud".into(), json!(aud));
-    c.insert(
-        "iss".into(),
-        json!(format!("https://sts.windows.net/{}/", t.tenant_id)),
-    );
-    c.insert("iat".into(), json!(now));
-    c.insert("nbf".into(), json!(now));
-    c.insert("exp".into(), json!(now + 3600));
-    c.insert("tid".into(), json!(t.tenant_id));
-    c.insert("appid".into(), json!(appid));
-    c.insert("oid".into(), json!(oid));
-    c.insert("idtyp".into(), json!(if user { "user" } else { "app" }));
-    c.insert("ver".into(), json!("1.0"));
-    // Entra's unique token id: two tokens issued in the same second still differ
-    c.insert(
-        "uti".into(),
-        json!(B64.encode(uuid::Uuid::new_v4().as_bytes())),
-    );
-    if user {
-        c.insert("upn".into(), json!(t.admin.user_upn));
-        // Delegated scopes depend on the client the user signed in with: the Azure CLI's
-        // first-party client is pre-authorized for a fixed set without Policy.* (see
-        // permissions.rs), a client registered in the tenant for what it was consented.
-        let scp = if !graph {
-            "user_impersonation".to_string()
-        } else if appid.eq_ignore_ascii_case(AZURE_CLI_APP_ID) {
-            crate::permissions::AZURE_CLI_GRAPH_SCOPES.join(" ")
-        } else {
-            crate::permissions::REGISTERED_CLIENT_GRAPH_SCOPES.join(" ")
-        };
-        c.insert("scp".into(), json!(scp));
-    } else if admin && graph {
-        c.insert("roles".into(), json!(sim.opts.admin_permissions));
-    }
-    drop(t);
-    sign(&sim.key, &Value::Object(c))
-}
-
-/// An app-only token for `aud` as the app `appid`; its `oid` is the object id of the app's
-/// service principal in this tenant, as in Entra's app-only tokens ("Access token claims
-/// reference", `oid`: <https://learn.microsoft.com/entra/identity-platform/access-token-claims-reference#payload-claims>).
-pub fn issue_app_token(sim: &Sim, aud: &str, appid: &str) -> String {
-    let oid = service_principal_oid(sim, appid);
-    issue(sim, aud, &appid.to_ascii_lowercase(), &oid, false)
-}
-
-/// The object id of `app_id`'s service principal in the tenant (the admin's is seeded with the
-/// tenant); the app id itself for an app without one, which Entra would not sign in at all.
-fn service_principal_oid(sim: &Sim, app_id: &str) -> String {
-    let t = lock(&sim.tenant);
-    if app_id.eq_ignore_ascii_case(&t.admin.client_id) {
-        return t.admin.sp_oid.clone();
-    }
-    t.service_principals
-        .iter()
-        .find(|s| {
-            s.str("appId")
-                .is_some_and(|x| x.eq_ignore_ascii_case(app_id))
-        })
-        .map(|s| s.id().to_string())
-        .unwrap_or_else(|| app_id.to_ascii_lowercase())
-}
 
 fn new_refresh(sim: &Sim, client_id: &str, user_oid: &str) -> String {
     let rt = format!("1.sim.{}", random_secret(64));
@@ -681,27 +520,4 @@ fn refresh(sim: &Sim, form: &std::collections::HashMap<String, String>) -> Reply
         scope,
         client_id,
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sign_and_verify() {
-        let key = [7u8; 32];
-        let now = 1_000_000;
-        let t = sign(&key, &json!({"aud":"http://x","exp": now + 10}));
-        assert_eq!(verify(&key, &t, now).expect("valid")["aud"], "http://x");
-        assert_eq!(verify(&[8u8; 32], &t, now), Err(TokenError::BadSignature));
-        assert_eq!(verify(&key, &t, now + 11), Err(TokenError::Expired));
-        assert_eq!(verify(&key, "abc", now), Err(TokenError::Malformed));
-        // tampering with the claims breaks the signature
-        let mut parts: Vec<String> = t.split('.').map(String::from).collect();
-        parts[1] = B64.encode(json!({"aud":"http://y","exp": now + 10}).to_string());
-        assert_eq!(
-            verify(&key, &parts.join("."), now),
-            Err(TokenError::BadSignature)
-        );
-    }
 }

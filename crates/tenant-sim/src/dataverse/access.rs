@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::shared::error_reply;
-use crate::server::{Ctx, Reply};
-use crate::state::{Sim, lock};
-use crate::token::check_bearer;
+use crate::access_token::check_bearer;
+use crate::exchange::{Ctx, Reply};
+use crate::state::Sim;
+use crate::util::lock;
 
 pub(super) struct Caller {
     pub(super) user_id: String,
@@ -108,7 +109,7 @@ pub(super) fn caller(sim: &Sim, ctx: &Ctx) -> Result<Caller, Reply> {
 
 fn service_protection(sim: &Sim, auth: Option<&str>) -> Result<(), Reply> {
     // service protection: a per-caller budget
-    let key = crate::state::sha256_hex(auth.unwrap_or(""));
+    let key = crate::util::sha256_hex(auth.unwrap_or(""));
     let mut rate = lock(&sim.rate);
     let q = rate.entry(key).or_default();
     let now = Instant::now();

@@ -17,8 +17,9 @@ use serde_json::{Value, json};
 
 use super::access::Caller;
 use super::shared::{BASE, R, error_reply, lock_error};
-use crate::server::{Ctx, Reply};
-use crate::state::{Sim, lock, new_guid, now_ms, rfc3339_secs};
+use crate::exchange::{Ctx, Reply};
+use crate::state::Sim;
+use crate::util::{lock, new_guid, now_ms, rfc3339_secs};
 
 /// `GET WhoAmI()`: the caller's system user, business unit and the org.
 pub(super) fn who_am_i(sim: &Sim, caller: &Caller) -> R {
@@ -151,7 +152,7 @@ pub(super) async fn publish(sim: &Arc<Sim>, ctx: &Ctx, action: &str) -> R {
     }
     let record = move |sim: &Sim, kind: &str, entities: Vec<String>| {
         lock(&sim.tenant).dataverse.publish_history.push(
-            json!({"action": kind, "entities": entities, "at": crate::state::rfc3339(now_ms())}),
+            json!({"action": kind, "entities": entities, "at": crate::util::rfc3339(now_ms())}),
         );
         *lock(&sim.publish_until) = None;
     };

@@ -11,13 +11,14 @@
 
 use serde_json::{Value, json};
 
-use super::model::{Attr, Dv, Entity, attr};
 use super::shared::{
     BASE, R, collection, error_reply, lock_error, no_property, no_resource, no_segment, only,
 };
+use crate::exchange::{Ctx, Reply};
 use crate::odata::{self, Key, Literal, Segment};
-use crate::server::{Ctx, Reply};
-use crate::state::{Sim, lock, new_guid, now_ms};
+use crate::state::Sim;
+use crate::state::org::{Attr, Dv, Entity, attr};
+use crate::util::{lock, new_guid, now_ms};
 
 fn label(s: &str) -> Value {
     let l = json!({"Label": s, "LanguageCode": 1033, "IsManaged": true, "MetadataId": new_guid(), "HasChanged": null});
@@ -80,7 +81,7 @@ fn attr_with_options(ctx: &Ctx, e: &Entity, a: &Attr) -> Value {
             .into_iter()
             .map(|(n, l)| json!({"Value": n, "Label": label(l), "Color": null, "IsManaged": true}))
             .collect();
-        let h = crate::state::sha256_hex(&format!("optionset:{}:{}", e.logical, a.logical));
+        let h = crate::util::sha256_hex(&format!("optionset:{}:{}", e.logical, a.logical));
         v["OptionSet"] = json!({
             "MetadataId": format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32]),
             "Name": format!("{}_{}", e.logical, a.logical), "OptionSetType": "Picklist", "IsGlobal": false,
@@ -131,7 +132,7 @@ fn rel_json(e: &Entity, a: &Attr, target: &str) -> Value {
         "owner" => ("ownerid", ()),
         _ => ("systemuserid", ()),
     };
-    let h = crate::state::sha256_hex(&format!("{}:{}", e.logical, a.logical));
+    let h = crate::util::sha256_hex(&format!("{}:{}", e.logical, a.logical));
     let rel_id = format!(
         "{}-{}-{}-{}-{}",
         &h[0..8],

@@ -13,9 +13,10 @@
 //! | `metadata.rs` | `EntityDefinitions`, `Attributes`, `ManyToOneRelationships` |
 //! | `records.rs` | rows of every table: query, read, create, update, upsert, delete |
 //! | `users.rs` | system users and application users, the user–role N:N association |
-//! | `model.rs` | the org's data: tables, columns, rows |
-//! | `seed.rs` | the org a fresh tenant starts with |
 //! | `shared.rs` | error envelope, base path, collection answers |
+//!
+//! The org's data (tables, columns, rows) and the org a fresh tenant starts with are part of the
+//! tenant's state: `state/org.rs` and `state/seed.rs`.
 //!
 //! Facts from Microsoft Learn: "Use the Microsoft Dataverse Web API"
 //! (learn.microsoft.com/power-apps/developer/data-platform/webapi/overview) and "Compose HTTP
@@ -25,9 +26,8 @@
 mod access;
 mod actions;
 mod metadata;
-mod model;
+mod query;
 mod records;
-mod seed;
 mod shared;
 mod users;
 
@@ -35,14 +35,12 @@ use std::sync::Arc;
 
 use serde_json::json;
 
+use crate::exchange::{Ctx, Reply};
 use crate::odata;
-use crate::server::{Ctx, Reply};
 use crate::state::Sim;
 use access::Caller;
 use shared::{BASE, R, no_segment, only};
 
-pub use model::Dv;
-pub use seed::seed;
 pub use shared::error_reply;
 pub use users::soft_delete_application_user;
 

@@ -10,76 +10,17 @@
 
 use serde_json::{Map, Value, json};
 
-use super::model::{Dv, Entity};
+use super::query::{check_select, filter_rows};
 use super::shared::{BASE, R, does_not_exist, error_reply, no_property, no_resource, no_segment};
 use super::users::{self, user_roles};
+use crate::exchange::{Ctx, Reply};
 use crate::odata::{self, Key, Literal, Segment};
-use crate::server::{Ctx, Reply};
-use crate::state::{Sim, lock, new_guid, now_ms, rfc3339_secs};
+use crate::state::Sim;
+use crate::state::org::{Dv, Entity};
+use crate::util::{lock, new_guid, now_ms, rfc3339_secs};
 
 fn entity_by_set<'a>(dv: &'a Dv, set: &str) -> Option<&'a Entity> {
     dv.entities.iter().find(|e| e.set == set)
-}
-
-/// Map a property name used in $select/$filter to the row key; `None` if unknown.
-fn prop_key(e: &Entity, name: &str) -> Option<(String, &'static str)> {
-    for a in &e.attrs {
-        if a.prop() == name {
-            return Some((a.prop(), a.edm()));
-        }
-        if a.is_lookup() && a.logical == name {
-            return Some((a.prop(), a.edm()));
-        }
-    }
-    None
-}
-
-pub(super) fn check_select(e: &Entity, list: &[String]) -> Result<Vec<String>, Reply> {
-    list.iter()
-        .map(|p| match e.attrs.iter().find(|a| a.prop() == *p) {
-            Some(a) => Ok(a.prop()),
-            None => Err(no_property(p, &e.logical)),
-        })
-        .collect()
-}
-
-pub(super) fn filter_rows(
-    e: &Entity,
-    rows: Vec<Value>,
-    f: Option<&str>,
-) -> Result<Vec<Value>, Reply> {
-    let Some(f) = f else { return Ok(rows) };
-    let mut filter = odata::parse_filter(f, odata::Syntax::DATAVERSE)
-        .map_err(|m| error_reply(400, "0x0", &format!("Syntax error in $filter: {m}")))?;
-    for c in filter.clauses_mut() {
-        let Some((key, edm)) = prop_key(e, &c.prop) else {
-            return Err(no_property(&c.prop, &e.logical));
-        };
-        let ok = matches!(
-            (&c.value, edm),
-            (Literal::Null, _)
-                | (Literal::Guid(_), "Edm.Guid")
-                | (Literal::Str(_), "Edm.String" | "Edm.DateTimeOffset")
-                | (Literal::DateTime(_), "Edm.DateTimeOffset")
-                | (Literal::Bool(_), "Edm.Boolean")
-                | (Literal::Num(_), "Edm.Int32")
-        );
-        if !ok {
-            return Err(error_reply(
-                400,
-                "0x0",
-                &format!(
-                    "A binary operator with incompatible types was detected. Found operand types '{edm}' and '{}' for operator kind 'Equal'.",
-                    c.value.edm()
-                ),
-            ));
-        }
-        c.prop = key;
-    }
-    Ok(rows
-        .into_iter()
-        .filter(|r| odata::matches(r, &filter))
-        .collect())
 }
 
 /// What a row query asks for: its `$select` (checked against the entity) and `$expand`, and the
@@ -110,7 +51,7 @@ fn row_shape(ctx: &Ctx, e: &Entity, dv: &Dv) -> Result<RowShape, Reply> {
 fn render_row(dv: &Dv, e: &Entity, row: &Value, shape: &RowShape) -> Value {
     let mut out = odata::select(row, shape.select.as_deref(), &[e.primary_id.as_str()]);
     if let Value::Object(m) = &mut out {
-        let etag = (crate::state::sha256_hex(&row.to_string())
+        let etag = (crate::util::sha256_hex(&row.to_string())
             .bytes()
             .take(6)
             .fold(0u64, |a, b| a * 31 + u64::from(b)))

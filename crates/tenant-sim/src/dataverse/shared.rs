@@ -7,7 +7,7 @@
 
 use serde_json::{Value, json};
 
-use crate::server::{Ctx, Reply};
+use crate::exchange::{Ctx, Reply};
 use crate::state::Sim;
 
 /// Dataverse's error envelope.

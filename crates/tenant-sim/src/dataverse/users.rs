@@ -13,11 +13,11 @@
 
 use serde_json::{Map, Value, json};
 
-use super::model::Dv;
-use super::records::{check_select, filter_rows};
+use super::query::{check_select, filter_rows};
 use super::shared::{R, collection, does_not_exist, error_reply, no_resource};
+use crate::exchange::{Ctx, Reply};
 use crate::odata::{self, Segment};
-use crate::server::{Ctx, Reply};
+use crate::state::org::Dv;
 use crate::state::{Sim, Tenant};
 
 /// The role rows associated with the system user `uid`.

@@ -17,13 +17,11 @@ use super::shared::{
     find, find_visible, list, merge, method_not_allowed, no_segment, not_found, other_key,
     read_one, read_only, store, validate, visible_list,
 };
+use crate::exchange::{Ctx, Reply};
 use crate::odata::{self, Segment};
 use crate::schema;
-use crate::server::{Ctx, Reply};
-use crate::state::{
-    SecretRec, Sim, Tenant, lock, new_guid, now_ms, parse_rfc3339_ms, random_secret, rfc3339,
-    sha256_hex,
-};
+use crate::state::{SecretRec, Sim, Tenant};
+use crate::util::{lock, new_guid, now_ms, parse_rfc3339_ms, random_secret, rfc3339, sha256_hex};
 
 fn new_application(t: &Tenant, body: &Value) -> Value {
     let mut app = json!({

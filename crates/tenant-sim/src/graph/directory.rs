@@ -15,9 +15,10 @@ use super::seg_is;
 use super::shared::{
     Addr, R, error_reply, find, list, method_not_allowed, no_segment, not_found, single,
 };
+use crate::exchange::{Ctx, Reply};
 use crate::odata::Segment;
-use crate::server::{Ctx, Reply};
-use crate::state::{Obj, Sim, Tenant, lock, new_guid};
+use crate::state::{Obj, Sim, Tenant};
+use crate::util::{lock, new_guid};
 
 /// `GET /organization`: the one organization of the tenant.
 pub(super) fn organization(sim: &Sim) -> R {

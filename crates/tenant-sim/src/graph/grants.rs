@@ -17,9 +17,10 @@ use super::shared::{
     R, addr_text, address, bad, conflict, created, find_visible, list, merge, method_not_allowed,
     no_segment, not_found, other_key, read_one, read_only, store, validate, visible_list,
 };
+use crate::exchange::{Ctx, Reply};
 use crate::odata::Segment;
-use crate::server::{Ctx, Reply};
-use crate::state::{Sim, Tenant, lock};
+use crate::state::{Sim, Tenant};
+use crate::util::lock;
 
 /// The entity type and collection of every answer here, as `list`, `single` and `created` take them.
 const TY: &str = "oAuth2PermissionGrant";

@@ -29,11 +29,12 @@ mod shared;
 
 use serde_json::Value;
 
+use crate::access_token::check_bearer;
+use crate::exchange::{Ctx, Reply};
+use crate::jwt::TokenError;
 use crate::odata::{self, Segment};
 use crate::permissions;
-use crate::server::{Ctx, Reply};
 use crate::state::{GRAPH_APP_ID, Sim};
-use crate::token::{TokenError, check_bearer};
 
 pub use shared::error_reply;
 use shared::{R, method_not_allowed, no_segment};

@@ -18,9 +18,10 @@ use super::shared::{
     R, addr_text, address, bad, conflict, created, error_reply, find_visible, list, merge,
     method_not_allowed, no_segment, not_found, read_one, read_only, store, validate, visible_list,
 };
+use crate::exchange::{Ctx, Reply};
 use crate::odata::Segment;
-use crate::server::{Ctx, Reply};
-use crate::state::{Assignment, Sim, Tenant, lock, new_guid, now_ms};
+use crate::state::{Assignment, Sim, Tenant};
+use crate::util::{lock, new_guid, now_ms};
 
 /// `GET /policies/defaultAppManagementPolicy` (Learn tenantappmanagementpolicy-get): the
 /// tenant-wide password lifetime restriction, from `--max-secret-days`.

@@ -20,12 +20,10 @@ use super::shared::{
     read_only, store, validate, visible_list,
 };
 use super::{grants, policies, seg_is};
+use crate::exchange::{Ctx, Reply};
 use crate::odata::Segment;
-use crate::server::{Ctx, Reply};
-use crate::state::{
-    DYNAMICS_APP_ID, GRAPH_APP_ID, Obj, Sim, Tenant, first_party_sp, lock, new_guid, now_ms,
-    rfc3339,
-};
+use crate::state::{DYNAMICS_APP_ID, GRAPH_APP_ID, Obj, Sim, Tenant, first_party_sp};
+use crate::util::{lock, new_guid, now_ms, rfc3339};
 
 /// Deletes service principals as Entra does: each is moved to `directory/deletedItems`
 /// (restorable on its own for 30 days; restoring its application does not bring it back —

@@ -12,10 +12,11 @@
 use base64::Engine;
 use serde_json::{Map, Value, json};
 
+use crate::exchange::{Ctx, Reply};
 use crate::odata::{self, Key, Literal, Segment};
 use crate::schema;
-use crate::server::{Ctx, Reply};
-use crate::state::{Obj, Sim, now_ms, rfc3339_secs};
+use crate::state::{Obj, Sim};
+use crate::util::{now_ms, rfc3339_secs};
 
 /// Graph's error envelope.
 pub fn error_reply(status: u16, code: &str, msg: &str, ctx: &Ctx) -> Reply {

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::state::new_guid;
+use crate::util::new_guid;
 
 /// An attribute (column).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -36,18 +36,18 @@ pub struct Attr {
 }
 
 impl Attr {
-    pub(super) fn is_lookup(&self) -> bool {
+    pub fn is_lookup(&self) -> bool {
         matches!(self.ty.as_str(), "Lookup" | "Owner" | "Customer")
     }
     /// The Web API property name.
-    pub(super) fn prop(&self) -> String {
+    pub fn prop(&self) -> String {
         if self.is_lookup() {
             format!("_{}_value", self.logical)
         } else {
             self.logical.clone()
         }
     }
-    pub(super) fn edm(&self) -> &'static str {
+    pub fn edm(&self) -> &'static str {
         match self.ty.as_str() {
             "Lookup" | "Owner" | "Customer" | "Uniqueidentifier" => "Edm.Guid",
             "Boolean" => "Edm.Boolean",
@@ -86,7 +86,7 @@ pub struct Dv {
 }
 
 /// A column of type `ty` whose schema name is its logical name (a system column).
-pub(super) fn attr(logical: &str, ty: &str, display: &str) -> Attr {
+pub fn attr(logical: &str, ty: &str, display: &str) -> Attr {
     Attr {
         logical: logical.into(),
         schema: logical.into(),

@@ -1,3 +1,6 @@
+//! The tenant a fresh emulator starts with, and `/_sim/reset` returns to: its directory
+//! ([`Tenant::seed`]: the admin and the first-party service principals) and its org ([`seed`]).
+//!
 //! The seeded org: the stock tables the tools touch (system users, business units, roles,
 //! solutions and their components, publishers, system jobs, lead/contact/account/opportunity),
 //! the Marketo Lead Management solution with its config and log tables under the configurable
@@ -13,9 +16,10 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
-use super::model::{Attr, Dv, Entity, attr};
-use crate::Options;
-use crate::state::{Admin, new_guid, now_ms, rfc3339_secs};
+use super::org::{Attr, Dv, Entity, attr};
+use super::tenant::{Admin, DYNAMICS_APP_ID, GRAPH_APP_ID, Obj, Tenant, first_party_sp};
+use crate::options::Options;
+use crate::util::{new_guid, now_ms, random_secret, rfc3339_secs, sha256_hex};
 
 fn lookup(logical: &str, schema: &str, target: &str, display: &str, nav: &str) -> Attr {
     Attr {
@@ -387,5 +391,55 @@ pub fn seed(opts: &Options, admin: &Admin) -> Dv {
         rows,
         user_roles,
         publish_history: Vec::new(),
+    }
+}
+
+impl Tenant {
+    /// A fresh tenant; returns it with the admin's client secret (only place it exists in clear).
+    pub fn seed(opts: &Options) -> (Tenant, String) {
+        let tenant_id = new_guid();
+        // A multi-tenant admin app (one a consultant's firm registers once and each customer
+        // consents to) has the same client id and secret in every tenant.
+        let (admin_client_id, admin_secret) = match &opts.shared_admin {
+            Some((id, secret)) => (id.clone(), secret.clone()),
+            None => (new_guid(), random_secret(40)),
+        };
+        let admin = Admin {
+            client_id: admin_client_id,
+            secret_sha256: sha256_hex(&admin_secret),
+            user_oid: new_guid(),
+            user_upn: "admin@contoso.onmicrosoft.com".into(),
+            sp_oid: new_guid(),
+        };
+        let mut sps = Vec::new();
+        for app in [GRAPH_APP_ID, DYNAMICS_APP_ID] {
+            if app == DYNAMICS_APP_ID && opts.no_dynamics_sp {
+                continue;
+            }
+            if let Some(data) = first_party_sp(app, &tenant_id) {
+                sps.push(Obj {
+                    created_ms: 0,
+                    data,
+                    secrets: Vec::new(),
+                });
+            }
+        }
+        let dataverse = seed(opts, &admin);
+        let t = Tenant {
+            tenant_id,
+            org_display_name: "Contoso".into(),
+            initial_domain: "contoso.onmicrosoft.com".into(),
+            federated_domain: opts.federated.then(|| "contoso.com".to_string()),
+            admin,
+            applications: Vec::new(),
+            service_principals: sps,
+            oauth2_permission_grants: Vec::new(),
+            home_realm_discovery_policies: Vec::new(),
+            hrd_assignments: Vec::new(),
+            deleted_items: Vec::new(),
+            deleted_grants: Vec::new(),
+            dataverse,
+        };
+        (t, admin_secret)
     }
 }
