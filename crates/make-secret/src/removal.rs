@@ -59,7 +59,6 @@ pub(crate) async fn others(
     revoke: bool,
     yes: bool,
 ) -> Result<()> {
-    let g = Graph::new(&ctx.http);
     let setup = input.setup.as_ref();
     let others: Vec<&PasswordCredential> = app
         .password_credentials
@@ -127,12 +126,54 @@ pub(crate) async fn others(
     if ours.is_empty() {
         return Ok(());
     }
+    let previous = previous.as_deref();
+    remove_confirmed(ctx, &app.id, &ours, Removal::Revoke, previous, yes).await
+}
+
+/// Which removal asks: `--revoke-others` (this setup's other credentials) or `--retire-old` /
+/// `--retire` (old ones). Only the words differ.
+#[derive(Clone, Copy)]
+enum Removal {
+    Revoke,
+    Retire,
+}
+
+impl Removal {
+    /// What the prompt calls the credentials, and how Marketo might still depend on them.
+    fn prompt(self) -> (&'static str, &'static str) {
+        match self {
+            Removal::Revoke => ("other credential(s) of this setup", "uses"),
+            Removal::Retire => ("old credential(s)", "still uses"),
+        }
+    }
+    /// The verb for a removal done, and for one a dry run would do.
+    fn verbs(self) -> (&'static str, &'static str) {
+        match self {
+            Removal::Revoke => ("revoked", "would revoke"),
+            Removal::Retire => ("retired", "would retire"),
+        }
+    }
+}
+
+/// Asks once for all of `creds` (the prompt names their key ids), then removes them one by one
+/// and says each. Removing the credential `previous` names drops `secret.previous_key_id`.
+async fn remove_confirmed(
+    ctx: &mut Ctx,
+    object_id: &str,
+    creds: &[&PasswordCredential],
+    kind: Removal,
+    previous: Option<&str>,
+    yes: bool,
+) -> Result<()> {
+    let (what, uses) = kind.prompt();
+    let (done, would) = kind.verbs();
     let go_ahead = s2s_core::confirm::confirm(
         ctx.tool(),
         &format!(
-            "remove {} other credential(s) of this setup ({}); Marketo stops working if it uses one of them",
-            ours.len(),
-            ours.iter()
+            "remove {} {what} ({}); Marketo stops working if it {uses} one of them",
+            creds.len(),
+            creds
+                .iter()
                 .map(|c| c.key_id.as_str())
                 .collect::<Vec<_>>()
                 .join(", ")
@@ -144,14 +185,15 @@ pub(crate) async fn others(
         ctx.say("not removing any credential (not confirmed)");
         return Ok(());
     }
-    for c in ours {
-        if remove_credential(ctx, &g, &app.id, &c.key_id).await? {
-            ctx.say(&format!("revoked credential {}", describe(c)));
-            if previous.as_deref() == Some(c.key_id.as_str()) {
+    let g = Graph::new(&ctx.http);
+    for c in creds {
+        if remove_credential(ctx, &g, object_id, &c.key_id).await? {
+            ctx.say(&format!("{done} credential {}", describe(c)));
+            if previous == Some(c.key_id.as_str()) {
                 ctx.doc.remove(keys::SECRET_PREVIOUS_KEY_ID);
             }
         } else if ctx.dry_run() {
-            ctx.say(&format!("would revoke credential {}", describe(c)));
+            ctx.say(&format!("{would} credential {}", describe(c)));
         }
     }
     Ok(())
@@ -263,7 +305,6 @@ pub(crate) async fn retire(
     named: &[String],
     yes: bool,
 ) -> Result<()> {
-    let g = Graph::new(&ctx.http);
     let rec = &input.record;
     let current = rec.key_id.clone().unwrap_or_default();
     let Some(cred) = app.password_credential(&current) else {
@@ -330,34 +371,16 @@ pub(crate) async fn retire(
     if go.is_empty() {
         return Ok(());
     }
-    let ok = s2s_core::confirm::confirm(
-        ctx.tool(),
-        &format!(
-            "remove {} old credential(s) ({}); Marketo stops working if it still uses one of them",
-            go.len(),
-            go.iter()
-                .map(|c| c.key_id.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+    let go: Vec<&PasswordCredential> = go.iter().collect();
+    remove_confirmed(
+        ctx,
+        &app.id,
+        &go,
+        Removal::Retire,
+        rec.previous_key_id.as_deref(),
         yes,
-        ctx.dry_run(),
-    )?;
-    if !ok {
-        ctx.say("not removing any credential (not confirmed)");
-        return Ok(());
-    }
-    for c in &go {
-        if remove_credential(ctx, &g, &app.id, &c.key_id).await? {
-            ctx.say(&format!("retired credential {}", describe(c)));
-            if rec.previous_key_id.as_deref() == Some(c.key_id.as_str()) {
-                ctx.doc.remove(keys::SECRET_PREVIOUS_KEY_ID);
-            }
-        } else if ctx.dry_run() {
-            ctx.say(&format!("would retire credential {}", describe(c)));
-        }
-    }
-    Ok(())
+    )
+    .await
 }
 
 /// `--forget-file`: the secret now lives outside a file (a vault). The document records
