@@ -10,29 +10,12 @@
 
 use std::path::PathBuf;
 
-use clap::CommandFactory;
 use s2s_core::cli::Generate;
 
-/// The clap command of a tool of `s2s_core::tools::TOOLS`, or of tenant-sim: the name to crate
-/// link the root package's `[[bin]]` shims make too. Which tools get pages, and in which order,
-/// is the table's.
-fn command(name: &str) -> Option<clap::Command> {
-    Some(match name {
-        "preflight" => preflight::Cli::command(),
-        "register-app" => register_app::Cli::command(),
-        "grant-consent" => grant_consent::Cli::command(),
-        "make-secret" => make_secret::Cli::command(),
-        "set-hrd-policy" => set_hrd_policy::Cli::command(),
-        "assign-role" => assign_role::Cli::command(),
-        "configure-marketo" => configure_marketo::Cli::command(),
-        "publish-customizations" => publish_customizations::Cli::command(),
-        "add-sync-filter" => add_sync_filter::Cli::command(),
-        "verify-sync" => verify_sync::Cli::command(),
-        "teardown" => teardown::Cli::command(),
-        "tenant-sim" => tenant_sim::Cli::command(),
-        _ => return None,
-    })
-}
+/// The clap command of a binary by its name (`tests/it/clis.rs`, shared with the tests).
+#[path = "../tests/it/clis.rs"]
+mod clis;
+use clis::command;
 
 fn main() -> std::io::Result<()> {
     let out = PathBuf::from(

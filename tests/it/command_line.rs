@@ -4,29 +4,15 @@
 //! line with clap's suggestions; the one exit-code table; completions and man pages from the
 //! binaries; and which binaries are installed.
 
-use clap::CommandFactory;
 use serde_json::Value;
 
 use crate::common::*;
 
-/// Each tool's clap definition, by its name in `s2s_core::tools::TOOLS` (the root package
-/// depends on every tool crate): a tool added to the table fails
-/// [`cli_is_well_formed_for_every_tool`] until it is named here too.
+/// Each tool's clap definition, by its name in `s2s_core::tools::TOOLS` (`clis.rs`): a tool
+/// added to the table fails [`cli_is_well_formed_for_every_tool`] until it is named there too.
 fn command_of(tool: &str) -> clap::Command {
-    match tool {
-        "preflight" => preflight::Cli::command(),
-        "register-app" => register_app::Cli::command(),
-        "grant-consent" => grant_consent::Cli::command(),
-        "make-secret" => make_secret::Cli::command(),
-        "set-hrd-policy" => set_hrd_policy::Cli::command(),
-        "assign-role" => assign_role::Cli::command(),
-        "configure-marketo" => configure_marketo::Cli::command(),
-        "publish-customizations" => publish_customizations::Cli::command(),
-        "add-sync-filter" => add_sync_filter::Cli::command(),
-        "verify-sync" => verify_sync::Cli::command(),
-        "teardown" => teardown::Cli::command(),
-        other => panic!("{other} is in s2s_core::tools::TOOLS but has no Cli in command_of"),
-    }
+    crate::clis::command(tool)
+        .unwrap_or_else(|| panic!("{tool} is in s2s_core::tools::TOOLS but has no Cli in clis.rs"))
 }
 
 /// clap's own consistency checks (conflicting or duplicate flags, bad defaults, …) on every

@@ -9,6 +9,7 @@
 
 mod add_sync_filter;
 mod assign_role;
+mod clis;
 mod command_line;
 mod common;
 mod configure_marketo;
