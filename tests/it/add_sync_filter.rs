@@ -228,3 +228,29 @@ fn add_sync_filter_publishes_columns_an_earlier_run_could_not() {
         .ok();
     sim.assert_no_writes();
 }
+
+/// A run for other entities keeps the earlier ones in `sync_filter.entities`: that list is where
+/// teardown looks for this setup's columns, so a column dropped from it would be neither removed
+/// nor named as kept.
+#[test]
+fn a_run_for_other_entities_keeps_the_earlier_ones_recorded() {
+    let sim = sim();
+    let first = sim
+        .run("add-sync-filter", &["--entity", "account"], &Value::Null)
+        .ok();
+    let second = sim
+        .run("add-sync-filter", &["--entity", "lead"], &first.doc)
+        .ok();
+    assert_eq!(
+        second.doc["sync_filter"]["entities"],
+        json!([{"entity": "lead", "status": "created"}, {"entity": "account", "status": "created"}])
+    );
+    // A malformed earlier record is bad input: exit 2, nothing sent.
+    sim.clear();
+    let mut bad = second.doc.clone();
+    bad["sync_filter"]["entities"] = json!([{"entity": 7}]);
+    let r = sim.run("add-sync-filter", &["--entity", "lead"], &bad);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    r.assert_stderr("sync_filter.entities");
+    assert!(sim.requests().is_empty());
+}

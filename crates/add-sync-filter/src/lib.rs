@@ -14,7 +14,9 @@
 //!
 //! Without `setup.id` (register-app's) the column is created unmarked, and said so.
 //! `sync_filter.entities` is `[{entity, status: created|exists|planned}]`: `created` when the
-//! column carries this setup's mark, also on a re-run; `exists` for one it found.
+//! column carries this setup's mark, also on a re-run; `exists` for one it found. Entities an
+//! earlier run recorded and this run does not name stay in the list (after this run's), so
+//! teardown and verify-sync still see their columns.
 //! `sync_filter.default` is written only when this run created a column (an existing column keeps
 //! its own default); `sync_filter.publish_pending` lists the columns whose `PublishXml` has not
 //! succeeded yet (a re-run publishes them, then removes the key). The keys it reads and writes
@@ -28,7 +30,7 @@
 //! ```
 
 use clap::{Parser, ValueEnum};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use s2s_core::keys;
 use s2s_core::setup::SetupId;
@@ -123,6 +125,7 @@ impl s2s_core::Tool for Cli {
     const READS: &'static [AnyKey] = &[
         keys::DYNAMICS_URL.any(),
         keys::SYNC_FILTER_PUBLISH_PENDING.any(),
+        keys::SYNC_FILTER_ENTITIES.any(),
         keys::SETUP_ID.any(),
     ];
     const WRITES: &'static [AnyKey] = &[
@@ -139,7 +142,7 @@ add-sync-filter --entity lead --entity account --dynamics-url https://contoso.cr
 A column it creates carries the setup's mark (from setup.id) in its description (teardown
 --remove-sync-filter deletes only such columns; a hand-made new_synctomkto is used as it is and
 kept). sync_filter.entities is [{entity, status: created|exists|planned}]: created = this
-setup's column; sync_filter.published lists the entities this run published;
+setup's column; entities of earlier runs stay listed; sync_filter.published lists the entities this run published;
 sync_filter.default is written when this run created a column; sync_filter.publish_pending, while
 a publish is owed: a re-run publishes those columns. Re-running a finished setup sends no write.
 Then tick the field in Marketo: Admin > Microsoft Dynamics > Field Sync Details > Edit.";
@@ -187,6 +190,30 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
                 return Err(Error::usage(format!(
                     "state document key {} must list entity logical names",
                     keys::SYNC_FILTER_PUBLISH_PENDING
+                )));
+            }
+        }
+    }
+    // Entities an earlier run recorded and this run does not name: kept in the record, so
+    // teardown still finds (and judges) their columns and verify-sync still checks them.
+    let mut earlier = Vec::new();
+    for v in ctx
+        .doc
+        .get(keys::SYNC_FILTER_ENTITIES)?
+        .into_iter()
+        .flatten()
+    {
+        match v
+            .get("entity")
+            .and_then(Value::as_str)
+            .map(entity_logical_name)
+        {
+            Some(Ok(e)) if !entities.contains(&e) => earlier.push(v.clone()),
+            Some(Ok(_)) => {}
+            _ => {
+                return Err(Error::usage(format!(
+                    "state document key {} must list {{\"entity\": <logical name>, \"status\": …}} entries",
+                    keys::SYNC_FILTER_ENTITIES
                 )));
             }
         }
@@ -300,6 +327,7 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
     }
 
     ctx.doc.set(keys::SYNC_FILTER_FIELD, FIELD);
+    statuses.extend(earlier);
     ctx.doc.set(keys::SYNC_FILTER_ENTITIES, statuses);
     ctx.doc.set(
         keys::SYNC_FILTER_PUBLISHED,
