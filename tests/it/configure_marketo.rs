@@ -158,6 +158,9 @@ fn names_in_the_document_that_no_longer_fit_are_discovered_again() {
         ("record_id", json!("11111111-2222-3333-4444-555555555555")),
         ("entity_set", json!("not a name")),
         ("record_id", json!(42)),
+        // A navigation property of another column than the lookup read: checking one column
+        // and writing another is never taken from the document.
+        ("nav_property", json!("createdby")),
     ] {
         let mut stale_doc = first.doc.clone();
         stale_doc["marketo_config"][key] = stale.clone();

@@ -287,7 +287,11 @@ fn known_target(doc: &s2s_core::StateDoc, cli: &Cli) -> Option<(ConfigTarget, St
             }
         })
     };
+    // The lookup read and the navigation property written must be one column (a custom
+    // lookup's navigation property is its schema name): a document pairing a lookup with another
+    // column's navigation property would check one and write the other, so it gets discovery.
     let fits = record_name == cli.record_name.trim()
+        && nav_property.eq_ignore_ascii_case(&lookup)
         && agrees(&cli.config_entity, &entity, false)
         && agrees(&cli.config_entity_set, &entity_set, true)
         && agrees(&cli.user_lookup, &lookup, false)
