@@ -1,8 +1,9 @@
 //! The transport: one lazily built reqwest client (rustls) per process that sends a
 //! [`Request`] and retries it by the [`policy`](super::policy) until success, a failure another
-//! attempt would repeat, or the tool's deadline. It follows no redirect, adds `--ca-file`'s roots,
-//! puts a `client-request-id` on every service call, traces every attempt with each secret
-//! redacted, parses refusals into [`ServiceError`]s and keeps the write [`Ledger`].
+//! attempt would repeat, or the tool's deadline. It follows no redirect, reads no answer past
+//! [`MAX_BODY`], adds `--ca-file`'s roots, puts a `client-request-id` on every service call,
+//! traces every attempt with each secret redacted, parses refusals into [`ServiceError`]s and
+//! keeps the write [`Ledger`].
 //!
 //! It knows nothing about signing in: a request that names a resource (`Auth::Resource`) gets
 //! its bearer token from the [`TokenSource`] the caller passes (the API client, `crate::Http`,
@@ -290,11 +291,7 @@ impl Transport {
                 )
             })
             .collect();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| self.transport_error(req, e))?
-            .to_vec();
+        let body = self.read_body(req, resp).await?;
         self.report.trace(
             1,
             &format!(
@@ -316,6 +313,27 @@ impl Transport {
             headers,
             body,
         })
+    }
+
+    /// The answer's body, read chunk by chunk up to [`MAX_BODY`]: a larger one is refused as
+    /// soon as it is announced (`Content-Length`) or once the cap is reached, without reading
+    /// the rest.
+    async fn read_body(&self, req: &Request, mut resp: reqwest::Response) -> Result<Vec<u8>> {
+        if resp.content_length().is_some_and(|n| n > MAX_BODY as u64) {
+            return Err(too_large(req));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| self.transport_error(req, e))?
+        {
+            if body.len() + chunk.len() > MAX_BODY {
+                return Err(too_large(req));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
     }
 
     fn transport_error(&self, req: &Request, e: reqwest::Error) -> Error {
@@ -356,6 +374,32 @@ impl Transport {
         err.ambiguous = req.is_write() && !e.is_connect();
         err
     }
+}
+
+/// The most of an answer's body that is read (16 MiB). The largest answers these tools get are
+/// pages of a Graph or Dataverse list — at most a few MiB even at 999 objects a page, and most
+/// are a few KiB. Anything larger is a broken proxy or a hostile endpoint streaming without
+/// end, which, read whole, would fill memory and kill the run after real writes with the
+/// document unsaved.
+pub const MAX_BODY: usize = 16 * 1024 * 1024;
+
+/// An answer past [`MAX_BODY`]: exit 1, as any answer the tools cannot read, and never retried
+/// (the same endpoint would send the same). A write that got it may have been committed.
+fn too_large(req: &Request) -> Error {
+    let mut e = Error::internal(format!(
+        "{} {} on {} was answered with a body larger than {} MiB, more than any answer of the \
+         service; it was not read",
+        req.method.as_str(),
+        path_of(&req.url),
+        host_of(&req.url),
+        MAX_BODY / (1024 * 1024)
+    ))
+    .with_hint(
+        "check --authority-host, --graph-url, --dynamics-url, IDENTITY_ENDPOINT and any proxy \
+         between here and the service",
+    );
+    e.ambiguous = req.is_write();
+    e
 }
 
 /// The root certificates of `--ca-file`: a regular file (a FIFO must not block the tool) holding
