@@ -413,11 +413,15 @@ pub fn json_for_terminal(json: &str) -> Cow<'_, str> {
 }
 
 /// A URL for people: the parsed, normalised form (the parser drops CR, LF and TAB that the raw
-/// text may hold, and percent-encodes the rest), never the raw text of a document value;
-/// `(not a valid URL)` when it does not parse.
+/// text may hold, and percent-encodes the rest) without user info (a password), never the raw
+/// text of a document value; `(not a valid URL)` when it does not parse.
 pub fn url_for_humans(raw: &str) -> String {
     match url::Url::parse(raw.trim()) {
-        Ok(u) => sanitize(u.as_str().trim_end_matches('/')).into_owned(),
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            sanitize(u.as_str().trim_end_matches('/')).into_owned()
+        }
         Err(_) => "(not a valid URL)".to_string(),
     }
 }
@@ -505,6 +509,10 @@ mod tests {
             "https://contoso.crm.dynamics.com"
         );
         assert_eq!(url_for_humans("\u{1b}]0;x"), "(not a valid URL)");
+        assert_eq!(
+            url_for_humans("https://u:S3cret@contoso.crm.dynamics.com/"),
+            "https://contoso.crm.dynamics.com"
+        );
     }
 
     #[test]
