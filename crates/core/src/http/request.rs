@@ -95,6 +95,9 @@ pub struct Request {
     /// At most this many attempts (the deadline bounds them anyway): for an endpoint that may
     /// simply not exist on this machine (the VM metadata endpoint off Azure).
     pub max_attempts: Option<u32>,
+    /// Sent straight to its host, never through `HTTP_PROXY` / `HTTPS_PROXY`: the
+    /// managed-identity endpoints (see [`Request::no_proxy`]).
+    pub no_proxy: bool,
 }
 
 impl Request {
@@ -111,7 +114,18 @@ impl Request {
             retry_codes: Vec::new(),
             stop_once_committed: false,
             max_attempts: None,
+            no_proxy: false,
         }
+    }
+    /// Never through a proxy from the environment. For the managed-identity endpoints: they are
+    /// local to the machine (IMDS at 169.254.169.254, App Service's `IDENTITY_ENDPOINT`), plain
+    /// http, and the request carries `X-IDENTITY-HEADER` and is answered with a token, none of
+    /// which a proxy may see; Microsoft's IMDS documentation says proxies must be bypassed
+    /// (<https://learn.microsoft.com/azure/virtual-machines/instance-metadata-service#proxies>;
+    /// the Azure SDK discussion: Azure/azure-sdk-for-net#18967).
+    pub fn no_proxy(mut self) -> Self {
+        self.no_proxy = true;
+        self
     }
     pub fn attempts(mut self, n: u32) -> Self {
         self.max_attempts = Some(n.max(1));

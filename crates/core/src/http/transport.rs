@@ -64,6 +64,8 @@ pub struct Transport {
     settings: Settings,
     report: Arc<Reporter>,
     client: OnceCell<reqwest::Client>,
+    /// The same client without any proxy, for [`Request::no_proxy`] requests.
+    direct_client: OnceCell<reqwest::Client>,
     ledger: Ledger,
 }
 
@@ -73,6 +75,7 @@ impl Transport {
             settings,
             report,
             client: OnceCell::new(),
+            direct_client: OnceCell::new(),
             ledger: Ledger::default(),
         }
     }
@@ -87,33 +90,41 @@ impl Transport {
         &self.ledger
     }
 
-    /// The client is built on first use, so `--help` and bad input never pay for TLS set-up.
-    async fn client(&self) -> Result<&reqwest::Client> {
-        self.client
-            .get_or_try_init(|| async {
-                let mut b = reqwest::Client::builder()
-                    .user_agent(format!(
-                        "marketo-s2s/{} {}",
-                        env!("CARGO_PKG_VERSION"),
-                        self.settings.tool
-                    ))
-                    .connect_timeout(Duration::from_secs(15))
-                    .pool_idle_timeout(Duration::from_secs(30))
-                    // No endpoint these tools talk to redirects an API call or a sign-in, and
-                    // following one re-sends the request — a client secret, a signed assertion,
-                    // the managed-identity header — to whatever host the answer names. A 3xx is
-                    // an error instead (`send`).
-                    .redirect(reqwest::redirect::Policy::none());
-                if let Some(ca) = &self.settings.ca_file {
-                    let certs = read_ca_file_from(ca, self.settings.ca_file_source)?;
-                    for c in certs {
-                        b = b.add_root_certificate(c);
-                    }
+    /// The client is built on first use, so `--help` and bad input never pay for TLS set-up;
+    /// `direct` is the one that ignores the environment's proxy ([`Request::no_proxy`]).
+    async fn client(&self, direct: bool) -> Result<&reqwest::Client> {
+        let cell = if direct {
+            &self.direct_client
+        } else {
+            &self.client
+        };
+        cell.get_or_try_init(|| async {
+            let mut b = reqwest::Client::builder()
+                .user_agent(format!(
+                    "marketo-s2s/{} {}",
+                    env!("CARGO_PKG_VERSION"),
+                    self.settings.tool
+                ))
+                .connect_timeout(Duration::from_secs(15))
+                .pool_idle_timeout(Duration::from_secs(30))
+                // No endpoint these tools talk to redirects an API call or a sign-in, and
+                // following one re-sends the request — a client secret, a signed assertion,
+                // the managed-identity header — to whatever host the answer names. A 3xx is
+                // an error instead (`send`).
+                .redirect(reqwest::redirect::Policy::none());
+            if direct {
+                b = b.no_proxy();
+            }
+            if let Some(ca) = &self.settings.ca_file {
+                let certs = read_ca_file_from(ca, self.settings.ca_file_source)?;
+                for c in certs {
+                    b = b.add_root_certificate(c);
                 }
-                b.build()
-                    .map_err(|e| Error::internal(format!("cannot set up HTTPS ({e})")))
-            })
-            .await
+            }
+            b.build()
+                .map_err(|e| Error::internal(format!("cannot set up HTTPS ({e})")))
+        })
+        .await
     }
 
     /// A write of `--dry-run`: added to the plan, not sent.
@@ -212,7 +223,7 @@ impl Transport {
     }
 
     async fn attempt(&self, req: &Request, tokens: &impl TokenSource) -> Result<Response> {
-        let client = self.client().await?;
+        let client = self.client(req.no_proxy).await?;
         let token = match &req.auth {
             Auth::None => None,
             Auth::Resource(r) => Some(tokens.token_for(r).await?),
