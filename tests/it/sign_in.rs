@@ -939,6 +939,43 @@ fn a_hanging_az_is_stopped_at_the_timeout_and_killed() {
 }
 
 #[test]
+fn an_azure_cli_token_is_kept_only_until_its_expires_on() {
+    use std::os::unix::fs::PermissionsExt;
+    let sim = sim();
+    let token = sim.admin_token(&sim.url());
+    let bin = sim.path("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let script = bin.join("az");
+    let calls = sim.path("az.calls");
+    // `life` seconds left on the token az prints, counted from now as az does.
+    let az_calls = |life: u64, name: &str| {
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\necho x >> {}\necho \"{{\\\"accessToken\\\": \\\"{token}\\\", \\\"expires_on\\\": $(( $(date +%s) + {life} ))}}\"\n",
+                calls.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let _ = std::fs::remove_file(&calls);
+        let mut c = sim.cmd("register-app");
+        c.env_remove("AZURE_CLIENT_ID")
+            .env_remove("AZURE_CLIENT_SECRET")
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .args(["--auth", "az", "--name", name]);
+        Run::from_output(c.output().unwrap()).ok();
+        std::fs::read_to_string(&calls).unwrap().lines().count()
+    };
+    // An hour left: one az call serves the whole run.
+    assert_eq!(az_calls(3600, "Marketo Long"), 1);
+    // Thirty seconds left (az had it cached): less than the minute a token must still have,
+    // so az is asked again for the next request instead of the token being used for 50 min.
+    let short = az_calls(30, "Marketo Short");
+    assert!(short > 1, "az was called {short} time(s)");
+}
+
+#[test]
 fn a_huge_expires_in_from_the_token_endpoint_is_clamped_not_a_crash() {
     let sim = sim();
     let token = sim.admin_token(&sim.url());
