@@ -362,3 +362,61 @@ fn a_dynamics_url_is_taken_as_people_type_it() {
     r.assert_stderr("no scheme: using https://127.0.0.1:9");
     sim.assert_no_requests();
 }
+
+#[test]
+fn a_password_in_a_url_is_never_echoed_nor_written_to_the_document() {
+    let sim = sim();
+    let doc = registered(&sim);
+    let secret = "S3cretPw";
+    let with_password = format!("https://admin:{secret}@contoso.crm.dynamics.com");
+    let mut doc_url = doc.clone();
+    doc_url["dynamics"]["url"] = json!(with_password);
+    for (what, args, env, stdin) in [
+        (
+            "--dynamics-url",
+            vec!["--dynamics-url", with_password.as_str()],
+            vec![],
+            &doc,
+        ),
+        (
+            "--graph-url",
+            vec!["--graph-url", with_password.as_str()],
+            vec![],
+            &doc,
+        ),
+        (
+            "AZURE_AUTHORITY_HOST",
+            vec![],
+            vec![("AZURE_AUTHORITY_HOST", with_password.clone())],
+            &doc,
+        ),
+        (
+            "IDENTITY_ENDPOINT",
+            vec!["--auth", "managed-identity"],
+            vec![
+                ("IDENTITY_ENDPOINT", with_password.clone()),
+                ("IDENTITY_HEADER", "h".to_string()),
+            ],
+            &doc,
+        ),
+        ("dynamics.url", vec![], vec![], &doc_url),
+    ] {
+        sim.clear();
+        let mut c = sim.cmd("assign-role");
+        c.args(&args)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .write_stdin(stdin.to_string());
+        let r = Run::from_output(c.output().unwrap());
+        assert_eq!(r.code, 2, "{what}: {}", r.stderr);
+        assert!(!r.stderr.contains(secret), "{what}: {}", r.stderr);
+        r.assert_stderr("contoso.crm.dynamics.com");
+        // The document handed on records the error; only the caller's own copy of the value
+        // (the document's dynamics.url) may still hold it.
+        let message = r.doc["steps"]["assign-role"]["error"]["message"].to_string();
+        assert!(message.contains("user info removed"), "{what}: {message}");
+        if what != "dynamics.url" {
+            assert!(!r.stdout.contains(secret), "{what}: {}", r.stdout);
+        }
+        sim.assert_no_requests();
+    }
+}

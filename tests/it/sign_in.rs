@@ -167,6 +167,80 @@ fn managed_identity_through_identity_endpoint_joins_the_default_chain() {
     assert_registered(&sim, &r);
 }
 
+/// A proxy on loopback that records every connection and answers each request 400, so a
+/// request sent through it fails at once.
+fn recording_proxy() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut s) = conn else { return };
+            s.set_read_timeout(Some(Duration::from_secs(2))).ok();
+            let mut buf = [0u8; 8192];
+            let n = s.read(&mut buf).unwrap_or(0);
+            log.lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&buf[..n]).into_owned());
+            let _ = s.write_all(
+                b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    (url, seen)
+}
+
+#[test]
+fn managed_identity_requests_never_go_through_a_proxy() {
+    let sim = sim_with(Options {
+        managed_identity: true,
+        ..Default::default()
+    });
+    let header = sim.server.identity_header().unwrap();
+    // The identity endpoint is named `localhost`, the services `127.0.0.1`, which NO_PROXY
+    // exempts: only a managed-identity request could reach the proxy.
+    let endpoint = sim
+        .server
+        .identity_endpoint()
+        .unwrap()
+        .replace("127.0.0.1", "localhost");
+    assert!(endpoint.contains("localhost"), "{endpoint}");
+    let (proxy, seen) = recording_proxy();
+    for imds in [false, true] {
+        let mut env = vec![
+            ("HTTP_PROXY", proxy.clone()),
+            ("http_proxy", proxy.clone()),
+            ("NO_PROXY", "127.0.0.1".to_string()),
+            ("no_proxy", "127.0.0.1".to_string()),
+        ];
+        if imds {
+            env.push((
+                "MKTO_S2S_IMDS_URL",
+                sim.url().replace("127.0.0.1", "localhost"),
+            ));
+        } else {
+            env.push(("IDENTITY_ENDPOINT", endpoint.clone()));
+            env.push(("IDENTITY_HEADER", header.clone()));
+        }
+        // A second app for the second run (the first one's belongs to its own setup).
+        let name = if imds {
+            "Marketo IMDS"
+        } else {
+            "Marketo App Service"
+        };
+        let args = ["--auth", "managed-identity", "--name", name];
+        let r = signin_run(&sim, "register-app", &env, &args).ok();
+        assert_registered(&sim, &r);
+        let through: Vec<String> = seen.lock().unwrap().clone();
+        assert!(
+            through.is_empty(),
+            "imds {imds}: went through the proxy:\n{through:#?}"
+        );
+    }
+}
+
 #[test]
 fn the_vm_metadata_endpoint_is_used_only_when_asked_for() {
     let sim = sim_with(Options {
@@ -862,6 +936,43 @@ fn a_hanging_az_is_stopped_at_the_timeout_and_killed() {
         .map(|s| !s.contains(") Z "))
         .unwrap_or(false);
     assert!(!alive, "az (pid {pid}) was left running");
+}
+
+#[test]
+fn an_azure_cli_token_is_kept_only_until_its_expires_on() {
+    use std::os::unix::fs::PermissionsExt;
+    let sim = sim();
+    let token = sim.admin_token(&sim.url());
+    let bin = sim.path("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let script = bin.join("az");
+    let calls = sim.path("az.calls");
+    // `life` seconds left on the token az prints, counted from now as az does.
+    let az_calls = |life: u64, name: &str| {
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\necho x >> {}\necho \"{{\\\"accessToken\\\": \\\"{token}\\\", \\\"expires_on\\\": $(( $(date +%s) + {life} ))}}\"\n",
+                calls.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let _ = std::fs::remove_file(&calls);
+        let mut c = sim.cmd("register-app");
+        c.env_remove("AZURE_CLIENT_ID")
+            .env_remove("AZURE_CLIENT_SECRET")
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .args(["--auth", "az", "--name", name]);
+        Run::from_output(c.output().unwrap()).ok();
+        std::fs::read_to_string(&calls).unwrap().lines().count()
+    };
+    // An hour left: one az call serves the whole run.
+    assert_eq!(az_calls(3600, "Marketo Long"), 1);
+    // Thirty seconds left (az had it cached): less than the minute a token must still have,
+    // so az is asked again for the next request instead of the token being used for 50 min.
+    let short = az_calls(30, "Marketo Short");
+    assert!(short > 1, "az was called {short} time(s)");
 }
 
 #[test]

@@ -157,3 +157,37 @@ fn a_state_target_that_cannot_be_written_is_refused_before_any_request() {
         sim.assert_no_requests();
     }
 }
+
+#[test]
+fn a_state_file_that_is_a_symbolic_link_is_refused_before_any_request_and_stays_a_link() {
+    let sim = sim();
+    let doc = registered(&sim);
+    let real = sim.path("real.json");
+    std::fs::write(&real, doc.to_string()).unwrap();
+    let link = sim.path("link.json");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let dangling = sim.path("dangling.json");
+    std::os::unix::fs::symlink(sim.path("gone.json"), &dangling).unwrap();
+    for target in [&link, &dangling] {
+        sim.clear();
+        let r = sim
+            .run(
+                "grant-consent",
+                &["--state", target.to_str().unwrap()],
+                &Value::Null,
+            )
+            .code_is(2);
+        r.assert_stderr("is a symbolic link");
+        r.assert_stderr("real path");
+        sim.assert_no_requests();
+        assert!(
+            std::fs::symlink_metadata(target)
+                .unwrap()
+                .file_type()
+                .is_symlink(),
+            "{target:?} was replaced by a file"
+        );
+    }
+    assert_eq!(read_doc(&real), doc, "the file the link names is untouched");
+    assert!(!sim.path("gone.json").exists());
+}

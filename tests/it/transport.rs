@@ -2,7 +2,8 @@
 //! endpoint or an API that answers 3xx gets nothing re-sent to the host it names —, an
 //! `IDENTITY_HEADER` that cannot be a header is bad input at once; HTTPS with `--ca-file` (an
 //! unknown certificate refused, a file with no certificate bad input before any request) and
-//! the CA bundle variables Azure tooling users already set, honoured after `--ca-file`.
+//! the CA bundle variables Azure tooling users already set, honoured after `--ca-file`; an
+//! answer is read only up to a cap, so an endless one cannot fill memory.
 //!
 //! The redirecting endpoints are loopback fakes (one connection, one canned answer each), and the
 //! redirect target is a second loopback listener that records every byte that reaches it.
@@ -238,6 +239,66 @@ fn a_redirecting_api_gets_no_token_past_the_redirect() {
     assert!(sent[0].contains("Bearer az-token-value"), "{}", sent[0]);
     r.assert_stderr("answered 307")
         .assert_stderr(&format!("to {}", target.addr));
+}
+
+#[test]
+fn an_endless_answer_is_cut_off_at_the_cap_with_exit_1_and_not_retried() {
+    let sim = sim();
+    // A "Graph" that answers every request with a 200 whose body never ends (up to 256 MiB, so
+    // the test ends even if the client read it all), counting what the client took.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let graph = format!("http://{}", listener.local_addr().unwrap());
+    let requests = Arc::new(Mutex::new(0usize));
+    let written = Arc::new(Mutex::new(0usize));
+    {
+        let (requests, written) = (requests.clone(), written.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut s) = conn else { return };
+                read_request(&mut s);
+                *requests.lock().unwrap() += 1;
+                let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{\"value\":[\"";
+                if s.write_all(head.as_bytes()).is_err() {
+                    continue;
+                }
+                let chunk = vec![b'a'; 64 * 1024];
+                for _ in 0..4096 {
+                    if s.write_all(&chunk).is_err() {
+                        break;
+                    }
+                    *written.lock().unwrap() += chunk.len();
+                }
+            }
+        });
+    }
+    let bin = sim.path("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let az = bin.join("az");
+    std::fs::write(
+        &az,
+        "#!/bin/sh\necho '{\"accessToken\": \"az-token-value\"}'\n",
+    )
+    .unwrap();
+    std::process::Command::new("chmod")
+        .args(["+x", az.to_str().unwrap()])
+        .status()
+        .unwrap();
+    let r = register(
+        &sim,
+        &[
+            ("PATH", format!("{}:/usr/bin:/bin", bin.display())),
+            ("MKTO_S2S_GRAPH_URL", graph),
+        ],
+        &["--auth", "az"],
+    )
+    .code_is(1);
+    r.assert_stderr("larger than 16 MiB");
+    assert_eq!(*requests.lock().unwrap(), 1, "not retried");
+    let took = *written.lock().unwrap();
+    assert!(
+        took < 64 * 1024 * 1024,
+        "the client read {took} bytes of an endless answer"
+    );
 }
 
 #[test]

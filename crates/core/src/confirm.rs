@@ -1,6 +1,8 @@
 //! Asking before a destructive write (removing a credential Marketo may be using, tearing a
 //! connection down). stdin carries the state document, so the question is asked and answered on
 //! the controlling terminal (`/dev/tty`); off a terminal the user must say `--yes` up front.
+//! The question is escaped as every other line for people is (`output::sanitize`): it may carry
+//! text a server sent.
 //!
 //! Every tool ends the same way when the answer is not yes: [`not_confirmed`], exit 2 (usage: the
 //! same code as a missing `--yes`), with nothing sent — so a script can tell "declined" from
@@ -47,9 +49,7 @@ fn ask(tool: &str, question: &str) -> Result<bool> {
             Error::usage(format!("cannot ask for confirmation ({e})"))
                 .with_hint(format!("re-run with --yes: {}", with_yes(tool)))
         })?;
-    let mut w = &tty;
-    let _ = write!(w, "{tool}: {question} Type yes to continue: ");
-    let _ = w.flush();
+    write_prompt(&mut &tty, tool, question);
     // The answer is read on a thread of its own, so Ctrl-C at the prompt ends the run at once
     // (as an interrupt, recording what was done) instead of waiting for Enter: the caught signal
     // does not stop a read of the terminal.
@@ -90,6 +90,15 @@ fn ask(tool: &str, question: &str) -> Result<bool> {
         answer.trim().to_ascii_lowercase().as_str(),
         "y" | "yes"
     ))
+}
+
+/// The prompt line, with the question escaped: it may hold text a server sent (a credential's
+/// key id, a domain name), which must not drive the terminal. A failed write is ignored (the
+/// read of the answer then fails and says so).
+fn write_prompt(w: &mut impl Write, tool: &str, question: &str) {
+    let question = crate::output::sanitize(question);
+    let _ = write!(w, "{tool}: {question} Type yes to continue: ");
+    let _ = w.flush();
 }
 
 /// "No" at the prompt, for every tool: exit 2, `not confirmed: <outcome>` (e.g. "nothing was
@@ -149,5 +158,28 @@ mod tests {
         assert!(require("t", "q", true, false).is_ok());
         assert!(require("t", "q", false, true).is_ok());
         assert!(confirm("t", "q", true, false).unwrap());
+    }
+
+    #[test]
+    fn the_prompt_escapes_control_and_bidi_characters_of_the_question() {
+        let mut out = Vec::new();
+        write_prompt(
+            &mut out,
+            "make-secret",
+            "remove 1 credential (k\u{1b}]0;owned\u{7}\r\u{202e}x\u{9b}2J); Marketo stops?",
+        );
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            !text.chars().any(crate::output::needs_escape),
+            "raw control characters reached the terminal: {text:?}"
+        );
+        assert!(
+            text.starts_with("make-secret: remove 1 credential (k\\x1b]0;owned"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("Marketo stops? Type yes to continue: "),
+            "{text}"
+        );
     }
 }

@@ -2,8 +2,10 @@
 //!
 //! - atomic writes: a temporary file in the same directory, written, fsynced, renamed over the
 //!   target, then the directory fsynced — a reader sees the old or the new file, never half;
-//!   an existing target that is not a regular file (after following a symlink) is refused, so
-//!   `--state /dev/null` or `--secret-file /dev/stdout` never turns a device into a file;
+//!   an existing target that is not a regular file is refused, so `--state /dev/null` or
+//!   `--secret-file /dev/stdout` never turns a device into a file; a symbolic link is never
+//!   followed nor replaced (the rename would turn the link into a file and leave the file it
+//!   names stale), even one to a regular file or to nothing;
 //! - bounded reads: a file is opened without blocking and read only if it is a regular file, so
 //!   a FIFO (which would block until `--timeout` and beyond) is refused up front;
 //! - paths from the document: a NUL byte or an empty path is bad input (exit 2), found before
@@ -23,14 +25,14 @@ use crate::error::{Error, Result};
 /// Writes `bytes` to `path` atomically. `mode` (e.g. 0o600) is applied when the temporary file is
 /// created, so a secret is never readable by others, not even for an instant.
 ///
-/// An existing target that is not a regular file (a device, FIFO, socket or directory, also
-/// behind a symlink) is refused with [`std::io::ErrorKind::InvalidInput`] and left alone; use
-/// [`write_file`] to get that as exit 2.
+/// An existing target that is not a regular file (a device, FIFO, socket, directory or a
+/// symbolic link to anything) is refused with [`std::io::ErrorKind::InvalidInput`] and left
+/// alone; use [`write_file`] to get that as exit 2.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    if let Some(why) = not_a_regular_file(path) {
+    if let Some(no) = not_a_regular_file(path) {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
-            format!("{} {why}; give the path of a regular file", path.display()),
+            format!("{} {}; {}", path.display(), no.why, no.fix),
         ));
     }
     let dir = parent_dir(path);
@@ -79,7 +81,8 @@ pub fn write_file(path: &Path, bytes: &[u8], mode: u32, what: &str) -> Result<()
 
 /// Everything that can be known about a file the tool will write, before the first request:
 /// not empty, no NUL byte, a file name (not a directory), an existing target is a regular file
-/// (a symlink is followed), and its directory exists. Exit 2 naming `what` otherwise.
+/// (not a symbolic link, which is never followed), and its directory exists. Exit 2 naming
+/// `what` otherwise.
 ///
 /// Tools call this on `--state`, `--secret-file` and `secret.file` while checking their input,
 /// so a bad target never costs a write on the service.
@@ -91,13 +94,8 @@ pub fn check_write_target(path: &Path, what: &str) -> Result<()> {
             shown(path)
         )));
     }
-    if let Some(why) = not_a_regular_file(path) {
-        return Err(
-            Error::usage(format!("{what} {} {why}", shown(path))).with_hint(
-                "give the path of a regular file (it is replaced atomically, so a device, FIFO or \
-             socket cannot be a target)",
-            ),
-        );
+    if let Some(no) = not_a_regular_file(path) {
+        return Err(Error::usage(format!("{what} {} {}", shown(path), no.why)).with_hint(no.fix));
     }
     let dir = parent_dir(path);
     if !dir.is_dir() {
@@ -240,12 +238,29 @@ fn parent_dir(path: &Path) -> PathBuf {
     }
 }
 
-/// Why an existing `path` (symlinks followed) may not be replaced; `None` when it is missing
-/// or a regular file.
-fn not_a_regular_file(path: &Path) -> Option<String> {
-    match fs::metadata(path) {
+/// Why an existing `path` may not be replaced, and what to give instead.
+struct NotRegular {
+    why: String,
+    fix: &'static str,
+}
+
+/// `None` when `path` is missing or a regular file. The link itself is looked at, never what
+/// it names: the rename of an atomic write replaces a symbolic link (turning it into a file and
+/// leaving the file it names stale), so a link is refused, even one to a regular file or to
+/// nothing.
+fn not_a_regular_file(path: &Path) -> Option<NotRegular> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => Some(NotRegular {
+            why: "is a symbolic link, not a regular file; a link is never followed or replaced"
+                .to_string(),
+            fix: "give the path of the file it points to (the real path), or remove the link",
+        }),
         Ok(m) if m.is_file() => None,
-        Ok(m) => Some(format!("is {}, not a regular file", kind_of(&m))),
+        Ok(m) => Some(NotRegular {
+            why: format!("is {}, not a regular file", kind_of(&m)),
+            fix: "give the path of a regular file (it is replaced atomically, so a device, FIFO \
+                  or socket cannot be a target)",
+        }),
         Err(_) => None,
     }
 }
@@ -446,6 +461,32 @@ mod tests {
         assert!(!fs::metadata("/dev/null").unwrap().is_file());
         let left: Vec<_> = fs::read_dir(d.path()).unwrap().collect();
         assert_eq!(left.len(), 2);
+    }
+
+    #[test]
+    fn write_atomic_never_replaces_a_symlink_to_a_regular_file_or_to_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let real = d.path().join("real.json");
+        fs::write(&real, "old").unwrap();
+        let to_file = d.path().join("link.json");
+        std::os::unix::fs::symlink(&real, &to_file).unwrap();
+        let dangling = d.path().join("dangling.secret");
+        std::os::unix::fs::symlink(d.path().join("gone"), &dangling).unwrap();
+        for link in [&to_file, &dangling] {
+            let e = write_atomic(link, b"new", 0o600).unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{link:?}");
+            assert!(e.to_string().contains("symbolic link"), "{e}");
+            let e = write_file(link, b"new", 0o600, "--secret-file").unwrap_err();
+            assert_eq!(e.kind, Kind::Usage, "{link:?}: {e}");
+            let e = check_write_target(link, "--secret-file").unwrap_err();
+            assert_eq!(e.kind, Kind::Usage, "{link:?}: {e}");
+            assert!(e.message.contains("symbolic link"), "{e}");
+            assert!(fs::symlink_metadata(link).unwrap().file_type().is_symlink());
+        }
+        assert_eq!(fs::read_to_string(&real).unwrap(), "old");
+        assert!(!d.path().join("gone").exists());
+        let left: Vec<_> = fs::read_dir(d.path()).unwrap().collect();
+        assert_eq!(left.len(), 3, "no temporary file left behind");
     }
 
     #[test]

@@ -385,12 +385,43 @@ pub fn needs_escape(c: char) -> bool {
         )
 }
 
+/// JSON text (as serde_json writes it) for a terminal: every character for which
+/// [`needs_escape`] is true inside a string — DEL, C1 controls, line separators, bidi overrides, which serde_json
+/// leaves raw (it escapes only U+0000–U+001F) — becomes a `\uXXXX` escape (a surrogate pair
+/// past the BMP). Still valid JSON with the same value; the layout's own line breaks are kept.
+///
+/// Working on the text is sound because serde_json writes every C0 control inside a string
+/// escaped, so a raw `\n` is the pretty layout's, and everything else that needs escaping can
+/// only stand inside a string (the JSON grammar outside strings is printable ASCII).
+pub fn json_for_terminal(json: &str) -> Cow<'_, str> {
+    let escape = |c: char| c != '\n' && needs_escape(c);
+    if !json.chars().any(escape) {
+        return Cow::Borrowed(json);
+    }
+    let mut out = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        if !escape(c) {
+            out.push(c);
+            continue;
+        }
+        let mut units = [0u16; 2];
+        for u in c.encode_utf16(&mut units) {
+            out.push_str(&format!("\\u{u:04x}"));
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// A URL for people: the parsed, normalised form (the parser drops CR, LF and TAB that the raw
-/// text may hold, and percent-encodes the rest), never the raw text of a document value;
-/// `(not a valid URL)` when it does not parse.
+/// text may hold, and percent-encodes the rest) without user info (a password), never the raw
+/// text of a document value; `(not a valid URL)` when it does not parse.
 pub fn url_for_humans(raw: &str) -> String {
     match url::Url::parse(raw.trim()) {
-        Ok(u) => sanitize(u.as_str().trim_end_matches('/')).into_owned(),
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            sanitize(u.as_str().trim_end_matches('/')).into_owned()
+        }
         Err(_) => "(not a valid URL)".to_string(),
     }
 }
@@ -398,6 +429,48 @@ pub fn url_for_humans(raw: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_for_a_terminal_escapes_what_a_terminal_obeys_and_keeps_the_value() {
+        let hostile = "a\u{7f}b\u{85}c\u{9b}2J\u{202e}d\u{2028}e\u{2066}f\u{1b}[31m\n\u{1f600}é";
+        let v = serde_json::json!({
+            "app": {"display_name": hostile, "n": 1, "list": [hostile, null]},
+            hostile: true,
+        });
+        for text in [
+            serde_json::to_string(&v).unwrap(),
+            serde_json::to_string_pretty(&v).unwrap(),
+        ] {
+            let shown = json_for_terminal(&text);
+            assert!(
+                !shown.chars().any(|c| c != '\n' && needs_escape(c)),
+                "{shown:?}"
+            );
+            assert_eq!(
+                serde_json::from_str::<serde_json::Value>(&shown).unwrap(),
+                v,
+                "{shown}"
+            );
+            assert!(
+                shown.contains("\\u007f") && shown.contains("\\u202e"),
+                "{shown}"
+            );
+            // The layout and ordinary non-ASCII text are untouched.
+            assert_eq!(shown.lines().count(), text.lines().count());
+            assert!(shown.contains("\u{1f600}é"), "{shown}");
+        }
+        // A surrogate pair past the BMP still reads back as the same character.
+        let mut out = String::new();
+        for u in '\u{e0001}'.encode_utf16(&mut [0u16; 2]) {
+            out.push_str(&format!("\\u{u:04x}"));
+        }
+        assert_eq!(
+            serde_json::from_str::<String>(&format!("\"{out}\"")).unwrap(),
+            "\u{e0001}"
+        );
+        let plain = r#"{"a":"b"}"#;
+        assert!(matches!(json_for_terminal(plain), Cow::Borrowed(_)));
+    }
 
     #[test]
     fn sanitize_escapes_every_control_character() {
@@ -436,6 +509,10 @@ mod tests {
             "https://contoso.crm.dynamics.com"
         );
         assert_eq!(url_for_humans("\u{1b}]0;x"), "(not a valid URL)");
+        assert_eq!(
+            url_for_humans("https://u:S3cret@contoso.crm.dynamics.com/"),
+            "https://contoso.crm.dynamics.com"
+        );
     }
 
     #[test]

@@ -592,10 +592,16 @@ fn open_document<C: Tool>(common: &CommonArgs, file: &Path, report: &Arc<Reporte
 /// One JSON value per line on stdout (the fleet report), the same writer rules as the document.
 pub fn emit_lines(values: &[Value]) -> Result<()> {
     let out = std::io::stdout();
+    let tty = out.is_terminal();
     let mut lock = out.lock();
     let mut text = String::new();
     for v in values {
-        text.push_str(&v.to_string());
+        let line = v.to_string();
+        text.push_str(&if tty {
+            crate::output::json_for_terminal(&line)
+        } else {
+            line.into()
+        });
         text.push('\n');
     }
     match lock.write_all(text.as_bytes()).and_then(|()| lock.flush()) {
@@ -818,10 +824,18 @@ fn rescue(doc: &StateDoc, path: &Path, e: Error) -> Error {
     e.with_hint(hint)
 }
 
-/// The document on stdout: pretty on a terminal, compact otherwise.
+/// The document on stdout: pretty on a terminal, compact otherwise. On a terminal every
+/// character that would drive it (C1 controls, DEL, bidi overrides, which JSON leaves raw) is
+/// written as a `\uXXXX` escape: the same JSON value, nothing for the terminal to obey.
 fn write_document(doc: &StateDoc) -> Result<()> {
     let out = std::io::stdout();
-    let text = doc.to_text(out.is_terminal());
+    let tty = out.is_terminal();
+    let text = doc.to_text(tty);
+    let text = if tty {
+        crate::output::json_for_terminal(&text)
+    } else {
+        text.into()
+    };
     let mut lock = out.lock();
     match lock.write_all(text.as_bytes()).and_then(|()| lock.flush()) {
         Ok(()) => Ok(()),

@@ -1,7 +1,8 @@
-//! The `--state FILE` around a run: checked before the first request (it must be a regular file
-//! or not exist yet, in a folder that exists), locked while a tool works on it so two tools on
-//! one file cannot lose each other's keys, and the base that relative paths in the document
-//! (`secret.file`) are resolved against, so a customer's folder can be moved as a whole.
+//! The `--state FILE` around a run: checked before the first request (it must be a regular file,
+//! not a symbolic link, or not exist yet, in a folder that exists), locked while a tool works on
+//! it so two tools on one file cannot lose each other's keys, and the base that relative paths
+//! in the document (`secret.file`) are resolved against, so a customer's folder can be moved as
+//! a whole.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
@@ -45,20 +46,30 @@ impl Drop for StateLock {
     }
 }
 
-/// Checks `--state` before anything is sent: an existing target must be a regular file (after
-/// following a symlink), and its folder must exist, so a run never does real work only to fail
-/// at the end when the document cannot be written.
+/// Checks `--state` before anything is sent: an existing target must be a regular file, not a
+/// symbolic link, and its folder must exist, so a run never does real work only to fail at the
+/// end when the document cannot be written.
+///
+/// A link is refused, not followed: the save renames a new file over the path, which would
+/// turn the link into a file and leave the file it names stale (and the lock would have been
+/// taken on the other file's sidecar).
 pub fn check_target(path: &Path, what: &str) -> Result<PathBuf> {
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        let to = match std::fs::read_link(path) {
+            Ok(t) => format!(" ({})", t.display()),
+            Err(_) => String::new(),
+        };
+        return Err(Error::usage(format!(
+            "{what} {} is a symbolic link; the tools never follow or replace a link",
+            path.display()
+        ))
+        .with_hint(format!(
+            "pass the real path of the file it points to{to} instead"
+        )));
+    }
     let resolved = match std::fs::canonicalize(path) {
         Ok(p) => p,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            // A dangling symlink would be replaced by the rename; refuse it as well.
-            if std::fs::symlink_metadata(path).is_ok() {
-                return Err(Error::usage(format!(
-                    "{what} {} is a symbolic link to a file that does not exist",
-                    path.display()
-                )));
-            }
             let parent = match path.parent() {
                 Some(p) if !p.as_os_str().is_empty() => p,
                 _ => Path::new("."),
@@ -374,6 +385,25 @@ mod tests {
         );
         let e = check_target(&dir.path().join("no/such/x.json"), "--state").unwrap_err();
         assert_eq!(e.kind.code(), 2);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symbolic_link_is_refused_whether_it_names_a_file_or_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.json");
+        std::fs::write(&real, "{}").unwrap();
+        for (name, to) in [
+            ("link.json", real.clone()),
+            ("dangling.json", dir.path().join("gone")),
+        ] {
+            let link = dir.path().join(name);
+            std::os::unix::fs::symlink(&to, &link).unwrap();
+            let e = check_target(&link, "--state").unwrap_err();
+            assert_eq!(e.kind.code(), 2, "{name}");
+            assert!(e.message.contains("symbolic link"), "{name}: {e}");
+            assert!(e.hint.as_deref().unwrap().contains("real path"), "{name}");
+        }
     }
 
     #[cfg(unix)]

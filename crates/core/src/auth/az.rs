@@ -1,5 +1,5 @@
 //! The Azure CLI's sign-in (`az` in `--auth`): `az account get-access-token`, when `az` is on
-//! PATH, within what is left of `--timeout`.
+//! PATH, within what is left of `--timeout`. The token lives until az's `expires_on`.
 
 use secrecy::SecretString;
 use serde_json::Value;
@@ -74,8 +74,67 @@ pub(super) async fn from_az(
     }
     let v: Value = serde_json::from_slice(&out.stdout)
         .map_err(|_| Error::auth("the Azure CLI printed something that is not JSON"))?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    az_token(&v, now).map(Some)
+}
+
+/// How long a token of an Azure CLI without `expires_on` is believed to live: a little less
+/// than the shortest lifetime Entra gives an access token (60 minutes).
+const ASSUMED_LIFETIME: u64 = 3000;
+
+/// The token and its lifetime in seconds from `az account get-access-token`'s answer, read at
+/// `now` (seconds since the epoch). The lifetime is from `expires_on` (seconds since the epoch,
+/// printed since Azure CLI 2.54; a number, or a number in a string) when there is one — a token
+/// az had cached may have minutes left, not fifty —, else [`ASSUMED_LIFETIME`] (`expiresOn` is
+/// a local time without a zone). A date in the past is 0; a huge one is clamped where the
+/// lifetime becomes an instant (`endpoint::expiry`), as for every token.
+fn az_token(v: &Value, now: u64) -> Result<(SecretString, u64)> {
     let t = v["accessToken"]
         .as_str()
         .ok_or_else(|| Error::auth("the Azure CLI answered without accessToken"))?;
-    Ok(Some((SecretString::from(t.to_string()), 3000)))
+    let expires_on = v["expires_on"]
+        .as_u64()
+        .or_else(|| v["expires_on"].as_str().and_then(|s| s.trim().parse().ok()));
+    let lifetime = expires_on.map_or(ASSUMED_LIFETIME, |on| on.saturating_sub(now));
+    Ok((SecretString::from(t.to_string()), lifetime))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+    use serde_json::json;
+
+    #[test]
+    fn the_lifetime_is_read_from_expires_on_when_az_prints_it() {
+        let now = 1_700_000_000;
+        let life = |v: Value| az_token(&v, now).unwrap().1;
+        let token = |extra: Value| {
+            let mut v = json!({"accessToken": "t", "expiresOn": "2023-11-14 22:13:20.000000"});
+            v.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            v
+        };
+        assert_eq!(life(token(json!({"expires_on": now + 120}))), 120);
+        assert_eq!(
+            life(token(json!({"expires_on": (now + 600).to_string()}))),
+            600
+        );
+        // Already past: no lifetime (the chain asks az again), never an underflow.
+        assert_eq!(life(token(json!({"expires_on": now - 5}))), 0);
+        assert_eq!(life(token(json!({"expires_on": u64::MAX}))), u64::MAX - now);
+        // Without it (an older az), or unreadable: the assumption.
+        assert_eq!(life(token(json!({}))), ASSUMED_LIFETIME);
+        assert_eq!(life(token(json!({"expires_on": "soon"}))), ASSUMED_LIFETIME);
+        assert_eq!(life(token(json!({"expires_on": -1}))), ASSUMED_LIFETIME);
+        assert_eq!(
+            az_token(&token(json!({})), now).unwrap().0.expose_secret(),
+            "t"
+        );
+        assert!(az_token(&json!({"expires_on": now}), now).is_err());
+    }
 }

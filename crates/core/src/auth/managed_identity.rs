@@ -1,5 +1,6 @@
 //! A managed identity (`managed-identity` in `--auth`): the App Service protocol
 //! (`IDENTITY_ENDPOINT`, `IDENTITY_HEADER`), or, only when asked for, the VM metadata endpoint.
+//! Both are asked directly, never through `HTTP_PROXY` (see [`Request::no_proxy`]).
 
 use std::time::Duration;
 
@@ -52,7 +53,8 @@ pub(super) async fn from_managed_identity(
                 encode(resource)
             );
             let req = Request::new(Method::Get, Service::Login, url)
-                .header("X-IDENTITY-HEADER", header.expose_secret());
+                .header("X-IDENTITY-HEADER", header.expose_secret())
+                .no_proxy();
             (req, "the managed identity (IDENTITY_ENDPOINT)")
         }
         _ if !explicit => return Ok(None),
@@ -66,6 +68,7 @@ pub(super) async fn from_managed_identity(
             // error, not retries until --timeout.
             let req = Request::new(Method::Get, Service::Login, url)
                 .header("Metadata", "true")
+                .no_proxy()
                 .timeout(Duration::from_secs(5))
                 .attempts(3);
             (req, "the managed identity (VM metadata endpoint)")

@@ -2,12 +2,16 @@
 //! authorised (a resource whose token the API client supplies, or none), its body and the
 //! per-request retry rules; and what came back ([`Response`], and a refusal parsed into a
 //! [`ServiceError`] in each service's shape). Typed clients (graph, dataverse) build these.
+//! Their `Debug` is written by hand so that a `{:?}` can never print a secret: header values
+//! go through [`redact::header`], bodies show their size only.
 
+use std::fmt;
 use std::time::Duration;
 
 use secrecy::SecretString;
 use serde_json::Value;
 
+use super::redact;
 use crate::error::{Error, Result, ServiceError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,14 +71,18 @@ pub enum Auth {
     Token(SecretString),
 }
 
-#[derive(Debug, Clone)]
+/// `Debug` prints the kind and size only: a form carries `client_secret`, `client_assertion`,
+/// `refresh_token` or `device_code`, a JSON body may carry a secret too.
+#[derive(Clone)]
 pub enum Body {
     Json(Value),
     /// Form fields; values of secret fields are redacted in traces.
     Form(Vec<(String, String)>),
 }
 
-#[derive(Debug, Clone)]
+/// `Debug` (manual, below) redacts what a log must never hold: header values through
+/// [`redact::header`] (`X-IDENTITY-HEADER`, `Authorization`), the body by its size only.
+#[derive(Clone)]
 pub struct Request {
     pub method: Method,
     pub url: String,
@@ -95,6 +103,9 @@ pub struct Request {
     /// At most this many attempts (the deadline bounds them anyway): for an endpoint that may
     /// simply not exist on this machine (the VM metadata endpoint off Azure).
     pub max_attempts: Option<u32>,
+    /// Sent straight to its host, never through `HTTP_PROXY` / `HTTPS_PROXY`: the
+    /// managed-identity endpoints (see [`Request::no_proxy`]).
+    pub no_proxy: bool,
 }
 
 impl Request {
@@ -111,7 +122,18 @@ impl Request {
             retry_codes: Vec::new(),
             stop_once_committed: false,
             max_attempts: None,
+            no_proxy: false,
         }
+    }
+    /// Never through a proxy from the environment. For the managed-identity endpoints: they are
+    /// local to the machine (IMDS at 169.254.169.254, App Service's `IDENTITY_ENDPOINT`), plain
+    /// http, and the request carries `X-IDENTITY-HEADER` and is answered with a token, none of
+    /// which a proxy may see; Microsoft's IMDS documentation says proxies must be bypassed
+    /// (<https://learn.microsoft.com/azure/virtual-machines/instance-metadata-service#proxies>;
+    /// the Azure SDK discussion: Azure/azure-sdk-for-net#18967).
+    pub fn no_proxy(mut self) -> Self {
+        self.no_proxy = true;
+        self
     }
     pub fn attempts(mut self, n: u32) -> Self {
         self.max_attempts = Some(n.max(1));
@@ -154,7 +176,9 @@ impl Request {
     }
 }
 
-#[derive(Debug, Clone)]
+/// `Debug` (manual, below) shows the body's size only: it holds tokens (`access_token`,
+/// `refresh_token`) and secrets (`secretText`).
+#[derive(Clone)]
 pub struct Response {
     pub status: u16,
     pub headers: Vec<(String, String)>,
@@ -185,6 +209,52 @@ impl Response {
         serde_json::from_slice(&self.body).map_err(|e| {
             Error::internal(format!("unexpected {what} in the service's answer ({e})"))
         })
+    }
+}
+
+impl fmt::Debug for Body {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Body::Json(v) => write!(f, "Json({} bytes)", v.to_string().len()),
+            Body::Form(fields) => write!(f, "Form({} fields)", fields.len()),
+        }
+    }
+}
+
+/// Header values as a log may show them.
+fn redacted_headers(headers: &[(String, String)]) -> Vec<(&str, String)> {
+    headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), redact::header(k, v)))
+        .collect()
+}
+
+impl fmt::Debug for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Request")
+            .field("method", &self.method)
+            .field("url", &self.url)
+            .field("service", &self.service)
+            .field("auth", &self.auth)
+            .field("headers", &redacted_headers(&self.headers))
+            .field("body", &self.body)
+            .field("attempt_timeout", &self.attempt_timeout)
+            .field("accept", &self.accept)
+            .field("retry_codes", &self.retry_codes)
+            .field("stop_once_committed", &self.stop_once_committed)
+            .field("max_attempts", &self.max_attempts)
+            .field("no_proxy", &self.no_proxy)
+            .finish()
+    }
+}
+
+impl fmt::Debug for Response {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Response")
+            .field("status", &self.status)
+            .field("headers", &redacted_headers(&self.headers))
+            .field("body", &format_args!("{} bytes", self.body.len()))
+            .finish()
     }
 }
 
@@ -259,4 +329,49 @@ pub fn path_of(url: &str) -> &str {
 pub(crate) fn host_of(url: &str) -> &str {
     let rest = url.split("://").nth(1).unwrap_or(url);
     rest.split('/').next().unwrap_or(rest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_shows_no_secret_of_a_request_or_an_answer() {
+        let req = Request::new(
+            Method::Post,
+            Service::Login,
+            "https://login.example/t/token",
+        )
+        .header("X-IDENTITY-HEADER", "identity-header-value")
+        .header("Accept", "application/json")
+        .form(vec![
+            ("grant_type".into(), "client_credentials".into()),
+            ("client_secret".into(), "client-secret-value".into()),
+            ("client_assertion".into(), "assertion-value".into()),
+        ]);
+        let shown = format!("{req:?} {req:#?}");
+        for secret in [
+            "identity-header-value",
+            "client-secret-value",
+            "assertion-value",
+        ] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert!(shown.contains("Form(3 fields)"), "{shown}");
+        assert!(shown.contains("application/json"), "{shown}");
+        let json = Request::new(Method::Post, Service::Graph, "https://graph.example/x")
+            .json(serde_json::json!({"passwordCredential": {"secretText": "json-secret"}}));
+        assert!(!format!("{json:?}").contains("json-secret"));
+
+        let resp = Response {
+            status: 200,
+            headers: vec![("Set-Cookie".into(), "session-cookie".into())],
+            body: br#"{"access_token":"token-value","secretText":"secret-text"}"#.to_vec(),
+        };
+        let shown = format!("{resp:?}");
+        for secret in ["session-cookie", "token-value", "secret-text"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert!(shown.contains("57 bytes"), "{shown}");
+    }
 }

@@ -1,8 +1,9 @@
 //! The transport: one lazily built reqwest client (rustls) per process that sends a
 //! [`Request`] and retries it by the [`policy`](super::policy) until success, a failure another
-//! attempt would repeat, or the tool's deadline. It follows no redirect, adds `--ca-file`'s roots,
-//! puts a `client-request-id` on every service call, traces every attempt with each secret
-//! redacted, parses refusals into [`ServiceError`]s and keeps the write [`Ledger`].
+//! attempt would repeat, or the tool's deadline. It follows no redirect, reads no answer past
+//! [`MAX_BODY`], adds `--ca-file`'s roots, puts a `client-request-id` on every service call,
+//! traces every attempt with each secret redacted, parses refusals into [`ServiceError`]s and
+//! keeps the write [`Ledger`].
 //!
 //! It knows nothing about signing in: a request that names a resource (`Auth::Resource`) gets
 //! its bearer token from the [`TokenSource`] the caller passes (the API client, `crate::Http`,
@@ -63,6 +64,8 @@ pub struct Transport {
     settings: Settings,
     report: Arc<Reporter>,
     client: OnceCell<reqwest::Client>,
+    /// The same client without any proxy, for [`Request::no_proxy`] requests.
+    direct_client: OnceCell<reqwest::Client>,
     ledger: Ledger,
 }
 
@@ -72,6 +75,7 @@ impl Transport {
             settings,
             report,
             client: OnceCell::new(),
+            direct_client: OnceCell::new(),
             ledger: Ledger::default(),
         }
     }
@@ -86,33 +90,41 @@ impl Transport {
         &self.ledger
     }
 
-    /// The client is built on first use, so `--help` and bad input never pay for TLS set-up.
-    async fn client(&self) -> Result<&reqwest::Client> {
-        self.client
-            .get_or_try_init(|| async {
-                let mut b = reqwest::Client::builder()
-                    .user_agent(format!(
-                        "marketo-s2s/{} {}",
-                        env!("CARGO_PKG_VERSION"),
-                        self.settings.tool
-                    ))
-                    .connect_timeout(Duration::from_secs(15))
-                    .pool_idle_timeout(Duration::from_secs(30))
-                    // No endpoint these tools talk to redirects an API call or a sign-in, and
-                    // following one re-sends the request — a client secret, a signed assertion,
-                    // the managed-identity header — to whatever host the answer names. A 3xx is
-                    // an error instead (`send`).
-                    .redirect(reqwest::redirect::Policy::none());
-                if let Some(ca) = &self.settings.ca_file {
-                    let certs = read_ca_file_from(ca, self.settings.ca_file_source)?;
-                    for c in certs {
-                        b = b.add_root_certificate(c);
-                    }
+    /// The client is built on first use, so `--help` and bad input never pay for TLS set-up;
+    /// `direct` is the one that ignores the environment's proxy ([`Request::no_proxy`]).
+    async fn client(&self, direct: bool) -> Result<&reqwest::Client> {
+        let cell = if direct {
+            &self.direct_client
+        } else {
+            &self.client
+        };
+        cell.get_or_try_init(|| async {
+            let mut b = reqwest::Client::builder()
+                .user_agent(format!(
+                    "marketo-s2s/{} {}",
+                    env!("CARGO_PKG_VERSION"),
+                    self.settings.tool
+                ))
+                .connect_timeout(Duration::from_secs(15))
+                .pool_idle_timeout(Duration::from_secs(30))
+                // No endpoint these tools talk to redirects an API call or a sign-in, and
+                // following one re-sends the request — a client secret, a signed assertion,
+                // the managed-identity header — to whatever host the answer names. A 3xx is
+                // an error instead (`send`).
+                .redirect(reqwest::redirect::Policy::none());
+            if direct {
+                b = b.no_proxy();
+            }
+            if let Some(ca) = &self.settings.ca_file {
+                let certs = read_ca_file_from(ca, self.settings.ca_file_source)?;
+                for c in certs {
+                    b = b.add_root_certificate(c);
                 }
-                b.build()
-                    .map_err(|e| Error::internal(format!("cannot set up HTTPS ({e})")))
-            })
-            .await
+            }
+            b.build()
+                .map_err(|e| Error::internal(format!("cannot set up HTTPS ({e})")))
+        })
+        .await
     }
 
     /// A write of `--dry-run`: added to the plan, not sent.
@@ -211,7 +223,7 @@ impl Transport {
     }
 
     async fn attempt(&self, req: &Request, tokens: &impl TokenSource) -> Result<Response> {
-        let client = self.client().await?;
+        let client = self.client(req.no_proxy).await?;
         let token = match &req.auth {
             Auth::None => None,
             Auth::Resource(r) => Some(tokens.token_for(r).await?),
@@ -290,11 +302,7 @@ impl Transport {
                 )
             })
             .collect();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| self.transport_error(req, e))?
-            .to_vec();
+        let body = self.read_body(req, resp).await?;
         self.report.trace(
             1,
             &format!(
@@ -316,6 +324,27 @@ impl Transport {
             headers,
             body,
         })
+    }
+
+    /// The answer's body, read chunk by chunk up to [`MAX_BODY`]: a larger one is refused as
+    /// soon as it is announced (`Content-Length`) or once the cap is reached, without reading
+    /// the rest.
+    async fn read_body(&self, req: &Request, mut resp: reqwest::Response) -> Result<Vec<u8>> {
+        if resp.content_length().is_some_and(|n| n > MAX_BODY as u64) {
+            return Err(too_large(req));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| self.transport_error(req, e))?
+        {
+            if body.len() + chunk.len() > MAX_BODY {
+                return Err(too_large(req));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
     }
 
     fn transport_error(&self, req: &Request, e: reqwest::Error) -> Error {
@@ -356,6 +385,32 @@ impl Transport {
         err.ambiguous = req.is_write() && !e.is_connect();
         err
     }
+}
+
+/// The most of an answer's body that is read (16 MiB). The largest answers these tools get are
+/// pages of a Graph or Dataverse list — at most a few MiB even at 999 objects a page, and most
+/// are a few KiB. Anything larger is a broken proxy or a hostile endpoint streaming without
+/// end, which, read whole, would fill memory and kill the run after real writes with the
+/// document unsaved.
+pub const MAX_BODY: usize = 16 * 1024 * 1024;
+
+/// An answer past [`MAX_BODY`]: exit 1, as any answer the tools cannot read, and never retried
+/// (the same endpoint would send the same). A write that got it may have been committed.
+fn too_large(req: &Request) -> Error {
+    let mut e = Error::internal(format!(
+        "{} {} on {} was answered with a body larger than {} MiB, more than any answer of the \
+         service; it was not read",
+        req.method.as_str(),
+        path_of(&req.url),
+        host_of(&req.url),
+        MAX_BODY / (1024 * 1024)
+    ))
+    .with_hint(
+        "check --authority-host, --graph-url, --dynamics-url, IDENTITY_ENDPOINT and any proxy \
+         between here and the service",
+    );
+    e.ambiguous = req.is_write();
+    e
 }
 
 /// The root certificates of `--ca-file`: a regular file (a FIFO must not block the tool) holding
