@@ -804,3 +804,48 @@ fn share_app_on_an_unmarked_app_adopts_it_and_a_teardown_leaves_the_other_connec
     assert_eq!(keys, vec![json!(c_key)]);
     sim.run("verify-sync", &[], &c).ok();
 }
+
+// ---- a look-alike setup id ------------------------------------------------------------------
+
+#[test]
+fn a_document_naming_another_setups_app_with_a_look_alike_setup_id_removes_none_of_its_secrets() {
+    let sim = sim();
+    let b = sim.setup_chain(&[]);
+    let b_id = str_at(&b, "/setup/id").to_string();
+    // The first eight hex digits are B's (its tags and its secrets' names show them); the rest
+    // is not. The document also claims the app was adopted.
+    let forged = format!("{}-0000-4000-8000-000000000000", &b_id[..8]);
+    assert_ne!(forged, b_id);
+    let hostile = json!({
+        "tenant": b["tenant"],
+        "setup": {"id": forged},
+        "app": {"object_id": b["app"]["object_id"], "client_id": b["app"]["client_id"], "adopted": true},
+        "dynamics": {"url": b["dynamics"]["url"]},
+    });
+    let before = credentials(&sim, &b);
+    assert_eq!(before.len(), 1);
+    let file = sim.path("forged.secret");
+    sim.clear();
+    let r = sim
+        .run(
+            "make-secret",
+            &[
+                "--revoke-others",
+                "--yes",
+                "--secret-file",
+                file.to_str().unwrap(),
+            ],
+            &hostile,
+        )
+        .code_is(4);
+    r.assert_stderr(&format!("it carries the tag of setup {b_id}"))
+        .assert_stderr("no credential is removed");
+    sim.assert_no_writes();
+    assert!(!file.exists());
+
+    let r = sim.run("teardown", &["--yes"], &hostile).ok();
+    sim.assert_no_writes();
+    r.assert_stderr(&format!("it carries the mark of setup {b_id}"));
+    assert_eq!(credentials(&sim, &b), before);
+    sim.run("verify-sync", &[], &b).ok();
+}

@@ -27,12 +27,18 @@ fn with_secret(sim: &Sim, setup: bool) -> PathBuf {
     let s = state.to_str().unwrap();
     sim.run("register-app", &["--state", s], &Value::Null).ok();
     if !setup {
-        // register-app mints a setup id when there is none: drop it again, so the
-        // document is one an earlier version wrote.
+        // register-app mints a setup id when there is none: drop it again, and the tags it
+        // wrote, so the document and the app are as an earlier version left them.
         let mut doc: Value =
             serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
         doc.as_object_mut().unwrap().remove("setup");
         std::fs::write(&state, doc.to_string()).unwrap();
+        for path in [
+            format!("applications/{}", doc["app"]["object_id"].as_str().unwrap()),
+            format!("servicePrincipals/{}", service_principal_id(&doc)),
+        ] {
+            sim.graph_expect(204, "PATCH", &path, Some(json!({"tags": []})));
+        }
     }
     sim.run(
         "make-secret",
@@ -195,7 +201,8 @@ fn retire_old_never_adds_a_credential_and_never_removes_the_one_in_use() {
 }
 
 /// A previous secret made before setups were marked (a document without setup.id) is not
-/// provably this setup's: kept and named, and removed when named with --retire.
+/// provably this setup's: nothing is removed until register-app has marked the app the document
+/// names; then the secret is kept and named, and removed when named with --retire.
 #[test]
 fn an_unmarked_previous_secret_is_retired_only_when_named() {
     let sim = sim();
@@ -209,6 +216,20 @@ fn an_unmarked_previous_secret_is_retired_only_when_named() {
         .as_str()
         .unwrap()
         .to_string();
+    // No setup.id: not even a credential named on the command line goes.
+    sim.clear();
+    sim.run(
+        "make-secret",
+        &["--state", s, "--retire", &old, "--yes"],
+        &Value::Null,
+    )
+    .code_is(4)
+    .assert_stderr("the document names no setup")
+    .assert_stderr(&format!("register-app --state {s}"));
+    sim.assert_no_writes();
+    sim.run("register-app", &["--state", s], &Value::Null)
+        .ok()
+        .assert_stderr("this document names it by object id and client id");
     sim.clear();
     let r = sim
         .run(
@@ -218,7 +239,7 @@ fn an_unmarked_previous_secret_is_retired_only_when_named() {
         )
         .ok();
     r.assert_stderr(&format!("kept credential {old}"))
-        .assert_stderr("setup.id");
+        .assert_stderr("its name lacks [setup ");
     sim.assert_no_writes();
     assert_eq!(key_set(&sim, &doc).len(), 2);
     let named = format!("make-secret --state {s} --retire {old} --yes");

@@ -34,7 +34,12 @@
 //! file or not valid for `--min-validity`, and prints the step-3 values first. `--revoke-others`
 //! removes every other credential of this setup. Removal asks on a terminal and needs `--yes`
 //! otherwise; a credential is removed only when its display name carries this setup's mark
-//! (`[setup 1a2b3c4d]`, from `setup.id`) or it is named with `--retire`, never the one in use.
+//! (`[setup 1a2b3c4d]`, from `setup.id`) or it is named with `--retire`, never the one in use —
+//! and only from an app whose tags carry this setup's full id (`marketo-s2s:setup:<setup.id>`),
+//! or an untagged app the document records as adopted (`app.adopted`). The short mark alone
+//! proves nothing (another setup's tags show its 8 hex digits): on any other app
+//! `--revoke-others`, `--retire-old` and `--retire` are exit 4 before any write, and an
+//! interrupted run's credentials are kept.
 //!
 //! Interruptions: every credential this tool adds carries a per-run tag (`[run 3fa9c2d1]`) after
 //! the setup's mark. A lost answer retried by core leaves a second credential with the same tag,
@@ -183,6 +188,8 @@ impl s2s_core::Tool for Cli {
     const READS: &'static [AnyKey] = &[
         keys::APP_OBJECT_ID.any(),
         keys::APP_CLIENT_ID.any(),
+        keys::APP_UNIQUE_NAME.any(),
+        keys::APP_ADOPTED.any(),
         keys::SETUP_ID.any(),
         keys::SECRET_KEY_ID.any(),
         keys::SECRET_HINT.any(),
@@ -222,7 +229,8 @@ A re-run sends no write while the saved secret is valid; a valid secret whose fi
 kept (with a warning) until --rotate. A --secret-file that does not exist while secret.file holds
 the secret in use is refused: move the file there first, or add --rotate for a new secret.
 Credentials are removed only when they carry this setup's mark ([setup 1a2b3c4d], from setup.id)
-or are named with --retire, never the one in use.";
+or are named with --retire, never the one in use, and only from an app tagged
+marketo-s2s:setup:<setup.id> (or untagged and recorded as app.adopted).";
     const EXIT_NOTES: &'static [(u8, &'static str)] = &[
         (
             1,
@@ -234,7 +242,7 @@ or are named with --retire, never the one in use.";
         ),
         (
             4,
-            "e.g. the tenant's secret lifetime policy (its maximum is quoted), or --retire-old while the secret in use is not on the app or expires within --min-validity",
+            "e.g. the tenant's secret lifetime policy (its maximum is quoted), --retire-old while the secret in use is not on the app or expires within --min-validity, or --revoke-others / --retire-old / --retire on an app that does not carry this setup's tag (nor is an untagged adopted one)",
         ),
     ];
     fn common(&self) -> &CommonArgs {
@@ -341,6 +349,18 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
         let g = Graph::new(&ctx.http);
         discovery::read_app(ctx, &g, &input, cli.client_id.as_deref()).await?
     };
+    // Nothing is removed from an app the tenant does not show is this setup's: refused here,
+    // before any write (an interrupted run's credentials are only kept, see remove_orphans).
+    if cli.revoke_others || cli.retiring() {
+        if let Err(why) = discovery::app_is_ours(&input, &app) {
+            let flag = match (cli.revoke_others, cli.retire_old) {
+                (true, _) => "--revoke-others",
+                (_, true) => "--retire-old",
+                _ => "--retire",
+            };
+            return Err(removal::refuse_unproven_app(ctx, &app, &input, flag, &why));
+        }
+    }
     let path = input.file.clone().unwrap_or_else(|| {
         ctx.default_dir()
             .join(format!("marketo-s2s-{}.secret", app.app_id))

@@ -30,7 +30,9 @@
 //!    other service principal uses it (a shared app's only loses the mark).
 //! 5. the app's consent grants, its service principal and the app registration — for an app
 //!    only this setup uses. A shared app (several setups' tags) loses only this setup's tag and
-//!    secrets. An adopted app (`app.adopted`) stays: only the secrets with the setup's mark go,
+//!    secrets. An adopted app (`app.adopted`, carrying no setup's tag: one that carries another
+//!    setup's tag is that connection's, whatever the document says) stays: only the secrets with
+//!    the setup's mark go,
 //!    and the service principal (with its grants) when the setup created it. Entra keeps what
 //!    is deleted restorable for 30 days; the app must be restored first, then its service
 //!    principal (Learn: directory-deleteditems-restore); the line and
@@ -205,10 +207,10 @@ principal carrying its tag (a shared app only loses this setup's tag), the HRD p
 sync-filter columns with its mark, the client secrets named with its mark; the application user
 and roles of such an app (for a shared or adopted app: only what dynamics.application_user_created
 and dynamics.roles[].added record). Never the admin's own app or user. An adopted app
-(app.adopted) is kept. Everything kept is named with its reason. Objects whose ids are missing
-are found by their keys. Removes the keys of what it removed (and verify). A re-run sends no
-write. Deleted items stay restorable for 30 days: the app first, then its service principal
-(teardown.restore_command has both):
+(app.adopted, no setup's tag) is kept. Everything kept is named with its reason. Objects whose
+ids are missing are found by their keys. Removes the keys of what it removed (and verify). A
+re-run sends no write. Deleted items stay restorable for 30 days: the app first, then its
+service principal (teardown.restore_command has both):
   az rest --method POST --url <graph>/v1.0/directory/deletedItems/<app object id>/restore
   az rest --method POST --url <graph>/v1.0/directory/deletedItems/<service principal id>/restore";
     const EXIT_NOTES: &'static [(u8, &'static str)] = &[(
