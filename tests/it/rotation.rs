@@ -431,3 +431,64 @@ fn rotate_keeps_the_old_secret_working_until_it_is_retired() {
     assert_ne!(status, 200, "the retired secret no longer signs in");
     assert!(read_doc(&state)["secret"]["previous_key_id"].is_null());
 }
+
+/// A `--rotate --secret-file P` killed after it saved the new secret in P, re-run with another
+/// `--secret-file`: refused before any write, and the credential whose secret P holds stays
+/// (it is no orphan); the re-run with P finishes the rotation.
+#[test]
+fn a_rerun_naming_another_file_keeps_the_credential_an_interrupted_rotate_saved() {
+    use std::os::unix::fs::PermissionsExt;
+    let sim = sim();
+    let state = with_secret(&sim, true);
+    let s = state.to_str().unwrap();
+    let mut doc = read_doc(&state);
+    let old_key = doc["secret"]["key_id"].as_str().unwrap().to_string();
+    // What the killed run left: its credential (the setup's mark, its run tag), the secret
+    // saved in P, and the journal naming P.
+    let setup = s2s_core::setup::SetupId::parse(doc["setup"]["id"].as_str().unwrap()).unwrap();
+    let made = sim.graph_expect(
+        200,
+        "POST",
+        &format!("applications/{}/addPassword", doc["app"]["object_id"].as_str().unwrap()),
+        Some(json!({"passwordCredential": {
+            "displayName": format!("marketo-s2s make-secret 2026-12-03 {} [run 0badc0de]", setup.name_mark())
+        }})),
+    );
+    let new_key = made["keyId"].as_str().unwrap().to_string();
+    let p = sim.path("rotated.secret");
+    std::fs::write(&p, made["secretText"].as_str().unwrap()).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    doc["secret"]["pending"] = json!({"run": "0badc0de", "file": p.to_str().unwrap()});
+    std::fs::write(&state, doc.to_string()).unwrap();
+
+    sim.clear();
+    let r = sim
+        .run(
+            "make-secret",
+            &["--state", s, "--secret-file", "elsewhere.secret"],
+            &Value::Null,
+        )
+        .code_is(2);
+    sim.assert_no_writes();
+    r.assert_stderr(&new_key)
+        .assert_stderr("nothing was changed");
+    let mut want = vec![old_key.clone(), new_key.clone()];
+    want.sort();
+    assert_eq!(key_set(&sim, &doc), want);
+    assert_eq!(
+        read_doc(&state)["secret"]["pending"],
+        doc["secret"]["pending"]
+    );
+
+    // The re-run with P adopts it: the rotation is finished.
+    sim.run(
+        "make-secret",
+        &["--state", s, "--secret-file", p.to_str().unwrap()],
+        &Value::Null,
+    )
+    .ok();
+    let after = read_doc(&state);
+    assert_eq!(after["secret"]["key_id"], json!(new_key));
+    assert_eq!(after["secret"]["previous_key_id"], json!(old_key));
+    assert_eq!(key_set(&sim, &doc), want);
+}
