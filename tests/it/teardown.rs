@@ -1035,3 +1035,36 @@ fn after_teardown_the_service_principal_is_a_deleted_item_restorable_after_its_a
     );
     sim.graph_expect(200, "GET", &format!("servicePrincipals/{sp}"), None);
 }
+
+/// A file found only by make-secret's default name for the client id is deleted only with an
+/// app that goes: a shared app stays, and the file may be the other setup's.
+#[test]
+fn a_default_named_secret_file_stays_when_the_app_stays_for_another_setup() {
+    let sim = sim();
+    let a = sim.setup_chain(&[]);
+    let cid = client_id(&a);
+    // Setup A keeps its secret under make-secret's default name for the app.
+    let default = sim.path(&format!("marketo-s2s-{cid}.secret"));
+    std::fs::rename(sim.path("marketo.secret"), &default).unwrap();
+    // Setup B shares the app, with a file of its own.
+    let b = sim
+        .run("register-app", &["--share-app"], &Value::Null)
+        .ok()
+        .doc;
+    let b_secret = sim.path("b.secret");
+    let b = sim
+        .run(
+            "make-secret",
+            &["--secret-file", b_secret.to_str().unwrap()],
+            &b,
+        )
+        .ok()
+        .doc;
+    // B's document was lost: it is torn down by its setup id and the app's unique name.
+    let lost = json!({"setup": b["setup"], "app": {"unique_name": b["app"]["unique_name"]}});
+    let r = sim.run("teardown", &["--yes"], &lost).ok();
+    r.assert_stderr("removed this setup's tag from app registration")
+        .assert_stderr(&format!("kept the secret file {}", default.display()));
+    let value = std::fs::read_to_string(&default).unwrap();
+    assert_eq!(sim.token_for(&cid, &value, &sim.url()).0, 200);
+}

@@ -38,8 +38,10 @@
 //!    principal (Learn: directory-deleteditems-restore); the line and
 //!    `teardown.restore_command` give both, in order.
 //! 6. the local secret file — only when it holds a secret that goes (make-secret's name for
-//!    the client id, the document's `secret.sha256`, or a hint of a credential that goes) and
-//!    is a small private regular file, as make-secret writes it.
+//!    the client id when the whole app goes or went, the document's `secret.sha256`, or a hint
+//!    of a credential that goes) and is a small private regular file, as make-secret writes
+//!    it. On a shared or adopted app, which stays, the default name alone is not enough: the
+//!    file may hold another setup's secret or a portal credential.
 //!
 //! The end is a summary: removed n, kept n with the reason for each, and what to do in Marketo
 //! (Admin > CRM: remove this connection's credentials).
@@ -144,7 +146,8 @@ pub struct Cli {
     pub roles: Vec<String>,
 
     /// The local secret file to delete [state: secret.file] [default:
-    /// marketo-s2s-<client id>.secret when it exists]
+    /// marketo-s2s-<client id>.secret when it exists; on a shared or adopted app only when it
+    /// holds this setup's secret]
     #[arg(long, value_name = "FILE")]
     pub secret_file: Option<PathBuf>,
 
@@ -318,6 +321,10 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
             client_id: client_id.as_deref(),
             dying: &dying,
             allowed,
+            whole: matches!(
+                &target,
+                Target::Live(_, Owner::Own) | Target::Gone { proven: true, .. }
+            ),
         },
         &mut plan,
     );
