@@ -1068,3 +1068,22 @@ fn a_default_named_secret_file_stays_when_the_app_stays_for_another_setup() {
     let value = std::fs::read_to_string(&default).unwrap();
     assert_eq!(sim.token_for(&cid, &value, &sim.url()).0, 200);
 }
+
+/// The sync-filter guard fails closed: when "Marketo User" cannot be read (here the document
+/// names a configuration record that does not exist), nobody can tell whether another
+/// connection's sync uses the columns, so --remove-sync-filter keeps them and says why.
+#[test]
+fn remove_sync_filter_keeps_the_columns_while_marketo_user_cannot_be_read() {
+    let sim = sim();
+    let mut doc = full_setup(&sim);
+    doc["marketo_config"]["record_id"] = json!("00000000-0000-4000-8000-000000000001");
+    let r = sim
+        .run("teardown", &["--yes", "--remove-sync-filter"], &doc)
+        .ok();
+    for entity in ["lead", "contact"] {
+        r.assert_stderr(&format!(
+            "kept the sync-filter column new_synctomkto on {entity} and its values: \"Marketo User\" was not read"
+        ));
+        assert_eq!(sync_filter_column(&sim, entity), 200);
+    }
+}

@@ -15,8 +15,9 @@
 //!
 //! 1. with `--remove-sync-filter` only: the `new_synctomkto` columns that carry the setup's mark
 //!    (`DELETE` of the attribute, then `PublishXml` of those entities) — never a hand-made one,
-//!    and none while "Marketo User" is another connection's user. They hold every record's
-//!    sync choice, so they are kept by default.
+//!    and none while "Marketo User" is another connection's user or could not be read (the
+//!    Marketo configuration record not found: nobody can tell whose sync filter they are).
+//!    They hold every record's sync choice, so they are kept by default.
 //! 2. Marketo Config's "Marketo User" lookup is emptied, only when it points at the setup's
 //!    application user; with `--restore-sync-user` it is pointed back at the user
 //!    configure-marketo replaced (`marketo_config.previous_user_id`), otherwise the summary
@@ -118,7 +119,8 @@ pub struct Cli {
     pub yes: bool,
 
     /// Also delete the new_synctomkto sync-filter columns this setup created AND ALL THE VALUES
-    /// THEY HOLD (a hand-made column is never deleted)
+    /// THEY HOLD (a hand-made column is never deleted, and none while Marketo User is another
+    /// connection's user or cannot be read)
     #[arg(long)]
     pub remove_sync_filter: bool,
 
