@@ -426,3 +426,58 @@ fn a_soft_deleted_application_user_is_purged_and_replaced_on_request() {
     let r = sim.run("verify-sync", &[], &r.doc).ok();
     assert_eq!(r.doc["verify"]["ok"], json!(true), "{}", r.stderr);
 }
+
+/// `--purge-deleted` deletes for good: every input (business unit, roles) is checked first, and
+/// only a soft-deleted user of this setup's app is purged.
+#[test]
+fn purge_deleted_checks_every_input_first_and_purges_only_this_setups_user() {
+    let sim = sim();
+    let doc = sim.setup_chain(&[]);
+    let cid = client_id(&doc);
+    let old_user = app_user_id(&doc);
+    assert!(sim.server.soft_delete_user(&cid));
+    sim.clear();
+    // A typo in the business unit, or in a role: exit 4, nothing written.
+    sim.run(
+        "assign-role",
+        &["--purge-deleted", "--business-unit", "Salse"],
+        &doc,
+    )
+    .code_is(4)
+    .assert_stderr("no business unit named \"Salse\"");
+    sim.assert_no_writes();
+    sim.run(
+        "assign-role",
+        &["--purge-deleted", "--role", "Marketo Sink User"],
+        &doc,
+    )
+    .code_is(4)
+    .assert_stderr("no security role named \"Marketo Sink User\"");
+    sim.assert_no_writes();
+    // A document that records no such user and no setup whose tag the app carries: not purged.
+    sim.run(
+        "assign-role",
+        &["--purge-deleted", "--client-id", &cid],
+        &json!({}),
+    )
+    .code_is(4)
+    .assert_stderr("not shown to be this setup's");
+    sim.assert_no_writes();
+    // The setup's document that no longer records the user: its app carries the setup's tag.
+    let mut unrecorded = doc.clone();
+    unrecorded.as_object_mut().unwrap().remove("dynamics");
+    sim.run("assign-role", &["--purge-deleted"], &unrecorded)
+        .ok()
+        .assert_stderr(&format!("(systemuserid {old_user})"));
+
+    // A fresh app: a role typo creates no application user.
+    let fresh = sim
+        .run("register-app", &["--name", "Second App"], &Value::Null)
+        .ok()
+        .doc;
+    sim.clear();
+    sim.run("assign-role", &["--role", "Marketo Sink User"], &fresh)
+        .code_is(4);
+    sim.assert_no_writes();
+    assert!(app_users(&sim, &client_id(&fresh)).is_empty());
+}

@@ -738,3 +738,114 @@ fn declining_at_the_prompt_is_exit_2_in_teardown_and_make_secret() {
         r.stdout
     );
 }
+
+// ---- --share-app on an app no setup marked ------------------------------------------------
+
+#[test]
+fn share_app_on_an_unmarked_app_adopts_it_and_a_teardown_leaves_the_other_connection_working() {
+    let sim = sim();
+    // Connection C, set up by an earlier version: its app and service principal carry no tag.
+    let c = sim.setup_chain(&[]);
+    let object = str_at(&c, "/app/object_id").to_string();
+    let sp = service_principal_id(&c);
+    for path in [
+        format!("applications/{object}"),
+        format!("servicePrincipals/{sp}"),
+    ] {
+        sim.graph_expect(204, "PATCH", &path, Some(json!({"tags": []})));
+    }
+    let c_user = app_user_id(&c);
+    let c_key = str_at(&c, "/secret/key_id").to_string();
+    // Setup B meets C's app, is stopped (exit 4), and follows the hint: --share-app.
+    sim.run("register-app", &[], &Value::Null)
+        .code_is(4)
+        .assert_stderr("register-app --share-app");
+    let r = sim.run("register-app", &["--share-app"], &Value::Null).ok();
+    r.assert_stderr(&format!(
+        "adopting application \"Marketo Integration\" (client id {})",
+        client_id(&c)
+    ))
+    .assert_stderr("teardown keeps it");
+    let mut b = r.doc;
+    assert_eq!(client_id(&b), client_id(&c));
+    assert_eq!(b["app"]["adopted"], json!(true));
+    let tags = |path: &str| sim.graph_expect(200, "GET", path, None)["tags"].clone();
+    assert_eq!(tags(&format!("applications/{object}")), json!([]));
+    assert_eq!(tags(&format!("servicePrincipals/{sp}")), json!([]));
+    let secret_b = sim.path("b.secret");
+    let steps: [(&str, Vec<&str>); 3] = [
+        ("grant-consent", vec![]),
+        (
+            "make-secret",
+            vec!["--secret-file", secret_b.to_str().unwrap()],
+        ),
+        ("assign-role", vec![]),
+    ];
+    for (tool, args) in steps {
+        b = sim.run(tool, &args, &b).ok().doc;
+    }
+    // A re-run of register-app on B's document sends nothing: the app stays adopted.
+    sim.clear();
+    let again = sim.run("register-app", &[], &b).ok().doc;
+    sim.assert_no_writes();
+    assert_eq!(again["app"]["adopted"], json!(true));
+
+    // B's teardown: C's app, service principal, grant and user stay; only B's secret goes.
+    let r = sim.run("teardown", &["--yes"], &b).ok();
+    r.assert_stderr("kept app registration \"Marketo Integration\"")
+        .assert_stderr("register-app adopted it");
+    sim.graph_expect(200, "GET", &format!("applications/{object}"), None);
+    sim.graph_expect(200, "GET", &format!("servicePrincipals/{sp}"), None);
+    assert_eq!(user(&sim, &c_user)["isdisabled"], json!(false));
+    let keys: Vec<Value> = credentials(&sim, &c)
+        .iter()
+        .map(|k| k["keyId"].clone())
+        .collect();
+    assert_eq!(keys, vec![json!(c_key)]);
+    sim.run("verify-sync", &[], &c).ok();
+}
+
+// ---- a look-alike setup id ------------------------------------------------------------------
+
+#[test]
+fn a_document_naming_another_setups_app_with_a_look_alike_setup_id_removes_none_of_its_secrets() {
+    let sim = sim();
+    let b = sim.setup_chain(&[]);
+    let b_id = str_at(&b, "/setup/id").to_string();
+    // The first eight hex digits are B's (its tags and its secrets' names show them); the rest
+    // is not. The document also claims the app was adopted.
+    let forged = format!("{}-0000-4000-8000-000000000000", &b_id[..8]);
+    assert_ne!(forged, b_id);
+    let hostile = json!({
+        "tenant": b["tenant"],
+        "setup": {"id": forged},
+        "app": {"object_id": b["app"]["object_id"], "client_id": b["app"]["client_id"], "adopted": true},
+        "dynamics": {"url": b["dynamics"]["url"]},
+    });
+    let before = credentials(&sim, &b);
+    assert_eq!(before.len(), 1);
+    let file = sim.path("forged.secret");
+    sim.clear();
+    let r = sim
+        .run(
+            "make-secret",
+            &[
+                "--revoke-others",
+                "--yes",
+                "--secret-file",
+                file.to_str().unwrap(),
+            ],
+            &hostile,
+        )
+        .code_is(4);
+    r.assert_stderr(&format!("it carries the tag of setup {b_id}"))
+        .assert_stderr("no credential is removed");
+    sim.assert_no_writes();
+    assert!(!file.exists());
+
+    let r = sim.run("teardown", &["--yes"], &hostile).ok();
+    sim.assert_no_writes();
+    r.assert_stderr(&format!("it carries the mark of setup {b_id}"));
+    assert_eq!(credentials(&sim, &b), before);
+    sim.run("verify-sync", &[], &b).ok();
+}

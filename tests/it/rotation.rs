@@ -27,12 +27,18 @@ fn with_secret(sim: &Sim, setup: bool) -> PathBuf {
     let s = state.to_str().unwrap();
     sim.run("register-app", &["--state", s], &Value::Null).ok();
     if !setup {
-        // register-app mints a setup id when there is none: drop it again, so the
-        // document is one an earlier version wrote.
+        // register-app mints a setup id when there is none: drop it again, and the tags it
+        // wrote, so the document and the app are as an earlier version left them.
         let mut doc: Value =
             serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
         doc.as_object_mut().unwrap().remove("setup");
         std::fs::write(&state, doc.to_string()).unwrap();
+        for path in [
+            format!("applications/{}", doc["app"]["object_id"].as_str().unwrap()),
+            format!("servicePrincipals/{}", service_principal_id(&doc)),
+        ] {
+            sim.graph_expect(204, "PATCH", &path, Some(json!({"tags": []})));
+        }
     }
     sim.run(
         "make-secret",
@@ -195,7 +201,8 @@ fn retire_old_never_adds_a_credential_and_never_removes_the_one_in_use() {
 }
 
 /// A previous secret made before setups were marked (a document without setup.id) is not
-/// provably this setup's: kept and named, and removed when named with --retire.
+/// provably this setup's: nothing is removed until register-app has marked the app the document
+/// names; then the secret is kept and named, and removed when named with --retire.
 #[test]
 fn an_unmarked_previous_secret_is_retired_only_when_named() {
     let sim = sim();
@@ -209,6 +216,20 @@ fn an_unmarked_previous_secret_is_retired_only_when_named() {
         .as_str()
         .unwrap()
         .to_string();
+    // No setup.id: not even a credential named on the command line goes.
+    sim.clear();
+    sim.run(
+        "make-secret",
+        &["--state", s, "--retire", &old, "--yes"],
+        &Value::Null,
+    )
+    .code_is(4)
+    .assert_stderr("the document names no setup")
+    .assert_stderr(&format!("register-app --state {s}"));
+    sim.assert_no_writes();
+    sim.run("register-app", &["--state", s], &Value::Null)
+        .ok()
+        .assert_stderr("this document names it by object id and client id");
     sim.clear();
     let r = sim
         .run(
@@ -218,7 +239,7 @@ fn an_unmarked_previous_secret_is_retired_only_when_named() {
         )
         .ok();
     r.assert_stderr(&format!("kept credential {old}"))
-        .assert_stderr("setup.id");
+        .assert_stderr("its name lacks [setup ");
     sim.assert_no_writes();
     assert_eq!(key_set(&sim, &doc).len(), 2);
     let named = format!("make-secret --state {s} --retire {old} --yes");
@@ -409,4 +430,65 @@ fn rotate_keeps_the_old_secret_working_until_it_is_retired() {
     let (status, _) = sim.token_for(&client_id(&doc), &old_value, &sim.url());
     assert_ne!(status, 200, "the retired secret no longer signs in");
     assert!(read_doc(&state)["secret"]["previous_key_id"].is_null());
+}
+
+/// A `--rotate --secret-file P` killed after it saved the new secret in P, re-run with another
+/// `--secret-file`: refused before any write, and the credential whose secret P holds stays
+/// (it is no orphan); the re-run with P finishes the rotation.
+#[test]
+fn a_rerun_naming_another_file_keeps_the_credential_an_interrupted_rotate_saved() {
+    use std::os::unix::fs::PermissionsExt;
+    let sim = sim();
+    let state = with_secret(&sim, true);
+    let s = state.to_str().unwrap();
+    let mut doc = read_doc(&state);
+    let old_key = doc["secret"]["key_id"].as_str().unwrap().to_string();
+    // What the killed run left: its credential (the setup's mark, its run tag), the secret
+    // saved in P, and the journal naming P.
+    let setup = s2s_core::setup::SetupId::parse(doc["setup"]["id"].as_str().unwrap()).unwrap();
+    let made = sim.graph_expect(
+        200,
+        "POST",
+        &format!("applications/{}/addPassword", doc["app"]["object_id"].as_str().unwrap()),
+        Some(json!({"passwordCredential": {
+            "displayName": format!("marketo-s2s make-secret 2026-12-03 {} [run 0badc0de]", setup.name_mark())
+        }})),
+    );
+    let new_key = made["keyId"].as_str().unwrap().to_string();
+    let p = sim.path("rotated.secret");
+    std::fs::write(&p, made["secretText"].as_str().unwrap()).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    doc["secret"]["pending"] = json!({"run": "0badc0de", "file": p.to_str().unwrap()});
+    std::fs::write(&state, doc.to_string()).unwrap();
+
+    sim.clear();
+    let r = sim
+        .run(
+            "make-secret",
+            &["--state", s, "--secret-file", "elsewhere.secret"],
+            &Value::Null,
+        )
+        .code_is(2);
+    sim.assert_no_writes();
+    r.assert_stderr(&new_key)
+        .assert_stderr("nothing was changed");
+    let mut want = vec![old_key.clone(), new_key.clone()];
+    want.sort();
+    assert_eq!(key_set(&sim, &doc), want);
+    assert_eq!(
+        read_doc(&state)["secret"]["pending"],
+        doc["secret"]["pending"]
+    );
+
+    // The re-run with P adopts it: the rotation is finished.
+    sim.run(
+        "make-secret",
+        &["--state", s, "--secret-file", p.to_str().unwrap()],
+        &Value::Null,
+    )
+    .ok();
+    let after = read_doc(&state);
+    assert_eq!(after["secret"]["key_id"], json!(new_key));
+    assert_eq!(after["secret"]["previous_key_id"], json!(old_key));
+    assert_eq!(key_set(&sim, &doc), want);
 }

@@ -1035,3 +1035,55 @@ fn after_teardown_the_service_principal_is_a_deleted_item_restorable_after_its_a
     );
     sim.graph_expect(200, "GET", &format!("servicePrincipals/{sp}"), None);
 }
+
+/// A file found only by make-secret's default name for the client id is deleted only with an
+/// app that goes: a shared app stays, and the file may be the other setup's.
+#[test]
+fn a_default_named_secret_file_stays_when_the_app_stays_for_another_setup() {
+    let sim = sim();
+    let a = sim.setup_chain(&[]);
+    let cid = client_id(&a);
+    // Setup A keeps its secret under make-secret's default name for the app.
+    let default = sim.path(&format!("marketo-s2s-{cid}.secret"));
+    std::fs::rename(sim.path("marketo.secret"), &default).unwrap();
+    // Setup B shares the app, with a file of its own.
+    let b = sim
+        .run("register-app", &["--share-app"], &Value::Null)
+        .ok()
+        .doc;
+    let b_secret = sim.path("b.secret");
+    let b = sim
+        .run(
+            "make-secret",
+            &["--secret-file", b_secret.to_str().unwrap()],
+            &b,
+        )
+        .ok()
+        .doc;
+    // B's document was lost: it is torn down by its setup id and the app's unique name.
+    let lost = json!({"setup": b["setup"], "app": {"unique_name": b["app"]["unique_name"]}});
+    let r = sim.run("teardown", &["--yes"], &lost).ok();
+    r.assert_stderr("removed this setup's tag from app registration")
+        .assert_stderr(&format!("kept the secret file {}", default.display()));
+    let value = std::fs::read_to_string(&default).unwrap();
+    assert_eq!(sim.token_for(&cid, &value, &sim.url()).0, 200);
+}
+
+/// The sync-filter guard fails closed: when "Marketo User" cannot be read (here the document
+/// names a configuration record that does not exist), nobody can tell whether another
+/// connection's sync uses the columns, so --remove-sync-filter keeps them and says why.
+#[test]
+fn remove_sync_filter_keeps_the_columns_while_marketo_user_cannot_be_read() {
+    let sim = sim();
+    let mut doc = full_setup(&sim);
+    doc["marketo_config"]["record_id"] = json!("00000000-0000-4000-8000-000000000001");
+    let r = sim
+        .run("teardown", &["--yes", "--remove-sync-filter"], &doc)
+        .ok();
+    for entity in ["lead", "contact"] {
+        r.assert_stderr(&format!(
+            "kept the sync-filter column new_synctomkto on {entity} and its values: \"Marketo User\" was not read"
+        ));
+        assert_eq!(sync_filter_column(&sim, entity), 200);
+    }
+}

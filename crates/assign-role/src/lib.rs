@@ -5,7 +5,13 @@
 //! version 4.0.0.14 every user needs the role, and it says so), then ensures an enabled
 //! application user for the app's client id — found by `applicationid`, soft-deleted rows
 //! ignored, created in the root business unit or `--business-unit` — holding each `--role` from
-//! its own business unit.
+//! its own business unit. The business unit and every role are found before the first write
+//! (a purge, the create, the enable), so a misspelt name changes nothing.
+//!
+//! `--purge-deleted` deletes a soft-deleted application user of the app for good, and only one
+//! the tenant shows is this setup's: the document records that the setup created it
+//! (`dynamics.application_user_created` with its id), or the live app of the client id carries
+//! this setup's tag (`setup.id`, read from Graph); otherwise exit 4 with nothing changed.
 //!
 //! `dynamics.username` is the user's e-mail: the username Marketo's step 3 asks for. A user and a
 //! role association carry no mark, so `dynamics.application_user_created` and
@@ -69,7 +75,9 @@ pub struct Cli {
     pub roles: Vec<String>,
 
     /// Permanently delete a soft-deleted application user of this app (deleted in the admin
-    /// center, still blocking a new one), then create a fresh one
+    /// center, still blocking a new one), then create a fresh one. Only a user this setup made
+    /// (dynamics.application_user_created) or of an app carrying this setup's tag, and only
+    /// once the business unit and every role are found
     #[arg(long)]
     pub purge_deleted: bool,
 
@@ -80,6 +88,7 @@ pub struct Cli {
 impl s2s_core::Tool for Cli {
     const NAME: &'static str = "assign-role";
     const READS: &'static [AnyKey] = &[
+        keys::SETUP_ID.any(),
         keys::APP_CLIENT_ID.any(),
         keys::DYNAMICS_URL.any(),
         keys::DYNAMICS_APPLICATION_USER_ID.any(),
@@ -105,7 +114,7 @@ setup created the user; dynamics.roles is [{id, name, added}], added when this s
 role. Re-running on a finished setup sends no write.";
     const EXIT_NOTES: &'static [(u8, &'static str)] = &[(
         4,
-        "e.g. the Marketo solution is not installed, or a soft-deleted application user without --purge-deleted",
+        "e.g. the Marketo solution is not installed, a business unit or role that is not found (before any write), or a soft-deleted application user without --purge-deleted or not shown to be this setup's",
     )];
     fn common(&self) -> &CommonArgs {
         &self.common
@@ -140,18 +149,28 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
     let org = dv.org().to_string();
 
     let solution = ensure_marketo_solution(ctx, &dv).await?;
-    let user = ensure_application_user(
-        ctx,
-        &dv,
-        &client_id,
-        cli.business_unit.as_deref(),
-        cli.purge_deleted,
-    )
-    .await?;
+    // Every read and check first — the user (or the business unit a new one goes to), each
+    // role, whether a soft-deleted user may be purged — so a typo writes nothing.
+    let names = unique(&cli.roles);
+    let found = find_user(ctx, &dv, &client_id, cli.business_unit.as_deref()).await?;
+    let mut roles = resolve_roles(&dv, &names, &found.business_unit).await?;
+    if found.active.is_none() {
+        check_purge(ctx, &dv, &client_id, &found.deleted, cli.purge_deleted).await?;
+    }
+    let planned_unit = found.business_unit.businessunitid.clone();
+    let user = ensure_application_user(ctx, &dv, &client_id, found).await?;
+    if !user
+        .business_unit
+        .businessunitid
+        .eq_ignore_ascii_case(&planned_unit)
+    {
+        // A user another run created meanwhile, in another unit: its roles come from there.
+        roles = resolve_roles(&dv, &names, &user.business_unit).await?;
+    }
     // What an earlier run of this setup recorded for the same user: what it created stays
     // created on a re-run (which only finds it).
     let earlier = Earlier::of(&ctx.doc, user.existing.as_ref())?;
-    let roles = ensure_roles(ctx, &dv, &user, &unique(&cli.roles)).await?;
+    let roles = ensure_roles(ctx, &dv, &user, roles).await?;
 
     ctx.doc.set(keys::DYNAMICS_URL, &org);
     if let Some(u) = &user.existing {
@@ -290,75 +309,55 @@ impl AppUser {
     }
 }
 
-/// The one active application user for the client id (reference §1.4), created and enabled when
-/// needed.
-async fn ensure_application_user(
+/// What Dataverse holds for the client id, read before any write.
+struct Found {
+    /// The one active application user.
+    active: Option<SystemUser>,
+    /// Soft-deleted ones: they block a new user.
+    deleted: Vec<SystemUser>,
+    /// The active user's business unit, or the one a new user is created in.
+    business_unit: BusinessUnit,
+}
+
+/// The application user for the client id (reference §1.4) and its business unit, or, when
+/// there is none, the business unit a new one goes to (`--business-unit`, else the root): reads
+/// only, so a bad `--business-unit` stops the run before any write.
+async fn find_user(
     ctx: &Ctx,
     dv: &Dataverse<'_>,
     client_id: &str,
     business_unit: Option<&str>,
-    purge_deleted: bool,
-) -> Result<AppUser> {
-    // The business unit the user was created in, when this run created it (name included).
-    let mut created_in = None;
-    let mut created = false;
+) -> Result<Found> {
     // One read gives the active user and any soft-deleted one (which blocks a new user).
     let (deleted, active): (Vec<SystemUser>, Vec<SystemUser>) = dv
         .application_users_with_deleted(client_id)
         .await?
         .into_iter()
         .partition(SystemUser::is_soft_deleted);
-    let found = one_active_user(client_id, active)?;
-    if found.is_none() {
-        clear_soft_deleted(ctx, dv, client_id, deleted, purge_deleted).await?;
-    }
-    let user = match found {
-        Some(u) => {
-            ctx.say(&format!(
-                "found application user {} for client id {client_id} (systemuserid {})",
-                display_user(&u),
-                u.systemuserid
-            ));
-            u
-        }
-        None => {
-            let bu = target_business_unit(dv, business_unit).await?;
-            match create_application_user(ctx, dv, client_id, &bu).await? {
-                Some((u, new)) => {
-                    created_in = Some(bu);
-                    created = new;
-                    u
-                }
-                None => {
-                    ctx.say(&format!(
-                        "dry run: would create an application user for client id {client_id} in business unit {}",
-                        bu_name(&bu)
-                    ));
-                    return Ok(AppUser {
-                        existing: None,
-                        business_unit: bu,
-                        created: true,
-                    });
-                }
-            }
-        }
+    let Some(user) = one_active_user(client_id, active)? else {
+        return Ok(Found {
+            active: None,
+            deleted,
+            business_unit: target_business_unit(dv, business_unit).await?,
+        });
     };
-
+    ctx.say(&format!(
+        "found application user {} for client id {client_id} (systemuserid {})",
+        display_user(&user),
+        user.systemuserid
+    ));
     let bu_id = user.business_unit_id.clone().ok_or_else(|| {
         Error::internal(format!(
             "application user {} has no business unit in Dataverse's answer",
             user.systemuserid
         ))
     })?;
-    // Its business unit is read only when its name is needed and not known already: for the
-    // --business-unit check here, or for a message (see `named`).
-    let mut bu = match created_in {
-        Some(b) if b.businessunitid.eq_ignore_ascii_case(&bu_id) => b,
-        _ => BusinessUnit {
-            businessunitid: bu_id,
-            name: None,
-            parent_id: None,
-        },
+    // Its business unit is read only when its name is needed: for the --business-unit check
+    // here, or for a message (see `named`).
+    let mut bu = BusinessUnit {
+        businessunitid: bu_id,
+        name: None,
+        parent_id: None,
     };
     if let Some(wanted) = business_unit {
         bu = named(dv, bu).await?;
@@ -375,6 +374,134 @@ async fn ensure_application_user(
             ));
         }
     }
+    Ok(Found {
+        active: Some(user),
+        deleted,
+        business_unit: bu,
+    })
+}
+
+/// A soft-deleted application user of the app (deleted in the admin center) keeps blocking a
+/// new one: Dataverse answers 412 `0x80040237` for any row with the applicationid
+/// (microsoft/terraform-provider-power-platform issue 623). It cannot be reactivated through the
+/// Web API, so with `--purge-deleted` it is deleted for good (one `DELETE` of a soft-deleted
+/// row, as that provider does, in [`ensure_application_user`]); without, the run stops before
+/// any write and says so. Deleting for good is allowed only for a user that is this setup's:
+/// the document records that the setup created it (`dynamics.application_user_created` with its
+/// id in `dynamics.application_user_id`), or the live app of the client id carries this
+/// setup's tag (docs/architecture.md, "Ownership") — never on the client id alone.
+async fn check_purge(
+    ctx: &Ctx,
+    dv: &Dataverse<'_>,
+    client_id: &str,
+    deleted: &[SystemUser],
+    purge: bool,
+) -> Result<()> {
+    if deleted.is_empty() {
+        return Ok(());
+    }
+    let ids = deleted
+        .iter()
+        .map(|u| u.systemuserid.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if !purge {
+        return Err(Error::refused(format!(
+            "client id {client_id} has a soft-deleted application user in {} ({ids}); Dataverse refuses a new one while it exists (412 0x80040237)",
+            dv.org()
+        ))
+        .with_hint(
+            "re-run with --purge-deleted to delete it for good and create a fresh application user, or restore it in the Power Platform admin center (Settings > Users + permissions > Application users)",
+        ));
+    }
+    let doc = &ctx.doc;
+    let created = doc.get(keys::DYNAMICS_APPLICATION_USER_CREATED)? == Some(true);
+    let recorded_id = doc
+        .get(keys::DYNAMICS_APPLICATION_USER_ID)?
+        .filter(|_| created);
+    let recorded = deleted.iter().all(|u| {
+        recorded_id
+            .as_deref()
+            .is_some_and(|r| r.eq_ignore_ascii_case(&u.systemuserid))
+    });
+    if recorded {
+        return Ok(());
+    }
+    let setup = s2s_core::setup::SetupId::of_doc(doc)?;
+    let app_ours = match &setup {
+        Some(s) => s2s_graph::Graph::new(&ctx.http)
+            .application_by_app_id(client_id)
+            .await
+            .map_err(|e| {
+                s2s_graph::needs::explain_forbidden(e, &s2s_graph::needs::ASSIGN_ROLE_PURGE)
+            })?
+            .is_some_and(|a| s.marks_tags(&a.tags)),
+        None => false,
+    };
+    if app_ours {
+        return Ok(());
+    }
+    Err(Error::refused(format!(
+        "--purge-deleted: the soft-deleted application user(s) {ids} of client id {client_id} in {} are not shown to \
+         be this setup's: the document does not record that this setup created them (dynamics.application_user_created), \
+         and the app of client id {client_id} does not carry {}; nothing was changed",
+        dv.org(),
+        match &setup {
+            Some(s) => format!("this setup's tag ({})", s.tag()),
+            None => "the tag of a setup this document names (it has no setup.id)".to_string(),
+        }
+    ))
+    .with_hint(
+        "run assign-role with the state document of the setup that made the user, or restore or delete the user in the \
+         Power Platform admin center (Settings > Users + permissions > Application users), then re-run",
+    ))
+}
+
+/// The one active application user for the client id, created (after purging the soft-deleted
+/// ones [`check_purge`] allowed) and enabled when needed. Every check was made before: this
+/// only writes.
+async fn ensure_application_user(
+    ctx: &Ctx,
+    dv: &Dataverse<'_>,
+    client_id: &str,
+    found: Found,
+) -> Result<AppUser> {
+    let Found {
+        active,
+        deleted,
+        business_unit: bu,
+    } = found;
+    let (user, bu, created) = match active {
+        Some(u) => (u, bu, false),
+        None => {
+            purge_soft_deleted(ctx, dv, &deleted).await?;
+            match create_application_user(ctx, dv, client_id, &bu).await? {
+                Some((u, new)) => {
+                    // A user met as a duplicate may be in another unit than the planned one.
+                    let bu = match u.business_unit_id.as_deref() {
+                        Some(id) if !id.eq_ignore_ascii_case(&bu.businessunitid) => BusinessUnit {
+                            businessunitid: id.to_string(),
+                            name: None,
+                            parent_id: None,
+                        },
+                        _ => bu,
+                    };
+                    (u, bu, new)
+                }
+                None => {
+                    ctx.say(&format!(
+                        "dry run: would create an application user for client id {client_id} in business unit {}",
+                        bu_name(&bu)
+                    ));
+                    return Ok(AppUser {
+                        existing: None,
+                        business_unit: bu,
+                        created: true,
+                    });
+                }
+            }
+        }
+    };
 
     if user.is_disabled() {
         // Terraform's model starts a new application user disabled (reference §1.4).
@@ -397,37 +524,9 @@ async fn ensure_application_user(
     })
 }
 
-/// A soft-deleted application user of the app (deleted in the admin center) keeps blocking a
-/// new one: Dataverse answers 412 `0x80040237` for any row with the applicationid
-/// (microsoft/terraform-provider-power-platform issue 623). It cannot be reactivated through the
-/// Web API, so with `--purge-deleted` it is deleted for good (one `DELETE` of a soft-deleted
-/// row, as that provider does) and a fresh user is created; without, the run stops before any
-/// write and says so.
-async fn clear_soft_deleted(
-    ctx: &Ctx,
-    dv: &Dataverse<'_>,
-    client_id: &str,
-    deleted: Vec<SystemUser>,
-    purge: bool,
-) -> Result<()> {
-    if deleted.is_empty() {
-        return Ok(());
-    }
-    let ids = deleted
-        .iter()
-        .map(|u| u.systemuserid.as_str())
-        .collect::<Vec<_>>()
-        .join(", ");
-    if !purge {
-        return Err(Error::refused(format!(
-            "client id {client_id} has a soft-deleted application user in {} ({ids}); Dataverse refuses a new one while it exists (412 0x80040237)",
-            dv.org()
-        ))
-        .with_hint(
-            "re-run with --purge-deleted to delete it for good and create a fresh application user, or restore it in the Power Platform admin center (Settings > Users + permissions > Application users)",
-        ));
-    }
-    for u in &deleted {
+/// Deletes for good the soft-deleted users [`check_purge`] allowed.
+async fn purge_soft_deleted(ctx: &Ctx, dv: &Dataverse<'_>, deleted: &[SystemUser]) -> Result<()> {
+    for u in deleted {
         match dv.delete_system_user(&u.systemuserid).await? {
             Written::Done(()) => ctx.say(&format!(
                 "purged soft-deleted application user {} (systemuserid {})",
@@ -610,16 +709,29 @@ async fn create_application_user(
     Ok(Some((user, new)))
 }
 
-/// Each role by name from the user's business unit, associated unless already held (reference §2:
-/// read before write, a duplicate 0x80040237 also means done). With each role: whether this run
-/// associated it (a duplicate answer counts: the role was not held when read).
+/// Each role by name from the business unit the user is (or will be) in: reads only, before
+/// any write, so a misspelt role stops the run with nothing created or enabled.
+async fn resolve_roles(
+    dv: &Dataverse<'_>,
+    names: &[String],
+    bu: &BusinessUnit,
+) -> Result<Vec<(String, Role)>> {
+    let mut out = Vec::new();
+    for name in names {
+        out.push((name.clone(), find_role(dv, name, bu).await?));
+    }
+    Ok(out)
+}
+
+/// Each role ([`resolve_roles`]) associated unless already held (reference §2: read before
+/// write, a duplicate 0x80040237 also means done). With each role: whether this run associated
+/// it (a duplicate answer counts: the role was not held when read).
 async fn ensure_roles(
     ctx: &Ctx,
     dv: &Dataverse<'_>,
     user: &AppUser,
-    names: &[String],
+    roles: Vec<(String, Role)>,
 ) -> Result<Vec<(Role, bool)>> {
-    let bu = &user.business_unit;
     let held: Vec<String> = match &user.existing {
         Some(u) => match &u.systemuserroles_association {
             Some(r) => r.iter().map(|r| r.roleid.to_ascii_lowercase()).collect(),
@@ -633,8 +745,7 @@ async fn ensure_roles(
         None => Vec::new(),
     };
     let mut out = Vec::new();
-    for name in names {
-        let role = find_role(dv, name, bu).await?;
+    for (name, role) in roles {
         let held_already = held.contains(&role.roleid.to_ascii_lowercase());
         if held_already {
             ctx.say(&format!(

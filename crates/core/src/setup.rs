@@ -13,6 +13,10 @@
 //! | HRD policy, sync-filter column | description | [`SetupId::description_mark`]: `[marketo-s2s setup <guid>]` |
 //! | client secret | display name | [`SetupId::name_mark`]: `[setup <first 8 hex digits>]`, before the run tag |
 //!
+//! The secret's mark is short (the portal's description has little room) and another setup's
+//! tags show those 8 hex digits, so it counts only on an app whose tags carry this setup's full
+//! [`SetupId::tag`] (or an untagged app the document records as adopted).
+//!
 //! What cannot carry text (a grant, the Dataverse application user, a role association) counts
 //! as the setup's only when the document records that the setup *created* it **and** it belongs
 //! to an object that carries the mark. See docs/architecture.md, "Ownership".

@@ -114,6 +114,17 @@ pub const VERIFY: Need = Need {
     roles: &[],
 };
 
+pub const ASSIGN_ROLE_PURGE: Need = Need {
+    tool: "assign-role",
+    what: "reading the app registration, to tell whether the soft-deleted user to purge is this setup's",
+    all_of: &[&[
+        "Application.ReadWrite.All",
+        "Application.Read.All",
+        ACCESS_AS_USER,
+    ]],
+    roles: &[],
+};
+
 pub const TEARDOWN: Need = Need {
     tool: "teardown",
     what: "removing the app, its service principal, its consent and its HRD policy",
@@ -136,6 +147,7 @@ pub const ALL: &[Need] = &[
     MAKE_SECRET,
     READ_DOMAINS,
     HRD_POLICY,
+    ASSIGN_ROLE_PURGE,
     VERIFY,
     TEARDOWN,
 ];

@@ -1,14 +1,18 @@
 //! Stage 3, discovery: the app as Graph shows it, and who owns its live credentials.
 //!
-//! Ownership is proven on the live credential, never by the document: a credential is this
-//! setup's when its display name carries the setup's mark (`[setup 1a2b3c4d]`,
-//! [`SetupId::name_mark`]). Only such credentials are ever removed without being named on the
-//! command line. A credential made by make-secret before setups were marked carries only a run
-//! tag; it may be *adopted* (recorded, which changes nothing on the tenant), never removed
-//! unasked.
+//! Ownership is proven on the live objects, never by the document. The app first
+//! ([`app_is_ours`]): nothing is removed from an app that does not carry this setup's full tag
+//! (`marketo-s2s:setup:<guid>`), unless it carries no setup's tag and the document records it
+//! as adopted (a portal app). Then the credential: it is this setup's when its display name
+//! carries the setup's mark (`[setup 1a2b3c4d]`, [`SetupId::name_mark`]). That mark holds only
+//! the first 8 hex digits of the setup id (the portal's description has little room), which
+//! another setup's tags show to anyone: alone it proves nothing, so the app's tag is the gate.
+//! Only such credentials are ever removed without being named on the command line. A credential
+//! made by make-secret before setups were marked carries only a run tag; it may be *adopted*
+//! (recorded, which changes nothing on the tenant), never removed unasked.
 
 use s2s_core::keys;
-use s2s_core::setup::SetupId;
+use s2s_core::setup::{SetupId, setups_in_tags};
 use s2s_core::{Ctx, Error, Result};
 use s2s_graph::{Application, Graph, PasswordCredential};
 
@@ -53,6 +57,34 @@ pub(crate) async fn read_app(
         }
     }
     Ok(app)
+}
+
+/// Whether credentials may be removed from `app` at all: it carries this setup's full tag
+/// (maybe beside other setups': a shared app), or it carries no setup's tag and the document
+/// records it as adopted. `Err` says why not.
+pub(crate) fn app_is_ours(input: &Input, app: &Application) -> std::result::Result<(), String> {
+    let marks = setups_in_tags(&app.tags);
+    match &input.setup {
+        None => Err(
+            "the document names no setup (setup.id, which register-app writes), so nothing proves the app is this \
+             setup's"
+                .into(),
+        ),
+        Some(s) if marks.contains(s) => Ok(()),
+        Some(_) if marks.is_empty() && input.adopted => Ok(()),
+        Some(s) if marks.is_empty() => Err(format!(
+            "it carries no setup's tag and the document does not record it as adopted (app.adopted), so nothing \
+             proves it is setup {s}'s"
+        )),
+        Some(s) => Err(format!(
+            "it carries the tag of setup {}, not this document's setup {s}",
+            marks
+                .iter()
+                .map(SetupId::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
 }
 
 /// Whether the secret's value starts with the credential's hint (graph.md §4.1: the hint is

@@ -51,6 +51,9 @@ pub(crate) struct Pending {
 pub(crate) struct Input {
     pub target: AppRef,
     pub setup: Option<SetupId>,
+    /// register-app adopted the app (`app.adopted`, or an earlier version's `app.unique_name:
+    /// null`): a portal app, which carries no setup's tag. Only for the document's own app.
+    pub adopted: bool,
     pub record: Record,
     /// The secret file when it can be named before the app is read (always, but for a document
     /// that names the app only by object id and no file: the default name needs the client id).
@@ -66,12 +69,18 @@ pub(crate) fn read(ctx: &Ctx, cli: &Cli) -> Result<Input> {
         AppRef::from_flags_or_doc(cli.object_id.as_deref(), cli.client_id.as_deref(), doc)?;
     let setup = SetupId::of_doc(doc)?;
     let mut record = read_record(ctx)?;
+    let mut adopted = doc
+        .get_value(keys::APP_ADOPTED.path())
+        .and_then(Value::as_bool)
+        == Some(true)
+        || doc.get_value(keys::APP_UNIQUE_NAME.path()) == Some(&Value::Null);
     if let Some(why) = flags_name_another_app(cli, doc)? {
         // The document's secret is another app's: none of it says anything about this one.
         ctx.say(&format!(
             "the state document's secret.* belongs to {why}; this run ignores it"
         ));
         record = Record::default();
+        adopted = false;
     }
     let lifetime = cli
         .expires_in
@@ -88,6 +97,7 @@ pub(crate) fn read(ctx: &Ctx, cli: &Cli) -> Result<Input> {
     Ok(Input {
         target,
         setup,
+        adopted,
         record,
         file,
         lifetime,

@@ -34,14 +34,22 @@
 //! file or not valid for `--min-validity`, and prints the step-3 values first. `--revoke-others`
 //! removes every other credential of this setup. Removal asks on a terminal and needs `--yes`
 //! otherwise; a credential is removed only when its display name carries this setup's mark
-//! (`[setup 1a2b3c4d]`, from `setup.id`) or it is named with `--retire`, never the one in use.
+//! (`[setup 1a2b3c4d]`, from `setup.id`) or it is named with `--retire`, never the one in use —
+//! and only from an app whose tags carry this setup's full id (`marketo-s2s:setup:<setup.id>`),
+//! or an untagged app the document records as adopted (`app.adopted`). The short mark alone
+//! proves nothing (another setup's tags show its 8 hex digits): on any other app
+//! `--revoke-others`, `--retire-old` and `--retire` are exit 4 before any write, and an
+//! interrupted run's credentials are kept.
 //!
 //! Interruptions: every credential this tool adds carries a per-run tag (`[run 3fa9c2d1]`) after
 //! the setup's mark. A lost answer retried by core leaves a second credential with the same tag,
 //! removed after the add. Just before `addPassword` the run is journaled in `secret.pending`
 //! (saved to the `--state` file), so a run killed between `addPassword`, the file write and the
 //! state save is finished by the next run: it adopts the credential whose secret reached the
-//! file, removes the tagged ones whose secret never did, and adds nothing more.
+//! file, removes the tagged ones whose secret never did, and adds nothing more. Every check
+//! that can refuse the run comes before that removal. A re-run given another file than the
+//! journaled one (or none: `secret.storage: external`) stops with exit 2, before any write,
+//! when the journaled file holds the secret of one of those credentials: it is no orphan.
 //!
 //! `secret.file` is recorded by name when the file sits beside the `--state` file (so the folder
 //! can be moved), else absolute; a relative one is read relative to the `--state` file's folder.
@@ -183,6 +191,8 @@ impl s2s_core::Tool for Cli {
     const READS: &'static [AnyKey] = &[
         keys::APP_OBJECT_ID.any(),
         keys::APP_CLIENT_ID.any(),
+        keys::APP_UNIQUE_NAME.any(),
+        keys::APP_ADOPTED.any(),
         keys::SETUP_ID.any(),
         keys::SECRET_KEY_ID.any(),
         keys::SECRET_HINT.any(),
@@ -222,7 +232,8 @@ A re-run sends no write while the saved secret is valid; a valid secret whose fi
 kept (with a warning) until --rotate. A --secret-file that does not exist while secret.file holds
 the secret in use is refused: move the file there first, or add --rotate for a new secret.
 Credentials are removed only when they carry this setup's mark ([setup 1a2b3c4d], from setup.id)
-or are named with --retire, never the one in use.";
+or are named with --retire, never the one in use, and only from an app tagged
+marketo-s2s:setup:<setup.id> (or untagged and recorded as app.adopted).";
     const EXIT_NOTES: &'static [(u8, &'static str)] = &[
         (
             1,
@@ -230,11 +241,11 @@ or are named with --retire, never the one in use.";
         ),
         (
             2,
-            "also a secret file that is not this connection's, a --secret-file in a folder that does not exist, removal without --yes off a terminal, or --retire-old while the file does not hold the secret in use",
+            "also a secret file that is not this connection's, a --secret-file in a folder that does not exist, removal without --yes off a terminal, --retire-old while the file does not hold the secret in use, or another file than the one an interrupted run saved its new secret to",
         ),
         (
             4,
-            "e.g. the tenant's secret lifetime policy (its maximum is quoted), or --retire-old while the secret in use is not on the app or expires within --min-validity",
+            "e.g. the tenant's secret lifetime policy (its maximum is quoted), --retire-old while the secret in use is not on the app or expires within --min-validity, or --revoke-others / --retire-old / --retire on an app that does not carry this setup's tag (nor is an untagged adopted one)",
         ),
     ];
     fn common(&self) -> &CommonArgs {
@@ -341,6 +352,18 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
         let g = Graph::new(&ctx.http);
         discovery::read_app(ctx, &g, &input, cli.client_id.as_deref()).await?
     };
+    // Nothing is removed from an app the tenant does not show is this setup's: refused here,
+    // before any write (an interrupted run's credentials are only kept, see remove_orphans).
+    if cli.revoke_others || cli.retiring() {
+        if let Err(why) = discovery::app_is_ours(&input, &app) {
+            let flag = match (cli.revoke_others, cli.retire_old) {
+                (true, _) => "--revoke-others",
+                (_, true) => "--retire-old",
+                _ => "--retire",
+            };
+            return Err(removal::refuse_unproven_app(ctx, &app, &input, flag, &why));
+        }
+    }
     let path = input.file.clone().unwrap_or_else(|| {
         ctx.default_dir()
             .join(format!("marketo-s2s-{}.secret", app.app_id))
@@ -447,16 +470,8 @@ async fn ensure(
         target.use_file,
         times.renew_before,
     )?;
-    let app = if judged.orphans.is_empty() {
-        app
-    } else {
-        let g = Graph::new(&ctx.http);
-        removal::remove_orphans(ctx, &g, app, &judged.orphans, input).await?
-    };
-    if !ctx.dry_run() {
-        // The interrupted run is accounted for: its secret adopted or its orphans removed.
-        ctx.doc.remove(keys::SECRET_PENDING);
-    }
+    // Every refusal comes before the first write (the orphans' removal below).
+    refuse_pending_file_elsewhere(ctx, input, target, &judged.orphans)?;
     let mut plan = judged.plan;
     if let (Plan::Keep(cred, Kept::FileMissing), false) = (&plan, cli.rotate) {
         if let (Some(typed), Some(live)) = (&cli.secret_file, &input.record.file) {
@@ -494,6 +509,19 @@ async fn ensure(
             }
             other => other,
         };
+    }
+    if let Plan::Add { why, .. } = &plan {
+        refuse_unsavable(ctx, cli, target, why)?;
+    }
+    let app = if judged.orphans.is_empty() {
+        app
+    } else {
+        let g = Graph::new(&ctx.http);
+        removal::remove_orphans(ctx, &g, app, &judged.orphans, input).await?
+    };
+    if !ctx.dry_run() {
+        // The interrupted run is accounted for: its secret adopted or its orphans removed.
+        ctx.doc.remove(keys::SECRET_PENDING);
     }
     let (current, app, replaced) = match plan {
         Plan::Keep(cred, kept) => {
@@ -597,15 +625,6 @@ async fn add(
     times: &Times,
     why: &str,
 ) -> Result<Option<(String, s2s_graph::Application)>> {
-    if !target.use_file {
-        return Err(Error::usage(format!(
-            "{why}, and the secret is kept outside a file (secret.storage: external): a new one needs a file to be saved to"
-        ))
-        .with_hint(format!(
-            "run {}, then move the new secret to your vault and update Marketo",
-            ctx.command("make-secret", &["--secret-file", "FILE"])
-        )));
-    }
     let base = cli
         .display_name
         .as_deref()
@@ -620,8 +639,6 @@ async fn add(
         file_text: target.text.clone(),
         why,
     };
-    // The value will exist only in this process: its file must be writable before it is made.
-    s2s_core::fsutil::check_write_target(&target.path, input::what_names(cli))?;
     if !ctx.dry_run() {
         let state = ctx.state_file().map(std::path::Path::to_path_buf);
         steps::journal(&mut ctx.doc, state.as_deref(), &add)?;
@@ -654,6 +671,89 @@ async fn add(
         },
     );
     Ok(Some((added.new.cred.key_id, added.app)))
+}
+
+/// Before an add (and before any write of the run): a new secret needs a file it can be saved
+/// to. The value will exist only in this process, so its file must be writable before it is
+/// made; a secret kept outside a file (`secret.storage: external`) needs `--secret-file`.
+fn refuse_unsavable(ctx: &Ctx, cli: &Cli, target: &Target, why: &str) -> Result<()> {
+    if !target.use_file {
+        return Err(Error::usage(format!(
+            "{why}, and the secret is kept outside a file (secret.storage: external): a new one needs a file to be saved to; nothing was changed"
+        ))
+        .with_hint(format!(
+            "run {}, then move the new secret to your vault and update Marketo",
+            ctx.command("make-secret", &["--secret-file", "FILE"])
+        )));
+    }
+    s2s_core::fsutil::check_write_target(&target.path, input::what_names(cli))
+}
+
+/// An interrupted run journaled the file it was saving to (`secret.pending.file`). `plan::judge`
+/// looks only at this run's file; when that is another one (or none: the secret is kept
+/// outside a file), a credential of the interrupted run whose secret the journaled file holds
+/// is no orphan — someone has its secret. Removing it could break what was given that file,
+/// and going on would leave the file behind, so this stops (exit 2, before any write) with the
+/// command that finishes that run. A file that cannot be read cannot be cleared either.
+fn refuse_pending_file_elsewhere(
+    ctx: &Ctx,
+    input: &input::Input,
+    target: &Target,
+    orphans: &[s2s_graph::PasswordCredential],
+) -> Result<()> {
+    let Some(file) = input
+        .record
+        .pending
+        .as_ref()
+        .and_then(|p| p.file.as_deref())
+    else {
+        return Ok(());
+    };
+    if orphans.is_empty() || (target.use_file && file == target.path) {
+        return Ok(());
+    }
+    let this_run = if target.use_file {
+        format!("this run was given {}", target.shown)
+    } else {
+        "this run keeps the secret outside a file".to_string()
+    };
+    let finish = ctx.command(
+        "make-secret",
+        &[
+            "--secret-file",
+            &s2s_core::hint::shell_word(&file.to_string_lossy()),
+        ],
+    );
+    let holder = match s2s_core::fsutil::read_secret(file) {
+        Ok(Some(v)) => orphans
+            .iter()
+            .find(|c| discovery::hint_starts(c, secrecy::ExposeSecret::expose_secret(&v))),
+        Ok(None) => None,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            return Err(Error::usage(format!(
+                "an interrupted make-secret run was saving a new secret to {} (secret.pending.file), which cannot be read \
+                 ({e}), and {this_run}: whether it holds the secret of credential(s) {} cannot be told, so none is \
+                 removed; nothing was changed",
+                shown(file),
+                orphans.iter().map(|c| c.key_id.as_str()).collect::<Vec<_>>().join(", ")
+            ))
+            .with_hint(format!("make the file readable, then finish that run: {finish}")));
+        }
+    };
+    match holder {
+        None => Ok(()),
+        Some(c) => Err(Error::usage(format!(
+            "an interrupted make-secret run saved the secret of credential {} (hint {}) in {} (secret.pending.file), \
+             and {this_run}; that credential is kept, and nothing was changed",
+            c.key_id,
+            c.hint.as_deref().unwrap_or("?"),
+            shown(file)
+        ))
+        .with_hint(format!(
+            "finish that run first (it adopts the saved secret): {finish}; then move the file if you want it elsewhere"
+        ))),
+    }
 }
 
 /// A new current secret replaced `old`, which Marketo may still use: it becomes

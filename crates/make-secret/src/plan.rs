@@ -251,6 +251,7 @@ mod tests {
         Input {
             target: s2s_graph::AppRef::ObjectId("o".into()),
             setup,
+            adopted: false,
             record: Record {
                 key_id: key.map(str::to_string),
                 ..Default::default()

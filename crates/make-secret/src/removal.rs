@@ -1,16 +1,20 @@
 //! Stage 6, the steps that remove: an interrupted run's orphans, `--revoke-others`,
 //! `--retire-old` / `--retire KEYID`, and `--forget-file` (which removes nothing on the tenant).
 //!
-//! A credential is removed only when its display name carries this setup's mark
-//! (`discovery::owned`), or when it is named with `--retire KEYID` on the command line —
-//! never because the document says so, and never the credential whose secret is in use (the
-//! document's `secret.key_id`, whose value the file holds). What is kept is named, with why.
+//! Nothing is removed from an app the tenant does not show is this setup's
+//! (`discovery::app_is_ours`: its tags carry this setup's full id, or it is an untagged adopted
+//! app): `--revoke-others`, `--retire-old` and `--retire` are refused there (exit 4, before any
+//! write), and an interrupted run's credentials are kept. On this setup's app a credential is
+//! removed only when its display name carries this setup's mark (`discovery::owned`), or when
+//! it is named with `--retire KEYID` on the command line — never because the document says so,
+//! and never the credential whose secret is in use (the document's `secret.key_id`, whose value
+//! the file holds). What is kept is named, with why.
 
 use s2s_core::keys;
 use s2s_core::{Ctx, Error, Result};
 use s2s_graph::{Application, Graph, PasswordCredential};
 
-use crate::discovery::owned;
+use crate::discovery::{app_is_ours, owned};
 use crate::input::{EXTERNAL, Input};
 use crate::secret_file::{Saved, shown};
 use crate::steps::{describe, print_step3, remove_credential};
@@ -24,6 +28,17 @@ pub(crate) async fn remove_orphans(
     orphans: &[PasswordCredential],
     input: &Input,
 ) -> Result<Application> {
+    if let Err(why) = app_is_ours(input, &app) {
+        for c in orphans {
+            ctx.warn(&format!(
+                "kept credential {}, which an interrupted make-secret run added and whose secret was never saved: the \
+                 app is not shown to be this setup's ({why}); remove it in the portal (App registrations > the app > \
+                 Certificates & secrets) if nothing uses it",
+                describe(c)
+            ));
+        }
+        return Ok(app);
+    }
     for c in orphans {
         if !owned(input.setup.as_ref(), c) {
             ctx.warn(&format!(
@@ -47,6 +62,40 @@ pub(crate) async fn remove_orphans(
         }
     }
     Ok(app)
+}
+
+/// `--revoke-others`, `--retire-old` or `--retire` on an app the tenant does not show is this
+/// setup's (`discovery::app_is_ours`): exit 4 before any write, naming the credentials kept.
+pub(crate) fn refuse_unproven_app(
+    ctx: &Ctx,
+    app: &Application,
+    input: &Input,
+    flag: &str,
+    why: &str,
+) -> Error {
+    let current = input.record.key_id.as_deref();
+    for c in app
+        .password_credentials
+        .iter()
+        .filter(|c| current.is_none_or(|k| !c.key_id.eq_ignore_ascii_case(k)))
+    {
+        ctx.say(&format!(
+            "kept credential {}: the app is not shown to be this setup's",
+            describe(c)
+        ));
+    }
+    Error::refused(format!(
+        "{flag}: the app \"{}\" (client id {}) is not shown to be this setup's: {why}; no credential is removed, and \
+         nothing was changed",
+        s2s_core::output::sanitize(app.display_name.as_deref().unwrap_or("")),
+        app.app_id
+    ))
+    .with_hint(format!(
+        "use the state document of the setup whose app this is; an earlier version's document gets its app marked by \
+         {} first; a credential of an app that is not this setup's is removed in the portal (App registrations > \
+         the app > Certificates & secrets)",
+        ctx.command("register-app", &[])
+    ))
 }
 
 /// Every credential but the one in use: listed, or with `--revoke-others` removed when it is

@@ -11,9 +11,11 @@
 //!   tag `marketo-s2s:setup:<setup.id>` (other tags are kept: `tags` is always read and sent
 //!   whole). An app found by its unique name that carries another setup's tag, or no tag, is not
 //!   used silently (exit 4 naming it): `--name` for a separate app, `--share-app` to share it
-//!   (this setup's tag is added). An earlier version's document that names its app by object id
-//!   and client id gets the app marked; `--setup-id` continues a setup whose document was lost.
-//!   An adopted app (`--client-id`) is not tagged; a service principal this run creates for it is.
+//!   (this setup's tag is added beside the other setup's; an app with no setup's tag is adopted
+//!   instead, as with `--client-id`: nothing proves it is this setup's, so it is never made its
+//!   own). An earlier version's document that names its app by object id and client id gets the
+//!   app marked; `--setup-id` continues a setup whose document was lost. An adopted app is not
+//!   tagged; a service principal this run creates for it is.
 //! - Idempotency key: the application's `uniqueName` (derived from the display name unless
 //!   given), through `PATCH /applications(uniqueName='…')` with `Prefer: create-if-missing`
 //!   (reference/graph.md §1.5) — never the display name alone. `--client-id` adopts an app
@@ -65,8 +67,10 @@ pub struct Cli {
     pub client_id: Option<String>,
 
     /// Use an app that another connection (setup) made, or that carries no setup mark, on
-    /// purpose: this setup's tag is added to it and its service principal; a teardown then
-    /// removes only this setup's tag while another setup still uses the app
+    /// purpose. Another setup's app gets this setup's tag beside its own (app and service
+    /// principal); a teardown then removes only this setup's tag while another setup still uses
+    /// the app. An app with no setup mark is adopted (app.adopted, left untagged): teardown keeps
+    /// it and its service principal
     #[arg(long)]
     pub share_app: bool,
 
@@ -112,8 +116,8 @@ setup.id is minted once per connection. An app adopted with --client-id (app.ado
 display name unless --name is given, and teardown keeps it. The app and service principal it
 creates carry the tag marketo-s2s:setup:<setup.id>; an app with the same unique name that
 another connection (or an earlier version, or a person) made is not used silently: exit 4, then
---name for a separate app or --share-app to share it. Re-running on a finished setup sends no
-write.";
+--name for a separate app or --share-app to share it (an app with no setup's tag is adopted, as
+with --client-id). Re-running on a finished setup sends no write.";
     const EXIT_NOTES: &'static [(u8, &'static str)] = &[(
         4,
         "also when the app with this unique name is another connection's",
@@ -296,14 +300,17 @@ async fn register(ctx: &mut Ctx, cli: Cli) -> Result<()> {
                 key_given,
                 doc_name: doc_name_for_rename.as_deref(),
             };
-            ensure_application(ctx, &graph, u, &name, may_rename, &wanted, &mut setup)
-                .await?
-                .map(|(app, created)| (app, created, false))
+            ensure_application(ctx, &graph, u, &name, may_rename, &wanted, &mut setup).await?
         }
     };
     ctx.doc.set(keys::SETUP_ID, setup.id.as_str());
     ctx.doc.set(keys::APP_DISPLAY_NAME, &name);
     match (&unique_name, &app) {
+        // An unmarked app adopted with --share-app is found again by its client id, as one
+        // adopted with --client-id (a re-run adopts it again without the flag).
+        (Some(_), Some((_, _, true))) if adopt.is_none() => {
+            ctx.doc.set(keys::APP_UNIQUE_NAME, None::<&str>)
+        }
         (Some(u), _) => ctx.doc.set(keys::APP_UNIQUE_NAME, u),
         // A marked app shared by client id keeps its own unique name (teardown checks it).
         (None, Some((a, _, false))) => ctx.doc.set(keys::APP_UNIQUE_NAME, a.unique_name.as_deref()),
@@ -362,8 +369,26 @@ impl Wanted<'_> {
     }
 }
 
-/// The tags an app found (not created) must get: `None` when it carries this setup's already.
-/// A run continuing an interrupted setup takes over that setup's id.
+/// How this setup uses an app it found (not created).
+enum Claim {
+    /// As its own (or shared): with these tags (`None` when it carries this setup's already).
+    Tagged(Option<Vec<String>>),
+    /// Adopted: untagged, recorded as `app.adopted`.
+    Adopted,
+}
+
+impl Claim {
+    /// The tags to send, and whether the app is adopted.
+    fn split(self) -> (Option<Vec<String>>, bool) {
+        match self {
+            Claim::Tagged(tags) => (tags, false),
+            Claim::Adopted => (None, true),
+        }
+    }
+}
+
+/// How this setup may use an app found (not created). A run continuing an interrupted setup
+/// takes over that setup's id.
 async fn claim(
     ctx: &Ctx,
     graph: &Graph<'_>,
@@ -371,18 +396,27 @@ async fn claim(
     wanted: &Wanted<'_>,
     setup: &mut Setup,
     key: &str,
-) -> Result<Option<Vec<String>>> {
+) -> Result<Claim> {
     let found = Found {
         named_by_doc: wanted.names(app),
         share: wanted.share,
         key,
     };
     match ownership::judge(ctx, graph, app, setup, found).await? {
-        Verdict::Ours => Ok(None),
+        Verdict::Ours => Ok(Claim::Tagged(None)),
         Verdict::Continue(id) => {
             setup.id = id;
             setup.minted = false;
-            Ok(None)
+            Ok(Claim::Tagged(None))
+        }
+        Verdict::Adopt { why } => {
+            ctx.say(&format!(
+                "adopting application {:?} (client id {}) for setup {}: {why}",
+                app.display_name.as_deref().unwrap_or(""),
+                app.app_id,
+                setup.id
+            ));
+            Ok(Claim::Adopted)
         }
         Verdict::Mark { why } => {
             ctx.say(&format!(
@@ -391,7 +425,7 @@ async fn claim(
                 app.app_id,
                 setup.id
             ));
-            Ok(tags_with(&app.tags, &setup.id.tag()))
+            Ok(Claim::Tagged(tags_with(&app.tags, &setup.id.tag())))
         }
     }
 }
@@ -495,10 +529,10 @@ async fn ensure_application(
     rename: Rename<'_>,
     wanted: &Wanted<'_>,
     setup: &mut Setup,
-) -> Result<Option<(Application, bool)>> {
+) -> Result<Option<(Application, bool, bool)>> {
     let key = format!("unique name {unique_name:?}");
     if let Some(app) = graph.application_by_unique_name(unique_name).await? {
-        let tags = claim(ctx, graph, &app, wanted, setup, &key).await?;
+        let (tags, adopted) = claim(ctx, graph, &app, wanted, setup, &key).await?.split();
         let current = app.display_name.as_deref();
         if current != Some(name) && !rename.allowed(current) {
             let shown = current.unwrap_or("(no name)");
@@ -513,7 +547,7 @@ async fn ensure_application(
             )));
         }
         update_if_needed(ctx, graph, &app, name, &wanted.access, tags).await?;
-        return Ok(Some((app, false)));
+        return Ok(Some((app, false, adopted)));
     }
     // Not there (or not replicated yet: the upsert is keyed, so it cannot make a second one).
     // The new app carries this setup's tag from its first moment, so no run ever sees it
@@ -529,19 +563,19 @@ async fn ensure_application(
                 "created application {name:?} (client id {}, unique name {unique_name:?}, setup {})",
                 app.app_id, setup.id
             ));
-            Ok(Some((app, true)))
+            Ok(Some((app, true, false)))
         }
         Some(Upserted::Updated) => {
             // It existed after all (a replica lagged, a concurrent run made it, or our own
             // create's answer was lost): read it back, and judge it as any app found.
             let app = read_back(ctx, graph, unique_name).await?;
-            let tags = claim(ctx, graph, &app, wanted, setup, &key).await?;
+            let (tags, adopted) = claim(ctx, graph, &app, wanted, setup, &key).await?.split();
             ctx.say(&format!(
                 "application {name:?} already existed (client id {}); made it match",
                 app.app_id
             ));
             update_if_needed(ctx, graph, &app, name, &wanted.access, tags).await?;
-            Ok(Some((app, false)))
+            Ok(Some((app, false, adopted)))
         }
     }
 }
@@ -587,7 +621,7 @@ async fn adopt_application(
     let marked = !s2s_core::setup::setups_in_tags(&app.tags).is_empty();
     let (tags, adopted) = if marked {
         let key = format!("client id {client_id}");
-        (claim(ctx, graph, &app, wanted, setup, &key).await?, false)
+        claim(ctx, graph, &app, wanted, setup, &key).await?.split()
     } else {
         (None, true)
     };

@@ -14,7 +14,10 @@
 //! - it carries no tag: made by an earlier version of these tools, or by hand. Marked when the
 //!   document names it by object id *and* client id (an earlier version's document of this very
 //!   connection), or when it is as bare as an interrupted run leaves it; otherwise exit 4, as
-//!   above.
+//!   above. `--share-app` on it *adopts* it, as `--client-id` adopts a portal app: nothing
+//!   proves it is this setup's (it may be a live connection an earlier version set up), so it
+//!   is not tagged, `app.adopted` is recorded, and a teardown keeps it and its service
+//!   principal.
 
 use s2s_core::setup::{SetupId, setups_in_tags};
 use s2s_core::{Ctx, Error, Result};
@@ -35,6 +38,9 @@ pub(crate) enum Verdict {
     Ours,
     /// It gets this setup's tag; `why` is said on stderr.
     Mark { why: String },
+    /// It carries no setup's mark and `--share-app` asks to use it: used as an adopted app
+    /// (untagged, `app.adopted`), never made this setup's own; `why` is said on stderr.
+    Adopt { why: String },
     /// An interrupted run of another (document-less) setup: this run continues that setup.
     Continue(SetupId),
 }
@@ -63,16 +69,24 @@ pub(crate) async fn judge(
     if marks.contains(&setup.id) {
         return Ok(Verdict::Ours);
     }
-    if found.share {
+    if found.share && !marks.is_empty() {
         return Ok(Verdict::Mark {
-            why: if marks.is_empty() {
-                "--share-app: this setup uses it from now on (it carried no setup's mark)".into()
-            } else {
-                format!(
-                    "--share-app: shared with setup(s) {}; a teardown of either leaves it to the other",
-                    list(&marks)
-                )
-            },
+            why: format!(
+                "--share-app: shared with setup(s) {}; a teardown of either leaves it to the other",
+                list(&marks)
+            ),
+        });
+    }
+    // No setup's mark: nothing shows whose it is (an earlier version's live connection, a
+    // portal app). Tagging it would make it this setup's alone, and its teardown would delete
+    // it; so it is adopted. An earlier version's document of this very app (object id and
+    // client id) is the migration below, --share-app or not.
+    if found.share && !found.named_by_doc {
+        return Ok(Verdict::Adopt {
+            why: "--share-app on an app that carries no setup's mark (an earlier version's connection, or a portal \
+                  app): used as it is, not marked as this setup's (app.adopted), so teardown keeps it and its service \
+                  principal and removes only what this setup adds"
+                .into(),
         });
     }
     let bare = app.password_credentials.is_empty()
@@ -158,10 +172,18 @@ fn in_use(
             "for a separate connection give this one its own app: {}",
             ctx.command("register-app", &["--name", "'<another name>'"])
         ),
-        format!(
-            "to share this app on purpose (a teardown of either connection then leaves it to the other): {}",
-            ctx.command("register-app", &["--share-app"])
-        ),
+        if marks.is_empty() {
+            format!(
+                "to use this app as it is, without making it this setup's (it is adopted: a teardown of this \
+                 connection keeps it and its service principal): {}",
+                ctx.command("register-app", &["--share-app"])
+            )
+        } else {
+            format!(
+                "to share this app on purpose (a teardown of either connection then leaves it to the other): {}",
+                ctx.command("register-app", &["--share-app"])
+            )
+        },
     ];
     if let [only] = marks {
         ways.push(format!(

@@ -54,7 +54,8 @@ pub(crate) enum Owner {
     /// It carries this setup's tag and other setups' too: only this setup's tag and what carries
     /// its mark go; the app stays for the others.
     Shared(Vec<SetupId>),
-    /// register-app adopted it (a portal app): it stays; only what carries the setup's mark goes.
+    /// register-app adopted it (a portal app; it carries no setup's tag): it stays; only what
+    /// carries the setup's mark goes.
     Adopted,
     /// Not this setup's: nothing of it is touched.
     Foreign(String),
@@ -99,7 +100,9 @@ pub(crate) fn judge(ctx: &Ctx, input: &Input, admin: &Admin, app: &Application) 
                 Owner::Shared(others)
             }
         }
-        _ if input.adopted => Owner::Adopted,
+        // Adopted means a portal app, which no setup tags: `app.adopted` on an app that carries
+        // a setup's tag (another connection's) is the document's word against the tenant's.
+        _ if input.adopted && marks.is_empty() => Owner::Adopted,
         Some(s) if !marks.is_empty() => Owner::Foreign(format!(
             "it carries the mark of setup {}, not this document's setup {s}: it is another connection's (one set up after this \
              document's, if it reused the name); nothing of it is touched",

@@ -15,8 +15,9 @@
 //!
 //! 1. with `--remove-sync-filter` only: the `new_synctomkto` columns that carry the setup's mark
 //!    (`DELETE` of the attribute, then `PublishXml` of those entities) — never a hand-made one,
-//!    and none while "Marketo User" is another connection's user. They hold every record's
-//!    sync choice, so they are kept by default.
+//!    and none while "Marketo User" is another connection's user or could not be read (the
+//!    Marketo configuration record not found: nobody can tell whose sync filter they are).
+//!    They hold every record's sync choice, so they are kept by default.
 //! 2. Marketo Config's "Marketo User" lookup is emptied, only when it points at the setup's
 //!    application user; with `--restore-sync-user` it is pointed back at the user
 //!    configure-marketo replaced (`marketo_config.previous_user_id`), otherwise the summary
@@ -30,14 +31,18 @@
 //!    other service principal uses it (a shared app's only loses the mark).
 //! 5. the app's consent grants, its service principal and the app registration — for an app
 //!    only this setup uses. A shared app (several setups' tags) loses only this setup's tag and
-//!    secrets. An adopted app (`app.adopted`) stays: only the secrets with the setup's mark go,
+//!    secrets. An adopted app (`app.adopted`, carrying no setup's tag: one that carries another
+//!    setup's tag is that connection's, whatever the document says) stays: only the secrets with
+//!    the setup's mark go,
 //!    and the service principal (with its grants) when the setup created it. Entra keeps what
 //!    is deleted restorable for 30 days; the app must be restored first, then its service
 //!    principal (Learn: directory-deleteditems-restore); the line and
 //!    `teardown.restore_command` give both, in order.
 //! 6. the local secret file — only when it holds a secret that goes (make-secret's name for
-//!    the client id, the document's `secret.sha256`, or a hint of a credential that goes) and
-//!    is a small private regular file, as make-secret writes it.
+//!    the client id when the whole app goes or went, the document's `secret.sha256`, or a hint
+//!    of a credential that goes) and is a small private regular file, as make-secret writes
+//!    it. On a shared or adopted app, which stays, the default name alone is not enough: the
+//!    file may hold another setup's secret or a portal credential.
 //!
 //! The end is a summary: removed n, kept n with the reason for each, and what to do in Marketo
 //! (Admin > CRM: remove this connection's credentials).
@@ -114,7 +119,8 @@ pub struct Cli {
     pub yes: bool,
 
     /// Also delete the new_synctomkto sync-filter columns this setup created AND ALL THE VALUES
-    /// THEY HOLD (a hand-made column is never deleted)
+    /// THEY HOLD (a hand-made column is never deleted, and none while Marketo User is another
+    /// connection's user or cannot be read)
     #[arg(long)]
     pub remove_sync_filter: bool,
 
@@ -142,7 +148,8 @@ pub struct Cli {
     pub roles: Vec<String>,
 
     /// The local secret file to delete [state: secret.file] [default:
-    /// marketo-s2s-<client id>.secret when it exists]
+    /// marketo-s2s-<client id>.secret when it exists; on a shared or adopted app only when it
+    /// holds this setup's secret]
     #[arg(long, value_name = "FILE")]
     pub secret_file: Option<PathBuf>,
 
@@ -205,10 +212,10 @@ principal carrying its tag (a shared app only loses this setup's tag), the HRD p
 sync-filter columns with its mark, the client secrets named with its mark; the application user
 and roles of such an app (for a shared or adopted app: only what dynamics.application_user_created
 and dynamics.roles[].added record). Never the admin's own app or user. An adopted app
-(app.adopted) is kept. Everything kept is named with its reason. Objects whose ids are missing
-are found by their keys. Removes the keys of what it removed (and verify). A re-run sends no
-write. Deleted items stay restorable for 30 days: the app first, then its service principal
-(teardown.restore_command has both):
+(app.adopted, no setup's tag) is kept. Everything kept is named with its reason. Objects whose
+ids are missing are found by their keys. Removes the keys of what it removed (and verify). A
+re-run sends no write. Deleted items stay restorable for 30 days: the app first, then its
+service principal (teardown.restore_command has both):
   az rest --method POST --url <graph>/v1.0/directory/deletedItems/<app object id>/restore
   az rest --method POST --url <graph>/v1.0/directory/deletedItems/<service principal id>/restore";
     const EXIT_NOTES: &'static [(u8, &'static str)] = &[(
@@ -316,6 +323,10 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
             client_id: client_id.as_deref(),
             dying: &dying,
             allowed,
+            whole: matches!(
+                &target,
+                Target::Live(_, Owner::Own) | Target::Gone { proven: true, .. }
+            ),
         },
         &mut plan,
     );

@@ -160,14 +160,24 @@ pub(crate) async fn plan_dataverse(
         Some(c) => read_marketo_user(ctx, dv, c).await?,
         None => None,
     };
-    let another_connection = match &current {
-        Some(Some(u)) if !ours.contains(u) => Some(u.clone()),
-        _ => None,
+    // Why the setup's sync-filter columns must stay: "Marketo User" is another connection's
+    // user (the columns may be its sync filter), or nobody read it. The guard fails closed.
+    let columns_blocked = match &current {
+        Some(Some(u)) if !ours.contains(u) => Some(format!(
+            "Marketo User in this org is another connection's user ({u}), whose sync filter it may be"
+        )),
+        Some(_) => None,
+        None => Some(
+            "\"Marketo User\" was not read (the Marketo configuration record was not found, or cannot be read), so \
+             whether another connection's sync filter it is cannot be told; fix marketo_config.* in the document (or \
+             check Settings > Marketo Config > Default in Dynamics) and run teardown --remove-sync-filter again"
+                .to_string(),
+        ),
     };
 
     // 1. The sync-filter columns (configure-marketo and assign-role ran before add-sync-filter).
     if flags.remove_sync_filter {
-        plan_sync_filter(ctx, dv, input, another_connection.as_deref(), plan).await?;
+        plan_sync_filter(ctx, dv, input, columns_blocked.as_deref(), plan).await?;
     } else if input.sync_filter_in_doc {
         plan.keep(
             format!(
@@ -387,12 +397,12 @@ async fn plan_marketo_user(
 /// setup's mark (add-sync-filter puts it in the description), then one publish. A column
 /// without the mark — hand-made, another setup's, an earlier version's — is kept with its
 /// values; so is every column while "Marketo User" is another connection's user (that
-/// connection's sync filter may be these columns).
+/// connection's sync filter may be these columns) or could not be read (`blocked` says why).
 async fn plan_sync_filter(
     ctx: &Ctx,
     dv: &Dataverse<'_>,
     input: &Input,
-    another_connection: Option<&str>,
+    blocked: Option<&str>,
     plan: &mut Plan,
 ) -> Result<()> {
     let mut doomed = Vec::new();
@@ -412,13 +422,7 @@ async fn plan_sync_filter(
                  if you want it and its values gone, delete it in Dynamics: Settings > Customizations > Customize the \
                  System > Entities > the entity > Fields, then publish",
             ),
-            Some(_) if another_connection.is_some() => plan.keep(
-                what,
-                format!(
-                    "Marketo User in this org is another connection's user ({}), whose sync filter it may be",
-                    another_connection.unwrap_or_default()
-                ),
-            ),
+            Some(_) if blocked.is_some() => plan.keep(what, blocked.unwrap_or_default()),
             Some(a) => match a.metadata_id {
                 Some(id) => {
                     doomed.push(entity.clone());

@@ -1,6 +1,8 @@
 //! The local secret file: deleted only when it is make-secret's file of a credential that goes
 //! (or went) with this teardown, and only when it looks exactly like what make-secret writes, so
 //! a document naming another file — a typo, or a hostile document — cannot get it deleted.
+//! make-secret's default name for the client id ties a file to the app only when the whole app
+//! goes (or went); on a shared or adopted app, which stays, its content must match.
 
 use std::path::Path;
 
@@ -24,6 +26,10 @@ pub(crate) struct FileScope<'a> {
     /// or gone without a deleted item that carries the setup's mark): its secrets may stay
     /// valid, so the file that holds one is kept.
     pub allowed: bool,
+    /// The app is this setup's alone and goes (or went): every secret of it dies, so make-secret's
+    /// default name for its client id is enough. A shared or adopted app stays, and a file of
+    /// that name may hold another setup's secret or a portal credential that stays valid.
+    pub whole: bool,
 }
 
 /// Plans the deletion of the document's secret file (or make-secret's default one for the
@@ -76,10 +82,11 @@ pub(crate) fn plan_secret_file(ctx: &Ctx, input: &Input, scope: FileScope<'_>, p
     // The setup's: make-secret's name for this app, the fingerprint make-secret recorded
     // (`secret.sha256`), or the secret of a credential that goes (Graph shows the first three
     // characters of each as its hint, graph.md §4.1).
-    let by_name = default_name.as_deref().is_some_and(|n| {
+    let named_by_default = default_name.as_deref().is_some_and(|n| {
         path.file_name()
             .is_some_and(|f| f.to_string_lossy().eq_ignore_ascii_case(n))
     });
+    let by_name = named_by_default && scope.whole;
     let by_hash = input
         .secret_sha256
         .as_deref()
@@ -91,6 +98,14 @@ pub(crate) fn plan_secret_file(ctx: &Ctx, input: &Input, scope: FileScope<'_>, p
     });
     if by_name || by_hash || by_hint {
         plan.steps.push(Step::DeleteSecretFile(path));
+    } else if named_by_default {
+        plan.keep(
+            what,
+            "it has make-secret's default name for the app, but the app stays (shared with another setup, or \
+             adopted), so it may hold another connection's secret or a portal credential, and neither the fingerprint \
+             the document records (secret.sha256) nor a secret that goes matches its content; delete it yourself if it \
+             holds this setup's secret",
+        );
     } else {
         plan.keep(
             what,

@@ -207,7 +207,15 @@ pub const RULES: &[Rule] = &[
         application: &[APP_READ],
         delegated: &[APP_READ_DELEGATED],
         roles: &[],
-        tools: &["register-app", "make-secret", "verify-sync", "teardown"],
+        // assign-role: only `--purge-deleted` of a user the document does not record (is the
+        // app this setup's?).
+        tools: &[
+            "register-app",
+            "make-secret",
+            "verify-sync",
+            "teardown",
+            "assign-role",
+        ],
         needs: &["Application.ReadWrite.All"],
         source: "https://learn.microsoft.com/en-us/graph/api/application-get?view=graph-rest-1.0#permissions",
     },
