@@ -1087,3 +1087,28 @@ fn remove_sync_filter_keeps_the_columns_while_marketo_user_cannot_be_read() {
         assert_eq!(sync_filter_column(&sim, entity), 200);
     }
 }
+
+/// A document whose `marketo_config` pairs the lookup with another column's navigation property
+/// would have teardown check one column and clear another: it checks and clears nothing, and
+/// says where to do it by hand (and, the guard failing closed, keeps the sync-filter columns).
+#[test]
+fn marketo_config_names_of_two_columns_clear_nothing() {
+    let sim = sim();
+    let mut doc = full_setup(&sim);
+    let record = str_at(&doc, "/marketo_config/record_id").to_string();
+    let user = str_at(&doc, "/dynamics/application_user_id").to_string();
+    doc["marketo_config"]["nav_property"] = json!("createdby");
+    sim.clear();
+    let r = sim
+        .run("teardown", &["--yes", "--remove-sync-filter"], &doc)
+        .ok();
+    r.assert_stderr("\"Marketo User\" is not checked or cleared");
+    assert_eq!(marketo_user(&sim, &record), json!(user));
+    assert_eq!(sync_filter_column(&sim, "lead"), 200);
+    assert!(
+        !sim.writes().iter().any(|w| w["path"]
+            .as_str()
+            .is_some_and(|p| p.contains("mkto_marketoconfigs"))),
+        "no write to the Marketo configuration record"
+    );
+}

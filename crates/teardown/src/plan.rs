@@ -316,6 +316,18 @@ async fn read_marketo_user(
     dv: &Dataverse<'_>,
     config: &ConfigNames,
 ) -> Result<Option<Option<String>>> {
+    // What is read (`_<lookup>_value`) and what would be cleared (`<nav_property>`) must be one
+    // column (a custom lookup's navigation property is its schema name); a document pairing
+    // them otherwise is not followed: nothing is checked, so nothing is cleared.
+    if !config.nav_property.eq_ignore_ascii_case(&config.lookup) {
+        ctx.warn(&format!(
+            "the document's marketo_config names the lookup {} but the navigation property {} (another column): \
+             \"Marketo User\" is not checked or cleared; if it points at this application user, clear it in \
+             Dynamics (Settings > Marketo Config > Default)",
+            config.lookup, config.nav_property
+        ));
+        return Ok(None);
+    }
     let column = format!("_{}_value", config.lookup);
     let row = dv
         .record_if_named(&config.entity_set, &config.record_id, &column)
