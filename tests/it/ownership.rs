@@ -203,6 +203,29 @@ fn a_document_naming_the_admins_own_client_id_leaves_the_admins_user_enabled_wit
     sim.run("verify-sync", &[], &doc).ok();
 }
 
+/// register-app never takes the app the tools sign in as (the admin's automation app,
+/// registered in this tenant) for Marketo's: not by `--client-id`, not with `--share-app`.
+#[test]
+fn register_app_refuses_the_admins_own_app_and_changes_nothing() {
+    let sim = sim_with(tenant_sim::Options {
+        admin_app_in_tenant: true,
+        ..Default::default()
+    });
+    let admin_client = sim.server.admin_client_id();
+    let before = sim.applications();
+    assert_eq!(before.len(), 1, "{before:#?}");
+    for args in [
+        vec!["--client-id", admin_client.as_str()],
+        vec!["--client-id", admin_client.as_str(), "--share-app"],
+    ] {
+        sim.clear();
+        let r = sim.run("register-app", &args, &Value::Null).code_is(4);
+        r.assert_stderr("is the app these tools are signed in as");
+        sim.assert_no_writes();
+    }
+    assert_eq!(sim.applications(), before);
+}
+
 // ---- a newer connection that reused the name ------------------------------------------------
 
 #[test]

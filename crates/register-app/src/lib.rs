@@ -21,7 +21,8 @@
 //!   (reference/graph.md §1.5) — never the display name alone. `--client-id` adopts an app
 //!   made in the portal instead (it keeps its own display name unless `--name` or the document
 //!   gives one). It reads first and writes only what differs, so a re-run on a finished setup
-//!   sends no write.
+//!   sends no write. The app the tools sign in as (the token's client) is never used, found by
+//!   either key: exit 4.
 //!
 //! Example: `register-app --tenant contoso.onmicrosoft.com | grant-consent | make-secret`
 
@@ -117,10 +118,11 @@ display name unless --name is given, and teardown keeps it. The app and service 
 creates carry the tag marketo-s2s:setup:<setup.id>; an app with the same unique name that
 another connection (or an earlier version, or a person) made is not used silently: exit 4, then
 --name for a separate app or --share-app to share it (an app with no setup's tag is adopted, as
-with --client-id). Re-running on a finished setup sends no write.";
+with --client-id). The app these tools sign in as is never used (exit 4). Re-running on a
+finished setup sends no write.";
     const EXIT_NOTES: &'static [(u8, &'static str)] = &[(
         4,
-        "also when the app with this unique name is another connection's",
+        "also when the app with this unique name is another connection's, or the app signed in as",
     )];
     fn common(&self) -> &CommonArgs {
         &self.common
@@ -532,6 +534,7 @@ async fn ensure_application(
 ) -> Result<Option<(Application, bool, bool)>> {
     let key = format!("unique name {unique_name:?}");
     if let Some(app) = graph.application_by_unique_name(unique_name).await? {
+        refuse_signed_in_app(graph, &app).await?;
         let (tags, adopted) = claim(ctx, graph, &app, wanted, setup, &key).await?.split();
         let current = app.display_name.as_deref();
         if current != Some(name) && !rename.allowed(current) {
@@ -569,6 +572,7 @@ async fn ensure_application(
             // It existed after all (a replica lagged, a concurrent run made it, or our own
             // create's answer was lost): read it back, and judge it as any app found.
             let app = read_back(ctx, graph, unique_name).await?;
+            refuse_signed_in_app(graph, &app).await?;
             let (tags, adopted) = claim(ctx, graph, &app, wanted, setup, &key).await?.split();
             ctx.say(&format!(
                 "application {name:?} already existed (client id {}); made it match",
@@ -618,6 +622,7 @@ async fn adopt_application(
         ))
         .with_hint("check the Application (client) ID in the portal and --tenant; a just-created app may need a minute to replicate")
     })?;
+    refuse_signed_in_app(graph, &app).await?;
     let marked = !s2s_core::setup::setups_in_tags(&app.tags).is_empty();
     let (tags, adopted) = if marked {
         let key = format!("client id {client_id}");
@@ -632,6 +637,27 @@ async fn adopt_application(
     };
     update_if_needed(ctx, graph, &app, &name, &wanted.access, tags).await?;
     Ok(Adopted { app, name, adopted })
+}
+
+/// The app these tools are signed in through (the admin's automation app, or the client a
+/// user signs in with) is never Marketo's: adopting it would change its name, audience and
+/// permissions, and teardown would then act on the admin's own access.
+async fn refuse_signed_in_app(graph: &Graph<'_>, app: &Application) -> Result<()> {
+    let caller = graph.caller().await?;
+    if caller
+        .and_then(|c| c.app_id)
+        .is_some_and(|id| id.eq_ignore_ascii_case(&app.app_id))
+    {
+        return Err(Error::refused(format!(
+            "application {:?} (client id {}) is the app these tools are signed in as; it is not used for Marketo",
+            app.display_name.as_deref().unwrap_or(""),
+            app.app_id
+        ))
+        .with_hint(
+            "give Marketo an app of its own: run register-app without --client-id (or with --name for a new one)",
+        ));
+    }
+    Ok(())
 }
 
 /// Brings the app to the wanted name and permissions, adding `tags` (the setup's mark, merged

@@ -459,6 +459,7 @@ impl Cli {
             no_dynamics_sp: self.no_dynamics_sp,
             seed_attributes: Vec::new(),
             shared_admin: None,
+            admin_app_in_tenant: false,
             admin_permissions: self
                 .admin_permissions
                 .clone()

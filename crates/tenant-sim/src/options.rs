@@ -60,6 +60,11 @@ pub struct Options {
     ///
     /// [`TestServer::identity_endpoint`]: crate::TestServer::identity_endpoint
     pub managed_identity: bool,
+    /// The admin's own app registration (its application object) is in this tenant, as for a
+    /// single-tenant automation app registered there (Learn: "Application and service principal
+    /// objects in Microsoft Entra ID": the application object lives in its home tenant). Off by
+    /// default, so a fresh tenant lists no application.
+    pub admin_app_in_tenant: bool,
 }
 
 impl Default for Options {
@@ -87,6 +92,7 @@ impl Default for Options {
             marketo_config_label: "Marketo Config".into(),
             marketo_user_label: "Marketo User".into(),
             managed_identity: false,
+            admin_app_in_tenant: false,
         }
     }
 }

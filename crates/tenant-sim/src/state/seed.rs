@@ -425,13 +425,28 @@ impl Tenant {
             }
         }
         let dataverse = seed(opts, &admin);
+        let mut applications = Vec::new();
+        if opts.admin_app_in_tenant && opts.shared_admin.is_none() {
+            applications.push(Obj {
+                created_ms: 0,
+                data: json!({
+                    "id": new_guid(), "appId": admin.client_id, "deletedDateTime": null,
+                    "createdDateTime": "2024-01-01T00:00:00Z", "displayName": "Tenant Admin Automation",
+                    "description": null, "notes": null, "uniqueName": null, "tags": [],
+                    "signInAudience": "AzureADMyOrg", "publisherDomain": "contoso.onmicrosoft.com",
+                    "identifierUris": [], "keyCredentials": [], "passwordCredentials": [],
+                    "requiredResourceAccess": [{"resourceAppId": GRAPH_APP_ID, "resourceAccess": []}],
+                }),
+                secrets: Vec::new(),
+            });
+        }
         let t = Tenant {
             tenant_id,
             org_display_name: "Contoso".into(),
             initial_domain: "contoso.onmicrosoft.com".into(),
             federated_domain: opts.federated.then(|| "contoso.com".to_string()),
             admin,
-            applications: Vec::new(),
+            applications,
             service_principals: sps,
             oauth2_permission_grants: Vec::new(),
             home_realm_discovery_policies: Vec::new(),
