@@ -906,12 +906,15 @@ fn a_hanging_az_is_stopped_at_the_timeout_and_killed() {
     let bin = sim.path("bin");
     std::fs::create_dir(&bin).unwrap();
     let pid_file = sim.path("az.pid");
+    let worker_file = sim.path("worker.pid");
     let script = bin.join("az");
     std::fs::write(
         &script,
         format!(
-            "#!/bin/sh\necho $$ > {}\nexec sleep 60\n",
-            pid_file.display()
+            // As the real launcher does, the shell runs the worker as its child (no exec).
+            "#!/bin/sh\necho $$ > {}\nsleep 60 &\necho $! > {}\nwait\n",
+            pid_file.display(),
+            worker_file.display()
         ),
     )
     .unwrap();
@@ -926,16 +929,16 @@ fn a_hanging_az_is_stopped_at_the_timeout_and_killed() {
     let r = Run::from_output(c.output().unwrap()).code_is(5);
     assert!(t0.elapsed() < Duration::from_secs(20), "{:?}", t0.elapsed());
     r.assert_stderr("Azure CLI");
-    let pid = std::fs::read_to_string(&pid_file)
-        .unwrap()
-        .trim()
-        .to_string();
-    // The child was killed: gone, or a zombie waiting for its new parent to reap it.
+    // The launcher and the worker it started were killed: gone, or zombies waiting for their
+    // new parent to reap them.
     std::thread::sleep(Duration::from_millis(200));
-    let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| !s.contains(") Z "))
-        .unwrap_or(false);
-    assert!(!alive, "az (pid {pid}) was left running");
+    for file in [&pid_file, &worker_file] {
+        let pid = std::fs::read_to_string(file).unwrap().trim().to_string();
+        let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| !s.contains(") Z "))
+            .unwrap_or(false);
+        assert!(!alive, "{} (pid {pid}) was left running", file.display());
+    }
 }
 
 #[test]

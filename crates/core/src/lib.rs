@@ -33,6 +33,8 @@ pub mod setup;
 pub mod state;
 pub mod statefile;
 pub mod tools;
+#[cfg(unix)]
+mod unix;
 pub mod urls;
 #[cfg(windows)]
 pub mod win;

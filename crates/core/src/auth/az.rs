@@ -31,12 +31,31 @@ pub(super) async fn from_az(
         cfg.tenant()?,
     ])
     .stdin(std::process::Stdio::null())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
     // Dropped on timeout (below) or when the tool stops: the child is killed, not orphaned.
     .kill_on_drop(true);
+    // `az` is a launcher (a shell script, or az.cmd) that runs Python as its own child: on Unix
+    // it gets a process group of its own, and the whole group is killed when the wait ends
+    // early, so the Python doing the work is not left running.
+    #[cfg(unix)]
+    cmd.process_group(0);
     // `az` can hang (a proxy, a prompt, a broken install): it gets what is left of --timeout,
     // like every other wait.
     let remaining = cfg.remaining();
-    let out = match tokio::time::timeout(remaining, cmd.output()).await {
+    let spawned = cmd.spawn();
+    #[cfg(unix)]
+    let mut group = KillGroup(spawned.as_ref().ok().and_then(|c| c.id()));
+    let waited = match spawned {
+        Ok(child) => tokio::time::timeout(remaining, child.wait_with_output()).await,
+        Err(e) => Ok(Err(e)),
+    };
+    #[cfg(unix)]
+    if matches!(waited, Ok(Ok(_))) {
+        // Ended by itself (and reaped): its id may be reused, so nothing is killed later.
+        group.0 = None;
+    }
+    let out = match waited {
         Err(_) => {
             return Err(Error::timeout(format!(
                 "the Azure CLI (az account get-access-token) did not answer within --timeout \
@@ -136,5 +155,19 @@ mod tests {
             "t"
         );
         assert!(az_token(&json!({"expires_on": now}), now).is_err());
+    }
+}
+
+/// Kills the process group of `az` (its id, as `process_group(0)` made it) when dropped while
+/// set: after a timeout, or when the tool stops mid-wait (a signal drops the future).
+#[cfg(unix)]
+struct KillGroup(Option<u32>);
+
+#[cfg(unix)]
+impl Drop for KillGroup {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            crate::unix::kill_process_group(pid);
+        }
     }
 }
