@@ -121,6 +121,20 @@ fn az_token(v: &Value, now: u64) -> Result<(SecretString, u64)> {
     Ok((SecretString::from(t.to_string()), lifetime))
 }
 
+/// Kills the process group of `az` (its id, as `process_group(0)` made it) when dropped while
+/// set: after a timeout, or when the tool stops mid-wait (a signal drops the future).
+#[cfg(unix)]
+struct KillGroup(Option<u32>);
+
+#[cfg(unix)]
+impl Drop for KillGroup {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            crate::unix::kill_process_group(pid);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,19 +169,5 @@ mod tests {
             "t"
         );
         assert!(az_token(&json!({"expires_on": now}), now).is_err());
-    }
-}
-
-/// Kills the process group of `az` (its id, as `process_group(0)` made it) when dropped while
-/// set: after a timeout, or when the tool stops mid-wait (a signal drops the future).
-#[cfg(unix)]
-struct KillGroup(Option<u32>);
-
-#[cfg(unix)]
-impl Drop for KillGroup {
-    fn drop(&mut self) {
-        if let Some(pid) = self.0 {
-            crate::unix::kill_process_group(pid);
-        }
     }
 }
