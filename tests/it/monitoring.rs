@@ -322,3 +322,63 @@ fn quiet_when_all_pass_and_q_still_names_the_files_that_need_attention() {
         r.stdout
     );
 }
+
+/// A secret that has expired — also within its last day, where whole days round to 0 — fails
+/// as expired and makes the connection `crit`, never "expires in 0 day(s)" and `warn`, also
+/// when its live sign-in is skipped because a vault keeps the secret.
+#[test]
+fn a_secret_that_expired_within_its_last_day_is_crit() {
+    use time::format_description::well_known::Rfc3339;
+    let sim = sim();
+    let (file, doc) = connection(&sim, "vault.json");
+    let state = file.to_str().unwrap();
+    sim.run(
+        "make-secret",
+        &["--state", state, "--forget-file"],
+        &Value::Null,
+    )
+    .ok();
+    // The credential in use: one that ended an hour ago (made as an admin would in the portal).
+    let now = time::OffsetDateTime::now_utc();
+    let at = |d: time::Duration| (now + d).format(&Rfc3339).unwrap();
+    let added = sim.graph_expect(
+        200,
+        "POST",
+        &format!(
+            "applications/{}/addPassword",
+            doc["app"]["object_id"].as_str().unwrap()
+        ),
+        Some(json!({"passwordCredential": {
+            "displayName": "expired",
+            "startDateTime": at(-time::Duration::days(2)),
+            "endDateTime": at(-time::Duration::hours(1)),
+        }})),
+    );
+    let mut vault = read(&file);
+    vault["secret"]["key_id"] = added["keyId"].clone();
+    vault["secret"]["expires_at"] = added["endDateTime"].clone();
+    std::fs::write(&file, vault.to_string()).unwrap();
+
+    let r = sim.run(
+        "verify-sync",
+        &["--settle", "0", "--state", state],
+        &Value::Null,
+    );
+    assert_eq!(r.code, 6, "{}", r.stderr);
+    let doc = read(&file);
+    let secret = doc["verify"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "secret")
+        .cloned()
+        .unwrap();
+    assert_eq!(secret["status"], "fail", "{secret}");
+    assert!(
+        secret["detail"].as_str().unwrap().contains("expired on"),
+        "{secret}"
+    );
+    let r = fleet(&sim, &[&file], &[], &sim.env());
+    let row = &rows(&r)[0];
+    assert_eq!(row["status"], "crit", "{row}");
+}

@@ -95,6 +95,26 @@ impl Env<'_> {
         self.ctx.command(tool, &[])
     }
 
+    /// As [`Env::run`], with flags and their values (each value quoted for a shell).
+    fn run_with(&self, tool: &str, flags: &[(&str, &str)]) -> String {
+        let words: Vec<String> = flags
+            .iter()
+            .flat_map(|(flag, value)| [flag.to_string(), s2s_core::hint::shell_word(value)])
+            .collect();
+        let words: Vec<&str> = words.iter().map(String::as_str).collect();
+        self.ctx.command(tool, &words)
+    }
+
+    /// The assign-role command that gives the roles this run checks: with `--role` for each
+    /// when they are not assign-role's default, so the pasted fix assigns what is checked.
+    fn assign_roles(&self) -> String {
+        if self.roles.len() == 1 && self.roles[0] == s2s_dataverse::MARKETO_SYNC_ROLE {
+            return self.run("assign-role");
+        }
+        let flags: Vec<(&str, &str)> = self.roles.iter().map(|r| ("--role", r.as_str())).collect();
+        self.run_with("assign-role", &flags)
+    }
+
     /// `a, then b` as pasteable commands.
     fn then(&self, first: &str, second: &str) -> String {
         format!("{}, then {}", self.run(first), self.run(second))
@@ -545,7 +565,16 @@ async fn secret(env: &Env<'_>, shared: &Shared) -> Result<Check> {
     Ok(match cred.expires_at() {
         Some(end) => {
             let left = end - OffsetDateTime::now_utc();
-            if left.whole_days() < i64::from(warn_days) {
+            if left <= time::Duration::ZERO {
+                // Expired (also within its last day, where whole days round to 0): Marketo's
+                // sign-in fails now, which no "expires in" may soften.
+                Check::fail(
+                    id,
+                    name,
+                    format!("key {key_id} expired on {}", end.date()),
+                    make_secret(&[]),
+                )
+            } else if left.whole_days() < i64::from(warn_days) {
                 Check::fail(
                     id,
                     name,
@@ -672,12 +701,7 @@ async fn application_user(env: &Env<'_>, shared: &Shared) -> Result<Option<Check
     };
     let user = match users {
         Err(e) => {
-            return Ok(Some(Check::fail(
-                id,
-                name,
-                e.clone(),
-                env.run("assign-role"),
-            )));
+            return Ok(Some(Check::fail(id, name, e.clone(), env.assign_roles())));
         }
         Ok(users) => match users.first() {
             Some(u) => u,
@@ -686,7 +710,7 @@ async fn application_user(env: &Env<'_>, shared: &Shared) -> Result<Option<Check
                     id,
                     name,
                     format!("no application user for client id {}", input.client_id),
-                    env.run("assign-role"),
+                    env.assign_roles(),
                 )));
             }
         },
@@ -696,7 +720,7 @@ async fn application_user(env: &Env<'_>, shared: &Shared) -> Result<Option<Check
             id,
             name,
             format!("user {} is disabled", user.systemuserid),
-            format!("{} (it enables the user)", env.run("assign-role")),
+            format!("{} (it enables the user)", env.assign_roles()),
         )
     } else if input
         .app_user_id
@@ -711,7 +735,7 @@ async fn application_user(env: &Env<'_>, shared: &Shared) -> Result<Option<Check
                 input.app_user_id.as_deref().unwrap_or(""),
                 user.systemuserid
             ),
-            env.run("assign-role"),
+            env.assign_roles(),
         )
     } else {
         Check::pass(
@@ -789,6 +813,8 @@ async fn sync_filter(env: &Env<'_>, shared: &Shared, entity: &str) -> Result<Opt
     }
     let id = format!("sync-filter:{entity}");
     let name = format!("sync filter field new_synctomkto on {entity}");
+    // The fix names the entity: add-sync-filter alone does lead and contact.
+    let add = env.run_with("add-sync-filter", &[("--entity", entity)]);
     Ok(Some(
         match soft(env.dv.attribute(entity, "new_synctomkto").await)? {
             Ok(Some(a)) if a.is_boolean() => Check::pass(&id, &name, "Two Options field present"),
@@ -796,13 +822,10 @@ async fn sync_filter(env: &Env<'_>, shared: &Shared, entity: &str) -> Result<Opt
                 &id,
                 &name,
                 format!("exists but is {}", a.type_name()),
-                format!(
-                    "delete the field in Dynamics, then {}",
-                    env.run("add-sync-filter")
-                ),
+                format!("delete the field in Dynamics, then {add}"),
             ),
-            Ok(None) => Check::fail(&id, &name, "missing", env.run("add-sync-filter")),
-            Err(e) => Check::fail(&id, &name, e, env.run("add-sync-filter")),
+            Ok(None) => Check::fail(&id, &name, "missing", add),
+            Err(e) => Check::fail(&id, &name, e, add),
         },
     ))
 }

@@ -168,7 +168,11 @@ async fn check_one(ctx: &mut Ctx, cli: &Cli) -> Result<Value> {
         && failing[0]
             .detail
             .contains(crate::checks::EXPIRES_WITHIN_WARN_DAYS)
-        && days_left.is_some_and(|d| d >= 0 && d < i64::from(cli.warn_days));
+        && days_left.is_some_and(|d| d < i64::from(cli.warn_days))
+        && row["secret_expires_at"]
+            .as_str()
+            .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
+            .is_some_and(|t| t > OffsetDateTime::now_utc());
     let status = match (failing.is_empty(), only_expiring, warnings.is_empty()) {
         (true, _, true) => "ok",
         (true, _, false) | (false, true, _) => "warn",
