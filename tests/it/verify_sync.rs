@@ -663,3 +663,62 @@ fn the_offline_status_prints_the_step3_block_with_the_network_unreachable() {
     r.assert_stderr("nope.json does not exist");
     sim.assert_no_requests();
 }
+
+/// Fixes paste into what they fix: the sync-filter fix names its entity (add-sync-filter alone
+/// does lead and contact), the role fix the roles checked (assign-role alone assigns its default);
+/// role names match as Dataverse compares them, in any case; Marketo's step 3 gets the tenant's
+/// id even when `--tenant` names its domain.
+#[test]
+fn fixes_name_what_they_fix_and_step3_gets_the_tenant_id() {
+    let sim = sim();
+    let doc = sim.setup_chain(&[]);
+    sim.run(
+        "verify-sync",
+        &["--settle", "0", "--role", "marketo sync user"],
+        &doc,
+    )
+    .ok();
+
+    let r = sim
+        .run(
+            "verify-sync",
+            &["--settle", "0", "--role", "Basic User"],
+            &doc,
+        )
+        .code_is(6);
+    let fix = check(&r.doc, "sync-role")["fix"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        fix.contains("assign-role") && fix.contains("--role 'Basic User'"),
+        "{fix}"
+    );
+
+    let mut listed = doc.clone();
+    listed["sync_filter"] = json!({"field": "new_synctomkto", "entities": [{"entity": "account", "status": "created"}]});
+    let r = sim
+        .run("verify-sync", &["--settle", "0"], &listed)
+        .code_is(6);
+    let fix = check(&r.doc, "sync-filter:account")["fix"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        fix.contains("add-sync-filter") && fix.contains("--entity account"),
+        "{fix}"
+    );
+
+    let r = sim
+        .run(
+            "verify-sync",
+            &["--settle", "0", "--tenant", "contoso.onmicrosoft.com"],
+            &doc,
+        )
+        .ok();
+    assert_eq!(
+        r.doc["verify"]["marketo_step3"]["tenant_id"], doc["tenant"]["id"],
+        "{}",
+        r.stderr
+    );
+}

@@ -405,7 +405,12 @@ fn handoff(ctx: &mut Ctx, input: &Inputs, print: bool) -> Result<()> {
         .doc
         .get(keys::DYNAMICS_URL)?
         .map(s2s_core::output::url_for_humans);
-    let tenant = ctx.config().tenant.clone();
+    // Marketo asks for the tenant *ID*: the document's GUID (register-app resolves a domain to
+    // it), not a domain given with --tenant; the flag only when the document has none.
+    let tenant = match ctx.doc.get(keys::TENANT_ID)? {
+        Some(id) => Some(id.to_string()),
+        None => ctx.config().tenant.clone(),
+    };
     let username = s2s_dataverse::names::username_from_doc(&ctx.doc)?;
     let secret_file = input.secret_file.as_ref().map(|p| ctx.doc_path_text(p));
     ctx.doc.set(

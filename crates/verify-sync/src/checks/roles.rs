@@ -146,14 +146,7 @@ pub(super) async fn sync_role(env: &Env<'_>, shared: &Shared) -> Result<Rows> {
         return Ok(env
             .roles
             .iter()
-            .map(|r| {
-                Check::fail(
-                    id,
-                    &role_name(r),
-                    "no application user",
-                    env.run("assign-role"),
-                )
-            })
+            .map(|r| Check::fail(id, &role_name(r), "no application user", env.assign_roles()))
             .collect());
     };
     let mut rows = Vec::new();
@@ -166,14 +159,16 @@ pub(super) async fn sync_role(env: &Env<'_>, shared: &Shared) -> Result<Rows> {
                     id,
                     "application user roles",
                     e,
-                    env.run("assign-role"),
+                    env.assign_roles(),
                 ));
                 Vec::new()
             }
         },
     };
     for r in env.roles {
-        rows.push(if held.iter().any(|h| h == r) {
+        // Role names are matched as assign-role finds them: Dataverse compares names without
+        // regard to case.
+        rows.push(if held.iter().any(|h| h.eq_ignore_ascii_case(r)) {
             Check::pass(id, &role_name(r), "role assigned")
         } else {
             Check::fail(
@@ -187,7 +182,7 @@ pub(super) async fn sync_role(env: &Env<'_>, shared: &Shared) -> Result<Rows> {
                         held.join(", ")
                     }
                 ),
-                env.run("assign-role"),
+                env.assign_roles(),
             )
         });
     }
