@@ -63,12 +63,22 @@ async fn wait_for_signals(tool: &'static str, ready: std::sync::mpsc::Sender<boo
     }
 }
 
-#[cfg(not(unix))]
+/// Windows: Ctrl-C and Ctrl-Break. The listeners are registered before `watch` returns (the
+/// handler is installed when they are made, not when first polled), and kept for the whole run,
+/// so no Ctrl-C falls to the default handler, which would end the process with nothing said.
+#[cfg(windows)]
 async fn wait_for_signals(tool: &'static str, ready: std::sync::mpsc::Sender<bool>) {
+    use tokio::signal::windows::{ctrl_break, ctrl_c};
+    let (Ok(mut c), Ok(mut b)) = (ctrl_c(), ctrl_break()) else {
+        let _ = ready.send(false);
+        return;
+    };
     let _ = ready.send(true);
     loop {
-        if tokio::signal::ctrl_c().await.is_err() {
-            return;
+        tokio::select! {
+            Some(()) = c.recv() => {}
+            Some(()) = b.recv() => {}
+            else => return,
         }
         arrived(tool, 2);
     }

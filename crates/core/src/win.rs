@@ -65,6 +65,17 @@ fn wide(s: &OsStr) -> Vec<u16> {
     s.encode_wide().chain(std::iter::once(0)).collect()
 }
 
+/// A path for the wide file calls, NUL-terminated: made absolute (`std::path::absolute` is
+/// `GetFullPathNameW` here, which resolves `.` and `..`) and in the `\\?\` form, so a long
+/// folder is no limit (std does the same for its own calls; these do not go through std).
+fn wide_path(path: &Path) -> Vec<u16> {
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let units: Vec<u16> = abs.as_os_str().encode_wide().collect();
+    let mut v = crate::fsutil::windows_verbatim(&units);
+    v.push(0);
+    v
+}
+
 /// A NUL-terminated UTF-16 string allocated by Windows (`LocalAlloc`), as text; frees it.
 ///
 /// # Safety
@@ -185,7 +196,7 @@ pub fn create_private(path: &Path) -> io::Result<std::fs::File> {
         lpSecurityDescriptor: sd.0,
         bInheritHandle: 0,
     };
-    let name = wide(path.as_os_str());
+    let name = wide_path(path);
     // SAFETY: `name` is NUL-terminated and `attrs` (and the descriptor it points to) outlive
     // the call. No sharing: nobody else may open the file while it is being written.
     let h = unsafe {
@@ -233,7 +244,7 @@ pub fn set_dacl(path: &Path, sddl: &str) -> io::Result<()> {
     } else {
         UNPROTECTED_DACL_SECURITY_INFORMATION
     };
-    let name = wide(path.as_os_str());
+    let name = wide_path(path);
     // SAFETY: `name` is NUL-terminated and `dacl` lives in `sd`, alive for the call.
     let err = unsafe {
         SetNamedSecurityInfoW(
@@ -276,7 +287,7 @@ pub struct Dacl {
 
 /// Reads the owner and DACL of a file or folder.
 pub fn dacl_of(path: &Path) -> io::Result<Dacl> {
-    let name = wide(path.as_os_str());
+    let name = wide_path(path);
     let mut owner: PSID = std::ptr::null_mut();
     let mut dacl: *mut ACL = std::ptr::null_mut();
     let mut sd: PSECURITY_DESCRIPTOR = std::ptr::null_mut();
@@ -440,8 +451,8 @@ fn account_name(sid: &str) -> String {
 /// another program is retried for up to two seconds (a virus scanner or the search indexer lets
 /// go quickly), then reported as such; `to` is unchanged either way.
 pub fn replace(from: &Path, to: &Path) -> io::Result<()> {
-    let a = wide(from.as_os_str());
-    let b = wide(to.as_os_str());
+    let a = wide_path(from);
+    let b = wide_path(to);
     let start = Instant::now();
     let mut pause = Duration::from_millis(20);
     loop {
