@@ -627,3 +627,48 @@ mod verbatim_tests {
         assert_eq!(v(""), "");
     }
 }
+
+/// Whether two paths name one file: by the file itself when both exist (`..`, a symbolic link
+/// to the folder, and on Windows another letter case all resolve to it), otherwise by the
+/// absolute paths (compared without regard to case on Windows, whose file names are so).
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    if let (Ok(x), Ok(y)) = (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        return x == y;
+    }
+    let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let (x, y) = (abs(a), abs(b));
+    if cfg!(windows) {
+        x.to_string_lossy().to_lowercase() == y.to_string_lossy().to_lowercase()
+    } else {
+        x == y
+    }
+}
+
+#[cfg(test)]
+mod same_file_tests {
+    use super::same_file;
+
+    #[test]
+    fn one_file_by_two_spellings_is_the_same_and_two_files_are_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        let file = sub.join("x.secret");
+        std::fs::write(&file, "s").unwrap();
+        assert!(same_file(
+            &file,
+            &sub.join("..").join("sub").join("x.secret")
+        ));
+        #[cfg(unix)]
+        {
+            let link = dir.path().join("link");
+            std::os::unix::fs::symlink(&sub, &link).unwrap();
+            assert!(same_file(&file, &link.join("x.secret")));
+        }
+        std::fs::write(sub.join("y.secret"), "t").unwrap();
+        assert!(!same_file(&file, &sub.join("y.secret")));
+        // Not there (yet): compared as paths.
+        assert!(same_file(&sub.join("new"), &sub.join("new")));
+        assert!(!same_file(&sub.join("new"), &sub.join("other")));
+    }
+}

@@ -709,7 +709,7 @@ fn refuse_pending_file_elsewhere(
     else {
         return Ok(());
     };
-    if orphans.is_empty() || (target.use_file && file == target.path) {
+    if orphans.is_empty() || (target.use_file && s2s_core::fsutil::same_file(file, &target.path)) {
         return Ok(());
     }
     let this_run = if target.use_file {

@@ -75,7 +75,10 @@ pub(crate) fn classify(path: &Path, record: &Record, what: &str) -> Result<Saved
             ));
         }
     };
-    let at_recorded_path = record.file.as_deref() == Some(path);
+    let at_recorded_path = record
+        .file
+        .as_deref()
+        .is_some_and(|f| s2s_core::fsutil::same_file(f, path));
     let Some(value) = value else {
         // An empty file at the document's own path holds nothing that could be lost.
         if at_recorded_path && record.key_id.is_some() {
@@ -112,10 +115,11 @@ pub(crate) fn classify(path: &Path, record: &Record, what: &str) -> Result<Saved
             Saved::RecordedHint(value)
         });
     }
-    let interrupted_here = record
-        .pending
-        .as_ref()
-        .is_some_and(|p| p.file.as_deref() == Some(path));
+    let interrupted_here = record.pending.as_ref().is_some_and(|p| {
+        p.file
+            .as_deref()
+            .is_some_and(|f| s2s_core::fsutil::same_file(f, path))
+    });
     if secret_shaped(v) && (interrupted_here || record.key_id.is_none()) {
         return Ok(Saved::Unrecorded(value));
     }
