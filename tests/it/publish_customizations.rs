@@ -483,3 +483,42 @@ fn an_async_publish_after_a_finished_one_publishes_again_not_reusing_its_job() {
     assert_eq!(publishes(&sim), 4);
     assert_eq!(read_doc(&state)["publish"]["status"], "published");
 }
+
+/// After a lost answer to `PublishAllXmlAsync` the job looked for is the one that request
+/// started: a job that was there before it — an earlier publish finished a moment ago, here
+/// from another document — is never taken for it (nothing would be published).
+#[test]
+fn a_lost_answer_to_the_async_publish_never_finds_an_earlier_job() {
+    let sim = sim_with(Options {
+        publish_ms: 300,
+        ..Default::default()
+    });
+    let doc = with_app_user(&sim);
+    let earlier = sim.run("publish-customizations", &["--async"], &doc).ok();
+    let earlier_job = earlier.doc["publish"]["async_operation_id"].clone();
+    assert_eq!(publishes(&sim), 1);
+
+    // The connection is cut once the request is out, before Dataverse took it: no job started.
+    sim.server.add_fault(json!({
+        "path_prefix": "/api/data/v9.2/PublishAllXmlAsync", "method": "POST",
+        "kind": "drop", "count": 1
+    }));
+    let r = sim
+        .run("publish-customizations", &["--async"], &doc)
+        .code_is(5);
+    r.assert_stderr("no publish job was found after the lost answer: re-run");
+    assert_eq!(r.doc["publish"]["status"], "pending", "{}", r.stderr);
+    assert!(r.doc["publish"]["async_operation_id"].is_null());
+    assert_eq!(publishes(&sim), 1);
+
+    // Taken and started, then the answer lost: its own job is found, not the earlier one.
+    sim.server.add_fault(json!({
+        "path_prefix": "/api/data/v9.2/PublishAllXmlAsync", "method": "POST",
+        "kind": "lost_response", "count": 1
+    }));
+    let r = sim.run("publish-customizations", &["--async"], &r.doc).ok();
+    r.assert_stderr("the answer to PublishAllXmlAsync was lost; found the system job it started");
+    let job = r.doc["publish"]["async_operation_id"].clone();
+    assert!(job.is_string() && job != earlier_job, "{job} {earlier_job}");
+    assert_eq!(publishes(&sim), 2);
+}

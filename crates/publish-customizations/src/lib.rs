@@ -293,7 +293,8 @@ async fn publish_sync(
 /// `PublishAllXmlAsync`, resumable: a re-run given the job of an earlier run's unfinished
 /// publish (`earlier`, see [`owed_job`]) polls that job rather than starting another
 /// (publishing twice interrupts the org's users twice), and a request whose answer was lost
-/// looks for the job it may have started before it would send a second one.
+/// looks for the job it may have started — one that was not there before it was sent — before
+/// it would send a second one.
 async fn start_or_resume(ctx: &Ctx, dv: &Dataverse<'_>, earlier: Option<String>) -> Result<Job> {
     if let Some(id) = earlier {
         match dv.async_operation(&id).await {
@@ -331,6 +332,15 @@ async fn start_or_resume(ctx: &Ctx, dv: &Dataverse<'_>, earlier: Option<String>)
         .unwrap_or(since)
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
+    // The jobs already there cannot be the one this request starts: without this list, the
+    // window above would take an earlier publish that finished a moment ago (another run's, or
+    // one started in the portal) for ours after a lost answer, and nothing would be published.
+    let before: Vec<String> = dv
+        .publish_jobs_since(&since)
+        .await?
+        .into_iter()
+        .filter_map(|j| j.asyncoperationid)
+        .collect();
     let id = match dv.publish_all_async().await {
         Ok(Written::Planned) => return Ok(Job::Planned),
         Ok(Written::Done(id)) => {
@@ -343,7 +353,11 @@ async fn start_or_resume(ctx: &Ctx, dv: &Dataverse<'_>, earlier: Option<String>)
             let jobs = dv.publish_jobs_since(&since).await?;
             let newest = jobs
                 .iter()
-                .filter(|j| j.asyncoperationid.is_some())
+                .filter(|j| {
+                    j.asyncoperationid
+                        .as_deref()
+                        .is_some_and(|id| !before.iter().any(|b| b.eq_ignore_ascii_case(id)))
+                })
                 .max_by(|a, b| a.createdon.cmp(&b.createdon));
             match newest.and_then(|j| j.asyncoperationid.clone()) {
                 Some(id) => {
