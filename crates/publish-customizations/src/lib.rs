@@ -25,7 +25,9 @@
 //! the old id is dropped as soon as the debt is recorded.
 //!
 //! `publish.status: pending` is saved to the `--state` file before the publish request is sent,
-//! so a run that is interrupted (Ctrl-C, SIGTERM, a killed CI job) leaves the publish owed. With
+//! so a run that is interrupted (Ctrl-C, SIGTERM, a killed CI job) leaves the publish owed; with
+//! `--async` the system job's id is saved there too as soon as it is known, so the re-run of a
+//! run killed during the wait waits for that job instead of starting a second publish. With
 //! no document at all (`< /dev/null`, `{}`) it publishes only after confirmation: asked on a
 //! terminal, `--yes` off one (exit 2 without it, nothing sent).
 //!
@@ -197,8 +199,11 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
             Job::Planned => Written::Planned,
             Job::Finished(id) => Written::Done(Some(id)),
             Job::Running(id) => {
-                // Recorded at once: with --state a failed wait still tells which job to resume.
+                // Recorded and saved at once: a wait that fails, is interrupted or is killed
+                // (even with SIGKILL) still leaves the --state file naming the job to resume,
+                // so the re-run waits for it rather than publishing a second time.
                 ctx.doc.set(keys::PUBLISH_ASYNC_OPERATION_ID, &id);
+                ctx.checkpoint()?;
                 wait_for_job(ctx, &dv, id).await?
             }
         }
