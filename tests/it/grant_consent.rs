@@ -214,6 +214,62 @@ fn a_lost_answer_on_create_still_ends_with_one_grant() {
     assert_eq!(grants[0]["scope"], "user_impersonation");
 }
 
+/// A run killed after its grant POST went through (the answer lost, the retry never answered,
+/// nothing saved) left `consent.pending_create` in the `--state` file: the re-run, which finds
+/// the grant, records it as this setup's (`consent.created: true`), writes nothing, and
+/// teardown removes it.
+#[test]
+fn a_grant_created_by_a_killed_run_is_recorded_as_created_by_the_rerun() {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let sim = sim();
+    let doc = registered(&sim);
+    let sp = service_principal_id(&doc);
+    let state = sim.path("state.json");
+    std::fs::write(&state, doc.to_string()).unwrap();
+    let s = state.to_str().unwrap();
+    // The POST commits and its answer is lost; core's retry of it never answers.
+    for kind in ["lost_response", "stall"] {
+        sim.server.add_fault(json!({
+            "path_prefix": "/v1.0/oauth2PermissionGrants", "method": "POST", "kind": kind
+        }));
+    }
+    let mut child = sim
+        .null_stdin_cmd("grant-consent")
+        .args(["--state", s])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !sim.requests().iter().any(|r| r["fault"] == "stall") {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the retry never went out"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let grants = grants_of(&sim, &sp);
+    assert_eq!(grants.len(), 1, "{grants:#?}");
+    assert!(read_doc(&state)["consent"]["grant_id"].is_null());
+
+    sim.clear();
+    let r = sim.run("grant-consent", &["--state", s], &Value::Null).ok();
+    sim.assert_no_writes();
+    r.assert_stderr("already granted");
+    let consent = read_doc(&state)["consent"].clone();
+    assert_eq!(consent["grant_id"], grants[0]["id"], "{consent}");
+    assert_eq!(consent["created"], true, "{consent}");
+    assert!(consent.get("pending_create").is_none(), "{consent}");
+    assert_eq!(grants_of(&sim, &sp).len(), 1);
+
+    sim.run("teardown", &["--state", s, "--yes"], &Value::Null)
+        .ok();
+    assert!(grants_of(&sim, &sp).is_empty());
+}
+
 #[test]
 fn a_caller_without_the_role_gets_exit_4_naming_role_and_permission() {
     let sim = sim();

@@ -1,7 +1,8 @@
 //! Ctrl-C, SIGTERM and SIGKILL in the middle of a publish: the tool says it
 //! was interrupted and how to resume, the state file keeps every key and the owed publish
 //! (`publish.status: pending`), re-runs of the steps before it that find "nothing to change" do
-//! not make it look paid, and on a pipe the document still reaches the end of the pipeline.
+//! not make it look paid, an async publish's job survives a SIGKILL during its wait (the re-run
+//! waits for it), and on a pipe the document still reaches the end of the pipeline.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -192,6 +193,70 @@ fn sigterm_or_even_sigkill_during_a_publish_leaves_it_owed_in_the_state_file() {
         assert_eq!(after["publish"]["status"], "pending", "{signal}");
         assert!(after["app"]["client_id"].is_string());
     }
+}
+
+/// `publish-customizations --async --state` saves its system job's id as soon as it has it
+/// (the `--state` file is checkpointed, as for `pending`): a run killed with SIGKILL while it
+/// waits for the job leaves the job named in the file, and the re-run waits for that job
+/// instead of publishing a second time.
+#[test]
+fn sigkill_while_an_async_publish_is_waited_for_leaves_its_job_in_the_state_file() {
+    let sim = sim_with(tenant_sim::Options {
+        publish_ms: 4000,
+        ..Default::default()
+    });
+    let state = sim.path("state.json");
+    std::fs::write(&state, with_app_user(&sim).to_string()).unwrap();
+    let s = state.to_str().unwrap();
+    sim.clear();
+    let child = sim
+        .null_stdin_cmd("publish-customizations")
+        .args(["--async", "--state", s])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Until the tool polls its job: it has the job's id by then.
+    let started = Instant::now();
+    while !sim.requests().iter().any(|r| {
+        r["path"]
+            .as_str()
+            .unwrap()
+            .starts_with("/api/data/v9.2/asyncoperations(")
+    }) {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the job was never polled"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    kill("-KILL", child.id());
+    finish(child);
+    let doc = read_doc(&state);
+    assert_eq!(doc["publish"]["status"], "pending", "{doc}");
+    let job = doc["publish"]["async_operation_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the job id was not saved: {doc}"))
+        .to_string();
+
+    let r = sim
+        .run(
+            "publish-customizations",
+            &["--async", "--state", s, "--if-changed"],
+            &Value::Null,
+        )
+        .ok();
+    r.assert_stderr(&format!("an earlier run's publish (system job {job})"));
+    let starts = sim
+        .requests()
+        .iter()
+        .filter(|r| r["method"] == "POST" && r["path"] == "/api/data/v9.2/PublishAllXmlAsync")
+        .count();
+    assert_eq!(starts, 1, "a second publish was started");
+    assert_eq!(publish_history(&sim).len(), 1);
+    let doc = read_doc(&state);
+    assert_eq!(doc["publish"]["status"], "published");
+    assert_eq!(doc["publish"]["async_operation_id"], json!(job));
 }
 
 /// A no-op re-run keeps an earlier run's unpublished change: without a publish in between,

@@ -398,3 +398,127 @@ fn a_failed_publish_job_is_exit_4_with_its_message_and_stays_pending() {
     assert_eq!(read_doc(&state)["publish"]["status"], "published");
     assert_eq!(publish_history(&sim).len(), 1);
 }
+
+/// An async publish after an earlier one that finished publishes again: the earlier run's job
+/// (recorded with `published`) is not a publish still owed, so it is neither waited for nor
+/// taken for this one — with `--if-changed`, without it, and after a run killed before its own
+/// job started (the file then says `pending`, but with no job of its own).
+#[test]
+fn an_async_publish_after_a_finished_one_publishes_again_not_reusing_its_job() {
+    let sim = sim_with(Options {
+        publish_ms: 300,
+        ..Default::default()
+    });
+    let state = state_with_app_user(&sim);
+    let s = state.to_str().unwrap();
+    sim.run(
+        "publish-customizations",
+        &["--async", "--state", s],
+        &Value::Null,
+    )
+    .ok();
+    let first = read_doc(&state)["publish"]["async_operation_id"].clone();
+    assert!(first.is_string());
+    assert_eq!(publishes(&sim), 1);
+
+    // A Dataverse change after that publish, then an --if-changed publish: a new job.
+    sim.run("configure-marketo", &["--state", s], &Value::Null)
+        .ok();
+    let r = sim
+        .run(
+            "publish-customizations",
+            &["--async", "--if-changed", "--state", s],
+            &Value::Null,
+        )
+        .ok();
+    r.assert_stderr("publishing because configure-marketo changed");
+    r.assert_stderr("started publishing all customizations (system job");
+    assert_eq!(async_starts(&sim), 2);
+    assert_eq!(publishes(&sim), 2, "nothing was published:\n{}", r.stderr);
+    let second = read_doc(&state)["publish"]["async_operation_id"].clone();
+    assert!(second.is_string() && second != first, "{second} {first}");
+
+    // A run killed while its PublishAllXmlAsync is out (no job of its own yet): the publish
+    // stays owed, and the file names no job — the earlier one is not this debt's.
+    sim.server.add_fault(json!({
+        "path_prefix": "/api/data/v9.2/PublishAllXmlAsync", "method": "POST",
+        "kind": "stall", "count": 1
+    }));
+    let mut child = sim
+        .null_stdin_cmd("publish-customizations")
+        .args(["--async", "--state", s])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !sim.requests().iter().any(|r| r["fault"] == "stall") {
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "the publish never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let doc = read_doc(&state);
+    assert_eq!(doc["publish"]["status"], "pending", "{doc}");
+    assert!(doc["publish"]["async_operation_id"].is_null(), "{doc}");
+    // Its re-run publishes, with --if-changed and then without it.
+    let r = sim
+        .run(
+            "publish-customizations",
+            &["--async", "--state", s, "--if-changed"],
+            &Value::Null,
+        )
+        .ok();
+    r.assert_stderr("an earlier publish did not finish");
+    assert_eq!(publishes(&sim), 3, "nothing was published:\n{}", r.stderr);
+    sim.run(
+        "publish-customizations",
+        &["--async", "--state", s],
+        &Value::Null,
+    )
+    .ok();
+    assert_eq!(publishes(&sim), 4);
+    assert_eq!(read_doc(&state)["publish"]["status"], "published");
+}
+
+/// After a lost answer to `PublishAllXmlAsync` the job looked for is the one that request
+/// started: a job that was there before it — an earlier publish finished a moment ago, here
+/// from another document — is never taken for it (nothing would be published).
+#[test]
+fn a_lost_answer_to_the_async_publish_never_finds_an_earlier_job() {
+    let sim = sim_with(Options {
+        publish_ms: 300,
+        ..Default::default()
+    });
+    let doc = with_app_user(&sim);
+    let earlier = sim.run("publish-customizations", &["--async"], &doc).ok();
+    let earlier_job = earlier.doc["publish"]["async_operation_id"].clone();
+    assert_eq!(publishes(&sim), 1);
+
+    // The connection is cut once the request is out, before Dataverse took it: no job started.
+    sim.server.add_fault(json!({
+        "path_prefix": "/api/data/v9.2/PublishAllXmlAsync", "method": "POST",
+        "kind": "drop", "count": 1
+    }));
+    let r = sim
+        .run("publish-customizations", &["--async"], &doc)
+        .code_is(5);
+    r.assert_stderr("no publish job was found after the lost answer: re-run");
+    assert_eq!(r.doc["publish"]["status"], "pending", "{}", r.stderr);
+    assert!(r.doc["publish"]["async_operation_id"].is_null());
+    assert_eq!(publishes(&sim), 1);
+
+    // Taken and started, then the answer lost: its own job is found, not the earlier one.
+    sim.server.add_fault(json!({
+        "path_prefix": "/api/data/v9.2/PublishAllXmlAsync", "method": "POST",
+        "kind": "lost_response", "count": 1
+    }));
+    let r = sim.run("publish-customizations", &["--async"], &r.doc).ok();
+    r.assert_stderr("the answer to PublishAllXmlAsync was lost; found the system job it started");
+    let job = r.doc["publish"]["async_operation_id"].clone();
+    assert!(job.is_string() && job != earlier_job, "{job} {earlier_job}");
+    assert_eq!(publishes(&sim), 2);
+}

@@ -317,6 +317,9 @@ keys! {
     CONSENT_SCOPE: Str = "consent.scope";
     /// This setup created the grant (a grant carries no mark).
     CONSENT_CREATED: Bool = "consent.created";
+    /// grant-consent is creating the grant: saved to `--state` before the POST and removed when
+    /// the run ends, so a re-run after a kill knows the grant it finds is the setup's.
+    CONSENT_PENDING_CREATE: Bool = "consent.pending_create";
 
     SECRET: Object = "secret";
     SECRET_KEY_ID: Guid = "secret.key_id";

@@ -17,6 +17,11 @@
 //! a grant carries no mark, so teardown removes one of an app it keeps only when this records
 //! that the setup made it.
 //!
+//! Kills: before the grant's POST, `consent.pending_create: true` is saved to the `--state` file
+//! (`Ctx::checkpoint`). A run killed after the POST went through but before the document was
+//! saved leaves it there; the re-run finds the grant, records it `consent.created: true`, and
+//! removes the intent, as every run that ends does.
+//!
 //! The keys it reads and writes and its exit codes: `grant-consent --help` (rendered from
 //! `READS`, `WRITES` and core's exit-code table).
 //!
@@ -73,12 +78,14 @@ impl s2s_core::Tool for Cli {
         keys::APP_CLIENT_ID.any(),
         keys::CONSENT_GRANT_ID.any(),
         keys::CONSENT_CREATED.any(),
+        keys::CONSENT_PENDING_CREATE.any(),
     ];
     const WRITES: &'static [AnyKey] = &[
         keys::CONSENT_GRANT_ID.any(),
         keys::CONSENT_RESOURCE_SERVICE_PRINCIPAL_ID.any(),
         keys::CONSENT_SCOPE.any(),
         keys::CONSENT_CREATED.any(),
+        keys::CONSENT_PENDING_CREATE.any(),
     ];
     const EXAMPLES: &'static str = "\
 register-app --name 'Marketo Integration' | grant-consent | make-secret > state.json
@@ -86,7 +93,8 @@ grant-consent --state marketo-s2s.state.json";
     const HELP_NOTES: &'static str = "\
 The app's service principal is app.service_principal_id, or looked up by app.client_id.
 consent.created is true when this setup created the grant, false when it found one. A re-run
-sends no write.";
+sends no write. consent.pending_create is saved to --state just before the grant is created and
+removed when the run ends: a re-run after a kill records the grant it finds as created.";
     const EXIT_NOTES: &'static [(u8, &'static str)] = &[(4, "e.g. the admin role is missing")];
     fn common(&self) -> &CommonArgs {
         &self.common
@@ -128,6 +136,9 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
         }
     }
 
+    // Read before this run records its own: an earlier run was killed while creating the grant.
+    let earlier_create = ctx.doc.get(keys::CONSENT_PENDING_CREATE)? == Some(true);
+
     let g = Graph::new(&ctx.http);
     // A grant for a service principal the replica does not know yet is refused (graph.md §7.4).
     let client = g
@@ -139,9 +150,31 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
         warn_unknown_scopes(ctx, r, &wanted);
     }
     let resource_id = resource.as_ref().map(|r| r.id.clone());
-    let outcome = ensure_grant(ctx, &g, &client, resource_id.as_deref(), &wanted).await?;
+    let outcome = match find_grant(ctx, &g, &client, resource_id.as_deref(), &wanted).await? {
+        Found::Grant(outcome) => outcome,
+        Found::Missing { resource_id } => {
+            // The intent is saved before the POST: if the run is killed once it went out,
+            // whether or not its answer came back, the re-run knows the grant it then finds is
+            // this setup's.
+            if !ctx.dry_run() {
+                ctx.doc.set(keys::CONSENT_PENDING_CREATE, true);
+                ctx.checkpoint()?;
+            }
+            match create_grant(ctx, &g, &client, &resource_id, &wanted).await {
+                Ok(outcome) => outcome,
+                Err(e) => {
+                    // Refused before anything was committed: no grant of ours to find later.
+                    if !e.ambiguous {
+                        ctx.doc.remove(keys::CONSENT_PENDING_CREATE);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+    };
 
-    // Made by this setup: by this run, or by an earlier run that recorded it for this grant.
+    // Made by this setup: by this run, by an earlier run that recorded it for this grant, or
+    // by an earlier run killed after its create went out (the grant found is that create's).
     let recorded = ctx.doc.get(keys::CONSENT_CREATED)? == Some(true)
         && ctx.doc.get(keys::CONSENT_GRANT_ID)?.is_some_and(|d| {
             outcome
@@ -149,8 +182,12 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
                 .as_deref()
                 .is_some_and(|g| g.eq_ignore_ascii_case(d))
         });
-    ctx.doc
-        .set(keys::CONSENT_CREATED, outcome.created || recorded);
+    let killed_create = earlier_create && outcome.grant_id.is_some();
+    ctx.doc.set(
+        keys::CONSENT_CREATED,
+        outcome.created || recorded || killed_create,
+    );
+    ctx.doc.remove(keys::CONSENT_PENDING_CREATE);
     if let Some(id) = &outcome.grant_id {
         ctx.doc.set(keys::CONSENT_GRANT_ID, id);
     }
@@ -248,13 +285,24 @@ fn pick(grants: &[PermissionGrant], wanted: &[String]) -> Option<usize> {
     })
 }
 
-async fn ensure_grant(
+/// Where the grant stands before any create.
+enum Found {
+    /// A grant exists (its missing scopes now added), or the dry-run plan with the Dynamics CRM
+    /// service principal still to be created.
+    Grant(Outcome),
+    /// No grant for this client and resource: it is to be created.
+    Missing { resource_id: String },
+}
+
+/// The app's grant to Dynamics CRM when there is one, with the wanted scopes added (one grant,
+/// never a second).
+async fn find_grant(
     ctx: &Ctx,
     g: &Graph<'_>,
     client: &ServicePrincipal,
     resource_id: Option<&str>,
     wanted: &[String],
-) -> Result<Outcome> {
+) -> Result<Found> {
     let Some(resource_id) = resource_id else {
         // --dry-run with the Dynamics CRM service principal still to be created.
         g.create_grant(&client.id, PLANNED_RESOURCE, &wanted.join(" "))
@@ -264,19 +312,33 @@ async fn ensure_grant(
             "would grant admin consent for {}",
             wanted.join(" ")
         ));
-        return Ok(Outcome {
+        return Ok(Found::Grant(Outcome {
             grant_id: None,
             scope: wanted.join(" "),
             created: true,
-        });
+        }));
     };
     let grants = g
         .grants_for(&client.id, resource_id)
         .await
         .map_err(explain)?;
-    if let Some(i) = pick(&grants, wanted) {
-        return extend_grant(ctx, g, &grants, i, wanted).await;
-    }
+    Ok(match pick(&grants, wanted) {
+        Some(i) => Found::Grant(extend_grant(ctx, g, &grants, i, wanted).await?),
+        None => Found::Missing {
+            resource_id: resource_id.to_string(),
+        },
+    })
+}
+
+/// Creates the grant (graph.md §3.1); a 409 means it exists — our own create whose answer was
+/// lost, or one a lagging replica hid from the list — and it is adopted.
+async fn create_grant(
+    ctx: &Ctx,
+    g: &Graph<'_>,
+    client: &ServicePrincipal,
+    resource_id: &str,
+    wanted: &[String],
+) -> Result<Outcome> {
     match g
         .create_grant(&client.id, resource_id, &wanted.join(" "))
         .await

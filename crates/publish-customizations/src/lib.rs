@@ -19,8 +19,15 @@
 //! own entities (`PublishXml`), the second only reads. It publishes regardless when an earlier
 //! publish of this document did not finish (`publish.status` still `pending`).
 //!
+//! `--async` waits for an earlier run's system job (`publish.async_operation_id`) only while
+//! that run's publish is still owed (`pending` before this run): a job recorded with `published`
+//! is a finished publish from before the latest changes, so a new publish starts a new job and
+//! the old id is dropped as soon as the debt is recorded.
+//!
 //! `publish.status: pending` is saved to the `--state` file before the publish request is sent,
-//! so a run that is interrupted (Ctrl-C, SIGTERM, a killed CI job) leaves the publish owed. With
+//! so a run that is interrupted (Ctrl-C, SIGTERM, a killed CI job) leaves the publish owed; with
+//! `--async` the system job's id is saved there too as soon as it is known, so the re-run of a
+//! run killed during the wait waits for that job instead of starting a second publish. With
 //! no document at all (`< /dev/null`, `{}`) it publishes only after confirmation: asked on a
 //! terminal, `--yes` off one (exit 2 without it, nothing sent).
 //!
@@ -86,6 +93,7 @@ impl s2s_core::Tool for Cli {
         keys::DYNAMICS_URL.any(),
         keys::STEPS.any(),
         keys::PUBLISH_STATUS.any(),
+        keys::PUBLISH_ASYNC_OPERATION_ID.any(),
         keys::PUBLISH_LAST_PUBLISHED_AT.any(),
     ];
     const WRITES: &'static [AnyKey] = &[
@@ -104,8 +112,10 @@ publish.status is published, skipped-unchanged, planned, or pending when a publi
 --if-changed publishes only when a step changed the Dynamics org after the last publish
 (steps.*.changed, .dataverse_changed and .at against publish.last_published_at; a new secret or
 an Entra change never does), or an earlier publish is still pending, so a re-run on a finished
-setup sends no write. With no document (< /dev/null) it publishes only when confirmed: on a terminal,
-or with --yes.";
+setup sends no write. --async waits for the job of a publish still pending
+(publish.async_operation_id) instead of starting another; a finished publish's job is never
+taken for a new one. With no document (< /dev/null) it publishes only when confirmed: on a
+terminal, or with --yes.";
     const EXIT_NOTES: &'static [(u8, &'static str)] = &[
         (0, "published, or skipped with --if-changed"),
         (4, "also a publish job that failed (its message is shown)"),
@@ -173,17 +183,27 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
     if !ctx.dry_run() {
         ctx.http.token(dv.org()).await?;
     }
+    // Read before the debt is marked below, which would make any recorded job look owed: only
+    // the job of a publish still `pending` may be resumed. A job recorded with `published` is a
+    // finished publish from before the latest changes, so it is dropped here (also from the
+    // checkpoint: a run killed before its own job starts must not leave the old one to resume).
+    let owed_job = owed_job(ctx)?;
     ctx.doc.set(keys::PUBLISH_STATUS, "pending");
+    ctx.doc
+        .set(keys::PUBLISH_ASYNC_OPERATION_ID, owed_job.clone());
     ctx.checkpoint()?;
 
     let started = Instant::now();
     let outcome = if cli.use_async {
-        match start_or_resume(ctx, &dv).await? {
+        match start_or_resume(ctx, &dv, owed_job).await? {
             Job::Planned => Written::Planned,
             Job::Finished(id) => Written::Done(Some(id)),
             Job::Running(id) => {
-                // Recorded at once: with --state a failed wait still tells which job to resume.
+                // Recorded and saved at once: a wait that fails, is interrupted or is killed
+                // (even with SIGKILL) still leaves the --state file naming the job to resume,
+                // so the re-run waits for it rather than publishing a second time.
                 ctx.doc.set(keys::PUBLISH_ASYNC_OPERATION_ID, &id);
+                ctx.checkpoint()?;
                 wait_for_job(ctx, &dv, id).await?
             }
         }
@@ -209,6 +229,20 @@ async fn run(ctx: &mut Ctx, cli: Cli) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The system job of an earlier run's publish that did not finish (`publish.status: pending`
+/// with `publish.async_operation_id`), the one a re-run may wait for instead of publishing again.
+fn owed_job(ctx: &Ctx) -> Result<Option<String>> {
+    Ok(
+        match (
+            ctx.doc.get(keys::PUBLISH_STATUS)?,
+            ctx.doc.get(keys::PUBLISH_ASYNC_OPERATION_ID)?,
+        ) {
+            (Some("pending"), Some(id)) => Some(id),
+            _ => None,
+        },
+    )
 }
 
 /// The earlier steps that changed Dataverse since the last publish (core's `owed` module, shared
@@ -261,18 +295,12 @@ async fn publish_sync(
 }
 
 /// Polls the system job `PublishAllXmlAsync` started until it ends (reference §3).
-/// `PublishAllXmlAsync`, resumable: a re-run whose document still says `pending` with the job
-/// of an earlier run polls that job rather than starting another (publishing twice interrupts
-/// the org's users twice), and a request whose answer was lost looks for the job it may have
-/// started before it would send a second one.
-async fn start_or_resume(ctx: &Ctx, dv: &Dataverse<'_>) -> Result<Job> {
-    let earlier = match (
-        ctx.doc.get(keys::PUBLISH_STATUS)?,
-        ctx.doc.get(keys::PUBLISH_ASYNC_OPERATION_ID)?,
-    ) {
-        (Some("pending"), Some(id)) => Some(id),
-        _ => None,
-    };
+/// `PublishAllXmlAsync`, resumable: a re-run given the job of an earlier run's unfinished
+/// publish (`earlier`, see [`owed_job`]) polls that job rather than starting another
+/// (publishing twice interrupts the org's users twice), and a request whose answer was lost
+/// looks for the job it may have started — one that was not there before it was sent — before
+/// it would send a second one.
+async fn start_or_resume(ctx: &Ctx, dv: &Dataverse<'_>, earlier: Option<String>) -> Result<Job> {
     if let Some(id) = earlier {
         match dv.async_operation(&id).await {
             Ok(op) => match op.state() {
@@ -309,6 +337,15 @@ async fn start_or_resume(ctx: &Ctx, dv: &Dataverse<'_>) -> Result<Job> {
         .unwrap_or(since)
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
+    // The jobs already there cannot be the one this request starts: without this list, the
+    // window above would take an earlier publish that finished a moment ago (another run's, or
+    // one started in the portal) for ours after a lost answer, and nothing would be published.
+    let before: Vec<String> = dv
+        .publish_jobs_since(&since)
+        .await?
+        .into_iter()
+        .filter_map(|j| j.asyncoperationid)
+        .collect();
     let id = match dv.publish_all_async().await {
         Ok(Written::Planned) => return Ok(Job::Planned),
         Ok(Written::Done(id)) => {
@@ -321,7 +358,11 @@ async fn start_or_resume(ctx: &Ctx, dv: &Dataverse<'_>) -> Result<Job> {
             let jobs = dv.publish_jobs_since(&since).await?;
             let newest = jobs
                 .iter()
-                .filter(|j| j.asyncoperationid.is_some())
+                .filter(|j| {
+                    j.asyncoperationid
+                        .as_deref()
+                        .is_some_and(|id| !before.iter().any(|b| b.eq_ignore_ascii_case(id)))
+                })
                 .max_by(|a, b| a.createdon.cmp(&b.createdon));
             match newest.and_then(|j| j.asyncoperationid.clone()) {
                 Some(id) => {
