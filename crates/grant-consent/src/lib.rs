@@ -13,9 +13,10 @@
 //! Lost answers: core retries a POST whose answer was lost; the retry then meets 409 (the grant
 //! exists). That is treated as "exists": the grant is re-read, waiting out replication, and adopted.
 //!
-//! `consent.created` records whether this setup created the grant (true) or found one (false):
-//! a grant carries no mark, so teardown removes one of an app it keeps only when this records
-//! that the setup made it.
+//! `consent.created` records whether this setup created the grant (true) or found one (false).
+//! A grant carries no mark: teardown removes grants only with a service principal that goes
+//! (one carrying this setup's mark); on a service principal it keeps (an adopted app's own) it
+//! keeps the grant too and, when this records that the setup made it, says how to revoke it.
 //!
 //! Kills: before the grant's POST, `consent.pending_create: true` is saved to the `--state` file
 //! (`Ctx::checkpoint`). A run killed after the POST went through but before the document was
