@@ -137,6 +137,49 @@ if (-not $binDir) {
   else { Fail "the marketo-s2s tools are not built" "run cargo build --release" }
 }
 
+# The steps this run will run, in order.
+$runSteps = @()
+$started = -not $From
+foreach ($step in $steps) {
+  if ($step -eq "add-sync-filter" -and -not $SyncFilter) { continue }
+  if ($step -eq "preflight" -and $SkipPreflight) { continue }
+  if ($step -eq $From) { $started = $true }
+  if ($started) { $runSteps += $step }
+}
+
+# The words a step runs with, reading $source.
+function Step-Args([string]$step, [string]$source) {
+  $stepArgs = @("--state", $source)
+  if ($Tenant) { $stepArgs += @("--tenant", $Tenant) }
+  if ($DynamicsUrl) { $stepArgs += @("--dynamics-url", $DynamicsUrl) }
+  foreach ($row in $PassTable) {
+    $param, $to, $flag = $row
+    if (-not $Bound.ContainsKey($param)) { continue }
+    if ($to -ne "*" -and ($to.Split(",") -notcontains $step)) { continue }
+    $v = $Bound[$param]
+    if ($v -is [switch]) { if ($v) { $stepArgs += $flag } }
+    else { foreach ($x in @($v)) { $stepArgs += @($flag, "$x") } }
+  }
+  if ($step -eq "publish-customizations") { $stepArgs += "--if-changed" }
+  if ($step -eq "add-sync-filter") { foreach ($e in $SyncFilter.Split(",")) { $stepArgs += @("--entity", $e.Trim()) } }
+  return ,$stepArgs
+}
+
+# As the bash runbook: every step's flags are checked before the first step runs (a tool checks
+# each value as it reads its command line and stops at --help, reading no document), so a bad
+# value for a late step (-WarnDays abc) is refused before any step has written.
+foreach ($step in $runSteps) {
+  $tool = Join-Path $binDir $step
+  if (-not (Get-Command $tool -ErrorAction SilentlyContinue)) {
+    Fail "$tool is missing: the tools there are not all of the marketo-s2s tools" "set MKTO_S2S_BIN to the folder that holds all of them"
+  }
+  $checkArgs = Step-Args $step $State
+  & $tool @checkArgs --help > $null
+  if ($LASTEXITCODE -ne 0) {
+    Fail "$step refuses the parameters given for it (see above); nothing was run" "correct that value and run the same command again"
+  }
+}
+
 # ---- the target, named before anything runs ----
 $doc = $null
 if ((Test-Path $State -PathType Leaf) -and (Get-Item $State).Length -gt 0) { $doc = Get-Content $State -Raw | ConvertFrom-Json }
@@ -189,7 +232,8 @@ $source = $State
 $plans = @()
 $current = ""
 $started = -not $From
-$planned = $false
+# The steps of this dry run that planned writes.
+$plannedBy = @()
 $n = 0
 $total = $steps.Count
 if (-not $SyncFilter) { $total-- }
@@ -201,19 +245,7 @@ try {
     $n++
     if ($step -eq $From) { $started = $true }
     if (-not $started) { Write-Host "==> [$n/$total] ${step}: skipped (-From $From)"; continue }
-    $stepArgs = @("--state", $source)
-    if ($Tenant) { $stepArgs += @("--tenant", $Tenant) }
-    if ($DynamicsUrl) { $stepArgs += @("--dynamics-url", $DynamicsUrl) }
-    foreach ($row in $PassTable) {
-      $param, $to, $flag = $row
-      if (-not $Bound.ContainsKey($param)) { continue }
-      if ($to -ne "*" -and ($to.Split(",") -notcontains $step)) { continue }
-      $v = $Bound[$param]
-      if ($v -is [switch]) { if ($v) { $stepArgs += $flag } }
-      else { foreach ($x in @($v)) { $stepArgs += @($flag, "$x") } }
-    }
-    if ($step -eq "publish-customizations") { $stepArgs += "--if-changed" }
-    if ($step -eq "add-sync-filter") { foreach ($e in $SyncFilter.Split(",")) { $stepArgs += @("--entity", $e.Trim()) } }
+    $stepArgs = Step-Args $step $source
     # A dry run's would-be documents live beside the state file (never in it) and feed the
     # next step, so a secret file recorded by name beside the state file is found.
     if ($DryRun) {
@@ -227,16 +259,28 @@ try {
     Write-Host "==> [$n/$total] $step"
     & (Join-Path $binDir $step) @stepArgs
     $code = $LASTEXITCODE
-    if ($DryRun -and (Test-Path $next)) {
+    # A dry run's step writes its would-be document, also when it fails (with its error).
+    $plan = $null
+    if ($DryRun -and (Test-Path $next -PathType Leaf) -and (Get-Item $next).Length -gt 0) {
+      $plan = Get-Content $next -Raw | ConvertFrom-Json
+    }
+    if ($code -eq 0 -and $plan) {
       $source = $next
-      if (Select-String -Path $next -Pattern '"method"' -Quiet) { $planned = $true }
+      # `plan` holds this step's writes only: each step replaces it.
+      if ($plan.plan) { $plannedBy += $step }
     }
     if ($code -ne 0) {
       $current = ""
-      # As the bash runbook: in a dry run, a later step that needs the ids of planned (unsent)
-      # writes (exit 2), or verify-sync on them, ends the dry run; any other failure is real.
-      if ($DryRun -and $planned -and ($code -eq 2 -or $step -eq "verify-sync")) {
-        Write-Host "==> dry run: $step depends on writes planned above; stopping the dry run here"
+      # As the bash runbook: a dry run ends (successfully) at the first step that misses a key
+      # a write planned above (and not sent) would create, or at verify-sync's checks (exit 6)
+      # of planned writes; any other failure is the step's own, as in a real run.
+      $err = if ($plan) { $plan.steps.$step.error } else { $null }
+      if ($err -and $err.missing_key -and $err.written_by -and ($plannedBy -contains $err.written_by)) {
+        Write-Host "==> dry run: $step needs $($err.missing_key), which $($err.written_by) would write (planned above, not sent); stopping the dry run here"
+        break
+      }
+      if ($DryRun -and $step -eq "verify-sync" -and $code -eq 6 -and $plannedBy.Count -gt 0) {
+        Write-Host "==> dry run: verify-sync checks the writes planned above (not sent); stopping the dry run here"
         break
       }
       Write-Host "${step} failed (exit $code); $(Where-State)."

@@ -20,7 +20,8 @@
 #   (assign-role); --record-name, --config-entity, --config-entity-set, --user-lookup,
 #   --user-nav-property, --replace-sync-user (configure-marketo); --async, --publish-timeout
 #   (publish-customizations); --warn-days N (verify-sync). A mistyped option is refused with the
-#   nearest one suggested.
+#   nearest one suggested, and a bad value for any step (--warn-days abc) before the first step
+#   runs (exit 2, nothing run).
 #
 # The first line names the target: tenant, org, state file and sign-in, and where each came
 # from. A state file with no target yet (a new setup) and a tenant or org that comes only from
@@ -31,6 +32,9 @@
 # --dry-run: every read, no write; each step prints its plan. The state file is never written:
 # the first step reads it, each step's would-be document goes to a hidden file beside it
 # (removed at the end) and feeds the next, so paths recorded beside the state file resolve.
+# It stops early, and still exits 0, at the first step that needs a value a write planned
+# above would create (a new app's ids), or at verify-sync's checks of planned writes; any other
+# failure ends it as in a real run.
 #
 # Needs the tools on PATH, or next to this script in ../target/release or ../target/debug
 # (override with MKTO_S2S_BIN=DIR). Sign-in: see README (environment service principal, az,
@@ -201,6 +205,48 @@ if [ -z "$bin_dir" ]; then
   fi
 fi
 
+# The steps this run will run, in order.
+run_steps=()
+started=0; [ -z "$from" ] && started=1
+for step in "${STEPS[@]}"; do
+  [ "$step" = add-sync-filter ] && [ -z "$sync_filter" ] && continue
+  [ "$step" = preflight ] && [ $skip_preflight = 1 ] && continue
+  [ "$step" = "$from" ] && started=1
+  [ $started = 1 ] && run_steps+=("$step")
+done
+
+# The words a step runs with (in `args`), reading `$2`.
+step_args() {
+  local step=$1 k e
+  local -a ents
+  args=(--state "$2")
+  [ -n "$tenant" ] && args+=(--tenant "$tenant")
+  [ -n "$dynamics_url" ] && args+=(--dynamics-url "$dynamics_url")
+  for ((k = 0; k < ${#passed[@]}; k += 3)); do
+    case ",${passed[k]}," in
+      ,\*,|*,"$step",*) args+=("${passed[k + 1]}"); [ -n "${passed[k + 2]}" ] && args+=("${passed[k + 2]}") ;;
+    esac
+  done
+  case "$step" in
+    publish-customizations) args+=(--if-changed) ;;
+    add-sync-filter) IFS=',' read -r -a ents <<< "$sync_filter"; for e in "${ents[@]}"; do args+=(--entity "$e"); done ;;
+  esac
+}
+
+# Every step's flags are checked before the first step runs: a tool checks each value as it
+# reads its command line and stops at --help, so `STEP FLAGS --help` refuses a bad value
+# (exit 2, naming it) without reading the document or signing in. Otherwise a bad value for a
+# late step (--warn-days abc) shows only after the steps before it have written — and never in
+# a dry run that stops before that step.
+for step in "${run_steps[@]}"; do
+  step_args "$step" "$state"
+  if ! "$bin_dir/$step" "${args[@]}" --help </dev/null >/dev/null; then
+    [ -x "$bin_dir/$step" ] || fail "$bin_dir/$step is missing: the tools there are not all of the marketo-s2s tools" \
+      "set MKTO_S2S_BIN to the folder that holds all of them"
+    fail "$step refuses the flags given for it (see above); nothing was run" "correct that value and run the same command again"
+  fi
+done
+
 # ---- the target, named before anything runs ----------------------------------------------------
 
 # A string value at a key path (`tenant id`) of a JSON file, or nothing: a small reader for the
@@ -331,7 +377,8 @@ started=0; [ -z "$from" ] && started=1
 total=${#STEPS[@]}; [ -z "$sync_filter" ] && total=$((total - 1))
 [ $skip_preflight = 1 ] && total=$((total - 1))
 n=0
-planned=0
+# The steps of this dry run that planned writes (space-separated, with a space at each end).
+planned_by=" "
 for step in "${STEPS[@]}"; do
   [ "$step" = add-sync-filter ] && [ -z "$sync_filter" ] && continue
   [ "$step" = preflight ] && [ $skip_preflight = 1 ] && continue
@@ -341,18 +388,7 @@ for step in "${STEPS[@]}"; do
     echo "==> [$n/$total] $step: skipped (--from $from)" >&2
     continue
   fi
-  args=(--state "$input")
-  [ -n "$tenant" ] && args+=(--tenant "$tenant")
-  [ -n "$dynamics_url" ] && args+=(--dynamics-url "$dynamics_url")
-  for ((k = 0; k < ${#passed[@]}; k += 3)); do
-    case ",${passed[k]}," in
-      ,\*,|*,"$step",*) args+=("${passed[k + 1]}"); [ -n "${passed[k + 2]}" ] && args+=("${passed[k + 2]}") ;;
-    esac
-  done
-  case "$step" in
-    publish-customizations) args+=(--if-changed) ;;
-    add-sync-filter) IFS=',' read -r -a ents <<< "$sync_filter"; for e in "${ents[@]}"; do args+=(--entity "$e"); done ;;
-  esac
+  step_args "$step" "$input"
   if [ $dry_run = 1 ]; then
     next="$(mktemp "$(dirname "$state")/.$(basename "$state").dry-run.XXXXXX")"
     plans+=("$next")
@@ -364,15 +400,29 @@ for step in "${STEPS[@]}"; do
   "$bin_dir/$step" "${args[@]}" </dev/null
   code=$?
   set -e
-  if [ $dry_run = 1 ] && [ -s "$next" ]; then
+  if [ $dry_run = 1 ] && [ $code = 0 ] && [ -s "$next" ]; then
     input="$next"
-    grep -q '"method"' "$next" 2>/dev/null && planned=1
+    # `plan` holds this step's writes only: each step replaces it.
+    [ -n "$(json_get "$next" "plan[] method")" ] && planned_by+="$step "
   fi
-  if [ $code != 0 ] && [ $dry_run = 1 ] && [ $planned = 1 ] && { [ $code = 2 ] || [ "$step" = verify-sync ]; }; then
-    # Later steps need the ids that the planned (unsent) writes would have produced.
-    echo "==> dry run: $step depends on writes planned above; stopping the dry run here" >&2
-    current=""
-    break
+  if [ $code != 0 ] && [ $dry_run = 1 ]; then
+    # A failed step of a dry run writes its would-be document too, with what it missed
+    # (steps.<step>.error.missing_key) and the step that writes that key. The rest of the
+    # setup needs the ids that a write planned above (and not sent) would have created: the
+    # dry run ends there, successfully. Any other failure is the step's own, as in a real run.
+    needs="$(json_get "$next" "steps $step error missing_key")"
+    writer="$(json_get "$next" "steps $step error written_by")"
+    if [ -n "$needs" ] && [ -n "$writer" ] && [[ "$planned_by" == *" $writer "* ]]; then
+      echo "==> dry run: $step needs $needs, which $writer would write (planned above, not sent); stopping the dry run here" >&2
+      current=""
+      break
+    fi
+    # verify-sync's checks (exit 6) fail on what the planned writes would have changed.
+    if [ "$step" = verify-sync ] && [ $code = 6 ] && [ "$planned_by" != " " ]; then
+      echo "==> dry run: verify-sync checks the writes planned above (not sent); stopping the dry run here" >&2
+      current=""
+      break
+    fi
   fi
   if [ $code != 0 ]; then
     current=""

@@ -153,6 +153,61 @@ fn dry_run_writes_nothing() {
     assert!(!r.stderr.contains("stopping the dry run"), "{}", r.stderr);
 }
 
+/// A dry run stops quietly only where a step needs a value that a write planned above (and not
+/// sent) would have created; bad input for a later step is still an error (exit 2), not a
+/// successful dry run.
+#[test]
+fn a_dry_run_stops_only_for_planned_writes_and_a_bad_later_flag_is_exit_2() {
+    let sim = sim();
+    // A fresh setup: grant-consent needs the service principal register-app would create.
+    let r = runbook(&sim, &["--dry-run"]).ok();
+    r.assert_stderr(
+        "==> dry run: grant-consent needs app.service_principal_id, which register-app would write (planned above, not sent); stopping the dry run here",
+    );
+    sim.assert_no_writes();
+
+    // A bad value for a step the dry run would never reach is refused before the first step.
+    for (flag, value, step) in [
+        ("--publish-timeout", "5x", "publish-customizations"),
+        ("--warn-days", "abc", "verify-sync"),
+    ] {
+        sim.clear();
+        let r = runbook(&sim, &["--dry-run", flag, value]).code_is(2);
+        r.assert_stderr(&format!("{step}: error: invalid value '{value}' for '{flag}"))
+            .assert_stderr(&format!(
+                "setup-marketo-s2s: error: {step} refuses the flags given for it (see above); nothing was run"
+            ));
+        assert!(!r.stderr.contains("stopping the dry run"), "{}", r.stderr);
+        assert!(!r.stderr.contains("==> [1/"), "a step ran:\n{}", r.stderr);
+        sim.assert_no_requests();
+    }
+
+    // A finished setup where make-secret plans a write (--rotate): configure-marketo's blank
+    // --record-name (refused after parsing) is that step's failure, not "depends on writes".
+    runbook(&sim, &["--skip-preflight"]).ok();
+    sim.clear();
+    let r = runbook(
+        &sim,
+        &[
+            "--skip-preflight",
+            "--dry-run",
+            "--rotate",
+            "--record-name",
+            " ",
+        ],
+    )
+    .code_is(2);
+    r.assert_stderr("make-secret: dry run: 1 write(s) planned, none sent")
+        .assert_stderr("configure-marketo failed (exit 2); this dry run wrote nothing;");
+    assert!(!r.stderr.contains("stopping the dry run"), "{}", r.stderr);
+    let resume = resume_command(&r);
+    assert!(
+        resume.contains(" --dry-run ") && resume.ends_with("--from configure-marketo"),
+        "{resume}"
+    );
+    sim.assert_no_writes();
+}
+
 #[test]
 fn rejects_an_unknown_step() {
     let sim = sim();
