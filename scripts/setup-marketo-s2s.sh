@@ -140,9 +140,10 @@ while [ $# -gt 0 ]; do
   shift
   # --option=value is --option value.
   if [[ "$opt" == --*=* ]]; then value="${opt#*=}"; opt="${opt%%=*}"; has_value=1; fi
-  # A flag that takes a value: it must be there and must not be the next flag.
+  # A flag that takes a value: it must be there (`--name=` has none) and must not be the next
+  # flag.
   need_value() {
-    if [ $has_value = 1 ]; then return; fi
+    if [ $has_value = 1 ]; then [ -n "$value" ] || fail "$opt needs a value"; return; fi
     if [ $# -lt 1 ] || [ -z "$1" ] || [ "${1#--}" != "$1" ]; then fail "$opt needs a value"; fi
     value="$1"; has_value=2
   }

@@ -288,6 +288,21 @@ fn its_own_bad_arguments_are_exit_2_with_a_clear_error() {
     );
 }
 
+/// `--option=` with nothing after `=` is refused like `--option` with no value: passed on, the
+/// tool would take its next flag as the value (or the runbook would drop the option).
+#[test]
+fn an_empty_value_after_equals_is_exit_2_naming_the_option() {
+    let sim = sim();
+    for opt in ["--name=", "--tenant=", "--state=", "--warn-days="] {
+        let flag = opt.trim_end_matches('=');
+        runbook(&sim, &[opt])
+            .code_is(2)
+            .assert_stderr(&format!("setup-marketo-s2s: error: {flag} needs a value"));
+    }
+    sim.assert_no_requests();
+    assert!(!sim.path("state.json").exists());
+}
+
 /// A dry run that fails prints a resume command that is still a dry run (pasting it sends no
 /// real write), and does not name a state file it never wrote.
 #[test]
