@@ -94,9 +94,11 @@ DEFAULT_STATE="./marketo-s2s.state.json"
 
 # The comment block above, without the shell.
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
+# This script's path as a hint prints it: quoted, so a path with a space pastes as it is.
+self="$(printf '%q' "$0")"
 fail() {
   echo "setup-marketo-s2s: error: $1" >&2
-  echo "setup-marketo-s2s: hint: ${2:-see \`$0 --help\`}" >&2
+  echo "setup-marketo-s2s: hint: ${2:-see \`$self --help\`}" >&2
   exit 2
 }
 
@@ -160,7 +162,7 @@ while [ $# -gt 0 ]; do
       row="$(awk -v o="$opt" '$1 == o { print $2, $3, $4 }' <<< "$PASS_TABLE")"
       if [ -z "$row" ]; then
         near="$(nearest "$opt" "${known_options[@]}")"
-        if [ -n "$near" ]; then fail "unknown argument $opt" "did you mean \`$near\`? (see \`$0 --help\`)"; fi
+        if [ -n "$near" ]; then fail "unknown argument $opt" "did you mean \`$near\`? (see \`$self --help\`)"; fi
         fail "unknown argument $opt"
       fi
       read -r takes steps flag <<< "$row"
@@ -182,7 +184,7 @@ if [ -n "$from" ]; then
   if [ $found = 0 ]; then
     near="$(nearest "$from" "${STEPS[@]}")"
     fail "--from $from is not a step (one of: ${STEPS[*]})" \
-      "${near:+did you mean \`--from $near\`? }(see \`$0 --help\`)"
+      "${near:+did you mean \`--from $near\`? }(see \`$self --help\`)"
   fi
   # A --from that would skip every step would end "done" having done nothing.
   if [ "$from" = add-sync-filter ] && [ -z "$sync_filter" ]; then

@@ -303,6 +303,37 @@ fn an_empty_value_after_equals_is_exit_2_naming_the_option() {
     assert!(!sim.path("state.json").exists());
 }
 
+/// The runbook's path in a hint is quoted as the shell needs it: a copy in a folder with a space
+/// in its name prints a `--help` command that can be pasted as it is.
+#[test]
+fn hints_quote_the_runbook_path_so_it_pastes() {
+    let sim = sim();
+    let folder = sim.path("my scripts");
+    std::fs::create_dir(&folder).unwrap();
+    let copy = folder.join("setup-marketo-s2s.sh");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/setup-marketo-s2s.sh"),
+        &copy,
+    )
+    .unwrap();
+    let quoted = copy.to_str().unwrap().replace(' ', "\\ ");
+    for (args, hint) in [
+        (vec!["--dry-run=yes"], format!("hint: see `{quoted} --help`")),
+        (vec!["--purge-delted"], format!("(see `{quoted} --help`)")),
+        (vec!["--from", "asign-role"], format!("(see `{quoted} --help`)")),
+    ] {
+        let mut c = bash(&sim);
+        c.arg(&copy).args(&args);
+        let r = Run::from_output(c.output().unwrap()).code_is(2);
+        r.assert_stderr(&hint);
+        // Pasted, the command in the hint prints the help.
+        let command = hint.split('`').nth(1).unwrap();
+        let pasted = Run::from_output(bash(&sim).args(["-c", command]).output().unwrap()).ok();
+        assert!(pasted.stdout.contains("--dry-run"), "{}", pasted.stdout);
+    }
+    sim.assert_no_requests();
+}
+
 /// A dry run that fails prints a resume command that is still a dry run (pasting it sends no
 /// real write), and does not name a state file it never wrote.
 #[test]
