@@ -129,6 +129,13 @@ if ($From -eq "preflight" -and $SkipPreflight) {
   Fail "-From preflight and -SkipPreflight contradict each other" "leave one out: -From register-app starts after preflight"
 }
 
+# -SyncFilter "lead, contact": each entity trimmed, an empty one (a trailing comma) dropped.
+$syncEntities = @()
+if ($SyncFilter) {
+  $syncEntities = @($SyncFilter.Split(",") | ForEach-Object { $_.Trim() } | Where-Object { $_ })
+  if ($syncEntities.Count -eq 0) { Fail "-SyncFilter names no entity" "name them with commas between: -SyncFilter lead,contact" }
+}
+
 $binDir = $env:MKTO_S2S_BIN
 if (-not $binDir) {
   $onPath = Get-Command register-app -ErrorAction SilentlyContinue
@@ -161,7 +168,7 @@ function Step-Args([string]$step, [string]$source) {
     else { foreach ($x in @($v)) { $stepArgs += @($flag, "$x") } }
   }
   if ($step -eq "publish-customizations") { $stepArgs += "--if-changed" }
-  if ($step -eq "add-sync-filter") { foreach ($e in $SyncFilter.Split(",")) { $stepArgs += @("--entity", $e.Trim()) } }
+  if ($step -eq "add-sync-filter") { foreach ($e in $syncEntities) { $stepArgs += @("--entity", $e) } }
   return ,$stepArgs
 }
 

@@ -178,6 +178,19 @@ while [ $# -gt 0 ]; do
   [ $has_value = 2 ] && shift
 done
 
+# --sync-filter "lead, contact": each entity trimmed (as people type lists) and an empty one (a
+# trailing comma) dropped, over the whole value (`read` alone stops at its first line).
+sync_entities=()
+if [ -n "$sync_filter" ]; then
+  IFS=',' read -r -d '' -a items <<< "$sync_filter" || true
+  for e in "${items[@]}"; do
+    e="${e#"${e%%[![:space:]]*}"}"
+    e="${e%"${e##*[![:space:]]}"}"
+    [ -n "$e" ] && sync_entities+=("$e")
+  done
+  [ ${#sync_entities[@]} -gt 0 ] || fail "--sync-filter names no entity" "name them with commas between: --sync-filter lead,contact"
+fi
+
 if [ -n "$from" ]; then
   found=0
   for s in "${STEPS[@]}"; do [ "$s" = "$from" ] && found=1; done
@@ -221,7 +234,6 @@ done
 # The words a step runs with (in `args`), reading `$2`.
 step_args() {
   local step=$1 k e
-  local -a ents
   args=(--state "$2")
   [ -n "$tenant" ] && args+=(--tenant "$tenant")
   [ -n "$dynamics_url" ] && args+=(--dynamics-url "$dynamics_url")
@@ -232,7 +244,7 @@ step_args() {
   done
   case "$step" in
     publish-customizations) args+=(--if-changed) ;;
-    add-sync-filter) IFS=',' read -r -a ents <<< "$sync_filter"; for e in "${ents[@]}"; do args+=(--entity "$e"); done ;;
+    add-sync-filter) for e in "${sync_entities[@]}"; do args+=(--entity "$e"); done ;;
   esac
 }
 

@@ -106,6 +106,32 @@ fn fresh_run_then_rerun_without_writes() {
     }
 }
 
+/// `--sync-filter "lead, contact, "` names the entities lead and contact, as the PowerShell
+/// runbook reads it: each entity trimmed, an empty one (a trailing comma) dropped, the whole
+/// value read (not only its first line). A list with no entity is exit 2.
+#[test]
+fn the_sync_filter_list_is_trimmed() {
+    let sim = sim();
+    let r = runbook(&sim, &["--sync-filter", " , "]).code_is(2);
+    r.assert_stderr("setup-marketo-s2s: error: --sync-filter names no entity");
+    sim.assert_no_requests();
+
+    let r = runbook(
+        &sim,
+        &["--skip-preflight", "--sync-filter", " lead ,\n contact, "],
+    )
+    .ok();
+    let doc = state_of(&sim);
+    let entities: Vec<&str> = doc["sync_filter"]["entities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["entity"].as_str().unwrap())
+        .collect();
+    assert_eq!(entities, ["lead", "contact"], "{}", r.stderr);
+    r.assert_stderr("add-sync-filter: published lead, contact");
+}
+
 #[test]
 fn stops_at_a_failure_and_resumes_with_from() {
     let sim = sim();
