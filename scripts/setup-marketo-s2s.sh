@@ -41,8 +41,9 @@
 # or device code on a terminal — only the first tool prompts; the rest reuse the token cache).
 # A failed or interrupted step (Ctrl-C, SIGTERM) prints the command that resumes from it with
 # the same flags (a dry run's resumes as a dry run).
-# Exit codes: those of the step that failed; 2 for a bad argument of the runbook itself or a
-# target it was not sure of; 130/143 when interrupted.
+# Exit codes: those of the step that failed; 2 for a bad argument of the runbook itself (also a
+# --dry-run whose --state folder does not exist or cannot be written) or a target it was not
+# sure of; 130/143 when interrupted.
 set -euo pipefail
 
 STEPS=(preflight register-app grant-consent make-secret set-hrd-policy assign-role configure-marketo publish-customizations add-sync-filter verify-sync)
@@ -405,7 +406,12 @@ for step in "${STEPS[@]}"; do
   fi
   step_args "$step" "$input"
   if [ $dry_run = 1 ]; then
-    next="$(mktemp "$(dirname "$state")/.$(basename "$state").dry-run.XXXXXX")"
+    # mktemp's own message names the path (a folder that does not exist, one not writable).
+    if ! next="$(mktemp "$(dirname "$state")/.$(basename "$state").dry-run.XXXXXX" 2>&1)"; then
+      current=""
+      fail "a dry run keeps each step's would-be document beside the state file, and cannot create one in $(dirname "$state") (${next#mktemp: })" \
+        "check the --state path: its folder must exist and be writable"
+    fi
     plans+=("$next")
     args+=(--dry-run --plan "$next")
   fi

@@ -344,9 +344,15 @@ fn hints_quote_the_runbook_path_so_it_pastes() {
     .unwrap();
     let quoted = copy.to_str().unwrap().replace(' ', "\\ ");
     for (args, hint) in [
-        (vec!["--dry-run=yes"], format!("hint: see `{quoted} --help`")),
+        (
+            vec!["--dry-run=yes"],
+            format!("hint: see `{quoted} --help`"),
+        ),
         (vec!["--purge-delted"], format!("(see `{quoted} --help`)")),
-        (vec!["--from", "asign-role"], format!("(see `{quoted} --help`)")),
+        (
+            vec!["--from", "asign-role"],
+            format!("(see `{quoted} --help`)"),
+        ),
     ] {
         let mut c = bash(&sim);
         c.arg(&copy).args(&args);
@@ -358,6 +364,25 @@ fn hints_quote_the_runbook_path_so_it_pastes() {
         assert!(pasted.stdout.contains("--dry-run"), "{}", pasted.stdout);
     }
     sim.assert_no_requests();
+}
+
+/// A dry run keeps each step's would-be document beside the state file: a --state in a folder
+/// that does not exist is a bad argument (exit 2) with a message, not a bare exit 1.
+#[test]
+fn a_dry_run_with_a_state_file_in_a_missing_folder_is_exit_2_with_a_message() {
+    let sim = sim();
+    let state = sim.path("no-such-folder/state.json");
+    let r = runbook(&sim, &["--dry-run", "--state", state.to_str().unwrap()]).code_is(2);
+    r.assert_stderr("setup-marketo-s2s: error: a dry run keeps each step's would-be document beside the state file, and cannot create one in ")
+        .assert_stderr("no-such-folder")
+        .assert_stderr("setup-marketo-s2s: hint: check the --state path: its folder must exist and be writable");
+    assert!(
+        !r.stderr.contains("] preflight"),
+        "a step ran:\n{}",
+        r.stderr
+    );
+    sim.assert_no_requests();
+    assert!(!sim.path("no-such-folder").exists());
 }
 
 /// A dry run that fails prints a resume command that is still a dry run (pasting it sends no
