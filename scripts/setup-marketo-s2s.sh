@@ -36,8 +36,8 @@
 # above would create (a new app's ids), or at verify-sync's checks of planned writes; any other
 # failure ends it as in a real run.
 #
-# Needs the tools on PATH, or next to this script in ../target/release or ../target/debug
-# (override with MKTO_S2S_BIN=DIR). Sign-in: see README (environment service principal, az,
+# Needs the tools in bin/ beside this script (a release archive), on PATH, or in
+# ../target/release or ../target/debug (a build; override with MKTO_S2S_BIN=DIR). Sign-in: see README (environment service principal, az,
 # or device code on a terminal — only the first tool prompts; the rest reuse the token cache).
 # A failed or interrupted step (Ctrl-C, SIGTERM) prints the command that resumes from it with
 # the same flags (a dry run's resumes as a dry run).
@@ -211,14 +211,19 @@ if [ -n "$from" ]; then
   fi
 fi
 
-# Where the tools are.
+# Where the tools are: bin/ beside this script first (a release archive, scripts/dist.sh: the
+# tools of the same release, even with other versions on PATH), then PATH, then a build of
+# this checkout.
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 bin_dir="${MKTO_S2S_BIN:-}"
 if [ -z "$bin_dir" ]; then
-  if command -v register-app >/dev/null 2>&1; then bin_dir="$(dirname "$(command -v register-app)")"
+  if [ -x "$here/bin/register-app" ]; then bin_dir="$here/bin"
+  elif command -v register-app >/dev/null 2>&1; then bin_dir="$(dirname "$(command -v register-app)")"
   elif [ -x "$here/../target/release/register-app" ]; then bin_dir="$here/../target/release"
   elif [ -x "$here/../target/debug/register-app" ]; then bin_dir="$here/../target/debug"
-  else echo "setup-marketo-s2s: error: the marketo-s2s tools are not built: run cargo build --release" >&2; exit 2
+  else
+    fail "the marketo-s2s tools are not on PATH, nor in $here/bin (a release archive's), nor in $here/../target/release or target/debug (a build)" \
+      "put the release archive's bin folder on PATH (or set MKTO_S2S_BIN=DIR); in a source checkout, run cargo build --release"
   fi
 fi
 

@@ -385,6 +385,49 @@ fn a_dry_run_with_a_state_file_in_a_missing_folder_is_exit_2_with_a_message() {
     assert!(!sim.path("no-such-folder").exists());
 }
 
+/// A release archive holds the runbook with the tools in `bin/` beside it (scripts/dist.sh):
+/// the runbook finds them there without PATH or MKTO_S2S_BIN, and when the tools are nowhere it
+/// says where it looked and what to do with an archive as well as with a build.
+#[test]
+fn the_runbook_of_a_release_archive_finds_the_tools_in_its_bin_folder() {
+    let sim = sim();
+    let archive = sim.path("marketo-s2s-0.1.0-x86_64-unknown-linux-gnu");
+    std::fs::create_dir_all(archive.join("bin")).unwrap();
+    let script = archive.join("setup-marketo-s2s.sh");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/setup-marketo-s2s.sh"),
+        &script,
+    )
+    .unwrap();
+    let run = |sim: &Sim| {
+        let mut c = bash(sim);
+        c.env_remove("MKTO_S2S_BIN").arg(&script).args([
+            "--tenant",
+            &sim.server.tenant_id(),
+            "--dynamics-url",
+            &sim.server.dynamics_url(),
+            "--dry-run",
+        ]);
+        Run::from_output(c.output().unwrap())
+    };
+
+    // No tools anywhere: where it looked, and what to do.
+    let r = run(&sim).code_is(2);
+    r.assert_stderr(&format!(
+        "setup-marketo-s2s: error: the marketo-s2s tools are not on PATH, nor in {}/bin",
+        archive.display()
+    ))
+    .assert_stderr("hint: put the release archive's bin folder on PATH (or set MKTO_S2S_BIN=DIR)");
+    sim.assert_no_requests();
+
+    for step in TOOLS.iter().filter(|t| t.setup_step()).map(|t| t.name) {
+        std::os::unix::fs::symlink(bin_dir().join(step), archive.join("bin").join(step)).unwrap();
+    }
+    let r = run(&sim).ok();
+    r.assert_stderr("register-app: dry run: 1 write(s) planned, none sent");
+    sim.assert_no_writes();
+}
+
 /// A dry run that fails prints a resume command that is still a dry run (pasting it sends no
 /// real write), and does not name a state file it never wrote.
 #[test]
