@@ -866,6 +866,18 @@ fn the_bash_and_powershell_runbooks_name_the_same_steps_and_pass_the_same_flags(
     for text in [&bash, &ps] {
         assert!(text.contains("--if-changed") && text.contains("--entity"));
     }
+    // Both look for the tools in the same places: a release archive's bin/, then a build.
+    for place in [
+        "/bin/register-app",
+        "/../target/release/register-app",
+        "/../target/debug/register-app",
+    ] {
+        assert!(bash.contains(&format!("$here{place}")), "bash: {place}");
+        assert!(
+            ps.contains(&format!("$PSScriptRoot{place}")),
+            "PowerShell: {place}"
+        );
+    }
 
     // Every flag is one its steps accept.
     let dir = tempfile::tempdir().unwrap();
