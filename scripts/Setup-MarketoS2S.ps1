@@ -114,7 +114,10 @@ $PassTable = @(
 )
 $Bound = $PSBoundParameters
 
-function Fail([string]$message, [string]$hint = "see Get-Help $PSCommandPath") {
+# A word as PowerShell reads it back: in single quotes, a quote doubled.
+function Quote([string]$word) { return "'" + ($word -replace "'", "''") + "'" }
+
+function Fail([string]$message, [string]$hint = "see Get-Help $(Quote $PSCommandPath)") {
   [Console]::Error.WriteLine("Setup-MarketoS2S: error: $message")
   [Console]::Error.WriteLine("Setup-MarketoS2S: hint: $hint")
   exit 2
@@ -129,19 +132,82 @@ if ($From -eq "preflight" -and $SkipPreflight) {
   Fail "-From preflight and -SkipPreflight contradict each other" "leave one out: -From register-app starts after preflight"
 }
 
+# -SyncFilter "lead, contact": each entity trimmed, an empty one (a trailing comma) dropped.
+$syncEntities = @()
+if ($SyncFilter) {
+  $syncEntities = @($SyncFilter.Split(",") | ForEach-Object { $_.Trim() } | Where-Object { $_ })
+  if ($syncEntities.Count -eq 0) { Fail "-SyncFilter names no entity" "name them with commas between: -SyncFilter lead,contact" }
+}
+
+# Where the tools are, as the bash runbook looks: bin/ beside this script first (a release
+# archive: the tools of the same release), then PATH, then a build of this checkout.
 $binDir = $env:MKTO_S2S_BIN
 if (-not $binDir) {
   $onPath = Get-Command register-app -ErrorAction SilentlyContinue
-  if ($onPath) { $binDir = Split-Path $onPath.Source }
+  if (Test-Path "$PSScriptRoot/bin/register-app*") { $binDir = "$PSScriptRoot/bin" }
+  elseif ($onPath) { $binDir = Split-Path $onPath.Source }
   elseif (Test-Path "$PSScriptRoot/../target/release/register-app*") { $binDir = "$PSScriptRoot/../target/release" }
-  else { Fail "the marketo-s2s tools are not built" "run cargo build --release" }
+  elseif (Test-Path "$PSScriptRoot/../target/debug/register-app*") { $binDir = "$PSScriptRoot/../target/debug" }
+  else {
+    Fail "the marketo-s2s tools are not on PATH, nor in $PSScriptRoot/bin (a release archive's), nor in $PSScriptRoot/../target/release or target/debug (a build)" "put the release archive's bin folder on PATH (or set MKTO_S2S_BIN to a folder); in a source checkout, run cargo build --release"
+  }
+}
+
+# The steps this run will run, in order.
+$runSteps = @()
+$started = -not $From
+foreach ($step in $steps) {
+  if ($step -eq "add-sync-filter" -and -not $SyncFilter) { continue }
+  if ($step -eq "preflight" -and $SkipPreflight) { continue }
+  if ($step -eq $From) { $started = $true }
+  if ($started) { $runSteps += $step }
+}
+
+# The words a step runs with, reading $source.
+function Step-Args([string]$step, [string]$source) {
+  $stepArgs = @("--state", $source)
+  if ($Tenant) { $stepArgs += @("--tenant", $Tenant) }
+  if ($DynamicsUrl) { $stepArgs += @("--dynamics-url", $DynamicsUrl) }
+  foreach ($row in $PassTable) {
+    $param, $to, $flag = $row
+    if (-not $Bound.ContainsKey($param)) { continue }
+    if ($to -ne "*" -and ($to.Split(",") -notcontains $step)) { continue }
+    $v = $Bound[$param]
+    if ($v -is [switch]) { if ($v) { $stepArgs += $flag } }
+    else { foreach ($x in @($v)) { $stepArgs += @($flag, "$x") } }
+  }
+  if ($step -eq "publish-customizations") { $stepArgs += "--if-changed" }
+  if ($step -eq "add-sync-filter") { foreach ($e in $syncEntities) { $stepArgs += @("--entity", $e) } }
+  return ,$stepArgs
+}
+
+# As the bash runbook: every step's flags are checked before the first step runs (a tool checks
+# each value as it reads its command line and stops at --help, reading no document), so a bad
+# value for a late step (-WarnDays abc) is refused before any step has written.
+foreach ($step in $runSteps) {
+  $tool = Join-Path $binDir $step
+  if (-not (Test-Path "$tool*")) {
+    Fail "$tool is missing: the tools there are not all of the marketo-s2s tools" "set MKTO_S2S_BIN to the folder that holds all of them"
+  }
+  $checkArgs = Step-Args $step $State
+  & $tool @checkArgs --help > $null
+  if ($LASTEXITCODE -ne 0) {
+    Fail "$step refuses the parameters given for it (see above); nothing was run" "correct that value and run the same command again"
+  }
 }
 
 # ---- the target, named before anything runs ----
 $doc = $null
 if ((Test-Path $State -PathType Leaf) -and (Get-Item $State).Length -gt 0) { $doc = Get-Content $State -Raw | ConvertFrom-Json }
-$docTenant = $doc.tenant.id
-$docOrg = $doc.dynamics.url
+# What the document says is shown without control characters, as the bash runbook shows it:
+# a state file from elsewhere must not drive the terminal.
+function Without-Controls($value) { if ($null -eq $value) { return "" }; return ([string]$value) -replace '[\x00-\x1F\x7F]', '' }
+$docTenant = Without-Controls $doc.tenant.id
+$docOrg = Without-Controls $doc.dynamics.url
+$docDomain = Without-Controls $doc.tenant.domain
+$docOrgName = Without-Controls $doc.dynamics.org_name
+$docSignIn = Without-Controls $doc.sign_in.method
+$docSignInClient = Without-Controls $doc.sign_in.client_id
 function From-Where($flag, $flagName, $fromDoc, $envName) {
   if ($flag) { return "$flag (from $flagName)" }
   if ($fromDoc) { return "$fromDoc (from the state file)" }
@@ -149,9 +215,10 @@ function From-Where($flag, $flagName, $fromDoc, $envName) {
   if ($e) { return "$e (from $envName in the environment)" }
   return "not given"
 }
-if ($docTenant -and $doc.tenant.domain) { $docTenant = "$($doc.tenant.domain) $docTenant" }
-if ($docOrg -and $doc.dynamics.org_name) { $docOrg = "$docOrg ($($doc.dynamics.org_name))" }
-$signIn = if ($Auth) { "-Auth $Auth" } elseif ($env:MKTO_S2S_AUTH) { "--auth $($env:MKTO_S2S_AUTH) (from MKTO_S2S_AUTH)" } elseif ($doc.sign_in.method) { "$($doc.sign_in.method) $($doc.sign_in.client_id) (the state file's sign_in)" } elseif ($env:AZURE_CLIENT_ID) { "service principal $($env:AZURE_CLIENT_ID) (AZURE_CLIENT_ID in the environment)" } elseif ($env:IDENTITY_ENDPOINT) { "managed identity (IDENTITY_ENDPOINT)" } else { "the token cache, az or a device code, whichever works first" }
+if ($docTenant -and $docDomain) { $docTenant = "$docDomain $docTenant" }
+if ($docOrg -and $docOrgName) { $docOrg = "$docOrg ($docOrgName)" }
+$docSignInShown = if ($docSignInClient) { "$docSignIn as $docSignInClient" } else { $docSignIn }
+$signIn = if ($Auth) { "-Auth $Auth" } elseif ($env:MKTO_S2S_AUTH) { "--auth $($env:MKTO_S2S_AUTH) (from MKTO_S2S_AUTH)" } elseif ($docSignIn) { "$docSignInShown (the state file's sign_in)" } elseif ($env:AZURE_CLIENT_ID) { "service principal $($env:AZURE_CLIENT_ID) (AZURE_CLIENT_ID in the environment)" } elseif ($env:IDENTITY_ENDPOINT) { "managed identity (IDENTITY_ENDPOINT)" } else { "the token cache, az or a device code, whichever works first" }
 $stateShown = if (Test-Path $State -PathType Leaf) { $State } else { "$State (new)" }
 [Console]::Error.WriteLine("Setup-MarketoS2S: target: tenant $(From-Where $Tenant '-Tenant' $docTenant 'AZURE_TENANT_ID'); org $(From-Where $DynamicsUrl '-DynamicsUrl' $docOrg 'MKTO_S2S_DYNAMICS_URL'); state file $stateShown; sign-in: $signIn")
 
@@ -162,18 +229,23 @@ if (-not $docTenant -and -not $docOrg -and (-not $Tenant -or -not $DynamicsUrl) 
     $answer = Read-Host "Setup-MarketoS2S: $question. Set up exactly this tenant and org? Type yes to continue"
     if ($answer -notin @("y", "yes")) { Fail "not confirmed: nothing was run" "name the target with -Tenant and -DynamicsUrl" }
   } else {
-    Fail "$question (perhaps left over from another customer), and there is no terminal to confirm it on" "if it is the right customer, name it: -Tenant $($env:AZURE_TENANT_ID) -DynamicsUrl $($env:MKTO_S2S_DYNAMICS_URL)"
+    # As the bash runbook: the command to paste, naming what is missing from it (a placeholder
+    # where the environment does not have it either), then the rest of the parameters.
+    $confirm = @("&", (Quote $PSCommandPath))
+    if (-not $Tenant) { $confirm += "-Tenant " + (Quote $(if ($env:AZURE_TENANT_ID) { $env:AZURE_TENANT_ID } else { "<tenant>" })) }
+    if (-not $DynamicsUrl) { $confirm += "-DynamicsUrl " + (Quote $(if ($env:MKTO_S2S_DYNAMICS_URL) { $env:MKTO_S2S_DYNAMICS_URL } else { "<org url>" })) }
+    Fail "$question (perhaps left over from another customer), and there is no terminal to confirm it on" "if it is the right customer, name it on the command line: $($confirm -join ' ') ..."
   }
 }
 
 # ---- the steps ----
 function Resume-Command([string]$step) {
-  $resume = @("&", "'$($PSCommandPath -replace "'", "''")'")
+  $resume = @("&", (Quote $PSCommandPath))
   foreach ($p in $Bound.GetEnumerator()) {
     if ($p.Key -eq "From") { continue }
     if ($p.Value -is [switch]) { if ($p.Value) { $resume += "-$($p.Key)" } }
-    elseif ($p.Value -is [array]) { $resume += "-$($p.Key) " + (($p.Value | ForEach-Object { "'$($_ -replace "'", "''")'" }) -join ",") }
-    else { $resume += "-$($p.Key) '$($p.Value.ToString() -replace "'", "''")'" }
+    elseif ($p.Value -is [array]) { $resume += "-$($p.Key) " + (($p.Value | ForEach-Object { Quote $_ }) -join ",") }
+    else { $resume += "-$($p.Key) " + (Quote $p.Value.ToString()) }
   }
   # A dry run resumes as a dry run: the pasted line must not turn it into real writes.
   if ($DryRun -and -not ($Bound.ContainsKey("DryRun") -or $Bound.ContainsKey("WhatIf"))) { $resume += "-DryRun" }
@@ -189,7 +261,8 @@ $source = $State
 $plans = @()
 $current = ""
 $started = -not $From
-$planned = $false
+# The steps of this dry run that planned writes.
+$plannedBy = @()
 $n = 0
 $total = $steps.Count
 if (-not $SyncFilter) { $total-- }
@@ -201,19 +274,7 @@ try {
     $n++
     if ($step -eq $From) { $started = $true }
     if (-not $started) { Write-Host "==> [$n/$total] ${step}: skipped (-From $From)"; continue }
-    $stepArgs = @("--state", $source)
-    if ($Tenant) { $stepArgs += @("--tenant", $Tenant) }
-    if ($DynamicsUrl) { $stepArgs += @("--dynamics-url", $DynamicsUrl) }
-    foreach ($row in $PassTable) {
-      $param, $to, $flag = $row
-      if (-not $Bound.ContainsKey($param)) { continue }
-      if ($to -ne "*" -and ($to.Split(",") -notcontains $step)) { continue }
-      $v = $Bound[$param]
-      if ($v -is [switch]) { if ($v) { $stepArgs += $flag } }
-      else { foreach ($x in @($v)) { $stepArgs += @($flag, "$x") } }
-    }
-    if ($step -eq "publish-customizations") { $stepArgs += "--if-changed" }
-    if ($step -eq "add-sync-filter") { foreach ($e in $SyncFilter.Split(",")) { $stepArgs += @("--entity", $e.Trim()) } }
+    $stepArgs = Step-Args $step $source
     # A dry run's would-be documents live beside the state file (never in it) and feed the
     # next step, so a secret file recorded by name beside the state file is found.
     if ($DryRun) {
@@ -227,16 +288,28 @@ try {
     Write-Host "==> [$n/$total] $step"
     & (Join-Path $binDir $step) @stepArgs
     $code = $LASTEXITCODE
-    if ($DryRun -and (Test-Path $next)) {
+    # A dry run's step writes its would-be document, also when it fails (with its error).
+    $plan = $null
+    if ($DryRun -and (Test-Path $next -PathType Leaf) -and (Get-Item $next).Length -gt 0) {
+      $plan = Get-Content $next -Raw | ConvertFrom-Json
+    }
+    if ($code -eq 0 -and $plan) {
       $source = $next
-      if (Select-String -Path $next -Pattern '"method"' -Quiet) { $planned = $true }
+      # `plan` holds this step's writes only: each step replaces it.
+      if ($plan.plan) { $plannedBy += $step }
     }
     if ($code -ne 0) {
       $current = ""
-      # As the bash runbook: in a dry run, a later step that needs the ids of planned (unsent)
-      # writes (exit 2), or verify-sync on them, ends the dry run; any other failure is real.
-      if ($DryRun -and $planned -and ($code -eq 2 -or $step -eq "verify-sync")) {
-        Write-Host "==> dry run: $step depends on writes planned above; stopping the dry run here"
+      # As the bash runbook: a dry run ends (successfully) at the first step that misses a key
+      # a write planned above (and not sent) would create, or at verify-sync's checks (exit 6)
+      # of planned writes; any other failure is the step's own, as in a real run.
+      $err = if ($plan) { $plan.steps.$step.error } else { $null }
+      if ($err -and $err.missing_key -and $err.written_by -and ($plannedBy -contains $err.written_by)) {
+        Write-Host "==> dry run: $step needs $($err.missing_key), which $($err.written_by) would write (planned above, not sent); stopping the dry run here"
+        break
+      }
+      if ($DryRun -and $step -eq "verify-sync" -and $code -eq 6 -and $plannedBy.Count -gt 0) {
+        Write-Host "==> dry run: verify-sync checks the writes planned above (not sent); stopping the dry run here"
         break
       }
       Write-Host "${step} failed (exit $code); $(Where-State)."

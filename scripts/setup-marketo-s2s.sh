@@ -20,7 +20,8 @@
 #   (assign-role); --record-name, --config-entity, --config-entity-set, --user-lookup,
 #   --user-nav-property, --replace-sync-user (configure-marketo); --async, --publish-timeout
 #   (publish-customizations); --warn-days N (verify-sync). A mistyped option is refused with the
-#   nearest one suggested.
+#   nearest one suggested, and a bad value for any step (--warn-days abc) before the first step
+#   runs (exit 2, nothing run).
 #
 # The first line names the target: tenant, org, state file and sign-in, and where each came
 # from. A state file with no target yet (a new setup) and a tenant or org that comes only from
@@ -31,14 +32,18 @@
 # --dry-run: every read, no write; each step prints its plan. The state file is never written:
 # the first step reads it, each step's would-be document goes to a hidden file beside it
 # (removed at the end) and feeds the next, so paths recorded beside the state file resolve.
+# It stops early, and still exits 0, at the first step that needs a value a write planned
+# above would create (a new app's ids), or at verify-sync's checks of planned writes; any other
+# failure ends it as in a real run.
 #
-# Needs the tools on PATH, or next to this script in ../target/release or ../target/debug
-# (override with MKTO_S2S_BIN=DIR). Sign-in: see README (environment service principal, az,
+# Needs the tools in bin/ beside this script (a release archive), on PATH, or in
+# ../target/release or ../target/debug (a build; override with MKTO_S2S_BIN=DIR). Sign-in: see README (environment service principal, az,
 # or device code on a terminal — only the first tool prompts; the rest reuse the token cache).
 # A failed or interrupted step (Ctrl-C, SIGTERM) prints the command that resumes from it with
 # the same flags (a dry run's resumes as a dry run).
-# Exit codes: those of the step that failed; 2 for a bad argument of the runbook itself or a
-# target it was not sure of; 130/143 when interrupted.
+# Exit codes: those of the step that failed; 2 for a bad argument of the runbook itself (also a
+# --dry-run whose --state folder does not exist or cannot be written) or a target it was not
+# sure of; 130/143 when interrupted.
 set -euo pipefail
 
 STEPS=(preflight register-app grant-consent make-secret set-hrd-policy assign-role configure-marketo publish-customizations add-sync-filter verify-sync)
@@ -90,9 +95,11 @@ DEFAULT_STATE="./marketo-s2s.state.json"
 
 # The comment block above, without the shell.
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
+# This script's path as a hint prints it: quoted, so a path with a space pastes as it is.
+self="$(printf '%q' "$0")"
 fail() {
   echo "setup-marketo-s2s: error: $1" >&2
-  echo "setup-marketo-s2s: hint: ${2:-see \`$0 --help\`}" >&2
+  echo "setup-marketo-s2s: hint: ${2:-see \`$self --help\`}" >&2
   exit 2
 }
 
@@ -136,9 +143,10 @@ while [ $# -gt 0 ]; do
   shift
   # --option=value is --option value.
   if [[ "$opt" == --*=* ]]; then value="${opt#*=}"; opt="${opt%%=*}"; has_value=1; fi
-  # A flag that takes a value: it must be there and must not be the next flag.
+  # A flag that takes a value: it must be there (`--name=` has none) and must not be the next
+  # flag.
   need_value() {
-    if [ $has_value = 1 ]; then return; fi
+    if [ $has_value = 1 ]; then [ -n "$value" ] || fail "$opt needs a value"; return; fi
     if [ $# -lt 1 ] || [ -z "$1" ] || [ "${1#--}" != "$1" ]; then fail "$opt needs a value"; fi
     value="$1"; has_value=2
   }
@@ -155,7 +163,7 @@ while [ $# -gt 0 ]; do
       row="$(awk -v o="$opt" '$1 == o { print $2, $3, $4 }' <<< "$PASS_TABLE")"
       if [ -z "$row" ]; then
         near="$(nearest "$opt" "${known_options[@]}")"
-        if [ -n "$near" ]; then fail "unknown argument $opt" "did you mean \`$near\`? (see \`$0 --help\`)"; fi
+        if [ -n "$near" ]; then fail "unknown argument $opt" "did you mean \`$near\`? (see \`$self --help\`)"; fi
         fail "unknown argument $opt"
       fi
       read -r takes steps flag <<< "$row"
@@ -171,13 +179,26 @@ while [ $# -gt 0 ]; do
   [ $has_value = 2 ] && shift
 done
 
+# --sync-filter "lead, contact": each entity trimmed (as people type lists) and an empty one (a
+# trailing comma) dropped, over the whole value (`read` alone stops at its first line).
+sync_entities=()
+if [ -n "$sync_filter" ]; then
+  IFS=',' read -r -d '' -a items <<< "$sync_filter" || true
+  for e in "${items[@]}"; do
+    e="${e#"${e%%[![:space:]]*}"}"
+    e="${e%"${e##*[![:space:]]}"}"
+    [ -n "$e" ] && sync_entities+=("$e")
+  done
+  [ ${#sync_entities[@]} -gt 0 ] || fail "--sync-filter names no entity" "name them with commas between: --sync-filter lead,contact"
+fi
+
 if [ -n "$from" ]; then
   found=0
   for s in "${STEPS[@]}"; do [ "$s" = "$from" ] && found=1; done
   if [ $found = 0 ]; then
     near="$(nearest "$from" "${STEPS[@]}")"
     fail "--from $from is not a step (one of: ${STEPS[*]})" \
-      "${near:+did you mean \`--from $near\`? }(see \`$0 --help\`)"
+      "${near:+did you mean \`--from $near\`? }(see \`$self --help\`)"
   fi
   # A --from that would skip every step would end "done" having done nothing.
   if [ "$from" = add-sync-filter ] && [ -z "$sync_filter" ]; then
@@ -190,16 +211,62 @@ if [ -n "$from" ]; then
   fi
 fi
 
-# Where the tools are.
+# Where the tools are: bin/ beside this script first (a release archive, scripts/dist.sh: the
+# tools of the same release, even with other versions on PATH), then PATH, then a build of
+# this checkout.
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 bin_dir="${MKTO_S2S_BIN:-}"
 if [ -z "$bin_dir" ]; then
-  if command -v register-app >/dev/null 2>&1; then bin_dir="$(dirname "$(command -v register-app)")"
+  if [ -x "$here/bin/register-app" ]; then bin_dir="$here/bin"
+  elif command -v register-app >/dev/null 2>&1; then bin_dir="$(dirname "$(command -v register-app)")"
   elif [ -x "$here/../target/release/register-app" ]; then bin_dir="$here/../target/release"
   elif [ -x "$here/../target/debug/register-app" ]; then bin_dir="$here/../target/debug"
-  else echo "setup-marketo-s2s: error: the marketo-s2s tools are not built: run cargo build --release" >&2; exit 2
+  else
+    fail "the marketo-s2s tools are not on PATH, nor in $here/bin (a release archive's), nor in $here/../target/release or target/debug (a build)" \
+      "put the release archive's bin folder on PATH (or set MKTO_S2S_BIN=DIR); in a source checkout, run cargo build --release"
   fi
 fi
+
+# The steps this run will run, in order.
+run_steps=()
+started=0; [ -z "$from" ] && started=1
+for step in "${STEPS[@]}"; do
+  [ "$step" = add-sync-filter ] && [ -z "$sync_filter" ] && continue
+  [ "$step" = preflight ] && [ $skip_preflight = 1 ] && continue
+  [ "$step" = "$from" ] && started=1
+  [ $started = 1 ] && run_steps+=("$step")
+done
+
+# The words a step runs with (in `args`), reading `$2`.
+step_args() {
+  local step=$1 k e
+  args=(--state "$2")
+  [ -n "$tenant" ] && args+=(--tenant "$tenant")
+  [ -n "$dynamics_url" ] && args+=(--dynamics-url "$dynamics_url")
+  for ((k = 0; k < ${#passed[@]}; k += 3)); do
+    case ",${passed[k]}," in
+      ,\*,|*,"$step",*) args+=("${passed[k + 1]}"); [ -n "${passed[k + 2]}" ] && args+=("${passed[k + 2]}") ;;
+    esac
+  done
+  case "$step" in
+    publish-customizations) args+=(--if-changed) ;;
+    add-sync-filter) for e in "${sync_entities[@]}"; do args+=(--entity "$e"); done ;;
+  esac
+}
+
+# Every step's flags are checked before the first step runs: a tool checks each value as it
+# reads its command line and stops at --help, so `STEP FLAGS --help` refuses a bad value
+# (exit 2, naming it) without reading the document or signing in. Otherwise a bad value for a
+# late step (--warn-days abc) shows only after the steps before it have written — and never in
+# a dry run that stops before that step.
+for step in "${run_steps[@]}"; do
+  step_args "$step" "$state"
+  if ! "$bin_dir/$step" "${args[@]}" --help </dev/null >/dev/null; then
+    [ -x "$bin_dir/$step" ] || fail "$bin_dir/$step is missing: the tools there are not all of the marketo-s2s tools" \
+      "set MKTO_S2S_BIN to the folder that holds all of them"
+    fail "$step refuses the flags given for it (see above); nothing was run" "correct that value and run the same command again"
+  fi
+done
 
 # ---- the target, named before anything runs ----------------------------------------------------
 
@@ -331,7 +398,8 @@ started=0; [ -z "$from" ] && started=1
 total=${#STEPS[@]}; [ -z "$sync_filter" ] && total=$((total - 1))
 [ $skip_preflight = 1 ] && total=$((total - 1))
 n=0
-planned=0
+# The steps of this dry run that planned writes (space-separated, with a space at each end).
+planned_by=" "
 for step in "${STEPS[@]}"; do
   [ "$step" = add-sync-filter ] && [ -z "$sync_filter" ] && continue
   [ "$step" = preflight ] && [ $skip_preflight = 1 ] && continue
@@ -341,20 +409,14 @@ for step in "${STEPS[@]}"; do
     echo "==> [$n/$total] $step: skipped (--from $from)" >&2
     continue
   fi
-  args=(--state "$input")
-  [ -n "$tenant" ] && args+=(--tenant "$tenant")
-  [ -n "$dynamics_url" ] && args+=(--dynamics-url "$dynamics_url")
-  for ((k = 0; k < ${#passed[@]}; k += 3)); do
-    case ",${passed[k]}," in
-      ,\*,|*,"$step",*) args+=("${passed[k + 1]}"); [ -n "${passed[k + 2]}" ] && args+=("${passed[k + 2]}") ;;
-    esac
-  done
-  case "$step" in
-    publish-customizations) args+=(--if-changed) ;;
-    add-sync-filter) IFS=',' read -r -a ents <<< "$sync_filter"; for e in "${ents[@]}"; do args+=(--entity "$e"); done ;;
-  esac
+  step_args "$step" "$input"
   if [ $dry_run = 1 ]; then
-    next="$(mktemp "$(dirname "$state")/.$(basename "$state").dry-run.XXXXXX")"
+    # mktemp's own message names the path (a folder that does not exist, one not writable).
+    if ! next="$(mktemp "$(dirname "$state")/.$(basename "$state").dry-run.XXXXXX" 2>&1)"; then
+      current=""
+      fail "a dry run keeps each step's would-be document beside the state file, and cannot create one in $(dirname "$state") (${next#mktemp: })" \
+        "check the --state path: its folder must exist and be writable"
+    fi
     plans+=("$next")
     args+=(--dry-run --plan "$next")
   fi
@@ -364,15 +426,29 @@ for step in "${STEPS[@]}"; do
   "$bin_dir/$step" "${args[@]}" </dev/null
   code=$?
   set -e
-  if [ $dry_run = 1 ] && [ -s "$next" ]; then
+  if [ $dry_run = 1 ] && [ $code = 0 ] && [ -s "$next" ]; then
     input="$next"
-    grep -q '"method"' "$next" 2>/dev/null && planned=1
+    # `plan` holds this step's writes only: each step replaces it.
+    [ -n "$(json_get "$next" "plan[] method")" ] && planned_by+="$step "
   fi
-  if [ $code != 0 ] && [ $dry_run = 1 ] && [ $planned = 1 ] && { [ $code = 2 ] || [ "$step" = verify-sync ]; }; then
-    # Later steps need the ids that the planned (unsent) writes would have produced.
-    echo "==> dry run: $step depends on writes planned above; stopping the dry run here" >&2
-    current=""
-    break
+  if [ $code != 0 ] && [ $dry_run = 1 ]; then
+    # A failed step of a dry run writes its would-be document too, with what it missed
+    # (steps.<step>.error.missing_key) and the step that writes that key. The rest of the
+    # setup needs the ids that a write planned above (and not sent) would have created: the
+    # dry run ends there, successfully. Any other failure is the step's own, as in a real run.
+    needs="$(json_get "$next" "steps $step error missing_key")"
+    writer="$(json_get "$next" "steps $step error written_by")"
+    if [ -n "$needs" ] && [ -n "$writer" ] && [[ "$planned_by" == *" $writer "* ]]; then
+      echo "==> dry run: $step needs $needs, which $writer would write (planned above, not sent); stopping the dry run here" >&2
+      current=""
+      break
+    fi
+    # verify-sync's checks (exit 6) fail on what the planned writes would have changed.
+    if [ "$step" = verify-sync ] && [ $code = 6 ] && [ "$planned_by" != " " ]; then
+      echo "==> dry run: verify-sync checks the writes planned above (not sent); stopping the dry run here" >&2
+      current=""
+      break
+    fi
   fi
   if [ $code != 0 ]; then
     current=""

@@ -106,6 +106,32 @@ fn fresh_run_then_rerun_without_writes() {
     }
 }
 
+/// `--sync-filter "lead, contact, "` names the entities lead and contact, as the PowerShell
+/// runbook reads it: each entity trimmed, an empty one (a trailing comma) dropped, the whole
+/// value read (not only its first line). A list with no entity is exit 2.
+#[test]
+fn the_sync_filter_list_is_trimmed() {
+    let sim = sim();
+    let r = runbook(&sim, &["--sync-filter", " , "]).code_is(2);
+    r.assert_stderr("setup-marketo-s2s: error: --sync-filter names no entity");
+    sim.assert_no_requests();
+
+    let r = runbook(
+        &sim,
+        &["--skip-preflight", "--sync-filter", " lead ,\n contact, "],
+    )
+    .ok();
+    let doc = state_of(&sim);
+    let entities: Vec<&str> = doc["sync_filter"]["entities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["entity"].as_str().unwrap())
+        .collect();
+    assert_eq!(entities, ["lead", "contact"], "{}", r.stderr);
+    r.assert_stderr("add-sync-filter: published lead, contact");
+}
+
 #[test]
 fn stops_at_a_failure_and_resumes_with_from() {
     let sim = sim();
@@ -151,6 +177,61 @@ fn dry_run_writes_nothing() {
     sim.assert_no_writes();
     assert!(r.stderr.contains("] verify-sync"), "{}", r.stderr);
     assert!(!r.stderr.contains("stopping the dry run"), "{}", r.stderr);
+}
+
+/// A dry run stops quietly only where a step needs a value that a write planned above (and not
+/// sent) would have created; bad input for a later step is still an error (exit 2), not a
+/// successful dry run.
+#[test]
+fn a_dry_run_stops_only_for_planned_writes_and_a_bad_later_flag_is_exit_2() {
+    let sim = sim();
+    // A fresh setup: grant-consent needs the service principal register-app would create.
+    let r = runbook(&sim, &["--dry-run"]).ok();
+    r.assert_stderr(
+        "==> dry run: grant-consent needs app.service_principal_id, which register-app would write (planned above, not sent); stopping the dry run here",
+    );
+    sim.assert_no_writes();
+
+    // A bad value for a step the dry run would never reach is refused before the first step.
+    for (flag, value, step) in [
+        ("--publish-timeout", "5x", "publish-customizations"),
+        ("--warn-days", "abc", "verify-sync"),
+    ] {
+        sim.clear();
+        let r = runbook(&sim, &["--dry-run", flag, value]).code_is(2);
+        r.assert_stderr(&format!("{step}: error: invalid value '{value}' for '{flag}"))
+            .assert_stderr(&format!(
+                "setup-marketo-s2s: error: {step} refuses the flags given for it (see above); nothing was run"
+            ));
+        assert!(!r.stderr.contains("stopping the dry run"), "{}", r.stderr);
+        assert!(!r.stderr.contains("==> [1/"), "a step ran:\n{}", r.stderr);
+        sim.assert_no_requests();
+    }
+
+    // A finished setup where make-secret plans a write (--rotate): configure-marketo's blank
+    // --record-name (refused after parsing) is that step's failure, not "depends on writes".
+    runbook(&sim, &["--skip-preflight"]).ok();
+    sim.clear();
+    let r = runbook(
+        &sim,
+        &[
+            "--skip-preflight",
+            "--dry-run",
+            "--rotate",
+            "--record-name",
+            " ",
+        ],
+    )
+    .code_is(2);
+    r.assert_stderr("make-secret: dry run: 1 write(s) planned, none sent")
+        .assert_stderr("configure-marketo failed (exit 2); this dry run wrote nothing;");
+    assert!(!r.stderr.contains("stopping the dry run"), "{}", r.stderr);
+    let resume = resume_command(&r);
+    assert!(
+        resume.contains(" --dry-run ") && resume.ends_with("--from configure-marketo"),
+        "{resume}"
+    );
+    sim.assert_no_writes();
 }
 
 #[test]
@@ -231,6 +312,120 @@ fn its_own_bad_arguments_are_exit_2_with_a_clear_error() {
         help.contains("--expires-in") && !help.contains("set -euo"),
         "{help}"
     );
+}
+
+/// `--option=` with nothing after `=` is refused like `--option` with no value: passed on, the
+/// tool would take its next flag as the value (or the runbook would drop the option).
+#[test]
+fn an_empty_value_after_equals_is_exit_2_naming_the_option() {
+    let sim = sim();
+    for opt in ["--name=", "--tenant=", "--state=", "--warn-days="] {
+        let flag = opt.trim_end_matches('=');
+        runbook(&sim, &[opt])
+            .code_is(2)
+            .assert_stderr(&format!("setup-marketo-s2s: error: {flag} needs a value"));
+    }
+    sim.assert_no_requests();
+    assert!(!sim.path("state.json").exists());
+}
+
+/// The runbook's path in a hint is quoted as the shell needs it: a copy in a folder with a space
+/// in its name prints a `--help` command that can be pasted as it is.
+#[test]
+fn hints_quote_the_runbook_path_so_it_pastes() {
+    let sim = sim();
+    let folder = sim.path("my scripts");
+    std::fs::create_dir(&folder).unwrap();
+    let copy = folder.join("setup-marketo-s2s.sh");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/setup-marketo-s2s.sh"),
+        &copy,
+    )
+    .unwrap();
+    let quoted = copy.to_str().unwrap().replace(' ', "\\ ");
+    for (args, hint) in [
+        (
+            vec!["--dry-run=yes"],
+            format!("hint: see `{quoted} --help`"),
+        ),
+        (vec!["--purge-delted"], format!("(see `{quoted} --help`)")),
+        (
+            vec!["--from", "asign-role"],
+            format!("(see `{quoted} --help`)"),
+        ),
+    ] {
+        let mut c = bash(&sim);
+        c.arg(&copy).args(&args);
+        let r = Run::from_output(c.output().unwrap()).code_is(2);
+        r.assert_stderr(&hint);
+        // Pasted, the command in the hint prints the help.
+        let command = hint.split('`').nth(1).unwrap();
+        let pasted = Run::from_output(bash(&sim).args(["-c", command]).output().unwrap()).ok();
+        assert!(pasted.stdout.contains("--dry-run"), "{}", pasted.stdout);
+    }
+    sim.assert_no_requests();
+}
+
+/// A dry run keeps each step's would-be document beside the state file: a --state in a folder
+/// that does not exist is a bad argument (exit 2) with a message, not a bare exit 1.
+#[test]
+fn a_dry_run_with_a_state_file_in_a_missing_folder_is_exit_2_with_a_message() {
+    let sim = sim();
+    let state = sim.path("no-such-folder/state.json");
+    let r = runbook(&sim, &["--dry-run", "--state", state.to_str().unwrap()]).code_is(2);
+    r.assert_stderr("setup-marketo-s2s: error: a dry run keeps each step's would-be document beside the state file, and cannot create one in ")
+        .assert_stderr("no-such-folder")
+        .assert_stderr("setup-marketo-s2s: hint: check the --state path: its folder must exist and be writable");
+    assert!(
+        !r.stderr.contains("] preflight"),
+        "a step ran:\n{}",
+        r.stderr
+    );
+    sim.assert_no_requests();
+    assert!(!sim.path("no-such-folder").exists());
+}
+
+/// A release archive holds the runbook with the tools in `bin/` beside it (scripts/dist.sh):
+/// the runbook finds them there without PATH or MKTO_S2S_BIN, and when the tools are nowhere it
+/// says where it looked and what to do with an archive as well as with a build.
+#[test]
+fn the_runbook_of_a_release_archive_finds_the_tools_in_its_bin_folder() {
+    let sim = sim();
+    let archive = sim.path("marketo-s2s-0.1.0-x86_64-unknown-linux-gnu");
+    std::fs::create_dir_all(archive.join("bin")).unwrap();
+    let script = archive.join("setup-marketo-s2s.sh");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/setup-marketo-s2s.sh"),
+        &script,
+    )
+    .unwrap();
+    let run = |sim: &Sim| {
+        let mut c = bash(sim);
+        c.env_remove("MKTO_S2S_BIN").arg(&script).args([
+            "--tenant",
+            &sim.server.tenant_id(),
+            "--dynamics-url",
+            &sim.server.dynamics_url(),
+            "--dry-run",
+        ]);
+        Run::from_output(c.output().unwrap())
+    };
+
+    // No tools anywhere: where it looked, and what to do.
+    let r = run(&sim).code_is(2);
+    r.assert_stderr(&format!(
+        "setup-marketo-s2s: error: the marketo-s2s tools are not on PATH, nor in {}/bin",
+        archive.display()
+    ))
+    .assert_stderr("hint: put the release archive's bin folder on PATH (or set MKTO_S2S_BIN=DIR)");
+    sim.assert_no_requests();
+
+    for step in TOOLS.iter().filter(|t| t.setup_step()).map(|t| t.name) {
+        std::os::unix::fs::symlink(bin_dir().join(step), archive.join("bin").join(step)).unwrap();
+    }
+    let r = run(&sim).ok();
+    r.assert_stderr("register-app: dry run: 1 write(s) planned, none sent");
+    sim.assert_no_writes();
 }
 
 /// A dry run that fails prints a resume command that is still a dry run (pasting it sends no
@@ -670,6 +865,18 @@ fn the_bash_and_powershell_runbooks_name_the_same_steps_and_pass_the_same_flags(
     // What each runbook adds by itself to a step.
     for text in [&bash, &ps] {
         assert!(text.contains("--if-changed") && text.contains("--entity"));
+    }
+    // Both look for the tools in the same places: a release archive's bin/, then a build.
+    for place in [
+        "/bin/register-app",
+        "/../target/release/register-app",
+        "/../target/debug/register-app",
+    ] {
+        assert!(bash.contains(&format!("$here{place}")), "bash: {place}");
+        assert!(
+            ps.contains(&format!("$PSScriptRoot{place}")),
+            "PowerShell: {place}"
+        );
     }
 
     // Every flag is one its steps accept.

@@ -47,6 +47,71 @@ fn a_dry_run_never_writes_the_state_file() {
     assert_eq!(std::fs::read(&state).unwrap(), before);
 }
 
+/// A dry run's `--plan FILE` stands in for stdout: a step that fails after reading its input
+/// writes its would-be document there too, with its error, the key it missed and the step that writes that key —
+/// and the writes it planned, not the previous step's. The state file stays untouched.
+#[test]
+fn a_failed_dry_run_writes_its_error_and_the_missing_key_to_the_plan_file() {
+    let sim = sim();
+    let state = sim.path("state.json");
+    let s = state.to_str().unwrap();
+    // register-app's dry run of a new setup plans the app: no ids yet.
+    let first = sim.path("register-app.plan.json");
+    sim.run(
+        "register-app",
+        &["--state", s, "--dry-run", "--plan", first.to_str().unwrap()],
+        &Value::Null,
+    )
+    .ok();
+    assert_eq!(read_doc(&first)["plan"][0]["method"], "PATCH");
+    let second = sim.path("grant-consent.plan.json");
+    let r = sim
+        .run(
+            "grant-consent",
+            &[
+                "--state",
+                first.to_str().unwrap(),
+                "--dry-run",
+                "--plan",
+                second.to_str().unwrap(),
+            ],
+            &Value::Null,
+        )
+        .code_is(2);
+    r.assert_stderr("provide app.service_principal_id in the state document");
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+    let doc = read_doc(&second);
+    let error = &doc["steps"]["grant-consent"]["error"];
+    assert_eq!(error["exit_code"], 2, "{doc}");
+    assert_eq!(error["kind"], "usage", "{doc}");
+    assert_eq!(error["missing_key"], "app.service_principal_id", "{doc}");
+    assert_eq!(error["written_by"], "register-app", "{doc}");
+    assert_eq!(doc["plan"], json!([]), "{doc}");
+    assert_eq!(doc["steps"]["register-app"]["planned_writes"], 1, "{doc}");
+    assert!(!state.exists(), "a dry run created the state file");
+    sim.assert_no_writes();
+
+    // A bad value found before the document is read leaves no would-be document, so nothing
+    // says a key was missing.
+    let third = sim.path("configure-marketo.plan.json");
+    sim.run(
+        "configure-marketo",
+        &[
+            "--state",
+            first.to_str().unwrap(),
+            "--dry-run",
+            "--plan",
+            third.to_str().unwrap(),
+            "--record-name",
+            " ",
+        ],
+        &Value::Null,
+    )
+    .code_is(2)
+    .assert_stderr("--record-name must not be empty");
+    assert!(!third.exists());
+}
+
 #[test]
 fn a_failed_run_leaves_the_file_alone_until_it_has_written_something() {
     let sim = sim();

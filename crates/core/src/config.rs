@@ -527,7 +527,7 @@ pub fn missing(what: &str, flag: &str, key: &str) -> Error {
         "{what} is needed: pass {flag} or provide {key} in the state document"
     ))
     .with_hint(hint);
-    e.missing_value = true;
+    e.missing_key = Some(key.to_string());
     e
 }
 

@@ -211,9 +211,10 @@ pub struct Error {
     /// True when a write may have been committed although the client saw a failure (the
     /// connection broke after the request was sent). Ensure-logic re-reads before writing again.
     pub ambiguous: bool,
-    /// A value found neither in a flag nor in the document ([`crate::config::missing`]): the
-    /// harness names a `--state` file that does not exist as the likelier cause.
-    pub missing_value: bool,
+    /// The document key of a value found neither in a flag nor in the document
+    /// ([`crate::config::missing`]): the harness names a `--state` file that does not exist as
+    /// the likelier cause, and records the key in `steps.<tool>.error.missing_key`.
+    pub missing_key: Option<String>,
     /// What this error wraps: the error [`Error::context`] was given, or an I/O error.
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
@@ -228,7 +229,7 @@ impl Error {
             service: None,
             hint: None,
             ambiguous: false,
-            missing_value: false,
+            missing_key: None,
             source: None,
         }
     }
@@ -282,7 +283,7 @@ impl Error {
             service: None,
             hint: self.hint.take(),
             ambiguous: self.ambiguous,
-            missing_value: self.missing_value,
+            missing_key: self.missing_key.clone(),
             source: None,
         };
         Error {

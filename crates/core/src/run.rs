@@ -308,6 +308,8 @@ fn execute<C: Tool, F: Step<C>>(
                 record_failure(&mut doc, C::NAME, &e, Counts::default(), true);
                 emit(&doc, common)?;
                 crate::pipe::handed_on();
+            } else if planned_to_file(common) {
+                plan_failure(&mut doc, C::NAME, &e, Counts::default(), Vec::new(), common);
             }
             return Err(e);
         }
@@ -434,6 +436,10 @@ fn execute<C: Tool, F: Step<C>>(
                 emit(&ctx.doc, common)?;
                 crate::pipe::handed_on();
             }
+            if planned_to_file(common) {
+                let plan = ctx.http.take_plan();
+                plan_failure(&mut ctx.doc, C::NAME, &e, counts, plan, common);
+            }
             if matches!(e.kind, Kind::Interrupted(_)) {
                 return Err(interrupted(e, common, attempted, recorded));
             }
@@ -462,9 +468,35 @@ fn hand_on_unread<C: Tool>(common: &CommonArgs, e: Error) -> Error {
     e
 }
 
+/// A dry run with `--plan FILE`: the file stands in for stdout, so a step that fails after
+/// reading its input writes its would-be document there too, with `steps.<tool>.error` saying
+/// how it ended (the runbook reads it to tell a step that needs the ids of planned writes from
+/// one given bad input).
+fn planned_to_file(common: &CommonArgs) -> bool {
+    common.dry_run && common.plan.is_some()
+}
+
+/// The would-be document of a failed dry run, with the writes it planned before it failed (not
+/// the previous step's) and its error, to `--plan FILE`. A file that cannot be written is said,
+/// and the step's own error stays the one reported.
+fn plan_failure(
+    doc: &mut StateDoc,
+    tool: &str,
+    e: &Error,
+    counts: Counts,
+    plan: Vec<Value>,
+    common: &CommonArgs,
+) {
+    doc.set(keys::PLAN, plan);
+    record_failure(doc, tool, e, counts, false);
+    if let Err(w) = emit(doc, common) {
+        crate::output::ewriteln(&format!("{tool}: warning: {w}"));
+    }
+}
+
 /// A value the step missed, with a `--state` file that did not exist: the path is the problem.
 fn explain_missing_state(e: Error, missing: Option<&Path>) -> Error {
-    let Some(path) = missing.filter(|_| e.missing_value) else {
+    let Some(path) = missing.filter(|_| e.missing_key.is_some()) else {
         return e;
     };
     let shown = crate::output::sanitize(&path.display().to_string()).into_owned();
@@ -667,6 +699,14 @@ fn record_failure(doc: &mut StateDoc, tool: &str, e: &Error, counts: Counts, han
     });
     if handed_on {
         error["handed_on"] = Value::Bool(true);
+    }
+    // A value the step could not find, and the step that writes it: what lets a dry-run
+    // pipeline tell "needs what a planned (unsent) write would create" from bad input.
+    if let Some(key) = &e.missing_key {
+        error["missing_key"] = Value::from(key.as_str());
+        if let Some(step) = crate::config::written_by(key) {
+            error["written_by"] = Value::from(step);
+        }
     }
     entry["error"] = error;
     doc.set_value(&key, entry);
