@@ -324,7 +324,9 @@ try {
     Write-Host "interrupted during $current; $(Where-State)."
     Write-Host (Resume-Command $current)
   }
-  foreach ($p in $plans) { Remove-Item -LiteralPath $p -ErrorAction SilentlyContinue }
+  # -WhatIf would make Remove-Item only say "What if": the plan files are this script's own
+  # scratch, so they go in a dry run too.
+  foreach ($p in $plans) { Remove-Item -LiteralPath $p -ErrorAction SilentlyContinue -WhatIf:$false -Confirm:$false }
 }
 if ($DryRun) { Write-Host "==> dry run done: nothing was written"; exit 0 }
 
