@@ -202,12 +202,9 @@ fn a_redirecting_managed_identity_endpoint_gets_no_identity_header_past_the_redi
     assert!(!r.all_output().contains("identity-header-secret"));
 }
 
-#[test]
-fn a_redirecting_api_gets_no_token_past_the_redirect() {
-    let sim = sim();
-    let target = Fake::target();
-    let graph = Fake::redirecting(307, &target);
-    // The token comes from a stand-in `az` (the emulator signs in only for its own URLs).
+/// A stand-in `az` in the emulator's `bin` folder that hands out a fixed token (the emulator
+/// signs in only for its own URLs, and these tests point Graph elsewhere); returns the folder.
+fn az_stand_in(sim: &Sim) -> std::path::PathBuf {
     let bin = sim.path("bin");
     std::fs::create_dir(&bin).unwrap();
     let az = bin.join("az");
@@ -220,6 +217,16 @@ fn a_redirecting_api_gets_no_token_past_the_redirect() {
         .args(["+x", az.to_str().unwrap()])
         .status()
         .unwrap();
+    bin
+}
+
+#[test]
+fn a_redirecting_api_gets_no_token_past_the_redirect() {
+    let sim = sim();
+    let target = Fake::target();
+    let graph = Fake::redirecting(307, &target);
+    // The token comes from a stand-in `az` (the emulator signs in only for its own URLs).
+    let bin = az_stand_in(&sim);
     let r = register(
         &sim,
         &[
@@ -271,18 +278,7 @@ fn an_endless_answer_is_cut_off_at_the_cap_with_exit_1_and_not_retried() {
             }
         });
     }
-    let bin = sim.path("bin");
-    std::fs::create_dir(&bin).unwrap();
-    let az = bin.join("az");
-    std::fs::write(
-        &az,
-        "#!/bin/sh\necho '{\"accessToken\": \"az-token-value\"}'\n",
-    )
-    .unwrap();
-    std::process::Command::new("chmod")
-        .args(["+x", az.to_str().unwrap()])
-        .status()
-        .unwrap();
+    let bin = az_stand_in(&sim);
     let r = register(
         &sim,
         &[

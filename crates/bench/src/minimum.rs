@@ -117,11 +117,15 @@ POST the Boolean attribute; then one POST `PublishXml` for both entities. Re-run
     },
     Minimum {
         tool: "verify-sync",
-        fresh: (9, 0, 3),
-        rerun: (9, 3),
+        fresh: (13, 0, 3),
+        rerun: (12, 3),
         why: "Graph: GET the application (signInAudience, requiredResourceAccess, passwordCredentials), GET its service principal, GET the grant, \
 GET `domains`, GET the service principal's HRD policies; Dataverse: GET the solution, GET the application user with its roles (`$expand`), \
-GET the configuration record's lookup, and `WhoAmI` with the app's own token. Sign-ins: admin for Graph, admin for Dataverse, the app's own secret for Dataverse.",
+GET the configuration record's lookup, and `WhoAmI` with the app's own token; for the check that nobody else holds Marketo Sync User \
+(Marketo's step 2 asks that only the sync user hold it), GET the role by name and GET the holders of each business unit's copy of it \
+(Dataverse copies a role into every business unit: two in the emulator); fresh only, `RetrieveCurrentOrganization` once while the \
+document has no `dynamics.org_name` (the org's friendly name every target line shows; preflight records it in a runbook). \
+Sign-ins: admin for Graph, admin for Dataverse, the app's own secret for Dataverse.",
     },
 ];
 
