@@ -38,6 +38,7 @@ mod unix;
 pub mod urls;
 #[cfg(windows)]
 pub mod win;
+mod winpath;
 
 pub use api::Http;
 /// `s2s_core::assertion`: the client assertions of [`auth`] (certificates, federated tokens).

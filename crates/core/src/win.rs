@@ -71,7 +71,7 @@ fn wide(s: &OsStr) -> Vec<u16> {
 fn wide_path(path: &Path) -> Vec<u16> {
     let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let units: Vec<u16> = abs.as_os_str().encode_wide().collect();
-    let mut v = crate::fsutil::windows_verbatim(&units);
+    let mut v = crate::winpath::windows_verbatim(&units);
     v.push(0);
     v
 }
